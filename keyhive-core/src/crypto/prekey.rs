@@ -1,0 +1,96 @@
+//! X25519 prekeys: long-lived Diffie-Hellman keys a device publishes (signed by its device key)
+//! so that others can send it group secrets without interaction.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey as XPublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+/// The public half of an X25519 prekey.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PrekeyPublic(pub [u8; 32]);
+
+impl fmt::Debug for PrekeyPublic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrekeyPublic(")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+/// A Diffie-Hellman agreement failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgreementError {
+    /// The peer's public key is of low order, so the shared secret would be predictable.
+    #[error("X25519 agreement was not contributory (low-order public key)")]
+    NonContributory,
+}
+
+/// The secret half of an X25519 prekey. Zeroized on drop; `Debug` shows only the public half.
+#[derive(Clone)]
+pub struct PrekeySecret(StaticSecret);
+
+impl PrekeySecret {
+    /// A fresh prekey from the CSPRNG.
+    pub fn generate() -> Self {
+        PrekeySecret(StaticSecret::random_from_rng(&mut super::csprng()))
+    }
+
+    /// Rebuilds a prekey from stored bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        PrekeySecret(StaticSecret::from(bytes))
+    }
+
+    /// The secret bytes in a zeroizing buffer (for key stores only).
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The public half.
+    pub fn public(&self) -> PrekeyPublic {
+        PrekeyPublic(XPublicKey::from(&self.0).to_bytes())
+    }
+
+    /// X25519 with `their` public key; refuses non-contributory results (ENC-8).
+    pub fn agree(&self, their: &PrekeyPublic) -> Result<Zeroizing<[u8; 32]>, AgreementError> {
+        let shared = self.0.diffie_hellman(&XPublicKey::from(their.0));
+        if !shared.was_contributory() {
+            return Err(AgreementError::NonContributory);
+        }
+        Ok(Zeroizing::new(shared.to_bytes()))
+    }
+}
+
+impl fmt::Debug for PrekeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PrekeySecret(public={:?}, secret=<redacted>)",
+            self.public()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_is_symmetric_and_low_order_refused() {
+        let a = PrekeySecret::generate();
+        let b = PrekeySecret::generate();
+        assert_eq!(
+            *a.agree(&b.public()).unwrap(),
+            *b.agree(&a.public()).unwrap()
+        );
+        assert_eq!(
+            a.agree(&PrekeyPublic([0; 32])),
+            Err(AgreementError::NonContributory)
+        );
+        assert!(format!("{a:?}").contains("redacted"));
+    }
+}

@@ -1,0 +1,15 @@
+//! keyhive-core: identities, canonical signed ops, cryptographic primitives, convergent
+//! capabilities, group keys and end-to-end encryption for local-first software.
+//!
+//! The normative descriptions of every wire type and rule live in the repository's `specs/`
+//! directory; rule numbers (e.g. `ENC-3`) cited in comments refer to those documents.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod crypto;
+pub mod encoding;
+pub mod identity;
+pub mod signed;
+
+pub use crypto::hash::Hash;
+pub use signed::{Signed, Verified};

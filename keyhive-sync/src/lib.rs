@@ -1,0 +1,1 @@
+//! keyhive sync.
