@@ -1,1 +1,5 @@
-fn main() {}
+//! The `keyhive` command.
+
+fn main() {
+    println!("keyhive {}", env!("CARGO_PKG_VERSION"));
+}

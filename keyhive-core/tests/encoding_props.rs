@@ -108,7 +108,15 @@ proptest! {
 fn wrong_signer_cannot_sign() {
     let key = SigningKey::generate();
     let other = PublicKey(SigningKey::generate().public_key().0);
-    let op = Op::new(other, vec![], Note { text: String::new(), data: vec![], tags: vec![] });
+    let op = Op::new(
+        other,
+        vec![],
+        Note {
+            text: String::new(),
+            data: vec![],
+            tags: vec![],
+        },
+    );
     assert!(Verified::sign(op, &key).is_err());
 }
 
@@ -116,8 +124,15 @@ fn wrong_signer_cannot_sign() {
 fn unsorted_predecessors_rejected_on_decode() {
     let key = SigningKey::generate();
     // Build a valid op, then hand-craft one whose predecessor list is out of order and re-sign.
-    let op = Op { issuer: key.public_key(), predecessors: vec![Hash([2; 32]), Hash([1; 32])],
-                  body: Note { text: "x".into(), data: vec![], tags: vec![] } };
+    let op = Op {
+        issuer: key.public_key(),
+        predecessors: vec![Hash([2; 32]), Hash([1; 32])],
+        body: Note {
+            text: "x".into(),
+            data: vec![],
+            tags: vec![],
+        },
+    };
     assert!(Verified::sign(op, &key).is_err());
 }
 
@@ -125,9 +140,18 @@ fn unsorted_predecessors_rejected_on_decode() {
 fn genesis_with_predecessors_is_rejected() {
     let key = SigningKey::generate();
     let creator = IndividualId(key.public_key());
-    let op = Op::new(key.public_key(), vec![Hash([3; 32])], Genesis { kind: SubjectKind::Group, creator });
+    let op = Op::new(
+        key.public_key(),
+        vec![Hash([3; 32])],
+        Genesis {
+            kind: SubjectKind::Group,
+            creator,
+        },
+    );
     assert!(matches!(
         Verified::sign(op, &key),
-        Err(keyhive_core::signed::SignError::Structure(DecodeError::InvalidStructure(_)))
+        Err(keyhive_core::signed::SignError::Structure(
+            DecodeError::InvalidStructure(_)
+        ))
     ));
 }

@@ -21,7 +21,10 @@ fn vectors_path() -> PathBuf {
 
 fn device() -> Device {
     let key = SigningKey::from_seed(&[0x11; 32]);
-    let prekeys = vec![PrekeySecret::from_bytes([0x22; 32]), PrekeySecret::from_bytes([0x33; 32])];
+    let prekeys = vec![
+        PrekeySecret::from_bytes([0x22; 32]),
+        PrekeySecret::from_bytes([0x33; 32]),
+    ];
     Device::from_parts(key, prekeys, Some("Alice laptop".into()))
 }
 
@@ -90,7 +93,10 @@ fn build() -> Value {
         Op::new(
             genesis_key.public_key(),
             vec![],
-            Genesis { kind: SubjectKind::Document, creator: device.id() },
+            Genesis {
+                kind: SubjectKind::Document,
+                creator: device.id(),
+            },
         ),
         &genesis_key,
     )
@@ -100,8 +106,12 @@ fn build() -> Value {
     let sealed = seal_with_nonce(&aead_key, [0x66; 24], b"header", b"hello keyhive").expect("seal");
 
     let case = |name: &str, ty: &str, bytes: &[u8], expect: Result<Hash, &str>| match expect {
-        Ok(hash) => json!({"name": name, "type": ty, "hex": hex::encode(bytes), "valid": true, "hash": hash.to_string()}),
-        Err(code) => json!({"name": name, "type": ty, "hex": hex::encode(bytes), "valid": false, "error": code}),
+        Ok(hash) => {
+            json!({"name": name, "type": ty, "hex": hex::encode(bytes), "valid": true, "hash": hash.to_string()})
+        }
+        Err(code) => {
+            json!({"name": name, "type": ty, "hex": hex::encode(bytes), "valid": false, "error": code})
+        }
     };
     json!({
         "description": "keyhive encoding vectors (specs/encoding.md). Signed envelopes: payload || 64-byte Ed25519 signature.",
@@ -133,7 +143,14 @@ fn build() -> Value {
 /// The tagged encoding of a genesis body alone, showing the tag/version prefix layout.
 fn encode_tagged_example() -> Vec<u8> {
     let creator = IndividualId(SigningKey::from_seed(&[0x11; 32]).public_key());
-    encode_tagged(&Op::new(creator.0, vec![], Genesis { kind: SubjectKind::Group, creator }))
+    encode_tagged(&Op::new(
+        creator.0,
+        vec![],
+        Genesis {
+            kind: SubjectKind::Group,
+            creator,
+        },
+    ))
 }
 
 #[test]
@@ -158,20 +175,39 @@ fn encoding_vectors() {
         };
         if case["valid"] == true {
             let hash = result.unwrap_or_else(|e| panic!("{}: rejected: {e}", case["name"]));
-            assert_eq!(hash.to_string(), case["hash"].as_str().expect("hash"), "{}", case["name"]);
+            assert_eq!(
+                hash.to_string(),
+                case["hash"].as_str().expect("hash"),
+                "{}",
+                case["name"]
+            );
         } else {
-            assert_eq!(result.err().as_deref(), case["error"].as_str(), "{}", case["name"]);
+            assert_eq!(
+                result.err().as_deref(),
+                case["error"].as_str(),
+                "{}",
+                case["name"]
+            );
         }
     }
 
     let line = file["contact_card_line"].as_str().expect("line");
     let card = ContactCard::from_line(line).expect("card line verifies");
-    assert_eq!(card.id().to_string(), file["device_id"].as_str().expect("id"));
-    assert_eq!(ContactCard::to_line(&device().contact_card().expect("card")), line);
+    assert_eq!(
+        card.id().to_string(),
+        file["device_id"].as_str().expect("id")
+    );
+    assert_eq!(
+        ContactCard::to_line(&device().contact_card().expect("card")),
+        line
+    );
 
     let ch = &file["content_hash"];
     let input = hex::decode(ch["input"].as_str().expect("input")).expect("hex");
-    assert_eq!(Hash::of_content(&input).to_string(), ch["hash"].as_str().expect("hash"));
+    assert_eq!(
+        Hash::of_content(&input).to_string(),
+        ch["hash"].as_str().expect("hash")
+    );
 
     let a = &file["aead"];
     let field = |k: &str| hex::decode(a[k].as_str().expect(k)).expect("hex");
@@ -181,5 +217,8 @@ fn encoding_vectors() {
     assert_eq!(sealed.nonce, nonce);
     let plaintext = open(&key, &field("associated_data"), &sealed).expect("opens");
     assert_eq!(plaintext.as_slice(), field("plaintext").as_slice());
-    assert_eq!(hex::encode(encode_tagged_example()), file["tagged_u32_example"].as_str().expect("example"));
+    assert_eq!(
+        hex::encode(encode_tagged_example()),
+        file["tagged_u32_example"].as_str().expect("example")
+    );
 }
