@@ -1,0 +1,60 @@
+//! `keyhive contact export|add|list`.
+
+use anyhow::{Context, Result};
+use keyhive_core::identity::ContactCard;
+use serde_json::json;
+
+use crate::contacts::ContactBook;
+use crate::device_store;
+use crate::home::Home;
+use crate::output::{Output, print_table};
+
+/// Prints this device's card as one line.
+pub fn export(home: &Home, out: Output) -> Result<()> {
+    let device = device_store::load(home)?;
+    let line = ContactCard::to_line(&device.contact_card()?);
+    out.emit(
+        &json!({"id": device.id().to_string(), "card": line}),
+        || println!("{line}"),
+    )
+}
+
+/// Adds a contact from a line or a file holding it.
+pub fn add(home: &Home, out: Output, card: &str, name: Option<String>) -> Result<()> {
+    let line = if card
+        .trim_start()
+        .starts_with(keyhive_core::identity::contact_card::CARD_PREFIX)
+    {
+        card.to_owned()
+    } else {
+        std::fs::read_to_string(card).with_context(|| {
+            format!("{card:?} is neither a keyhive-card1: line nor a readable file")
+        })?
+    };
+    let mut book = ContactBook::load(home)?;
+    let contact = book.add(&line, name)?;
+    book.save(home)?;
+    out.emit(
+        &json!({"name": contact.name, "id": contact.id.to_string()}),
+        || println!("Added contact {} ({})", contact.name, contact.id),
+    )
+}
+
+/// Lists contacts.
+pub fn list(home: &Home, out: Output) -> Result<()> {
+    let book = ContactBook::load(home)?;
+    let rows: Vec<_> = book
+        .all()
+        .iter()
+        .map(|c| json!({"name": c.name, "id": c.id.to_string()}))
+        .collect();
+    out.emit(&rows, || {
+        print_table(
+            &["name", "id"],
+            book.all()
+                .iter()
+                .map(|c| vec![c.name.clone(), c.id.to_string()])
+                .collect(),
+        )
+    })
+}

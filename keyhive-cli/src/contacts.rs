@@ -1,0 +1,100 @@
+//! The contact book: verified contact cards remembered under a local name.
+
+use anyhow::{Context, Result, bail};
+use keyhive_core::identity::{ContactCard, IndividualId};
+use serde::{Deserialize, Serialize};
+
+use crate::home::Home;
+
+/// File holding the contact book.
+pub const CONTACTS_FILE: &str = "contacts.json";
+
+/// One remembered contact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Contact {
+    /// Local name for the contact.
+    pub name: String,
+    /// The device id.
+    pub id: IndividualId,
+    /// The contact card line, re-verified on every load.
+    pub card: String,
+}
+
+/// All contacts, sorted by name.
+#[derive(Debug, Default)]
+pub struct ContactBook {
+    contacts: Vec<Contact>,
+}
+
+impl ContactBook {
+    /// Loads the book, re-verifying every card (the file is untrusted input).
+    pub fn load(home: &Home) -> Result<Self> {
+        let Some(bytes) = home.read_optional(CONTACTS_FILE)? else {
+            return Ok(ContactBook::default());
+        };
+        let contacts: Vec<Contact> = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is damaged", home.path(CONTACTS_FILE).display()))?;
+        for c in &contacts {
+            let card = ContactCard::from_line(&c.card)
+                .with_context(|| format!("stored card of contact {:?} is invalid", c.name))?;
+            if card.id() != c.id {
+                bail!(
+                    "stored card of contact {:?} belongs to another device",
+                    c.name
+                );
+            }
+        }
+        Ok(ContactBook { contacts })
+    }
+
+    /// Saves the book atomically.
+    pub fn save(&self, home: &Home) -> Result<()> {
+        home.write_atomic(
+            CONTACTS_FILE,
+            &serde_json::to_vec_pretty(&self.contacts)?,
+            false,
+        )
+    }
+
+    /// Adds or updates a contact from a card line; returns the stored entry.
+    pub fn add(&mut self, line: &str, name: Option<String>) -> Result<Contact> {
+        let card = ContactCard::from_line(line).context("this contact card was refused")?;
+        let name = name
+            .or_else(|| card.name.clone())
+            .context("the card carries no name: pass --name NAME")?;
+        validate_name(&name)?;
+        if let Some(other) = self
+            .contacts
+            .iter()
+            .find(|c| c.name == name && c.id != card.id())
+        {
+            bail!(
+                "the name {:?} already belongs to device {}; choose another --name",
+                name,
+                other.id
+            );
+        }
+        self.contacts.retain(|c| c.id != card.id());
+        let contact = Contact {
+            name,
+            id: card.id(),
+            card: ContactCard::to_line(&card),
+        };
+        self.contacts.push(contact.clone());
+        self.contacts.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(contact)
+    }
+
+    /// All contacts, sorted by name.
+    pub fn all(&self) -> &[Contact] {
+        &self.contacts
+    }
+}
+
+/// Names must be printable, non-empty and short, so tables stay readable and unambiguous.
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        bail!("invalid name {name:?}: use 1 to 128 printable characters");
+    }
+    Ok(())
+}

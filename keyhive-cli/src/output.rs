@@ -1,0 +1,39 @@
+//! Human (aligned tables) and machine (`--json`) output.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{Cell, Table};
+use serde::Serialize;
+
+/// Where command results go: tables and sentences for people, JSON for scripts.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// `--json` was given.
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `value` as one JSON document when `--json`, else runs `human`.
+    pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            human();
+        }
+        Ok(())
+    }
+}
+
+/// Prints an aligned table with a header row.
+pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    if rows.is_empty() {
+        println!("(none)");
+        return;
+    }
+    let mut table = Table::new();
+    table.load_style(NOTHING);
+    table.set_header(headers.iter().map(|h| Cell::new(h.to_uppercase())));
+    for row in rows {
+        table.add_row(row);
+    }
+    println!("{table}");
+}

@@ -1,0 +1,92 @@
+//! CLI tests: identity and contacts across separate homes.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn keyhive(home: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("keyhive").unwrap();
+    cmd.arg("--home").arg(home).env_remove("KEYHIVE_HOME");
+    cmd
+}
+
+fn json(home: &std::path::Path, args: &[&str]) -> Value {
+    let out = keyhive(home).arg("--json").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn init_whoami_and_contact_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    let a = json(&alice, &["init", "--name", "Alice"]);
+    json(&bob, &["init", "--name", "Bob"]);
+    assert_eq!(json(&alice, &["whoami"])["id"], a["id"]);
+
+    let card = json(&bob, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added = json(&alice, &["contact", "add", &card]);
+    assert_eq!(added["name"], "Bob");
+
+    // A file path works too, with a chosen name.
+    let file = dir.path().join("card.txt");
+    std::fs::write(&file, format!("{card}\n")).unwrap();
+    json(
+        &alice,
+        &["contact", "add", file.to_str().unwrap(), "--name", "Bobby"],
+    );
+    let list = json(&alice, &["contact", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "Bobby");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(alice.join("device.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn failures_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let out = keyhive(&home).arg("whoami").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: no identity"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+
+    keyhive(&home)
+        .args(["init", "--name", "X"])
+        .assert()
+        .success();
+    let out = keyhive(&home).args(["init"]).output().unwrap();
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("refusing to overwrite")
+    );
+
+    let out = keyhive(&home)
+        .args(["contact", "add", "keyhive-card1:AAAA"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("refused"));
+
+    let out = keyhive(&home)
+        .args(["contact", "add", "/nonexistent/card"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stderr).unwrap().contains("neither"));
+}
