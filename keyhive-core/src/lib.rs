@@ -5,6 +5,7 @@
 //! directory; rule numbers (e.g. `ENC-3`) cited in comments refer to those documents.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod crypto;
 pub mod encoding;
