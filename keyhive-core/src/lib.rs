@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod capability;
 pub mod crypto;
 pub mod encoding;
 pub mod identity;
