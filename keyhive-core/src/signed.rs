@@ -237,6 +237,11 @@ pub trait OpBody: Serialize + serde::de::DeserializeOwned {
     const MAX_LEN: usize;
     /// Most causal predecessors an op may name.
     const MAX_PREDECESSORS: usize = 64;
+
+    /// Structural rules of the body beyond canonical encoding, checked on decode and sign.
+    fn check_body(&self) -> Result<(), DecodeError> {
+        Ok(())
+    }
 }
 
 impl<B: OpBody> SignedPayload for Op<B> {
@@ -260,7 +265,7 @@ impl<B: OpBody> Signable for Op<B> {
                 "predecessors not strictly ascending",
             ));
         }
-        Ok(())
+        self.body.check_body()
     }
 }
 

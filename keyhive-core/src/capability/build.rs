@@ -1,0 +1,345 @@
+//! Local helpers that build, sign and apply ops for a device, choosing the proof and the
+//! causal predecessors automatically (CAP-19). The CLI and the sync layer use these.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::crypto::hash::Hash;
+use crate::crypto::signing::PublicKey;
+use crate::identity::{Device, DocumentId, Genesis, IndividualId, SubjectKind};
+use crate::signed::{Op, OpBody, SignError, Verified};
+
+use super::access::{Access, AgentId};
+use super::checker::{Checker, IngestError, Info};
+use super::membership::Ix;
+use super::op::{
+    Action, AuthBody, AuthOp, ContentBody, ContentOp, MAX_AUTH_HEADS, MAX_CONTENT_HEADS,
+    MAX_MEMBERSHIP_LINKS, Proof,
+};
+
+/// Why a local op could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The subject is unknown here (its genesis has not been received).
+    #[error("unknown subject {0}")]
+    UnknownSubject(PublicKey),
+    /// The device holds no valid chain giving it the needed level (and seniority).
+    #[error("this device holds no {needed} authority on the subject that could do this")]
+    NoAuthority {
+        /// The level the op needs.
+        needed: Access,
+    },
+    /// The named op is not a delegation on the subject.
+    #[error("{0} is not a delegation on this subject")]
+    NotADelegation(Hash),
+    /// The agent has no granting delegation on the subject.
+    #[error("the agent holds no delegation on this subject")]
+    NothingToRevoke,
+    /// Signing failed.
+    #[error("cannot sign: {0}")]
+    Sign(#[from] SignError),
+    /// Applying the op locally failed.
+    #[error("cannot apply: {0}")]
+    Apply(#[from] IngestError),
+}
+
+impl Checker {
+    /// GEN-1: creates a group or document whose root admin is `device`, and applies it.
+    pub fn create_subject(
+        &mut self,
+        device: &Device,
+        kind: SubjectKind,
+    ) -> Result<Verified<Op<Genesis>>, BuildError> {
+        let genesis = Genesis::create(kind, device.id())?;
+        self.apply_verified(genesis.clone())?;
+        Ok(genesis)
+    }
+
+    /// Builds, signs and applies a delegation of `access` on `subject` to `delegate`.
+    pub fn delegate(
+        &mut self,
+        device: &Device,
+        subject: &PublicKey,
+        delegate: AgentId,
+        access: Access,
+    ) -> Result<Verified<AuthOp>, BuildError> {
+        let (proof, refs) = self
+            .find_proof(device.id(), subject, access, u32::MAX)
+            .ok_or(BuildError::NoAuthority { needed: access })?;
+        let must = self.must_include(subject, &refs)?;
+        let predecessors = self.pick(must, self.auth_heads.iter().copied(), AuthOp::MAX_P);
+        let content_heads = self.recorded_content_heads(&[*subject]);
+        let body = AuthBody {
+            subject: *subject,
+            action: Action::Delegate {
+                delegate,
+                access,
+                proof,
+            },
+            content_heads,
+        };
+        self.sign_and_apply(device, predecessors, body)
+    }
+
+    /// Builds, signs and applies a revocation of `delegation` (a delegation on `subject`).
+    pub fn revoke(
+        &mut self,
+        device: &Device,
+        subject: &PublicKey,
+        delegation: &Hash,
+    ) -> Result<Verified<AuthOp>, BuildError> {
+        let target = self
+            .index
+            .get(delegation)
+            .copied()
+            .filter(|t| self.nodes[*t as usize].subject == *subject)
+            .ok_or(BuildError::NotADelegation(*delegation))?;
+        let Info::Delegation { depth, .. } = self.nodes[target as usize].info else {
+            return Err(BuildError::NotADelegation(*delegation));
+        };
+        let (proof, refs) = self
+            .find_proof(device.id(), subject, Access::Admin, depth)
+            .ok_or(BuildError::NoAuthority {
+                needed: Access::Admin,
+            })?;
+        let mut must = self.must_include(subject, &refs)?;
+        must.push(target);
+        let predecessors = self.pick(must, self.auth_heads.iter().copied(), AuthOp::MAX_P);
+        // CAP-11: record the content of every document whose access may flow through the
+        // subject, so that what the revoked party wrote before stays valid.
+        let mut docs: Vec<PublicKey> = vec![*subject];
+        if let Some(kind) = self.subjects.get(subject).map(|s| s.kind) {
+            docs.extend(
+                self.reachable(AgentId::subject(*subject, kind))
+                    .keys()
+                    .copied(),
+            );
+        }
+        let content_heads = self.recorded_content_heads(&docs);
+        let body = AuthBody {
+            subject: *subject,
+            action: Action::Revoke {
+                delegation: *delegation,
+                proof,
+            },
+            content_heads,
+        };
+        self.sign_and_apply(device, predecessors, body)
+    }
+
+    /// Revokes every granting delegation on `subject` to `agent`.
+    pub fn revoke_member(
+        &mut self,
+        device: &Device,
+        subject: &PublicKey,
+        agent: AgentId,
+    ) -> Result<Vec<Verified<AuthOp>>, BuildError> {
+        let targets = self.delegations_to(subject, agent);
+        if targets.is_empty() {
+            return Err(BuildError::NothingToRevoke);
+        }
+        targets
+            .iter()
+            .map(|t| self.revoke(device, subject, t))
+            .collect()
+    }
+
+    /// Builds, signs and applies a content op for `payload` on `document`.
+    pub fn write(
+        &mut self,
+        device: &Device,
+        document: DocumentId,
+        payload: &[u8],
+    ) -> Result<Verified<ContentOp>, BuildError> {
+        let subject = document.0;
+        let (proof, refs) = self
+            .find_proof(device.id(), &subject, Access::Write, u32::MAX)
+            .ok_or(BuildError::NoAuthority {
+                needed: Access::Write,
+            })?;
+        let must = self.must_include(&subject, &refs)?;
+        let auth_heads = self.pick(must, self.auth_heads.iter().copied(), MAX_AUTH_HEADS);
+        let content: Vec<Ix> = self
+            .content_heads
+            .get(&subject)
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default();
+        let predecessors = self.pick(Vec::new(), content.into_iter(), ContentOp::MAX_P);
+        let body = ContentBody {
+            document,
+            auth_heads,
+            proof,
+            payload_hash: Hash::of_content(payload),
+            payload_len: payload.len() as u64,
+        };
+        let op = Verified::sign(
+            Op::new(device.signing_key().public_key(), predecessors, body),
+            device.signing_key(),
+        )?;
+        self.apply_verified(op.clone())?;
+        Ok(op)
+    }
+
+    fn sign_and_apply(
+        &mut self,
+        device: &Device,
+        predecessors: Vec<Hash>,
+        body: AuthBody,
+    ) -> Result<Verified<AuthOp>, BuildError> {
+        let op = Verified::sign(
+            Op::new(device.signing_key().public_key(), predecessors, body),
+            device.signing_key(),
+        )?;
+        self.apply_verified(op.clone())?;
+        Ok(op)
+    }
+
+    fn must_include(&self, subject: &PublicKey, refs: &[Ix]) -> Result<Vec<Ix>, BuildError> {
+        let state = self
+            .subjects
+            .get(subject)
+            .ok_or(BuildError::UnknownSubject(*subject))?;
+        let mut must = vec![state.genesis];
+        must.extend_from_slice(refs);
+        Ok(must)
+    }
+
+    /// `must` plus the highest of `pool`, up to `cap` hashes.
+    fn pick(&self, must: Vec<Ix>, pool: impl Iterator<Item = Ix>, cap: usize) -> Vec<Hash> {
+        let mut chosen: HashSet<Ix> = must.into_iter().collect();
+        let mut rest: Vec<Ix> = pool.filter(|p| !chosen.contains(p)).collect();
+        rest.sort_by_key(|ix| {
+            (
+                std::cmp::Reverse(self.nodes[*ix as usize].height),
+                self.hash_of(*ix),
+            )
+        });
+        for ix in rest {
+            if chosen.len() >= cap {
+                break;
+            }
+            chosen.insert(ix);
+        }
+        let mut out: Vec<Hash> = chosen.into_iter().map(|ix| self.hash_of(ix)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    fn recorded_content_heads(&self, docs: &[PublicKey]) -> Vec<Hash> {
+        let pool: Vec<Ix> = docs
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter_map(|d| self.content_heads.get(d))
+            .flat_map(|h| h.iter().copied())
+            .collect();
+        self.pick(Vec::new(), pool.into_iter(), MAX_CONTENT_HEADS)
+    }
+
+    /// CAP-19: the most senior valid proof giving `device` at least `needed` on `subject`
+    /// with issuer depth at most `max_depth`, and the delegations it names.
+    pub fn find_proof(
+        &self,
+        device: IndividualId,
+        subject: &PublicKey,
+        needed: Access,
+        max_depth: u32,
+    ) -> Option<(Proof, Vec<Ix>)> {
+        if self.conflicted.contains(subject) {
+            return None;
+        }
+        let state = self.subjects.get(subject)?;
+        if state.creator == device {
+            return Some((Proof::Root, Vec::new()));
+        }
+        let mut candidates: Vec<(u32, Hash, Ix, AgentId)> = Vec::new();
+        for (agent, list) in self.edges.direct(subject)? {
+            for (ix, access) in list {
+                if let Info::Delegation { depth, .. } = self.nodes[*ix as usize].info {
+                    if *access >= needed && depth <= max_depth {
+                        candidates.push((depth, self.hash_of(*ix), *ix, *agent));
+                    }
+                }
+            }
+        }
+        candidates.sort_unstable();
+        for (_, hash, ix, agent) in candidates {
+            if let Some(links) = self.membership_chain(agent, device, needed) {
+                let mut refs = vec![ix];
+                refs.extend_from_slice(&links);
+                let membership = links.iter().map(|l| self.hash_of(*l)).collect();
+                return Some((
+                    Proof::Via {
+                        delegation: hash,
+                        membership,
+                    },
+                    refs,
+                ));
+            }
+        }
+        None
+    }
+
+    /// Shortest chain of granting delegations (each at least `needed`) from `start` down to
+    /// `device` or to a group `device` created.
+    fn membership_chain(
+        &self,
+        start: AgentId,
+        device: IndividualId,
+        needed: Access,
+    ) -> Option<Vec<Ix>> {
+        let mut seen: HashSet<AgentId> = HashSet::new();
+        let mut queue: VecDeque<(AgentId, Vec<Ix>)> = VecDeque::from([(start, Vec::new())]);
+        while let Some((agent, path)) = queue.pop_front() {
+            if !seen.insert(agent) {
+                continue;
+            }
+            if agent == AgentId::Individual(device) {
+                return Some(path);
+            }
+            let Some(key) = agent.subject_key() else {
+                continue;
+            };
+            let Some(state) = self.subjects.get(key) else {
+                continue;
+            };
+            if AgentId::subject(*key, state.kind) != agent || self.conflicted.contains(key) {
+                continue;
+            }
+            if state.creator == device {
+                return Some(path);
+            }
+            if path.len() >= MAX_MEMBERSHIP_LINKS {
+                continue;
+            }
+            let Some(direct) = self.edges.direct(key) else {
+                continue;
+            };
+            let mut next: Vec<(Hash, Ix, AgentId)> = direct
+                .iter()
+                .flat_map(|(member, list)| list.iter().map(move |(ix, a)| (member, ix, a)))
+                .filter(|(_, ix, a)| {
+                    **a >= needed
+                        && matches!(self.nodes[**ix as usize].info, Info::Delegation { .. })
+                })
+                .map(|(member, ix, _)| (self.hash_of(*ix), *ix, *member))
+                .collect();
+            next.sort_unstable();
+            for (_, ix, member) in next {
+                let mut p = path.clone();
+                p.push(ix);
+                queue.push_back((member, p));
+            }
+        }
+        None
+    }
+}
+
+/// Shorthand for an op type's predecessor limit.
+trait MaxPredecessors {
+    const MAX_P: usize;
+}
+
+impl<B: OpBody> MaxPredecessors for Op<B> {
+    const MAX_P: usize = B::MAX_PREDECESSORS;
+}

@@ -1,0 +1,848 @@
+//! The convergent capability checker: stores ops, checks each one's authority (CAP-5..CAP-10),
+//! applies revocations (CAP-11..CAP-13) and maintains the membership graph (CAP-14).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+use crate::crypto::hash::Hash;
+use crate::crypto::signing::PublicKey;
+use crate::encoding::DecodeError;
+use crate::identity::{IndividualId, SubjectKind};
+use crate::signed::{KeyCache, VerifyError};
+
+use super::access::{Access, AgentId};
+use super::membership::{Edges, Ix};
+use super::op::{Action, AnySigned, AnyVerified, Proof};
+use super::pending::{PeerTag, Pending, PendingLimit, PendingLimits};
+use super::query::QueryCache;
+use super::validity::{Reason, Refusal, Validity, refuse};
+
+/// CAP-6: most delegations an op's transitive proof chain may contain.
+pub const MAX_CHAIN: usize = 256;
+
+/// What happened to an ingested op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IngestOutcome {
+    /// The op was applied; `released` lists parked ops that it let through, in apply order.
+    Applied {
+        /// The op's hash.
+        hash: Hash,
+        /// Parked ops applied as a consequence.
+        released: Vec<Hash>,
+    },
+    /// The op waits in the pending set for `missing` (CAP-4).
+    Pending {
+        /// The op's hash.
+        hash: Hash,
+        /// Parents not yet held.
+        missing: Vec<Hash>,
+    },
+    /// The op was already held (applied or pending).
+    Duplicate {
+        /// The op's hash.
+        hash: Hash,
+    },
+}
+
+/// Why an op could not be ingested. Authority failures are not errors: such ops are stored
+/// and reported [`Validity::Invalid`], so every replica holds the same set.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The bytes are not a canonical op envelope.
+    #[error("malformed op: {0}")]
+    Decode(#[from] DecodeError),
+    /// The signature does not verify.
+    #[error("bad signature: {0}")]
+    Signature(#[from] VerifyError),
+    /// CAP-4: the pending set is full for this peer, subject or in total; nothing was stored.
+    #[error("pending set full ({0:?} limit); the op was dropped, nothing else was lost")]
+    PendingFull(PendingLimit),
+    /// The store holds the most ops one checker can index.
+    #[error("op store is full")]
+    StoreFull,
+}
+
+/// Facts about a subject (group or document).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectInfo {
+    /// Group or document.
+    pub kind: SubjectKind,
+    /// The root admin (CAP-5).
+    pub creator: IndividualId,
+    /// Hash of the genesis op.
+    pub genesis: Hash,
+    /// CAP-5: a second genesis for the same id was seen; the subject is unusable.
+    pub conflicted: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct SubjectState {
+    pub(crate) genesis: Ix,
+    pub(crate) kind: SubjectKind,
+    pub(crate) creator: IndividualId,
+}
+
+#[derive(Debug)]
+pub(crate) enum Info {
+    Genesis,
+    Delegation {
+        delegate: AgentId,
+        access: Access,
+        depth: u32,
+    },
+    Revocation {
+        target: Option<Ix>,
+        issuer_depth: u32,
+        past: Vec<u64>,
+    },
+    Content,
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) op: AnyVerified,
+    pub(crate) subject: PublicKey,
+    pub(crate) parents: Box<[Ix]>,
+    pub(crate) height: u32,
+    pub(crate) info: Info,
+    pub(crate) stat: Result<(), Refusal>,
+    /// CAP-11: every delegation the op's authority relies on, transitively (sorted).
+    pub(crate) chain: Box<[Ix]>,
+    /// CAP-12: the maximal revocations in the op's strict causal past.
+    pub(crate) rev_frontier: Box<[Ix]>,
+    pub(crate) validity: Validity,
+    pub(crate) granting: bool,
+}
+
+pub(crate) struct Authority {
+    pub(crate) held: Access,
+    pub(crate) issuer_depth: u32,
+    pub(crate) refs: Vec<Ix>,
+}
+
+/// The convergent capability checker (see the module documentation).
+#[derive(Debug)]
+pub struct Checker {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) index: HashMap<Hash, Ix>,
+    pub(crate) subjects: HashMap<PublicKey, SubjectState>,
+    pub(crate) conflicted: HashSet<PublicKey>,
+    pub(crate) dependents: HashMap<Ix, Vec<Ix>>,
+    pub(crate) revocations: Vec<Ix>,
+    /// Effective revocations by the delegation they revoke (CAP-12).
+    pub(crate) revoked_by: HashMap<Ix, Vec<Ix>>,
+    pub(crate) rev_status: HashMap<Ix, Validity>,
+    pub(crate) edges: Edges,
+    pub(crate) pending: Pending,
+    keys: KeyCache,
+    pub(crate) auth_heads: HashSet<Ix>,
+    pub(crate) content_heads: HashMap<PublicKey, HashSet<Ix>>,
+    pub(crate) by_subject: HashMap<PublicKey, Vec<Ix>>,
+    pub(crate) cache: RefCell<QueryCache>,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker::new(PendingLimits::default())
+    }
+}
+
+impl Checker {
+    /// An empty checker with the given pending-set limits.
+    pub fn new(limits: PendingLimits) -> Self {
+        Checker {
+            nodes: Vec::new(),
+            index: HashMap::new(),
+            subjects: HashMap::new(),
+            conflicted: HashSet::new(),
+            dependents: HashMap::new(),
+            revocations: Vec::new(),
+            revoked_by: HashMap::new(),
+            rev_status: HashMap::new(),
+            edges: Edges::default(),
+            pending: Pending::new(limits),
+            keys: KeyCache::default(),
+            auth_heads: HashSet::new(),
+            content_heads: HashMap::new(),
+            by_subject: HashMap::new(),
+            cache: RefCell::new(QueryCache::default()),
+        }
+    }
+
+    /// Decodes, verifies (`verify_strict`) and applies or parks an op envelope.
+    pub fn ingest(&mut self, peer: PeerTag, bytes: &[u8]) -> Result<IngestOutcome, IngestError> {
+        let signed = AnySigned::decode(bytes)?;
+        self.ingest_signed(peer, signed)
+    }
+
+    /// As [`Checker::ingest`] for an already decoded envelope.
+    pub fn ingest_signed(
+        &mut self,
+        peer: PeerTag,
+        signed: AnySigned,
+    ) -> Result<IngestOutcome, IngestError> {
+        let hash = signed.hash();
+        if self.index.contains_key(&hash) || self.pending.contains(&hash) {
+            return Ok(IngestOutcome::Duplicate { hash });
+        }
+        let verified = match signed {
+            AnySigned::Genesis(s) => AnyVerified::Genesis(s.verify_cached(&mut self.keys)?),
+            AnySigned::Auth(s) => AnyVerified::Auth(s.verify_cached(&mut self.keys)?),
+            AnySigned::Content(s) => AnyVerified::Content(s.verify_cached(&mut self.keys)?),
+        };
+        self.admit(peer, verified)
+    }
+
+    /// Applies (or parks) an op whose signature is already checked, e.g. one signed here.
+    pub fn apply_verified(
+        &mut self,
+        op: impl Into<AnyVerified>,
+    ) -> Result<IngestOutcome, IngestError> {
+        self.admit(PeerTag::LOCAL, op.into())
+    }
+
+    fn admit(&mut self, peer: PeerTag, op: AnyVerified) -> Result<IngestOutcome, IngestError> {
+        let hash = op.hash();
+        if self.index.contains_key(&hash) || self.pending.contains(&hash) {
+            return Ok(IngestOutcome::Duplicate { hash });
+        }
+        // CAP-3: an op is applied only once all its parents are.
+        let missing: HashSet<Hash> = op
+            .parents()
+            .into_iter()
+            .filter(|p| !self.index.contains_key(p))
+            .collect();
+        if !missing.is_empty() {
+            let mut list: Vec<Hash> = missing.iter().copied().collect();
+            list.sort_unstable();
+            self.pending
+                .park(op, peer, missing)
+                .map_err(IngestError::PendingFull)?;
+            return Ok(IngestOutcome::Pending {
+                hash,
+                missing: list,
+            });
+        }
+        self.apply_ready(op)?;
+        let mut released = Vec::new();
+        let mut queue = vec![hash];
+        while let Some(h) = queue.pop() {
+            for (ready, _) in self.pending.release(&h) {
+                let h2 = ready.hash();
+                self.apply_ready(ready)?;
+                released.push(h2);
+                queue.push(h2);
+            }
+        }
+        Ok(IngestOutcome::Applied { hash, released })
+    }
+
+    /// Applies an op whose parents are all held.
+    fn apply_ready(&mut self, op: AnyVerified) -> Result<(), IngestError> {
+        let ix = Ix::try_from(self.nodes.len()).map_err(|_| IngestError::StoreFull)?;
+        if ix == Ix::MAX {
+            return Err(IngestError::StoreFull);
+        }
+        let hash = op.hash();
+        let mut parents: Vec<Ix> = Vec::new();
+        for p in op.parents() {
+            // Every parent is held: `admit` checked, or `release` counted them down.
+            if let Some(&pix) = self.index.get(&p) {
+                parents.push(pix);
+            }
+        }
+        let height = parents
+            .iter()
+            .map(|p| self.nodes[*p as usize].height)
+            .max()
+            .map_or(0, |h| h.saturating_add(1));
+        let subject = op.subject();
+        let (info, stat, chain) = self.analyse(&op, &parents);
+        let rev_frontier = self.frontier_of(&parents);
+        let is_revocation = matches!(info, Info::Revocation { .. });
+        self.nodes.push(Node {
+            op,
+            subject,
+            parents: parents.into_boxed_slice(),
+            height,
+            info,
+            stat,
+            chain,
+            rev_frontier,
+            validity: Validity::Valid,
+            granting: false,
+        });
+        self.index.insert(hash, ix);
+        self.by_subject.entry(subject).or_default().push(ix);
+        self.update_heads(ix);
+        if let Ok(()) = &self.nodes[ix as usize].stat {
+            let refs = self.proof_refs(ix);
+            for r in refs {
+                self.dependents.entry(r).or_default().push(ix);
+            }
+        }
+        match &self.nodes[ix as usize].op {
+            AnyVerified::Genesis(_) => self.register_genesis(ix),
+            _ if is_revocation => {
+                let past = self.compute_past(ix);
+                if let Info::Revocation { past: slot, .. } = &mut self.nodes[ix as usize].info {
+                    *slot = past;
+                }
+                self.revocations.push(ix);
+                self.recompute_effective(&[ix]);
+            }
+            _ => self.refresh(ix),
+        }
+        Ok(())
+    }
+
+    /// The delegations directly named by an op's proof, as indices.
+    fn proof_refs(&self, ix: Ix) -> Vec<Ix> {
+        let proof = match &self.nodes[ix as usize].op {
+            AnyVerified::Auth(v) => v.body.action.proof(),
+            AnyVerified::Content(v) => &v.body.proof,
+            AnyVerified::Genesis(_) => return Vec::new(),
+        };
+        proof
+            .references()
+            .iter()
+            .filter_map(|h| self.index.get(h).copied())
+            .collect()
+    }
+
+    fn update_heads(&mut self, ix: Ix) {
+        let node = &self.nodes[ix as usize];
+        match &node.op {
+            AnyVerified::Genesis(_) => {
+                self.auth_heads.insert(ix);
+            }
+            AnyVerified::Auth(v) => {
+                for p in &v.predecessors {
+                    if let Some(pix) = self.index.get(p) {
+                        self.auth_heads.remove(pix);
+                    }
+                }
+                self.auth_heads.insert(ix);
+            }
+            AnyVerified::Content(v) => {
+                let heads = self.content_heads.entry(v.body.document.0).or_default();
+                for p in &v.predecessors {
+                    if let Some(pix) = self.index.get(p) {
+                        heads.remove(pix);
+                    }
+                }
+                heads.insert(ix);
+            }
+        }
+    }
+
+    fn register_genesis(&mut self, ix: Ix) {
+        let AnyVerified::Genesis(g) = &self.nodes[ix as usize].op else {
+            return;
+        };
+        let subject = g.issuer;
+        let kind = g.body.kind;
+        let creator = g.body.creator;
+        if self.subjects.contains_key(&subject) {
+            // CAP-5: two geneses for one id (the creator kept the throw-away key).
+            self.conflicted.insert(subject);
+            self.recompute_all();
+            return;
+        }
+        self.subjects.insert(
+            subject,
+            SubjectState {
+                genesis: ix,
+                kind,
+                creator,
+            },
+        );
+        self.refresh(ix);
+    }
+
+    /// Re-evaluates every op (used only when a subject becomes conflicted: CAP-5).
+    fn recompute_all(&mut self) {
+        let all: Vec<Ix> = (0..self.nodes.len()).filter_map(|i| Ix::try_from(i).ok()).collect();
+        self.recompute_effective(&all);
+    }
+
+    /// Recomputes validity and membership edges of one op from the current effective
+    /// revocations.
+    pub(crate) fn refresh(&mut self, ix: Ix) {
+        // CAP-12: a revocation's validity is decided in priority order, not afterwards.
+        let validity = match (&self.nodes[ix as usize].info, self.rev_status.get(&ix)) {
+            (Info::Revocation { .. }, Some(v)) => v.clone(),
+            _ => self.evaluate(ix, &self.revoked_by),
+        };
+        let granting = self.compute_granting(ix);
+        let node = &mut self.nodes[ix as usize];
+        node.validity = validity;
+        if node.granting != granting {
+            node.granting = granting;
+            let subject = node.subject;
+            let edge = match (&node.info, &node.op) {
+                (Info::Delegation {
+                    delegate, access, ..
+                }, _) => Some((*delegate, *access)),
+                (Info::Genesis, AnyVerified::Genesis(g)) => {
+                    Some((AgentId::Individual(g.body.creator), Access::Admin))
+                }
+                _ => None,
+            };
+            if let Some((member, access)) = edge {
+                if granting {
+                    self.edges.add(subject, member, ix, access);
+                } else {
+                    self.edges.remove(subject, member, ix);
+                }
+            }
+        }
+    }
+
+    fn touches_conflict(&self, ix: Ix) -> bool {
+        if self.conflicted.is_empty() {
+            return false;
+        }
+        let node = &self.nodes[ix as usize];
+        self.conflicted.contains(&node.subject)
+            || node
+                .chain
+                .iter()
+                .any(|c| self.conflicted.contains(&self.nodes[*c as usize].subject))
+    }
+
+    /// CAP-11: validity of `ix` against the effective revocations `revoked_by`.
+    pub(crate) fn evaluate(&self, ix: Ix, revoked_by: &HashMap<Ix, Vec<Ix>>) -> Validity {
+        let node = &self.nodes[ix as usize];
+        if let Err(refusal) = &node.stat {
+            return Validity::Invalid(refusal.clone());
+        }
+        if self.touches_conflict(ix) {
+            return Validity::Invalid(refuse("CAP-5", Reason::ConflictingGenesis));
+        }
+        let mut worst: Option<(Hash, Hash)> = None;
+        if !revoked_by.is_empty() {
+            for &p in node.chain.iter() {
+                let Some(revokers) = revoked_by.get(&p) else {
+                    continue;
+                };
+                for &r in revokers {
+                    if !self.in_past_eq(ix, r) {
+                        let pair = (self.hash_of(r), self.hash_of(p));
+                        if worst.is_none_or(|w| pair < w) {
+                            worst = Some(pair);
+                        }
+                    }
+                }
+            }
+        }
+        match worst {
+            Some((revocation, delegation)) => Validity::Invalid(refuse(
+                "CAP-11",
+                Reason::Excluded {
+                    revocation,
+                    delegation,
+                },
+            )),
+            None => Validity::Valid,
+        }
+    }
+
+    /// CAP-13: a delegation grants iff it is authorised, its subject is not conflicted, and
+    /// neither it nor any delegation in its chain is revoked by an effective revocation.
+    /// A genesis grants its creator admin (CAP-5) unless conflicted.
+    fn compute_granting(&self, ix: Ix) -> bool {
+        let node = &self.nodes[ix as usize];
+        match node.info {
+            Info::Genesis => !self.conflicted.contains(&node.subject),
+            Info::Delegation { .. } => {
+                node.stat.is_ok()
+                    && !self.touches_conflict(ix)
+                    && !self.revoked_by.contains_key(&ix)
+                    && !node.chain.iter().any(|c| self.revoked_by.contains_key(c))
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn hash_of(&self, ix: Ix) -> Hash {
+        self.nodes[ix as usize].op.hash()
+    }
+
+    /// True iff `x` is `r` or in `r`'s causal past (`r` must be a revocation).
+    pub(crate) fn in_past_eq(&self, x: Ix, r: Ix) -> bool {
+        if x == r {
+            return true;
+        }
+        if x > r {
+            return false;
+        }
+        match &self.nodes[r as usize].info {
+            Info::Revocation { past, .. } => bit(past, x),
+            _ => false,
+        }
+    }
+
+    /// CAP-3: is `a` in the causal past of an op whose parents are `parents`?
+    pub(crate) fn in_past_of_parents(&self, a: Ix, parents: &[Ix]) -> bool {
+        if parents.contains(&a) {
+            return true;
+        }
+        let ha = self.nodes[a as usize].height;
+        let mut seen: HashSet<Ix> = HashSet::new();
+        let mut stack: Vec<Ix> = parents
+            .iter()
+            .copied()
+            .filter(|p| self.nodes[*p as usize].height > ha)
+            .collect();
+        while let Some(n) = stack.pop() {
+            let node = &self.nodes[n as usize];
+            if let Info::Revocation { past, .. } = &node.info {
+                if !past.is_empty() {
+                    if bit(past, a) {
+                        return true;
+                    }
+                    continue;
+                }
+            }
+            for &p in node.parents.iter() {
+                if p == a {
+                    return true;
+                }
+                if self.nodes[p as usize].height > ha && seen.insert(p) {
+                    stack.push(p);
+                }
+            }
+        }
+        false
+    }
+
+    /// The causal past of revocation `ix` as a bit set over op indices.
+    fn compute_past(&self, ix: Ix) -> Vec<u64> {
+        let mut past = vec![0u64; (ix as usize) / 64 + 1];
+        let mut stack: Vec<Ix> = self.nodes[ix as usize].parents.to_vec();
+        while let Some(n) = stack.pop() {
+            if bit(&past, n) {
+                continue;
+            }
+            set_bit(&mut past, n);
+            let node = &self.nodes[n as usize];
+            if let Info::Revocation { past: other, .. } = &node.info {
+                for (w, o) in past.iter_mut().zip(other.iter()) {
+                    *w |= *o;
+                }
+                continue;
+            }
+            stack.extend(node.parents.iter().copied().filter(|p| !bit(&past, *p)));
+        }
+        past
+    }
+
+    /// CAP-12: the maximal revocations among the parents and their pasts.
+    fn frontier_of(&self, parents: &[Ix]) -> Box<[Ix]> {
+        let mut cand: Vec<Ix> = Vec::new();
+        for &p in parents {
+            let node = &self.nodes[p as usize];
+            if matches!(node.info, Info::Revocation { .. }) {
+                cand.push(p);
+            } else {
+                cand.extend_from_slice(&node.rev_frontier);
+            }
+        }
+        if cand.len() <= 1 {
+            return cand.into_boxed_slice();
+        }
+        cand.sort_unstable();
+        cand.dedup();
+        let maximal: Vec<Ix> = cand
+            .iter()
+            .copied()
+            .filter(|&a| !cand.iter().any(|&b| b != a && self.in_past_eq(a, b)))
+            .collect();
+        maximal.into_boxed_slice()
+    }
+
+    /// CAP-5..CAP-10: the static (order-independent) analysis of an op.
+    fn analyse(&self, op: &AnyVerified, parents: &[Ix]) -> (Info, Result<(), Refusal>, Box<[Ix]>) {
+        match op {
+            AnyVerified::Genesis(_) => (Info::Genesis, Ok(()), Box::new([])),
+            AnyVerified::Auth(v) => {
+                let subject = v.body.subject;
+                match &v.body.action {
+                    Action::Delegate {
+                        delegate,
+                        access,
+                        proof,
+                    } => {
+                        let result = self
+                            .resolve_proof(&v.issuer, &subject, proof, parents)
+                            .and_then(|auth| {
+                                // CAP-8: never grant more than the issuer holds.
+                                if auth.held < *access {
+                                    return Err(refuse(
+                                        "CAP-8",
+                                        Reason::InsufficientAccess {
+                                            held: auth.held,
+                                            needed: *access,
+                                        },
+                                    ));
+                                }
+                                Ok(auth)
+                            });
+                        match result {
+                            Ok(auth) => match self.chain_of(&auth.refs) {
+                                Ok(chain) => (
+                                    Info::Delegation {
+                                        delegate: *delegate,
+                                        access: *access,
+                                        depth: auth.issuer_depth.saturating_add(1),
+                                    },
+                                    Ok(()),
+                                    chain,
+                                ),
+                                Err(e) => (
+                                    Info::Delegation {
+                                        delegate: *delegate,
+                                        access: *access,
+                                        depth: u32::MAX,
+                                    },
+                                    Err(e),
+                                    Box::new([]),
+                                ),
+                            },
+                            Err(e) => (
+                                Info::Delegation {
+                                    delegate: *delegate,
+                                    access: *access,
+                                    depth: u32::MAX,
+                                },
+                                Err(e),
+                                Box::new([]),
+                            ),
+                        }
+                    }
+                    Action::Revoke { delegation, proof } => {
+                        let result = self
+                            .resolve_proof(&v.issuer, &subject, proof, parents)
+                            .and_then(|auth| {
+                                let target =
+                                    self.check_target(&subject, delegation, parents, &auth)?;
+                                let chain = self.chain_of(&auth.refs)?;
+                                Ok((auth, target, chain))
+                            });
+                        match result {
+                            Ok((auth, target, chain)) => (
+                                Info::Revocation {
+                                    target: Some(target),
+                                    issuer_depth: auth.issuer_depth,
+                                    past: Vec::new(),
+                                },
+                                Ok(()),
+                                chain,
+                            ),
+                            Err(e) => (
+                                Info::Revocation {
+                                    target: None,
+                                    issuer_depth: u32::MAX,
+                                    past: Vec::new(),
+                                },
+                                Err(e),
+                                Box::new([]),
+                            ),
+                        }
+                    }
+                }
+            }
+            AnyVerified::Content(v) => {
+                let subject = v.body.document.0;
+                let result = match self.subjects.get(&subject) {
+                    Some(s) if s.kind != SubjectKind::Document => {
+                        Err(refuse("CAP-10", Reason::NotADocument))
+                    }
+                    _ => self.resolve_proof(&v.issuer, &subject, &v.body.proof, parents),
+                }
+                .and_then(|auth| {
+                    // CAP-10: the author holds write.
+                    if auth.held < Access::Write {
+                        return Err(refuse(
+                            "CAP-10",
+                            Reason::InsufficientAccess {
+                                held: auth.held,
+                                needed: Access::Write,
+                            },
+                        ));
+                    }
+                    self.chain_of(&auth.refs)
+                });
+                match result {
+                    Ok(chain) => (Info::Content, Ok(()), chain),
+                    Err(e) => (Info::Content, Err(e), Box::new([])),
+                }
+            }
+        }
+    }
+
+    /// CAP-9: the revoked op is a delegation on the same subject in the revocation's past,
+    /// the revoker holds admin, and is at least as senior as the delegation.
+    fn check_target(
+        &self,
+        subject: &PublicKey,
+        delegation: &Hash,
+        parents: &[Ix],
+        auth: &Authority,
+    ) -> Result<Ix, Refusal> {
+        if auth.held < Access::Admin {
+            return Err(refuse(
+                "CAP-9",
+                Reason::InsufficientAccess {
+                    held: auth.held,
+                    needed: Access::Admin,
+                },
+            ));
+        }
+        let bad = || refuse("CAP-9", Reason::BadTarget(*delegation));
+        let &target = self.index.get(delegation).ok_or_else(bad)?;
+        let node = &self.nodes[target as usize];
+        let Info::Delegation { depth, .. } = node.info else {
+            return Err(bad());
+        };
+        if node.subject != *subject || !self.in_past_of_parents(target, parents) {
+            return Err(bad());
+        }
+        if auth.issuer_depth > depth {
+            return Err(refuse(
+                "CAP-9",
+                Reason::Seniority {
+                    issuer_depth: auth.issuer_depth,
+                    target_depth: depth,
+                },
+            ));
+        }
+        Ok(target)
+    }
+
+    /// CAP-11: the transitive chain of delegations behind `refs`.
+    fn chain_of(&self, refs: &[Ix]) -> Result<Box<[Ix]>, Refusal> {
+        let mut chain: Vec<Ix> = Vec::with_capacity(refs.len());
+        for &r in refs {
+            chain.push(r);
+            chain.extend_from_slice(&self.nodes[r as usize].chain);
+        }
+        chain.sort_unstable();
+        chain.dedup();
+        if chain.len() > MAX_CHAIN {
+            return Err(refuse("CAP-6", Reason::ProofTooLong));
+        }
+        Ok(chain.into_boxed_slice())
+    }
+
+    /// CAP-6: resolves a proof to the authority it gives `issuer` on `subject`.
+    pub(crate) fn resolve_proof(
+        &self,
+        issuer: &PublicKey,
+        subject: &PublicKey,
+        proof: &Proof,
+        parents: &[Ix],
+    ) -> Result<Authority, Refusal> {
+        let Some(state) = self.subjects.get(subject) else {
+            return Err(refuse("CAP-5", Reason::UnknownSubject));
+        };
+        match proof {
+            Proof::Root => {
+                if !self.in_past_of_parents(state.genesis, parents) {
+                    return Err(refuse("CAP-5", Reason::UnknownSubject));
+                }
+                if state.creator.0 != *issuer {
+                    return Err(refuse("CAP-6", Reason::NotRoot));
+                }
+                Ok(Authority {
+                    held: Access::Admin,
+                    issuer_depth: 0,
+                    refs: Vec::new(),
+                })
+            }
+            Proof::Via {
+                delegation,
+                membership,
+            } => {
+                let (first, first_subject, mut agent, mut held, depth) =
+                    self.proof_link(delegation, parents)?;
+                if first_subject != *subject {
+                    return Err(refuse("CAP-6", Reason::ProofWrongSubject(*delegation)));
+                }
+                let mut refs = vec![first];
+                for m in membership {
+                    let (mix, msubject, next, level, _) = self.proof_link(m, parents)?;
+                    // The link must be a delegation on the group the previous link named.
+                    let expected = self
+                        .subjects
+                        .get(&msubject)
+                        .map(|s| AgentId::subject(msubject, s.kind));
+                    if expected != Some(agent) {
+                        return Err(refuse("CAP-6", Reason::ProofWrongSubject(*m)));
+                    }
+                    held = held.min(level);
+                    agent = next;
+                    refs.push(mix);
+                }
+                let ends_at_issuer = match agent {
+                    AgentId::Individual(id) => id.0 == *issuer,
+                    other => other.subject_key().is_some_and(|key| {
+                        self.subjects.get(key).is_some_and(|s| {
+                            s.creator.0 == *issuer
+                                && AgentId::subject(*key, s.kind) == other
+                                && self.in_past_of_parents(s.genesis, parents)
+                        })
+                    }),
+                };
+                if !ends_at_issuer {
+                    return Err(refuse("CAP-6", Reason::BrokenMembership));
+                }
+                Ok(Authority {
+                    held,
+                    issuer_depth: depth,
+                    refs,
+                })
+            }
+        }
+    }
+
+    /// One delegation named by a proof: (index, subject, delegate, access, depth).
+    fn proof_link(
+        &self,
+        hash: &Hash,
+        parents: &[Ix],
+    ) -> Result<(Ix, PublicKey, AgentId, Access, u32), Refusal> {
+        let not_in_past = || refuse("CAP-6", Reason::ProofNotInPast(*hash));
+        let &ix = self.index.get(hash).ok_or_else(not_in_past)?;
+        let node = &self.nodes[ix as usize];
+        let Info::Delegation {
+            delegate,
+            access,
+            depth,
+        } = node.info
+        else {
+            return Err(not_in_past());
+        };
+        if !self.in_past_of_parents(ix, parents) {
+            return Err(not_in_past());
+        }
+        if node.stat.is_err() {
+            return Err(refuse("CAP-6", Reason::ProofInvalid(*hash)));
+        }
+        Ok((ix, node.subject, delegate, access, depth))
+    }
+}
+
+pub(crate) fn bit(set: &[u64], i: Ix) -> bool {
+    set.get(i as usize / 64)
+        .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+}
+
+fn set_bit(set: &mut [u64], i: Ix) {
+    if let Some(w) = set.get_mut(i as usize / 64) {
+        *w |= 1u64 << (i % 64);
+    }
+}

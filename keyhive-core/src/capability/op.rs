@@ -1,0 +1,284 @@
+//! Wire types of the capability graph: auth ops (delegation, revocation) and content ops
+//! (`specs/capabilities.md` CAP-2).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::hash::Hash;
+use crate::crypto::signing::PublicKey;
+use crate::encoding::DecodeError;
+use crate::identity::{DocumentId, Genesis};
+use crate::signed::{Op, OpBody, Signed, Verified};
+
+use super::access::{Access, AgentId};
+
+/// CAP-2: most group-membership links a proof may name.
+pub const MAX_MEMBERSHIP_LINKS: usize = 8;
+/// CAP-2: most content heads an auth op may record.
+pub const MAX_CONTENT_HEADS: usize = 1024;
+/// CAP-2: most auth heads a content op may record.
+pub const MAX_AUTH_HEADS: usize = 64;
+
+/// CAP-6: why the issuer of an op holds authority on its subject.
+///
+/// Variant order is the wire tag: never reorder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Proof {
+    /// The issuer is the creator named in the subject's genesis (root, seniority depth 0).
+    Root,
+    /// The issuer holds authority through `delegation` (a delegation on the op's subject) and
+    /// then the chain of group memberships `membership`: `membership[0]` is a delegation on the
+    /// agent `delegation` names, `membership[i+1]` a delegation on the agent `membership[i]`
+    /// names, and the last agent is the issuer, or a group or document the issuer created.
+    Via {
+        /// A delegation on the op's subject.
+        delegation: Hash,
+        /// Delegations down through nested groups to the issuer (at most
+        /// [`MAX_MEMBERSHIP_LINKS`]).
+        membership: Vec<Hash>,
+    },
+}
+
+impl Proof {
+    /// Every delegation the proof names.
+    pub fn references(&self) -> Vec<Hash> {
+        match self {
+            Proof::Root => Vec::new(),
+            Proof::Via {
+                delegation,
+                membership,
+            } => {
+                let mut refs = Vec::with_capacity(1 + membership.len());
+                refs.push(*delegation);
+                refs.extend_from_slice(membership);
+                refs
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), DecodeError> {
+        match self {
+            Proof::Via { membership, .. } if membership.len() > MAX_MEMBERSHIP_LINKS => Err(
+                DecodeError::InvalidStructure("proof names too many membership links"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What an auth op does.
+///
+/// Variant order is the wire tag: never reorder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// CAP-8: grant `access` on the subject to `delegate`.
+    Delegate {
+        /// Who receives the access (a device, group or document).
+        delegate: AgentId,
+        /// The level granted.
+        access: Access,
+        /// The issuer's authority.
+        proof: Proof,
+    },
+    /// CAP-9: revoke the delegation `delegation` (on the same subject).
+    Revoke {
+        /// Hash of the revoked delegation.
+        delegation: Hash,
+        /// The issuer's authority.
+        proof: Proof,
+    },
+}
+
+impl Action {
+    /// The issuer's proof.
+    pub fn proof(&self) -> &Proof {
+        match self {
+            Action::Delegate { proof, .. } | Action::Revoke { proof, .. } => proof,
+        }
+    }
+}
+
+/// The body of an auth op (tag `keyhive/auth`, version 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthBody {
+    /// The group or document this op changes (its self-certifying id).
+    pub subject: PublicKey,
+    /// Delegation or revocation.
+    pub action: Action,
+    /// Content ops the issuer had seen (strictly ascending). Part of the op's causal past
+    /// (CAP-3): a revocation keeps exactly these (and their ancestors) valid (CAP-11).
+    pub content_heads: Vec<Hash>,
+}
+
+impl OpBody for AuthBody {
+    const TAG: &'static str = "keyhive/auth";
+    const VERSION: u8 = 1;
+    const MAX_LEN: usize = 40 * 1024;
+
+    fn check_body(&self) -> Result<(), DecodeError> {
+        self.action.proof().check()?;
+        check_sorted(&self.content_heads, MAX_CONTENT_HEADS, "content heads")
+    }
+}
+
+/// An auth op: `Op<AuthBody>`.
+pub type AuthOp = Op<AuthBody>;
+
+/// The signed header of a content op (tag `keyhive/content`, version 1). The (encrypted)
+/// payload travels separately and is checked against `payload_hash` by whoever holds it.
+///
+/// `Op::predecessors` of a content op are its content predecessors (ops of the same document).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentBody {
+    /// The document edited.
+    pub document: DocumentId,
+    /// Auth ops the author had seen (strictly ascending): part of the causal past (CAP-3).
+    pub auth_heads: Vec<Hash>,
+    /// The author's authority to write (CAP-10; an addition to the design brief, see the spec).
+    pub proof: Proof,
+    /// `Hash::of_content` of the payload bytes.
+    pub payload_hash: Hash,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+}
+
+impl OpBody for ContentBody {
+    const TAG: &'static str = "keyhive/content";
+    const VERSION: u8 = 1;
+    const MAX_LEN: usize = 4 * 1024;
+
+    fn check_body(&self) -> Result<(), DecodeError> {
+        self.proof.check()?;
+        check_sorted(&self.auth_heads, MAX_AUTH_HEADS, "auth heads")
+    }
+}
+
+/// A content op: `Op<ContentBody>`.
+pub type ContentOp = Op<ContentBody>;
+
+fn check_sorted(hashes: &[Hash], max: usize, what: &'static str) -> Result<(), DecodeError> {
+    if hashes.len() > max {
+        return Err(DecodeError::InvalidStructure(match what {
+            "content heads" => "too many content heads",
+            _ => "too many auth heads",
+        }));
+    }
+    if hashes.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(DecodeError::InvalidStructure(match what {
+            "content heads" => "content heads not strictly ascending",
+            _ => "auth heads not strictly ascending",
+        }));
+    }
+    Ok(())
+}
+
+/// Any op the checker stores, decoded but not yet verified.
+#[derive(Clone, Debug)]
+pub enum AnySigned {
+    /// A subject's genesis.
+    Genesis(Signed<Op<Genesis>>),
+    /// A delegation or revocation.
+    Auth(Signed<AuthOp>),
+    /// A content op.
+    Content(Signed<ContentOp>),
+}
+
+/// Any op the checker stores, verified.
+#[derive(Clone, Debug)]
+pub enum AnyVerified {
+    /// A subject's genesis.
+    Genesis(Verified<Op<Genesis>>),
+    /// A delegation or revocation.
+    Auth(Verified<AuthOp>),
+    /// A content op.
+    Content(Verified<ContentOp>),
+}
+
+impl AnySigned {
+    /// Decodes an envelope of any of the three op types (by its domain tag).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match Signed::<AuthOp>::decode(bytes) {
+            Err(DecodeError::WrongTag { .. }) => {}
+            other => return other.map(AnySigned::Auth),
+        }
+        match Signed::<ContentOp>::decode(bytes) {
+            Err(DecodeError::WrongTag { .. }) => {}
+            other => return other.map(AnySigned::Content),
+        }
+        Signed::<Op<Genesis>>::decode(bytes).map(AnySigned::Genesis)
+    }
+
+    /// The content address.
+    pub fn hash(&self) -> Hash {
+        match self {
+            AnySigned::Genesis(s) => s.hash(),
+            AnySigned::Auth(s) => s.hash(),
+            AnySigned::Content(s) => s.hash(),
+        }
+    }
+}
+
+impl AnyVerified {
+    /// The content address.
+    pub fn hash(&self) -> Hash {
+        match self {
+            AnyVerified::Genesis(v) => v.hash(),
+            AnyVerified::Auth(v) => v.hash(),
+            AnyVerified::Content(v) => v.hash(),
+        }
+    }
+
+    /// The exact envelope bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            AnyVerified::Genesis(v) => v.as_bytes(),
+            AnyVerified::Auth(v) => v.as_bytes(),
+            AnyVerified::Content(v) => v.as_bytes(),
+        }
+    }
+
+    /// CAP-3: the op's parents in the causal DAG (predecessors, plus content heads of an auth
+    /// op or auth heads of a content op).
+    pub fn parents(&self) -> Vec<Hash> {
+        match self {
+            AnyVerified::Genesis(_) => Vec::new(),
+            AnyVerified::Auth(v) => merge(&v.predecessors, &v.body.content_heads),
+            AnyVerified::Content(v) => merge(&v.predecessors, &v.body.auth_heads),
+        }
+    }
+
+    /// The subject the op belongs to (for pending-set accounting).
+    pub fn subject(&self) -> PublicKey {
+        match self {
+            AnyVerified::Genesis(v) => v.issuer,
+            AnyVerified::Auth(v) => v.body.subject,
+            AnyVerified::Content(v) => v.body.document.0,
+        }
+    }
+}
+
+impl From<Verified<Op<Genesis>>> for AnyVerified {
+    fn from(v: Verified<Op<Genesis>>) -> Self {
+        AnyVerified::Genesis(v)
+    }
+}
+
+impl From<Verified<AuthOp>> for AnyVerified {
+    fn from(v: Verified<AuthOp>) -> Self {
+        AnyVerified::Auth(v)
+    }
+}
+
+impl From<Verified<ContentOp>> for AnyVerified {
+    fn from(v: Verified<ContentOp>) -> Self {
+        AnyVerified::Content(v)
+    }
+}
+
+fn merge(a: &[Hash], b: &[Hash]) -> Vec<Hash> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out.sort_unstable();
+    out.dedup();
+    out
+}

@@ -1,0 +1,173 @@
+//! The bounded pending set: verified ops waiting for missing causal parents
+//! (`specs/capabilities.md` CAP-4).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::crypto::hash::Hash;
+use crate::crypto::signing::PublicKey;
+
+use super::op::AnyVerified;
+
+/// Who delivered an op: a connection's peer (e.g. its device key) or [`PeerTag::LOCAL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerTag(pub [u8; 32]);
+
+impl PeerTag {
+    /// Ops made on this device.
+    pub const LOCAL: PeerTag = PeerTag([0u8; 32]);
+}
+
+impl From<PublicKey> for PeerTag {
+    fn from(key: PublicKey) -> Self {
+        PeerTag(key.0)
+    }
+}
+
+/// CAP-4: limits of the pending set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingLimits {
+    /// Most ops parked on behalf of one peer.
+    pub per_peer: usize,
+    /// Most ops parked for one subject.
+    pub per_subject: usize,
+    /// Most ops parked in total.
+    pub total: usize,
+}
+
+impl Default for PendingLimits {
+    fn default() -> Self {
+        PendingLimits {
+            per_peer: 20_000,
+            per_subject: 20_000,
+            total: 100_000,
+        }
+    }
+}
+
+/// Which pending limit an op would exceed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingLimit {
+    /// [`PendingLimits::per_peer`].
+    PerPeer,
+    /// [`PendingLimits::per_subject`].
+    PerSubject,
+    /// [`PendingLimits::total`].
+    Total,
+}
+
+#[derive(Debug)]
+struct Parked {
+    op: AnyVerified,
+    peer: PeerTag,
+    subject: PublicKey,
+    missing: usize,
+}
+
+/// Parked ops and the parents they wait for.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub(crate) limits: PendingLimits,
+    parked: HashMap<Hash, Parked>,
+    waiting_on: HashMap<Hash, Vec<Hash>>,
+    per_peer: HashMap<PeerTag, usize>,
+    per_subject: HashMap<PublicKey, usize>,
+}
+
+impl Pending {
+    pub(crate) fn new(limits: PendingLimits) -> Self {
+        Pending {
+            limits,
+            ..Pending::default()
+        }
+    }
+
+    pub(crate) fn contains(&self, hash: &Hash) -> bool {
+        self.parked.contains_key(hash)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Hashes some parked op waits for.
+    pub(crate) fn missing(&self) -> Vec<Hash> {
+        let mut out: Vec<Hash> = self
+            .waiting_on
+            .keys()
+            .filter(|h| !self.parked.contains_key(h))
+            .copied()
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// CAP-4: parks `op`, waiting for `missing` (distinct, non-empty). Over a limit, nothing
+    /// is parked and nothing else is lost.
+    pub(crate) fn park(
+        &mut self,
+        op: AnyVerified,
+        peer: PeerTag,
+        missing: HashSet<Hash>,
+    ) -> Result<(), PendingLimit> {
+        let subject = op.subject();
+        if self.parked.len() >= self.limits.total {
+            return Err(PendingLimit::Total);
+        }
+        if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.per_peer {
+            return Err(PendingLimit::PerPeer);
+        }
+        if self.per_subject.get(&subject).copied().unwrap_or(0) >= self.limits.per_subject {
+            return Err(PendingLimit::PerSubject);
+        }
+        let hash = op.hash();
+        for m in &missing {
+            self.waiting_on.entry(*m).or_default().push(hash);
+        }
+        *self.per_peer.entry(peer).or_default() += 1;
+        *self.per_subject.entry(subject).or_default() += 1;
+        self.parked.insert(
+            hash,
+            Parked {
+                op,
+                peer,
+                subject,
+                missing: missing.len(),
+            },
+        );
+        Ok(())
+    }
+
+    /// `hash` has been applied: returns the parked ops that no longer miss anything.
+    pub(crate) fn release(&mut self, hash: &Hash) -> Vec<(AnyVerified, PeerTag)> {
+        let Some(waiters) = self.waiting_on.remove(hash) else {
+            return Vec::new();
+        };
+        let mut ready = Vec::new();
+        for w in waiters {
+            let done = match self.parked.get_mut(&w) {
+                Some(p) => {
+                    p.missing = p.missing.saturating_sub(1);
+                    p.missing == 0
+                }
+                None => false,
+            };
+            if done {
+                if let Some(p) = self.parked.remove(&w) {
+                    decrement(&mut self.per_peer, &p.peer);
+                    decrement(&mut self.per_subject, &p.subject);
+                    ready.push((p.op, p.peer));
+                }
+            }
+        }
+        ready
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}

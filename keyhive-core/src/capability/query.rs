@@ -1,0 +1,380 @@
+//! Queries over the materialised state (CAP-17): `can`, `members`, `reachable`, `explain`,
+//! op validity and op listing. Answers come from cached maps invalidated by an epoch counter
+//! that changes only when a membership edge does (CAP-18).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::crypto::hash::Hash;
+use crate::crypto::signing::PublicKey;
+use crate::identity::{IndividualId, SubjectKind};
+
+use super::access::{Access, AgentId};
+use super::checker::{Checker, Info, SubjectInfo};
+use super::membership::Ix;
+use super::op::AnyVerified;
+use super::validity::{Reason, Refusal, Validity, refuse};
+
+/// Per-agent and per-subject answers, valid for one edge epoch.
+#[derive(Default, Debug)]
+pub(crate) struct QueryCache {
+    epoch: u64,
+    reach: HashMap<AgentId, Arc<HashMap<PublicKey, Access>>>,
+    members: HashMap<PublicKey, Arc<BTreeMap<AgentId, Access>>>,
+}
+
+/// One step of a proof chain: `member` holds `access` on `subject` through op `op` (a
+/// delegation, or the subject's genesis for its creator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// The group or document.
+    pub subject: PublicKey,
+    /// The agent the op names.
+    pub member: AgentId,
+    /// Level the op grants.
+    pub access: Access,
+    /// The delegation (or genesis) hash.
+    pub op: Hash,
+}
+
+/// The answer to [`Checker::explain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Explanation {
+    /// Granted: the best path, from the subject down to the agent.
+    Granted {
+        /// The agent's effective level (at least the level asked).
+        level: Access,
+        /// Links from the subject down to the agent.
+        path: Vec<Link>,
+    },
+    /// Refused, with the rule and the op that refuses it.
+    Refused(Refusal),
+}
+
+/// A direct member of a subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectMember {
+    /// Best level among the granting ops.
+    pub access: Access,
+    /// The granting delegations (or the genesis, for the creator).
+    pub ops: Vec<Hash>,
+}
+
+impl Checker {
+    fn kind_of(&self, key: &PublicKey) -> Option<SubjectKind> {
+        if self.conflicted.contains(key) {
+            return None;
+        }
+        self.subjects.get(key).map(|s| s.kind)
+    }
+
+    fn fresh_cache(&self) -> std::cell::RefMut<'_, QueryCache> {
+        let mut cache = self.cache.borrow_mut();
+        if cache.epoch != self.edges.epoch {
+            cache.reach.clear();
+            cache.members.clear();
+            cache.epoch = self.edges.epoch;
+        }
+        cache
+    }
+
+    /// Every subject `agent` can reach, with its effective level (for relays: what it may pull).
+    pub fn reachable(&self, agent: AgentId) -> Arc<HashMap<PublicKey, Access>> {
+        let mut cache = self.fresh_cache();
+        if let Some(found) = cache.reach.get(&agent) {
+            return Arc::clone(found);
+        }
+        let computed = Arc::new(self.edges.reach_up(agent, |k| self.kind_of(k)));
+        cache.reach.insert(agent, Arc::clone(&computed));
+        computed
+    }
+
+    /// `agent`'s effective level on `subject` (CAP-14), if any.
+    pub fn level(&self, agent: AgentId, subject: &PublicKey) -> Option<Access> {
+        let mut cache = self.fresh_cache();
+        if let Some(found) = cache.reach.get(&agent) {
+            return found.get(subject).copied();
+        }
+        let computed = Arc::new(self.edges.reach_up(agent, |k| self.kind_of(k)));
+        let level = computed.get(subject).copied();
+        cache.reach.insert(agent, computed);
+        level
+    }
+
+    /// Does `agent` hold at least `level` on `subject`?
+    pub fn can(&self, agent: AgentId, level: Access, subject: &PublicKey) -> bool {
+        self.level(agent, subject).is_some_and(|held| held >= level)
+    }
+
+    /// Every agent with access to `subject`, direct and transitive, with effective levels.
+    pub fn members(&self, subject: &PublicKey) -> Arc<BTreeMap<AgentId, Access>> {
+        let mut cache = self.fresh_cache();
+        if let Some(found) = cache.members.get(subject) {
+            return Arc::clone(found);
+        }
+        let computed: BTreeMap<AgentId, Access> = self
+            .edges
+            .reach_down(*subject, |k| self.kind_of(k))
+            .into_iter()
+            .map(|(a, (level, _, _))| (a, level))
+            .collect();
+        let computed = Arc::new(computed);
+        cache.members.insert(*subject, Arc::clone(&computed));
+        computed
+    }
+
+    /// The direct members of `subject` and the ops granting each.
+    pub fn direct_members(&self, subject: &PublicKey) -> BTreeMap<AgentId, DirectMember> {
+        let mut out = BTreeMap::new();
+        if let Some(direct) = self.edges.direct(subject) {
+            for (agent, list) in direct {
+                let Some(access) = list.iter().map(|(_, a)| *a).max() else {
+                    continue;
+                };
+                let mut ops: Vec<Hash> = list.iter().map(|(ix, _)| self.hash_of(*ix)).collect();
+                ops.sort_unstable();
+                out.insert(*agent, DirectMember { access, ops });
+            }
+        }
+        out
+    }
+
+    /// The devices holding at least `level` on `subject`, transitively (the CGKA membership).
+    pub fn individuals_with(&self, subject: &PublicKey, level: Access) -> BTreeSet<IndividualId> {
+        self.members(subject)
+            .iter()
+            .filter_map(|(agent, held)| match agent {
+                AgentId::Individual(id) if *held >= level => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The currently granting delegations on `subject` whose delegate is `agent` (to revoke).
+    pub fn delegations_to(&self, subject: &PublicKey, agent: AgentId) -> Vec<Hash> {
+        let mut out: Vec<Hash> = self
+            .edges
+            .direct(subject)
+            .and_then(|d| d.get(&agent))
+            .map(|list| {
+                list.iter()
+                    .filter(|(ix, _)| {
+                        matches!(self.nodes[*ix as usize].info, Info::Delegation { .. })
+                    })
+                    .map(|(ix, _)| self.hash_of(*ix))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_unstable();
+        out
+    }
+
+    /// CAP-17: why `agent` does or does not hold `level` on `subject`.
+    pub fn explain(&self, agent: AgentId, level: Access, subject: &PublicKey) -> Explanation {
+        if self.kind_of(subject).is_none() {
+            let reason = if self.conflicted.contains(subject) {
+                Reason::ConflictingGenesis
+            } else {
+                Reason::UnknownSubject
+            };
+            return Explanation::Refused(refuse("CAP-5", reason));
+        }
+        let tree = self.edges.reach_down(*subject, |k| self.kind_of(k));
+        if let Some((held, _, _)) = tree.get(&agent) {
+            if *held < level {
+                return Explanation::Refused(refuse(
+                    "CAP-14",
+                    Reason::Insufficient { held: *held },
+                ));
+            }
+            let mut path = Vec::new();
+            let mut current = agent;
+            for _ in 0..=tree.len() {
+                let Some((_, via, from)) = tree.get(&current) else {
+                    break;
+                };
+                let access = match self.nodes[*via as usize].info {
+                    Info::Delegation { access, .. } => access,
+                    _ => Access::Admin,
+                };
+                path.push(Link {
+                    subject: *from,
+                    member: current,
+                    access,
+                    op: self.hash_of(*via),
+                });
+                if from == subject {
+                    break;
+                }
+                match self.kind_of(from) {
+                    Some(kind) => current = AgentId::subject(*from, kind),
+                    None => break,
+                }
+            }
+            path.reverse();
+            return Explanation::Granted {
+                level: *held,
+                path,
+            };
+        }
+        match self.revoked_path(agent, subject) {
+            Some((revocation, delegation)) => Explanation::Refused(refuse(
+                "CAP-13",
+                Reason::Revoked {
+                    revocation,
+                    delegation,
+                },
+            )),
+            None => Explanation::Refused(refuse("CAP-14", Reason::NotAMember)),
+        }
+    }
+
+    /// A path of authorised (but possibly revoked) delegations from `subject` to `agent`,
+    /// reduced to the revocation that cuts it.
+    fn revoked_path(&self, agent: AgentId, subject: &PublicKey) -> Option<(Hash, Hash)> {
+        let mut seen: HashSet<PublicKey> = HashSet::new();
+        let mut queue: VecDeque<PublicKey> = VecDeque::from([*subject]);
+        let mut cut: Option<(Hash, Hash)> = None;
+        while let Some(s) = queue.pop_front() {
+            if !seen.insert(s) {
+                continue;
+            }
+            for &ix in self.by_subject.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
+                let node = &self.nodes[ix as usize];
+                let Info::Delegation { delegate, .. } = node.info else {
+                    continue;
+                };
+                if node.stat.is_err() {
+                    continue;
+                }
+                if !node.granting {
+                    if let Some(pair) = self.revoker_of(ix) {
+                        if delegate == agent || self.leads_to(delegate, agent) {
+                            if cut.is_none_or(|c| pair < c) {
+                                cut = Some(pair);
+                            }
+                            continue;
+                        }
+                    }
+                }
+                if delegate == agent {
+                    continue;
+                }
+                if let Some(key) = delegate.subject_key() {
+                    queue.push_back(*key);
+                }
+            }
+        }
+        cut
+    }
+
+    fn revoker_of(&self, ix: Ix) -> Option<(Hash, Hash)> {
+        let node = &self.nodes[ix as usize];
+        std::iter::once(&ix)
+            .chain(node.chain.iter())
+            .filter_map(|p| {
+                self.revoked_by
+                    .get(p)
+                    .and_then(|rs| rs.iter().map(|r| (self.hash_of(*r), self.hash_of(*p))).min())
+            })
+            .min()
+    }
+
+    fn leads_to(&self, from: AgentId, agent: AgentId) -> bool {
+        match from.subject_key() {
+            Some(key) => self.members(key).contains_key(&agent),
+            None => false,
+        }
+    }
+
+    /// CAP-11/12: the current validity of a held op.
+    pub fn op_validity(&self, hash: &Hash) -> Option<Validity> {
+        self.index
+            .get(hash)
+            .map(|ix| self.nodes[*ix as usize].validity.clone())
+    }
+
+    /// A held op.
+    pub fn op(&self, hash: &Hash) -> Option<&AnyVerified> {
+        self.index.get(hash).map(|ix| &self.nodes[*ix as usize].op)
+    }
+
+    /// Is the op applied (not merely pending)?
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.index.contains_key(hash)
+    }
+
+    /// Number of applied ops.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when no op is applied.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Every applied op, in an order where parents come first.
+    pub fn ops(&self) -> impl Iterator<Item = &AnyVerified> {
+        self.nodes.iter().map(|n| &n.op)
+    }
+
+    /// The ops of one subject (genesis, auth and, for documents, content), parents first.
+    pub fn ops_for(&self, subject: &PublicKey) -> impl Iterator<Item = &AnyVerified> {
+        self.by_subject
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|ix| &self.nodes[*ix as usize].op)
+    }
+
+    /// The genesis and auth ops of one subject, parents first.
+    pub fn auth_ops_for(&self, subject: &PublicKey) -> impl Iterator<Item = &AnyVerified> {
+        self.ops_for(subject)
+            .filter(|op| !matches!(op, AnyVerified::Content(_)))
+    }
+
+    /// Facts about a subject.
+    pub fn subject_info(&self, subject: &PublicKey) -> Option<SubjectInfo> {
+        self.subjects.get(subject).map(|s| SubjectInfo {
+            kind: s.kind,
+            creator: s.creator,
+            genesis: self.hash_of(s.genesis),
+            conflicted: self.conflicted.contains(subject),
+        })
+    }
+
+    /// Every known subject id.
+    pub fn subjects(&self) -> impl Iterator<Item = &PublicKey> {
+        self.subjects.keys()
+    }
+
+    /// Current heads of the auth DAG (genesis and auth ops with no auth successor).
+    pub fn auth_heads(&self) -> Vec<Hash> {
+        let mut out: Vec<Hash> = self.auth_heads.iter().map(|ix| self.hash_of(*ix)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Current heads of a document's content DAG.
+    pub fn content_heads(&self, document: &PublicKey) -> Vec<Hash> {
+        let mut out: Vec<Hash> = self
+            .content_heads
+            .get(document)
+            .map(|h| h.iter().map(|ix| self.hash_of(*ix)).collect())
+            .unwrap_or_default();
+        out.sort_unstable();
+        out
+    }
+
+    /// Number of ops waiting in the pending set.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Hashes pending ops wait for (to request from peers).
+    pub fn missing(&self) -> Vec<Hash> {
+        self.pending.missing()
+    }
+}

@@ -1,0 +1,117 @@
+//! Validity of ops and the reasons an op is refused (`specs/capabilities.md`).
+
+use crate::crypto::hash::Hash;
+
+use super::access::Access;
+
+/// Whether an op counts, in the current state of the checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Validity {
+    /// The op is authorised and not excluded by any effective revocation.
+    Valid,
+    /// The op does not count; `rule` is the spec rule that refuses it.
+    Invalid(Refusal),
+}
+
+impl Validity {
+    /// True for [`Validity::Valid`].
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Validity::Valid)
+    }
+}
+
+/// A refusal: the rule number of `specs/capabilities.md` and what broke it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Rule number, e.g. `"CAP-11"`.
+    pub rule: &'static str,
+    /// What broke the rule.
+    pub reason: Reason,
+}
+
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.rule, self.reason)
+    }
+}
+
+/// Why an op or a query is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The subject's genesis is not in the op's causal past.
+    #[error("the subject's genesis is not in the op's causal past")]
+    UnknownSubject,
+    /// Two different geneses claim the same subject id.
+    #[error("two different geneses claim this subject id")]
+    ConflictingGenesis,
+    /// A root proof by a device that is not the subject's creator.
+    #[error("the issuer is not the subject's creator")]
+    NotRoot,
+    /// A proof names an op that is not a delegation in the op's causal past.
+    #[error("proof names {0}, which is not a delegation in the op's causal past")]
+    ProofNotInPast(Hash),
+    /// A proof delegation is on another subject than required.
+    #[error("proof delegation {0} is on the wrong subject")]
+    ProofWrongSubject(Hash),
+    /// A proof delegation is itself statically invalid.
+    #[error("proof delegation {0} is itself invalid")]
+    ProofInvalid(Hash),
+    /// The membership chain does not end at the issuer.
+    #[error("the proof's membership chain does not lead to the issuer")]
+    BrokenMembership,
+    /// The proof's transitive chain is longer than allowed.
+    #[error("the proof chain is too long")]
+    ProofTooLong,
+    /// The issuer's authority is below what the op needs.
+    #[error("issuer holds {held} but the op needs {needed}")]
+    InsufficientAccess {
+        /// Level the proof gives.
+        held: Access,
+        /// Level required.
+        needed: Access,
+    },
+    /// A revocation names something that is not a delegation on its subject in its past.
+    #[error("revoked op {0} is not a delegation on this subject in the revocation's past")]
+    BadTarget(Hash),
+    /// CAP-9 seniority: the revoker is less senior than the delegation it revokes.
+    #[error("revoker depth {issuer_depth} is less senior than the revoked delegation (depth {target_depth})")]
+    Seniority {
+        /// Issuer's depth.
+        issuer_depth: u32,
+        /// Target's depth.
+        target_depth: u32,
+    },
+    /// A content op on a subject that is not a document.
+    #[error("content ops are only allowed on documents")]
+    NotADocument,
+    /// CAP-11: an effective revocation of a delegation in the op's chain excludes the op.
+    #[error("delegation {delegation} in the op's chain was revoked by {revocation}, which did not see the op")]
+    Excluded {
+        /// The effective revocation.
+        revocation: Hash,
+        /// The revoked delegation in the chain.
+        delegation: Hash,
+    },
+    /// Query: the agent has no path to the subject.
+    #[error("the agent is not a member of the subject")]
+    NotAMember,
+    /// Query: the agent's best path gives a lower level.
+    #[error("the agent holds only {held}")]
+    Insufficient {
+        /// Best level held.
+        held: Access,
+    },
+    /// Query: a path existed but a delegation on it was revoked.
+    #[error("delegation {delegation} on the agent's path was revoked by {revocation}")]
+    Revoked {
+        /// The revocation.
+        revocation: Hash,
+        /// The revoked delegation.
+        delegation: Hash,
+    },
+}
+
+pub(crate) fn refuse(rule: &'static str, reason: Reason) -> Refusal {
+    Refusal { rule, reason }
+}

@@ -1,0 +1,512 @@
+//! Named scenario tests, one or more per rule of `specs/capabilities.md`.
+#![allow(clippy::unwrap_used)]
+
+use keyhive_core::Hash;
+use keyhive_core::capability::{
+    Access, Action, AgentId, AuthBody, AuthOp, Checker, ContentBody, ContentOp, Explanation,
+    IngestError, IngestOutcome, PeerTag, PendingLimit, PendingLimits, Proof, Reason, Validity,
+};
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{Device, DocumentId, GroupId, SubjectKind};
+use keyhive_core::signed::{Op, Verified};
+
+fn device(name: &str) -> Device {
+    Device::generate(Some(name.into()))
+}
+
+fn ind(d: &Device) -> AgentId {
+    AgentId::Individual(d.id())
+}
+
+/// Sends every op `from` holds to `to`.
+fn sync(from: &Checker, to: &mut Checker) {
+    let ops: Vec<Vec<u8>> = from.ops().map(|o| o.as_bytes().to_vec()).collect();
+    for bytes in ops {
+        to.ingest(PeerTag::LOCAL, &bytes).unwrap();
+    }
+}
+
+fn invalid_rule(c: &Checker, h: &Hash) -> &'static str {
+    match c.op_validity(h).unwrap() {
+        Validity::Invalid(r) => r.rule,
+        Validity::Valid => "valid",
+    }
+}
+
+fn new_doc(c: &mut Checker, owner: &Device) -> PublicKey {
+    c.create_subject(owner, SubjectKind::Document)
+        .unwrap()
+        .issuer
+}
+
+fn new_group(c: &mut Checker, owner: &Device) -> PublicKey {
+    c.create_subject(owner, SubjectKind::Group).unwrap().issuer
+}
+
+#[test]
+fn cap5_root_is_admin_and_cap8_delegation_grants() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    assert!(c.can(ind(&alice), Access::Admin, &doc));
+    assert!(!c.can(ind(&bob), Access::Pull, &doc));
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
+    assert_eq!(c.op_validity(&d.hash()), Some(Validity::Valid));
+    assert!(c.can(ind(&bob), Access::Write, &doc));
+    assert!(!c.can(ind(&bob), Access::Admin, &doc));
+    let members = c.members(&doc);
+    assert_eq!(members.get(&ind(&alice)), Some(&Access::Admin));
+    assert_eq!(members.get(&ind(&bob)), Some(&Access::Write));
+}
+
+#[test]
+fn cap8_delegation_never_exceeds_what_the_issuer_holds() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
+    // The builder refuses...
+    assert!(c.delegate(&bob, &doc, ind(&carol), Access::Admin).is_err());
+    // ...and a hand-made op claiming admin through a write delegation is invalid.
+    let body = AuthBody {
+        subject: doc,
+        action: Action::Delegate {
+            delegate: ind(&carol),
+            access: Access::Admin,
+            proof: Proof::Via {
+                delegation: d.hash(),
+                membership: vec![],
+            },
+        },
+        content_heads: vec![],
+    };
+    let op: Verified<AuthOp> = Verified::sign(
+        Op::new(bob.id().0, c.auth_heads(), body),
+        bob.signing_key(),
+    )
+    .unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    assert_eq!(invalid_rule(&c, &op.hash()), "CAP-8");
+    assert!(!c.can(ind(&carol), Access::Pull, &doc));
+    // A writer may share at most write.
+    let ok = c.delegate(&bob, &doc, ind(&carol), Access::Read).unwrap();
+    assert!(c.op_validity(&ok.hash()).unwrap().is_valid());
+}
+
+#[test]
+fn cap13_cascade_through_a_sub_delegate() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let ab = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let bc = c.delegate(&bob, &doc, ind(&carol), Access::Read).unwrap();
+    assert!(c.can(ind(&carol), Access::Read, &doc));
+    let r = c.revoke(&alice, &doc, &ab.hash()).unwrap();
+    assert!(!c.can(ind(&bob), Access::Pull, &doc));
+    assert!(!c.can(ind(&carol), Access::Pull, &doc), "cascade");
+    // Bob's grant was made before the revocation: it stays a valid op, but grants nothing.
+    assert!(c.op_validity(&bc.hash()).unwrap().is_valid());
+    match c.explain(ind(&carol), Access::Read, &doc) {
+        Explanation::Refused(refusal) => {
+            assert_eq!(refusal.rule, "CAP-13");
+            assert_eq!(
+                refusal.reason,
+                Reason::Revoked {
+                    revocation: r.hash(),
+                    delegation: ab.hash()
+                }
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn cap13_cascade_spares_an_independent_chain() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let ab = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    c.delegate(&bob, &doc, ind(&carol), Access::Write).unwrap();
+    c.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    c.revoke(&alice, &doc, &ab.hash()).unwrap();
+    assert_eq!(c.level(ind(&carol), &doc), Some(Access::Read));
+}
+
+#[test]
+fn cap9_admin_removes_a_member_it_did_not_add_but_not_a_senior() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let dave = device("dave");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let ab = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let ac = c.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    // Bob (depth 1) removes Carol (depth 1), whom Alice added: peers may remove peers.
+    let r = c.revoke(&bob, &doc, &ac.hash()).unwrap();
+    assert!(c.op_validity(&r.hash()).unwrap().is_valid());
+    assert!(!c.can(ind(&carol), Access::Pull, &doc));
+    // Dave, added by Bob (depth 2), may not remove Bob (depth 1).
+    c.delegate(&bob, &doc, ind(&dave), Access::Admin).unwrap();
+    assert!(c.revoke(&dave, &doc, &ab.hash()).is_err());
+    let dave_proof = c.find_proof(dave.id(), &doc, Access::Admin, u32::MAX).unwrap().0;
+    let body = AuthBody {
+        subject: doc,
+        action: Action::Revoke {
+            delegation: ab.hash(),
+            proof: dave_proof,
+        },
+        content_heads: vec![],
+    };
+    let op = Verified::sign(
+        Op::new(dave.id().0, c.auth_heads(), body),
+        dave.signing_key(),
+    )
+    .unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    match c.op_validity(&op.hash()).unwrap() {
+        Validity::Invalid(r) => {
+            assert_eq!(r.rule, "CAP-9");
+            assert!(matches!(r.reason, Reason::Seniority { .. }));
+        }
+        Validity::Valid => panic!("junior revoked a senior"),
+    }
+    assert!(c.can(ind(&bob), Access::Admin, &doc));
+}
+
+#[test]
+fn cap12_mutual_concurrent_revocation_of_two_admins() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let ac = a.delegate(&alice, &doc, ind(&carol), Access::Admin).unwrap();
+    let mut b = Checker::default();
+    let mut cr = Checker::default();
+    sync(&a, &mut b);
+    sync(&a, &mut cr);
+    let rb = b.revoke(&bob, &doc, &ac.hash()).unwrap();
+    let rc = cr.revoke(&carol, &doc, &ab.hash()).unwrap();
+    sync(&b, &mut a);
+    sync(&cr, &mut a);
+    sync(&a, &mut b);
+    sync(&a, &mut cr);
+    for x in [&a, &b, &cr] {
+        let bob_admin = x.can(ind(&bob), Access::Admin, &doc);
+        let carol_admin = x.can(ind(&carol), Access::Admin, &doc);
+        assert!(bob_admin ^ carol_admin, "exactly one survives");
+        assert!(x.can(ind(&alice), Access::Admin, &doc), "root never removed");
+        // The smaller hash wins among peers of equal depth.
+        let bob_wins = rb.hash() < rc.hash();
+        assert_eq!(bob_admin, bob_wins);
+        assert_eq!(x.op_validity(&rb.hash()).unwrap().is_valid(), bob_wins);
+        assert_eq!(x.op_validity(&rc.hash()).unwrap().is_valid(), !bob_wins);
+    }
+    assert_eq!(*a.members(&doc), *b.members(&doc));
+    assert_eq!(*a.members(&doc), *cr.members(&doc));
+}
+
+#[test]
+fn cap12_senior_wins_a_concurrent_revocation_race() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let ac = a.delegate(&alice, &doc, ind(&carol), Access::Admin).unwrap();
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    // Alice (root) removes Bob while Bob removes Carol.
+    a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    let rb = b.revoke(&bob, &doc, &ac.hash()).unwrap();
+    sync(&b, &mut a);
+    sync(&a, &mut b);
+    for x in [&a, &b] {
+        assert!(!x.can(ind(&bob), Access::Pull, &doc));
+        assert!(x.can(ind(&carol), Access::Admin, &doc));
+        assert_eq!(invalid_rule(x, &rb.hash()), "CAP-11");
+    }
+}
+
+#[test]
+fn cap11_revoked_members_concurrent_grant_does_not_survive() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let dave = device("dave");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    let bd = b.delegate(&bob, &doc, ind(&dave), Access::Write).unwrap();
+    assert!(b.can(ind(&dave), Access::Write, &doc));
+    sync(&a, &mut b);
+    sync(&b, &mut a);
+    for x in [&a, &b] {
+        assert!(!x.can(ind(&dave), Access::Pull, &doc));
+        assert_eq!(invalid_rule(x, &bd.hash()), "CAP-11");
+    }
+}
+
+#[test]
+fn cap11_back_dated_edit_by_a_revoked_writer_is_rejected() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let document = DocumentId(doc);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    let early = b.write(&bob, document, b"before").unwrap();
+    let heads_before = b.auth_heads();
+    let proof = b.find_proof(bob.id(), &doc, Access::Write, u32::MAX).unwrap().0;
+    sync(&b, &mut a);
+    a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    sync(&a, &mut b);
+    // Bob, now revoked, claims an auth state from before his revocation.
+    let body = ContentBody {
+        document,
+        auth_heads: heads_before,
+        proof,
+        payload_hash: Hash::of_content(b"after"),
+        payload_len: 5,
+    };
+    let late: Verified<ContentOp> = Verified::sign(
+        Op::new(bob.id().0, vec![early.hash()], body),
+        bob.signing_key(),
+    )
+    .unwrap();
+    for x in [&mut a, &mut b] {
+        x.ingest(PeerTag::LOCAL, late.as_bytes()).unwrap();
+        assert!(x.op_validity(&early.hash()).unwrap().is_valid(), "seen");
+        assert_eq!(invalid_rule(x, &late.hash()), "CAP-11");
+    }
+    // A revoked writer's edit after seeing its revocation is refused too.
+    assert!(b.write(&bob, document, b"x").is_err());
+}
+
+#[test]
+fn cap10_content_by_non_writer_is_invalid() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Read).unwrap();
+    assert!(c.write(&bob, DocumentId(doc), b"x").is_err());
+    let body = ContentBody {
+        document: DocumentId(doc),
+        auth_heads: c.auth_heads(),
+        proof: Proof::Via {
+            delegation: d.hash(),
+            membership: vec![],
+        },
+        payload_hash: Hash::of_content(b"x"),
+        payload_len: 1,
+    };
+    let op = Verified::sign(Op::new(bob.id().0, vec![], body), bob.signing_key()).unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    assert_eq!(invalid_rule(&c, &op.hash()), "CAP-10");
+    let ok = c.write(&alice, DocumentId(doc), b"y").unwrap();
+    assert!(c.op_validity(&ok.hash()).unwrap().is_valid());
+}
+
+/// doc -> folder group -> person group -> device.
+struct Drive {
+    c: Checker,
+    alice: Device,
+    bob_phone: Device,
+    folder: PublicKey,
+    bob: PublicKey,
+    docs: Vec<PublicKey>,
+    folder_to_bob: Hash,
+}
+
+fn drive() -> Drive {
+    let alice = device("alice");
+    let bob_laptop = device("bob laptop");
+    let bob_phone = device("bob phone");
+    let mut c = Checker::default();
+    let folder = new_group(&mut c, &alice);
+    let bob = new_group(&mut c, &bob_laptop);
+    c.delegate(&bob_laptop, &bob, ind(&bob_phone), Access::Admin)
+        .unwrap();
+    let folder_to_bob = c
+        .delegate(&alice, &folder, AgentId::Group(GroupId(bob)), Access::Write)
+        .unwrap()
+        .hash();
+    let mut docs = Vec::new();
+    for _ in 0..3 {
+        let doc = new_doc(&mut c, &alice);
+        c.delegate(&alice, &doc, AgentId::Group(GroupId(folder)), Access::Admin)
+            .unwrap();
+        docs.push(doc);
+    }
+    Drive {
+        c,
+        alice,
+        bob_phone,
+        folder,
+        bob,
+        docs,
+        folder_to_bob,
+    }
+}
+
+#[test]
+fn cap14_access_through_a_folder() {
+    let mut d = drive();
+    let phone = ind(&d.bob_phone);
+    for doc in &d.docs {
+        assert_eq!(d.c.level(phone, doc), Some(Access::Write), "min along the path");
+        match d.c.explain(phone, Access::Write, doc) {
+            Explanation::Granted { level, path } => {
+                assert_eq!(level, Access::Write);
+                assert_eq!(path.len(), 3);
+                assert_eq!(path[0].subject, *doc);
+                assert_eq!(path[0].member, AgentId::Group(GroupId(d.folder)));
+                assert_eq!(path[1].member, AgentId::Group(GroupId(d.bob)));
+                assert_eq!(path[2].member, phone);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(d.c.individuals_with(doc, Access::Read).contains(&d.bob_phone.id()));
+    }
+    assert_eq!(d.c.reachable(phone).len(), 5, "folder, person group and three docs");
+    // The phone writes through the folder chain.
+    let w = d.c.write(&d.bob_phone, DocumentId(d.docs[0]), b"hi").unwrap();
+    assert!(d.c.op_validity(&w.hash()).unwrap().is_valid());
+    match &w.body.proof {
+        Proof::Via { membership, .. } => assert_eq!(membership.len(), 2),
+        Proof::Root => panic!("phone is not root"),
+    }
+}
+
+#[test]
+fn cap13_revoking_the_folder_grant_removes_every_doc() {
+    let mut d = drive();
+    let phone = ind(&d.bob_phone);
+    let w = d.c.write(&d.bob_phone, DocumentId(d.docs[1]), b"hi").unwrap();
+    let folder_to_bob = d.folder_to_bob;
+    let folder = d.folder;
+    let alice = d.alice.clone();
+    d.c.revoke(&alice, &folder, &folder_to_bob).unwrap();
+    for doc in &d.docs {
+        assert!(!d.c.can(phone, Access::Pull, doc));
+        assert!(!d.c.individuals_with(doc, Access::Pull).contains(&d.bob_phone.id()));
+    }
+    assert!(d.c.reachable(phone).len() == 1, "only the person group remains");
+    // The edit made before the revocation was recorded by it and stays valid.
+    assert!(d.c.op_validity(&w.hash()).unwrap().is_valid());
+    assert!(d.c.write(&d.bob_phone, DocumentId(d.docs[1]), b"no").is_err());
+}
+
+#[test]
+fn cap14_cycles_are_safe() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut c = Checker::default();
+    let g1 = new_group(&mut c, &alice);
+    let g2 = new_group(&mut c, &alice);
+    let doc = new_doc(&mut c, &alice);
+    c.delegate(&alice, &g1, AgentId::Group(GroupId(g2)), Access::Admin)
+        .unwrap();
+    let back = c
+        .delegate(&alice, &g2, AgentId::Group(GroupId(g1)), Access::Admin)
+        .unwrap();
+    c.delegate(&alice, &g2, ind(&bob), Access::Read).unwrap();
+    c.delegate(&alice, &doc, AgentId::Group(GroupId(g1)), Access::Write)
+        .unwrap();
+    assert_eq!(c.level(ind(&bob), &doc), Some(Access::Read));
+    let members = c.members(&doc);
+    assert!(members.contains_key(&AgentId::Group(GroupId(g2))));
+    assert_eq!(members.get(&ind(&bob)), Some(&Access::Read));
+    c.revoke(&alice, &g2, &back.hash()).unwrap();
+    assert_eq!(c.level(ind(&bob), &doc), Some(Access::Read), "g1 -> g2 still holds");
+}
+
+#[test]
+fn cap15_re_adding_after_revocation() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
+    c.revoke(&alice, &doc, &d.hash()).unwrap();
+    assert!(!c.can(ind(&bob), Access::Pull, &doc));
+    c.delegate(&alice, &doc, ind(&bob), Access::Read).unwrap();
+    assert_eq!(c.level(ind(&bob), &doc), Some(Access::Read));
+}
+
+#[test]
+fn cap4_out_of_order_ops_wait_and_limits_are_typed() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    a.write(&bob, DocumentId(doc), b"x").unwrap();
+    let ops: Vec<Vec<u8>> = a.ops().map(|o| o.as_bytes().to_vec()).collect();
+    let mut b = Checker::default();
+    for bytes in ops.iter().rev() {
+        b.ingest(PeerTag::LOCAL, bytes).unwrap();
+    }
+    assert_eq!(b.pending_len(), 0);
+    assert_eq!(b.len(), ops.len());
+    assert_eq!(*a.members(&doc), *b.members(&doc));
+
+    let limits = PendingLimits {
+        per_peer: 1,
+        per_subject: 10,
+        total: 10,
+    };
+    let mut small = Checker::new(limits);
+    let peer = PeerTag([7; 32]);
+    let last = ops.len() - 1;
+    assert!(matches!(
+        small.ingest(peer, &ops[last]).unwrap(),
+        IngestOutcome::Pending { .. }
+    ));
+    assert_eq!(
+        small.ingest(peer, &ops[last - 1]),
+        Err(IngestError::PendingFull(PendingLimit::PerPeer))
+    );
+    // Nothing else was lost: the rest still applies and releases the parked op.
+    for bytes in &ops {
+        small.ingest(PeerTag::LOCAL, bytes).unwrap();
+    }
+    assert_eq!(small.len(), ops.len());
+    assert_eq!(small.pending_len(), 0);
+}
+
+#[test]
+fn cap2_tampered_and_garbage_input_is_refused() {
+    let alice = device("alice");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let d = a.delegate(&alice, &doc, AgentId::Document(DocumentId(doc)), Access::Read);
+    let mut bytes = d.unwrap().as_bytes().to_vec();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    let mut b = Checker::default();
+    assert!(matches!(
+        b.ingest(PeerTag::LOCAL, &bytes),
+        Err(IngestError::Signature(_))
+    ));
+    assert!(matches!(
+        b.ingest(PeerTag::LOCAL, b"garbage"),
+        Err(IngestError::Decode(_))
+    ));
+}
