@@ -10,6 +10,9 @@ pub const AEAD_KEY_COMMITMENT: &str = "keyhive 2026-11-21 aead key commitment v1
 /// BLAKE3 `derive_key` context for a plain content hash of opaque bytes (ENC-6).
 pub const CONTENT_HASH: &str = "keyhive 2026-11-21 content hash v1";
 
+/// BLAKE3 `derive_key` context for a sync range fingerprint (`specs/sync.md`, SYNC-20).
+pub const SYNC_RANGE_FINGERPRINT: &str = "keyhive 2026-11-21 sync range fingerprint v1";
+
 /// Derives 32 bytes from `key_material` under `label` with BLAKE3's key derivation mode.
 pub fn derive_key(label: &str, key_material: &[u8]) -> [u8; 32] {
     blake3::derive_key(label, key_material)

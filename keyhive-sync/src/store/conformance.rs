@@ -1,0 +1,139 @@
+//! The one conformance suite every [`Store`] backend must pass (STORE-1..STORE-4).
+//!
+//! Test-support code: assertions panic by design. Enabled in this crate's tests and, for
+//! other backends or crates, with the `conformance` feature.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use keyhive_core::Hash;
+use keyhive_core::crypto::signing::PublicKey;
+
+use super::Store;
+use crate::item::{Item, ItemKind, SubjectId};
+use crate::reconcile::summary::Summary;
+
+/// `n` distinct items spread round-robin over `subjects` subjects (ids `[1;32]`, `[2;32]`...).
+pub fn sample_items(n: usize, subjects: usize) -> Vec<Item> {
+    (0..n)
+        .map(|i| {
+            let s = (i % subjects.max(1)) as u8 + 1;
+            let mut envelope = vec![0u8; 80];
+            envelope[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let kind = match i % 4 {
+                0 => ItemKind::Auth,
+                1 => ItemKind::Cgka,
+                2 => ItemKind::Content,
+                _ => ItemKind::Blob,
+            };
+            Item::new(kind, SubjectId(PublicKey([s; 32])), envelope).expect("valid sample")
+        })
+        .collect()
+}
+
+/// Runs every conformance check, each against a fresh store from `make`.
+pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
+    empty_store(&make());
+    put_get_round_trip(&make());
+    duplicates_are_noops(&make());
+    hashes_sorted_and_partitioned(&make());
+    summary_matches_hashes(&make());
+    concurrent_writers(make());
+}
+
+/// A fresh store is empty.
+pub fn empty_store<S: Store>(store: &S) {
+    let subject = SubjectId(PublicKey([1; 32]));
+    assert!(store.subjects().unwrap().is_empty());
+    assert!(store.hashes(&subject).unwrap().is_empty());
+    assert_eq!(store.summary(&subject).unwrap(), Summary::default());
+    assert!(store.get(&Hash([0; 32])).unwrap().is_none());
+    assert!(!store.contains(&Hash([0; 32])).unwrap());
+    assert!(store.put(&[]).unwrap().is_empty());
+}
+
+/// Items come back byte-for-byte with kind and subject.
+pub fn put_get_round_trip<S: Store>(store: &S) {
+    let items = sample_items(20, 3);
+    assert_eq!(store.put(&items).unwrap(), vec![true; 20]);
+    for item in &items {
+        assert!(store.contains(&item.hash()).unwrap());
+        assert_eq!(store.get(&item.hash()).unwrap().as_ref(), Some(item));
+    }
+}
+
+/// STORE-2: re-inserting, also within one batch, is a no-op reported as not new.
+pub fn duplicates_are_noops<S: Store>(store: &S) {
+    let items = sample_items(4, 1);
+    let batch = vec![items[0].clone(), items[1].clone(), items[0].clone()];
+    assert_eq!(store.put(&batch).unwrap(), vec![true, true, false]);
+    assert_eq!(
+        store.put(&items).unwrap(),
+        vec![false, false, true, true]
+    );
+    let subject = items[0].subject();
+    assert_eq!(store.hashes(&subject).unwrap().len(), 4);
+    assert_eq!(store.summary(&subject).unwrap().count, 4);
+}
+
+/// STORE-3: per-subject hashes are sorted and complete; subjects are sorted.
+pub fn hashes_sorted_and_partitioned<S: Store>(store: &S) {
+    let items = sample_items(60, 4);
+    for chunk in items.chunks(7) {
+        store.put(chunk).unwrap();
+    }
+    let subjects = store.subjects().unwrap();
+    assert_eq!(subjects.len(), 4);
+    assert!(subjects.windows(2).all(|w| w[0] < w[1]));
+    for subject in subjects {
+        let got = store.hashes(&subject).unwrap();
+        let mut want: Vec<Hash> = items
+            .iter()
+            .filter(|i| i.subject() == subject)
+            .map(Item::hash)
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}
+
+/// STORE-4: the incremental summary equals the summary of the hash list.
+pub fn summary_matches_hashes<S: Store>(store: &S) {
+    let items = sample_items(50, 2);
+    for chunk in items.chunks(9) {
+        store.put(chunk).unwrap();
+        store.put(chunk).unwrap();
+    }
+    for subject in store.subjects().unwrap() {
+        let hashes = store.hashes(&subject).unwrap();
+        assert_eq!(store.summary(&subject).unwrap(), Summary::of(&hashes));
+    }
+}
+
+/// Concurrent batches from several threads all land, exactly once.
+pub fn concurrent_writers<S: Store>(store: S) {
+    let store = std::sync::Arc::new(store);
+    let items = sample_items(200, 3);
+    let handles: Vec<_> = items
+        .chunks(50)
+        .map(|chunk| {
+            let store = store.clone();
+            let mut chunk = chunk.to_vec();
+            // Overlap with a neighbour to exercise duplicate handling under contention.
+            chunk.extend(sample_items(5, 3));
+            std::thread::spawn(move || {
+                for part in chunk.chunks(10) {
+                    store.put(part).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total: usize = store
+        .subjects()
+        .unwrap()
+        .iter()
+        .map(|s| store.hashes(s).unwrap().len())
+        .sum();
+    assert_eq!(total, 200);
+}

@@ -1,0 +1,95 @@
+//! In-memory store (tests, ephemeral peers). Not durable: STORE-1 holds within the process.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use keyhive_core::Hash;
+
+use super::{Store, StoreError};
+use crate::item::{Item, SubjectId};
+use crate::reconcile::summary::Summary;
+
+#[derive(Default)]
+struct Inner {
+    items: HashMap<Hash, Item>,
+    by_subject: BTreeMap<SubjectId, (BTreeSet<Hash>, Summary)>,
+}
+
+/// A store held in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock means a panic happened while holding it; the maps are only mutated
+        // by complete inserts, so the data is still consistent and we keep using it.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Store for MemoryStore {
+    fn put(&self, items: &[Item]) -> Result<Vec<bool>, StoreError> {
+        let mut inner = self.lock();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let hash = item.hash();
+            if inner.items.contains_key(&hash) {
+                out.push(false);
+                continue;
+            }
+            let entry = inner.by_subject.entry(item.subject()).or_default();
+            entry.0.insert(hash);
+            entry.1.add(&hash);
+            inner.items.insert(hash, item.clone());
+            out.push(true);
+        }
+        Ok(out)
+    }
+
+    fn get(&self, hash: &Hash) -> Result<Option<Item>, StoreError> {
+        Ok(self.lock().items.get(hash).cloned())
+    }
+
+    fn contains(&self, hash: &Hash) -> Result<bool, StoreError> {
+        Ok(self.lock().items.contains_key(hash))
+    }
+
+    fn hashes(&self, subject: &SubjectId) -> Result<Vec<Hash>, StoreError> {
+        Ok(self
+            .lock()
+            .by_subject
+            .get(subject)
+            .map(|(set, _)| set.iter().copied().collect())
+            .unwrap_or_default())
+    }
+
+    fn summary(&self, subject: &SubjectId) -> Result<Summary, StoreError> {
+        Ok(self
+            .lock()
+            .by_subject
+            .get(subject)
+            .map(|(_, s)| *s)
+            .unwrap_or_default())
+    }
+
+    fn subjects(&self) -> Result<Vec<SubjectId>, StoreError> {
+        Ok(self.lock().by_subject.keys().copied().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conformance() {
+        super::super::conformance::run_all(super::MemoryStore::new);
+    }
+}
