@@ -6,9 +6,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cgka;
 pub mod crypto;
 pub mod encoding;
+pub mod encryption;
 pub mod identity;
+pub mod keystore;
 pub mod signed;
 
 pub use crypto::hash::Hash;
