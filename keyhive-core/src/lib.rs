@@ -8,9 +8,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod capability;
+pub mod cgka;
 pub mod crypto;
 pub mod encoding;
+pub mod encryption;
 pub mod identity;
+pub mod keystore;
 pub mod signed;
 
 pub use crypto::hash::Hash;

@@ -10,8 +10,29 @@ pub const AEAD_KEY_COMMITMENT: &str = "keyhive 2026-11-21 aead key commitment v1
 /// BLAKE3 `derive_key` context for a plain content hash of opaque bytes (ENC-6).
 pub const CONTENT_HASH: &str = "keyhive 2026-11-21 content hash v1";
 
+<<<<<<< HEAD
 /// BLAKE3 `derive_key` context for a sync range fingerprint (`specs/sync.md`, SYNC-20).
 pub const SYNC_RANGE_FINGERPRINT: &str = "keyhive 2026-11-21 sync range fingerprint v1";
+=======
+/// BLAKE3 `derive_key` context: the next path secret up a CGKA update path (CGKA-8).
+pub const CGKA_PATH_SECRET: &str = "keyhive 2026-11-21 cgka path secret v1";
+/// BLAKE3 `derive_key` context: a CGKA node's X25519 secret key from its path secret (CGKA-8).
+pub const CGKA_NODE_KEY: &str = "keyhive 2026-11-21 cgka node key v1";
+/// BLAKE3 `derive_key` context: the key wrapping a path secret for one recipient (CGKA-9).
+pub const CGKA_PATH_WRAP: &str = "keyhive 2026-11-21 cgka path wrap v1";
+/// BLAKE3 `derive_key` context: the epoch root secret from the root node's path secret (CGKA-10).
+pub const CGKA_EPOCH_ROOT: &str = "keyhive 2026-11-21 cgka epoch root v1";
+/// BLAKE3 `derive_key` context: a content change key from an epoch root and a change reference
+/// (CENC-2).
+pub const CENC_CHANGE_KEY: &str = "keyhive 2026-11-21 causal encryption change key v1";
+/// BLAKE3 `derive_key` context: a stream payload key from a stream key and its salt (CENC-7).
+pub const CENC_STREAM_KEY: &str = "keyhive 2026-11-21 causal encryption stream key v1";
+/// Domain string mixed into a stream's key commitment (CENC-7).
+pub const CENC_STREAM_COMMITMENT: &str =
+    "keyhive 2026-11-21 causal encryption stream commitment v1";
+/// BLAKE3 `derive_key` context: the key-store backup key from the Argon2id output (KEYS-4).
+pub const KEYSTORE_BACKUP_KEY: &str = "keyhive 2026-11-21 key store backup key v1";
+>>>>>>> cgka
 
 /// Derives 32 bytes from `key_material` under `label` with BLAKE3's key derivation mode.
 pub fn derive_key(label: &str, key_material: &[u8]) -> [u8; 32] {

@@ -1,0 +1,89 @@
+//! Authorisation of CGKA ops against the capability graph (`specs/cgka.md` §5, CGKA-16..18).
+//!
+//! The CGKA does not know the capability graph; it asks a [`CgkaAuthority`]. The capability
+//! checker implements this trait; [`StaticAuthority`] is an in-memory one for tests and tools.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::crypto::prekey::PrekeyPublic;
+use crate::identity::IndividualId;
+
+/// The questions the CGKA asks the capability graph of its document.
+pub trait CgkaAuthority {
+    /// May `adder` seat `device` with leaf key `prekey`? True only if `adder` may change
+    /// membership (`admin`), `device` holds `read` or more, and `prekey` is one of `device`'s
+    /// prekeys signed by its device key (CGKA-16).
+    fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool;
+    /// May `remover` remove `device`? True if `remover` is an admin, is `device` itself, or
+    /// `device` no longer holds `read` (any replica may act on a revocation) (CGKA-17).
+    fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool;
+    /// Does `device` currently hold `read` or more (so it may issue key updates)? (CGKA-18)
+    fn is_member(&self, device: &IndividualId) -> bool;
+    /// A signed prekey of `device` to seat it with, if it has one.
+    fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic>;
+}
+
+/// An in-memory authority: a set of admins and the readers with their prekeys.
+#[derive(Clone, Debug, Default)]
+pub struct StaticAuthority {
+    admins: BTreeSet<IndividualId>,
+    readers: BTreeMap<IndividualId, BTreeSet<PrekeyPublic>>,
+}
+
+impl StaticAuthority {
+    /// An authority with no one in it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Grants `read` to `device` with the given prekey (adds the prekey if already a reader).
+    pub fn grant_read(&mut self, device: IndividualId, prekey: PrekeyPublic) {
+        self.readers.entry(device).or_default().insert(prekey);
+    }
+
+    /// Grants `admin` (which implies `read`) to `device`.
+    pub fn grant_admin(&mut self, device: IndividualId, prekey: PrekeyPublic) {
+        self.grant_read(device, prekey);
+        self.admins.insert(device);
+    }
+
+    /// Revokes every access of `device`.
+    pub fn revoke(&mut self, device: &IndividualId) {
+        self.readers.remove(device);
+        self.admins.remove(device);
+    }
+
+    /// The current readers (the CGKA's target membership) with one prekey each.
+    pub fn members(&self) -> BTreeMap<IndividualId, PrekeyPublic> {
+        self.readers
+            .iter()
+            .filter_map(|(d, keys)| keys.iter().next().map(|k| (*d, *k)))
+            .collect()
+    }
+}
+
+impl CgkaAuthority for StaticAuthority {
+    fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool {
+        self.admins.contains(adder)
+            && self
+                .readers
+                .get(device)
+                .is_some_and(|keys| keys.contains(prekey))
+    }
+
+    fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool {
+        // CGKA-17: admins, the device itself, and anyone once the device has lost `read`
+        // (so any replica that learns of a revocation can act on it).
+        self.admins.contains(remover) || remover == device || !self.is_member(device)
+    }
+
+    fn is_member(&self, device: &IndividualId) -> bool {
+        self.readers.contains_key(device)
+    }
+
+    fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {
+        self.readers
+            .get(device)
+            .and_then(|k| k.iter().next().copied())
+    }
+}

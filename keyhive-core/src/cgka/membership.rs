@@ -1,0 +1,70 @@
+//! Keeping CGKA membership equal to the capability graph's readers (`specs/cgka.md` §7,
+//! CGKA-23..CGKA-24).
+
+use std::collections::BTreeMap;
+
+use crate::crypto::prekey::PrekeyPublic;
+use crate::crypto::signing::SigningKey;
+use crate::identity::IndividualId;
+
+use super::authority::CgkaAuthority;
+use super::op::CgkaOp;
+use super::state::{Cgka, CreateError};
+
+/// The membership changes that make a CGKA's members equal a target set (CGKA-23).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipPlan {
+    /// Devices to remove, ascending.
+    pub remove: Vec<IndividualId>,
+    /// Devices to add with the prekey to seat them with, ascending.
+    pub add: Vec<(IndividualId, PrekeyPublic)>,
+}
+
+impl MembershipPlan {
+    /// True if nothing needs to change.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.add.is_empty()
+    }
+}
+
+impl Cgka {
+    /// CGKA-23: the adds and removes that make the members exactly `target` (the devices that
+    /// hold `read` or more on the document, with one signed prekey each).
+    pub fn sync_membership(&self, target: &BTreeMap<IndividualId, PrekeyPublic>) -> MembershipPlan {
+        let current = self.tree().members();
+        MembershipPlan {
+            remove: current
+                .keys()
+                .filter(|d| !target.contains_key(d))
+                .copied()
+                .collect(),
+            add: target
+                .iter()
+                .filter(|(d, _)| !current.contains_key(d))
+                .map(|(d, k)| (*d, *k))
+                .collect(),
+        }
+    }
+
+    /// CGKA-24: carries out `plan` (removes first, then adds) and, if the root is then not
+    /// agreed, issues an update so that the next encryption excludes every removed device.
+    /// Returns the ops to publish, in order.
+    pub fn apply_membership(
+        &mut self,
+        key: &SigningKey,
+        plan: &MembershipPlan,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        let mut ops = Vec::with_capacity(plan.remove.len() + plan.add.len() + 1);
+        for device in &plan.remove {
+            ops.push(self.remove(key, *device, authority)?);
+        }
+        for (device, prekey) in &plan.add {
+            ops.push(self.add(key, *device, *prekey, authority)?);
+        }
+        if self.must_update_before_encrypt() {
+            ops.push(self.update(key, authority)?);
+        }
+        Ok(ops)
+    }
+}

@@ -1,0 +1,24 @@
+//! Continuous group key agreement for one document: a concurrent TreeKEM variant in the style
+//! of BeeKEM (`specs/cgka.md`).
+//!
+//! * [`op`]: the signed ops (init, add, remove, update) and their wire form.
+//! * [`tree`]: the public ratchet tree, blanks, conflict keys and resolutions.
+//! * [`path`]: path-secret derivation and wrapping (X25519 + BLAKE3 + XChaCha20-Poly1305).
+//! * [`state`]: the op DAG, its deterministic replay and the local device's secrets.
+//! * [`authority`]: the capability questions every op is checked against.
+//! * [`membership`]: matching the members to the capability graph's readers.
+
+pub mod authority;
+pub mod membership;
+pub mod op;
+pub mod path;
+pub mod state;
+pub mod tree;
+
+#[cfg(test)]
+mod tests;
+
+pub use authority::{CgkaAuthority, StaticAuthority};
+pub use membership::MembershipPlan;
+pub use op::{CgkaBody, CgkaOp, SignedCgkaOp};
+pub use state::{Cgka, CgkaSecrets, CreateError, InitError, ReceiveError, Received};

@@ -1,0 +1,127 @@
+//! CGKA op wire types (`specs/cgka.md` §2, CGKA-1..CGKA-4).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::prekey::PrekeyPublic;
+use crate::encoding::DecodeError;
+use crate::identity::{DocumentId, IndividualId};
+use crate::signed::{Op, OpBody, Signed, Verified};
+
+/// Most levels an update path may carry: a tree of 2^31 leaves (CGKA-3).
+pub const MAX_PATH_LEN: usize = 32;
+
+/// The body of a signed CGKA op. Variant order is the wire tag: never reorder (CGKA-1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CgkaBody {
+    /// Genesis of a document's CGKA: binds it to `document` and seats the issuer at leaf 0
+    /// with `prekey` as its leaf key (CGKA-2).
+    Init {
+        /// The document this CGKA belongs to.
+        document: DocumentId,
+        /// The creator's signed prekey, its first leaf key.
+        prekey: PrekeyPublic,
+    },
+    /// Seats `device` at the leftmost free leaf with `prekey` as its leaf key (CGKA-13).
+    Add {
+        /// The device added.
+        device: IndividualId,
+        /// One of the device's signed prekeys.
+        prekey: PrekeyPublic,
+    },
+    /// Empties `device`'s leaf and blanks its path (CGKA-14).
+    Remove {
+        /// The device removed.
+        device: IndividualId,
+    },
+    /// Replaces the issuer's leaf key and every key on its path to the root (CGKA-15).
+    Update(UpdatePath),
+}
+
+/// A fresh path from the issuer's leaf to the root (CGKA-3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatePath {
+    /// `nodes[0]` is the leaf, `nodes[last]` the root.
+    pub nodes: Vec<PathNode>,
+}
+
+/// One node on an update path: its new public key and the next path secret up, wrapped for
+/// every key in the resolution of this node's sibling (CGKA-9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathNode {
+    /// The node's new X25519 public key.
+    pub public: PrekeyPublic,
+    /// The parent's path secret for each resolution key of the sibling, strictly ascending by
+    /// recipient. Empty for the root.
+    pub wrapped: Vec<WrappedSecret>,
+}
+
+/// A 32-byte path secret encrypted for one X25519 public key (CGKA-9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedSecret {
+    /// The public key whose secret half can unwrap this.
+    pub recipient: PrekeyPublic,
+    /// XChaCha20 ciphertext of the 32-byte secret.
+    pub ciphertext: [u8; 32],
+    /// Poly1305 tag.
+    pub tag: [u8; 16],
+}
+
+impl OpBody for CgkaBody {
+    const TAG: &'static str = "keyhive/cgka";
+    const VERSION: u8 = 1;
+    /// 4 MiB: a full-resolution update for about 50,000 members (CGKA-4).
+    const MAX_LEN: usize = 4 << 20;
+}
+
+/// A CGKA op as received: decoded, structure-checked, not yet verified.
+pub type SignedCgkaOp = Signed<Op<CgkaBody>>;
+/// A CGKA op whose signature has been checked.
+pub type CgkaOp = Verified<Op<CgkaBody>>;
+
+/// Structural rules of a CGKA op that the generic envelope cannot check (CGKA-3, CGKA-4).
+pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
+    match &op.body {
+        CgkaBody::Init { .. } => {
+            if !op.predecessors.is_empty() {
+                return Err(DecodeError::InvalidStructure(
+                    "cgka init must have no predecessors",
+                ));
+            }
+        }
+        CgkaBody::Add { .. } | CgkaBody::Remove { .. } | CgkaBody::Update(_) => {
+            if op.predecessors.is_empty() {
+                return Err(DecodeError::InvalidStructure(
+                    "cgka op other than init needs predecessors",
+                ));
+            }
+        }
+    }
+    if let CgkaBody::Update(path) = &op.body {
+        if path.nodes.is_empty() || path.nodes.len() > MAX_PATH_LEN {
+            return Err(DecodeError::InvalidStructure(
+                "update path length out of range",
+            ));
+        }
+        for node in &path.nodes {
+            if node
+                .wrapped
+                .windows(2)
+                .any(|w| w[0].recipient >= w[1].recipient)
+            {
+                return Err(DecodeError::InvalidStructure(
+                    "wrapped secrets not strictly ascending by recipient",
+                ));
+            }
+        }
+        if path
+            .nodes
+            .last()
+            .is_some_and(|root| !root.wrapped.is_empty())
+        {
+            return Err(DecodeError::InvalidStructure(
+                "root node carries wrapped secrets",
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Path secrets: derivation, wrapping for one recipient, and reading an update path
+//! (`specs/cgka.md` §4, CGKA-8..CGKA-11).
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::Zeroizing;
+
+use crate::crypto::derive::{self, derive_key};
+use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
+use crate::crypto::secret::SymmetricKey;
+use crate::identity::DocumentId;
+
+use super::op::{PathNode, UpdatePath, WrappedSecret};
+
+/// A 32-byte path secret (zeroized on drop).
+pub type PathSecret = Zeroizing<[u8; 32]>;
+
+/// CGKA-8: the next path secret up.
+pub fn next_secret(secret: &[u8; 32]) -> PathSecret {
+    Zeroizing::new(derive_key(derive::CGKA_PATH_SECRET, secret))
+}
+
+/// CGKA-8: a node's X25519 key pair from its path secret.
+pub fn node_key(secret: &[u8; 32]) -> PrekeySecret {
+    let mut bytes = Zeroizing::new(derive_key(derive::CGKA_NODE_KEY, secret));
+    let key = PrekeySecret::from_bytes(*bytes);
+    zeroize::Zeroize::zeroize(&mut *bytes);
+    key
+}
+
+/// CGKA-10: the epoch root secret of an update whose root path secret is `secret`.
+pub fn epoch_root(document: &DocumentId, secret: &[u8; 32]) -> SymmetricKey {
+    let mut material = Zeroizing::new([0u8; 64]);
+    material[..32].copy_from_slice(document.public_key().as_bytes());
+    material[32..].copy_from_slice(secret);
+    SymmetricKey::from_bytes(derive_key(derive::CGKA_EPOCH_ROOT, &*material))
+}
+
+/// CGKA-9: the one-time key wrapping a path secret from `sender` to `recipient`.
+fn wrap_key(
+    document: &DocumentId,
+    shared: &[u8; 32],
+    sender: &PrekeyPublic,
+    recipient: &PrekeyPublic,
+) -> Zeroizing<[u8; 32]> {
+    let mut material = Zeroizing::new([0u8; 128]);
+    material[..32].copy_from_slice(document.public_key().as_bytes());
+    material[32..64].copy_from_slice(shared);
+    material[64..96].copy_from_slice(&sender.0);
+    material[96..].copy_from_slice(&recipient.0);
+    Zeroizing::new(derive_key(derive::CGKA_PATH_WRAP, &*material))
+}
+
+/// Why an update path could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    /// A key in the path is of low order.
+    #[error("non-contributory X25519 agreement in an update path")]
+    NonContributory,
+    /// A wrapped secret failed authentication.
+    #[error("wrapped path secret failed authentication")]
+    Unwrap,
+    /// A decrypted path secret does not yield the public key the path announces (CGKA-11).
+    #[error("path secret does not match the announced public key at level {0}")]
+    KeyMismatch(usize),
+}
+
+/// CGKA-9: wraps `secret` for `recipient` using the sender node's secret key.
+pub fn wrap(
+    document: &DocumentId,
+    sender: &PrekeySecret,
+    recipient: &PrekeyPublic,
+    secret: &[u8; 32],
+) -> Result<WrappedSecret, PathError> {
+    let shared = sender
+        .agree(recipient)
+        .map_err(|_| PathError::NonContributory)?;
+    let key = wrap_key(document, &shared, &sender.public(), recipient);
+    seal_secret(&key, *recipient, secret)
+}
+
+/// As [`wrap`] with the sender's public key already computed (saves a base multiplication).
+pub(crate) fn wrap_from(
+    document: &DocumentId,
+    sender: &PrekeySecret,
+    sender_public: &PrekeyPublic,
+    recipient: &PrekeyPublic,
+    secret: &[u8; 32],
+) -> Result<WrappedSecret, PathError> {
+    let shared = sender
+        .agree(recipient)
+        .map_err(|_| PathError::NonContributory)?;
+    let key = wrap_key(document, &shared, sender_public, recipient);
+    seal_secret(&key, *recipient, secret)
+}
+
+fn seal_secret(
+    key: &[u8; 32],
+    recipient: PrekeyPublic,
+    secret: &[u8; 32],
+) -> Result<WrappedSecret, PathError> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    // The key is unique per (fresh sender key, recipient), so the all-zero nonce is never
+    // reused under one key (CGKA-9).
+    let out = cipher
+        .encrypt(&XNonce::default(), secret.as_slice())
+        .map_err(|_| PathError::Unwrap)?;
+    let mut ciphertext = [0u8; 32];
+    let mut tag = [0u8; 16];
+    if out.len() != 48 {
+        return Err(PathError::Unwrap);
+    }
+    ciphertext.copy_from_slice(&out[..32]);
+    tag.copy_from_slice(&out[32..]);
+    Ok(WrappedSecret {
+        recipient,
+        ciphertext,
+        tag,
+    })
+}
+
+/// CGKA-9: unwraps a path secret with the recipient's secret key.
+pub fn unwrap(
+    document: &DocumentId,
+    recipient: &PrekeySecret,
+    sender: &PrekeyPublic,
+    wrapped: &WrappedSecret,
+) -> Result<PathSecret, PathError> {
+    let shared = recipient
+        .agree(sender)
+        .map_err(|_| PathError::NonContributory)?;
+    let key = wrap_key(document, &shared, sender, &wrapped.recipient);
+    let cipher = XChaCha20Poly1305::new((&*key).into());
+    let mut input = [0u8; 48];
+    input[..32].copy_from_slice(&wrapped.ciphertext);
+    input[32..].copy_from_slice(&wrapped.tag);
+    let plain = Zeroizing::new(
+        cipher
+            .decrypt(&XNonce::default(), input.as_slice())
+            .map_err(|_| PathError::Unwrap)?,
+    );
+    let mut out = Zeroizing::new([0u8; 32]);
+    if plain.len() != 32 {
+        return Err(PathError::Unwrap);
+    }
+    out.copy_from_slice(&plain);
+    Ok(out)
+}
+
+/// The secrets of a freshly generated update path, leaf first.
+pub struct FreshPath {
+    /// The public path to put in the op.
+    pub path: UpdatePath,
+    /// Node secret keys, leaf first, for the local secret store.
+    pub node_keys: Vec<PrekeySecret>,
+    /// The root's path secret.
+    pub root_secret: PathSecret,
+}
+
+/// CGKA-15: generates a path of `resolutions.len()` nodes from a fresh random leaf secret.
+/// `resolutions[i]` is the resolution of the sibling of path node `i` (empty for the root).
+pub fn generate(
+    document: &DocumentId,
+    leaf_secret: PathSecret,
+    resolutions: &[Vec<PrekeyPublic>],
+) -> Result<FreshPath, PathError> {
+    let mut secrets: Vec<PathSecret> = Vec::with_capacity(resolutions.len());
+    secrets.push(leaf_secret);
+    for i in 1..resolutions.len() {
+        let next = next_secret(&secrets[i - 1]);
+        secrets.push(next);
+    }
+    let mut nodes = Vec::with_capacity(resolutions.len());
+    let mut node_keys = Vec::with_capacity(resolutions.len());
+    for (i, resolution) in resolutions.iter().enumerate() {
+        let sk = node_key(&secrets[i]);
+        let public = sk.public();
+        let mut wrapped = Vec::with_capacity(resolution.len());
+        if let Some(parent_secret) = secrets.get(i + 1) {
+            let mut recipients = resolution.clone();
+            recipients.sort_unstable();
+            recipients.dedup();
+            for r in &recipients {
+                wrapped.push(wrap_from(document, &sk, &public, r, parent_secret)?);
+            }
+        }
+        nodes.push(PathNode { public, wrapped });
+        node_keys.push(sk);
+    }
+    let root_secret = secrets
+        .last()
+        .map(|s| Zeroizing::new(**s))
+        .unwrap_or_else(|| Zeroizing::new([0u8; 32]));
+    Ok(FreshPath {
+        path: UpdatePath { nodes },
+        node_keys,
+        root_secret,
+    })
+}
+
+/// The secrets a reader learns from an update path.
+pub struct LearnedPath {
+    /// Node secret keys for path levels `first_level..`.
+    pub node_keys: Vec<PrekeySecret>,
+    /// The root's path secret.
+    pub root_secret: PathSecret,
+}
+
+/// CGKA-11: reads an update path with whichever secret key `lookup` knows for a recipient.
+/// Returns `Ok(None)` if no wrapped secret is addressed to a known key.
+pub fn read(
+    document: &DocumentId,
+    path: &UpdatePath,
+    lookup: impl Fn(&PrekeyPublic) -> Option<PrekeySecret>,
+) -> Result<Option<LearnedPath>, PathError> {
+    for (level, node) in path.nodes.iter().enumerate() {
+        for wrapped in &node.wrapped {
+            let Some(own) = lookup(&wrapped.recipient) else {
+                continue;
+            };
+            let mut secret = unwrap(document, &own, &node.public, wrapped)?;
+            let mut node_keys = Vec::new();
+            for (offset, above) in path.nodes[level + 1..].iter().enumerate() {
+                let sk = node_key(&secret);
+                if sk.public() != above.public {
+                    return Err(PathError::KeyMismatch(level + 1 + offset));
+                }
+                node_keys.push(sk);
+                if level + 2 + offset < path.nodes.len() {
+                    secret = next_secret(&secret);
+                }
+            }
+            return Ok(Some(LearnedPath {
+                node_keys,
+                root_secret: secret,
+            }));
+        }
+    }
+    Ok(None)
+}

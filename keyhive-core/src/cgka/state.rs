@@ -1,0 +1,782 @@
+//! A document's CGKA: the op DAG, its deterministic replay into a [`Tree`], and the local
+//! device's secrets (`specs/cgka.md` §6, CGKA-12..CGKA-22).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::hash::Hash;
+use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
+use crate::crypto::secret::SymmetricKey;
+use crate::crypto::signing::SigningKey;
+use crate::encoding::DecodeError;
+use crate::identity::{Device, DocumentId, IndividualId};
+use crate::signed::{Op, OpBody, SignError, Verified, VerifyError};
+
+use super::authority::CgkaAuthority;
+use super::op::{CgkaBody, CgkaOp, SignedCgkaOp, UpdatePath, check_body};
+use super::path::{self, PathError};
+use super::tree::{Entry, Tree};
+
+/// Most ops held while waiting for missing predecessors (CGKA-21).
+pub const MAX_PENDING: usize = 4096;
+/// Most unauthorised ops held in quarantine (CGKA-20).
+pub const MAX_QUARANTINE: usize = 1024;
+
+/// What happened to a received op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Received {
+    /// Applied (and any pending ops it unblocked).
+    Applied,
+    /// Already known.
+    Duplicate,
+    /// Waiting for these predecessors.
+    Pending(Vec<Hash>),
+}
+
+/// Why a received op was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The op breaks a structural rule (CGKA-3, CGKA-4).
+    #[error("malformed cgka op: {0}")]
+    Structure(#[from] DecodeError),
+    /// The signature does not verify.
+    #[error("cgka op signature invalid: {0}")]
+    Signature(#[from] VerifyError),
+    /// A second genesis, or one for another document (CGKA-2).
+    #[error("cgka init op does not belong to this document's cgka")]
+    ForeignInit,
+    /// The capability graph does not authorise this op (CGKA-16..18).
+    #[error("cgka op not authorised by the capability graph")]
+    Unauthorized,
+    /// Too many ops are waiting for predecessors (CGKA-21).
+    #[error("too many cgka ops waiting for predecessors")]
+    PendingFull,
+}
+
+/// Why a local op could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// This CGKA has no local device, or the signing key is not the local device's.
+    #[error("the signing key is not this cgka's local device")]
+    NotOwner,
+    /// The local device has no leaf in the tree.
+    #[error("the local device is not a member of this cgka")]
+    NotMember,
+    /// The capability graph does not authorise the op.
+    #[error("op not authorised by the capability graph")]
+    Unauthorized,
+    /// More concurrent heads than an op may name.
+    #[error("too many concurrent heads ({0}); merge first")]
+    TooManyHeads(usize),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(#[from] SignError),
+    /// Building the path failed (a low-order key in the tree).
+    #[error("building the update path failed: {0}")]
+    Path(#[from] PathError),
+}
+
+/// Why a CGKA could not be started from a genesis op.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The op is not a valid init for this document.
+    #[error("not a cgka init op for this document")]
+    NotInit,
+    /// Structure or signature check failed.
+    #[error("invalid init op: {0}")]
+    Receive(#[from] ReceiveError),
+    /// The capability graph does not authorise the creator.
+    #[error("cgka init not authorised")]
+    Unauthorized,
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(#[from] SignError),
+}
+
+/// Which ops are in the causal past of the op being replayed.
+enum Past {
+    /// Every op replayed so far.
+    All,
+    /// Exactly these.
+    Set(HashSet<Hash>),
+}
+
+impl Past {
+    fn contains(&self, hash: &Hash) -> bool {
+        match self {
+            Past::All => true,
+            Past::Set(set) => set.contains(hash),
+        }
+    }
+}
+
+/// The local device's secrets in one CGKA, for the key store (KEYS-2).
+#[derive(Clone, Default)]
+pub struct CgkaSecrets {
+    /// Node and leaf secret keys, as raw X25519 scalars.
+    pub node_keys: Vec<Zeroizing<[u8; 32]>>,
+    /// Epoch root secrets by update op.
+    pub epochs: Vec<(Hash, SymmetricKey)>,
+}
+
+impl core::fmt::Debug for CgkaSecrets {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "CgkaSecrets({} node keys, {} epochs, <redacted>)",
+            self.node_keys.len(),
+            self.epochs.len()
+        )
+    }
+}
+
+/// One document's CGKA as seen by one replica.
+pub struct Cgka {
+    document: DocumentId,
+    init: Hash,
+    owner: Option<IndividualId>,
+    ops: HashMap<Hash, Arc<CgkaOp>>,
+    order: Vec<Hash>,
+    position: HashMap<Hash, usize>,
+    heads: BTreeSet<Hash>,
+    structural: Vec<Hash>,
+    tree: Tree,
+    pending: BTreeMap<Hash, Arc<CgkaOp>>,
+    quarantine: BTreeMap<Hash, Arc<CgkaOp>>,
+    secrets: HashMap<PrekeyPublic, PrekeySecret>,
+    epochs: HashMap<Hash, SymmetricKey>,
+    bad_paths: BTreeSet<Hash>,
+}
+
+impl core::fmt::Debug for Cgka {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Cgka")
+            .field("document", &self.document)
+            .field("owner", &self.owner)
+            .field("ops", &self.ops.len())
+            .field("members", &self.tree.member_count())
+            .field("secrets", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Cgka {
+    /// Creates a document's CGKA with `creator` at leaf 0 (CGKA-2). Returns the CGKA and the
+    /// signed init op to publish.
+    pub fn create(document: DocumentId, creator: &Device) -> Result<(Self, CgkaOp), InitError> {
+        let prekey = creator
+            .prekeys()
+            .first()
+            .map(PrekeySecret::public)
+            .ok_or(InitError::NotInit)?;
+        let op = Verified::sign(
+            Op::new(
+                creator.signing_key().public_key(),
+                Vec::new(),
+                CgkaBody::Init { document, prekey },
+            ),
+            creator.signing_key(),
+        )?;
+        let cgka = Self::start(document, Arc::new(op.clone()), Some(creator));
+        Ok((cgka, op))
+    }
+
+    /// Starts a replica from a received init op. `owner` is the local device, if it is to
+    /// hold secrets (a relay passes `None`).
+    pub fn from_init(
+        document: DocumentId,
+        init: SignedCgkaOp,
+        owner: Option<&Device>,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Self, InitError> {
+        check_body(init.unverified_payload()).map_err(ReceiveError::from)?;
+        let init = init.verify().map_err(ReceiveError::from)?;
+        let CgkaBody::Init {
+            document: named,
+            prekey,
+        } = &init.body
+        else {
+            return Err(InitError::NotInit);
+        };
+        if *named != document {
+            return Err(InitError::NotInit);
+        }
+        let creator = IndividualId(init.issuer);
+        if !authority.may_add(&creator, &creator, prekey) {
+            return Err(InitError::Unauthorized);
+        }
+        Ok(Self::start(document, Arc::new(init), owner))
+    }
+
+    fn start(document: DocumentId, init: Arc<CgkaOp>, owner: Option<&Device>) -> Self {
+        let hash = init.hash();
+        let mut cgka = Cgka {
+            document,
+            init: hash,
+            owner: owner.map(Device::id),
+            ops: HashMap::new(),
+            order: Vec::new(),
+            position: HashMap::new(),
+            heads: BTreeSet::new(),
+            structural: Vec::new(),
+            tree: Tree::default(),
+            pending: BTreeMap::new(),
+            quarantine: BTreeMap::new(),
+            secrets: HashMap::new(),
+            epochs: HashMap::new(),
+            bad_paths: BTreeSet::new(),
+        };
+        if let Some(device) = owner {
+            for prekey in device.prekeys() {
+                cgka.secrets.insert(prekey.public(), prekey.clone());
+            }
+        }
+        cgka.ops.insert(hash, init);
+        cgka.order.push(hash);
+        cgka.position.insert(hash, 0);
+        cgka.apply(hash, &AllowAll);
+        cgka
+    }
+
+    /// The document this CGKA belongs to.
+    pub fn document(&self) -> DocumentId {
+        self.document
+    }
+
+    /// The hash of the init op.
+    pub fn init_hash(&self) -> Hash {
+        self.init
+    }
+
+    /// The local device, if any.
+    pub fn owner(&self) -> Option<IndividualId> {
+        self.owner
+    }
+
+    /// The materialised public tree.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Current members (seated devices).
+    pub fn members(&self) -> BTreeSet<IndividualId> {
+        self.tree.members().keys().copied().collect()
+    }
+
+    /// Heads of the op DAG.
+    pub fn heads(&self) -> &BTreeSet<Hash> {
+        &self.heads
+    }
+
+    /// Every applied op, in replay order (CGKA-12).
+    pub fn ops_in_order(&self) -> impl Iterator<Item = &CgkaOp> {
+        self.order
+            .iter()
+            .filter_map(|h| self.ops.get(h).map(|op| op.as_ref()))
+    }
+
+    /// Number of applied ops.
+    pub fn op_count(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Total bytes of every applied op's envelope (the CGKA history).
+    pub fn history_bytes(&self) -> usize {
+        self.ops.values().map(|op| op.as_bytes().len()).sum()
+    }
+
+    /// Updates whose path this replica could not read because it was malformed (CGKA-11).
+    pub fn bad_paths(&self) -> &BTreeSet<Hash> {
+        &self.bad_paths
+    }
+
+    /// The agreed epoch: the update whose key sits alone at the root, and its root secret if
+    /// this device could derive it (CGKA-19).
+    pub fn current_epoch(&self) -> Option<(Hash, &SymmetricKey)> {
+        match self.tree.entries(self.tree.root()) {
+            [only] => self.epochs.get(&only.op).map(|key| (only.op, key)),
+            _ => None,
+        }
+    }
+
+    /// True when this device may not encrypt until it issues an update: the root is blank
+    /// (after an add or remove, including a revocation), in conflict, or unknown (CGKA-19).
+    pub fn must_update_before_encrypt(&self) -> bool {
+        self.current_epoch().is_none()
+    }
+
+    /// The root secret of a past or present epoch this device learned (CGKA-10).
+    pub fn epoch_secret(&self, epoch: &Hash) -> Option<&SymmetricKey> {
+        self.epochs.get(epoch)
+    }
+
+    /// Receives an op from the network or disk (CGKA-20, CGKA-21).
+    pub fn receive(
+        &mut self,
+        op: SignedCgkaOp,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Received, ReceiveError> {
+        let hash = op.hash();
+        if self.ops.contains_key(&hash) || self.pending.contains_key(&hash) {
+            return Ok(Received::Duplicate);
+        }
+        check_body(op.unverified_payload())?;
+        let op = Arc::new(op.verify()?);
+        if matches!(op.body, CgkaBody::Init { .. }) {
+            return Err(ReceiveError::ForeignInit);
+        }
+        if !authorised(&op, authority) {
+            if self.quarantine.len() >= MAX_QUARANTINE {
+                self.quarantine.pop_first();
+            }
+            self.quarantine.insert(hash, op);
+            return Err(ReceiveError::Unauthorized);
+        }
+        let missing = self.missing(&op);
+        if !missing.is_empty() {
+            if self.pending.len() >= MAX_PENDING {
+                return Err(ReceiveError::PendingFull);
+            }
+            self.pending.insert(hash, op);
+            self.drain(authority);
+            if self.ops.contains_key(&hash) {
+                return Ok(Received::Applied);
+            }
+            return Ok(Received::Pending(missing));
+        }
+        self.insert(op, authority);
+        self.drain(authority);
+        Ok(Received::Applied)
+    }
+
+    fn missing(&self, op: &CgkaOp) -> Vec<Hash> {
+        op.predecessors
+            .iter()
+            .filter(|p| !self.ops.contains_key(p))
+            .copied()
+            .collect()
+    }
+
+    /// Applies pending ops whose predecessors arrived; admits quarantined ops that an
+    /// accepted op depends on (they stay subject to the replay-time check, CGKA-20).
+    fn drain(&mut self, authority: &dyn CgkaAuthority) {
+        loop {
+            let mut progress = false;
+            let waiting: Vec<Hash> = self.pending.keys().copied().collect();
+            for hash in waiting {
+                let Some(op) = self.pending.get(&hash).cloned() else {
+                    continue;
+                };
+                let missing = self.missing(&op);
+                if missing.is_empty() {
+                    self.pending.remove(&hash);
+                    self.insert(op, authority);
+                    progress = true;
+                } else {
+                    for m in missing {
+                        if let Some(q) = self.quarantine.remove(&m) {
+                            self.pending.insert(m, q);
+                            progress = true;
+                        }
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn insert(&mut self, op: Arc<CgkaOp>, authority: &dyn CgkaAuthority) {
+        let hash = op.hash();
+        let appendable = self
+            .heads
+            .iter()
+            .all(|h| op.predecessors.binary_search(h).is_ok())
+            || {
+                let last = op
+                    .predecessors
+                    .iter()
+                    .filter_map(|p| self.position.get(p))
+                    .max()
+                    .copied()
+                    .unwrap_or(0);
+                self.order[last + 1..].iter().all(|h| *h < hash)
+            };
+        self.ops.insert(hash, op);
+        if appendable {
+            self.position.insert(hash, self.order.len());
+            self.order.push(hash);
+            self.apply(hash, authority);
+        } else {
+            self.rebuild(authority);
+        }
+    }
+
+    /// Replays every op from scratch under `authority` (CGKA-12, CGKA-20). Call whenever the
+    /// capability graph changes so that the tree reflects the current authorisations.
+    pub fn refresh(&mut self, authority: &dyn CgkaAuthority) {
+        self.rebuild(authority);
+    }
+
+    fn rebuild(&mut self, authority: &dyn CgkaAuthority) {
+        self.order = topological_order(&self.ops);
+        self.position = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (*h, i))
+            .collect();
+        self.tree = Tree::default();
+        self.heads.clear();
+        self.structural.clear();
+        let order = self.order.clone();
+        for hash in order {
+            if hash == self.init {
+                self.apply(hash, &AllowAll);
+            } else {
+                self.apply(hash, authority);
+            }
+        }
+    }
+
+    fn ancestors(&self, op: &CgkaOp) -> HashSet<Hash> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<Hash> = op.predecessors.clone();
+        while let Some(h) = stack.pop() {
+            if seen.insert(h)
+                && let Some(parent) = self.ops.get(&h)
+            {
+                stack.extend(parent.predecessors.iter().copied());
+            }
+        }
+        seen
+    }
+
+    /// Applies one op at the end of the replay (CGKA-12..CGKA-15).
+    fn apply(&mut self, hash: Hash, authority: &dyn CgkaAuthority) {
+        let Some(op) = self.ops.get(&hash).cloned() else {
+            return;
+        };
+        let past = if self
+            .heads
+            .iter()
+            .all(|h| op.predecessors.binary_search(h).is_ok())
+        {
+            Past::All
+        } else {
+            Past::Set(self.ancestors(&op))
+        };
+        let issuer = IndividualId(op.issuer);
+        match &op.body {
+            CgkaBody::Init { prekey, .. } => {
+                let entry = Entry {
+                    op: hash,
+                    public: *prekey,
+                };
+                if self.tree.seat(issuer, entry).is_some() {
+                    self.structural.push(hash);
+                }
+            }
+            CgkaBody::Add { device, prekey } => {
+                if authority.may_add(&issuer, device, prekey) {
+                    let entry = Entry {
+                        op: hash,
+                        public: *prekey,
+                    };
+                    if self.tree.seat(*device, entry).is_some() {
+                        self.structural_change(hash, &past);
+                    }
+                }
+            }
+            CgkaBody::Remove { device } => {
+                if authority.may_remove(&issuer, device) && self.tree.unseat(device) {
+                    self.structural_change(hash, &past);
+                }
+            }
+            CgkaBody::Update(update) => self.apply_update(hash, issuer, update, &past),
+        }
+        for p in &op.predecessors {
+            self.heads.remove(p);
+        }
+        self.heads.insert(hash);
+    }
+
+    /// CGKA-12: a membership change invalidates every inner key written concurrently with it.
+    fn structural_change(&mut self, hash: Hash, past: &Past) {
+        if let Past::Set(set) = past {
+            self.tree.retain_inner(|op| set.contains(op));
+        }
+        self.structural.push(hash);
+    }
+
+    /// CGKA-15: writes an update's keys; inner keys only if no membership change is
+    /// concurrent with it.
+    fn apply_update(&mut self, hash: Hash, issuer: IndividualId, update: &UpdatePath, past: &Past) {
+        let Some(slot) = self.tree.slot_of(&issuer) else {
+            return;
+        };
+        let nodes = self.tree.direct_path(slot);
+        let Some(leaf) = update.nodes.first() else {
+            return;
+        };
+        let superseded = |h: &Hash| past.contains(h);
+        self.tree.write(
+            nodes[0],
+            Entry {
+                op: hash,
+                public: leaf.public,
+            },
+            superseded,
+        );
+        let no_concurrent_change = match past {
+            Past::All => true,
+            Past::Set(set) => self.structural.iter().all(|h| set.contains(h)),
+        };
+        if no_concurrent_change && nodes.len() == update.nodes.len() {
+            for (node, path_node) in nodes.iter().zip(&update.nodes).skip(1) {
+                self.tree.write(
+                    *node,
+                    Entry {
+                        op: hash,
+                        public: path_node.public,
+                    },
+                    superseded,
+                );
+            }
+        }
+        if self.owner.is_some() && self.owner != Some(issuer) {
+            self.learn(hash, update);
+        }
+    }
+
+    /// CGKA-11: learns an update's path secrets if one is wrapped for a key this device holds.
+    fn learn(&mut self, hash: Hash, update: &UpdatePath) {
+        if self.epochs.contains_key(&hash) || self.bad_paths.contains(&hash) {
+            return;
+        }
+        let secrets = &self.secrets;
+        match path::read(&self.document, update, |pk| secrets.get(pk).cloned()) {
+            Ok(Some(learned)) => {
+                let first = update.nodes.len() - learned.node_keys.len();
+                for (node, key) in update.nodes[first..].iter().zip(learned.node_keys) {
+                    self.secrets.insert(node.public, key);
+                }
+                self.epochs
+                    .insert(hash, path::epoch_root(&self.document, &learned.root_secret));
+            }
+            Ok(None) => {}
+            Err(_) => {
+                self.bad_paths.insert(hash);
+            }
+        }
+    }
+
+    fn own_predecessors(&self) -> Result<Vec<Hash>, CreateError> {
+        let heads: Vec<Hash> = self.heads.iter().copied().collect();
+        if heads.len() > CgkaBody::MAX_PREDECESSORS {
+            return Err(CreateError::TooManyHeads(heads.len()));
+        }
+        Ok(heads)
+    }
+
+    fn sign_and_apply(
+        &mut self,
+        key: &SigningKey,
+        body: CgkaBody,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let op = Verified::sign(
+            Op::new(key.public_key(), self.own_predecessors()?, body),
+            key,
+        )?;
+        self.insert(Arc::new(op.clone()), authority);
+        Ok(op)
+    }
+
+    fn check_owner(&self, key: &SigningKey) -> Result<IndividualId, CreateError> {
+        let id = IndividualId(key.public_key());
+        if self.owner != Some(id) {
+            return Err(CreateError::NotOwner);
+        }
+        Ok(id)
+    }
+
+    /// Adds `device` with leaf key `prekey` (CGKA-13, CGKA-16).
+    pub fn add(
+        &mut self,
+        key: &SigningKey,
+        device: IndividualId,
+        prekey: PrekeyPublic,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let me = self.check_owner(key)?;
+        if !authority.may_add(&me, &device, &prekey) {
+            return Err(CreateError::Unauthorized);
+        }
+        self.sign_and_apply(key, CgkaBody::Add { device, prekey }, authority)
+    }
+
+    /// Removes `device` (CGKA-14, CGKA-17).
+    pub fn remove(
+        &mut self,
+        key: &SigningKey,
+        device: IndividualId,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let me = self.check_owner(key)?;
+        if !authority.may_remove(&me, &device) {
+            return Err(CreateError::Unauthorized);
+        }
+        self.sign_and_apply(key, CgkaBody::Remove { device }, authority)
+    }
+
+    /// Issues a key update: a fresh leaf key and path to the root, wrapped for the resolution
+    /// of every copath node (CGKA-15). Afterwards this device knows the new epoch's root.
+    pub fn update(
+        &mut self,
+        key: &SigningKey,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let me = self.check_owner(key)?;
+        let slot = self.tree.slot_of(&me).ok_or(CreateError::NotMember)?;
+        let fresh = fresh_path(&self.tree, &self.document, slot)?;
+        let op = Verified::sign(
+            Op::new(
+                key.public_key(),
+                self.own_predecessors()?,
+                CgkaBody::Update(fresh.path.clone()),
+            ),
+            key,
+        )?;
+        let hash = op.hash();
+        for (node, sk) in fresh.path.nodes.iter().zip(fresh.node_keys) {
+            self.secrets.insert(node.public, sk);
+        }
+        self.epochs
+            .insert(hash, path::epoch_root(&self.document, &fresh.root_secret));
+        self.insert(Arc::new(op.clone()), authority);
+        Ok(op)
+    }
+
+    /// The local device's secrets, for the key store (KEYS-2).
+    pub fn export_secrets(&self) -> CgkaSecrets {
+        let mut node_keys: Vec<Zeroizing<[u8; 32]>> =
+            self.secrets.values().map(PrekeySecret::to_bytes).collect();
+        node_keys.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        let mut epochs: Vec<(Hash, SymmetricKey)> =
+            self.epochs.iter().map(|(h, k)| (*h, k.clone())).collect();
+        epochs.sort_unstable_by_key(|(h, _)| *h);
+        CgkaSecrets { node_keys, epochs }
+    }
+
+    /// Restores secrets exported by [`Cgka::export_secrets`], then replays (KEYS-2).
+    pub fn import_secrets(&mut self, secrets: &CgkaSecrets, authority: &dyn CgkaAuthority) {
+        for raw in &secrets.node_keys {
+            let key = PrekeySecret::from_bytes(**raw);
+            self.secrets.insert(key.public(), key);
+        }
+        for (hash, key) in &secrets.epochs {
+            self.epochs.insert(*hash, key.clone());
+        }
+        self.bad_paths.clear();
+        self.rebuild(authority);
+    }
+
+    /// Bytes of secret state held for the local device (node keys and epoch roots).
+    pub fn secret_bytes(&self) -> usize {
+        self.secrets.len() * 64 + self.epochs.len() * 64
+    }
+}
+
+/// Builds a fresh update path for the device at `slot` against `tree` (CGKA-15).
+pub fn fresh_path(
+    tree: &Tree,
+    document: &DocumentId,
+    slot: u32,
+) -> Result<path::FreshPath, PathError> {
+    let nodes = tree.direct_path(slot);
+    let resolutions: Vec<Vec<PrekeyPublic>> = nodes
+        .iter()
+        .map(|node| {
+            if *node == tree.root() {
+                Vec::new()
+            } else {
+                tree.resolution(super::tree::sibling(*node))
+            }
+        })
+        .collect();
+    let mut leaf_secret = Zeroizing::new([0u8; 32]);
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut *leaf_secret);
+    path::generate(document, leaf_secret, &resolutions)
+}
+
+fn authorised(op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {
+    let issuer = IndividualId(op.issuer);
+    match &op.body {
+        CgkaBody::Init { .. } => false,
+        CgkaBody::Add { device, prekey } => authority.may_add(&issuer, device, prekey),
+        CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
+        CgkaBody::Update(_) => authority.is_member(&issuer),
+    }
+}
+
+/// CGKA-12: the replay order, Kahn's algorithm taking the smallest hash among ready ops.
+fn topological_order(ops: &HashMap<Hash, Arc<CgkaOp>>) -> Vec<Hash> {
+    let mut indegree: HashMap<Hash, usize> = HashMap::with_capacity(ops.len());
+    let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
+    for (hash, op) in ops {
+        let known = op
+            .predecessors
+            .iter()
+            .filter(|p| ops.contains_key(p))
+            .count();
+        indegree.insert(*hash, known);
+        for p in &op.predecessors {
+            children.entry(*p).or_default().push(*hash);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<Hash>> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(h, _)| Reverse(*h))
+        .collect();
+    let mut out = Vec::with_capacity(ops.len());
+    while let Some(Reverse(hash)) = ready.pop() {
+        out.push(hash);
+        for child in children.get(&hash).into_iter().flatten() {
+            if let Some(d) = indegree.get_mut(child) {
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(Reverse(*child));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The authority used for the init op, which is authorised when the CGKA is started.
+struct AllowAll;
+
+impl CgkaAuthority for AllowAll {
+    fn may_add(&self, _: &IndividualId, _: &IndividualId, _: &PrekeyPublic) -> bool {
+        true
+    }
+    fn may_remove(&self, _: &IndividualId, _: &IndividualId) -> bool {
+        true
+    }
+    fn is_member(&self, _: &IndividualId) -> bool {
+        true
+    }
+    fn prekey_of(&self, _: &IndividualId) -> Option<PrekeyPublic> {
+        None
+    }
+}

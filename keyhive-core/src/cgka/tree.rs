@@ -1,0 +1,279 @@
+//! The public ratchet tree (`specs/cgka.md` §3, CGKA-5..CGKA-7).
+//!
+//! Nodes use the array layout of RFC 9420 §4: leaf `i` is node `2i`, inner nodes are odd, a
+//! node's level is its number of trailing one bits, and a tree of `capacity` leaves (a power
+//! of two) has its root at `capacity - 1`. Growing the tree keeps every node index.
+
+use std::collections::BTreeMap;
+
+use crate::crypto::hash::Hash;
+use crate::crypto::prekey::PrekeyPublic;
+use crate::identity::IndividualId;
+
+/// One public key held at a node, with the op that wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The op (add, init or update) that wrote this key.
+    pub op: Hash,
+    /// The X25519 public key.
+    pub public: PrekeyPublic,
+}
+
+/// An occupied leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// The device seated here.
+    pub device: IndividualId,
+    /// Its leaf keys: one normally, several after concurrent updates by the same device.
+    pub keys: Vec<Entry>,
+}
+
+/// The public tree: leaves, inner-node keys (possibly several: conflict keys) and blanks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tree {
+    capacity: u32,
+    leaves: Vec<Option<Leaf>>,
+    /// Inner-node entries by node index (even indices unused).
+    inner: Vec<Vec<Entry>>,
+    slots: BTreeMap<IndividualId, u32>,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree {
+            capacity: 1,
+            leaves: vec![None],
+            inner: vec![Vec::new()],
+            slots: BTreeMap::new(),
+        }
+    }
+}
+
+/// Level of a node: its number of trailing one bits.
+pub fn level(node: u32) -> u32 {
+    node.trailing_ones()
+}
+
+/// The parent of a non-root node.
+pub fn parent(node: u32) -> u32 {
+    let k = level(node);
+    if (node >> (k + 1)) & 1 == 0 {
+        node + (1 << k)
+    } else {
+        node - (1 << k)
+    }
+}
+
+/// The sibling of a non-root node.
+pub fn sibling(node: u32) -> u32 {
+    let p = parent(node);
+    if node < p {
+        p + (p - node)
+    } else {
+        p - (node - p)
+    }
+}
+
+fn children(node: u32) -> (u32, u32) {
+    let k = level(node);
+    // Only called for inner nodes (k >= 1).
+    let half = 1u32 << k.saturating_sub(1);
+    (node - half, node + half)
+}
+
+impl Tree {
+    /// Number of leaf slots (a power of two).
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The root node index.
+    pub fn root(&self) -> u32 {
+        self.capacity - 1
+    }
+
+    /// Levels above the leaves.
+    pub fn depth(&self) -> u32 {
+        self.capacity.trailing_zeros()
+    }
+
+    /// Number of occupied leaves.
+    pub fn member_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The occupied leaves, by device, with their slot.
+    pub fn members(&self) -> &BTreeMap<IndividualId, u32> {
+        &self.slots
+    }
+
+    /// The slot of `device`, if seated.
+    pub fn slot_of(&self, device: &IndividualId) -> Option<u32> {
+        self.slots.get(device).copied()
+    }
+
+    /// The leaf at `slot`.
+    pub fn leaf(&self, slot: u32) -> Option<&Leaf> {
+        self.leaves.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// The nodes from leaf `slot` up to the root, leaf first (CGKA-5).
+    pub fn direct_path(&self, slot: u32) -> Vec<u32> {
+        let mut node = slot * 2;
+        let root = self.root();
+        let mut out = vec![node];
+        while node != root {
+            node = parent(node);
+            out.push(node);
+        }
+        out
+    }
+
+    /// Entries at any node (leaf keys for a leaf).
+    pub fn entries(&self, node: u32) -> &[Entry] {
+        if node.is_multiple_of(2) {
+            self.leaf(node / 2)
+                .map(|l| l.keys.as_slice())
+                .unwrap_or(&[])
+        } else {
+            self.inner
+                .get(node as usize)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        }
+    }
+
+    /// The resolution of `node` (CGKA-6): its keys if it holds any, else the resolutions of its
+    /// children; a blank leaf resolves to nothing. Conflict keys are all listed: every member
+    /// below a node knows every key still valid there (CGKA-7).
+    pub fn resolution(&self, node: u32) -> Vec<PrekeyPublic> {
+        let mut out = Vec::new();
+        self.resolve_into(node, &mut out);
+        out
+    }
+
+    fn resolve_into(&self, node: u32, out: &mut Vec<PrekeyPublic>) {
+        let here = self.entries(node);
+        if !here.is_empty() {
+            out.extend(here.iter().map(|e| e.public));
+        } else if node % 2 == 1 {
+            let (l, r) = children(node);
+            self.resolve_into(l, out);
+            self.resolve_into(r, out);
+        }
+    }
+
+    /// The leftmost empty slot, growing the tree when it is full (CGKA-13).
+    fn free_slot(&mut self) -> u32 {
+        if let Some(i) = self.leaves.iter().position(Option::is_none) {
+            return i as u32;
+        }
+        let old = self.capacity;
+        self.capacity = old * 2;
+        self.leaves.resize(self.capacity as usize, None);
+        self.inner
+            .resize((2 * self.capacity - 1) as usize, Vec::new());
+        old
+    }
+
+    /// Seats `device` with one leaf key; blanks the leaf's path. Returns the slot, or `None`
+    /// if the device is already seated (the op is then a no-op).
+    pub(crate) fn seat(&mut self, device: IndividualId, key: Entry) -> Option<u32> {
+        if self.slots.contains_key(&device) {
+            return None;
+        }
+        let slot = self.free_slot();
+        self.leaves[slot as usize] = Some(Leaf {
+            device,
+            keys: vec![key],
+        });
+        self.slots.insert(device, slot);
+        self.blank_path(slot);
+        Some(slot)
+    }
+
+    /// Empties `device`'s leaf and blanks its path. Returns whether it was seated.
+    pub(crate) fn unseat(&mut self, device: &IndividualId) -> bool {
+        let Some(slot) = self.slots.remove(device) else {
+            return false;
+        };
+        self.leaves[slot as usize] = None;
+        self.blank_path(slot);
+        true
+    }
+
+    fn blank_path(&mut self, slot: u32) {
+        for node in self.direct_path(slot).into_iter().skip(1) {
+            if let Some(entries) = self.inner.get_mut(node as usize) {
+                entries.clear();
+            }
+        }
+    }
+
+    /// Keeps only inner entries whose op satisfies `keep` (CGKA-12).
+    pub(crate) fn retain_inner(&mut self, mut keep: impl FnMut(&Hash) -> bool) {
+        for entries in &mut self.inner {
+            entries.retain(|e| keep(&e.op));
+        }
+    }
+
+    /// Writes `entry` at `node`, dropping the entries `superseded` says are in its past.
+    pub(crate) fn write(
+        &mut self,
+        node: u32,
+        entry: Entry,
+        mut superseded: impl FnMut(&Hash) -> bool,
+    ) {
+        let list = if node.is_multiple_of(2) {
+            match self
+                .leaves
+                .get_mut((node / 2) as usize)
+                .and_then(Option::as_mut)
+            {
+                Some(leaf) => &mut leaf.keys,
+                None => return,
+            }
+        } else {
+            match self.inner.get_mut(node as usize) {
+                Some(list) => list,
+                None => return,
+            }
+        };
+        list.retain(|e| !superseded(&e.op));
+        if !list.contains(&entry) {
+            list.push(entry);
+            list.sort_by_key(|e| e.op);
+        }
+    }
+
+    /// Number of non-blank inner nodes and of inner entries (for size reports).
+    pub fn inner_stats(&self) -> (usize, usize) {
+        let nodes = self.inner.iter().filter(|e| !e.is_empty()).count();
+        let entries = self.inner.iter().map(Vec::len).sum();
+        (nodes, entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_layout() {
+        // capacity 4: leaves 0,2,4,6; inner 1,5; root 3.
+        assert_eq!(parent(0), 1);
+        assert_eq!(parent(2), 1);
+        assert_eq!(parent(1), 3);
+        assert_eq!(parent(5), 3);
+        assert_eq!(sibling(0), 2);
+        assert_eq!(sibling(5), 1);
+        assert_eq!(children(3), (1, 5));
+        assert_eq!(children(1), (0, 2));
+        let t = Tree {
+            capacity: 4,
+            ..Tree::default()
+        };
+        assert_eq!(t.direct_path(3), vec![6, 5, 3]);
+        assert_eq!(t.direct_path(0), vec![0, 1, 3]);
+    }
+}
