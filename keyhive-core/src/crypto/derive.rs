@@ -10,10 +10,8 @@ pub const AEAD_KEY_COMMITMENT: &str = "keyhive 2026-11-21 aead key commitment v1
 /// BLAKE3 `derive_key` context for a plain content hash of opaque bytes (ENC-6).
 pub const CONTENT_HASH: &str = "keyhive 2026-11-21 content hash v1";
 
-<<<<<<< HEAD
 /// BLAKE3 `derive_key` context for a sync range fingerprint (`specs/sync.md`, SYNC-20).
 pub const SYNC_RANGE_FINGERPRINT: &str = "keyhive 2026-11-21 sync range fingerprint v1";
-=======
 /// BLAKE3 `derive_key` context: the next path secret up a CGKA update path (CGKA-8).
 pub const CGKA_PATH_SECRET: &str = "keyhive 2026-11-21 cgka path secret v1";
 /// BLAKE3 `derive_key` context: a CGKA node's X25519 secret key from its path secret (CGKA-8).
@@ -32,7 +30,6 @@ pub const CENC_STREAM_COMMITMENT: &str =
     "keyhive 2026-11-21 causal encryption stream commitment v1";
 /// BLAKE3 `derive_key` context: the key-store backup key from the Argon2id output (KEYS-4).
 pub const KEYSTORE_BACKUP_KEY: &str = "keyhive 2026-11-21 key store backup key v1";
->>>>>>> cgka
 
 /// Derives 32 bytes from `key_material` under `label` with BLAKE3's key derivation mode.
 pub fn derive_key(label: &str, key_material: &[u8]) -> [u8; 32] {
