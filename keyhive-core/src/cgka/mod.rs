@@ -16,7 +16,7 @@ pub mod state;
 pub mod tree;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use authority::{CgkaAuthority, StaticAuthority};
 pub use membership::MembershipPlan;

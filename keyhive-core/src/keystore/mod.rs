@@ -1,1 +1,14 @@
-//! Key store.
+//! The device key store: secrets that must survive restarts, in one file only this user can
+//! read, and their passphrase-encrypted backup (`specs/encryption.md` §4, KEYS-1..KEYS-6).
+//!
+//! * [`store`]: the in-memory [`KeyStore`] and its canonical encoding (KEYS-1, KEYS-2).
+//! * [`file`]: atomic, mode-0600 persistence (KEYS-3).
+//! * [`backup`]: Argon2id + XChaCha20-Poly1305 export and import (KEYS-4..KEYS-6).
+
+pub mod backup;
+pub mod file;
+pub mod store;
+
+pub use backup::{BackupError, BackupParams, export_backup, import_backup};
+pub use file::{FileError, load, save};
+pub use store::{KeyStore, KeyStoreDecodeError};

@@ -1,0 +1,144 @@
+//! The key store's contents and canonical encoding (KEYS-1, KEYS-2).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::cgka::CgkaSecrets;
+use crate::crypto::hash::Hash;
+use crate::crypto::prekey::PrekeySecret;
+use crate::crypto::secret::SymmetricKey;
+use crate::crypto::signing::SigningKey;
+use crate::encoding::{DecodeError, SignedPayload, decode_tagged, encode_tagged};
+use crate::identity::{Device, DocumentId};
+
+/// Largest encoded key store accepted (KEYS-1): 64 MiB.
+pub const MAX_KEYSTORE_LEN: usize = 64 << 20;
+
+/// A device's secrets: its signing key and prekeys, and its CGKA secrets per document.
+#[derive(Clone)]
+pub struct KeyStore {
+    device: Device,
+    cgka: BTreeMap<DocumentId, CgkaSecrets>,
+}
+
+impl core::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "KeyStore(device={}, {} documents, <redacted>)",
+            self.device.id(),
+            self.cgka.len()
+        )
+    }
+}
+
+/// Why key-store bytes could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreDecodeError {
+    /// Not a canonical key-store encoding.
+    #[error("malformed key store: {0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// KEYS-2: the wire form. Every secret field is wiped when the value is dropped.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct KeyStoreFile {
+    signing_seed: [u8; 32],
+    prekeys: Vec<[u8; 32]>,
+    name: Option<String>,
+    documents: Vec<DocumentSecrets>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct DocumentSecrets {
+    document: [u8; 32],
+    node_keys: Vec<[u8; 32]>,
+    epochs: Vec<([u8; 32], [u8; 32])>,
+}
+
+impl SignedPayload for KeyStoreFile {
+    const TAG: &'static str = "keyhive/keystore";
+    const VERSION: u8 = 1;
+    const MAX_LEN: usize = MAX_KEYSTORE_LEN;
+}
+
+impl KeyStore {
+    /// A key store holding `device` and no CGKA secrets.
+    pub fn new(device: Device) -> Self {
+        KeyStore {
+            device,
+            cgka: BTreeMap::new(),
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Records the CGKA secrets of `document` (replacing earlier ones).
+    pub fn set_cgka_secrets(&mut self, document: DocumentId, secrets: CgkaSecrets) {
+        self.cgka.insert(document, secrets);
+    }
+
+    /// The CGKA secrets of `document`, if stored.
+    pub fn cgka_secrets(&self, document: &DocumentId) -> Option<&CgkaSecrets> {
+        self.cgka.get(document)
+    }
+
+    /// KEYS-2: the canonical encoding, in a zeroizing buffer.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let file = KeyStoreFile {
+            signing_seed: *self.device.signing_key().seed(),
+            prekeys: self
+                .device
+                .prekeys()
+                .iter()
+                .map(|p| *p.to_bytes())
+                .collect(),
+            name: self.device.name().map(str::to_owned),
+            documents: self
+                .cgka
+                .iter()
+                .map(|(doc, s)| DocumentSecrets {
+                    document: *doc.public_key().as_bytes(),
+                    node_keys: s.node_keys.iter().map(|k| **k).collect(),
+                    epochs: s.epochs.iter().map(|(h, k)| (h.0, *k.expose())).collect(),
+                })
+                .collect(),
+        };
+        Zeroizing::new(encode_tagged(&file))
+    }
+
+    /// KEYS-2: decodes canonical key-store bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyStoreDecodeError> {
+        let file: KeyStoreFile = decode_tagged(bytes)?;
+        let device = Device::from_parts(
+            SigningKey::from_seed(&file.signing_seed),
+            file.prekeys
+                .iter()
+                .map(|b| PrekeySecret::from_bytes(*b))
+                .collect(),
+            file.name.clone(),
+        );
+        let mut cgka = BTreeMap::new();
+        for doc in &file.documents {
+            let secrets = CgkaSecrets {
+                node_keys: doc.node_keys.iter().map(|k| Zeroizing::new(*k)).collect(),
+                epochs: doc
+                    .epochs
+                    .iter()
+                    .map(|(h, k)| (Hash(*h), SymmetricKey::from_bytes(*k)))
+                    .collect(),
+            };
+            cgka.insert(
+                DocumentId(crate::crypto::signing::PublicKey(doc.document)),
+                secrets,
+            );
+        }
+        Ok(KeyStore { device, cgka })
+    }
+}
