@@ -5,7 +5,10 @@
 //! directory; rule numbers (e.g. `ENC-3`) cited in comments refer to those documents.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod capability;
 pub mod cgka;

@@ -7,6 +7,7 @@
 
 pub mod item;
 pub mod reconcile;
+pub mod replica;
 pub mod store;
 
 pub use item::{Item, ItemKind, SubjectId, WireItem};

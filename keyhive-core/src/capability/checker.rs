@@ -364,7 +364,9 @@ impl Checker {
 
     /// Re-evaluates every op (used only when a subject becomes conflicted: CAP-5).
     fn recompute_all(&mut self) {
-        let all: Vec<Ix> = (0..self.nodes.len()).filter_map(|i| Ix::try_from(i).ok()).collect();
+        let all: Vec<Ix> = (0..self.nodes.len())
+            .filter_map(|i| Ix::try_from(i).ok())
+            .collect();
         self.recompute_effective(&all);
     }
 
@@ -383,9 +385,12 @@ impl Checker {
             node.granting = granting;
             let subject = node.subject;
             let edge = match (&node.info, &node.op) {
-                (Info::Delegation {
-                    delegate, access, ..
-                }, _) => Some((*delegate, *access)),
+                (
+                    Info::Delegation {
+                        delegate, access, ..
+                    },
+                    _,
+                ) => Some((*delegate, *access)),
                 (Info::Genesis, AnyVerified::Genesis(g)) => {
                     Some((AgentId::Individual(g.body.creator), Access::Admin))
                 }

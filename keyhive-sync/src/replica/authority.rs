@@ -1,0 +1,53 @@
+//! The capability graph answering the CGKA's questions (`specs/cgka.md` CGKA-16..18).
+//!
+//! REP-1: a device may seat another device in a document's key agreement iff both hold `read`
+//! or more on the document and the prekey is one the seated device signed (its contact card).
+//! Seating is not an escalation: the capability graph already entitles the device to the keys;
+//! requiring only `read` of the adder lets any reader (not only an admin) bring a newly granted
+//! device in, so access never waits for an admin to come online. A `pull`-only peer holds no
+//! `read` and so can neither seat itself nor be seated.
+
+use keyhive_core::capability::{Access, AgentId, Checker};
+use keyhive_core::cgka::CgkaAuthority;
+use keyhive_core::crypto::prekey::PrekeyPublic;
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::IndividualId;
+
+use super::directory::Directory;
+
+/// [`CgkaAuthority`] for one document, backed by the checker and the prekey directory.
+pub struct GraphAuthority<'a> {
+    /// The capability checker.
+    pub checker: &'a Checker,
+    /// Known contact cards (signed prekeys).
+    pub directory: &'a Directory,
+    /// The document.
+    pub document: PublicKey,
+}
+
+impl GraphAuthority<'_> {
+    fn holds(&self, device: &IndividualId, level: Access) -> bool {
+        self.checker
+            .can(AgentId::Individual(*device), level, &self.document)
+    }
+}
+
+impl CgkaAuthority for GraphAuthority<'_> {
+    fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool {
+        self.holds(adder, Access::Read)
+            && self.holds(device, Access::Read)
+            && self.directory.has_prekey(device, prekey)
+    }
+
+    fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool {
+        remover == device || !self.holds(device, Access::Read) || self.holds(remover, Access::Admin)
+    }
+
+    fn is_member(&self, device: &IndividualId) -> bool {
+        self.holds(device, Access::Read)
+    }
+
+    fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {
+        self.directory.prekey_of(device)
+    }
+}

@@ -1,0 +1,52 @@
+//! Contact cards known to a replica: the signed prekeys the key agreement seats devices with.
+
+use std::collections::BTreeMap;
+
+use keyhive_core::crypto::prekey::PrekeyPublic;
+use keyhive_core::identity::{ContactCard, IndividualId};
+use keyhive_core::signed::Verified;
+
+/// Verified contact cards by device. Cards travel as auth items whose subject is the device.
+#[derive(Debug, Default)]
+pub struct Directory {
+    cards: BTreeMap<IndividualId, Verified<ContactCard>>,
+}
+
+impl Directory {
+    /// Remembers a verified card; returns whether it was new. When a device publishes several
+    /// cards, the one with the greatest hash wins, so every replica picks the same prekey.
+    pub fn insert(&mut self, card: Verified<ContactCard>) -> bool {
+        let id = card.id();
+        match self.cards.get(&id) {
+            Some(existing) if existing.hash() >= card.hash() => false,
+            _ => {
+                self.cards.insert(id, card);
+                true
+            }
+        }
+    }
+
+    /// The card of `device`.
+    pub fn card(&self, device: &IndividualId) -> Option<&Verified<ContactCard>> {
+        self.cards.get(device)
+    }
+
+    /// Whether `prekey` is one `device` signed.
+    pub fn has_prekey(&self, device: &IndividualId, prekey: &PrekeyPublic) -> bool {
+        self.cards
+            .get(device)
+            .is_some_and(|c| c.prekeys.contains(prekey))
+    }
+
+    /// The prekey a device is seated with: the first (smallest) on its card.
+    pub fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {
+        self.cards
+            .get(device)
+            .and_then(|c| c.prekeys.first().copied())
+    }
+
+    /// Every known card.
+    pub fn cards(&self) -> impl Iterator<Item = &Verified<ContactCard>> {
+        self.cards.values()
+    }
+}
