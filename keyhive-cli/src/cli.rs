@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use keyhive_core::capability::Access;
 
 /// keyhive: share local-first documents and folders with end-to-end encryption, without trusting
 /// a server.
@@ -36,6 +37,116 @@ pub enum Command {
     /// Exchange contact cards with other devices.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Groups: a person's devices, or a team.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Folders: documents created in a folder are shared with its members.
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// Documents.
+    #[command(subcommand)]
+    Doc(DocCommand),
+    /// List the groups, folders and documents this device can see, with its access level.
+    Ls,
+    /// Grant AGENT (a contact, `me`, a group or a folder) access to SUBJECT.
+    Grant {
+        /// Group, folder or document (name or id).
+        subject: String,
+        /// Contact name or id, `me`, group or folder.
+        agent: String,
+        /// pull (fetch ciphertext), read, write or admin.
+        #[arg(long, value_name = "LEVEL")]
+        access: Access,
+    },
+    /// Revoke every grant of AGENT on SUBJECT (and what flowed through it).
+    Revoke {
+        /// Group, folder or document (name or id).
+        subject: String,
+        /// Contact name or id, group or folder.
+        agent: String,
+    },
+    /// Show who holds access to SUBJECT, directly or through groups and folders.
+    Members {
+        /// Group, folder or document (name or id).
+        subject: String,
+    },
+    /// Explain why AGENT holds (or does not hold) access to SUBJECT.
+    Why {
+        /// Contact name or id, `me`, group or folder.
+        agent: String,
+        /// Group, folder or document (name or id).
+        subject: String,
+        /// The level to explain.
+        #[arg(long, value_name = "LEVEL", default_value = "read")]
+        access: Access,
+    },
+    /// Encrypt FILE as a new change of DOC.
+    Put {
+        /// Document (name or id).
+        doc: String,
+        /// The file to encrypt.
+        file: PathBuf,
+    },
+    /// Decrypt the latest change of DOC this device can read.
+    Get {
+        /// Document (name or id).
+        doc: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List the changes of DOC: id, author, validity.
+    Log {
+        /// Document (name or id).
+        doc: String,
+    },
+}
+
+/// `keyhive group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group; prints its id.
+    Create {
+        /// Local name for the group.
+        name: String,
+    },
+}
+
+/// `keyhive folder ...`
+#[derive(Debug, Subcommand)]
+pub enum FolderCommand {
+    /// Create a folder; prints its id.
+    Create {
+        /// Shared name of the folder (travels encrypted).
+        name: String,
+    },
+    /// Push every file under DIR into FOLDER (new documents, or new versions).
+    Push {
+        /// Folder (name or id).
+        folder: String,
+        /// The directory to share.
+        dir: PathBuf,
+    },
+    /// Write the latest readable version of every document in FOLDER under DIR.
+    Pull {
+        /// Folder (name or id).
+        folder: String,
+        /// Where to write the files.
+        dir: PathBuf,
+    },
+}
+
+/// `keyhive doc ...`
+#[derive(Debug, Subcommand)]
+pub enum DocCommand {
+    /// Create a document; prints its id.
+    Create {
+        /// Shared name of the document (travels encrypted).
+        name: String,
+        /// Create it in this folder: the folder's members get access by their level.
+        #[arg(long)]
+        folder: Option<String>,
+    },
 }
 
 /// `keyhive contact ...`

@@ -89,6 +89,21 @@ impl ContactBook {
     pub fn all(&self) -> &[Contact] {
         &self.contacts
     }
+
+    /// Finds a contact by exact name or device id.
+    pub fn find(&self, name_or_id: &str) -> Option<&Contact> {
+        self.contacts
+            .iter()
+            .find(|c| c.name == name_or_id || c.id.to_string() == name_or_id)
+    }
+
+    /// The local name of a device, if known.
+    pub fn name_of(&self, id: &IndividualId) -> Option<&str> {
+        self.contacts
+            .iter()
+            .find(|c| c.id == *id)
+            .map(|c| c.name.as_str())
+    }
 }
 
 /// Names must be printable, non-empty and short, so tables stay readable and unambiguous.

@@ -5,13 +5,16 @@ mod commands;
 mod contacts;
 mod device_store;
 mod home;
+mod names;
 mod output;
+mod records;
+mod session;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ContactCommand};
+use cli::{Cli, Command, ContactCommand, DocCommand, FolderCommand, GroupCommand};
 use home::Home;
 use output::Output;
 
@@ -38,5 +41,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::contact::add(&home, out, &args.card, args.name)
         }
         Command::Contact(ContactCommand::List) => commands::contact::list(&home, out),
+        command => {
+            let mut s = session::Session::open(home, out)?;
+            run_in_session(&mut s, command)
+        }
     }
+}
+
+fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<()> {
+    use commands::{access, content, folder, subjects};
+    use records::MetaKind;
+    match command {
+        Command::Group(GroupCommand::Create { name }) => subjects::create_group(s, &name),
+        Command::Folder(FolderCommand::Create { name }) => {
+            subjects::create_and_print(s, &name, MetaKind::Folder, None)
+        }
+        Command::Folder(FolderCommand::Push { folder, dir }) => folder::push(s, &folder, &dir),
+        Command::Folder(FolderCommand::Pull { folder, dir }) => folder::pull(s, &folder, &dir),
+        Command::Doc(DocCommand::Create { name, folder }) => {
+            subjects::create_and_print(s, &name, MetaKind::Document, folder.as_deref())
+        }
+        Command::Ls => subjects::ls(s),
+        Command::Grant {
+            subject,
+            agent,
+            access,
+        } => access::grant(s, &subject, &agent, access),
+        Command::Revoke { subject, agent } => access::revoke(s, &subject, &agent),
+        Command::Members { subject } => access::members(s, &subject),
+        Command::Why {
+            agent,
+            subject,
+            access,
+        } => access::why(s, &agent, &subject, access),
+        Command::Put { doc, file } => content::put(s, &doc, &file),
+        Command::Get { doc, out } => content::get(s, &doc, out.as_deref()),
+        Command::Log { doc } => content::log(s, &doc),
+        Command::Init { .. } | Command::Whoami | Command::Contact(_) => unreachable_command(),
+    }
+}
+
+/// Commands without a session are dispatched in `run`; reaching here is a programming error
+/// reported as an ordinary failure rather than a panic.
+fn unreachable_command() -> anyhow::Result<()> {
+    anyhow::bail!("internal error: command dispatched twice")
 }

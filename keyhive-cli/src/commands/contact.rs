@@ -11,7 +11,7 @@ use crate::output::{Output, print_table};
 
 /// Prints this device's card as one line.
 pub fn export(home: &Home, out: Output) -> Result<()> {
-    let device = device_store::load(home)?;
+    let device = device_store::load_device(home)?;
     let line = ContactCard::to_line(&device.contact_card()?);
     out.emit(
         &json!({"id": device.id().to_string(), "card": line}),

@@ -14,11 +14,11 @@ pub fn init(home: &Home, out: Output, name: Option<String>) -> Result<()> {
     if let Some(n) = &name {
         validate_name(n)?;
     }
-    let device = Device::generate(name);
-    device_store::create(home, &device)?;
+    let device = Device::generate(name.clone());
     let id = device.id().to_string();
+    device_store::create(home, device)?;
     out.emit(
-        &json!({"id": id, "name": device.name(), "home": home.root()}),
+        &json!({"id": id, "name": name, "home": home.root()}),
         || {
             println!("Created device {id}");
             println!("  home: {}", home.root().display());
@@ -29,7 +29,7 @@ pub fn init(home: &Home, out: Output, name: Option<String>) -> Result<()> {
 
 /// Prints this device's id and name.
 pub fn whoami(home: &Home, out: Output) -> Result<()> {
-    let device = device_store::load(home)?;
+    let device = device_store::load_device(home)?;
     let id = device.id().to_string();
     out.emit(
         &json!({"id": id, "name": device.name(), "home": home.root()}),

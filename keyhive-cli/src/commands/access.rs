@@ -1,0 +1,131 @@
+//! `grant`, `revoke`, `members`, `why`.
+
+use anyhow::Result;
+use keyhive_core::capability::{Access, AgentId, Explanation};
+use serde_json::json;
+
+use crate::output::print_table;
+use crate::session::Session;
+
+fn agent_key(agent: &AgentId) -> keyhive_core::crypto::signing::PublicKey {
+    *agent.public_key()
+}
+
+/// Grants `access` on `subject` to `agent`.
+pub fn grant(s: &mut Session, subject: &str, agent: &str, access: Access) -> Result<()> {
+    let (subject_key, _) = s.subject(subject)?;
+    let who = s.agent(agent)?;
+    let op = s.replica.grant(&subject_key, who, access)?;
+    s.save()?;
+    let (sn, an) = (s.name_of(&subject_key), s.name_of(&agent_key(&who)));
+    s.out.emit(
+        &json!({"op": op.to_string(), "subject": subject_key.to_string(), "agent": who.public_key().to_string(), "access": access.to_string()}),
+        || println!("Granted {access} on {sn} to {an} (op {op})"),
+    )
+}
+
+/// Revokes every delegation of `agent` on `subject`.
+pub fn revoke(s: &mut Session, subject: &str, agent: &str) -> Result<()> {
+    let (subject_key, _) = s.subject(subject)?;
+    let who = s.agent(agent)?;
+    let ops = s.replica.revoke(&subject_key, who)?;
+    s.save()?;
+    let (sn, an) = (s.name_of(&subject_key), s.name_of(&agent_key(&who)));
+    s.out.emit(
+        &json!({"ops": ops.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "subject": subject_key.to_string(), "agent": who.public_key().to_string()}),
+        || println!("Revoked {an} on {sn} ({} op(s)); the next write re-keys the documents", ops.len()),
+    )
+}
+
+/// Lists a subject's members, direct and transitive, with effective levels.
+pub fn members(s: &mut Session, subject: &str) -> Result<()> {
+    let (subject_key, _) = s.subject(subject)?;
+    let members = s.replica.checker().members(&subject_key);
+    let direct = s.replica.checker().direct_members(&subject_key);
+    let mut rows = Vec::new();
+    for (agent, level) in members.iter() {
+        let via = if direct.contains_key(agent) {
+            "direct".to_owned()
+        } else {
+            match s.replica.explain(*agent, *level, &subject_key) {
+                Explanation::Granted { path, .. } => path
+                    .iter()
+                    .skip(1)
+                    .map(|l| l.subject)
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|k| s.name_of(k))
+                    .collect::<Vec<_>>()
+                    .join(" > "),
+                Explanation::Refused(r) => format!("refused: {r}"),
+            }
+        };
+        let kind = match agent {
+            AgentId::Individual(_) => "device",
+            AgentId::Group(_) => "group",
+            AgentId::Document(_) => "document",
+        };
+        rows.push((
+            s.name_of(agent.public_key()),
+            agent.public_key().to_string(),
+            *level,
+            via,
+            kind,
+        ));
+    }
+    let json_rows: Vec<_> = rows
+        .iter()
+        .map(|(n, id, l, via, k)| json!({"name": n, "id": id, "access": l.to_string(), "via": via, "kind": k}))
+        .collect();
+    s.out.emit(&json_rows, || {
+        print_table(
+            &["name", "id", "access", "via"],
+            rows.iter()
+                .map(|(n, id, l, via, _)| vec![n.clone(), id.clone(), l.to_string(), via.clone()])
+                .collect(),
+        )
+    })
+}
+
+/// Explains why `agent` holds (or not) `access` on `subject`.
+pub fn why(s: &mut Session, agent: &str, subject: &str, access: Access) -> Result<()> {
+    let (subject_key, _) = s.subject(subject)?;
+    let who = s.agent(agent)?;
+    match s.replica.explain(who, access, &subject_key) {
+        Explanation::Granted { level, path } => {
+            let steps: Vec<_> = path
+                .iter()
+                .map(|l| {
+                    (
+                        s.name_of(&l.subject),
+                        s.name_of(l.member.public_key()),
+                        l.access,
+                        l.op,
+                    )
+                })
+                .collect();
+            s.out.emit(
+                &json!({"granted": true, "level": level.to_string(), "path": steps.iter().map(|(sub, m, a, op)| json!({"subject": sub, "member": m, "access": a.to_string(), "op": op.to_string()})).collect::<Vec<_>>()}),
+                || {
+                    println!("yes: {} holds {level} on {}", s_name(&steps, 1), s_name(&steps, 0));
+                    for (sub, m, a, op) in &steps {
+                        println!("  {sub} grants {a} to {m}   (op {})", &op.to_string()[..12]);
+                    }
+                },
+            )
+        }
+        Explanation::Refused(refusal) => {
+            let text = refusal.to_string();
+            s.out.emit(&json!({"granted": false, "rule": refusal.rule, "reason": refusal.reason.to_string()}), || {
+                println!("no: {text}");
+            })
+        }
+    }
+}
+
+fn s_name(steps: &[(String, String, Access, keyhive_core::Hash)], which: usize) -> String {
+    match which {
+        0 => steps.first().map(|s| s.0.clone()).unwrap_or_default(),
+        _ => steps.last().map(|s| s.1.clone()).unwrap_or_default(),
+    }
+}

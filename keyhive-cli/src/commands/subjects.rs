@@ -1,0 +1,106 @@
+//! `group create`, `folder create`, `doc create`, `ls`.
+
+use anyhow::Result;
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::identity::{DocumentId, SubjectKind};
+use serde_json::json;
+
+use crate::contacts::validate_name;
+use crate::output::print_table;
+use crate::records::{Meta, MetaKind, encode_meta};
+use crate::session::Session;
+
+/// Creates a group (a person's devices or a team); its name is local.
+pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
+    validate_name(name)?;
+    let id = s.replica.create_group()?;
+    s.names.insert(id.0, name.to_owned());
+    s.save()?;
+    let id = id.to_string();
+    s.out
+        .emit(&json!({"id": id, "name": name, "kind": "group"}), || {
+            println!("Created group {name} ({id})")
+        })
+}
+
+/// Creates a folder or document whose name travels with it, encrypted.
+pub fn create_document(
+    s: &mut Session,
+    name: &str,
+    kind: MetaKind,
+    folder: Option<&str>,
+) -> Result<DocumentId> {
+    validate_name(name)?;
+    let folder = folder.map(|f| s.folder(f)).transpose()?;
+    let doc = s.replica.create_document()?;
+    if let Some(folder) = folder {
+        // The folder's members get access to the document according to their level in it.
+        s.replica
+            .grant(&doc.0, AgentId::Document(folder), Access::Admin)?;
+    }
+    let meta = Meta {
+        name: name.to_owned(),
+        kind,
+        folder,
+    };
+    s.replica.write(doc, &encode_meta(&meta))?;
+    s.invalidate();
+    s.save()?;
+    Ok(doc)
+}
+
+/// `folder create` / `doc create` with output.
+pub fn create_and_print(
+    s: &mut Session,
+    name: &str,
+    kind: MetaKind,
+    folder: Option<&str>,
+) -> Result<()> {
+    let doc = create_document(s, name, kind, folder)?;
+    let label = match kind {
+        MetaKind::Folder => "folder",
+        MetaKind::Document => "document",
+    };
+    let id = doc.to_string();
+    s.out
+        .emit(&json!({"id": id, "name": name, "kind": label}), || {
+            println!("Created {label} {name} ({id})")
+        })
+}
+
+/// Lists what this device can see, with its level on each.
+pub fn ls(s: &mut Session) -> Result<()> {
+    let mut rows = Vec::new();
+    for (subject, level, kind) in s.replica.reachable() {
+        let (kind, name) = match kind {
+            SubjectKind::Group => ("group", s.names.get(&subject).map(str::to_owned)),
+            SubjectKind::Document => {
+                let meta = s.metas()?.get(&DocumentId(subject)).cloned();
+                match meta {
+                    Some(m) if m.kind == MetaKind::Folder => ("folder", Some(m.name)),
+                    Some(m) => ("document", Some(m.name)),
+                    None => ("document", None),
+                }
+            }
+        };
+        rows.push((
+            kind,
+            name.unwrap_or_else(|| "-".into()),
+            subject.to_string(),
+            level,
+        ));
+    }
+    rows.sort();
+    let json_rows: Vec<_> = rows
+        .iter()
+        .map(|(k, n, id, l)| json!({"kind": k, "name": n, "id": id, "access": l.to_string()}))
+        .collect();
+    s.out.emit(&json_rows, || {
+        print_table(
+            &["kind", "name", "id", "access"],
+            rows.iter()
+                .map(|(k, n, id, l)| vec![k.to_string(), n.clone(), id.clone(), l.to_string()])
+                .collect(),
+        )
+    })
+}

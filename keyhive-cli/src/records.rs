@@ -1,0 +1,92 @@
+//! What the CLI stores in a document's changes: file content, or the document's metadata.
+//!
+//! A change's plaintext starts with one tag byte: `0` = file bytes follow; `1` = a postcard
+//! [`Meta`] follows. The first change of every document the CLI creates is its `Meta`, so its
+//! name travels with it, encrypted, and every reader refers to it by the same name.
+
+use std::io::{self, Write};
+
+use keyhive_core::encoding::{decode_canonical, encode};
+use keyhive_core::identity::DocumentId;
+use serde::{Deserialize, Serialize};
+
+/// Tag byte of a file change.
+pub const FILE_TAG: u8 = 0;
+/// Tag byte of a metadata change.
+pub const META_TAG: u8 = 1;
+
+/// Whether a document is a folder (other documents grant it access) or a plain document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaKind {
+    /// A folder.
+    Folder,
+    /// A document.
+    Document,
+}
+
+/// A document's metadata, stored encrypted as its first change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The shared name (for files pushed from a directory: the relative path).
+    pub name: String,
+    /// Folder or document.
+    pub kind: MetaKind,
+    /// The folder the document was created in.
+    pub folder: Option<DocumentId>,
+}
+
+/// Encodes a metadata change.
+pub fn encode_meta(meta: &Meta) -> Vec<u8> {
+    let mut out = vec![META_TAG];
+    out.extend_from_slice(&encode(meta));
+    out
+}
+
+/// Decodes a metadata change, `None` if the bytes are not one.
+pub fn decode_meta(bytes: &[u8]) -> Option<Meta> {
+    match bytes.split_first() {
+        Some((&META_TAG, rest)) => decode_canonical(rest, 4096).ok(),
+        _ => None,
+    }
+}
+
+/// A writer that checks and strips the leading tag byte of a file change.
+pub struct FileBody<W: Write> {
+    inner: W,
+    seen_tag: bool,
+    /// True if the change turned out not to be a file change.
+    pub not_a_file: bool,
+}
+
+impl<W: Write> FileBody<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        FileBody {
+            inner,
+            seen_tag: false,
+            not_a_file: false,
+        }
+    }
+}
+
+impl<W: Write> Write for FileBody<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if !self.seen_tag {
+            self.seen_tag = true;
+            if buf[0] != FILE_TAG {
+                self.not_a_file = true;
+                return Err(io::Error::other("this change is not file content"));
+            }
+            self.inner.write_all(&buf[1..])?;
+            return Ok(buf.len());
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,226 @@
+//! An opened device: key store, local replica (redb), contacts and names, with name resolution.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use keyhive_core::capability::AgentId;
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{ContactCard, DocumentId, GroupId, IndividualId, SubjectKind};
+use keyhive_core::keystore::KeyStore;
+use keyhive_sync::RedbStore;
+use keyhive_sync::replica::{ChangeStatus, Replica};
+
+use crate::contacts::ContactBook;
+use crate::device_store;
+use crate::home::Home;
+use crate::names::LocalNames;
+use crate::output::Output;
+use crate::records::{Meta, MetaKind, decode_meta};
+
+/// File of the local item store.
+pub const STORE_FILE: &str = "store.redb";
+
+/// One device's opened state.
+pub struct Session {
+    /// The home directory.
+    pub home: Home,
+    /// Output mode.
+    pub out: Output,
+    /// Secrets (device + key-agreement secrets).
+    pub keys: KeyStore,
+    /// The local replica.
+    pub replica: Replica<RedbStore>,
+    /// Contacts.
+    pub contacts: ContactBook,
+    /// Local group names.
+    pub names: LocalNames,
+    metas: Option<BTreeMap<DocumentId, Meta>>,
+}
+
+impl Session {
+    /// Opens the device in `home`.
+    pub fn open(home: Home, out: Output) -> Result<Self> {
+        let keys = device_store::load(&home)?;
+        let store = RedbStore::open(home.path(STORE_FILE)).with_context(|| {
+            format!(
+                "cannot open the local store {} (is another keyhive command using it?)",
+                home.path(STORE_FILE).display()
+            )
+        })?;
+        let mut replica = Replica::open(keys.device().clone(), store)?;
+        let documents: Vec<DocumentId> = replica
+            .checker()
+            .subjects()
+            .filter(|s| {
+                replica
+                    .checker()
+                    .subject_info(s)
+                    .is_some_and(|i| i.kind == SubjectKind::Document)
+            })
+            .map(|s| DocumentId(*s))
+            .collect();
+        let secrets: Vec<_> = documents
+            .iter()
+            .filter_map(|d| keys.cgka_secrets(d).map(|s| (*d, s.clone())))
+            .collect();
+        replica.import_cgka_secrets(secrets);
+        let contacts = ContactBook::load(&home)?;
+        for c in contacts.all() {
+            replica.add_contact(ContactCard::from_line(&c.card)?)?;
+        }
+        let names = LocalNames::load(&home)?;
+        Ok(Session {
+            home,
+            out,
+            keys,
+            replica,
+            contacts,
+            names,
+            metas: None,
+        })
+    }
+
+    /// Persists key-agreement secrets (the item store is already durable).
+    pub fn save(&mut self) -> Result<()> {
+        let secrets: Vec<_> = self.replica.cgka_secrets().collect();
+        for (document, s) in secrets {
+            self.keys.set_cgka_secrets(document, s);
+        }
+        device_store::save(&self.home, &self.keys)?;
+        self.names.save(&self.home)
+    }
+
+    /// Forgets cached metadata after a change.
+    pub fn invalidate(&mut self) {
+        self.metas = None;
+    }
+
+    /// Metadata of every document this device can read.
+    pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, Meta>> {
+        if self.metas.is_none() {
+            let mut metas = BTreeMap::new();
+            for (subject, _, kind) in self.replica.reachable() {
+                if kind != SubjectKind::Document {
+                    continue;
+                }
+                let doc = DocumentId(subject);
+                if let Some(meta) = self.read_meta(doc)? {
+                    metas.insert(doc, meta);
+                }
+            }
+            self.metas = Some(metas);
+        }
+        Ok(self.metas.get_or_insert_default())
+    }
+
+    fn read_meta(&self, doc: DocumentId) -> Result<Option<Meta>> {
+        let first = self
+            .replica
+            .changes(doc)?
+            .into_iter()
+            .find(|c| c.status == ChangeStatus::Valid && c.length.is_some());
+        let Some(first) = first else { return Ok(None) };
+        if first.length.is_some_and(|l| l > 4096) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        self.replica.read_change(doc, &first.op, &mut bytes)?;
+        Ok(decode_meta(&bytes))
+    }
+
+    /// A human name for any subject or device.
+    pub fn name_of(&mut self, key: &PublicKey) -> String {
+        if let Some(n) = self.contacts.name_of(&IndividualId(*key)) {
+            return n.to_owned();
+        }
+        if *key == self.replica.device().id().0 {
+            return "me".to_owned();
+        }
+        if let Some(n) = self.names.get(key) {
+            return n.to_owned();
+        }
+        if let Ok(metas) = self.metas()
+            && let Some(m) = metas.get(&DocumentId(*key))
+        {
+            return m.name.clone();
+        }
+        short(key)
+    }
+
+    /// Resolves a group, folder or document by name or id.
+    pub fn subject(&mut self, name_or_id: &str) -> Result<(PublicKey, SubjectKind)> {
+        if let Ok(key) = name_or_id.parse::<PublicKey>() {
+            let info = self.replica.checker().subject_info(&key).with_context(|| {
+                format!("no group, folder or document {name_or_id} here: run `keyhive sync` or check the id")
+            })?;
+            return Ok((key, info.kind));
+        }
+        let mut found: Vec<(PublicKey, SubjectKind)> = self
+            .names
+            .find(name_or_id)
+            .into_iter()
+            .map(|k| (k, SubjectKind::Group))
+            .collect();
+        for (doc, meta) in self.metas()? {
+            if meta.name == name_or_id {
+                found.push((doc.0, SubjectKind::Document));
+            }
+        }
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => bail!("unknown name {name_or_id:?}: run `keyhive ls` to see names, or use an id"),
+            many => bail!(
+                "the name {name_or_id:?} is ambiguous ({} matches); use one of the ids: {}",
+                many.len(),
+                many.iter()
+                    .map(|(k, _)| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// Resolves a document (or folder) by name or id.
+    pub fn document(&mut self, name_or_id: &str) -> Result<DocumentId> {
+        match self.subject(name_or_id)? {
+            (key, SubjectKind::Document) => Ok(DocumentId(key)),
+            _ => bail!("{name_or_id:?} is a group, not a document or folder"),
+        }
+    }
+
+    /// Resolves a folder by name or id.
+    pub fn folder(&mut self, name_or_id: &str) -> Result<DocumentId> {
+        let doc = self.document(name_or_id)?;
+        match self.metas()?.get(&doc) {
+            Some(m) if m.kind == MetaKind::Folder => Ok(doc),
+            _ => bail!("{name_or_id:?} is not a folder"),
+        }
+    }
+
+    /// Resolves an agent: a contact (device), `me`, a group, folder or document.
+    pub fn agent(&mut self, name_or_id: &str) -> Result<AgentId> {
+        if name_or_id == "me" {
+            return Ok(AgentId::Individual(self.replica.device().id()));
+        }
+        if let Some(c) = self.contacts.find(name_or_id) {
+            return Ok(AgentId::Individual(c.id));
+        }
+        if let Ok(key) = name_or_id.parse::<PublicKey>() {
+            if self.replica.directory().card(&IndividualId(key)).is_some() {
+                return Ok(AgentId::Individual(IndividualId(key)));
+            }
+        }
+        match self.subject(name_or_id) {
+            Ok((key, SubjectKind::Group)) => Ok(AgentId::Group(GroupId(key))),
+            Ok((key, SubjectKind::Document)) => Ok(AgentId::Document(DocumentId(key))),
+            Err(_) => bail!(
+                "unknown agent {name_or_id:?}: add the person's card with `keyhive contact add`, or name a group or folder"
+            ),
+        }
+    }
+}
+
+/// The first 12 hex characters of a key, for tables.
+pub fn short(key: &PublicKey) -> String {
+    key.to_string()[..12].to_owned()
+}
