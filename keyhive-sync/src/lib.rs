@@ -5,7 +5,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod item;
+pub mod policy;
+pub mod relay;
+pub mod protocol;
 pub mod reconcile;
 pub mod replica;
 pub mod store;

@@ -1,0 +1,289 @@
+//! The background client: local store, immediate local writes, and one task per relay or peer
+//! link that syncs, pushes and subscribes, reconnecting with backoff (SYNC-90..SYNC-94).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use keyhive_core::crypto::signing::{PublicKey, SigningKey};
+use keyhive_core::identity::IndividualId;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use super::session::{ConnectError, LiveEvent, Session};
+use super::sync::{SyncError, SyncReport, ingest, sync_once};
+use crate::item::{Item, SubjectId};
+use crate::policy::AccessPolicy;
+use crate::store::{Store, StoreError};
+
+/// SYNC-92: first reconnect delay.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// SYNC-92: longest reconnect delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Local items queued for links before a slow link falls back to a full resync.
+const LOCAL_QUEUE: usize = 16_384;
+
+/// A device's sync client over its local store.
+pub struct Client {
+    key: SigningKey,
+    store: Arc<dyn Store>,
+    policy: Arc<dyn AccessPolicy>,
+    /// Newly stored items, tagged with the link they came from (0 = local write).
+    local: broadcast::Sender<(u64, Arc<Item>)>,
+    next_link: AtomicU64,
+}
+
+impl Client {
+    /// A client for the device with signing key `key`. `policy` validates every item
+    /// received from a peer before it is stored (SYNC-82).
+    pub fn new(key: SigningKey, store: Arc<dyn Store>, policy: Arc<dyn AccessPolicy>) -> Arc<Self> {
+        let (local, _) = broadcast::channel(LOCAL_QUEUE);
+        Arc::new(Client {
+            key,
+            store,
+            policy,
+            local,
+            next_link: AtomicU64::new(1),
+        })
+    }
+
+    /// This device's id.
+    pub fn id(&self) -> IndividualId {
+        IndividualId(self.key.public_key())
+    }
+
+    /// The local store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Opens an authenticated session to a relay or peer at `url`.
+    pub async fn connect(&self, url: &str) -> Result<Session, ConnectError> {
+        Session::connect(url, &self.key, None).await
+    }
+
+    /// One full sync over `session` (collection + reconciliation + pull + push).
+    pub async fn sync_once(&self, session: &Session) -> Result<SyncReport, SyncError> {
+        let (report, fresh) = sync_once(session, &self.store, self.policy.as_ref()).await?;
+        self.announce(0, fresh);
+        Ok(report)
+    }
+
+    /// SYNC-90: stores items locally (durably, for a durable store) and returns without
+    /// touching the network; every link pushes them in the background, or on reconnect.
+    pub fn write(&self, items: Vec<Item>) -> Result<Vec<bool>, StoreError> {
+        let fresh = self.store.put(&items)?;
+        let new: Vec<Item> = items
+            .into_iter()
+            .zip(fresh.iter())
+            .filter_map(|(item, is_new)| is_new.then_some(item))
+            .collect();
+        self.announce(0, new);
+        Ok(fresh)
+    }
+
+    fn announce(&self, origin: u64, items: Vec<Item>) {
+        for item in items {
+            // No receivers is fine: no link is running.
+            let _ = self.local.send((origin, Arc::new(item)));
+        }
+    }
+
+    /// SYNC-91: keeps this client in sync with `url` in the background until the link is
+    /// stopped. Several links may run at once (several relays, or peers).
+    pub fn add_link(self: &Arc<Self>, url: impl Into<String>, expected: Option<PublicKey>) -> Link {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let (status_tx, status) = watch::channel(LinkStatus::default());
+        let (stop_tx, stop) = watch::channel(false);
+        let client = self.clone();
+        let url = url.into();
+        let task = tokio::spawn(async move {
+            client.run_link(id, url, expected, status_tx, stop).await;
+        });
+        Link {
+            status,
+            stop: stop_tx,
+            task,
+        }
+    }
+
+    async fn run_link(
+        self: Arc<Self>,
+        id: u64,
+        url: String,
+        expected: Option<PublicKey>,
+        status: watch::Sender<LinkStatus>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            // Subscribe to local writes before syncing so nothing written meanwhile is missed.
+            let local_rx = self.local.subscribe();
+            let result = match Session::connect(&url, &self.key, expected).await {
+                Ok(session) => {
+                    backoff = BACKOFF_MIN;
+                    self.serve_link(id, &session, local_rx, &status, &mut stop).await
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            status.send_modify(|s| {
+                s.connected = false;
+                if let Err(e) = &result {
+                    s.last_error = Some(e.clone());
+                    s.failures += 1;
+                }
+            });
+            if *stop.borrow() {
+                return;
+            }
+            // SYNC-92: exponential backoff with up to 50% random jitter.
+            let jitter = rand::RngExt::random_range(&mut rand::rng(), 0..=backoff.as_millis() as u64 / 2);
+            let delay = backoff + Duration::from_millis(jitter);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn resync(&self, id: u64, session: &Session, status: &watch::Sender<LinkStatus>) -> Result<(), String> {
+        let (report, fresh) = sync_once(session, &self.store, self.policy.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.announce(id, fresh);
+        status.send_modify(|s| {
+            s.syncs += 1;
+            s.pushed += report.pushed as u64;
+            s.received += report.pulled as u64;
+            s.last_report = Some(report);
+        });
+        Ok(())
+    }
+
+    /// One connected period of a link. Returns `Ok` on stop, `Err` on disconnection.
+    async fn serve_link(
+        &self,
+        id: u64,
+        session: &Session,
+        mut local_rx: broadcast::Receiver<(u64, Arc<Item>)>,
+        status: &watch::Sender<LinkStatus>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let mut live = session.take_live().ok_or("live events already taken")?;
+        self.resync(id, session, status).await?;
+        let mut subscribed: BTreeSet<SubjectId> = BTreeSet::new();
+        let mut wanted: BTreeSet<SubjectId> = self.store.subjects().map_err(|e| e.to_string())?.into_iter().collect();
+        wanted.extend(session.collection().await.map_err(|e| e.to_string())?.into_iter().map(|o| o.subject));
+        let list: Vec<SubjectId> = wanted.iter().copied().collect();
+        session.subscribe(&list).await.map_err(|e| e.to_string())?;
+        subscribed.extend(wanted);
+        status.send_modify(|s| {
+            s.connected = true;
+            s.server = Some(session.server_id());
+        });
+        let from = IndividualId(session.server_id());
+        loop {
+            tokio::select! {
+                event = local_rx.recv() => {
+                    let mut batch = Vec::new();
+                    let mut lagged = false;
+                    let mut next = Some(event);
+                    while let Some(event) = next.take() {
+                        match event {
+                            Ok((origin, item)) => if origin != id { batch.push((*item).clone()) },
+                            Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
+                            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                        }
+                        if batch.len() < 1_024 {
+                            next = match local_rx.try_recv() {
+                                Ok(v) => Some(Ok(v)),
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(broadcast::error::RecvError::Lagged(n))),
+                                Err(_) => None,
+                            };
+                        }
+                    }
+                    if lagged {
+                        self.resync(id, session, status).await?;
+                    }
+                    let fresh: Vec<SubjectId> = batch.iter().map(Item::subject).filter(|s| !subscribed.contains(s)).collect::<BTreeSet<_>>().into_iter().collect();
+                    if !batch.is_empty() {
+                        let outcomes = session.push(&batch).await.map_err(|e| e.to_string())?;
+                        let ok = outcomes.iter().filter(|o| matches!(o, crate::protocol::PushOutcome::Stored | crate::protocol::PushOutcome::Duplicate)).count();
+                        status.send_modify(|s| { s.pushed += ok as u64; s.refused += (outcomes.len() - ok) as u64; });
+                    }
+                    if !fresh.is_empty() {
+                        session.subscribe(&fresh).await.map_err(|e| e.to_string())?;
+                        subscribed.extend(fresh);
+                    }
+                }
+                event = live.recv() => match event {
+                    Some(LiveEvent::Items(items)) => {
+                        let (fresh, _) = ingest(&self.store, self.policy.as_ref(), &from, items).await.map_err(|e| e.to_string())?;
+                        let n = fresh.len() as u64;
+                        self.announce(id, fresh);
+                        status.send_modify(|s| s.received += n);
+                    }
+                    Some(LiveEvent::Lagged) => self.resync(id, session, status).await?,
+                    None => return Err("connection closed".into()),
+                },
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The observable state of a link.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Whether the link is connected and synced.
+    pub connected: bool,
+    /// The peer's authenticated id, once known.
+    pub server: Option<PublicKey>,
+    /// Full syncs completed.
+    pub syncs: u64,
+    /// Items pushed and acknowledged.
+    pub pushed: u64,
+    /// Items refused by the peer.
+    pub refused: u64,
+    /// Items received and stored.
+    pub received: u64,
+    /// Connection attempts or sessions that failed.
+    pub failures: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// The last full sync's report.
+    pub last_report: Option<SyncReport>,
+}
+
+/// A running background link.
+pub struct Link {
+    status: watch::Receiver<LinkStatus>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Link {
+    /// The current status.
+    pub fn status(&self) -> LinkStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until `pred` holds for the status.
+    pub async fn wait_for(&mut self, pred: impl FnMut(&LinkStatus) -> bool) -> LinkStatus {
+        if let Ok(s) = self.status.wait_for(pred).await {
+            return s.clone();
+        }
+        self.status.borrow().clone()
+    }
+
+    /// Stops the link and waits for its task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

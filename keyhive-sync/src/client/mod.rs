@@ -1,0 +1,8 @@
+//! The connecting side: sessions, one-shot sync, and the background [`Client`].
+pub mod background;
+pub mod session;
+pub mod sync;
+
+pub use background::{Client, Link, LinkStatus};
+pub use session::{ConnectError, LiveEvent, Reconciled, Session, SessionError, WireStats};
+pub use sync::{SyncError, SyncReport, sync_once};

@@ -1,0 +1,451 @@
+//! One authenticated protocol connection from the connecting side (client or peer).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::{SinkExt, StreamExt};
+use keyhive_core::Hash;
+use keyhive_core::crypto::signing::{PublicKey, SigningKey};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::item::{Item, SubjectId};
+use crate::protocol::frame::{MAX_WS_MESSAGE_LEN, decode_frame, encode_frame};
+use crate::protocol::handshake::{self, HandshakeError};
+use crate::protocol::message::SubjectOffer;
+use crate::protocol::{ErrorCode, ErrorFrame, Message, PushOutcome, RequestId};
+use crate::reconcile::range::{self, AnswerError};
+
+/// Frame budget for requests (same as the relay's response budget).
+const FRAME_BUDGET: usize = crate::protocol::MAX_FRAME_LEN - 16 * 1024;
+/// Hashes per pull request (the relay's default bound).
+const PULL_CHUNK: usize = 4_096;
+/// Range queries per reconciliation request (the relay's default bound).
+const QUERY_CHUNK: usize = 512;
+/// Live events buffered before further ones are dropped and `Lagged` is reported.
+const LIVE_BUFFER: usize = 1_024;
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// TCP or WebSocket failure.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// The peer closed or sent something other than the handshake.
+    #[error("handshake protocol violation: {0}")]
+    Protocol(String),
+    /// The handshake did not verify.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    /// The server refused us with an error frame.
+    #[error("server refused the handshake: {0:?}")]
+    Refused(ErrorFrame),
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The connection is gone.
+    #[error("connection closed")]
+    Disconnected,
+    /// The peer answered with an error frame.
+    #[error("peer error {:?}: {}", .0.code, .0.detail)]
+    Remote(ErrorFrame),
+    /// The peer answered with the wrong message or a malformed answer.
+    #[error("unexpected answer from peer: {0}")]
+    Protocol(String),
+}
+
+impl From<AnswerError> for SessionError {
+    fn from(e: AnswerError) -> Self {
+        SessionError::Protocol(e.to_string())
+    }
+}
+
+/// Something the relay pushed without being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveEvent {
+    /// New items of subscribed subjects (hashes recomputed locally, SYNC-3).
+    Items(Vec<Item>),
+    /// Live items were dropped (by the relay or this buffer): resynchronise (SYNC-62).
+    Lagged,
+}
+
+/// Bytes moved over a session, counted at the frame level (WebSocket headers excluded).
+#[derive(Debug, Default)]
+pub struct WireStats {
+    /// Frame bytes sent.
+    pub sent: AtomicU64,
+    /// Frame bytes received.
+    pub received: AtomicU64,
+    /// Frames sent.
+    pub frames_sent: AtomicU64,
+    /// Frames received.
+    pub frames_received: AtomicU64,
+}
+
+impl WireStats {
+    /// `(bytes sent, bytes received)` so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<RequestId, mpsc::UnboundedSender<Message>>>>;
+
+fn lock(p: &Pending) -> MutexGuard<'_, HashMap<RequestId, mpsc::UnboundedSender<Message>>> {
+    // The map holds only channel senders; a panic elsewhere cannot leave it inconsistent.
+    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An authenticated connection. Requests may be issued concurrently; responses are matched by
+/// request id. Dropping the session closes the connection.
+pub struct Session {
+    server_id: PublicKey,
+    out: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    live: Mutex<Option<mpsc::Receiver<LiveEvent>>>,
+    next_req: AtomicU32,
+    stats: Arc<WireStats>,
+    closed: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Session {
+    /// Connects to `url` (`ws://host:port/sync`), runs the handshake with `key`, and checks the
+    /// server's identity against `expected_server` when given (SYNC-34).
+    pub async fn connect(
+        url: &str,
+        key: &SigningKey,
+        expected_server: Option<PublicKey>,
+    ) -> Result<Session, ConnectError> {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_WS_MESSAGE_LEN))
+            .max_frame_size(Some(MAX_WS_MESSAGE_LEN));
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+            .await
+            .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        let (mut sink, mut stream) = ws.split();
+        let stats = Arc::new(WireStats::default());
+
+        let challenge = match next_message(&mut stream, &stats).await? {
+            Message::Challenge(c) => c,
+            Message::Error(e) => return Err(ConnectError::Refused(e)),
+            other => return Err(ConnectError::Protocol(format!("expected challenge, got {other:?}"))),
+        };
+        let hello = handshake::answer(&challenge, key);
+        let frame = encode_frame(&Message::Hello(hello.clone()));
+        count_sent(&stats, frame.len());
+        sink.send(WsMessage::Binary(frame.into()))
+            .await
+            .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        let welcome = match next_message(&mut stream, &stats).await? {
+            Message::Welcome(w) => w,
+            Message::Error(e) => return Err(ConnectError::Refused(e)),
+            other => return Err(ConnectError::Protocol(format!("expected welcome, got {other:?}"))),
+        };
+        handshake::confirm(&challenge, &hello, &welcome, expected_server.as_ref())?;
+
+        let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+        let pending: Pending = Arc::default();
+        let (live_tx, live_rx) = mpsc::channel(LIVE_BUFFER);
+        let closed = Arc::new(AtomicBool::new(false));
+
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = out_rx.recv().await {
+                if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        let reader = {
+            let pending = pending.clone();
+            let stats = stats.clone();
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                read_loop(&mut stream, &pending, &live_tx, &stats).await;
+                closed.store(true, Ordering::Release);
+                lock(&pending).clear();
+            })
+        };
+        Ok(Session {
+            server_id: challenge.server_id,
+            out,
+            pending,
+            live: Mutex::new(Some(live_rx)),
+            next_req: AtomicU32::new(1),
+            stats,
+            closed,
+            tasks: vec![writer, reader],
+        })
+    }
+
+    /// The authenticated identity of the other side.
+    pub fn server_id(&self) -> PublicKey {
+        self.server_id
+    }
+
+    /// Frame-level byte counters.
+    pub fn stats(&self) -> &WireStats {
+        &self.stats
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Takes the receiver of live events (once).
+    pub fn take_live(&self) -> Option<mpsc::Receiver<LiveEvent>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Sends a request and gathers every frame of its response.
+    async fn request(&self, build: impl FnOnce(RequestId) -> Message) -> Result<Vec<Message>, SessionError> {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        lock(&self.pending).insert(req, tx);
+        if self.is_closed() {
+            lock(&self.pending).remove(&req);
+            return Err(SessionError::Disconnected);
+        }
+        let frame = encode_frame(&build(req));
+        count_sent(&self.stats, frame.len());
+        if self.out.send(frame).await.is_err() {
+            lock(&self.pending).remove(&req);
+            return Err(SessionError::Disconnected);
+        }
+        let mut frames = Vec::new();
+        loop {
+            let Some(message) = rx.recv().await else {
+                return Err(SessionError::Disconnected);
+            };
+            if let Message::Error(e) = message {
+                lock(&self.pending).remove(&req);
+                return Err(SessionError::Remote(e));
+            }
+            let done = message.is_final();
+            frames.push(message);
+            if done {
+                lock(&self.pending).remove(&req);
+                return Ok(frames);
+            }
+        }
+    }
+
+    /// SYNC-40/41: pushes items (split into frames) and returns one outcome per item.
+    pub async fn push(&self, items: &[Item]) -> Result<Vec<PushOutcome>, SessionError> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut start = 0;
+        while start < items.len() {
+            let mut end = start;
+            let mut size = 0;
+            while end < items.len() && (end == start || size + items[end].envelope().len() + 48 <= FRAME_BUDGET) && end - start < 4_096 {
+                size += items[end].envelope().len() + 48;
+                end += 1;
+            }
+            let wire = items[start..end].iter().map(Item::to_wire).collect();
+            let frames = self.request(|req| Message::Push { req, items: wire }).await?;
+            match frames.into_iter().next() {
+                Some(Message::PushAck { outcomes: o, .. }) if o.len() == end - start => outcomes.extend(o),
+                other => return Err(SessionError::Protocol(format!("bad push ack: {other:?}"))),
+            }
+            start = end;
+        }
+        Ok(outcomes)
+    }
+
+    /// SYNC-42/43: pulls items by hash. Items whose hash was not asked for are dropped;
+    /// missing or unauthorised ones are simply absent.
+    pub async fn pull(&self, hashes: &[Hash]) -> Result<Vec<Item>, SessionError> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(PULL_CHUNK) {
+            let wanted: std::collections::HashSet<Hash> = chunk.iter().copied().collect();
+            let frames = self.request(|req| Message::Pull { req, hashes: chunk.to_vec() }).await?;
+            for frame in frames {
+                let Message::Items { items, .. } = frame else {
+                    return Err(SessionError::Protocol("expected items".into()));
+                };
+                for wire in items {
+                    if let Ok(item) = Item::from_wire(wire)
+                        && wanted.contains(&item.hash())
+                    {
+                        out.push(item);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// SYNC-50/51: every subject the server lets us pull, with its root summary.
+    pub async fn collection(&self) -> Result<Vec<SubjectOffer>, SessionError> {
+        let frames = self.request(|req| Message::Collection { req }).await?;
+        let mut out = Vec::new();
+        for frame in frames {
+            let Message::Offer { subjects, .. } = frame else {
+                return Err(SessionError::Protocol("expected offer".into()));
+            };
+            out.extend(subjects);
+        }
+        Ok(out)
+    }
+
+    /// SYNC-22/23: reconciles one subject against our sorted hash list; returns the hashes
+    /// we need and the hashes the other side lacks.
+    pub async fn reconcile(&self, subject: SubjectId, sorted: &[Hash]) -> Result<Reconciled, SessionError> {
+        let mut queries = range::initial_queries(sorted);
+        let mut result = Reconciled::default();
+        while !queries.is_empty() {
+            result.rounds += 1;
+            let mut next = Vec::new();
+            for chunk in queries.chunks(QUERY_CHUNK) {
+                let frames = self
+                    .request(|req| Message::Reconcile { req, subject, queries: chunk.to_vec() })
+                    .await?;
+                let Some(Message::ReconcileReply { answers, .. }) = frames.into_iter().next() else {
+                    return Err(SessionError::Protocol("expected reconcile reply".into()));
+                };
+                let out = range::process(sorted, chunk, &answers)?;
+                result.need.extend(out.need);
+                result.have.extend(out.have);
+                next.extend(out.next);
+            }
+            queries = next;
+            if result.rounds > 70 {
+                return Err(SessionError::Protocol("reconciliation does not terminate".into()));
+            }
+        }
+        Ok(result)
+    }
+
+    /// SYNC-60: subscribes to live items; returns the subjects accepted.
+    pub async fn subscribe(&self, subjects: &[SubjectId]) -> Result<Vec<SubjectId>, SessionError> {
+        let mut accepted = Vec::new();
+        for chunk in subjects.chunks(1_024) {
+            let frames = self.request(|req| Message::Subscribe { req, subjects: chunk.to_vec() }).await?;
+            match frames.into_iter().next() {
+                Some(Message::Subscribed { subjects, .. }) => accepted.extend(subjects),
+                _ => return Err(SessionError::Protocol("expected subscribed".into())),
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// Sends a raw frame (tests of hostile input).
+    #[doc(hidden)]
+    pub async fn send_raw(&self, frame: Vec<u8>) -> Result<(), SessionError> {
+        count_sent(&self.stats, frame.len());
+        self.out.send(frame).await.map_err(|_| SessionError::Disconnected)
+    }
+}
+
+/// The outcome of reconciling one subject.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Hashes the other side has and we lack.
+    pub need: Vec<Hash>,
+    /// Hashes we have and the other side lacks.
+    pub have: Vec<Hash>,
+    /// Round trips used.
+    pub rounds: u32,
+}
+
+fn count_sent(stats: &WireStats, len: usize) {
+    stats.sent.fetch_add(len as u64, Ordering::Relaxed);
+    stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+}
+
+type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+async fn next_message(stream: &mut WsStream, stats: &WireStats) -> Result<Message, ConnectError> {
+    loop {
+        match stream.next().await {
+            Some(Ok(WsMessage::Binary(bytes))) => {
+                stats.received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                stats.frames_received.fetch_add(1, Ordering::Relaxed);
+                return decode_frame(&bytes).map_err(|e| ConnectError::Protocol(e.to_string()));
+            }
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+            Some(Ok(other)) => return Err(ConnectError::Protocol(format!("unexpected {other:?}"))),
+            Some(Err(e)) => return Err(ConnectError::Transport(e.to_string())),
+            None => return Err(ConnectError::Protocol("connection closed during handshake".into())),
+        }
+    }
+}
+
+async fn read_loop(
+    stream: &mut WsStream,
+    pending: &Pending,
+    live: &mpsc::Sender<LiveEvent>,
+    stats: &WireStats,
+) {
+    let mut lagged = false;
+    while let Some(Ok(msg)) = stream.next().await {
+        let WsMessage::Binary(bytes) = msg else {
+            if matches!(msg, WsMessage::Close(_)) {
+                break;
+            }
+            continue;
+        };
+        stats.received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        stats.frames_received.fetch_add(1, Ordering::Relaxed);
+        let Ok(message) = decode_frame(&bytes) else {
+            tracing::debug!("dropping malformed frame from peer");
+            continue;
+        };
+        let event = match message {
+            Message::Live { items } => {
+                LiveEvent::Items(items.into_iter().filter_map(|w| Item::from_wire(w).ok()).collect())
+            }
+            Message::Error(ErrorFrame { req: None, code, detail }) => {
+                if code == ErrorCode::Lagged {
+                    LiveEvent::Lagged
+                } else {
+                    tracing::debug!(?code, %detail, "peer error");
+                    continue;
+                }
+            }
+            other => {
+                if let Some(req) = other.request_id()
+                    && let Some(tx) = lock(pending).get(&req)
+                {
+                    let _ = tx.send(other);
+                }
+                continue;
+            }
+        };
+        if lagged {
+            if live.try_send(LiveEvent::Lagged).is_ok() {
+                lagged = false;
+            } else {
+                continue;
+            }
+        }
+        if live.try_send(event).is_err() {
+            lagged = true;
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! One relay connection: handshake, then request dispatch and live pushes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use keyhive_core::Hash;
+use keyhive_core::identity::IndividualId;
+use tokio::sync::{broadcast, watch};
+
+use super::Shared;
+use super::limits::TokenBucket;
+use crate::item::{Item, SubjectId, WireItem};
+use crate::protocol::handshake;
+use crate::protocol::message::{Challenge, SubjectOffer};
+use crate::protocol::{
+    ErrorCode, ErrorFrame, MAX_FRAME_LEN, Message, PushOutcome, RequestId, decode_frame,
+    encode_frame,
+};
+use crate::reconcile::range;
+
+/// Payload budget per response frame, leaving room for the envelope of the message.
+pub(crate) const FRAME_BUDGET: usize = MAX_FRAME_LEN - 16 * 1024;
+
+/// Why the connection loop stopped.
+enum Stop {
+    /// The peer went away or the socket failed.
+    Gone,
+}
+
+struct Conn {
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    id: u64,
+    peer: IndividualId,
+    subscriptions: BTreeSet<SubjectId>,
+    frames: TokenBucket,
+    bytes: TokenBucket,
+    errors: u32,
+    /// Created on the first subscription, so unsubscribed connections never lag.
+    live: Option<broadcast::Receiver<(u64, Arc<Item>)>>,
+}
+
+type LiveEvent = Result<(u64, Arc<Item>), broadcast::error::RecvError>;
+
+async fn next_live(live: &mut Option<broadcast::Receiver<(u64, Arc<Item>)>>) -> LiveEvent {
+    match live {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &Message) -> Result<(), Stop> {
+    socket
+        .send(WsMessage::Binary(encode_frame(message).into()))
+        .await
+        .map_err(|_| Stop::Gone)
+}
+
+async fn send_error(
+    socket: &mut WebSocket,
+    req: Option<RequestId>,
+    code: ErrorCode,
+    detail: impl Into<String>,
+) -> Result<(), Stop> {
+    send(socket, &Message::Error(ErrorFrame::new(req, code, detail))).await
+}
+
+/// Runs a connection to completion. Never panics on peer input.
+pub(crate) async fn run(
+    mut socket: WebSocket,
+    shared: Arc<Shared>,
+    id: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(peer) = handshake_server(&mut socket, &shared).await else {
+        let _ = socket.send(WsMessage::Close(None)).await;
+        return;
+    };
+    let limits = &shared.config.limits;
+    let mut conn = Conn {
+        frames: TokenBucket::new(limits.frames_per_second, limits.burst_frames),
+        bytes: TokenBucket::new(limits.bytes_per_second, limits.burst_bytes),
+        socket,
+        shared,
+        id,
+        peer,
+        subscriptions: BTreeSet::new(),
+        errors: 0,
+        live: None,
+    };
+    loop {
+        tokio::select! {
+            incoming = conn.socket.recv() => {
+                let Some(Ok(msg)) = incoming else { break };
+                match msg {
+                    WsMessage::Binary(bytes) => {
+                        if conn.on_frame(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    WsMessage::Text(_) => {
+                        if conn.on_malformed(ErrorCode::Malformed, "text frames are not part of the protocol").await.is_err() {
+                            break;
+                        }
+                    }
+                    WsMessage::Close(_) => break,
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                }
+            }
+            event = next_live(&mut conn.live) => {
+                if conn.on_live(event).await.is_err() {
+                    break;
+                }
+            }
+            _ = shutdown.changed() => {
+                let _ = send_error(&mut conn.socket, None, ErrorCode::ShuttingDown, "relay is shutting down").await;
+                break;
+            }
+        }
+    }
+    let _ = conn.socket.send(WsMessage::Close(None)).await;
+}
+
+/// SYNC-30..33: returns the authenticated peer, or `None` after reporting the failure.
+async fn handshake_server(socket: &mut WebSocket, shared: &Shared) -> Option<IndividualId> {
+    let challenge = Challenge {
+        server_id: shared.config.identity.public_key(),
+        server_nonce: handshake::nonce(),
+    };
+    send(socket, &Message::Challenge(challenge.clone()))
+        .await
+        .ok()?;
+    let timeout = shared.config.limits.handshake_timeout;
+    let first = tokio::time::timeout(timeout, socket.recv()).await;
+    let bytes = match first {
+        Ok(Some(Ok(WsMessage::Binary(bytes)))) => bytes,
+        Ok(Some(Ok(_))) => {
+            let _ = send_error(socket, None, ErrorCode::HandshakeFailed, "expected a hello frame").await;
+            return None;
+        }
+        Err(_) => {
+            let _ = send_error(socket, None, ErrorCode::HandshakeFailed, "handshake timed out").await;
+            return None;
+        }
+        Ok(_) => return None,
+    };
+    let hello = match decode_frame(&bytes) {
+        Ok(Message::Hello(hello)) => hello,
+        Ok(_) => {
+            let _ = send_error(socket, None, ErrorCode::Unexpected, "expected a hello frame").await;
+            return None;
+        }
+        Err(e) => {
+            let _ = send_error(socket, None, e.code(), e.to_string()).await;
+            return None;
+        }
+    };
+    match handshake::accept(&challenge, &hello, &shared.config.identity) {
+        Ok(welcome) => {
+            send(socket, &Message::Welcome(welcome)).await.ok()?;
+            Some(IndividualId(hello.client_id))
+        }
+        Err(e) => {
+            let _ = send_error(socket, None, ErrorCode::HandshakeFailed, e.to_string()).await;
+            None
+        }
+    }
+}
+
+impl Conn {
+    async fn on_malformed(&mut self, code: ErrorCode, detail: impl Into<String>) -> Result<(), Stop> {
+        self.errors += 1;
+        send_error(&mut self.socket, None, code, detail).await?;
+        if self.errors > self.shared.config.limits.max_errors {
+            return Err(Stop::Gone);
+        }
+        Ok(())
+    }
+
+    async fn on_frame(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let message = match decode_frame(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.on_malformed(e.code(), e.to_string()).await,
+        };
+        // SYNC-70: over-rate requests are answered with RateLimited and not executed.
+        if !self.frames.try_take(1.0) || !self.bytes.try_take(bytes.len() as f64) {
+            return send_error(
+                &mut self.socket,
+                message.request_id(),
+                ErrorCode::RateLimited,
+                "rate limit exceeded; retry later",
+            )
+            .await;
+        }
+        match message {
+            Message::Push { req, items } => self.on_push(req, items).await,
+            Message::Pull { req, hashes } => self.on_pull(req, hashes).await,
+            Message::Collection { req } => self.on_collection(req).await,
+            Message::Reconcile {
+                req,
+                subject,
+                queries,
+            } => self.on_reconcile(req, subject, queries).await,
+            Message::Subscribe { req, subjects } => self.on_subscribe(req, subjects).await,
+            other => {
+                let req = other.request_id();
+                self.errors += 1;
+                send_error(&mut self.socket, req, ErrorCode::Unexpected, "message not valid from a client here").await
+            }
+        }
+    }
+
+    async fn internal(&mut self, req: RequestId, e: impl std::fmt::Display) -> Result<(), Stop> {
+        tracing::warn!(error = %e, "relay storage error");
+        send_error(&mut self.socket, Some(req), ErrorCode::Internal, "storage error").await
+    }
+
+    /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
+    async fn on_push(&mut self, req: RequestId, items: Vec<WireItem>) -> Result<(), Stop> {
+        if items.len() > self.shared.config.limits.max_push_items {
+            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many items in one push").await;
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut accepted = Vec::new();
+        let mut slots = Vec::new();
+        for wire in items {
+            match Item::from_wire(wire) {
+                Err(_) => outcomes.push(PushOutcome::Invalid),
+                Ok(item) => match self.shared.policy.check_push(&self.peer, &item) {
+                    Err(refusal) => outcomes.push(PushOutcome::Refused(refusal.to_string())),
+                    Ok(()) => {
+                        slots.push(outcomes.len());
+                        outcomes.push(PushOutcome::Stored);
+                        accepted.push(item);
+                    }
+                },
+            }
+        }
+        if !accepted.is_empty() {
+            let store = self.shared.store.clone();
+            let (accepted, result) = match tokio::task::spawn_blocking(move || {
+                let r = store.put(&accepted);
+                (accepted, r)
+            })
+            .await
+            {
+                Ok(pair) => pair,
+                Err(e) => return self.internal(req, e).await,
+            };
+            let fresh = match result {
+                Ok(fresh) => fresh,
+                Err(e) => return self.internal(req, e).await,
+            };
+            let mut new_items = Vec::new();
+            for ((slot, item), is_new) in slots.into_iter().zip(accepted).zip(fresh) {
+                if is_new {
+                    new_items.push(item);
+                } else {
+                    outcomes[slot] = PushOutcome::Duplicate;
+                }
+            }
+            if !new_items.is_empty() {
+                self.shared.policy.stored(&new_items);
+                for item in new_items {
+                    // No receivers is fine: nobody is subscribed.
+                    let _ = self.shared.live.send((self.id, Arc::new(item)));
+                }
+            }
+        }
+        send(&mut self.socket, &Message::PushAck { req, outcomes }).await
+    }
+
+    /// SYNC-42/43/44: serve only items whose subject the requester may pull; others are
+    /// omitted exactly like missing ones, so a stranger learns nothing about them.
+    async fn on_pull(&mut self, req: RequestId, hashes: Vec<Hash>) -> Result<(), Stop> {
+        if hashes.len() > self.shared.config.limits.max_pull_hashes {
+            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many hashes in one pull").await;
+        }
+        let mut allowed: BTreeMap<SubjectId, bool> = BTreeMap::new();
+        let mut batch = Vec::new();
+        let mut size = 0usize;
+        for hash in hashes {
+            let item = match self.shared.store.get(&hash) {
+                Ok(Some(item)) => item,
+                Ok(None) => continue,
+                Err(e) => return self.internal(req, e).await,
+            };
+            let subject = item.subject();
+            let ok = *allowed
+                .entry(subject)
+                .or_insert_with(|| self.shared.policy.may_pull(&self.peer, &subject));
+            if !ok {
+                continue;
+            }
+            let cost = item.envelope().len() + 48;
+            if size + cost > FRAME_BUDGET && !batch.is_empty() {
+                let items = std::mem::take(&mut batch);
+                send(&mut self.socket, &Message::Items { req, items, last: false }).await?;
+                size = 0;
+            }
+            size += cost;
+            batch.push(item.into_wire());
+        }
+        send(&mut self.socket, &Message::Items { req, items: batch, last: true }).await
+    }
+
+    /// SYNC-50/51: one round trip offering every subject the requester may pull.
+    async fn on_collection(&mut self, req: RequestId) -> Result<(), Stop> {
+        let mut subjects: BTreeSet<SubjectId> =
+            self.shared.policy.reachable(&self.peer).into_iter().collect();
+        let stored = match self.shared.store.subjects() {
+            Ok(s) => s,
+            Err(e) => return self.internal(req, e).await,
+        };
+        for s in stored {
+            if !subjects.contains(&s) && self.shared.policy.may_pull(&self.peer, &s) {
+                subjects.insert(s);
+            }
+        }
+        let mut batch = Vec::new();
+        for subject in subjects {
+            let summary = match self.shared.store.summary(&subject) {
+                Ok(s) => s,
+                Err(e) => return self.internal(req, e).await,
+            };
+            batch.push(SubjectOffer {
+                subject,
+                count: summary.count,
+                fingerprint: summary.fingerprint(),
+            });
+            if batch.len() >= 10_000 {
+                let subjects = std::mem::take(&mut batch);
+                send(&mut self.socket, &Message::Offer { req, subjects, last: false }).await?;
+            }
+        }
+        send(&mut self.socket, &Message::Offer { req, subjects: batch, last: true }).await
+    }
+
+    /// SYNC-22/44: answer one reconciliation round.
+    async fn on_reconcile(
+        &mut self,
+        req: RequestId,
+        subject: SubjectId,
+        queries: Vec<range::RangeQuery>,
+    ) -> Result<(), Stop> {
+        if queries.len() > self.shared.config.limits.max_queries {
+            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many range queries").await;
+        }
+        if queries.iter().any(|q| q.prefix.check().is_err()) {
+            return send_error(&mut self.socket, Some(req), ErrorCode::Malformed, "malformed range prefix").await;
+        }
+        if !self.shared.policy.may_pull(&self.peer, &subject) {
+            return send_error(&mut self.socket, Some(req), ErrorCode::Forbidden, "no pull access to this subject").await;
+        }
+        let hashes = match self.shared.store.hashes(&subject) {
+            Ok(h) => h,
+            Err(e) => return self.internal(req, e).await,
+        };
+        let answers = range::respond(&hashes, &queries);
+        send(&mut self.socket, &Message::ReconcileReply { req, answers }).await
+    }
+
+    /// SYNC-60: subscribe to the subjects the requester may pull.
+    async fn on_subscribe(&mut self, req: RequestId, subjects: Vec<SubjectId>) -> Result<(), Stop> {
+        let max = self.shared.config.limits.max_subscriptions;
+        if subjects.len() > max {
+            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many subjects").await;
+        }
+        if self.live.is_none() {
+            self.live = Some(self.shared.live.subscribe());
+        }
+        let mut accepted = Vec::new();
+        for subject in subjects {
+            if self.subscriptions.len() >= max && !self.subscriptions.contains(&subject) {
+                break;
+            }
+            if self.shared.policy.may_pull(&self.peer, &subject) {
+                self.subscriptions.insert(subject);
+                accepted.push(subject);
+            }
+        }
+        send(&mut self.socket, &Message::Subscribed { req, subjects: accepted }).await
+    }
+
+    /// SYNC-61/62: forward new items of subscribed subjects, re-checking pull access.
+    async fn on_live(
+        &mut self,
+        first: LiveEvent,
+    ) -> Result<(), Stop> {
+        let mut items = Vec::new();
+        let mut size = 0usize;
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            match event {
+                Ok((origin, item)) => {
+                    let subject = item.subject();
+                    if origin != self.id
+                        && self.subscriptions.contains(&subject)
+                        && self.shared.policy.may_pull(&self.peer, &subject)
+                    {
+                        size += item.envelope().len() + 48;
+                        items.push(item.to_wire());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    send_error(&mut self.socket, None, ErrorCode::Lagged, "live items dropped; resynchronise").await?;
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+            if size < FRAME_BUDGET / 2 {
+                let Some(live) = self.live.as_mut() else { break };
+                next = match live.try_recv() {
+                    Ok(v) => Some(Ok(v)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(broadcast::error::RecvError::Lagged(n)))
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        send(&mut self.socket, &Message::Live { items }).await
+    }
+}

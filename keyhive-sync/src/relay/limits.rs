@@ -1,0 +1,95 @@
+//! Per-connection limits (SYNC-70, SYNC-71).
+
+use std::time::{Duration, Instant};
+
+/// Bounds applied to every connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limits {
+    /// SYNC-70: sustained frames per second per connection.
+    pub frames_per_second: f64,
+    /// SYNC-70: frames allowed in a burst.
+    pub burst_frames: f64,
+    /// SYNC-70: sustained bytes per second per connection.
+    pub bytes_per_second: f64,
+    /// SYNC-70: bytes allowed in a burst.
+    pub burst_bytes: f64,
+    /// SYNC-71: most items in one push.
+    pub max_push_items: usize,
+    /// SYNC-71: most hashes in one pull.
+    pub max_pull_hashes: usize,
+    /// SYNC-71: most range queries in one reconciliation round.
+    pub max_queries: usize,
+    /// SYNC-71: most subscribed subjects per connection.
+    pub max_subscriptions: usize,
+    /// SYNC-13: malformed frames tolerated before the connection is closed.
+    pub max_errors: u32,
+    /// SYNC-33: time allowed to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// SYNC-72: most simultaneous connections; more are refused with HTTP 503.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            frames_per_second: 2_000.0,
+            burst_frames: 4_000.0,
+            bytes_per_second: 64.0 * 1024.0 * 1024.0,
+            burst_bytes: 128.0 * 1024.0 * 1024.0,
+            max_push_items: 4_096,
+            max_pull_hashes: 4_096,
+            max_queries: 512,
+            max_subscriptions: 4_096,
+            max_errors: 16,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 1_024,
+        }
+    }
+}
+
+/// A token bucket (rates are not signed data, so floating point is fine here).
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(rate: f64, burst: f64) -> Self {
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes `cost` tokens if available.
+    pub(crate) fn try_take(&mut self, cost: f64) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refuses_beyond_burst() {
+        let mut b = TokenBucket::new(0.0, 3.0);
+        assert!(b.try_take(1.0) && b.try_take(1.0) && b.try_take(1.0));
+        assert!(!b.try_take(1.0));
+    }
+}

@@ -1,0 +1,178 @@
+//! The relay server (`specs/sync.md` §6): axum + WebSocket, verify-before-store via
+//! [`AccessPolicy`], serve-only-what-may-be-pulled, no decryption keys. Peers use the same
+//! server for direct peer-to-peer sync.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use keyhive_core::crypto::signing::{PublicKey, SigningKey};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::item::Item;
+use crate::policy::AccessPolicy;
+use crate::protocol::frame::MAX_WS_MESSAGE_LEN;
+use crate::store::Store;
+
+mod connection;
+pub mod limits;
+
+pub use limits::Limits;
+
+/// The HTTP path of the WebSocket endpoint.
+pub const SYNC_PATH: &str = "/sync";
+
+/// Live fan-out capacity before slow subscribers lag (SYNC-62).
+const LIVE_CAPACITY: usize = 4_096;
+
+/// Relay configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// The relay's own device key: proves its identity in the handshake (SYNC-32).
+    pub identity: SigningKey,
+    /// Per-connection limits.
+    pub limits: Limits,
+}
+
+impl RelayConfig {
+    /// Default limits with this identity.
+    pub fn new(identity: SigningKey) -> Self {
+        RelayConfig {
+            identity,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Replaces the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) policy: Arc<dyn AccessPolicy>,
+    pub(crate) config: RelayConfig,
+    pub(crate) live: broadcast::Sender<(u64, Arc<Item>)>,
+    connections: Arc<Semaphore>,
+    next_id: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+    /// Each connection task holds a clone; shutdown waits until all are dropped.
+    alive: mpsc::Sender<()>,
+}
+
+/// A running relay.
+pub struct RelayHandle {
+    local_addr: SocketAddr,
+    id: PublicKey,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    drained: mpsc::Receiver<()>,
+}
+
+impl RelayHandle {
+    /// The bound address (useful when binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The WebSocket URL of this relay on its bound address.
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.local_addr, SYNC_PATH)
+    }
+
+    /// The relay's identity key.
+    pub fn id(&self) -> PublicKey {
+        self.id
+    }
+
+    /// Graceful shutdown: stop accepting, tell every connection (`ShuttingDown` error, then a
+    /// close frame), and wait for all connection tasks to finish.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let result = match self.server.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        // `recv` returns None once every connection's sender is dropped.
+        while self.drained.recv().await.is_some() {}
+        result
+    }
+}
+
+/// The relay server.
+pub struct Relay;
+
+impl Relay {
+    /// Serves the sync protocol on `listener` until [`RelayHandle::shutdown`].
+    pub fn serve(
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+        policy: Arc<dyn AccessPolicy>,
+        config: RelayConfig,
+    ) -> std::io::Result<RelayHandle> {
+        let local_addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (alive, drained) = mpsc::channel(1);
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        let id = config.identity.public_key();
+        let shared = Arc::new(Shared {
+            store,
+            policy,
+            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            config,
+            live,
+            next_id: AtomicU64::new(1),
+            shutdown: shutdown_rx.clone(),
+            alive,
+        });
+        let app = Router::new()
+            .route(SYNC_PATH, get(upgrade))
+            .with_state(shared);
+        let mut stop = shutdown_rx;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .await
+        });
+        Ok(RelayHandle {
+            local_addr,
+            id,
+            shutdown: shutdown_tx,
+            server,
+            drained,
+        })
+    }
+}
+
+async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    // SYNC-72: bounded number of connections.
+    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+    };
+    if *shared.shutdown.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let alive = shared.alive.clone();
+    let shutdown = shared.shutdown.clone();
+    ws.max_message_size(MAX_WS_MESSAGE_LEN)
+        .max_frame_size(MAX_WS_MESSAGE_LEN)
+        .on_upgrade(move |socket| async move {
+            connection::run(socket, shared, id, shutdown).await;
+            drop(permit);
+            drop(alive);
+        })
+}

@@ -1,0 +1,261 @@
+//! Loopback tests with a real relay and real clients: push/pull, authorisation, handshake,
+//! hostile frames, limits and live subscriptions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use keyhive_core::crypto::signing::SigningKey;
+use keyhive_sync::client::{LiveEvent, Session, SessionError};
+use keyhive_sync::protocol::handshake;
+use keyhive_sync::protocol::{ErrorCode, Message, PushOutcome, decode_frame, encode_frame};
+use keyhive_sync::relay::{Limits, Relay, RelayConfig};
+use keyhive_sync::store::{MemoryStore, Store};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[tokio::test]
+async fn push_pull_and_unauthorised_pull_gets_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let policy = policy();
+    let (relay, relay_key) = start(store.clone(), policy.clone()).await;
+    let alice = SigningKey::generate();
+    let bob = SigningKey::generate();
+    let doc = subject(1);
+    policy.grant_write(id(&alice), doc);
+
+    let a = Session::connect(&relay.url(), &alice, Some(pk(&relay_key))).await.unwrap();
+    assert_eq!(a.server_id(), pk(&relay_key));
+    let its = items(&alice, doc, 0..10);
+    let outcomes = a.push(&its).await.unwrap();
+    assert_eq!(outcomes, vec![PushOutcome::Stored; 10]);
+    assert_eq!(a.push(&its[..2]).await.unwrap(), vec![PushOutcome::Duplicate; 2]);
+    let hashes: Vec<_> = its.iter().map(|i| i.hash()).collect();
+    let pulled = a.pull(&hashes).await.unwrap();
+    assert_eq!(pulled.len(), 10);
+
+    // Bob holds no pull: nothing is offered, pulled or reconciled, and he cannot push.
+    let b = Session::connect(&relay.url(), &bob, None).await.unwrap();
+    assert!(b.pull(&hashes).await.unwrap().is_empty());
+    assert!(b.collection().await.unwrap().is_empty());
+    match b.reconcile(doc, &[]).await {
+        Err(SessionError::Remote(e)) => assert_eq!(e.code, ErrorCode::Forbidden),
+        other => panic!("expected forbidden, got {other:?}"),
+    }
+    let foreign = items(&bob, doc, 100..101);
+    assert!(matches!(b.push(&foreign).await.unwrap()[0], PushOutcome::Refused(_)));
+    assert!(!store.contains(&foreign[0].hash()).unwrap());
+    assert!(b.subscribe(&[doc]).await.unwrap().is_empty());
+
+    // Once granted pull, a full sync brings everything over.
+    policy.grant_pull(id(&bob), doc);
+    let bob_client = keyhive_sync::client::Client::new(
+        bob.clone(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(keyhive_sync::policy::AllowAll),
+    );
+    let report = bob_client.sync_once(&b).await.unwrap();
+    assert_eq!(report.pulled, 10);
+    assert_eq!(bob_client.store().hashes(&doc).unwrap().len(), 10);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn expected_server_identity_is_enforced() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let other = SigningKey::generate();
+    let err = Session::connect(&relay.url(), &SigningKey::generate(), Some(pk(&other)))
+        .await
+        .err()
+        .expect("must fail");
+    assert!(err.to_string().contains("not the expected"), "{err}");
+    relay.shutdown().await.unwrap();
+}
+
+async fn raw_connect(
+    url: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    handshake::Transcript,
+    keyhive_sync::protocol::message::Challenge,
+) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else { panic!("no challenge") };
+    let Message::Challenge(c) = decode_frame(&b).unwrap() else { panic!("not a challenge") };
+    let t = handshake::Transcript {
+        role: handshake::Role::Client,
+        server_id: c.server_id,
+        server_nonce: c.server_nonce,
+        client_nonce: [0; 32],
+        client_id: c.server_id,
+    };
+    (ws, t, c)
+}
+
+async fn next_error(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> ErrorCode {
+    loop {
+        match ws.next().await {
+            Some(Ok(WsMessage::Binary(b))) => {
+                if let Ok(Message::Error(e)) = decode_frame(&b) {
+                    return e.code;
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("connection ended without an error frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn replayed_handshake_fails() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let device = SigningKey::generate();
+    // Connection 1: a genuine hello, recorded.
+    let (mut ws1, _, c1) = raw_connect(&relay.url()).await;
+    let hello = handshake::answer(&c1, &device);
+    ws1.send(WsMessage::Binary(encode_frame(&Message::Hello(hello.clone())).into())).await.unwrap();
+    let Some(Ok(WsMessage::Binary(b))) = ws1.next().await else { panic!("no welcome") };
+    assert!(matches!(decode_frame(&b).unwrap(), Message::Welcome(_)));
+    // Connection 2: replaying it fails, since the server nonce differs.
+    let (mut ws2, _, c2) = raw_connect(&relay.url()).await;
+    assert_ne!(c1.server_nonce, c2.server_nonce);
+    ws2.send(WsMessage::Binary(encode_frame(&Message::Hello(hello)).into())).await.unwrap();
+    assert_eq!(next_error(&mut ws2).await, ErrorCode::HandshakeFailed);
+    // A request before the handshake is refused too.
+    let (mut ws3, _, _) = raw_connect(&relay.url()).await;
+    ws3.send(WsMessage::Binary(encode_frame(&Message::Collection { req: 1 }).into())).await.unwrap();
+    assert_eq!(next_error(&mut ws3).await, ErrorCode::Unexpected);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_and_oversize_frames_get_typed_errors_and_connection_survives() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let device = SigningKey::generate();
+    let (mut ws, _, c) = raw_connect(&relay.url()).await;
+    let hello = handshake::answer(&c, &device);
+    ws.send(WsMessage::Binary(encode_frame(&Message::Hello(hello)).into())).await.unwrap();
+    let _welcome = ws.next().await;
+    let cases: Vec<(Vec<u8>, ErrorCode)> = vec![
+        (vec![], ErrorCode::Malformed),
+        (vec![1, 0xff, 0xff], ErrorCode::Malformed),
+        (vec![7, 0], ErrorCode::UnsupportedVersion),
+        (vec![1; keyhive_sync::protocol::MAX_FRAME_LEN + 10], ErrorCode::Oversize),
+        ({
+            let mut f = encode_frame(&Message::Collection { req: 9 });
+            f.push(0);
+            f
+        }, ErrorCode::Malformed),
+        (encode_frame(&Message::Live { items: vec![] }), ErrorCode::Unexpected),
+    ];
+    for (frame, code) in cases {
+        ws.send(WsMessage::Binary(frame.into())).await.unwrap();
+        assert_eq!(next_error(&mut ws).await, code);
+    }
+    ws.send(WsMessage::Text("hello".into())).await.unwrap();
+    assert_eq!(next_error(&mut ws).await, ErrorCode::Malformed);
+    // Still usable.
+    ws.send(WsMessage::Binary(encode_frame(&Message::Collection { req: 5 }).into())).await.unwrap();
+    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else { panic!("no reply") };
+    assert!(matches!(decode_frame(&b).unwrap(), Message::Offer { req: 5, last: true, .. }));
+    // A message above the WebSocket limit closes this connection cleanly, and only it.
+    let _ = ws
+        .send(WsMessage::Binary(vec![1; 3 * keyhive_sync::protocol::MAX_FRAME_LEN].into()))
+        .await;
+    loop {
+        match ws.next().await {
+            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => continue,
+        }
+    }
+    let s = Session::connect(&relay.url(), &device, None).await.unwrap();
+    assert!(s.collection().await.unwrap().is_empty());
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn too_many_malformed_frames_close_the_connection() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let device = SigningKey::generate();
+    let s = Session::connect(&relay.url(), &device, None).await.unwrap();
+    for _ in 0..40 {
+        if s.send_raw(vec![1, 0xff]).await.is_err() {
+            break;
+        }
+    }
+    eventually(|| s.is_closed()).await;
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limit_refuses_excess_requests() {
+    let key = SigningKey::generate();
+    let mut limits = Limits::default();
+    limits.frames_per_second = 0.0;
+    limits.burst_frames = 3.0;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = Relay::serve(
+        listener,
+        Arc::new(MemoryStore::new()),
+        policy(),
+        RelayConfig::new(key).with_limits(limits),
+    )
+    .unwrap();
+    let s = Session::connect(&relay.url(), &SigningKey::generate(), None).await.unwrap();
+    for _ in 0..3 {
+        s.collection().await.unwrap();
+    }
+    match s.collection().await {
+        Err(SessionError::Remote(e)) => assert_eq!(e.code, ErrorCode::RateLimited),
+        other => panic!("expected rate limiting, got {other:?}"),
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn subscribers_get_live_pushes_only_when_authorised() {
+    let policy = policy();
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy.clone()).await;
+    let alice = SigningKey::generate();
+    let bob = SigningKey::generate();
+    let doc = subject(3);
+    policy.grant_write(id(&alice), doc);
+    policy.grant_pull(id(&bob), doc);
+    let a = Session::connect(&relay.url(), &alice, None).await.unwrap();
+    let b = Session::connect(&relay.url(), &bob, None).await.unwrap();
+    let mut live = b.take_live().unwrap();
+    assert_eq!(b.subscribe(&[doc, subject(4)]).await.unwrap(), vec![doc]);
+    let its = items(&alice, doc, 0..3);
+    a.push(&its).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        match live.recv().await.unwrap() {
+            LiveEvent::Items(items) => got.extend(items),
+            LiveEvent::Lagged => panic!("unexpected lag"),
+        }
+    }
+    assert_eq!(got, its);
+    // After revocation the relay stops forwarding (SYNC-61 re-checks at send time).
+    policy.revoke(&id(&bob), &doc);
+    a.push(&items(&alice, doc, 3..4)).await.unwrap();
+    policy.grant_pull(id(&bob), doc);
+    let last = items(&alice, doc, 4..5);
+    a.push(&last).await.unwrap();
+    match live.recv().await.unwrap() {
+        LiveEvent::Items(items) => assert_eq!(items, last),
+        LiveEvent::Lagged => panic!("unexpected lag"),
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_closes_connected_sessions() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let s = Session::connect(&relay.url(), &SigningKey::generate(), None).await.unwrap();
+    relay.shutdown().await.unwrap();
+    eventually(|| s.is_closed()).await;
+}
