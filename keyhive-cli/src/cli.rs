@@ -100,6 +100,43 @@ pub enum Command {
         /// Document (name or id).
         doc: String,
     },
+    /// Push and pull everything this device may see with its relays.
+    Sync {
+        /// Relay URL (repeatable); default: the relays added with `relay add`.
+        #[arg(long = "relay", value_name = "URL")]
+        relays: Vec<String>,
+    },
+    /// Relays: configure the ones this device uses, or run one.
+    #[command(subcommand)]
+    Relay(RelayCommand),
+    /// Run the whole story in one process: three devices, a shared folder, an edit, a
+    /// revocation, and proof that the relay holds only ciphertext.
+    Demo,
+}
+
+/// `keyhive relay ...`
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Remember a relay URL (ws://HOST:PORT/sync) for `keyhive sync`.
+    Add {
+        /// The relay URL.
+        url: String,
+    },
+    /// Run a relay: stores and forwards ciphertext, serving each device only what it may pull.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7420", value_name = "ADDR")]
+        listen: String,
+        /// Directory for the relay's identity and its embedded store.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Id of another relay allowed to sync everything with this one (repeatable).
+        #[arg(long = "peer", value_name = "RELAY_ID")]
+        peers: Vec<String>,
+        /// URL of another relay to keep this one in sync with (repeatable).
+        #[arg(long = "sync-with", value_name = "URL")]
+        upstream: Vec<String>,
+    },
 }
 
 /// `keyhive group ...`

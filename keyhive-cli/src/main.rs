@@ -8,13 +8,14 @@ mod home;
 mod names;
 mod output;
 mod records;
+mod relays;
 mod session;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ContactCommand, DocCommand, FolderCommand, GroupCommand};
+use cli::{Cli, Command, ContactCommand, DocCommand, FolderCommand, GroupCommand, RelayCommand};
 use home::Home;
 use output::Output;
 
@@ -41,6 +42,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::contact::add(&home, out, &args.card, args.name)
         }
         Command::Contact(ContactCommand::List) => commands::contact::list(&home, out),
+        Command::Relay(RelayCommand::Add { url }) => commands::sync::relay_add(&home, out, &url),
+        Command::Relay(RelayCommand::Serve {
+            listen,
+            data,
+            peers,
+            upstream,
+        }) => commands::relay::serve(out, &listen, &data, &peers, &upstream),
+        Command::Demo => commands::demo::run(out),
+        Command::Sync { relays } => {
+            let s = session::Session::open(home, out)?;
+            commands::sync::sync(s, relays)
+        }
         command => {
             let mut s = session::Session::open(home, out)?;
             run_in_session(&mut s, command)
@@ -77,7 +90,12 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         Command::Put { doc, file } => content::put(s, &doc, &file),
         Command::Get { doc, out } => content::get(s, &doc, out.as_deref()),
         Command::Log { doc } => content::log(s, &doc),
-        Command::Init { .. } | Command::Whoami | Command::Contact(_) => unreachable_command(),
+        Command::Init { .. }
+        | Command::Whoami
+        | Command::Contact(_)
+        | Command::Relay(_)
+        | Command::Demo
+        | Command::Sync { .. } => unreachable_command(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! An opened device: key store, local replica (redb), contacts and names, with name resolution.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use keyhive_core::capability::AgentId;
@@ -28,8 +29,10 @@ pub struct Session {
     pub out: Output,
     /// Secrets (device + key-agreement secrets).
     pub keys: KeyStore,
+    /// The local item store (shared with sync links).
+    pub store: Arc<RedbStore>,
     /// The local replica.
-    pub replica: Replica<RedbStore>,
+    pub replica: Replica<Arc<RedbStore>>,
     /// Contacts.
     pub contacts: ContactBook,
     /// Local group names.
@@ -41,13 +44,13 @@ impl Session {
     /// Opens the device in `home`.
     pub fn open(home: Home, out: Output) -> Result<Self> {
         let keys = device_store::load(&home)?;
-        let store = RedbStore::open(home.path(STORE_FILE)).with_context(|| {
+        let store = Arc::new(RedbStore::open(home.path(STORE_FILE)).with_context(|| {
             format!(
                 "cannot open the local store {} (is another keyhive command using it?)",
                 home.path(STORE_FILE).display()
             )
-        })?;
-        let mut replica = Replica::open(keys.device().clone(), store)?;
+        })?);
+        let mut replica = Replica::open(keys.device().clone(), store.clone())?;
         let documents: Vec<DocumentId> = replica
             .checker()
             .subjects()
@@ -73,6 +76,7 @@ impl Session {
             home,
             out,
             keys,
+            store,
             replica,
             contacts,
             names,
@@ -88,6 +92,33 @@ impl Session {
         }
         device_store::save(&self.home, &self.keys)?;
         self.names.save(&self.home)
+    }
+
+    /// Rebuilds a session from its parts after the replica was shared with sync links.
+    pub fn from_parts(parts: Parts) -> Self {
+        Session {
+            home: parts.home,
+            out: parts.out,
+            keys: parts.keys,
+            store: parts.store,
+            replica: parts.replica,
+            contacts: parts.contacts,
+            names: parts.names,
+            metas: None,
+        }
+    }
+
+    /// Splits the session so that the replica can be shared with sync links.
+    pub fn into_parts(self) -> Parts {
+        Parts {
+            home: self.home,
+            out: self.out,
+            keys: self.keys,
+            store: self.store,
+            replica: self.replica,
+            contacts: self.contacts,
+            names: self.names,
+        }
     }
 
     /// Forgets cached metadata after a change.
@@ -218,6 +249,24 @@ impl Session {
             ),
         }
     }
+}
+
+/// A session's fields, while its replica is shared.
+pub struct Parts {
+    /// See [`Session::home`].
+    pub home: Home,
+    /// See [`Session::out`].
+    pub out: Output,
+    /// See [`Session::keys`].
+    pub keys: KeyStore,
+    /// See [`Session::store`].
+    pub store: Arc<RedbStore>,
+    /// See [`Session::replica`].
+    pub replica: Replica<Arc<RedbStore>>,
+    /// See [`Session::contacts`].
+    pub contacts: ContactBook,
+    /// See [`Session::names`].
+    pub names: LocalNames,
 }
 
 /// The first 12 hex characters of a key, for tables.

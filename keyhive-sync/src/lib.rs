@@ -5,12 +5,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod capability_policy;
 pub mod client;
 pub mod item;
 pub mod policy;
-pub mod relay;
 pub mod protocol;
 pub mod reconcile;
+pub mod relay;
 pub mod replica;
 pub mod store;
 

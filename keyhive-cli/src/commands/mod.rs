@@ -3,6 +3,9 @@
 pub mod access;
 pub mod contact;
 pub mod content;
+pub mod demo;
 pub mod folder;
 pub mod identity;
+pub mod relay;
 pub mod subjects;
+pub mod sync;

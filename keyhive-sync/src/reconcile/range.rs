@@ -283,9 +283,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn hashes(range: std::ops::Range<u32>) -> Vec<Hash> {
-        let mut v: Vec<Hash> = range
-            .map(|i| Hash::of_content(&i.to_le_bytes()))
-            .collect();
+        let mut v: Vec<Hash> = range.map(|i| Hash::of_content(&i.to_le_bytes())).collect();
         v.sort();
         v
     }
@@ -359,7 +357,9 @@ mod tests {
         let (need, _, bytes100, _) = run(&b100, &base);
         assert_eq!(need.len(), 100);
         let full = keyhive_core::encoding::encode(&base).len();
-        println!("n=10000 d=0: {bytes0} B, d=1: {bytes1} B, d=100: {bytes100} B, full list {full} B");
+        println!(
+            "n=10000 d=0: {bytes0} B, d=1: {bytes1} B, d=100: {bytes100} B, full list {full} B"
+        );
         assert!(bytes1 < full / 50);
         assert!(bytes100 < full / 2);
     }

@@ -19,6 +19,7 @@ mod authority;
 mod content;
 mod directory;
 mod error;
+mod gate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -37,6 +38,7 @@ pub use authority::GraphAuthority;
 pub use content::{ChangeEntry, ChangeStatus};
 pub use directory::Directory;
 pub use error::ReplicaError;
+pub use gate::ReplicaGate;
 
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
@@ -52,6 +54,8 @@ pub struct Replica<S: Store> {
     early_cgka: BTreeMap<DocumentId, Vec<SignedCgkaOp>>,
     /// `Hash::of_content` of a blob -> its item hash (content ops name payloads by the former).
     blobs: HashMap<Hash, Hash>,
+    /// Items accepted from peers since opening (a progress measure for sync rounds).
+    accepted: u64,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -94,6 +98,7 @@ impl<S: Store> Replica<S> {
             cgkas: BTreeMap::new(),
             early_cgka: BTreeMap::new(),
             blobs: HashMap::new(),
+            accepted: 0,
         };
         replica.replay()?;
         let card = replica.device.contact_card().map_err(|e| {
@@ -118,6 +123,13 @@ impl<S: Store> Replica<S> {
         }
         self.refresh_cgkas();
         Ok(())
+    }
+
+    /// Items accepted from peers since the replica was opened. Sync loops use it to tell
+    /// whether another round can make progress (items refused for want of a predecessor or a
+    /// grant are offered again and accepted once those arrive).
+    pub fn accepted_count(&self) -> u64 {
+        self.accepted
     }
 
     /// This device.
@@ -274,6 +286,7 @@ impl<S: Store> Replica<S> {
         let outcome = self.apply_item(from, item)?;
         match outcome {
             Ingested::Stored => {
+                self.accepted += 1;
                 self.store.put(std::slice::from_ref(item))?;
                 if item.kind() == ItemKind::Auth {
                     self.refresh_cgkas();
@@ -304,9 +317,7 @@ impl<S: Store> Replica<S> {
             }
             report.push((item.hash(), result));
         }
-        // Ops released from the pending set by later items are stored too.
         self.store.put(&accepted)?;
-        self.flush_released()?;
         self.refresh_cgkas();
         Ok(report)
     }
@@ -333,7 +344,10 @@ impl<S: Store> Replica<S> {
                     )));
                 }
                 match self.checker.ingest_signed(from, signed)? {
-                    IngestOutcome::Applied { .. } => Ok(Ingested::Stored),
+                    IngestOutcome::Applied { released, .. } => {
+                        self.store_released(&released)?;
+                        Ok(Ingested::Stored)
+                    }
                     IngestOutcome::Pending { .. } => Ok(Ingested::Waiting),
                     IngestOutcome::Duplicate { .. } => Ok(Ingested::Duplicate),
                     _ => Ok(Ingested::Waiting),
@@ -408,16 +422,17 @@ impl<S: Store> Replica<S> {
         }
     }
 
-    /// Stores ops that the checker released from its pending set.
-    fn flush_released(&mut self) -> Result<(), ReplicaError> {
-        let mut items = Vec::new();
-        for op in self.checker.ops() {
-            let hash = op.hash();
-            if !self.store.contains(&hash)? {
-                items.push(op_item(op)?);
-            }
+    /// Stores ops that the checker released from its pending set (they were parked, not
+    /// stored, when they arrived).
+    fn store_released(&mut self, released: &[Hash]) -> Result<(), ReplicaError> {
+        let items = released
+            .iter()
+            .filter_map(|h| self.checker.op(h))
+            .map(op_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        if !items.is_empty() {
+            self.store.put(&items)?;
         }
-        self.store.put(&items)?;
         Ok(())
     }
 
@@ -446,6 +461,26 @@ impl<S: Store> Replica<S> {
         }
         self.store.put(&items)?;
         Ok(())
+    }
+
+    /// REP-3 for every document this device can read: seat new readers, remove devices that
+    /// lost access and re-key. Run after sharing changes and before syncing out, so that new
+    /// members get keys without waiting for a write. Returns the documents it re-keyed.
+    pub fn prepare_all(&mut self) -> Result<Vec<DocumentId>, ReplicaError> {
+        let me = AgentId::Individual(self.device.id());
+        let documents: Vec<DocumentId> = self.cgkas.keys().copied().collect();
+        let mut changed = Vec::new();
+        for document in documents {
+            if !self.checker.can(me, Access::Read, &document.0) {
+                continue;
+            }
+            let before = self.cgkas.get(&document).map(Cgka::op_count);
+            self.prepare(document)?;
+            if self.cgkas.get(&document).map(Cgka::op_count) != before {
+                changed.push(document);
+            }
+        }
+        Ok(changed)
     }
 
     /// Validity of any op this replica holds.

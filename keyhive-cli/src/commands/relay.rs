@@ -1,0 +1,139 @@
+//! `keyhive relay serve`: the relay that stores and forwards ciphertext.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{Device, IndividualId};
+use keyhive_core::keystore::{self, KeyStore};
+use keyhive_sync::RedbStore;
+use keyhive_sync::capability_policy::CapabilityPolicy;
+use keyhive_sync::client::Client;
+use keyhive_sync::relay::{Relay, RelayConfig, RelayHandle};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::output::Output;
+
+/// Relay identity file in the data directory (mode 0600).
+pub const RELAY_KEY: &str = "relay.key";
+/// Relay item store in the data directory.
+pub const RELAY_STORE: &str = "relay.redb";
+
+/// A running relay and, if any, its links to other relays.
+pub struct RunningRelay {
+    /// The server.
+    pub handle: RelayHandle,
+    /// Links syncing this relay's store with other relays.
+    pub links: Vec<keyhive_sync::client::Link>,
+}
+
+fn load_or_create_identity(data: &Path) -> Result<KeyStore> {
+    let path = data.join(RELAY_KEY);
+    if path.exists() {
+        return keystore::load(&path).with_context(|| format!("cannot read {}", path.display()));
+    }
+    let store = KeyStore::new(Device::generate(Some("keyhive relay".into())));
+    keystore::save(&store, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(store)
+}
+
+/// Starts a relay on `listen` with its state in `data`.
+pub async fn start(
+    listen: &str,
+    data: &Path,
+    peers: &[String],
+    upstream: &[String],
+) -> Result<RunningRelay> {
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let identity = load_or_create_identity(data)?;
+    let key = identity.device().signing_key().clone();
+    let store = Arc::new(RedbStore::open(data.join(RELAY_STORE)).with_context(|| {
+        format!(
+            "cannot open the relay store in {} (is another relay using it?)",
+            data.display()
+        )
+    })?);
+    let peer_ids = peers
+        .iter()
+        .map(|p| p.parse::<PublicKey>().map(IndividualId))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--peer expects a relay id (64 hex characters)")?;
+    let policy = Arc::new(CapabilityPolicy::new(peer_ids));
+    let loaded = policy.load(store.as_ref())?;
+    tracing::info!(ops = loaded, "capability graph loaded");
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let handle = Relay::serve(
+        listener,
+        store.clone(),
+        policy.clone(),
+        RelayConfig::new(key.clone()),
+    )?;
+    let mut links = Vec::new();
+    if !upstream.is_empty() {
+        let client = Client::new(key, store, policy);
+        for url in upstream {
+            links.push(client.add_link(url.clone(), None));
+        }
+    }
+    Ok(RunningRelay { handle, links })
+}
+
+/// `keyhive relay serve --listen ADDR --data DIR`: runs until SIGINT or SIGTERM.
+pub fn serve(
+    out: Output,
+    listen: &str,
+    data: &Path,
+    peers: &[String],
+    upstream: &[String],
+) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let relay = start(listen, data, peers, upstream).await?;
+        let url = relay.handle.url();
+        let id = relay.handle.id().to_string();
+        out.emit(&json!({"url": url, "id": id, "data": data}), || {
+            println!("keyhive relay listening on {url}");
+            println!("relay id {id}");
+        })?;
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        wait_for_shutdown_signal().await?;
+        tracing::info!("shutting down");
+        for link in relay.links {
+            link.stop().await;
+        }
+        relay.handle.shutdown().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_shutdown_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    }
+}

