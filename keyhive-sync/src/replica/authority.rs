@@ -6,8 +6,13 @@
 //! requiring only `read` of the adder lets any reader (not only an admin) bring a newly granted
 //! device in, so access never waits for an admin to come online. A `pull`-only peer holds no
 //! `read` and so can neither seat itself nor be seated.
+//!
+//! Seating is judged historically (the devices held `read` when the seat was made, even if it
+//! was revoked since): a revocation does not erase a seat from the key agreement's history but
+//! is carried out by an explicit remove op and a re-key (REP-3), so every replica, whenever it
+//! replays, sees who could know which epoch. Updates require `read` now.
 
-use keyhive_core::capability::{Access, AgentId, Checker};
+use keyhive_core::capability::{Access, AgentId, Checker, Explanation, Reason};
 use keyhive_core::cgka::CgkaAuthority;
 use keyhive_core::crypto::prekey::PrekeyPublic;
 use keyhive_core::crypto::signing::PublicKey;
@@ -30,13 +35,24 @@ impl GraphAuthority<'_> {
         self.checker
             .can(AgentId::Individual(*device), level, &self.document)
     }
+
+    /// Held `read` now, or held it through a path that has since been revoked.
+    fn held_read(&self, device: &IndividualId) -> bool {
+        match self
+            .checker
+            .explain(AgentId::Individual(*device), Access::Read, &self.document)
+        {
+            Explanation::Granted { .. } => true,
+            Explanation::Refused(r) => {
+                matches!(r.reason, Reason::Revoked { .. } | Reason::Excluded { .. })
+            }
+        }
+    }
 }
 
 impl CgkaAuthority for GraphAuthority<'_> {
     fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool {
-        self.holds(adder, Access::Read)
-            && self.holds(device, Access::Read)
-            && self.directory.has_prekey(device, prekey)
+        self.held_read(adder) && self.held_read(device) && self.directory.has_prekey(device, prekey)
     }
 
     fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool {

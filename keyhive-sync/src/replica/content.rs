@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 
 use keyhive_core::capability::{AnyVerified, Validity};
-use keyhive_core::cgka::{Cgka, CgkaBody};
+use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeyPublic;
 use keyhive_core::crypto::secret::SymmetricKey;
@@ -111,26 +111,12 @@ impl<S: Store> Replica<S> {
             return Err(ReplicaError::UnknownSubject(document.to_string()));
         };
         let plan = cgka.sync_membership(&target);
-        // REP-4: replaying under the current graph drops the seat of a device that lost `read`
-        // without any op saying so, and the epoch it knew would stay current. Every device ever
-        // seated that no longer holds `read` and was never explicitly removed is removed now,
-        // and the key is updated, so it cannot read what is written next.
-        let stale: Vec<IndividualId> = stale_seats(cgka, &target);
-        if plan.is_empty() && stale.is_empty() && !cgka.must_update_before_encrypt() {
+        if plan.is_empty() && !cgka.must_update_before_encrypt() {
             return Ok(());
         }
         let seated = !plan.add.is_empty();
-        let key = self.device.signing_key();
-        let mut ops = Vec::new();
-        for device in &stale {
-            if !plan.remove.contains(device) {
-                ops.push(cgka.remove(key, *device, &authority)?);
-            }
-        }
-        ops.extend(cgka.apply_membership(key, &plan, &authority)?);
-        if !stale.is_empty() && !ops.iter().any(|op| matches!(op.body, CgkaBody::Update(_))) {
-            ops.push(cgka.update(key, &authority)?);
-        }
+        // REP-3/REP-4: removes first, then seats, then an update if the root is not agreed.
+        let ops = cgka.apply_membership(self.device.signing_key(), &plan, &authority)?;
         let items = ops
             .iter()
             .map(|op| {
@@ -441,30 +427,6 @@ impl<S: Store> Replica<S> {
             Body::EntryPoint => Ok(0),
         }
     }
-}
-
-/// Devices seated by an init or add op that no longer hold `read` and have no remove op.
-fn stale_seats(cgka: &Cgka, target: &BTreeMap<IndividualId, PrekeyPublic>) -> Vec<IndividualId> {
-    let mut seated = std::collections::BTreeSet::new();
-    let mut removed = std::collections::BTreeSet::new();
-    for op in cgka.ops_in_order() {
-        match &op.body {
-            CgkaBody::Init { .. } => {
-                seated.insert(IndividualId(op.issuer));
-            }
-            CgkaBody::Add { device, .. } => {
-                seated.insert(*device);
-            }
-            CgkaBody::Remove { device } => {
-                removed.insert(*device);
-            }
-            CgkaBody::Update(_) => {}
-        }
-    }
-    seated
-        .into_iter()
-        .filter(|d| !target.contains_key(d) && !removed.contains(d))
-        .collect()
 }
 
 fn body_length(body: &[u8]) -> Option<u64> {

@@ -119,7 +119,11 @@ impl<S: Store> Replica<S> {
         }
         items.sort_by_key(|i| apply_rank(i.kind()));
         for item in &items {
-            self.apply_item(PeerTag::LOCAL, item)?;
+            // Stored items were accepted once; one the current graph no longer authorises (a
+            // key-agreement op by a since-revoked device) stays stored but is not applied.
+            if let Err(e) = self.apply_item(PeerTag::LOCAL, item) {
+                tracing::debug!(item = %item.hash(), error = %e, "stored item not applied on replay");
+            }
         }
         self.refresh_cgkas();
         Ok(())

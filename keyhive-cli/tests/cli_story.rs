@@ -1,0 +1,335 @@
+//! CLI acceptance: three `--home` directories and a real relay process on loopback, driven
+//! through the `keyhive` binary with `--json` output parsed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+struct RelayProcess {
+    child: Child,
+    url: String,
+}
+
+impl RelayProcess {
+    fn start(data: &Path) -> RelayProcess {
+        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
+            .args([
+                "--json",
+                "relay",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "relay exited early"
+            );
+            text.push_str(&line);
+            if line.starts_with('}') {
+                break;
+            }
+        }
+        let info: Value = serde_json::from_str(&text).unwrap();
+        RelayProcess {
+            child,
+            url: info["url"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// SIGTERM, then wait: the relay must shut down cleanly with status 0.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            StdCommand::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "relay exit status {status:?}");
+    }
+}
+
+fn keyhive(home: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("keyhive").unwrap();
+    cmd.arg("--home").arg(home).env_remove("KEYHIVE_HOME");
+    cmd
+}
+
+fn json(home: &Path, args: &[&str]) -> Value {
+    let out = keyhive(home).arg("--json").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn fails(home: &Path, args: &[&str], expect: &str) {
+    let out = keyhive(home).args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
+}
+
+fn get(home: &Path, doc: &str) -> Option<String> {
+    let out = keyhive(home).args(["get", doc]).output().unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}
+
+struct People {
+    alice: PathBuf,
+    bob: PathBuf,
+    carol: PathBuf,
+}
+
+fn people(dir: &Path) -> People {
+    let p = People {
+        alice: dir.join("alice"),
+        bob: dir.join("bob"),
+        carol: dir.join("carol"),
+    };
+    for (home, name) in [(&p.alice, "Alice"), (&p.bob, "Bob"), (&p.carol, "Carol")] {
+        json(home, &["init", "--name", name]);
+    }
+    let card = |h: &Path| {
+        json(h, &["contact", "export"])["card"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b, c) = (card(&p.alice), card(&p.bob), card(&p.carol));
+    for (home, cards) in [
+        (&p.alice, [&b, &c]),
+        (&p.bob, [&a, &c]),
+        (&p.carol, [&a, &b]),
+    ] {
+        for card in cards {
+            json(home, &["contact", "add", card]);
+        }
+    }
+    p
+}
+
+#[test]
+fn share_read_revoke_story_with_a_relay_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let p = people(dir.path());
+    json(&p.alice, &["relay", "add", &relay.url]);
+    json(&p.bob, &["relay", "add", &relay.url]);
+    json(&p.carol, &["relay", "add", &relay.url]);
+
+    let folder = json(&p.alice, &["folder", "create", "Team"]);
+    assert_eq!(folder["kind"], "folder");
+    json(&p.alice, &["doc", "create", "plan.txt", "--folder", "Team"]);
+    let file = dir.path().join("plan-v1.txt");
+    std::fs::write(&file, "plan v1").unwrap();
+    json(&p.alice, &["put", "plan.txt", file.to_str().unwrap()]);
+    json(&p.alice, &["grant", "Team", "Bob", "--access", "read"]);
+    json(&p.alice, &["grant", "Team", "Carol", "--access", "write"]);
+    let members = json(&p.alice, &["members", "plan.txt"]);
+    let bob_row = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "Bob")
+        .unwrap();
+    assert_eq!(bob_row["access"], "read");
+    assert_eq!(bob_row["via"], "Team");
+    let why = json(&p.alice, &["why", "Bob", "plan.txt"]);
+    assert_eq!(why["granted"], true);
+    json(&p.alice, &["sync"]);
+
+    // Bob sees the folder and the document by their shared names and reads.
+    let report = json(&p.bob, &["sync"]);
+    assert!(report[0]["pulled"].as_u64().unwrap() > 0);
+    let ls = json(&p.bob, &["ls"]);
+    let names: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Team") && names.contains(&"plan.txt"),
+        "{names:?}"
+    );
+    assert_eq!(get(&p.bob, "plan.txt").unwrap(), "plan v1");
+    fails(
+        &p.bob,
+        &["put", "plan.txt", file.to_str().unwrap()],
+        "cannot write",
+    );
+
+    // Carol edits; Bob reads the edit.
+    json(&p.carol, &["sync"]);
+    std::fs::write(&file, "plan v2").unwrap();
+    json(&p.carol, &["put", "plan.txt", file.to_str().unwrap()]);
+    json(&p.carol, &["sync"]);
+    json(&p.bob, &["sync"]);
+    assert_eq!(get(&p.bob, "plan.txt").unwrap(), "plan v2");
+
+    // Alice revokes Bob; Carol learns of it and writes; Bob cannot read the new version.
+    json(&p.alice, &["sync"]);
+    json(&p.alice, &["revoke", "Team", "Bob"]);
+    let why = json(&p.alice, &["why", "Bob", "plan.txt"]);
+    assert_eq!(why["granted"], false);
+    assert!(why["rule"].as_str().unwrap().starts_with("CAP-"));
+    json(&p.alice, &["sync"]);
+    json(&p.carol, &["sync"]);
+    std::fs::write(&file, "plan v3").unwrap();
+    json(&p.carol, &["put", "plan.txt", file.to_str().unwrap()]);
+    json(&p.carol, &["sync"]);
+    json(&p.bob, &["sync"]);
+    assert_ne!(get(&p.bob, "plan.txt").as_deref(), Some("plan v3"));
+    json(&p.alice, &["sync"]);
+    assert_eq!(get(&p.alice, "plan.txt").unwrap(), "plan v3");
+    let log = json(&p.alice, &["log", "plan.txt"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["validity"] == "valid")
+    );
+
+    relay.stop();
+    let mut leaked = Vec::new();
+    scan(
+        &dir.path().join("relay"),
+        &mut leaked,
+        &["plan v1", "plan v2", "plan v3"],
+    );
+    assert!(leaked.is_empty(), "relay data holds plaintext: {leaked:?}");
+}
+
+fn scan(dir: &Path, found: &mut Vec<String>, needles: &[&str]) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            scan(&path, found, needles);
+            continue;
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        for n in needles {
+            if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
+                found.push(format!("{}: {n}", path.display()));
+            }
+        }
+    }
+}
+
+#[test]
+fn folder_push_and_pull_with_nested_files_and_a_50_mib_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let p = people(dir.path());
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("a/b")).unwrap();
+    std::fs::write(src.join("top.txt"), "top").unwrap();
+    std::fs::write(src.join("a/b/deep.txt"), "deep").unwrap();
+    let big: Vec<u8> = (0..50u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(src.join("a/big.bin"), &big).unwrap();
+
+    json(&p.alice, &["folder", "create", "Share"]);
+    let pushed = json(
+        &p.alice,
+        &["folder", "push", "Share", src.to_str().unwrap()],
+    );
+    assert_eq!(pushed.as_array().unwrap().len(), 3);
+    json(&p.alice, &["grant", "Share", "Bob", "--access", "read"]);
+    json(&p.alice, &["sync", "--relay", &relay.url]);
+    json(&p.bob, &["sync", "--relay", &relay.url]);
+    let out = dir.path().join("out");
+    let pulled = json(&p.bob, &["folder", "pull", "Share", out.to_str().unwrap()]);
+    assert_eq!(pulled.as_array().unwrap().len(), 3);
+    assert_eq!(std::fs::read(out.join("top.txt")).unwrap(), b"top");
+    assert_eq!(std::fs::read(out.join("a/b/deep.txt")).unwrap(), b"deep");
+    assert!(
+        std::fs::read(out.join("a/big.bin")).unwrap() == big,
+        "50 MiB file differs"
+    );
+
+    // Pushing again records new versions of the same documents.
+    std::fs::write(src.join("top.txt"), "top v2").unwrap();
+    let again = json(
+        &p.alice,
+        &["folder", "push", "Share", src.to_str().unwrap()],
+    );
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["created"] == false)
+    );
+    relay.stop();
+}
+
+#[test]
+fn clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    fails(&home, &["ls"], "no identity");
+    json(&home, &["init", "--name", "Solo"]);
+    fails(&home, &["get", "nothing"], "unknown name");
+    fails(
+        &home,
+        &["grant", "nothing", "me", "--access", "read"],
+        "unknown name",
+    );
+    json(&home, &["folder", "create", "F"]);
+    fails(
+        &home,
+        &["grant", "F", "stranger", "--access", "read"],
+        "unknown agent",
+    );
+    let out = keyhive(&home)
+        .args(["grant", "F", "me", "--access", "owner"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("owner"));
+    fails(
+        &home,
+        &["sync", "--relay", "ws://127.0.0.1:9/sync"],
+        "cannot reach relay",
+    );
+    fails(&home, &["sync"], "no relay");
+    fails(&home, &["relay", "add", "http://x"], "not a relay URL");
+    fails(
+        &home,
+        &["doc", "create", "d", "--folder", "missing"],
+        "unknown name",
+    );
+}
