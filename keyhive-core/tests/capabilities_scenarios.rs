@@ -510,3 +510,122 @@ fn cap2_tampered_and_garbage_input_is_refused() {
         Err(IngestError::Decode(_))
     ));
 }
+
+#[test]
+fn cap5_conflicting_genesis_makes_the_subject_unusable() {
+    use keyhive_core::crypto::signing::SigningKey;
+    use keyhive_core::identity::Genesis;
+    let alice = device("alice");
+    let mallory = device("mallory");
+    let kept = SigningKey::generate();
+    let g1 = Verified::sign(
+        Op::new(
+            kept.public_key(),
+            vec![],
+            Genesis {
+                kind: SubjectKind::Group,
+                creator: alice.id(),
+            },
+        ),
+        &kept,
+    )
+    .unwrap();
+    let g2 = Verified::sign(
+        Op::new(
+            kept.public_key(),
+            vec![],
+            Genesis {
+                kind: SubjectKind::Group,
+                creator: mallory.id(),
+            },
+        ),
+        &kept,
+    )
+    .unwrap();
+    let subject = kept.public_key();
+    let mut c = Checker::default();
+    c.apply_verified(g1.clone()).unwrap();
+    let d = c.delegate(&alice, &subject, ind(&mallory), Access::Read).unwrap();
+    assert!(c.can(ind(&mallory), Access::Read, &subject));
+    c.apply_verified(g2.clone()).unwrap();
+    assert!(c.members(&subject).is_empty());
+    assert!(!c.can(ind(&alice), Access::Pull, &subject));
+    assert_eq!(invalid_rule(&c, &d.hash()), "CAP-5");
+    // Order does not matter.
+    let mut other = Checker::default();
+    other.apply_verified(g2).unwrap();
+    sync(&c, &mut other);
+    assert!(other.members(&subject).is_empty());
+    assert_eq!(invalid_rule(&other, &d.hash()), "CAP-5");
+    assert!(c.subject_info(&subject).unwrap().conflicted);
+}
+
+#[test]
+fn cap9_an_admin_may_leave() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let r = c.revoke(&bob, &doc, &d.hash()).unwrap();
+    assert!(c.op_validity(&r.hash()).unwrap().is_valid());
+    assert!(!c.can(ind(&bob), Access::Pull, &doc));
+}
+
+#[test]
+fn cap17_explain_refusals() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    c.delegate(&alice, &doc, ind(&bob), Access::Read).unwrap();
+    match c.explain(ind(&bob), Access::Write, &doc) {
+        Explanation::Refused(r) => {
+            assert_eq!(r.rule, "CAP-14");
+            assert_eq!(r.reason, Reason::Insufficient { held: Access::Read });
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match c.explain(ind(&carol), Access::Pull, &doc) {
+        Explanation::Refused(r) => assert_eq!(r.reason, Reason::NotAMember),
+        other => panic!("unexpected {other:?}"),
+    }
+    match c.explain(ind(&alice), Access::Admin, &doc) {
+        Explanation::Granted { path, .. } => {
+            assert_eq!(path.len(), 1);
+            assert_eq!(path[0].op, c.subject_info(&doc).unwrap().genesis);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match c.explain(ind(&alice), Access::Pull, &carol.id().0) {
+        Explanation::Refused(r) => assert_eq!(r.rule, "CAP-5"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn cap11_ops_after_own_revocation_are_invalid() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let proof = c.find_proof(bob.id(), &doc, Access::Admin, u32::MAX).unwrap().0;
+    c.revoke(&alice, &doc, &d.hash()).unwrap();
+    // Bob has seen his revocation (it is in the op's past) and still tries to grant.
+    let body = AuthBody {
+        subject: doc,
+        action: Action::Delegate {
+            delegate: ind(&carol),
+            access: Access::Read,
+            proof,
+        },
+        content_heads: vec![],
+    };
+    let op = Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    assert_eq!(invalid_rule(&c, &op.hash()), "CAP-11");
+    assert!(!c.can(ind(&carol), Access::Pull, &doc));
+}

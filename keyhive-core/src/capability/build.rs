@@ -201,6 +201,15 @@ impl Checker {
             .ok_or(BuildError::UnknownSubject(*subject))?;
         let mut must = vec![state.genesis];
         must.extend_from_slice(refs);
+        // A chain ending at a group the device created needs that group's genesis in the
+        // op's past (CAP-6): name it directly so checking it is O(1).
+        if let Some(last) = refs.last() {
+            if let Info::Delegation { delegate, .. } = self.nodes[*last as usize].info {
+                if let Some(end) = delegate.subject_key().and_then(|k| self.subjects.get(k)) {
+                    must.push(end.genesis);
+                }
+            }
+        }
         Ok(must)
     }
 

@@ -362,9 +362,29 @@ impl Checker {
         self.refresh(ix);
     }
 
-    /// Re-evaluates every op (used only when a subject becomes conflicted: CAP-5).
+    /// Re-analyses and re-evaluates every op, in causal (index) order. Used only when a
+    /// subject becomes conflicted (CAP-5), which changes the static analysis of its ops.
     fn recompute_all(&mut self) {
         let all: Vec<Ix> = (0..self.nodes.len()).filter_map(|i| Ix::try_from(i).ok()).collect();
+        self.dependents.clear();
+        for &ix in &all {
+            let node = &self.nodes[ix as usize];
+            let (mut info, stat, chain) = self.analyse(&node.op, &node.parents);
+            let node = &mut self.nodes[ix as usize];
+            if let (Info::Revocation { past: new, .. }, Info::Revocation { past: old, .. }) =
+                (&mut info, &mut node.info)
+            {
+                *new = std::mem::take(old);
+            }
+            node.info = info;
+            node.stat = stat;
+            node.chain = chain;
+            if self.nodes[ix as usize].stat.is_ok() {
+                for r in self.proof_refs(ix) {
+                    self.dependents.entry(r).or_default().push(ix);
+                }
+            }
+        }
         self.recompute_effective(&all);
     }
 
@@ -657,13 +677,14 @@ impl Checker {
             }
             AnyVerified::Content(v) => {
                 let subject = v.body.document.0;
-                let result = match self.subjects.get(&subject) {
-                    Some(s) if s.kind != SubjectKind::Document => {
-                        Err(refuse("CAP-10", Reason::NotADocument))
+                let result = self
+                    .resolve_proof(&v.issuer, &subject, &v.body.proof, parents)
+                    .and_then(|auth| {
+                    // A valid proof puts the subject's genesis in the op's past.
+                    if self.subjects.get(&subject).map(|s| s.kind) != Some(SubjectKind::Document)
+                    {
+                        return Err(refuse("CAP-10", Reason::NotADocument));
                     }
-                    _ => self.resolve_proof(&v.issuer, &subject, &v.body.proof, parents),
-                }
-                .and_then(|auth| {
                     // CAP-10: the author holds write.
                     if auth.held < Access::Write {
                         return Err(refuse(
@@ -746,11 +767,16 @@ impl Checker {
         proof: &Proof,
         parents: &[Ix],
     ) -> Result<Authority, Refusal> {
-        let Some(state) = self.subjects.get(subject) else {
-            return Err(refuse("CAP-5", Reason::UnknownSubject));
-        };
+        // Every check below depends only on the op's past, never on what else is held, so
+        // that all replicas give the same reason (CAP-3).
         match proof {
             Proof::Root => {
+                let Some(state) = self.subjects.get(subject) else {
+                    return Err(refuse("CAP-5", Reason::UnknownSubject));
+                };
+                if self.conflicted.contains(subject) {
+                    return Err(refuse("CAP-5", Reason::ConflictingGenesis));
+                }
                 if !self.in_past_of_parents(state.genesis, parents) {
                     return Err(refuse("CAP-5", Reason::UnknownSubject));
                 }
@@ -791,7 +817,8 @@ impl Checker {
                     AgentId::Individual(id) => id.0 == *issuer,
                     other => other.subject_key().is_some_and(|key| {
                         self.subjects.get(key).is_some_and(|s| {
-                            s.creator.0 == *issuer
+                            !self.conflicted.contains(key)
+                                && s.creator.0 == *issuer
                                 && AgentId::subject(*key, s.kind) == other
                                 && self.in_past_of_parents(s.genesis, parents)
                         })
@@ -828,6 +855,9 @@ impl Checker {
         };
         if !self.in_past_of_parents(ix, parents) {
             return Err(not_in_past());
+        }
+        if self.conflicted.contains(&node.subject) {
+            return Err(refuse("CAP-5", Reason::ConflictingGenesis));
         }
         if node.stat.is_err() {
             return Err(refuse("CAP-6", Reason::ProofInvalid(*hash)));

@@ -1,0 +1,245 @@
+//! Capability checker benchmarks (`specs/capabilities.md` CAP-18), each beside the raw
+//! primitive it is bounded by (`verify_strict`).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use keyhive_core::capability::{Access, AgentId, Checker, PeerTag};
+use keyhive_core::crypto::signing::{PublicKey, SigningKey, verify_strict_with};
+use keyhive_core::identity::{Device, DocumentId, GroupId, SubjectKind};
+
+fn device(i: usize) -> Device {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    seed[31] = 0x5a;
+    Device::from_parts(SigningKey::from_seed(&seed), Vec::new(), None)
+}
+
+fn shuffle<T>(items: &mut [T], mut state: u64) {
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// A 1,000-member document: 1,000 delegations (100 of them writers who each write 2 changes),
+/// 10 revocations: 1,211 ops.
+fn document_history(members: usize) -> (Vec<Vec<u8>>, PublicKey) {
+    let owner = device(0);
+    let mut c = Checker::default();
+    let doc = c
+        .create_subject(&owner, SubjectKind::Document)
+        .unwrap()
+        .issuer;
+    let mut grants = Vec::new();
+    for i in 1..=members {
+        let access = if i % 10 == 0 {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        grants.push(
+            c.delegate(&owner, &doc, AgentId::Individual(device(i).id()), access)
+                .unwrap()
+                .hash(),
+        );
+    }
+    for i in (10..=members).step_by(10) {
+        let d = device(i);
+        c.write(&d, DocumentId(doc), b"one").unwrap();
+        c.write(&d, DocumentId(doc), b"two").unwrap();
+    }
+    for g in grants.iter().take(10) {
+        c.revoke(&owner, &doc, g).unwrap();
+    }
+    (c.ops().map(|o| o.as_bytes().to_vec()).collect(), doc)
+}
+
+fn raw_verify_inputs(ops: &[Vec<u8>]) -> Vec<(PublicKey, Vec<u8>, [u8; 64])> {
+    // A representative signed message per op: the same bytes and signature sizes.
+    let key = device(1);
+    ops.iter()
+        .map(|bytes| {
+            let msg = bytes[..bytes.len() - 64].to_vec();
+            let sig = key.signing_key().sign(&msg);
+            (key.signing_key().public_key(), msg, sig)
+        })
+        .collect()
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    let (ops, doc) = document_history(1_000);
+    let mut shuffled = ops.clone();
+    shuffle(&mut shuffled, 0x1234_5678_9abc_def1);
+    let raw = raw_verify_inputs(&ops);
+    let mut group = c.benchmark_group("capabilities/ingest");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(ops.len() as u64));
+    group.bench_function("raw verify_strict (decompress + verify) x ops", |b| {
+        b.iter(|| {
+            for (pk, msg, sig) in &raw {
+                black_box(pk.verify_strict(msg, sig)).unwrap();
+            }
+        })
+    });
+    group.bench_function("raw verify_strict (key cached) x ops", |b| {
+        let vk = raw[0].0.verifying_key().unwrap();
+        b.iter(|| {
+            for (_, msg, sig) in &raw {
+                black_box(verify_strict_with(&vk, msg, sig)).unwrap();
+            }
+        })
+    });
+    group.bench_function("ingest shuffled 1000-member history (verify+apply)", |b| {
+        b.iter(|| {
+            let mut c = Checker::default();
+            for bytes in &shuffled {
+                c.ingest(PeerTag::LOCAL, bytes).unwrap();
+            }
+            assert_eq!(c.pending_len(), 0);
+            black_box(c.members(&doc).len())
+        })
+    });
+    group.bench_function("fresh replica ingests 1000-member history in order", |b| {
+        b.iter(|| {
+            let mut c = Checker::default();
+            for bytes in &ops {
+                c.ingest(PeerTag::LOCAL, bytes).unwrap();
+            }
+            black_box(c.members(&doc).len())
+        })
+    });
+    group.finish();
+}
+
+fn bench_add_members(c: &mut Criterion) {
+    const N: usize = 1_000;
+    let owner = device(0);
+    let devices: Vec<Device> = (1..=N).map(device).collect();
+    // Per-add cost at the start and at the end (mean of 100 adds each), printed once.
+    let mut checker = Checker::default();
+    let doc = checker
+        .create_subject(&owner, SubjectKind::Document)
+        .unwrap()
+        .issuer;
+    let mut per_add = Vec::with_capacity(N);
+    for d in &devices {
+        let t = Instant::now();
+        checker
+            .delegate(&owner, &doc, AgentId::Individual(d.id()), Access::Read)
+            .unwrap();
+        per_add.push(t.elapsed());
+    }
+    let mean = |s: &[Duration]| s.iter().sum::<Duration>() / s.len() as u32;
+    println!(
+        "add members one by one (sign + apply): first 100 mean {:?}, last 100 mean {:?}",
+        mean(&per_add[..100]),
+        mean(&per_add[N - 100..])
+    );
+    let mut group = c.benchmark_group("capabilities/add-members");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(N as u64));
+    group.bench_function("raw sign x 1000", |b| {
+        let key = owner.signing_key();
+        b.iter(|| {
+            for i in 0..N {
+                black_box(key.sign(&(i as u64).to_le_bytes()));
+            }
+        })
+    });
+    group.bench_function("add 1000 members one by one (sign + apply)", |b| {
+        b.iter_batched(
+            || {
+                let mut c = Checker::default();
+                let doc = c
+                    .create_subject(&owner, SubjectKind::Document)
+                    .unwrap()
+                    .issuer;
+                (c, doc)
+            },
+            |(mut c, doc)| {
+                for d in &devices {
+                    c.delegate(&owner, &doc, AgentId::Individual(d.id()), Access::Read)
+                        .unwrap();
+                }
+                c
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn bench_can(c: &mut Criterion) {
+    const MEMBERS: usize = 10_000;
+    const DOCS: usize = 1_000;
+    let owner = device(0);
+    let mut checker = Checker::default();
+    let folder = checker
+        .create_subject(&owner, SubjectKind::Group)
+        .unwrap()
+        .issuer;
+    for i in 1..=MEMBERS {
+        checker
+            .delegate(
+                &owner,
+                &folder,
+                AgentId::Individual(device(i).id()),
+                Access::Write,
+            )
+            .unwrap();
+    }
+    let mut docs = Vec::with_capacity(DOCS);
+    for _ in 0..DOCS {
+        let doc = checker
+            .create_subject(&owner, SubjectKind::Document)
+            .unwrap()
+            .issuer;
+        checker
+            .delegate(&owner, &doc, AgentId::Group(GroupId(folder)), Access::Read)
+            .unwrap();
+        docs.push(doc);
+    }
+    // 1,000 distinct (agent, document) pairs, cycled.
+    let queries: Vec<(AgentId, PublicKey)> = (0..1_000)
+        .map(|i| {
+            (
+                AgentId::Individual(device(1 + (i * 7919) % MEMBERS).id()),
+                docs[(i * 104_729) % DOCS],
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    for (agent, doc) in &queries {
+        assert!(checker.can(*agent, Access::Read, doc));
+    }
+    println!(
+        "can(): first query per agent (cold cache, 1,001 reachable subjects) mean {:?}",
+        t.elapsed() / queries.len() as u32
+    );
+    let mut group = c.benchmark_group("capabilities/can");
+    group.throughput(Throughput::Elements(queries.len() as u64));
+    group.bench_function("can() x1000, 10k members, 1k documents (warm)", |b| {
+        b.iter(|| {
+            for (agent, doc) in &queries {
+                black_box(checker.can(*agent, Access::Read, doc));
+            }
+        })
+    });
+    let msg = [7u8; 150];
+    let sig = owner.signing_key().sign(&msg);
+    let pk = owner.signing_key().public_key();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("raw verify_strict (for scale)", |b| {
+        b.iter(|| black_box(pk.verify_strict(&msg, &sig)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_ingest, bench_add_members, bench_can);
+criterion_main!(benches);
