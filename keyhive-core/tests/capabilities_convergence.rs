@@ -139,12 +139,37 @@ fn run(steps: Vec<Step>, seed: u64) {
     );
     // Concurrent admins at several depths, so that revocations race.
     let setup = [
-        (0, folder, AgentId::Individual(devices[1].id()), Access::Admin),
-        (0, doc_a, AgentId::Individual(devices[2].id()), Access::Admin),
-        (0, doc_b, AgentId::Individual(devices[3].id()), Access::Admin),
-        (1, person, AgentId::Individual(devices[2].id()), Access::Write),
+        (
+            0,
+            folder,
+            AgentId::Individual(devices[1].id()),
+            Access::Admin,
+        ),
+        (
+            0,
+            doc_a,
+            AgentId::Individual(devices[2].id()),
+            Access::Admin,
+        ),
+        (
+            0,
+            doc_b,
+            AgentId::Individual(devices[3].id()),
+            Access::Admin,
+        ),
+        (
+            1,
+            person,
+            AgentId::Individual(devices[2].id()),
+            Access::Write,
+        ),
         (0, doc_a, AgentId::Group(GroupId(person)), Access::Read),
-        (1, folder, AgentId::Individual(devices[3].id()), Access::Admin),
+        (
+            1,
+            folder,
+            AgentId::Individual(devices[3].id()),
+            Access::Admin,
+        ),
     ];
     for (by, subject, agent, access) in setup {
         replicas[0]
@@ -184,9 +209,7 @@ fn run(steps: Vec<Step>, seed: u64) {
                     rep.auth_ops_for(&subject)
                         .filter_map(|op| match op {
                             AnyVerified::Auth(v) => match v.body.action {
-                                keyhive_core::capability::Action::Delegate { .. } => {
-                                    Some(v.hash())
-                                }
+                                keyhive_core::capability::Action::Delegate { .. } => Some(v.hash()),
                                 _ => None,
                             },
                             _ => None,
@@ -196,9 +219,7 @@ fn run(steps: Vec<Step>, seed: u64) {
                     rep.direct_members(&subject)
                         .values()
                         .flat_map(|m| m.ops.clone())
-                        .filter(|h| {
-                            matches!(rep.op(h), Some(AnyVerified::Auth(_)))
-                        })
+                        .filter(|h| matches!(rep.op(h), Some(AnyVerified::Auth(_))))
                         .collect()
                 };
                 if !targets.is_empty() {
@@ -243,7 +264,8 @@ fn run(steps: Vec<Step>, seed: u64) {
     let mut all: BTreeMap<Hash, Vec<u8>> = BTreeMap::new();
     for rep in &replicas {
         for op in rep.ops() {
-            all.entry(op.hash()).or_insert_with(|| op.as_bytes().to_vec());
+            all.entry(op.hash())
+                .or_insert_with(|| op.as_bytes().to_vec());
         }
     }
     let hashes: Vec<Hash> = all.keys().copied().collect();
@@ -304,7 +326,11 @@ fn run(steps: Vec<Step>, seed: u64) {
     }
     check_invariants(&observers[0], &subject_keys, &agents);
     if std::env::var_os("CAPS_STATS").is_some() {
-        let invalid = reference.validity.values().filter(|v| !v.is_valid()).count();
+        let invalid = reference
+            .validity
+            .values()
+            .filter(|v| !v.is_valid())
+            .count();
         let revocations = observers[0]
             .ops()
             .filter(|op| {
@@ -322,7 +348,13 @@ fn run(steps: Vec<Step>, seed: u64) {
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
     prop::collection::vec(
-        (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()),
+        (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+        ),
         8..64,
     )
 }

@@ -83,11 +83,8 @@ fn cap8_delegation_never_exceeds_what_the_issuer_holds() {
         },
         content_heads: vec![],
     };
-    let op: Verified<AuthOp> = Verified::sign(
-        Op::new(bob.id().0, c.auth_heads(), body),
-        bob.signing_key(),
-    )
-    .unwrap();
+    let op: Verified<AuthOp> =
+        Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
     assert_eq!(invalid_rule(&c, &op.hash()), "CAP-8");
     assert!(!c.can(ind(&carol), Access::Pull, &doc));
@@ -157,7 +154,10 @@ fn cap9_admin_removes_a_member_it_did_not_add_but_not_a_senior() {
     // Dave, added by Bob (depth 2), may not remove Bob (depth 1).
     c.delegate(&bob, &doc, ind(&dave), Access::Admin).unwrap();
     assert!(c.revoke(&dave, &doc, &ab.hash()).is_err());
-    let dave_proof = c.find_proof(dave.id(), &doc, Access::Admin, u32::MAX).unwrap().0;
+    let dave_proof = c
+        .find_proof(dave.id(), &doc, Access::Admin, u32::MAX)
+        .unwrap()
+        .0;
     let body = AuthBody {
         subject: doc,
         action: Action::Revoke {
@@ -190,7 +190,9 @@ fn cap12_mutual_concurrent_revocation_of_two_admins() {
     let mut a = Checker::default();
     let doc = new_doc(&mut a, &alice);
     let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
-    let ac = a.delegate(&alice, &doc, ind(&carol), Access::Admin).unwrap();
+    let ac = a
+        .delegate(&alice, &doc, ind(&carol), Access::Admin)
+        .unwrap();
     let mut b = Checker::default();
     let mut cr = Checker::default();
     sync(&a, &mut b);
@@ -205,7 +207,10 @@ fn cap12_mutual_concurrent_revocation_of_two_admins() {
         let bob_admin = x.can(ind(&bob), Access::Admin, &doc);
         let carol_admin = x.can(ind(&carol), Access::Admin, &doc);
         assert!(bob_admin ^ carol_admin, "exactly one survives");
-        assert!(x.can(ind(&alice), Access::Admin, &doc), "root never removed");
+        assert!(
+            x.can(ind(&alice), Access::Admin, &doc),
+            "root never removed"
+        );
         // The smaller hash wins among peers of equal depth.
         let bob_wins = rb.hash() < rc.hash();
         assert_eq!(bob_admin, bob_wins);
@@ -224,7 +229,9 @@ fn cap12_senior_wins_a_concurrent_revocation_race() {
     let mut a = Checker::default();
     let doc = new_doc(&mut a, &alice);
     let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
-    let ac = a.delegate(&alice, &doc, ind(&carol), Access::Admin).unwrap();
+    let ac = a
+        .delegate(&alice, &doc, ind(&carol), Access::Admin)
+        .unwrap();
     let mut b = Checker::default();
     sync(&a, &mut b);
     // Alice (root) removes Bob while Bob removes Carol.
@@ -272,7 +279,10 @@ fn cap11_back_dated_edit_by_a_revoked_writer_is_rejected() {
     sync(&a, &mut b);
     let early = b.write(&bob, document, b"before").unwrap();
     let heads_before = b.auth_heads();
-    let proof = b.find_proof(bob.id(), &doc, Access::Write, u32::MAX).unwrap().0;
+    let proof = b
+        .find_proof(bob.id(), &doc, Access::Write, u32::MAX)
+        .unwrap()
+        .0;
     sync(&b, &mut a);
     a.revoke(&alice, &doc, &ab.hash()).unwrap();
     sync(&a, &mut b);
@@ -370,7 +380,11 @@ fn cap14_access_through_a_folder() {
     let mut d = drive();
     let phone = ind(&d.bob_phone);
     for doc in &d.docs {
-        assert_eq!(d.c.level(phone, doc), Some(Access::Write), "min along the path");
+        assert_eq!(
+            d.c.level(phone, doc),
+            Some(Access::Write),
+            "min along the path"
+        );
         match d.c.explain(phone, Access::Write, doc) {
             Explanation::Granted { level, path } => {
                 assert_eq!(level, Access::Write);
@@ -382,11 +396,20 @@ fn cap14_access_through_a_folder() {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(d.c.individuals_with(doc, Access::Read).contains(&d.bob_phone.id()));
+        assert!(
+            d.c.individuals_with(doc, Access::Read)
+                .contains(&d.bob_phone.id())
+        );
     }
-    assert_eq!(d.c.reachable(phone).len(), 5, "folder, person group and three docs");
+    assert_eq!(
+        d.c.reachable(phone).len(),
+        5,
+        "folder, person group and three docs"
+    );
     // The phone writes through the folder chain.
-    let w = d.c.write(&d.bob_phone, DocumentId(d.docs[0]), b"hi").unwrap();
+    let w =
+        d.c.write(&d.bob_phone, DocumentId(d.docs[0]), b"hi")
+            .unwrap();
     assert!(d.c.op_validity(&w.hash()).unwrap().is_valid());
     match &w.body.proof {
         Proof::Via { membership, .. } => assert_eq!(membership.len(), 2),
@@ -398,19 +421,30 @@ fn cap14_access_through_a_folder() {
 fn cap13_revoking_the_folder_grant_removes_every_doc() {
     let mut d = drive();
     let phone = ind(&d.bob_phone);
-    let w = d.c.write(&d.bob_phone, DocumentId(d.docs[1]), b"hi").unwrap();
+    let w =
+        d.c.write(&d.bob_phone, DocumentId(d.docs[1]), b"hi")
+            .unwrap();
     let folder_to_bob = d.folder_to_bob;
     let folder = d.folder;
     let alice = d.alice.clone();
     d.c.revoke(&alice, &folder, &folder_to_bob).unwrap();
     for doc in &d.docs {
         assert!(!d.c.can(phone, Access::Pull, doc));
-        assert!(!d.c.individuals_with(doc, Access::Pull).contains(&d.bob_phone.id()));
+        assert!(
+            !d.c.individuals_with(doc, Access::Pull)
+                .contains(&d.bob_phone.id())
+        );
     }
-    assert!(d.c.reachable(phone).len() == 1, "only the person group remains");
+    assert!(
+        d.c.reachable(phone).len() == 1,
+        "only the person group remains"
+    );
     // The edit made before the revocation was recorded by it and stays valid.
     assert!(d.c.op_validity(&w.hash()).unwrap().is_valid());
-    assert!(d.c.write(&d.bob_phone, DocumentId(d.docs[1]), b"no").is_err());
+    assert!(
+        d.c.write(&d.bob_phone, DocumentId(d.docs[1]), b"no")
+            .is_err()
+    );
 }
 
 #[test]
@@ -434,7 +468,11 @@ fn cap14_cycles_are_safe() {
     assert!(members.contains_key(&AgentId::Group(GroupId(g2))));
     assert_eq!(members.get(&ind(&bob)), Some(&Access::Read));
     c.revoke(&alice, &g2, &back.hash()).unwrap();
-    assert_eq!(c.level(ind(&bob), &doc), Some(Access::Read), "g1 -> g2 still holds");
+    assert_eq!(
+        c.level(ind(&bob), &doc),
+        Some(Access::Read),
+        "g1 -> g2 still holds"
+    );
 }
 
 #[test]
@@ -496,7 +534,12 @@ fn cap2_tampered_and_garbage_input_is_refused() {
     let alice = device("alice");
     let mut a = Checker::default();
     let doc = new_doc(&mut a, &alice);
-    let d = a.delegate(&alice, &doc, AgentId::Document(DocumentId(doc)), Access::Read);
+    let d = a.delegate(
+        &alice,
+        &doc,
+        AgentId::Document(DocumentId(doc)),
+        Access::Read,
+    );
     let mut bytes = d.unwrap().as_bytes().to_vec();
     let n = bytes.len();
     bytes[n - 1] ^= 1;
@@ -545,7 +588,9 @@ fn cap5_conflicting_genesis_makes_the_subject_unusable() {
     let subject = kept.public_key();
     let mut c = Checker::default();
     c.apply_verified(g1.clone()).unwrap();
-    let d = c.delegate(&alice, &subject, ind(&mallory), Access::Read).unwrap();
+    let d = c
+        .delegate(&alice, &subject, ind(&mallory), Access::Read)
+        .unwrap();
     assert!(c.can(ind(&mallory), Access::Read, &subject));
     c.apply_verified(g2.clone()).unwrap();
     assert!(c.members(&subject).is_empty());
@@ -612,7 +657,10 @@ fn cap11_ops_after_own_revocation_are_invalid() {
     let mut c = Checker::default();
     let doc = new_doc(&mut c, &alice);
     let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
-    let proof = c.find_proof(bob.id(), &doc, Access::Admin, u32::MAX).unwrap().0;
+    let proof = c
+        .find_proof(bob.id(), &doc, Access::Admin, u32::MAX)
+        .unwrap()
+        .0;
     c.revoke(&alice, &doc, &d.hash()).unwrap();
     // Bob has seen his revocation (it is in the op's past) and still tries to grant.
     let body = AuthBody {

@@ -9,7 +9,7 @@ use crate::identity::{Device, DocumentId, Genesis, IndividualId, SubjectKind};
 use crate::signed::{Op, OpBody, SignError, Verified};
 
 use super::access::{Access, AgentId};
-use super::checker::{Checker, IngestError, Info};
+use super::checker::{Checker, Info, IngestError};
 use super::membership::Ix;
 use super::op::{
     Action, AuthBody, AuthOp, ContentBody, ContentOp, MAX_AUTH_HEADS, MAX_CONTENT_HEADS,

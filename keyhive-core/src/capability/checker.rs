@@ -365,7 +365,9 @@ impl Checker {
     /// Re-analyses and re-evaluates every op, in causal (index) order. Used only when a
     /// subject becomes conflicted (CAP-5), which changes the static analysis of its ops.
     fn recompute_all(&mut self) {
-        let all: Vec<Ix> = (0..self.nodes.len()).filter_map(|i| Ix::try_from(i).ok()).collect();
+        let all: Vec<Ix> = (0..self.nodes.len())
+            .filter_map(|i| Ix::try_from(i).ok())
+            .collect();
         self.dependents.clear();
         for &ix in &all {
             let node = &self.nodes[ix as usize];
@@ -403,9 +405,12 @@ impl Checker {
             node.granting = granting;
             let subject = node.subject;
             let edge = match (&node.info, &node.op) {
-                (Info::Delegation {
-                    delegate, access, ..
-                }, _) => Some((*delegate, *access)),
+                (
+                    Info::Delegation {
+                        delegate, access, ..
+                    },
+                    _,
+                ) => Some((*delegate, *access)),
                 (Info::Genesis, AnyVerified::Genesis(g)) => {
                     Some((AgentId::Individual(g.body.creator), Access::Admin))
                 }
@@ -680,23 +685,24 @@ impl Checker {
                 let result = self
                     .resolve_proof(&v.issuer, &subject, &v.body.proof, parents)
                     .and_then(|auth| {
-                    // A valid proof puts the subject's genesis in the op's past.
-                    if self.subjects.get(&subject).map(|s| s.kind) != Some(SubjectKind::Document)
-                    {
-                        return Err(refuse("CAP-10", Reason::NotADocument));
-                    }
-                    // CAP-10: the author holds write.
-                    if auth.held < Access::Write {
-                        return Err(refuse(
-                            "CAP-10",
-                            Reason::InsufficientAccess {
-                                held: auth.held,
-                                needed: Access::Write,
-                            },
-                        ));
-                    }
-                    self.chain_of(&auth.refs)
-                });
+                        // A valid proof puts the subject's genesis in the op's past.
+                        if self.subjects.get(&subject).map(|s| s.kind)
+                            != Some(SubjectKind::Document)
+                        {
+                            return Err(refuse("CAP-10", Reason::NotADocument));
+                        }
+                        // CAP-10: the author holds write.
+                        if auth.held < Access::Write {
+                            return Err(refuse(
+                                "CAP-10",
+                                Reason::InsufficientAccess {
+                                    held: auth.held,
+                                    needed: Access::Write,
+                                },
+                            ));
+                        }
+                        self.chain_of(&auth.refs)
+                    });
                 match result {
                     Ok(chain) => (Info::Content, Ok(()), chain),
                     Err(e) => (Info::Content, Err(e), Box::new([])),

@@ -89,9 +89,9 @@ impl Edges {
         let mut best_of: HashMap<PublicKey, Access> = HashMap::new();
         let mut buckets: [Vec<PublicKey>; 4] = Default::default();
         let relax = |best_of: &mut HashMap<PublicKey, Access>,
-                         buckets: &mut [Vec<PublicKey>; 4],
-                         s: PublicKey,
-                         level: Access| {
+                     buckets: &mut [Vec<PublicKey>; 4],
+                     s: PublicKey,
+                     level: Access| {
             match best_of.get(&s) {
                 Some(old) if *old >= level => return,
                 _ => {}

@@ -212,10 +212,7 @@ impl Checker {
                 }
             }
             path.reverse();
-            return Explanation::Granted {
-                level: *held,
-                path,
-            };
+            return Explanation::Granted { level: *held, path };
         }
         match self.revoked_path(agent, subject) {
             Some((revocation, delegation)) => Explanation::Refused(refuse(
@@ -273,9 +270,11 @@ impl Checker {
         std::iter::once(&ix)
             .chain(node.chain.iter())
             .filter_map(|p| {
-                self.revoked_by
-                    .get(p)
-                    .and_then(|rs| rs.iter().map(|r| (self.hash_of(*r), self.hash_of(*p))).min())
+                self.revoked_by.get(p).and_then(|rs| {
+                    rs.iter()
+                        .map(|r| (self.hash_of(*r), self.hash_of(*p)))
+                        .min()
+                })
             })
             .min()
     }

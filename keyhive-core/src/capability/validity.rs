@@ -75,7 +75,9 @@ pub enum Reason {
     #[error("revoked op {0} is not a delegation on this subject in the revocation's past")]
     BadTarget(Hash),
     /// CAP-9 seniority: the revoker is less senior than the delegation it revokes.
-    #[error("revoker depth {issuer_depth} is less senior than the revoked delegation (depth {target_depth})")]
+    #[error(
+        "revoker depth {issuer_depth} is less senior than the revoked delegation (depth {target_depth})"
+    )]
     Seniority {
         /// Issuer's depth.
         issuer_depth: u32,
@@ -86,7 +88,9 @@ pub enum Reason {
     #[error("content ops are only allowed on documents")]
     NotADocument,
     /// CAP-11: an effective revocation of a delegation in the op's chain excludes the op.
-    #[error("delegation {delegation} in the op's chain was revoked by {revocation}, which did not see the op")]
+    #[error(
+        "delegation {delegation} in the op's chain was revoked by {revocation}, which did not see the op"
+    )]
     Excluded {
         /// The effective revocation.
         revocation: Hash,
