@@ -91,12 +91,11 @@ fn check_invariants(c: &Checker, subjects: &[PublicKey], agents: &[AgentId]) {
     }
     // Every valid content op's author held write through a chain of valid delegations.
     for op in c.ops() {
-        if let AnyVerified::Content(v) = op {
-            if c.op_validity(&v.hash()).unwrap().is_valid() {
-                if let keyhive_core::capability::Proof::Via { delegation, .. } = &v.body.proof {
-                    assert!(c.op_validity(delegation).unwrap().is_valid());
-                }
-            }
+        if let AnyVerified::Content(v) = op
+            && c.op_validity(&v.hash()).unwrap().is_valid()
+            && let keyhive_core::capability::Proof::Via { delegation, .. } = &v.body.proof
+        {
+            assert!(c.op_validity(delegation).unwrap().is_valid());
         }
     }
 }
@@ -198,7 +197,7 @@ fn run(steps: Vec<Step>, seed: u64) {
         let (subject, skind) = subjects[x as usize % subjects.len()];
         let rep = &mut replicas[r];
         match kind % 8 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let agent = agents[y as usize % agents.len()];
                 let access = Access::ALL[z as usize % 4];
                 let _ = rep.delegate(dev, &subject, agent, access);
@@ -287,10 +286,10 @@ fn run(steps: Vec<Step>, seed: u64) {
         for bytes in &order[..cut] {
             obs.ingest(PeerTag([k as u8; 32]), bytes).unwrap();
         }
-        if let Some(prev) = observers.last() {
-            if splitmix(&mut seed) % 2 == 0 {
-                sync(prev, &mut obs);
-            }
+        if let Some(prev) = observers.last()
+            && splitmix(&mut seed).is_multiple_of(2)
+        {
+            sync(prev, &mut obs);
         }
         for bytes in &order[cut..] {
             obs.ingest(PeerTag([k as u8; 32]), bytes).unwrap();

@@ -203,12 +203,11 @@ impl Checker {
         must.extend_from_slice(refs);
         // A chain ending at a group the device created needs that group's genesis in the
         // op's past (CAP-6): name it directly so checking it is O(1).
-        if let Some(last) = refs.last() {
-            if let Info::Delegation { delegate, .. } = self.nodes[*last as usize].info {
-                if let Some(end) = delegate.subject_key().and_then(|k| self.subjects.get(k)) {
-                    must.push(end.genesis);
-                }
-            }
+        if let Some(last) = refs.last()
+            && let Info::Delegation { delegate, .. } = self.nodes[*last as usize].info
+            && let Some(end) = delegate.subject_key().and_then(|k| self.subjects.get(k))
+        {
+            must.push(end.genesis);
         }
         Ok(must)
     }
@@ -264,10 +263,11 @@ impl Checker {
         let mut candidates: Vec<(u32, Hash, Ix, AgentId)> = Vec::new();
         for (agent, list) in self.edges.direct(subject)? {
             for (ix, access) in list {
-                if let Info::Delegation { depth, .. } = self.nodes[*ix as usize].info {
-                    if *access >= needed && depth <= max_depth {
-                        candidates.push((depth, self.hash_of(*ix), *ix, *agent));
-                    }
+                if let Info::Delegation { depth, .. } = self.nodes[*ix as usize].info
+                    && *access >= needed
+                    && depth <= max_depth
+                {
+                    candidates.push((depth, self.hash_of(*ix), *ix, *agent));
                 }
             }
         }

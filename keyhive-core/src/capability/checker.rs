@@ -524,13 +524,13 @@ impl Checker {
             .collect();
         while let Some(n) = stack.pop() {
             let node = &self.nodes[n as usize];
-            if let Info::Revocation { past, .. } = &node.info {
-                if !past.is_empty() {
-                    if bit(past, a) {
-                        return true;
-                    }
-                    continue;
+            if let Info::Revocation { past, .. } = &node.info
+                && !past.is_empty()
+            {
+                if bit(past, a) {
+                    return true;
                 }
+                continue;
             }
             for &p in node.parents.iter() {
                 if p == a {

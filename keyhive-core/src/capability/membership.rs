@@ -50,22 +50,22 @@ impl Edges {
 
     pub(crate) fn remove(&mut self, subject: PublicKey, member: AgentId, via: Ix) {
         let mut changed = false;
-        if let Some(members) = self.down.get_mut(&subject) {
-            if let Some(list) = members.get_mut(&member) {
-                let before = list.len();
-                list.retain(|(ix, _)| *ix != via);
-                changed = list.len() != before;
-                if list.is_empty() {
-                    members.remove(&member);
-                }
+        if let Some(members) = self.down.get_mut(&subject)
+            && let Some(list) = members.get_mut(&member)
+        {
+            let before = list.len();
+            list.retain(|(ix, _)| *ix != via);
+            changed = list.len() != before;
+            if list.is_empty() {
+                members.remove(&member);
             }
         }
-        if let Some(subjects) = self.up.get_mut(&member) {
-            if let Some(list) = subjects.get_mut(&subject) {
-                list.retain(|(ix, _)| *ix != via);
-                if list.is_empty() {
-                    subjects.remove(&subject);
-                }
+        if let Some(subjects) = self.up.get_mut(&member)
+            && let Some(list) = subjects.get_mut(&subject)
+        {
+            list.retain(|(ix, _)| *ix != via);
+            if list.is_empty() {
+                subjects.remove(&subject);
             }
         }
         if changed {
@@ -171,10 +171,10 @@ impl Edges {
                 if best_of.get(&agent).map(|e| e.0) != Some(level) {
                     continue;
                 }
-                if let Some(key) = agent.subject_key() {
-                    if kind_of(key).map(|k| AgentId::subject(*key, k)) == Some(agent) {
-                        push_members(&mut best_of, &mut buckets, *key, level);
-                    }
+                if let Some(key) = agent.subject_key()
+                    && kind_of(key).map(|k| AgentId::subject(*key, k)) == Some(agent)
+                {
+                    push_members(&mut best_of, &mut buckets, *key, level);
                 }
             }
         }

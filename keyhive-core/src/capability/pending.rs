@@ -151,12 +151,10 @@ impl Pending {
                 }
                 None => false,
             };
-            if done {
-                if let Some(p) = self.parked.remove(&w) {
-                    decrement(&mut self.per_peer, &p.peer);
-                    decrement(&mut self.per_subject, &p.subject);
-                    ready.push((p.op, p.peer));
-                }
+            if done && let Some(p) = self.parked.remove(&w) {
+                decrement(&mut self.per_peer, &p.peer);
+                decrement(&mut self.per_subject, &p.subject);
+                ready.push((p.op, p.peer));
             }
         }
         ready

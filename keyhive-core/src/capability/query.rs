@@ -244,15 +244,14 @@ impl Checker {
                 if node.stat.is_err() {
                     continue;
                 }
-                if !node.granting {
-                    if let Some(pair) = self.revoker_of(ix) {
-                        if delegate == agent || self.leads_to(delegate, agent) {
-                            if cut.is_none_or(|c| pair < c) {
-                                cut = Some(pair);
-                            }
-                            continue;
-                        }
+                if !node.granting
+                    && let Some(pair) = self.revoker_of(ix)
+                    && (delegate == agent || self.leads_to(delegate, agent))
+                {
+                    if cut.is_none_or(|c| pair < c) {
+                        cut = Some(pair);
                     }
+                    continue;
                 }
                 if delegate == agent {
                     continue;

@@ -55,12 +55,12 @@ impl Signable for ContactCard {
                 "prekeys not strictly ascending",
             ));
         }
-        if let Some(name) = &self.name {
-            if name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
-                return Err(DecodeError::InvalidStructure(
-                    "display name too long or has control characters",
-                ));
-            }
+        if let Some(name) = &self.name
+            && (name.len() > MAX_NAME_LEN || name.chars().any(char::is_control))
+        {
+            return Err(DecodeError::InvalidStructure(
+                "display name too long or has control characters",
+            ));
         }
         Ok(())
     }
