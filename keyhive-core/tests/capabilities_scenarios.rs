@@ -509,6 +509,7 @@ fn cap4_out_of_order_ops_wait_and_limits_are_typed() {
         per_peer: 1,
         per_subject: 10,
         total: 10,
+        total_bytes: 1 << 20,
     };
     let mut small = Checker::new(limits);
     let peer = PeerTag([7; 32]);

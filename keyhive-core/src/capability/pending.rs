@@ -32,6 +32,8 @@ pub struct PendingLimits {
     pub per_subject: usize,
     /// Most ops parked in total.
     pub total: usize,
+    /// Most envelope bytes parked in total.
+    pub total_bytes: usize,
 }
 
 impl Default for PendingLimits {
@@ -40,6 +42,7 @@ impl Default for PendingLimits {
             per_peer: 20_000,
             per_subject: 20_000,
             total: 100_000,
+            total_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -53,6 +56,8 @@ pub enum PendingLimit {
     PerSubject,
     /// [`PendingLimits::total`].
     Total,
+    /// [`PendingLimits::total_bytes`].
+    TotalBytes,
 }
 
 #[derive(Debug)]
@@ -71,6 +76,7 @@ pub(crate) struct Pending {
     waiting_on: HashMap<Hash, Vec<Hash>>,
     per_peer: HashMap<PeerTag, usize>,
     per_subject: HashMap<PublicKey, usize>,
+    bytes: usize,
 }
 
 impl Pending {
@@ -113,6 +119,10 @@ impl Pending {
         if self.parked.len() >= self.limits.total {
             return Err(PendingLimit::Total);
         }
+        let size = op.as_bytes().len();
+        if self.bytes.saturating_add(size) > self.limits.total_bytes {
+            return Err(PendingLimit::TotalBytes);
+        }
         if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.per_peer {
             return Err(PendingLimit::PerPeer);
         }
@@ -123,6 +133,7 @@ impl Pending {
         for m in &missing {
             self.waiting_on.entry(*m).or_default().push(hash);
         }
+        self.bytes += size;
         *self.per_peer.entry(peer).or_default() += 1;
         *self.per_subject.entry(subject).or_default() += 1;
         self.parked.insert(
