@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use keyhive_core::Hash;
 use keyhive_core::capability::{
-    Access, AgentId, AnyVerified, Checker, Explanation, PeerTag, Validity,
+    Access, AgentId, AnyVerified, Checker, ContentBody, Explanation, PeerTag, Validity,
 };
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{Device, DocumentId, GroupId, SubjectKind};
+use keyhive_core::signed::{Op, Verified};
 use proptest::prelude::*;
 
 const REPLICAS: usize = 4;
@@ -101,6 +102,29 @@ fn check_invariants(c: &Checker, subjects: &[PublicKey], agents: &[AgentId]) {
 }
 
 type Step = (u8, u8, u8, u8, u8);
+
+/// An edit that claims the oldest possible auth state: only the genesis and its proof.
+fn back_dated_write(rep: &mut Checker, dev: &Device, subject: PublicKey, z: u8) {
+    let Some(proof) = rep.find_proof(dev.id(), &subject, Access::Write, u32::MAX) else {
+        return;
+    };
+    let Some(info) = rep.subject_info(&subject) else {
+        return;
+    };
+    let mut auth_heads = proof.references();
+    auth_heads.push(info.genesis);
+    auth_heads.sort_unstable();
+    auth_heads.dedup();
+    let body = ContentBody {
+        document: DocumentId(subject),
+        auth_heads,
+        proof,
+        payload_hash: Hash::of_content(&[z]),
+        payload_len: 1,
+    };
+    let op = Verified::sign(Op::new(dev.id().0, vec![], body), dev.signing_key()).unwrap();
+    rep.apply_verified(op).unwrap();
+}
 
 fn run(steps: Vec<Step>, seed: u64) {
     let devices: Vec<Device> = (0..REPLICAS)
@@ -228,7 +252,11 @@ fn run(steps: Vec<Step>, seed: u64) {
             }
             5 => {
                 if skind == SubjectKind::Document {
-                    let _ = rep.write(dev, DocumentId(subject), &[z]);
+                    if y % 3 == 0 {
+                        back_dated_write(rep, dev, subject, z);
+                    } else {
+                        let _ = rep.write(dev, DocumentId(subject), &[z]);
+                    }
                 }
             }
             6 => {

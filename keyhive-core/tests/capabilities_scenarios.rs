@@ -156,8 +156,7 @@ fn cap9_admin_removes_a_member_it_did_not_add_but_not_a_senior() {
     assert!(c.revoke(&dave, &doc, &ab.hash()).is_err());
     let dave_proof = c
         .find_proof(dave.id(), &doc, Access::Admin, u32::MAX)
-        .unwrap()
-        .0;
+        .unwrap();
     let body = AuthBody {
         subject: doc,
         action: Action::Revoke {
@@ -281,8 +280,7 @@ fn cap11_back_dated_edit_by_a_revoked_writer_is_rejected() {
     let heads_before = b.auth_heads();
     let proof = b
         .find_proof(bob.id(), &doc, Access::Write, u32::MAX)
-        .unwrap()
-        .0;
+        .unwrap();
     sync(&b, &mut a);
     a.revoke(&alice, &doc, &ab.hash()).unwrap();
     sync(&a, &mut b);
@@ -660,8 +658,7 @@ fn cap11_ops_after_own_revocation_are_invalid() {
     let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
     let proof = c
         .find_proof(bob.id(), &doc, Access::Admin, u32::MAX)
-        .unwrap()
-        .0;
+        .unwrap();
     c.revoke(&alice, &doc, &d.hash()).unwrap();
     // Bob has seen his revocation (it is in the op's past) and still tries to grant.
     let body = AuthBody {
@@ -677,4 +674,60 @@ fn cap11_ops_after_own_revocation_are_invalid() {
     c.apply_verified(op.clone()).unwrap();
     assert_eq!(invalid_rule(&c, &op.hash()), "CAP-11");
     assert!(!c.can(ind(&carol), Access::Pull, &doc));
+}
+
+#[test]
+fn cap11_removed_members_concurrent_ops_never_undo_its_removal() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let bob_phone = device("bob phone");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    // Concurrently Bob hands admin to his phone, and the phone re-adds Bob.
+    b.delegate(&bob, &doc, ind(&bob_phone), Access::Admin)
+        .unwrap();
+    let readd = b
+        .delegate(&bob_phone, &doc, ind(&bob), Access::Admin)
+        .unwrap();
+    // The phone's chain runs through Bob: the re-add is at depth 3.
+    assert!(b.can(ind(&bob), Access::Admin, &doc));
+    sync(&b, &mut a);
+    sync(&a, &mut b);
+    for x in [&a, &b] {
+        assert!(!x.can(ind(&bob), Access::Pull, &doc));
+        assert!(!x.can(ind(&bob_phone), Access::Pull, &doc));
+        assert_eq!(invalid_rule(x, &readd.hash()), "CAP-11");
+        assert_eq!(x.members(&doc).len(), 1);
+    }
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// CAP-2: arbitrary bytes and mutated envelopes never panic and are refused or
+        /// stored as typed outcomes.
+        #[test]
+        fn ingest_never_panics(garbage in prop::collection::vec(any::<u8>(), 0..600),
+                               flip in any::<(usize, u8)>()) {
+            let alice = device("alice");
+            let mut c = Checker::default();
+            let doc = new_doc(&mut c, &alice);
+            let op = c.delegate(&alice, &doc, ind(&device("bob")), Access::Read).unwrap();
+            let _ = c.ingest(PeerTag::LOCAL, &garbage);
+            let mut bytes = op.as_bytes().to_vec();
+            let i = flip.0 % bytes.len();
+            bytes[i] ^= flip.1.max(1);
+            let mut fresh = Checker::default();
+            let _ = fresh.ingest(PeerTag::LOCAL, &bytes);
+            prop_assert!(fresh.len() <= 1);
+        }
+    }
 }

@@ -64,7 +64,7 @@ impl Checker {
         access: Access,
     ) -> Result<Verified<AuthOp>, BuildError> {
         let (proof, refs) = self
-            .find_proof(device.id(), subject, access, u32::MAX)
+            .find_proof_refs(device.id(), subject, access, u32::MAX)
             .ok_or(BuildError::NoAuthority { needed: access })?;
         let must = self.must_include(subject, &refs)?;
         let predecessors = self.pick(must, self.auth_heads.iter().copied(), AuthOp::MAX_P);
@@ -98,7 +98,7 @@ impl Checker {
             return Err(BuildError::NotADelegation(*delegation));
         };
         let (proof, refs) = self
-            .find_proof(device.id(), subject, Access::Admin, depth)
+            .find_proof_refs(device.id(), subject, Access::Admin, depth)
             .ok_or(BuildError::NoAuthority {
                 needed: Access::Admin,
             })?;
@@ -153,7 +153,7 @@ impl Checker {
     ) -> Result<Verified<ContentOp>, BuildError> {
         let subject = document.0;
         let (proof, refs) = self
-            .find_proof(device.id(), &subject, Access::Write, u32::MAX)
+            .find_proof_refs(device.id(), &subject, Access::Write, u32::MAX)
             .ok_or(BuildError::NoAuthority {
                 needed: Access::Write,
             })?;
@@ -244,9 +244,21 @@ impl Checker {
         self.pick(Vec::new(), pool.into_iter(), MAX_CONTENT_HEADS)
     }
 
-    /// CAP-19: the most senior valid proof giving `device` at least `needed` on `subject`
-    /// with issuer depth at most `max_depth`, and the delegations it names.
+    /// CAP-19: the most senior valid proof giving `device` at least `needed` on `subject`,
+    /// with issuer depth at most `max_depth` (a revocation needs the target's depth).
     pub fn find_proof(
+        &self,
+        device: IndividualId,
+        subject: &PublicKey,
+        needed: Access,
+        max_depth: u32,
+    ) -> Option<Proof> {
+        self.find_proof_refs(device, subject, needed, max_depth)
+            .map(|(proof, _)| proof)
+    }
+
+    /// As [`Checker::find_proof`], with the indices of the delegations the proof names.
+    pub(crate) fn find_proof_refs(
         &self,
         device: IndividualId,
         subject: &PublicKey,
