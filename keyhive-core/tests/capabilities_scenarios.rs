@@ -165,11 +165,9 @@ fn cap9_admin_removes_a_member_it_did_not_add_but_not_a_senior() {
         },
         content_heads: vec![],
     };
-    let op = Verified::sign(
-        Op::new(dave.id().0, c.auth_heads(), body),
-        dave.signing_key(),
-    )
-    .unwrap();
+    let mut preds = c.auth_heads();
+    preds.push(ab.hash());
+    let op = Verified::sign(Op::new(dave.id().0, preds, body), dave.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
     match c.op_validity(&op.hash()).unwrap() {
         Validity::Invalid(r) => {
@@ -529,6 +527,36 @@ fn cap4_out_of_order_ops_wait_and_limits_are_typed() {
 }
 
 #[test]
+fn cap3_proof_references_must_be_parents() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    c.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    // Bob's proof names `d`, which is in the op's past but not one of its parents.
+    let body = AuthBody {
+        subject: doc,
+        action: Action::Delegate {
+            delegate: ind(&carol),
+            access: Access::Write,
+            proof: Proof::Via {
+                delegation: d.hash(),
+                membership: vec![],
+            },
+        },
+        content_heads: vec![],
+    };
+    let op = Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    match c.op_validity(&op.hash()).unwrap() {
+        Validity::Invalid(r) => assert_eq!(r.reason, Reason::ProofNotInPast(d.hash())),
+        Validity::Valid => panic!("indirect proof reference accepted"),
+    }
+}
+
+#[test]
 fn cap2_tampered_and_garbage_input_is_refused() {
     let alice = device("alice");
     let mut a = Checker::default();
@@ -670,7 +698,9 @@ fn cap11_ops_after_own_revocation_are_invalid() {
         },
         content_heads: vec![],
     };
-    let op = Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
+    let mut preds = c.auth_heads();
+    preds.push(d.hash());
+    let op = Verified::sign(Op::new(bob.id().0, preds, body), bob.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
     assert_eq!(invalid_rule(&c, &op.hash()), "CAP-11");
     assert!(!c.can(ind(&carol), Access::Pull, &doc));

@@ -253,6 +253,7 @@ impl Checker {
                 parents.push(pix);
             }
         }
+        parents.sort_unstable();
         let height = parents
             .iter()
             .map(|p| self.nodes[*p as usize].height)
@@ -261,7 +262,8 @@ impl Checker {
         let subject = op.subject();
         let (info, stat, chain) = self.analyse(&op, &parents);
         let rev_frontier = self.frontier_of(&parents);
-        let is_revocation = matches!(info, Info::Revocation { .. });
+        // Only authorised revocations take part in CAP-12 (a forged one costs nothing more).
+        let is_revocation = matches!(info, Info::Revocation { .. }) && stat.is_ok();
         self.nodes.push(Node {
             op,
             subject,
@@ -371,22 +373,36 @@ impl Checker {
         self.dependents.clear();
         for &ix in &all {
             let node = &self.nodes[ix as usize];
-            let (mut info, stat, chain) = self.analyse(&node.op, &node.parents);
+            let (info, stat, chain) = self.analyse(&node.op, &node.parents);
             let node = &mut self.nodes[ix as usize];
-            if let (Info::Revocation { past: new, .. }, Info::Revocation { past: old, .. }) =
-                (&mut info, &mut node.info)
-            {
-                *new = std::mem::take(old);
-            }
             node.info = info;
             node.stat = stat;
             node.chain = chain;
-            if self.nodes[ix as usize].stat.is_ok() {
+            let frontier = self.frontier_of(&self.nodes[ix as usize].parents);
+            self.nodes[ix as usize].rev_frontier = frontier;
+            let node = &self.nodes[ix as usize];
+            if node.stat.is_ok() {
+                let authorised_revocation = matches!(node.info, Info::Revocation { .. });
                 for r in self.proof_refs(ix) {
                     self.dependents.entry(r).or_default().push(ix);
                 }
+                if authorised_revocation {
+                    let past = self.compute_past(ix);
+                    if let Info::Revocation { past: slot, .. } = &mut self.nodes[ix as usize].info {
+                        *slot = past;
+                    }
+                }
             }
         }
+        self.revocations = all
+            .iter()
+            .copied()
+            .filter(|ix| {
+                let node = &self.nodes[*ix as usize];
+                matches!(node.info, Info::Revocation { .. }) && node.stat.is_ok()
+            })
+            .collect();
+        self.rev_status.clear();
         self.recompute_effective(&all);
     }
 
@@ -510,38 +526,10 @@ impl Checker {
         }
     }
 
-    /// CAP-3: is `a` in the causal past of an op whose parents are `parents`?
+    /// CAP-3: is `a` one of `parents` (sorted)? Every op a proof or revocation names must be
+    /// a direct parent, so that checking it is O(log parents) and never walks the DAG.
     pub(crate) fn in_past_of_parents(&self, a: Ix, parents: &[Ix]) -> bool {
-        if parents.contains(&a) {
-            return true;
-        }
-        let ha = self.nodes[a as usize].height;
-        let mut seen: HashSet<Ix> = HashSet::new();
-        let mut stack: Vec<Ix> = parents
-            .iter()
-            .copied()
-            .filter(|p| self.nodes[*p as usize].height > ha)
-            .collect();
-        while let Some(n) = stack.pop() {
-            let node = &self.nodes[n as usize];
-            if let Info::Revocation { past, .. } = &node.info
-                && !past.is_empty()
-            {
-                if bit(past, a) {
-                    return true;
-                }
-                continue;
-            }
-            for &p in node.parents.iter() {
-                if p == a {
-                    return true;
-                }
-                if self.nodes[p as usize].height > ha && seen.insert(p) {
-                    stack.push(p);
-                }
-            }
-        }
-        false
+        parents.binary_search(&a).is_ok()
     }
 
     /// The causal past of revocation `ix` as a bit set over op indices.
@@ -554,7 +542,9 @@ impl Checker {
             }
             set_bit(&mut past, n);
             let node = &self.nodes[n as usize];
-            if let Info::Revocation { past: other, .. } = &node.info {
+            if let Info::Revocation { past: other, .. } = &node.info
+                && !other.is_empty()
+            {
                 for (w, o) in past.iter_mut().zip(other.iter()) {
                     *w |= *o;
                 }
@@ -570,7 +560,7 @@ impl Checker {
         let mut cand: Vec<Ix> = Vec::new();
         for &p in parents {
             let node = &self.nodes[p as usize];
-            if matches!(node.info, Info::Revocation { .. }) {
+            if matches!(node.info, Info::Revocation { .. }) && node.stat.is_ok() {
                 cand.push(p);
             } else {
                 cand.extend_from_slice(&node.rev_frontier);
