@@ -141,6 +141,20 @@ fn bench_add_members(c: &mut Criterion) {
         mean(&per_add[..100]),
         mean(&per_add[N - 100..])
     );
+    // Revoking members of the 1,000-member document, one by one (sign + apply, including
+    // the CAP-12 recomputation and the cascade re-evaluation).
+    let mut per_revoke = Vec::with_capacity(100);
+    for d in devices.iter().take(100) {
+        let target = checker.delegations_to(&doc, AgentId::Individual(d.id()));
+        let t = Instant::now();
+        checker.revoke(&owner, &doc, &target[0]).unwrap();
+        per_revoke.push(t.elapsed());
+    }
+    println!(
+        "revoke one member of a 1000-member document (sign + apply): first {:?}, mean of 100 {:?}",
+        per_revoke[0],
+        mean(&per_revoke)
+    );
     let mut group = c.benchmark_group("capabilities/add-members");
     group.sample_size(10);
     group.throughput(Throughput::Elements(N as u64));

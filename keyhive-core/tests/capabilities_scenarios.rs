@@ -761,3 +761,31 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn cap15_re_add_concurrent_with_the_revocation_stands() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    a.delegate(&alice, &doc, ind(&carol), Access::Admin)
+        .unwrap();
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Read).unwrap();
+    let mut c = Checker::default();
+    sync(&a, &mut c);
+    a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    let readd = c.delegate(&carol, &doc, ind(&bob), Access::Write).unwrap();
+    sync(&a, &mut c);
+    sync(&c, &mut a);
+    for x in [&a, &c] {
+        assert!(x.op_validity(&readd.hash()).unwrap().is_valid());
+        assert_eq!(x.level(ind(&bob), &doc), Some(Access::Write));
+    }
+}
+
+#[test]
+fn checker_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Checker>();
+}
