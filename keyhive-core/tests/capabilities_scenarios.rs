@@ -108,6 +108,9 @@ fn cap13_cascade_through_a_sub_delegate() {
     assert!(!c.can(ind(&carol), Access::Pull, &doc), "cascade");
     // Bob's grant was made before the revocation: it stays a valid op, but grants nothing.
     assert!(c.op_validity(&bc.hash()).unwrap().is_valid());
+    assert_eq!(c.grants(&bc.hash()), Some(false));
+    assert_eq!(c.grants(&ab.hash()), Some(false));
+    assert_eq!(c.grants(&r.hash()), None);
     match c.explain(ind(&carol), Access::Read, &doc) {
         Explanation::Refused(refusal) => {
             assert_eq!(refusal.rule, "CAP-13");

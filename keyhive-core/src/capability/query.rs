@@ -292,6 +292,13 @@ impl Checker {
             .map(|ix| self.nodes[*ix as usize].validity.clone())
     }
 
+    /// CAP-13: for a held delegation, whether it currently grants (it may be a valid op that
+    /// was revoked, directly or through its chain). `None` for other ops and unknown hashes.
+    pub fn grants(&self, hash: &Hash) -> Option<bool> {
+        let node = &self.nodes[*self.index.get(hash)? as usize];
+        matches!(node.info, Info::Delegation { .. }).then_some(node.granting)
+    }
+
     /// A held op.
     pub fn op(&self, hash: &Hash) -> Option<&AnyVerified> {
         self.index.get(hash).map(|ix| &self.nodes[*ix as usize].op)
