@@ -220,6 +220,11 @@ fn run(steps: Vec<Step>, seed: u64) {
             .collect();
         let (subject, skind) = subjects[x as usize % subjects.len()];
         let rep = &mut replicas[r];
+        // Warm the query caches, so that their selective invalidation (CAP-18) is exercised
+        // by the final comparison.
+        let _ = rep.members(&subject);
+        let _ = rep.reachable(agents[y as usize % agents.len()]);
+        let _ = rep.can(agents[z as usize % agents.len()], Access::Read, &subject);
         match kind % 8 {
             0..=2 => {
                 let agent = agents[y as usize % agents.len()];
@@ -326,8 +331,14 @@ fn run(steps: Vec<Step>, seed: u64) {
         assert_eq!(obs.len(), all.len());
         observers.push(obs);
     }
-    // Authors catch up incrementally.
+    // Authors catch up incrementally, with warm caches.
     for rep in replicas.iter_mut() {
+        for a in &agents {
+            let _ = rep.reachable(*a);
+        }
+        for s in &subject_keys {
+            let _ = rep.members(s);
+        }
         sync(&observers[0], rep);
     }
 

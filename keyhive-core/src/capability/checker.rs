@@ -350,6 +350,7 @@ impl Checker {
         if self.subjects.contains_key(&subject) {
             // CAP-5: two geneses for one id (the creator kept the throw-away key).
             self.conflicted.insert(subject);
+            self.cache.get_mut().invalidate_all();
             self.recompute_all();
             return;
         }
@@ -433,10 +434,14 @@ impl Checker {
                 _ => None,
             };
             if let Some((member, access)) = edge {
-                if granting {
-                    self.edges.add(subject, member, ix, access);
+                let changed = if granting {
+                    self.edges.add(subject, member, ix, access)
                 } else {
-                    self.edges.remove(subject, member, ix);
+                    self.edges.remove(subject, member, ix)
+                };
+                if changed {
+                    // CAP-18: drop only the cached answers this edge can affect.
+                    self.cache.get_mut().note_change(subject, member);
                 }
             }
         }
