@@ -85,7 +85,14 @@ fn cap8_delegation_never_exceeds_what_the_issuer_holds() {
     };
     let op: Verified<AuthOp> =
         Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
-    c.apply_verified(op.clone()).unwrap();
+    let outcome = c.apply_verified(op.clone()).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Applied {
+            validity: Validity::Invalid(_),
+            ..
+        }
+    ));
     assert_eq!(invalid_rule(&c, &op.hash()), "CAP-8");
     assert!(!c.can(ind(&carol), Access::Pull, &doc));
     // A writer may share at most write.

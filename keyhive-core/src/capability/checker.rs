@@ -28,6 +28,8 @@ pub enum IngestOutcome {
     Applied {
         /// The op's hash.
         hash: Hash,
+        /// The op's validity right after applying it (it may change later: CAP-11, CAP-12).
+        validity: Validity,
         /// Parked ops applied as a consequence.
         released: Vec<Hash>,
     },
@@ -236,7 +238,16 @@ impl Checker {
                 queue.push(h2);
             }
         }
-        Ok(IngestOutcome::Applied { hash, released })
+        let validity = self
+            .index
+            .get(&hash)
+            .map(|ix| self.nodes[*ix as usize].validity.clone())
+            .unwrap_or(Validity::Valid);
+        Ok(IngestOutcome::Applied {
+            hash,
+            validity,
+            released,
+        })
     }
 
     /// Applies an op whose parents are all held.
