@@ -77,6 +77,11 @@ impl Edges {
         changed
     }
 
+    /// The subjects `member` is a direct member of, with the granting ops behind each.
+    pub(crate) fn direct_of(&self, member: &AgentId) -> Option<&HashMap<PublicKey, EdgeList>> {
+        self.up.get(member)
+    }
+
     /// Direct members of `subject` with the granting ops behind each.
     pub(crate) fn direct(&self, subject: &PublicKey) -> Option<&HashMap<AgentId, EdgeList>> {
         self.down.get(subject)
