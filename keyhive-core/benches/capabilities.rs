@@ -60,6 +60,77 @@ fn document_history(members: usize) -> (Vec<Vec<u8>>, PublicKey) {
     (c.ops().map(|o| o.as_bytes().to_vec()).collect(), doc)
 }
 
+/// A large mixed history: a folder with 2,000 devices and 100 person groups (3 devices each),
+/// 20 documents granted to the folder, 1,000 edits through doc -> folder -> person -> device
+/// chains, and 55 revocations: about 3,700 ops.
+fn mixed_history() -> Vec<Vec<u8>> {
+    let owner = device(0);
+    let mut c = Checker::default();
+    let folder = c.create_subject(&owner, SubjectKind::Group).unwrap().issuer;
+    let docs: Vec<PublicKey> = (0..20)
+        .map(|_| {
+            let doc = c
+                .create_subject(&owner, SubjectKind::Document)
+                .unwrap()
+                .issuer;
+            c.delegate(&owner, &doc, AgentId::Group(GroupId(folder)), Access::Admin)
+                .unwrap();
+            doc
+        })
+        .collect();
+    let mut person_grants = Vec::new();
+    let mut writers = Vec::new();
+    for p in 0..100 {
+        let laptop = device(10_000 + p * 3);
+        let person = c
+            .create_subject(&laptop, SubjectKind::Group)
+            .unwrap()
+            .issuer;
+        for k in 1..3 {
+            let d = device(10_000 + p * 3 + k);
+            c.delegate(&laptop, &person, AgentId::Individual(d.id()), Access::Admin)
+                .unwrap();
+            writers.push(d);
+        }
+        person_grants.push(
+            c.delegate(
+                &owner,
+                &folder,
+                AgentId::Group(GroupId(person)),
+                Access::Write,
+            )
+            .unwrap()
+            .hash(),
+        );
+    }
+    let mut member_grants = Vec::new();
+    for i in 1..=2_000 {
+        member_grants.push(
+            c.delegate(
+                &owner,
+                &folder,
+                AgentId::Individual(device(i).id()),
+                Access::Read,
+            )
+            .unwrap()
+            .hash(),
+        );
+    }
+    for round in 0..5 {
+        for (w, d) in writers.iter().enumerate() {
+            c.write(d, DocumentId(docs[(w + round) % docs.len()]), b"edit")
+                .unwrap();
+        }
+    }
+    for g in member_grants.iter().step_by(40) {
+        c.revoke(&owner, &folder, g).unwrap();
+    }
+    for g in person_grants.iter().step_by(20) {
+        c.revoke(&owner, &folder, g).unwrap();
+    }
+    c.ops().map(|o| o.as_bytes().to_vec()).collect()
+}
+
 fn raw_verify_inputs(ops: &[Vec<u8>]) -> Vec<(PublicKey, Vec<u8>, [u8; 64])> {
     // A representative signed message per op: the same bytes and signature sizes.
     let key = device(1);
@@ -74,12 +145,14 @@ fn raw_verify_inputs(ops: &[Vec<u8>]) -> Vec<(PublicKey, Vec<u8>, [u8; 64])> {
 
 fn bench_ingest(c: &mut Criterion) {
     let (ops, doc) = document_history(1_000);
-    let mut shuffled = ops.clone();
+    let mixed = mixed_history();
+    let mut shuffled = mixed.clone();
     shuffle(&mut shuffled, 0x1234_5678_9abc_def1);
-    let raw = raw_verify_inputs(&ops);
+    let raw = raw_verify_inputs(&mixed);
     let mut group = c.benchmark_group("capabilities/ingest");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(ops.len() as u64));
+    group.throughput(Throughput::Elements(mixed.len() as u64));
+    println!("mixed history: {} ops", mixed.len());
     group.bench_function("raw verify_strict (decompress + verify) x ops", |b| {
         b.iter(|| {
             for (pk, msg, sig) in &raw {
@@ -95,16 +168,19 @@ fn bench_ingest(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("ingest shuffled 1000-member history (verify+apply)", |b| {
+    group.bench_function("ingest shuffled mixed history (verify+apply)", |b| {
         b.iter(|| {
             let mut c = Checker::default();
             for bytes in &shuffled {
                 c.ingest(PeerTag::LOCAL, bytes).unwrap();
             }
             assert_eq!(c.pending_len(), 0);
-            black_box(c.members(&doc).len())
+            assert_eq!(c.len(), shuffled.len());
+            black_box(c.len())
         })
     });
+    group.throughput(Throughput::Elements(ops.len() as u64));
+    println!("1000-member document history: {} ops", ops.len());
     group.bench_function("fresh replica ingests 1000-member history in order", |b| {
         b.iter(|| {
             let mut c = Checker::default();
