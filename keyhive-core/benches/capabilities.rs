@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use keyhive_core::capability::{Access, AgentId, Checker, PeerTag};
+use keyhive_core::capability::{Access, AgentId, AnySigned, AnyVerified, Checker, PeerTag};
 use keyhive_core::crypto::signing::{PublicKey, SigningKey, verify_strict_with};
 use keyhive_core::identity::{Device, DocumentId, GroupId, SubjectKind};
 
@@ -177,6 +177,35 @@ fn bench_ingest(c: &mut Criterion) {
             assert_eq!(c.pending_len(), 0);
             assert_eq!(c.len(), shuffled.len());
             black_box(c.len())
+        })
+    });
+    // The checker's own share: the same shuffled history, already decoded and verified.
+    let verified: Vec<AnyVerified> = shuffled
+        .iter()
+        .map(|bytes| match AnySigned::decode(bytes).unwrap() {
+            AnySigned::Genesis(s) => AnyVerified::Genesis(s.verify().unwrap()),
+            AnySigned::Auth(s) => AnyVerified::Auth(s.verify().unwrap()),
+            AnySigned::Content(s) => AnyVerified::Content(s.verify().unwrap()),
+        })
+        .collect();
+    group.bench_function("apply only: shuffled mixed history, pre-verified", |b| {
+        b.iter_batched(
+            || verified.clone(),
+            |ops| {
+                let mut c = Checker::default();
+                for op in ops {
+                    c.apply_verified(op).unwrap();
+                }
+                c
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("decode only: shuffled mixed history", |b| {
+        b.iter(|| {
+            for bytes in &shuffled {
+                black_box(AnySigned::decode(bytes).unwrap());
+            }
         })
     });
     group.throughput(Throughput::Elements(ops.len() as u64));

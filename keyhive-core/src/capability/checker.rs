@@ -211,21 +211,18 @@ impl Checker {
             return Ok(IngestOutcome::Duplicate { hash });
         }
         // CAP-3: an op is applied only once all its parents are.
-        let missing: HashSet<Hash> = op
-            .parents()
-            .into_iter()
-            .filter(|p| !self.index.contains_key(p))
+        let parents = op.parents();
+        let missing: Vec<Hash> = parents
+            .iter()
+            .filter(|p| !self.index.contains_key(*p))
+            .copied()
             .collect();
         if !missing.is_empty() {
-            let mut list: Vec<Hash> = missing.iter().copied().collect();
-            list.sort_unstable();
+            // `parents()` is sorted and de-duplicated, so `missing` is too.
             self.pending
-                .park(op, peer, missing)
+                .park(op, peer, missing.iter().copied().collect())
                 .map_err(IngestError::PendingFull)?;
-            return Ok(IngestOutcome::Pending {
-                hash,
-                missing: list,
-            });
+            return Ok(IngestOutcome::Pending { hash, missing });
         }
         self.apply_ready(op)?;
         let mut released = Vec::new();
