@@ -353,6 +353,11 @@ impl Checker {
         self.index.get(hash).map(|ix| &self.nodes[*ix as usize].op)
     }
 
+    /// The exact envelope bytes of a held op (to serve it to peers).
+    pub fn op_bytes(&self, hash: &Hash) -> Option<&[u8]> {
+        self.op(hash).map(AnyVerified::as_bytes)
+    }
+
     /// Is the op applied (not merely pending)?
     pub fn contains(&self, hash: &Hash) -> bool {
         self.index.contains_key(hash)
