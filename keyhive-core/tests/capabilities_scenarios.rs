@@ -799,3 +799,35 @@ fn checker_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Checker>();
 }
+
+/// CAP-12 step 2: a senior revocation's causal ancestors inherit its priority, so a junior's
+/// concurrent revocation cannot slip in ahead of it.
+#[test]
+fn cap12_priority_inheritance() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let erin = device("erin");
+    let frank = device("frank");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    a.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    a.delegate(&bob, &doc, ind(&erin), Access::Admin).unwrap();
+    let ef = a.delegate(&erin, &doc, ind(&frank), Access::Admin).unwrap();
+    let ry = a.revoke(&erin, &doc, &ef.hash()).unwrap();
+    let r0 = a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    let ra = b.revoke_member(&bob, &doc, ind(&carol)).unwrap();
+    sync(&a, &mut b);
+    sync(&b, &mut a);
+    for x in [&a, &b] {
+        assert!(x.op_validity(&ry.hash()).unwrap().is_valid());
+        assert!(x.op_validity(&r0.hash()).unwrap().is_valid());
+        assert_eq!(invalid_rule(x, &ra[0].hash()), "CAP-11");
+        assert_eq!(x.level(ind(&carol), &doc), Some(Access::Read));
+        assert!(!x.can(ind(&bob), Access::Pull, &doc));
+        assert!(!x.can(ind(&erin), Access::Pull, &doc), "cascade");
+    }
+}
