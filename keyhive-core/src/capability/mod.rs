@@ -9,6 +9,7 @@
 //! Rule numbers (`CAP-n`) cited in the code refer to `specs/capabilities.md`.
 
 pub mod access;
+mod authority;
 pub mod build;
 pub mod checker;
 mod membership;
