@@ -831,3 +831,36 @@ fn cap12_priority_inheritance() {
         assert!(!x.can(ind(&erin), Access::Pull, &doc), "cascade");
     }
 }
+
+#[test]
+fn cap9_admin_through_nested_groups_revokes_a_peer() {
+    let alice = device("alice");
+    let bob_laptop = device("bob laptop");
+    let bob_phone = device("bob phone");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let folder = new_group(&mut c, &alice);
+    let bob = new_group(&mut c, &bob_laptop);
+    let doc = new_doc(&mut c, &alice);
+    c.delegate(&bob_laptop, &bob, ind(&bob_phone), Access::Admin)
+        .unwrap();
+    c.delegate(&alice, &folder, AgentId::Group(GroupId(bob)), Access::Admin)
+        .unwrap();
+    c.delegate(&alice, &doc, AgentId::Group(GroupId(folder)), Access::Admin)
+        .unwrap();
+    let ac = c.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    // The phone's authority on the document: doc -> folder -> bob -> phone, depth 1.
+    let r = c.revoke(&bob_phone, &doc, &ac.hash()).unwrap();
+    match &r.body.action {
+        Action::Revoke {
+            proof: Proof::Via { membership, .. },
+            ..
+        } => assert_eq!(membership.len(), 2),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(c.op_validity(&r.hash()).unwrap().is_valid());
+    assert!(!c.can(ind(&carol), Access::Pull, &doc));
+    // The laptop created the person group: its chain ends at the group it created.
+    let w = c.write(&bob_laptop, DocumentId(doc), b"x").unwrap();
+    assert!(c.op_validity(&w.hash()).unwrap().is_valid());
+}
