@@ -515,9 +515,9 @@ fn cap4_out_of_order_ops_wait_and_limits_are_typed() {
         per_peer: 1,
         per_subject: 10,
         total: 10,
-        total_bytes: 1 << 20,
     };
     let mut small = Checker::new(limits);
+    small.set_pending_bytes_limit(1 << 20);
     let peer = PeerTag([7; 32]);
     let last = ops.len() - 1;
     assert!(matches!(

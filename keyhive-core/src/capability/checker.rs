@@ -173,6 +173,11 @@ impl Checker {
         }
     }
 
+    /// CAP-4: changes the bound on envelope bytes parked in the pending set.
+    pub fn set_pending_bytes_limit(&mut self, bytes: usize) {
+        self.pending.bytes_limit = bytes;
+    }
+
     /// Decodes, verifies (`verify_strict`) and applies or parks an op envelope.
     pub fn ingest(&mut self, peer: PeerTag, bytes: &[u8]) -> Result<IngestOutcome, IngestError> {
         let signed = AnySigned::decode(bytes)?;

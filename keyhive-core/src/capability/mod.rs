@@ -52,6 +52,6 @@ pub use access::{Access, AgentId, ParseAccessError};
 pub use build::BuildError;
 pub use checker::{Checker, IngestError, IngestOutcome, MAX_CHAIN, SubjectInfo};
 pub use op::{Action, AnySigned, AnyVerified, AuthBody, AuthOp, ContentBody, ContentOp, Proof};
-pub use pending::{PeerTag, PendingLimit, PendingLimits};
+pub use pending::{DEFAULT_PENDING_BYTES, PeerTag, PendingLimit, PendingLimits};
 pub use query::{DirectMember, Explanation, Link};
 pub use validity::{Reason, Refusal, Validity};

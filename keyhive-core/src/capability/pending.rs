@@ -32,9 +32,11 @@ pub struct PendingLimits {
     pub per_subject: usize,
     /// Most ops parked in total.
     pub total: usize,
-    /// Most envelope bytes parked in total.
-    pub total_bytes: usize,
 }
+
+/// CAP-4: default bound on the envelope bytes parked in total (see
+/// [`crate::capability::Checker::set_pending_bytes_limit`]).
+pub const DEFAULT_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for PendingLimits {
     fn default() -> Self {
@@ -42,7 +44,6 @@ impl Default for PendingLimits {
             per_peer: 20_000,
             per_subject: 20_000,
             total: 100_000,
-            total_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -56,7 +57,7 @@ pub enum PendingLimit {
     PerSubject,
     /// [`PendingLimits::total`].
     Total,
-    /// [`PendingLimits::total_bytes`].
+    /// The bound on parked bytes ([`DEFAULT_PENDING_BYTES`] unless changed).
     TotalBytes,
 }
 
@@ -77,12 +78,21 @@ pub(crate) struct Pending {
     per_peer: HashMap<PeerTag, usize>,
     per_subject: HashMap<PublicKey, usize>,
     bytes: usize,
+    pub(crate) bytes_limit: usize,
 }
 
 impl Pending {
+    /// A checker built with an unbounded op count (`total == usize::MAX`, e.g. to replay a
+    /// trusted local store) has unbounded bytes too; otherwise [`DEFAULT_PENDING_BYTES`].
     pub(crate) fn new(limits: PendingLimits) -> Self {
+        let bytes_limit = if limits.total == usize::MAX {
+            usize::MAX
+        } else {
+            DEFAULT_PENDING_BYTES
+        };
         Pending {
             limits,
+            bytes_limit,
             ..Pending::default()
         }
     }
@@ -120,7 +130,7 @@ impl Pending {
             return Err(PendingLimit::Total);
         }
         let size = op.as_bytes().len();
-        if self.bytes.saturating_add(size) > self.limits.total_bytes {
+        if self.bytes.saturating_add(size) > self.bytes_limit {
             return Err(PendingLimit::TotalBytes);
         }
         if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.per_peer {
