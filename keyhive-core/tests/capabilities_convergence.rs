@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use keyhive_core::Hash;
 use keyhive_core::capability::{
-    Access, AgentId, AnyVerified, Checker, Explanation, PeerTag, Validity,
+    Access, AgentId, AnyVerified, Checker, ContentBody, Explanation, PeerTag, Validity,
 };
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{Device, DocumentId, GroupId, SubjectKind};
+use keyhive_core::signed::{Op, Verified};
 use proptest::prelude::*;
 
 const REPLICAS: usize = 4;
@@ -91,17 +92,39 @@ fn check_invariants(c: &Checker, subjects: &[PublicKey], agents: &[AgentId]) {
     }
     // Every valid content op's author held write through a chain of valid delegations.
     for op in c.ops() {
-        if let AnyVerified::Content(v) = op {
-            if c.op_validity(&v.hash()).unwrap().is_valid() {
-                if let keyhive_core::capability::Proof::Via { delegation, .. } = &v.body.proof {
-                    assert!(c.op_validity(delegation).unwrap().is_valid());
-                }
-            }
+        if let AnyVerified::Content(v) = op
+            && c.op_validity(&v.hash()).unwrap().is_valid()
+            && let keyhive_core::capability::Proof::Via { delegation, .. } = &v.body.proof
+        {
+            assert!(c.op_validity(delegation).unwrap().is_valid());
         }
     }
 }
 
 type Step = (u8, u8, u8, u8, u8);
+
+/// An edit that claims the oldest possible auth state: only the genesis and its proof.
+fn back_dated_write(rep: &mut Checker, dev: &Device, subject: PublicKey, z: u8) {
+    let Some(proof) = rep.find_proof(dev.id(), &subject, Access::Write, u32::MAX) else {
+        return;
+    };
+    let Some(info) = rep.subject_info(&subject) else {
+        return;
+    };
+    let mut auth_heads = proof.references();
+    auth_heads.push(info.genesis);
+    auth_heads.sort_unstable();
+    auth_heads.dedup();
+    let body = ContentBody {
+        document: DocumentId(subject),
+        auth_heads,
+        proof,
+        payload_hash: Hash::of_content(&[z]),
+        payload_len: 1,
+    };
+    let op = Verified::sign(Op::new(dev.id().0, vec![], body), dev.signing_key()).unwrap();
+    rep.apply_verified(op).unwrap();
+}
 
 fn run(steps: Vec<Step>, seed: u64) {
     let devices: Vec<Device> = (0..REPLICAS)
@@ -197,8 +220,13 @@ fn run(steps: Vec<Step>, seed: u64) {
             .collect();
         let (subject, skind) = subjects[x as usize % subjects.len()];
         let rep = &mut replicas[r];
+        // Warm the query caches, so that their selective invalidation (CAP-18) is exercised
+        // by the final comparison.
+        let _ = rep.members(&subject);
+        let _ = rep.reachable(agents[y as usize % agents.len()]);
+        let _ = rep.can(agents[z as usize % agents.len()], Access::Read, &subject);
         match kind % 8 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let agent = agents[y as usize % agents.len()];
                 let access = Access::ALL[z as usize % 4];
                 let _ = rep.delegate(dev, &subject, agent, access);
@@ -229,7 +257,11 @@ fn run(steps: Vec<Step>, seed: u64) {
             }
             5 => {
                 if skind == SubjectKind::Document {
-                    let _ = rep.write(dev, DocumentId(subject), &[z]);
+                    if y % 3 == 0 {
+                        back_dated_write(rep, dev, subject, z);
+                    } else {
+                        let _ = rep.write(dev, DocumentId(subject), &[z]);
+                    }
                 }
             }
             6 => {
@@ -287,10 +319,10 @@ fn run(steps: Vec<Step>, seed: u64) {
         for bytes in &order[..cut] {
             obs.ingest(PeerTag([k as u8; 32]), bytes).unwrap();
         }
-        if let Some(prev) = observers.last() {
-            if splitmix(&mut seed) % 2 == 0 {
-                sync(prev, &mut obs);
-            }
+        if let Some(prev) = observers.last()
+            && splitmix(&mut seed).is_multiple_of(2)
+        {
+            sync(prev, &mut obs);
         }
         for bytes in &order[cut..] {
             obs.ingest(PeerTag([k as u8; 32]), bytes).unwrap();
@@ -299,8 +331,14 @@ fn run(steps: Vec<Step>, seed: u64) {
         assert_eq!(obs.len(), all.len());
         observers.push(obs);
     }
-    // Authors catch up incrementally.
+    // Authors catch up incrementally, with warm caches.
     for rep in replicas.iter_mut() {
+        for a in &agents {
+            let _ = rep.reachable(*a);
+        }
+        for s in &subject_keys {
+            let _ = rep.members(s);
+        }
         sync(&observers[0], rep);
     }
 

@@ -85,7 +85,14 @@ fn cap8_delegation_never_exceeds_what_the_issuer_holds() {
     };
     let op: Verified<AuthOp> =
         Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
-    c.apply_verified(op.clone()).unwrap();
+    let outcome = c.apply_verified(op.clone()).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Applied {
+            validity: Validity::Invalid(_),
+            ..
+        }
+    ));
     assert_eq!(invalid_rule(&c, &op.hash()), "CAP-8");
     assert!(!c.can(ind(&carol), Access::Pull, &doc));
     // A writer may share at most write.
@@ -108,6 +115,9 @@ fn cap13_cascade_through_a_sub_delegate() {
     assert!(!c.can(ind(&carol), Access::Pull, &doc), "cascade");
     // Bob's grant was made before the revocation: it stays a valid op, but grants nothing.
     assert!(c.op_validity(&bc.hash()).unwrap().is_valid());
+    assert_eq!(c.grants(&bc.hash()), Some(false));
+    assert_eq!(c.grants(&ab.hash()), Some(false));
+    assert_eq!(c.grants(&r.hash()), None);
     match c.explain(ind(&carol), Access::Read, &doc) {
         Explanation::Refused(refusal) => {
             assert_eq!(refusal.rule, "CAP-13");
@@ -156,8 +166,7 @@ fn cap9_admin_removes_a_member_it_did_not_add_but_not_a_senior() {
     assert!(c.revoke(&dave, &doc, &ab.hash()).is_err());
     let dave_proof = c
         .find_proof(dave.id(), &doc, Access::Admin, u32::MAX)
-        .unwrap()
-        .0;
+        .unwrap();
     let body = AuthBody {
         subject: doc,
         action: Action::Revoke {
@@ -166,11 +175,9 @@ fn cap9_admin_removes_a_member_it_did_not_add_but_not_a_senior() {
         },
         content_heads: vec![],
     };
-    let op = Verified::sign(
-        Op::new(dave.id().0, c.auth_heads(), body),
-        dave.signing_key(),
-    )
-    .unwrap();
+    let mut preds = c.auth_heads();
+    preds.push(ab.hash());
+    let op = Verified::sign(Op::new(dave.id().0, preds, body), dave.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
     match c.op_validity(&op.hash()).unwrap() {
         Validity::Invalid(r) => {
@@ -281,8 +288,7 @@ fn cap11_back_dated_edit_by_a_revoked_writer_is_rejected() {
     let heads_before = b.auth_heads();
     let proof = b
         .find_proof(bob.id(), &doc, Access::Write, u32::MAX)
-        .unwrap()
-        .0;
+        .unwrap();
     sync(&b, &mut a);
     a.revoke(&alice, &doc, &ab.hash()).unwrap();
     sync(&a, &mut b);
@@ -511,6 +517,7 @@ fn cap4_out_of_order_ops_wait_and_limits_are_typed() {
         total: 10,
     };
     let mut small = Checker::new(limits);
+    small.set_pending_bytes_limit(1 << 20);
     let peer = PeerTag([7; 32]);
     let last = ops.len() - 1;
     assert!(matches!(
@@ -527,6 +534,36 @@ fn cap4_out_of_order_ops_wait_and_limits_are_typed() {
     }
     assert_eq!(small.len(), ops.len());
     assert_eq!(small.pending_len(), 0);
+}
+
+#[test]
+fn cap3_proof_references_must_be_parents() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    c.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    // Bob's proof names `d`, which is in the op's past but not one of its parents.
+    let body = AuthBody {
+        subject: doc,
+        action: Action::Delegate {
+            delegate: ind(&carol),
+            access: Access::Write,
+            proof: Proof::Via {
+                delegation: d.hash(),
+                membership: vec![],
+            },
+        },
+        content_heads: vec![],
+    };
+    let op = Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    match c.op_validity(&op.hash()).unwrap() {
+        Validity::Invalid(r) => assert_eq!(r.reason, Reason::ProofNotInPast(d.hash())),
+        Validity::Valid => panic!("indirect proof reference accepted"),
+    }
 }
 
 #[test]
@@ -552,4 +589,278 @@ fn cap2_tampered_and_garbage_input_is_refused() {
         b.ingest(PeerTag::LOCAL, b"garbage"),
         Err(IngestError::Decode(_))
     ));
+}
+
+#[test]
+fn cap5_conflicting_genesis_makes_the_subject_unusable() {
+    use keyhive_core::crypto::signing::SigningKey;
+    use keyhive_core::identity::Genesis;
+    let alice = device("alice");
+    let mallory = device("mallory");
+    let kept = SigningKey::generate();
+    let g1 = Verified::sign(
+        Op::new(
+            kept.public_key(),
+            vec![],
+            Genesis {
+                kind: SubjectKind::Group,
+                creator: alice.id(),
+            },
+        ),
+        &kept,
+    )
+    .unwrap();
+    let g2 = Verified::sign(
+        Op::new(
+            kept.public_key(),
+            vec![],
+            Genesis {
+                kind: SubjectKind::Group,
+                creator: mallory.id(),
+            },
+        ),
+        &kept,
+    )
+    .unwrap();
+    let subject = kept.public_key();
+    let mut c = Checker::default();
+    c.apply_verified(g1.clone()).unwrap();
+    let d = c
+        .delegate(&alice, &subject, ind(&mallory), Access::Read)
+        .unwrap();
+    assert!(c.can(ind(&mallory), Access::Read, &subject));
+    c.apply_verified(g2.clone()).unwrap();
+    assert!(c.members(&subject).is_empty());
+    assert!(!c.can(ind(&alice), Access::Pull, &subject));
+    assert_eq!(invalid_rule(&c, &d.hash()), "CAP-5");
+    // Order does not matter.
+    let mut other = Checker::default();
+    other.apply_verified(g2).unwrap();
+    sync(&c, &mut other);
+    assert!(other.members(&subject).is_empty());
+    assert_eq!(invalid_rule(&other, &d.hash()), "CAP-5");
+    assert!(c.subject_info(&subject).unwrap().conflicted);
+}
+
+#[test]
+fn cap9_an_admin_may_leave() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let r = c.revoke(&bob, &doc, &d.hash()).unwrap();
+    assert!(c.op_validity(&r.hash()).unwrap().is_valid());
+    assert!(!c.can(ind(&bob), Access::Pull, &doc));
+}
+
+#[test]
+fn cap17_explain_refusals() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    c.delegate(&alice, &doc, ind(&bob), Access::Read).unwrap();
+    match c.explain(ind(&bob), Access::Write, &doc) {
+        Explanation::Refused(r) => {
+            assert_eq!(r.rule, "CAP-14");
+            assert_eq!(r.reason, Reason::Insufficient { held: Access::Read });
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match c.explain(ind(&carol), Access::Pull, &doc) {
+        Explanation::Refused(r) => assert_eq!(r.reason, Reason::NotAMember),
+        other => panic!("unexpected {other:?}"),
+    }
+    match c.explain(ind(&alice), Access::Admin, &doc) {
+        Explanation::Granted { path, .. } => {
+            assert_eq!(path.len(), 1);
+            assert_eq!(path[0].op, c.subject_info(&doc).unwrap().genesis);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match c.explain(ind(&alice), Access::Pull, &carol.id().0) {
+        Explanation::Refused(r) => assert_eq!(r.rule, "CAP-5"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn cap11_ops_after_own_revocation_are_invalid() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let proof = c
+        .find_proof(bob.id(), &doc, Access::Admin, u32::MAX)
+        .unwrap();
+    c.revoke(&alice, &doc, &d.hash()).unwrap();
+    // Bob has seen his revocation (it is in the op's past) and still tries to grant.
+    let body = AuthBody {
+        subject: doc,
+        action: Action::Delegate {
+            delegate: ind(&carol),
+            access: Access::Read,
+            proof,
+        },
+        content_heads: vec![],
+    };
+    let mut preds = c.auth_heads();
+    preds.push(d.hash());
+    let op = Verified::sign(Op::new(bob.id().0, preds, body), bob.signing_key()).unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    assert_eq!(invalid_rule(&c, &op.hash()), "CAP-11");
+    assert!(!c.can(ind(&carol), Access::Pull, &doc));
+}
+
+#[test]
+fn cap11_removed_members_concurrent_ops_never_undo_its_removal() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let bob_phone = device("bob phone");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    // Concurrently Bob hands admin to his phone, and the phone re-adds Bob.
+    b.delegate(&bob, &doc, ind(&bob_phone), Access::Admin)
+        .unwrap();
+    let readd = b
+        .delegate(&bob_phone, &doc, ind(&bob), Access::Admin)
+        .unwrap();
+    // The phone's chain runs through Bob: the re-add is at depth 3.
+    assert!(b.can(ind(&bob), Access::Admin, &doc));
+    sync(&b, &mut a);
+    sync(&a, &mut b);
+    for x in [&a, &b] {
+        assert!(!x.can(ind(&bob), Access::Pull, &doc));
+        assert!(!x.can(ind(&bob_phone), Access::Pull, &doc));
+        assert_eq!(invalid_rule(x, &readd.hash()), "CAP-11");
+        assert_eq!(x.members(&doc).len(), 1);
+    }
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// CAP-2: arbitrary bytes and mutated envelopes never panic and are refused or
+        /// stored as typed outcomes.
+        #[test]
+        fn ingest_never_panics(garbage in prop::collection::vec(any::<u8>(), 0..600),
+                               flip in any::<(usize, u8)>()) {
+            let alice = device("alice");
+            let mut c = Checker::default();
+            let doc = new_doc(&mut c, &alice);
+            let op = c.delegate(&alice, &doc, ind(&device("bob")), Access::Read).unwrap();
+            let _ = c.ingest(PeerTag::LOCAL, &garbage);
+            let mut bytes = op.as_bytes().to_vec();
+            let i = flip.0 % bytes.len();
+            bytes[i] ^= flip.1.max(1);
+            let mut fresh = Checker::default();
+            let _ = fresh.ingest(PeerTag::LOCAL, &bytes);
+            prop_assert!(fresh.len() <= 1);
+        }
+    }
+}
+
+#[test]
+fn cap15_re_add_concurrent_with_the_revocation_stands() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    a.delegate(&alice, &doc, ind(&carol), Access::Admin)
+        .unwrap();
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Read).unwrap();
+    let mut c = Checker::default();
+    sync(&a, &mut c);
+    a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    let readd = c.delegate(&carol, &doc, ind(&bob), Access::Write).unwrap();
+    sync(&a, &mut c);
+    sync(&c, &mut a);
+    for x in [&a, &c] {
+        assert!(x.op_validity(&readd.hash()).unwrap().is_valid());
+        assert_eq!(x.level(ind(&bob), &doc), Some(Access::Write));
+    }
+}
+
+#[test]
+fn checker_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Checker>();
+}
+
+/// CAP-12 step 2: a senior revocation's causal ancestors inherit its priority, so a junior's
+/// concurrent revocation cannot slip in ahead of it.
+#[test]
+fn cap12_priority_inheritance() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let erin = device("erin");
+    let frank = device("frank");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    let ab = a.delegate(&alice, &doc, ind(&bob), Access::Admin).unwrap();
+    a.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    a.delegate(&bob, &doc, ind(&erin), Access::Admin).unwrap();
+    let ef = a.delegate(&erin, &doc, ind(&frank), Access::Admin).unwrap();
+    let ry = a.revoke(&erin, &doc, &ef.hash()).unwrap();
+    let r0 = a.revoke(&alice, &doc, &ab.hash()).unwrap();
+    let ra = b.revoke_member(&bob, &doc, ind(&carol)).unwrap();
+    sync(&a, &mut b);
+    sync(&b, &mut a);
+    for x in [&a, &b] {
+        assert!(x.op_validity(&ry.hash()).unwrap().is_valid());
+        assert!(x.op_validity(&r0.hash()).unwrap().is_valid());
+        assert_eq!(invalid_rule(x, &ra[0].hash()), "CAP-11");
+        assert_eq!(x.level(ind(&carol), &doc), Some(Access::Read));
+        assert!(!x.can(ind(&bob), Access::Pull, &doc));
+        assert!(!x.can(ind(&erin), Access::Pull, &doc), "cascade");
+    }
+}
+
+#[test]
+fn cap9_admin_through_nested_groups_revokes_a_peer() {
+    let alice = device("alice");
+    let bob_laptop = device("bob laptop");
+    let bob_phone = device("bob phone");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let folder = new_group(&mut c, &alice);
+    let bob = new_group(&mut c, &bob_laptop);
+    let doc = new_doc(&mut c, &alice);
+    c.delegate(&bob_laptop, &bob, ind(&bob_phone), Access::Admin)
+        .unwrap();
+    c.delegate(&alice, &folder, AgentId::Group(GroupId(bob)), Access::Admin)
+        .unwrap();
+    c.delegate(&alice, &doc, AgentId::Group(GroupId(folder)), Access::Admin)
+        .unwrap();
+    let ac = c.delegate(&alice, &doc, ind(&carol), Access::Read).unwrap();
+    // The phone's authority on the document: doc -> folder -> bob -> phone, depth 1.
+    let r = c.revoke(&bob_phone, &doc, &ac.hash()).unwrap();
+    match &r.body.action {
+        Action::Revoke {
+            proof: Proof::Via { membership, .. },
+            ..
+        } => assert_eq!(membership.len(), 2),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(c.op_validity(&r.hash()).unwrap().is_valid());
+    assert!(!c.can(ind(&carol), Access::Pull, &doc));
+    // The laptop created the person group: its chain ends at the group it created.
+    let w = c.write(&bob_laptop, DocumentId(doc), b"x").unwrap();
+    assert!(c.op_validity(&w.hash()).unwrap().is_valid());
 }

@@ -1,7 +1,7 @@
 //! Local helpers that build, sign and apply ops for a device, choosing the proof and the
 //! causal predecessors automatically (CAP-19). The CLI and the sync layer use these.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::crypto::hash::Hash;
 use crate::crypto::signing::PublicKey;
@@ -64,7 +64,7 @@ impl Checker {
         access: Access,
     ) -> Result<Verified<AuthOp>, BuildError> {
         let (proof, refs) = self
-            .find_proof(device.id(), subject, access, u32::MAX)
+            .find_proof_refs(device.id(), subject, access, u32::MAX)
             .ok_or(BuildError::NoAuthority { needed: access })?;
         let must = self.must_include(subject, &refs)?;
         let predecessors = self.pick(must, self.auth_heads.iter().copied(), AuthOp::MAX_P);
@@ -98,7 +98,7 @@ impl Checker {
             return Err(BuildError::NotADelegation(*delegation));
         };
         let (proof, refs) = self
-            .find_proof(device.id(), subject, Access::Admin, depth)
+            .find_proof_refs(device.id(), subject, Access::Admin, depth)
             .ok_or(BuildError::NoAuthority {
                 needed: Access::Admin,
             })?;
@@ -153,7 +153,7 @@ impl Checker {
     ) -> Result<Verified<ContentOp>, BuildError> {
         let subject = document.0;
         let (proof, refs) = self
-            .find_proof(device.id(), &subject, Access::Write, u32::MAX)
+            .find_proof_refs(device.id(), &subject, Access::Write, u32::MAX)
             .ok_or(BuildError::NoAuthority {
                 needed: Access::Write,
             })?;
@@ -201,6 +201,14 @@ impl Checker {
             .ok_or(BuildError::UnknownSubject(*subject))?;
         let mut must = vec![state.genesis];
         must.extend_from_slice(refs);
+        // A chain ending at a group the device created needs that group's genesis in the
+        // op's past (CAP-6): name it directly so checking it is O(1).
+        if let Some(last) = refs.last()
+            && let Info::Delegation { delegate, .. } = self.nodes[*last as usize].info
+            && let Some(end) = delegate.subject_key().and_then(|k| self.subjects.get(k))
+        {
+            must.push(end.genesis);
+        }
         Ok(must)
     }
 
@@ -236,9 +244,21 @@ impl Checker {
         self.pick(Vec::new(), pool.into_iter(), MAX_CONTENT_HEADS)
     }
 
-    /// CAP-19: the most senior valid proof giving `device` at least `needed` on `subject`
-    /// with issuer depth at most `max_depth`, and the delegations it names.
+    /// CAP-19: the most senior valid proof giving `device` at least `needed` on `subject`,
+    /// with issuer depth at most `max_depth` (a revocation needs the target's depth).
     pub fn find_proof(
+        &self,
+        device: IndividualId,
+        subject: &PublicKey,
+        needed: Access,
+        max_depth: u32,
+    ) -> Option<Proof> {
+        self.find_proof_refs(device, subject, needed, max_depth)
+            .map(|(proof, _)| proof)
+    }
+
+    /// As [`Checker::find_proof`], with the indices of the delegations the proof names.
+    pub(crate) fn find_proof_refs(
         &self,
         device: IndividualId,
         subject: &PublicKey,
@@ -252,86 +272,89 @@ impl Checker {
         if state.creator == device {
             return Some((Proof::Root, Vec::new()));
         }
-        let mut candidates: Vec<(u32, Hash, Ix, AgentId)> = Vec::new();
-        for (agent, list) in self.edges.direct(subject)? {
-            for (ix, access) in list {
-                if let Info::Delegation { depth, .. } = self.nodes[*ix as usize].info {
-                    if *access >= needed && depth <= max_depth {
-                        candidates.push((depth, self.hash_of(*ix), *ix, *agent));
+        // Walk up from the device (and the groups it created) through granting delegations of
+        // at least `needed`, shortest chains first; every hop into `subject` is a candidate.
+        // Cost: the device's upward graph, never the subject's member list.
+        let me = AgentId::Individual(device);
+        let mut chains: HashMap<AgentId, Vec<Ix>> = HashMap::from([(me, Vec::new())]);
+        let mut queue: VecDeque<AgentId> = VecDeque::from([me]);
+        if let Some(up) = self.edges.direct_of(&me) {
+            let mut created: Vec<AgentId> = up
+                .iter()
+                .filter(|(_, list)| {
+                    list.iter()
+                        .any(|(ix, _)| matches!(self.nodes[*ix as usize].info, Info::Genesis))
+                })
+                .filter_map(|(key, _)| {
+                    let kind = self.subjects.get(key)?.kind;
+                    (!self.conflicted.contains(key)).then(|| AgentId::subject(*key, kind))
+                })
+                .collect();
+            created.sort_unstable();
+            for agent in created {
+                chains.insert(agent, Vec::new());
+                queue.push_back(agent);
+            }
+        }
+        let mut best: Option<(u32, Hash, usize, Ix, Vec<Ix>)> = None;
+        while let Some(agent) = queue.pop_front() {
+            let Some(up) = self.edges.direct_of(&agent) else {
+                continue;
+            };
+            let chain = chains.get(&agent).cloned().unwrap_or_default();
+            let mut hops: Vec<(Hash, Ix, PublicKey)> = Vec::new();
+            for (key, list) in up {
+                for (ix, access) in list {
+                    if *access >= needed
+                        && matches!(self.nodes[*ix as usize].info, Info::Delegation { .. })
+                    {
+                        hops.push((self.hash_of(*ix), *ix, *key));
                     }
                 }
             }
-        }
-        candidates.sort_unstable();
-        for (_, hash, ix, agent) in candidates {
-            if let Some(links) = self.membership_chain(agent, device, needed) {
-                let mut refs = vec![ix];
-                refs.extend_from_slice(&links);
-                let membership = links.iter().map(|l| self.hash_of(*l)).collect();
-                return Some((
-                    Proof::Via {
-                        delegation: hash,
-                        membership,
-                    },
-                    refs,
-                ));
+            hops.sort_unstable();
+            for (hash, ix, key) in hops {
+                if key == *subject {
+                    if let Info::Delegation { depth, .. } = self.nodes[ix as usize].info
+                        && depth <= max_depth
+                    {
+                        let candidate = (depth, hash, chain.len(), ix, chain.clone());
+                        if best.as_ref().is_none_or(|b| {
+                            (candidate.0, candidate.1, candidate.2) < (b.0, b.1, b.2)
+                        }) {
+                            best = Some(candidate);
+                        }
+                    }
+                    continue;
+                }
+                if chain.len() >= MAX_MEMBERSHIP_LINKS || self.conflicted.contains(&key) {
+                    continue;
+                }
+                let Some(kind) = self.subjects.get(&key).map(|s| s.kind) else {
+                    continue;
+                };
+                let next = AgentId::subject(key, kind);
+                if chains.contains_key(&next) {
+                    continue;
+                }
+                let mut next_chain = Vec::with_capacity(chain.len() + 1);
+                next_chain.push(ix);
+                next_chain.extend_from_slice(&chain);
+                chains.insert(next, next_chain);
+                queue.push_back(next);
             }
         }
-        None
-    }
-
-    /// Shortest chain of granting delegations (each at least `needed`) from `start` down to
-    /// `device` or to a group `device` created.
-    fn membership_chain(
-        &self,
-        start: AgentId,
-        device: IndividualId,
-        needed: Access,
-    ) -> Option<Vec<Ix>> {
-        let mut seen: HashSet<AgentId> = HashSet::new();
-        let mut queue: VecDeque<(AgentId, Vec<Ix>)> = VecDeque::from([(start, Vec::new())]);
-        while let Some((agent, path)) = queue.pop_front() {
-            if !seen.insert(agent) {
-                continue;
-            }
-            if agent == AgentId::Individual(device) {
-                return Some(path);
-            }
-            let Some(key) = agent.subject_key() else {
-                continue;
-            };
-            let Some(state) = self.subjects.get(key) else {
-                continue;
-            };
-            if AgentId::subject(*key, state.kind) != agent || self.conflicted.contains(key) {
-                continue;
-            }
-            if state.creator == device {
-                return Some(path);
-            }
-            if path.len() >= MAX_MEMBERSHIP_LINKS {
-                continue;
-            }
-            let Some(direct) = self.edges.direct(key) else {
-                continue;
-            };
-            let mut next: Vec<(Hash, Ix, AgentId)> = direct
-                .iter()
-                .flat_map(|(member, list)| list.iter().map(move |(ix, a)| (member, ix, a)))
-                .filter(|(_, ix, a)| {
-                    **a >= needed
-                        && matches!(self.nodes[**ix as usize].info, Info::Delegation { .. })
-                })
-                .map(|(member, ix, _)| (self.hash_of(*ix), *ix, *member))
-                .collect();
-            next.sort_unstable();
-            for (_, ix, member) in next {
-                let mut p = path.clone();
-                p.push(ix);
-                queue.push_back((member, p));
-            }
-        }
-        None
+        let (_, hash, _, ix, links) = best?;
+        let mut refs = vec![ix];
+        refs.extend_from_slice(&links);
+        let membership = links.iter().map(|l| self.hash_of(*l)).collect();
+        Some((
+            Proof::Via {
+                delegation: hash,
+                membership,
+            },
+            refs,
+        ))
     }
 }
 

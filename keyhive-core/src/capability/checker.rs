@@ -12,7 +12,7 @@ use crate::signed::{KeyCache, VerifyError};
 
 use super::access::{Access, AgentId};
 use super::membership::{Edges, Ix};
-use super::op::{Action, AnySigned, AnyVerified, Proof};
+use super::op::{AnySigned, AnyVerified};
 use super::pending::{PeerTag, Pending, PendingLimit, PendingLimits};
 use super::query::QueryCache;
 use super::validity::{Reason, Refusal, Validity, refuse};
@@ -28,6 +28,8 @@ pub enum IngestOutcome {
     Applied {
         /// The op's hash.
         hash: Hash,
+        /// The op's validity right after applying it (it may change later: CAP-11, CAP-12).
+        validity: Validity,
         /// Parked ops applied as a consequence.
         released: Vec<Hash>,
     },
@@ -171,6 +173,11 @@ impl Checker {
         }
     }
 
+    /// CAP-4: changes the bound on envelope bytes parked in the pending set.
+    pub fn set_pending_bytes_limit(&mut self, bytes: usize) {
+        self.pending.bytes_limit = bytes;
+    }
+
     /// Decodes, verifies (`verify_strict`) and applies or parks an op envelope.
     pub fn ingest(&mut self, peer: PeerTag, bytes: &[u8]) -> Result<IngestOutcome, IngestError> {
         let signed = AnySigned::decode(bytes)?;
@@ -209,21 +216,18 @@ impl Checker {
             return Ok(IngestOutcome::Duplicate { hash });
         }
         // CAP-3: an op is applied only once all its parents are.
-        let missing: HashSet<Hash> = op
-            .parents()
-            .into_iter()
-            .filter(|p| !self.index.contains_key(p))
+        let parents = op.parents();
+        let missing: Vec<Hash> = parents
+            .iter()
+            .filter(|p| !self.index.contains_key(*p))
+            .copied()
             .collect();
         if !missing.is_empty() {
-            let mut list: Vec<Hash> = missing.iter().copied().collect();
-            list.sort_unstable();
+            // `parents()` is sorted and de-duplicated, so `missing` is too.
             self.pending
-                .park(op, peer, missing)
+                .park(op, peer, missing.iter().copied().collect())
                 .map_err(IngestError::PendingFull)?;
-            return Ok(IngestOutcome::Pending {
-                hash,
-                missing: list,
-            });
+            return Ok(IngestOutcome::Pending { hash, missing });
         }
         self.apply_ready(op)?;
         let mut released = Vec::new();
@@ -236,7 +240,16 @@ impl Checker {
                 queue.push(h2);
             }
         }
-        Ok(IngestOutcome::Applied { hash, released })
+        let validity = self
+            .index
+            .get(&hash)
+            .map(|ix| self.nodes[*ix as usize].validity.clone())
+            .unwrap_or(Validity::Valid);
+        Ok(IngestOutcome::Applied {
+            hash,
+            validity,
+            released,
+        })
     }
 
     /// Applies an op whose parents are all held.
@@ -253,6 +266,7 @@ impl Checker {
                 parents.push(pix);
             }
         }
+        parents.sort_unstable();
         let height = parents
             .iter()
             .map(|p| self.nodes[*p as usize].height)
@@ -261,7 +275,8 @@ impl Checker {
         let subject = op.subject();
         let (info, stat, chain) = self.analyse(&op, &parents);
         let rev_frontier = self.frontier_of(&parents);
-        let is_revocation = matches!(info, Info::Revocation { .. });
+        // Only authorised revocations take part in CAP-12 (a forged one costs nothing more).
+        let is_revocation = matches!(info, Info::Revocation { .. }) && stat.is_ok();
         self.nodes.push(Node {
             op,
             subject,
@@ -348,6 +363,7 @@ impl Checker {
         if self.subjects.contains_key(&subject) {
             // CAP-5: two geneses for one id (the creator kept the throw-away key).
             self.conflicted.insert(subject);
+            self.cache.get_mut().invalidate_all();
             self.recompute_all();
             return;
         }
@@ -362,11 +378,45 @@ impl Checker {
         self.refresh(ix);
     }
 
-    /// Re-evaluates every op (used only when a subject becomes conflicted: CAP-5).
+    /// Re-analyses and re-evaluates every op, in causal (index) order. Used only when a
+    /// subject becomes conflicted (CAP-5), which changes the static analysis of its ops.
     fn recompute_all(&mut self) {
         let all: Vec<Ix> = (0..self.nodes.len())
             .filter_map(|i| Ix::try_from(i).ok())
             .collect();
+        self.dependents.clear();
+        for &ix in &all {
+            let node = &self.nodes[ix as usize];
+            let (info, stat, chain) = self.analyse(&node.op, &node.parents);
+            let node = &mut self.nodes[ix as usize];
+            node.info = info;
+            node.stat = stat;
+            node.chain = chain;
+            let frontier = self.frontier_of(&self.nodes[ix as usize].parents);
+            self.nodes[ix as usize].rev_frontier = frontier;
+            let node = &self.nodes[ix as usize];
+            if node.stat.is_ok() {
+                let authorised_revocation = matches!(node.info, Info::Revocation { .. });
+                for r in self.proof_refs(ix) {
+                    self.dependents.entry(r).or_default().push(ix);
+                }
+                if authorised_revocation {
+                    let past = self.compute_past(ix);
+                    if let Info::Revocation { past: slot, .. } = &mut self.nodes[ix as usize].info {
+                        *slot = past;
+                    }
+                }
+            }
+        }
+        self.revocations = all
+            .iter()
+            .copied()
+            .filter(|ix| {
+                let node = &self.nodes[*ix as usize];
+                matches!(node.info, Info::Revocation { .. }) && node.stat.is_ok()
+            })
+            .collect();
+        self.rev_status.clear();
         self.recompute_effective(&all);
     }
 
@@ -397,10 +447,14 @@ impl Checker {
                 _ => None,
             };
             if let Some((member, access)) = edge {
-                if granting {
-                    self.edges.add(subject, member, ix, access);
+                let changed = if granting {
+                    self.edges.add(subject, member, ix, access)
                 } else {
-                    self.edges.remove(subject, member, ix);
+                    self.edges.remove(subject, member, ix)
+                };
+                if changed {
+                    // CAP-18: drop only the cached answers this edge can affect.
+                    self.cache.get_mut().note_change(subject, member);
                 }
             }
         }
@@ -490,38 +544,10 @@ impl Checker {
         }
     }
 
-    /// CAP-3: is `a` in the causal past of an op whose parents are `parents`?
+    /// CAP-3: is `a` one of `parents` (sorted)? Every op a proof or revocation names must be
+    /// a direct parent, so that checking it is O(log parents) and never walks the DAG.
     pub(crate) fn in_past_of_parents(&self, a: Ix, parents: &[Ix]) -> bool {
-        if parents.contains(&a) {
-            return true;
-        }
-        let ha = self.nodes[a as usize].height;
-        let mut seen: HashSet<Ix> = HashSet::new();
-        let mut stack: Vec<Ix> = parents
-            .iter()
-            .copied()
-            .filter(|p| self.nodes[*p as usize].height > ha)
-            .collect();
-        while let Some(n) = stack.pop() {
-            let node = &self.nodes[n as usize];
-            if let Info::Revocation { past, .. } = &node.info {
-                if !past.is_empty() {
-                    if bit(past, a) {
-                        return true;
-                    }
-                    continue;
-                }
-            }
-            for &p in node.parents.iter() {
-                if p == a {
-                    return true;
-                }
-                if self.nodes[p as usize].height > ha && seen.insert(p) {
-                    stack.push(p);
-                }
-            }
-        }
-        false
+        parents.binary_search(&a).is_ok()
     }
 
     /// The causal past of revocation `ix` as a bit set over op indices.
@@ -534,7 +560,9 @@ impl Checker {
             }
             set_bit(&mut past, n);
             let node = &self.nodes[n as usize];
-            if let Info::Revocation { past: other, .. } = &node.info {
+            if let Info::Revocation { past: other, .. } = &node.info
+                && !other.is_empty()
+            {
                 for (w, o) in past.iter_mut().zip(other.iter()) {
                     *w |= *o;
                 }
@@ -550,7 +578,7 @@ impl Checker {
         let mut cand: Vec<Ix> = Vec::new();
         for &p in parents {
             let node = &self.nodes[p as usize];
-            if matches!(node.info, Info::Revocation { .. }) {
+            if matches!(node.info, Info::Revocation { .. }) && node.stat.is_ok() {
                 cand.push(p);
             } else {
                 cand.extend_from_slice(&node.rev_frontier);
@@ -567,277 +595,6 @@ impl Checker {
             .filter(|&a| !cand.iter().any(|&b| b != a && self.in_past_eq(a, b)))
             .collect();
         maximal.into_boxed_slice()
-    }
-
-    /// CAP-5..CAP-10: the static (order-independent) analysis of an op.
-    fn analyse(&self, op: &AnyVerified, parents: &[Ix]) -> (Info, Result<(), Refusal>, Box<[Ix]>) {
-        match op {
-            AnyVerified::Genesis(_) => (Info::Genesis, Ok(()), Box::new([])),
-            AnyVerified::Auth(v) => {
-                let subject = v.body.subject;
-                match &v.body.action {
-                    Action::Delegate {
-                        delegate,
-                        access,
-                        proof,
-                    } => {
-                        let result = self
-                            .resolve_proof(&v.issuer, &subject, proof, parents)
-                            .and_then(|auth| {
-                                // CAP-8: never grant more than the issuer holds.
-                                if auth.held < *access {
-                                    return Err(refuse(
-                                        "CAP-8",
-                                        Reason::InsufficientAccess {
-                                            held: auth.held,
-                                            needed: *access,
-                                        },
-                                    ));
-                                }
-                                Ok(auth)
-                            });
-                        match result {
-                            Ok(auth) => match self.chain_of(&auth.refs) {
-                                Ok(chain) => (
-                                    Info::Delegation {
-                                        delegate: *delegate,
-                                        access: *access,
-                                        depth: auth.issuer_depth.saturating_add(1),
-                                    },
-                                    Ok(()),
-                                    chain,
-                                ),
-                                Err(e) => (
-                                    Info::Delegation {
-                                        delegate: *delegate,
-                                        access: *access,
-                                        depth: u32::MAX,
-                                    },
-                                    Err(e),
-                                    Box::new([]),
-                                ),
-                            },
-                            Err(e) => (
-                                Info::Delegation {
-                                    delegate: *delegate,
-                                    access: *access,
-                                    depth: u32::MAX,
-                                },
-                                Err(e),
-                                Box::new([]),
-                            ),
-                        }
-                    }
-                    Action::Revoke { delegation, proof } => {
-                        let result = self
-                            .resolve_proof(&v.issuer, &subject, proof, parents)
-                            .and_then(|auth| {
-                                let target =
-                                    self.check_target(&subject, delegation, parents, &auth)?;
-                                let chain = self.chain_of(&auth.refs)?;
-                                Ok((auth, target, chain))
-                            });
-                        match result {
-                            Ok((auth, target, chain)) => (
-                                Info::Revocation {
-                                    target: Some(target),
-                                    issuer_depth: auth.issuer_depth,
-                                    past: Vec::new(),
-                                },
-                                Ok(()),
-                                chain,
-                            ),
-                            Err(e) => (
-                                Info::Revocation {
-                                    target: None,
-                                    issuer_depth: u32::MAX,
-                                    past: Vec::new(),
-                                },
-                                Err(e),
-                                Box::new([]),
-                            ),
-                        }
-                    }
-                }
-            }
-            AnyVerified::Content(v) => {
-                let subject = v.body.document.0;
-                let result = match self.subjects.get(&subject) {
-                    Some(s) if s.kind != SubjectKind::Document => {
-                        Err(refuse("CAP-10", Reason::NotADocument))
-                    }
-                    _ => self.resolve_proof(&v.issuer, &subject, &v.body.proof, parents),
-                }
-                .and_then(|auth| {
-                    // CAP-10: the author holds write.
-                    if auth.held < Access::Write {
-                        return Err(refuse(
-                            "CAP-10",
-                            Reason::InsufficientAccess {
-                                held: auth.held,
-                                needed: Access::Write,
-                            },
-                        ));
-                    }
-                    self.chain_of(&auth.refs)
-                });
-                match result {
-                    Ok(chain) => (Info::Content, Ok(()), chain),
-                    Err(e) => (Info::Content, Err(e), Box::new([])),
-                }
-            }
-        }
-    }
-
-    /// CAP-9: the revoked op is a delegation on the same subject in the revocation's past,
-    /// the revoker holds admin, and is at least as senior as the delegation.
-    fn check_target(
-        &self,
-        subject: &PublicKey,
-        delegation: &Hash,
-        parents: &[Ix],
-        auth: &Authority,
-    ) -> Result<Ix, Refusal> {
-        if auth.held < Access::Admin {
-            return Err(refuse(
-                "CAP-9",
-                Reason::InsufficientAccess {
-                    held: auth.held,
-                    needed: Access::Admin,
-                },
-            ));
-        }
-        let bad = || refuse("CAP-9", Reason::BadTarget(*delegation));
-        let &target = self.index.get(delegation).ok_or_else(bad)?;
-        let node = &self.nodes[target as usize];
-        let Info::Delegation { depth, .. } = node.info else {
-            return Err(bad());
-        };
-        if node.subject != *subject || !self.in_past_of_parents(target, parents) {
-            return Err(bad());
-        }
-        if auth.issuer_depth > depth {
-            return Err(refuse(
-                "CAP-9",
-                Reason::Seniority {
-                    issuer_depth: auth.issuer_depth,
-                    target_depth: depth,
-                },
-            ));
-        }
-        Ok(target)
-    }
-
-    /// CAP-11: the transitive chain of delegations behind `refs`.
-    fn chain_of(&self, refs: &[Ix]) -> Result<Box<[Ix]>, Refusal> {
-        let mut chain: Vec<Ix> = Vec::with_capacity(refs.len());
-        for &r in refs {
-            chain.push(r);
-            chain.extend_from_slice(&self.nodes[r as usize].chain);
-        }
-        chain.sort_unstable();
-        chain.dedup();
-        if chain.len() > MAX_CHAIN {
-            return Err(refuse("CAP-6", Reason::ProofTooLong));
-        }
-        Ok(chain.into_boxed_slice())
-    }
-
-    /// CAP-6: resolves a proof to the authority it gives `issuer` on `subject`.
-    pub(crate) fn resolve_proof(
-        &self,
-        issuer: &PublicKey,
-        subject: &PublicKey,
-        proof: &Proof,
-        parents: &[Ix],
-    ) -> Result<Authority, Refusal> {
-        let Some(state) = self.subjects.get(subject) else {
-            return Err(refuse("CAP-5", Reason::UnknownSubject));
-        };
-        match proof {
-            Proof::Root => {
-                if !self.in_past_of_parents(state.genesis, parents) {
-                    return Err(refuse("CAP-5", Reason::UnknownSubject));
-                }
-                if state.creator.0 != *issuer {
-                    return Err(refuse("CAP-6", Reason::NotRoot));
-                }
-                Ok(Authority {
-                    held: Access::Admin,
-                    issuer_depth: 0,
-                    refs: Vec::new(),
-                })
-            }
-            Proof::Via {
-                delegation,
-                membership,
-            } => {
-                let (first, first_subject, mut agent, mut held, depth) =
-                    self.proof_link(delegation, parents)?;
-                if first_subject != *subject {
-                    return Err(refuse("CAP-6", Reason::ProofWrongSubject(*delegation)));
-                }
-                let mut refs = vec![first];
-                for m in membership {
-                    let (mix, msubject, next, level, _) = self.proof_link(m, parents)?;
-                    // The link must be a delegation on the group the previous link named.
-                    let expected = self
-                        .subjects
-                        .get(&msubject)
-                        .map(|s| AgentId::subject(msubject, s.kind));
-                    if expected != Some(agent) {
-                        return Err(refuse("CAP-6", Reason::ProofWrongSubject(*m)));
-                    }
-                    held = held.min(level);
-                    agent = next;
-                    refs.push(mix);
-                }
-                let ends_at_issuer = match agent {
-                    AgentId::Individual(id) => id.0 == *issuer,
-                    other => other.subject_key().is_some_and(|key| {
-                        self.subjects.get(key).is_some_and(|s| {
-                            s.creator.0 == *issuer
-                                && AgentId::subject(*key, s.kind) == other
-                                && self.in_past_of_parents(s.genesis, parents)
-                        })
-                    }),
-                };
-                if !ends_at_issuer {
-                    return Err(refuse("CAP-6", Reason::BrokenMembership));
-                }
-                Ok(Authority {
-                    held,
-                    issuer_depth: depth,
-                    refs,
-                })
-            }
-        }
-    }
-
-    /// One delegation named by a proof: (index, subject, delegate, access, depth).
-    fn proof_link(
-        &self,
-        hash: &Hash,
-        parents: &[Ix],
-    ) -> Result<(Ix, PublicKey, AgentId, Access, u32), Refusal> {
-        let not_in_past = || refuse("CAP-6", Reason::ProofNotInPast(*hash));
-        let &ix = self.index.get(hash).ok_or_else(not_in_past)?;
-        let node = &self.nodes[ix as usize];
-        let Info::Delegation {
-            delegate,
-            access,
-            depth,
-        } = node.info
-        else {
-            return Err(not_in_past());
-        };
-        if !self.in_past_of_parents(ix, parents) {
-            return Err(not_in_past());
-        }
-        if node.stat.is_err() {
-            return Err(refuse("CAP-6", Reason::ProofInvalid(*hash)));
-        }
-        Ok((ix, node.subject, delegate, access, depth))
     }
 }
 

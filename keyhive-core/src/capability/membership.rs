@@ -15,12 +15,12 @@ pub(crate) type Ix = u32;
 type EdgeList = Vec<(Ix, Access)>;
 
 /// Direct membership edges in both directions, from currently granting delegations and
-/// subject roots (CAP-13). `epoch` changes whenever an edge does, invalidating query caches.
+/// subject roots (CAP-13). `add` and `remove` report whether an edge changed, so that the
+/// checker can invalidate the query caches that depend on it (CAP-18).
 #[derive(Default, Debug)]
 pub(crate) struct Edges {
     down: HashMap<PublicKey, HashMap<AgentId, EdgeList>>,
     up: HashMap<AgentId, HashMap<PublicKey, EdgeList>>,
-    pub(crate) epoch: u64,
 }
 
 fn best(list: &EdgeList) -> Option<Access> {
@@ -28,7 +28,13 @@ fn best(list: &EdgeList) -> Option<Access> {
 }
 
 impl Edges {
-    pub(crate) fn add(&mut self, subject: PublicKey, member: AgentId, via: Ix, access: Access) {
+    pub(crate) fn add(
+        &mut self,
+        subject: PublicKey,
+        member: AgentId,
+        via: Ix,
+        access: Access,
+    ) -> bool {
         let down = self
             .down
             .entry(subject)
@@ -36,7 +42,7 @@ impl Edges {
             .entry(member)
             .or_default();
         if down.iter().any(|(ix, _)| *ix == via) {
-            return;
+            return false;
         }
         down.push((via, access));
         self.up
@@ -45,32 +51,35 @@ impl Edges {
             .entry(subject)
             .or_default()
             .push((via, access));
-        self.epoch += 1;
+        true
     }
 
-    pub(crate) fn remove(&mut self, subject: PublicKey, member: AgentId, via: Ix) {
+    pub(crate) fn remove(&mut self, subject: PublicKey, member: AgentId, via: Ix) -> bool {
         let mut changed = false;
-        if let Some(members) = self.down.get_mut(&subject) {
-            if let Some(list) = members.get_mut(&member) {
-                let before = list.len();
-                list.retain(|(ix, _)| *ix != via);
-                changed = list.len() != before;
-                if list.is_empty() {
-                    members.remove(&member);
-                }
+        if let Some(members) = self.down.get_mut(&subject)
+            && let Some(list) = members.get_mut(&member)
+        {
+            let before = list.len();
+            list.retain(|(ix, _)| *ix != via);
+            changed = list.len() != before;
+            if list.is_empty() {
+                members.remove(&member);
             }
         }
-        if let Some(subjects) = self.up.get_mut(&member) {
-            if let Some(list) = subjects.get_mut(&subject) {
-                list.retain(|(ix, _)| *ix != via);
-                if list.is_empty() {
-                    subjects.remove(&subject);
-                }
+        if let Some(subjects) = self.up.get_mut(&member)
+            && let Some(list) = subjects.get_mut(&subject)
+        {
+            list.retain(|(ix, _)| *ix != via);
+            if list.is_empty() {
+                subjects.remove(&subject);
             }
         }
-        if changed {
-            self.epoch += 1;
-        }
+        changed
+    }
+
+    /// The subjects `member` is a direct member of, with the granting ops behind each.
+    pub(crate) fn direct_of(&self, member: &AgentId) -> Option<&HashMap<PublicKey, EdgeList>> {
+        self.up.get(member)
     }
 
     /// Direct members of `subject` with the granting ops behind each.
@@ -171,10 +180,10 @@ impl Edges {
                 if best_of.get(&agent).map(|e| e.0) != Some(level) {
                     continue;
                 }
-                if let Some(key) = agent.subject_key() {
-                    if kind_of(key).map(|k| AgentId::subject(*key, k)) == Some(agent) {
-                        push_members(&mut best_of, &mut buckets, *key, level);
-                    }
+                if let Some(key) = agent.subject_key()
+                    && kind_of(key).map(|k| AgentId::subject(*key, k)) == Some(agent)
+                {
+                    push_members(&mut best_of, &mut buckets, *key, level);
                 }
             }
         }

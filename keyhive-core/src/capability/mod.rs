@@ -7,8 +7,38 @@
 //!   `explain`, `op_validity`) and local builders (`delegate`, `revoke`, `write`).
 //!
 //! Rule numbers (`CAP-n`) cited in the code refer to `specs/capabilities.md`.
+//!
+//! ```
+//! use keyhive_core::capability::{Access, AgentId, Checker, Explanation, PeerTag};
+//! use keyhive_core::identity::{Device, GroupId, SubjectKind};
+//!
+//! let alice = Device::generate(Some("alice".into()));
+//! let bob = Device::generate(Some("bob".into()));
+//! let mut mine = Checker::default();
+//! let folder = mine.create_subject(&alice, SubjectKind::Group)?.issuer;
+//! let doc = mine.create_subject(&alice, SubjectKind::Document)?.issuer;
+//! mine.delegate(&alice, &doc, AgentId::Group(GroupId(folder)), Access::Write)?;
+//! let grant = mine.delegate(&alice, &folder, AgentId::Individual(bob.id()), Access::Read)?;
+//! assert!(mine.can(AgentId::Individual(bob.id()), Access::Read, &doc));
+//!
+//! // Another replica ingests the same ops (in any order) and agrees.
+//! let mut theirs = Checker::default();
+//! for op in mine.ops() {
+//!     theirs.ingest(PeerTag::LOCAL, op.as_bytes())?;
+//! }
+//! assert_eq!(*theirs.members(&doc), *mine.members(&doc));
+//!
+//! // Revoking the folder grant removes Bob from every document in the folder.
+//! mine.revoke(&alice, &folder, &grant.hash())?;
+//! assert!(matches!(
+//!     mine.explain(AgentId::Individual(bob.id()), Access::Read, &doc),
+//!     Explanation::Refused(_)
+//! ));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod access;
+mod authority;
 pub mod build;
 pub mod checker;
 mod membership;
@@ -22,6 +52,6 @@ pub use access::{Access, AgentId, ParseAccessError};
 pub use build::BuildError;
 pub use checker::{Checker, IngestError, IngestOutcome, MAX_CHAIN, SubjectInfo};
 pub use op::{Action, AnySigned, AnyVerified, AuthBody, AuthOp, ContentBody, ContentOp, Proof};
-pub use pending::{PeerTag, PendingLimit, PendingLimits};
+pub use pending::{DEFAULT_PENDING_BYTES, PeerTag, PendingLimit, PendingLimits};
 pub use query::{DirectMember, Explanation, Link};
 pub use validity::{Reason, Refusal, Validity};

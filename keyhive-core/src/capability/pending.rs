@@ -34,6 +34,10 @@ pub struct PendingLimits {
     pub total: usize,
 }
 
+/// CAP-4: default bound on the envelope bytes parked in total (see
+/// [`crate::capability::Checker::set_pending_bytes_limit`]).
+pub const DEFAULT_PENDING_BYTES: usize = 64 * 1024 * 1024;
+
 impl Default for PendingLimits {
     fn default() -> Self {
         PendingLimits {
@@ -53,6 +57,8 @@ pub enum PendingLimit {
     PerSubject,
     /// [`PendingLimits::total`].
     Total,
+    /// The bound on parked bytes ([`DEFAULT_PENDING_BYTES`] unless changed).
+    TotalBytes,
 }
 
 #[derive(Debug)]
@@ -71,12 +77,22 @@ pub(crate) struct Pending {
     waiting_on: HashMap<Hash, Vec<Hash>>,
     per_peer: HashMap<PeerTag, usize>,
     per_subject: HashMap<PublicKey, usize>,
+    bytes: usize,
+    pub(crate) bytes_limit: usize,
 }
 
 impl Pending {
+    /// A checker built with an unbounded op count (`total == usize::MAX`, e.g. to replay a
+    /// trusted local store) has unbounded bytes too; otherwise [`DEFAULT_PENDING_BYTES`].
     pub(crate) fn new(limits: PendingLimits) -> Self {
+        let bytes_limit = if limits.total == usize::MAX {
+            usize::MAX
+        } else {
+            DEFAULT_PENDING_BYTES
+        };
         Pending {
             limits,
+            bytes_limit,
             ..Pending::default()
         }
     }
@@ -113,6 +129,10 @@ impl Pending {
         if self.parked.len() >= self.limits.total {
             return Err(PendingLimit::Total);
         }
+        let size = op.as_bytes().len();
+        if self.bytes.saturating_add(size) > self.bytes_limit {
+            return Err(PendingLimit::TotalBytes);
+        }
         if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.per_peer {
             return Err(PendingLimit::PerPeer);
         }
@@ -123,6 +143,7 @@ impl Pending {
         for m in &missing {
             self.waiting_on.entry(*m).or_default().push(hash);
         }
+        self.bytes += size;
         *self.per_peer.entry(peer).or_default() += 1;
         *self.per_subject.entry(subject).or_default() += 1;
         self.parked.insert(
@@ -151,12 +172,10 @@ impl Pending {
                 }
                 None => false,
             };
-            if done {
-                if let Some(p) = self.parked.remove(&w) {
-                    decrement(&mut self.per_peer, &p.peer);
-                    decrement(&mut self.per_subject, &p.subject);
-                    ready.push((p.op, p.peer));
-                }
+            if done && let Some(p) = self.parked.remove(&w) {
+                decrement(&mut self.per_peer, &p.peer);
+                decrement(&mut self.per_subject, &p.subject);
+                ready.push((p.op, p.peer));
             }
         }
         ready

@@ -1,6 +1,6 @@
 //! Queries over the materialised state (CAP-17): `can`, `members`, `reachable`, `explain`,
-//! op validity and op listing. Answers come from cached maps invalidated by an epoch counter
-//! that changes only when a membership edge does (CAP-18).
+//! op validity and op listing. Answers come from cached maps; a membership edge change
+//! invalidates only the cached answers that depend on it (CAP-18).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -15,12 +15,65 @@ use super::membership::Ix;
 use super::op::AnyVerified;
 use super::validity::{Reason, Refusal, Validity, refuse};
 
-/// Per-agent and per-subject answers, valid for one edge epoch.
+/// Most edge changes remembered for selective invalidation; beyond it, everything is dropped.
+const MAX_DIRTY: usize = 64;
+
+/// Per-agent and per-subject answers, and the edge changes not yet applied to them.
 #[derive(Default, Debug)]
 pub(crate) struct QueryCache {
-    epoch: u64,
     reach: HashMap<AgentId, Arc<HashMap<PublicKey, Access>>>,
     members: HashMap<PublicKey, Arc<BTreeMap<AgentId, Access>>>,
+    dirty: Vec<(PublicKey, AgentId)>,
+    all_dirty: bool,
+}
+
+impl QueryCache {
+    /// CAP-18: the edge `member -> subject` changed.
+    pub(crate) fn note_change(&mut self, subject: PublicKey, member: AgentId) {
+        if self.all_dirty || (self.reach.is_empty() && self.members.is_empty()) {
+            return;
+        }
+        if self.dirty.len() >= MAX_DIRTY {
+            self.all_dirty = true;
+            self.dirty.clear();
+        } else {
+            self.dirty.push((subject, member));
+        }
+    }
+
+    /// Something global changed (a subject became conflicted).
+    pub(crate) fn invalidate_all(&mut self) {
+        self.all_dirty = true;
+        self.dirty.clear();
+    }
+
+    /// Drops exactly the answers a noted change can affect: `reachable(x)` when `x` is the
+    /// changed member or reaches it; `members(t)` when `t` is the changed subject or has it
+    /// as a (transitive) member.
+    fn settle(&mut self) {
+        if self.all_dirty {
+            self.reach.clear();
+            self.members.clear();
+            self.all_dirty = false;
+            return;
+        }
+        if self.dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        self.reach.retain(|agent, map| {
+            !dirty.iter().any(|(_, member)| {
+                member == agent || member.subject_key().is_some_and(|k| map.contains_key(k))
+            })
+        });
+        self.members.retain(|subject, map| {
+            !dirty.iter().any(|(s, _)| {
+                s == subject
+                    || map.contains_key(&AgentId::subject(*s, SubjectKind::Group))
+                    || map.contains_key(&AgentId::subject(*s, SubjectKind::Document))
+            })
+        });
+    }
 }
 
 /// One step of a proof chain: `member` holds `access` on `subject` through op `op` (a
@@ -70,11 +123,7 @@ impl Checker {
 
     fn fresh_cache(&self) -> std::cell::RefMut<'_, QueryCache> {
         let mut cache = self.cache.borrow_mut();
-        if cache.epoch != self.edges.epoch {
-            cache.reach.clear();
-            cache.members.clear();
-            cache.epoch = self.edges.epoch;
-        }
+        cache.settle();
         cache
     }
 
@@ -244,15 +293,14 @@ impl Checker {
                 if node.stat.is_err() {
                     continue;
                 }
-                if !node.granting {
-                    if let Some(pair) = self.revoker_of(ix) {
-                        if delegate == agent || self.leads_to(delegate, agent) {
-                            if cut.is_none_or(|c| pair < c) {
-                                cut = Some(pair);
-                            }
-                            continue;
-                        }
+                if !node.granting
+                    && let Some(pair) = self.revoker_of(ix)
+                    && (delegate == agent || self.leads_to(delegate, agent))
+                {
+                    if cut.is_none_or(|c| pair < c) {
+                        cut = Some(pair);
                     }
+                    continue;
                 }
                 if delegate == agent {
                     continue;
@@ -293,9 +341,21 @@ impl Checker {
             .map(|ix| self.nodes[*ix as usize].validity.clone())
     }
 
+    /// CAP-13: for a held delegation, whether it currently grants (it may be a valid op that
+    /// was revoked, directly or through its chain). `None` for other ops and unknown hashes.
+    pub fn grants(&self, hash: &Hash) -> Option<bool> {
+        let node = &self.nodes[*self.index.get(hash)? as usize];
+        matches!(node.info, Info::Delegation { .. }).then_some(node.granting)
+    }
+
     /// A held op.
     pub fn op(&self, hash: &Hash) -> Option<&AnyVerified> {
         self.index.get(hash).map(|ix| &self.nodes[*ix as usize].op)
+    }
+
+    /// The exact envelope bytes of a held op (to serve it to peers).
+    pub fn op_bytes(&self, hash: &Hash) -> Option<&[u8]> {
+        self.op(hash).map(AnyVerified::as_bytes)
     }
 
     /// Is the op applied (not merely pending)?

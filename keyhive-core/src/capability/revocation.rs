@@ -36,13 +36,12 @@ impl Checker {
                 if expanded {
                     processed.insert(x);
                     let validity = self.evaluate(x, &revoked_by);
-                    if validity.is_valid() {
-                        if let Info::Revocation {
+                    if validity.is_valid()
+                        && let Info::Revocation {
                             target: Some(t), ..
                         } = self.nodes[x as usize].info
-                        {
-                            revoked_by.entry(t).or_default().push(x);
-                        }
+                    {
+                        revoked_by.entry(t).or_default().push(x);
                     }
                     status.insert(x, validity);
                     continue;
