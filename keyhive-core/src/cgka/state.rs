@@ -138,6 +138,7 @@ impl core::fmt::Debug for CgkaSecrets {
 }
 
 /// One document's CGKA as seen by one replica.
+#[derive(Clone)]
 pub struct Cgka {
     document: DocumentId,
     init: Hash,
