@@ -340,6 +340,7 @@ impl Cgka {
             self.quarantine.insert(hash, op);
             return Err(ReceiveError::Unauthorized);
         }
+        self.quarantine.remove(&hash);
         let missing = self.missing(&op);
         if !missing.is_empty() {
             if self.pending.len() >= MAX_PENDING {

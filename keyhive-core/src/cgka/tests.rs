@@ -325,8 +325,21 @@ fn action(n: usize) -> impl Strategy<Value = Action> {
 /// and that no device outside an encrypter's membership ever learns that epoch's root.
 fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseError> {
     let (mut rs, auth) = network(n);
+    // Start with about half the replicas seated and an agreed root, known to everyone.
+    for i in 1..n.div_ceil(2) {
+        let (id, pk) = (rs[i].id(), rs[i].prekey());
+        let key = rs[0].device.signing_key().clone();
+        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
+        broadcast(&mut rs, &op, &auth);
+    }
+    let key = rs[0].device.signing_key().clone();
+    let op = rs[0].cgka.update(&key, &auth).unwrap();
+    broadcast(&mut rs, &op, &auth);
     // (epoch, devices that were not members in the encrypter's view).
     let mut encryptions: Vec<(Hash, Vec<IndividualId>)> = Vec::new();
+    // Content written along the way: the store, and each replica's last change and key.
+    let mut store: BTreeMap<Hash, crate::encryption::EncryptedChange> = BTreeMap::new();
+    let mut last: BTreeMap<usize, (Hash, SymmetricKey)> = BTreeMap::new();
     for a in actions {
         match *a {
             Action::Add { actor, target } => {
@@ -366,6 +379,18 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
                         .filter(|d| !members.contains(d))
                         .collect();
                     encryptions.push((epoch, outsiders));
+                    let reference = Hash::of_content(&(store.len() as u64).to_le_bytes());
+                    let preds: Vec<(Hash, SymmetricKey)> =
+                        last.get(&actor).cloned().into_iter().collect();
+                    let (enc, key) = crate::encryption::encrypt_change(
+                        &rs[actor].cgka,
+                        reference,
+                        &preds,
+                        reference.as_bytes(),
+                    )
+                    .unwrap();
+                    store.insert(reference, enc);
+                    last.insert(actor, (reference, key));
                 }
             }
         }
@@ -386,6 +411,15 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
     let op = rs[updater].cgka.update(&key, &auth).unwrap();
     broadcast(&mut rs, &op, &auth);
     let root = epoch_of(&rs[updater]);
+    if std::env::var_os("CGKA_STATS").is_some() {
+        eprintln!(
+            "members {} ops {} encryptions {} outsiders {}",
+            members.len(),
+            rs[0].cgka.op_count(),
+            encryptions.len(),
+            encryptions.iter().map(|e| e.1.len()).sum::<usize>()
+        );
+    }
     prop_assert!(root.is_some());
     for r in &rs {
         if members.contains(&r.id()) {
@@ -395,6 +429,20 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
                 r.cgka.epoch_secret(&op.hash()).is_none(),
                 "outsider has root"
             );
+        }
+    }
+    // Every current member reads the whole history from one new change.
+    let head = Hash([0xff; 32]);
+    let preds: Vec<(Hash, SymmetricKey)> = last.values().cloned().collect();
+    let (enc, _) =
+        crate::encryption::encrypt_change(&rs[updater].cgka, head, &preds, b"head").unwrap();
+    store.insert(head, enc);
+    for r in &rs {
+        if members.contains(&r.id()) {
+            let read =
+                crate::encryption::decrypt_history(&r.cgka, &[head], |h| store.get(h).cloned());
+            prop_assert!(read.is_ok(), "member cannot read history: {:?}", read.err());
+            prop_assert_eq!(read.map(|m| m.len()).unwrap_or(0), store.len());
         }
     }
     for (epoch, outsiders) in &encryptions {
@@ -414,7 +462,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
     fn random_concurrent_histories_converge(
-        actions in prop::collection::vec(action(5), 1..40),
+        actions in prop::collection::vec(action(5), 10..50),
         seed in any::<u64>(),
     ) {
         run_history(5, &actions, seed)?;
@@ -426,7 +474,7 @@ proptest! {
     #[test]
     #[ignore = "long run: cargo test -p keyhive-core -- --ignored"]
     fn random_concurrent_histories_converge_long(
-        actions in prop::collection::vec(action(6), 1..80),
+        actions in prop::collection::vec(action(6), 10..120),
         seed in any::<u64>(),
     ) {
         run_history(6, &actions, seed)?;
