@@ -223,3 +223,27 @@ fn stream_tampering_is_rejected() {
         Err(StreamError::BadHeader)
     ));
 }
+
+#[test]
+fn large_change_streams_through_a_manifest() {
+    let (mut rs, auth) = network(2);
+    add(&mut rs, 0, 1, &auth);
+    update(&mut rs, 1, &auth);
+    let data: Vec<u8> = (0..(3 * CHUNK_LEN + 123))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let mut ct = Vec::new();
+    let (manifest, _key) =
+        encrypt_large_change(&rs[0].cgka, Hash([4; 32]), &[], data.as_slice(), &mut ct).unwrap();
+    let opened = decrypt_with_epoch(&rs[1].cgka, &manifest).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        decrypt_large_change(&manifest, &opened, ct.as_slice(), &mut out).unwrap(),
+        data.len() as u64
+    );
+    assert_eq!(out, data);
+    // The stream is bound to its manifest's header.
+    let mut other = manifest.clone();
+    other.header.change = Hash([5; 32]);
+    assert!(decrypt_large_change(&other, &opened, ct.as_slice(), std::io::sink()).is_err());
+}
