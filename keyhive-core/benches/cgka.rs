@@ -155,6 +155,53 @@ fn benches(c: &mut Criterion) {
             op.as_bytes().len()
         );
     }
+
+    // A member ingests the whole history of a 1,000-member document (verify + apply + read).
+    let history: Vec<Vec<u8>> = cgka
+        .ops_in_order()
+        .map(|op| op.as_bytes().to_vec())
+        .collect();
+    let reader = members.last().expect("members").clone();
+    let doc = cgka.document();
+    group.sample_size(10);
+    group.bench_function("ingest_history_n1000", |bench| {
+        bench.iter(|| {
+            let init = Signed::decode(&history[0]).expect("decode");
+            let mut replica = Cgka::from_init(doc, init, Some(&reader), &authority).expect("init");
+            for bytes in &history[1..] {
+                let op = Signed::decode(bytes).expect("decode");
+                replica.receive(op, &authority).expect("receive");
+            }
+            black_box(replica.op_count())
+        })
+    });
+    println!("history of N=1000: {} ops", history.len());
+
+    // First update after 1,000 one-by-one adds (every inner node blank: O(n) wraps).
+    let mut adds_only = Cgka::create(doc, &creator).expect("create").0;
+    for m in &members {
+        adds_only
+            .add(&key, m.id(), m.prekeys()[0].public(), &authority)
+            .expect("add");
+    }
+    group.bench_function("first_update_after_1000_adds", |bench| {
+        bench.iter_batched(
+            || adds_only.clone(),
+            |mut c| black_box(c.update(&key, &authority).expect("update")),
+            BatchSize::LargeInput,
+        )
+    });
+    let first = adds_only.clone().update(&key, &authority).expect("update");
+    adds_only
+        .receive(
+            Signed::decode(first.as_bytes()).expect("decode"),
+            &authority,
+        )
+        .expect("receive");
+    println!(
+        "adds one by one + one update, N=1000: history {} B/member",
+        adds_only.history_bytes() / 1000
+    );
     group.finish();
     sizes();
 }

@@ -100,19 +100,20 @@ pub enum InitError {
     Sign(#[from] SignError),
 }
 
-/// Which ops are in the causal past of the op being replayed.
+/// Which already-replayed ops are in the causal past of the op being replayed.
 enum Past {
     /// Every op replayed so far.
     All,
-    /// Exactly these.
-    Set(HashSet<Hash>),
+    /// Every op replayed so far except these (the ones concurrent with it).
+    AllExcept(HashSet<Hash>),
 }
 
 impl Past {
+    /// Whether `hash`, an op replayed before this one, is in its causal past.
     fn contains(&self, hash: &Hash) -> bool {
         match self {
             Past::All => true,
-            Past::Set(set) => set.contains(hash),
+            Past::AllExcept(concurrent) => !concurrent.contains(hash),
         }
     }
 }
@@ -449,17 +450,91 @@ impl Cgka {
         }
     }
 
-    fn ancestors(&self, op: &CgkaOp) -> HashSet<Hash> {
-        let mut seen = HashSet::new();
+    /// The replayed ops that are not in `op`'s causal past, found by walking back from the
+    /// current heads and from `op`'s predecessors in descending replay position, marking what
+    /// each reaches, and stopping once every open path is known to lead into `op`'s past.
+    /// Cost: the part of the DAG between them, not the whole history.
+    fn concurrent_with(&self, op: &CgkaOp) -> HashSet<Hash> {
+        const FROM_HEADS: u8 = 1;
+        const IN_PAST: u8 = 2;
+        let mut flags: HashMap<Hash, u8> = HashMap::new();
+        let mut queue: BinaryHeap<(usize, Hash)> = BinaryHeap::new();
+        let mut open = 0usize; // queued nodes not (yet) known to be in the past
+        let mark = |hash: Hash,
+                    flag: u8,
+                    flags: &mut HashMap<Hash, u8>,
+                    queue: &mut BinaryHeap<(usize, Hash)>,
+                    open: &mut usize| {
+            let Some(&pos) = self.position.get(&hash) else {
+                return;
+            };
+            match flags.get_mut(&hash) {
+                Some(existing) => {
+                    if *existing & IN_PAST == 0 && flag & IN_PAST != 0 {
+                        *open -= 1;
+                    }
+                    *existing |= flag;
+                }
+                None => {
+                    flags.insert(hash, flag);
+                    queue.push((pos, hash));
+                    if flag & IN_PAST == 0 {
+                        *open += 1;
+                    }
+                }
+            }
+        };
+        for p in &op.predecessors {
+            mark(*p, IN_PAST, &mut flags, &mut queue, &mut open);
+        }
+        for h in &self.heads {
+            mark(*h, FROM_HEADS, &mut flags, &mut queue, &mut open);
+        }
+        let mut concurrent = HashSet::new();
+        while open > 0 {
+            let Some((_, hash)) = queue.pop() else {
+                break;
+            };
+            let flag = flags.get(&hash).copied().unwrap_or(0);
+            if flag & IN_PAST == 0 {
+                open -= 1;
+                concurrent.insert(hash);
+            }
+            if let Some(node) = self.ops.get(&hash) {
+                for parent in &node.predecessors {
+                    mark(*parent, flag, &mut flags, &mut queue, &mut open);
+                }
+            }
+        }
+        concurrent
+    }
+
+    /// Test-only cross-check of [`Cgka::concurrent_with`] against a full ancestor walk.
+    #[cfg(test)]
+    fn check_concurrent(&self, op: &CgkaOp, concurrent: &HashSet<Hash>) {
+        let mut past = HashSet::new();
         let mut stack: Vec<Hash> = op.predecessors.clone();
         while let Some(h) = stack.pop() {
-            if seen.insert(h)
+            if past.insert(h)
                 && let Some(parent) = self.ops.get(&h)
             {
                 stack.extend(parent.predecessors.iter().copied());
             }
         }
-        seen
+        let applied = &self.order[..self
+            .order
+            .iter()
+            .position(|h| *h == op.hash())
+            .unwrap_or(self.order.len())];
+        let expected: HashSet<Hash> = applied
+            .iter()
+            .filter(|h| !past.contains(h))
+            .copied()
+            .collect();
+        assert_eq!(
+            &expected, concurrent,
+            "concurrent_with disagrees with a full walk"
+        );
     }
 
     /// Applies one op at the end of the replay (CGKA-12..CGKA-15).
@@ -474,7 +549,10 @@ impl Cgka {
         {
             Past::All
         } else {
-            Past::Set(self.ancestors(&op))
+            let concurrent = self.concurrent_with(&op);
+            #[cfg(test)]
+            self.check_concurrent(&op, &concurrent);
+            Past::AllExcept(concurrent)
         };
         let issuer = IndividualId(op.issuer);
         match &op.body {
@@ -513,8 +591,8 @@ impl Cgka {
 
     /// CGKA-12: a membership change invalidates every inner key written concurrently with it.
     fn structural_change(&mut self, hash: Hash, past: &Past) {
-        if let Past::Set(set) = past {
-            self.tree.retain_inner(|op| set.contains(op));
+        if let Past::AllExcept(concurrent) = past {
+            self.tree.retain_inner(|op| !concurrent.contains(op));
         }
         self.structural.push(hash);
     }
@@ -540,7 +618,7 @@ impl Cgka {
         );
         let no_concurrent_change = match past {
             Past::All => true,
-            Past::Set(set) => self.structural.iter().all(|h| set.contains(h)),
+            Past::AllExcept(concurrent) => !self.structural.iter().any(|h| concurrent.contains(h)),
         };
         if no_concurrent_change && nodes.len() == update.nodes.len() {
             for (node, path_node) in nodes.iter().zip(&update.nodes).skip(1) {

@@ -403,10 +403,11 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
     }
     // A final update by any current member gives every current member the same root.
     let members = rs[0].cgka.members();
-    let updater = rs
-        .iter()
-        .position(|r| members.contains(&r.id()))
-        .ok_or_else(|| TestCaseError::fail("no members"))?;
+    // Concurrent mutual removals can empty the CGKA (the capability layer's rules keep an
+    // admin; here the authority is static): then there is nothing more to check.
+    let Some(updater) = rs.iter().position(|r| members.contains(&r.id())) else {
+        return Ok(());
+    };
     let key = rs[updater].device.signing_key().clone();
     let op = rs[updater].cgka.update(&key, &auth).unwrap();
     broadcast(&mut rs, &op, &auth);
