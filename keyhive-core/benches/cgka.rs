@@ -87,6 +87,13 @@ fn benches(c: &mut Criterion) {
     c.bench_function("raw/x25519_keygen", |bench| {
         bench.iter(|| black_box(PrekeySecret::generate().public()))
     });
+    let signer = SigningKey::generate();
+    let message = vec![1u8; 200];
+    let signature = signer.sign(&message);
+    let public = signer.public_key();
+    c.bench_function("raw/ed25519_verify_strict_200B", |bench| {
+        bench.iter(|| black_box(public.verify_strict(black_box(&message), &signature)))
+    });
     let key = SymmetricKey::random();
     let kib = vec![7u8; 1024];
     {

@@ -13,7 +13,7 @@ use crate::crypto::secret::SymmetricKey;
 use crate::crypto::signing::SigningKey;
 use crate::encoding::DecodeError;
 use crate::identity::{Device, DocumentId, IndividualId};
-use crate::signed::{Op, OpBody, SignError, Verified, VerifyError};
+use crate::signed::{KeyCache, Op, OpBody, SignError, Verified, VerifyError};
 
 use super::authority::CgkaAuthority;
 use super::op::{CgkaBody, CgkaOp, SignedCgkaOp, UpdatePath, check_body};
@@ -138,6 +138,17 @@ impl core::fmt::Debug for CgkaSecrets {
     }
 }
 
+/// Decompressed issuer keys, so repeated issuers skip point decompression. A clone starts
+/// empty (it is only a cache).
+#[derive(Default, Debug)]
+struct IssuerKeys(KeyCache);
+
+impl Clone for IssuerKeys {
+    fn clone(&self) -> Self {
+        IssuerKeys::default()
+    }
+}
+
 /// One document's CGKA as seen by one replica.
 #[derive(Clone)]
 pub struct Cgka {
@@ -155,6 +166,7 @@ pub struct Cgka {
     secrets: HashMap<PrekeyPublic, PrekeySecret>,
     epochs: HashMap<Hash, SymmetricKey>,
     bad_paths: BTreeSet<Hash>,
+    issuer_keys: IssuerKeys,
 }
 
 impl core::fmt::Debug for Cgka {
@@ -234,6 +246,7 @@ impl Cgka {
             secrets: HashMap::new(),
             epochs: HashMap::new(),
             bad_paths: BTreeSet::new(),
+            issuer_keys: IssuerKeys::default(),
         };
         if let Some(device) = owner {
             for prekey in device.prekeys() {
@@ -330,7 +343,7 @@ impl Cgka {
             return Ok(Received::Duplicate);
         }
         check_body(op.unverified_payload())?;
-        let op = Arc::new(op.verify()?);
+        let op = Arc::new(op.verify_cached(&mut self.issuer_keys.0)?);
         if matches!(op.body, CgkaBody::Init { .. }) {
             return Err(ReceiveError::ForeignInit);
         }

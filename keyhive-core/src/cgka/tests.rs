@@ -258,7 +258,11 @@ fn membership_sync_matches_capabilities() {
     assert!(!rs[0].cgka.must_update_before_encrypt());
     // Revoke replica 3; replica 2 (an admin, but any reader would do) acts on it.
     let revoked = rs[3].id();
+    assert!(!rs[2].cgka.must_rekey(&auth));
     auth.revoke(&revoked);
+    // The capability graph changed: this replica may not encrypt until it acts on it.
+    assert!(rs[2].cgka.must_rekey(&auth));
+    assert_eq!(rs[2].cgka.revoked_members(&auth), vec![revoked]);
     let plan = rs[2].cgka.sync_membership(&auth.members());
     assert_eq!(plan.remove, vec![revoked]);
     let key2 = rs[2].device.signing_key().clone();
@@ -272,6 +276,7 @@ fn membership_sync_matches_capabilities() {
         }
     }
     let (epoch, _) = epoch_of(&rs[2]).unwrap();
+    assert!(!rs[2].cgka.must_rekey(&auth));
     assert!(rs[3].cgka.epoch_secret(&epoch).is_none());
     assert_eq!(epoch_of(&rs[0]).map(|e| e.0), Some(epoch));
 }
