@@ -160,8 +160,11 @@ pub struct Cgka {
     position: HashMap<Hash, usize>,
     heads: BTreeSet<Hash>,
     structural: Vec<Hash>,
+    /// Keys superseded during replay: where they were and which update replaced them.
+    superseded: HashMap<PrekeyPublic, (u32, Hash)>,
     tree: Tree,
     pending: BTreeMap<Hash, Arc<CgkaOp>>,
+    waiting: HashMap<Hash, Vec<Hash>>,
     quarantine: BTreeMap<Hash, Arc<CgkaOp>>,
     secrets: HashMap<PrekeyPublic, PrekeySecret>,
     epochs: HashMap<Hash, SymmetricKey>,
@@ -240,8 +243,10 @@ impl Cgka {
             position: HashMap::new(),
             heads: BTreeSet::new(),
             structural: Vec::new(),
+            superseded: HashMap::new(),
             tree: Tree::default(),
             pending: BTreeMap::new(),
+            waiting: HashMap::new(),
             quarantine: BTreeMap::new(),
             secrets: HashMap::new(),
             epochs: HashMap::new(),
@@ -355,21 +360,16 @@ impl Cgka {
             return Err(ReceiveError::Unauthorized);
         }
         self.quarantine.remove(&hash);
-        let missing = self.missing(&op);
-        if !missing.is_empty() {
-            if self.pending.len() >= MAX_PENDING {
-                return Err(ReceiveError::PendingFull);
-            }
-            self.pending.insert(hash, op);
-            self.drain(authority);
-            if self.ops.contains_key(&hash) {
-                return Ok(Received::Applied);
-            }
-            return Ok(Received::Pending(missing));
+        self.admit(op, authority)?;
+        if self.ops.contains_key(&hash) {
+            return Ok(Received::Applied);
         }
-        self.insert(op, authority);
-        self.drain(authority);
-        Ok(Received::Applied)
+        let missing = self
+            .pending
+            .get(&hash)
+            .map(|op| self.missing(op))
+            .unwrap_or_default();
+        Ok(Received::Pending(missing))
     }
 
     fn missing(&self, op: &CgkaOp) -> Vec<Hash> {
@@ -380,32 +380,56 @@ impl Cgka {
             .collect()
     }
 
-    /// Applies pending ops whose predecessors arrived; admits quarantined ops that an
-    /// accepted op depends on (they stay subject to the replay-time check, CGKA-20).
-    fn drain(&mut self, authority: &dyn CgkaAuthority) {
-        loop {
-            let mut progress = false;
-            let waiting: Vec<Hash> = self.pending.keys().copied().collect();
-            for hash in waiting {
-                let Some(op) = self.pending.get(&hash).cloned() else {
-                    continue;
-                };
-                let missing = self.missing(&op);
-                if missing.is_empty() {
-                    self.pending.remove(&hash);
-                    self.insert(op, authority);
-                    progress = true;
-                } else {
-                    for m in missing {
-                        if let Some(q) = self.quarantine.remove(&m) {
-                            self.pending.insert(m, q);
-                            progress = true;
-                        }
-                    }
+    /// Applies `op` if its predecessors are present, else parks it (CGKA-21). A quarantined op
+    /// that a parked op names is admitted too (it stays subject to the replay-time check,
+    /// CGKA-20). Ops waiting on a predecessor are indexed by it, so each arrival only looks at
+    /// the ops it unblocks.
+    fn admit(
+        &mut self,
+        op: Arc<CgkaOp>,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<(), ReceiveError> {
+        let mut work = vec![op];
+        while let Some(op) = work.pop() {
+            let hash = op.hash();
+            if self.ops.contains_key(&hash) || self.pending.contains_key(&hash) {
+                continue;
+            }
+            let missing = self.missing(&op);
+            if missing.is_empty() {
+                self.insert(op, authority);
+                self.release(hash, authority);
+                continue;
+            }
+            if self.pending.len() >= MAX_PENDING {
+                return Err(ReceiveError::PendingFull);
+            }
+            for m in &missing {
+                self.waiting.entry(*m).or_default().push(hash);
+            }
+            self.pending.insert(hash, op);
+            for m in missing {
+                if let Some(q) = self.quarantine.remove(&m) {
+                    work.push(q);
                 }
             }
-            if !progress {
-                break;
+        }
+        Ok(())
+    }
+
+    /// Applies the parked ops that `arrived` unblocks, transitively.
+    fn release(&mut self, arrived: Hash, authority: &dyn CgkaAuthority) {
+        let mut stack = vec![arrived];
+        while let Some(h) = stack.pop() {
+            for w in self.waiting.remove(&h).unwrap_or_default() {
+                let ready = self
+                    .pending
+                    .get(&w)
+                    .is_some_and(|op| self.missing(op).is_empty());
+                if ready && let Some(op) = self.pending.remove(&w) {
+                    self.insert(op, authority);
+                    stack.push(w);
+                }
             }
         }
     }
@@ -453,6 +477,7 @@ impl Cgka {
         self.tree = Tree::default();
         self.heads.clear();
         self.structural.clear();
+        self.superseded.clear();
         let order = self.order.clone();
         for hash in order {
             if hash == self.init {
@@ -621,21 +646,29 @@ impl Cgka {
             return;
         };
         let superseded = |h: &Hash| past.contains(h);
-        self.tree.write(
-            nodes[0],
-            Entry {
-                op: hash,
-                public: leaf.public,
-            },
-            superseded,
-        );
         let no_concurrent_change = match past {
             Past::All => true,
             Past::AllExcept(concurrent) => !self.structural.iter().any(|h| concurrent.contains(h)),
         };
-        if no_concurrent_change && nodes.len() == update.nodes.len() {
+        let inner_valid = no_concurrent_change
+            && nodes.len() == update.nodes.len()
+            && self.wraps_stay_inside(&nodes, update, past);
+        let mut dropped = self
+            .tree
+            .write(
+                nodes[0],
+                Entry {
+                    op: hash,
+                    public: leaf.public,
+                },
+                superseded,
+            )
+            .into_iter()
+            .map(|e| (nodes[0], e))
+            .collect::<Vec<_>>();
+        if inner_valid {
             for (node, path_node) in nodes.iter().zip(&update.nodes).skip(1) {
-                self.tree.write(
+                let gone = self.tree.write(
                     *node,
                     Entry {
                         op: hash,
@@ -643,11 +676,40 @@ impl Cgka {
                     },
                     superseded,
                 );
+                dropped.extend(gone.into_iter().map(|e| (*node, e)));
             }
+        }
+        for (node, entry) in dropped {
+            self.superseded.insert(entry.public, (node, hash));
         }
         if self.owner.is_some() && self.owner != Some(issuer) {
             self.learn(hash, update);
         }
+    }
+
+    /// CGKA-15: every key the update wrapped a secret for at level `i` is a key of the
+    /// resolution of the sibling of path node `i` in this replica's tree, or a key below that
+    /// sibling which an update concurrent with this one superseded. So no device that is not
+    /// seated here (e.g. one the author's capability view admitted and this one did not) can
+    /// know the update's inner secrets.
+    fn wraps_stay_inside(&self, nodes: &[u32], update: &UpdatePath, past: &Past) -> bool {
+        nodes.iter().zip(&update.nodes).all(|(node, path_node)| {
+            if path_node.wrapped.is_empty() {
+                return true;
+            }
+            if *node == self.tree.root() {
+                return false;
+            }
+            let sibling = super::tree::sibling(*node);
+            let mut resolution = self.tree.resolution(sibling);
+            resolution.sort_unstable();
+            path_node.wrapped.iter().all(|w| {
+                resolution.binary_search(&w.recipient).is_ok()
+                    || self.superseded.get(&w.recipient).is_some_and(|(at, by)| {
+                        super::tree::in_subtree(*at, sibling) && !past.contains(by)
+                    })
+            })
+        })
     }
 
     /// CGKA-11: learns an update's path secrets if one is wrapped for a key this device holds.

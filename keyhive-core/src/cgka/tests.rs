@@ -597,3 +597,94 @@ fn update_in_full_tree_costs_log_n_wraps() {
     assert_eq!(path.nodes.len(), 5);
     assert_eq!(wraps, 4, "one wrap per level in a tree without blanks");
 }
+
+#[test]
+fn op_depending_on_an_unauthorised_op_is_applied_but_the_unauthorised_op_stays_inert() {
+    // CGKA-15, CGKA-20: replica 1's capability view (wrongly, or before a revocation arrived)
+    // lets an intruder in; replica 0's does not. Replica 0 accepts replica 1's next update
+    // (it depends on the intruder's add) but not its inner keys, which the intruder can read.
+    let (mut rs, strict) = network(3);
+    for i in 1..3 {
+        let (id, pk) = (rs[i].id(), rs[i].prekey());
+        let key0 = rs[0].device.signing_key().clone();
+        let op = rs[0].cgka.add(&key0, id, pk, &strict).unwrap();
+        broadcast(&mut rs, &op, &strict);
+    }
+    let intruder = Device::generate(None);
+    let ipk = intruder.prekeys()[0].public();
+    let mut lax = strict.clone();
+    lax.grant_admin(intruder.id(), ipk);
+    let forged = crate::signed::Verified::sign(
+        crate::signed::Op::new(
+            intruder.signing_key().public_key(),
+            rs[1].cgka.heads().iter().copied().collect(),
+            CgkaBody::Add {
+                device: intruder.id(),
+                prekey: ipk,
+            },
+        ),
+        intruder.signing_key(),
+    )
+    .unwrap();
+    rs[1]
+        .cgka
+        .receive(Signed::decode(forged.as_bytes()).unwrap(), &lax)
+        .unwrap();
+    assert!(rs[1].cgka.members().contains(&intruder.id()));
+    assert_eq!(
+        rs[1].cgka.tree().capacity(),
+        4,
+        "same tree shape on both sides"
+    );
+    let key1 = rs[1].device.signing_key().clone();
+    let update = rs[1].cgka.update(&key1, &lax).unwrap();
+
+    // The intruder, following the DAG with the lax view, reads the update's root.
+    let init = Signed::decode(rs[0].cgka.ops_in_order().next().unwrap().as_bytes()).unwrap();
+    let mut spy = Cgka::from_init(rs[0].cgka.document(), init, Some(&intruder), &lax).unwrap();
+    for op in rs[1].cgka.ops_in_order() {
+        let _ = spy.receive(Signed::decode(op.as_bytes()).unwrap(), &lax);
+    }
+    assert!(spy.epoch_secret(&update.hash()).is_some());
+
+    assert_eq!(
+        rs[0]
+            .cgka
+            .receive(Signed::decode(forged.as_bytes()).unwrap(), &strict),
+        Err(ReceiveError::Unauthorized)
+    );
+    assert_eq!(
+        rs[0]
+            .cgka
+            .receive(Signed::decode(update.as_bytes()).unwrap(), &strict),
+        Ok(Received::Applied)
+    );
+    assert!(!rs[0].cgka.members().contains(&intruder.id()));
+    // Its path was wrapped for a key replica 0 never seated: inner keys discarded, so replica
+    // 0 will not encrypt under an epoch the intruder knows.
+    assert!(rs[0].cgka.must_update_before_encrypt());
+    rs[1].cgka.refresh(&strict);
+    assert_eq!(rs[0].cgka.tree(), rs[1].cgka.tree());
+    assert_eq!(rs[0].cgka.heads(), rs[1].cgka.heads());
+    assert!(rs[1].cgka.must_update_before_encrypt());
+}
+
+#[test]
+fn ops_arriving_in_reverse_order_are_all_applied() {
+    let (mut rs, auth) = network(3);
+    let key0 = rs[0].device.signing_key().clone();
+    let mut ops = Vec::new();
+    for i in 1..3 {
+        let (id, pk) = (rs[i].id(), rs[i].prekey());
+        ops.push(rs[0].cgka.add(&key0, id, pk, &auth).unwrap());
+    }
+    ops.push(rs[0].cgka.update(&key0, &auth).unwrap());
+    for op in ops.iter().rev() {
+        let _ = rs[2]
+            .cgka
+            .receive(Signed::decode(op.as_bytes()).unwrap(), &auth)
+            .unwrap();
+    }
+    assert_eq!(rs[2].cgka.tree(), rs[0].cgka.tree());
+    assert_eq!(epoch_of(&rs[2]), epoch_of(&rs[0]));
+}

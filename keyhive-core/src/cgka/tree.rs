@@ -64,6 +64,12 @@ pub fn parent(node: u32) -> u32 {
     }
 }
 
+/// Whether `node` is `root` or below it.
+pub fn in_subtree(node: u32, root: u32) -> bool {
+    let span = (1u32 << level(root)) - 1;
+    node >= root - span && node <= root + span
+}
+
 /// The sibling of a non-root node.
 pub fn sibling(node: u32) -> u32 {
     let p = parent(node);
@@ -218,12 +224,13 @@ impl Tree {
     }
 
     /// Writes `entry` at `node`, dropping the entries `superseded` says are in its past.
+    /// Returns the dropped entries.
     pub(crate) fn write(
         &mut self,
         node: u32,
         entry: Entry,
         mut superseded: impl FnMut(&Hash) -> bool,
-    ) {
+    ) -> Vec<Entry> {
         let list = if node.is_multiple_of(2) {
             match self
                 .leaves
@@ -231,19 +238,27 @@ impl Tree {
                 .and_then(Option::as_mut)
             {
                 Some(leaf) => &mut leaf.keys,
-                None => return,
+                None => return Vec::new(),
             }
         } else {
             match self.inner.get_mut(node as usize) {
                 Some(list) => list,
-                None => return,
+                None => return Vec::new(),
             }
         };
-        list.retain(|e| !superseded(&e.op));
+        let mut dropped = Vec::new();
+        list.retain(|e| {
+            let keep = !superseded(&e.op);
+            if !keep {
+                dropped.push(*e);
+            }
+            keep
+        });
         if !list.contains(&entry) {
             list.push(entry);
             list.sort_by_key(|e| e.op);
         }
+        dropped
     }
 
     /// Number of non-blank inner nodes and of inner entries (for size reports).
