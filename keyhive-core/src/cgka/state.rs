@@ -653,6 +653,7 @@ impl Cgka {
         let inner_valid = no_concurrent_change
             && nodes.len() == update.nodes.len()
             && self.wraps_stay_inside(&nodes, update, past);
+
         let mut dropped = self
             .tree
             .write(
@@ -687,11 +688,11 @@ impl Cgka {
         }
     }
 
-    /// CGKA-15: every key the update wrapped a secret for at level `i` is a key of the
-    /// resolution of the sibling of path node `i` in this replica's tree, or a key below that
-    /// sibling which an update concurrent with this one superseded. So no device that is not
-    /// seated here (e.g. one the author's capability view admitted and this one did not) can
-    /// know the update's inner secrets.
+    /// CGKA-15: every key the update wrapped a secret for at level `i` is a key now held at or
+    /// below the sibling of path node `i` in this replica's tree, or one there that an update
+    /// concurrent with this one superseded. So no device that is not seated here (e.g. one the
+    /// author's capability view admitted and this one did not) can know the update's inner
+    /// secrets.
     fn wraps_stay_inside(&self, nodes: &[u32], update: &UpdatePath, past: &Past) -> bool {
         nodes.iter().zip(&update.nodes).all(|(node, path_node)| {
             if path_node.wrapped.is_empty() {
@@ -701,10 +702,10 @@ impl Cgka {
                 return false;
             }
             let sibling = super::tree::sibling(*node);
-            let mut resolution = self.tree.resolution(sibling);
-            resolution.sort_unstable();
             path_node.wrapped.iter().all(|w| {
-                resolution.binary_search(&w.recipient).is_ok()
+                self.tree
+                    .locate(&w.recipient)
+                    .is_some_and(|at| super::tree::in_subtree(at, sibling))
                     || self.superseded.get(&w.recipient).is_some_and(|(at, by)| {
                         super::tree::in_subtree(*at, sibling) && !past.contains(by)
                     })

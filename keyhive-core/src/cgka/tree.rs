@@ -4,7 +4,7 @@
 //! node's level is its number of trailing one bits, and a tree of `capacity` leaves (a power
 //! of two) has its root at `capacity - 1`. Growing the tree keeps every node index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::crypto::hash::Hash;
 use crate::crypto::prekey::PrekeyPublic;
@@ -36,6 +36,8 @@ pub struct Tree {
     /// Inner-node entries by node index (even indices unused).
     inner: Vec<Vec<Entry>>,
     slots: BTreeMap<IndividualId, u32>,
+    /// Where each key currently in the tree sits.
+    located: HashMap<PrekeyPublic, u32>,
 }
 
 impl Default for Tree {
@@ -45,6 +47,7 @@ impl Default for Tree {
             leaves: vec![None],
             inner: vec![Vec::new()],
             slots: BTreeMap::new(),
+            located: HashMap::new(),
         }
     }
 }
@@ -189,6 +192,7 @@ impl Tree {
             return None;
         }
         let slot = self.free_slot();
+        self.located.insert(key.public, slot * 2);
         self.leaves[slot as usize] = Some(Leaf {
             device,
             keys: vec![key],
@@ -203,7 +207,11 @@ impl Tree {
         let Some(slot) = self.slots.remove(device) else {
             return false;
         };
-        self.leaves[slot as usize] = None;
+        if let Some(leaf) = self.leaves[slot as usize].take() {
+            for e in leaf.keys {
+                self.located.remove(&e.public);
+            }
+        }
         self.blank_path(slot);
         true
     }
@@ -211,16 +219,30 @@ impl Tree {
     fn blank_path(&mut self, slot: u32) {
         for node in self.direct_path(slot).into_iter().skip(1) {
             if let Some(entries) = self.inner.get_mut(node as usize) {
-                entries.clear();
+                for e in entries.drain(..) {
+                    self.located.remove(&e.public);
+                }
             }
         }
     }
 
     /// Keeps only inner entries whose op satisfies `keep` (CGKA-12).
     pub(crate) fn retain_inner(&mut self, mut keep: impl FnMut(&Hash) -> bool) {
+        let located = &mut self.located;
         for entries in &mut self.inner {
-            entries.retain(|e| keep(&e.op));
+            entries.retain(|e| {
+                let kept = keep(&e.op);
+                if !kept {
+                    located.remove(&e.public);
+                }
+                kept
+            });
         }
+    }
+
+    /// The node at which `key` currently sits, if it is in the tree.
+    pub fn locate(&self, key: &PrekeyPublic) -> Option<u32> {
+        self.located.get(key).copied()
     }
 
     /// Writes `entry` at `node`, dropping the entries `superseded` says are in its past.
@@ -258,6 +280,10 @@ impl Tree {
             list.push(entry);
             list.sort_by_key(|e| e.op);
         }
+        for e in &dropped {
+            self.located.remove(&e.public);
+        }
+        self.located.insert(entry.public, node);
         dropped
     }
 
