@@ -71,9 +71,6 @@ pub enum CreateError {
     /// The capability graph does not authorise the op.
     #[error("op not authorised by the capability graph")]
     Unauthorized,
-    /// More concurrent heads than an op may name.
-    #[error("too many concurrent heads ({0}); merge first")]
-    TooManyHeads(usize),
     /// Signing failed.
     #[error("signing failed: {0}")]
     Sign(#[from] SignError),
@@ -735,12 +732,15 @@ impl Cgka {
         }
     }
 
-    fn own_predecessors(&self) -> Result<Vec<Hash>, CreateError> {
-        let heads: Vec<Hash> = self.heads.iter().copied().collect();
-        if heads.len() > CgkaBody::MAX_PREDECESSORS {
-            return Err(CreateError::TooManyHeads(heads.len()));
-        }
-        Ok(heads)
+    /// The predecessors of a local op: the heads, at most `MAX_PREDECESSORS` of them (CGKA-4).
+    /// With more heads (e.g. a flood of concurrent ops) each new op merges that many, so the
+    /// head count still falls op by op.
+    fn own_predecessors(&self) -> Vec<Hash> {
+        self.heads
+            .iter()
+            .take(CgkaBody::MAX_PREDECESSORS)
+            .copied()
+            .collect()
     }
 
     fn sign_and_apply(
@@ -750,7 +750,7 @@ impl Cgka {
         authority: &dyn CgkaAuthority,
     ) -> Result<CgkaOp, CreateError> {
         let op = Verified::sign(
-            Op::new(key.public_key(), self.own_predecessors()?, body),
+            Op::new(key.public_key(), self.own_predecessors(), body),
             key,
         )?;
         self.insert(Arc::new(op.clone()), authority);
@@ -807,7 +807,7 @@ impl Cgka {
         let op = Verified::sign(
             Op::new(
                 key.public_key(),
-                self.own_predecessors()?,
+                self.own_predecessors(),
                 CgkaBody::Update(fresh.path.clone()),
             ),
             key,
