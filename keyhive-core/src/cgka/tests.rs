@@ -688,3 +688,41 @@ fn ops_arriving_in_reverse_order_are_all_applied() {
     assert_eq!(rs[2].cgka.tree(), rs[0].cgka.tree());
     assert_eq!(epoch_of(&rs[2]), epoch_of(&rs[0]));
 }
+
+#[test]
+fn update_after_a_removal_stays_logarithmic() {
+    // 32 members joined one by one (each updated once); one is removed; the next update
+    // wraps at most two secrets per level (the removed leaf's blank path splits one level's
+    // resolution per level below it).
+    let (mut rs, auth) = network(32);
+    for i in 1..32 {
+        let (id, pk) = (rs[i].id(), rs[i].prekey());
+        let key = rs[0].device.signing_key().clone();
+        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
+        broadcast(&mut rs, &op, &auth);
+        let key = rs[i].device.signing_key().clone();
+        let op = rs[i].cgka.update(&key, &auth).unwrap();
+        broadcast(&mut rs, &op, &auth);
+    }
+    let key = rs[0].device.signing_key().clone();
+    let id = rs[20].id();
+    let op = rs[0].cgka.remove(&key, id, &auth).unwrap();
+    broadcast(&mut rs, &op, &auth);
+    let key = rs[3].device.signing_key().clone();
+    let op = rs[3].cgka.update(&key, &auth).unwrap();
+    broadcast(&mut rs, &op, &auth);
+    let CgkaBody::Update(path) = &op.body else {
+        panic!("not an update")
+    };
+    let wraps: usize = path.nodes.iter().map(|n| n.wrapped.len()).sum();
+    assert_eq!(path.nodes.len(), 6);
+    assert!(wraps <= 2 * 5, "{wraps} wraps for 5 levels");
+    let agreed = epoch_of(&rs[3]).unwrap();
+    for (i, r) in rs.iter().enumerate() {
+        if i == 20 {
+            assert!(r.cgka.epoch_secret(&agreed.0).is_none());
+        } else {
+            assert_eq!(epoch_of(r).as_ref(), Some(&agreed));
+        }
+    }
+}
