@@ -247,3 +247,36 @@ fn large_change_streams_through_a_manifest() {
     other.header.change = Hash([5; 32]);
     assert!(decrypt_large_change(&other, &opened, ct.as_slice(), std::io::sink()).is_err());
 }
+
+mod hostile {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let _ = EncryptedChange::from_bytes(&bytes);
+            let key = SymmetricKey::from_bytes([1; 32]);
+            let _ = decrypt_stream(&key, b"", bytes.as_slice(), std::io::sink());
+            let _ = crate::keystore::import_backup(&bytes, b"x");
+            let _ = crate::keystore::KeyStore::from_bytes(&bytes);
+            let _ = crate::signed::Signed::<crate::signed::Op<crate::cgka::CgkaBody>>::decode(&bytes);
+        }
+
+        #[test]
+        fn flipped_bits_in_a_change_are_rejected(pos in 0usize..2000, bit in 0u8..8) {
+            let root = SymmetricKey::from_bytes([2; 32]);
+            let doc = crate::identity::DocumentId(crate::crypto::signing::PublicKey([3; 32]));
+            let (enc, _) = encrypt_with_epoch(doc, Hash([4; 32]), &root, Hash([5; 32]), &[], &[6; 300]).unwrap();
+            let mut bytes = enc.to_bytes();
+            let pos = pos % bytes.len();
+            bytes[pos] ^= 1 << bit;
+            if let Ok(bad) = EncryptedChange::from_bytes(&bytes) {
+                let key = change_key(&root, &bad.header);
+                prop_assert!(decrypt_with_key(&key, &bad).is_err());
+            }
+        }
+    }
+}
