@@ -159,6 +159,8 @@ pub struct Cgka {
     structural: Vec<Hash>,
     /// Keys superseded during replay: where they were and which update replaced them.
     superseded: HashMap<PrekeyPublic, (u32, Hash)>,
+    /// The same keys by node, so a membership change can forget those on its path.
+    superseded_at: HashMap<u32, Vec<PrekeyPublic>>,
     tree: Tree,
     pending: BTreeMap<Hash, Arc<CgkaOp>>,
     waiting: HashMap<Hash, Vec<Hash>>,
@@ -241,6 +243,7 @@ impl Cgka {
             heads: BTreeSet::new(),
             structural: Vec::new(),
             superseded: HashMap::new(),
+            superseded_at: HashMap::new(),
             tree: Tree::default(),
             pending: BTreeMap::new(),
             waiting: HashMap::new(),
@@ -475,6 +478,7 @@ impl Cgka {
         self.heads.clear();
         self.structural.clear();
         self.superseded.clear();
+        self.superseded_at.clear();
         let order = self.order.clone();
         for hash in order {
             if hash == self.init {
@@ -606,14 +610,16 @@ impl Cgka {
                         op: hash,
                         public: *prekey,
                     };
-                    if self.tree.seat(*device, entry).is_some() {
-                        self.structural_change(hash, &past);
+                    if let Some(slot) = self.tree.seat(*device, entry) {
+                        self.structural_change(hash, &past, slot);
                     }
                 }
             }
             CgkaBody::Remove { device } => {
-                if authority.may_remove(&issuer, device) && self.tree.unseat(device) {
-                    self.structural_change(hash, &past);
+                if authority.may_remove(&issuer, device)
+                    && let Some(slot) = self.tree.unseat(device)
+                {
+                    self.structural_change(hash, &past, slot);
                 }
             }
             CgkaBody::Update(update) => self.apply_update(hash, issuer, update, &past),
@@ -625,9 +631,16 @@ impl Cgka {
     }
 
     /// CGKA-12: a membership change invalidates every inner key written concurrently with it.
-    fn structural_change(&mut self, hash: Hash, past: &Past) {
+    /// Keys superseded on the changed slot's path are forgotten too: a device removed from
+    /// below them may know them, so no later update may use them as targets (CGKA-15 (c)).
+    fn structural_change(&mut self, hash: Hash, past: &Past, slot: u32) {
         if let Past::AllExcept(concurrent) = past {
             self.tree.retain_inner(|op| !concurrent.contains(op));
+        }
+        for node in self.tree.direct_path(slot) {
+            for key in self.superseded_at.remove(&node).unwrap_or_default() {
+                self.superseded.remove(&key);
+            }
         }
         self.structural.push(hash);
     }
@@ -679,6 +692,10 @@ impl Cgka {
         }
         for (node, entry) in dropped {
             self.superseded.insert(entry.public, (node, hash));
+            self.superseded_at
+                .entry(node)
+                .or_default()
+                .push(entry.public);
         }
         if self.owner.is_some() && self.owner != Some(issuer) {
             self.learn(hash, update);

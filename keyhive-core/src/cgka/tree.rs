@@ -202,18 +202,17 @@ impl Tree {
         Some(slot)
     }
 
-    /// Empties `device`'s leaf and blanks its path. Returns whether it was seated.
-    pub(crate) fn unseat(&mut self, device: &IndividualId) -> bool {
-        let Some(slot) = self.slots.remove(device) else {
-            return false;
-        };
+    /// Empties `device`'s leaf and blanks its path. Returns its former slot, or `None` if it
+    /// was not seated.
+    pub(crate) fn unseat(&mut self, device: &IndividualId) -> Option<u32> {
+        let slot = self.slots.remove(device)?;
         if let Some(leaf) = self.leaves[slot as usize].take() {
             for e in leaf.keys {
                 self.located.remove(&e.public);
             }
         }
         self.blank_path(slot);
-        true
+        Some(slot)
     }
 
     fn blank_path(&mut self, slot: u32) {
