@@ -46,6 +46,23 @@ impl Cgka {
         }
     }
 
+    /// CGKA-23: seated devices the capability graph no longer lets read.
+    pub fn revoked_members(&self, authority: &dyn CgkaAuthority) -> Vec<IndividualId> {
+        self.tree()
+            .members()
+            .keys()
+            .filter(|d| !authority.is_member(d))
+            .copied()
+            .collect()
+    }
+
+    /// CGKA-19, CGKA-23: true when this device must not encrypt yet: the root is not agreed,
+    /// or some seated device has lost `read` and has not been removed (run
+    /// [`Cgka::sync_membership`] and [`Cgka::apply_membership`] first).
+    pub fn must_rekey(&self, authority: &dyn CgkaAuthority) -> bool {
+        self.must_update_before_encrypt() || !self.revoked_members(authority).is_empty()
+    }
+
     /// CGKA-24: carries out `plan` (removes first, then adds) and, if the root is then not
     /// agreed, issues an update so that the next encryption excludes every removed device.
     /// Returns the ops to publish, in order.

@@ -17,6 +17,8 @@ pub mod tree;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod vectors;
 
 pub use authority::{CgkaAuthority, StaticAuthority};
 pub use membership::MembershipPlan;

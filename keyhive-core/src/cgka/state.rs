@@ -13,7 +13,7 @@ use crate::crypto::secret::SymmetricKey;
 use crate::crypto::signing::SigningKey;
 use crate::encoding::DecodeError;
 use crate::identity::{Device, DocumentId, IndividualId};
-use crate::signed::{Op, OpBody, SignError, Verified, VerifyError};
+use crate::signed::{KeyCache, Op, OpBody, SignError, Verified, VerifyError};
 
 use super::authority::CgkaAuthority;
 use super::op::{CgkaBody, CgkaOp, SignedCgkaOp, UpdatePath, check_body};
@@ -71,9 +71,6 @@ pub enum CreateError {
     /// The capability graph does not authorise the op.
     #[error("op not authorised by the capability graph")]
     Unauthorized,
-    /// More concurrent heads than an op may name.
-    #[error("too many concurrent heads ({0}); merge first")]
-    TooManyHeads(usize),
     /// Signing failed.
     #[error("signing failed: {0}")]
     Sign(#[from] SignError),
@@ -100,19 +97,20 @@ pub enum InitError {
     Sign(#[from] SignError),
 }
 
-/// Which ops are in the causal past of the op being replayed.
+/// Which already-replayed ops are in the causal past of the op being replayed.
 enum Past {
     /// Every op replayed so far.
     All,
-    /// Exactly these.
-    Set(HashSet<Hash>),
+    /// Every op replayed so far except these (the ones concurrent with it).
+    AllExcept(HashSet<Hash>),
 }
 
 impl Past {
+    /// Whether `hash`, an op replayed before this one, is in its causal past.
     fn contains(&self, hash: &Hash) -> bool {
         match self {
             Past::All => true,
-            Past::Set(set) => set.contains(hash),
+            Past::AllExcept(concurrent) => !concurrent.contains(hash),
         }
     }
 }
@@ -137,7 +135,19 @@ impl core::fmt::Debug for CgkaSecrets {
     }
 }
 
+/// Decompressed issuer keys, so repeated issuers skip point decompression. A clone starts
+/// empty (it is only a cache).
+#[derive(Default, Debug)]
+struct IssuerKeys(KeyCache);
+
+impl Clone for IssuerKeys {
+    fn clone(&self) -> Self {
+        IssuerKeys::default()
+    }
+}
+
 /// One document's CGKA as seen by one replica.
+#[derive(Clone)]
 pub struct Cgka {
     document: DocumentId,
     init: Hash,
@@ -147,12 +157,18 @@ pub struct Cgka {
     position: HashMap<Hash, usize>,
     heads: BTreeSet<Hash>,
     structural: Vec<Hash>,
+    /// Keys superseded during replay: where they were and which update replaced them.
+    superseded: HashMap<PrekeyPublic, (u32, Hash)>,
+    /// The same keys by node, so a membership change can forget those on its path.
+    superseded_at: HashMap<u32, Vec<PrekeyPublic>>,
     tree: Tree,
     pending: BTreeMap<Hash, Arc<CgkaOp>>,
+    waiting: HashMap<Hash, Vec<Hash>>,
     quarantine: BTreeMap<Hash, Arc<CgkaOp>>,
     secrets: HashMap<PrekeyPublic, PrekeySecret>,
     epochs: HashMap<Hash, SymmetricKey>,
     bad_paths: BTreeSet<Hash>,
+    issuer_keys: IssuerKeys,
 }
 
 impl core::fmt::Debug for Cgka {
@@ -226,12 +242,16 @@ impl Cgka {
             position: HashMap::new(),
             heads: BTreeSet::new(),
             structural: Vec::new(),
+            superseded: HashMap::new(),
+            superseded_at: HashMap::new(),
             tree: Tree::default(),
             pending: BTreeMap::new(),
+            waiting: HashMap::new(),
             quarantine: BTreeMap::new(),
             secrets: HashMap::new(),
             epochs: HashMap::new(),
             bad_paths: BTreeSet::new(),
+            issuer_keys: IssuerKeys::default(),
         };
         if let Some(device) = owner {
             for prekey in device.prekeys() {
@@ -328,7 +348,7 @@ impl Cgka {
             return Ok(Received::Duplicate);
         }
         check_body(op.unverified_payload())?;
-        let op = Arc::new(op.verify()?);
+        let op = Arc::new(op.verify_cached(&mut self.issuer_keys.0)?);
         if matches!(op.body, CgkaBody::Init { .. }) {
             return Err(ReceiveError::ForeignInit);
         }
@@ -339,21 +359,17 @@ impl Cgka {
             self.quarantine.insert(hash, op);
             return Err(ReceiveError::Unauthorized);
         }
-        let missing = self.missing(&op);
-        if !missing.is_empty() {
-            if self.pending.len() >= MAX_PENDING {
-                return Err(ReceiveError::PendingFull);
-            }
-            self.pending.insert(hash, op);
-            self.drain(authority);
-            if self.ops.contains_key(&hash) {
-                return Ok(Received::Applied);
-            }
-            return Ok(Received::Pending(missing));
+        self.quarantine.remove(&hash);
+        self.admit(op, authority)?;
+        if self.ops.contains_key(&hash) {
+            return Ok(Received::Applied);
         }
-        self.insert(op, authority);
-        self.drain(authority);
-        Ok(Received::Applied)
+        let missing = self
+            .pending
+            .get(&hash)
+            .map(|op| self.missing(op))
+            .unwrap_or_default();
+        Ok(Received::Pending(missing))
     }
 
     fn missing(&self, op: &CgkaOp) -> Vec<Hash> {
@@ -364,32 +380,56 @@ impl Cgka {
             .collect()
     }
 
-    /// Applies pending ops whose predecessors arrived; admits quarantined ops that an
-    /// accepted op depends on (they stay subject to the replay-time check, CGKA-20).
-    fn drain(&mut self, authority: &dyn CgkaAuthority) {
-        loop {
-            let mut progress = false;
-            let waiting: Vec<Hash> = self.pending.keys().copied().collect();
-            for hash in waiting {
-                let Some(op) = self.pending.get(&hash).cloned() else {
-                    continue;
-                };
-                let missing = self.missing(&op);
-                if missing.is_empty() {
-                    self.pending.remove(&hash);
-                    self.insert(op, authority);
-                    progress = true;
-                } else {
-                    for m in missing {
-                        if let Some(q) = self.quarantine.remove(&m) {
-                            self.pending.insert(m, q);
-                            progress = true;
-                        }
-                    }
+    /// Applies `op` if its predecessors are present, else parks it (CGKA-21). A quarantined op
+    /// that a parked op names is admitted too (it stays subject to the replay-time check,
+    /// CGKA-20). Ops waiting on a predecessor are indexed by it, so each arrival only looks at
+    /// the ops it unblocks.
+    fn admit(
+        &mut self,
+        op: Arc<CgkaOp>,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<(), ReceiveError> {
+        let mut work = vec![op];
+        while let Some(op) = work.pop() {
+            let hash = op.hash();
+            if self.ops.contains_key(&hash) || self.pending.contains_key(&hash) {
+                continue;
+            }
+            let missing = self.missing(&op);
+            if missing.is_empty() {
+                self.insert(op, authority);
+                self.release(hash, authority);
+                continue;
+            }
+            if self.pending.len() >= MAX_PENDING {
+                return Err(ReceiveError::PendingFull);
+            }
+            for m in &missing {
+                self.waiting.entry(*m).or_default().push(hash);
+            }
+            self.pending.insert(hash, op);
+            for m in missing {
+                if let Some(q) = self.quarantine.remove(&m) {
+                    work.push(q);
                 }
             }
-            if !progress {
-                break;
+        }
+        Ok(())
+    }
+
+    /// Applies the parked ops that `arrived` unblocks, transitively.
+    fn release(&mut self, arrived: Hash, authority: &dyn CgkaAuthority) {
+        let mut stack = vec![arrived];
+        while let Some(h) = stack.pop() {
+            for w in self.waiting.remove(&h).unwrap_or_default() {
+                let ready = self
+                    .pending
+                    .get(&w)
+                    .is_some_and(|op| self.missing(op).is_empty());
+                if ready && let Some(op) = self.pending.remove(&w) {
+                    self.insert(op, authority);
+                    stack.push(w);
+                }
             }
         }
     }
@@ -437,6 +477,8 @@ impl Cgka {
         self.tree = Tree::default();
         self.heads.clear();
         self.structural.clear();
+        self.superseded.clear();
+        self.superseded_at.clear();
         let order = self.order.clone();
         for hash in order {
             if hash == self.init {
@@ -447,17 +489,91 @@ impl Cgka {
         }
     }
 
-    fn ancestors(&self, op: &CgkaOp) -> HashSet<Hash> {
-        let mut seen = HashSet::new();
+    /// The replayed ops that are not in `op`'s causal past, found by walking back from the
+    /// current heads and from `op`'s predecessors in descending replay position, marking what
+    /// each reaches, and stopping once every open path is known to lead into `op`'s past.
+    /// Cost: the part of the DAG between them, not the whole history.
+    fn concurrent_with(&self, op: &CgkaOp) -> HashSet<Hash> {
+        const FROM_HEADS: u8 = 1;
+        const IN_PAST: u8 = 2;
+        let mut flags: HashMap<Hash, u8> = HashMap::new();
+        let mut queue: BinaryHeap<(usize, Hash)> = BinaryHeap::new();
+        let mut open = 0usize; // queued nodes not (yet) known to be in the past
+        let mark = |hash: Hash,
+                    flag: u8,
+                    flags: &mut HashMap<Hash, u8>,
+                    queue: &mut BinaryHeap<(usize, Hash)>,
+                    open: &mut usize| {
+            let Some(&pos) = self.position.get(&hash) else {
+                return;
+            };
+            match flags.get_mut(&hash) {
+                Some(existing) => {
+                    if *existing & IN_PAST == 0 && flag & IN_PAST != 0 {
+                        *open -= 1;
+                    }
+                    *existing |= flag;
+                }
+                None => {
+                    flags.insert(hash, flag);
+                    queue.push((pos, hash));
+                    if flag & IN_PAST == 0 {
+                        *open += 1;
+                    }
+                }
+            }
+        };
+        for p in &op.predecessors {
+            mark(*p, IN_PAST, &mut flags, &mut queue, &mut open);
+        }
+        for h in &self.heads {
+            mark(*h, FROM_HEADS, &mut flags, &mut queue, &mut open);
+        }
+        let mut concurrent = HashSet::new();
+        while open > 0 {
+            let Some((_, hash)) = queue.pop() else {
+                break;
+            };
+            let flag = flags.get(&hash).copied().unwrap_or(0);
+            if flag & IN_PAST == 0 {
+                open -= 1;
+                concurrent.insert(hash);
+            }
+            if let Some(node) = self.ops.get(&hash) {
+                for parent in &node.predecessors {
+                    mark(*parent, flag, &mut flags, &mut queue, &mut open);
+                }
+            }
+        }
+        concurrent
+    }
+
+    /// Test-only cross-check of [`Cgka::concurrent_with`] against a full ancestor walk.
+    #[cfg(test)]
+    fn check_concurrent(&self, op: &CgkaOp, concurrent: &HashSet<Hash>) {
+        let mut past = HashSet::new();
         let mut stack: Vec<Hash> = op.predecessors.clone();
         while let Some(h) = stack.pop() {
-            if seen.insert(h)
+            if past.insert(h)
                 && let Some(parent) = self.ops.get(&h)
             {
                 stack.extend(parent.predecessors.iter().copied());
             }
         }
-        seen
+        let applied = &self.order[..self
+            .order
+            .iter()
+            .position(|h| *h == op.hash())
+            .unwrap_or(self.order.len())];
+        let expected: HashSet<Hash> = applied
+            .iter()
+            .filter(|h| !past.contains(h))
+            .copied()
+            .collect();
+        assert_eq!(
+            &expected, concurrent,
+            "concurrent_with disagrees with a full walk"
+        );
     }
 
     /// Applies one op at the end of the replay (CGKA-12..CGKA-15).
@@ -472,7 +588,10 @@ impl Cgka {
         {
             Past::All
         } else {
-            Past::Set(self.ancestors(&op))
+            let concurrent = self.concurrent_with(&op);
+            #[cfg(test)]
+            self.check_concurrent(&op, &concurrent);
+            Past::AllExcept(concurrent)
         };
         let issuer = IndividualId(op.issuer);
         match &op.body {
@@ -491,14 +610,16 @@ impl Cgka {
                         op: hash,
                         public: *prekey,
                     };
-                    if self.tree.seat(*device, entry).is_some() {
-                        self.structural_change(hash, &past);
+                    if let Some(slot) = self.tree.seat(*device, entry) {
+                        self.structural_change(hash, &past, slot);
                     }
                 }
             }
             CgkaBody::Remove { device } => {
-                if authority.may_remove(&issuer, device) && self.tree.unseat(device) {
-                    self.structural_change(hash, &past);
+                if authority.may_remove(&issuer, device)
+                    && let Some(slot) = self.tree.unseat(device)
+                {
+                    self.structural_change(hash, &past, slot);
                 }
             }
             CgkaBody::Update(update) => self.apply_update(hash, issuer, update, &past),
@@ -510,9 +631,16 @@ impl Cgka {
     }
 
     /// CGKA-12: a membership change invalidates every inner key written concurrently with it.
-    fn structural_change(&mut self, hash: Hash, past: &Past) {
-        if let Past::Set(set) = past {
-            self.tree.retain_inner(|op| set.contains(op));
+    /// Keys superseded on the changed slot's path are forgotten too: a device removed from
+    /// below them may know them, so no later update may use them as targets (CGKA-15 (c)).
+    fn structural_change(&mut self, hash: Hash, past: &Past, slot: u32) {
+        if let Past::AllExcept(concurrent) = past {
+            self.tree.retain_inner(|op| !concurrent.contains(op));
+        }
+        for node in self.tree.direct_path(slot) {
+            for key in self.superseded_at.remove(&node).unwrap_or_default() {
+                self.superseded.remove(&key);
+            }
         }
         self.structural.push(hash);
     }
@@ -528,21 +656,30 @@ impl Cgka {
             return;
         };
         let superseded = |h: &Hash| past.contains(h);
-        self.tree.write(
-            nodes[0],
-            Entry {
-                op: hash,
-                public: leaf.public,
-            },
-            superseded,
-        );
         let no_concurrent_change = match past {
             Past::All => true,
-            Past::Set(set) => self.structural.iter().all(|h| set.contains(h)),
+            Past::AllExcept(concurrent) => !self.structural.iter().any(|h| concurrent.contains(h)),
         };
-        if no_concurrent_change && nodes.len() == update.nodes.len() {
+        let inner_valid = no_concurrent_change
+            && nodes.len() == update.nodes.len()
+            && self.wraps_stay_inside(&nodes, update, past);
+
+        let mut dropped = self
+            .tree
+            .write(
+                nodes[0],
+                Entry {
+                    op: hash,
+                    public: leaf.public,
+                },
+                superseded,
+            )
+            .into_iter()
+            .map(|e| (nodes[0], e))
+            .collect::<Vec<_>>();
+        if inner_valid {
             for (node, path_node) in nodes.iter().zip(&update.nodes).skip(1) {
-                self.tree.write(
+                let gone = self.tree.write(
                     *node,
                     Entry {
                         op: hash,
@@ -550,11 +687,44 @@ impl Cgka {
                     },
                     superseded,
                 );
+                dropped.extend(gone.into_iter().map(|e| (*node, e)));
             }
+        }
+        for (node, entry) in dropped {
+            self.superseded.insert(entry.public, (node, hash));
+            self.superseded_at
+                .entry(node)
+                .or_default()
+                .push(entry.public);
         }
         if self.owner.is_some() && self.owner != Some(issuer) {
             self.learn(hash, update);
         }
+    }
+
+    /// CGKA-15: every key the update wrapped a secret for at level `i` is a key now held at or
+    /// below the sibling of path node `i` in this replica's tree, or one there that an update
+    /// concurrent with this one superseded. So no device that is not seated here (e.g. one the
+    /// author's capability view admitted and this one did not) can know the update's inner
+    /// secrets.
+    fn wraps_stay_inside(&self, nodes: &[u32], update: &UpdatePath, past: &Past) -> bool {
+        nodes.iter().zip(&update.nodes).all(|(node, path_node)| {
+            if path_node.wrapped.is_empty() {
+                return true;
+            }
+            if *node == self.tree.root() {
+                return false;
+            }
+            let sibling = super::tree::sibling(*node);
+            path_node.wrapped.iter().all(|w| {
+                self.tree
+                    .locate(&w.recipient)
+                    .is_some_and(|at| super::tree::in_subtree(at, sibling))
+                    || self.superseded.get(&w.recipient).is_some_and(|(at, by)| {
+                        super::tree::in_subtree(*at, sibling) && !past.contains(by)
+                    })
+            })
+        })
     }
 
     /// CGKA-11: learns an update's path secrets if one is wrapped for a key this device holds.
@@ -579,12 +749,15 @@ impl Cgka {
         }
     }
 
-    fn own_predecessors(&self) -> Result<Vec<Hash>, CreateError> {
-        let heads: Vec<Hash> = self.heads.iter().copied().collect();
-        if heads.len() > CgkaBody::MAX_PREDECESSORS {
-            return Err(CreateError::TooManyHeads(heads.len()));
-        }
-        Ok(heads)
+    /// The predecessors of a local op: the heads, at most `MAX_PREDECESSORS` of them (CGKA-4).
+    /// With more heads (e.g. a flood of concurrent ops) each new op merges that many, so the
+    /// head count still falls op by op.
+    fn own_predecessors(&self) -> Vec<Hash> {
+        self.heads
+            .iter()
+            .take(CgkaBody::MAX_PREDECESSORS)
+            .copied()
+            .collect()
     }
 
     fn sign_and_apply(
@@ -594,7 +767,7 @@ impl Cgka {
         authority: &dyn CgkaAuthority,
     ) -> Result<CgkaOp, CreateError> {
         let op = Verified::sign(
-            Op::new(key.public_key(), self.own_predecessors()?, body),
+            Op::new(key.public_key(), self.own_predecessors(), body),
             key,
         )?;
         self.insert(Arc::new(op.clone()), authority);
@@ -651,7 +824,7 @@ impl Cgka {
         let op = Verified::sign(
             Op::new(
                 key.public_key(),
-                self.own_predecessors()?,
+                self.own_predecessors(),
                 CgkaBody::Update(fresh.path.clone()),
             ),
             key,

@@ -4,7 +4,7 @@
 //! node's level is its number of trailing one bits, and a tree of `capacity` leaves (a power
 //! of two) has its root at `capacity - 1`. Growing the tree keeps every node index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::crypto::hash::Hash;
 use crate::crypto::prekey::PrekeyPublic;
@@ -36,6 +36,8 @@ pub struct Tree {
     /// Inner-node entries by node index (even indices unused).
     inner: Vec<Vec<Entry>>,
     slots: BTreeMap<IndividualId, u32>,
+    /// Where each key currently in the tree sits.
+    located: HashMap<PrekeyPublic, u32>,
 }
 
 impl Default for Tree {
@@ -45,6 +47,7 @@ impl Default for Tree {
             leaves: vec![None],
             inner: vec![Vec::new()],
             slots: BTreeMap::new(),
+            located: HashMap::new(),
         }
     }
 }
@@ -62,6 +65,12 @@ pub fn parent(node: u32) -> u32 {
     } else {
         node - (1 << k)
     }
+}
+
+/// Whether `node` is `root` or below it.
+pub fn in_subtree(node: u32, root: u32) -> bool {
+    let span = (1u32 << level(root)) - 1;
+    node >= root - span && node <= root + span
 }
 
 /// The sibling of a non-root node.
@@ -183,6 +192,7 @@ impl Tree {
             return None;
         }
         let slot = self.free_slot();
+        self.located.insert(key.public, slot * 2);
         self.leaves[slot as usize] = Some(Leaf {
             device,
             keys: vec![key],
@@ -192,38 +202,56 @@ impl Tree {
         Some(slot)
     }
 
-    /// Empties `device`'s leaf and blanks its path. Returns whether it was seated.
-    pub(crate) fn unseat(&mut self, device: &IndividualId) -> bool {
-        let Some(slot) = self.slots.remove(device) else {
-            return false;
-        };
-        self.leaves[slot as usize] = None;
+    /// Empties `device`'s leaf and blanks its path. Returns its former slot, or `None` if it
+    /// was not seated.
+    pub(crate) fn unseat(&mut self, device: &IndividualId) -> Option<u32> {
+        let slot = self.slots.remove(device)?;
+        if let Some(leaf) = self.leaves[slot as usize].take() {
+            for e in leaf.keys {
+                self.located.remove(&e.public);
+            }
+        }
         self.blank_path(slot);
-        true
+        Some(slot)
     }
 
     fn blank_path(&mut self, slot: u32) {
         for node in self.direct_path(slot).into_iter().skip(1) {
             if let Some(entries) = self.inner.get_mut(node as usize) {
-                entries.clear();
+                for e in entries.drain(..) {
+                    self.located.remove(&e.public);
+                }
             }
         }
     }
 
     /// Keeps only inner entries whose op satisfies `keep` (CGKA-12).
     pub(crate) fn retain_inner(&mut self, mut keep: impl FnMut(&Hash) -> bool) {
+        let located = &mut self.located;
         for entries in &mut self.inner {
-            entries.retain(|e| keep(&e.op));
+            entries.retain(|e| {
+                let kept = keep(&e.op);
+                if !kept {
+                    located.remove(&e.public);
+                }
+                kept
+            });
         }
     }
 
+    /// The node at which `key` currently sits, if it is in the tree.
+    pub fn locate(&self, key: &PrekeyPublic) -> Option<u32> {
+        self.located.get(key).copied()
+    }
+
     /// Writes `entry` at `node`, dropping the entries `superseded` says are in its past.
+    /// Returns the dropped entries.
     pub(crate) fn write(
         &mut self,
         node: u32,
         entry: Entry,
         mut superseded: impl FnMut(&Hash) -> bool,
-    ) {
+    ) -> Vec<Entry> {
         let list = if node.is_multiple_of(2) {
             match self
                 .leaves
@@ -231,19 +259,31 @@ impl Tree {
                 .and_then(Option::as_mut)
             {
                 Some(leaf) => &mut leaf.keys,
-                None => return,
+                None => return Vec::new(),
             }
         } else {
             match self.inner.get_mut(node as usize) {
                 Some(list) => list,
-                None => return,
+                None => return Vec::new(),
             }
         };
-        list.retain(|e| !superseded(&e.op));
+        let mut dropped = Vec::new();
+        list.retain(|e| {
+            let keep = !superseded(&e.op);
+            if !keep {
+                dropped.push(*e);
+            }
+            keep
+        });
         if !list.contains(&entry) {
             list.push(entry);
             list.sort_by_key(|e| e.op);
         }
+        for e in &dropped {
+            self.located.remove(&e.public);
+        }
+        self.located.insert(entry.public, node);
+        dropped
     }
 
     /// Number of non-blank inner nodes and of inner entries (for size reports).

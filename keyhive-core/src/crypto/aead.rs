@@ -116,6 +116,45 @@ pub fn open(
         .map_err(|_| OpenError::Authentication)
 }
 
+/// As [`seal_with_nonce`], encrypting `buffer` in place (no copy of the plaintext).
+pub fn seal_in_place(
+    key: &SymmetricKey,
+    nonce: [u8; 24],
+    associated_data: &[u8],
+    mut buffer: Vec<u8>,
+) -> Result<Sealed, SealError> {
+    use chacha20poly1305::aead::AeadInOut;
+    let cipher = XChaCha20Poly1305::new(key.expose().into());
+    cipher
+        .encrypt_in_place(&XNonce::from(nonce), associated_data, &mut buffer)
+        .map_err(|_| SealError::TooLong)?;
+    Ok(Sealed {
+        nonce,
+        commitment: commitment(key, &nonce),
+        ciphertext: buffer,
+    })
+}
+
+/// As [`open`], decrypting the envelope's own buffer in place. The commitment is checked
+/// first, in constant time (ENC-7).
+pub fn open_in_place(
+    key: &SymmetricKey,
+    associated_data: &[u8],
+    sealed: Sealed,
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    use chacha20poly1305::aead::AeadInOut;
+    let expected = commitment(key, &sealed.nonce);
+    if !bool::from(expected.ct_eq(&sealed.commitment)) {
+        return Err(OpenError::KeyCommitment);
+    }
+    let cipher = XChaCha20Poly1305::new(key.expose().into());
+    let mut buffer = Zeroizing::new(sealed.ciphertext);
+    cipher
+        .decrypt_in_place(&XNonce::from(sealed.nonce), associated_data, &mut *buffer)
+        .map_err(|_| OpenError::Authentication)?;
+    Ok(buffer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,13 @@
 //! One encrypted change (`specs/encryption.md` §1, CENC-1..CENC-5).
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use std::sync::LazyLock;
+
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cgka::Cgka;
 use crate::crypto::aead::{self, OpenError, Sealed};
-use crate::crypto::derive::{self, derive_key};
+use crate::crypto::derive;
 use crate::crypto::hash::Hash;
 use crate::crypto::secret::SymmetricKey;
 use crate::encoding::{DecodeError, decode_canonical, encode};
@@ -50,10 +52,10 @@ impl EncryptedChange {
 
 /// CENC-3: the plaintext layout, fixed and therefore canonical:
 /// `count (u32 LE) || count × (reference (32) || key (32)) || content`.
-fn encode_plaintext(predecessors: &[(Hash, SymmetricKey)], content: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(
-        4 + 64 * predecessors.len() + content.len(),
-    ));
+/// The buffer has room for the AEAD tag, so in-place sealing never reallocates (which would
+/// leave a plaintext copy in freed memory).
+fn encode_plaintext(predecessors: &[(Hash, SymmetricKey)], content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 64 * predecessors.len() + content.len() + 16);
     out.extend_from_slice(&(predecessors.len() as u32).to_le_bytes());
     for (reference, key) in predecessors {
         out.extend_from_slice(reference.as_bytes());
@@ -65,7 +67,7 @@ fn encode_plaintext(predecessors: &[(Hash, SymmetricKey)], content: &[u8]) -> Ze
 
 type DecodedPlaintext = (Vec<(Hash, SymmetricKey)>, Zeroizing<Vec<u8>>);
 
-fn decode_plaintext(plain: &[u8]) -> Result<DecodedPlaintext, DecodeError> {
+fn decode_plaintext(mut plain: Zeroizing<Vec<u8>>) -> Result<DecodedPlaintext, DecodeError> {
     let Some((count, rest)) = plain.split_first_chunk::<4>() else {
         return Err(DecodeError::Truncated);
     };
@@ -73,7 +75,7 @@ fn decode_plaintext(plain: &[u8]) -> Result<DecodedPlaintext, DecodeError> {
     if count > MAX_PREDECESSORS {
         return Err(DecodeError::InvalidStructure("too many predecessors"));
     }
-    let Some((keys, content)) = rest.split_at_checked(count * 64) else {
+    let Some((keys, _content)) = rest.split_at_checked(count * 64) else {
         return Err(DecodeError::Truncated);
     };
     let predecessors = keys
@@ -86,7 +88,9 @@ fn decode_plaintext(plain: &[u8]) -> Result<DecodedPlaintext, DecodeError> {
             (Hash(reference), SymmetricKey::from_bytes(*key))
         })
         .collect();
-    Ok((predecessors, Zeroizing::new(content.to_vec())))
+    // Drop the header in place; the content stays in the decrypted buffer.
+    plain.drain(..4 + count * 64);
+    Ok((predecessors, plain))
 }
 
 /// A decrypted change.
@@ -156,15 +160,31 @@ impl From<OpenError> for DecryptError {
     }
 }
 
+impl ChangeHeader {
+    /// CENC-1: the associated data: `document (32) || epoch (32) || change (32)`.
+    pub fn associated_data(&self) -> [u8; 96] {
+        let mut out = [0u8; 96];
+        out[..32].copy_from_slice(self.document.public_key().as_bytes());
+        out[32..64].copy_from_slice(self.epoch.as_bytes());
+        out[64..].copy_from_slice(self.change.as_bytes());
+        out
+    }
+}
+
+/// The BLAKE3 hasher keyed for [`derive::CENC_CHANGE_KEY`], made once: cloning it skips
+/// re-hashing the context string and yields exactly `blake3::derive_key`'s output.
+static CHANGE_KEY_HASHER: LazyLock<blake3::Hasher> =
+    LazyLock::new(|| blake3::Hasher::new_derive_key(derive::CENC_CHANGE_KEY));
+
 /// CENC-2: the change key, bound one-way to the epoch root and the header (and so to the
-/// change's own reference).
+/// change's own reference): `derive_key(CENC_CHANGE_KEY, root || associated data)`.
 pub fn change_key(epoch_root: &SymmetricKey, header: &ChangeHeader) -> SymmetricKey {
-    let mut material = Zeroizing::new([0u8; 128]);
-    material[..32].copy_from_slice(epoch_root.expose());
-    material[32..64].copy_from_slice(header.document.public_key().as_bytes());
-    material[64..96].copy_from_slice(header.epoch.as_bytes());
-    material[96..].copy_from_slice(header.change.as_bytes());
-    SymmetricKey::from_bytes(derive_key(derive::CENC_CHANGE_KEY, &*material))
+    let mut hasher = CHANGE_KEY_HASHER.clone();
+    hasher.update(epoch_root.expose());
+    hasher.update(&header.associated_data());
+    let key = SymmetricKey::from_bytes(*hasher.finalize().as_bytes());
+    hasher.zeroize();
+    key
 }
 
 /// Encrypts a change under the CGKA's current epoch (CENC-4). Returns the encrypted change
@@ -224,7 +244,9 @@ pub(crate) fn seal_change(
     if encoded.len() > MAX_CHANGE_LEN {
         return Err(EncryptError::TooLarge);
     }
-    let sealed = aead::seal_with_nonce(&key, nonce, &encode(&header), &encoded)
+    // The buffer is moved into the envelope and encrypted in place: no plaintext copy is
+    // left behind to wipe.
+    let sealed = aead::seal_in_place(&key, nonce, &header.associated_data(), encoded)
         .map_err(|_| EncryptError::TooLarge)?;
     Ok((EncryptedChange { header, sealed }, key))
 }
@@ -249,8 +271,8 @@ pub fn decrypt_with_key(
     key: &SymmetricKey,
     change: &EncryptedChange,
 ) -> Result<DecryptedChange, DecryptError> {
-    let plain = aead::open(key, &encode(&change.header), &change.sealed)?;
-    let (predecessors, content) = decode_plaintext(&plain).map_err(DecryptError::Plaintext)?;
+    let plain = aead::open_in_place(key, &change.header.associated_data(), change.sealed.clone())?;
+    let (predecessors, content) = decode_plaintext(plain).map_err(DecryptError::Plaintext)?;
     Ok(DecryptedChange {
         key: key.clone(),
         predecessors,

@@ -223,3 +223,60 @@ fn stream_tampering_is_rejected() {
         Err(StreamError::BadHeader)
     ));
 }
+
+#[test]
+fn large_change_streams_through_a_manifest() {
+    let (mut rs, auth) = network(2);
+    add(&mut rs, 0, 1, &auth);
+    update(&mut rs, 1, &auth);
+    let data: Vec<u8> = (0..(3 * CHUNK_LEN + 123))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let mut ct = Vec::new();
+    let (manifest, _key) =
+        encrypt_large_change(&rs[0].cgka, Hash([4; 32]), &[], data.as_slice(), &mut ct).unwrap();
+    let opened = decrypt_with_epoch(&rs[1].cgka, &manifest).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        decrypt_large_change(&manifest, &opened, ct.as_slice(), &mut out).unwrap(),
+        data.len() as u64
+    );
+    assert_eq!(out, data);
+    // The stream is bound to its manifest's header.
+    let mut other = manifest.clone();
+    other.header.change = Hash([5; 32]);
+    assert!(decrypt_large_change(&other, &opened, ct.as_slice(), std::io::sink()).is_err());
+}
+
+mod hostile {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let _ = EncryptedChange::from_bytes(&bytes);
+            let key = SymmetricKey::from_bytes([1; 32]);
+            let _ = decrypt_stream(&key, b"", bytes.as_slice(), std::io::sink());
+            let _ = crate::keystore::import_backup(&bytes, b"x");
+            let _ = crate::keystore::KeyStore::from_bytes(&bytes);
+            let _ = crate::signed::Signed::<crate::signed::Op<crate::cgka::CgkaBody>>::decode(&bytes);
+        }
+
+        #[test]
+        fn flipped_bits_in_a_change_are_rejected(pos in 0usize..2000, bit in 0u8..8) {
+            let root = SymmetricKey::from_bytes([2; 32]);
+            let doc = crate::identity::DocumentId(crate::crypto::signing::PublicKey([3; 32]));
+            let (enc, _) = encrypt_with_epoch(doc, Hash([4; 32]), &root, Hash([5; 32]), &[], &[6; 300]).unwrap();
+            let mut bytes = enc.to_bytes();
+            let pos = pos % bytes.len();
+            bytes[pos] ^= 1 << bit;
+            if let Ok(bad) = EncryptedChange::from_bytes(&bytes) {
+                let key = change_key(&root, &bad.header);
+                prop_assert!(decrypt_with_key(&key, &bad).is_err());
+            }
+        }
+    }
+}

@@ -110,7 +110,7 @@ mod tests {
         let path = dir.path().join("keys");
         let mut store = KeyStore::new(rs[1].device.clone());
         let doc = rs[1].cgka.document();
-        store.set_cgka_secrets(doc, rs[1].cgka.export_secrets());
+        store.record(&rs[1].cgka);
         save(&store, &path).unwrap();
         save(&store, &path).unwrap(); // replacing works too
         #[cfg(unix)]

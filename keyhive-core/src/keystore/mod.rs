@@ -2,7 +2,7 @@
 //! read, and their passphrase-encrypted backup (`specs/encryption.md` §4, KEYS-1..KEYS-6).
 //!
 //! * [`store`]: the in-memory [`KeyStore`] and its canonical encoding (KEYS-1, KEYS-2).
-//! * [`file`]: atomic, mode-0600 persistence (KEYS-3).
+//! * [`file`](mod@file): atomic, mode-0600 persistence (KEYS-3).
 //! * [`backup`]: Argon2id + XChaCha20-Poly1305 export and import (KEYS-4..KEYS-6).
 
 pub mod backup;

@@ -84,6 +84,12 @@ impl KeyStore {
         self.cgka.insert(document, secrets);
     }
 
+    /// Records the local device's current secrets of `cgka` (call after every update it
+    /// issues or reads, then [`super::save`]).
+    pub fn record(&mut self, cgka: &crate::cgka::Cgka) {
+        self.set_cgka_secrets(cgka.document(), cgka.export_secrets());
+    }
+
     /// The CGKA secrets of `document`, if stored.
     pub fn cgka_secrets(&self, document: &DocumentId) -> Option<&CgkaSecrets> {
         self.cgka.get(document)

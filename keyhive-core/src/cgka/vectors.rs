@@ -1,0 +1,83 @@
+//! Test vectors for `specs/cgka.md` (`specs/vectors/cgka.json`). Regenerate with
+//! `cargo test -p keyhive-core cgka::vectors::generate -- --ignored`.
+
+use serde_json::{Value, json};
+
+use super::path::{self, epoch_root, next_secret, node_key};
+use crate::crypto::prekey::PrekeySecret;
+use crate::crypto::signing::PublicKey;
+use crate::encoding::encode;
+use crate::identity::DocumentId;
+
+fn path_file() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/cgka.json")
+}
+
+fn compute() -> Value {
+    let document = DocumentId(PublicKey([0x22; 32]));
+    let leaf = zeroize::Zeroizing::new([0x11u8; 32]);
+    let s1 = next_secret(&leaf);
+    let s2 = next_secret(&s1);
+    let recipient = PrekeySecret::from_bytes([0x33; 32]);
+    let sender = node_key(&leaf);
+    let wrapped = path::wrap(&document, &sender, &recipient.public(), &s1).expect("wrap");
+    let other = PrekeySecret::from_bytes([0x44; 32]);
+    let fresh = path::generate(
+        &document,
+        zeroize::Zeroizing::new([0x55; 32]),
+        &[
+            vec![recipient.public()],
+            vec![other.public(), recipient.public()],
+            vec![],
+        ],
+    )
+    .expect("generate");
+    json!({
+        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15). Hex.",
+        "document": hex::encode(document.public_key().as_bytes()),
+        "path_secrets": {
+            "CGKA-8 leaf secret": hex::encode(*leaf),
+            "next(leaf)": hex::encode(*s1),
+            "next(next(leaf))": hex::encode(*s2),
+            "node public(leaf)": hex::encode(node_key(&leaf).public().0),
+            "node public(next(leaf))": hex::encode(node_key(&s1).public().0),
+        },
+        "CGKA-9 wrap": {
+            "sender node secret": "node_key(leaf secret)",
+            "recipient secret": hex::encode([0x33u8; 32]),
+            "recipient public": hex::encode(recipient.public().0),
+            "secret": hex::encode(*s1),
+            "ciphertext": hex::encode(wrapped.ciphertext),
+            "tag": hex::encode(wrapped.tag),
+        },
+        "CGKA-10 epoch root": {
+            "root path secret": hex::encode(*s2),
+            "epoch root": hex::encode(epoch_root(&document, &s2).expose()),
+        },
+        "CGKA-15 update path": {
+            "leaf secret": hex::encode([0x55u8; 32]),
+            "resolutions": [
+                [hex::encode(recipient.public().0)],
+                [hex::encode(other.public().0), hex::encode(recipient.public().0)],
+                []
+            ],
+            "postcard(UpdatePath)": hex::encode(encode(&fresh.path)),
+            "root path secret": hex::encode(*fresh.root_secret),
+        }
+    })
+}
+
+#[test]
+#[ignore = "writes specs/vectors/cgka.json"]
+fn generate() {
+    let text = serde_json::to_string_pretty(&compute()).expect("json");
+    std::fs::create_dir_all(path_file().parent().expect("parent")).expect("mkdir");
+    std::fs::write(path_file(), text + "\n").expect("write");
+}
+
+#[test]
+fn vectors_match_spec_file() {
+    let text = std::fs::read_to_string(path_file()).expect("specs/vectors/cgka.json");
+    let stored: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(stored, compute());
+}

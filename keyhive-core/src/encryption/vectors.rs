@@ -1,0 +1,99 @@
+//! Test vectors for `specs/encryption.md` (`specs/vectors/encryption.json`). Regenerate with
+//! `cargo test -p keyhive-core encryption::vectors::generate -- --ignored`.
+
+use serde_json::{Value, json};
+
+use super::change::{ChangeHeader, change_key, seal_change};
+use super::stream::{chunk_nonce, encrypt_stream_with_salt};
+use crate::crypto::hash::Hash;
+use crate::crypto::secret::SymmetricKey;
+use crate::crypto::signing::PublicKey;
+use crate::identity::DocumentId;
+
+fn path_file() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/encryption.json")
+}
+
+fn compute() -> Value {
+    let document = DocumentId(PublicKey([0x22; 32]));
+    let root = SymmetricKey::from_bytes([0x66; 32]);
+    let header = ChangeHeader {
+        document,
+        epoch: Hash([0x77; 32]),
+        change: Hash([0x88; 32]),
+    };
+    let pred = (Hash([0x99; 32]), SymmetricKey::from_bytes([0xaa; 32]));
+    let (enc, key) = seal_change(
+        document,
+        header.epoch,
+        &root,
+        header.change,
+        std::slice::from_ref(&pred),
+        b"hello, keyhive",
+        [0xbb; 24],
+    )
+    .expect("seal");
+    let stream_key = SymmetricKey::from_bytes([0xcc; 32]);
+    let mut small = Vec::new();
+    encrypt_stream_with_salt(
+        &stream_key,
+        [0xdd; 16],
+        b"ad",
+        &b"0123456789"[..],
+        &mut small,
+    )
+    .expect("stream");
+    let big_plain: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let mut big = Vec::new();
+    encrypt_stream_with_salt(
+        &stream_key,
+        [0xdd; 16],
+        b"ad",
+        big_plain.as_slice(),
+        &mut big,
+    )
+    .expect("stream");
+    json!({
+        "description": "keyhive causal-encryption vectors (specs/encryption.md). Hex.",
+        "CENC-2 change key": {
+            "epoch root": hex::encode([0x66u8; 32]),
+            "document": hex::encode([0x22u8; 32]),
+            "epoch": hex::encode([0x77u8; 32]),
+            "change": hex::encode([0x88u8; 32]),
+            "associated data": hex::encode(header.associated_data()),
+            "change key": hex::encode(change_key(&root, &header).expose()),
+        },
+        "CENC-3 sealed change": {
+            "predecessor": hex::encode([0x99u8; 32]),
+            "predecessor key": hex::encode([0xaau8; 32]),
+            "content": hex::encode(b"hello, keyhive"),
+            "nonce": hex::encode([0xbbu8; 24]),
+            "change key": hex::encode(key.expose()),
+            "EncryptedChange bytes": hex::encode(enc.to_bytes()),
+        },
+        "CENC-8 stream": {
+            "key": hex::encode([0xccu8; 32]),
+            "salt": hex::encode([0xddu8; 16]),
+            "associated data": hex::encode(b"ad"),
+            "chunk nonce(5, last)": hex::encode(chunk_nonce(5, true)),
+            "plaintext 0123456789 -> stream": hex::encode(&small),
+            "plaintext 70000 bytes i%251 -> stream length": big.len(),
+            "plaintext 70000 bytes i%251 -> content hash of stream": Hash::of_content(&big).to_string(),
+        }
+    })
+}
+
+#[test]
+#[ignore = "writes specs/vectors/encryption.json"]
+fn generate() {
+    let text = serde_json::to_string_pretty(&compute()).expect("json");
+    std::fs::create_dir_all(path_file().parent().expect("parent")).expect("mkdir");
+    std::fs::write(path_file(), text + "\n").expect("write");
+}
+
+#[test]
+fn vectors_match_spec_file() {
+    let text = std::fs::read_to_string(path_file()).expect("specs/vectors/encryption.json");
+    let stored: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(stored, compute());
+}
