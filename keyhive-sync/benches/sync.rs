@@ -56,10 +56,16 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    let frame = encode_frame(&Message::Push { req: 1, items: sample.iter().map(Item::to_wire).collect() });
+    let frame = encode_frame(&Message::Push {
+        req: 1,
+        items: sample.iter().map(Item::to_wire).collect(),
+    });
     group.bench_function("raw_frame_encode_decode_x256", |b| {
         b.iter(|| {
-            let f = encode_frame(&Message::Push { req: 1, items: sample.iter().map(Item::to_wire).collect() });
+            let f = encode_frame(&Message::Push {
+                req: 1,
+                items: sample.iter().map(Item::to_wire).collect(),
+            });
             std::hint::black_box(decode_frame(&f).unwrap());
         })
     });
@@ -99,7 +105,13 @@ fn bench(c: &mut Criterion) {
         };
         let (relay, session) = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let relay = Relay::serve(listener, store, Arc::new(AllowAll), RelayConfig::new(SigningKey::generate())).unwrap();
+            let relay = Relay::serve(
+                listener,
+                store,
+                Arc::new(AllowAll),
+                RelayConfig::new(SigningKey::generate()),
+            )
+            .unwrap();
             let session = Session::connect(&relay.url(), &key, None).await.unwrap();
             (relay, session)
         });

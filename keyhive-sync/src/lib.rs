@@ -8,9 +8,9 @@
 pub mod client;
 pub mod item;
 pub mod policy;
-pub mod relay;
 pub mod protocol;
 pub mod reconcile;
+pub mod relay;
 pub mod store;
 
 pub use item::{Item, ItemKind, SubjectId, WireItem};

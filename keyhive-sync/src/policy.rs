@@ -92,7 +92,11 @@ impl MemoryPolicy {
 
     /// Lets `who` pull `subject`.
     pub fn grant_pull(&self, who: IndividualId, subject: SubjectId) {
-        self.write_lock().pull.entry(subject).or_default().insert(who);
+        self.write_lock()
+            .pull
+            .entry(subject)
+            .or_default()
+            .insert(who);
     }
 
     /// Lets `who` pull and push to `subject`.
@@ -129,7 +133,9 @@ impl AccessPolicy for MemoryPolicy {
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal> {
         let g = self.read_lock();
         if g.everything.contains(from)
-            || g.write.get(&item.subject()).is_some_and(|s| s.contains(from))
+            || g.write
+                .get(&item.subject())
+                .is_some_and(|s| s.contains(from))
         {
             Ok(())
         } else {

@@ -21,7 +21,8 @@ fn allow() -> Arc<dyn AccessPolicy> {
 #[tokio::test]
 async fn offline_outbox_converges_when_relay_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let relay_store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path().join("relay.redb")).unwrap());
+    let relay_store: Arc<dyn Store> =
+        Arc::new(RedbStore::open(dir.path().join("relay.redb")).unwrap());
     let policy = policy();
     let alice = SigningKey::generate();
     let doc = subject(7);
@@ -29,9 +30,16 @@ async fn offline_outbox_converges_when_relay_returns() {
     let relay_key = SigningKey::generate();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let relay = Relay::serve(listener, relay_store.clone(), policy.clone(), RelayConfig::new(relay_key.clone())).unwrap();
+    let relay = Relay::serve(
+        listener,
+        relay_store.clone(),
+        policy.clone(),
+        RelayConfig::new(relay_key.clone()),
+    )
+    .unwrap();
 
-    let client_store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path().join("alice.redb")).unwrap());
+    let client_store: Arc<dyn Store> =
+        Arc::new(RedbStore::open(dir.path().join("alice.redb")).unwrap());
     let client = Client::new(alice.clone(), client_store, allow());
     let mut link = client.add_link(relay.url(), Some(pk(&relay_key)));
     link.wait_for(|s| s.connected).await;
@@ -48,7 +56,13 @@ async fn offline_outbox_converges_when_relay_returns() {
 
     // The relay returns on the same address; the link reconnects and pushes the backlog.
     let listener = TcpListener::bind(addr).await.unwrap();
-    let relay = Relay::serve(listener, relay_store.clone(), policy, RelayConfig::new(relay_key)).unwrap();
+    let relay = Relay::serve(
+        listener,
+        relay_store.clone(),
+        policy,
+        RelayConfig::new(relay_key),
+    )
+    .unwrap();
     eventually(|| relay_store.hashes(&doc).unwrap().len() == 25).await;
     for item in &offline {
         assert!(relay_store.contains(&item.hash()).unwrap());
@@ -83,7 +97,10 @@ async fn several_relays_at_once_and_live_fanout_between_clients() {
     b1.wait_for(|s| s.connected).await;
 
     a.write(items(&alice, doc, 0..10)).unwrap();
-    eventually(|| store_a.hashes(&doc).unwrap().len() == 10 && store_b.hashes(&doc).unwrap().len() == 10).await;
+    eventually(|| {
+        store_a.hashes(&doc).unwrap().len() == 10 && store_b.hashes(&doc).unwrap().len() == 10
+    })
+    .await;
     // Bob, subscribed on relay B only, receives Alice's items live.
     eventually(|| b.store().hashes(&doc).unwrap().len() == 10).await;
     // Bob writes; Alice gets it from relay B and forwards it to relay A too.
@@ -137,7 +154,13 @@ async fn peer_to_peer_over_the_same_protocol() {
     let doc = subject(12);
     policy_b.grant_write(id(&key_a), doc);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let peer_b = Relay::serve(listener, store_b.clone(), policy_b, RelayConfig::new(key_b.clone())).unwrap();
+    let peer_b = Relay::serve(
+        listener,
+        store_b.clone(),
+        policy_b,
+        RelayConfig::new(key_b.clone()),
+    )
+    .unwrap();
     let b_client = Client::new(key_b.clone(), store_b.clone(), allow());
     b_client.write(items(&key_b, doc, 0..3)).unwrap();
 
@@ -167,7 +190,7 @@ async fn reconciliation_bytes_grow_with_difference_not_total() {
     for d in [0usize, 1, 100] {
         let local: Arc<dyn Store> = Arc::new(MemoryStore::new());
         // Drop d items spread over the set.
-        let step = if d == 0 { usize::MAX } else { all.len() / d };
+        let step = all.len().checked_div(d).unwrap_or(usize::MAX);
         let kept: Vec<_> = all
             .iter()
             .enumerate()
@@ -187,7 +210,9 @@ async fn reconciliation_bytes_grow_with_difference_not_total() {
         let item_bytes: usize = kept.first().map(|i| i.envelope().len() + 36).unwrap_or(0) * d;
         rows.push((d, s1 - s0, r1 - r0, report.rounds, item_bytes));
     }
-    println!("reconciliation on the wire, n = {n} items (frame bytes, WebSocket headers excluded):");
+    println!(
+        "reconciliation on the wire, n = {n} items (frame bytes, WebSocket headers excluded):"
+    );
     for (d, sent, received, rounds, item_bytes) in &rows {
         println!(
             "  d = {d:>3}: sent {sent:>6} B, received {received:>6} B (of which ~{item_bytes} B are the {d} items), {rounds} rounds"

@@ -22,12 +22,20 @@ const DB_ENV: &str = "KEYHIVE_CRASH_DB";
 #[test]
 #[ignore = "child process of acknowledged_writes_survive_kill_9"]
 fn crash_child_relay() {
-    let Ok(path) = std::env::var(DB_ENV) else { return };
+    let Ok(path) = std::env::var(DB_ENV) else {
+        return;
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let store = Arc::new(RedbStore::open(&path).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let relay = Relay::serve(listener, store, Arc::new(AllowAll), RelayConfig::new(SigningKey::generate())).unwrap();
+        let relay = Relay::serve(
+            listener,
+            store,
+            Arc::new(AllowAll),
+            RelayConfig::new(SigningKey::generate()),
+        )
+        .unwrap();
         println!("URL {}", relay.url());
         std::io::stdout().flush().unwrap();
         std::future::pending::<()>().await;
@@ -39,7 +47,13 @@ fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.redb");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_relay", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_relay",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DB_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -88,7 +102,10 @@ fn acknowledged_writes_survive_kill_9() {
     }
     // The per-subject summary committed with the items stays consistent (STORE-4).
     for s in store.subjects().unwrap() {
-        assert_eq!(store.summary(&s).unwrap(), Summary::of(&store.hashes(&s).unwrap()));
+        assert_eq!(
+            store.summary(&s).unwrap(),
+            Summary::of(&store.hashes(&s).unwrap())
+        );
     }
     assert_eq!(acked.len(), 500);
 }

@@ -26,12 +26,17 @@ async fn push_pull_and_unauthorised_pull_gets_nothing() {
     let doc = subject(1);
     policy.grant_write(id(&alice), doc);
 
-    let a = Session::connect(&relay.url(), &alice, Some(pk(&relay_key))).await.unwrap();
+    let a = Session::connect(&relay.url(), &alice, Some(pk(&relay_key)))
+        .await
+        .unwrap();
     assert_eq!(a.server_id(), pk(&relay_key));
     let its = items(&alice, doc, 0..10);
     let outcomes = a.push(&its).await.unwrap();
     assert_eq!(outcomes, vec![PushOutcome::Stored; 10]);
-    assert_eq!(a.push(&its[..2]).await.unwrap(), vec![PushOutcome::Duplicate; 2]);
+    assert_eq!(
+        a.push(&its[..2]).await.unwrap(),
+        vec![PushOutcome::Duplicate; 2]
+    );
     let hashes: Vec<_> = its.iter().map(|i| i.hash()).collect();
     let pulled = a.pull(&hashes).await.unwrap();
     assert_eq!(pulled.len(), 10);
@@ -45,7 +50,10 @@ async fn push_pull_and_unauthorised_pull_gets_nothing() {
         other => panic!("expected forbidden, got {other:?}"),
     }
     let foreign = items(&bob, doc, 100..101);
-    assert!(matches!(b.push(&foreign).await.unwrap()[0], PushOutcome::Refused(_)));
+    assert!(matches!(
+        b.push(&foreign).await.unwrap()[0],
+        PushOutcome::Refused(_)
+    ));
     assert!(!store.contains(&foreign[0].hash()).unwrap());
     assert!(b.subscribe(&[doc]).await.unwrap().is_empty());
 
@@ -82,8 +90,12 @@ async fn raw_connect(
     keyhive_sync::protocol::message::Challenge,
 ) {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else { panic!("no challenge") };
-    let Message::Challenge(c) = decode_frame(&b).unwrap() else { panic!("not a challenge") };
+    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else {
+        panic!("no challenge")
+    };
+    let Message::Challenge(c) = decode_frame(&b).unwrap() else {
+        panic!("not a challenge")
+    };
     let t = handshake::Transcript {
         role: handshake::Role::Client,
         server_id: c.server_id,
@@ -95,7 +107,9 @@ async fn raw_connect(
 }
 
 async fn next_error(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 ) -> ErrorCode {
     loop {
         match ws.next().await {
@@ -117,17 +131,31 @@ async fn replayed_handshake_fails() {
     // Connection 1: a genuine hello, recorded.
     let (mut ws1, _, c1) = raw_connect(&relay.url()).await;
     let hello = handshake::answer(&c1, &device);
-    ws1.send(WsMessage::Binary(encode_frame(&Message::Hello(hello.clone())).into())).await.unwrap();
-    let Some(Ok(WsMessage::Binary(b))) = ws1.next().await else { panic!("no welcome") };
+    ws1.send(WsMessage::Binary(
+        encode_frame(&Message::Hello(hello.clone())).into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(WsMessage::Binary(b))) = ws1.next().await else {
+        panic!("no welcome")
+    };
     assert!(matches!(decode_frame(&b).unwrap(), Message::Welcome(_)));
     // Connection 2: replaying it fails, since the server nonce differs.
     let (mut ws2, _, c2) = raw_connect(&relay.url()).await;
     assert_ne!(c1.server_nonce, c2.server_nonce);
-    ws2.send(WsMessage::Binary(encode_frame(&Message::Hello(hello)).into())).await.unwrap();
+    ws2.send(WsMessage::Binary(
+        encode_frame(&Message::Hello(hello)).into(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(next_error(&mut ws2).await, ErrorCode::HandshakeFailed);
     // A request before the handshake is refused too.
     let (mut ws3, _, _) = raw_connect(&relay.url()).await;
-    ws3.send(WsMessage::Binary(encode_frame(&Message::Collection { req: 1 }).into())).await.unwrap();
+    ws3.send(WsMessage::Binary(
+        encode_frame(&Message::Collection { req: 1 }).into(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(next_error(&mut ws3).await, ErrorCode::Unexpected);
     relay.shutdown().await.unwrap();
 }
@@ -138,19 +166,32 @@ async fn malformed_and_oversize_frames_get_typed_errors_and_connection_survives(
     let device = SigningKey::generate();
     let (mut ws, _, c) = raw_connect(&relay.url()).await;
     let hello = handshake::answer(&c, &device);
-    ws.send(WsMessage::Binary(encode_frame(&Message::Hello(hello)).into())).await.unwrap();
+    ws.send(WsMessage::Binary(
+        encode_frame(&Message::Hello(hello)).into(),
+    ))
+    .await
+    .unwrap();
     let _welcome = ws.next().await;
     let cases: Vec<(Vec<u8>, ErrorCode)> = vec![
         (vec![], ErrorCode::Malformed),
         (vec![1, 0xff, 0xff], ErrorCode::Malformed),
         (vec![7, 0], ErrorCode::UnsupportedVersion),
-        (vec![1; keyhive_sync::protocol::MAX_FRAME_LEN + 10], ErrorCode::Oversize),
-        ({
-            let mut f = encode_frame(&Message::Collection { req: 9 });
-            f.push(0);
-            f
-        }, ErrorCode::Malformed),
-        (encode_frame(&Message::Live { items: vec![] }), ErrorCode::Unexpected),
+        (
+            vec![1; keyhive_sync::protocol::MAX_FRAME_LEN + 10],
+            ErrorCode::Oversize,
+        ),
+        (
+            {
+                let mut f = encode_frame(&Message::Collection { req: 9 });
+                f.push(0);
+                f
+            },
+            ErrorCode::Malformed,
+        ),
+        (
+            encode_frame(&Message::Live { items: vec![] }),
+            ErrorCode::Unexpected,
+        ),
     ];
     for (frame, code) in cases {
         ws.send(WsMessage::Binary(frame.into())).await.unwrap();
@@ -159,12 +200,27 @@ async fn malformed_and_oversize_frames_get_typed_errors_and_connection_survives(
     ws.send(WsMessage::Text("hello".into())).await.unwrap();
     assert_eq!(next_error(&mut ws).await, ErrorCode::Malformed);
     // Still usable.
-    ws.send(WsMessage::Binary(encode_frame(&Message::Collection { req: 5 }).into())).await.unwrap();
-    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else { panic!("no reply") };
-    assert!(matches!(decode_frame(&b).unwrap(), Message::Offer { req: 5, last: true, .. }));
+    ws.send(WsMessage::Binary(
+        encode_frame(&Message::Collection { req: 5 }).into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else {
+        panic!("no reply")
+    };
+    assert!(matches!(
+        decode_frame(&b).unwrap(),
+        Message::Offer {
+            req: 5,
+            last: true,
+            ..
+        }
+    ));
     // A message above the WebSocket limit closes this connection cleanly, and only it.
     let _ = ws
-        .send(WsMessage::Binary(vec![1; 3 * keyhive_sync::protocol::MAX_FRAME_LEN].into()))
+        .send(WsMessage::Binary(
+            vec![1; 3 * keyhive_sync::protocol::MAX_FRAME_LEN].into(),
+        ))
         .await;
     loop {
         match ws.next().await {
@@ -205,7 +261,9 @@ async fn rate_limit_refuses_excess_requests() {
         RelayConfig::new(key).with_limits(limits),
     )
     .unwrap();
-    let s = Session::connect(&relay.url(), &SigningKey::generate(), None).await.unwrap();
+    let s = Session::connect(&relay.url(), &SigningKey::generate(), None)
+        .await
+        .unwrap();
     for _ in 0..3 {
         s.collection().await.unwrap();
     }
@@ -255,7 +313,9 @@ async fn subscribers_get_live_pushes_only_when_authorised() {
 #[tokio::test]
 async fn shutdown_closes_connected_sessions() {
     let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
-    let s = Session::connect(&relay.url(), &SigningKey::generate(), None).await.unwrap();
+    let s = Session::connect(&relay.url(), &SigningKey::generate(), None)
+        .await
+        .unwrap();
     relay.shutdown().await.unwrap();
     eventually(|| s.is_closed()).await;
 }

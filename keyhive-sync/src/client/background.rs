@@ -126,7 +126,8 @@ impl Client {
             let result = match Session::connect(&url, &self.key, expected).await {
                 Ok(session) => {
                     backoff = BACKOFF_MIN;
-                    self.serve_link(id, &session, local_rx, &status, &mut stop).await
+                    self.serve_link(id, &session, local_rx, &status, &mut stop)
+                        .await
                 }
                 Err(e) => Err(e.to_string()),
             };
@@ -141,7 +142,8 @@ impl Client {
                 return;
             }
             // SYNC-92: exponential backoff with up to 50% random jitter.
-            let jitter = rand::RngExt::random_range(&mut rand::rng(), 0..=backoff.as_millis() as u64 / 2);
+            let jitter =
+                rand::RngExt::random_range(&mut rand::rng(), 0..=backoff.as_millis() as u64 / 2);
             let delay = backoff + Duration::from_millis(jitter);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -151,7 +153,12 @@ impl Client {
         }
     }
 
-    async fn resync(&self, id: u64, session: &Session, status: &watch::Sender<LinkStatus>) -> Result<(), String> {
+    async fn resync(
+        &self,
+        id: u64,
+        session: &Session,
+        status: &watch::Sender<LinkStatus>,
+    ) -> Result<(), String> {
         let (report, fresh) = sync_once(session, &self.store, self.policy.as_ref())
             .await
             .map_err(|e| e.to_string())?;
@@ -177,8 +184,20 @@ impl Client {
         let mut live = session.take_live().ok_or("live events already taken")?;
         self.resync(id, session, status).await?;
         let mut subscribed: BTreeSet<SubjectId> = BTreeSet::new();
-        let mut wanted: BTreeSet<SubjectId> = self.store.subjects().map_err(|e| e.to_string())?.into_iter().collect();
-        wanted.extend(session.collection().await.map_err(|e| e.to_string())?.into_iter().map(|o| o.subject));
+        let mut wanted: BTreeSet<SubjectId> = self
+            .store
+            .subjects()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        wanted.extend(
+            session
+                .collection()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|o| o.subject),
+        );
         let list: Vec<SubjectId> = wanted.iter().copied().collect();
         session.subscribe(&list).await.map_err(|e| e.to_string())?;
         subscribed.extend(wanted);

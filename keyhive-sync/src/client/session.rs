@@ -147,7 +147,11 @@ impl Session {
         let challenge = match next_message(&mut stream, &stats).await? {
             Message::Challenge(c) => c,
             Message::Error(e) => return Err(ConnectError::Refused(e)),
-            other => return Err(ConnectError::Protocol(format!("expected challenge, got {other:?}"))),
+            other => {
+                return Err(ConnectError::Protocol(format!(
+                    "expected challenge, got {other:?}"
+                )));
+            }
         };
         let hello = handshake::answer(&challenge, key);
         let frame = encode_frame(&Message::Hello(hello.clone()));
@@ -158,7 +162,11 @@ impl Session {
         let welcome = match next_message(&mut stream, &stats).await? {
             Message::Welcome(w) => w,
             Message::Error(e) => return Err(ConnectError::Refused(e)),
-            other => return Err(ConnectError::Protocol(format!("expected welcome, got {other:?}"))),
+            other => {
+                return Err(ConnectError::Protocol(format!(
+                    "expected welcome, got {other:?}"
+                )));
+            }
         };
         handshake::confirm(&challenge, &hello, &welcome, expected_server.as_ref())?;
 
@@ -221,7 +229,10 @@ impl Session {
     }
 
     /// Sends a request and gathers every frame of its response.
-    async fn request(&self, build: impl FnOnce(RequestId) -> Message) -> Result<Vec<Message>, SessionError> {
+    async fn request(
+        &self,
+        build: impl FnOnce(RequestId) -> Message,
+    ) -> Result<Vec<Message>, SessionError> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::unbounded_channel();
         lock(&self.pending).insert(req, tx);
@@ -260,14 +271,21 @@ impl Session {
         while start < items.len() {
             let mut end = start;
             let mut size = 0;
-            while end < items.len() && (end == start || size + items[end].envelope().len() + 48 <= FRAME_BUDGET) && end - start < 4_096 {
+            while end < items.len()
+                && (end == start || size + items[end].envelope().len() + 48 <= FRAME_BUDGET)
+                && end - start < 4_096
+            {
                 size += items[end].envelope().len() + 48;
                 end += 1;
             }
             let wire = items[start..end].iter().map(Item::to_wire).collect();
-            let frames = self.request(|req| Message::Push { req, items: wire }).await?;
+            let frames = self
+                .request(|req| Message::Push { req, items: wire })
+                .await?;
             match frames.into_iter().next() {
-                Some(Message::PushAck { outcomes: o, .. }) if o.len() == end - start => outcomes.extend(o),
+                Some(Message::PushAck { outcomes: o, .. }) if o.len() == end - start => {
+                    outcomes.extend(o)
+                }
                 other => return Err(SessionError::Protocol(format!("bad push ack: {other:?}"))),
             }
             start = end;
@@ -281,7 +299,12 @@ impl Session {
         let mut out = Vec::new();
         for chunk in hashes.chunks(PULL_CHUNK) {
             let wanted: std::collections::HashSet<Hash> = chunk.iter().copied().collect();
-            let frames = self.request(|req| Message::Pull { req, hashes: chunk.to_vec() }).await?;
+            let frames = self
+                .request(|req| Message::Pull {
+                    req,
+                    hashes: chunk.to_vec(),
+                })
+                .await?;
             for frame in frames {
                 let Message::Items { items, .. } = frame else {
                     return Err(SessionError::Protocol("expected items".into()));
@@ -313,7 +336,11 @@ impl Session {
 
     /// SYNC-22/23: reconciles one subject against our sorted hash list; returns the hashes
     /// we need and the hashes the other side lacks.
-    pub async fn reconcile(&self, subject: SubjectId, sorted: &[Hash]) -> Result<Reconciled, SessionError> {
+    pub async fn reconcile(
+        &self,
+        subject: SubjectId,
+        sorted: &[Hash],
+    ) -> Result<Reconciled, SessionError> {
         let mut queries = range::initial_queries(sorted);
         let mut result = Reconciled::default();
         while !queries.is_empty() {
@@ -321,9 +348,14 @@ impl Session {
             let mut next = Vec::new();
             for chunk in queries.chunks(QUERY_CHUNK) {
                 let frames = self
-                    .request(|req| Message::Reconcile { req, subject, queries: chunk.to_vec() })
+                    .request(|req| Message::Reconcile {
+                        req,
+                        subject,
+                        queries: chunk.to_vec(),
+                    })
                     .await?;
-                let Some(Message::ReconcileReply { answers, .. }) = frames.into_iter().next() else {
+                let Some(Message::ReconcileReply { answers, .. }) = frames.into_iter().next()
+                else {
                     return Err(SessionError::Protocol("expected reconcile reply".into()));
                 };
                 let out = range::process(sorted, chunk, &answers)?;
@@ -333,7 +365,9 @@ impl Session {
             }
             queries = next;
             if result.rounds > 70 {
-                return Err(SessionError::Protocol("reconciliation does not terminate".into()));
+                return Err(SessionError::Protocol(
+                    "reconciliation does not terminate".into(),
+                ));
             }
         }
         Ok(result)
@@ -343,7 +377,12 @@ impl Session {
     pub async fn subscribe(&self, subjects: &[SubjectId]) -> Result<Vec<SubjectId>, SessionError> {
         let mut accepted = Vec::new();
         for chunk in subjects.chunks(1_024) {
-            let frames = self.request(|req| Message::Subscribe { req, subjects: chunk.to_vec() }).await?;
+            let frames = self
+                .request(|req| Message::Subscribe {
+                    req,
+                    subjects: chunk.to_vec(),
+                })
+                .await?;
             match frames.into_iter().next() {
                 Some(Message::Subscribed { subjects, .. }) => accepted.extend(subjects),
                 _ => return Err(SessionError::Protocol("expected subscribed".into())),
@@ -356,7 +395,10 @@ impl Session {
     #[doc(hidden)]
     pub async fn send_raw(&self, frame: Vec<u8>) -> Result<(), SessionError> {
         count_sent(&self.stats, frame.len());
-        self.out.send(frame).await.map_err(|_| SessionError::Disconnected)
+        self.out
+            .send(frame)
+            .await
+            .map_err(|_| SessionError::Disconnected)
     }
 }
 
@@ -384,14 +426,20 @@ async fn next_message(stream: &mut WsStream, stats: &WireStats) -> Result<Messag
     loop {
         match stream.next().await {
             Some(Ok(WsMessage::Binary(bytes))) => {
-                stats.received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                stats
+                    .received
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 stats.frames_received.fetch_add(1, Ordering::Relaxed);
                 return decode_frame(&bytes).map_err(|e| ConnectError::Protocol(e.to_string()));
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
             Some(Ok(other)) => return Err(ConnectError::Protocol(format!("unexpected {other:?}"))),
             Some(Err(e)) => return Err(ConnectError::Transport(e.to_string())),
-            None => return Err(ConnectError::Protocol("connection closed during handshake".into())),
+            None => {
+                return Err(ConnectError::Protocol(
+                    "connection closed during handshake".into(),
+                ));
+            }
         }
     }
 }
@@ -410,17 +458,26 @@ async fn read_loop(
             }
             continue;
         };
-        stats.received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        stats
+            .received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         stats.frames_received.fetch_add(1, Ordering::Relaxed);
         let Ok(message) = decode_frame(&bytes) else {
             tracing::debug!("dropping malformed frame from peer");
             continue;
         };
         let event = match message {
-            Message::Live { items } => {
-                LiveEvent::Items(items.into_iter().filter_map(|w| Item::from_wire(w).ok()).collect())
-            }
-            Message::Error(ErrorFrame { req: None, code, detail }) => {
+            Message::Live { items } => LiveEvent::Items(
+                items
+                    .into_iter()
+                    .filter_map(|w| Item::from_wire(w).ok())
+                    .collect(),
+            ),
+            Message::Error(ErrorFrame {
+                req: None,
+                code,
+                detail,
+            }) => {
                 if code == ErrorCode::Lagged {
                     LiveEvent::Lagged
                 } else {

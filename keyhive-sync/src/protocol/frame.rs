@@ -72,7 +72,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejections() {
-        let m = Message::Error(ErrorFrame::new(Some(3), ErrorCode::Forbidden, "x".repeat(999)));
+        let m = Message::Error(ErrorFrame::new(
+            Some(3),
+            ErrorCode::Forbidden,
+            "x".repeat(999),
+        ));
         let bytes = encode_frame(&m);
         let back = decode_frame(&bytes).expect("decodes");
         match &back {
@@ -81,15 +85,24 @@ mod tests {
         }
         assert_eq!(back, m);
         assert_eq!(decode_frame(&[]), Err(FrameError::Empty));
-        assert_eq!(decode_frame(&[9, 0]), Err(FrameError::UnsupportedVersion(9)));
+        assert_eq!(
+            decode_frame(&[9, 0]),
+            Err(FrameError::UnsupportedVersion(9))
+        );
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert!(matches!(decode_frame(&trailing), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_frame(&trailing),
+            Err(FrameError::Malformed(_))
+        ));
         assert!(matches!(
             decode_frame(&vec![1; MAX_FRAME_LEN + 1]),
             Err(FrameError::Oversize(_))
         ));
-        assert!(matches!(decode_frame(&[1, 200]), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_frame(&[1, 200]),
+            Err(FrameError::Malformed(_))
+        ));
     }
 
     proptest::proptest! {

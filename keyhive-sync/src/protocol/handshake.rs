@@ -71,7 +71,12 @@ pub fn nonce() -> [u8; 32] {
     out
 }
 
-fn transcript(role: Role, challenge: &Challenge, client_id: PublicKey, client_nonce: [u8; 32]) -> Vec<u8> {
+fn transcript(
+    role: Role,
+    challenge: &Challenge,
+    client_id: PublicKey,
+    client_nonce: [u8; 32],
+) -> Vec<u8> {
     encode_tagged(&Transcript {
         role,
         server_id: challenge.server_id,
@@ -94,7 +99,12 @@ pub fn answer(challenge: &Challenge, key: &SigningKey) -> Hello {
     let client_nonce = nonce();
     let client_id = key.public_key();
     let signature = key
-        .sign(&transcript(Role::Client, challenge, client_id, client_nonce))
+        .sign(&transcript(
+            Role::Client,
+            challenge,
+            client_id,
+            client_nonce,
+        ))
         .to_vec();
     Hello {
         client_id,
@@ -104,7 +114,11 @@ pub fn answer(challenge: &Challenge, key: &SigningKey) -> Hello {
 }
 
 /// Server: checks a hello against the challenge it sent and signs its welcome (SYNC-32/33).
-pub fn accept(challenge: &Challenge, hello: &Hello, key: &SigningKey) -> Result<Welcome, HandshakeError> {
+pub fn accept(
+    challenge: &Challenge,
+    hello: &Hello,
+    key: &SigningKey,
+) -> Result<Welcome, HandshakeError> {
     let message = transcript(Role::Client, challenge, hello.client_id, hello.client_nonce);
     verify(&hello.client_id, &message, &hello.signature)?;
     let ours = transcript(Role::Server, challenge, hello.client_id, hello.client_nonce);
@@ -150,21 +164,33 @@ mod tests {
         let c1 = challenge(&server);
         let hello = answer(&c1, &client);
         let welcome = accept(&c1, &hello, &server).expect("accepts");
-        assert_eq!(confirm(&c1, &hello, &welcome, Some(&server.public_key())), Ok(()));
+        assert_eq!(
+            confirm(&c1, &hello, &welcome, Some(&server.public_key())),
+            Ok(())
+        );
         // Replay on a new connection (fresh server nonce) fails.
         let c2 = challenge(&server);
-        assert_eq!(accept(&c2, &hello, &server), Err(HandshakeError::BadSignature));
+        assert_eq!(
+            accept(&c2, &hello, &server),
+            Err(HandshakeError::BadSignature)
+        );
         // A hello bound to another server id fails.
         let other = SigningKey::generate();
         let c3 = Challenge {
             server_id: other.public_key(),
             server_nonce: c1.server_nonce,
         };
-        assert_eq!(accept(&c3, &hello, &server), Err(HandshakeError::BadSignature));
+        assert_eq!(
+            accept(&c3, &hello, &server),
+            Err(HandshakeError::BadSignature)
+        );
         // Claiming another client's id fails.
         let mut forged = hello.clone();
         forged.client_id = other.public_key();
-        assert_eq!(accept(&c1, &forged, &server), Err(HandshakeError::BadSignature));
+        assert_eq!(
+            accept(&c1, &forged, &server),
+            Err(HandshakeError::BadSignature)
+        );
         // The client refuses an unexpected server and a reflected client signature.
         assert!(matches!(
             confirm(&c1, &hello, &welcome, Some(&other.public_key())),
@@ -173,8 +199,16 @@ mod tests {
         let reflected = Welcome {
             signature: hello.signature.clone(),
         };
-        assert_eq!(confirm(&c1, &hello, &reflected, None), Err(HandshakeError::BadSignature));
-        let short = Welcome { signature: vec![0; 3] };
-        assert_eq!(confirm(&c1, &hello, &short, None), Err(HandshakeError::BadSignature));
+        assert_eq!(
+            confirm(&c1, &hello, &reflected, None),
+            Err(HandshakeError::BadSignature)
+        );
+        let short = Welcome {
+            signature: vec![0; 3],
+        };
+        assert_eq!(
+            confirm(&c1, &hello, &short, None),
+            Err(HandshakeError::BadSignature)
+        );
     }
 }

@@ -118,9 +118,10 @@ impl Message {
             | Message::ReconcileReply { req, .. }
             | Message::Subscribe { req, .. }
             | Message::Subscribed { req, .. } => Some(*req),
-            Message::Challenge(_) | Message::Hello(_) | Message::Welcome(_) | Message::Live { .. } => {
-                None
-            }
+            Message::Challenge(_)
+            | Message::Hello(_)
+            | Message::Welcome(_)
+            | Message::Live { .. } => None,
         }
     }
 

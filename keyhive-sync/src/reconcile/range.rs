@@ -72,7 +72,7 @@ impl Prefix {
             return None;
         }
         let mut bytes = self.bytes.clone();
-        if self.len % 2 == 0 {
+        if self.len.is_multiple_of(2) {
             bytes.push(i << 4);
         } else if let Some(last) = bytes.last_mut() {
             *last |= i;
@@ -87,11 +87,10 @@ impl Prefix {
         let mut lo = [0u8; 32];
         let mut hi = [0xffu8; 32];
         let full = usize::from(self.len / 2);
-        for i in 0..full.min(32) {
-            lo[i] = self.bytes[i];
-            hi[i] = self.bytes[i];
-        }
-        if self.len % 2 == 1 && full < 32 {
+        let full = full.min(32).min(self.bytes.len());
+        lo[..full].copy_from_slice(&self.bytes[..full]);
+        hi[..full].copy_from_slice(&self.bytes[..full]);
+        if self.len % 2 == 1 && full < 32 && full < self.bytes.len() {
             lo[full] = self.bytes[full] & 0xf0;
             hi[full] = self.bytes[full] | 0x0f;
         }
@@ -283,9 +282,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn hashes(range: std::ops::Range<u32>) -> Vec<Hash> {
-        let mut v: Vec<Hash> = range
-            .map(|i| Hash::of_content(&i.to_le_bytes()))
-            .collect();
+        let mut v: Vec<Hash> = range.map(|i| Hash::of_content(&i.to_le_bytes())).collect();
         v.sort();
         v
     }
@@ -359,7 +356,9 @@ mod tests {
         let (need, _, bytes100, _) = run(&b100, &base);
         assert_eq!(need.len(), 100);
         let full = keyhive_core::encoding::encode(&base).len();
-        println!("n=10000 d=0: {bytes0} B, d=1: {bytes1} B, d=100: {bytes100} B, full list {full} B");
+        println!(
+            "n=10000 d=0: {bytes0} B, d=1: {bytes1} B, d=100: {bytes100} B, full list {full} B"
+        );
         assert!(bytes1 < full / 50);
         assert!(bytes100 < full / 2);
     }

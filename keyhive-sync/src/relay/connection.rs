@@ -136,11 +136,23 @@ async fn handshake_server(socket: &mut WebSocket, shared: &Shared) -> Option<Ind
     let bytes = match first {
         Ok(Some(Ok(WsMessage::Binary(bytes)))) => bytes,
         Ok(Some(Ok(_))) => {
-            let _ = send_error(socket, None, ErrorCode::HandshakeFailed, "expected a hello frame").await;
+            let _ = send_error(
+                socket,
+                None,
+                ErrorCode::HandshakeFailed,
+                "expected a hello frame",
+            )
+            .await;
             return None;
         }
         Err(_) => {
-            let _ = send_error(socket, None, ErrorCode::HandshakeFailed, "handshake timed out").await;
+            let _ = send_error(
+                socket,
+                None,
+                ErrorCode::HandshakeFailed,
+                "handshake timed out",
+            )
+            .await;
             return None;
         }
         Ok(_) => return None,
@@ -148,7 +160,13 @@ async fn handshake_server(socket: &mut WebSocket, shared: &Shared) -> Option<Ind
     let hello = match decode_frame(&bytes) {
         Ok(Message::Hello(hello)) => hello,
         Ok(_) => {
-            let _ = send_error(socket, None, ErrorCode::Unexpected, "expected a hello frame").await;
+            let _ = send_error(
+                socket,
+                None,
+                ErrorCode::Unexpected,
+                "expected a hello frame",
+            )
+            .await;
             return None;
         }
         Err(e) => {
@@ -169,7 +187,11 @@ async fn handshake_server(socket: &mut WebSocket, shared: &Shared) -> Option<Ind
 }
 
 impl Conn {
-    async fn on_malformed(&mut self, code: ErrorCode, detail: impl Into<String>) -> Result<(), Stop> {
+    async fn on_malformed(
+        &mut self,
+        code: ErrorCode,
+        detail: impl Into<String>,
+    ) -> Result<(), Stop> {
         self.errors += 1;
         send_error(&mut self.socket, None, code, detail).await?;
         if self.errors > self.shared.config.limits.max_errors {
@@ -206,20 +228,38 @@ impl Conn {
             other => {
                 let req = other.request_id();
                 self.errors += 1;
-                send_error(&mut self.socket, req, ErrorCode::Unexpected, "message not valid from a client here").await
+                send_error(
+                    &mut self.socket,
+                    req,
+                    ErrorCode::Unexpected,
+                    "message not valid from a client here",
+                )
+                .await
             }
         }
     }
 
     async fn internal(&mut self, req: RequestId, e: impl std::fmt::Display) -> Result<(), Stop> {
         tracing::warn!(error = %e, "relay storage error");
-        send_error(&mut self.socket, Some(req), ErrorCode::Internal, "storage error").await
+        send_error(
+            &mut self.socket,
+            Some(req),
+            ErrorCode::Internal,
+            "storage error",
+        )
+        .await
     }
 
     /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
     async fn on_push(&mut self, req: RequestId, items: Vec<WireItem>) -> Result<(), Stop> {
         if items.len() > self.shared.config.limits.max_push_items {
-            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many items in one push").await;
+            return send_error(
+                &mut self.socket,
+                Some(req),
+                ErrorCode::TooLarge,
+                "too many items in one push",
+            )
+            .await;
         }
         let mut outcomes = Vec::with_capacity(items.len());
         let mut accepted = Vec::new();
@@ -275,7 +315,13 @@ impl Conn {
     /// omitted exactly like missing ones, so a stranger learns nothing about them.
     async fn on_pull(&mut self, req: RequestId, hashes: Vec<Hash>) -> Result<(), Stop> {
         if hashes.len() > self.shared.config.limits.max_pull_hashes {
-            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many hashes in one pull").await;
+            return send_error(
+                &mut self.socket,
+                Some(req),
+                ErrorCode::TooLarge,
+                "too many hashes in one pull",
+            )
+            .await;
         }
         let mut allowed: BTreeMap<SubjectId, bool> = BTreeMap::new();
         let mut batch = Vec::new();
@@ -296,19 +342,39 @@ impl Conn {
             let cost = item.envelope().len() + 48;
             if size + cost > FRAME_BUDGET && !batch.is_empty() {
                 let items = std::mem::take(&mut batch);
-                send(&mut self.socket, &Message::Items { req, items, last: false }).await?;
+                send(
+                    &mut self.socket,
+                    &Message::Items {
+                        req,
+                        items,
+                        last: false,
+                    },
+                )
+                .await?;
                 size = 0;
             }
             size += cost;
             batch.push(item.into_wire());
         }
-        send(&mut self.socket, &Message::Items { req, items: batch, last: true }).await
+        send(
+            &mut self.socket,
+            &Message::Items {
+                req,
+                items: batch,
+                last: true,
+            },
+        )
+        .await
     }
 
     /// SYNC-50/51: one round trip offering every subject the requester may pull.
     async fn on_collection(&mut self, req: RequestId) -> Result<(), Stop> {
-        let mut subjects: BTreeSet<SubjectId> =
-            self.shared.policy.reachable(&self.peer).into_iter().collect();
+        let mut subjects: BTreeSet<SubjectId> = self
+            .shared
+            .policy
+            .reachable(&self.peer)
+            .into_iter()
+            .collect();
         let stored = match self.shared.store.subjects() {
             Ok(s) => s,
             Err(e) => return self.internal(req, e).await,
@@ -331,10 +397,26 @@ impl Conn {
             });
             if batch.len() >= 10_000 {
                 let subjects = std::mem::take(&mut batch);
-                send(&mut self.socket, &Message::Offer { req, subjects, last: false }).await?;
+                send(
+                    &mut self.socket,
+                    &Message::Offer {
+                        req,
+                        subjects,
+                        last: false,
+                    },
+                )
+                .await?;
             }
         }
-        send(&mut self.socket, &Message::Offer { req, subjects: batch, last: true }).await
+        send(
+            &mut self.socket,
+            &Message::Offer {
+                req,
+                subjects: batch,
+                last: true,
+            },
+        )
+        .await
     }
 
     /// SYNC-22/44: answer one reconciliation round.
@@ -345,13 +427,31 @@ impl Conn {
         queries: Vec<range::RangeQuery>,
     ) -> Result<(), Stop> {
         if queries.len() > self.shared.config.limits.max_queries {
-            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many range queries").await;
+            return send_error(
+                &mut self.socket,
+                Some(req),
+                ErrorCode::TooLarge,
+                "too many range queries",
+            )
+            .await;
         }
         if queries.iter().any(|q| q.prefix.check().is_err()) {
-            return send_error(&mut self.socket, Some(req), ErrorCode::Malformed, "malformed range prefix").await;
+            return send_error(
+                &mut self.socket,
+                Some(req),
+                ErrorCode::Malformed,
+                "malformed range prefix",
+            )
+            .await;
         }
         if !self.shared.policy.may_pull(&self.peer, &subject) {
-            return send_error(&mut self.socket, Some(req), ErrorCode::Forbidden, "no pull access to this subject").await;
+            return send_error(
+                &mut self.socket,
+                Some(req),
+                ErrorCode::Forbidden,
+                "no pull access to this subject",
+            )
+            .await;
         }
         let hashes = match self.shared.store.hashes(&subject) {
             Ok(h) => h,
@@ -365,7 +465,13 @@ impl Conn {
     async fn on_subscribe(&mut self, req: RequestId, subjects: Vec<SubjectId>) -> Result<(), Stop> {
         let max = self.shared.config.limits.max_subscriptions;
         if subjects.len() > max {
-            return send_error(&mut self.socket, Some(req), ErrorCode::TooLarge, "too many subjects").await;
+            return send_error(
+                &mut self.socket,
+                Some(req),
+                ErrorCode::TooLarge,
+                "too many subjects",
+            )
+            .await;
         }
         if self.live.is_none() {
             self.live = Some(self.shared.live.subscribe());
@@ -380,14 +486,18 @@ impl Conn {
                 accepted.push(subject);
             }
         }
-        send(&mut self.socket, &Message::Subscribed { req, subjects: accepted }).await
+        send(
+            &mut self.socket,
+            &Message::Subscribed {
+                req,
+                subjects: accepted,
+            },
+        )
+        .await
     }
 
     /// SYNC-61/62: forward new items of subscribed subjects, re-checking pull access.
-    async fn on_live(
-        &mut self,
-        first: LiveEvent,
-    ) -> Result<(), Stop> {
+    async fn on_live(&mut self, first: LiveEvent) -> Result<(), Stop> {
         let mut items = Vec::new();
         let mut size = 0usize;
         let mut next = Some(first);
@@ -404,12 +514,20 @@ impl Conn {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    send_error(&mut self.socket, None, ErrorCode::Lagged, "live items dropped; resynchronise").await?;
+                    send_error(
+                        &mut self.socket,
+                        None,
+                        ErrorCode::Lagged,
+                        "live items dropped; resynchronise",
+                    )
+                    .await?;
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             }
             if size < FRAME_BUDGET / 2 {
-                let Some(live) = self.live.as_mut() else { break };
+                let Some(live) = self.live.as_mut() else {
+                    break;
+                };
                 next = match live.try_recv() {
                     Ok(v) => Some(Ok(v)),
                     Err(broadcast::error::TryRecvError::Lagged(n)) => {

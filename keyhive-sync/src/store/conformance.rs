@@ -65,10 +65,7 @@ pub fn duplicates_are_noops<S: Store>(store: &S) {
     let items = sample_items(4, 1);
     let batch = vec![items[0].clone(), items[1].clone(), items[0].clone()];
     assert_eq!(store.put(&batch).unwrap(), vec![true, true, false]);
-    assert_eq!(
-        store.put(&items).unwrap(),
-        vec![false, false, true, true]
-    );
+    assert_eq!(store.put(&items).unwrap(), vec![false, false, true, true]);
     let subject = items[0].subject();
     assert_eq!(store.hashes(&subject).unwrap().len(), 4);
     assert_eq!(store.summary(&subject).unwrap().count, 4);

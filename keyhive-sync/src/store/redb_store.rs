@@ -86,7 +86,9 @@ fn encode_item(item: &Item) -> Vec<u8> {
 }
 
 fn decode_item(bytes: &[u8], hash: &Hash) -> Result<Item, StoreError> {
-    let (&code, rest) = bytes.split_first().ok_or(StoreError::Corrupt("empty item"))?;
+    let (&code, rest) = bytes
+        .split_first()
+        .ok_or(StoreError::Corrupt("empty item"))?;
     let kind = ItemKind::from_code(code).ok_or(StoreError::Corrupt("unknown item kind"))?;
     if rest.len() < 32 {
         return Err(StoreError::Corrupt("item shorter than its header"));
@@ -169,10 +171,7 @@ impl Store for RedbStore {
         let lo = subject_key(subject, &Hash([0; 32]));
         let hi = subject_key(subject, &Hash([0xff; 32]));
         let mut out = Vec::new();
-        for entry in index
-            .range::<&[u8; 64]>(&lo..=&hi)
-            .map_err(backend)?
-        {
+        for entry in index.range::<&[u8; 64]>(&lo..=&hi).map_err(backend)? {
             let (key, _) = entry.map_err(backend)?;
             let mut h = [0u8; 32];
             h.copy_from_slice(&key.value()[32..]);

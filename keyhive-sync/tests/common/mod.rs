@@ -33,10 +33,14 @@ pub fn id(key: &SigningKey) -> IndividualId {
     IndividualId(key.public_key())
 }
 
-pub async fn start(store: Arc<dyn Store>, policy: Arc<dyn AccessPolicy>) -> (RelayHandle, SigningKey) {
+pub async fn start(
+    store: Arc<dyn Store>,
+    policy: Arc<dyn AccessPolicy>,
+) -> (RelayHandle, SigningKey) {
     let key = SigningKey::generate();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let handle = Relay::serve(listener, store, policy, RelayConfig::new(key.clone())).expect("serve");
+    let handle =
+        Relay::serve(listener, store, policy, RelayConfig::new(key.clone())).expect("serve");
     (handle, key)
 }
 
