@@ -21,6 +21,8 @@ use crate::store::{Store, StoreError};
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// SYNC-92: longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// SYNC-92: a connected link runs a full sync this often, picking up new grants.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// Local items queued for links before a slow link falls back to a full resync.
 const LOCAL_QUEUE: usize = 16_384;
 
@@ -153,6 +155,28 @@ impl Client {
         }
     }
 
+    /// Subscribes to every local and offered subject not yet subscribed.
+    async fn subscribe_all(
+        &self,
+        session: &Session,
+        subscribed: &mut BTreeSet<SubjectId>,
+    ) -> Result<(), String> {
+        let mut wanted: BTreeSet<SubjectId> = self
+            .store
+            .subjects()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let offers = session.collection().await.map_err(|e| e.to_string())?;
+        wanted.extend(offers.into_iter().map(|o| o.subject));
+        let list: Vec<SubjectId> = wanted.difference(subscribed).copied().collect();
+        if !list.is_empty() {
+            let accepted = session.subscribe(&list).await.map_err(|e| e.to_string())?;
+            subscribed.extend(accepted);
+        }
+        Ok(())
+    }
+
     async fn resync(
         &self,
         id: u64,
@@ -182,25 +206,12 @@ impl Client {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
         let mut live = session.take_live().ok_or("live events already taken")?;
-        self.resync(id, session, status).await?;
+        // Subscribe before the full sync, so nothing stored meanwhile is missed (SYNC-91).
         let mut subscribed: BTreeSet<SubjectId> = BTreeSet::new();
-        let mut wanted: BTreeSet<SubjectId> = self
-            .store
-            .subjects()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
-        wanted.extend(
-            session
-                .collection()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|o| o.subject),
-        );
-        let list: Vec<SubjectId> = wanted.iter().copied().collect();
-        session.subscribe(&list).await.map_err(|e| e.to_string())?;
-        subscribed.extend(wanted);
+        self.subscribe_all(session, &mut subscribed).await?;
+        self.resync(id, session, status).await?;
+        let mut refresh = tokio::time::interval(RESYNC_INTERVAL);
+        refresh.tick().await;
         status.send_modify(|s| {
             s.connected = true;
             s.server = Some(session.server_id());
@@ -250,6 +261,11 @@ impl Client {
                     Some(LiveEvent::Lagged) => self.resync(id, session, status).await?,
                     None => return Err("connection closed".into()),
                 },
+                _ = refresh.tick() => {
+                    // SYNC-92: periodic full sync picks up newly granted subjects.
+                    self.subscribe_all(session, &mut subscribed).await?;
+                    self.resync(id, session, status).await?;
+                }
                 _ = stop.changed() => return Ok(()),
             }
         }
