@@ -224,3 +224,61 @@ async fn reconciliation_bytes_grow_with_difference_not_total() {
     assert!(((rows[2].1 + rows[2].2) as usize) < full_hash_list / 2);
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn every_replica_verifies_what_it_receives() {
+    // A permissive relay holds items from an author the client's own policy does not accept.
+    let relay_store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (relay, relay_key) = start(relay_store.clone(), Arc::new(AllowAll)).await;
+    let good = SigningKey::generate();
+    let doc = subject(21);
+    relay_store.put(&items(&good, doc, 0..4)).unwrap();
+    relay_store
+        .put(&items(&SigningKey::generate(), doc, 100..103))
+        .unwrap();
+    // The client accepts an item only if it is in its allow-list (stand-in for the capability
+    // checker verifying the author's signature and `write` access).
+    struct OnlyKnown(std::collections::BTreeSet<keyhive_core::Hash>);
+    impl AccessPolicy for OnlyKnown {
+        fn may_pull(
+            &self,
+            _: &keyhive_core::identity::IndividualId,
+            _: &keyhive_sync::SubjectId,
+        ) -> bool {
+            true
+        }
+        fn check_push(
+            &self,
+            _: &keyhive_core::identity::IndividualId,
+            item: &keyhive_sync::Item,
+        ) -> Result<(), keyhive_sync::policy::Refusal> {
+            if self.0.contains(&item.hash()) {
+                Ok(())
+            } else {
+                Err(keyhive_sync::policy::Refusal::Invalid(
+                    "unknown author".into(),
+                ))
+            }
+        }
+        fn reachable(
+            &self,
+            _: &keyhive_core::identity::IndividualId,
+        ) -> Vec<keyhive_sync::SubjectId> {
+            Vec::new()
+        }
+    }
+    let known = items(&good, doc, 0..4).iter().map(|i| i.hash()).collect();
+    let device = SigningKey::generate();
+    let client = Client::new(
+        device,
+        Arc::new(MemoryStore::new()),
+        Arc::new(OnlyKnown(known)),
+    );
+    let session = Session::connect(&relay.url(), &SigningKey::generate(), Some(pk(&relay_key)))
+        .await
+        .unwrap();
+    let report = client.sync_once(&session).await.unwrap();
+    assert_eq!((report.pulled, report.rejected), (4, 3));
+    assert_eq!(client.store().hashes(&doc).unwrap().len(), 4);
+    relay.shutdown().await.unwrap();
+}
