@@ -118,9 +118,18 @@ async fn several_relays_at_once_and_live_fanout_between_clients() {
 async fn two_relays_converge_when_they_sync_with_each_other() {
     let store_a: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let store_b: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let policy_a = policy();
     let policy_b = policy();
-    let (relay_b, _) = start(store_b.clone(), policy_b.clone()).await;
     let key_a = SigningKey::generate();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_a = Relay::serve(
+        listener,
+        store_a.clone(),
+        policy_a.clone(),
+        RelayConfig::new(key_a.clone()),
+    )
+    .unwrap();
+    let (relay_b, _) = start(store_b.clone(), policy_b.clone()).await;
     policy_b.grant_everything(id(&key_a));
     let writer = SigningKey::generate();
     let (d1, d2) = (subject(10), subject(11));
@@ -128,8 +137,19 @@ async fn two_relays_converge_when_they_sync_with_each_other() {
     store_b.put(&items(&writer, d1, 25..80)).unwrap();
     store_b.put(&items(&writer, d2, 0..5)).unwrap();
 
-    // Relay A dials relay B with its own identity and store.
+    // A reader subscribed on relay A sees what relay A brings over from relay B.
+    let reader = SigningKey::generate();
+    policy_a.grant_pull(id(&reader), d2);
+    let sub = Session::connect(&relay_a.url(), &reader, None)
+        .await
+        .unwrap();
+    let mut live = sub.take_live().unwrap();
+    assert_eq!(sub.subscribe(&[d2]).await.unwrap(), vec![d2]);
+
+    // Relay A dials relay B with its own identity and store, forwarding new items to its
+    // own subscribers.
     let relay_a_as_client = Client::new(key_a, store_a.clone(), allow());
+    let mut fresh = relay_a_as_client.new_items();
     let session = relay_a_as_client.connect(&relay_b.url()).await.unwrap();
     let report = relay_a_as_client.sync_once(&session).await.unwrap();
     assert_eq!(report.pulled, 30 + 5);
@@ -138,10 +158,27 @@ async fn two_relays_converge_when_they_sync_with_each_other() {
         assert_eq!(store_a.hashes(&s).unwrap(), store_b.hashes(&s).unwrap());
         assert_eq!(store_a.summary(&s).unwrap(), store_b.summary(&s).unwrap());
     }
+    let mut forwarded = Vec::new();
+    while let Ok((_, item)) = fresh.try_recv() {
+        forwarded.push(item);
+    }
+    assert_eq!(forwarded.len(), 35);
+    relay_a.announce(forwarded);
+    let mut got = 0;
+    while got < 5 {
+        match live.recv().await.unwrap() {
+            keyhive_sync::client::LiveEvent::Items(items) => {
+                assert!(items.iter().all(|i| i.subject() == d2));
+                got += items.len();
+            }
+            keyhive_sync::client::LiveEvent::Lagged => panic!("lagged"),
+        }
+    }
     // A second sync finds nothing to do and costs only the collection round trip.
     let again = relay_a_as_client.sync_once(&session).await.unwrap();
     assert_eq!((again.reconciled, again.pulled, again.pushed), (0, 0, 0));
     relay_b.shutdown().await.unwrap();
+    relay_a.shutdown().await.unwrap();
 }
 
 #[tokio::test]

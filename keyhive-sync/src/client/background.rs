@@ -85,6 +85,13 @@ impl Client {
         Ok(fresh)
     }
 
+    /// Every item newly stored by this client (local writes and items received from links),
+    /// tagged with its origin (0 = local write or `sync_once`). A relay that syncs with
+    /// another relay through a `Client` forwards these to [`crate::relay::RelayHandle::announce`].
+    pub fn new_items(&self) -> broadcast::Receiver<(u64, Arc<Item>)> {
+        self.local.subscribe()
+    }
+
     fn announce(&self, origin: u64, items: Vec<Item>) {
         for item in items {
             // No receivers is fine: no link is running.

@@ -27,6 +27,8 @@ const PULL_CHUNK: usize = 4_096;
 const QUERY_CHUNK: usize = 512;
 /// A request fails with [`SessionError::Timeout`] when no response frame arrives for this long.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most frames accepted in one response (a 4,096-hash pull of maximal items needs ~1,000).
+const MAX_RESPONSE_FRAMES: usize = 2_048;
 /// Live events buffered before further ones are dropped and `Lagged` is reported.
 const LIVE_BUFFER: usize = 1_024;
 
@@ -267,6 +269,13 @@ impl Session {
             }
             let done = message.is_final();
             frames.push(message);
+            // A hostile peer cannot grow one response without bound.
+            if frames.len() > MAX_RESPONSE_FRAMES {
+                lock(&self.pending).remove(&req);
+                return Err(SessionError::Protocol(
+                    "response has too many frames".into(),
+                ));
+            }
             if done {
                 lock(&self.pending).remove(&req);
                 return Ok(frames);
