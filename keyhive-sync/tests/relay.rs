@@ -319,3 +319,30 @@ async fn shutdown_closes_connected_sessions() {
     relay.shutdown().await.unwrap();
     eventually(|| s.is_closed()).await;
 }
+
+#[tokio::test]
+async fn random_frames_never_break_the_relay() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let device = SigningKey::generate();
+    let s = Session::connect(&relay.url(), &device, None).await.unwrap();
+    let mut rng = rand::rng();
+    for i in 0..300u32 {
+        let len = rand::RngExt::random_range(&mut rng, 0..512usize);
+        let mut frame = vec![0u8; len];
+        rand::Rng::fill_bytes(&mut rng, &mut frame);
+        // Half the frames carry the right version byte and a plausible message tag.
+        if i % 2 == 0 && !frame.is_empty() {
+            frame[0] = 1;
+            if frame.len() > 1 {
+                frame[1] %= 15;
+            }
+        }
+        if s.send_raw(frame).await.is_err() {
+            break;
+        }
+    }
+    // Whatever happened to that connection, the relay serves new ones.
+    let fresh = Session::connect(&relay.url(), &device, None).await.unwrap();
+    assert!(fresh.collection().await.unwrap().is_empty());
+    relay.shutdown().await.unwrap();
+}
