@@ -319,3 +319,24 @@ async fn every_replica_verifies_what_it_receives() {
     assert_eq!(client.store().hashes(&doc).unwrap().len(), 4);
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn refused_local_subjects_are_not_offered_again() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let device = SigningKey::generate();
+    let private = subject(22);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    store.put(&items(&device, private, 0..5)).unwrap();
+    let session = Session::connect(&relay.url(), &device, None).await.unwrap();
+    let (report, _) = keyhive_sync::client::sync_once(&session, &store, &AllowAll)
+        .await
+        .unwrap();
+    assert_eq!((report.refused, report.closed.clone()), (5, vec![private]));
+    let skip = report.closed.into_iter().collect();
+    let (again, _) =
+        keyhive_sync::client::sync::sync_once_skipping(&session, &store, &AllowAll, &skip)
+            .await
+            .unwrap();
+    assert_eq!((again.reconciled, again.refused), (0, 0));
+    relay.shutdown().await.unwrap();
+}

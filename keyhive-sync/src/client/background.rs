@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::session::{ConnectError, LiveEvent, Session};
-use super::sync::{SyncError, SyncReport, ingest, sync_once};
+use super::sync::{SyncError, SyncReport, ingest, sync_once, sync_once_skipping};
 use crate::item::{Item, SubjectId};
 use crate::policy::AccessPolicy;
 use crate::store::{Store, StoreError};
@@ -189,10 +189,13 @@ impl Client {
         id: u64,
         session: &Session,
         status: &watch::Sender<LinkStatus>,
+        closed: &mut BTreeSet<SubjectId>,
     ) -> Result<(), String> {
-        let (report, fresh) = sync_once(session, &self.store, self.policy.as_ref())
-            .await
-            .map_err(|e| e.to_string())?;
+        let (report, fresh) =
+            sync_once_skipping(session, &self.store, self.policy.as_ref(), closed)
+                .await
+                .map_err(|e| e.to_string())?;
+        closed.extend(report.closed.iter().copied());
         self.announce(id, fresh);
         status.send_modify(|s| {
             s.syncs += 1;
@@ -215,8 +218,10 @@ impl Client {
         let mut live = session.take_live().ok_or("live events already taken")?;
         // Subscribe before the full sync, so nothing stored meanwhile is missed (SYNC-91).
         let mut subscribed: BTreeSet<SubjectId> = BTreeSet::new();
+        // Local-only subjects this peer refused; retried on reconnect (SYNC-81).
+        let mut closed: BTreeSet<SubjectId> = BTreeSet::new();
         self.subscribe_all(session, &mut subscribed).await?;
-        self.resync(id, session, status).await?;
+        self.resync(id, session, status, &mut closed).await?;
         let mut refresh = tokio::time::interval(RESYNC_INTERVAL);
         refresh.tick().await;
         status.send_modify(|s| {
@@ -245,7 +250,7 @@ impl Client {
                         }
                     }
                     if lagged {
-                        self.resync(id, session, status).await?;
+                        self.resync(id, session, status, &mut closed).await?;
                     }
                     let fresh: Vec<SubjectId> = batch.iter().map(Item::subject).filter(|s| !subscribed.contains(s)).collect::<BTreeSet<_>>().into_iter().collect();
                     if !batch.is_empty() {
@@ -265,13 +270,13 @@ impl Client {
                         self.announce(id, fresh);
                         status.send_modify(|s| s.received += n);
                     }
-                    Some(LiveEvent::Lagged) => self.resync(id, session, status).await?,
+                    Some(LiveEvent::Lagged) => self.resync(id, session, status, &mut closed).await?,
                     None => return Err("connection closed".into()),
                 },
                 _ = refresh.tick() => {
                     // SYNC-92: periodic full sync picks up newly granted subjects.
                     self.subscribe_all(session, &mut subscribed).await?;
-                    self.resync(id, session, status).await?;
+                    self.resync(id, session, status, &mut closed).await?;
                 }
                 _ = stop.changed() => return Ok(()),
             }
