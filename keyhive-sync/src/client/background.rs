@@ -50,6 +50,15 @@ impl Client {
         })
     }
 
+    /// A client for `device` (its signing key authenticates every session).
+    pub fn for_device(
+        device: &keyhive_core::identity::Device,
+        store: Arc<dyn Store>,
+        policy: Arc<dyn AccessPolicy>,
+    ) -> Arc<Self> {
+        Self::new(device.signing_key().clone(), store, policy)
+    }
+
     /// This device's id.
     pub fn id(&self) -> IndividualId {
         IndividualId(self.key.public_key())

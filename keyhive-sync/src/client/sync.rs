@@ -11,6 +11,9 @@ use crate::store::{Store, StoreError};
 
 use super::session::{Session, SessionError};
 
+/// Items pulled or pushed per request during a sync.
+const TRANSFER_CHUNK: usize = 1_024;
+
 /// What one sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
@@ -137,8 +140,9 @@ pub async fn sync_once_skipping(
             }
             Err(e) => return Err(e.into()),
         };
-        if !need.is_empty() {
-            let items = session.pull(&need).await?;
+        // Chunked, so a large difference never sits in memory at once.
+        for chunk in need.chunks(TRANSFER_CHUNK) {
+            let items = session.pull(chunk).await?;
             // SYNC-82: only items of this subject, validated by the local policy.
             let (ours, foreign): (Vec<Item>, Vec<Item>) =
                 items.into_iter().partition(|i| i.subject() == subject);
@@ -147,24 +151,24 @@ pub async fn sync_once_skipping(
             report.pulled += fresh.len();
             new_items.extend(fresh);
         }
-        if !have.is_empty() {
-            let mut items = Vec::with_capacity(have.len());
-            for hash in &have {
+        let mut accepted = 0;
+        for chunk in have.chunks(TRANSFER_CHUNK) {
+            let mut items = Vec::with_capacity(chunk.len());
+            for hash in chunk {
                 if let Some(item) = store.get(hash)? {
                     items.push(item);
                 }
             }
-            let mut accepted = 0;
             for outcome in session.push(&items).await? {
                 match outcome {
                     PushOutcome::Stored | PushOutcome::Duplicate => accepted += 1,
                     _ => report.refused += 1,
                 }
             }
-            report.pushed += accepted;
-            if forbidden && accepted == 0 {
-                report.closed.push(subject);
-            }
+        }
+        report.pushed += accepted;
+        if forbidden && !have.is_empty() && accepted == 0 {
+            report.closed.push(subject);
         }
     }
     let (sent1, recv1) = session.stats().bytes();

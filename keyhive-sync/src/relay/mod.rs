@@ -52,6 +52,11 @@ impl RelayConfig {
         }
     }
 
+    /// Default limits, identified by `device`'s signing key.
+    pub fn for_device(device: &keyhive_core::identity::Device) -> Self {
+        Self::new(device.signing_key().clone())
+    }
+
     /// Replaces the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
