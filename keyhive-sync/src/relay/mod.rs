@@ -76,7 +76,8 @@ pub(crate) struct Shared {
     alive: mpsc::Sender<()>,
 }
 
-/// A running relay.
+/// A running relay. Dropping the handle also stops the relay, without waiting for its
+/// connections; call [`RelayHandle::shutdown`] for a graceful stop.
 pub struct RelayHandle {
     local_addr: SocketAddr,
     live: broadcast::Sender<(u64, Arc<Item>)>,
