@@ -1,7 +1,27 @@
 //! keyhive-sync: the sync protocol, relay server, client and storage (`specs/sync.md`).
 //!
-//! Items are opaque signed envelopes; the relay authorises through [`policy::AccessPolicy`],
-//! stores through [`store::Store`], and never holds decryption keys.
+//! Items ([`Item`]) are opaque signed envelopes with a kind and a subject. The relay
+//! authorises through [`policy::AccessPolicy`] (the integrator plugs in the capability
+//! checker), stores through [`store::Store`] ([`MemoryStore`], or [`RedbStore`] by default), and
+//! never holds decryption keys. Clients and peers speak the same protocol.
+//!
+//! Typical use (see the loopback tests in `tests/` for complete programs):
+//!
+//! ```text
+//! // Relay operator
+//! let store = Arc::new(RedbStore::open("relay.redb")?);
+//! let relay = Relay::serve(listener, store, policy, RelayConfig::new(relay_key))?;
+//! ...
+//! relay.shutdown().await?;
+//!
+//! // Device
+//! let client = Client::new(device_key, Arc::new(RedbStore::open("local.redb")?), validator);
+//! let link = client.add_link("ws://relay.example:8080/sync", Some(relay_id)); // background
+//! client.write(items)?;                       // returns at once; pushed in the background
+//! let session = client.connect(url).await?;   // or drive a session by hand:
+//! let report = client.sync_once(&session).await?;
+//! session.push(&items).await?; session.pull(&hashes).await?; session.subscribe(&subjects).await?;
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -15,5 +35,8 @@ pub mod relay;
 pub mod replica;
 pub mod store;
 
+pub use client::{Client, Link, LinkStatus, Session, SyncReport};
 pub use item::{Item, ItemKind, SubjectId, WireItem};
+pub use policy::{AccessPolicy, AllowAll, MemoryPolicy, Refusal};
+pub use relay::{Relay, RelayConfig, RelayHandle};
 pub use store::{MemoryStore, RedbStore, Store, StoreError};

@@ -118,9 +118,18 @@ async fn several_relays_at_once_and_live_fanout_between_clients() {
 async fn two_relays_converge_when_they_sync_with_each_other() {
     let store_a: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let store_b: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let policy_a = policy();
     let policy_b = policy();
-    let (relay_b, _) = start(store_b.clone(), policy_b.clone()).await;
     let key_a = SigningKey::generate();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_a = Relay::serve(
+        listener,
+        store_a.clone(),
+        policy_a.clone(),
+        RelayConfig::new(key_a.clone()),
+    )
+    .unwrap();
+    let (relay_b, _) = start(store_b.clone(), policy_b.clone()).await;
     policy_b.grant_everything(id(&key_a));
     let writer = SigningKey::generate();
     let (d1, d2) = (subject(10), subject(11));
@@ -128,8 +137,19 @@ async fn two_relays_converge_when_they_sync_with_each_other() {
     store_b.put(&items(&writer, d1, 25..80)).unwrap();
     store_b.put(&items(&writer, d2, 0..5)).unwrap();
 
-    // Relay A dials relay B with its own identity and store.
+    // A reader subscribed on relay A sees what relay A brings over from relay B.
+    let reader = SigningKey::generate();
+    policy_a.grant_pull(id(&reader), d2);
+    let sub = Session::connect(&relay_a.url(), &reader, None)
+        .await
+        .unwrap();
+    let mut live = sub.take_live().unwrap();
+    assert_eq!(sub.subscribe(&[d2]).await.unwrap(), vec![d2]);
+
+    // Relay A dials relay B with its own identity and store, forwarding new items to its
+    // own subscribers.
     let relay_a_as_client = Client::new(key_a, store_a.clone(), allow());
+    let mut fresh = relay_a_as_client.new_items();
     let session = relay_a_as_client.connect(&relay_b.url()).await.unwrap();
     let report = relay_a_as_client.sync_once(&session).await.unwrap();
     assert_eq!(report.pulled, 30 + 5);
@@ -138,10 +158,27 @@ async fn two_relays_converge_when_they_sync_with_each_other() {
         assert_eq!(store_a.hashes(&s).unwrap(), store_b.hashes(&s).unwrap());
         assert_eq!(store_a.summary(&s).unwrap(), store_b.summary(&s).unwrap());
     }
+    let mut forwarded = Vec::new();
+    while let Ok((_, item)) = fresh.try_recv() {
+        forwarded.push(item);
+    }
+    assert_eq!(forwarded.len(), 35);
+    relay_a.announce(forwarded);
+    let mut got = 0;
+    while got < 5 {
+        match live.recv().await.unwrap() {
+            keyhive_sync::client::LiveEvent::Items(items) => {
+                assert!(items.iter().all(|i| i.subject() == d2));
+                got += items.len();
+            }
+            keyhive_sync::client::LiveEvent::Lagged => panic!("lagged"),
+        }
+    }
     // A second sync finds nothing to do and costs only the collection round trip.
     let again = relay_a_as_client.sync_once(&session).await.unwrap();
     assert_eq!((again.reconciled, again.pulled, again.pushed), (0, 0, 0));
     relay_b.shutdown().await.unwrap();
+    relay_a.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -190,7 +227,7 @@ async fn reconciliation_bytes_grow_with_difference_not_total() {
     for d in [0usize, 1, 100] {
         let local: Arc<dyn Store> = Arc::new(MemoryStore::new());
         // Drop d items spread over the set.
-        let step = if d == 0 { usize::MAX } else { all.len() / d };
+        let step = all.len().checked_div(d).unwrap_or(usize::MAX);
         let kept: Vec<_> = all
             .iter()
             .enumerate()
@@ -222,5 +259,84 @@ async fn reconciliation_bytes_grow_with_difference_not_total() {
     assert!(rows[0].1 + rows[0].2 < 200);
     assert!(((rows[1].1 + rows[1].2) as usize) < full_hash_list / 50);
     assert!(((rows[2].1 + rows[2].2) as usize) < full_hash_list / 2);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_replica_verifies_what_it_receives() {
+    // A permissive relay holds items from an author the client's own policy does not accept.
+    let relay_store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (relay, relay_key) = start(relay_store.clone(), Arc::new(AllowAll)).await;
+    let good = SigningKey::generate();
+    let doc = subject(21);
+    relay_store.put(&items(&good, doc, 0..4)).unwrap();
+    relay_store
+        .put(&items(&SigningKey::generate(), doc, 100..103))
+        .unwrap();
+    // The client accepts an item only if it is in its allow-list (stand-in for the capability
+    // checker verifying the author's signature and `write` access).
+    struct OnlyKnown(std::collections::BTreeSet<keyhive_core::Hash>);
+    impl AccessPolicy for OnlyKnown {
+        fn may_pull(
+            &self,
+            _: &keyhive_core::identity::IndividualId,
+            _: &keyhive_sync::SubjectId,
+        ) -> bool {
+            true
+        }
+        fn check_push(
+            &self,
+            _: &keyhive_core::identity::IndividualId,
+            item: &keyhive_sync::Item,
+        ) -> Result<(), keyhive_sync::policy::Refusal> {
+            if self.0.contains(&item.hash()) {
+                Ok(())
+            } else {
+                Err(keyhive_sync::policy::Refusal::Invalid(
+                    "unknown author".into(),
+                ))
+            }
+        }
+        fn reachable(
+            &self,
+            _: &keyhive_core::identity::IndividualId,
+        ) -> Vec<keyhive_sync::SubjectId> {
+            Vec::new()
+        }
+    }
+    let known = items(&good, doc, 0..4).iter().map(|i| i.hash()).collect();
+    let device = SigningKey::generate();
+    let client = Client::new(
+        device,
+        Arc::new(MemoryStore::new()),
+        Arc::new(OnlyKnown(known)),
+    );
+    let session = Session::connect(&relay.url(), &SigningKey::generate(), Some(pk(&relay_key)))
+        .await
+        .unwrap();
+    let report = client.sync_once(&session).await.unwrap();
+    assert_eq!((report.pulled, report.rejected), (4, 3));
+    assert_eq!(client.store().hashes(&doc).unwrap().len(), 4);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn refused_local_subjects_are_not_offered_again() {
+    let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
+    let device = SigningKey::generate();
+    let private = subject(22);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    store.put(&items(&device, private, 0..5)).unwrap();
+    let session = Session::connect(&relay.url(), &device, None).await.unwrap();
+    let (report, _) = keyhive_sync::client::sync_once(&session, &store, &AllowAll)
+        .await
+        .unwrap();
+    assert_eq!((report.refused, report.closed.clone()), (5, vec![private]));
+    let skip = report.closed.into_iter().collect();
+    let (again, _) =
+        keyhive_sync::client::sync::sync_once_skipping(&session, &store, &AllowAll, &skip)
+            .await
+            .unwrap();
+    assert_eq!((again.reconciled, again.refused), (0, 0));
     relay.shutdown().await.unwrap();
 }

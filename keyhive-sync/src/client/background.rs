@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::session::{ConnectError, LiveEvent, Session};
-use super::sync::{SyncError, SyncReport, ingest, sync_once};
+use super::sync::{SyncError, SyncReport, ingest, sync_once, sync_once_skipping};
 use crate::item::{Item, SubjectId};
 use crate::policy::AccessPolicy;
 use crate::store::{Store, StoreError};
@@ -21,6 +21,8 @@ use crate::store::{Store, StoreError};
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// SYNC-92: longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// SYNC-92: a connected link runs a full sync this often, picking up new grants.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// Local items queued for links before a slow link falls back to a full resync.
 const LOCAL_QUEUE: usize = 16_384;
 
@@ -46,6 +48,15 @@ impl Client {
             local,
             next_link: AtomicU64::new(1),
         })
+    }
+
+    /// A client for `device` (its signing key authenticates every session).
+    pub fn for_device(
+        device: &keyhive_core::identity::Device,
+        store: Arc<dyn Store>,
+        policy: Arc<dyn AccessPolicy>,
+    ) -> Arc<Self> {
+        Self::new(device.signing_key().clone(), store, policy)
     }
 
     /// This device's id.
@@ -81,6 +92,13 @@ impl Client {
             .collect();
         self.announce(0, new);
         Ok(fresh)
+    }
+
+    /// Every item newly stored by this client (local writes and items received from links),
+    /// tagged with its origin (0 = local write or `sync_once`). A relay that syncs with
+    /// another relay through a `Client` forwards these to [`crate::relay::RelayHandle::announce`].
+    pub fn new_items(&self) -> broadcast::Receiver<(u64, Arc<Item>)> {
+        self.local.subscribe()
     }
 
     fn announce(&self, origin: u64, items: Vec<Item>) {
@@ -153,15 +171,40 @@ impl Client {
         }
     }
 
+    /// Subscribes to every local and offered subject not yet subscribed.
+    async fn subscribe_all(
+        &self,
+        session: &Session,
+        subscribed: &mut BTreeSet<SubjectId>,
+    ) -> Result<(), String> {
+        let mut wanted: BTreeSet<SubjectId> = self
+            .store
+            .subjects()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let offers = session.collection().await.map_err(|e| e.to_string())?;
+        wanted.extend(offers.into_iter().map(|o| o.subject));
+        let list: Vec<SubjectId> = wanted.difference(subscribed).copied().collect();
+        if !list.is_empty() {
+            let accepted = session.subscribe(&list).await.map_err(|e| e.to_string())?;
+            subscribed.extend(accepted);
+        }
+        Ok(())
+    }
+
     async fn resync(
         &self,
         id: u64,
         session: &Session,
         status: &watch::Sender<LinkStatus>,
+        closed: &mut BTreeSet<SubjectId>,
     ) -> Result<(), String> {
-        let (report, fresh) = sync_once(session, &self.store, self.policy.as_ref())
-            .await
-            .map_err(|e| e.to_string())?;
+        let (report, fresh) =
+            sync_once_skipping(session, &self.store, self.policy.as_ref(), closed)
+                .await
+                .map_err(|e| e.to_string())?;
+        closed.extend(report.closed.iter().copied());
         self.announce(id, fresh);
         status.send_modify(|s| {
             s.syncs += 1;
@@ -182,25 +225,14 @@ impl Client {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
         let mut live = session.take_live().ok_or("live events already taken")?;
-        self.resync(id, session, status).await?;
+        // Subscribe before the full sync, so nothing stored meanwhile is missed (SYNC-91).
         let mut subscribed: BTreeSet<SubjectId> = BTreeSet::new();
-        let mut wanted: BTreeSet<SubjectId> = self
-            .store
-            .subjects()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
-        wanted.extend(
-            session
-                .collection()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|o| o.subject),
-        );
-        let list: Vec<SubjectId> = wanted.iter().copied().collect();
-        session.subscribe(&list).await.map_err(|e| e.to_string())?;
-        subscribed.extend(wanted);
+        // Local-only subjects this peer refused; retried on reconnect (SYNC-81).
+        let mut closed: BTreeSet<SubjectId> = BTreeSet::new();
+        self.subscribe_all(session, &mut subscribed).await?;
+        self.resync(id, session, status, &mut closed).await?;
+        let mut refresh = tokio::time::interval(RESYNC_INTERVAL);
+        refresh.tick().await;
         status.send_modify(|s| {
             s.connected = true;
             s.server = Some(session.server_id());
@@ -227,7 +259,7 @@ impl Client {
                         }
                     }
                     if lagged {
-                        self.resync(id, session, status).await?;
+                        self.resync(id, session, status, &mut closed).await?;
                     }
                     let fresh: Vec<SubjectId> = batch.iter().map(Item::subject).filter(|s| !subscribed.contains(s)).collect::<BTreeSet<_>>().into_iter().collect();
                     if !batch.is_empty() {
@@ -247,9 +279,14 @@ impl Client {
                         self.announce(id, fresh);
                         status.send_modify(|s| s.received += n);
                     }
-                    Some(LiveEvent::Lagged) => self.resync(id, session, status).await?,
+                    Some(LiveEvent::Lagged) => self.resync(id, session, status, &mut closed).await?,
                     None => return Err("connection closed".into()),
                 },
+                _ = refresh.tick() => {
+                    // SYNC-92: periodic full sync picks up newly granted subjects.
+                    self.subscribe_all(session, &mut subscribed).await?;
+                    self.resync(id, session, status, &mut closed).await?;
+                }
                 _ = stop.changed() => return Ok(()),
             }
         }

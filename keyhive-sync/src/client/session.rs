@@ -25,6 +25,10 @@ const FRAME_BUDGET: usize = crate::protocol::MAX_FRAME_LEN - 16 * 1024;
 const PULL_CHUNK: usize = 4_096;
 /// Range queries per reconciliation request (the relay's default bound).
 const QUERY_CHUNK: usize = 512;
+/// A request fails with [`SessionError::Timeout`] when no response frame arrives for this long.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most frames accepted in one response (a 4,096-hash pull of maximal items needs ~1,000).
+const MAX_RESPONSE_FRAMES: usize = 2_048;
 /// Live events buffered before further ones are dropped and `Lagged` is reported.
 const LIVE_BUFFER: usize = 1_024;
 
@@ -53,6 +57,9 @@ pub enum SessionError {
     /// The connection is gone.
     #[error("connection closed")]
     Disconnected,
+    /// The peer sent no response frame for [`REQUEST_TIMEOUT`].
+    #[error("request timed out")]
+    Timeout,
     /// The peer answered with an error frame.
     #[error("peer error {:?}: {}", .0.code, .0.detail)]
     Remote(ErrorFrame),
@@ -248,7 +255,12 @@ impl Session {
         }
         let mut frames = Vec::new();
         loop {
-            let Some(message) = rx.recv().await else {
+            let next = tokio::time::timeout(REQUEST_TIMEOUT, rx.recv()).await;
+            let Ok(next) = next else {
+                lock(&self.pending).remove(&req);
+                return Err(SessionError::Timeout);
+            };
+            let Some(message) = next else {
                 return Err(SessionError::Disconnected);
             };
             if let Message::Error(e) = message {
@@ -257,6 +269,13 @@ impl Session {
             }
             let done = message.is_final();
             frames.push(message);
+            // A hostile peer cannot grow one response without bound.
+            if frames.len() > MAX_RESPONSE_FRAMES {
+                lock(&self.pending).remove(&req);
+                return Err(SessionError::Protocol(
+                    "response has too many frames".into(),
+                ));
+            }
             if done {
                 lock(&self.pending).remove(&req);
                 return Ok(frames);

@@ -11,6 +11,9 @@ use crate::store::{Store, StoreError};
 
 use super::session::{Session, SessionError};
 
+/// Items pulled or pushed per request during a sync.
+const TRANSFER_CHUNK: usize = 1_024;
+
 /// What one sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
@@ -28,6 +31,8 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Items the peer refused.
     pub refused: usize,
+    /// Local-only subjects the peer would neither serve nor accept (SYNC-81).
+    pub closed: Vec<SubjectId>,
     /// Frame bytes sent during this sync.
     pub bytes_sent: u64,
     /// Frame bytes received during this sync.
@@ -88,6 +93,17 @@ pub async fn sync_once(
     store: &Arc<dyn Store>,
     policy: &dyn AccessPolicy,
 ) -> Result<(SyncReport, Vec<Item>), SyncError> {
+    sync_once_skipping(session, store, policy, &BTreeSet::new()).await
+}
+
+/// As [`sync_once`], but local-only subjects in `skip` (ones the peer refused earlier, see
+/// [`SyncReport::closed`]) are not offered again unless the peer now offers them (SYNC-81).
+pub async fn sync_once_skipping(
+    session: &Session,
+    store: &Arc<dyn Store>,
+    policy: &dyn AccessPolicy,
+    skip: &BTreeSet<SubjectId>,
+) -> Result<(SyncReport, Vec<Item>), SyncError> {
     let (sent0, recv0) = session.stats().bytes();
     let from = keyhive_core::identity::IndividualId(session.server_id());
     let mut report = SyncReport::default();
@@ -104,24 +120,29 @@ pub async fn sync_once(
     }
     // SYNC-81: subjects only we hold are reconciled too; the peer decides if it takes them.
     for subject in store.subjects()? {
-        if !offered.contains(&subject) {
+        if !offered.contains(&subject) && !skip.contains(&subject) {
             todo.push(subject);
         }
     }
     for subject in todo {
         report.reconciled += 1;
         let hashes = store.hashes(&subject)?;
+        let mut forbidden = false;
         let (need, have) = match session.reconcile(subject, &hashes).await {
             Ok(r) => {
                 report.rounds += r.rounds;
                 (r.need, r.have)
             }
             // We may not pull it; offer everything we have, the peer's policy decides.
-            Err(SessionError::Remote(e)) if e.code == ErrorCode::Forbidden => (Vec::new(), hashes),
+            Err(SessionError::Remote(e)) if e.code == ErrorCode::Forbidden => {
+                forbidden = true;
+                (Vec::new(), hashes)
+            }
             Err(e) => return Err(e.into()),
         };
-        if !need.is_empty() {
-            let items = session.pull(&need).await?;
+        // Chunked, so a large difference never sits in memory at once.
+        for chunk in need.chunks(TRANSFER_CHUNK) {
+            let items = session.pull(chunk).await?;
             // SYNC-82: only items of this subject, validated by the local policy.
             let (ours, foreign): (Vec<Item>, Vec<Item>) =
                 items.into_iter().partition(|i| i.subject() == subject);
@@ -130,19 +151,24 @@ pub async fn sync_once(
             report.pulled += fresh.len();
             new_items.extend(fresh);
         }
-        if !have.is_empty() {
-            let mut items = Vec::with_capacity(have.len());
-            for hash in &have {
+        let mut accepted = 0;
+        for chunk in have.chunks(TRANSFER_CHUNK) {
+            let mut items = Vec::with_capacity(chunk.len());
+            for hash in chunk {
                 if let Some(item) = store.get(hash)? {
                     items.push(item);
                 }
             }
             for outcome in session.push(&items).await? {
                 match outcome {
-                    PushOutcome::Stored | PushOutcome::Duplicate => report.pushed += 1,
+                    PushOutcome::Stored | PushOutcome::Duplicate => accepted += 1,
                     _ => report.refused += 1,
                 }
             }
+        }
+        report.pushed += accepted;
+        if forbidden && !have.is_empty() && accepted == 0 {
+            report.closed.push(subject);
         }
     }
     let (sent1, recv1) = session.stats().bytes();

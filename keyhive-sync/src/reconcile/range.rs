@@ -72,7 +72,7 @@ impl Prefix {
             return None;
         }
         let mut bytes = self.bytes.clone();
-        if self.len % 2 == 0 {
+        if self.len.is_multiple_of(2) {
             bytes.push(i << 4);
         } else if let Some(last) = bytes.last_mut() {
             *last |= i;
@@ -87,11 +87,10 @@ impl Prefix {
         let mut lo = [0u8; 32];
         let mut hi = [0xffu8; 32];
         let full = usize::from(self.len / 2);
-        for i in 0..full.min(32) {
-            lo[i] = self.bytes[i];
-            hi[i] = self.bytes[i];
-        }
-        if self.len % 2 == 1 && full < 32 {
+        let full = full.min(32).min(self.bytes.len());
+        lo[..full].copy_from_slice(&self.bytes[..full]);
+        hi[..full].copy_from_slice(&self.bytes[..full]);
+        if self.len % 2 == 1 && full < 32 && full < self.bytes.len() {
             lo[full] = self.bytes[full] & 0xf0;
             hi[full] = self.bytes[full] | 0x0f;
         }

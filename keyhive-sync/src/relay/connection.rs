@@ -113,7 +113,7 @@ pub(crate) async fn run(
                     break;
                 }
             }
-            _ = shutdown.changed() => {
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
                 let _ = send_error(&mut conn.socket, None, ErrorCode::ShuttingDown, "relay is shutting down").await;
                 break;
             }
@@ -522,7 +522,10 @@ impl Conn {
                     )
                     .await?;
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.live = None;
+                    break;
+                }
             }
             if size < FRAME_BUDGET / 2 {
                 let Some(live) = self.live.as_mut() else {

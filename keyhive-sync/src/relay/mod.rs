@@ -52,6 +52,11 @@ impl RelayConfig {
         }
     }
 
+    /// Default limits, identified by `device`'s signing key.
+    pub fn for_device(device: &keyhive_core::identity::Device) -> Self {
+        Self::new(device.signing_key().clone())
+    }
+
     /// Replaces the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -71,9 +76,11 @@ pub(crate) struct Shared {
     alive: mpsc::Sender<()>,
 }
 
-/// A running relay.
+/// A running relay. Dropping the handle also stops the relay, without waiting for its
+/// connections; call [`RelayHandle::shutdown`] for a graceful stop.
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    live: broadcast::Sender<(u64, Arc<Item>)>,
     id: PublicKey,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
@@ -94,6 +101,15 @@ impl RelayHandle {
     /// The relay's identity key.
     pub fn id(&self) -> PublicKey {
         self.id
+    }
+
+    /// Fans out items that reached the store by another path (e.g. this relay's own sync with
+    /// another relay) to live subscribers, exactly as if they had been pushed (SYNC-63).
+    pub fn announce(&self, items: impl IntoIterator<Item = Arc<Item>>) {
+        for item in items {
+            // Origin 0 is never a connection id, so no subscriber is skipped.
+            let _ = self.live.send((0, item));
+        }
     }
 
     /// Graceful shutdown: stop accepting, tell every connection (`ShuttingDown` error, then a
@@ -131,7 +147,7 @@ impl Relay {
             policy,
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             config,
-            live,
+            live: live.clone(),
             next_id: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
             alive,
@@ -149,6 +165,7 @@ impl Relay {
         });
         Ok(RelayHandle {
             local_addr,
+            live,
             id,
             shutdown: shutdown_tx,
             server,
