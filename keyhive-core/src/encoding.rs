@@ -57,7 +57,7 @@ pub enum DecodeError {
 /// Serialising our wire types cannot fail: they contain only fixed arrays, integers, strings,
 /// byte vectors, sequences of known length and tagged enums, all of which postcard supports.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Failure is unreachable for the types above; an empty vector would then fail every
+    // An error is unreachable for the types above; an empty vector would then fail every
     // decode and signature check rather than produce wrong bytes.
     postcard::to_allocvec(value).unwrap_or_default()
 }

@@ -864,3 +864,30 @@ fn cap9_admin_through_nested_groups_revokes_a_peer() {
     let w = c.write(&bob_laptop, DocumentId(doc), b"x").unwrap();
     assert!(c.op_validity(&w.hash()).unwrap().is_valid());
 }
+
+#[test]
+fn cap10_edit_must_claim_an_auth_state_where_the_author_could_write() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut c = Checker::default();
+    let doc = new_doc(&mut c, &alice);
+    let before = c.auth_heads();
+    let d = c.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
+    // Bob claims the auth state from before his grant, but names the grant as proof.
+    let body = ContentBody {
+        document: DocumentId(doc),
+        auth_heads: before,
+        proof: Proof::Via {
+            delegation: d.hash(),
+            membership: vec![],
+        },
+        payload_hash: Hash::of_content(b"x"),
+        payload_len: 1,
+    };
+    let op = Verified::sign(Op::new(bob.id().0, vec![], body), bob.signing_key()).unwrap();
+    c.apply_verified(op.clone()).unwrap();
+    match c.op_validity(&op.hash()).unwrap() {
+        Validity::Invalid(r) => assert_eq!(r.reason, Reason::ProofNotInPast(d.hash())),
+        Validity::Valid => panic!("edit outside its claimed auth state accepted"),
+    }
+}
