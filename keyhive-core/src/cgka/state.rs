@@ -353,10 +353,15 @@ impl Cgka {
             return Err(ReceiveError::ForeignInit);
         }
         if !authorised(&op, authority) {
-            if self.quarantine.len() >= MAX_QUARANTINE {
-                self.quarantine.pop_first();
+            if self.waiting.contains_key(&hash) {
+                // A parked op already names it: admit it now; replay keeps it inert.
+                self.admit(op, authority)?;
+            } else {
+                if self.quarantine.len() >= MAX_QUARANTINE {
+                    self.quarantine.pop_first();
+                }
+                self.quarantine.insert(hash, op);
             }
-            self.quarantine.insert(hash, op);
             return Err(ReceiveError::Unauthorized);
         }
         self.quarantine.remove(&hash);
