@@ -25,7 +25,9 @@ pub enum Refusal {
 /// SYNC-44: `may_pull` is checked before serving any item, offer or reconciliation answer.
 /// SYNC-45: `check_push` is checked before storing any item: implementations verify the
 /// envelope's signature and kind-specific validity (auth op valid under the graph, content
-/// author holds `write`, CGKA op authorised), since only they know the payload types.
+/// author holds `write`, CGKA op authorised), since only they know the payload types. They
+/// must also check that the item's kind and subject are the ones its envelope names: the store
+/// keys items by hash and the first claim wins (STORE-2).
 pub trait AccessPolicy: Send + Sync + 'static {
     /// Whether `requester` may pull (fetch ciphertext of) `subject`.
     fn may_pull(&self, requester: &IndividualId, subject: &SubjectId) -> bool;
