@@ -25,7 +25,9 @@ pub enum Refusal {
 /// SYNC-44: `may_pull` is checked before serving any item, offer or reconciliation answer.
 /// SYNC-45: `check_push` is checked before storing any item: implementations verify the
 /// envelope's signature and kind-specific validity (auth op valid under the graph, content
-/// author holds `write`, CGKA op authorised), since only they know the payload types.
+/// author holds `write`, CGKA op authorised), since only they know the payload types. They
+/// must also check that the item's kind and subject are the ones its envelope names: the store
+/// keys items by hash and the first claim wins (STORE-2).
 pub trait AccessPolicy: Send + Sync + 'static {
     /// Whether `requester` may pull (fetch ciphertext of) `subject`.
     fn may_pull(&self, requester: &IndividualId, subject: &SubjectId) -> bool;
@@ -159,5 +161,100 @@ impl AccessPolicy for MemoryPolicy {
             out.extend(g.write.keys().copied());
         }
         out.into_iter().collect()
+    }
+}
+
+/// Feeds every stored item to `policy.stored` in batches of at most `batch` items, subject by
+/// subject, auth items of each subject first (SYNC-46). A relay calls this on start so a
+/// graph-backed policy rebuilds its state from the store. Returns the number of items fed.
+pub fn replay_into(
+    store: &dyn crate::store::Store,
+    policy: &dyn AccessPolicy,
+    batch: usize,
+) -> Result<usize, crate::store::StoreError> {
+    let batch = batch.max(1);
+    let mut fed = 0;
+    for subject in store.subjects()? {
+        let mut auth = Vec::new();
+        let mut rest = Vec::new();
+        for hash in store.hashes(&subject)? {
+            let Some(item) = store.get(&hash)? else {
+                continue;
+            };
+            if item.kind() == crate::item::ItemKind::Auth {
+                auth.push(item);
+            } else {
+                rest.push(item);
+            }
+            if auth.len() + rest.len() >= batch {
+                fed += flush(policy, &mut auth, &mut rest);
+            }
+        }
+        fed += flush(policy, &mut auth, &mut rest);
+    }
+    Ok(fed)
+}
+
+fn flush(policy: &dyn AccessPolicy, auth: &mut Vec<Item>, rest: &mut Vec<Item>) -> usize {
+    let n = auth.len() + rest.len();
+    if !auth.is_empty() {
+        policy.stored(auth);
+        auth.clear();
+    }
+    if !rest.is_empty() {
+        policy.stored(rest);
+        rest.clear();
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, Store};
+
+    #[derive(Default)]
+    struct Counting(std::sync::Mutex<Vec<usize>>);
+
+    impl AccessPolicy for Counting {
+        fn may_pull(&self, _: &IndividualId, _: &SubjectId) -> bool {
+            false
+        }
+        fn check_push(&self, _: &IndividualId, _: &Item) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn reachable(&self, _: &IndividualId) -> Vec<SubjectId> {
+            Vec::new()
+        }
+        fn stored(&self, items: &[Item]) {
+            self.0.lock().expect("not poisoned").push(items.len());
+        }
+    }
+
+    #[test]
+    fn replay_feeds_every_item_in_bounded_batches() {
+        let store = MemoryStore::new();
+        store
+            .put(&crate::store::conformance::sample_items(50, 3))
+            .expect("put");
+        let policy = Counting::default();
+        assert_eq!(replay_into(&store, &policy, 8).expect("replay"), 50);
+        let batches = policy.0.lock().expect("not poisoned").clone();
+        assert_eq!(batches.iter().sum::<usize>(), 50);
+        assert!(batches.iter().all(|b| *b <= 8));
+    }
+
+    #[test]
+    fn memory_policy_grants_and_revokes() {
+        let p = MemoryPolicy::new();
+        let who = IndividualId(keyhive_core::crypto::signing::PublicKey([3; 32]));
+        let s = SubjectId(keyhive_core::crypto::signing::PublicKey([4; 32]));
+        assert!(!p.may_pull(&who, &s));
+        p.grant_pull(who, s);
+        assert!(p.may_pull(&who, &s));
+        assert_eq!(p.reachable(&who), vec![s]);
+        p.revoke(&who, &s);
+        assert!(!p.may_pull(&who, &s));
+        assert!(p.reachable(&who).is_empty());
     }
 }
