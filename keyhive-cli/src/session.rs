@@ -236,10 +236,10 @@ impl Session {
         if let Some(c) = self.contacts.find(name_or_id) {
             return Ok(AgentId::Individual(c.id));
         }
-        if let Ok(key) = name_or_id.parse::<PublicKey>() {
-            if self.replica.directory().card(&IndividualId(key)).is_some() {
-                return Ok(AgentId::Individual(IndividualId(key)));
-            }
+        if let Ok(key) = name_or_id.parse::<PublicKey>()
+            && self.replica.directory().card(&IndividualId(key)).is_some()
+        {
+            return Ok(AgentId::Individual(IndividualId(key)));
         }
         match self.subject(name_or_id) {
             Ok((key, SubjectKind::Group)) => Ok(AgentId::Group(GroupId(key))),

@@ -17,7 +17,9 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use keyhive_core::capability::{Access, AgentId, Checker, IngestOutcome, PeerTag, Validity};
+use keyhive_core::capability::{
+    Access, AgentId, AnySigned, Checker, IngestOutcome, PeerTag, PendingLimits, Validity,
+};
 use keyhive_core::cgka::SignedCgkaOp;
 use keyhive_core::encoding::DecodeError;
 use keyhive_core::identity::{ContactCard, IndividualId};
@@ -44,7 +46,7 @@ impl CapabilityPolicy {
     pub fn new(peers: impl IntoIterator<Item = IndividualId>) -> Self {
         CapabilityPolicy {
             graph: Mutex::new(Graph {
-                checker: Checker::new(Default::default()),
+                checker: Checker::new(PendingLimits::default()),
                 directory: Directory::default(),
             }),
             peers: peers.into_iter().collect(),
@@ -65,12 +67,23 @@ impl CapabilityPolicy {
                 }
             }
         }
-        // Stored items were accepted before; parked ones are released as parents arrive.
+        // Stored items were accepted before but come back in hash order, so the pending limits
+        // (CAP-4, for peers) are lifted while replaying and restored afterwards.
+        graph.checker.set_pending_limits(PendingLimits {
+            per_peer: usize::MAX,
+            per_subject: usize::MAX,
+            total: usize::MAX,
+        });
+        graph.checker.set_pending_bytes_limit(usize::MAX);
         for item in &items {
             if graph.admit(PeerTag::LOCAL, item).is_ok() {
                 count += 1;
             }
         }
+        graph.checker.set_pending_limits(PendingLimits::default());
+        graph
+            .checker
+            .set_pending_bytes_limit(keyhive_core::capability::DEFAULT_PENDING_BYTES);
         Ok(count)
     }
 
@@ -112,7 +125,25 @@ impl Graph {
     }
 
     fn admit_op(&mut self, from: PeerTag, item: &Item) -> Result<(), Refusal> {
-        match self.checker.ingest(from, item.envelope()) {
+        let signed = match AnySigned::decode(item.envelope()) {
+            Ok(signed) => signed,
+            Err(DecodeError::WrongTag { .. }) if item.kind() == ItemKind::Auth => {
+                return self.admit_card(item);
+            }
+            Err(e) => return Err(Refusal::Invalid(e.to_string())),
+        };
+        // SYNC-45: the item must be filed under the op's own subject and kind.
+        let (subject, is_content) = match &signed {
+            AnySigned::Genesis(s) => (s.unverified_payload().issuer, false),
+            AnySigned::Auth(s) => (s.unverified_payload().body.subject, false),
+            AnySigned::Content(s) => (s.unverified_payload().body.document.0, true),
+        };
+        if subject != item.subject().0 || is_content != (item.kind() == ItemKind::Content) {
+            return Err(Refusal::Invalid(
+                "item kind or subject does not match its envelope".into(),
+            ));
+        }
+        match self.checker.ingest_signed(from, signed) {
             Ok(IngestOutcome::Applied { hash, .. }) | Ok(IngestOutcome::Duplicate { hash }) => {
                 match self.checker.op_validity(&hash) {
                     Some(Validity::Valid) => Ok(()),
@@ -125,24 +156,20 @@ impl Graph {
                 missing.len()
             ))),
             Ok(_) => Err(Refusal::Invalid("op not applied".into())),
-            Err(e) if item.kind() == ItemKind::Auth => self.admit_card(item, e.to_string()),
             Err(e) => Err(Refusal::Invalid(e.to_string())),
         }
     }
 
-    fn admit_card(&mut self, item: &Item, op_error: String) -> Result<(), Refusal> {
-        match Signed::<ContactCard>::decode(item.envelope()) {
-            Ok(card) => {
-                let card = card.verify().map_err(|e| Refusal::Invalid(e.to_string()))?;
-                if card.device != item.subject().0 {
-                    return Err(Refusal::Invalid("card filed under another subject".into()));
-                }
-                self.directory.insert(card);
-                Ok(())
-            }
-            Err(DecodeError::WrongTag { .. }) => Err(Refusal::Invalid(op_error)),
-            Err(e) => Err(Refusal::Invalid(e.to_string())),
+    fn admit_card(&mut self, item: &Item) -> Result<(), Refusal> {
+        let card = Signed::<ContactCard>::decode(item.envelope())
+            .map_err(|e| Refusal::Invalid(e.to_string()))?
+            .verify()
+            .map_err(|e| Refusal::Invalid(e.to_string()))?;
+        if card.device != item.subject().0 {
+            return Err(Refusal::Invalid("card filed under another subject".into()));
         }
+        self.directory.insert(card);
+        Ok(())
     }
 
     fn shares_subject(&self, a: &IndividualId, b: &IndividualId) -> bool {

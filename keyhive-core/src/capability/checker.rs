@@ -173,6 +173,12 @@ impl Checker {
         }
     }
 
+    /// CAP-4: changes the count limits of the pending set (e.g. lifted while a relay replays
+    /// its own store, restored before it serves peers). Ops already parked stay parked.
+    pub fn set_pending_limits(&mut self, limits: PendingLimits) {
+        self.pending.limits = limits;
+    }
+
     /// CAP-4: changes the bound on envelope bytes parked in the pending set.
     pub fn set_pending_bytes_limit(&mut self, bytes: usize) {
         self.pending.bytes_limit = bytes;

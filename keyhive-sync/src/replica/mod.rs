@@ -68,6 +68,9 @@ impl<S: Store> std::fmt::Debug for Replica<S> {
     }
 }
 
+/// One item's hash and what ingesting it did.
+pub type ItemOutcome = (Hash, Result<Ingested, ReplicaError>);
+
 /// What happened to one ingested item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -88,7 +91,8 @@ impl<S: Store> Replica<S> {
             device,
             store,
             // The local store holds only ops this replica accepted before, so the pending limits
-            // must not drop any of them while they are replayed in arbitrary order.
+            // must not drop any of them while they are replayed in arbitrary order; they are
+            // restored once the replay is done.
             checker: Checker::new(PendingLimits {
                 per_peer: usize::MAX,
                 per_subject: usize::MAX,
@@ -101,6 +105,8 @@ impl<S: Store> Replica<S> {
             accepted: 0,
         };
         replica.replay()?;
+        // From here on ops come from peers: the pending set is bounded again (CAP-4).
+        replica.checker.set_pending_limits(PendingLimits::default());
         let card = replica.device.contact_card().map_err(|e| {
             ReplicaError::UnknownSubject(format!("cannot sign own contact card: {e}"))
         })?;
@@ -306,7 +312,7 @@ impl<S: Store> Replica<S> {
         &mut self,
         from: PeerTag,
         mut items: Vec<Item>,
-    ) -> Result<Vec<(Hash, Result<Ingested, ReplicaError>)>, ReplicaError> {
+    ) -> Result<Vec<ItemOutcome>, ReplicaError> {
         items.sort_by_key(|i| apply_rank(i.kind()));
         let mut accepted = Vec::new();
         let mut report = Vec::with_capacity(items.len());
