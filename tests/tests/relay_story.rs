@@ -5,12 +5,16 @@
 
 use std::sync::{Arc, Mutex};
 
-use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::Hash;
+use keyhive_core::capability::{Access, AgentId, ContentBody, PeerTag, Validity};
 use keyhive_core::identity::{Device, DocumentId};
+use keyhive_core::signed::{Op, Verified};
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::client::Client;
+use keyhive_sync::protocol::PushOutcome;
 use keyhive_sync::relay::{Relay, RelayConfig, RelayHandle};
 use keyhive_sync::replica::{Replica, ReplicaGate};
+use keyhive_sync::{Item, ItemKind, SubjectId};
 use keyhive_sync::{MemoryStore, RedbStore, Store};
 
 type Shared = Arc<Mutex<Replica<Arc<MemoryStore>>>>;
