@@ -50,7 +50,19 @@ impl Session {
                 home.path(STORE_FILE).display()
             )
         })?);
-        let mut replica = Replica::open(keys.device().clone(), store.clone())?;
+        let replica = Replica::open(keys.device().clone(), store.clone())?;
+        Self::assemble(home, out, keys, store, replica)
+    }
+
+    /// Completes a session around an opened replica: restores key-agreement secrets and loads
+    /// contacts (publishing their cards to the replica) and local names.
+    pub fn assemble(
+        home: Home,
+        out: Output,
+        keys: KeyStore,
+        store: Arc<RedbStore>,
+        mut replica: Replica<Arc<RedbStore>>,
+    ) -> Result<Self> {
         let documents: Vec<DocumentId> = replica
             .checker()
             .subjects()
@@ -92,33 +104,6 @@ impl Session {
         }
         device_store::save(&self.home, &self.keys)?;
         self.names.save(&self.home)
-    }
-
-    /// Rebuilds a session from its parts after the replica was shared with sync links.
-    pub fn from_parts(parts: Parts) -> Self {
-        Session {
-            home: parts.home,
-            out: parts.out,
-            keys: parts.keys,
-            store: parts.store,
-            replica: parts.replica,
-            contacts: parts.contacts,
-            names: parts.names,
-            metas: None,
-        }
-    }
-
-    /// Splits the session so that the replica can be shared with sync links.
-    pub fn into_parts(self) -> Parts {
-        Parts {
-            home: self.home,
-            out: self.out,
-            keys: self.keys,
-            store: self.store,
-            replica: self.replica,
-            contacts: self.contacts,
-            names: self.names,
-        }
     }
 
     /// Forgets cached metadata after a change.
@@ -249,24 +234,6 @@ impl Session {
             ),
         }
     }
-}
-
-/// A session's fields, while its replica is shared.
-pub struct Parts {
-    /// See [`Session::home`].
-    pub home: Home,
-    /// See [`Session::out`].
-    pub out: Output,
-    /// See [`Session::keys`].
-    pub keys: KeyStore,
-    /// See [`Session::store`].
-    pub store: Arc<RedbStore>,
-    /// See [`Session::replica`].
-    pub replica: Replica<Arc<RedbStore>>,
-    /// See [`Session::contacts`].
-    pub contacts: ContactBook,
-    /// See [`Session::names`].
-    pub names: LocalNames,
 }
 
 /// The first 12 hex characters of a key, for tables.

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::home::Home;
 use crate::output::Output;
 use crate::relays;
-use crate::session::{Parts, Session};
+use crate::session::Session;
 
 /// Rounds per relay: a round can make items acceptable that the peer refused earlier in it
 /// (e.g. a key-agreement op before the grant that authorises it), so repeat until quiet.
@@ -51,16 +51,15 @@ impl RelaySummary {
 /// Syncs a session with `urls`, returning the session (its replica updated) and summaries.
 pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, Vec<RelaySummary>)> {
     s.replica.prepare_all()?;
-    let parts = s.into_parts();
-    let Parts {
+    s.save()?;
+    let Session {
         home,
         out,
         keys,
         store,
         replica,
-        contacts,
-        names,
-    } = parts;
+        ..
+    } = s;
     let shared = Arc::new(Mutex::new(replica));
     let gate = Arc::new(ReplicaGate::new(shared.clone()));
     let client = Client::new(keys.device().signing_key().clone(), store.clone(), gate);
@@ -70,15 +69,7 @@ pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, V
         .map_err(|_| anyhow::anyhow!("internal error: sync link still running"))?
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut s = Session::from_parts(Parts {
-        home,
-        out,
-        keys,
-        store,
-        replica,
-        contacts,
-        names,
-    });
+    let mut s = Session::assemble(home, out, keys, store, replica)?;
     s.save()?;
     Ok((s, result?))
 }
