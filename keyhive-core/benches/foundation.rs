@@ -104,12 +104,56 @@ fn encoding(c: &mut Criterion) {
     g.finish();
 }
 
+/// Alternates raw `verify_strict` and the op layer's decode + verify in small blocks, so that
+/// load on a shared machine affects both sides equally, and prints the ratio of total times.
+fn paired_verify_ratio() {
+    let (_, op) = sample_op();
+    let bytes = op.as_bytes().to_vec();
+    let payload = bytes[..bytes.len() - 64].to_vec();
+    let raw_vk = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+    let raw_sig = ed25519_dalek::Signature::from_bytes(op.signature());
+    let mut cache = KeyCache::default();
+    let (mut raw, mut ours) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut run_raw = || {
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            black_box(raw_vk.verify_strict(black_box(&payload), &raw_sig).is_ok());
+        }
+        t.elapsed()
+    };
+    let mut run_ours = || {
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            let signed = Signed::<Op<Genesis>>::decode(black_box(&bytes)).expect("decode");
+            black_box(signed.verify_cached(&mut cache).expect("verify"));
+        }
+        t.elapsed()
+    };
+    // Alternate which side goes first, so neither profits from running second.
+    for i in 0..200 {
+        if i % 2 == 0 {
+            raw += run_raw();
+            ours += run_ours();
+        } else {
+            ours += run_ours();
+            raw += run_raw();
+        }
+    }
+    println!(
+        "PAIRED op decode+verify / raw verify_strict over 4,000 alternating runs: {:.3}x ({:.2} µs vs {:.2} µs)",
+        ours.as_secs_f64() / raw.as_secs_f64(),
+        ours.as_secs_f64() * 1e6 / 4000.0,
+        raw.as_secs_f64() * 1e6 / 4000.0
+    );
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     sign_and_verify(&mut c);
     hashing(&mut c);
     encoding(&mut c);
     c.final_summary();
+    paired_verify_ratio();
     support::print_ratio(
         "op sign / raw sign",
         "sign",
