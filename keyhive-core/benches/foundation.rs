@@ -114,7 +114,7 @@ fn paired_verify_ratio() {
     let raw_sig = ed25519_dalek::Signature::from_bytes(op.signature());
     let mut cache = KeyCache::default();
     let (mut raw, mut ours) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    let mut run_raw = || {
+    let run_raw = || {
         let t = std::time::Instant::now();
         for _ in 0..20 {
             black_box(raw_vk.verify_strict(black_box(&payload), &raw_sig).is_ok());
