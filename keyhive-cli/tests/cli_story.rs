@@ -333,3 +333,73 @@ fn clear_errors() {
         "unknown name",
     );
 }
+
+#[test]
+fn groups_carry_access_to_their_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let p = people(dir.path());
+    let group = json(&p.alice, &["group", "create", "Editors"]);
+    assert_eq!(group["kind"], "group");
+    json(&p.alice, &["grant", "Editors", "Bob", "--access", "write"]);
+    json(&p.alice, &["doc", "create", "notes"]);
+    json(
+        &p.alice,
+        &["grant", "notes", "Editors", "--access", "write"],
+    );
+    let why = json(&p.alice, &["why", "Bob", "notes", "--access", "write"]);
+    assert_eq!(why["granted"], true);
+    assert_eq!(
+        why["path"].as_array().unwrap().len(),
+        2,
+        "notes -> Editors -> Bob"
+    );
+    json(&p.alice, &["sync", "--relay", &relay.url]);
+    json(&p.bob, &["sync", "--relay", &relay.url]);
+    let file = dir.path().join("n.txt");
+    std::fs::write(&file, "bob's note").unwrap();
+    json(&p.bob, &["put", "notes", file.to_str().unwrap()]);
+    json(&p.bob, &["sync", "--relay", &relay.url]);
+    json(&p.alice, &["sync", "--relay", &relay.url]);
+    assert_eq!(get(&p.alice, "notes").unwrap(), "bob's note");
+    relay.stop();
+}
+
+#[test]
+fn demo_runs_the_whole_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keyhive(&dir.path().join("unused"))
+        .args(["--json", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert!(report["steps"].as_array().unwrap().len() > 10);
+}
+
+#[test]
+fn help_lists_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keyhive(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for command in [
+        "init", "whoami", "contact", "group", "folder", "doc", "ls", "grant", "revoke", "members",
+        "why", "put", "get", "log", "sync", "relay", "demo",
+    ] {
+        assert!(
+            help.contains(&format!("  {command}")),
+            "--help lacks {command}"
+        );
+    }
+    let out = keyhive(dir.path())
+        .args(["relay", "serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("--listen") && help.contains("--data"));
+}
