@@ -119,7 +119,8 @@ async fn share_read_revoke_through_a_relay() {
         }
     }
 
-    // Bob (read-only) cannot write: his replica refuses, and a forged push is refused too.
+    // Bob (read-only) cannot write: his replica refuses to build the op; a content op he forges
+    // anyway is refused by the relay and found invalid by Alice's replica.
     assert!(
         bob.replica
             .lock()
@@ -127,6 +128,42 @@ async fn share_read_revoke_through_a_relay() {
             .write(doc, b"bob was here")
             .is_err()
     );
+    let forged = {
+        let b = bob.replica.lock().unwrap();
+        let me = b.device().id();
+        let proof = b
+            .checker()
+            .find_proof(me, &doc.0, Access::Read, u32::MAX)
+            .unwrap();
+        let body = ContentBody {
+            document: doc,
+            auth_heads: b.checker().auth_heads(),
+            proof,
+            payload_hash: Hash::of_content(b"forged"),
+            payload_len: 6,
+        };
+        let op = Op::new(me.0, b.checker().content_heads(&doc.0), body);
+        let op = Verified::sign(op, b.device().signing_key()).unwrap();
+        Item::new(ItemKind::Content, SubjectId(doc.0), op.as_bytes().to_vec()).unwrap()
+    };
+    let session = bob.client.connect(&url).await.unwrap();
+    let outcome = session.push(std::slice::from_ref(&forged)).await.unwrap();
+    assert!(
+        matches!(outcome[0], PushOutcome::Refused(_)),
+        "relay stored a forged edit: {outcome:?}"
+    );
+    assert!(!relay_store.contains(&forged.hash()).unwrap());
+    let bob_peer = PeerTag::from(bob.replica.lock().unwrap().device().id().0);
+    alice
+        .replica
+        .lock()
+        .unwrap()
+        .ingest(bob_peer, &forged)
+        .unwrap();
+    assert!(matches!(
+        alice.replica.lock().unwrap().validity(&forged.hash()),
+        Some(Validity::Invalid(_))
+    ));
 
     alice
         .replica
