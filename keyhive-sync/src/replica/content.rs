@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::Replica;
-use super::authority::GraphAuthority;
 use super::error::ReplicaError;
 use crate::item::{Item, ItemKind, MAX_ENVELOPE_LEN, SubjectId};
 use crate::store::Store;
@@ -102,21 +101,14 @@ impl<S: Store> Replica<S> {
         if !target.contains_key(&self.device.id()) {
             return Err(ReplicaError::NotSeated(document.to_string()));
         }
-        let authority = GraphAuthority {
-            checker: &self.checker,
-            directory: &self.directory,
-            document: document.0,
-        };
-        let Some(cgka) = self.cgkas.get_mut(&document) else {
-            return Err(ReplicaError::UnknownSubject(document.to_string()));
-        };
+        let (cgka, authority, key) = self.cgka_with_authority(document)?;
         let plan = cgka.sync_membership(&target);
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
             return Ok(());
         }
         let seated = !plan.add.is_empty();
         // REP-3/REP-4: removes first, then seats, then an update if the root is not agreed.
-        let ops = cgka.apply_membership(self.device.signing_key(), &plan, &authority)?;
+        let ops = cgka.apply_membership(key, &plan, &authority)?;
         let items = ops
             .iter()
             .map(|op| {

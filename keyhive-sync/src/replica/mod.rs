@@ -29,7 +29,7 @@ use keyhive_core::capability::{
 };
 use keyhive_core::cgka::{Cgka, SignedCgkaOp};
 use keyhive_core::crypto::hash::Hash;
-use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::crypto::signing::{PublicKey, SigningKey};
 use keyhive_core::encoding::DecodeError;
 use keyhive_core::identity::{ContactCard, Device, DocumentId, GroupId, IndividualId, SubjectKind};
 use keyhive_core::signed::{Signed, Verified};
@@ -413,19 +413,36 @@ impl<S: Store> Replica<S> {
         self.receive_cgka(document, op)
     }
 
+    /// The document's key agreement, the authority that checks its ops, and this device's
+    /// signing key (split borrows of the replica's fields).
+    fn cgka_with_authority(
+        &mut self,
+        document: DocumentId,
+    ) -> Result<(&mut Cgka, GraphAuthority<'_>, &SigningKey), ReplicaError> {
+        let Replica {
+            cgkas,
+            checker,
+            directory,
+            device,
+            ..
+        } = self;
+        let cgka = cgkas
+            .get_mut(&document)
+            .ok_or_else(|| ReplicaError::UnknownSubject(document.to_string()))?;
+        let authority = GraphAuthority {
+            checker,
+            directory,
+            document: document.0,
+        };
+        Ok((cgka, authority, device.signing_key()))
+    }
+
     fn receive_cgka(
         &mut self,
         document: DocumentId,
         op: SignedCgkaOp,
     ) -> Result<Ingested, ReplicaError> {
-        let authority = GraphAuthority {
-            checker: &self.checker,
-            directory: &self.directory,
-            document: document.0,
-        };
-        let Some(cgka) = self.cgkas.get_mut(&document) else {
-            return Err(ReplicaError::UnknownSubject(document.to_string()));
-        };
+        let (cgka, authority, _) = self.cgka_with_authority(document)?;
         match cgka.receive(op, &authority)? {
             keyhive_core::cgka::Received::Duplicate => Ok(Ingested::Duplicate),
             _ => Ok(Ingested::Stored),
