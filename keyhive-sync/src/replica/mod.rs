@@ -401,8 +401,9 @@ impl<S: Store> Replica<S> {
             return Ok(Ingested::Stored);
         }
         if !self.cgkas.contains_key(&document) {
+            let total: usize = self.early_cgka.values().map(Vec::len).sum();
             let queue = self.early_cgka.entry(document).or_default();
-            if queue.len() >= MAX_EARLY_CGKA {
+            if queue.len() >= MAX_EARLY_CGKA || total >= MAX_EARLY_CGKA_TOTAL {
                 return Err(ReplicaError::UnknownSubject(format!(
                     "{document}: too many key-agreement ops before the document's init"
                 )));
@@ -534,6 +535,8 @@ fn apply_rank(kind: ItemKind) -> u8 {
 
 /// Most key-agreement ops held for a document whose init has not arrived.
 const MAX_EARLY_CGKA: usize = 4096;
+/// Most such ops held over all documents, so unknown documents cannot fill memory.
+const MAX_EARLY_CGKA_TOTAL: usize = 16_384;
 
 fn signed_subject(signed: &AnySigned) -> PublicKey {
     match signed {
