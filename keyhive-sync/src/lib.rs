@@ -34,6 +34,7 @@ pub mod reconcile;
 pub mod relay;
 pub mod replica;
 pub mod store;
+pub mod tls;
 
 pub use client::{Client, Link, LinkStatus, Session, SyncReport};
 pub use item::{Item, ItemKind, SubjectId, WireItem};
