@@ -114,14 +114,24 @@ async fn untrusted_certificate_fails_with_tls_error() {
         Err(other) => panic!("expected a TLS error, got {other}"),
         Ok(_) => panic!("an untrusted certificate was accepted"),
     }
-    // The certificate is valid for 127.0.0.1 but not for another name at the same address.
-    let port = relay.local_addr().port();
-    let wrong_name = format!("wss://127.0.0.2:{port}/sync");
-    assert!(
-        Session::connect_tls(&wrong_name, &device, None, trusting(&cert))
-            .await
-            .is_err()
-    );
+    // A trusted certificate that names another host is refused too (host name check).
+    let (misnamed_cert, misnamed_key) = {
+        let ck = rcgen::generate_simple_self_signed(vec!["relay.example.invalid".into()]).unwrap();
+        (ck.cert.pem(), ck.signing_key.serialize_pem())
+    };
+    let (misnamed, _) = start_tls(
+        Arc::new(MemoryStore::new()),
+        policy(),
+        &misnamed_cert,
+        &misnamed_key,
+    )
+    .await;
+    match Session::connect_tls(&misnamed.url(), &device, None, trusting(&misnamed_cert)).await {
+        Err(ConnectError::Tls(_)) => {}
+        Err(other) => panic!("expected a TLS error, got {other}"),
+        Ok(_) => panic!("a certificate for another host was accepted"),
+    }
+    misnamed.shutdown().await.unwrap();
     // The relay still serves a trusting client afterwards.
     Session::connect_tls(&relay.url(), &device, None, trusting(&cert))
         .await
@@ -150,6 +160,25 @@ async fn plain_client_cannot_speak_to_tls_relay_and_tls_config_is_unused_for_ws(
         .await
         .unwrap();
     plain.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn silent_tls_client_does_not_block_others_and_shutdown_is_graceful() {
+    let (cert, key) = self_signed();
+    let (relay, _) = start_tls(Arc::new(MemoryStore::new()), policy(), &cert, &key).await;
+    let device = SigningKey::generate();
+    // A TCP connection that never starts its TLS handshake.
+    let _silent = tokio::net::TcpStream::connect(relay.local_addr())
+        .await
+        .unwrap();
+    let session = Session::connect_tls(&relay.url(), &device, None, trusting(&cert))
+        .await
+        .unwrap();
+    assert!(session.collection().await.unwrap().is_empty());
+
+    // Graceful shutdown with a live wss:// session: it returns, and the session is told.
+    relay.shutdown().await.unwrap();
+    assert!(session.collection().await.is_err());
 }
 
 #[test]
