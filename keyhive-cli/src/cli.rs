@@ -136,6 +136,14 @@ pub enum RelayCommand {
         /// URL of another relay to keep this one in sync with (repeatable).
         #[arg(long = "sync-with", value_name = "URL")]
         upstream: Vec<String>,
+        /// Serve wss:// (TLS) with this PEM certificate chain, leaf first. Requires --tls-key.
+        /// Without it the relay serves plain ws://; the device-key handshake is the same either
+        /// way.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 

@@ -48,7 +48,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             peers,
             upstream,
-        }) => commands::relay::serve(out, &listen, &data, &peers, &upstream),
+            tls_cert,
+            tls_key,
+        }) => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(commands::relay::TlsFiles { cert, key }),
+                _ => None,
+            };
+            commands::relay::serve(out, &listen, &data, &peers, &upstream, tls.as_ref())
+        }
         Command::Demo => commands::demo::run(out),
         Command::Sync { relays } => {
             let s = session::Session::open(home, out)?;

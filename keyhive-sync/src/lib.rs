@@ -11,6 +11,7 @@
 //! // Relay operator
 //! let store = Arc::new(RedbStore::open("relay.redb")?);
 //! let relay = Relay::serve(listener, store, policy, RelayConfig::new(relay_key))?;
+//! // or wss:// (SYNC-35): RelayConfig::new(relay_key).with_tls(tls::server_config_from_pem(..)?)
 //! ...
 //! relay.shutdown().await?;
 //!
@@ -19,6 +20,8 @@
 //! let link = client.add_link("ws://relay.example:8080/sync", Some(relay_id)); // background
 //! client.write(items)?;                       // returns at once; pushed in the background
 //! let session = client.connect(url).await?;   // or drive a session by hand:
+//! // wss:// URLs verify the relay certificate against the webpki roots, or against the
+//! // caller's rustls config: Client::new_with_tls / Session::connect_tls (SYNC-37).
 //! let report = client.sync_once(&session).await?;
 //! session.push(&items).await?; session.pull(&hashes).await?; session.subscribe(&subjects).await?;
 //! ```
@@ -34,6 +37,7 @@ pub mod reconcile;
 pub mod relay;
 pub mod replica;
 pub mod store;
+pub mod tls;
 
 pub use client::{Client, Link, LinkStatus, Session, SyncReport};
 pub use item::{Item, ItemKind, SubjectId, WireItem};

@@ -1,6 +1,7 @@
-//! `keyhive relay serve`: the relay that stores and forwards ciphertext.
+//! `keyhive relay serve`: the relay that stores and forwards ciphertext, over `ws://` or, with
+//! `--tls-cert`/`--tls-key`, `wss://` (specs/sync.md SYNC-35).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -21,6 +22,31 @@ pub const RELAY_KEY: &str = "relay.key";
 /// Relay item store in the data directory.
 pub const RELAY_STORE: &str = "relay.redb";
 
+/// PEM files for serving `wss://`.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    fn server_config(&self) -> Result<Arc<keyhive_sync::tls::rustls::ServerConfig>> {
+        let cert = std::fs::read(&self.cert)
+            .with_context(|| format!("cannot read {}", self.cert.display()))?;
+        let key = std::fs::read(&self.key)
+            .with_context(|| format!("cannot read {}", self.key.display()))?;
+        keyhive_sync::tls::server_config_from_pem(&cert, &key).with_context(|| {
+            format!(
+                "cannot use {} and {} for TLS",
+                self.cert.display(),
+                self.key.display()
+            )
+        })
+    }
+}
+
 /// A running relay and, if any, its links to other relays.
 pub struct RunningRelay {
     /// The server.
@@ -39,13 +65,15 @@ fn load_or_create_identity(data: &Path) -> Result<KeyStore> {
     Ok(store)
 }
 
-/// Starts a relay on `listen` with its state in `data`.
+/// Starts a relay on `listen` with its state in `data`; `wss://` when `tls` is given.
 pub async fn start(
     listen: &str,
     data: &Path,
     peers: &[String],
     upstream: &[String],
+    tls: Option<&TlsFiles>,
 ) -> Result<RunningRelay> {
+    let tls = tls.map(TlsFiles::server_config).transpose()?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let identity = load_or_create_identity(data)?;
     let key = identity.device().signing_key().clone();
@@ -66,12 +94,11 @@ pub async fn start(
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let handle = Relay::serve(
-        listener,
-        store.clone(),
-        policy.clone(),
-        RelayConfig::new(key.clone()),
-    )?;
+    let mut config = RelayConfig::new(key.clone());
+    if let Some(tls) = tls {
+        config = config.with_tls(tls);
+    }
+    let handle = Relay::serve(listener, store.clone(), policy.clone(), config)?;
     let mut links = Vec::new();
     if !upstream.is_empty() {
         let client = Client::new(key, store, policy);
@@ -82,13 +109,15 @@ pub async fn start(
     Ok(RunningRelay { handle, links })
 }
 
-/// `keyhive relay serve --listen ADDR --data DIR`: runs until SIGINT or SIGTERM.
+/// `keyhive relay serve --listen ADDR --data DIR [--tls-cert FILE --tls-key FILE]`: runs until
+/// SIGINT or SIGTERM.
 pub fn serve(
     out: Output,
     listen: &str,
     data: &Path,
     peers: &[String],
     upstream: &[String],
+    tls: Option<&TlsFiles>,
 ) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -101,7 +130,7 @@ pub fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let relay = start(listen, data, peers, upstream).await?;
+        let relay = start(listen, data, peers, upstream, tls).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
         out.emit(&json!({"url": url, "id": id, "data": data}), || {

@@ -34,12 +34,26 @@ pub struct Client {
     /// Newly stored items, tagged with the link they came from (0 = local write).
     local: broadcast::Sender<(u64, Arc<Item>)>,
     next_link: AtomicU64,
+    /// Verifies `wss://` servers (SYNC-37); webpki roots unless replaced.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Client {
     /// A client for the device with signing key `key`. `policy` validates every item
     /// received from a peer before it is stored (SYNC-82).
+    /// `wss://` servers are verified against the webpki roots (SYNC-37).
     pub fn new(key: SigningKey, store: Arc<dyn Store>, policy: Arc<dyn AccessPolicy>) -> Arc<Self> {
+        Self::new_with_tls(key, store, policy, crate::tls::default_client_config())
+    }
+
+    /// [`Client::new`], verifying `wss://` servers with `tls` instead of the webpki roots (e.g.
+    /// [`crate::tls::client_config_trusting`] a self-signed relay certificate).
+    pub fn new_with_tls(
+        key: SigningKey,
+        store: Arc<dyn Store>,
+        policy: Arc<dyn AccessPolicy>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Arc<Self> {
         let (local, _) = broadcast::channel(LOCAL_QUEUE);
         Arc::new(Client {
             key,
@@ -47,6 +61,7 @@ impl Client {
             policy,
             local,
             next_link: AtomicU64::new(1),
+            tls,
         })
     }
 
@@ -71,7 +86,7 @@ impl Client {
 
     /// Opens an authenticated session to a relay or peer at `url`.
     pub async fn connect(&self, url: &str) -> Result<Session, ConnectError> {
-        Session::connect(url, &self.key, None).await
+        Session::connect_tls(url, &self.key, None, self.tls.clone()).await
     }
 
     /// One full sync over `session` (collection + reconciliation + pull + push).
@@ -141,14 +156,15 @@ impl Client {
             }
             // Subscribe to local writes before syncing so nothing written meanwhile is missed.
             let local_rx = self.local.subscribe();
-            let result = match Session::connect(&url, &self.key, expected).await {
-                Ok(session) => {
-                    backoff = BACKOFF_MIN;
-                    self.serve_link(id, &session, local_rx, &status, &mut stop)
-                        .await
-                }
-                Err(e) => Err(e.to_string()),
-            };
+            let result =
+                match Session::connect_tls(&url, &self.key, expected, self.tls.clone()).await {
+                    Ok(session) => {
+                        backoff = BACKOFF_MIN;
+                        self.serve_link(id, &session, local_rx, &status, &mut stop)
+                            .await
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
             status.send_modify(|s| {
                 s.connected = false;
                 if let Err(e) = &result {

@@ -48,6 +48,29 @@ pub enum ConnectError {
     /// The server refused us with an error frame.
     #[error("server refused the handshake: {0:?}")]
     Refused(ErrorFrame),
+    /// TLS failed for a `wss://` URL: e.g. the server certificate is not trusted or does not
+    /// name the host (SYNC-37).
+    #[error("TLS error: {0}")]
+    Tls(String),
+}
+
+/// Classifies a WebSocket connect error, separating TLS failures (SYNC-37).
+fn connect_error(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e {
+        WsError::Tls(t) => ConnectError::Tls(t.to_string()),
+        WsError::Io(io) => {
+            // tokio-rustls reports handshake failures as I/O errors wrapping a rustls::Error.
+            match io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(tls) => ConnectError::Tls(tls.to_string()),
+                None => ConnectError::Transport(io.to_string()),
+            }
+        }
+        other => ConnectError::Transport(other.to_string()),
+    }
 }
 
 /// Why a request failed.
@@ -135,19 +158,43 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// Connects to `url` (`ws://host:port/sync`), runs the handshake with `key`, and checks the
-    /// server's identity against `expected_server` when given (SYNC-34).
+    /// Connects to `url` (`ws://host:port/sync` or `wss://...`), runs the handshake with `key`,
+    /// and checks the server's identity against `expected_server` when given (SYNC-34).
+    /// `wss://` servers must present a certificate valid under the webpki roots (SYNC-37).
     pub async fn connect(
         url: &str,
         key: &SigningKey,
         expected_server: Option<PublicKey>,
     ) -> Result<Session, ConnectError> {
+        Self::connect_tls(
+            url,
+            key,
+            expected_server,
+            crate::tls::default_client_config(),
+        )
+        .await
+    }
+
+    /// [`Session::connect`], verifying a `wss://` server with `tls` instead of the webpki roots
+    /// (e.g. [`crate::tls::client_config_trusting`] a self-signed certificate). `tls` is unused
+    /// for `ws://` URLs.
+    pub async fn connect_tls(
+        url: &str,
+        key: &SigningKey,
+        expected_server: Option<PublicKey>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Session, ConnectError> {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_WS_MESSAGE_LEN))
             .max_frame_size(Some(MAX_WS_MESSAGE_LEN));
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-            .await
-            .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            url,
+            Some(config),
+            true,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        )
+        .await
+        .map_err(connect_error)?;
         let (mut sink, mut stream) = ws.split();
         let stats = Arc::new(WireStats::default());
 

@@ -24,8 +24,10 @@ use crate::store::Store;
 
 mod connection;
 pub mod limits;
+mod tls_listener;
 
 pub use limits::Limits;
+pub use tls_listener::TLS_HANDSHAKE_TIMEOUT;
 
 /// The HTTP path of the WebSocket endpoint.
 pub const SYNC_PATH: &str = "/sync";
@@ -41,6 +43,8 @@ pub struct RelayConfig {
     pub identity: SigningKey,
     /// Per-connection limits.
     pub limits: Limits,
+    /// SYNC-35: when set, the relay serves `wss://` with this configuration instead of `ws://`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl RelayConfig {
@@ -49,6 +53,7 @@ impl RelayConfig {
         RelayConfig {
             identity,
             limits: Limits::default(),
+            tls: None,
         }
     }
 
@@ -60,6 +65,12 @@ impl RelayConfig {
     /// Replaces the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// SYNC-35: serve `wss://` with `tls` (see [`crate::tls::server_config`]).
+    pub fn with_tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -80,6 +91,7 @@ pub(crate) struct Shared {
 /// connections; call [`RelayHandle::shutdown`] for a graceful stop.
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    tls: bool,
     live: broadcast::Sender<(u64, Arc<Item>)>,
     id: PublicKey,
     shutdown: watch::Sender<bool>,
@@ -93,9 +105,15 @@ impl RelayHandle {
         self.local_addr
     }
 
-    /// The WebSocket URL of this relay on its bound address.
+    /// The WebSocket URL of this relay on its bound address: `wss://` when serving TLS.
     pub fn url(&self) -> String {
-        format!("ws://{}{}", self.local_addr, SYNC_PATH)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.local_addr, SYNC_PATH)
+    }
+
+    /// Whether this relay serves TLS (SYNC-35).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The relay's identity key.
@@ -130,7 +148,8 @@ impl RelayHandle {
 pub struct Relay;
 
 impl Relay {
-    /// Serves the sync protocol on `listener` until [`RelayHandle::shutdown`].
+    /// Serves the sync protocol on `listener` until [`RelayHandle::shutdown`]: `wss://` when
+    /// `config.tls` is set (SYNC-35), `ws://` otherwise.
     pub fn serve(
         listener: TcpListener,
         store: Arc<dyn Store>,
@@ -142,6 +161,9 @@ impl Relay {
         let (alive, drained) = mpsc::channel(1);
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let id = config.identity.public_key();
+        let tls = config.tls.clone();
+        let tls_enabled = tls.is_some();
+        let max_handshakes = config.limits.max_connections;
         let shared = Arc::new(Shared {
             store,
             policy,
@@ -155,16 +177,29 @@ impl Relay {
         let app = Router::new()
             .route(SYNC_PATH, get(upgrade))
             .with_state(shared);
-        let mut stop = shutdown_rx;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|v| *v).await;
+        let mut stop = shutdown_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|v| *v).await;
+        };
+        let server = match tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }),
+            Some(tls) => {
+                let listener =
+                    tls_listener::TlsListener::spawn(listener, tls, max_handshakes, shutdown_rx)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
                 })
-                .await
-        });
+            }
+        };
         Ok(RelayHandle {
             local_addr,
+            tls: tls_enabled,
             live,
             id,
             shutdown: shutdown_tx,
