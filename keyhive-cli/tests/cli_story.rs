@@ -1,68 +1,14 @@
 //! CLI acceptance: three `--home` directories and a real relay process on loopback, driven
 //! through the `keyhive` binary with `--json` output parsed.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as StdCommand, Stdio};
 
 use assert_cmd::Command;
+use common::RelayProcess;
 use serde_json::Value;
-
-struct RelayProcess {
-    child: Child,
-    url: String,
-}
-
-impl RelayProcess {
-    fn start(data: &Path) -> RelayProcess {
-        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
-            .args([
-                "--json",
-                "relay",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data",
-            ])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "relay exited early"
-            );
-            text.push_str(&line);
-            if line.starts_with('}') {
-                break;
-            }
-        }
-        let info: Value = serde_json::from_str(&text).unwrap();
-        RelayProcess {
-            child,
-            url: info["url"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// SIGTERM, then wait: the relay must shut down cleanly with status 0.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            StdCommand::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "relay exit status {status:?}");
-    }
-}
 
 fn keyhive(home: &Path) -> Command {
     let mut cmd = Command::cargo_bin("keyhive").unwrap();
@@ -138,7 +84,8 @@ fn people(dir: &Path) -> People {
 #[test]
 fn share_read_revoke_story_with_a_relay_process() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    assert_eq!(relay.id.len(), 64, "relay id in --json output");
     let p = people(dir.path());
     json(&p.alice, &["relay", "add", &relay.url]);
     json(&p.bob, &["relay", "add", &relay.url]);
@@ -250,7 +197,7 @@ fn scan(dir: &Path, found: &mut Vec<String>, needles: &[&str]) {
 #[test]
 fn folder_push_and_pull_with_nested_files_and_a_50_mib_file() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
     let p = people(dir.path());
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join("a/b")).unwrap();
@@ -337,7 +284,7 @@ fn clear_errors() {
 #[test]
 fn groups_carry_access_to_their_members() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
     let p = people(dir.path());
     let group = json(&p.alice, &["group", "create", "Editors"]);
     assert_eq!(group["kind"], "group");

@@ -1,14 +1,15 @@
 //! `keyhive relay serve --tls-cert FILE --tls-key FILE` serves wss:// (specs/sync.md SYNC-35):
 //! a client trusting the self-signed certificate completes the device-key handshake.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command as StdCommand, Stdio};
+mod common;
+
+use std::process::Command as StdCommand;
 use std::sync::Arc;
 
+use common::RelayProcess;
 use keyhive_core::crypto::signing::SigningKey;
 use keyhive_sync::client::Session;
 use keyhive_sync::tls;
-use serde_json::Value;
 
 #[test]
 fn relay_serves_wss_with_pem_files() {
@@ -19,41 +20,17 @@ fn relay_serves_wss_with_pem_files() {
     std::fs::write(&cert_path, ck.cert.pem()).unwrap();
     std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
 
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
-        .args([
-            "--json",
-            "relay",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path().join("relay"))
-        .arg("--tls-cert")
-        .arg(&cert_path)
-        .arg("--tls-key")
-        .arg(&key_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "relay exited early"
-        );
-        text.push_str(&line);
-        if line.starts_with('}') {
-            break;
-        }
-    }
-    let info: Value = serde_json::from_str(&text).unwrap();
-    let url = info["url"].as_str().unwrap().to_owned();
-    let id: keyhive_core::crypto::signing::PublicKey =
-        info["id"].as_str().unwrap().parse().unwrap();
+    let relay = RelayProcess::start(
+        &dir.path().join("relay"),
+        &[
+            "--tls-cert".as_ref(),
+            cert_path.as_os_str(),
+            "--tls-key".as_ref(),
+            key_path.as_os_str(),
+        ],
+    );
+    let url = relay.url.clone();
+    let id: keyhive_core::crypto::signing::PublicKey = relay.id.parse().unwrap();
     assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
 
     let trust = tls::client_config_trusting([ck.cert.der().clone()]).unwrap();
@@ -72,16 +49,7 @@ fn relay_serves_wss_with_pem_files() {
         );
     });
 
-    let pid = child.id().to_string();
-    assert!(
-        StdCommand::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = child.wait().unwrap();
-    assert!(status.success(), "relay exit status {status:?}");
+    relay.stop();
 }
 
 #[test]
