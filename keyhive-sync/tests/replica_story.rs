@@ -121,28 +121,38 @@ fn pull_only_peer_gets_no_key() {
 fn folder_grant_reaches_documents_and_large_content_streams() {
     let (mut alice, mut bob) = (replica("alice"), replica("bob"));
     let folder = alice.create_document().unwrap();
-    let doc = alice.create_document().unwrap();
-    alice
-        .grant(&doc.0, AgentId::Document(folder), Access::Write)
-        .unwrap();
+    let docs = [
+        alice.create_document().unwrap(),
+        alice.create_document().unwrap(),
+    ];
+    for doc in docs {
+        alice
+            .grant(&doc.0, AgentId::Document(folder), Access::Write)
+            .unwrap();
+    }
     alice.add_contact(card(&bob)).unwrap();
     alice.grant(&folder.0, me(&bob), Access::Read).unwrap();
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    alice.write(doc, &big).unwrap();
+    alice.write(docs[0], &big).unwrap();
+    alice.write(docs[1], b"small").unwrap();
     push(&alice, &mut bob);
-    assert_eq!(read(&bob, doc).unwrap(), big);
+    assert_eq!(read(&bob, docs[0]).unwrap(), big);
+    assert_eq!(read(&bob, docs[1]).unwrap(), b"small");
 
+    // Revoking the folder grant removes Bob from every document in the folder and re-keys each.
     alice.revoke(&folder.0, me(&bob)).unwrap();
-    assert!(!alice.checker().can(me(&bob), Access::Read, &doc.0));
-    alice.write(doc, b"after").unwrap();
-    assert!(
-        !alice
-            .cgka(&doc)
-            .unwrap()
-            .members()
-            .contains(&bob.device().id())
-    );
+    for doc in docs {
+        assert!(!alice.checker().can(me(&bob), Access::Read, &doc.0));
+        alice.write(doc, b"after").unwrap();
+        let members = alice.cgka(&doc).unwrap().members();
+        assert!(!members.contains(&bob.device().id()));
+    }
     push(&alice, &mut bob);
-    let changes = bob.changes(doc).unwrap();
-    assert!(changes.last().unwrap().length.is_none());
+    for doc in docs {
+        let changes = bob.changes(doc).unwrap();
+        assert!(
+            changes.last().unwrap().length.is_none(),
+            "bob reads past the revocation"
+        );
+    }
 }
