@@ -409,7 +409,7 @@ impl<S: Store> Replica<S> {
                 )));
             }
             queue.push(op);
-            return Ok(Ingested::Stored);
+            return Ok(Ingested::Waiting);
         }
         self.receive_cgka(document, op)
     }
@@ -444,9 +444,12 @@ impl<S: Store> Replica<S> {
         op: SignedCgkaOp,
     ) -> Result<Ingested, ReplicaError> {
         let (cgka, authority, _) = self.cgka_with_authority(document)?;
+        // Only applied ops are stored: one still waiting for predecessors is offered again by
+        // the next sync round and stored once it applies (REP-2).
         match cgka.receive(op, &authority)? {
+            keyhive_core::cgka::Received::Applied => Ok(Ingested::Stored),
             keyhive_core::cgka::Received::Duplicate => Ok(Ingested::Duplicate),
-            _ => Ok(Ingested::Stored),
+            _ => Ok(Ingested::Waiting),
         }
     }
 
