@@ -18,6 +18,8 @@ pub mod encryption;
 pub mod identity;
 pub mod keystore;
 pub mod signed;
+#[cfg(test)]
+mod spec_vectors;
 
 pub use crypto::hash::Hash;
 pub use signed::{Signed, Verified};

@@ -9,10 +9,6 @@ use crate::crypto::signing::PublicKey;
 use crate::encoding::encode;
 use crate::identity::DocumentId;
 
-fn path_file() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/cgka.json")
-}
-
 fn compute() -> Value {
     let document = DocumentId(PublicKey([0x22; 32]));
     let leaf = zeroize::Zeroizing::new([0x11u8; 32]);
@@ -70,14 +66,10 @@ fn compute() -> Value {
 #[test]
 #[ignore = "writes specs/vectors/cgka.json"]
 fn generate() {
-    let text = serde_json::to_string_pretty(&compute()).expect("json");
-    std::fs::create_dir_all(path_file().parent().expect("parent")).expect("mkdir");
-    std::fs::write(path_file(), text + "\n").expect("write");
+    crate::spec_vectors::write("cgka.json", &compute());
 }
 
 #[test]
 fn vectors_match_spec_file() {
-    let text = std::fs::read_to_string(path_file()).expect("specs/vectors/cgka.json");
-    let stored: Value = serde_json::from_str(&text).expect("json");
-    assert_eq!(stored, compute());
+    crate::spec_vectors::check("cgka.json", &compute());
 }

@@ -10,10 +10,6 @@ use crate::crypto::secret::SymmetricKey;
 use crate::crypto::signing::PublicKey;
 use crate::identity::DocumentId;
 
-fn path_file() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/encryption.json")
-}
-
 fn compute() -> Value {
     let document = DocumentId(PublicKey([0x22; 32]));
     let root = SymmetricKey::from_bytes([0x66; 32]);
@@ -86,14 +82,10 @@ fn compute() -> Value {
 #[test]
 #[ignore = "writes specs/vectors/encryption.json"]
 fn generate() {
-    let text = serde_json::to_string_pretty(&compute()).expect("json");
-    std::fs::create_dir_all(path_file().parent().expect("parent")).expect("mkdir");
-    std::fs::write(path_file(), text + "\n").expect("write");
+    crate::spec_vectors::write("encryption.json", &compute());
 }
 
 #[test]
 fn vectors_match_spec_file() {
-    let text = std::fs::read_to_string(path_file()).expect("specs/vectors/encryption.json");
-    let stored: Value = serde_json::from_str(&text).expect("json");
-    assert_eq!(stored, compute());
+    crate::spec_vectors::check("encryption.json", &compute());
 }
