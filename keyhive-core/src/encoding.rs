@@ -115,6 +115,23 @@ pub fn encode_tagged<T: SignedPayload>(body: &T) -> Vec<u8> {
     out
 }
 
+/// Longest domain tag [`peek_tag`] reads (every tag in `specs/encoding.md` is far shorter).
+pub const MAX_TAG_LEN: usize = 64;
+
+/// ENC-11: the domain tag a tagged payload (or a signed envelope) starts with, read without
+/// decoding the rest, so that decoders dispatch on the tag instead of trying each type in turn
+/// (a trial decode may fail on another type's size limit before it ever sees the tag).
+/// `None` when the bytes do not start with a canonical tag of at most [`MAX_TAG_LEN`] bytes.
+pub fn peek_tag(bytes: &[u8]) -> Option<&str> {
+    // The tag is a postcard `str`: a one-byte varint length (tags are short) then UTF-8.
+    let (&len, rest) = bytes.split_first()?;
+    let len = usize::from(len);
+    if len > MAX_TAG_LEN || len >= 0x80 {
+        return None;
+    }
+    core::str::from_utf8(rest.get(..len)?).ok()
+}
+
 /// Decodes a tagged payload: checks size, tag and version, then decodes the body canonically.
 pub fn decode_tagged<T: SignedPayload>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() > T::MAX_LEN {
@@ -164,6 +181,28 @@ mod tests {
             decode_canonical::<u32>(&[], 16),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn peek_tag_reads_only_the_tag() {
+        let bytes = encode_tagged(&TaggedExample(7));
+        assert_eq!(peek_tag(&bytes), Some(TaggedExample::TAG));
+        assert_eq!(peek_tag(&[]), None);
+        assert_eq!(peek_tag(&[5, b'a']), None, "truncated tag");
+        assert_eq!(
+            peek_tag(&[0x80, 0x01]),
+            None,
+            "multi-byte length is never a tag"
+        );
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct TaggedExample(u32);
+
+    impl SignedPayload for TaggedExample {
+        const TAG: &'static str = "keyhive/test-example";
+        const VERSION: u8 = 1;
+        const MAX_LEN: usize = 16;
     }
 
     #[test]

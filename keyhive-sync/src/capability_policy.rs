@@ -1,38 +1,33 @@
-//! The relay's authorisation from the capability graph (`specs/sync.md` §6, RELAY-n).
+//! The relay's authorisation from the capability graph (`specs/replica.md` §3, RELAY-n).
 //!
-//! The relay holds no decryption key: it keeps its own capability checker over the auth items it
-//! stores (signed plaintext) and the devices' contact cards, and decides with it.
+//! The relay holds no decryption key: it admits every pushed item through the same admission
+//! path as device replicas ([`crate::admission`], in [`Mode::Relay`]) over its own capability
+//! checker, fed with the auth items it stores (signed plaintext) and devices' contact cards.
 //!
 //! - RELAY-1: an auth op is stored only if it verifies and is valid under the graph (a genesis
-//!   is self-certifying); one whose predecessors are missing is refused until they are pushed.
+//!   is self-certifying); one whose predecessors are missing is refused, and not kept, until
+//!   they are pushed (ADM-3), so the relay never acts on an op it has not stored.
 //! - RELAY-2: a content op is stored only if its author holds `write` (it is valid).
-//! - RELAY-3: a key-agreement op is stored only if it verifies and its issuer holds `read`.
-//! - RELAY-4: a blob (ciphertext) is stored only if the pusher holds `read` on the document
-//!   (writers publish changes, any reader may publish an entry point, REP-5).
+//! - RELAY-3: a key-agreement op is stored only under ADM-5.
+//! - RELAY-4: ciphertext is stored only when bound to what names it (REP-8..REP-10).
 //! - RELAY-5: items of a subject are served only to devices holding `pull` on it; a device's
 //!   contact card only to itself and to devices sharing a subject with it.
-//! - RELAY-6: configured peer relays may pull and push everything (relay-to-relay sync); their
-//!   pushes are still verified by RELAY-1..4 when the graph allows it.
+//! - RELAY-6: configured peer relays may pull everything (relay-to-relay sync); what they push
+//!   passes the same admission rules as anyone's.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use keyhive_core::capability::{
-    Access, AgentId, AnySigned, Checker, IngestOutcome, PeerTag, PendingLimits, Validity,
-};
-use keyhive_core::cgka::SignedCgkaOp;
-use keyhive_core::encoding::DecodeError;
-use keyhive_core::identity::{ContactCard, IndividualId};
-use keyhive_core::signed::Signed;
+use keyhive_core::capability::{Access, AgentId, Checker, PeerTag, PendingLimits};
+use keyhive_core::identity::IndividualId;
 
-use crate::item::{Item, ItemKind, SubjectId};
+use crate::admission::{Admission, Mode, apply_rank};
+use crate::item::{Item, SubjectId};
 use crate::policy::{AccessPolicy, Refusal};
-use crate::replica::Directory;
 use crate::store::{Store, StoreError};
 
 struct Graph {
-    checker: Checker,
-    directory: Directory,
+    admission: Admission,
 }
 
 /// [`AccessPolicy`] backed by a capability checker.
@@ -46,44 +41,50 @@ impl CapabilityPolicy {
     pub fn new(peers: impl IntoIterator<Item = IndividualId>) -> Self {
         CapabilityPolicy {
             graph: Mutex::new(Graph {
-                checker: Checker::new(PendingLimits::default()),
-                directory: Directory::default(),
+                admission: Admission::new(Checker::new(PendingLimits::default())),
             }),
             peers: peers.into_iter().collect(),
         }
     }
 
-    /// Rebuilds the graph from every auth and content item in `store` (relay start-up).
+    /// Rebuilds the graph from every item in `store` (relay start-up), in dependency order
+    /// (ops, key agreement, then ciphertext), through the same admission rules.
     pub fn load(&self, store: &dyn Store) -> Result<usize, StoreError> {
-        let mut count = 0;
-        let mut graph = self.lock();
         let mut items = Vec::new();
         for subject in store.subjects()? {
             for hash in store.hashes(&subject)? {
-                if let Some(item) = store.get(&hash)?
-                    && matches!(item.kind(), ItemKind::Auth | ItemKind::Content)
-                {
+                if let Some(item) = store.get(&hash)? {
                     items.push(item);
                 }
             }
         }
-        // Stored items were accepted before but come back in hash order, so the pending limits
-        // (CAP-4, for peers) are lifted while replaying and restored afterwards.
-        graph.checker.set_pending_limits(PendingLimits {
-            per_peer: usize::MAX,
-            per_subject: usize::MAX,
-            total: usize::MAX,
-        });
-        graph.checker.set_pending_bytes_limit(usize::MAX);
-        for item in &items {
-            if graph.admit(PeerTag::LOCAL, item).is_ok() {
-                count += 1;
+        let mut graph = self.lock();
+        let mut count = 0;
+        // Stored ops come back in hash order, not causal order: admit in rounds until no more
+        // apply (a relay never parks, ADM-3).
+        let mut waiting: Vec<Item> = items;
+        loop {
+            waiting.sort_by_key(apply_rank);
+            let before = waiting.len();
+            let mut next = Vec::new();
+            for item in waiting {
+                match graph.admission.admit(Mode::Relay, PeerTag::LOCAL, &item) {
+                    Ok(_) => count += 1,
+                    Err(
+                        Refusal::MissingPredecessors(_)
+                        | Refusal::Unnamed
+                        | Refusal::UnknownSubject(_),
+                    ) => next.push(item),
+                    Err(e) => {
+                        tracing::debug!(item = %item.hash(), error = %e, "stored item not admitted on load");
+                    }
+                }
             }
+            if next.is_empty() || next.len() == before {
+                break;
+            }
+            waiting = next;
         }
-        graph.checker.set_pending_limits(PendingLimits::default());
-        graph
-            .checker
-            .set_pending_bytes_limit(keyhive_core::capability::DEFAULT_PENDING_BYTES);
         Ok(count)
     }
 
@@ -97,84 +98,15 @@ impl CapabilityPolicy {
 
 impl Graph {
     fn holds(&self, who: &IndividualId, level: Access, subject: &SubjectId) -> bool {
-        self.checker
+        self.admission
+            .checker
             .can(AgentId::Individual(*who), level, &subject.0)
     }
 
-    /// RELAY-1..4 for one item.
-    fn admit(&mut self, from: PeerTag, item: &Item) -> Result<(), Refusal> {
-        match item.kind() {
-            ItemKind::Auth | ItemKind::Content => self.admit_op(from, item),
-            ItemKind::Cgka => {
-                let op = SignedCgkaOp::decode(item.envelope())
-                    .map_err(|e| Refusal::Invalid(e.to_string()))?
-                    .verify()
-                    .map_err(|e| Refusal::Invalid(e.to_string()))?;
-                let issuer = IndividualId(op.issuer);
-                if self.holds(&issuer, Access::Read, &item.subject()) {
-                    Ok(())
-                } else {
-                    Err(Refusal::NotAuthorised(format!(
-                        "RELAY-3: {issuer} holds no read access on {}",
-                        item.subject()
-                    )))
-                }
-            }
-            ItemKind::Blob => Ok(()),
-        }
-    }
-
-    fn admit_op(&mut self, from: PeerTag, item: &Item) -> Result<(), Refusal> {
-        let signed = match AnySigned::decode(item.envelope()) {
-            Ok(signed) => signed,
-            Err(DecodeError::WrongTag { .. }) if item.kind() == ItemKind::Auth => {
-                return self.admit_card(item);
-            }
-            Err(e) => return Err(Refusal::Invalid(e.to_string())),
-        };
-        // SYNC-45: the item must be filed under the op's own subject and kind.
-        let (subject, is_content) = match &signed {
-            AnySigned::Genesis(s) => (s.unverified_payload().issuer, false),
-            AnySigned::Auth(s) => (s.unverified_payload().body.subject, false),
-            AnySigned::Content(s) => (s.unverified_payload().body.document.0, true),
-        };
-        if subject != item.subject().0 || is_content != (item.kind() == ItemKind::Content) {
-            return Err(Refusal::Invalid(
-                "item kind or subject does not match its envelope".into(),
-            ));
-        }
-        match self.checker.ingest_signed(from, signed) {
-            Ok(IngestOutcome::Applied { hash, .. }) | Ok(IngestOutcome::Duplicate { hash }) => {
-                match self.checker.op_validity(&hash) {
-                    Some(Validity::Valid) => Ok(()),
-                    Some(Validity::Invalid(r)) => Err(Refusal::NotAuthorised(r.to_string())),
-                    None => Err(Refusal::Invalid("op is not held".into())),
-                }
-            }
-            Ok(IngestOutcome::Pending { missing, .. }) => Err(Refusal::Invalid(format!(
-                "RELAY-1: {} causal predecessor(s) missing; push them first",
-                missing.len()
-            ))),
-            Ok(_) => Err(Refusal::Invalid("op not applied".into())),
-            Err(e) => Err(Refusal::Invalid(e.to_string())),
-        }
-    }
-
-    fn admit_card(&mut self, item: &Item) -> Result<(), Refusal> {
-        let card = Signed::<ContactCard>::decode(item.envelope())
-            .map_err(|e| Refusal::Invalid(e.to_string()))?
-            .verify()
-            .map_err(|e| Refusal::Invalid(e.to_string()))?;
-        if card.device != item.subject().0 {
-            return Err(Refusal::Invalid("card filed under another subject".into()));
-        }
-        self.directory.insert(card);
-        Ok(())
-    }
-
     fn shares_subject(&self, a: &IndividualId, b: &IndividualId) -> bool {
-        let theirs = self.checker.reachable(AgentId::Individual(*b));
-        self.checker
+        let checker = &self.admission.checker;
+        let theirs = checker.reachable(AgentId::Individual(*b));
+        checker
             .reachable(AgentId::Individual(*a))
             .keys()
             .any(|s| theirs.contains_key(s))
@@ -187,38 +119,41 @@ impl AccessPolicy for CapabilityPolicy {
             return true;
         }
         let graph = self.lock();
-        if graph.checker.subject_info(&subject.0).is_some() {
+        if graph.admission.checker.subject_info(&subject.0).is_some() {
             return graph.holds(requester, Access::Pull, subject);
         }
         let device = IndividualId(subject.0);
-        graph.directory.card(&device).is_some() && graph.shares_subject(requester, &device)
+        graph.admission.directory.card(&device).is_some()
+            && graph.shares_subject(requester, &device)
     }
 
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal> {
-        let mut graph = self.lock();
-        if item.kind() == ItemKind::Blob
-            && !self.peers.contains(from)
-            && !graph.holds(from, Access::Read, &item.subject())
-        {
-            return Err(Refusal::NotAuthorised(format!(
-                "RELAY-4: {from} holds no read access on {}",
-                item.subject()
-            )));
-        }
-        graph.admit(PeerTag::from(from.0), item)
+        self.lock()
+            .admission
+            .admit(Mode::Relay, PeerTag::from(from.0), item)
+            .map(|_| ())
     }
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {
         let graph = self.lock();
         let mut out: BTreeSet<SubjectId> = BTreeSet::new();
         if self.peers.contains(requester) {
-            out.extend(graph.checker.subjects().map(|s| SubjectId(*s)));
-            out.extend(graph.directory.cards().map(|c| SubjectId(c.device)));
+            out.extend(graph.admission.checker.subjects().map(|s| SubjectId(*s)));
+            out.extend(
+                graph
+                    .admission
+                    .directory
+                    .cards()
+                    .map(|c| SubjectId(c.device)),
+            );
         } else {
-            let reach = graph.checker.reachable(AgentId::Individual(*requester));
+            let reach = graph
+                .admission
+                .checker
+                .reachable(AgentId::Individual(*requester));
             out.extend(reach.keys().map(|s| SubjectId(*s)));
             out.insert(SubjectId(requester.0));
-            for card in graph.directory.cards() {
+            for card in graph.admission.directory.cards() {
                 let device = IndividualId(card.device);
                 if graph.shares_subject(requester, &device) {
                     out.insert(SubjectId(card.device));

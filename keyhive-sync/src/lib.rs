@@ -28,6 +28,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admission;
+pub mod blob;
 pub mod capability_policy;
 pub mod client;
 pub mod item;

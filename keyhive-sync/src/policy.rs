@@ -8,26 +8,15 @@ use keyhive_core::identity::IndividualId;
 
 use crate::item::{Item, SubjectId};
 
-/// Why an item was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The author or pusher lacks the needed access (e.g. `write` for content).
-    #[error("not authorised: {0}")]
-    NotAuthorised(String),
-    /// The envelope fails kind-specific validation (signature, structure, unknown auth chain).
-    #[error("invalid item: {0}")]
-    Invalid(String),
-}
+pub use crate::admission::Refusal;
 
 /// Decides what a relay (or client) stores and serves.
 ///
 /// SYNC-44: `may_pull` is checked before serving any item, offer or reconciliation answer.
-/// SYNC-45: `check_push` is checked before storing any item: implementations verify the
-/// envelope's signature and kind-specific validity (auth op valid under the graph, content
-/// author holds `write`, CGKA op authorised), since only they know the payload types. They
-/// must also check that the item's kind and subject are the ones its envelope names: the store
-/// keys items by hash and the first claim wins (STORE-2).
+/// SYNC-45: `check_push` is checked before storing any item. Graph-backed implementations
+/// ([`crate::capability_policy::CapabilityPolicy`], [`crate::replica::ReplicaGate`]) run the one
+/// admission path ([`crate::admission`], ADM-n), which binds each item's kind and subject to
+/// its bytes, so the hash-keyed store (STORE-2) can never be shadowed by a mislabelled copy.
 pub trait AccessPolicy: Send + Sync + 'static {
     /// Whether `requester` may pull (fetch ciphertext of) `subject`.
     fn may_pull(&self, requester: &IndividualId, subject: &SubjectId) -> bool;
@@ -141,10 +130,12 @@ impl AccessPolicy for MemoryPolicy {
         {
             Ok(())
         } else {
-            Err(Refusal::NotAuthorised(format!(
-                "{from} may not write to {}",
-                item.subject()
-            )))
+            Err(Refusal::NotAuthorised {
+                rule: "SYNC-45",
+                who: *from,
+                needed: keyhive_core::capability::Access::Write,
+                subject: item.subject(),
+            })
         }
     }
 

@@ -292,9 +292,7 @@ async fn every_replica_verifies_what_it_receives() {
             if self.0.contains(&item.hash()) {
                 Ok(())
             } else {
-                Err(keyhive_sync::policy::Refusal::Invalid(
-                    "unknown author".into(),
-                ))
+                Err(keyhive_sync::policy::Refusal::Unnamed)
             }
         }
         fn reachable(

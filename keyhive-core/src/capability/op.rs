@@ -194,17 +194,46 @@ pub enum AnyVerified {
 }
 
 impl AnySigned {
-    /// Decodes an envelope of any of the three op types (by its domain tag).
+    /// Decodes an envelope of any of the three op types, dispatching on its domain tag
+    /// (ENC-11): bytes of any other type fail with [`DecodeError::WrongTag`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        match Signed::<AuthOp>::decode(bytes) {
-            Err(DecodeError::WrongTag { .. }) => {}
-            other => return other.map(AnySigned::Auth),
+        match crate::encoding::peek_tag(bytes) {
+            Some(<AuthBody as OpBody>::TAG) => Signed::<AuthOp>::decode(bytes).map(AnySigned::Auth),
+            Some(<ContentBody as OpBody>::TAG) => {
+                Signed::<ContentOp>::decode(bytes).map(AnySigned::Content)
+            }
+            Some(<Genesis as OpBody>::TAG) => {
+                Signed::<Op<Genesis>>::decode(bytes).map(AnySigned::Genesis)
+            }
+            _ => Err(DecodeError::WrongTag {
+                expected: "keyhive/auth, keyhive/content or keyhive/genesis",
+            }),
         }
-        match Signed::<ContentOp>::decode(bytes) {
-            Err(DecodeError::WrongTag { .. }) => {}
-            other => return other.map(AnySigned::Content),
+    }
+
+    /// CAP-3: the op's parents as its (not yet verified) payload names them, to triage an op
+    /// before verifying it; see [`AnyVerified::parents`].
+    pub fn parents(&self) -> Vec<Hash> {
+        match self {
+            AnySigned::Genesis(_) => Vec::new(),
+            AnySigned::Auth(s) => {
+                let op = s.unverified_payload();
+                merge(&op.predecessors, &op.body.content_heads)
+            }
+            AnySigned::Content(s) => {
+                let op = s.unverified_payload();
+                merge(&op.predecessors, &op.body.auth_heads)
+            }
         }
-        Signed::<Op<Genesis>>::decode(bytes).map(AnySigned::Genesis)
+    }
+
+    /// The subject the op belongs to, as its payload names it.
+    pub fn subject(&self) -> PublicKey {
+        match self {
+            AnySigned::Genesis(s) => s.unverified_payload().issuer,
+            AnySigned::Auth(s) => s.unverified_payload().body.subject,
+            AnySigned::Content(s) => s.unverified_payload().body.document.0,
+        }
     }
 
     /// The content address.

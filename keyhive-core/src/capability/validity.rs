@@ -29,6 +29,8 @@ pub struct Refusal {
     pub reason: Reason,
 }
 
+impl std::error::Error for Refusal {}
+
 impl core::fmt::Display for Refusal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}: {}", self.rule, self.reason)

@@ -47,6 +47,12 @@ pub enum ReplicaError {
     /// An item broke the sync layer's limits.
     #[error("item: {0}")]
     Item(#[from] ItemError),
+    /// Signing an item made here failed.
+    #[error("cannot sign an item")]
+    Sign(#[source] keyhive_core::signed::SignError),
+    /// The item was refused by the admission rules (ADM-n, REP-8..REP-10).
+    #[error("item refused")]
+    Refused(#[from] crate::admission::Refusal),
     /// The document or group is not known here.
     #[error("unknown subject {0}")]
     UnknownSubject(String),

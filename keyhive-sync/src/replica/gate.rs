@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use keyhive_core::capability::{Access, AgentId, PeerTag};
 use keyhive_core::identity::IndividualId;
 
-use super::{Ingested, Replica};
+use super::{Ingested, Replica, ReplicaError};
 use crate::item::{Item, SubjectId};
 use crate::policy::{AccessPolicy, Refusal};
 use crate::store::Store;
@@ -38,17 +38,17 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         if checker.subject_info(&subject.0).is_some() {
             return checker.can(AgentId::Individual(*requester), Access::Pull, &subject.0);
         }
-        // Contact cards are public keys and a name, which peers need to seat each other.
-        true
+        // Contact cards are public keys and a name, which peers need to seat each other; a
+        // subject that is neither a known subject nor a known card is never served.
+        replica.directory().card(&IndividualId(subject.0)).is_some()
     }
 
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal> {
         match self.lock().ingest(PeerTag::from(from.0), item) {
             Ok(Ingested::Stored | Ingested::Duplicate) => Ok(()),
-            Ok(Ingested::Waiting) => Err(Refusal::Invalid(
-                "waiting for causal predecessors; kept pending".into(),
-            )),
-            Err(e) => Err(Refusal::Invalid(e.to_string())),
+            Ok(Ingested::Waiting) => Err(Refusal::Parked),
+            Err(ReplicaError::Refused(refusal)) => Err(refusal),
+            Err(e) => Err(Refusal::Replica(std::sync::Arc::new(e))),
         }
     }
 

@@ -18,21 +18,22 @@
 mod authority;
 mod content;
 mod directory;
+mod early;
 mod error;
 mod gate;
+mod history;
+mod ingest;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use keyhive_core::capability::{
-    Access, AgentId, AnySigned, AnyVerified, Checker, Explanation, IngestOutcome, PeerTag,
-    PendingLimits, Validity,
+    Access, AgentId, AnyVerified, Checker, Explanation, PeerTag, PendingLimits, Validity,
 };
-use keyhive_core::cgka::{Cgka, SignedCgkaOp};
+use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::{PublicKey, SigningKey};
-use keyhive_core::encoding::DecodeError;
 use keyhive_core::identity::{ContactCard, Device, DocumentId, GroupId, IndividualId, SubjectKind};
-use keyhive_core::signed::{Signed, Verified};
+use keyhive_core::signed::Verified;
 
 pub use authority::GraphAuthority;
 pub use content::{ChangeEntry, ChangeStatus};
@@ -40,20 +41,27 @@ pub use directory::Directory;
 pub use error::ReplicaError;
 pub use gate::ReplicaGate;
 
+use crate::admission::Admission;
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
+use early::EarlyQueue;
 
 /// One device's local state over a [`Store`].
 pub struct Replica<S: Store> {
     device: Device,
     store: S,
-    checker: Checker,
-    directory: Directory,
+    /// The capability graph, contact directory and indexes every received item is admitted
+    /// with (ADM-n).
+    admission: Admission,
     cgkas: BTreeMap<DocumentId, Cgka>,
-    /// Key-agreement ops received before their document's init.
-    early_cgka: BTreeMap<DocumentId, Vec<SignedCgkaOp>>,
-    /// `Hash::of_content` of a blob -> its item hash (content ops name payloads by the former).
+    /// Key-agreement ops received before their document's genesis or init (verified, ADM-2),
+    /// bounded in count and bytes.
+    early_cgka: EarlyQueue,
+    /// `Hash::of_content` of a change blob -> its item hash (content ops name changes by the
+    /// former, REP-8).
     blobs: HashMap<Hash, Hash>,
+    /// Item hashes of each document's entry points (REP-5, REP-10).
+    entry_points: HashMap<DocumentId, Vec<Hash>>,
     /// Items accepted from peers since opening (a progress measure for sync rounds).
     accepted: u64,
 }
@@ -62,7 +70,7 @@ impl<S: Store> std::fmt::Debug for Replica<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replica")
             .field("device", &self.device.id())
-            .field("ops", &self.checker.len())
+            .field("ops", &self.admission.checker.len())
             .field("documents", &self.cgkas.len())
             .finish()
     }
@@ -93,20 +101,23 @@ impl<S: Store> Replica<S> {
             // The local store holds only ops this replica accepted before, so the pending limits
             // must not drop any of them while they are replayed in arbitrary order; they are
             // restored once the replay is done.
-            checker: Checker::new(PendingLimits {
+            admission: Admission::new(Checker::new(PendingLimits {
                 per_peer: usize::MAX,
                 per_subject: usize::MAX,
                 total: usize::MAX,
-            }),
-            directory: Directory::default(),
+            })),
             cgkas: BTreeMap::new(),
-            early_cgka: BTreeMap::new(),
+            early_cgka: EarlyQueue::default(),
             blobs: HashMap::new(),
+            entry_points: HashMap::new(),
             accepted: 0,
         };
         replica.replay()?;
-        // From here on ops come from peers: the pending set is bounded again (CAP-4).
-        replica.checker.set_pending_limits(PendingLimits::default());
+        // From here on ops come from peers: the pending set is bounded again, in count and in
+        // bytes (CAP-4).
+        let checker = &mut replica.admission.checker;
+        checker.set_pending_limits(PendingLimits::default());
+        checker.set_pending_bytes_limit(keyhive_core::capability::DEFAULT_PENDING_BYTES);
         let card = replica.device.contact_card().map_err(|e| {
             ReplicaError::UnknownSubject(format!("cannot sign own contact card: {e}"))
         })?;
@@ -123,7 +134,7 @@ impl<S: Store> Replica<S> {
                 }
             }
         }
-        items.sort_by_key(|i| apply_rank(i.kind()));
+        items.sort_by_key(crate::admission::apply_rank);
         for item in &items {
             // Stored items were accepted once; one the current graph no longer authorises (a
             // key-agreement op by a since-revoked device) stays stored but is not applied.
@@ -149,12 +160,12 @@ impl<S: Store> Replica<S> {
 
     /// The capability checker (read-only queries: `can`, `members`, `explain`, ...).
     pub fn checker(&self) -> &Checker {
-        &self.checker
+        &self.admission.checker
     }
 
     /// Known contact cards.
     pub fn directory(&self) -> &Directory {
-        &self.directory
+        &self.admission.directory
     }
 
     /// The underlying store.
@@ -182,8 +193,8 @@ impl<S: Store> Replica<S> {
         for (document, s) in secrets {
             if let Some(cgka) = self.cgkas.get_mut(&document) {
                 let authority = GraphAuthority {
-                    checker: &self.checker,
-                    directory: &self.directory,
+                    checker: &self.admission.checker,
+                    directory: &self.admission.directory,
                     document: document.0,
                 };
                 cgka.import_secrets(&s, &authority);
@@ -206,7 +217,7 @@ impl<S: Store> Replica<S> {
             card.as_bytes().to_vec(),
         )?;
         self.store.put(std::slice::from_ref(&item))?;
-        if self.directory.insert(card) {
+        if self.admission.directory.insert(card) {
             self.refresh_cgkas();
         }
         Ok(())
@@ -215,6 +226,7 @@ impl<S: Store> Replica<S> {
     /// Creates a group (a person's devices, a team).
     pub fn create_group(&mut self) -> Result<GroupId, ReplicaError> {
         let genesis = self
+            .admission
             .checker
             .create_subject(&self.device, SubjectKind::Group)?;
         self.store_op(&AnyVerified::Genesis(genesis.clone()))?;
@@ -225,6 +237,7 @@ impl<S: Store> Replica<S> {
     /// agreement with this device seated.
     pub fn create_document(&mut self) -> Result<DocumentId, ReplicaError> {
         let genesis = self
+            .admission
             .checker
             .create_subject(&self.device, SubjectKind::Document)?;
         self.store_op(&AnyVerified::Genesis(genesis.clone()))?;
@@ -247,6 +260,7 @@ impl<S: Store> Replica<S> {
         access: Access,
     ) -> Result<Hash, ReplicaError> {
         let op = self
+            .admission
             .checker
             .delegate(&self.device, subject, agent, access)?;
         self.store_op(&AnyVerified::Auth(op.clone()))?;
@@ -260,7 +274,10 @@ impl<S: Store> Replica<S> {
         subject: &PublicKey,
         agent: AgentId,
     ) -> Result<Vec<Hash>, ReplicaError> {
-        let ops = self.checker.revoke_member(&self.device, subject, agent)?;
+        let ops = self
+            .admission
+            .checker
+            .revoke_member(&self.device, subject, agent)?;
         for op in &ops {
             self.store_op(&AnyVerified::Auth(op.clone()))?;
         }
@@ -270,148 +287,26 @@ impl<S: Store> Replica<S> {
 
     /// Explains why `agent` does or does not hold `level` on `subject`.
     pub fn explain(&self, agent: AgentId, level: Access, subject: &PublicKey) -> Explanation {
-        self.checker.explain(agent, level, subject)
+        self.admission.checker.explain(agent, level, subject)
     }
 
     /// Subjects this device can reach, with its level on each.
     pub fn reachable(&self) -> Vec<(PublicKey, Access, SubjectKind)> {
         let me = AgentId::Individual(self.device.id());
         let mut out: Vec<_> = self
+            .admission
             .checker
             .reachable(me)
             .iter()
-            .filter_map(|(s, a)| self.checker.subject_info(s).map(|i| (*s, *a, i.kind)))
+            .filter_map(|(s, a)| {
+                self.admission
+                    .checker
+                    .subject_info(s)
+                    .map(|i| (*s, *a, i.kind))
+            })
             .collect();
         out.sort();
         out
-    }
-
-    // ----- ingest -----
-
-    /// Verifies, checks and stores an item received from `from` (REP-2).
-    pub fn ingest(&mut self, from: PeerTag, item: &Item) -> Result<Ingested, ReplicaError> {
-        if self.store.contains(&item.hash())? {
-            return Ok(Ingested::Duplicate);
-        }
-        let outcome = self.apply_item(from, item)?;
-        match outcome {
-            Ingested::Stored => {
-                self.accepted += 1;
-                self.store.put(std::slice::from_ref(item))?;
-                if item.kind() == ItemKind::Auth {
-                    self.refresh_cgkas();
-                }
-            }
-            Ingested::Waiting | Ingested::Duplicate => {}
-        }
-        Ok(outcome)
-    }
-
-    /// Ingests a batch (e.g. one sync round), storing accepted items in one transaction.
-    pub fn ingest_all(
-        &mut self,
-        from: PeerTag,
-        mut items: Vec<Item>,
-    ) -> Result<Vec<ItemOutcome>, ReplicaError> {
-        items.sort_by_key(|i| apply_rank(i.kind()));
-        let mut accepted = Vec::new();
-        let mut report = Vec::with_capacity(items.len());
-        for item in items {
-            if self.store.contains(&item.hash())? {
-                report.push((item.hash(), Ok(Ingested::Duplicate)));
-                continue;
-            }
-            let result = self.apply_item(from, &item);
-            if matches!(result, Ok(Ingested::Stored)) {
-                accepted.push(item.clone());
-            }
-            report.push((item.hash(), result));
-        }
-        self.store.put(&accepted)?;
-        self.refresh_cgkas();
-        Ok(report)
-    }
-
-    fn apply_item(&mut self, from: PeerTag, item: &Item) -> Result<Ingested, ReplicaError> {
-        match item.kind() {
-            ItemKind::Auth => self.apply_auth(from, item),
-            ItemKind::Content => self.apply_auth(from, item),
-            ItemKind::Cgka => self.apply_cgka(item),
-            ItemKind::Blob => {
-                self.blobs
-                    .insert(Hash::of_content(item.envelope()), item.hash());
-                Ok(Ingested::Stored)
-            }
-        }
-    }
-
-    fn apply_auth(&mut self, from: PeerTag, item: &Item) -> Result<Ingested, ReplicaError> {
-        match AnySigned::decode(item.envelope()) {
-            Ok(signed) => {
-                if signed_subject(&signed) != item.subject().0 {
-                    return Err(ReplicaError::Decode(DecodeError::InvalidStructure(
-                        "item subject does not match the op",
-                    )));
-                }
-                match self.checker.ingest_signed(from, signed)? {
-                    IngestOutcome::Applied { released, .. } => {
-                        self.store_released(&released)?;
-                        Ok(Ingested::Stored)
-                    }
-                    IngestOutcome::Pending { .. } => Ok(Ingested::Waiting),
-                    IngestOutcome::Duplicate { .. } => Ok(Ingested::Duplicate),
-                    _ => Ok(Ingested::Waiting),
-                }
-            }
-            Err(DecodeError::WrongTag { .. }) if item.kind() == ItemKind::Auth => {
-                let card = Signed::<ContactCard>::decode(item.envelope())?.verify()?;
-                if card.device != item.subject().0 {
-                    return Err(ReplicaError::Decode(DecodeError::InvalidStructure(
-                        "card item subject is not the card's device",
-                    )));
-                }
-                self.directory.insert(card);
-                Ok(Ingested::Stored)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn apply_cgka(&mut self, item: &Item) -> Result<Ingested, ReplicaError> {
-        let op = SignedCgkaOp::decode(item.envelope())?;
-        let document = DocumentId(item.subject().0);
-        let is_init = matches!(
-            op.unverified_payload().body,
-            keyhive_core::cgka::CgkaBody::Init { .. }
-        );
-        let authority = GraphAuthority {
-            checker: &self.checker,
-            directory: &self.directory,
-            document: document.0,
-        };
-        if is_init {
-            if self.cgkas.contains_key(&document) {
-                return Ok(Ingested::Duplicate);
-            }
-            let cgka = Cgka::from_init(document, op, Some(&self.device), &authority)?;
-            self.cgkas.insert(document, cgka);
-            for early in self.early_cgka.remove(&document).unwrap_or_default() {
-                self.receive_cgka(document, early)?;
-            }
-            return Ok(Ingested::Stored);
-        }
-        if !self.cgkas.contains_key(&document) {
-            let total: usize = self.early_cgka.values().map(Vec::len).sum();
-            let queue = self.early_cgka.entry(document).or_default();
-            if queue.len() >= MAX_EARLY_CGKA || total >= MAX_EARLY_CGKA_TOTAL {
-                return Err(ReplicaError::UnknownSubject(format!(
-                    "{document}: too many key-agreement ops before the document's init"
-                )));
-            }
-            queue.push(op);
-            return Ok(Ingested::Waiting);
-        }
-        self.receive_cgka(document, op)
     }
 
     /// The document's key agreement, the authority that checks its ops, and this device's
@@ -422,11 +317,11 @@ impl<S: Store> Replica<S> {
     ) -> Result<(&mut Cgka, GraphAuthority<'_>, &SigningKey), ReplicaError> {
         let Replica {
             cgkas,
-            checker,
-            directory,
+            admission,
             device,
             ..
         } = self;
+        let (checker, directory) = (&admission.checker, &admission.directory);
         let cgka = cgkas
             .get_mut(&document)
             .ok_or_else(|| ReplicaError::UnknownSubject(document.to_string()))?;
@@ -438,41 +333,12 @@ impl<S: Store> Replica<S> {
         Ok((cgka, authority, device.signing_key()))
     }
 
-    fn receive_cgka(
-        &mut self,
-        document: DocumentId,
-        op: SignedCgkaOp,
-    ) -> Result<Ingested, ReplicaError> {
-        let (cgka, authority, _) = self.cgka_with_authority(document)?;
-        // Only applied ops are stored: one still waiting for predecessors is offered again by
-        // the next sync round and stored once it applies (REP-2).
-        match cgka.receive(op, &authority)? {
-            keyhive_core::cgka::Received::Applied => Ok(Ingested::Stored),
-            keyhive_core::cgka::Received::Duplicate => Ok(Ingested::Duplicate),
-            _ => Ok(Ingested::Waiting),
-        }
-    }
-
-    /// Stores ops that the checker released from its pending set (they were parked, not
-    /// stored, when they arrived).
-    fn store_released(&mut self, released: &[Hash]) -> Result<(), ReplicaError> {
-        let items = released
-            .iter()
-            .filter_map(|h| self.checker.op(h))
-            .map(op_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        if !items.is_empty() {
-            self.store.put(&items)?;
-        }
-        Ok(())
-    }
-
     /// REP-3 bookkeeping: replays every key agreement under the current capability graph.
     fn refresh_cgkas(&mut self) {
         for (document, cgka) in &mut self.cgkas {
             let authority = GraphAuthority {
-                checker: &self.checker,
-                directory: &self.directory,
+                checker: &self.admission.checker,
+                directory: &self.admission.directory,
                 document: document.0,
             };
             cgka.refresh(&authority);
@@ -483,12 +349,12 @@ impl<S: Store> Replica<S> {
         self.store_items(vec![op_item(op)?])
     }
 
+    /// Stores items made on this device (already checked as they were built), recording what
+    /// they name so that later items referring to them are admitted (ADM-n, REP-8..REP-10).
     fn store_items(&mut self, items: Vec<Item>) -> Result<(), ReplicaError> {
         for item in &items {
-            if item.kind() == ItemKind::Blob {
-                self.blobs
-                    .insert(Hash::of_content(item.envelope()), item.hash());
-            }
+            self.admission.note_local(item);
+            self.index_ciphertext(item);
         }
         self.store.put(&items)?;
         Ok(())
@@ -502,7 +368,7 @@ impl<S: Store> Replica<S> {
         let documents: Vec<DocumentId> = self.cgkas.keys().copied().collect();
         let mut changed = Vec::new();
         for document in documents {
-            if !self.checker.can(me, Access::Read, &document.0) {
+            if !self.admission.checker.can(me, Access::Read, &document.0) {
                 continue;
             }
             let before = self.cgkas.get(&document).map(Cgka::op_count);
@@ -516,36 +382,12 @@ impl<S: Store> Replica<S> {
 
     /// Validity of any op this replica holds.
     pub fn validity(&self, hash: &Hash) -> Option<Validity> {
-        self.checker.op_validity(hash)
+        self.admission.checker.op_validity(hash)
     }
 
     /// Devices currently holding at least `level` on `subject`.
     pub fn devices_with(&self, subject: &PublicKey, level: Access) -> BTreeSet<IndividualId> {
-        self.checker.individuals_with(subject, level)
-    }
-}
-
-/// Items are applied in dependency order: the capability graph first (auth and content ops
-/// share one causal DAG: a delegation may follow content it saw), then key agreement (whose
-/// ops are authorised by that graph), then blobs.
-fn apply_rank(kind: ItemKind) -> u8 {
-    match kind {
-        ItemKind::Auth | ItemKind::Content => 0,
-        ItemKind::Cgka => 1,
-        ItemKind::Blob => 2,
-    }
-}
-
-/// Most key-agreement ops held for a document whose init has not arrived.
-const MAX_EARLY_CGKA: usize = 4096;
-/// Most such ops held over all documents, so unknown documents cannot fill memory.
-const MAX_EARLY_CGKA_TOTAL: usize = 16_384;
-
-fn signed_subject(signed: &AnySigned) -> PublicKey {
-    match signed {
-        AnySigned::Genesis(s) => s.unverified_payload().issuer,
-        AnySigned::Auth(s) => s.unverified_payload().body.subject,
-        AnySigned::Content(s) => s.unverified_payload().body.document.0,
+        self.admission.checker.individuals_with(subject, level)
     }
 }
 

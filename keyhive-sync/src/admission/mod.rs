@@ -1,0 +1,302 @@
+//! The one admission path for every item a relay, a device replica or a peer receives
+//! (`specs/replica.md` §3, rules ADM-n).
+//!
+//! - ADM-1: an item's kind and subject are functions of its bytes (its domain tag and the
+//!   subject the payload names); an item sent under another kind or subject is refused. So one
+//!   set of bytes is admitted under at most one (kind, subject), and storage keyed by the
+//!   content hash can never be shadowed by a mislabelled copy.
+//! - ADM-2: every signature is checked (`verify_strict`) before anything is kept, queued or
+//!   applied.
+//! - ADM-3: ops go through the capability checker. A relay ([`Mode::Relay`]) refuses an op
+//!   whose causal predecessors it does not hold (the sender offers it again after them) and an
+//!   op the capability rules refuse, so it never acts on an op it has not stored; a replica
+//!   ([`Mode::Replica`]) parks the former in the checker's bounded pending set (CAP-4) and keeps
+//!   the latter marked invalid, so that every replica holds the same ops.
+//! - ADM-4: a contact card is admitted under its own device.
+//! - ADM-5: a key-agreement op is admitted only for a document whose genesis is held, only
+//!   from a device that holds or held `read` on it (a stranger never), and only as the one
+//!   init the genesis allows (CGKA-25); its non-init ops must name only predecessors of the
+//!   same document (a relay requires them all). The replica's tree applies its own causal
+//!   rules on top (CGKA-16..).
+//! - REP-8..REP-10 (ciphertext): a change is admitted only when a held content op names its
+//!   bytes, a piece only when a held change lists it, an entry point only when its publisher
+//!   holds or held `read`. Nobody but a content op's author can supply or replace its
+//!   ciphertext.
+
+mod envelope;
+mod index;
+mod refusal;
+
+use std::collections::HashMap;
+
+use keyhive_core::capability::{
+    Access, AgentId, AnySigned, AnyVerified, Checker, Explanation, IngestError, IngestOutcome,
+    PeerTag, Reason, Validity,
+};
+use keyhive_core::cgka::{CgkaBody, SignedCgkaOp};
+use keyhive_core::crypto::hash::Hash;
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{IndividualId, SubjectKind};
+
+pub(crate) use envelope::apply_rank;
+pub use index::BlobIndex;
+pub use refusal::Refusal;
+
+use crate::blob::Blob;
+use crate::item::{Item, SubjectId};
+use crate::replica::Directory;
+use envelope::{Envelope, classify};
+
+/// Who admits: the rules differ only where a relay must not keep what it cannot store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A relay: refuses ops it cannot apply now and ops the capability rules refuse.
+    Relay,
+    /// A device replica or a peer: parks ops waiting for predecessors, keeps invalid ops.
+    Replica,
+}
+
+/// What admitting an item did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Admitted {
+    /// An op was applied to the capability graph, with the parked ops it released.
+    Op {
+        /// Parked ops applied as a consequence, in apply order.
+        released: Vec<Hash>,
+    },
+    /// A replica parked the op until its predecessors arrive (CAP-4, bounded).
+    Parked,
+    /// The item is already held.
+    Duplicate,
+    /// A contact card; `changed` if it was new or replaced an older card.
+    Card {
+        /// Whether the directory changed.
+        changed: bool,
+    },
+    /// A key-agreement op that passed ADM-5; a replica applies it to its tree.
+    KeyAgreement(SignedCgkaOp),
+    /// A key-agreement op of a document whose genesis a replica does not hold yet (signature
+    /// checked); the replica queues it, bounded.
+    EarlyKeyAgreement(SignedCgkaOp),
+    /// A change, piece or entry point bound to what names it.
+    Ciphertext,
+}
+
+/// The state admission decides with: the capability graph, the contact directory and the
+/// indexes of what held items name.
+#[derive(Debug, Default)]
+pub struct Admission {
+    /// The capability checker.
+    pub(crate) checker: Checker,
+    /// Known contact cards.
+    pub(crate) directory: Directory,
+    /// Ciphertext named by held ops.
+    pub(crate) blobs: BlobIndex,
+    /// Document of every admitted key-agreement op (ADM-5).
+    key_agreement: HashMap<Hash, SubjectId>,
+    /// The init admitted for each document (CGKA-25).
+    inits: HashMap<SubjectId, Hash>,
+}
+
+impl Admission {
+    /// Admission over an existing checker (its pending limits decide CAP-4).
+    pub fn new(checker: Checker) -> Self {
+        Admission {
+            checker,
+            ..Admission::default()
+        }
+    }
+
+    /// The capability checker.
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// Known contact cards.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// ADM-1..ADM-5, REP-8..REP-10 for one item received from `from`.
+    pub fn admit(&mut self, mode: Mode, from: PeerTag, item: &Item) -> Result<Admitted, Refusal> {
+        match classify(item)? {
+            Envelope::Op(op) => self.admit_op(mode, from, op),
+            Envelope::Card(card) => {
+                let card = card.verify().map_err(Refusal::BadSignature)?;
+                Ok(Admitted::Card {
+                    changed: self.directory.insert(card),
+                })
+            }
+            Envelope::Cgka(op) => self.admit_key_agreement(mode, item.subject(), op),
+            Envelope::Blob(Blob::Change { pieces, .. }) => {
+                if !self.blobs.is_named(item.envelope()) {
+                    return Err(Refusal::Unnamed);
+                }
+                self.blobs.list_pieces(&pieces);
+                Ok(Admitted::Ciphertext)
+            }
+            Envelope::Blob(Blob::Piece { .. }) => {
+                if self.blobs.is_listed(&item.hash()) {
+                    Ok(Admitted::Ciphertext)
+                } else {
+                    Err(Refusal::Unnamed)
+                }
+            }
+            Envelope::EntryPoint(entry) => {
+                let entry = entry.verify().map_err(Refusal::BadSignature)?;
+                let publisher = IndividualId(entry.publisher);
+                self.require_held_read("REP-10", &publisher, item.subject())?;
+                Ok(Admitted::Ciphertext)
+            }
+        }
+    }
+
+    /// Records what an item made on this device names (its ops were checked as they were
+    /// built), so that items referring to it are admitted later.
+    pub(crate) fn note_local(&mut self, item: &Item) {
+        match classify(item) {
+            Ok(Envelope::Op(AnySigned::Content(op))) => {
+                self.blobs
+                    .name_change(op.unverified_payload().body.payload_hash);
+            }
+            Ok(Envelope::Cgka(op)) => {
+                if matches!(op.unverified_payload().body, CgkaBody::Init { .. }) {
+                    self.inits.insert(item.subject(), op.hash());
+                }
+                self.key_agreement.insert(op.hash(), item.subject());
+            }
+            Ok(Envelope::Blob(Blob::Change { pieces, .. })) => self.blobs.list_pieces(&pieces),
+            _ => {}
+        }
+    }
+
+    /// Forgets a key-agreement op the replica did not apply (queued or refused by its tree),
+    /// so that it is admitted afresh when offered again.
+    pub(crate) fn forget_key_agreement(&mut self, hash: &Hash) {
+        self.key_agreement.remove(hash);
+    }
+
+    fn admit_op(&mut self, mode: Mode, from: PeerTag, op: AnySigned) -> Result<Admitted, Refusal> {
+        let hash = op.hash();
+        if self.checker.op(&hash).is_some() {
+            return Ok(Admitted::Duplicate);
+        }
+        if mode == Mode::Relay {
+            let missing = op
+                .parents()
+                .iter()
+                .filter(|p| self.checker.op(p).is_none())
+                .count();
+            if missing > 0 {
+                return Err(Refusal::MissingPredecessors(missing));
+            }
+        }
+        let released = match self.checker.ingest_signed(from, op) {
+            Ok(IngestOutcome::Applied { released, .. }) => released,
+            Ok(IngestOutcome::Pending { .. }) => return Ok(Admitted::Parked),
+            Ok(IngestOutcome::Duplicate { .. }) => return Ok(Admitted::Duplicate),
+            Ok(_) => return Ok(Admitted::Parked),
+            Err(IngestError::Signature(e)) => return Err(Refusal::BadSignature(e)),
+            Err(IngestError::Decode(e)) => return Err(Refusal::Malformed(e)),
+            Err(e) => return Err(Refusal::Checker(e)),
+        };
+        for h in std::iter::once(&hash).chain(&released) {
+            if let Some(AnyVerified::Content(c)) = self.checker.op(h) {
+                self.blobs.name_change(c.body.payload_hash);
+            }
+        }
+        if mode == Mode::Relay
+            && let Some(Validity::Invalid(r)) = self.checker.op_validity(&hash)
+        {
+            return Err(Refusal::InvalidOp(r));
+        }
+        Ok(Admitted::Op { released })
+    }
+
+    fn admit_key_agreement(
+        &mut self,
+        mode: Mode,
+        document: SubjectId,
+        op: SignedCgkaOp,
+    ) -> Result<Admitted, Refusal> {
+        let hash = op.hash();
+        if self.key_agreement.contains_key(&hash) {
+            return Ok(Admitted::Duplicate);
+        }
+        let Some(info) = self.checker.subject_info(&document.0) else {
+            if mode == Mode::Relay {
+                return Err(Refusal::UnknownSubject(document));
+            }
+            // ADM-2: verified before it is queued.
+            let op = op
+                .clone()
+                .verify()
+                .map(|_| op)
+                .map_err(Refusal::BadSignature)?;
+            return Ok(Admitted::EarlyKeyAgreement(op));
+        };
+        if info.kind != SubjectKind::Document {
+            return Err(Refusal::UnknownSubject(document));
+        }
+        let verified = op.clone().verify().map_err(Refusal::BadSignature)?;
+        let issuer = IndividualId(verified.issuer);
+        if let CgkaBody::Init { .. } = verified.body {
+            // CGKA-25: only the document's creator initialises its key agreement, once.
+            let first = self.inits.get(&document).is_none_or(|h| *h == hash);
+            if issuer != info.creator || !first {
+                return Err(Refusal::SecondInit(document));
+            }
+            self.inits.insert(document, hash);
+        } else {
+            self.require_held_read("ADM-5", &issuer, document)?;
+            let mut missing = 0;
+            for p in &verified.predecessors {
+                match self.key_agreement.get(p) {
+                    Some(d) if *d != document => {
+                        return Err(Refusal::WrongSubject {
+                            claimed: document,
+                            actual: *d,
+                        });
+                    }
+                    Some(_) => {}
+                    None => missing += 1,
+                }
+            }
+            if mode == Mode::Relay && missing > 0 {
+                return Err(Refusal::MissingPredecessors(missing));
+            }
+        }
+        self.key_agreement.insert(hash, document);
+        Ok(Admitted::KeyAgreement(op))
+    }
+
+    fn require_held_read(
+        &self,
+        rule: &'static str,
+        who: &IndividualId,
+        subject: SubjectId,
+    ) -> Result<(), Refusal> {
+        if held_read(&self.checker, who, &subject.0) {
+            Ok(())
+        } else {
+            Err(Refusal::NotAuthorised {
+                rule,
+                who: *who,
+                needed: Access::Read,
+                subject,
+            })
+        }
+    }
+}
+
+/// Whether `device` holds `read` on `document` now, or held it through a path revoked since
+/// (key-agreement history and entry points stay admissible after a revocation, REP-1).
+pub(crate) fn held_read(checker: &Checker, device: &IndividualId, document: &PublicKey) -> bool {
+    match checker.explain(AgentId::Individual(*device), Access::Read, document) {
+        Explanation::Granted { .. } => true,
+        Explanation::Refused(r) => {
+            matches!(r.reason, Reason::Revoked { .. } | Reason::Excluded { .. })
+        }
+    }
+}

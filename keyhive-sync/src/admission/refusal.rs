@@ -1,0 +1,77 @@
+//! Why an item was not admitted: one typed verdict for relays, replicas and peers.
+
+use keyhive_core::capability::{Access, IngestError};
+use keyhive_core::encoding::DecodeError;
+use keyhive_core::identity::IndividualId;
+use keyhive_core::signed::VerifyError;
+
+use crate::item::{ItemKind, SubjectId};
+
+/// Why an item was refused. Each variant names one cause; the rule it enforces is in its doc.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// ADM-1: the item claims one kind but its bytes are another kind's.
+    #[error("item sent as {claimed:?} but its bytes are a {actual:?} item")]
+    WrongKind {
+        /// Kind the sender claimed.
+        claimed: ItemKind,
+        /// Kind the bytes carry.
+        actual: ItemKind,
+    },
+    /// ADM-1: the item is filed under another subject than the one its bytes name.
+    #[error("item filed under {claimed} but its bytes belong to {actual}")]
+    WrongSubject {
+        /// Subject the sender claimed.
+        claimed: SubjectId,
+        /// Subject the bytes name.
+        actual: SubjectId,
+    },
+    /// ADM-1: the bytes are not a canonical envelope of any item type.
+    #[error("item bytes do not decode")]
+    Malformed(#[source] DecodeError),
+    /// ADM-2: the signature does not verify (`verify_strict`).
+    #[error("item signature does not verify")]
+    BadSignature(#[source] VerifyError),
+    /// The device lacks the access level the rule requires.
+    #[error("{rule}: {who} holds no {needed:?} access on {subject}")]
+    NotAuthorised {
+        /// Rule number, e.g. `"RELAY-2"`.
+        rule: &'static str,
+        /// The device.
+        who: IndividualId,
+        /// Level required.
+        needed: Access,
+        /// The subject.
+        subject: SubjectId,
+    },
+    /// RELAY-2: the op is held but refused by the capability rules.
+    #[error("op refused by the capability rules")]
+    InvalidOp(#[source] keyhive_core::capability::Refusal),
+    /// ADM-3 (relay) / CAP-3: causal predecessors are not held yet; send them first.
+    #[error("{0} causal predecessor(s) are not held yet")]
+    MissingPredecessors(usize),
+    /// ADM-3: the subject's genesis is not held yet, so nothing of it can be checked.
+    #[error("subject {0} is not known yet")]
+    UnknownSubject(SubjectId),
+    /// REP-8/REP-9: no held op (or change) names this ciphertext yet.
+    #[error("no held op names this ciphertext")]
+    Unnamed,
+    /// CGKA-25: a key-agreement init other than the one the document's genesis names.
+    #[error("a second key-agreement init for document {0}")]
+    SecondInit(SubjectId),
+    /// CAP-4 / ADM-4: a bounded queue for not-yet-applicable items is full.
+    #[error("queue for items waiting on predecessors is full")]
+    QueueFull,
+    /// A replica parked the item until its causal predecessors arrive: it is not stored yet, so
+    /// the sender should offer it again later.
+    #[error("kept waiting for causal predecessors")]
+    Parked,
+    /// A device replica could not take the item (its key agreement refused it, or its store
+    /// failed).
+    #[error("the replica could not take the item")]
+    Replica(#[source] std::sync::Arc<crate::replica::ReplicaError>),
+    /// The capability checker refused to take the op (pending set full, store full).
+    #[error("capability checker refused the op")]
+    Checker(#[source] IngestError),
+}

@@ -1,0 +1,189 @@
+//! Receiving items: every item goes through the one admission path (ADM-n) before it is
+//! applied and stored (REP-2).
+
+use keyhive_core::capability::{AnyVerified, PeerTag};
+use keyhive_core::cgka::{Cgka, CgkaBody, Received, SignedCgkaOp};
+use keyhive_core::crypto::hash::Hash;
+use keyhive_core::encoding::{SignedPayload, peek_tag};
+use keyhive_core::identity::DocumentId;
+
+use super::{GraphAuthority, Ingested, ItemOutcome, Replica, ReplicaError, op_item};
+use crate::admission::{Admitted, Mode, Refusal, apply_rank};
+use crate::blob::{Blob, EntryPoint};
+use crate::item::{Item, ItemKind};
+use crate::store::Store;
+
+impl<S: Store> Replica<S> {
+    /// Admits, applies and stores an item received from `from` (ADM-n, REP-2).
+    pub fn ingest(&mut self, from: PeerTag, item: &Item) -> Result<Ingested, ReplicaError> {
+        if self.store.contains(&item.hash())? {
+            return Ok(Ingested::Duplicate);
+        }
+        let outcome = self.apply_item(from, item)?;
+        match outcome {
+            Ingested::Stored => {
+                self.accepted += 1;
+                self.store.put(std::slice::from_ref(item))?;
+                if item.kind() == ItemKind::Auth {
+                    self.refresh_cgkas();
+                }
+            }
+            Ingested::Waiting | Ingested::Duplicate => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Ingests a batch (e.g. one sync round), storing accepted items in one transaction.
+    pub fn ingest_all(
+        &mut self,
+        from: PeerTag,
+        mut items: Vec<Item>,
+    ) -> Result<Vec<ItemOutcome>, ReplicaError> {
+        items.sort_by_key(apply_rank);
+        let mut accepted = Vec::new();
+        let mut report = Vec::with_capacity(items.len());
+        for item in items {
+            if self.store.contains(&item.hash())? {
+                report.push((item.hash(), Ok(Ingested::Duplicate)));
+                continue;
+            }
+            let result = self.apply_item(from, &item);
+            if matches!(result, Ok(Ingested::Stored)) {
+                self.accepted += 1;
+                accepted.push(item.clone());
+            }
+            report.push((item.hash(), result));
+        }
+        self.store.put(&accepted)?;
+        self.refresh_cgkas();
+        Ok(report)
+    }
+
+    /// Admits and applies one item; the caller stores it when the answer is `Stored`.
+    pub(super) fn apply_item(
+        &mut self,
+        from: PeerTag,
+        item: &Item,
+    ) -> Result<Ingested, ReplicaError> {
+        match self.admission.admit(Mode::Replica, from, item)? {
+            Admitted::Op { released } => {
+                self.store_released(&released)?;
+                if let Some(AnyVerified::Genesis(_)) = self.admission.checker.op(&item.hash()) {
+                    self.drain_early(DocumentId(item.subject().0))?;
+                }
+                Ok(Ingested::Stored)
+            }
+            Admitted::Parked => Ok(Ingested::Waiting),
+            Admitted::Duplicate => Ok(Ingested::Duplicate),
+            Admitted::Card { .. } => Ok(Ingested::Stored),
+            Admitted::KeyAgreement(op) => self.apply_cgka(item, op),
+            Admitted::EarlyKeyAgreement(_) => self.queue_early(item),
+            Admitted::Ciphertext => {
+                self.index_ciphertext(item);
+                Ok(Ingested::Stored)
+            }
+        }
+    }
+
+    /// Remembers where a change's ciphertext (REP-8) or an entry point (REP-10) is stored.
+    pub(super) fn index_ciphertext(&mut self, item: &Item) {
+        if item.kind() != ItemKind::Blob {
+            return;
+        }
+        match peek_tag(item.envelope()) {
+            Some(EntryPoint::TAG) => {
+                let list = self
+                    .entry_points
+                    .entry(DocumentId(item.subject().0))
+                    .or_default();
+                if !list.contains(&item.hash()) {
+                    list.push(item.hash());
+                }
+            }
+            Some(Blob::TAG) => {
+                if let Ok(Blob::Change { .. }) = Blob::from_bytes(item.envelope()) {
+                    self.blobs
+                        .insert(Hash::of_content(item.envelope()), item.hash());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_cgka(&mut self, item: &Item, op: SignedCgkaOp) -> Result<Ingested, ReplicaError> {
+        let document = DocumentId(item.subject().0);
+        if matches!(op.unverified_payload().body, CgkaBody::Init { .. }) {
+            if self.cgkas.contains_key(&document) {
+                return Ok(Ingested::Duplicate);
+            }
+            let authority = GraphAuthority {
+                checker: &self.admission.checker,
+                directory: &self.admission.directory,
+                document: document.0,
+            };
+            let cgka = Cgka::from_init(document, op, Some(&self.device), &authority)?;
+            self.cgkas.insert(document, cgka);
+            self.drain_early(document)?;
+            return Ok(Ingested::Stored);
+        }
+        if !self.cgkas.contains_key(&document) {
+            self.admission.forget_key_agreement(&item.hash());
+            return self.queue_early(item);
+        }
+        let (cgka, authority, _) = self.cgka_with_authority(document)?;
+        // Only applied ops are stored: one still waiting for predecessors is offered again by
+        // the next sync round and stored once it applies (REP-2).
+        let received = cgka.receive(op, &authority);
+        match received {
+            Ok(Received::Applied) => Ok(Ingested::Stored),
+            Ok(Received::Duplicate) => Ok(Ingested::Duplicate),
+            Ok(_) => Ok(Ingested::Waiting),
+            Err(e) => {
+                self.admission.forget_key_agreement(&item.hash());
+                Err(e.into())
+            }
+        }
+    }
+
+    fn queue_early(&mut self, item: &Item) -> Result<Ingested, ReplicaError> {
+        if self
+            .early_cgka
+            .push(DocumentId(item.subject().0), item.clone())
+        {
+            Ok(Ingested::Waiting)
+        } else {
+            Err(Refusal::QueueFull.into())
+        }
+    }
+
+    /// Applies the key-agreement ops that waited for `document`'s genesis or init, storing
+    /// those that apply now.
+    fn drain_early(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
+        for item in self.early_cgka.take(&document) {
+            match self.apply_item(PeerTag::LOCAL, &item) {
+                Ok(Ingested::Stored) => {
+                    self.store.put(std::slice::from_ref(&item))?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(item = %item.hash(), error = %e, "early key-agreement op refused");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores ops that the checker released from its pending set (they were parked, not
+    /// stored, when they arrived).
+    fn store_released(&mut self, released: &[Hash]) -> Result<(), ReplicaError> {
+        let items = released
+            .iter()
+            .filter_map(|h| self.admission.checker.op(h))
+            .map(op_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        if !items.is_empty() {
+            self.store.put(&items)?;
+        }
+        Ok(())
+    }
+}
