@@ -537,6 +537,57 @@ fn cap4_out_of_order_ops_wait_and_limits_are_typed() {
 }
 
 #[test]
+fn cap4_byte_bounds_per_peer_and_released_bytes_are_returned() {
+    // Twelve ops of one subject, each waiting for its predecessor.
+    let alice = device("alice");
+    let bob = device("bob");
+    let mut a = Checker::default();
+    let doc = new_doc(&mut a, &alice);
+    a.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
+    for i in 0..12u8 {
+        a.write(&bob, DocumentId(doc), &[i]).unwrap();
+    }
+    let ops: Vec<Vec<u8>> = a.ops().map(|o| o.as_bytes().to_vec()).collect();
+    let size = ops.iter().map(Vec::len).max().unwrap();
+    assert!(2 * ops.last().unwrap().len() > size, "ops of similar size");
+    let mut small = Checker::default();
+    // Room for four parked ops in all, so one peer may park exactly one (a quarter).
+    small.set_pending_bytes_limit(4 * size + 3);
+    let (mallory, honest) = (PeerTag([7; 32]), PeerTag([8; 32]));
+    let last = ops.len() - 1;
+    assert!(matches!(
+        small.ingest(mallory, &ops[last]).unwrap(),
+        IngestOutcome::Pending { .. }
+    ));
+    assert_eq!(
+        small.ingest(mallory, &ops[last - 1]),
+        Err(IngestError::PendingFull(PendingLimit::PeerBytes))
+    );
+    // Another peer still has room: one peer cannot fill the set for everyone.
+    assert!(matches!(
+        small.ingest(honest, &ops[last - 1]).unwrap(),
+        IngestOutcome::Pending { .. }
+    ));
+    // Released ops give their bytes back: the set can fill and drain again and again.
+    for bytes in &ops {
+        small.ingest(PeerTag::LOCAL, bytes).unwrap();
+    }
+    assert_eq!(small.pending_len(), 0);
+    let mut b = Checker::default();
+    b.set_pending_bytes_limit(4 * size + 3);
+    for round in ops.chunks(2) {
+        for bytes in round.iter().rev() {
+            b.ingest(mallory, bytes).unwrap();
+        }
+    }
+    assert_eq!(
+        b.len(),
+        ops.len(),
+        "every op applied; no byte leak blocked a round"
+    );
+}
+
+#[test]
 fn cap3_proof_references_must_be_parents() {
     let alice = device("alice");
     let bob = device("bob");

@@ -1,16 +1,16 @@
-//! Wire types of ciphertext items (`specs/replica.md` §1, REP-8..REP-10).
+//! Wire types of ciphertext items (`specs/replica.md` §1, REP-20..REP-22).
 //!
 //! Every blob starts with its own domain tag (ENC-4), so its bytes can never be taken for an op
 //! (or an op's bytes for a blob): an item's kind is a function of its bytes (ADM-1).
 //!
 //! - [`Blob::Change`]: an encrypted change. It is admitted only when a held content op names it
-//!   (`payload_hash = Hash::of_content(blob bytes)`, REP-8), so nobody but the op's author can
+//!   (`payload_hash = Hash::of_content(blob bytes)`, REP-20), so nobody but the op's author can
 //!   supply or replace a change's ciphertext. It lists, in the clear, the item hashes of the
 //!   pieces of a streamed change (they are ciphertext addresses; a relay sees the pieces anyway).
 //! - [`Blob::Piece`]: up to `PIECE_LEN` bytes of a streamed ciphertext, admitted only when a held
-//!   change lists its item hash (REP-9).
+//!   change lists its item hash (REP-21).
 //! - [`EntryPoint`]: a signed, content-free change carrying predecessor keys for members seated
-//!   later (REP-5), admitted only when its publisher holds `read` on the document (REP-10).
+//!   later (REP-5), admitted only when its publisher holds `read` on the document (REP-22).
 
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
@@ -25,14 +25,14 @@ use crate::item::MAX_ENVELOPE_LEN;
 /// An unsigned ciphertext item. Variant order is the wire tag: never reorder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Blob {
-    /// REP-8: the ciphertext named by a content op.
+    /// REP-20: the ciphertext named by a content op.
     Change {
         /// The encrypted change.
         change: EncryptedChange,
-        /// REP-9: item hashes of the pieces of a streamed change, in order (empty if inline).
+        /// REP-21: item hashes of the pieces of a streamed change, in order (empty if inline).
         pieces: Vec<Hash>,
     },
-    /// REP-9: one piece of a streamed ciphertext.
+    /// REP-21: one piece of a streamed ciphertext.
     Piece {
         /// The document.
         document: DocumentId,
@@ -69,7 +69,7 @@ impl Blob {
     }
 }
 
-/// REP-5/REP-10: a content-free change that hands the keys of the current heads to members
+/// REP-5/REP-22: a content-free change that hands the keys of the current heads to members
 /// seated later, signed by the device that seated them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryPoint {

@@ -9,7 +9,7 @@
 //!   they are pushed (ADM-3), so the relay never acts on an op it has not stored.
 //! - RELAY-2: a content op is stored only if its author holds `write` (it is valid).
 //! - RELAY-3: a key-agreement op is stored only under ADM-5.
-//! - RELAY-4: ciphertext is stored only when bound to what names it (REP-8..REP-10).
+//! - RELAY-4: ciphertext is stored only when bound to what names it (REP-20..REP-22).
 //! - RELAY-5: items of a subject are served only to devices holding `pull` on it; a device's
 //!   contact card only to itself and to devices sharing a subject with it.
 //! - RELAY-6: configured peer relays may pull everything (relay-to-relay sync); what they push

@@ -59,6 +59,9 @@ pub enum PendingLimit {
     Total,
     /// The bound on parked bytes ([`DEFAULT_PENDING_BYTES`] unless changed).
     TotalBytes,
+    /// The bound on bytes parked on behalf of one peer: a quarter of the total, so that one
+    /// peer cannot fill the pending set for everyone.
+    PeerBytes,
 }
 
 #[derive(Debug)]
@@ -78,6 +81,7 @@ pub(crate) struct Pending {
     per_peer: HashMap<PeerTag, usize>,
     per_subject: HashMap<PublicKey, usize>,
     bytes: usize,
+    bytes_per_peer: HashMap<PeerTag, usize>,
     pub(crate) bytes_limit: usize,
 }
 
@@ -136,6 +140,11 @@ impl Pending {
         if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.per_peer {
             return Err(PendingLimit::PerPeer);
         }
+        let peer_bytes = self.bytes_per_peer.get(&peer).copied().unwrap_or(0);
+        if peer_bytes.saturating_add(size) > self.bytes_limit / 4 && self.bytes_limit != usize::MAX
+        {
+            return Err(PendingLimit::PeerBytes);
+        }
         if self.per_subject.get(&subject).copied().unwrap_or(0) >= self.limits.per_subject {
             return Err(PendingLimit::PerSubject);
         }
@@ -144,6 +153,7 @@ impl Pending {
             self.waiting_on.entry(*m).or_default().push(hash);
         }
         self.bytes += size;
+        *self.bytes_per_peer.entry(peer).or_default() += size;
         *self.per_peer.entry(peer).or_default() += 1;
         *self.per_subject.entry(subject).or_default() += 1;
         self.parked.insert(
@@ -173,6 +183,9 @@ impl Pending {
                 None => false,
             };
             if done && let Some(p) = self.parked.remove(&w) {
+                let size = p.op.as_bytes().len();
+                self.bytes = self.bytes.saturating_sub(size);
+                decrement_by(&mut self.bytes_per_peer, &p.peer, size);
                 decrement(&mut self.per_peer, &p.peer);
                 decrement(&mut self.per_subject, &p.subject);
                 ready.push((p.op, p.peer));
@@ -183,8 +196,12 @@ impl Pending {
 }
 
 fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    decrement_by(map, key, 1);
+}
+
+fn decrement_by<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K, by: usize) {
     if let Some(n) = map.get_mut(key) {
-        *n = n.saturating_sub(1);
+        *n = n.saturating_sub(by);
         if *n == 0 {
             map.remove(key);
         }

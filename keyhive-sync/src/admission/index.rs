@@ -1,4 +1,4 @@
-//! Which ciphertext items the held ops name (REP-8, REP-9).
+//! Which ciphertext items the held ops name (REP-20, REP-21).
 
 use std::collections::HashSet;
 
@@ -15,12 +15,12 @@ pub struct BlobIndex {
 }
 
 impl BlobIndex {
-    /// REP-8: a held content op names a change whose bytes hash to `payload_hash`.
+    /// REP-20: a held content op names a change whose bytes hash to `payload_hash`.
     pub(crate) fn name_change(&mut self, payload_hash: Hash) {
         self.named_changes.insert(payload_hash);
     }
 
-    /// REP-9: a held change lists these pieces.
+    /// REP-21: a held change lists these pieces.
     pub(crate) fn list_pieces(&mut self, pieces: &[Hash]) {
         self.listed_pieces.extend(pieces.iter().copied());
     }

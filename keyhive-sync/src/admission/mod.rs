@@ -18,7 +18,7 @@
 //!   init the genesis allows (CGKA-25); its non-init ops must name only predecessors of the
 //!   same document (a relay requires them all). The replica's tree applies its own causal
 //!   rules on top (CGKA-16..).
-//! - REP-8..REP-10 (ciphertext): a change is admitted only when a held content op names its
+//! - REP-20..REP-22 (ciphertext): a change is admitted only when a held content op names its
 //!   bytes, a piece only when a held change lists it, an entry point only when its publisher
 //!   holds or held `read`. Nobody but a content op's author can supply or replace its
 //!   ciphertext.
@@ -118,7 +118,7 @@ impl Admission {
         &self.directory
     }
 
-    /// ADM-1..ADM-5, REP-8..REP-10 for one item received from `from`.
+    /// ADM-1..ADM-5, REP-20..REP-22 for one item received from `from`.
     pub fn admit(&mut self, mode: Mode, from: PeerTag, item: &Item) -> Result<Admitted, Refusal> {
         match classify(item)? {
             Envelope::Op(op) => self.admit_op(mode, from, op),
@@ -146,7 +146,7 @@ impl Admission {
             Envelope::EntryPoint(entry) => {
                 let entry = entry.verify().map_err(Refusal::BadSignature)?;
                 let publisher = IndividualId(entry.publisher);
-                self.require_held_read("REP-10", &publisher, item.subject())?;
+                self.require_held_read("REP-22", &publisher, item.subject())?;
                 Ok(Admitted::Ciphertext)
             }
         }
@@ -174,7 +174,11 @@ impl Admission {
     /// Forgets a key-agreement op the replica did not apply (queued or refused by its tree),
     /// so that it is admitted afresh when offered again.
     pub(crate) fn forget_key_agreement(&mut self, hash: &Hash) {
-        self.key_agreement.remove(hash);
+        if let Some(document) = self.key_agreement.remove(hash)
+            && self.inits.get(&document) == Some(hash)
+        {
+            self.inits.remove(&document);
+        }
     }
 
     fn admit_op(&mut self, mode: Mode, from: PeerTag, op: AnySigned) -> Result<Admitted, Refusal> {

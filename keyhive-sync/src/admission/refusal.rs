@@ -54,7 +54,7 @@ pub enum Refusal {
     /// ADM-3: the subject's genesis is not held yet, so nothing of it can be checked.
     #[error("subject {0} is not known yet")]
     UnknownSubject(SubjectId),
-    /// REP-8/REP-9: no held op (or change) names this ciphertext yet.
+    /// REP-20/REP-21: no held op (or change) names this ciphertext yet.
     #[error("no held op names this ciphertext")]
     Unnamed,
     /// CGKA-25: a key-agreement init other than the one the document's genesis names.

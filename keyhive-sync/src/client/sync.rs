@@ -60,6 +60,9 @@ pub async fn ingest(
     items: Vec<Item>,
 ) -> Result<(Vec<Item>, usize), StoreError> {
     let before = items.len();
+    let mut items = items;
+    // Whatever names an item is checked before it (ADM-n), so one round takes a whole chain.
+    items.sort_by_key(crate::admission::apply_rank);
     let valid: Vec<Item> = items
         .into_iter()
         .filter(|item| policy.check_push(from, item).is_ok())
@@ -159,6 +162,8 @@ pub async fn sync_once_skipping(
                     items.push(item);
                 }
             }
+            // The peer admits an item only after what names it (ADM-n): send those first.
+            items.sort_by_key(crate::admission::apply_rank);
             for outcome in session.push(&items).await? {
                 match outcome {
                     PushOutcome::Stored | PushOutcome::Duplicate => accepted += 1,

@@ -1,9 +1,9 @@
 //! Writing encrypted content: changes (inline or streamed in pieces) and entry points for new
-//! members (REP-3..REP-6, REP-8..REP-10). Reading is in `history.rs`.
+//! members (REP-3..REP-6, REP-20..REP-22). Reading is in `history.rs`.
 //!
 //! A change is a [`Blob::Change`] named by the content op that the author signs
-//! (`payload_hash = Hash::of_content(blob bytes)`, REP-8); a streamed change lists its
-//! [`Blob::Piece`] items (REP-9); an entry point is a signed [`EntryPoint`] (REP-10).
+//! (`payload_hash = Hash::of_content(blob bytes)`, REP-20); a streamed change lists its
+//! [`Blob::Piece`] items (REP-21); an entry point is a signed [`EntryPoint`] (REP-22).
 //!
 //! The plaintext of a change is a [`Body`]: the content inline, or the key and length of a
 //! stream encrypted with `encryption::encrypt_stream`, so large files never sit in memory whole.
@@ -39,7 +39,7 @@ pub const INLINE_MAX: usize = 64 * 1024;
 pub(super) enum Body {
     /// The content itself.
     Inline(Vec<u8>),
-    /// A stream (its pieces are listed by the change blob, REP-9): its key and length.
+    /// A stream (its pieces are listed by the change blob, REP-21): its key and length.
     Stream {
         /// The stream key.
         key: [u8; 32],
@@ -117,7 +117,7 @@ impl<S: Store> Replica<S> {
             .ok_or_else(|| ReplicaError::UnknownSubject(document.to_string()))
     }
 
-    /// REP-5/REP-10: a signed change without content naming the current heads and their keys.
+    /// REP-5/REP-22: a signed change without content naming the current heads and their keys.
     fn publish_entry_point(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
         let predecessors = self.head_keys(document)?;
         if predecessors.is_empty() {
@@ -195,7 +195,7 @@ impl<S: Store> Replica<S> {
         )
     }
 
-    /// Seals `body` as a change listing `pieces`, signs the content op naming it (REP-8) and
+    /// Seals `body` as a change listing `pieces`, signs the content op naming it (REP-20) and
     /// stores both.
     fn write_body(
         &mut self,

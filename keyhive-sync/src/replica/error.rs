@@ -50,7 +50,7 @@ pub enum ReplicaError {
     /// Signing an item made here failed.
     #[error("cannot sign an item")]
     Sign(#[source] keyhive_core::signed::SignError),
-    /// The item was refused by the admission rules (ADM-n, REP-8..REP-10).
+    /// The item was refused by the admission rules (ADM-n, REP-20..REP-22).
     #[error("item refused")]
     Refused(#[from] crate::admission::Refusal),
     /// The document or group is not known here.

@@ -1,7 +1,7 @@
 //! Reading a document's history: which changes this device can open and their plaintext
-//! (REP-7, REP-8).
+//! (REP-7, REP-20).
 //!
-//! A change's ciphertext is only ever the blob its content op names (REP-8): a blob that merely
+//! A change's ciphertext is only ever the blob its content op names (REP-20): a blob that merely
 //! claims a change's reference can neither replace nor hide it. Keys learned from predecessor
 //! lists (of changes and of entry points) are tried on every change with that reference; a
 //! wrong key fails authentication and is ignored, so a forged key cannot hide a change either.
@@ -32,7 +32,7 @@ pub(super) struct Opened {
     reference: Hash,
     key: SymmetricKey,
     body: Zeroizing<Vec<u8>>,
-    /// REP-9: the pieces of a streamed change, as its (op-named) blob lists them.
+    /// REP-21: the pieces of a streamed change, as its (op-named) blob lists them.
     pieces: Vec<Hash>,
 }
 
@@ -61,7 +61,7 @@ impl<S: Store> Replica<S> {
             .collect())
     }
 
-    /// REP-8: the change blob a content op names, found by the op's `payload_hash` only.
+    /// REP-20: the change blob a content op names, found by the op's `payload_hash` only.
     fn named_change(&self, op: &Verified<ContentOp>) -> Result<Option<Sealed>, ReplicaError> {
         let Some(item_hash) = self.blobs.get(&op.body.payload_hash) else {
             return Ok(None);

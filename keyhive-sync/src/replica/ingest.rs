@@ -85,7 +85,7 @@ impl<S: Store> Replica<S> {
         }
     }
 
-    /// Remembers where a change's ciphertext (REP-8) or an entry point (REP-10) is stored.
+    /// Remembers where a change's ciphertext (REP-20) or an entry point (REP-22) is stored.
     pub(super) fn index_ciphertext(&mut self, item: &Item) {
         if item.kind() != ItemKind::Blob {
             return;
@@ -121,7 +121,13 @@ impl<S: Store> Replica<S> {
                 directory: &self.admission.directory,
                 document: document.0,
             };
-            let cgka = Cgka::from_init(document, op, Some(&self.device), &authority)?;
+            let cgka = match Cgka::from_init(document, op, Some(&self.device), &authority) {
+                Ok(cgka) => cgka,
+                Err(e) => {
+                    self.admission.forget_key_agreement(&item.hash());
+                    return Err(e.into());
+                }
+            };
             self.cgkas.insert(document, cgka);
             self.drain_early(document)?;
             return Ok(Ingested::Stored);

@@ -58,9 +58,9 @@ pub struct Replica<S: Store> {
     /// bounded in count and bytes.
     early_cgka: EarlyQueue,
     /// `Hash::of_content` of a change blob -> its item hash (content ops name changes by the
-    /// former, REP-8).
+    /// former, REP-20).
     blobs: HashMap<Hash, Hash>,
-    /// Item hashes of each document's entry points (REP-5, REP-10).
+    /// Item hashes of each document's entry points (REP-5, REP-22).
     entry_points: HashMap<DocumentId, Vec<Hash>>,
     /// Items accepted from peers since opening (a progress measure for sync rounds).
     accepted: u64,
@@ -350,7 +350,7 @@ impl<S: Store> Replica<S> {
     }
 
     /// Stores items made on this device (already checked as they were built), recording what
-    /// they name so that later items referring to them are admitted (ADM-n, REP-8..REP-10).
+    /// they name so that later items referring to them are admitted (ADM-n, REP-20..REP-22).
     fn store_items(&mut self, items: Vec<Item>) -> Result<(), ReplicaError> {
         for item in &items {
             self.admission.note_local(item);
