@@ -19,6 +19,7 @@ mod authority;
 mod content;
 mod directory;
 mod error;
+mod folder;
 mod gate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
