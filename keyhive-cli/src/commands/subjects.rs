@@ -1,11 +1,12 @@
 //! `group create`, `folder create`, `doc create`, `ls`.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::identity::{DocumentId, SubjectKind};
 use serde_json::json;
 
 use crate::contacts::validate_name;
+use crate::names::{check_name, shown};
 use crate::output::print_table;
 use crate::records::{Meta, MetaKind, encode_meta};
 use crate::session::Session;
@@ -23,18 +24,39 @@ pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
         })
 }
 
-/// Creates a folder or document whose name travels with it, encrypted.
+/// Creates a folder or document whose name travels with it, encrypted. Its name must be one
+/// that every reader accepts (REP-9); placing it in a folder needs `write` on the folder (REP-8).
 pub fn create_document(
     s: &mut Session,
     name: &str,
     kind: MetaKind,
     folder: Option<&str>,
 ) -> Result<DocumentId> {
-    validate_name(name)?;
+    if let Err(problem) = check_name(name) {
+        bail!(
+            "invalid name {}: {problem} (names travel to others and become file paths)",
+            shown(name)
+        );
+    }
     let folder = folder.map(|f| s.folder(f)).transpose()?;
+    if let Some(folder) = folder {
+        let me = AgentId::Individual(s.replica.device().id());
+        if !s.replica.checker().can(me, Access::Write, &folder.0) {
+            let held = s
+                .replica
+                .checker()
+                .level(me, &folder.0)
+                .map_or("no access".to_owned(), |l| l.to_string());
+            bail!(
+                "cannot create a document in folder {}: this device holds {held} on it, and placing a document in a folder needs write (REP-8)",
+                shown(&s.name_of(&folder.0))
+            );
+        }
+    }
     let doc = s.replica.create_document()?;
     if let Some(folder) = folder {
-        // The folder's members get access to the document according to their level in it.
+        // REP-8: this grant, by a writer of the folder, places the document in it; the folder's
+        // members get access to the document according to their level in it.
         s.replica
             .grant(&doc.0, AgentId::Document(folder), Access::Admin)?;
     }
@@ -73,12 +95,13 @@ pub fn ls(s: &mut Session) -> Result<()> {
     let mut rows = Vec::new();
     for (subject, level, kind) in s.replica.reachable() {
         let (kind, name) = match kind {
-            SubjectKind::Group => ("group", s.names.get(&subject).map(str::to_owned)),
+            SubjectKind::Group => ("group", s.names.get(&subject).map(shown)),
             SubjectKind::Document => {
                 let meta = s.metas()?.get(&DocumentId(subject)).cloned();
+                // REP-9: shared names come from peers.
                 match meta {
-                    Some(m) if m.kind == MetaKind::Folder => ("folder", Some(m.name)),
-                    Some(m) => ("document", Some(m.name)),
+                    Some(m) if m.kind == MetaKind::Folder => ("folder", Some(shown(&m.name))),
+                    Some(m) => ("document", Some(shown(&m.name))),
                     None => ("document", None),
                 }
             }
