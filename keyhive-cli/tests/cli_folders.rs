@@ -354,6 +354,18 @@ fn rep9_rep10_bad_names_are_skipped_and_escaped_and_the_rest_is_written() {
             .iter()
             .all(|r| !r["name"].as_str().unwrap().contains(['\0', '\x1b']))
     );
+    let red = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == r#""\u{1b}[31mred""#)
+        .unwrap();
+    assert!(
+        red["name_problem"]
+            .as_str()
+            .unwrap()
+            .contains("control character")
+    );
 
     // A symbolic link in the target directory pointing outside it.
     let out = dir.path().join("out");

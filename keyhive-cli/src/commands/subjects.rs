@@ -95,34 +95,45 @@ pub fn ls(s: &mut Session) -> Result<()> {
     let mut rows = Vec::new();
     for (subject, level, kind) in s.replica.reachable() {
         let (kind, name) = match kind {
-            SubjectKind::Group => ("group", s.names.get(&subject).map(shown)),
+            SubjectKind::Group => ("group", s.names.get(&subject).map(str::to_owned)),
             SubjectKind::Document => {
                 let meta = s.metas()?.get(&DocumentId(subject)).cloned();
-                // REP-9: shared names come from peers.
                 match meta {
-                    Some(m) if m.kind == MetaKind::Folder => ("folder", Some(shown(&m.name))),
-                    Some(m) => ("document", Some(shown(&m.name))),
+                    Some(m) if m.kind == MetaKind::Folder => ("folder", Some(m.name)),
+                    Some(m) => ("document", Some(m.name)),
                     None => ("document", None),
                 }
             }
         };
+        // REP-9: shared names come from peers; print them escaped and say what is wrong.
+        let problem = name
+            .as_deref()
+            .and_then(|n| check_name(n).err())
+            .map(|p| p.to_string());
         rows.push((
             kind,
-            name.unwrap_or_else(|| "-".into()),
+            name.as_deref().map_or_else(|| "-".into(), shown),
             subject.to_string(),
             level,
+            problem,
         ));
     }
     rows.sort();
     let json_rows: Vec<_> = rows
         .iter()
-        .map(|(k, n, id, l)| json!({"kind": k, "name": n, "id": id, "access": l.to_string()}))
+        .map(|(k, n, id, l, p)| {
+            let mut row = json!({"kind": k, "name": n, "id": id, "access": l.to_string()});
+            if let Some(p) = p {
+                row["name_problem"] = json!(p);
+            }
+            row
+        })
         .collect();
     s.out.emit(&json_rows, || {
         print_table(
             &["kind", "name", "id", "access"],
             rows.iter()
-                .map(|(k, n, id, l)| vec![k.to_string(), n.clone(), id.clone(), l.to_string()])
+                .map(|(k, n, id, l, _)| vec![k.to_string(), n.clone(), id.clone(), l.to_string()])
                 .collect(),
         )
     })
