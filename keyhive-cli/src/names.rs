@@ -51,3 +51,158 @@ impl LocalNames {
             .collect()
     }
 }
+
+/// REP-9: most bytes in a name received from a peer.
+pub const MAX_NAME_BYTES: usize = 4096;
+/// REP-9: most bytes in one `/`-separated component of such a name.
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// REP-9: why a name received from a peer is not safe to print raw or to use as a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameProblem {
+    /// The name is empty.
+    Empty,
+    /// Longer than [`MAX_NAME_BYTES`].
+    TooLong,
+    /// A control character (C0, DEL, C1), which includes terminal escape sequences.
+    Control(char),
+    /// A bidirectional-text control, which makes printed text lie about its order.
+    Bidi(char),
+    /// A `\`, a path separator on some systems.
+    Backslash,
+    /// Starts with `/`.
+    Absolute,
+    /// A `/`-separated component is empty, `.` or `..`.
+    BadComponent(String),
+    /// A component is longer than [`MAX_COMPONENT_BYTES`].
+    ComponentTooLong,
+}
+
+impl NameProblem {
+    /// Whether the name can still be printed as it is: it only makes a bad path.
+    fn printable(&self) -> bool {
+        matches!(
+            self,
+            NameProblem::Absolute | NameProblem::BadComponent(_) | NameProblem::ComponentTooLong
+        )
+    }
+}
+
+impl std::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NameProblem::Empty => write!(f, "the name is empty"),
+            NameProblem::TooLong => write!(f, "the name is over {MAX_NAME_BYTES} bytes"),
+            NameProblem::Control(c) => write!(f, "control character {:?}", c),
+            NameProblem::Bidi(c) => write!(f, "bidirectional-text control {:?}", c),
+            NameProblem::Backslash => write!(f, "the name contains a backslash"),
+            NameProblem::Absolute => write!(f, "the name is an absolute path"),
+            NameProblem::BadComponent(c) => write!(
+                f,
+                "path component {c:?} is not allowed (empty, `.` or `..`)"
+            ),
+            NameProblem::ComponentTooLong => {
+                write!(f, "a path component is over {MAX_COMPONENT_BYTES} bytes")
+            }
+        }
+    }
+}
+
+/// Bidirectional-text controls (Unicode `Bidi_Control`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// REP-9: classifies a name that came from a peer (a document's or folder's shared name).
+/// `Ok` means it may be printed as is and used as a relative path under a directory.
+pub fn check_name(name: &str) -> Result<(), NameProblem> {
+    if name.is_empty() {
+        return Err(NameProblem::Empty);
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(NameProblem::TooLong);
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(NameProblem::Control(c));
+    }
+    if let Some(c) = name.chars().find(|c| is_bidi_control(*c)) {
+        return Err(NameProblem::Bidi(c));
+    }
+    if name.contains('\\') {
+        return Err(NameProblem::Backslash);
+    }
+    if name.starts_with('/') {
+        return Err(NameProblem::Absolute);
+    }
+    for component in name.split('/') {
+        if component.is_empty() || component == "." || component == ".." {
+            return Err(NameProblem::BadComponent(component.to_owned()));
+        }
+        if component.len() > MAX_COMPONENT_BYTES {
+            return Err(NameProblem::ComponentTooLong);
+        }
+    }
+    Ok(())
+}
+
+/// REP-9: a peer-supplied name as it may be shown on a terminal: as is when safe (or when it is
+/// only a bad path), `(unnamed)` when empty, otherwise quoted with every control escaped.
+pub fn shown(name: &str) -> String {
+    match check_name(name) {
+        Ok(()) => name.to_owned(),
+        Err(problem) if problem.printable() => name.to_owned(),
+        Err(NameProblem::Empty) => "(unnamed)".to_owned(),
+        Err(_) => format!("\"{}\"", name.escape_debug()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rep9_classifies_peer_names() {
+        for ok in [
+            "plan.txt",
+            "a/b/deep.txt",
+            "résumé 2024.pdf",
+            "..hidden",
+            "a..b",
+        ] {
+            assert_eq!(check_name(ok), Ok(()), "{ok:?}");
+            assert_eq!(shown(ok), ok);
+        }
+        let long_component = "x".repeat(MAX_COMPONENT_BYTES + 1);
+        let cases = [
+            ("", NameProblem::Empty),
+            ("x\0y", NameProblem::Control('\0')),
+            ("\x1b[31mred", NameProblem::Control('\x1b')),
+            ("a\u{9b}31m", NameProblem::Control('\u{9b}')),
+            ("del\u{7f}", NameProblem::Control('\u{7f}')),
+            ("evil\u{202e}txt.exe", NameProblem::Bidi('\u{202e}')),
+            ("a\\b", NameProblem::Backslash),
+            ("/etc/passwd", NameProblem::Absolute),
+            ("a/../../etc/passwd", NameProblem::BadComponent("..".into())),
+            ("..", NameProblem::BadComponent("..".into())),
+            ("./a", NameProblem::BadComponent(".".into())),
+            ("a//b", NameProblem::BadComponent(String::new())),
+            ("a/", NameProblem::BadComponent(String::new())),
+            (long_component.as_str(), NameProblem::ComponentTooLong),
+        ];
+        for (name, problem) in cases {
+            assert_eq!(check_name(name), Err(problem), "{name:?}");
+        }
+        assert_eq!(check_name(&"a/".repeat(2100)), Err(NameProblem::TooLong));
+    }
+
+    #[test]
+    fn rep9_unsafe_names_are_shown_escaped() {
+        assert_eq!(shown(""), "(unnamed)");
+        assert_eq!(shown("x\0y"), "\"x\\0y\"");
+        assert_eq!(shown("\x1b[31mred"), "\"\\u{1b}[31mred\"");
+        assert_eq!(shown("evil\u{202e}"), "\"evil\\u{202e}\"");
+        assert!(!shown("a\u{9b}").contains('\u{9b}'));
+        // Only a bad path: printable as is.
+        assert_eq!(shown("a/../../etc/passwd"), "a/../../etc/passwd");
+    }
+}

@@ -24,14 +24,17 @@ pub enum MetaKind {
     Document,
 }
 
-/// A document's metadata, stored encrypted as its first change.
+/// A document's metadata, stored encrypted as its first change. It comes from whoever wrote
+/// that change: its name is checked before display or use on disk (REP-9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
     /// The shared name (for files pushed from a directory: the relative path).
     pub name: String,
     /// Folder or document.
     pub kind: MetaKind,
-    /// The folder the document was created in.
+    /// The folder the creator meant the document for. Written for readers of older versions
+    /// and never trusted: it is the document's own claim, and a folder's contents are decided
+    /// by the capability graph alone (REP-8, `Replica::folder_documents`).
     pub folder: Option<DocumentId>,
 }
 

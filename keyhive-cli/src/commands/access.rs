@@ -4,6 +4,7 @@ use anyhow::Result;
 use keyhive_core::capability::{Access, AgentId, Explanation};
 use serde_json::json;
 
+use crate::names::shown;
 use crate::output::print_table;
 use crate::session::Session;
 
@@ -17,7 +18,10 @@ pub fn grant(s: &mut Session, subject: &str, agent: &str, access: Access) -> Res
     let who = s.agent(agent)?;
     let op = s.replica.grant(&subject_key, who, access)?;
     s.save()?;
-    let (sn, an) = (s.name_of(&subject_key), s.name_of(&agent_key(&who)));
+    let (sn, an) = (
+        shown(&s.name_of(&subject_key)),
+        shown(&s.name_of(&agent_key(&who))),
+    );
     s.out.emit(
         &json!({"op": op.to_string(), "subject": subject_key.to_string(), "agent": who.public_key().to_string(), "access": access.to_string()}),
         || println!("Granted {access} on {sn} to {an} (op {op})"),
@@ -30,7 +34,10 @@ pub fn revoke(s: &mut Session, subject: &str, agent: &str) -> Result<()> {
     let who = s.agent(agent)?;
     let ops = s.replica.revoke(&subject_key, who)?;
     s.save()?;
-    let (sn, an) = (s.name_of(&subject_key), s.name_of(&agent_key(&who)));
+    let (sn, an) = (
+        shown(&s.name_of(&subject_key)),
+        shown(&s.name_of(&agent_key(&who))),
+    );
     s.out.emit(
         &json!({"ops": ops.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "subject": subject_key.to_string(), "agent": who.public_key().to_string()}),
         || println!("Revoked {an} on {sn} ({} op(s)); the next write re-keys the documents", ops.len()),
@@ -54,7 +61,7 @@ pub fn members(s: &mut Session, subject: &str) -> Result<()> {
                     .map(|l| l.subject)
                     .collect::<Vec<_>>()
                     .iter()
-                    .map(|k| s.name_of(k))
+                    .map(|k| shown(&s.name_of(k)))
                     .collect::<Vec<_>>()
                     .join(" > "),
                 Explanation::Refused(r) => format!("refused: {r}"),
@@ -66,7 +73,7 @@ pub fn members(s: &mut Session, subject: &str) -> Result<()> {
             AgentId::Document(_) => "document",
         };
         rows.push((
-            s.name_of(agent.public_key()),
+            shown(&s.name_of(agent.public_key())),
             agent.public_key().to_string(),
             *level,
             via,
@@ -97,8 +104,8 @@ pub fn why(s: &mut Session, agent: &str, subject: &str, access: Access) -> Resul
                 .iter()
                 .map(|l| {
                     (
-                        s.name_of(&l.subject),
-                        s.name_of(l.member.public_key()),
+                        shown(&s.name_of(&l.subject)),
+                        shown(&s.name_of(l.member.public_key())),
                         l.access,
                         l.op,
                     )

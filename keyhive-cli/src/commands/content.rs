@@ -9,6 +9,7 @@ use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::{ChangeStatus, ReplicaError};
 use serde_json::json;
 
+use crate::names::shown;
 use crate::output::print_table;
 use crate::records::{FILE_TAG, FileBody};
 use crate::session::Session;
@@ -133,7 +134,7 @@ pub fn log(s: &mut Session, doc: &str) -> Result<()> {
     let changes = s.replica.changes(document)?;
     let mut rows = Vec::new();
     for c in &changes {
-        let author = s.name_of(&c.author.0);
+        let author = shown(&s.name_of(&c.author.0));
         let (valid, reason) = match &c.status {
             ChangeStatus::Valid => ("valid", String::new()),
             ChangeStatus::Invalid(r) => ("INVALID", r.clone()),

@@ -1,11 +1,12 @@
 //! `group create`, `folder create`, `doc create`, `ls`.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::identity::{DocumentId, SubjectKind};
 use serde_json::json;
 
 use crate::contacts::validate_name;
+use crate::names::{check_name, shown};
 use crate::output::print_table;
 use crate::records::{Meta, MetaKind, encode_meta};
 use crate::session::Session;
@@ -23,18 +24,39 @@ pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
         })
 }
 
-/// Creates a folder or document whose name travels with it, encrypted.
+/// Creates a folder or document whose name travels with it, encrypted. Its name must be one
+/// that every reader accepts (REP-9); placing it in a folder needs `write` on the folder (REP-8).
 pub fn create_document(
     s: &mut Session,
     name: &str,
     kind: MetaKind,
     folder: Option<&str>,
 ) -> Result<DocumentId> {
-    validate_name(name)?;
+    if let Err(problem) = check_name(name) {
+        bail!(
+            "invalid name {}: {problem} (names travel to others and become file paths)",
+            shown(name)
+        );
+    }
     let folder = folder.map(|f| s.folder(f)).transpose()?;
+    if let Some(folder) = folder {
+        let me = AgentId::Individual(s.replica.device().id());
+        if !s.replica.checker().can(me, Access::Write, &folder.0) {
+            let held = s
+                .replica
+                .checker()
+                .level(me, &folder.0)
+                .map_or("no access".to_owned(), |l| l.to_string());
+            bail!(
+                "cannot create a document in folder {}: this device holds {held} on it, and placing a document in a folder needs write (REP-8)",
+                shown(&s.name_of(&folder.0))
+            );
+        }
+    }
     let doc = s.replica.create_document()?;
     if let Some(folder) = folder {
-        // The folder's members get access to the document according to their level in it.
+        // REP-8: this grant, by a writer of the folder, places the document in it; the folder's
+        // members get access to the document according to their level in it.
         s.replica
             .grant(&doc.0, AgentId::Document(folder), Access::Admin)?;
     }
@@ -83,23 +105,35 @@ pub fn ls(s: &mut Session) -> Result<()> {
                 }
             }
         };
+        // REP-9: shared names come from peers; print them escaped and say what is wrong.
+        let problem = name
+            .as_deref()
+            .and_then(|n| check_name(n).err())
+            .map(|p| p.to_string());
         rows.push((
             kind,
-            name.unwrap_or_else(|| "-".into()),
+            name.as_deref().map_or_else(|| "-".into(), shown),
             subject.to_string(),
             level,
+            problem,
         ));
     }
     rows.sort();
     let json_rows: Vec<_> = rows
         .iter()
-        .map(|(k, n, id, l)| json!({"kind": k, "name": n, "id": id, "access": l.to_string()}))
+        .map(|(k, n, id, l, p)| {
+            let mut row = json!({"kind": k, "name": n, "id": id, "access": l.to_string()});
+            if let Some(p) = p {
+                row["name_problem"] = json!(p);
+            }
+            row
+        })
         .collect();
     s.out.emit(&json_rows, || {
         print_table(
             &["kind", "name", "id", "access"],
             rows.iter()
-                .map(|(k, n, id, l)| vec![k.to_string(), n.clone(), id.clone(), l.to_string()])
+                .map(|(k, n, id, l, _)| vec![k.to_string(), n.clone(), id.clone(), l.to_string()])
                 .collect(),
         )
     })

@@ -20,6 +20,7 @@ mod content;
 mod directory;
 mod early;
 mod error;
+mod folder;
 mod gate;
 mod history;
 mod ingest;
