@@ -18,13 +18,13 @@ impl<S: Store> Replica<S> {
     /// REP-8: the documents in `folder`, sorted by id. A pure function of the capability
     /// graph, so every replica holding the same ops lists the same documents.
     pub fn folder_documents(&self, folder: DocumentId) -> Vec<DocumentId> {
-        folder_documents(&self.checker, folder)
+        folder_documents(&self.admission.checker, folder)
     }
 
     /// REP-8: the delegation that places `document` in `folder` (the smallest such hash), or
     /// `None` when the document is not in the folder.
     pub fn folder_placement(&self, folder: DocumentId, document: DocumentId) -> Option<Hash> {
-        placement(&self.checker, folder, document)
+        placement(&self.admission.checker, folder, document)
     }
 }
 
