@@ -173,7 +173,11 @@ impl Client {
                         self.serve_link(id, &session, local_rx, &status, &mut stop)
                             .await
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => {
+                        // E.g. a peer relay proving another id than the one expected (SYNC-34).
+                        tracing::warn!(%url, error = %e, "link cannot connect");
+                        Err(e.to_string())
+                    }
                 };
             status.send_modify(|s| {
                 s.connected = false;
