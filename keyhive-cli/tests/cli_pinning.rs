@@ -90,12 +90,12 @@ impl RelayProcess {
         let stderr = self.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let needle = needle.to_owned();
+        // Keeps draining after the match, so the relay never writes to a closed pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
                 if line.contains(&needle) {
                     let _ = tx.send(line);
-                    return;
                 }
             }
         });

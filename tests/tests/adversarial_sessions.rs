@@ -315,10 +315,7 @@ async fn tampered_answer_closes_the_session() {
     forward(&mut device, &mut relay).await;
     let mut answer = next_binary(&mut relay).await.unwrap();
     answer[0] ^= 1;
-    device
-        .send(WsMessage::Binary(answer.into()))
-        .await
-        .unwrap();
+    device.send(WsMessage::Binary(answer.into())).await.unwrap();
     assert_eq!(pending.await.unwrap(), Err(SessionError::Disconnected));
     assert!(bob.is_closed());
     s.relay.shutdown().await.unwrap();

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use keyhive_sync::client::{Client, ConnectError, Session, SyncReport};
+use keyhive_sync::client::{Client, ConnectError, Session as SyncSession, SyncReport};
 use keyhive_sync::protocol::handshake::HandshakeError;
 use keyhive_sync::replica::ReplicaGate;
 use serde_json::json;
@@ -123,7 +123,7 @@ async fn sync_links(
 
 /// SYNC-34, trust on first use: connects requiring the id pinned for `url`, or, the first
 /// time, pins the id the relay proved. Returns the session and whether it pinned now.
-async fn connect_pinned(client: &Client, home: &Home, url: &str) -> Result<(Session, bool)> {
+async fn connect_pinned(client: &Client, home: &Home, url: &str) -> Result<(SyncSession, bool)> {
     let pinned = relays::pinned(home, url)?;
     let session = match client.connect_to(url, pinned).await {
         Ok(session) => session,

@@ -16,8 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::item::{Item, SubjectId};
 use crate::protocol::frame::{MAX_WS_MESSAGE_LEN, decode_frame, encode_frame};
 use crate::protocol::handshake::{ClientHandshake, HandshakeError, SessionKeys};
-use crate::protocol::transport::{Opener, TAG_LEN};
 use crate::protocol::message::SubjectOffer;
+use crate::protocol::transport::{Opener, TAG_LEN};
 use crate::protocol::{ErrorCode, ErrorFrame, Message, PushOutcome, RequestId};
 use crate::reconcile::range::{self, AnswerError};
 
@@ -210,8 +210,7 @@ impl Session {
             }
         };
         // SYNC-34: an unexpected server is refused before anything is signed.
-        let (hello, pending) =
-            ClientHandshake::answer(&challenge, key, expected_server.as_ref())?;
+        let (hello, pending) = ClientHandshake::answer(&challenge, key, expected_server.as_ref())?;
         let frame = encode_frame(&Message::Hello(hello));
         count_sent(&stats, frame.len());
         sink.send(WsMessage::Binary(frame.into()))

@@ -213,7 +213,12 @@ impl ServerHandshake {
     ) -> Result<(Welcome, SessionKeys), HandshakeError> {
         let client = Transcript::new(&self.challenge, hello, Role::Client);
         verify(&hello.client_id, &client.signed_bytes(), &hello.signature)?;
-        let keys = derive(&self.ephemeral, &hello.client_ephemeral, &client, Role::Server)?;
+        let keys = derive(
+            &self.ephemeral,
+            &hello.client_ephemeral,
+            &client,
+            Role::Server,
+        )?;
         let ours = Transcript::new(&self.challenge, hello, Role::Server);
         let welcome = Welcome {
             signature: key.sign(&ours.signed_bytes()).to_vec(),
