@@ -101,6 +101,9 @@ pub enum Command {
         doc: String,
     },
     /// Push and pull everything this device may see with its relays.
+    ///
+    /// The first sync with a relay URL pins the id the relay proves; later syncs fail if it
+    /// changes (re-pin with `keyhive relay add URL --id RELAY_ID`).
     Sync {
         /// Relay URL (repeatable); default: the relays added with `relay add`.
         #[arg(long = "relay", value_name = "URL")]
@@ -118,9 +121,17 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum RelayCommand {
     /// Remember a relay URL (ws://HOST:PORT/sync) for `keyhive sync`.
+    ///
+    /// The relay's id is pinned on the first sync with it (trust on first use); later syncs
+    /// fail if the relay proves another id. Pass --id to pin it up front, or to re-pin after
+    /// the relay's key really changed.
     Add {
         /// The relay URL.
         url: String,
+        /// The relay id it must prove (64 hex characters, printed by `keyhive relay serve`);
+        /// replaces any id pinned for this URL.
+        #[arg(long, value_name = "RELAY_ID")]
+        id: Option<String>,
     },
     /// Run a relay: stores and forwards ciphertext, serving each device only what it may pull.
     Serve {
@@ -133,8 +144,11 @@ pub enum RelayCommand {
         /// Id of another relay allowed to sync everything with this one (repeatable).
         #[arg(long = "peer", value_name = "RELAY_ID")]
         peers: Vec<String>,
-        /// URL of another relay to keep this one in sync with (repeatable).
-        #[arg(long = "sync-with", value_name = "URL")]
+        /// Another relay to keep this one in sync with, as RELAY_ID@URL (repeatable), e.g.
+        /// `3f2a...c9@wss://relay-b.example/sync`. This relay pushes to and pulls from it only
+        /// after the handshake proved that id; the id is the one the other relay prints at
+        /// start. It must usually also list this relay with --peer.
+        #[arg(long = "sync-with", value_name = "RELAY_ID@URL")]
         upstream: Vec<String>,
         /// Serve wss:// (TLS) with this PEM certificate chain, leaf first. Requires --tls-key.
         /// Without it the relay serves plain ws://; the device-key handshake is the same either

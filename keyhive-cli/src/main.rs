@@ -42,7 +42,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::contact::add(&home, out, &args.card, args.name)
         }
         Command::Contact(ContactCommand::List) => commands::contact::list(&home, out),
-        Command::Relay(RelayCommand::Add { url }) => commands::sync::relay_add(&home, out, &url),
+        Command::Relay(RelayCommand::Add { url, id }) => {
+            commands::sync::relay_add(&home, out, &url, id.as_deref())
+        }
         Command::Relay(RelayCommand::Serve {
             listen,
             data,

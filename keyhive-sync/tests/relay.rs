@@ -11,7 +11,9 @@ use futures_util::{SinkExt, StreamExt};
 use keyhive_core::crypto::signing::SigningKey;
 use keyhive_sync::client::{LiveEvent, Session, SessionError};
 use keyhive_sync::protocol::handshake;
-use keyhive_sync::protocol::{ErrorCode, Message, PushOutcome, decode_frame, encode_frame};
+use keyhive_sync::protocol::{
+    ErrorCode, Message, PROTOCOL_VERSION, PushOutcome, decode_frame, encode_frame,
+};
 use keyhive_sync::relay::{Limits, Relay, RelayConfig};
 use keyhive_sync::store::{MemoryStore, Store};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -82,13 +84,10 @@ async fn expected_server_identity_is_enforced() {
     relay.shutdown().await.unwrap();
 }
 
-async fn raw_connect(
-    url: &str,
-) -> (
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    handshake::Transcript,
-    keyhive_sync::protocol::message::Challenge,
-) {
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn raw_connect(url: &str) -> (RawWs, keyhive_sync::protocol::message::Challenge) {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let Some(Ok(WsMessage::Binary(b))) = ws.next().await else {
         panic!("no challenge")
@@ -96,25 +95,31 @@ async fn raw_connect(
     let Message::Challenge(c) = decode_frame(&b).unwrap() else {
         panic!("not a challenge")
     };
-    let t = handshake::Transcript {
-        role: handshake::Role::Client,
-        server_id: c.server_id,
-        server_nonce: c.server_nonce,
-        client_nonce: [0; 32],
-        client_id: c.server_id,
-    };
-    (ws, t, c)
+    (ws, c)
 }
 
-async fn next_error(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> ErrorCode {
+/// The next error frame, in the clear (handshake failures, SYNC-33).
+async fn next_error(ws: &mut RawWs) -> ErrorCode {
     loop {
         match ws.next().await {
             Some(Ok(WsMessage::Binary(b))) => {
                 if let Ok(Message::Error(e)) = decode_frame(&b) {
+                    return e.code;
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("connection ended without an error frame: {other:?}"),
+        }
+    }
+}
+
+/// The next error frame of an established session, opened with its keys (SYNC-38).
+async fn next_sealed_error(ws: &mut RawWs, keys: &mut handshake::SessionKeys) -> ErrorCode {
+    loop {
+        match ws.next().await {
+            Some(Ok(WsMessage::Binary(b))) => {
+                let frame = keys.opener.open(b.into()).expect("sealed by the relay");
+                if let Ok(Message::Error(e)) = decode_frame(&frame) {
                     return e.code;
                 }
             }
@@ -129,8 +134,8 @@ async fn replayed_handshake_fails() {
     let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
     let device = SigningKey::generate();
     // Connection 1: a genuine hello, recorded.
-    let (mut ws1, _, c1) = raw_connect(&relay.url()).await;
-    let hello = handshake::answer(&c1, &device);
+    let (mut ws1, c1) = raw_connect(&relay.url()).await;
+    let (hello, _) = handshake::ClientHandshake::answer(&c1, &device, None).unwrap();
     ws1.send(WsMessage::Binary(
         encode_frame(&Message::Hello(hello.clone())).into(),
     ))
@@ -140,9 +145,10 @@ async fn replayed_handshake_fails() {
         panic!("no welcome")
     };
     assert!(matches!(decode_frame(&b).unwrap(), Message::Welcome(_)));
-    // Connection 2: replaying it fails, since the server nonce differs.
-    let (mut ws2, _, c2) = raw_connect(&relay.url()).await;
+    // Connection 2: replaying it fails, since the server nonce and ephemeral key differ.
+    let (mut ws2, c2) = raw_connect(&relay.url()).await;
     assert_ne!(c1.server_nonce, c2.server_nonce);
+    assert_ne!(c1.server_ephemeral, c2.server_ephemeral);
     ws2.send(WsMessage::Binary(
         encode_frame(&Message::Hello(hello)).into(),
     ))
@@ -150,7 +156,7 @@ async fn replayed_handshake_fails() {
     .unwrap();
     assert_eq!(next_error(&mut ws2).await, ErrorCode::HandshakeFailed);
     // A request before the handshake is refused too.
-    let (mut ws3, _, _) = raw_connect(&relay.url()).await;
+    let (mut ws3, _) = raw_connect(&relay.url()).await;
     ws3.send(WsMessage::Binary(
         encode_frame(&Message::Collection { req: 1 }).into(),
     ))
@@ -164,20 +170,27 @@ async fn replayed_handshake_fails() {
 async fn malformed_and_oversize_frames_get_typed_errors_and_connection_survives() {
     let (relay, _) = start(Arc::new(MemoryStore::new()), policy()).await;
     let device = SigningKey::generate();
-    let (mut ws, _, c) = raw_connect(&relay.url()).await;
-    let hello = handshake::answer(&c, &device);
+    let (mut ws, c) = raw_connect(&relay.url()).await;
+    let (hello, pending) = handshake::ClientHandshake::answer(&c, &device, None).unwrap();
     ws.send(WsMessage::Binary(
         encode_frame(&Message::Hello(hello)).into(),
     ))
     .await
     .unwrap();
-    let _welcome = ws.next().await;
+    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else {
+        panic!("no welcome")
+    };
+    let Message::Welcome(welcome) = decode_frame(&b).unwrap() else {
+        panic!("not a welcome")
+    };
+    let mut keys = pending.confirm(&welcome).unwrap();
+    let v = PROTOCOL_VERSION;
     let cases: Vec<(Vec<u8>, ErrorCode)> = vec![
         (vec![], ErrorCode::Malformed),
-        (vec![1, 0xff, 0xff], ErrorCode::Malformed),
+        (vec![v, 0xff, 0xff], ErrorCode::Malformed),
         (vec![7, 0], ErrorCode::UnsupportedVersion),
         (
-            vec![1; keyhive_sync::protocol::MAX_FRAME_LEN + 10],
+            vec![v; keyhive_sync::protocol::MAX_FRAME_LEN + 10],
             ErrorCode::Oversize,
         ),
         (
@@ -193,35 +206,14 @@ async fn malformed_and_oversize_frames_get_typed_errors_and_connection_survives(
             ErrorCode::Unexpected,
         ),
     ];
+    // Malformed bodies inside correctly sealed frames get typed errors (SYNC-11..13).
     for (frame, code) in cases {
-        ws.send(WsMessage::Binary(frame.into())).await.unwrap();
-        assert_eq!(next_error(&mut ws).await, code);
+        let sealed = keys.sealer.seal(frame).unwrap();
+        ws.send(WsMessage::Binary(sealed.into())).await.unwrap();
+        assert_eq!(next_sealed_error(&mut ws, &mut keys).await, code);
     }
+    // SYNC-39: a text frame cannot be authenticated: the relay closes the connection.
     ws.send(WsMessage::Text("hello".into())).await.unwrap();
-    assert_eq!(next_error(&mut ws).await, ErrorCode::Malformed);
-    // Still usable.
-    ws.send(WsMessage::Binary(
-        encode_frame(&Message::Collection { req: 5 }).into(),
-    ))
-    .await
-    .unwrap();
-    let Some(Ok(WsMessage::Binary(b))) = ws.next().await else {
-        panic!("no reply")
-    };
-    assert!(matches!(
-        decode_frame(&b).unwrap(),
-        Message::Offer {
-            req: 5,
-            last: true,
-            ..
-        }
-    ));
-    // A message above the WebSocket limit closes this connection cleanly, and only it.
-    let _ = ws
-        .send(WsMessage::Binary(
-            vec![1; 3 * keyhive_sync::protocol::MAX_FRAME_LEN].into(),
-        ))
-        .await;
     loop {
         match ws.next().await {
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
@@ -239,7 +231,7 @@ async fn too_many_malformed_frames_close_the_connection() {
     let device = SigningKey::generate();
     let s = Session::connect(&relay.url(), &device, None).await.unwrap();
     for _ in 0..40 {
-        if s.send_raw(vec![1, 0xff]).await.is_err() {
+        if s.send_raw(vec![PROTOCOL_VERSION, 0xff]).await.is_err() {
             break;
         }
     }
@@ -337,7 +329,7 @@ async fn random_frames_never_break_the_relay() {
         rand::Rng::fill_bytes(&mut rng, &mut frame);
         // Half the frames carry the right version byte and a plausible message tag.
         if i % 2 == 0 && !frame.is_empty() {
-            frame[0] = 1;
+            frame[0] = PROTOCOL_VERSION;
             if frame.len() > 1 {
                 frame[1] %= 15;
             }

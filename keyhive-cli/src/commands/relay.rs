@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{Device, IndividualId};
 use keyhive_core::keystore::{self, KeyStore};
@@ -55,6 +55,20 @@ pub struct RunningRelay {
     pub links: Vec<keyhive_sync::client::Link>,
 }
 
+/// Parses one `--sync-with RELAY_ID@URL`; without the id the relay refuses to start, since it
+/// would push every subject it holds to whatever server answers at the URL.
+pub fn parse_sync_with(arg: &str) -> Result<(PublicKey, String)> {
+    let Some((id, url)) = arg.split_once('@') else {
+        bail!(
+            "--sync-with {arg:?} lacks the peer relay's id: use RELAY_ID@URL, with the id the \
+             other relay prints when it starts, so this relay syncs only with that relay"
+        );
+    };
+    let id = crate::relays::parse_id(id).context("--sync-with expects RELAY_ID@URL")?;
+    crate::relays::validate(url)?;
+    Ok((id, url.to_owned()))
+}
+
 fn load_or_create_identity(data: &Path) -> Result<KeyStore> {
     let path = data.join(RELAY_KEY);
     if path.exists() {
@@ -73,6 +87,10 @@ pub async fn start(
     upstream: &[String],
     tls: Option<&TlsFiles>,
 ) -> Result<RunningRelay> {
+    let upstream = upstream
+        .iter()
+        .map(|arg| parse_sync_with(arg))
+        .collect::<Result<Vec<_>>>()?;
     let tls = tls.map(TlsFiles::server_config).transpose()?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let identity = load_or_create_identity(data)?;
@@ -102,15 +120,16 @@ pub async fn start(
     let mut links = Vec::new();
     if !upstream.is_empty() {
         let client = Client::new(key, store, policy);
-        for url in upstream {
-            links.push(client.add_link(url.clone(), None));
+        // SYNC-34: each link syncs only once the peer relay has proved its id.
+        for (id, url) in upstream {
+            links.push(client.add_link(url, Some(id)));
         }
     }
     Ok(RunningRelay { handle, links })
 }
 
-/// `keyhive relay serve --listen ADDR --data DIR [--tls-cert FILE --tls-key FILE]`: runs until
-/// SIGINT or SIGTERM.
+/// `keyhive relay serve --listen ADDR --data DIR [--sync-with RELAY_ID@URL]... [--tls-cert FILE
+/// --tls-key FILE]`: runs until SIGINT or SIGTERM.
 pub fn serve(
     out: Output,
     listen: &str,

@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use keyhive_sync::client::{Client, SyncReport};
+use keyhive_sync::client::{Client, ConnectError, Session as SyncSession, SyncReport};
+use keyhive_sync::protocol::handshake::HandshakeError;
 use keyhive_sync::replica::ReplicaGate;
 use serde_json::json;
 
@@ -21,6 +22,10 @@ const MAX_ROUNDS: usize = 8;
 pub struct RelaySummary {
     /// The relay URL.
     pub relay: String,
+    /// The relay's id, as proved in the handshake (SYNC-34).
+    pub relay_id: String,
+    /// Whether this sync pinned the relay id for the first time (trust on first use).
+    pub pinned_now: bool,
     /// Items received and stored.
     pub pulled: usize,
     /// Items the relay stored.
@@ -63,7 +68,7 @@ pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, V
     let shared = Arc::new(Mutex::new(replica));
     let gate = Arc::new(ReplicaGate::new(shared.clone()));
     let client = Client::new(keys.device().signing_key().clone(), store.clone(), gate);
-    let result = sync_links(&client, &shared, urls).await;
+    let result = sync_links(&client, &shared, &home, urls).await;
     drop(client);
     let replica = Arc::try_unwrap(shared)
         .map_err(|_| anyhow::anyhow!("internal error: sync link still running"))?
@@ -77,17 +82,16 @@ pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, V
 async fn sync_links(
     client: &Arc<Client>,
     shared: &Arc<Mutex<keyhive_sync::replica::Replica<Arc<keyhive_sync::RedbStore>>>>,
+    home: &Home,
     urls: &[String],
 ) -> Result<Vec<RelaySummary>> {
     let mut summaries = Vec::new();
     for url in urls {
-        let session = client.connect(url).await.with_context(|| {
-            format!(
-                "cannot reach relay {url}: is it running (`keyhive relay serve`) and the URL right?"
-            )
-        })?;
+        let (session, pinned_now) = connect_pinned(client, home, url).await?;
         let mut summary = RelaySummary {
             relay: url.clone(),
+            relay_id: session.server_id().to_string(),
+            pinned_now,
             ..Default::default()
         };
         for _ in 0..MAX_ROUNDS {
@@ -115,6 +119,29 @@ async fn sync_links(
         summaries.push(summary);
     }
     Ok(summaries)
+}
+
+/// SYNC-34, trust on first use: connects requiring the id pinned for `url`, or, the first
+/// time, pins the id the relay proved. Returns the session and whether it pinned now.
+async fn connect_pinned(client: &Client, home: &Home, url: &str) -> Result<(SyncSession, bool)> {
+    let pinned = relays::pinned(home, url)?;
+    let session = match client.connect_to(url, pinned).await {
+        Ok(session) => session,
+        Err(ConnectError::Handshake(HandshakeError::UnexpectedServer { expected, found })) => {
+            bail!(relays::changed_id_message(url, &expected, &found))
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot reach relay {url}: is it running (`keyhive relay serve`) and the URL right?"
+                )
+            });
+        }
+    };
+    if pinned.is_none() {
+        relays::pin(home, url, session.server_id())?;
+    }
+    Ok((session, pinned.is_none()))
 }
 
 fn accepted(shared: &Mutex<keyhive_sync::replica::Replica<Arc<keyhive_sync::RedbStore>>>) -> u64 {
@@ -146,6 +173,12 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
     spinner.finish_and_clear();
     out.emit(&summaries, || {
         for r in &summaries {
+            if r.pinned_now {
+                println!(
+                    "{}: first sync, pinned relay id {} (later syncs require it)",
+                    r.relay, r.relay_id
+                );
+            }
             println!(
                 "{}: pulled {}, pushed {}, refused by relay {}, rejected here {} ({} B sent, {} B received)",
                 r.relay, r.pulled, r.pushed, r.refused, r.rejected, r.bytes_sent, r.bytes_received
@@ -164,14 +197,36 @@ fn spinner(out: Output) -> indicatif::ProgressBar {
     bar
 }
 
-/// `keyhive relay add URL`.
-pub fn relay_add(home: &Home, out: Output, url: &str) -> Result<()> {
+/// `keyhive relay add URL [--id RELAY_ID]`: remembers the URL and, with `--id`, pins (or
+/// re-pins) the relay id it must prove (SYNC-34).
+pub fn relay_add(home: &Home, out: Output, url: &str, id: Option<&str>) -> Result<()> {
+    let id = id.map(relays::parse_id).transpose()?;
     let added = relays::add(home, url)?;
-    out.emit(&json!({"relay": url, "added": added}), || {
-        if added {
-            println!("Added relay {url}; `keyhive sync` now uses it");
-        } else {
-            println!("Relay {url} was already configured");
-        }
-    })
+    let replaced = match id {
+        Some(id) => relays::pin(home, url, id)?.filter(|old| *old != id),
+        None => None,
+    };
+    let pinned = relays::pinned(home, url)?;
+    out.emit(
+        &json!({
+            "relay": url,
+            "added": added,
+            "id": pinned.map(|k| k.to_string()),
+            "replaced_id": replaced.map(|k| k.to_string()),
+        }),
+        || {
+            if added {
+                println!("Added relay {url}; `keyhive sync` now uses it");
+            } else {
+                println!("Relay {url} was already configured");
+            }
+            match (pinned, replaced) {
+                (Some(new), Some(old)) => println!("Re-pinned its id: {old} -> {new}"),
+                (Some(new), None) => println!("Pinned relay id {new}"),
+                (None, _) => {
+                    println!("Its id will be pinned on the first sync (trust on first use)")
+                }
+            }
+        },
+    )
 }

@@ -84,9 +84,19 @@ impl Client {
         &self.store
     }
 
-    /// Opens an authenticated session to a relay or peer at `url`.
+    /// Opens an authenticated session to a relay or peer at `url`, whatever its id.
     pub async fn connect(&self, url: &str) -> Result<Session, ConnectError> {
-        Session::connect_tls(url, &self.key, None, self.tls.clone()).await
+        self.connect_to(url, None).await
+    }
+
+    /// Opens an authenticated session to `url`, refusing it unless the server proves the id
+    /// `expected` when given (SYNC-34).
+    pub async fn connect_to(
+        &self,
+        url: &str,
+        expected: Option<PublicKey>,
+    ) -> Result<Session, ConnectError> {
+        Session::connect_tls(url, &self.key, expected, self.tls.clone()).await
     }
 
     /// One full sync over `session` (collection + reconciliation + pull + push).
@@ -163,7 +173,11 @@ impl Client {
                         self.serve_link(id, &session, local_rx, &status, &mut stop)
                             .await
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => {
+                        // E.g. a peer relay proving another id than the one expected (SYNC-34).
+                        tracing::warn!(%url, error = %e, "link cannot connect");
+                        Err(e.to_string())
+                    }
                 };
             status.send_modify(|s| {
                 s.connected = false;

@@ -1,4 +1,5 @@
-//! One authenticated protocol connection from the connecting side (client or peer).
+//! One authenticated protocol connection from the connecting side (client or peer): the
+//! handshake (SYNC-30..34), then sealed frames both ways (SYNC-38/39).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -14,8 +15,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::item::{Item, SubjectId};
 use crate::protocol::frame::{MAX_WS_MESSAGE_LEN, decode_frame, encode_frame};
-use crate::protocol::handshake::{self, HandshakeError};
+use crate::protocol::handshake::{ClientHandshake, HandshakeError, SessionKeys};
 use crate::protocol::message::SubjectOffer;
+use crate::protocol::transport::{Opener, TAG_LEN};
 use crate::protocol::{ErrorCode, ErrorFrame, Message, PushOutcome, RequestId};
 use crate::reconcile::range::{self, AnswerError};
 
@@ -207,8 +209,9 @@ impl Session {
                 )));
             }
         };
-        let hello = handshake::answer(&challenge, key);
-        let frame = encode_frame(&Message::Hello(hello.clone()));
+        // SYNC-34: an unexpected server is refused before anything is signed.
+        let (hello, pending) = ClientHandshake::answer(&challenge, key, expected_server.as_ref())?;
+        let frame = encode_frame(&Message::Hello(hello));
         count_sent(&stats, frame.len());
         sink.send(WsMessage::Binary(frame.into()))
             .await
@@ -222,16 +225,23 @@ impl Session {
                 )));
             }
         };
-        handshake::confirm(&challenge, &hello, &welcome, expected_server.as_ref())?;
+        let SessionKeys {
+            mut sealer,
+            mut opener,
+        } = pending.confirm(&welcome)?;
 
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
         let pending: Pending = Arc::default();
         let (live_tx, live_rx) = mpsc::channel(LIVE_BUFFER);
         let closed = Arc::new(AtomicBool::new(false));
 
+        // SYNC-38: the writer alone seals, so frames take counter values in sending order.
         let writer = tokio::spawn(async move {
             while let Some(frame) = out_rx.recv().await {
-                if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
+                let Ok(sealed) = sealer.seal(frame) else {
+                    break;
+                };
+                if sink.send(WsMessage::Binary(sealed.into())).await.is_err() {
                     break;
                 }
             }
@@ -242,7 +252,7 @@ impl Session {
             let stats = stats.clone();
             let closed = closed.clone();
             tokio::spawn(async move {
-                read_loop(&mut stream, &pending, &live_tx, &stats).await;
+                read_loop(&mut stream, &mut opener, &pending, &live_tx, &stats).await;
                 closed.store(true, Ordering::Release);
                 lock(&pending).clear();
             })
@@ -295,7 +305,7 @@ impl Session {
             return Err(SessionError::Disconnected);
         }
         let frame = encode_frame(&build(req));
-        count_sent(&self.stats, frame.len());
+        count_sealed(&self.stats, frame.len());
         if self.out.send(frame).await.is_err() {
             lock(&self.pending).remove(&req);
             return Err(SessionError::Disconnected);
@@ -457,10 +467,11 @@ impl Session {
         Ok(accepted)
     }
 
-    /// Sends a raw frame (tests of hostile input).
+    /// Seals and sends an arbitrary frame body (tests of hostile input from an authenticated
+    /// peer).
     #[doc(hidden)]
     pub async fn send_raw(&self, frame: Vec<u8>) -> Result<(), SessionError> {
-        count_sent(&self.stats, frame.len());
+        count_sealed(&self.stats, frame.len());
         self.out
             .send(frame)
             .await
@@ -477,6 +488,11 @@ pub struct Reconciled {
     pub have: Vec<Hash>,
     /// Round trips used.
     pub rounds: u32,
+}
+
+/// Counts one frame as sent; `len` is the unsealed frame, so sealed frames add [`TAG_LEN`].
+fn count_sealed(stats: &WireStats, len: usize) {
+    count_sent(stats, len + TAG_LEN);
 }
 
 fn count_sent(stats: &WireStats, len: usize) {
@@ -510,25 +526,36 @@ async fn next_message(stream: &mut WsStream, stats: &WireStats) -> Result<Messag
     }
 }
 
+/// SYNC-39: reads sealed frames until the connection ends or a frame fails to open at the
+/// expected counter (injected, tampered, replayed, reordered or after a dropped frame), which
+/// ends the session: every pending request then fails with [`SessionError::Disconnected`].
 async fn read_loop(
     stream: &mut WsStream,
+    opener: &mut Opener,
     pending: &Pending,
     live: &mpsc::Sender<LiveEvent>,
     stats: &WireStats,
 ) {
     let mut lagged = false;
     while let Some(Ok(msg)) = stream.next().await {
-        let WsMessage::Binary(bytes) = msg else {
-            if matches!(msg, WsMessage::Close(_)) {
-                break;
-            }
-            continue;
+        let bytes = match msg {
+            WsMessage::Binary(bytes) => bytes,
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            // Text cannot be authenticated (SYNC-39); Close ends the session.
+            _ => break,
         };
         stats
             .received
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         stats.frames_received.fetch_add(1, Ordering::Relaxed);
-        let Ok(message) = decode_frame(&bytes) else {
+        let frame = match opener.open(bytes.into()) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::debug!(error = %e, "closing session: sealed frame refused");
+                break;
+            }
+        };
+        let Ok(message) = decode_frame(&frame) else {
             tracing::debug!("dropping malformed frame from peer");
             continue;
         };

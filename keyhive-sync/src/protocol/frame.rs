@@ -1,12 +1,14 @@
 //! Frame encoding: `frame = PROTOCOL_VERSION (1 byte) || postcard(Message)` in one binary
-//! WebSocket message (SYNC-10..SYNC-12).
+//! WebSocket message (SYNC-10..SYNC-12). After the handshake each frame is sealed before it
+//! is sent ([`super::transport`], SYNC-38).
 
 use keyhive_core::encoding::{DecodeError, decode_canonical, encode};
 
 use super::message::{ErrorCode, Message};
 
-/// SYNC-10: the protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// SYNC-10: the protocol version this build speaks (2: ephemeral keys in the handshake and
+/// sealed frames after it, SYNC-38).
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// SYNC-12: largest frame either side accepts (1 MiB).
 pub const MAX_FRAME_LEN: usize = 1 << 20;
@@ -96,11 +98,11 @@ mod tests {
             Err(FrameError::Malformed(_))
         ));
         assert!(matches!(
-            decode_frame(&vec![1; MAX_FRAME_LEN + 1]),
+            decode_frame(&vec![PROTOCOL_VERSION; MAX_FRAME_LEN + 1]),
             Err(FrameError::Oversize(_))
         ));
         assert!(matches!(
-            decode_frame(&[1, 200]),
+            decode_frame(&[PROTOCOL_VERSION, 200]),
             Err(FrameError::Malformed(_))
         ));
     }

@@ -2,6 +2,7 @@
 //! never reorder variants; append new ones at the end (SYNC-10).
 
 use keyhive_core::Hash;
+use keyhive_core::crypto::prekey::PrekeyPublic;
 use keyhive_core::crypto::signing::PublicKey;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ pub enum Message {
     Challenge(Challenge),
     /// Client -> server, proves possession of the device key (SYNC-31).
     Hello(Hello),
-    /// Server -> client, proves the server's key; the session is open (SYNC-32).
+    /// Server -> client, proves the server's key; every later frame is sealed (SYNC-32, SYNC-38).
     Welcome(Welcome),
     /// Either direction: a typed error (SYNC-13).
     Error(ErrorFrame),
@@ -141,6 +142,8 @@ pub struct Challenge {
     pub server_id: PublicKey,
     /// 32 fresh random bytes, unique to this connection.
     pub server_nonce: [u8; 32],
+    /// The server's fresh X25519 key for this connection (SYNC-30, SYNC-38).
+    pub server_ephemeral: PrekeyPublic,
 }
 
 /// The client's proof (SYNC-31).
@@ -150,6 +153,8 @@ pub struct Hello {
     pub client_id: PublicKey,
     /// 32 fresh random bytes chosen by the client.
     pub client_nonce: [u8; 32],
+    /// The client's fresh X25519 key for this connection (SYNC-31, SYNC-38).
+    pub client_ephemeral: PrekeyPublic,
     /// Signature (64 bytes) over the client transcript.
     pub signature: Vec<u8>,
 }

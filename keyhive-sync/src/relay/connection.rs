@@ -1,4 +1,5 @@
-//! One relay connection: handshake, then request dispatch and live pushes.
+//! One relay connection: handshake, then sealed request dispatch and live pushes
+//! (SYNC-30..33, SYNC-38/39).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use tokio::sync::{broadcast, watch};
 use super::Shared;
 use super::limits::TokenBucket;
 use crate::item::{Item, SubjectId, WireItem};
-use crate::protocol::handshake;
-use crate::protocol::message::{Challenge, SubjectOffer};
+use crate::protocol::handshake::{ServerHandshake, SessionKeys};
+use crate::protocol::message::SubjectOffer;
 use crate::protocol::{
     ErrorCode, ErrorFrame, MAX_FRAME_LEN, Message, PushOutcome, RequestId, decode_frame,
     encode_frame,
@@ -24,12 +25,19 @@ pub(crate) const FRAME_BUDGET: usize = MAX_FRAME_LEN - 16 * 1024;
 
 /// Why the connection loop stopped.
 enum Stop {
-    /// The peer went away or the socket failed.
+    /// The peer went away, the socket failed, or a frame failed authentication (SYNC-39).
     Gone,
 }
 
-struct Conn {
+/// The socket after the handshake: every frame sealed on send and opened on receipt
+/// (SYNC-38/39).
+struct Wire {
     socket: WebSocket,
+    keys: SessionKeys,
+}
+
+struct Conn {
+    wire: Wire,
     shared: Arc<Shared>,
     id: u64,
     peer: IndividualId,
@@ -50,20 +58,38 @@ async fn next_live(live: &mut Option<broadcast::Receiver<(u64, Arc<Item>)>>) -> 
     }
 }
 
-async fn send(socket: &mut WebSocket, message: &Message) -> Result<(), Stop> {
+/// Sends a handshake frame, in the clear (SYNC-30..33).
+async fn send_plain(socket: &mut WebSocket, message: &Message) -> Result<(), Stop> {
     socket
         .send(WsMessage::Binary(encode_frame(message).into()))
         .await
         .map_err(|_| Stop::Gone)
 }
 
+async fn plain_error(socket: &mut WebSocket, code: ErrorCode, detail: impl Into<String>) {
+    let _ = send_plain(socket, &Message::Error(ErrorFrame::new(None, code, detail))).await;
+}
+
+/// SYNC-38: seals and sends one frame.
+async fn send(wire: &mut Wire, message: &Message) -> Result<(), Stop> {
+    let sealed = wire
+        .keys
+        .sealer
+        .seal(encode_frame(message))
+        .map_err(|_| Stop::Gone)?;
+    wire.socket
+        .send(WsMessage::Binary(sealed.into()))
+        .await
+        .map_err(|_| Stop::Gone)
+}
+
 async fn send_error(
-    socket: &mut WebSocket,
+    wire: &mut Wire,
     req: Option<RequestId>,
     code: ErrorCode,
     detail: impl Into<String>,
 ) -> Result<(), Stop> {
-    send(socket, &Message::Error(ErrorFrame::new(req, code, detail))).await
+    send(wire, &Message::Error(ErrorFrame::new(req, code, detail))).await
 }
 
 /// Runs a connection to completion. Never panics on peer input.
@@ -73,7 +99,7 @@ pub(crate) async fn run(
     id: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Some(peer) = handshake_server(&mut socket, &shared).await else {
+    let Some((peer, keys)) = handshake_server(&mut socket, &shared).await else {
         let _ = socket.send(WsMessage::Close(None)).await;
         return;
     };
@@ -81,7 +107,7 @@ pub(crate) async fn run(
     let mut conn = Conn {
         frames: TokenBucket::new(limits.frames_per_second, limits.burst_frames),
         bytes: TokenBucket::new(limits.bytes_per_second, limits.burst_bytes),
-        socket,
+        wire: Wire { socket, keys },
         shared,
         id,
         peer,
@@ -91,20 +117,17 @@ pub(crate) async fn run(
     };
     loop {
         tokio::select! {
-            incoming = conn.socket.recv() => {
+            incoming = conn.wire.socket.recv() => {
                 let Some(Ok(msg)) = incoming else { break };
                 match msg {
                     WsMessage::Binary(bytes) => {
-                        if conn.on_frame(&bytes).await.is_err() {
+                        if conn.on_sealed(bytes.into()).await.is_err() {
                             break;
                         }
                     }
-                    WsMessage::Text(_) => {
-                        if conn.on_malformed(ErrorCode::Malformed, "text frames are not part of the protocol").await.is_err() {
-                            break;
-                        }
-                    }
-                    WsMessage::Close(_) => break,
+                    // SYNC-39: after the handshake only sealed binary frames are accepted; a
+                    // text frame cannot be authenticated and ends the connection.
+                    WsMessage::Text(_) | WsMessage::Close(_) => break,
                     WsMessage::Ping(_) | WsMessage::Pong(_) => {}
                 }
             }
@@ -114,21 +137,22 @@ pub(crate) async fn run(
                 }
             }
             _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
-                let _ = send_error(&mut conn.socket, None, ErrorCode::ShuttingDown, "relay is shutting down").await;
+                let _ = send_error(&mut conn.wire, None, ErrorCode::ShuttingDown, "relay is shutting down").await;
                 break;
             }
         }
     }
-    let _ = conn.socket.send(WsMessage::Close(None)).await;
+    let _ = conn.wire.socket.send(WsMessage::Close(None)).await;
 }
 
-/// SYNC-30..33: returns the authenticated peer, or `None` after reporting the failure.
-async fn handshake_server(socket: &mut WebSocket, shared: &Shared) -> Option<IndividualId> {
-    let challenge = Challenge {
-        server_id: shared.config.identity.public_key(),
-        server_nonce: handshake::nonce(),
-    };
-    send(socket, &Message::Challenge(challenge.clone()))
+/// SYNC-30..33, SYNC-38: returns the authenticated peer and the session keys, or `None` after
+/// reporting the failure in the clear.
+async fn handshake_server(
+    socket: &mut WebSocket,
+    shared: &Shared,
+) -> Option<(IndividualId, SessionKeys)> {
+    let server = ServerHandshake::start(shared.config.identity.public_key());
+    send_plain(socket, &Message::Challenge(server.challenge().clone()))
         .await
         .ok()?;
     let timeout = shared.config.limits.handshake_timeout;
@@ -136,23 +160,11 @@ async fn handshake_server(socket: &mut WebSocket, shared: &Shared) -> Option<Ind
     let bytes = match first {
         Ok(Some(Ok(WsMessage::Binary(bytes)))) => bytes,
         Ok(Some(Ok(_))) => {
-            let _ = send_error(
-                socket,
-                None,
-                ErrorCode::HandshakeFailed,
-                "expected a hello frame",
-            )
-            .await;
+            plain_error(socket, ErrorCode::HandshakeFailed, "expected a hello frame").await;
             return None;
         }
         Err(_) => {
-            let _ = send_error(
-                socket,
-                None,
-                ErrorCode::HandshakeFailed,
-                "handshake timed out",
-            )
-            .await;
+            plain_error(socket, ErrorCode::HandshakeFailed, "handshake timed out").await;
             return None;
         }
         Ok(_) => return None,
@@ -160,27 +172,22 @@ async fn handshake_server(socket: &mut WebSocket, shared: &Shared) -> Option<Ind
     let hello = match decode_frame(&bytes) {
         Ok(Message::Hello(hello)) => hello,
         Ok(_) => {
-            let _ = send_error(
-                socket,
-                None,
-                ErrorCode::Unexpected,
-                "expected a hello frame",
-            )
-            .await;
+            plain_error(socket, ErrorCode::Unexpected, "expected a hello frame").await;
             return None;
         }
         Err(e) => {
-            let _ = send_error(socket, None, e.code(), e.to_string()).await;
+            plain_error(socket, e.code(), e.to_string()).await;
             return None;
         }
     };
-    match handshake::accept(&challenge, &hello, &shared.config.identity) {
-        Ok(welcome) => {
-            send(socket, &Message::Welcome(welcome)).await.ok()?;
-            Some(IndividualId(hello.client_id))
+    let client_id = hello.client_id;
+    match server.accept(&hello, &shared.config.identity) {
+        Ok((welcome, keys)) => {
+            send_plain(socket, &Message::Welcome(welcome)).await.ok()?;
+            Some((IndividualId(client_id), keys))
         }
         Err(e) => {
-            let _ = send_error(socket, None, ErrorCode::HandshakeFailed, e.to_string()).await;
+            plain_error(socket, ErrorCode::HandshakeFailed, e.to_string()).await;
             None
         }
     }
@@ -193,11 +200,24 @@ impl Conn {
         detail: impl Into<String>,
     ) -> Result<(), Stop> {
         self.errors += 1;
-        send_error(&mut self.socket, None, code, detail).await?;
+        send_error(&mut self.wire, None, code, detail).await?;
         if self.errors > self.shared.config.limits.max_errors {
             return Err(Stop::Gone);
         }
         Ok(())
+    }
+
+    /// SYNC-39: a frame that does not open at the expected counter ends the connection
+    /// without an answer (the sender is not the authenticated peer, or frames were replayed,
+    /// reordered or dropped on the way).
+    async fn on_sealed(&mut self, sealed: Vec<u8>) -> Result<(), Stop> {
+        match self.wire.keys.opener.open(sealed) {
+            Ok(frame) => self.on_frame(&frame).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "closing connection: sealed frame refused");
+                Err(Stop::Gone)
+            }
+        }
     }
 
     async fn on_frame(&mut self, bytes: &[u8]) -> Result<(), Stop> {
@@ -208,7 +228,7 @@ impl Conn {
         // SYNC-70: over-rate requests are answered with RateLimited and not executed.
         if !self.frames.try_take(1.0) || !self.bytes.try_take(bytes.len() as f64) {
             return send_error(
-                &mut self.socket,
+                &mut self.wire,
                 message.request_id(),
                 ErrorCode::RateLimited,
                 "rate limit exceeded; retry later",
@@ -229,7 +249,7 @@ impl Conn {
                 let req = other.request_id();
                 self.errors += 1;
                 send_error(
-                    &mut self.socket,
+                    &mut self.wire,
                     req,
                     ErrorCode::Unexpected,
                     "message not valid from a client here",
@@ -242,7 +262,7 @@ impl Conn {
     async fn internal(&mut self, req: RequestId, e: impl std::fmt::Display) -> Result<(), Stop> {
         tracing::warn!(error = %e, "relay storage error");
         send_error(
-            &mut self.socket,
+            &mut self.wire,
             Some(req),
             ErrorCode::Internal,
             "storage error",
@@ -254,7 +274,7 @@ impl Conn {
     async fn on_push(&mut self, req: RequestId, items: Vec<WireItem>) -> Result<(), Stop> {
         if items.len() > self.shared.config.limits.max_push_items {
             return send_error(
-                &mut self.socket,
+                &mut self.wire,
                 Some(req),
                 ErrorCode::TooLarge,
                 "too many items in one push",
@@ -308,7 +328,7 @@ impl Conn {
                 }
             }
         }
-        send(&mut self.socket, &Message::PushAck { req, outcomes }).await
+        send(&mut self.wire, &Message::PushAck { req, outcomes }).await
     }
 
     /// SYNC-42/43/44: serve only items whose subject the requester may pull; others are
@@ -316,7 +336,7 @@ impl Conn {
     async fn on_pull(&mut self, req: RequestId, hashes: Vec<Hash>) -> Result<(), Stop> {
         if hashes.len() > self.shared.config.limits.max_pull_hashes {
             return send_error(
-                &mut self.socket,
+                &mut self.wire,
                 Some(req),
                 ErrorCode::TooLarge,
                 "too many hashes in one pull",
@@ -343,7 +363,7 @@ impl Conn {
             if size + cost > FRAME_BUDGET && !batch.is_empty() {
                 let items = std::mem::take(&mut batch);
                 send(
-                    &mut self.socket,
+                    &mut self.wire,
                     &Message::Items {
                         req,
                         items,
@@ -357,7 +377,7 @@ impl Conn {
             batch.push(item.into_wire());
         }
         send(
-            &mut self.socket,
+            &mut self.wire,
             &Message::Items {
                 req,
                 items: batch,
@@ -398,7 +418,7 @@ impl Conn {
             if batch.len() >= 10_000 {
                 let subjects = std::mem::take(&mut batch);
                 send(
-                    &mut self.socket,
+                    &mut self.wire,
                     &Message::Offer {
                         req,
                         subjects,
@@ -409,7 +429,7 @@ impl Conn {
             }
         }
         send(
-            &mut self.socket,
+            &mut self.wire,
             &Message::Offer {
                 req,
                 subjects: batch,
@@ -428,7 +448,7 @@ impl Conn {
     ) -> Result<(), Stop> {
         if queries.len() > self.shared.config.limits.max_queries {
             return send_error(
-                &mut self.socket,
+                &mut self.wire,
                 Some(req),
                 ErrorCode::TooLarge,
                 "too many range queries",
@@ -437,7 +457,7 @@ impl Conn {
         }
         if queries.iter().any(|q| q.prefix.check().is_err()) {
             return send_error(
-                &mut self.socket,
+                &mut self.wire,
                 Some(req),
                 ErrorCode::Malformed,
                 "malformed range prefix",
@@ -446,7 +466,7 @@ impl Conn {
         }
         if !self.shared.policy.may_pull(&self.peer, &subject) {
             return send_error(
-                &mut self.socket,
+                &mut self.wire,
                 Some(req),
                 ErrorCode::Forbidden,
                 "no pull access to this subject",
@@ -458,7 +478,7 @@ impl Conn {
             Err(e) => return self.internal(req, e).await,
         };
         let answers = range::respond(&hashes, &queries);
-        send(&mut self.socket, &Message::ReconcileReply { req, answers }).await
+        send(&mut self.wire, &Message::ReconcileReply { req, answers }).await
     }
 
     /// SYNC-60: subscribe to the subjects the requester may pull.
@@ -466,7 +486,7 @@ impl Conn {
         let max = self.shared.config.limits.max_subscriptions;
         if subjects.len() > max {
             return send_error(
-                &mut self.socket,
+                &mut self.wire,
                 Some(req),
                 ErrorCode::TooLarge,
                 "too many subjects",
@@ -487,7 +507,7 @@ impl Conn {
             }
         }
         send(
-            &mut self.socket,
+            &mut self.wire,
             &Message::Subscribed {
                 req,
                 subjects: accepted,
@@ -515,7 +535,7 @@ impl Conn {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     send_error(
-                        &mut self.socket,
+                        &mut self.wire,
                         None,
                         ErrorCode::Lagged,
                         "live items dropped; resynchronise",
@@ -543,6 +563,6 @@ impl Conn {
         if items.is_empty() {
             return Ok(());
         }
-        send(&mut self.socket, &Message::Live { items }).await
+        send(&mut self.wire, &Message::Live { items }).await
     }
 }
