@@ -297,7 +297,12 @@ impl Admission {
 /// Whether `device` holds `read` on `document` now, or held it through a path revoked since
 /// (key-agreement history and entry points stay admissible after a revocation, REP-1).
 pub(crate) fn held_read(checker: &Checker, device: &IndividualId, document: &PublicKey) -> bool {
-    match checker.explain(AgentId::Individual(*device), Access::Read, document) {
+    let agent = AgentId::Individual(*device);
+    // `can` is answered from the checker's cache; `explain` only for the rare refusal.
+    if checker.can(agent, Access::Read, document) {
+        return true;
+    }
+    match checker.explain(agent, Access::Read, document) {
         Explanation::Granted { .. } => true,
         Explanation::Refused(r) => {
             matches!(r.reason, Reason::Revoked { .. } | Reason::Excluded { .. })
