@@ -6,7 +6,8 @@
 //! - RELAY-1: an auth op is stored only if it verifies and is valid under the graph (a genesis
 //!   is self-certifying); one whose predecessors are missing is refused until they are pushed.
 //! - RELAY-2: a content op is stored only if its author holds `write` (it is valid).
-//! - RELAY-3: a key-agreement op is stored only if it verifies and its issuer holds `read`.
+//! - RELAY-3: a key-agreement op is stored only if it verifies and its issuer holds `read`;
+//!   an init only if the document's genesis names it (`specs/cgka.md` CGKA-25).
 //! - RELAY-4: a blob (ciphertext) is stored only if the pusher holds `read` on the document
 //!   (writers publish changes, any reader may publish an entry point, REP-5).
 //! - RELAY-5: items of a subject are served only to devices holding `pull` on it; a device's
@@ -22,7 +23,7 @@ use keyhive_core::capability::{
 };
 use keyhive_core::cgka::SignedCgkaOp;
 use keyhive_core::encoding::DecodeError;
-use keyhive_core::identity::{ContactCard, IndividualId};
+use keyhive_core::identity::{ContactCard, DocumentId, IndividualId};
 use keyhive_core::signed::Signed;
 
 use crate::item::{Item, ItemKind, SubjectId};
@@ -110,6 +111,9 @@ impl Graph {
                     .map_err(|e| Refusal::Invalid(e.to_string()))?
                     .verify()
                     .map_err(|e| Refusal::Invalid(e.to_string()))?;
+                let binding = self.checker.key_agreement(&DocumentId(item.subject().0));
+                keyhive_core::cgka::check_init(binding.as_ref(), &op)
+                    .map_err(|e| Refusal::NotAuthorised(format!("CGKA-25: {e}")))?;
                 let issuer = IndividualId(op.issuer);
                 if self.holds(&issuer, Access::Read, &item.subject()) {
                     Ok(())

@@ -214,9 +214,7 @@ impl<S: Store> Replica<S> {
 
     /// Creates a group (a person's devices, a team).
     pub fn create_group(&mut self) -> Result<GroupId, ReplicaError> {
-        let genesis = self
-            .checker
-            .create_subject(&self.device, SubjectKind::Group)?;
+        let genesis = self.checker.create_group(&self.device)?;
         self.store_op(&AnyVerified::Genesis(genesis.clone()))?;
         Ok(GroupId(genesis.issuer))
     }
@@ -224,13 +222,12 @@ impl<S: Store> Replica<S> {
     /// Creates a document (also used for folders, whose content is their metadata) and its key
     /// agreement with this device seated.
     pub fn create_document(&mut self) -> Result<DocumentId, ReplicaError> {
-        let genesis = self
-            .checker
-            .create_subject(&self.device, SubjectKind::Document)?;
-        self.store_op(&AnyVerified::Genesis(genesis.clone()))?;
-        let document = DocumentId(genesis.issuer);
-        let (cgka, init) = Cgka::create(document, &self.device)?;
-        self.cgkas.insert(document, cgka);
+        // GEN-2: the genesis names the key agreement's init (CGKA-25).
+        let created = self.checker.create_document(&self.device)?;
+        let document = created.id();
+        self.store_op(&AnyVerified::Genesis(created.genesis))?;
+        let init = created.init;
+        self.cgkas.insert(document, created.cgka);
         self.store_items(vec![Item::new(
             ItemKind::Cgka,
             SubjectId(document.0),
@@ -389,14 +386,23 @@ impl<S: Store> Replica<S> {
             directory: &self.directory,
             document: document.0,
         };
-        if is_init {
-            if self.cgkas.contains_key(&document) {
-                return Ok(Ingested::Duplicate);
+        // CGKA-25: the only init is the one the held genesis names; any other is refused. Before
+        // the genesis arrives an init waits with the other early ops.
+        if let (true, Some(binding)) = (is_init, self.checker.key_agreement(&document)) {
+            if let Some(cgka) = self.cgkas.get(&document) {
+                return if cgka.init_hash() == op.hash() {
+                    Ok(Ingested::Duplicate)
+                } else {
+                    Err(keyhive_core::cgka::ReceiveError::ForeignInit.into())
+                };
             }
-            let cgka = Cgka::from_init(document, op, Some(&self.device), &authority)?;
+            let cgka = Cgka::from_init(&binding, op, Some(&self.device), &authority)?;
             self.cgkas.insert(document, cgka);
             for early in self.early_cgka.remove(&document).unwrap_or_default() {
-                self.receive_cgka(document, early)?;
+                // One refused early op (e.g. a second init, CGKA-25) must not drop the rest.
+                if let Err(e) = self.receive_cgka(document, early) {
+                    tracing::debug!(%document, error = %e, "early key-agreement op refused");
+                }
             }
             return Ok(Ingested::Stored);
         }
