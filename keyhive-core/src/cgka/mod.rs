@@ -18,6 +18,8 @@ pub mod state;
 pub mod tree;
 
 #[cfg(test)]
+mod adversarial_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
 mod vectors;

@@ -75,7 +75,7 @@ pub(crate) fn deliver(
     }
 }
 
-fn shuffle<T>(items: &mut [T], mut seed: u64) {
+pub(crate) fn shuffle<T>(items: &mut [T], mut seed: u64) {
     for i in (1..items.len()).rev() {
         seed = seed
             .wrapping_mul(6364136223846793005)
@@ -103,7 +103,7 @@ pub(crate) fn sync_all(replicas: &mut [Replica], seed: u64, authority: &StaticAu
 }
 
 /// Publishes `op` from replica `from` to every other replica.
-pub(crate) fn broadcast(replicas: &mut [Replica], op: &CgkaOp, authority: &StaticAuthority) {
+pub(crate) fn broadcast(replicas: &mut [Replica], op: &CgkaOp, authority: &dyn CgkaAuthority) {
     for r in replicas.iter_mut() {
         let signed = Signed::decode(op.as_bytes()).unwrap();
         r.cgka.receive(signed, authority).unwrap();
