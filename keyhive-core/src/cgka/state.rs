@@ -366,8 +366,12 @@ impl Cgka {
         authority: &dyn CgkaAuthority,
     ) -> Result<Received, ReceiveError> {
         let hash = op.hash();
-        if self.ops.contains_key(&hash) || self.pending.contains_key(&hash) {
+        if self.ops.contains_key(&hash) {
             return Ok(Received::Duplicate);
+        }
+        // Still parked: not applied yet, so not to be stored yet either (CGKA-21, CGKA-26).
+        if let Some(parked) = self.pending.get(&hash) {
+            return Ok(Received::Pending(self.missing(parked)));
         }
         check_body(op.unverified_payload())?;
         let op = Arc::new(op.verify_cached(&mut self.issuer_keys.0)?);
