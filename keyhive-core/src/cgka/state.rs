@@ -1,5 +1,5 @@
 //! A document's CGKA: the op DAG, its deterministic replay into a [`Tree`], and the local
-//! device's secrets (`specs/cgka.md` §6, CGKA-12..CGKA-22).
+//! device's secrets (`specs/cgka.md` §4–§6, CGKA-12..CGKA-22, CGKA-26).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
