@@ -415,11 +415,16 @@ impl Cgka {
         if self.waiting.contains_key(&hash) {
             return self.admit(op, authority);
         }
+        self.hold_in_quarantine(hash, op);
+        Ok(())
+    }
+
+    /// Holds a refused op in the bounded quarantine, evicting the oldest (CGKA-20).
+    fn hold_in_quarantine(&mut self, hash: Hash, op: Arc<CgkaOp>) {
         if self.quarantine.len() >= MAX_QUARANTINE {
             self.quarantine.pop_first();
         }
         self.quarantine.insert(hash, op);
-        Ok(())
     }
 
     /// CGKA-26: for a remove whose predecessors are all applied, the removed device if it is
@@ -546,10 +551,7 @@ impl Cgka {
                     if self.removes_nobody(&op, authority).is_some()
                         && !self.waiting.contains_key(&w)
                     {
-                        if self.quarantine.len() >= MAX_QUARANTINE {
-                            self.quarantine.pop_first();
-                        }
-                        self.quarantine.insert(w, op);
+                        self.hold_in_quarantine(w, op);
                         continue;
                     }
                     self.insert(op, authority);
