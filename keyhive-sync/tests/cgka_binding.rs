@@ -2,13 +2,14 @@
 //! second init signed by a reader, or by the creator with another prekey, is refused by every
 //! replica in every delivery order, and all replicas converge on the init the genesis names.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use keyhive_core::capability::{Access, AgentId, PeerTag};
 use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::identity::{Device, DocumentId};
-use keyhive_sync::replica::{Ingested, Replica};
+use keyhive_sync::client::sync::ingest;
+use keyhive_sync::replica::{Ingested, Replica, ReplicaGate};
 use keyhive_sync::{Item, ItemKind, MemoryStore, Store, SubjectId};
 use proptest::prelude::*;
 
@@ -142,20 +143,27 @@ proptest! {
     }
 }
 
-/// CGKA-25: the creator's replica refuses both forged inits, and after a restart replays the
-/// init its genesis names (not whichever init hashes lower).
-#[test]
-fn the_creator_keeps_its_init_across_a_restart() {
-    let mut s = shared();
+/// CGKA-25: the creator's replica, fed both forged inits by a peer the way a sync client feeds
+/// it (validate through the replica's gate, store what passes), stores neither, and after a
+/// restart replays the init its genesis names (not whichever stored init hashes lower).
+#[tokio::test]
+async fn the_creator_keeps_its_init_across_a_restart() {
+    let s = shared();
     let named = s.alice.checker().key_agreement(&s.doc).unwrap().init;
-    for forged in &s.forged {
-        assert!(s.alice.ingest(PeerTag::LOCAL, forged).is_err());
-        assert!(!s.alice.store().contains(&forged.hash()).unwrap());
-    }
     let secrets: Vec<_> = s.alice.cgka_secrets().collect();
     let device = s.alice.device().clone();
     let store = s.alice.store().clone();
-    drop(s.alice);
+    let peer = s.observers[0].device().id();
+    let alice = Arc::new(Mutex::new(s.alice));
+    let gate = ReplicaGate::new(alice.clone());
+    let client_store: Arc<dyn Store> = store.clone();
+    let (stored, rejected) = ingest(&client_store, &gate, &peer, s.forged.to_vec())
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "a forged init was stored");
+    assert_eq!(rejected, 2);
+    drop(gate);
+    drop(alice);
     let mut reopened = Replica::open(device, store).unwrap();
     reopened.import_cgka_secrets(secrets);
     assert_eq!(reopened.cgka(&s.doc).unwrap().init_hash(), named);
