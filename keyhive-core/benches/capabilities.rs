@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use keyhive_core::capability::{Access, AgentId, AnySigned, AnyVerified, Checker, PeerTag};
 use keyhive_core::crypto::signing::{PublicKey, SigningKey, verify_strict_with};
-use keyhive_core::identity::{Device, DocumentId, GroupId, SubjectKind};
+use keyhive_core::identity::{Device, DocumentId, GroupId};
 
 fn device(i: usize) -> Device {
     let mut seed = [0u8; 32];
@@ -32,10 +32,7 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
 fn document_history(members: usize) -> (Vec<Vec<u8>>, PublicKey) {
     let owner = device(0);
     let mut c = Checker::default();
-    let doc = c
-        .create_subject(&owner, SubjectKind::Document)
-        .unwrap()
-        .issuer;
+    let doc = c.create_document(&owner).unwrap().genesis.issuer;
     let mut grants = Vec::new();
     for i in 1..=members {
         let access = if i % 10 == 0 {
@@ -66,13 +63,10 @@ fn document_history(members: usize) -> (Vec<Vec<u8>>, PublicKey) {
 fn mixed_history() -> Vec<Vec<u8>> {
     let owner = device(0);
     let mut c = Checker::default();
-    let folder = c.create_subject(&owner, SubjectKind::Group).unwrap().issuer;
+    let folder = c.create_group(&owner).unwrap().issuer;
     let docs: Vec<PublicKey> = (0..20)
         .map(|_| {
-            let doc = c
-                .create_subject(&owner, SubjectKind::Document)
-                .unwrap()
-                .issuer;
+            let doc = c.create_document(&owner).unwrap().genesis.issuer;
             c.delegate(&owner, &doc, AgentId::Group(GroupId(folder)), Access::Admin)
                 .unwrap();
             doc
@@ -82,10 +76,7 @@ fn mixed_history() -> Vec<Vec<u8>> {
     let mut writers = Vec::new();
     for p in 0..100 {
         let laptop = device(10_000 + p * 3);
-        let person = c
-            .create_subject(&laptop, SubjectKind::Group)
-            .unwrap()
-            .issuer;
+        let person = c.create_group(&laptop).unwrap().issuer;
         for k in 1..3 {
             let d = device(10_000 + p * 3 + k);
             c.delegate(&laptop, &person, AgentId::Individual(d.id()), Access::Admin)
@@ -228,10 +219,7 @@ fn bench_add_members(c: &mut Criterion) {
     let devices: Vec<Device> = (1..=N).map(device).collect();
     // Per-add cost at the start and at the end (mean of 100 adds each), printed once.
     let mut checker = Checker::default();
-    let doc = checker
-        .create_subject(&owner, SubjectKind::Document)
-        .unwrap()
-        .issuer;
+    let doc = checker.create_document(&owner).unwrap().genesis.issuer;
     let mut per_add = Vec::with_capacity(N);
     for d in &devices {
         let t = Instant::now();
@@ -275,10 +263,7 @@ fn bench_add_members(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let mut c = Checker::default();
-                let doc = c
-                    .create_subject(&owner, SubjectKind::Document)
-                    .unwrap()
-                    .issuer;
+                let doc = c.create_document(&owner).unwrap().genesis.issuer;
                 (c, doc)
             },
             |(mut c, doc)| {
@@ -299,10 +284,7 @@ fn bench_can(c: &mut Criterion) {
     const DOCS: usize = 1_000;
     let owner = device(0);
     let mut checker = Checker::default();
-    let folder = checker
-        .create_subject(&owner, SubjectKind::Group)
-        .unwrap()
-        .issuer;
+    let folder = checker.create_group(&owner).unwrap().issuer;
     for i in 1..=MEMBERS {
         checker
             .delegate(
@@ -315,10 +297,7 @@ fn bench_can(c: &mut Criterion) {
     }
     let mut docs = Vec::with_capacity(DOCS);
     for _ in 0..DOCS {
-        let doc = checker
-            .create_subject(&owner, SubjectKind::Document)
-            .unwrap()
-            .issuer;
+        let doc = checker.create_document(&owner).unwrap().genesis.issuer;
         checker
             .delegate(&owner, &doc, AgentId::Group(GroupId(folder)), Access::Read)
             .unwrap();

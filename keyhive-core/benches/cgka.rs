@@ -170,12 +170,13 @@ fn benches(c: &mut Criterion) {
         .map(|op| op.as_bytes().to_vec())
         .collect();
     let reader = members.last().expect("members").clone();
-    let doc = cgka.document();
+    let binding = cgka.binding();
     group.sample_size(10);
     group.bench_function("ingest_history_n1000", |bench| {
         bench.iter(|| {
             let init = Signed::decode(&history[0]).expect("decode");
-            let mut replica = Cgka::from_init(doc, init, Some(&reader), &authority).expect("init");
+            let mut replica =
+                Cgka::from_init(&binding, init, Some(&reader), &authority).expect("init");
             for bytes in &history[1..] {
                 let op = Signed::decode(bytes).expect("decode");
                 replica.receive(op, &authority).expect("receive");

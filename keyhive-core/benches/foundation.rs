@@ -22,6 +22,7 @@ fn sample_op() -> (SigningKey, Verified<Op<Genesis>>) {
         Genesis {
             kind: SubjectKind::Group,
             creator,
+            key_agreement: None,
         },
     );
     let signed = Verified::sign(op, &key).expect("sign");

@@ -133,21 +133,17 @@ fn run(steps: Vec<Step>, seed: u64) {
     let mut replicas: Vec<Checker> = (0..REPLICAS).map(|_| Checker::default()).collect();
     // Setup: two documents and a folder granted on both, made by d0; d1 owns a person group.
     let doc_a = replicas[0]
-        .create_subject(&devices[0], SubjectKind::Document)
+        .create_document(&devices[0])
         .unwrap()
+        .genesis
         .issuer;
     let doc_b = replicas[0]
-        .create_subject(&devices[0], SubjectKind::Document)
+        .create_document(&devices[0])
         .unwrap()
+        .genesis
         .issuer;
-    let folder = replicas[0]
-        .create_subject(&devices[0], SubjectKind::Group)
-        .unwrap()
-        .issuer;
-    let person = replicas[0]
-        .create_subject(&devices[1], SubjectKind::Group)
-        .unwrap()
-        .issuer;
+    let folder = replicas[0].create_group(&devices[0]).unwrap().issuer;
+    let person = replicas[0].create_group(&devices[1]).unwrap().issuer;
     let _ = replicas[0].delegate(
         &devices[0],
         &doc_a,
@@ -284,7 +280,11 @@ fn run(steps: Vec<Step>, seed: u64) {
                     } else {
                         SubjectKind::Document
                     };
-                    if let Ok(g) = rep.create_subject(dev, k) {
+                    let created = match k {
+                        SubjectKind::Group => rep.create_group(dev),
+                        SubjectKind::Document => rep.create_document(dev).map(|d| d.genesis),
+                    };
+                    if let Ok(g) = created {
                         subjects.push((g.issuer, k));
                     }
                 }

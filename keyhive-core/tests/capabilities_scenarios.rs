@@ -34,13 +34,11 @@ fn invalid_rule(c: &Checker, h: &Hash) -> &'static str {
 }
 
 fn new_doc(c: &mut Checker, owner: &Device) -> PublicKey {
-    c.create_subject(owner, SubjectKind::Document)
-        .unwrap()
-        .issuer
+    c.create_document(owner).unwrap().genesis.issuer
 }
 
 fn new_group(c: &mut Checker, owner: &Device) -> PublicKey {
-    c.create_subject(owner, SubjectKind::Group).unwrap().issuer
+    c.create_group(owner).unwrap().issuer
 }
 
 #[test]
@@ -656,6 +654,7 @@ fn cap5_conflicting_genesis_makes_the_subject_unusable() {
             Genesis {
                 kind: SubjectKind::Group,
                 creator: alice.id(),
+                key_agreement: None,
             },
         ),
         &kept,
@@ -668,6 +667,7 @@ fn cap5_conflicting_genesis_makes_the_subject_unusable() {
             Genesis {
                 kind: SubjectKind::Group,
                 creator: mallory.id(),
+                key_agreement: None,
             },
         ),
         &kept,

@@ -96,9 +96,13 @@ proptest! {
     }
 
     #[test]
-    fn genesis_round_trips(kind in prop_oneof![Just(SubjectKind::Group), Just(SubjectKind::Document)]) {
+    fn genesis_round_trips(document in any::<bool>(), init in any::<[u8; 32]>()) {
         let creator = IndividualId(SigningKey::generate().public_key());
-        let g = Genesis::create(kind, creator).unwrap();
+        let g = if document {
+            Genesis::create_document(creator, |_| Ok::<_, keyhive_core::signed::SignError>((Hash(init), ()))).unwrap().0
+        } else {
+            Genesis::create_group(creator).unwrap()
+        };
         let back = Signed::<Op<Genesis>>::decode(g.as_bytes()).unwrap().verify().unwrap();
         prop_assert_eq!(back.payload(), g.payload());
     }
@@ -146,6 +150,7 @@ fn genesis_with_predecessors_is_rejected() {
         Genesis {
             kind: SubjectKind::Group,
             creator,
+            key_agreement: None,
         },
     );
     assert!(matches!(

@@ -5,13 +5,14 @@
 
 use std::path::PathBuf;
 
+use keyhive_core::cgka::{Cgka, CgkaBody};
 use keyhive_core::crypto::aead::{Sealed, open, seal_with_nonce};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::crypto::secret::SymmetricKey;
 use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::encoding::{DecodeError, decode_canonical, encode, encode_tagged};
-use keyhive_core::identity::{ContactCard, Device, Genesis, IndividualId, SubjectKind};
+use keyhive_core::identity::{ContactCard, Device, DocumentId, Genesis, IndividualId, SubjectKind};
 use keyhive_core::signed::{Op, Signed, Verified, VerifyError};
 use serde_json::{Value, json};
 
@@ -88,19 +89,35 @@ fn build() -> Value {
 
     let truncated = card_bytes[..card_bytes.len() / 2].to_vec();
 
+    // GEN-2: the document's genesis names its key agreement's init (Ed25519 signing is
+    // deterministic, so the init is a fixed vector too).
     let genesis_key = SigningKey::from_seed(&[0x44; 32]);
-    let genesis = Verified::sign(
+    let document = DocumentId(genesis_key.public_key());
+    let (_, init) = Cgka::create(document, &device).expect("cgka init");
+    let genesis_body = |kind, key_agreement| {
         Op::new(
             genesis_key.public_key(),
             vec![],
             Genesis {
-                kind: SubjectKind::Document,
+                kind,
                 creator: device.id(),
+                key_agreement,
             },
-        ),
+        )
+    };
+    let genesis = Verified::sign(
+        genesis_body(SubjectKind::Document, Some(init.hash())),
         &genesis_key,
     )
     .expect("genesis");
+    let unbound_document = resign(
+        &genesis_key,
+        &encode_tagged(&genesis_body(SubjectKind::Document, None)),
+    );
+    let bound_group = resign(
+        &genesis_key,
+        &encode_tagged(&genesis_body(SubjectKind::Group, Some(init.hash()))),
+    );
 
     let aead_key = SymmetricKey::from_bytes([0x55; 32]);
     let sealed = seal_with_nonce(&aead_key, [0x66; 24], b"header", b"hello keyhive").expect("seal");
@@ -118,6 +135,9 @@ fn build() -> Value {
         "signed": [
             case("contact card", "contact-card", &card_bytes, Ok(card.hash())),
             case("genesis op", "genesis", genesis.as_bytes(), Ok(genesis.hash())),
+            case("the document's cgka init op, named by the genesis", "cgka", init.as_bytes(), Ok(init.hash())),
+            case("GEN-2: document genesis naming no cgka init", "genesis", &unbound_document, Err("InvalidStructure")),
+            case("GEN-2: group genesis naming a cgka init", "genesis", &bound_group, Err("InvalidStructure")),
             case("bad signature", "contact-card", &bad_sig, Err("BadSignature")),
             case("trailing byte inside signed payload", "contact-card", &resign(key, &trailing), Err("TrailingBytes")),
             case("overlong varint inside signed payload", "contact-card", &resign(key, &overlong), Err("NonCanonical")),
@@ -149,6 +169,7 @@ fn encode_tagged_example() -> Vec<u8> {
         Genesis {
             kind: SubjectKind::Group,
             creator,
+            key_agreement: None,
         },
     ))
 }
@@ -165,12 +186,13 @@ fn encoding_vectors() {
     let text = std::fs::read_to_string(vectors_path()).expect("specs/vectors/encoding.json exists");
     let file: Value = serde_json::from_str(&text).expect("valid json");
     let cases = file["signed"].as_array().expect("signed cases");
-    assert!(cases.len() >= 9);
+    assert!(cases.len() >= 12);
     for case in cases {
         let bytes = hex::decode(case["hex"].as_str().expect("hex")).expect("hex");
         let result = match case["type"].as_str() {
             Some("contact-card") => outcome::<ContactCard>(&bytes).map(|v| v.hash()),
             Some("genesis") => outcome::<Op<Genesis>>(&bytes).map(|v| v.hash()),
+            Some("cgka") => outcome::<Op<CgkaBody>>(&bytes).map(|v| v.hash()),
             other => panic!("unknown type {other:?}"),
         };
         if case["valid"] == true {

@@ -3,9 +3,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use crate::cgka::{Cgka, CgkaOp, InitError};
 use crate::crypto::hash::Hash;
 use crate::crypto::signing::PublicKey;
-use crate::identity::{Device, DocumentId, Genesis, IndividualId, SubjectKind};
+use crate::identity::{Device, DocumentId, Genesis, IndividualId};
 use crate::signed::{Op, OpBody, SignError, Verified};
 
 use super::access::{Access, AgentId};
@@ -41,18 +42,53 @@ pub enum BuildError {
     /// Applying the op locally failed.
     #[error("cannot apply: {0}")]
     Apply(#[from] IngestError),
+    /// The new document's key agreement could not be created (GEN-2).
+    #[error("cannot create the document's key agreement")]
+    KeyAgreement(#[from] InitError),
+}
+
+/// A document just created by [`Checker::create_document`]: its genesis (applied to the
+/// checker) and its key agreement with the creator seated, whose init op the genesis names
+/// (GEN-2, `specs/cgka.md` CGKA-25). Publish the genesis, then the init.
+#[derive(Debug)]
+pub struct NewDocument {
+    /// The document's genesis.
+    pub genesis: Verified<Op<Genesis>>,
+    /// The document's key agreement, owned by the creating device.
+    pub cgka: Cgka,
+    /// The key agreement's init op.
+    pub init: CgkaOp,
+}
+
+impl NewDocument {
+    /// The new document's id.
+    pub fn id(&self) -> DocumentId {
+        DocumentId(self.genesis.issuer)
+    }
 }
 
 impl Checker {
-    /// GEN-1: creates a group or document whose root admin is `device`, and applies it.
-    pub fn create_subject(
-        &mut self,
-        device: &Device,
-        kind: SubjectKind,
-    ) -> Result<Verified<Op<Genesis>>, BuildError> {
-        let genesis = Genesis::create(kind, device.id())?;
+    /// GEN-1: creates a group whose root admin is `device`, and applies its genesis.
+    pub fn create_group(&mut self, device: &Device) -> Result<Verified<Op<Genesis>>, BuildError> {
+        let genesis = Genesis::create_group(device.id())?;
         self.apply_verified(genesis.clone())?;
         Ok(genesis)
+    }
+
+    /// GEN-1, GEN-2: creates a document whose root admin is `device` together with its key
+    /// agreement (`device` seated at leaf 0), and applies the genesis, which names the key
+    /// agreement's init (`specs/cgka.md` CGKA-25).
+    pub fn create_document(&mut self, device: &Device) -> Result<NewDocument, BuildError> {
+        let (genesis, (cgka, init)) = Genesis::create_document(device.id(), |document| {
+            let (cgka, init) = Cgka::create(document, device)?;
+            Ok::<_, BuildError>((init.hash(), (cgka, init)))
+        })?;
+        self.apply_verified(genesis.clone())?;
+        Ok(NewDocument {
+            genesis,
+            cgka,
+            init,
+        })
     }
 
     /// Builds, signs and applies a delegation of `access` on `subject` to `delegate`.

@@ -10,13 +10,13 @@
 //!
 //! ```
 //! use keyhive_core::capability::{Access, AgentId, Checker, Explanation, PeerTag};
-//! use keyhive_core::identity::{Device, GroupId, SubjectKind};
+//! use keyhive_core::identity::{Device, GroupId};
 //!
 //! let alice = Device::generate(Some("alice".into()));
 //! let bob = Device::generate(Some("bob".into()));
 //! let mut mine = Checker::default();
-//! let folder = mine.create_subject(&alice, SubjectKind::Group)?.issuer;
-//! let doc = mine.create_subject(&alice, SubjectKind::Document)?.issuer;
+//! let folder = mine.create_group(&alice)?.issuer;
+//! let doc = mine.create_document(&alice)?.genesis.issuer;
 //! mine.delegate(&alice, &doc, AgentId::Group(GroupId(folder)), Access::Write)?;
 //! let grant = mine.delegate(&alice, &folder, AgentId::Individual(bob.id()), Access::Read)?;
 //! assert!(mine.can(AgentId::Individual(bob.id()), Access::Read, &doc));
@@ -49,7 +49,7 @@ mod revocation;
 pub mod validity;
 
 pub use access::{Access, AgentId, ParseAccessError};
-pub use build::BuildError;
+pub use build::{BuildError, NewDocument};
 pub use checker::{Checker, IngestError, IngestOutcome, MAX_CHAIN, SubjectInfo};
 pub use op::{Action, AnySigned, AnyVerified, AuthBody, AuthOp, ContentBody, ContentOp, Proof};
 pub use pending::{DEFAULT_PENDING_BYTES, PeerTag, PendingLimit, PendingLimits};

@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use crate::cgka::InitBinding;
 use crate::crypto::hash::Hash;
 use crate::crypto::signing::PublicKey;
-use crate::identity::{IndividualId, SubjectKind};
+use crate::identity::{DocumentId, IndividualId, SubjectKind};
 
 use super::access::{Access, AgentId};
 use super::checker::{Checker, Info, SubjectInfo};
@@ -401,6 +402,24 @@ impl Checker {
             creator: s.creator,
             genesis: self.hash_of(s.genesis),
             conflicted: self.conflicted.contains(subject),
+        })
+    }
+
+    /// GEN-2, `specs/cgka.md` CGKA-25: the key-agreement init that `document`'s genesis names,
+    /// with the document's creator; `None` if the genesis is not held, is not a document's, or
+    /// is conflicted (CAP-5).
+    pub fn key_agreement(&self, document: &DocumentId) -> Option<InitBinding> {
+        let state = self.subjects.get(&document.0)?;
+        if self.conflicted.contains(&document.0) {
+            return None;
+        }
+        let AnyVerified::Genesis(genesis) = &self.nodes[state.genesis as usize].op else {
+            return None;
+        };
+        Some(InitBinding {
+            document: *document,
+            creator: genesis.body.creator,
+            init: genesis.body.key_agreement?,
         })
     }
 

@@ -14,8 +14,10 @@ pub trait CgkaAuthority {
     /// membership (`admin`), `device` holds `read` or more, and `prekey` is one of `device`'s
     /// prekeys signed by its device key (CGKA-16).
     fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool;
-    /// May `remover` remove `device`? True if `remover` is an admin, is `device` itself, or
-    /// `device` no longer holds `read` (any replica may act on a revocation) (CGKA-17).
+    /// May `remover` remove `device`? Only if `remover` holds `read` now (so a stranger never
+    /// may), and it is an admin, is `device` itself, or `device` no longer holds `read` (any
+    /// reader may act on a revocation) (CGKA-17). Whether the remove changes anything is
+    /// checked separately (CGKA-26).
     fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool;
     /// Does `device` currently hold `read` or more (so it may issue key updates)? (CGKA-18)
     fn is_member(&self, device: &IndividualId) -> bool;
@@ -72,9 +74,10 @@ impl CgkaAuthority for StaticAuthority {
     }
 
     fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool {
-        // CGKA-17: admins, the device itself, and anyone once the device has lost `read`
-        // (so any replica that learns of a revocation can act on it).
-        self.admins.contains(remover) || remover == device || !self.is_member(device)
+        // CGKA-17: a reader that is an admin, the device itself, or acts on a device that has
+        // lost `read` (so any reader that learns of a revocation can act on it).
+        self.is_member(remover)
+            && (self.admins.contains(remover) || remover == device || !self.is_member(device))
     }
 
     fn is_member(&self, device: &IndividualId) -> bool {

@@ -6,9 +6,11 @@
 //! * [`path`]: path-secret derivation and wrapping (X25519 + BLAKE3 + XChaCha20-Poly1305).
 //! * [`state`]: the op DAG, its deterministic replay and the local device's secrets.
 //! * [`authority`]: the capability questions every op is checked against.
+//! * [`binding`]: the one init a document's genesis names.
 //! * [`membership`]: matching the members to the capability graph's readers.
 
 pub mod authority;
+pub mod binding;
 pub mod membership;
 pub mod op;
 pub mod path;
@@ -16,11 +18,14 @@ pub mod state;
 pub mod tree;
 
 #[cfg(test)]
+mod adversarial_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
 mod vectors;
 
 pub use authority::{CgkaAuthority, StaticAuthority};
+pub use binding::{InitBinding, InitBindingError, check_init};
 pub use membership::MembershipPlan;
 pub use op::{CgkaBody, CgkaOp, SignedCgkaOp};
 pub use state::{Cgka, CgkaSecrets, CreateError, InitError, ReceiveError, Received};

@@ -1,5 +1,5 @@
 //! A document's CGKA: the op DAG, its deterministic replay into a [`Tree`], and the local
-//! device's secrets (`specs/cgka.md` §6, CGKA-12..CGKA-22).
+//! device's secrets (`specs/cgka.md` §4–§6, CGKA-12..CGKA-22, CGKA-26).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -16,6 +16,7 @@ use crate::identity::{Device, DocumentId, IndividualId};
 use crate::signed::{KeyCache, Op, OpBody, SignError, Verified, VerifyError};
 
 use super::authority::CgkaAuthority;
+use super::binding::{InitBinding, InitBindingError};
 use super::op::{CgkaBody, CgkaOp, SignedCgkaOp, UpdatePath, check_body};
 use super::path::{self, PathError};
 use super::tree::{Entry, Tree};
@@ -47,12 +48,17 @@ pub enum ReceiveError {
     /// The signature does not verify.
     #[error("cgka op signature invalid: {0}")]
     Signature(#[from] VerifyError),
-    /// A second genesis, or one for another document (CGKA-2).
-    #[error("cgka init op does not belong to this document's cgka")]
+    /// An init other than the one this CGKA started from: the document's genesis names
+    /// exactly one (CGKA-2, CGKA-25).
+    #[error("cgka init op is not the one this document's genesis names")]
     ForeignInit,
     /// The capability graph does not authorise this op (CGKA-16..18).
     #[error("cgka op not authorised by the capability graph")]
     Unauthorized,
+    /// A remove of a device that is not seated in the tree the op was made against (its
+    /// causal past): it would change nothing (CGKA-26).
+    #[error("cgka remove names {0}, which is not seated in the tree the op was made against")]
+    NotSeated(IndividualId),
     /// Too many ops are waiting for predecessors (CGKA-21).
     #[error("too many cgka ops waiting for predecessors")]
     PendingFull,
@@ -71,6 +77,9 @@ pub enum CreateError {
     /// The capability graph does not authorise the op.
     #[error("op not authorised by the capability graph")]
     Unauthorized,
+    /// A remove of a device that is not seated: it would change nothing (CGKA-26).
+    #[error("{0} is not seated in this cgka")]
+    NotSeated(IndividualId),
     /// Signing failed.
     #[error("signing failed: {0}")]
     Sign(#[from] SignError),
@@ -83,12 +92,15 @@ pub enum CreateError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
-    /// The op is not a valid init for this document.
-    #[error("not a cgka init op for this document")]
-    NotInit,
+    /// The creating device has no prekey to seat itself with.
+    #[error("the creating device has no prekey")]
+    NoPrekey,
+    /// The op is not the init the document's genesis names (CGKA-25).
+    #[error("not this document's cgka init")]
+    Binding(#[source] InitBindingError),
     /// Structure or signature check failed.
-    #[error("invalid init op: {0}")]
-    Receive(#[from] ReceiveError),
+    #[error("invalid init op")]
+    Receive(#[source] ReceiveError),
     /// The capability graph does not authorise the creator.
     #[error("cgka init not authorised")]
     Unauthorized,
@@ -151,6 +163,7 @@ impl Clone for IssuerKeys {
 pub struct Cgka {
     document: DocumentId,
     init: Hash,
+    creator: IndividualId,
     owner: Option<IndividualId>,
     ops: HashMap<Hash, Arc<CgkaOp>>,
     order: Vec<Hash>,
@@ -191,7 +204,7 @@ impl Cgka {
             .prekeys()
             .first()
             .map(PrekeySecret::public)
-            .ok_or(InitError::NotInit)?;
+            .ok_or(InitError::NoPrekey)?;
         let op = Verified::sign(
             Op::new(
                 creator.signing_key().public_key(),
@@ -204,31 +217,29 @@ impl Cgka {
         Ok((cgka, op))
     }
 
-    /// Starts a replica from a received init op. `owner` is the local device, if it is to
-    /// hold secrets (a relay passes `None`).
+    /// Starts a replica from a received init op, which must be the one the document's
+    /// genesis names, issued by its creator (`binding`, CGKA-25). `owner` is the local device,
+    /// if it is to hold secrets (a relay passes `None`).
     pub fn from_init(
-        document: DocumentId,
+        binding: &InitBinding,
         init: SignedCgkaOp,
         owner: Option<&Device>,
         authority: &dyn CgkaAuthority,
     ) -> Result<Self, InitError> {
-        check_body(init.unverified_payload()).map_err(ReceiveError::from)?;
-        let init = init.verify().map_err(ReceiveError::from)?;
-        let CgkaBody::Init {
-            document: named,
-            prekey,
-        } = &init.body
-        else {
-            return Err(InitError::NotInit);
+        check_body(init.unverified_payload())
+            .map_err(|e| InitError::Receive(ReceiveError::Structure(e)))?;
+        let init = init
+            .verify()
+            .map_err(|e| InitError::Receive(ReceiveError::Signature(e)))?;
+        binding.check(&init).map_err(InitError::Binding)?;
+        let CgkaBody::Init { prekey, .. } = &init.body else {
+            return Err(InitError::Binding(InitBindingError::NotInit));
         };
-        if *named != document {
-            return Err(InitError::NotInit);
-        }
         let creator = IndividualId(init.issuer);
         if !authority.may_add(&creator, &creator, prekey) {
             return Err(InitError::Unauthorized);
         }
-        Ok(Self::start(document, Arc::new(init), owner))
+        Ok(Self::start(binding.document, Arc::new(init), owner))
     }
 
     fn start(document: DocumentId, init: Arc<CgkaOp>, owner: Option<&Device>) -> Self {
@@ -236,6 +247,7 @@ impl Cgka {
         let mut cgka = Cgka {
             document,
             init: hash,
+            creator: IndividualId(init.issuer),
             owner: owner.map(Device::id),
             ops: HashMap::new(),
             order: Vec::new(),
@@ -273,6 +285,16 @@ impl Cgka {
     /// The hash of the init op.
     pub fn init_hash(&self) -> Hash {
         self.init
+    }
+
+    /// The binding this CGKA was started from: its document, the init's issuer (the
+    /// document's creator) and the init's hash, as the document's genesis names them (CGKA-25).
+    pub fn binding(&self) -> InitBinding {
+        InitBinding {
+            document: self.document,
+            creator: self.creator,
+            init: self.init,
+        }
     }
 
     /// The local device, if any.
@@ -344,25 +366,30 @@ impl Cgka {
         authority: &dyn CgkaAuthority,
     ) -> Result<Received, ReceiveError> {
         let hash = op.hash();
-        if self.ops.contains_key(&hash) || self.pending.contains_key(&hash) {
+        if self.ops.contains_key(&hash) {
             return Ok(Received::Duplicate);
+        }
+        // Still parked: not applied yet, so not to be stored yet either (CGKA-21, CGKA-26).
+        if let Some(parked) = self.pending.get(&hash) {
+            return Ok(Received::Pending(self.missing(parked)));
         }
         check_body(op.unverified_payload())?;
         let op = Arc::new(op.verify_cached(&mut self.issuer_keys.0)?);
         if matches!(op.body, CgkaBody::Init { .. }) {
             return Err(ReceiveError::ForeignInit);
         }
-        if !authorised(&op, authority) {
-            if self.waiting.contains_key(&hash) {
-                // A parked op already names it: admit it now; replay keeps it inert.
-                self.admit(op, authority)?;
-            } else {
-                if self.quarantine.len() >= MAX_QUARANTINE {
-                    self.quarantine.pop_first();
-                }
-                self.quarantine.insert(hash, op);
-            }
-            return Err(ReceiveError::Unauthorized);
+        let refusal = if !authorised(&op, authority) {
+            Some(ReceiveError::Unauthorized)
+        } else if self.missing(&op).is_empty() {
+            self.removes_nobody(&op, authority)
+                .map(ReceiveError::NotSeated)
+        } else {
+            // CGKA-26 is checked once the predecessors are here (`release`).
+            None
+        };
+        if let Some(refusal) = refusal {
+            self.refuse(op, authority)?;
+            return Err(refusal);
         }
         self.quarantine.remove(&hash);
         self.admit(op, authority)?;
@@ -375,6 +402,93 @@ impl Cgka {
             .map(|op| self.missing(op))
             .unwrap_or_default();
         Ok(Received::Pending(missing))
+    }
+
+    /// Holds a refused op (CGKA-20): in quarantine, or in the DAG at once if a parked op
+    /// already names it (replay then judges it like any other op).
+    fn refuse(
+        &mut self,
+        op: Arc<CgkaOp>,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<(), ReceiveError> {
+        let hash = op.hash();
+        if self.waiting.contains_key(&hash) {
+            return self.admit(op, authority);
+        }
+        self.hold_in_quarantine(hash, op);
+        Ok(())
+    }
+
+    /// Holds a refused op in the bounded quarantine, evicting the oldest (CGKA-20).
+    fn hold_in_quarantine(&mut self, hash: Hash, op: Arc<CgkaOp>) {
+        if self.quarantine.len() >= MAX_QUARANTINE {
+            self.quarantine.pop_first();
+        }
+        self.quarantine.insert(hash, op);
+    }
+
+    /// CGKA-26: for a remove whose predecessors are all applied, the removed device if it is
+    /// not seated in the tree the op was made against, i.e. after replaying (CGKA-12) only the
+    /// op's causal past under `authority`. `None` for any other op. The answer depends on the
+    /// op and its past alone, so every replica gives the same one whatever else it holds.
+    fn removes_nobody(&self, op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<IndividualId> {
+        let CgkaBody::Remove { device } = &op.body else {
+            return None;
+        };
+        (!self.seated_after(&op.predecessors, device, authority)).then_some(*device)
+    }
+
+    /// Whether `device` is seated after replaying the causal past of `predecessors` (all
+    /// applied). When they include every head that past is everything applied, so the tree
+    /// answers. Otherwise the past is walked and its membership ops about `device` are folded
+    /// in replay order (the replay order restricted to a causally closed set is that set's own
+    /// replay order): an authorised init or add seats, an authorised remove unseats.
+    fn seated_after(
+        &self,
+        predecessors: &[Hash],
+        device: &IndividualId,
+        authority: &dyn CgkaAuthority,
+    ) -> bool {
+        if self
+            .heads
+            .iter()
+            .all(|h| predecessors.binary_search(h).is_ok())
+        {
+            return self.tree.slot_of(device).is_some();
+        }
+        let mut past = HashSet::new();
+        let mut stack = predecessors.to_vec();
+        while let Some(h) = stack.pop() {
+            if past.insert(h)
+                && let Some(op) = self.ops.get(&h)
+            {
+                stack.extend(op.predecessors.iter().copied());
+            }
+        }
+        let mut seated = false;
+        for op in self
+            .order
+            .iter()
+            .filter(|h| past.contains(*h))
+            .filter_map(|h| self.ops.get(h))
+        {
+            let issuer = IndividualId(op.issuer);
+            match &op.body {
+                CgkaBody::Init { .. } if issuer == *device => seated = true,
+                CgkaBody::Add { device: d, prekey }
+                    if d == device && authority.may_add(&issuer, d, prekey) =>
+                {
+                    seated = true;
+                }
+                CgkaBody::Remove { device: d }
+                    if d == device && authority.may_remove(&issuer, d) =>
+                {
+                    seated = false;
+                }
+                _ => {}
+            }
+        }
+        seated
     }
 
     fn missing(&self, op: &CgkaOp) -> Vec<Hash> {
@@ -432,6 +546,14 @@ impl Cgka {
                     .get(&w)
                     .is_some_and(|op| self.missing(op).is_empty());
                 if ready && let Some(op) = self.pending.remove(&w) {
+                    // CGKA-26: a parked remove that removes nobody goes to quarantine unless
+                    // a parked op already names it (as `receive` does once it is ready).
+                    if self.removes_nobody(&op, authority).is_some()
+                        && !self.waiting.contains_key(&w)
+                    {
+                        self.hold_in_quarantine(w, op);
+                        continue;
+                    }
                     self.insert(op, authority);
                     stack.push(w);
                 }
@@ -802,7 +924,7 @@ impl Cgka {
         self.sign_and_apply(key, CgkaBody::Add { device, prekey }, authority)
     }
 
-    /// Removes `device` (CGKA-14, CGKA-17).
+    /// Removes `device`, which must be seated (CGKA-14, CGKA-17, CGKA-26).
     pub fn remove(
         &mut self,
         key: &SigningKey,
@@ -812,6 +934,9 @@ impl Cgka {
         let me = self.check_owner(key)?;
         if !authority.may_remove(&me, &device) {
             return Err(CreateError::Unauthorized);
+        }
+        if !self.seated_after(&self.own_predecessors(), &device, authority) {
+            return Err(CreateError::NotSeated(device));
         }
         self.sign_and_apply(key, CgkaBody::Remove { device }, authority)
     }

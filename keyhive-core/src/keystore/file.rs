@@ -130,7 +130,8 @@ mod tests {
         assert_eq!(loaded.device().id(), rs[1].id());
         let mut ops = rs[1].cgka.ops_in_order();
         let init = Signed::decode(ops.next().unwrap().as_bytes()).unwrap();
-        let mut cgka = Cgka::from_init(doc, init, Some(loaded.device()), &auth).unwrap();
+        let mut cgka =
+            Cgka::from_init(&rs[1].cgka.binding(), init, Some(loaded.device()), &auth).unwrap();
         for op in ops {
             cgka.receive(Signed::decode(op.as_bytes()).unwrap(), &auth)
                 .unwrap();

@@ -33,10 +33,10 @@ use keyhive_core::capability::{
     Access, AgentId, AnySigned, AnyVerified, Checker, Explanation, IngestError, IngestOutcome,
     PeerTag, Reason, Validity,
 };
-use keyhive_core::cgka::{CgkaBody, SignedCgkaOp};
+use keyhive_core::cgka::{CgkaBody, SignedCgkaOp, check_init};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
-use keyhive_core::identity::{IndividualId, SubjectKind};
+use keyhive_core::identity::{DocumentId, IndividualId, SubjectKind};
 
 pub(crate) use envelope::apply_rank;
 pub use index::BlobIndex;
@@ -95,8 +95,6 @@ pub struct Admission {
     pub(crate) blobs: BlobIndex,
     /// Document of every admitted key-agreement op (ADM-5).
     key_agreement: HashMap<Hash, SubjectId>,
-    /// The init admitted for each document (CGKA-25).
-    inits: HashMap<SubjectId, Hash>,
 }
 
 impl Admission {
@@ -161,9 +159,6 @@ impl Admission {
                     .name_change(op.unverified_payload().body.payload_hash);
             }
             Ok(Envelope::Cgka(op)) => {
-                if matches!(op.unverified_payload().body, CgkaBody::Init { .. }) {
-                    self.inits.insert(item.subject(), op.hash());
-                }
                 self.key_agreement.insert(op.hash(), item.subject());
             }
             Ok(Envelope::Blob(Blob::Change { pieces, .. })) => self.blobs.list_pieces(&pieces),
@@ -174,11 +169,7 @@ impl Admission {
     /// Forgets a key-agreement op the replica did not apply (queued or refused by its tree),
     /// so that it is admitted afresh when offered again.
     pub(crate) fn forget_key_agreement(&mut self, hash: &Hash) {
-        if let Some(document) = self.key_agreement.remove(hash)
-            && self.inits.get(&document) == Some(hash)
-        {
-            self.inits.remove(&document);
-        }
+        self.key_agreement.remove(hash);
     }
 
     fn admit_op(&mut self, mode: Mode, from: PeerTag, op: AnySigned) -> Result<Admitted, Refusal> {
@@ -199,7 +190,8 @@ impl Admission {
         let released = match self.checker.ingest_signed(from, op) {
             Ok(IngestOutcome::Applied { released, .. }) => released,
             Ok(IngestOutcome::Pending { .. }) => return Ok(Admitted::Parked),
-            Ok(IngestOutcome::Duplicate { .. }) => return Ok(Admitted::Duplicate),
+            // Applied ops were answered above: this one is already parked.
+            Ok(IngestOutcome::Duplicate { .. }) => return Ok(Admitted::Parked),
             Ok(_) => return Ok(Admitted::Parked),
             Err(IngestError::Signature(e)) => return Err(Refusal::BadSignature(e)),
             Err(IngestError::Decode(e)) => return Err(Refusal::Malformed(e)),
@@ -225,7 +217,8 @@ impl Admission {
         op: SignedCgkaOp,
     ) -> Result<Admitted, Refusal> {
         let hash = op.hash();
-        if self.key_agreement.contains_key(&hash) {
+        // A relay holds what it admitted; a replica's tree tells applied from waiting ops.
+        if mode == Mode::Relay && self.key_agreement.contains_key(&hash) {
             return Ok(Admitted::Duplicate);
         }
         let Some(info) = self.checker.subject_info(&document.0) else {
@@ -246,12 +239,9 @@ impl Admission {
         let verified = op.clone().verify().map_err(Refusal::BadSignature)?;
         let issuer = IndividualId(verified.issuer);
         if let CgkaBody::Init { .. } = verified.body {
-            // CGKA-25: only the document's creator initialises its key agreement, once.
-            let first = self.inits.get(&document).is_none_or(|h| *h == hash);
-            if issuer != info.creator || !first {
-                return Err(Refusal::SecondInit(document));
-            }
-            self.inits.insert(document, hash);
+            // CGKA-25: the one init is the one the document's genesis names.
+            let binding = self.checker.key_agreement(&DocumentId(document.0));
+            check_init(binding.as_ref(), &verified).map_err(Refusal::ForeignInit)?;
         } else {
             self.require_held_read("ADM-5", &issuer, document)?;
             let mut missing = 0;

@@ -58,8 +58,8 @@ pub enum Refusal {
     #[error("no held op names this ciphertext")]
     Unnamed,
     /// CGKA-25: a key-agreement init other than the one the document's genesis names.
-    #[error("a second key-agreement init for document {0}")]
-    SecondInit(SubjectId),
+    #[error("not the key-agreement init the document's genesis names")]
+    ForeignInit(#[source] keyhive_core::cgka::InitBindingError),
     /// CAP-4 / ADM-4: a bounded queue for not-yet-applicable items is full.
     #[error("queue for items waiting on predecessors is full")]
     QueueFull,

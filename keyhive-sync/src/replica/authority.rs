@@ -10,7 +10,8 @@
 //! Seating is judged historically (the devices held `read` when the seat was made, even if it
 //! was revoked since): a revocation does not erase a seat from the key agreement's history but
 //! is carried out by an explicit remove op and a re-key (REP-3), so every replica, whenever it
-//! replays, sees who could know which epoch. Updates require `read` now.
+//! replays, sees who could know which epoch. Updates and removes require `read` now
+//! (`specs/cgka.md` CGKA-17, CGKA-18).
 
 use keyhive_core::capability::{Access, AgentId, Checker, Explanation, Reason};
 use keyhive_core::cgka::CgkaAuthority;
@@ -55,8 +56,13 @@ impl CgkaAuthority for GraphAuthority<'_> {
         self.held_read(adder) && self.held_read(device) && self.directory.has_prekey(device, prekey)
     }
 
+    /// CGKA-17: the remover holds `read` now (a stranger never may remove), and removes
+    /// itself, a device that no longer holds `read`, or is an admin.
     fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool {
-        remover == device || !self.holds(device, Access::Read) || self.holds(remover, Access::Admin)
+        self.holds(remover, Access::Read)
+            && (remover == device
+                || !self.holds(device, Access::Read)
+                || self.holds(remover, Access::Admin))
     }
 
     fn is_member(&self, device: &IndividualId) -> bool {

@@ -116,12 +116,16 @@ impl<S: Store> Replica<S> {
             if self.cgkas.contains_key(&document) {
                 return Ok(Ingested::Duplicate);
             }
+            // Admission (ADM-5) only passes an init once the genesis naming it is held.
+            let Some(binding) = self.admission.checker.key_agreement(&document) else {
+                return self.queue_early(item);
+            };
             let authority = GraphAuthority {
                 checker: &self.admission.checker,
                 directory: &self.admission.directory,
                 document: document.0,
             };
-            let cgka = match Cgka::from_init(document, op, Some(&self.device), &authority) {
+            let cgka = match Cgka::from_init(&binding, op, Some(&self.device), &authority) {
                 Ok(cgka) => cgka,
                 Err(e) => {
                     self.admission.forget_key_agreement(&item.hash());

@@ -226,10 +226,7 @@ impl<S: Store> Replica<S> {
 
     /// Creates a group (a person's devices, a team).
     pub fn create_group(&mut self) -> Result<GroupId, ReplicaError> {
-        let genesis = self
-            .admission
-            .checker
-            .create_subject(&self.device, SubjectKind::Group)?;
+        let genesis = self.admission.checker.create_group(&self.device)?;
         self.store_op(&AnyVerified::Genesis(genesis.clone()))?;
         Ok(GroupId(genesis.issuer))
     }
@@ -237,14 +234,12 @@ impl<S: Store> Replica<S> {
     /// Creates a document (also used for folders, whose content is their metadata) and its key
     /// agreement with this device seated.
     pub fn create_document(&mut self) -> Result<DocumentId, ReplicaError> {
-        let genesis = self
-            .admission
-            .checker
-            .create_subject(&self.device, SubjectKind::Document)?;
-        self.store_op(&AnyVerified::Genesis(genesis.clone()))?;
-        let document = DocumentId(genesis.issuer);
-        let (cgka, init) = Cgka::create(document, &self.device)?;
-        self.cgkas.insert(document, cgka);
+        // GEN-2: the genesis names the key agreement's init (CGKA-25).
+        let created = self.admission.checker.create_document(&self.device)?;
+        let document = created.id();
+        self.store_op(&AnyVerified::Genesis(created.genesis))?;
+        let init = created.init;
+        self.cgkas.insert(document, created.cgka);
         self.store_items(vec![Item::new(
             ItemKind::Cgka,
             SubjectId(document.0),
