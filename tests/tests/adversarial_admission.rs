@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 
 use keyhive_core::capability::{Access, AgentId, PeerTag};
+use keyhive_core::cgka::{Cgka, CgkaBody};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::encryption::encrypt_change;
 use keyhive_core::identity::{Device, DocumentId, IndividualId};
+use keyhive_core::signed::{Op, Verified};
 use keyhive_sync::admission::Refusal;
 use keyhive_sync::blob::Blob;
 use keyhive_sync::capability_policy::CapabilityPolicy;
@@ -191,6 +193,34 @@ fn stranger_junk(w: &World) -> Vec<Item> {
             Item::new(ItemKind::Blob, SubjectId(w.doc.0), bytes).expect("item")
         })
         .collect()
+}
+
+/// Cases 5 and 7: Mallory (read) signs a second init for Alice's document; Mallory and Eve (a
+/// stranger) sign removals of devices that hold no seat, and Eve one of Bob.
+fn key_agreement_attacks(w: &World) -> Vec<Item> {
+    let (_, init) = Cgka::create(w.doc, w.mallory.device()).expect("init");
+    let mut out = vec![
+        Item::new(ItemKind::Cgka, SubjectId(w.doc.0), init.as_bytes().to_vec()).expect("item"),
+    ];
+    let heads: Vec<Hash> = w
+        .mallory
+        .cgka(&w.doc)
+        .expect("seated")
+        .heads()
+        .iter()
+        .copied()
+        .collect();
+    let remove = |author: &Device, device: IndividualId| {
+        let op = Op::new(author.id().0, heads.clone(), CgkaBody::Remove { device });
+        let op = Verified::sign(op, author.signing_key()).expect("sign");
+        Item::new(ItemKind::Cgka, SubjectId(w.doc.0), op.as_bytes().to_vec()).expect("item")
+    };
+    for _ in 0..3 {
+        out.push(remove(w.mallory.device(), Device::generate(None).id()));
+        out.push(remove(w.eve.device(), Device::generate(None).id()));
+    }
+    out.push(remove(w.eve.device(), w.bob.device().id()));
+    out
 }
 
 /// Cases 3 and 4: a malicious relay relabels honest items (every op as a blob, content ops as
@@ -482,6 +512,10 @@ proptest! {
         for i in relabelled(&honest, other) {
             delivered.push((tag(&w.eve), i));
         }
+        let attacks = key_agreement_attacks(&w);
+        for i in &attacks {
+            delivered.push((tag(&w.mallory), i.clone()));
+        }
         let mut rng = seed;
         let mut next = move || {
             rng ^= rng << 13;
@@ -506,5 +540,13 @@ proptest! {
             prop_assert_eq!(&c.status, &ChangeStatus::Valid);
             prop_assert_eq!(&read(&carol, w.doc, &c.op), &w.written[&c.op]);
         }
+        // One key agreement, the one Alice's genesis names; no attack was stored or applied.
+        let cgka = carol.cgka(&w.doc).expect("carol runs the document's key agreement");
+        prop_assert_eq!(cgka.init_hash(), w.alice.cgka(&w.doc).expect("alice").init_hash());
+        prop_assert_eq!(cgka.members(), w.alice.cgka(&w.doc).expect("alice").members());
+        for a in &attacks {
+            prop_assert!(!carol.store().contains(&a.hash()).expect("store"));
+        }
+
     }
 }

@@ -168,8 +168,18 @@ async fn forged_init_and_no_op_removals_through_a_relay_do_not_split_a_document(
         "relay stored a second init: {outcome:?}"
     );
     assert!(!relay_store.contains(&forged_init.hash()).unwrap());
-    // The relay holds no tree, so it cannot tell a no-op removal by a reader; replicas can.
-    session.push(&removals).await.unwrap();
+    // The removed devices never held read, so never held a seat: the relay refuses the no-op
+    // removals too (ADM-5 `NeverSeated`), though it holds no tree; replicas refuse them as well.
+    let outcomes = session.push(&removals).await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, PushOutcome::Refused(_))),
+        "relay stored a no-op removal: {outcomes:?}"
+    );
+    for removal in &removals {
+        assert!(!relay_store.contains(&removal.hash()).unwrap());
+    }
 
     // Eve holds nothing: her removal of a non-reader is refused by the relay (RELAY-3) and by
     // Alice's replica (CGKA-17), and stored by neither.

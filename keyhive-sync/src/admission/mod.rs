@@ -15,7 +15,8 @@
 //! - ADM-4: a contact card is admitted under its own device.
 //! - ADM-5: a key-agreement op is admitted only for a document whose genesis is held, only
 //!   from a device that holds or held `read` on it (a stranger never), and only as the one
-//!   init the genesis allows (CGKA-25); its non-init ops must name only predecessors of the
+//!   init the genesis names (CGKA-25); a removal only of a device that holds or held `read`
+//!   (one that never did holds no seat); its non-init ops must name only predecessors of the
 //!   same document (a relay requires them all). The replica's tree applies its own causal
 //!   rules on top (CGKA-16..).
 //! - REP-20..REP-22 (ciphertext): a change is admitted only when a held content op names its
@@ -244,6 +245,14 @@ impl Admission {
             check_init(binding.as_ref(), &verified).map_err(Refusal::ForeignInit)?;
         } else {
             self.require_held_read("ADM-5", &issuer, document)?;
+            if let CgkaBody::Remove { device } = &verified.body
+                && !held_read(&self.checker, device, &document.0)
+            {
+                return Err(Refusal::NeverSeated {
+                    device: *device,
+                    subject: document,
+                });
+            }
             let mut missing = 0;
             for p in &verified.predecessors {
                 match self.key_agreement.get(p) {

@@ -60,6 +60,15 @@ pub enum Refusal {
     /// CGKA-25: a key-agreement init other than the one the document's genesis names.
     #[error("not the key-agreement init the document's genesis names")]
     ForeignInit(#[source] keyhive_core::cgka::InitBindingError),
+    /// ADM-5: a key-agreement removal of a device that never held `read` on the document, so
+    /// never held a seat to remove.
+    #[error("{device} never held read on {subject}: there is no seat to remove")]
+    NeverSeated {
+        /// The device the removal names.
+        device: IndividualId,
+        /// The document.
+        subject: SubjectId,
+    },
     /// CAP-4 / ADM-4: a bounded queue for not-yet-applicable items is full.
     #[error("queue for items waiting on predecessors is full")]
     QueueFull,

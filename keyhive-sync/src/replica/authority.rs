@@ -13,7 +13,7 @@
 //! replays, sees who could know which epoch. Updates and removes require `read` now
 //! (`specs/cgka.md` CGKA-17, CGKA-18).
 
-use keyhive_core::capability::{Access, AgentId, Checker, Explanation, Reason};
+use keyhive_core::capability::{Access, AgentId, Checker};
 use keyhive_core::cgka::CgkaAuthority;
 use keyhive_core::crypto::prekey::PrekeyPublic;
 use keyhive_core::crypto::signing::PublicKey;
@@ -39,15 +39,7 @@ impl GraphAuthority<'_> {
 
     /// Held `read` now, or held it through a path that has since been revoked.
     fn held_read(&self, device: &IndividualId) -> bool {
-        match self
-            .checker
-            .explain(AgentId::Individual(*device), Access::Read, &self.document)
-        {
-            Explanation::Granted { .. } => true,
-            Explanation::Refused(r) => {
-                matches!(r.reason, Reason::Revoked { .. } | Reason::Excluded { .. })
-            }
-        }
+        crate::admission::held_read(self.checker, device, &self.document)
     }
 }
 
