@@ -354,6 +354,12 @@ impl Cgka {
         self.current_epoch().is_none()
     }
 
+    /// How many epoch secrets this device has learned (grows as updates arrive); readers use
+    /// it to tell when changes that did not open before may open now.
+    pub fn epoch_count(&self) -> usize {
+        self.epochs.len()
+    }
+
     /// The root secret of a past or present epoch this device learned (CGKA-10).
     pub fn epoch_secret(&self, epoch: &Hash) -> Option<&SymmetricKey> {
         self.epochs.get(epoch)

@@ -5,11 +5,17 @@
 //! claims a change's reference can neither replace nor hide it. Keys learned from predecessor
 //! lists (of changes and of entry points) are tried on every change with that reference; a
 //! wrong key fails authentication and is ignored, so a forged key cannot hide a change either.
+//!
+//! REP-23 (linear reads): what a device opened is remembered per document (each change's key,
+//! reference, pieces and length, never its plaintext), and each call only looks at what arrived
+//! since: changes are opened once, so reading every change of a history costs O(history) in all.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 
 use keyhive_core::capability::{AnyVerified, ContentOp, Validity};
+use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::secret::SymmetricKey;
 use keyhive_core::encoding::decode_canonical;
@@ -18,7 +24,6 @@ use keyhive_core::encryption::{
 };
 use keyhive_core::identity::{DocumentId, IndividualId};
 use keyhive_core::signed::{Signed, Verified};
-use zeroize::Zeroizing;
 
 use super::Replica;
 use super::content::{Body, ChangeEntry, ChangeStatus, body_length};
@@ -26,14 +31,15 @@ use super::error::ReplicaError;
 use crate::blob::{Blob, EntryPoint};
 use crate::store::Store;
 
-/// A change this device decrypted.
+/// A change this device opened: what it needs to read it again without the history.
 pub(super) struct Opened {
     /// The change's reference (how later changes name it as a predecessor).
     reference: Hash,
     key: SymmetricKey,
-    body: Zeroizing<Vec<u8>>,
     /// REP-21: the pieces of a streamed change, as its (op-named) blob lists them.
     pieces: Vec<Hash>,
+    /// Plaintext length (`None` for an entry point).
+    length: Option<u64>,
 }
 
 /// A ciphertext to open: the change named by a content op, or an entry point.
@@ -44,21 +50,44 @@ struct Sealed {
     pieces: Vec<Hash>,
 }
 
+/// REP-23: one document's reading state.
+#[derive(Default)]
+pub(super) struct DocHistory {
+    opened: HashMap<Hash, Opened>,
+    /// Changes found but not opened yet, by id.
+    sealed: HashMap<Hash, Sealed>,
+    /// Ids of `sealed`, by change reference.
+    by_reference: HashMap<Hash, Vec<Hash>>,
+    /// Keys learned for each reference.
+    known: HashMap<Hash, Vec<SymmetricKey>>,
+    /// Content ops of the document looked at so far (the checker lists them append-only).
+    ops_seen: usize,
+    /// Content ops whose change blob had not arrived when they were looked at.
+    awaiting_blob: HashSet<Hash>,
+    /// Entry points looked at so far.
+    entries_seen: usize,
+    /// Epoch secrets known when `sealed` was last tried with them.
+    epochs_tried: usize,
+}
+
+/// REP-23: the reading state of every document, filled lazily.
+#[derive(Default)]
+pub(super) struct HistoryCache(RefCell<HashMap<DocumentId, DocHistory>>);
+
 impl<S: Store> Replica<S> {
     /// Keys of the current content heads this device can open (predecessors of a new change).
     pub(super) fn head_keys(
         &self,
         document: DocumentId,
     ) -> Result<Vec<(Hash, SymmetricKey)>, ReplicaError> {
-        let opened = self.open_all(document)?;
-        Ok(self
-            .admission
-            .checker
-            .content_heads(&document.0)
-            .into_iter()
-            .filter_map(|head| opened.get(&head))
-            .map(|o| (o.reference, o.key.clone()))
-            .collect())
+        let heads = self.admission.checker.content_heads(&document.0);
+        self.with_history(document, |h| {
+            heads
+                .iter()
+                .filter_map(|head| h.opened.get(head))
+                .map(|o| (o.reference, o.key.clone()))
+                .collect()
+        })
     }
 
     /// REP-20: the change blob a content op names, found by the op's `payload_hash` only.
@@ -94,80 +123,58 @@ impl<S: Store> Replica<S> {
             }))
     }
 
-    /// Decrypts every change of `document` this device can reach: those under an epoch it
-    /// knows, then, through the keys they carry, their predecessors (REP-7). Keyed by content
-    /// op hash (entry points by item hash).
-    pub(super) fn open_all(
+    /// Brings `document`'s reading state up to date (REP-7, REP-23) and hands it to `f`.
+    fn with_history<R>(
         &self,
         document: DocumentId,
-    ) -> Result<HashMap<Hash, Opened>, ReplicaError> {
+        f: impl FnOnce(&DocHistory) -> R,
+    ) -> Result<R, ReplicaError> {
+        let mut cache = self.history.0.borrow_mut();
+        let history = cache.entry(document).or_default();
         let Some(cgka) = self.cgkas.get(&document) else {
-            return Ok(HashMap::new());
+            return Ok(f(history));
         };
-        let mut sealed = Vec::new();
-        for op in self.admission.checker.ops_for(&document.0) {
-            if let AnyVerified::Content(c) = op
+        let mut fresh = Vec::new();
+        let ops: Vec<&AnyVerified> = self
+            .admission
+            .checker
+            .ops_for(&document.0)
+            .skip(history.ops_seen)
+            .collect();
+        history.ops_seen += ops.len();
+        for op in ops {
+            if let AnyVerified::Content(c) = op {
+                history.awaiting_blob.insert(c.hash());
+            }
+        }
+        let awaiting: Vec<Hash> = history.awaiting_blob.iter().copied().collect();
+        for hash in awaiting {
+            if let Some(AnyVerified::Content(c)) = self.admission.checker.op(&hash)
                 && let Some(s) = self.named_change(c)?
             {
-                sealed.push(s);
+                history.awaiting_blob.remove(&hash);
+                fresh.push(s);
             }
         }
-        for hash in self.entry_points.get(&document).into_iter().flatten() {
-            sealed.extend(self.entry_point(hash)?);
+        let entries = self
+            .entry_points
+            .get(&document)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for hash in &entries[history.entries_seen.min(entries.len())..] {
+            fresh.extend(self.entry_point(hash)?);
         }
-        let mut by_reference: HashMap<Hash, Vec<usize>> = HashMap::new();
-        for (i, s) in sealed.iter().enumerate() {
-            by_reference
-                .entry(s.change.header.change)
-                .or_default()
-                .push(i);
-        }
-        let mut opened: HashMap<Hash, Opened> = HashMap::new();
-        let mut known: HashMap<Hash, Vec<SymmetricKey>> = HashMap::new();
-        let mut queue: Vec<(Hash, SymmetricKey)> = Vec::new();
-        let mut record = |s: &Sealed,
-                          d: DecryptedChange,
-                          opened: &mut HashMap<Hash, Opened>,
-                          queue: &mut Vec<(Hash, SymmetricKey)>| {
-            for (reference, key) in d.predecessors {
-                let keys = known.entry(reference).or_default();
-                if !keys.contains(&key) {
-                    keys.push(key.clone());
-                    queue.push((reference, key));
-                }
-            }
-            opened.insert(
-                s.id,
-                Opened {
-                    reference: s.change.header.change,
-                    key: d.key,
-                    body: d.content,
-                    pieces: s.pieces.clone(),
-                },
-            );
-        };
-        for s in &sealed {
-            if let Ok(d) = decrypt_with_epoch(cgka, &s.change) {
-                record(s, d, &mut opened, &mut queue);
-            }
-        }
-        while let Some((reference, key)) = queue.pop() {
-            for i in by_reference.get(&reference).into_iter().flatten() {
-                let s = &sealed[*i];
-                if opened.contains_key(&s.id) {
-                    continue;
-                }
-                if let Ok(d) = decrypt_with_key(&key, &s.change) {
-                    record(s, d, &mut opened, &mut queue);
-                }
-            }
-        }
-        Ok(opened)
+        history.entries_seen = entries.len();
+        history.open(cgka, fresh);
+        Ok(f(history))
     }
 
     /// Every content change of `document`, in causal order, with validity and readability.
+    /// Every content change of `document`, in causal order, with validity and readability.
     pub fn changes(&self, document: DocumentId) -> Result<Vec<ChangeEntry>, ReplicaError> {
-        let opened = self.open_all(document)?;
+        let lengths: HashMap<Hash, Option<u64>> = self.with_history(document, |h| {
+            h.opened.iter().map(|(id, o)| (*id, o.length)).collect()
+        })?;
         let mut out = Vec::new();
         for c in self.content_in_causal_order(document) {
             let hash = c.hash();
@@ -176,7 +183,7 @@ impl<S: Store> Replica<S> {
                 Some(Validity::Invalid(r)) => ChangeStatus::Invalid(r.to_string()),
                 None => ChangeStatus::Invalid("unknown".into()),
             };
-            let length = opened.get(&hash).and_then(|o| body_length(&o.body));
+            let length = lengths.get(&hash).copied().flatten();
             out.push(ChangeEntry {
                 op: hash,
                 author: IndividualId(c.issuer),
@@ -250,11 +257,24 @@ impl<S: Store> Replica<S> {
         op: &Hash,
         mut out: impl Write,
     ) -> Result<u64, ReplicaError> {
-        let opened = self.open_all(document)?;
-        let o = opened
-            .get(op)
+        let opened = self.with_history(document, |h| {
+            h.opened.get(op).map(|o| (o.key.clone(), o.pieces.clone()))
+        })?;
+        let (key, pieces) = opened.ok_or_else(|| ReplicaError::NotSeated(document.to_string()))?;
+        let change = self
+            .admission
+            .checker
+            .op(op)
+            .and_then(|o| match o {
+                AnyVerified::Content(c) => self.named_change(c).transpose(),
+                _ => None,
+            })
+            .transpose()?
             .ok_or_else(|| ReplicaError::NotSeated(document.to_string()))?;
-        match decode_canonical::<Body>(&o.body, usize::MAX)? {
+        let body = decrypt_with_key(&key, &change.change)
+            .map_err(|_| ReplicaError::NotSeated(document.to_string()))?
+            .content;
+        match decode_canonical::<Body>(&body, usize::MAX)? {
             Body::Inline(bytes) => {
                 out.write_all(&bytes)?;
                 Ok(bytes.len() as u64)
@@ -263,7 +283,7 @@ impl<S: Store> Replica<S> {
                 let key = SymmetricKey::from_bytes(key);
                 let reader = PieceReader {
                     store: &self.store,
-                    pieces: o.pieces.clone().into_iter(),
+                    pieces: pieces.into_iter(),
                     current: Vec::new(),
                     at: 0,
                 };
@@ -271,6 +291,88 @@ impl<S: Store> Replica<S> {
             }
             Body::EntryPoint => Ok(0),
         }
+    }
+}
+
+impl DocHistory {
+    /// Adds `fresh` changes and opens every change it can: under an epoch this device knows
+    /// (all sealed ones again when new epochs arrived), then through the keys opened changes
+    /// carry (REP-7). A change is opened at most once.
+    fn open(&mut self, cgka: &Cgka, fresh: Vec<Sealed>) {
+        let new_epochs = cgka.epoch_count() != self.epochs_tried;
+        self.epochs_tried = cgka.epoch_count();
+        let mut try_epoch: Vec<Hash> = fresh.iter().map(|s| s.id).collect();
+        for s in fresh {
+            if self.opened.contains_key(&s.id) || self.sealed.contains_key(&s.id) {
+                continue;
+            }
+            self.by_reference
+                .entry(s.change.header.change)
+                .or_default()
+                .push(s.id);
+            self.sealed.insert(s.id, s);
+        }
+        if new_epochs {
+            try_epoch = self.sealed.keys().copied().collect();
+        }
+        let mut queue: Vec<(Hash, SymmetricKey)> = Vec::new();
+        for id in try_epoch {
+            let Some(s) = self.sealed.get(&id) else {
+                continue;
+            };
+            let opened = decrypt_with_epoch(cgka, &s.change).ok().or_else(|| {
+                // A fresh change may open with a key learned earlier.
+                self.known
+                    .get(&s.change.header.change)
+                    .into_iter()
+                    .flatten()
+                    .find_map(|k| decrypt_with_key(k, &s.change).ok())
+            });
+            if let Some(d) = opened {
+                self.record(id, d, &mut queue);
+            }
+        }
+        while let Some((reference, key)) = queue.pop() {
+            let ids = self
+                .by_reference
+                .get(&reference)
+                .cloned()
+                .unwrap_or_default();
+            for id in ids {
+                let Some(s) = self.sealed.get(&id) else {
+                    continue;
+                };
+                if let Ok(d) = decrypt_with_key(&key, &s.change) {
+                    self.record(id, d, &mut queue);
+                }
+            }
+        }
+    }
+
+    /// Moves an opened change from `sealed` to `opened`, queueing the keys it carries.
+    fn record(&mut self, id: Hash, d: DecryptedChange, queue: &mut Vec<(Hash, SymmetricKey)>) {
+        let Some(s) = self.sealed.remove(&id) else {
+            return;
+        };
+        if let Some(ids) = self.by_reference.get_mut(&s.change.header.change) {
+            ids.retain(|i| *i != id);
+        }
+        for (reference, key) in d.predecessors {
+            let keys = self.known.entry(reference).or_default();
+            if !keys.contains(&key) {
+                keys.push(key.clone());
+                queue.push((reference, key));
+            }
+        }
+        self.opened.insert(
+            id,
+            Opened {
+                reference: s.change.header.change,
+                key: d.key,
+                pieces: s.pieces,
+                length: body_length(&d.content),
+            },
+        );
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Replica<S: Store> {
     /// `Hash::of_content` of a change blob -> its item hash (content ops name changes by the
     /// former, REP-20).
     blobs: HashMap<Hash, Hash>,
+    /// What this device opened of each document's history (REP-23).
+    history: history::HistoryCache,
     /// Item hashes of each document's entry points (REP-5, REP-22).
     entry_points: HashMap<DocumentId, Vec<Hash>>,
     /// Items accepted from peers since opening (a progress measure for sync rounds).
@@ -111,6 +113,7 @@ impl<S: Store> Replica<S> {
             early_cgka: EarlyQueue::default(),
             blobs: HashMap::new(),
             entry_points: HashMap::new(),
+            history: history::HistoryCache::default(),
             accepted: 0,
         };
         replica.replay()?;
