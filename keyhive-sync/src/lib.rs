@@ -5,6 +5,12 @@
 //! checker), stores through [`store::Store`] ([`MemoryStore`], or [`RedbStore`] by default), and
 //! never holds decryption keys. Clients and peers speak the same protocol.
 //!
+//! Cargo feature `net` (default) adds the relay server, the client and TLS. Without it
+//! (`default-features = false`) the crate is the network-free core for apps that only verify
+//! locally: [`item`], [`admission`], [`replica::Replica`], [`store`] and the wire formats in
+//! [`protocol`], with no tokio, axum, WebSocket or TLS stack in the dependency tree (91 crates
+//! instead of 167).
+//!
 //! Typical use (see the loopback tests in `tests/` for complete programs):
 //!
 //! ```text
@@ -31,18 +37,23 @@
 pub mod admission;
 pub mod blob;
 pub mod capability_policy;
+#[cfg(feature = "net")]
 pub mod client;
 pub mod item;
 pub mod policy;
 pub mod protocol;
 pub mod reconcile;
+#[cfg(feature = "net")]
 pub mod relay;
 pub mod replica;
 pub mod store;
+#[cfg(feature = "net")]
 pub mod tls;
 
+#[cfg(feature = "net")]
 pub use client::{Client, Link, LinkStatus, Session, SyncReport};
 pub use item::{Item, ItemKind, SubjectId, WireItem};
 pub use policy::{AccessPolicy, AllowAll, MemoryPolicy, Refusal};
+#[cfg(feature = "net")]
 pub use relay::{Relay, RelayConfig, RelayHandle};
 pub use store::{MemoryStore, RedbStore, Store, StoreError};
