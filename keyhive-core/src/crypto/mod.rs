@@ -1,6 +1,6 @@
 //! Cryptographic building blocks, composed only from the client's crates.
 //!
-//! Every derived key has exactly one derivation rule in [`derive`]; see `specs/encoding.md`.
+//! Every derived key has exactly one derivation rule in [`mod@derive`]; see `specs/encoding.md`.
 
 pub mod aead;
 pub mod derive;

@@ -37,7 +37,7 @@ use keyhive_core::identity::{ContactCard, Device, DocumentId, GroupId, Individua
 use keyhive_core::signed::Verified;
 
 pub use authority::GraphAuthority;
-pub use content::{ChangeEntry, ChangeStatus};
+pub use content::{ChangeEntry, ChangeStatus, INLINE_MAX, PIECE_LEN};
 pub use directory::Directory;
 pub use error::ReplicaError;
 pub use gate::ReplicaGate;

@@ -1,6 +1,6 @@
 //! Item storage behind one trait (`specs/sync.md` §3), with an in-memory and a redb backend.
 //!
-//! Every backend passes the same conformance suite ([`conformance`], feature `conformance` or
+//! Every backend passes the same conformance suite (`conformance`, feature `conformance` or
 //! tests). Rules: STORE-1 `put` is atomic for the whole batch and durable when it returns `Ok`;
 //! STORE-2 items are keyed by their content hash and re-inserting one is a no-op; STORE-3
 //! `hashes(subject)` is sorted ascending; STORE-4 `summary(subject)` equals
