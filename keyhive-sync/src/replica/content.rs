@@ -84,7 +84,7 @@ impl<S: Store> Replica<S> {
             .filter_map(|d| self.admission.directory.prekey_of(&d).map(|k| (d, k)))
             .collect();
         if !target.contains_key(&self.device.id()) {
-            return Err(ReplicaError::NotSeated(document.to_string()));
+            return Err(ReplicaError::NotSeated(document));
         }
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
         let plan = cgka.sync_membership(&target);
@@ -114,7 +114,7 @@ impl<S: Store> Replica<S> {
     fn cgka_of(&self, document: &DocumentId) -> Result<&Cgka, ReplicaError> {
         self.cgkas
             .get(document)
-            .ok_or_else(|| ReplicaError::UnknownSubject(document.to_string()))
+            .ok_or_else(|| ReplicaError::UnknownSubject(*document))
     }
 
     /// REP-5/REP-22: a signed change without content naming the current heads and their keys.

@@ -5,6 +5,7 @@ use keyhive_core::cgka::{CreateError, InitError, ReceiveError};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::encoding::DecodeError;
 use keyhive_core::encryption::{EncryptError, StreamError};
+use keyhive_core::identity::DocumentId;
 use keyhive_core::signed::VerifyError;
 
 use crate::item::ItemError;
@@ -15,37 +16,37 @@ use crate::store::StoreError;
 #[non_exhaustive]
 pub enum ReplicaError {
     /// The local store failed.
-    #[error("local store: {0}")]
+    #[error("local store failed")]
     Store(#[from] StoreError),
     /// An op could not be built (usually: this device lacks the authority).
-    #[error("{0}")]
+    #[error(transparent)]
     Build(#[from] BuildError),
     /// An op was refused by the capability checker.
-    #[error("op refused: {0}")]
+    #[error("op refused by the capability checker")]
     Ingest(#[from] IngestError),
     /// A key-agreement op could not be made.
-    #[error("key agreement: {0}")]
+    #[error("key-agreement op could not be made")]
     Cgka(#[from] CreateError),
     /// A key-agreement init was refused.
-    #[error("key agreement init refused: {0}")]
+    #[error("key-agreement init refused")]
     CgkaInit(#[from] InitError),
     /// A key-agreement op was refused.
-    #[error("key agreement op refused: {0}")]
+    #[error("key-agreement op refused")]
     CgkaReceive(#[from] ReceiveError),
     /// Encryption failed.
-    #[error("encryption: {0}")]
+    #[error("encryption failed")]
     Encrypt(#[from] EncryptError),
     /// A stream failed to encrypt, decrypt or read.
-    #[error("content stream: {0}")]
+    #[error("content stream failed")]
     Stream(#[from] StreamError),
     /// Bytes did not decode.
-    #[error("malformed data: {0}")]
+    #[error("malformed data")]
     Decode(#[from] DecodeError),
     /// A signature did not verify.
-    #[error("bad signature: {0}")]
+    #[error("signature does not verify")]
     Signature(#[from] VerifyError),
     /// An item broke the sync layer's limits.
-    #[error("item: {0}")]
+    #[error("item breaks the sync limits")]
     Item(#[from] ItemError),
     /// Signing an item made here failed.
     #[error("cannot sign an item")]
@@ -55,16 +56,28 @@ pub enum ReplicaError {
     Refused(#[from] crate::admission::Refusal),
     /// The document or group is not known here.
     #[error("unknown subject {0}")]
-    UnknownSubject(String),
+    UnknownSubject(DocumentId),
     /// This device is not in the document's key agreement, so it cannot encrypt.
     #[error(
         "this device holds no key for document {0}: it has no read access, or nobody has seated it yet"
     )]
-    NotSeated(String),
+    NotSeated(DocumentId),
+    /// This device cannot open the change (it was encrypted before this device was seated and
+    /// no key to it has arrived yet, or its ciphertext has not arrived).
+    #[error("change {change} of document {document} is not readable on this device (yet)")]
+    Unreadable {
+        /// The document.
+        document: DocumentId,
+        /// The content op.
+        change: Hash,
+    },
+    /// This device's own contact card could not be signed.
+    #[error("cannot sign this device's contact card")]
+    OwnCard(#[source] keyhive_core::identity::ContactCardError),
     /// A change's pieces are missing from the local store (sync first).
     #[error("content piece {0} is not in the local store yet: sync first")]
     MissingPiece(Hash),
     /// Writing decrypted content failed.
-    #[error("I/O: {0}")]
+    #[error("writing content failed")]
     Io(#[from] std::io::Error),
 }

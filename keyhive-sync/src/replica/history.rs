@@ -260,7 +260,11 @@ impl<S: Store> Replica<S> {
         let opened = self.with_history(document, |h| {
             h.opened.get(op).map(|o| (o.key.clone(), o.pieces.clone()))
         })?;
-        let (key, pieces) = opened.ok_or_else(|| ReplicaError::NotSeated(document.to_string()))?;
+        let unreadable = || ReplicaError::Unreadable {
+            document,
+            change: *op,
+        };
+        let (key, pieces) = opened.ok_or_else(unreadable)?;
         let change = self
             .admission
             .checker
@@ -270,9 +274,9 @@ impl<S: Store> Replica<S> {
                 _ => None,
             })
             .transpose()?
-            .ok_or_else(|| ReplicaError::NotSeated(document.to_string()))?;
+            .ok_or_else(unreadable)?;
         let body = decrypt_with_key(&key, &change.change)
-            .map_err(|_| ReplicaError::NotSeated(document.to_string()))?
+            .map_err(|_| unreadable())?
             .content;
         match decode_canonical::<Body>(&body, usize::MAX)? {
             Body::Inline(bytes) => {

@@ -122,9 +122,10 @@ impl<S: Store> Replica<S> {
         let checker = &mut replica.admission.checker;
         checker.set_pending_limits(PendingLimits::default());
         checker.set_pending_bytes_limit(keyhive_core::capability::DEFAULT_PENDING_BYTES);
-        let card = replica.device.contact_card().map_err(|e| {
-            ReplicaError::UnknownSubject(format!("cannot sign own contact card: {e}"))
-        })?;
+        let card = replica
+            .device
+            .contact_card()
+            .map_err(|e| ReplicaError::OwnCard(e))?;
         replica.accept_card(card)?;
         Ok(replica)
     }
@@ -323,7 +324,7 @@ impl<S: Store> Replica<S> {
         let (checker, directory) = (&admission.checker, &admission.directory);
         let cgka = cgkas
             .get_mut(&document)
-            .ok_or_else(|| ReplicaError::UnknownSubject(document.to_string()))?;
+            .ok_or_else(|| ReplicaError::UnknownSubject(document))?;
         let authority = GraphAuthority {
             checker,
             directory,
