@@ -114,7 +114,7 @@ impl<S: Store> Replica<S> {
     fn cgka_of(&self, document: &DocumentId) -> Result<&Cgka, ReplicaError> {
         self.cgkas
             .get(document)
-            .ok_or_else(|| ReplicaError::UnknownSubject(*document))
+            .ok_or(ReplicaError::UnknownSubject(*document))
     }
 
     /// REP-5/REP-22: a signed change without content naming the current heads and their keys.

@@ -125,7 +125,7 @@ impl<S: Store> Replica<S> {
         let card = replica
             .device
             .contact_card()
-            .map_err(|e| ReplicaError::OwnCard(e))?;
+            .map_err(ReplicaError::OwnCard)?;
         replica.accept_card(card)?;
         Ok(replica)
     }
@@ -324,7 +324,7 @@ impl<S: Store> Replica<S> {
         let (checker, directory) = (&admission.checker, &admission.directory);
         let cgka = cgkas
             .get_mut(&document)
-            .ok_or_else(|| ReplicaError::UnknownSubject(document))?;
+            .ok_or(ReplicaError::UnknownSubject(document))?;
         let authority = GraphAuthority {
             checker,
             directory,
