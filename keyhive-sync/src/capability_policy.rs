@@ -48,7 +48,8 @@ impl CapabilityPolicy {
     }
 
     /// Rebuilds the graph from every item in `store` (relay start-up), in dependency order
-    /// (ops, key agreement, then ciphertext), through the same admission rules.
+    /// (ops, key agreement, then ciphertext), through the same admission rules. Whatever the
+    /// graph held before is replaced.
     pub fn load(&self, store: &dyn Store) -> Result<usize, StoreError> {
         let mut items = Vec::new();
         for subject in store.subjects()? {
@@ -58,7 +59,7 @@ impl CapabilityPolicy {
                 }
             }
         }
-        let mut graph = self.lock();
+        let mut admission = Admission::new(Checker::new(PendingLimits::default()));
         let mut count = 0;
         // Stored ops come back in hash order, not causal order: admit in rounds until no more
         // apply (a relay never parks, ADM-3).
@@ -68,7 +69,7 @@ impl CapabilityPolicy {
             let before = waiting.len();
             let mut next = Vec::new();
             for item in waiting {
-                match graph.admission.admit(Mode::Relay, PeerTag::LOCAL, &item) {
+                match admission.admit(Mode::Relay, PeerTag::LOCAL, &item) {
                     Ok(_) => count += 1,
                     Err(
                         Refusal::MissingPredecessors(_)
@@ -85,6 +86,7 @@ impl CapabilityPolicy {
             }
             waiting = next;
         }
+        self.lock().admission = admission;
         Ok(count)
     }
 
@@ -132,6 +134,13 @@ impl AccessPolicy for CapabilityPolicy {
             .admission
             .admit(Mode::Relay, PeerTag::from(from.0), item)
             .map(|_| ())
+    }
+
+    fn not_stored(&self, store: &dyn Store) {
+        // ADM-3: the graph may hold ops the store does not; rebuild it from what is stored.
+        if let Err(e) = self.load(store) {
+            tracing::error!(error = %e, "cannot rebuild the relay's capability graph from its store");
+        }
     }
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {

@@ -31,6 +31,12 @@ pub trait AccessPolicy: Send + Sync + 'static {
     fn stored(&self, items: &[Item]) {
         let _ = items;
     }
+
+    /// ADM-3: called when items this policy admitted could not be stored (the store failed),
+    /// so that a graph-backed policy forgets them and acts only on what `store` holds.
+    fn not_stored(&self, store: &dyn crate::store::Store) {
+        let _ = store;
+    }
 }
 
 /// Accepts and serves everything: for a client's own store or a trusted peer.

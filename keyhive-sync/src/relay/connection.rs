@@ -306,11 +306,17 @@ impl Conn {
             .await
             {
                 Ok(pair) => pair,
-                Err(e) => return self.internal(req, e).await,
+                Err(e) => {
+                    forget_unstored(&self.shared).await;
+                    return self.internal(req, e).await;
+                }
             };
             let fresh = match result {
                 Ok(fresh) => fresh,
-                Err(e) => return self.internal(req, e).await,
+                Err(e) => {
+                    forget_unstored(&self.shared).await;
+                    return self.internal(req, e).await;
+                }
             };
             let mut new_items = Vec::new();
             for ((slot, item), is_new) in slots.into_iter().zip(accepted).zip(fresh) {
@@ -564,5 +570,14 @@ impl Conn {
             return Ok(());
         }
         send(&mut self.wire, &Message::Live { items }).await
+    }
+}
+
+/// ADM-3: the policy admitted items the store did not take; it rebuilds from the store so that
+/// the relay never acts on an op it has not stored.
+async fn forget_unstored(shared: &Shared) {
+    let (policy, store) = (shared.policy.clone(), shared.store.clone());
+    if let Err(e) = tokio::task::spawn_blocking(move || policy.not_stored(&*store)).await {
+        tracing::error!(error = %e, "rebuilding the relay's policy failed");
     }
 }
