@@ -115,6 +115,13 @@ pub enum Command {
     /// Run the whole story in one process: three devices, a shared folder, an edit, a
     /// revocation, and proof that the relay holds only ciphertext.
     Demo,
+    /// Measure the device API (grant, write, read, revoke, ingest) beside the raw primitives it
+    /// is built on, in one process, and print each ratio. Build with --release first.
+    Bench {
+        /// N = 100 only, fewer repetitions (under a minute on two cores).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// `keyhive relay ...`

@@ -60,6 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::relay::serve(out, &listen, &data, &peers, &upstream, tls.as_ref())
         }
         Command::Demo => commands::demo::run(out),
+        Command::Bench { quick } => commands::bench::run(out, quick),
         Command::Sync { relays } => {
             let s = session::Session::open(home, out)?;
             commands::sync::sync(s, relays)
@@ -105,6 +106,7 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         | Command::Contact(_)
         | Command::Relay(_)
         | Command::Demo
+        | Command::Bench { .. }
         | Command::Sync { .. } => unreachable_command(),
     }
 }
