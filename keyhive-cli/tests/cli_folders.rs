@@ -13,30 +13,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use assert_cmd::Command;
-use common::RelayProcess;
+use common::{RelayProcess, json, keyhive};
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::identity::{ContactCard, Device, DocumentId};
 use keyhive_sync::MemoryStore;
 use keyhive_sync::client::Client;
 use keyhive_sync::replica::{Replica, ReplicaGate};
 use serde_json::Value;
-
-fn keyhive(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("keyhive").unwrap();
-    cmd.arg("--home").arg(home).env_remove("KEYHIVE_HOME");
-    cmd
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let out = keyhive(home).arg("--json").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// A fresh home with a device named `name`; returns its home and contact card line.
 fn person(dir: &Path, name: &str) -> (PathBuf, String) {

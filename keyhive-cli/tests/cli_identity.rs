@@ -1,23 +1,8 @@
 //! CLI tests: identity and contacts across separate homes.
 
-use assert_cmd::Command;
-use serde_json::Value;
+mod common;
 
-fn keyhive(home: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("keyhive").unwrap();
-    cmd.arg("--home").arg(home).env_remove("KEYHIVE_HOME");
-    cmd
-}
-
-fn json(home: &std::path::Path, args: &[&str]) -> Value {
-    let out = keyhive(home).arg("--json").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{json, keyhive};
 
 #[test]
 fn init_whoami_and_contact_exchange() {

@@ -3,126 +3,18 @@
 //! when the relay id changes, re-pinning with `relay add URL --id`, and `relay serve
 //! --sync-with RELAY_ID@URL` refusing a peer that presents another id.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, ChildStderr, Command as StdCommand, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-use assert_cmd::Command;
+use std::process::Command as StdCommand;
+
+use common::{RelayProcess, fails, json};
 use serde_json::Value;
-
-fn keyhive(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("keyhive").unwrap();
-    cmd.arg("--home").arg(home).env_remove("KEYHIVE_HOME");
-    cmd
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let out = keyhive(home).arg("--json").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// A valid relay id that no running relay has.
 fn other_id() -> String {
     keyhive_core::crypto::signing::SigningKey::generate()
         .public_key()
         .to_string()
-}
-
-/// Runs a failing command and returns its one-line error.
-fn fails(home: &Path, args: &[&str]) -> String {
-    let out = keyhive(home).args(args).output().unwrap();
-    assert!(!out.status.success(), "{args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
-    err
-}
-
-/// A `keyhive --json relay serve` child; killed on drop if not stopped.
-struct RelayProcess {
-    child: Child,
-    url: String,
-    id: String,
-    stderr: Option<ChildStderr>,
-}
-
-impl RelayProcess {
-    fn start(listen: &str, data: &Path, extra: &[&str]) -> RelayProcess {
-        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
-            .args(["--json", "relay", "serve", "--listen", listen, "--data"])
-            .arg(data)
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "relay exited early"
-            );
-            text.push_str(&line);
-            if line.starts_with('}') {
-                break;
-            }
-        }
-        let info: Value = serde_json::from_str(&text).unwrap();
-        RelayProcess {
-            stderr: child.stderr.take(),
-            child,
-            url: info["url"].as_str().unwrap().to_owned(),
-            id: info["id"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// Waits (at most 60 s) for a log line containing `needle`.
-    fn wait_for_log(&mut self, needle: &str) -> String {
-        let stderr = self.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let needle = needle.to_owned();
-        // Keeps draining after the match, so the relay never writes to a closed pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if line.contains(&needle) {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("the log line never appeared")
-    }
-
-    /// SIGTERM, then wait: the relay must shut down cleanly with status 0.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            StdCommand::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "relay exit status {status:?}");
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// SYNC-34: the first sync pins the relay id; a different relay answering at the same URL is
@@ -132,7 +24,7 @@ fn relay_id_is_pinned_on_first_use_and_a_change_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("alice");
     json(&home, &["init", "--name", "alice"]);
-    let first = RelayProcess::start("127.0.0.1:0", &dir.path().join("r1"), &[]);
+    let first = RelayProcess::start(&dir.path().join("r1"), &[]);
     let url = first.url.clone();
     let added = json(&home, &["relay", "add", &url]);
     assert_eq!(added["id"], Value::Null);
@@ -150,7 +42,7 @@ fn relay_id_is_pinned_on_first_use_and_a_change_is_refused() {
         .to_owned();
     let first_id = first.id.clone();
     first.stop();
-    let second = RelayProcess::start(&listen, &dir.path().join("r2"), &[]);
+    let second = RelayProcess::start_on(&listen, &dir.path().join("r2"), &[]);
     assert_eq!(second.url, url);
     assert_ne!(second.id, first_id);
     let err = fails(&home, &["sync"]);
@@ -176,7 +68,7 @@ fn relay_add_with_id_pins_before_the_first_sync() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("bob");
     json(&home, &["init", "--name", "bob"]);
-    let relay = RelayProcess::start("127.0.0.1:0", &dir.path().join("r"), &[]);
+    let relay = RelayProcess::start(&dir.path().join("r"), &[]);
     let expected = other_id();
     json(&home, &["relay", "add", &relay.url, "--id", &expected]);
     let err = fails(&home, &["sync"]);
@@ -200,13 +92,13 @@ fn sync_with_requires_and_checks_the_peer_relay_id() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RELAY_ID@URL"), "{err}");
 
-    let peer = RelayProcess::start("127.0.0.1:0", &dir.path().join("a"), &[]);
+    let peer = RelayProcess::start(&dir.path().join("a"), &[]);
     let wrong = other_id();
     let sync_with = format!("{wrong}@{}", peer.url);
-    let mut relay = RelayProcess::start(
+    let mut relay = RelayProcess::start_logged(
         "127.0.0.1:0",
         &dir.path().join("b"),
-        &["--sync-with", &sync_with],
+        &["--sync-with".as_ref(), sync_with.as_ref()],
     );
     let line = relay.wait_for_log("is not the expected");
     assert!(line.contains(&wrong) && line.contains(&peer.id), "{line}");

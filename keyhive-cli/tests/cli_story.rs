@@ -6,37 +6,13 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-use common::RelayProcess;
+use common::{RelayProcess, json, keyhive};
 use serde_json::Value;
 
-fn keyhive(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("keyhive").unwrap();
-    cmd.arg("--home").arg(home).env_remove("KEYHIVE_HOME");
-    cmd
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let out = keyhive(home).arg("--json").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
+/// A command that fails with one clear line containing `expect` (and no panic).
 fn fails(home: &Path, args: &[&str], expect: &str) {
-    let out = keyhive(home).args(args).output().unwrap();
-    assert!(!out.status.success(), "{args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::fails(home, args);
     assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
 }
 

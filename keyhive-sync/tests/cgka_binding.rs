@@ -2,9 +2,11 @@
 //! second init signed by a reader, or by the creator with another prekey, is refused by every
 //! replica in every delivery order, and all replicas converge on the init the genesis names.
 
+mod replicas;
+
 use std::sync::{Arc, Mutex};
 
-use keyhive_core::capability::{Access, AgentId, PeerTag};
+use keyhive_core::capability::{Access, PeerTag};
 use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::identity::{Device, DocumentId};
@@ -12,34 +14,12 @@ use keyhive_sync::client::sync::ingest;
 use keyhive_sync::replica::{Ingested, Replica, ReplicaGate};
 use keyhive_sync::{Item, ItemKind, MemoryStore, Store, SubjectId};
 use proptest::prelude::*;
+use replicas::{all_items, card, me, read, replica_with};
 
 type R = Replica<Arc<MemoryStore>>;
 
 fn replica(name: &str) -> R {
-    let device = Device::generate(Some(name.into()));
-    Replica::open(device, Arc::new(MemoryStore::new())).unwrap()
-}
-
-fn all_items(r: &R) -> Vec<Item> {
-    let store = r.store();
-    let mut out = Vec::new();
-    for s in store.subjects().unwrap() {
-        for h in store.hashes(&s).unwrap() {
-            out.push(store.get(&h).unwrap().unwrap());
-        }
-    }
-    out
-}
-
-fn me(r: &R) -> AgentId {
-    AgentId::Individual(r.device().id())
-}
-
-fn read(r: &R, doc: DocumentId) -> Option<Vec<u8>> {
-    let op = r.latest_readable(doc).unwrap()?;
-    let mut out = Vec::new();
-    r.read_change(doc, &op, &mut out).unwrap();
-    Some(out)
+    replica_with(name, Arc::new(MemoryStore::new()))
 }
 
 fn cgka_item(doc: DocumentId, op: &keyhive_core::cgka::CgkaOp) -> Item {
@@ -90,9 +70,7 @@ fn shared() -> Shared {
     let observers = vec![replica("bob"), replica("carol"), replica("dave")];
     let doc = alice.create_document().unwrap();
     for o in &observers {
-        alice
-            .add_contact(o.device().contact_card().unwrap())
-            .unwrap();
+        alice.add_contact(card(o)).unwrap();
         alice.grant(&doc.0, me(o), Access::Read).unwrap();
     }
     alice.write(doc, b"v1 by alice").unwrap();

@@ -3,42 +3,22 @@
 //! arrives after its op, more changes after a first read, and a member whose keys arrive after
 //! the history (new epochs and entry points open changes found sealed before).
 
-use keyhive_core::capability::{Access, AgentId, PeerTag};
-use keyhive_core::identity::{Device, DocumentId};
-use keyhive_sync::replica::Replica;
-use keyhive_sync::{Item, ItemKind, MemoryStore, Store};
+mod replicas;
 
-type R = Replica<MemoryStore>;
-
-fn replica(name: &str) -> R {
-    Replica::open(Device::generate(Some(name.into())), MemoryStore::new()).expect("open")
-}
-
-fn items(r: &R) -> Vec<Item> {
-    let store = r.store();
-    let mut out = Vec::new();
-    for s in store.subjects().expect("subjects") {
-        for h in store.hashes(&s).expect("hashes") {
-            out.push(store.get(&h).expect("get").expect("held"));
-        }
-    }
-    out
-}
+use keyhive_core::capability::Access;
+use keyhive_core::identity::DocumentId;
+use keyhive_sync::{Item, ItemKind};
+use replicas::{R, all_items, card, me, replica, tag};
 
 fn sync_where(from: &R, to: &mut R, keep: impl Fn(&Item) -> bool) {
-    let tag = PeerTag::from(from.device().id().0);
     for _ in 0..4 {
-        let batch: Vec<Item> = items(from).into_iter().filter(&keep).collect();
-        to.ingest_all(tag, batch).expect("ingest");
+        let batch: Vec<Item> = all_items(from).into_iter().filter(&keep).collect();
+        to.ingest_all(tag(from), batch).expect("ingest");
     }
 }
 
 fn sync(from: &R, to: &mut R) {
     sync_where(from, to, |_| true);
-}
-
-fn me(r: &R) -> AgentId {
-    AgentId::Individual(r.device().id())
 }
 
 fn readable(r: &R, doc: DocumentId) -> Vec<Vec<u8>> {
@@ -58,9 +38,7 @@ fn readable(r: &R, doc: DocumentId) -> Vec<Vec<u8>> {
 fn rep23_reads_follow_what_arrives() {
     let (mut alice, mut bob, mut dave) = (replica("alice"), replica("bob"), replica("dave"));
     let doc = alice.create_document().expect("doc");
-    alice
-        .add_contact(bob.device().contact_card().expect("card"))
-        .expect("contact");
+    alice.add_contact(card(&bob)).expect("contact");
     alice.grant(&doc.0, me(&bob), Access::Read).expect("grant");
     alice.write(doc, b"c1").expect("write");
     sync(&alice, &mut bob);
@@ -81,9 +59,7 @@ fn rep23_reads_follow_what_arrives() {
     );
 
     // Dave is granted read but learns the history before anyone seats him: nothing opens.
-    alice
-        .add_contact(dave.device().contact_card().expect("card"))
-        .expect("contact");
+    alice.add_contact(card(&dave)).expect("contact");
     alice.grant(&doc.0, me(&dave), Access::Read).expect("grant");
     sync(&alice, &mut dave);
     assert!(readable(&dave, doc).is_empty());

@@ -1,49 +1,17 @@
 //! The replica layer end to end, without a network: sharing, reading, revoking, rekeying,
 //! late members reading history, a pull-only peer, and large streamed content.
 
-use keyhive_core::capability::{Access, AgentId, PeerTag};
-use keyhive_core::identity::{Device, DocumentId};
-use keyhive_sync::replica::{ChangeStatus, Replica};
-use keyhive_sync::{Item, MemoryStore, Store};
+mod replicas;
 
-type R = Replica<MemoryStore>;
-
-fn replica(name: &str) -> R {
-    Replica::open(Device::generate(Some(name.into())), MemoryStore::new()).unwrap()
-}
-
-fn all_items(r: &R) -> Vec<Item> {
-    let store = r.store();
-    let mut out = Vec::new();
-    for s in store.subjects().unwrap() {
-        for h in store.hashes(&s).unwrap() {
-            out.push(store.get(&h).unwrap().unwrap());
-        }
-    }
-    out
-}
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_sync::replica::ChangeStatus;
+use replicas::{R, all_items, card, me, read, replica, tag};
 
 /// One-way sync: `to` ingests everything `from` stores.
 fn push(from: &R, to: &mut R) {
-    let peer = PeerTag::from(from.device().id().0);
-    for (hash, result) in to.ingest_all(peer, all_items(from)).unwrap() {
+    for (hash, result) in to.ingest_all(tag(from), all_items(from)).unwrap() {
         result.unwrap_or_else(|e| panic!("{hash}: {e}"));
     }
-}
-
-fn read(r: &R, doc: DocumentId) -> Option<Vec<u8>> {
-    let op = r.latest_readable(doc).unwrap()?;
-    let mut out = Vec::new();
-    r.read_change(doc, &op, &mut out).unwrap();
-    Some(out)
-}
-
-fn me(r: &R) -> AgentId {
-    AgentId::Individual(r.device().id())
-}
-
-fn card(r: &R) -> keyhive_core::signed::Verified<keyhive_core::identity::ContactCard> {
-    r.device().contact_card().unwrap()
 }
 
 #[test]

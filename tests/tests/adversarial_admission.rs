@@ -5,9 +5,12 @@
 //! delivers the honest items and every attack in random orders, with duplicates, to fresh
 //! replicas and checks that every honest replica reads exactly what the authors wrote.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use keyhive_core::capability::{Access, AgentId, PeerTag};
+use common::{R, all_items, me, replica, replica_of, tag};
+use keyhive_core::capability::{Access, PeerTag};
 use keyhive_core::cgka::{Cgka, CgkaBody};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeySecret;
@@ -20,30 +23,9 @@ use keyhive_sync::blob::Blob;
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::item::ItemKind;
 use keyhive_sync::policy::AccessPolicy;
-use keyhive_sync::replica::{ChangeStatus, Ingested, Replica, ReplicaError};
-use keyhive_sync::{Item, MemoryStore, Store, SubjectId};
+use keyhive_sync::replica::{ChangeStatus, Ingested, ReplicaError};
+use keyhive_sync::{Item, Store, SubjectId};
 use proptest::prelude::*;
-
-type R = Replica<MemoryStore>;
-
-fn replica(device: Device) -> R {
-    Replica::open(device, MemoryStore::new()).expect("open")
-}
-
-fn all_items(r: &R) -> Vec<Item> {
-    let store = r.store();
-    let mut out = Vec::new();
-    for s in store.subjects().expect("subjects") {
-        for h in store.hashes(&s).expect("hashes") {
-            out.push(store.get(&h).expect("get").expect("held"));
-        }
-    }
-    out
-}
-
-fn tag(r: &R) -> PeerTag {
-    PeerTag::from(r.device().id().0)
-}
 
 /// One-way sync as a sync loop does it: offer everything, again while progress is made.
 fn sync(from: &R, to: &mut R) {
@@ -54,10 +36,6 @@ fn sync(from: &R, to: &mut R) {
             break;
         }
     }
-}
-
-fn me(r: &R) -> AgentId {
-    AgentId::Individual(r.device().id())
 }
 
 fn read(r: &R, doc: DocumentId, op: &Hash) -> Vec<u8> {
@@ -107,11 +85,11 @@ struct World {
 }
 
 fn world() -> World {
-    let mut alice = replica(Device::generate(Some("alice".into())));
-    let mut bob = replica(Device::generate(Some("bob".into())));
-    let mut carol = replica(Device::generate(Some("carol".into())));
-    let mut mallory = replica(Device::generate(Some("mallory".into())));
-    let eve = replica(Device::generate(Some("eve".into())));
+    let mut alice = replica("alice");
+    let mut bob = replica("bob");
+    let mut carol = replica("carol");
+    let mut mallory = replica("mallory");
+    let eve = replica("eve");
     let doc = alice.create_document().expect("doc");
     for other in [&bob, &carol, &mallory] {
         alice
@@ -251,7 +229,7 @@ fn case1_reader_cannot_forge_a_writers_change() {
     let forged = reader_forgery(&w);
     assert!(!forged.is_empty());
     // Forgery first, then the honest items: refused, and Alice's words are what Carol reads.
-    let mut dave = replica(w.carol.device().clone());
+    let mut dave = replica_of(w.carol.device().clone());
     for f in &forged {
         assert!(matches!(
             refusal(dave.ingest(tag(&w.mallory), f)),
@@ -284,7 +262,7 @@ fn case1_reader_cannot_forge_a_writers_change() {
 fn case2_stranger_cannot_hide_a_change() {
     let w = world();
     let junk = stranger_junk(&w);
-    let mut dave = replica(w.carol.device().clone());
+    let mut dave = replica_of(w.carol.device().clone());
     for j in &junk {
         assert!(matches!(
             refusal(dave.ingest(tag(&w.eve), j)),
@@ -313,10 +291,10 @@ fn case3_a_revocation_sent_as_a_blob_cannot_swallow_the_revocation() {
         .collect();
     assert!(!revocation_items.is_empty());
     let eve_doc = {
-        let mut eve = replica(w.eve.device().clone());
+        let mut eve = replica_of(w.eve.device().clone());
         eve.create_document().expect("doc")
     };
-    let mut dave = replica(w.carol.device().clone());
+    let mut dave = replica_of(w.carol.device().clone());
     for r in &revocation_items {
         for subject in [r.subject(), SubjectId(eve_doc.0)] {
             let as_blob = Item::new(ItemKind::Blob, subject, r.envelope().to_vec()).expect("item");
@@ -357,7 +335,7 @@ fn case3_a_revocation_sent_as_a_blob_cannot_swallow_the_revocation() {
 #[test]
 fn case4_kind_is_checked_against_the_bytes() {
     let w = world();
-    let mut dave = replica(Device::generate(Some("dave".into())));
+    let mut dave = replica("dave");
     for i in all_items(&w.alice) {
         let claimed = match i.kind() {
             ItemKind::Content => ItemKind::Auth,
@@ -381,7 +359,7 @@ fn case4_kind_is_checked_against_the_bytes() {
 #[test]
 fn case6_key_agreement_ops_are_verified_before_they_wait() {
     let w = world();
-    let mut dave = replica(Device::generate(Some("dave".into())));
+    let mut dave = replica("dave");
     let unknown = SubjectId(SigningKey::generate().public_key());
     for i in all_items(&w.alice)
         .into_iter()
@@ -409,9 +387,9 @@ fn case6_key_agreement_ops_are_verified_before_they_wait() {
 
 #[test]
 fn case9_relay_never_enforces_a_grant_it_did_not_store() {
-    let mut alice = replica(Device::generate(Some("alice".into())));
-    let bob = replica(Device::generate(Some("bob".into())));
-    let carol = replica(Device::generate(Some("carol".into())));
+    let mut alice = replica("alice");
+    let bob = replica("bob");
+    let carol = replica("carol");
     let doc = alice.create_document().expect("doc");
     let first = alice.grant(&doc.0, me(&bob), Access::Read).expect("grant");
     let second = alice
@@ -457,7 +435,7 @@ fn case11_cards_with_sixteen_prekeys_are_admitted_everywhere() {
         card.as_bytes().to_vec(),
     )
     .expect("item");
-    let mut dave = replica(Device::generate(Some("dave".into())));
+    let mut dave = replica("dave");
     assert_eq!(
         dave.ingest(PeerTag::from(device.id().0), &item)
             .expect("admitted"),
@@ -523,7 +501,7 @@ proptest! {
             rng ^= rng << 17;
             rng
         };
-        let mut carol = replica(w.carol.device().clone());
+        let mut carol = replica_of(w.carol.device().clone());
         for _round in 0..6 {
             let mut batch = delivered.clone();
             for i in (1..batch.len()).rev() {

@@ -4,111 +4,16 @@
 //! removal too (CGKA-17). Carol, added afterwards, is handed the forged init before anything
 //! else, and still reads and writes with Alice and Mallory; no replica stores a forged op.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::{Peer, relay};
 use keyhive_core::Hash;
-use keyhive_core::capability::{Access, AgentId, PeerTag};
+use keyhive_core::capability::{Access, PeerTag};
 use keyhive_core::cgka::{Cgka, CgkaBody};
 use keyhive_core::identity::{Device, DocumentId};
 use keyhive_core::signed::{Op, Verified};
-use keyhive_sync::capability_policy::CapabilityPolicy;
-use keyhive_sync::client::Client;
 use keyhive_sync::protocol::PushOutcome;
-use keyhive_sync::relay::{Relay, RelayConfig, RelayHandle};
-use keyhive_sync::replica::{Replica, ReplicaGate};
-use keyhive_sync::{Item, ItemKind, SubjectId};
-use keyhive_sync::{MemoryStore, RedbStore, Store};
-
-type Shared = Arc<Mutex<Replica<Arc<MemoryStore>>>>;
-
-struct Peer {
-    replica: Shared,
-    client: Arc<Client>,
-}
-
-impl Peer {
-    fn new(name: &str) -> Peer {
-        let device = Device::generate(Some(name.into()));
-        let key = device.signing_key().clone();
-        let store = Arc::new(MemoryStore::new());
-        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone()).unwrap()));
-        let gate = Arc::new(ReplicaGate::new(replica.clone()));
-        let client = Client::new(key, store, gate);
-        Peer { replica, client }
-    }
-
-    fn device(&self) -> Device {
-        self.replica.lock().unwrap().device().clone()
-    }
-
-    fn id(&self) -> AgentId {
-        AgentId::Individual(self.device().id())
-    }
-
-    fn card(&self) -> keyhive_core::signed::Verified<keyhive_core::identity::ContactCard> {
-        self.device().contact_card().unwrap()
-    }
-
-    async fn sync(&self, url: &str) {
-        self.replica.lock().unwrap().prepare_all().unwrap();
-        let session = self.client.connect(url).await.unwrap();
-        for _ in 0..8 {
-            let before = self.replica.lock().unwrap().accepted_count();
-            let r = self.client.sync_once(&session).await.unwrap();
-            let mut replica = self.replica.lock().unwrap();
-            let rekeyed = !replica.prepare_all().unwrap().is_empty();
-            if replica.accepted_count() == before && !rekeyed && r.refused + r.rejected == 0 {
-                break;
-            }
-        }
-    }
-
-    fn read(&self, doc: DocumentId) -> Option<Vec<u8>> {
-        let replica = self.replica.lock().unwrap();
-        let op = replica.latest_readable(doc).unwrap()?;
-        let mut out = Vec::new();
-        replica.read_change(doc, &op, &mut out).unwrap();
-        Some(out)
-    }
-
-    fn write(&self, doc: DocumentId, content: &[u8]) {
-        self.replica.lock().unwrap().write(doc, content).unwrap();
-    }
-
-    fn holds(&self, item: &Item) -> bool {
-        self.replica
-            .lock()
-            .unwrap()
-            .store()
-            .contains(&item.hash())
-            .unwrap()
-    }
-
-    /// Every auth item (geneses, delegations, contact cards) this peer stores.
-    fn auth_items(&self) -> Vec<Item> {
-        let replica = self.replica.lock().unwrap();
-        let store = replica.store();
-        let mut out = Vec::new();
-        for subject in store.subjects().unwrap() {
-            for hash in store.hashes(&subject).unwrap() {
-                let item = store.get(&hash).unwrap().unwrap();
-                if item.kind() == ItemKind::Auth {
-                    out.push(item);
-                }
-            }
-        }
-        out
-    }
-}
-
-async fn relay(dir: &std::path::Path) -> (RelayHandle, Arc<RedbStore>) {
-    let store = Arc::new(RedbStore::open(dir.join("relay.redb")).unwrap());
-    let policy = Arc::new(CapabilityPolicy::new([]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let key = Device::generate(None).signing_key().clone();
-    let handle = Relay::serve(listener, store.clone(), policy, RelayConfig::new(key)).unwrap();
-    (handle, store)
-}
+use keyhive_sync::{Item, ItemKind, Store, SubjectId};
 
 /// A key-agreement op `author` signs for `doc` on top of `predecessors`, bypassing every local
 /// check, filed as a sync item.

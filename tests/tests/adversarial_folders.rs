@@ -4,40 +4,16 @@
 //! folder's members but does not place it there; revoking the placer's `write` on the folder,
 //! or the folder's grant on the document, takes the document out; every replica agrees.
 
+mod common;
+
+use common::{R, auth_items, me, replica, tag};
 use keyhive_core::capability::{Access, AgentId, PeerTag};
-use keyhive_core::identity::{Device, DocumentId};
-use keyhive_sync::replica::Replica;
-use keyhive_sync::{Item, ItemKind, MemoryStore, Store};
-
-type R = Replica<MemoryStore>;
-
-fn replica(name: &str) -> R {
-    Replica::open(Device::generate(Some(name.into())), MemoryStore::new()).unwrap()
-}
-
-fn me(r: &R) -> AgentId {
-    AgentId::Individual(r.device().id())
-}
-
-/// Every auth item `from` stores (the capability graph and contact cards).
-fn auth_items(from: &R) -> Vec<Item> {
-    let store = from.store();
-    let mut out = Vec::new();
-    for s in store.subjects().unwrap() {
-        for h in store.hashes(&s).unwrap() {
-            let item = store.get(&h).unwrap().unwrap();
-            if item.kind() == ItemKind::Auth {
-                out.push(item);
-            }
-        }
-    }
-    out
-}
+use keyhive_core::identity::DocumentId;
+use keyhive_sync::Item;
 
 /// One-way sync of the capability graph: `to` ingests every auth op `from` holds.
 fn push(from: &R, to: &mut R) {
-    let peer = PeerTag::from(from.device().id().0);
-    for (hash, result) in to.ingest_all(peer, auth_items(from)).unwrap() {
+    for (hash, result) in to.ingest_all(tag(from), auth_items(from)).unwrap() {
         result.unwrap_or_else(|e| panic!("{hash}: {e}"));
     }
 }
