@@ -68,7 +68,7 @@ impl RedbStore {
             path,
             broken: AtomicBool::new(false),
         };
-        store.with_db(|db, path| init_schema(db, path))?;
+        store.with_db(init_schema)?;
         Ok(store)
     }
 
