@@ -95,12 +95,9 @@ pub async fn start(
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let identity = load_or_create_identity(data)?;
     let key = identity.device().signing_key().clone();
-    let store = Arc::new(RedbStore::open(data.join(RELAY_STORE)).with_context(|| {
-        format!(
-            "cannot open the relay store in {} (is another relay using it?)",
-            data.display()
-        )
-    })?);
+    // The error names the file and what to do (STORE-6..9).
+    let store =
+        Arc::new(RedbStore::open(data.join(RELAY_STORE)).context("cannot open the relay store")?);
     let peer_ids = peers
         .iter()
         .map(|p| p.parse::<PublicKey>().map(IndividualId))
@@ -144,6 +141,10 @@ pub fn serve(
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // SYNC-99: a closed or full stderr never stops the relay; a log line is lost instead
+        // (tracing-subscriber would otherwise report the failure with `eprintln!`, which
+        // panics on a closed stderr).
+        .log_internal_errors(false)
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
