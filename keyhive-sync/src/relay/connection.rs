@@ -102,10 +102,11 @@ pub(crate) async fn run(
     id: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // SYNC-33: the whole handshake (both sends included) is bounded, not only the wait for
-    // the hello, so a peer that stops reading cannot hold the connection either.
+    // SYNC-95: the whole handshake (its sends included) is bounded by twice the hello
+    // timeout, so a peer that stops reading cannot hold the connection either; a late hello
+    // still gets its SYNC-33 error first.
     let handshake = tokio::time::timeout(
-        shared.config.limits.handshake_timeout,
+        shared.config.limits.handshake_timeout.saturating_mul(2),
         handshake_server(&mut socket, &shared),
     )
     .await;

@@ -24,7 +24,8 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// SYNC-13: malformed frames tolerated before the connection is closed.
     pub max_errors: u32,
-    /// SYNC-33: time allowed to complete the handshake, from the upgrade.
+    /// SYNC-33: time allowed for the hello after the upgrade; the whole handshake gets twice
+    /// this (SYNC-95).
     pub handshake_timeout: Duration,
     /// SYNC-95: time from TCP accept (or, with TLS, the end of the TLS handshake) to a
     /// WebSocket upgrade request; a connection silent or mid-request longer is closed.

@@ -4,7 +4,9 @@
 //! tests). Rules: STORE-1 `put` is atomic for the whole batch and durable when it returns `Ok`;
 //! STORE-2 items are keyed by their content hash and re-inserting one is a no-op; STORE-3
 //! `hashes(subject)` is sorted ascending; STORE-4 `summary(subject)` equals
-//! `Summary::of(hashes(subject))`.
+//! `Summary::of(hashes(subject))`. Damaged files (STORE-6..STORE-9, [`redb_store`]): every
+//! failure is a typed [`StoreError`] naming the file and what to do, never a panic; an empty
+//! existing file is refused, never recreated.
 
 use std::path::PathBuf;
 
