@@ -129,7 +129,9 @@ pub(crate) async fn run(
     };
     // SYNC-96: ping after half the idle timeout of silence; close after all of it.
     let mut last_heard = tokio::time::Instant::now();
-    let mut idle = tokio::time::interval(idle_timeout / 2);
+    // A zero period would panic; a zero timeout closes at the first tick.
+    let mut idle =
+        tokio::time::interval((idle_timeout / 2).max(std::time::Duration::from_millis(1)));
     idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     idle.reset();
     loop {
