@@ -150,6 +150,7 @@ pub fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let relay = start(listen, data, peers, upstream, tls).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
@@ -159,7 +160,7 @@ pub fn serve(
         })?;
         use std::io::Write;
         std::io::stdout().flush()?;
-        wait_for_shutdown_signal().await?;
+        shutdown.await?;
         tracing::info!("shutting down");
         for link in relay.links {
             link.stop().await;
@@ -170,19 +171,24 @@ pub fn serve(
     })
 }
 
-async fn wait_for_shutdown_signal() -> Result<()> {
+/// Installs the SIGINT and SIGTERM handlers at once, so a signal sent as soon as the relay has
+/// announced itself stops it gracefully; the returned future resolves on the first signal.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = Result<()>>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
-        Ok(())
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await?;
-        Ok(())
+        Ok(async { Ok(tokio::signal::ctrl_c().await?) })
     }
 }
