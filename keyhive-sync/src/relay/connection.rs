@@ -127,11 +127,13 @@ pub(crate) async fn run(
         errors: 0,
         live: None,
     };
-    // SYNC-96: ping after half the idle timeout of silence; close after all of it.
+    // SYNC-96: checked every quarter of the idle timeout; a ping at every check once half of it
+    // passed in silence (so a live peer has at least a quarter to answer); closed after all of
+    // it.
     let mut last_heard = tokio::time::Instant::now();
-    // A zero period would panic; a zero timeout closes at the first tick.
+    // A zero period would panic; a zero timeout closes at the first check.
     let mut idle =
-        tokio::time::interval((idle_timeout / 2).max(std::time::Duration::from_millis(1)));
+        tokio::time::interval((idle_timeout / 4).max(std::time::Duration::from_millis(1)));
     idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     idle.reset();
     loop {

@@ -31,7 +31,7 @@ pub struct Limits {
     /// WebSocket upgrade request; a connection silent or mid-request longer is closed.
     pub upgrade_timeout: Duration,
     /// SYNC-96: an authenticated connection from which nothing (not even a pong) arrives for
-    /// this long is closed; the relay pings it after half of it.
+    /// this long is closed; the relay pings it from half of it on, every quarter.
     pub idle_timeout: Duration,
     /// SYNC-72, SYNC-97: most simultaneous connections, counted from TCP accept; more are
     /// refused with HTTP 503.
