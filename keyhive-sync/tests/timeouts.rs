@@ -56,7 +56,7 @@ async fn closed_by_peer(tcp: &mut TcpStream) {
 async fn silent_and_half_sent_connections_are_counted_and_closed() {
     let mut limits = Limits::default();
     limits.max_connections = 2;
-    limits.upgrade_timeout = Duration::from_millis(300);
+    limits.upgrade_timeout = Duration::from_secs(1);
     let policy = policy();
     let alice = SigningKey::generate();
     let doc = subject(1);
