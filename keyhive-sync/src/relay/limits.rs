@@ -30,6 +30,8 @@ pub struct Limits {
     /// SYNC-95: time from TCP accept (or, with TLS, the end of the TLS handshake) to a
     /// WebSocket upgrade request; a connection silent or mid-request longer is closed.
     pub upgrade_timeout: Duration,
+    /// SYNC-35, SYNC-95: time allowed for a TLS handshake (`wss://` only), from TCP accept.
+    pub tls_handshake_timeout: Duration,
     /// SYNC-96: an authenticated connection from which nothing (not even a pong) arrives for
     /// this long is closed; the relay pings it from half of it on, every quarter.
     pub idle_timeout: Duration,
@@ -52,6 +54,7 @@ impl Default for Limits {
             max_errors: 16,
             handshake_timeout: Duration::from_secs(10),
             upgrade_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: super::TLS_HANDSHAKE_TIMEOUT,
             idle_timeout: Duration::from_secs(120),
             max_connections: 1_024,
         }

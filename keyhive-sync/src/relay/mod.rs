@@ -167,6 +167,7 @@ impl Relay {
         // SYNC-97: one count of every accepted connection, from accept until it closes.
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let upgrade_timeout = config.limits.upgrade_timeout;
+        let tls_handshake_timeout = config.limits.tls_handshake_timeout;
         let shared = Arc::new(Shared {
             store,
             policy,
@@ -192,8 +193,13 @@ impl Relay {
                     .await
             }),
             Some(tls) => {
-                let listener =
-                    tls_listener::TlsListener::spawn(listener, tls, max_handshakes, shutdown_rx)?;
+                let listener = tls_listener::TlsListener::spawn(
+                    listener,
+                    tls,
+                    max_handshakes,
+                    tls_handshake_timeout,
+                    shutdown_rx,
+                )?;
                 let listener = guard::GuardedListener::new(listener, connections, upgrade_timeout);
                 tokio::spawn(async move {
                     axum::serve(listener, app)
