@@ -409,10 +409,19 @@ mod tests {
             Err(_) => return (false, false),
         };
         let mut damaged = false;
-        let mut note = |r: Result<(), StoreError>| match r {
-            Err(StoreError::Damaged { .. }) => damaged = true,
-            Err(StoreError::Unusable { .. }) => assert!(damaged, "Unusable without Damaged"),
-            _ => {}
+        let mut note = |r: Result<(), StoreError>| {
+            if damaged {
+                assert!(
+                    matches!(r, Err(StoreError::Unusable { .. })),
+                    "a handle found damaged was used again"
+                );
+                return;
+            }
+            match r {
+                Err(StoreError::Damaged { .. }) => damaged = true,
+                Err(StoreError::Unusable { .. }) => panic!("Unusable without Damaged"),
+                _ => {}
+            }
         };
         for item in items {
             note(store.get(&item.hash()).map(|got| {
@@ -505,5 +514,28 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).expect("meta").len(), 0);
         let fresh = dir.path().join("new.redb");
         RedbStore::open(&fresh).expect("a missing file creates a store");
+    }
+
+    /// STORE-8: a panic inside a redb call is `Damaged`, and the handle then refuses every call
+    /// (`Unusable`) and is dropped without touching redb again.
+    #[test]
+    fn a_contained_panic_retires_the_handle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let store = RedbStore::open(&path).expect("open");
+        let items = super::super::conformance::sample_items(2, 1);
+        store.put(&items).expect("put");
+        let engine_panic =
+            store.with_db(|_, _| -> Result<(), StoreError> { panic!("simulated engine panic") });
+        assert!(matches!(engine_panic, Err(StoreError::Damaged { .. })));
+        assert!(matches!(
+            store.get(&items[0].hash()),
+            Err(StoreError::Unusable { .. })
+        ));
+        assert!(matches!(
+            store.put(&items),
+            Err(StoreError::Unusable { .. })
+        ));
+        drop(store);
     }
 }
