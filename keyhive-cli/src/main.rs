@@ -20,15 +20,35 @@ use home::Home;
 use output::Output;
 
 fn main() -> ExitCode {
+    quiet_contained_storage_panics();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: what failed and, through the context chain, why and what to do.
-            eprintln!("error: {error:#}");
+            // One line: what failed and, through the context chain, why and what to do. A
+            // closed stderr must not turn the failure into a panic (SYNC-99).
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// STORE-8: the store contains redb's panics on a damaged file and reports them as one-line
+/// errors, so the panic hook stays silent for panics raised inside redb; every other panic is
+/// reported as usual.
+fn quiet_contained_storage_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_redb = info.location().is_some_and(|l| {
+            std::path::Path::new(l.file())
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with("redb-"))
+        });
+        if !in_redb {
+            report(info);
+        }
+    }));
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -44,12 +44,10 @@ impl Session {
     /// Opens the device in `home`.
     pub fn open(home: Home, out: Output) -> Result<Self> {
         let keys = device_store::load(&home)?;
-        let store = Arc::new(RedbStore::open(home.path(STORE_FILE)).with_context(|| {
-            format!(
-                "cannot open the local store {} (is another keyhive command using it?)",
-                home.path(STORE_FILE).display()
-            )
-        })?);
+        // The error names the file and what to do (STORE-6..9).
+        let store = Arc::new(
+            RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
+        );
         let replica = Replica::open(keys.device().clone(), store.clone())?;
         Self::assemble(home, out, keys, store, replica)
     }

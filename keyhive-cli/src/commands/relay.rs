@@ -95,12 +95,9 @@ pub async fn start(
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let identity = load_or_create_identity(data)?;
     let key = identity.device().signing_key().clone();
-    let store = Arc::new(RedbStore::open(data.join(RELAY_STORE)).with_context(|| {
-        format!(
-            "cannot open the relay store in {} (is another relay using it?)",
-            data.display()
-        )
-    })?);
+    // The error names the file and what to do (STORE-6..9).
+    let store =
+        Arc::new(RedbStore::open(data.join(RELAY_STORE)).context("cannot open the relay store")?);
     let peer_ids = peers
         .iter()
         .map(|p| p.parse::<PublicKey>().map(IndividualId))
@@ -144,11 +141,16 @@ pub fn serve(
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // SYNC-99: a closed or full stderr never stops the relay; a log line is lost instead
+        // (tracing-subscriber would otherwise report the failure with `eprintln!`, which
+        // panics on a closed stderr).
+        .log_internal_errors(false)
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let relay = start(listen, data, peers, upstream, tls).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
@@ -158,7 +160,7 @@ pub fn serve(
         })?;
         use std::io::Write;
         std::io::stdout().flush()?;
-        wait_for_shutdown_signal().await?;
+        shutdown.await?;
         tracing::info!("shutting down");
         for link in relay.links {
             link.stop().await;
@@ -169,19 +171,24 @@ pub fn serve(
     })
 }
 
-async fn wait_for_shutdown_signal() -> Result<()> {
+/// Installs the SIGINT and SIGTERM handlers at once, so a signal sent as soon as the relay has
+/// announced itself stops it gracefully; the returned future resolves on the first signal.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = Result<()>>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
-        Ok(())
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await?;
-        Ok(())
+        Ok(async { Ok(tokio::signal::ctrl_c().await?) })
     }
 }

@@ -34,6 +34,56 @@ const MAX_RESPONSE_FRAMES: usize = 2_048;
 /// Live events buffered before further ones are dropped and `Lagged` is reported.
 const LIVE_BUFFER: usize = 1_024;
 
+/// SYNC-98: default bound on TCP connect, TLS and the WebSocket upgrade.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// SYNC-98: default bound on the authenticated handshake after the upgrade.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// SYNC-98: how long each phase of connecting may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectTimeouts {
+    /// TCP connect, TLS and the WebSocket upgrade.
+    pub connect: std::time::Duration,
+    /// Challenge, hello and welcome.
+    pub handshake: std::time::Duration,
+}
+
+impl Default for ConnectTimeouts {
+    fn default() -> Self {
+        ConnectTimeouts {
+            connect: CONNECT_TIMEOUT,
+            handshake: HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+impl ConnectTimeouts {
+    /// Both phases bounded by `connect` and `handshake`.
+    pub fn new(connect: std::time::Duration, handshake: std::time::Duration) -> Self {
+        ConnectTimeouts { connect, handshake }
+    }
+}
+
+/// The phase of connecting that ran out of time (SYNC-98).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectPhase {
+    /// TCP connect, TLS or the WebSocket upgrade.
+    Connect,
+    /// The authenticated handshake.
+    Handshake,
+}
+
+impl std::fmt::Display for ConnectPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectPhase::Connect => "connecting",
+            ConnectPhase::Handshake => "the handshake",
+        })
+    }
+}
+
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -54,6 +104,14 @@ pub enum ConnectError {
     /// name the host (SYNC-37).
     #[error("TLS error: {0}")]
     Tls(String),
+    /// SYNC-98: the server did not answer in time (down, stalled or unreachable).
+    #[error("the server did not answer within {after:?} ({phase}); is the relay up and reachable?")]
+    Timeout {
+        /// The phase that ran out of time.
+        phase: ConnectPhase,
+        /// Its bound.
+        after: std::time::Duration,
+    },
 }
 
 /// Classifies a WebSocket connect error, separating TLS failures (SYNC-37).
@@ -186,49 +244,50 @@ impl Session {
         expected_server: Option<PublicKey>,
         tls: Arc<rustls::ClientConfig>,
     ) -> Result<Session, ConnectError> {
+        Self::connect_with(url, key, expected_server, tls, ConnectTimeouts::default()).await
+    }
+
+    /// [`Session::connect_tls`] with explicit per-phase `timeouts` (SYNC-98): each phase that
+    /// overruns fails with [`ConnectError::Timeout`].
+    pub async fn connect_with(
+        url: &str,
+        key: &SigningKey,
+        expected_server: Option<PublicKey>,
+        tls: Arc<rustls::ClientConfig>,
+        timeouts: ConnectTimeouts,
+    ) -> Result<Session, ConnectError> {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_WS_MESSAGE_LEN))
             .max_frame_size(Some(MAX_WS_MESSAGE_LEN));
-        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
             url,
             Some(config),
             true,
             Some(tokio_tungstenite::Connector::Rustls(tls)),
-        )
-        .await
-        .map_err(connect_error)?;
+        );
+        let (ws, _) = tokio::time::timeout(timeouts.connect, connecting)
+            .await
+            .map_err(|_| ConnectError::Timeout {
+                phase: ConnectPhase::Connect,
+                after: timeouts.connect,
+            })?
+            .map_err(connect_error)?;
         let (mut sink, mut stream) = ws.split();
         let stats = Arc::new(WireStats::default());
-
-        let challenge = match next_message(&mut stream, &stats).await? {
-            Message::Challenge(c) => c,
-            Message::Error(e) => return Err(ConnectError::Refused(e)),
-            other => {
-                return Err(ConnectError::Protocol(format!(
-                    "expected challenge, got {other:?}"
-                )));
-            }
-        };
-        // SYNC-34: an unexpected server is refused before anything is signed.
-        let (hello, pending) = ClientHandshake::answer(&challenge, key, expected_server.as_ref())?;
-        let frame = encode_frame(&Message::Hello(hello));
-        count_sent(&stats, frame.len());
-        sink.send(WsMessage::Binary(frame.into()))
-            .await
-            .map_err(|e| ConnectError::Transport(e.to_string()))?;
-        let welcome = match next_message(&mut stream, &stats).await? {
-            Message::Welcome(w) => w,
-            Message::Error(e) => return Err(ConnectError::Refused(e)),
-            other => {
-                return Err(ConnectError::Protocol(format!(
-                    "expected welcome, got {other:?}"
-                )));
-            }
-        };
-        let SessionKeys {
-            mut sealer,
-            mut opener,
-        } = pending.confirm(&welcome)?;
+        let handshake = tokio::time::timeout(
+            timeouts.handshake,
+            handshake_client(&mut sink, &mut stream, &stats, key, expected_server),
+        );
+        let (
+            server_id,
+            SessionKeys {
+                mut sealer,
+                mut opener,
+            },
+        ) = handshake.await.map_err(|_| ConnectError::Timeout {
+            phase: ConnectPhase::Handshake,
+            after: timeouts.handshake,
+        })??;
 
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
         let pending: Pending = Arc::default();
@@ -258,7 +317,7 @@ impl Session {
             })
         };
         Ok(Session {
-            server_id: challenge.server_id,
+            server_id,
             out,
             pending,
             live: Mutex::new(Some(live_rx)),
@@ -503,6 +562,47 @@ fn count_sent(stats: &WireStats, len: usize) {
 type WsStream = futures_util::stream::SplitStream<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 >;
+
+type WsSink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    WsMessage,
+>;
+
+/// SYNC-30..34 from the connecting side: the server's identity and the session keys.
+async fn handshake_client(
+    sink: &mut WsSink,
+    stream: &mut WsStream,
+    stats: &WireStats,
+    key: &SigningKey,
+    expected_server: Option<PublicKey>,
+) -> Result<(PublicKey, SessionKeys), ConnectError> {
+    let challenge = match next_message(stream, stats).await? {
+        Message::Challenge(c) => c,
+        Message::Error(e) => return Err(ConnectError::Refused(e)),
+        other => {
+            return Err(ConnectError::Protocol(format!(
+                "expected challenge, got {other:?}"
+            )));
+        }
+    };
+    // SYNC-34: an unexpected server is refused before anything is signed.
+    let (hello, pending) = ClientHandshake::answer(&challenge, key, expected_server.as_ref())?;
+    let frame = encode_frame(&Message::Hello(hello));
+    count_sent(stats, frame.len());
+    sink.send(WsMessage::Binary(frame.into()))
+        .await
+        .map_err(|e| ConnectError::Transport(e.to_string()))?;
+    let welcome = match next_message(stream, stats).await? {
+        Message::Welcome(w) => w,
+        Message::Error(e) => return Err(ConnectError::Refused(e)),
+        other => {
+            return Err(ConnectError::Protocol(format!(
+                "expected welcome, got {other:?}"
+            )));
+        }
+    };
+    Ok((challenge.server_id, pending.confirm(&welcome)?))
+}
 
 async fn next_message(stream: &mut WsStream, stats: &WireStats) -> Result<Message, ConnectError> {
     loop {

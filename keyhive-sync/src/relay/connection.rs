@@ -23,6 +23,9 @@ use crate::reconcile::range;
 /// Payload budget per response frame, leaving room for the envelope of the message.
 pub(crate) const FRAME_BUDGET: usize = MAX_FRAME_LEN - 16 * 1024;
 
+/// Longest wait for a close frame to be sent to a peer that may have stopped reading.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why the connection loop stopped.
 enum Stop {
     /// The peer went away, the socket failed, or a frame failed authentication (SYNC-39).
@@ -99,11 +102,20 @@ pub(crate) async fn run(
     id: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Some((peer, keys)) = handshake_server(&mut socket, &shared).await else {
-        let _ = socket.send(WsMessage::Close(None)).await;
+    // SYNC-95: the whole handshake (its sends included) is bounded by twice the hello
+    // timeout, so a peer that stops reading cannot hold the connection either; a late hello
+    // still gets its SYNC-33 error first.
+    let handshake = tokio::time::timeout(
+        shared.config.limits.handshake_timeout.saturating_mul(2),
+        handshake_server(&mut socket, &shared),
+    )
+    .await;
+    let Ok(Some((peer, keys))) = handshake else {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(WsMessage::Close(None))).await;
         return;
     };
     let limits = &shared.config.limits;
+    let idle_timeout = limits.idle_timeout;
     let mut conn = Conn {
         frames: TokenBucket::new(limits.frames_per_second, limits.burst_frames),
         bytes: TokenBucket::new(limits.bytes_per_second, limits.burst_bytes),
@@ -115,10 +127,20 @@ pub(crate) async fn run(
         errors: 0,
         live: None,
     };
+    // SYNC-96: checked every quarter of the idle timeout; a ping at every check once half of it
+    // passed in silence (so a live peer has at least a quarter to answer); closed after all of
+    // it.
+    let mut last_heard = tokio::time::Instant::now();
+    // A zero period would panic; a zero timeout closes at the first check.
+    let mut idle =
+        tokio::time::interval((idle_timeout / 4).max(std::time::Duration::from_millis(1)));
+    idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    idle.reset();
     loop {
         tokio::select! {
             incoming = conn.wire.socket.recv() => {
                 let Some(Ok(msg)) = incoming else { break };
+                last_heard = tokio::time::Instant::now();
                 match msg {
                     WsMessage::Binary(bytes) => {
                         if conn.on_sealed(bytes.into()).await.is_err() {
@@ -136,13 +158,26 @@ pub(crate) async fn run(
                     break;
                 }
             }
+            _ = idle.tick() => {
+                let silent = last_heard.elapsed();
+                if silent >= idle_timeout {
+                    tracing::debug!(connection = conn.id, "closing an idle connection");
+                    break;
+                }
+                if silent >= idle_timeout / 2
+                    && conn.wire.socket.send(WsMessage::Ping(Default::default())).await.is_err()
+                {
+                    break;
+                }
+            }
             _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
                 let _ = send_error(&mut conn.wire, None, ErrorCode::ShuttingDown, "relay is shutting down").await;
                 break;
             }
         }
     }
-    let _ = conn.wire.socket.send(WsMessage::Close(None)).await;
+    let _ =
+        tokio::time::timeout(CLOSE_TIMEOUT, conn.wire.socket.send(WsMessage::Close(None))).await;
 }
 
 /// SYNC-30..33, SYNC-38: returns the authenticated peer and the session keys, or `None` after

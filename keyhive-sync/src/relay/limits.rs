@@ -24,9 +24,19 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// SYNC-13: malformed frames tolerated before the connection is closed.
     pub max_errors: u32,
-    /// SYNC-33: time allowed to complete the handshake.
+    /// SYNC-33: time allowed for the hello after the upgrade; the whole handshake gets twice
+    /// this (SYNC-95).
     pub handshake_timeout: Duration,
-    /// SYNC-72: most simultaneous connections; more are refused with HTTP 503.
+    /// SYNC-95: time from TCP accept (or, with TLS, the end of the TLS handshake) to a
+    /// WebSocket upgrade request; a connection silent or mid-request longer is closed.
+    pub upgrade_timeout: Duration,
+    /// SYNC-35, SYNC-95: time allowed for a TLS handshake (`wss://` only), from TCP accept.
+    pub tls_handshake_timeout: Duration,
+    /// SYNC-96: an authenticated connection from which nothing (not even a pong) arrives for
+    /// this long is closed; the relay pings it from half of it on, every quarter.
+    pub idle_timeout: Duration,
+    /// SYNC-72, SYNC-97: most simultaneous connections, counted from TCP accept; more are
+    /// refused with HTTP 503.
     pub max_connections: usize,
 }
 
@@ -43,6 +53,9 @@ impl Default for Limits {
             max_subscriptions: 4_096,
             max_errors: 16,
             handshake_timeout: Duration::from_secs(10),
+            upgrade_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: super::TLS_HANDSHAKE_TIMEOUT,
+            idle_timeout: Duration::from_secs(120),
             max_connections: 1_024,
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +23,7 @@ use crate::protocol::frame::MAX_WS_MESSAGE_LEN;
 use crate::store::Store;
 
 mod connection;
+mod guard;
 pub mod limits;
 mod tls_listener;
 
@@ -80,7 +81,6 @@ pub(crate) struct Shared {
     pub(crate) policy: Arc<dyn AccessPolicy>,
     pub(crate) config: RelayConfig,
     pub(crate) live: broadcast::Sender<(u64, Arc<Item>)>,
-    connections: Arc<Semaphore>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each connection task holds a clone; shutdown waits until all are dropped.
@@ -164,10 +164,13 @@ impl Relay {
         let tls = config.tls.clone();
         let tls_enabled = tls.is_some();
         let max_handshakes = config.limits.max_connections;
+        // SYNC-97: one count of every accepted connection, from accept until it closes.
+        let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let upgrade_timeout = config.limits.upgrade_timeout;
+        let tls_handshake_timeout = config.limits.tls_handshake_timeout;
         let shared = Arc::new(Shared {
             store,
             policy,
-            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             config,
             live: live.clone(),
             next_id: AtomicU64::new(1),
@@ -176,20 +179,28 @@ impl Relay {
         });
         let app = Router::new()
             .route(SYNC_PATH, get(upgrade))
-            .with_state(shared);
+            .with_state(shared)
+            .into_make_service_with_connect_info::<guard::Accepted>();
         let mut stop = shutdown_rx.clone();
         let stopped = async move {
             let _ = stop.wait_for(|v| *v).await;
         };
         let server = match tls {
             None => tokio::spawn(async move {
+                let listener = guard::GuardedListener::new(listener, connections, upgrade_timeout);
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
                     .await
             }),
             Some(tls) => {
-                let listener =
-                    tls_listener::TlsListener::spawn(listener, tls, max_handshakes, shutdown_rx)?;
+                let listener = tls_listener::TlsListener::spawn(
+                    listener,
+                    tls,
+                    max_handshakes,
+                    tls_handshake_timeout,
+                    shutdown_rx,
+                )?;
+                let listener = guard::GuardedListener::new(listener, connections, upgrade_timeout);
                 tokio::spawn(async move {
                     axum::serve(listener, app)
                         .with_graceful_shutdown(stopped)
@@ -209,11 +220,15 @@ impl Relay {
     }
 }
 
-async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
-    // SYNC-72: bounded number of connections.
-    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
-    };
+async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(accepted): ConnectInfo<guard::Accepted>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // SYNC-95: the upgrade request arrived in time; the handshake timeout (SYNC-33) and the
+    // idle timeout (SYNC-96) apply from here. The connection's slot (SYNC-72, SYNC-97) is held
+    // by its stream until it closes.
+    accepted.upgraded();
     if *shared.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
@@ -224,7 +239,6 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
         .max_frame_size(MAX_WS_MESSAGE_LEN)
         .on_upgrade(move |socket| async move {
             connection::run(socket, shared, id, shutdown).await;
-            drop(permit);
             drop(alive);
         })
 }

@@ -12,7 +12,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// A TLS handshake that has not finished after this long is dropped.
+/// The default of [`super::Limits::tls_handshake_timeout`]: a TLS handshake that has not
+/// finished after this long is dropped.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Completed TLS streams waiting for axum to pick them up.
 const READY_QUEUE: usize = 64;
@@ -25,12 +26,13 @@ pub(crate) struct TlsListener {
 
 impl TlsListener {
     /// Starts accepting on `listener`; stops (and closes the socket) once `stop` turns true or
-    /// its sender is dropped. At most `max_handshakes` handshakes run at once; further TCP
-    /// connections wait in the kernel backlog.
+    /// its sender is dropped. At most `max_handshakes` handshakes run at once, each for at most
+    /// `handshake_timeout`; further TCP connections wait in the kernel backlog.
     pub(crate) fn spawn(
         listener: TcpListener,
         config: Arc<rustls::ServerConfig>,
         max_handshakes: usize,
+        handshake_timeout: Duration,
         mut stop: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
@@ -63,7 +65,7 @@ impl TlsListener {
                 let ready_tx = ready_tx.clone();
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => {
                             // A closed queue means the server stopped: drop the stream.
                             let _ = ready_tx.send((tls, peer)).await;

@@ -4,7 +4,11 @@
 //! tests). Rules: STORE-1 `put` is atomic for the whole batch and durable when it returns `Ok`;
 //! STORE-2 items are keyed by their content hash and re-inserting one is a no-op; STORE-3
 //! `hashes(subject)` is sorted ascending; STORE-4 `summary(subject)` equals
-//! `Summary::of(hashes(subject))`.
+//! `Summary::of(hashes(subject))`. Damaged files (STORE-6..STORE-9, [`redb_store`]): every
+//! failure is a typed [`StoreError`] naming the file and what to do, never a panic; an empty
+//! existing file is refused, never recreated.
+
+use std::path::PathBuf;
 
 use keyhive_core::Hash;
 
@@ -21,18 +25,95 @@ pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
 /// Why a storage operation failed.
+///
+/// Every variant about a file names it and says what to do (STORE-6..STORE-9); none of them is
+/// ever a panic: the storage engine's own panics are contained at the boundary (STORE-8).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The backend reported an I/O or database error.
+    /// A failure outside the store itself (e.g. a blocking task that did not complete).
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// STORE-7: the file exists but is empty; it is never silently made a new, empty store.
+    #[error(
+        "the store {} exists but is empty (truncated?); restore it from a backup, or move it \
+         aside to start an empty store and re-sync from your relays",
+        path.display()
+    )]
+    EmptyFile {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// Another process (or handle) holds the store open.
+    #[error("the store {} is in use by another process", path.display())]
+    InUse {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// The file could not be opened as a store (unreadable, damaged or foreign).
+    #[error(
+        "cannot open the store {}; if it is damaged, restore it from a backup, or move it \
+         aside and re-sync from your relays",
+        path.display()
+    )]
+    Open {
+        /// The store file.
+        path: PathBuf,
+        /// The engine's reason.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// A read or write transaction failed.
+    #[error(
+        "the store {} failed a read or write; if this persists, restore it from a backup, or \
+         move it aside and re-sync from your relays",
+        path.display()
+    )]
+    Database {
+        /// The store file.
+        path: PathBuf,
+        /// The engine's reason.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// STORE-8: the storage engine panicked on this file (damaged data); the handle refuses every
+    /// later call.
+    #[error(
+        "the store {} is damaged (the storage engine failed on it); restore it from a backup, \
+         or move it aside and re-sync from your relays",
+        path.display()
+    )]
+    Damaged {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// STORE-8: an earlier call on this handle found the store damaged; it is not used again.
+    #[error("the store {} was found damaged earlier and is no longer used", path.display())]
+    Unusable {
+        /// The store file.
+        path: PathBuf,
+    },
     /// Stored bytes do not decode (corruption or a foreign file).
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(&'static str),
+    #[error(
+        "the store {} holds corrupt data ({what}); restore it from a backup, or move it aside \
+         and re-sync from your relays",
+        path.display()
+    )]
+    Corrupt {
+        /// The store file.
+        path: PathBuf,
+        /// What did not decode.
+        what: &'static str,
+    },
     /// The database was written by a newer (or unknown) schema version.
-    #[error("unsupported storage schema version {found} (this build reads {supported})")]
+    #[error(
+        "the store {} has schema version {found} (this build reads {supported}); use a newer \
+         keyhive",
+        path.display()
+    )]
     SchemaVersion {
+        /// The store file.
+        path: PathBuf,
         /// Version found on disk.
         found: u64,
         /// Version this build reads and writes.

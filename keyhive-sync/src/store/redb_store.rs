@@ -7,13 +7,24 @@
 //! - `summaries`: `subject[32] -> count_le[8] || sum[32]`, maintained in the same transaction.
 //!
 //! A database with another schema version is refused, never silently rewritten.
+//!
+//! Damaged files (STORE-6..STORE-9): only a missing file creates a new store; an existing empty
+//! file is refused ([`StoreError::EmptyFile`]). redb 4 has no way to open a damaged file without
+//! risk of panicking (its repair runs inside `open`, and reads of damaged pages hit assertions),
+//! so every call into redb — open, each transaction and the final drop — runs under
+//! [`std::panic::catch_unwind`]. A contained panic becomes [`StoreError::Damaged`] naming the
+//! file, and the handle then refuses every later call ([`StoreError::Unusable`]) and is never
+//! touched again, not even by its drop. The engine's panic message still reaches the process's
+//! panic hook; the CLI silences those from redb.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Builder, Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Store, StoreError};
 use crate::item::{Item, ItemKind, SubjectId};
@@ -27,46 +38,151 @@ const ITEMS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("items");
 const BY_SUBJECT: TableDefinition<&[u8; 64], ()> = TableDefinition::new("by_subject");
 const SUMMARIES: TableDefinition<&[u8; 32], &[u8; 40]> = TableDefinition::new("summaries");
 
-fn backend<E: Into<redb::Error>>(e: E) -> StoreError {
-    StoreError::Backend(e.into().to_string())
-}
-
 /// A store in one redb file.
 pub struct RedbStore {
-    db: Database,
+    /// `Some` until dropped; never used again once `broken` is set.
+    db: Option<Database>,
+    path: PathBuf,
+    /// STORE-8: set when redb panicked inside a call on this handle.
+    broken: AtomicBool,
+}
+
+/// Runs `f` (which calls into redb) and turns a panic into [`StoreError::Damaged`] (STORE-8).
+fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+        })
+    })
 }
 
 impl RedbStore {
-    /// Opens (or creates) the database at `path`, creating tables and checking the schema
-    /// version (STORE-5).
+    /// Opens the database at `path`, or creates it if no file exists there (STORE-7), creating
+    /// tables and checking the schema version (STORE-5). A damaged, empty or foreign file is an
+    /// error naming the file, never a panic (STORE-6, STORE-8).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(backend)?;
-        let txn = db.begin_write().map_err(backend)?;
-        {
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            let found = meta
-                .get("schema_version")
-                .map_err(backend)?
-                .map(|v| v.value());
-            match found {
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)
-                        .map_err(backend)?;
-                }
-                Some(SCHEMA_VERSION) => {}
-                Some(found) => {
-                    return Err(StoreError::SchemaVersion {
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-            }
-            txn.open_table(ITEMS).map_err(backend)?;
-            txn.open_table(BY_SUBJECT).map_err(backend)?;
-            txn.open_table(SUMMARIES).map_err(backend)?;
+        let path = path.as_ref().to_path_buf();
+        let db = contain(&path, || open_db(&path))?;
+        let store = RedbStore {
+            db: Some(db),
+            path,
+            broken: AtomicBool::new(false),
+        };
+        store.with_db(init_schema)?;
+        Ok(store)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs one redb operation under STORE-8: refuses a handle found damaged, and marks it so
+    /// when redb panics.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database, &Path) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let unusable = || StoreError::Unusable {
+            path: self.path.clone(),
+        };
+        if self.broken.load(Ordering::Acquire) {
+            return Err(unusable());
         }
-        txn.commit().map_err(backend)?;
-        Ok(RedbStore { db })
+        let db = self.db.as_ref().ok_or_else(unusable)?;
+        let result = contain(&self.path, || f(db, &self.path));
+        if matches!(result, Err(StoreError::Damaged { .. })) {
+            self.broken.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            if self.broken.load(Ordering::Acquire) {
+                // STORE-8: a database redb panicked on is not touched again, not even to close it
+                // (its file lock is released when the process exits).
+                std::mem::forget(db);
+            } else {
+                // A panic while closing leaves nothing to report to: the data was committed.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(db)));
+            }
+        }
+    }
+}
+
+/// STORE-7: creates a new database only where no file exists.
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    let open_error = |source: DatabaseError| match source {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+            path: path.to_path_buf(),
+        },
+        source => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(StoreError::EmptyFile {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => Builder::new().open(path).map_err(open_error),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| open_error(DatabaseError::Storage(e.into())))?;
+            Builder::new().create_file(file).map_err(open_error)
+        }
+        Err(e) => Err(open_error(DatabaseError::Storage(e.into()))),
+    }
+}
+
+fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(|e| backend(path, e))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| backend(path, e))?;
+        let found = meta
+            .get("schema_version")
+            .map_err(|e| backend(path, e))?
+            .map(|v| v.value());
+        match found {
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(|e| backend(path, e))?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(found) => {
+                return Err(StoreError::SchemaVersion {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+        }
+        txn.open_table(ITEMS).map_err(|e| backend(path, e))?;
+        txn.open_table(BY_SUBJECT).map_err(|e| backend(path, e))?;
+        txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+    }
+    txn.commit().map_err(|e| backend(path, e))?;
+    Ok(())
+}
+
+fn backend(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database {
+        path: path.to_path_buf(),
+        source: Box::new(e.into()),
+    }
+}
+
+fn corrupt(path: &Path, what: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what,
     }
 }
 
@@ -85,119 +201,153 @@ fn encode_item(item: &Item) -> Vec<u8> {
     out
 }
 
-fn decode_item(bytes: &[u8], hash: &Hash) -> Result<Item, StoreError> {
+fn decode_item(bytes: &[u8], hash: &Hash, path: &Path) -> Result<Item, StoreError> {
     let (&code, rest) = bytes
         .split_first()
-        .ok_or(StoreError::Corrupt("empty item"))?;
-    let kind = ItemKind::from_code(code).ok_or(StoreError::Corrupt("unknown item kind"))?;
+        .ok_or_else(|| corrupt(path, "empty item"))?;
+    let kind = ItemKind::from_code(code).ok_or_else(|| corrupt(path, "unknown item kind"))?;
     if rest.len() < 32 {
-        return Err(StoreError::Corrupt("item shorter than its header"));
+        return Err(corrupt(path, "item shorter than its header"));
     }
     let mut subject = [0u8; 32];
     subject.copy_from_slice(&rest[..32]);
     let item = Item::new(kind, SubjectId(PublicKey(subject)), rest[32..].to_vec())
-        .map_err(|_| StoreError::Corrupt("stored envelope breaks SYNC-2"))?;
+        .map_err(|_| corrupt(path, "stored envelope breaks SYNC-2"))?;
     if item.hash() != *hash {
-        return Err(StoreError::Corrupt("stored item does not match its hash"));
+        return Err(corrupt(path, "stored item does not match its hash"));
     }
     Ok(item)
 }
 
+fn decode_summary(bytes: &[u8; 40], path: &Path) -> Result<Summary, StoreError> {
+    Summary::from_bytes(bytes).ok_or_else(|| corrupt(path, "bad summary"))
+}
+
 impl Store for RedbStore {
     fn put(&self, items: &[Item]) -> Result<Vec<bool>, StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        let mut out = Vec::with_capacity(items.len());
-        {
-            let mut table = txn.open_table(ITEMS).map_err(backend)?;
-            let mut index = txn.open_table(BY_SUBJECT).map_err(backend)?;
-            let mut summaries = txn.open_table(SUMMARIES).map_err(backend)?;
-            let mut touched: BTreeMap<SubjectId, Summary> = BTreeMap::new();
-            for item in items {
-                let hash = item.hash();
-                if table.get(&hash.0).map_err(backend)?.is_some() {
-                    out.push(false);
-                    continue;
-                }
-                table
-                    .insert(&hash.0, encode_item(item).as_slice())
-                    .map_err(backend)?;
-                index
-                    .insert(&subject_key(&item.subject(), &hash), ())
-                    .map_err(backend)?;
-                let subject = item.subject();
-                let summary = match touched.get_mut(&subject) {
-                    Some(s) => s,
-                    None => {
-                        let current = match summaries.get(subject.as_bytes()).map_err(backend)? {
-                            Some(v) => Summary::from_bytes(v.value())
-                                .ok_or(StoreError::Corrupt("bad summary"))?,
-                            None => Summary::default(),
-                        };
-                        touched.entry(subject).or_insert(current)
+        self.with_db(|db, path| {
+            let txn = db.begin_write().map_err(|e| backend(path, e))?;
+            let mut out = Vec::with_capacity(items.len());
+            {
+                let mut table = txn.open_table(ITEMS).map_err(|e| backend(path, e))?;
+                let mut index = txn.open_table(BY_SUBJECT).map_err(|e| backend(path, e))?;
+                let mut summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+                let mut touched: BTreeMap<SubjectId, Summary> = BTreeMap::new();
+                for item in items {
+                    let hash = item.hash();
+                    if table.get(&hash.0).map_err(|e| backend(path, e))?.is_some() {
+                        out.push(false);
+                        continue;
                     }
-                };
-                summary.add(&hash);
-                out.push(true);
+                    table
+                        .insert(&hash.0, encode_item(item).as_slice())
+                        .map_err(|e| backend(path, e))?;
+                    index
+                        .insert(&subject_key(&item.subject(), &hash), ())
+                        .map_err(|e| backend(path, e))?;
+                    let subject = item.subject();
+                    let summary = match touched.get_mut(&subject) {
+                        Some(s) => s,
+                        None => {
+                            let current = match summaries
+                                .get(subject.as_bytes())
+                                .map_err(|e| backend(path, e))?
+                            {
+                                Some(v) => decode_summary(v.value(), path)?,
+                                None => Summary::default(),
+                            };
+                            touched.entry(subject).or_insert(current)
+                        }
+                    };
+                    summary.add(&hash);
+                    out.push(true);
+                }
+                for (subject, summary) in touched {
+                    summaries
+                        .insert(subject.as_bytes(), &summary.to_bytes())
+                        .map_err(|e| backend(path, e))?;
+                }
             }
-            for (subject, summary) in touched {
-                summaries
-                    .insert(subject.as_bytes(), &summary.to_bytes())
-                    .map_err(backend)?;
-            }
-        }
-        // STORE-1: Durability::Immediate (the default) fsyncs before commit returns.
-        txn.commit().map_err(backend)?;
-        Ok(out)
+            // STORE-1: Durability::Immediate (the default) fsyncs before commit returns.
+            txn.commit().map_err(|e| backend(path, e))?;
+            Ok(out)
+        })
     }
 
     fn get(&self, hash: &Hash) -> Result<Option<Item>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(ITEMS).map_err(backend)?;
-        match table.get(&hash.0).map_err(backend)? {
-            Some(v) => decode_item(v.value(), hash).map(Some),
-            None => Ok(None),
-        }
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let table = txn.open_table(ITEMS).map_err(|e| backend(path, e))?;
+            let Some(item) = table.get(&hash.0).map_err(|e| backend(path, e))? else {
+                return Ok(None);
+            };
+            let item = decode_item(item.value(), hash, path)?;
+            // STORE-9: the hash covers only the envelope; the subject must agree with the index.
+            let index = txn.open_table(BY_SUBJECT).map_err(|e| backend(path, e))?;
+            let key = subject_key(&item.subject(), hash);
+            if index.get(&key).map_err(|e| backend(path, e))?.is_none() {
+                return Err(corrupt(
+                    path,
+                    "stored subject disagrees with the subject index",
+                ));
+            }
+            Ok(Some(item))
+        })
     }
 
     fn contains(&self, hash: &Hash) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(ITEMS).map_err(backend)?;
-        Ok(table.get(&hash.0).map_err(backend)?.is_some())
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let table = txn.open_table(ITEMS).map_err(|e| backend(path, e))?;
+            Ok(table.get(&hash.0).map_err(|e| backend(path, e))?.is_some())
+        })
     }
 
     fn hashes(&self, subject: &SubjectId) -> Result<Vec<Hash>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let index = txn.open_table(BY_SUBJECT).map_err(backend)?;
-        let lo = subject_key(subject, &Hash([0; 32]));
-        let hi = subject_key(subject, &Hash([0xff; 32]));
-        let mut out = Vec::new();
-        for entry in index.range::<&[u8; 64]>(&lo..=&hi).map_err(backend)? {
-            let (key, _) = entry.map_err(backend)?;
-            let mut h = [0u8; 32];
-            h.copy_from_slice(&key.value()[32..]);
-            out.push(Hash(h));
-        }
-        Ok(out)
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let index = txn.open_table(BY_SUBJECT).map_err(|e| backend(path, e))?;
+            let lo = subject_key(subject, &Hash([0; 32]));
+            let hi = subject_key(subject, &Hash([0xff; 32]));
+            let mut out = Vec::new();
+            for entry in index
+                .range::<&[u8; 64]>(&lo..=&hi)
+                .map_err(|e| backend(path, e))?
+            {
+                let (key, _) = entry.map_err(|e| backend(path, e))?;
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&key.value()[32..]);
+                out.push(Hash(h));
+            }
+            Ok(out)
+        })
     }
 
     fn summary(&self, subject: &SubjectId) -> Result<Summary, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let summaries = txn.open_table(SUMMARIES).map_err(backend)?;
-        match summaries.get(subject.as_bytes()).map_err(backend)? {
-            Some(v) => Summary::from_bytes(v.value()).ok_or(StoreError::Corrupt("bad summary")),
-            None => Ok(Summary::default()),
-        }
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+            match summaries
+                .get(subject.as_bytes())
+                .map_err(|e| backend(path, e))?
+            {
+                Some(v) => decode_summary(v.value(), path),
+                None => Ok(Summary::default()),
+            }
+        })
     }
 
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let summaries = txn.open_table(SUMMARIES).map_err(backend)?;
-        let mut out = Vec::new();
-        for entry in summaries.iter().map_err(backend)? {
-            let (key, _) = entry.map_err(backend)?;
-            out.push(SubjectId(PublicKey(*key.value())));
-        }
-        Ok(out)
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+            let mut out = Vec::new();
+            for entry in summaries.iter().map_err(|e| backend(path, e))? {
+                let (key, _) = entry.map_err(|e| backend(path, e))?;
+                out.push(SubjectId(PublicKey(*key.value())));
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -229,7 +379,7 @@ mod tests {
             for item in &items {
                 assert_eq!(store.get(&item.hash()).expect("get").as_ref(), Some(item));
             }
-            let txn = store.db.begin_write().expect("txn");
+            let txn = store.db.as_ref().expect("db").begin_write().expect("txn");
             txn.open_table(META)
                 .expect("meta")
                 .insert("schema_version", 99)
@@ -240,5 +390,152 @@ mod tests {
             RedbStore::open(&path),
             Err(StoreError::SchemaVersion { found: 99, .. })
         ));
+    }
+
+    /// What one corrupted file did: how far `exercise` got.
+    #[derive(Debug, Default)]
+    struct Outcomes {
+        opened: usize,
+        refused: usize,
+        damaged: usize,
+    }
+
+    /// Opens `path` and runs every read and a write on it, then drops the handle. Returns
+    /// whether it opened and whether any call reported the engine panic (STORE-8).
+    fn exercise(path: &Path, items: &[Item]) -> (bool, bool) {
+        let store = match RedbStore::open(path) {
+            Ok(store) => store,
+            Err(StoreError::Damaged { .. }) => return (false, true),
+            Err(_) => return (false, false),
+        };
+        let mut damaged = false;
+        let mut note = |r: Result<(), StoreError>| {
+            if damaged {
+                assert!(
+                    matches!(r, Err(StoreError::Unusable { .. })),
+                    "a handle found damaged was used again"
+                );
+                return;
+            }
+            match r {
+                Err(StoreError::Damaged { .. }) => damaged = true,
+                Err(StoreError::Unusable { .. }) => panic!("Unusable without Damaged"),
+                _ => {}
+            }
+        };
+        for item in items {
+            note(store.get(&item.hash()).map(|got| {
+                if let Some(got) = got {
+                    assert_eq!(&got, item, "a read returned another item");
+                }
+            }));
+            note(store.contains(&item.hash()).map(drop));
+        }
+        for subject in 1..=3u8 {
+            let subject = SubjectId(PublicKey([subject; 32]));
+            note(store.hashes(&subject).map(drop));
+            note(store.summary(&subject).map(drop));
+        }
+        note(store.subjects().map(drop));
+        let extra = super::super::conformance::sample_items(items.len() + 3, 3);
+        note(store.put(&extra[items.len()..]).map(drop));
+        note(store.subjects().map(drop));
+        drop(store);
+        (true, damaged)
+    }
+
+    /// STORE-6..8: every corruption of a store file (empty, truncated at many offsets, one
+    /// byte flipped at many offsets, random garbage) gives an error or a working store, and no
+    /// panic ever escapes `open`, the reads, the write or the drop.
+    #[test]
+    fn corrupt_files_never_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let template = dir.path().join("template.redb");
+        let items = super::super::conformance::sample_items(300, 3);
+        {
+            let store = RedbStore::open(&template).expect("open");
+            for chunk in items.chunks(50) {
+                store.put(chunk).expect("put");
+            }
+        }
+        let original = std::fs::read(&template).expect("read");
+        let len = original.len();
+        let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut offsets: Vec<usize> = (0..4096).step_by(61).collect();
+        offsets.extend((0..len).step_by(len / 150 + 1));
+        offsets.extend([len - 1, len / 2, 4096, 8192]);
+        for &at in &offsets {
+            if at < len {
+                cases.push((format!("truncated at {at}"), original[..at].to_vec()));
+                let mut flipped = original.clone();
+                flipped[at] ^= 0xff;
+                cases.push((format!("byte {at} flipped"), flipped));
+            }
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for size in [1usize, 16, 512, 4096, 65_536, len] {
+            let garbage: Vec<u8> = (0..size)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            cases.push((format!("{size} random bytes"), garbage));
+        }
+        let mut outcomes = Outcomes::default();
+        for (n, (what, bytes)) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("case{n}.redb"));
+            std::fs::write(&path, bytes).expect("write");
+            let run = std::panic::catch_unwind(AssertUnwindSafe(|| exercise(&path, &items)));
+            let (opened, damaged) = run.unwrap_or_else(|_| panic!("{what}: a panic escaped"));
+            outcomes.opened += usize::from(opened);
+            outcomes.refused += usize::from(!opened);
+            outcomes.damaged += usize::from(damaged);
+            std::fs::remove_file(&path).expect("remove");
+        }
+        eprintln!("{} cases: {outcomes:?}", cases.len());
+        assert!(outcomes.refused > 0 && outcomes.opened > 0);
+    }
+
+    /// STORE-7: an existing empty file is refused, naming the file; a missing one is created.
+    #[test]
+    fn empty_file_is_refused_not_recreated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.redb");
+        std::fs::write(&path, b"").expect("write");
+        match RedbStore::open(&path) {
+            Err(e @ StoreError::EmptyFile { .. }) => {
+                assert!(e.to_string().contains(&path.display().to_string()));
+            }
+            other => panic!("expected EmptyFile, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 0);
+        let fresh = dir.path().join("new.redb");
+        RedbStore::open(&fresh).expect("a missing file creates a store");
+    }
+
+    /// STORE-8: a panic inside a redb call is `Damaged`, and the handle then refuses every call
+    /// (`Unusable`) and is dropped without touching redb again.
+    #[test]
+    fn a_contained_panic_retires_the_handle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let store = RedbStore::open(&path).expect("open");
+        let items = super::super::conformance::sample_items(2, 1);
+        store.put(&items).expect("put");
+        let engine_panic =
+            store.with_db(|_, _| -> Result<(), StoreError> { panic!("simulated engine panic") });
+        assert!(matches!(engine_panic, Err(StoreError::Damaged { .. })));
+        assert!(matches!(
+            store.get(&items[0].hash()),
+            Err(StoreError::Unusable { .. })
+        ));
+        assert!(matches!(
+            store.put(&items),
+            Err(StoreError::Unusable { .. })
+        ));
+        drop(store);
     }
 }
