@@ -26,7 +26,9 @@ struct FlakyStore {
 impl Store for FlakyStore {
     fn put(&self, items: &[Item]) -> Result<Vec<bool>, StoreError> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::Corrupt("injected failure"));
+            return Err(StoreError::Unusable {
+                path: "injected-failure.redb".into(),
+            });
         }
         self.inner.put(items)
     }
