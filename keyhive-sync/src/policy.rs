@@ -7,8 +7,38 @@ use std::sync::RwLock;
 use keyhive_core::identity::IndividualId;
 
 use crate::item::{Item, SubjectId};
+use crate::replica::ReplicaError;
+use crate::store::{Store, StoreError};
 
 pub use crate::admission::Refusal;
+
+/// What became of one received item (SYNC-84).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Arrival {
+    /// Admitted and newly stored.
+    Stored,
+    /// Already held.
+    Duplicate,
+    /// Admitted but waiting for causal predecessors: not stored, so reconciliation offers it
+    /// again until its predecessors arrive (ADM-3, CAP-4).
+    Parked,
+    /// Refused, with the cause.
+    Refused(Refusal),
+}
+
+/// Why [`AccessPolicy::admit_batch`] failed as a whole (one item's refusal is an
+/// [`Arrival::Refused`], not an error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmitError {
+    /// Storing the admitted items failed.
+    #[error("cannot store admitted items")]
+    Store(#[from] StoreError),
+    /// The device replica failed while admitting (its store failed).
+    #[error("the replica failed while admitting items")]
+    Replica(#[from] ReplicaError),
+}
 
 /// Decides what a relay (or client) stores and serves.
 ///
@@ -30,6 +60,53 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// Called after `items` were durably stored, so a graph-backed policy can apply them.
     fn stored(&self, items: &[Item]) {
         let _ = items;
+    }
+
+    /// SYNC-84: admits and stores a batch received from `from`, storing each item exactly
+    /// once, and says what became of each (in the order given; callers pass items in
+    /// dependency order, `admission::apply_rank`).
+    ///
+    /// Why a batch method rather than `check_push` followed by the caller's `put`: a policy
+    /// that is itself a store's owner (a device replica, [`crate::replica::ReplicaGate`])
+    /// must apply an item before storing it and stores it as part of applying it (REP-2);
+    /// asking it yes/no and then storing again counted every item as a duplicate. The default
+    /// is the yes/no path for policies that own no store (a relay's): `check_push` per item,
+    /// one `put` of the accepted ones into `store`, then [`AccessPolicy::stored`] for the new
+    /// ones. An override stores into its own store, which must be `store`.
+    fn admit_batch(
+        &self,
+        from: &IndividualId,
+        items: Vec<Item>,
+        store: &dyn Store,
+    ) -> Result<Vec<(Item, Arrival)>, AdmitError> {
+        let mut out: Vec<(Item, Arrival)> = items
+            .into_iter()
+            .map(|item| {
+                let arrival = match self.check_push(from, &item) {
+                    Ok(()) => Arrival::Stored,
+                    Err(refusal) => Arrival::Refused(refusal),
+                };
+                (item, arrival)
+            })
+            .collect();
+        let accepted: Vec<usize> = (0..out.len())
+            .filter(|i| matches!(out[*i].1, Arrival::Stored))
+            .collect();
+        if accepted.is_empty() {
+            return Ok(out);
+        }
+        let batch: Vec<Item> = accepted.iter().map(|i| out[*i].0.clone()).collect();
+        let fresh = store.put(&batch)?;
+        let mut new = Vec::new();
+        for (i, is_new) in accepted.into_iter().zip(fresh) {
+            if is_new {
+                new.push(out[i].0.clone());
+            } else {
+                out[i].1 = Arrival::Duplicate;
+            }
+        }
+        self.stored(&new);
+        Ok(out)
     }
 }
 

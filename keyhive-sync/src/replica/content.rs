@@ -185,14 +185,16 @@ impl<S: Store> Replica<S> {
         let length = encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink)?;
         sink.finish()?;
         let pieces = std::mem::take(&mut sink.pieces);
-        self.write_body(
+        let op = self.write_body(
             document,
             &Body::Stream {
                 key: *key.expose(),
                 length,
             },
-            pieces,
-        )
+            pieces.clone(),
+        )?;
+        self.announce_stored(&pieces)?;
+        Ok(op)
     }
 
     /// Seals `body` as a change listing `pieces`, signs the content op naming it (REP-20) and

@@ -65,6 +65,8 @@ pub struct Replica<S: Store> {
     entry_points: HashMap<DocumentId, Vec<Hash>>,
     /// Items accepted from peers since opening (a progress measure for sync rounds).
     accepted: u64,
+    /// SYNC-95: where items stored locally are announced for sync links, once connected.
+    outbox: Option<crate::client::Outbox>,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -112,6 +114,7 @@ impl<S: Store> Replica<S> {
             blobs: HashMap::new(),
             entry_points: HashMap::new(),
             accepted: 0,
+            outbox: None,
         };
         replica.replay()?;
         // From here on ops come from peers: the pending set is bounded again, in count and in
@@ -217,7 +220,7 @@ impl<S: Store> Replica<S> {
             SubjectId(card.device),
             card.as_bytes().to_vec(),
         )?;
-        self.store.put(std::slice::from_ref(&item))?;
+        self.store_items(vec![item])?;
         if self.admission.directory.insert(card) {
             self.refresh_cgkas();
         }
@@ -345,7 +348,6 @@ impl<S: Store> Replica<S> {
             cgka.refresh(&authority);
         }
     }
-
     fn store_op(&mut self, op: &AnyVerified) -> Result<(), ReplicaError> {
         self.store_items(vec![op_item(op)?])
     }
@@ -357,7 +359,35 @@ impl<S: Store> Replica<S> {
             self.admission.note_local(item);
             self.index_ciphertext(item);
         }
-        self.store.put(&items)?;
+        let fresh = self.store.put(&items)?;
+        if let Some(outbox) = &self.outbox {
+            let new: Vec<Item> = items
+                .into_iter()
+                .zip(fresh)
+                .filter_map(|(item, is_new)| is_new.then_some(item))
+                .collect();
+            outbox.announce(&new);
+        }
+        Ok(())
+    }
+
+    /// SYNC-95: announces every item this replica stores locally from now on (writes, grants,
+    /// revocations, key agreement, entry points, cards) through `outbox`, so that a client's
+    /// live links push it at once.
+    pub fn connect_outbox(&mut self, outbox: crate::client::Outbox) {
+        self.outbox = Some(outbox);
+    }
+
+    /// SYNC-95: announces stored items by hash (pieces of a streamed change, which are
+    /// stored before the change that lists them and announced after it).
+    fn announce_stored(&self, hashes: &[Hash]) -> Result<(), ReplicaError> {
+        if let Some(outbox) = &self.outbox {
+            for hash in hashes {
+                if let Some(item) = self.store.get(hash)? {
+                    outbox.announce(std::slice::from_ref(&item));
+                }
+            }
+        }
         Ok(())
     }
 
