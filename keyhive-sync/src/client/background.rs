@@ -37,10 +37,13 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Announces `items`, already stored, as local writes. Callers pass them in dependency
-    /// order; each link also sorts what it pushes together (ADM-n).
+    /// Announces `items`, already stored, as local writes, in dependency order (whatever
+    /// names an item first, ADM-n): a link may push them in several batches, and a relay
+    /// refuses a change before the op that names it. Items stored later are announced later.
     pub fn announce(&self, items: &[Item]) {
-        for item in items {
+        let mut ordered: Vec<&Item> = items.iter().collect();
+        ordered.sort_by_key(|i| crate::admission::apply_rank(i));
+        for item in ordered {
             // No receivers is fine: no link is running.
             let _ = self.local.send((0, Arc::new(item.clone())));
         }
