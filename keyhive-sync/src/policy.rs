@@ -62,6 +62,23 @@ pub trait AccessPolicy: Send + Sync + 'static {
         let _ = items;
     }
 
+    /// REP-30: whether `item` may be served to `requester`. By default, iff it may pull the
+    /// item's subject; a graph-backed policy also serves a device removed from a subject
+    /// that subject's auth ops (not its content, key agreement or ciphertext), so that the
+    /// removed device learns of its removal.
+    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
+        self.may_pull(requester, &item.subject())
+    }
+
+    /// SYNC-85: whether a client should offer (reconcile and push) `subject`, which it holds
+    /// but the peer does not offer it. A device replica answers `false` for a subject this
+    /// device was removed from (REP-33): the peer would refuse what it wrote since and serves
+    /// it nothing, so offering it again every sync only produces refusals.
+    fn offers(&self, subject: &SubjectId) -> bool {
+        let _ = subject;
+        true
+    }
+
     /// SYNC-84: admits and stores a batch received from `from`, storing each item exactly
     /// once, and says what became of each (in the order given; callers pass items in
     /// dependency order, `admission::apply_rank`).

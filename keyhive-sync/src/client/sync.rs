@@ -220,7 +220,8 @@ pub async fn sync_once_skipping(
     }
     // SYNC-81: subjects only we hold are reconciled too; the peer decides if it takes them.
     for subject in store.subjects()? {
-        if !offered.contains(&subject) && !skip.contains(&subject) {
+        // SYNC-85: nor a subject this device was removed from (REP-33).
+        if !offered.contains(&subject) && !skip.contains(&subject) && policy.offers(&subject) {
             todo.push(subject);
         }
     }

@@ -173,6 +173,7 @@ impl<S: Store> Replica<S> {
         document: DocumentId,
         reader: impl Read,
     ) -> Result<Hash, ReplicaError> {
+        self.require_unrevoked(&document.0, keyhive_core::capability::Access::Write)?;
         self.prepare(document)?;
         let key = SymmetricKey::random();
         let mut sink = PieceSink {
@@ -205,6 +206,7 @@ impl<S: Store> Replica<S> {
         body: &Body,
         pieces: Vec<Hash>,
     ) -> Result<Hash, ReplicaError> {
+        self.require_unrevoked(&document.0, keyhive_core::capability::Access::Write)?;
         self.prepare(document)?;
         let predecessors = self.head_keys(document)?;
         let change = self.seal(document, &predecessors, body)?;

@@ -89,6 +89,23 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         Ok(out)
     }
 
+    /// REP-30: as for a relay, a peer removed from a subject is served its auth ops.
+    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
+        self.may_pull(requester, &item.subject())
+            || (item.kind() == crate::item::ItemKind::Auth
+                && crate::capability_policy::removed_from(
+                    self.lock().checker(),
+                    requester,
+                    &item.subject().0,
+                ))
+    }
+
+    /// REP-33: not a subject this device was removed from.
+    fn offers(&self, subject: &SubjectId) -> bool {
+        let replica = self.lock();
+        replica.require_unrevoked(&subject.0, Access::Pull).is_ok()
+    }
+
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {
         let replica = self.lock();
         let mut out: Vec<SubjectId> = replica

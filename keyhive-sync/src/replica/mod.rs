@@ -294,6 +294,27 @@ impl<S: Store> Replica<S> {
         self.admission.checker.explain(agent, level, subject)
     }
 
+    /// REP-31: fails with [`ReplicaError::Revoked`] when this device lacks `level` on
+    /// `subject` because a revocation removed it (other refusals are left to the operation,
+    /// which reports them its own way).
+    pub fn require_unrevoked(
+        &self,
+        subject: &PublicKey,
+        level: Access,
+    ) -> Result<(), ReplicaError> {
+        let me = AgentId::Individual(self.device.id());
+        match self.admission.checker.explain(me, level, subject) {
+            Explanation::Refused(keyhive_core::capability::Refusal {
+                reason: keyhive_core::capability::Reason::Revoked { revocation, .. },
+                ..
+            }) => Err(ReplicaError::Revoked {
+                subject: *subject,
+                revocation,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Subjects this device can reach, with its level on each.
     pub fn reachable(&self) -> Vec<(PublicKey, Access, SubjectKind)> {
         let me = AgentId::Individual(self.device.id());
