@@ -52,6 +52,9 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         replica.directory().card(&IndividualId(subject.0)).is_some()
     }
 
+    /// Admits, applies and stores the item through the replica. A caller that then stores it
+    /// again (a relay connection serving peers, SYNC-41) finds it held (STORE-2) and reports
+    /// `Duplicate`; clients use [`AccessPolicy::admit_batch`], which stores once (SYNC-84).
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal> {
         match self.lock().ingest(PeerTag::from(from.0), item) {
             Ok(Ingested::Stored | Ingested::Duplicate) => Ok(()),
