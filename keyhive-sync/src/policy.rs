@@ -80,8 +80,8 @@ pub trait AccessPolicy: Send + Sync + 'static {
     }
 
     /// SYNC-84: admits and stores a batch received from `from`, storing each item exactly
-    /// once, and says what became of each (in the order given; callers pass items in
-    /// dependency order, `admission::apply_rank`).
+    /// once, and says what became of each. Callers pass items in dependency order
+    /// (`admission::apply_rank`); the answer keeps that order.
     ///
     /// Why a batch method rather than `check_push` followed by the caller's `put`: a policy
     /// that is itself a store's owner (a device replica, [`crate::replica::ReplicaGate`])

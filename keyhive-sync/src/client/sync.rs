@@ -1,4 +1,4 @@
-//! One-shot synchronisation of a local store with a connected peer (SYNC-80..SYNC-83).
+//! One-shot synchronisation of a local store with a connected peer (SYNC-80..SYNC-85).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
