@@ -15,7 +15,8 @@
 //! - RELAY-6: configured peer relays may pull everything (relay-to-relay sync); what they push
 //!   passes the same admission rules as anyone's.
 //! - REP-30: a device removed from a subject (it held `pull` through a path since revoked) is
-//!   still served that subject's auth ops, and nothing else of it ([`AccessPolicy::may_serve`]).
+//!   still served that subject's ops (auth ops and content op headers, one causal graph), and
+//!   no ciphertext or key agreement of it ([`AccessPolicy::may_serve`]).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -119,7 +120,7 @@ impl Graph {
 }
 
 /// REP-30: whether `who` held `pull` on `subject` through a path since revoked (and holds no
-/// other): a removed device, which is served the subject's auth ops.
+/// other): a removed device, which is served the subject's ops.
 pub(crate) fn removed_from(checker: &Checker, who: &IndividualId, subject: &PublicKey) -> bool {
     matches!(
         checker.explain(AgentId::Individual(*who), Access::Pull, subject),
@@ -130,7 +131,7 @@ pub(crate) fn removed_from(checker: &Checker, who: &IndividualId, subject: &Publ
 impl AccessPolicy for CapabilityPolicy {
     fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
         self.may_pull(requester, &item.subject())
-            || (item.kind() == ItemKind::Auth
+            || (matches!(item.kind(), ItemKind::Auth | ItemKind::Content)
                 && removed_from(&self.lock().admission.checker, requester, &item.subject().0))
     }
 

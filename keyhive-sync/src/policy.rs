@@ -64,8 +64,9 @@ pub trait AccessPolicy: Send + Sync + 'static {
 
     /// REP-30: whether `item` may be served to `requester`. By default, iff it may pull the
     /// item's subject; a graph-backed policy also serves a device removed from a subject
-    /// that subject's auth ops (not its content, key agreement or ciphertext), so that the
-    /// removed device learns of its removal.
+    /// that subject's ops (auth ops and content op headers, which share one causal graph: a
+    /// revocation names content ops as predecessors), never its ciphertext or key agreement,
+    /// so that the removed device learns of its removal.
     fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
         self.may_pull(requester, &item.subject())
     }

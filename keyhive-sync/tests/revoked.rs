@@ -1,5 +1,6 @@
 //! Issue 10, deliverable 4: revocation reaches the revoked (REP-30..REP-33, SYNC-85). A device
-//! removed from a document is served the document's auth ops and nothing else of it; once its
+//! removed from a document is served the document's ops (auth ops and the signed headers of
+//! content ops, which share one causal graph) and no ciphertext or key agreement; once its
 //! replica holds the revocation, a local write fails naming the revocation, the document is no
 //! longer among what it can reach, and its syncs stop offering the document (so the relay
 //! refuses nothing of it).
@@ -115,14 +116,14 @@ async fn a_removed_device_knows_it_and_stops_offering_what_the_relay_refuses() {
     let held = bob.items(SubjectId(doc.0)).len();
     assert!(again.pushed + again.refused >= held, "{again:?}");
 
-    // REP-30: Bob is served the document's auth ops (here handed over directly, as a relay or
-    // peer serving REP-30 does).
+    // REP-30: Bob is served the document's ops (here handed over directly, as a relay or peer
+    // serving REP-30 does).
     {
         let mut b = bob.replica.lock().unwrap();
         let auth: Vec<Item> = alice
             .items(SubjectId(doc.0))
             .into_iter()
-            .filter(|i| i.kind() == ItemKind::Auth)
+            .filter(|i| matches!(i.kind(), ItemKind::Auth | ItemKind::Content))
             .collect();
         b.ingest_all(PeerTag::LOCAL, auth).unwrap();
         // REP-31: a local write fails, naming the revocation.
@@ -143,9 +144,10 @@ async fn a_removed_device_knows_it_and_stops_offering_what_the_relay_refuses() {
     assert!(after.pushed < held, "{after:?}");
 }
 
-/// REP-30: what a relay serves a removed device of the document: its auth ops only.
+/// REP-30: what a relay serves a removed device of the document: its ops only (auth ops and
+/// content op headers), no ciphertext and no key agreement.
 #[test]
-fn a_relay_serves_a_removed_device_the_auth_ops_only() {
+fn a_relay_serves_a_removed_device_the_ops_only() {
     let (alice, bob, carol) = (Peer::new("alice"), Peer::new("bob"), Peer::new("carol"));
     let doc = share(&alice, &bob);
     alice
@@ -175,9 +177,47 @@ fn a_relay_serves_a_removed_device_the_auth_ops_only() {
     assert!(held.iter().all(|i| store.contains(&i.hash()).unwrap()));
     assert!(!policy.may_pull(&bob.id(), &SubjectId(doc.0)));
     for item in &held {
-        let auth = item.kind() == ItemKind::Auth;
-        assert_eq!(policy.may_serve(&bob.id(), item), auth, "{:?}", item.kind());
+        let op = matches!(item.kind(), ItemKind::Auth | ItemKind::Content);
+        assert_eq!(policy.may_serve(&bob.id(), item), op, "{:?}", item.kind());
         assert!(!policy.may_serve(&carol.id(), item));
         assert!(policy.may_serve(&alice.id(), item));
     }
+}
+
+/// REP-30 for peers: a replica serving peers directly serves a removed device the document's
+/// ops only; once that device holds them (the revocation's causal past includes content ops)
+/// it no longer offers the document (REP-33).
+#[test]
+fn a_peer_replica_serves_a_removed_device_the_ops_only() {
+    let (alice, bob, carol) = (Peer::new("alice"), Peer::new("bob"), Peer::new("carol"));
+    let doc = share(&alice, &bob);
+    let gate = ReplicaGate::new(alice.replica.clone());
+    let held = alice.items(SubjectId(doc.0));
+    assert!(held.iter().all(|i| gate.may_serve(&bob.id(), i)));
+    alice
+        .replica
+        .lock()
+        .unwrap()
+        .revoke(&doc.0, AgentId::Individual(bob.id()))
+        .unwrap();
+    for item in &alice.items(SubjectId(doc.0)) {
+        let op = matches!(item.kind(), ItemKind::Auth | ItemKind::Content);
+        assert_eq!(gate.may_serve(&bob.id(), item), op, "{:?}", item.kind());
+        assert!(!gate.may_serve(&carol.id(), item));
+    }
+    assert!(gate.offers(&SubjectId(doc.0)));
+    // Bob's own replica, once it holds the revocation, no longer offers the document.
+    let bob_gate = ReplicaGate::new(bob.replica.clone());
+    assert!(bob_gate.offers(&SubjectId(doc.0)));
+    let auth: Vec<Item> = alice
+        .items(SubjectId(doc.0))
+        .into_iter()
+        .filter(|i| matches!(i.kind(), ItemKind::Auth | ItemKind::Content))
+        .collect();
+    bob.replica
+        .lock()
+        .unwrap()
+        .ingest_all(PeerTag::LOCAL, auth)
+        .unwrap();
+    assert!(!bob_gate.offers(&SubjectId(doc.0)));
 }

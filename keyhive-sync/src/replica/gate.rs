@@ -92,15 +92,17 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         Ok(out)
     }
 
-    /// REP-30: as for a relay, a peer removed from a subject is served its auth ops.
+    /// REP-30: as for a relay, a peer removed from a subject is served its ops.
     fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
         self.may_pull(requester, &item.subject())
-            || (item.kind() == crate::item::ItemKind::Auth
-                && crate::capability_policy::removed_from(
-                    self.lock().checker(),
-                    requester,
-                    &item.subject().0,
-                ))
+            || (matches!(
+                item.kind(),
+                crate::item::ItemKind::Auth | crate::item::ItemKind::Content
+            ) && crate::capability_policy::removed_from(
+                self.lock().checker(),
+                requester,
+                &item.subject().0,
+            ))
     }
 
     /// REP-33: not a subject this device was removed from.
