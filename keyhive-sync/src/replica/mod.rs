@@ -369,6 +369,7 @@ impl<S: Store> Replica<S> {
             cgka.refresh(&authority);
         }
     }
+
     fn store_op(&mut self, op: &AnyVerified) -> Result<(), ReplicaError> {
         self.store_items(vec![op_item(op)?])
     }
