@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::AgentId;
+use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{ContactCard, DocumentId, GroupId, IndividualId, SubjectKind};
 use keyhive_core::keystore::KeyStore;
@@ -109,14 +109,26 @@ impl Session {
         self.metas = None;
     }
 
-    /// Metadata of every document this device can read.
+    /// Metadata of every document this device can read, and of those it was removed from
+    /// (REP-31: so that a command naming one can say it was revoked, not that it is unknown).
     pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, Meta>> {
         if self.metas.is_none() {
             let mut metas = BTreeMap::new();
-            for (subject, _, kind) in self.replica.reachable() {
-                if kind != SubjectKind::Document {
-                    continue;
-                }
+            let checker = self.replica.checker();
+            let removed = checker.subjects().filter(|s| {
+                checker
+                    .subject_info(s)
+                    .is_some_and(|i| i.kind == SubjectKind::Document)
+                    && self.replica.require_unrevoked(s, Access::Pull).is_err()
+            });
+            let reachable = self
+                .replica
+                .reachable()
+                .into_iter()
+                .filter(|(_, _, kind)| *kind == SubjectKind::Document)
+                .map(|(s, _, _)| s);
+            let documents: Vec<PublicKey> = reachable.chain(removed.copied()).collect();
+            for subject in documents {
                 let doc = DocumentId(subject);
                 if let Some(meta) = self.read_meta(doc)? {
                     metas.insert(doc, meta);

@@ -14,15 +14,21 @@
 //!   contact card only to itself and to devices sharing a subject with it.
 //! - RELAY-6: configured peer relays may pull everything (relay-to-relay sync); what they push
 //!   passes the same admission rules as anyone's.
+//! - REP-30: a device removed from a subject (it held `pull` through a path since revoked) is
+//!   still served that subject's ops (auth ops and content op headers, one causal graph), and
+//!   no ciphertext or key agreement of it ([`AccessPolicy::may_serve`]).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use keyhive_core::capability::{Access, AgentId, Checker, PeerTag, PendingLimits};
+use keyhive_core::capability::{
+    Access, AgentId, Checker, Explanation, PeerTag, PendingLimits, Reason,
+};
+use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::IndividualId;
 
 use crate::admission::{Admission, Mode, apply_rank};
-use crate::item::{Item, SubjectId};
+use crate::item::{Item, ItemKind, SubjectId};
 use crate::policy::{AccessPolicy, Refusal};
 use crate::store::{Store, StoreError};
 
@@ -115,7 +121,22 @@ impl Graph {
     }
 }
 
+/// REP-30: whether `who` held `pull` on `subject` through a path since revoked (and holds no
+/// other): a removed device, which is served the subject's ops.
+pub(crate) fn removed_from(checker: &Checker, who: &IndividualId, subject: &PublicKey) -> bool {
+    matches!(
+        checker.explain(AgentId::Individual(*who), Access::Pull, subject),
+        Explanation::Refused(r) if matches!(r.reason, Reason::Revoked { .. })
+    )
+}
+
 impl AccessPolicy for CapabilityPolicy {
+    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
+        self.may_pull(requester, &item.subject())
+            || (matches!(item.kind(), ItemKind::Auth | ItemKind::Content)
+                && removed_from(&self.lock().admission.checker, requester, &item.subject().0))
+    }
+
     fn may_pull(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
         if self.peers.contains(requester) || requester.0 == subject.0 {
             return true;

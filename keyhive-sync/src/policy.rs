@@ -7,8 +7,38 @@ use std::sync::RwLock;
 use keyhive_core::identity::IndividualId;
 
 use crate::item::{Item, SubjectId};
+use crate::replica::ReplicaError;
+use crate::store::{Store, StoreError};
 
 pub use crate::admission::Refusal;
+
+/// What became of one received item (SYNC-84).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Arrival {
+    /// Admitted and newly stored.
+    Stored,
+    /// Already held.
+    Duplicate,
+    /// Admitted but waiting for causal predecessors: not stored, so reconciliation offers it
+    /// again until its predecessors arrive (ADM-3, CAP-4).
+    Parked,
+    /// Refused, with the cause.
+    Refused(Refusal),
+}
+
+/// Why [`AccessPolicy::admit_batch`] failed as a whole (one item's refusal is an
+/// [`Arrival::Refused`], not an error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmitError {
+    /// Storing the admitted items failed.
+    #[error("cannot store admitted items")]
+    Store(#[from] StoreError),
+    /// The device replica failed while admitting (its store failed).
+    #[error("the replica failed while admitting items")]
+    Replica(#[from] ReplicaError),
+}
 
 /// Decides what a relay (or client) stores and serves.
 ///
@@ -36,6 +66,78 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// so that a graph-backed policy forgets them and acts only on what `store` holds.
     fn not_stored(&self, store: &dyn crate::store::Store) {
         let _ = store;
+    }
+
+    /// REP-30: whether `item` may be served to `requester`. By default, iff it may pull the
+    /// item's subject; a graph-backed policy also serves a device removed from a subject
+    /// that subject's ops (auth ops and content op headers, which share one causal graph: a
+    /// revocation names content ops as predecessors), never its ciphertext or key agreement,
+    /// so that the removed device learns of its removal.
+    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
+        self.may_pull(requester, &item.subject())
+    }
+
+    /// SYNC-85: whether a client should offer (reconcile and push) `subject`, which it holds
+    /// but the peer does not offer it. A device replica answers `false` for a subject this
+    /// device was removed from (REP-33): the peer would refuse what it wrote since and serves
+    /// it nothing, so offering it again every sync only produces refusals.
+    fn offers(&self, subject: &SubjectId) -> bool {
+        let _ = subject;
+        true
+    }
+
+    /// SYNC-84: admits and stores a batch received from `from`, storing each item exactly
+    /// once, and says what became of each. Callers pass items in dependency order
+    /// (`admission::apply_rank`); the answer keeps that order.
+    ///
+    /// Why a batch method rather than `check_push` followed by the caller's `put`: a policy
+    /// that is itself a store's owner (a device replica, [`crate::replica::ReplicaGate`])
+    /// must apply an item before storing it and stores it as part of applying it (REP-2);
+    /// asking it yes/no and then storing again counted every item as a duplicate. The default
+    /// is the yes/no path for policies that own no store (a relay's): `check_push` per item,
+    /// one `put` of the accepted ones into `store`, then [`AccessPolicy::stored`] for the new
+    /// ones. An override stores into its own store, which must be `store`.
+    fn admit_batch(
+        &self,
+        from: &IndividualId,
+        items: Vec<Item>,
+        store: &dyn Store,
+    ) -> Result<Vec<(Item, Arrival)>, AdmitError> {
+        let mut out: Vec<(Item, Arrival)> = items
+            .into_iter()
+            .map(|item| {
+                let arrival = match self.check_push(from, &item) {
+                    Ok(()) => Arrival::Stored,
+                    Err(refusal) => Arrival::Refused(refusal),
+                };
+                (item, arrival)
+            })
+            .collect();
+        let accepted: Vec<usize> = (0..out.len())
+            .filter(|i| matches!(out[*i].1, Arrival::Stored))
+            .collect();
+        if accepted.is_empty() {
+            return Ok(out);
+        }
+        let batch: Vec<Item> = accepted.iter().map(|i| out[*i].0.clone()).collect();
+        let fresh = match store.put(&batch) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                // ADM-3: forget what was admitted but not stored.
+                self.not_stored(store);
+                return Err(e.into());
+            }
+        };
+        let mut new = Vec::new();
+        for (i, is_new) in accepted.into_iter().zip(fresh) {
+            if is_new {
+                new.push(out[i].0.clone());
+            } else {
+                out[i].1 = Arrival::Duplicate;
+            }
+        }
+        self.stored(&new);
+        Ok(out)
     }
 }
 

@@ -27,6 +27,10 @@ pub fn put_file(s: &mut Session, doc: DocumentId, path: &Path) -> Result<keyhive
 
 fn explain_write_error(e: ReplicaError, doc: DocumentId) -> anyhow::Error {
     match e {
+        // REP-31: one line naming the revocation (not chained to the error's own message).
+        ReplicaError::Revoked { revocation, .. } => anyhow::anyhow!(
+            "cannot write to {doc}: this device's access was revoked (revocation {revocation}); ask an admin to share it again"
+        ),
         ReplicaError::Build(b) => anyhow::anyhow!(
             "cannot write to {doc}: {b} (ask an admin for `--access write`, or it was revoked)"
         ),

@@ -1,5 +1,6 @@
 //! `keyhive sync` and `keyhive relay add`.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
@@ -17,7 +18,7 @@ use crate::session::Session;
 /// (e.g. a key-agreement op before the grant that authorises it), so repeat until quiet.
 const MAX_ROUNDS: usize = 8;
 
-/// What a sync with one relay did.
+/// What a sync with one relay did, over all its rounds (SYNC-84).
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct RelaySummary {
     /// The relay URL.
@@ -26,14 +27,22 @@ pub struct RelaySummary {
     pub relay_id: String,
     /// Whether this sync pinned the relay id for the first time (trust on first use).
     pub pinned_now: bool,
-    /// Items received and stored.
+    /// Items received from the relay.
+    pub arrived: usize,
+    /// Items received and newly stored.
     pub pulled: usize,
-    /// Items the relay stored.
+    /// Items received that were already held.
+    pub duplicates: usize,
+    /// Items received that wait for causal predecessors (offered again by the next sync).
+    pub parked: usize,
+    /// Items the relay stored (or already held).
     pub pushed: usize,
     /// Items the relay refused (reported, never fatal).
     pub refused: usize,
     /// Items received that this device refused.
     pub rejected: usize,
+    /// Items refused here, by cause (the `Refusal` kind).
+    pub rejected_by_cause: BTreeMap<&'static str, usize>,
     /// Frame bytes sent.
     pub bytes_sent: u64,
     /// Frame bytes received.
@@ -41,13 +50,17 @@ pub struct RelaySummary {
 }
 
 impl RelaySummary {
-    fn add(&mut self, r: &SyncReport, accepted: u64) {
-        // Items are verified and stored by the replica itself (REP-2), so the count of items
-        // it accepted is what was pulled.
-        self.pulled += usize::try_from(accepted).unwrap_or(usize::MAX);
+    fn add(&mut self, r: &SyncReport) {
+        self.arrived += r.arrived;
+        self.pulled += r.pulled;
+        self.duplicates += r.duplicates;
+        self.parked += r.parked;
         self.pushed += r.pushed;
-        self.refused = r.refused;
-        self.rejected = r.rejected;
+        self.refused += r.refused;
+        self.rejected += r.rejected;
+        for (cause, n) in &r.rejections.counts {
+            *self.rejected_by_cause.entry(cause).or_default() += n;
+        }
         self.bytes_sent += r.bytes_sent;
         self.bytes_received += r.bytes_received;
     }
@@ -101,7 +114,7 @@ async fn sync_links(
                 .await
                 .with_context(|| format!("sync with {url} failed"))?;
             let now = accepted(shared);
-            summary.add(&report, now - before);
+            summary.add(&report);
             // New grants or revocations learned here may need seats or a re-key (REP-3).
             let rekeyed = {
                 let mut replica = shared
@@ -180,9 +193,21 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
                 );
             }
             println!(
-                "{}: pulled {}, pushed {}, refused by relay {}, rejected here {} ({} B sent, {} B received)",
-                r.relay, r.pulled, r.pushed, r.refused, r.rejected, r.bytes_sent, r.bytes_received
+                "{}: received {} (stored {}, already held {}, waiting {}, rejected here {}), pushed {}, refused by relay {} ({} B sent, {} B received)",
+                r.relay,
+                r.arrived,
+                r.pulled,
+                r.duplicates,
+                r.parked,
+                r.rejected,
+                r.pushed,
+                r.refused,
+                r.bytes_sent,
+                r.bytes_received
             );
+            for (cause, n) in &r.rejected_by_cause {
+                println!("  rejected here: {n} x {cause}");
+            }
         }
     })
 }

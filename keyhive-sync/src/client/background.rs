@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::session::{ConnectError, LiveEvent, Session};
-use super::sync::{SyncError, SyncReport, ingest, sync_once, sync_once_skipping};
+use super::sync::{SyncError, SyncReport, ingest, stored, sync_once, sync_once_skipping};
 use crate::item::{Item, SubjectId};
 use crate::policy::AccessPolicy;
 use crate::store::{Store, StoreError};
@@ -25,6 +25,30 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// Local items queued for links before a slow link falls back to a full resync.
 const LOCAL_QUEUE: usize = 16_384;
+
+/// SYNC-86: announces items stored beside the client (a replica's local writes, grants,
+/// revocations, key-agreement updates and entry points) to every live link, which pushes
+/// them at once instead of at the next full sync. It feeds the client's bounded queue of new
+/// items (a link that falls behind runs a full sync, SYNC-94); announcing with no link
+/// running does nothing.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    local: broadcast::Sender<(u64, Arc<Item>)>,
+}
+
+impl Outbox {
+    /// Announces `items`, already stored, as local writes, in dependency order (whatever
+    /// names an item first, ADM-n): a link may push them in several batches, and a relay
+    /// refuses a change before the op that names it. Items stored later are announced later.
+    pub fn announce(&self, items: &[Item]) {
+        let mut ordered: Vec<&Item> = items.iter().collect();
+        ordered.sort_by_key(|i| crate::admission::apply_rank(i));
+        for item in ordered {
+            // No receivers is fine: no link is running.
+            let _ = self.local.send((0, Arc::new(item.clone())));
+        }
+    }
+}
 
 /// A device's sync client over its local store.
 pub struct Client {
@@ -124,6 +148,14 @@ impl Client {
     /// another relay through a `Client` forwards these to [`crate::relay::RelayHandle::announce`].
     pub fn new_items(&self) -> broadcast::Receiver<(u64, Arc<Item>)> {
         self.local.subscribe()
+    }
+
+    /// SYNC-86: the outbox a replica (`Replica::connect_outbox`) announces its local writes
+    /// through, so that every link pushes them at once.
+    pub fn outbox(&self) -> Outbox {
+        Outbox {
+            local: self.local.clone(),
+        }
     }
 
     fn announce(&self, origin: u64, items: Vec<Item>) {
@@ -291,6 +323,8 @@ impl Client {
                     if lagged {
                         self.resync(id, session, status, &mut closed).await?;
                     }
+                    // The peer admits an item only after what names it (ADM-n).
+                    batch.sort_by_key(crate::admission::apply_rank);
                     let fresh: Vec<SubjectId> = batch.iter().map(Item::subject).filter(|s| !subscribed.contains(s)).collect::<BTreeSet<_>>().into_iter().collect();
                     if !batch.is_empty() {
                         let outcomes = session.push(&batch).await.map_err(|e| e.to_string())?;
@@ -304,7 +338,8 @@ impl Client {
                 }
                 event = live.recv() => match event {
                     Some(LiveEvent::Items(items)) => {
-                        let (fresh, _) = ingest(&self.store, self.policy.as_ref(), &from, items).await.map_err(|e| e.to_string())?;
+                        let arrivals = ingest(&self.store, self.policy.as_ref(), &from, items).map_err(|e| e.to_string())?;
+                        let fresh = stored(arrivals);
                         let n = fresh.len() as u64;
                         self.announce(id, fresh);
                         status.send_modify(|s| s.received += n);
@@ -324,7 +359,7 @@ impl Client {
 }
 
 /// The observable state of a link.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct LinkStatus {
     /// Whether the link is connected and synced.
     pub connected: bool,

@@ -3,6 +3,6 @@ pub mod background;
 pub mod session;
 pub mod sync;
 
-pub use background::{Client, Link, LinkStatus};
+pub use background::{Client, Link, LinkStatus, Outbox};
 pub use session::{ConnectError, LiveEvent, Reconciled, Session, SessionError, WireStats};
-pub use sync::{SyncError, SyncReport, sync_once};
+pub use sync::{Refusals, SyncError, SyncReport, refusal_kind, sync_once};

@@ -1,10 +1,12 @@
-//! One-shot synchronisation of a local store with a connected peer (SYNC-80..SYNC-83).
+//! One-shot synchronisation of a local store with a connected peer (SYNC-80..SYNC-85).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use keyhive_core::Hash;
+
 use crate::item::{Item, SubjectId};
-use crate::policy::AccessPolicy;
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Refusal};
 use crate::protocol::ErrorCode;
 use crate::protocol::PushOutcome;
 use crate::store::{Store, StoreError};
@@ -14,8 +16,65 @@ use super::session::{Session, SessionError};
 /// Items pulled or pushed per request during a sync.
 const TRANSFER_CHUNK: usize = 1_024;
 
-/// What one sync did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// SYNC-84: most refused items a report keeps with their refusal ([`Refusals::sample`]).
+pub const REFUSAL_SAMPLE: usize = 16;
+
+/// SYNC-84: items this device refused, counted by cause, with a bounded sample.
+#[derive(Debug, Default, Clone)]
+pub struct Refusals {
+    /// Count per refusal kind ([`refusal_kind`]: the `Refusal` variant's name).
+    pub counts: BTreeMap<&'static str, usize>,
+    /// The first [`REFUSAL_SAMPLE`] refused items and why.
+    pub sample: Vec<(Hash, Refusal)>,
+}
+
+impl Refusals {
+    /// Records one refused item.
+    pub fn record(&mut self, hash: Hash, refusal: Refusal) {
+        *self.counts.entry(refusal_kind(&refusal)).or_default() += 1;
+        if self.sample.len() < REFUSAL_SAMPLE {
+            self.sample.push((hash, refusal));
+        }
+    }
+
+    /// Refused items in all.
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+
+    /// Adds `other`'s counts, and its sample while there is room.
+    pub fn merge(&mut self, other: &Refusals) {
+        for (kind, n) in &other.counts {
+            *self.counts.entry(kind).or_default() += n;
+        }
+        let room = REFUSAL_SAMPLE.saturating_sub(self.sample.len());
+        self.sample.extend(other.sample.iter().take(room).cloned());
+    }
+}
+
+/// The name of a refusal's cause (its `Refusal` variant), for counting.
+pub fn refusal_kind(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::WrongKind { .. } => "WrongKind",
+        Refusal::WrongSubject { .. } => "WrongSubject",
+        Refusal::Malformed(_) => "Malformed",
+        Refusal::BadSignature(_) => "BadSignature",
+        Refusal::NotAuthorised { .. } => "NotAuthorised",
+        Refusal::InvalidOp(_) => "InvalidOp",
+        Refusal::MissingPredecessors(_) => "MissingPredecessors",
+        Refusal::UnknownSubject(_) => "UnknownSubject",
+        Refusal::Unnamed => "Unnamed",
+        Refusal::SecondInit(_) => "SecondInit",
+        Refusal::QueueFull => "QueueFull",
+        Refusal::Parked => "Parked",
+        Refusal::Replica(_) => "Replica",
+        Refusal::Checker(_) => "Checker",
+    }
+}
+
+/// What one sync did (SYNC-83, SYNC-84). Every received item is counted exactly once:
+/// `arrived == pulled + duplicates + parked + rejected`.
+#[derive(Debug, Default, Clone)]
 pub struct SyncReport {
     /// Subjects the peer offered.
     pub offered: usize,
@@ -23,10 +82,19 @@ pub struct SyncReport {
     pub reconciled: usize,
     /// Reconciliation round trips.
     pub rounds: u32,
+    /// Items received from the peer.
+    pub arrived: usize,
     /// Items received and newly stored.
     pub pulled: usize,
-    /// Items received but refused by the local policy or malformed.
+    /// Items received that were already held.
+    pub duplicates: usize,
+    /// Items received and kept waiting for causal predecessors (not stored: reconciliation
+    /// offers them again until they apply).
+    pub parked: usize,
+    /// Items received that this device refused (`rejections.total()`).
     pub rejected: usize,
+    /// Why this device refused them.
+    pub rejections: Refusals,
     /// Items pushed and stored (or already held) by the peer.
     pub pushed: usize,
     /// Items the peer refused.
@@ -39,6 +107,48 @@ pub struct SyncReport {
     pub bytes_received: u64,
 }
 
+impl SyncReport {
+    /// Adds `other` (a later round) to this report.
+    pub fn merge(&mut self, other: &SyncReport) {
+        self.offered = self.offered.max(other.offered);
+        self.reconciled += other.reconciled;
+        self.rounds += other.rounds;
+        self.arrived += other.arrived;
+        self.pulled += other.pulled;
+        self.duplicates += other.duplicates;
+        self.parked += other.parked;
+        self.rejected += other.rejected;
+        self.rejections.merge(&other.rejections);
+        self.pushed += other.pushed;
+        self.refused += other.refused;
+        for s in &other.closed {
+            if !self.closed.contains(s) {
+                self.closed.push(*s);
+            }
+        }
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+    }
+
+    /// Counts what became of received items (SYNC-84).
+    fn count(&mut self, arrivals: &[(Item, Arrival)]) {
+        for (item, arrival) in arrivals {
+            self.arrived += 1;
+            match arrival {
+                Arrival::Stored => self.pulled += 1,
+                Arrival::Duplicate => self.duplicates += 1,
+                Arrival::Parked => self.parked += 1,
+                Arrival::Refused(refusal) => self.reject(item.hash(), refusal.clone()),
+            }
+        }
+    }
+
+    fn reject(&mut self, hash: Hash, refusal: Refusal) {
+        self.rejected += 1;
+        self.rejections.record(hash, refusal);
+    }
+}
+
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -49,43 +159,30 @@ pub enum SyncError {
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Admitting received items failed as a whole.
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
 }
 
-/// Validates items from `session`'s peer with `policy` (SYNC-82) and stores them; returns the
-/// newly stored ones and the number rejected.
-pub async fn ingest(
+/// Admits items from `from` with `policy` (SYNC-82, SYNC-84), which stores each accepted
+/// item exactly once; returns what became of each item, in dependency order.
+pub fn ingest(
     store: &Arc<dyn Store>,
     policy: &dyn AccessPolicy,
     from: &keyhive_core::identity::IndividualId,
-    items: Vec<Item>,
-) -> Result<(Vec<Item>, usize), StoreError> {
-    let before = items.len();
-    let mut items = items;
+    mut items: Vec<Item>,
+) -> Result<Vec<(Item, Arrival)>, AdmitError> {
     // Whatever names an item is checked before it (ADM-n), so one round takes a whole chain.
     items.sort_by_key(crate::admission::apply_rank);
-    let valid: Vec<Item> = items
+    policy.admit_batch(from, items, store.as_ref())
+}
+
+/// The items of `arrivals` that were newly stored.
+pub(super) fn stored(arrivals: Vec<(Item, Arrival)>) -> Vec<Item> {
+    arrivals
         .into_iter()
-        .filter(|item| policy.check_push(from, item).is_ok())
-        .collect();
-    let rejected = before - valid.len();
-    if valid.is_empty() {
-        return Ok((Vec::new(), rejected));
-    }
-    let store = store.clone();
-    let (valid, fresh) = tokio::task::spawn_blocking(move || {
-        let r = store.put(&valid);
-        (valid, r)
-    })
-    .await
-    .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let fresh = fresh?;
-    let new: Vec<Item> = valid
-        .into_iter()
-        .zip(fresh)
-        .filter_map(|(item, is_new)| is_new.then_some(item))
-        .collect();
-    policy.stored(&new);
-    Ok((new, rejected))
+        .filter_map(|(item, a)| matches!(a, Arrival::Stored).then_some(item))
+        .collect()
 }
 
 /// SYNC-80: collection sync, then range reconciliation of every subject whose fingerprint
@@ -123,7 +220,8 @@ pub async fn sync_once_skipping(
     }
     // SYNC-81: subjects only we hold are reconciled too; the peer decides if it takes them.
     for subject in store.subjects()? {
-        if !offered.contains(&subject) && !skip.contains(&subject) {
+        // SYNC-85: nor a subject this device was removed from (REP-33).
+        if !offered.contains(&subject) && !skip.contains(&subject) && policy.offers(&subject) {
             todo.push(subject);
         }
     }
@@ -149,10 +247,20 @@ pub async fn sync_once_skipping(
             // SYNC-82: only items of this subject, validated by the local policy.
             let (ours, foreign): (Vec<Item>, Vec<Item>) =
                 items.into_iter().partition(|i| i.subject() == subject);
-            let (fresh, rejected) = ingest(store, policy, &from, ours).await?;
-            report.rejected += rejected + foreign.len();
-            report.pulled += fresh.len();
-            new_items.extend(fresh);
+            for item in foreign {
+                report.arrived += 1;
+                let actual = item.subject();
+                report.reject(
+                    item.hash(),
+                    Refusal::WrongSubject {
+                        claimed: subject,
+                        actual,
+                    },
+                );
+            }
+            let arrivals = ingest(store, policy, &from, ours)?;
+            report.count(&arrivals);
+            new_items.extend(stored(arrivals));
         }
         let mut accepted = 0;
         for chunk in have.chunks(TRANSFER_CHUNK) {

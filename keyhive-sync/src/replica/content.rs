@@ -173,6 +173,7 @@ impl<S: Store> Replica<S> {
         document: DocumentId,
         reader: impl Read,
     ) -> Result<Hash, ReplicaError> {
+        self.require_unrevoked(&document.0, keyhive_core::capability::Access::Write)?;
         self.prepare(document)?;
         let key = SymmetricKey::random();
         let mut sink = PieceSink {
@@ -185,14 +186,16 @@ impl<S: Store> Replica<S> {
         let length = encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink)?;
         sink.finish()?;
         let pieces = std::mem::take(&mut sink.pieces);
-        self.write_body(
+        let op = self.write_body(
             document,
             &Body::Stream {
                 key: *key.expose(),
                 length,
             },
-            pieces,
-        )
+            pieces.clone(),
+        )?;
+        self.announce_stored(&pieces)?;
+        Ok(op)
     }
 
     /// Seals `body` as a change listing `pieces`, signs the content op naming it (REP-20) and
@@ -203,6 +206,7 @@ impl<S: Store> Replica<S> {
         body: &Body,
         pieces: Vec<Hash>,
     ) -> Result<Hash, ReplicaError> {
+        self.require_unrevoked(&document.0, keyhive_core::capability::Access::Write)?;
         self.prepare(document)?;
         let predecessors = self.head_keys(document)?;
         let change = self.seal(document, &predecessors, body)?;

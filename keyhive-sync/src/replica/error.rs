@@ -77,6 +77,15 @@ pub enum ReplicaError {
     /// A change's pieces are missing from the local store (sync first).
     #[error("content piece {0} is not in the local store yet: sync first")]
     MissingPiece(Hash),
+    /// REP-31: this device's access to the subject was revoked, so it may not write there
+    /// (every other replica and relay would refuse the change).
+    #[error("this device's access to {subject} was revoked by op {revocation}")]
+    Revoked {
+        /// The document or group.
+        subject: keyhive_core::crypto::signing::PublicKey,
+        /// The revocation that removed this device.
+        revocation: Hash,
+    },
     /// Writing decrypted content failed.
     #[error("writing content failed")]
     Io(#[from] std::io::Error),

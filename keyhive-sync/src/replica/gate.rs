@@ -2,6 +2,7 @@
 //! verified and applied by the replica itself before it is stored (REP-2), and peers are served
 //! what the replica's capability graph lets them pull.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use keyhive_core::capability::{Access, AgentId, PeerTag};
@@ -9,8 +10,16 @@ use keyhive_core::identity::IndividualId;
 
 use super::{Ingested, Replica, ReplicaError};
 use crate::item::{Item, SubjectId};
-use crate::policy::{AccessPolicy, Refusal};
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Refusal};
 use crate::store::Store;
+
+/// A replica error as the refusal of one item.
+fn refusal_of(e: ReplicaError) -> Refusal {
+    match e {
+        ReplicaError::Refused(refusal) => refusal,
+        e => Refusal::Replica(Arc::new(e)),
+    }
+}
 
 /// Shares a replica between the application and its sync links.
 pub struct ReplicaGate<S: Store> {
@@ -43,13 +52,63 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         replica.directory().card(&IndividualId(subject.0)).is_some()
     }
 
+    /// Admits, applies and stores the item through the replica. A caller that then stores it
+    /// again (a relay connection serving peers, SYNC-41) finds it held (STORE-2) and reports
+    /// `Duplicate`; clients use [`AccessPolicy::admit_batch`], which stores once (SYNC-84).
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal> {
         match self.lock().ingest(PeerTag::from(from.0), item) {
             Ok(Ingested::Stored | Ingested::Duplicate) => Ok(()),
             Ok(Ingested::Waiting) => Err(Refusal::Parked),
-            Err(ReplicaError::Refused(refusal)) => Err(refusal),
-            Err(e) => Err(Refusal::Replica(std::sync::Arc::new(e))),
+            Err(e) => Err(refusal_of(e)),
         }
+    }
+
+    /// SYNC-84: the replica admits, applies and stores the batch itself, in one transaction
+    /// ([`Replica::ingest_all`], REP-2), so the client does not store it again; `_store` is
+    /// the replica's own store. An op parked by the batch and released by a later item of the
+    /// same batch is reported stored.
+    fn admit_batch(
+        &self,
+        from: &IndividualId,
+        items: Vec<Item>,
+        _store: &dyn Store,
+    ) -> Result<Vec<(Item, Arrival)>, AdmitError> {
+        let by_hash: HashMap<_, _> = items.iter().map(|i| (i.hash(), i.clone())).collect();
+        let mut replica = self.lock();
+        let report = replica.ingest_all(PeerTag::from(from.0), items)?;
+        let mut out = Vec::with_capacity(report.len());
+        for (hash, result) in report {
+            let arrival = match result {
+                Ok(Ingested::Stored) => Arrival::Stored,
+                Ok(Ingested::Duplicate) => Arrival::Duplicate,
+                Ok(Ingested::Waiting) if replica.store().contains(&hash)? => Arrival::Stored,
+                Ok(Ingested::Waiting) => Arrival::Parked,
+                Err(e) => Arrival::Refused(refusal_of(e)),
+            };
+            if let Some(item) = by_hash.get(&hash) {
+                out.push((item.clone(), arrival));
+            }
+        }
+        Ok(out)
+    }
+
+    /// REP-30: as for a relay, a peer removed from a subject is served its ops.
+    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
+        self.may_pull(requester, &item.subject())
+            || (matches!(
+                item.kind(),
+                crate::item::ItemKind::Auth | crate::item::ItemKind::Content
+            ) && crate::capability_policy::removed_from(
+                self.lock().checker(),
+                requester,
+                &item.subject().0,
+            ))
+    }
+
+    /// REP-33: not a subject this device was removed from.
+    fn offers(&self, subject: &SubjectId) -> bool {
+        let replica = self.lock();
+        replica.require_unrevoked(&subject.0, Access::Pull).is_ok()
     }
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {

@@ -10,7 +10,7 @@ use keyhive_core::identity::DocumentId;
 use super::{GraphAuthority, Ingested, ItemOutcome, Replica, ReplicaError, op_item};
 use crate::admission::{Admitted, Mode, Refusal, apply_rank};
 use crate::blob::{Blob, EntryPoint};
-use crate::item::{Item, ItemKind};
+use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
 
 impl<S: Store> Replica<S> {
@@ -141,18 +141,69 @@ impl<S: Store> Replica<S> {
             return self.queue_early(item);
         }
         let (cgka, authority, _) = self.cgka_with_authority(document)?;
-        // Only applied ops are stored: one still waiting for predecessors is offered again by
-        // the next sync round and stored once it applies (REP-2).
+        // Only applied ops are stored: one still waiting for predecessors stays in the tree and
+        // is stored when an op that arrives later unblocks it (REP-2, SYNC-84).
+        let before = cgka.op_count();
         let received = cgka.receive(op, &authority);
+        let unblocked = cgka.op_count() > before + 1;
         match received {
-            Ok(Received::Applied) => Ok(Ingested::Stored),
-            Ok(Received::Duplicate) => Ok(Ingested::Duplicate),
-            Ok(_) => Ok(Ingested::Waiting),
+            Ok(Received::Applied) => {
+                if unblocked {
+                    self.store_unblocked_cgka(document)?;
+                }
+                Ok(Ingested::Stored)
+            }
+            // The tree holds it, but this replica did not store it (its callers check): it
+            // was applied after it waited (for a predecessor, or as a refused op a waiting op
+            // named), so store it now; one still waiting stays unstored.
+            Ok(Received::Duplicate) => {
+                let hash = item.hash();
+                if self
+                    .cgkas
+                    .get(&document)
+                    .is_some_and(|c| c.ops_in_order().any(|op| op.hash() == hash))
+                {
+                    Ok(Ingested::Stored)
+                } else {
+                    self.admission.forget_key_agreement(&hash);
+                    Ok(Ingested::Waiting)
+                }
+            }
+            Ok(_) => {
+                // Admitted afresh when offered again (the tree answers `Duplicate` then).
+                self.admission.forget_key_agreement(&item.hash());
+                Ok(Ingested::Waiting)
+            }
             Err(e) => {
                 self.admission.forget_key_agreement(&item.hash());
                 Err(e.into())
             }
         }
+    }
+
+    /// Stores the key-agreement ops of `document` that its tree applied but this replica has
+    /// not stored: ops that waited in the tree for predecessors and were unblocked by the op
+    /// just applied (which its caller stores).
+    fn store_unblocked_cgka(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
+        let Some(cgka) = self.cgkas.get(&document) else {
+            return Ok(());
+        };
+        let mut missing = Vec::new();
+        for op in cgka.ops_in_order() {
+            let item = Item::new(
+                ItemKind::Cgka,
+                SubjectId(document.0),
+                op.as_bytes().to_vec(),
+            )?;
+            if !self.store.contains(&item.hash())? {
+                missing.push(item);
+            }
+        }
+        for item in &missing {
+            self.admission.note_local(item);
+        }
+        self.store.put(&missing)?;
+        Ok(())
     }
 
     fn queue_early(&mut self, item: &Item) -> Result<Ingested, ReplicaError> {

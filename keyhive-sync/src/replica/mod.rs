@@ -67,6 +67,8 @@ pub struct Replica<S: Store> {
     entry_points: HashMap<DocumentId, Vec<Hash>>,
     /// Items accepted from peers since opening (a progress measure for sync rounds).
     accepted: u64,
+    /// SYNC-86: where items stored locally are announced for sync links, once connected.
+    outbox: Option<crate::client::Outbox>,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -115,6 +117,7 @@ impl<S: Store> Replica<S> {
             entry_points: HashMap::new(),
             history: history::HistoryCache::default(),
             accepted: 0,
+            outbox: None,
         };
         replica.replay()?;
         // From here on ops come from peers: the pending set is bounded again, in count and in
@@ -221,7 +224,7 @@ impl<S: Store> Replica<S> {
             SubjectId(card.device),
             card.as_bytes().to_vec(),
         )?;
-        self.store.put(std::slice::from_ref(&item))?;
+        self.store_items(vec![item])?;
         if self.admission.directory.insert(card) {
             self.refresh_cgkas();
         }
@@ -290,6 +293,27 @@ impl<S: Store> Replica<S> {
         self.admission.checker.explain(agent, level, subject)
     }
 
+    /// REP-31: fails with [`ReplicaError::Revoked`] when this device lacks `level` on
+    /// `subject` because a revocation removed it (other refusals are left to the operation,
+    /// which reports them its own way).
+    pub fn require_unrevoked(
+        &self,
+        subject: &PublicKey,
+        level: Access,
+    ) -> Result<(), ReplicaError> {
+        let me = AgentId::Individual(self.device.id());
+        match self.admission.checker.explain(me, level, subject) {
+            Explanation::Refused(keyhive_core::capability::Refusal {
+                reason: keyhive_core::capability::Reason::Revoked { revocation, .. },
+                ..
+            }) => Err(ReplicaError::Revoked {
+                subject: *subject,
+                revocation,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Subjects this device can reach, with its level on each.
     pub fn reachable(&self) -> Vec<(PublicKey, Access, SubjectKind)> {
         let me = AgentId::Individual(self.device.id());
@@ -356,7 +380,35 @@ impl<S: Store> Replica<S> {
             self.admission.note_local(item);
             self.index_ciphertext(item);
         }
-        self.store.put(&items)?;
+        let fresh = self.store.put(&items)?;
+        if let Some(outbox) = &self.outbox {
+            let new: Vec<Item> = items
+                .into_iter()
+                .zip(fresh)
+                .filter_map(|(item, is_new)| is_new.then_some(item))
+                .collect();
+            outbox.announce(&new);
+        }
+        Ok(())
+    }
+
+    /// SYNC-86: announces every item this replica stores locally from now on (writes, grants,
+    /// revocations, key agreement, entry points, cards) through `outbox`, so that a client's
+    /// live links push it at once.
+    pub fn connect_outbox(&mut self, outbox: crate::client::Outbox) {
+        self.outbox = Some(outbox);
+    }
+
+    /// SYNC-86: announces stored items by hash (pieces of a streamed change, which are
+    /// stored before the change that lists them and announced after it).
+    fn announce_stored(&self, hashes: &[Hash]) -> Result<(), ReplicaError> {
+        if let Some(outbox) = &self.outbox {
+            for hash in hashes {
+                if let Some(item) = self.store.get(hash)? {
+                    outbox.announce(std::slice::from_ref(&item));
+                }
+            }
+        }
         Ok(())
     }
 

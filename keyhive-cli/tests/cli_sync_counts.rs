@@ -1,0 +1,95 @@
+//! SYNC-84 through the CLI and a real relay process: `sync --json` counts every received item
+//! once (arrived = stored + already held + waiting + rejected here, with rejections by cause),
+//! summed over the sync's rounds, and a second sync receives nothing again: nothing is parked
+//! or re-offered forever.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use common::RelayProcess;
+use serde_json::Value;
+
+fn json(home: &Path, args: &[&str]) -> Value {
+    let out = Command::cargo_bin("keyhive")
+        .unwrap()
+        .arg("--home")
+        .arg(home)
+        .env_remove("KEYHIVE_HOME")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn count(row: &Value, key: &str) -> u64 {
+    row[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {row}"))
+}
+
+/// SYNC-84: the counts of one relay's summary add up.
+fn balanced(row: &Value) {
+    let rejected_by_cause: u64 = row["rejected_by_cause"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no rejected_by_cause in {row}"))
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(count(row, "rejected"), rejected_by_cause, "{row}");
+    assert_eq!(
+        count(row, "arrived"),
+        count(row, "pulled")
+            + count(row, "duplicates")
+            + count(row, "parked")
+            + count(row, "rejected"),
+        "{row}"
+    );
+}
+
+#[test]
+fn sync_json_counts_every_received_item_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+        json(home, &["relay", "add", &relay.url]);
+    }
+    let card = |h: &Path| {
+        json(h, &["contact", "export"])["card"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b) = (card(&alice), card(&bob));
+    json(&alice, &["contact", "add", &b]);
+    json(&bob, &["contact", "add", &a]);
+
+    json(&alice, &["doc", "create", "shared.txt"]);
+    let file = dir.path().join("v1.txt");
+    std::fs::write(&file, "v1").unwrap();
+    json(&alice, &["put", "shared.txt", file.to_str().unwrap()]);
+    json(&alice, &["grant", "shared.txt", "Bob", "--access", "write"]);
+    json(&alice, &["sync"]);
+
+    let first = json(&bob, &["sync"]);
+    assert_eq!(first[0]["relay_id"], relay.id.as_str());
+    balanced(&first[0]);
+    assert!(count(&first[0], "pulled") > 2, "{first}");
+    assert_eq!(count(&first[0], "refused"), 0, "{first}");
+
+    // Everything that arrived was stored (or is held): nothing comes back.
+    let second = json(&bob, &["sync"]);
+    balanced(&second[0]);
+    assert_eq!(count(&second[0], "arrived"), 0, "{second}");
+
+    relay.stop();
+}
