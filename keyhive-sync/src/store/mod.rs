@@ -31,9 +31,6 @@ pub use redb_store::RedbStore;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// A failure outside the store itself (e.g. a blocking task that did not complete).
-    #[error("storage backend error: {0}")]
-    Backend(String),
     /// STORE-7: the file exists but is empty; it is never silently made a new, empty store.
     #[error(
         "the store {} exists but is empty (truncated?); restore it from a backup, or move it \
