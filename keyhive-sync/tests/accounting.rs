@@ -225,7 +225,7 @@ fn default_admit_batch_stores_once_and_reports_refusals() {
             keyhive_sync::policy::Arrival::Stored => "stored",
             keyhive_sync::policy::Arrival::Duplicate => "duplicate",
             keyhive_sync::policy::Arrival::Parked => "parked",
-            keyhive_sync::policy::Arrival::Refused(r) => keyhive_sync::client::refusal_kind(r),
+            keyhive_sync::policy::Arrival::Refused(r) => r.cause(),
             _ => "other",
         })
         .collect();

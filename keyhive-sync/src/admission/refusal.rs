@@ -84,3 +84,26 @@ pub enum Refusal {
     #[error("capability checker refused the op")]
     Checker(#[source] IngestError),
 }
+
+impl Refusal {
+    /// The name of the cause (the variant's name), for counting refusals by cause.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Refusal::WrongKind { .. } => "WrongKind",
+            Refusal::WrongSubject { .. } => "WrongSubject",
+            Refusal::Malformed(_) => "Malformed",
+            Refusal::BadSignature(_) => "BadSignature",
+            Refusal::NotAuthorised { .. } => "NotAuthorised",
+            Refusal::InvalidOp(_) => "InvalidOp",
+            Refusal::MissingPredecessors(_) => "MissingPredecessors",
+            Refusal::UnknownSubject(_) => "UnknownSubject",
+            Refusal::Unnamed => "Unnamed",
+            Refusal::ForeignInit(_) => "ForeignInit",
+            Refusal::NeverSeated { .. } => "NeverSeated",
+            Refusal::QueueFull => "QueueFull",
+            Refusal::Parked => "Parked",
+            Refusal::Replica(_) => "Replica",
+            Refusal::Checker(_) => "Checker",
+        }
+    }
+}

@@ -5,4 +5,4 @@ pub mod sync;
 
 pub use background::{Client, Link, LinkStatus, Outbox};
 pub use session::{ConnectError, LiveEvent, Reconciled, Session, SessionError, WireStats};
-pub use sync::{Refusals, SyncError, SyncReport, refusal_kind, sync_once};
+pub use sync::{Refusals, SyncError, SyncReport, sync_once};

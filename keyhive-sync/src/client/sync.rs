@@ -22,7 +22,7 @@ pub const REFUSAL_SAMPLE: usize = 16;
 /// SYNC-84: items this device refused, counted by cause, with a bounded sample.
 #[derive(Debug, Default, Clone)]
 pub struct Refusals {
-    /// Count per refusal kind ([`refusal_kind`]: the `Refusal` variant's name).
+    /// Count per refusal cause ([`Refusal::cause`]: the variant's name).
     pub counts: BTreeMap<&'static str, usize>,
     /// The first [`REFUSAL_SAMPLE`] refused items and why.
     pub sample: Vec<(Hash, Refusal)>,
@@ -31,7 +31,7 @@ pub struct Refusals {
 impl Refusals {
     /// Records one refused item.
     pub fn record(&mut self, hash: Hash, refusal: Refusal) {
-        *self.counts.entry(refusal_kind(&refusal)).or_default() += 1;
+        *self.counts.entry(refusal.cause()).or_default() += 1;
         if self.sample.len() < REFUSAL_SAMPLE {
             self.sample.push((hash, refusal));
         }
@@ -49,26 +49,6 @@ impl Refusals {
         }
         let room = REFUSAL_SAMPLE.saturating_sub(self.sample.len());
         self.sample.extend(other.sample.iter().take(room).cloned());
-    }
-}
-
-/// The name of a refusal's cause (its `Refusal` variant), for counting.
-pub fn refusal_kind(refusal: &Refusal) -> &'static str {
-    match refusal {
-        Refusal::WrongKind { .. } => "WrongKind",
-        Refusal::WrongSubject { .. } => "WrongSubject",
-        Refusal::Malformed(_) => "Malformed",
-        Refusal::BadSignature(_) => "BadSignature",
-        Refusal::NotAuthorised { .. } => "NotAuthorised",
-        Refusal::InvalidOp(_) => "InvalidOp",
-        Refusal::MissingPredecessors(_) => "MissingPredecessors",
-        Refusal::UnknownSubject(_) => "UnknownSubject",
-        Refusal::Unnamed => "Unnamed",
-        Refusal::SecondInit(_) => "SecondInit",
-        Refusal::QueueFull => "QueueFull",
-        Refusal::Parked => "Parked",
-        Refusal::Replica(_) => "Replica",
-        Refusal::Checker(_) => "Checker",
     }
 }
 
