@@ -36,11 +36,11 @@ pub struct Outbox {
     local: broadcast::Sender<(u64, Arc<Item>)>,
 }
 
-impl Outbox {
+impl crate::replica::Announce for Outbox {
     /// Announces `items`, already stored, as local writes, in dependency order (whatever
     /// names an item first, ADM-n): a link may push them in several batches, and a relay
     /// refuses a change before the op that names it. Items stored later are announced later.
-    pub fn announce(&self, items: &[Item]) {
+    fn announce(&self, items: &[Item]) {
         let mut ordered: Vec<&Item> = items.iter().collect();
         ordered.sort_by_key(|i| crate::admission::apply_rank(i));
         for item in ordered {

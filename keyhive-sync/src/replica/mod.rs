@@ -42,6 +42,13 @@ pub use directory::Directory;
 pub use error::ReplicaError;
 pub use gate::ReplicaGate;
 
+/// SYNC-86: where a replica announces the items it stores locally, e.g. a sync client's
+/// outbox (`keyhive_sync::client::Outbox`, feature `net`), whose live links push them at once.
+pub trait Announce: Send {
+    /// Announces `items`, already stored.
+    fn announce(&self, items: &[Item]);
+}
+
 use crate::admission::Admission;
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
@@ -68,7 +75,7 @@ pub struct Replica<S: Store> {
     /// Items accepted from peers since opening (a progress measure for sync rounds).
     accepted: u64,
     /// SYNC-86: where items stored locally are announced for sync links, once connected.
-    outbox: Option<crate::client::Outbox>,
+    outbox: Option<Box<dyn Announce>>,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -395,8 +402,8 @@ impl<S: Store> Replica<S> {
     /// SYNC-86: announces every item this replica stores locally from now on (writes, grants,
     /// revocations, key agreement, entry points, cards) through `outbox`, so that a client's
     /// live links push it at once.
-    pub fn connect_outbox(&mut self, outbox: crate::client::Outbox) {
-        self.outbox = Some(outbox);
+    pub fn connect_outbox(&mut self, outbox: impl Announce + 'static) {
+        self.outbox = Some(Box::new(outbox));
     }
 
     /// SYNC-86: announces stored items by hash (pieces of a streamed change, which are
