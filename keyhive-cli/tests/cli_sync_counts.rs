@@ -7,27 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use common::RelayProcess;
+use common::{RelayProcess, json};
 use serde_json::Value;
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let out = Command::cargo_bin("keyhive")
-        .unwrap()
-        .arg("--home")
-        .arg(home)
-        .env_remove("KEYHIVE_HOME")
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn count(row: &Value, key: &str) -> u64 {
     row[key]
@@ -91,5 +72,52 @@ fn sync_json_counts_every_received_item_once() {
     balanced(&second[0]);
     assert_eq!(count(&second[0], "arrived"), 0, "{second}");
 
+    relay.stop();
+}
+
+/// Issue 10 acceptance (REP-30..REP-33): Bob, revoked while he was away, learns it from the
+/// relay on his next sync: `ls` no longer lists the document, `put` fails with one line naming
+/// the revocation, and his following sync pushes nothing the relay refuses.
+#[test]
+fn a_revoked_device_learns_it_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+        json(home, &["relay", "add", &relay.url]);
+    }
+    let card = |h: &Path| {
+        json(h, &["contact", "export"])["card"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b) = (card(&alice), card(&bob));
+    json(&alice, &["contact", "add", &b]);
+    json(&bob, &["contact", "add", &a]);
+    json(&alice, &["doc", "create", "shared.txt"]);
+    let file = dir.path().join("v1.txt");
+    std::fs::write(&file, "v1").unwrap();
+    json(&alice, &["put", "shared.txt", file.to_str().unwrap()]);
+    json(&alice, &["grant", "shared.txt", "Bob", "--access", "write"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    assert!(json(&bob, &["ls"]).to_string().contains("shared.txt"));
+
+    json(&alice, &["revoke", "shared.txt", "Bob"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+
+    let listed = json(&bob, &["ls"]).to_string();
+    assert!(
+        !listed.contains("shared.txt"),
+        "ls still lists it: {listed}"
+    );
+    let err = common::fails(&bob, &["put", "shared.txt", file.to_str().unwrap()]);
+    assert!(err.to_lowercase().contains("revoked"), "{err}");
+    let next = json(&bob, &["sync"]);
+    balanced(&next[0]);
+    assert_eq!(count(&next[0], "refused"), 0, "{next}");
     relay.stop();
 }

@@ -137,6 +137,10 @@ impl AccessPolicy for CapabilityPolicy {
                 && removed_from(&self.lock().admission.checker, requester, &item.subject().0))
     }
 
+    fn removed_from(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
+        removed_from(&self.lock().admission.checker, requester, &subject.0)
+    }
+
     fn may_pull(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
         if self.peers.contains(requester) || requester.0 == subject.0 {
             return true;

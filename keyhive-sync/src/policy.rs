@@ -77,6 +77,13 @@ pub trait AccessPolicy: Send + Sync + 'static {
         self.may_pull(requester, &item.subject())
     }
 
+    /// REP-30: whether `requester`, which may not pull `subject`, was removed from it and so
+    /// may reconcile and pull the subject's ops (only those, [`AccessPolicy::may_serve`]).
+    fn removed_from(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
+        let _ = (requester, subject);
+        false
+    }
+
     /// SYNC-85: whether a client should offer (reconcile and push) `subject`, which it holds
     /// but the peer does not offer it. A device replica answers `false` for a subject this
     /// device was removed from (REP-33): the peer would refuse what it wrote since and serves

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::Shared;
 use super::limits::TokenBucket;
-use crate::item::{Item, SubjectId, WireItem};
+use crate::item::{Item, ItemKind, SubjectId, WireItem};
 use crate::protocol::handshake::{ServerHandshake, SessionKeys};
 use crate::protocol::message::SubjectOffer;
 use crate::protocol::{
@@ -394,10 +394,11 @@ impl Conn {
                 Err(e) => return self.internal(req, e).await,
             };
             let subject = item.subject();
-            let ok = *allowed
+            let full = *allowed
                 .entry(subject)
                 .or_insert_with(|| self.shared.policy.may_pull(&self.peer, &subject));
-            if !ok {
+            // REP-30: a removed device is served the subject's ops, nothing else.
+            if !full && !self.shared.policy.may_serve(&self.peer, &item) {
                 continue;
             }
             let cost = item.envelope().len() + 48;
@@ -505,7 +506,8 @@ impl Conn {
             )
             .await;
         }
-        if !self.shared.policy.may_pull(&self.peer, &subject) {
+        let full = self.shared.policy.may_pull(&self.peer, &subject);
+        if !full && !self.shared.policy.removed_from(&self.peer, &subject) {
             return send_error(
                 &mut self.wire,
                 Some(req),
@@ -514,10 +516,25 @@ impl Conn {
             )
             .await;
         }
-        let hashes = match self.shared.store.hashes(&subject) {
+        let mut hashes = match self.shared.store.hashes(&subject) {
             Ok(h) => h,
             Err(e) => return self.internal(req, e).await,
         };
+        if !full {
+            // REP-30: a removed device reconciles over the subject's ops only, so it learns
+            // of its removal and nothing of the ciphertext written since.
+            let mut ops = Vec::with_capacity(hashes.len());
+            for hash in hashes {
+                match self.shared.store.get(&hash) {
+                    Ok(Some(item)) if matches!(item.kind(), ItemKind::Auth | ItemKind::Content) => {
+                        ops.push(hash)
+                    }
+                    Ok(_) => {}
+                    Err(e) => return self.internal(req, e).await,
+                }
+            }
+            hashes = ops;
+        }
         let answers = range::respond(&hashes, &queries);
         send(&mut self.wire, &Message::ReconcileReply { req, answers }).await
     }

@@ -105,6 +105,10 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
             ))
     }
 
+    fn removed_from(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
+        crate::capability_policy::removed_from(self.lock().checker(), requester, &subject.0)
+    }
+
     /// REP-33: not a subject this device was removed from.
     fn offers(&self, subject: &SubjectId) -> bool {
         let replica = self.lock();
