@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{RelayProcess, json};
 use serde_json::Value;
@@ -35,11 +35,9 @@ fn balanced(row: &Value) {
     );
 }
 
-#[test]
-fn sync_json_counts_every_received_item_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+/// Alice's and Bob's homes, each with the relay added and the other's contact card.
+fn two_homes(dir: &Path, relay: &RelayProcess) -> (PathBuf, PathBuf) {
+    let (alice, bob) = (dir.join("alice"), dir.join("bob"));
     for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
         json(home, &["init", "--name", name]);
         json(home, &["relay", "add", &relay.url]);
@@ -53,6 +51,14 @@ fn sync_json_counts_every_received_item_once() {
     let (a, b) = (card(&alice), card(&bob));
     json(&alice, &["contact", "add", &b]);
     json(&bob, &["contact", "add", &a]);
+    (alice, bob)
+}
+
+#[test]
+fn sync_json_counts_every_received_item_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = two_homes(dir.path(), &relay);
 
     json(&alice, &["doc", "create", "shared.txt"]);
     let file = dir.path().join("v1.txt");
@@ -82,20 +88,7 @@ fn sync_json_counts_every_received_item_once() {
 fn a_revoked_device_learns_it_through_the_relay() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
-    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
-        json(home, &["init", "--name", name]);
-        json(home, &["relay", "add", &relay.url]);
-    }
-    let card = |h: &Path| {
-        json(h, &["contact", "export"])["card"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (a, b) = (card(&alice), card(&bob));
-    json(&alice, &["contact", "add", &b]);
-    json(&bob, &["contact", "add", &a]);
+    let (alice, bob) = two_homes(dir.path(), &relay);
     json(&alice, &["doc", "create", "shared.txt"]);
     let file = dir.path().join("v1.txt");
     std::fs::write(&file, "v1").unwrap();

@@ -5,61 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod peers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use keyhive_core::Hash;
 use keyhive_core::capability::{Access, AgentId};
-use keyhive_core::identity::{Device, DocumentId, IndividualId};
-use keyhive_sync::client::{Client, SyncReport};
+use keyhive_core::identity::DocumentId;
+use keyhive_sync::client::SyncReport;
 use keyhive_sync::policy::{AccessPolicy, MemoryPolicy, Refusal};
-use keyhive_sync::replica::{Replica, ReplicaGate};
 use keyhive_sync::{Item, ItemKind, MemoryStore, Store, SubjectId};
 
-type Shared = Arc<Mutex<Replica<Arc<MemoryStore>>>>;
-
-struct Peer {
-    replica: Shared,
-    store: Arc<MemoryStore>,
-    client: Arc<Client>,
-}
-
-impl Peer {
-    fn new(name: &str) -> Peer {
-        let device = Device::generate(Some(name.into()));
-        let key = device.signing_key().clone();
-        let store = Arc::new(MemoryStore::new());
-        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone()).unwrap()));
-        let gate = Arc::new(ReplicaGate::new(replica.clone()));
-        let client = Client::new(key, store.clone(), gate);
-        Peer {
-            replica,
-            store,
-            client,
-        }
-    }
-
-    fn id(&self) -> IndividualId {
-        self.replica.lock().unwrap().device().id()
-    }
-
-    fn items(&self, subject: SubjectId) -> Vec<Item> {
-        self.store
-            .hashes(&subject)
-            .unwrap()
-            .iter()
-            .map(|h| self.store.get(h).unwrap().unwrap())
-            .collect()
-    }
-
-    fn count(&self, subject: SubjectId) -> usize {
-        self.store.hashes(&subject).unwrap().len()
-    }
-
-    fn holds(&self, hash: &Hash) -> bool {
-        self.store.contains(hash).unwrap()
-    }
-}
+use peers::Peer;
 
 /// SYNC-84: every received item is counted once, in exactly one bucket.
 fn assert_balanced(r: &SyncReport) {

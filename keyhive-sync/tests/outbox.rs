@@ -5,68 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod peers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyhive_core::Hash;
 use keyhive_core::capability::{Access, AgentId};
-use keyhive_core::identity::{Device, DocumentId};
 use keyhive_sync::capability_policy::CapabilityPolicy;
-use keyhive_sync::client::Client;
 use keyhive_sync::client::background::RESYNC_INTERVAL;
-use keyhive_sync::replica::{Replica, ReplicaGate};
 use keyhive_sync::{MemoryStore, Store};
 
-type Shared = Arc<Mutex<Replica<Arc<MemoryStore>>>>;
-
-struct Peer {
-    replica: Shared,
-    store: Arc<MemoryStore>,
-    client: Arc<Client>,
-}
-
-impl Peer {
-    fn new(name: &str) -> Peer {
-        let device = Device::generate(Some(name.into()));
-        let key = device.signing_key().clone();
-        let store = Arc::new(MemoryStore::new());
-        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone()).unwrap()));
-        let gate = Arc::new(ReplicaGate::new(replica.clone()));
-        let client = Client::new(key, store.clone(), gate);
-        Peer {
-            replica,
-            store,
-            client,
-        }
-    }
-
-    async fn sync(&self, url: &str) {
-        self.replica.lock().unwrap().prepare_all().unwrap();
-        let session = self.client.connect(url).await.unwrap();
-        for _ in 0..8 {
-            let r = self.client.sync_once(&session).await.unwrap();
-            let rekeyed = !self
-                .replica
-                .lock()
-                .unwrap()
-                .prepare_all()
-                .unwrap()
-                .is_empty();
-            if r.pulled == 0 && !rekeyed && r.refused + r.rejected + r.parked == 0 {
-                break;
-            }
-        }
-    }
-
-    fn read(&self, doc: DocumentId) -> Option<Vec<u8>> {
-        let replica = self.replica.lock().unwrap();
-        let op = replica.latest_readable(doc).ok()??;
-        let mut out = Vec::new();
-        replica.read_change(doc, &op, &mut out).ok()?;
-        Some(out)
-    }
-}
+use peers::Peer;
 
 /// Polls until `cond` holds and returns how long it took. A hang guard only: it fails after
 /// half the resync interval, so a write that waited for the periodic resync fails the test.

@@ -2,6 +2,8 @@
 //! relay's capability graph forgets what it admitted from that push (it rebuilds from the store),
 //! so a grant that was never stored is never enforced.
 
+mod replicas;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,6 +17,7 @@ use keyhive_sync::reconcile::summary::Summary;
 use keyhive_sync::relay::{Relay, RelayConfig};
 use keyhive_sync::replica::Replica;
 use keyhive_sync::{Item, MemoryStore, Store, StoreError, SubjectId};
+use replicas::all_items;
 
 /// A store whose next `put` fails once when armed (a full disk, a broken database).
 #[derive(Default)]
@@ -70,11 +73,11 @@ async fn a_grant_the_store_refused_is_not_enforced() {
     let mut alice = Replica::open(device, MemoryStore::new()).expect("open");
     let bob: IndividualId = Device::generate(None).id();
     let doc = alice.create_document().expect("doc");
-    let before: Vec<Item> = items(&alice);
+    let before: Vec<Item> = all_items(&alice);
     let grant = alice
         .grant(&doc.0, AgentId::Individual(bob), Access::Read)
         .expect("grant");
-    let grant_item = items(&alice)
+    let grant_item = all_items(&alice)
         .into_iter()
         .find(|i| i.hash() == grant)
         .expect("held");
@@ -120,15 +123,4 @@ async fn a_grant_the_store_refused_is_not_enforced() {
     assert!(store.contains(&grant).expect("contains"));
     assert!(policy.may_pull(&bob, &subject));
     handle.shutdown().await.expect("shutdown");
-}
-
-fn items(r: &Replica<MemoryStore>) -> Vec<Item> {
-    let store = r.store();
-    let mut out = Vec::new();
-    for s in store.subjects().expect("subjects") {
-        for h in store.hashes(&s).expect("hashes") {
-            out.push(store.get(&h).expect("get").expect("held"));
-        }
-    }
-    out
 }

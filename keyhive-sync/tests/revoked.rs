@@ -7,75 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod peers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use keyhive_core::capability::{Access, AgentId, PeerTag};
-use keyhive_core::identity::{Device, DocumentId, IndividualId};
+use keyhive_core::identity::DocumentId;
 use keyhive_sync::capability_policy::CapabilityPolicy;
-use keyhive_sync::client::{Client, SyncReport};
 use keyhive_sync::policy::AccessPolicy;
-use keyhive_sync::replica::{Replica, ReplicaError, ReplicaGate};
+use keyhive_sync::replica::{ReplicaError, ReplicaGate};
 use keyhive_sync::{Item, ItemKind, MemoryStore, Store, SubjectId};
 
-type Shared = Arc<Mutex<Replica<Arc<MemoryStore>>>>;
-
-struct Peer {
-    replica: Shared,
-    store: Arc<MemoryStore>,
-    client: Arc<Client>,
-}
-
-impl Peer {
-    fn new(name: &str) -> Peer {
-        let device = Device::generate(Some(name.into()));
-        let key = device.signing_key().clone();
-        let store = Arc::new(MemoryStore::new());
-        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone()).unwrap()));
-        let gate = Arc::new(ReplicaGate::new(replica.clone()));
-        let client = Client::new(key, store.clone(), gate);
-        Peer {
-            replica,
-            store,
-            client,
-        }
-    }
-
-    fn id(&self) -> IndividualId {
-        self.replica.lock().unwrap().device().id()
-    }
-
-    fn items(&self, subject: SubjectId) -> Vec<Item> {
-        self.store
-            .hashes(&subject)
-            .unwrap()
-            .iter()
-            .map(|h| self.store.get(h).unwrap().unwrap())
-            .collect()
-    }
-
-    /// Syncs until quiet; returns what all rounds did.
-    async fn sync(&self, url: &str) -> SyncReport {
-        self.replica.lock().unwrap().prepare_all().unwrap();
-        let session = self.client.connect(url).await.unwrap();
-        let mut total = SyncReport::default();
-        for _ in 0..8 {
-            let r = self.client.sync_once(&session).await.unwrap();
-            total.merge(&r);
-            let rekeyed = !self
-                .replica
-                .lock()
-                .unwrap()
-                .prepare_all()
-                .unwrap()
-                .is_empty();
-            if r.pulled == 0 && !rekeyed && r.refused + r.rejected + r.parked == 0 {
-                break;
-            }
-        }
-        total
-    }
-}
+use peers::Peer;
 
 /// Alice shares a document with Bob (write); both hold it. Returns the document.
 fn share(alice: &Peer, bob: &Peer) -> DocumentId {
