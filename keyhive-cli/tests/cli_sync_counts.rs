@@ -54,18 +54,24 @@ fn two_homes(dir: &Path, relay: &RelayProcess) -> (PathBuf, PathBuf) {
     (alice, bob)
 }
 
+/// Alice creates `shared.txt`, puts v1 (the file returned), grants Bob write and syncs.
+fn share_with_bob(dir: &Path, alice: &Path) -> PathBuf {
+    json(alice, &["doc", "create", "shared.txt"]);
+    let file = dir.join("v1.txt");
+    std::fs::write(&file, "v1").unwrap();
+    json(alice, &["put", "shared.txt", file.to_str().unwrap()]);
+    json(alice, &["grant", "shared.txt", "Bob", "--access", "write"]);
+    json(alice, &["sync"]);
+    file
+}
+
 #[test]
 fn sync_json_counts_every_received_item_once() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
     let (alice, bob) = two_homes(dir.path(), &relay);
 
-    json(&alice, &["doc", "create", "shared.txt"]);
-    let file = dir.path().join("v1.txt");
-    std::fs::write(&file, "v1").unwrap();
-    json(&alice, &["put", "shared.txt", file.to_str().unwrap()]);
-    json(&alice, &["grant", "shared.txt", "Bob", "--access", "write"]);
-    json(&alice, &["sync"]);
+    share_with_bob(dir.path(), &alice);
 
     let first = json(&bob, &["sync"]);
     assert_eq!(first[0]["relay_id"], relay.id.as_str());
@@ -89,12 +95,7 @@ fn a_revoked_device_learns_it_through_the_relay() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
     let (alice, bob) = two_homes(dir.path(), &relay);
-    json(&alice, &["doc", "create", "shared.txt"]);
-    let file = dir.path().join("v1.txt");
-    std::fs::write(&file, "v1").unwrap();
-    json(&alice, &["put", "shared.txt", file.to_str().unwrap()]);
-    json(&alice, &["grant", "shared.txt", "Bob", "--access", "write"]);
-    json(&alice, &["sync"]);
+    let file = share_with_bob(dir.path(), &alice);
     json(&bob, &["sync"]);
     assert!(json(&bob, &["ls"]).to_string().contains("shared.txt"));
 

@@ -53,7 +53,7 @@ struct Report {
 
 /// Runs the benchmark and prints the table (or one JSON object).
 pub fn run(out: Output, quick: bool) -> Result<()> {
-    let raw = raw_primitives(if quick { 300 } else { 2_000 });
+    let raw = raw_primitives(if quick { 300 } else { 2_000 })?;
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000] };
     let mut workloads = Vec::new();
     for &n in sizes {
@@ -117,7 +117,7 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn raw_primitives(iterations: usize) -> Raw {
+fn raw_primitives(iterations: usize) -> Result<Raw> {
     let key = SigningKey::generate();
     let public = key.public_key();
     let message = [7u8; 256];
@@ -126,8 +126,8 @@ fn raw_primitives(iterations: usize) -> Raw {
     let b_public = b.public();
     let sym = SymmetricKey::random();
     let kib = vec![3u8; 1024];
-    let sealed = aead::seal(&sym, b"ad", &kib).expect("1 KiB seals");
-    Raw {
+    let sealed = aead::seal(&sym, b"ad", &kib).context("sealing 1 KiB")?;
+    Ok(Raw {
         sign_us: per_op(iterations, || {
             black_box(key.sign(black_box(&message)));
         }),
@@ -146,7 +146,7 @@ fn raw_primitives(iterations: usize) -> Raw {
         blake3_1k_us: per_op(iterations, || {
             black_box(keyhive_core::Hash::of_content(black_box(&kib)));
         }),
-    }
+    })
 }
 
 fn items_of(replica: &Replica<MemoryStore>) -> Result<Vec<Item>> {
