@@ -82,7 +82,7 @@ fn cap8_delegation_never_exceeds_what_the_issuer_holds() {
         content_heads: vec![],
     };
     let op: Verified<AuthOp> =
-        Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
+        Verified::sign(Op::new(bob.id().0, c.auth_heads(&doc), body), bob.signing_key()).unwrap();
     let outcome = c.apply_verified(op.clone()).unwrap();
     assert!(matches!(
         outcome,
@@ -173,7 +173,7 @@ fn cap9_admin_removes_a_member_it_did_not_add_but_not_a_senior() {
         },
         content_heads: vec![],
     };
-    let mut preds = c.auth_heads();
+    let mut preds = c.auth_heads(&doc);
     preds.push(ab.hash());
     let op = Verified::sign(Op::new(dave.id().0, preds, body), dave.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
@@ -283,7 +283,7 @@ fn cap11_back_dated_edit_by_a_revoked_writer_is_rejected() {
     let mut b = Checker::default();
     sync(&a, &mut b);
     let early = b.write(&bob, document, b"before").unwrap();
-    let heads_before = b.auth_heads();
+    let heads_before = b.auth_heads(&doc);
     let proof = b
         .find_proof(bob.id(), &doc, Access::Write, u32::MAX)
         .unwrap();
@@ -322,7 +322,7 @@ fn cap10_content_by_non_writer_is_invalid() {
     assert!(c.write(&bob, DocumentId(doc), b"x").is_err());
     let body = ContentBody {
         document: DocumentId(doc),
-        auth_heads: c.auth_heads(),
+        auth_heads: c.auth_heads(&doc),
         proof: Proof::Via {
             delegation: d.hash(),
             membership: vec![],
@@ -607,7 +607,7 @@ fn cap3_proof_references_must_be_parents() {
         },
         content_heads: vec![],
     };
-    let op = Verified::sign(Op::new(bob.id().0, c.auth_heads(), body), bob.signing_key()).unwrap();
+    let op = Verified::sign(Op::new(bob.id().0, c.auth_heads(&doc), body), bob.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
     match c.op_validity(&op.hash()).unwrap() {
         Validity::Invalid(r) => assert_eq!(r.reason, Reason::ProofNotInPast(d.hash())),
@@ -759,7 +759,7 @@ fn cap11_ops_after_own_revocation_are_invalid() {
         },
         content_heads: vec![],
     };
-    let mut preds = c.auth_heads();
+    let mut preds = c.auth_heads(&doc);
     preds.push(d.hash());
     let op = Verified::sign(Op::new(bob.id().0, preds, body), bob.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
@@ -922,7 +922,7 @@ fn cap10_edit_must_claim_an_auth_state_where_the_author_could_write() {
     let bob = device("bob");
     let mut c = Checker::default();
     let doc = new_doc(&mut c, &alice);
-    let before = c.auth_heads();
+    let before = c.auth_heads(&doc);
     let d = c.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
     // Bob claims the auth state from before his grant, but names the grant as proof.
     let body = ContentBody {

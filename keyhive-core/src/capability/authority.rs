@@ -12,8 +12,20 @@ use super::op::{Action, AnyVerified, Proof};
 use super::validity::{Reason, Refusal, refuse};
 
 impl Checker {
-    /// CAP-5..CAP-10: the static (order-independent) analysis of an op.
+    /// CAP-5..CAP-10 and CAP-20: the static (order-independent) analysis of an op.
     pub(crate) fn analyse(
+        &self,
+        op: &AnyVerified,
+        parents: &[Ix],
+    ) -> (Info, Result<(), Refusal>, Box<[Ix]>) {
+        let (info, stat, chain) = self.analyse_authority(op, parents);
+        match stat.and_then(|()| self.check_parent_scope(op)) {
+            Ok(()) => (info, Ok(()), chain),
+            Err(refusal) => (info, Err(refusal), Box::new([])),
+        }
+    }
+
+    fn analyse_authority(
         &self,
         op: &AnyVerified,
         parents: &[Ix],

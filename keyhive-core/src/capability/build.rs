@@ -1,5 +1,6 @@
 //! Local helpers that build, sign and apply ops for a device, choosing the proof and the
-//! causal predecessors automatically (CAP-19). The CLI and the sync layer use these.
+//! causal predecessors automatically (CAP-19), within the subject's scope (CAP-20). The CLI
+//! and the sync layer use these.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -103,7 +104,7 @@ impl Checker {
             .find_proof_refs(device.id(), subject, access, u32::MAX)
             .ok_or(BuildError::NoAuthority { needed: access })?;
         let must = self.must_include(subject, &refs)?;
-        let predecessors = self.pick(must, self.auth_heads.iter().copied(), AuthOp::MAX_P);
+        let predecessors = self.pick(must, self.subject_heads(subject), AuthOp::MAX_P);
         let content_heads = self.recorded_content_heads(&[*subject]);
         let body = AuthBody {
             subject: *subject,
@@ -140,9 +141,9 @@ impl Checker {
             })?;
         let mut must = self.must_include(subject, &refs)?;
         must.push(target);
-        let predecessors = self.pick(must, self.auth_heads.iter().copied(), AuthOp::MAX_P);
-        // CAP-11: record the content of every document whose access may flow through the
-        // subject, so that what the revoked party wrote before stays valid.
+        let predecessors = self.pick(must, self.subject_heads(subject), AuthOp::MAX_P);
+        // CAP-11, CAP-22: witness the content of every document whose access may flow
+        // through the subject, so that what the revoked party wrote before stays valid.
         let mut docs: Vec<PublicKey> = vec![*subject];
         if let Some(kind) = self.subjects.get(subject).map(|s| s.kind) {
             docs.extend(
@@ -194,7 +195,7 @@ impl Checker {
                 needed: Access::Write,
             })?;
         let must = self.must_include(&subject, &refs)?;
-        let auth_heads = self.pick(must, self.auth_heads.iter().copied(), MAX_AUTH_HEADS);
+        let auth_heads = self.pick(must, self.subject_heads(&subject), MAX_AUTH_HEADS);
         let content: Vec<Ix> = self
             .content_heads
             .get(&subject)
@@ -246,6 +247,12 @@ impl Checker {
             must.push(end.genesis);
         }
         Ok(must)
+    }
+
+    /// CAP-20: the heads of `subject`'s own auth DAG, the only ops beyond the proof's that a
+    /// new op on it may name as parents.
+    fn subject_heads(&self, subject: &PublicKey) -> impl Iterator<Item = Ix> + '_ {
+        self.auth_heads.get(subject).into_iter().flatten().copied()
     }
 
     /// `must` plus the highest of `pool`, up to `cap` hashes.

@@ -136,10 +136,22 @@ pub struct Checker {
     /// Effective revocations by the delegation they revoke (CAP-12).
     pub(crate) revoked_by: HashMap<Ix, Vec<Ix>>,
     pub(crate) rev_status: HashMap<Ix, Validity>,
+    /// CAP-12: keys lent to revocations by same-subject revocations that build on them.
+    pub(crate) rev_priority: HashMap<Ix, (u32, Hash)>,
     pub(crate) edges: Edges,
     pub(crate) pending: Pending,
     keys: KeyCache,
-    pub(crate) auth_heads: HashSet<Ix>,
+    /// Heads of each subject's auth DAG (its genesis and auth ops with no successor on the
+    /// same subject): the predecessors a new op on the subject names (CAP-20).
+    pub(crate) auth_heads: HashMap<PublicKey, HashSet<Ix>>,
+    /// CAP-21: for each subject, the groups and documents some statically authorised
+    /// delegation on it names (never shrinks: a revoked member's history stays in scope).
+    pub(crate) delegated_subjects: HashMap<PublicKey, HashSet<PublicKey>>,
+    /// CAP-22: for each authorised revocation, the content ops its content heads witness
+    /// (the named heads held and their content ancestors), as a bit set over op indices.
+    pub(crate) witnesses: HashMap<Ix, Vec<u64>>,
+    /// CAP-22: content heads named by held revocations but not held yet.
+    pub(crate) awaited_witnesses: HashMap<Hash, Vec<Ix>>,
     pub(crate) content_heads: HashMap<PublicKey, HashSet<Ix>>,
     pub(crate) by_subject: HashMap<PublicKey, Vec<Ix>>,
     pub(crate) cache: RefCell<QueryCache>,
@@ -163,10 +175,14 @@ impl Checker {
             revocations: Vec::new(),
             revoked_by: HashMap::new(),
             rev_status: HashMap::new(),
+            rev_priority: HashMap::new(),
             edges: Edges::default(),
             pending: Pending::new(limits),
             keys: KeyCache::default(),
-            auth_heads: HashSet::new(),
+            auth_heads: HashMap::new(),
+            delegated_subjects: HashMap::new(),
+            witnesses: HashMap::new(),
+            awaited_witnesses: HashMap::new(),
             content_heads: HashMap::new(),
             by_subject: HashMap::new(),
             cache: RefCell::new(QueryCache::default()),
@@ -298,6 +314,7 @@ impl Checker {
         self.index.insert(hash, ix);
         self.by_subject.entry(subject).or_default().push(ix);
         self.update_heads(ix);
+        self.note_delegated_subject(ix);
         if let Ok(()) = &self.nodes[ix as usize].stat {
             let refs = self.proof_refs(ix);
             for r in refs {
@@ -311,10 +328,15 @@ impl Checker {
                 if let Info::Revocation { past: slot, .. } = &mut self.nodes[ix as usize].info {
                     *slot = past;
                 }
+                self.record_witness(ix);
+                self.lend_priority(ix);
                 self.revocations.push(ix);
                 self.recompute_effective(&[ix]);
             }
             _ => self.refresh(ix),
+        }
+        if let Some(revocations) = self.awaited_witnesses.remove(&hash) {
+            self.witness_arrived(subject, &revocations);
         }
         Ok(())
     }
@@ -337,15 +359,16 @@ impl Checker {
         let node = &self.nodes[ix as usize];
         match &node.op {
             AnyVerified::Genesis(_) => {
-                self.auth_heads.insert(ix);
+                self.auth_heads.entry(node.subject).or_default().insert(ix);
             }
             AnyVerified::Auth(v) => {
+                let heads = self.auth_heads.entry(node.subject).or_default();
                 for p in &v.predecessors {
                     if let Some(pix) = self.index.get(p) {
-                        self.auth_heads.remove(pix);
+                        heads.remove(pix);
                     }
                 }
-                self.auth_heads.insert(ix);
+                heads.insert(ix);
             }
             AnyVerified::Content(v) => {
                 let heads = self.content_heads.entry(v.body.document.0).or_default();
@@ -423,6 +446,10 @@ impl Checker {
             })
             .collect();
         self.rev_status.clear();
+        self.rev_priority.clear();
+        for r in self.revocations.clone() {
+            self.lend_priority(r);
+        }
         self.recompute_effective(&all);
     }
 
@@ -494,7 +521,7 @@ impl Checker {
                     continue;
                 };
                 for &r in revokers {
-                    if !self.in_past_eq(ix, r) {
+                    if !self.in_past_eq(ix, r) && !self.witnessed(ix, r) {
                         let pair = (self.hash_of(r), self.hash_of(p));
                         if worst.is_none_or(|w| pair < w) {
                             worst = Some(pair);
@@ -609,7 +636,7 @@ pub(crate) fn bit(set: &[u64], i: Ix) -> bool {
         .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
 }
 
-fn set_bit(set: &mut [u64], i: Ix) {
+pub(crate) fn set_bit(set: &mut [u64], i: Ix) {
     if let Some(w) = set.get_mut(i as usize / 64) {
         *w |= 1u64 << (i % 64);
     }

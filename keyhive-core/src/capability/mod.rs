@@ -41,6 +41,7 @@ pub mod access;
 mod authority;
 pub mod build;
 pub mod checker;
+mod delivery;
 mod membership;
 pub mod op;
 pub mod pending;

@@ -216,10 +216,8 @@ impl AnySigned {
     pub fn parents(&self) -> Vec<Hash> {
         match self {
             AnySigned::Genesis(_) => Vec::new(),
-            AnySigned::Auth(s) => {
-                let op = s.unverified_payload();
-                merge(&op.predecessors, &op.body.content_heads)
-            }
+            // CAP-22: an auth op's content heads are witnesses, not parents.
+            AnySigned::Auth(s) => s.unverified_payload().predecessors.clone(),
             AnySigned::Content(s) => {
                 let op = s.unverified_payload();
                 merge(&op.predecessors, &op.body.auth_heads)
@@ -265,12 +263,12 @@ impl AnyVerified {
         }
     }
 
-    /// CAP-3: the op's parents in the causal DAG (predecessors, plus content heads of an auth
-    /// op or auth heads of a content op).
+    /// CAP-3: the op's parents in the causal DAG (predecessors, plus the auth heads of a
+    /// content op). An auth op's content heads are witnesses, not parents (CAP-22).
     pub fn parents(&self) -> Vec<Hash> {
         match self {
             AnyVerified::Genesis(_) => Vec::new(),
-            AnyVerified::Auth(v) => merge(&v.predecessors, &v.body.content_heads),
+            AnyVerified::Auth(v) => v.predecessors.clone(),
             AnyVerified::Content(v) => merge(&v.predecessors, &v.body.auth_heads),
         }
     }

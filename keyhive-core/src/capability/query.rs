@@ -428,9 +428,16 @@ impl Checker {
         self.subjects.keys()
     }
 
-    /// Current heads of the auth DAG (genesis and auth ops with no auth successor).
-    pub fn auth_heads(&self) -> Vec<Hash> {
-        let mut out: Vec<Hash> = self.auth_heads.iter().map(|ix| self.hash_of(*ix)).collect();
+    /// Current heads of `subject`'s auth DAG (its genesis and auth ops with no successor on
+    /// the same subject): what a new op on it names as predecessors (CAP-20).
+    pub fn auth_heads(&self, subject: &PublicKey) -> Vec<Hash> {
+        let mut out: Vec<Hash> = self
+            .auth_heads
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .map(|ix| self.hash_of(*ix))
+            .collect();
         out.sort_unstable();
         out
     }

@@ -73,6 +73,10 @@ pub enum Reason {
         /// Level required.
         needed: Access,
     },
+    /// CAP-20: a parent of the op lies outside its subject's scope, so devices that may pull
+    /// the subject could wait for it forever.
+    #[error("parent {0} lies outside the op's subject scope")]
+    ParentOutOfScope(Hash),
     /// A revocation names something that is not a delegation on its subject in its past.
     #[error("revoked op {0} is not a delegation on this subject in the revocation's past")]
     BadTarget(Hash),
