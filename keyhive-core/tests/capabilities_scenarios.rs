@@ -851,7 +851,8 @@ fn checker_is_send() {
     assert_send::<Checker>();
 }
 
-/// CAP-12 step 2: a senior revocation's causal ancestors inherit its priority, so a junior's
+/// CAP-12 step 2: a senior revocation lends its priority to the same-subject revocations it
+/// builds on, so a junior's
 /// concurrent revocation cannot slip in ahead of it.
 #[test]
 fn cap12_priority_inheritance() {
