@@ -12,6 +12,9 @@
 //! - RELAY-4: ciphertext is stored only when bound to what names it (REP-20..REP-22).
 //! - RELAY-5: items of a subject are served only to devices holding `pull` on it; a device's
 //!   contact card only to itself and to devices sharing a subject with it.
+//! - CAP-21: the auth ops of every subject in the scope of one a device pulls (e.g. the team
+//!   through which a co-writer writes) are served to it too, so that everything it is served
+//!   is causally closed; nothing else of those subjects ([`Share::AuthOps`]).
 //! - RELAY-6: configured peer relays may pull everything (relay-to-relay sync); what they push
 //!   passes the same admission rules as anyone's.
 //! - REP-30: a device removed from a subject (it held `pull` through a path since revoked) is
@@ -28,8 +31,8 @@ use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::IndividualId;
 
 use crate::admission::{Admission, Mode, apply_rank};
-use crate::item::{Item, ItemKind, SubjectId};
-use crate::policy::{AccessPolicy, Refusal};
+use crate::item::{Item, SubjectId};
+use crate::policy::{AccessPolicy, Refusal, Share};
 use crate::store::{Store, StoreError};
 
 struct Graph {
@@ -130,11 +133,44 @@ pub(crate) fn removed_from(checker: &Checker, who: &IndividualId, subject: &Publ
     )
 }
 
+/// CAP-21, REP-30: how much of a known subject `who` is served, from the capability graph.
+pub(crate) fn share_of(checker: &Checker, who: &IndividualId, subject: &PublicKey) -> Share {
+    let agent = AgentId::Individual(*who);
+    if checker.can(agent, Access::Pull, subject) {
+        Share::All
+    } else if removed_from(checker, who, subject) {
+        Share::Ops
+    } else if checker.served_subjects(agent).contains(subject) {
+        Share::AuthOps
+    } else {
+        Share::Nothing
+    }
+}
+
+/// CAP-21: the known subjects `who` is served anything of (for collection sync).
+pub(crate) fn served_subjects(checker: &Checker, who: &IndividualId) -> BTreeSet<SubjectId> {
+    checker
+        .served_subjects(AgentId::Individual(*who))
+        .into_iter()
+        .map(SubjectId)
+        .collect()
+}
+
 impl AccessPolicy for CapabilityPolicy {
-    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
-        self.may_pull(requester, &item.subject())
-            || (matches!(item.kind(), ItemKind::Auth | ItemKind::Content)
-                && removed_from(&self.lock().admission.checker, requester, &item.subject().0))
+    fn share(&self, requester: &IndividualId, subject: &SubjectId) -> Share {
+        if self.peers.contains(requester) || requester.0 == subject.0 {
+            return Share::All;
+        }
+        let graph = self.lock();
+        if graph.admission.checker.subject_info(&subject.0).is_some() {
+            return share_of(&graph.admission.checker, requester, &subject.0);
+        }
+        drop(graph);
+        if self.may_pull(requester, subject) {
+            Share::All
+        } else {
+            Share::Nothing
+        }
     }
 
     fn removed_from(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
@@ -181,11 +217,7 @@ impl AccessPolicy for CapabilityPolicy {
                     .map(|c| SubjectId(c.device)),
             );
         } else {
-            let reach = graph
-                .admission
-                .checker
-                .reachable(AgentId::Individual(*requester));
-            out.extend(reach.keys().map(|s| SubjectId(*s)));
+            out.extend(served_subjects(&graph.admission.checker, requester));
             out.insert(SubjectId(requester.0));
             for card in graph.admission.directory.cards() {
                 let device = IndividualId(card.device);

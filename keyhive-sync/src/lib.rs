@@ -53,7 +53,7 @@ pub mod tls;
 #[cfg(feature = "net")]
 pub use client::{Client, Link, LinkStatus, Session, SyncReport};
 pub use item::{Item, ItemKind, SubjectId, WireItem};
-pub use policy::{AccessPolicy, AllowAll, MemoryPolicy, Refusal};
+pub use policy::{AccessPolicy, AllowAll, MemoryPolicy, Refusal, Share};
 #[cfg(feature = "net")]
 pub use relay::{Relay, RelayConfig, RelayHandle};
 pub use store::{MemoryStore, RedbStore, Store, StoreError};

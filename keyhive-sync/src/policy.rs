@@ -6,7 +6,7 @@ use std::sync::RwLock;
 
 use keyhive_core::identity::IndividualId;
 
-use crate::item::{Item, SubjectId};
+use crate::item::{Item, ItemKind, SubjectId};
 use crate::replica::ReplicaError;
 use crate::store::{Store, StoreError};
 
@@ -25,6 +25,35 @@ pub enum Arrival {
     Parked,
     /// Refused, with the cause.
     Refused(Refusal),
+}
+
+/// How much of a subject a requester is served (SYNC-44, `specs/capabilities.md` CAP-21,
+/// REP-30).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Share {
+    /// Everything: it may pull the subject.
+    All,
+    /// Its ops (auth ops and content op headers), no key agreement or ciphertext: it was
+    /// removed from the subject and must learn of it (REP-30).
+    Ops,
+    /// Its auth ops only: the subject is in the scope of something it pulls, e.g. the team
+    /// through which a co-writer writes (CAP-21).
+    AuthOps,
+    /// Nothing: the subject is answered exactly like an unknown one.
+    Nothing,
+}
+
+impl Share {
+    /// Whether an item of `kind` is served under this share.
+    pub fn covers(self, kind: ItemKind) -> bool {
+        match self {
+            Share::All => true,
+            Share::Ops => matches!(kind, ItemKind::Auth | ItemKind::Content),
+            Share::AuthOps => kind == ItemKind::Auth,
+            Share::Nothing => false,
+        }
+    }
 }
 
 /// Why [`AccessPolicy::admit_batch`] failed as a whole (one item's refusal is an
@@ -54,7 +83,8 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// Whether `item`, received from `from`, may be stored.
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal>;
 
-    /// SYNC-50: every subject `requester` may pull, for collection sync.
+    /// SYNC-50: every subject `requester` is served anything of ([`AccessPolicy::share`]),
+    /// for collection sync.
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId>;
 
     /// Called after `items` were durably stored, so a graph-backed policy can apply them.
@@ -68,17 +98,31 @@ pub trait AccessPolicy: Send + Sync + 'static {
         let _ = store;
     }
 
-    /// REP-30: whether `item` may be served to `requester`. By default, iff it may pull the
-    /// item's subject; a graph-backed policy also serves a device removed from a subject
-    /// that subject's ops (auth ops and content op headers, which share one causal graph: a
-    /// revocation names content ops as predecessors), never its ciphertext or key agreement,
-    /// so that the removed device learns of its removal.
-    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
-        self.may_pull(requester, &item.subject())
+    /// CAP-21, REP-30: how much of `subject` is served to `requester`. By default
+    /// everything if it may pull the subject, its ops if it was removed from it
+    /// ([`AccessPolicy::removed_from`]), else nothing. A graph-backed policy also serves the
+    /// auth ops of every subject in the scope of one the requester pulls, so that what it is
+    /// served is causally closed.
+    fn share(&self, requester: &IndividualId, subject: &SubjectId) -> Share {
+        if self.may_pull(requester, subject) {
+            Share::All
+        } else if self.removed_from(requester, subject) {
+            Share::Ops
+        } else {
+            Share::Nothing
+        }
     }
 
-    /// REP-30: whether `requester`, which may not pull `subject`, was removed from it and so
-    /// may reconcile and pull the subject's ops (only those, [`AccessPolicy::may_serve`]).
+    /// Whether `item` may be served to `requester`: [`AccessPolicy::share`] of its subject
+    /// covers its kind.
+    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
+        self.share(requester, &item.subject()).covers(item.kind())
+    }
+
+    /// REP-30: whether `requester`, which may not pull `subject`, was removed from it (it
+    /// held `pull` through a path since revoked) and so is served the subject's ops, which
+    /// share one causal graph (a revocation names content ops as witnesses), never its
+    /// ciphertext or key agreement, so that it learns of its removal.
     fn removed_from(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
         let _ = (requester, subject);
         false

@@ -111,10 +111,13 @@ impl Checker {
     /// holds at least `pull` on. Its content, key agreement and ciphertext are served only
     /// for the subjects it may pull itself.
     pub fn served_subjects(&self, agent: AgentId) -> BTreeSet<PublicKey> {
-        let mut out = BTreeSet::new();
-        for subject in self.reachable(agent).keys() {
-            if !out.contains(subject) {
-                out.extend(self.scope(subject));
+        let mut out: BTreeSet<PublicKey> = self.reachable(agent).keys().copied().collect();
+        let mut queue: VecDeque<PublicKey> = out.iter().copied().collect();
+        while let Some(next) = queue.pop_front() {
+            for below in self.delegated_subjects.get(&next).into_iter().flatten() {
+                if out.insert(*below) {
+                    queue.push_back(*below);
+                }
             }
         }
         out

@@ -11,7 +11,8 @@ use tokio::sync::{broadcast, watch};
 
 use super::Shared;
 use super::limits::TokenBucket;
-use crate::item::{Item, ItemKind, SubjectId, WireItem};
+use crate::item::{Item, SubjectId, WireItem};
+use crate::policy::Share;
 use crate::protocol::handshake::{ServerHandshake, SessionKeys};
 use crate::protocol::message::SubjectOffer;
 use crate::protocol::{
@@ -384,7 +385,7 @@ impl Conn {
             )
             .await;
         }
-        let mut allowed: BTreeMap<SubjectId, bool> = BTreeMap::new();
+        let mut shares: BTreeMap<SubjectId, Share> = BTreeMap::new();
         let mut batch = Vec::new();
         let mut size = 0usize;
         for hash in hashes {
@@ -394,11 +395,11 @@ impl Conn {
                 Err(e) => return self.internal(req, e).await,
             };
             let subject = item.subject();
-            let full = *allowed
+            let share = *shares
                 .entry(subject)
-                .or_insert_with(|| self.shared.policy.may_pull(&self.peer, &subject));
-            // REP-30: a removed device is served the subject's ops, nothing else.
-            if !full && !self.shared.policy.may_serve(&self.peer, &item) {
+                .or_insert_with(|| self.shared.policy.share(&self.peer, &subject));
+            // CAP-21, REP-30: part of a subject may be served (its auth ops, or its ops).
+            if !share.covers(item.kind()) {
                 continue;
             }
             let cost = item.envelope().len() + 48;
@@ -506,8 +507,8 @@ impl Conn {
             )
             .await;
         }
-        let full = self.shared.policy.may_pull(&self.peer, &subject);
-        if !full && !self.shared.policy.removed_from(&self.peer, &subject) {
+        let share = self.shared.policy.share(&self.peer, &subject);
+        if share == Share::Nothing {
             return send_error(
                 &mut self.wire,
                 Some(req),
@@ -520,15 +521,14 @@ impl Conn {
             Ok(h) => h,
             Err(e) => return self.internal(req, e).await,
         };
-        if !full {
-            // REP-30: a removed device reconciles over the subject's ops only, so it learns
-            // of its removal and nothing of the ciphertext written since.
+        if share != Share::All {
+            // CAP-21, REP-30: a device served part of a subject reconciles over that part
+            // only: a removed device over its ops (it learns of its removal and nothing of
+            // the ciphertext written since), a device in its scope over its auth ops.
             let mut ops = Vec::with_capacity(hashes.len());
             for hash in hashes {
                 match self.shared.store.get(&hash) {
-                    Ok(Some(item)) if matches!(item.kind(), ItemKind::Auth | ItemKind::Content) => {
-                        ops.push(hash)
-                    }
+                    Ok(Some(item)) if share.covers(item.kind()) => ops.push(hash),
                     Ok(_) => {}
                     Err(e) => return self.internal(req, e).await,
                 }
@@ -559,7 +559,7 @@ impl Conn {
             if self.subscriptions.len() >= max && !self.subscriptions.contains(&subject) {
                 break;
             }
-            if self.shared.policy.may_pull(&self.peer, &subject) {
+            if self.shared.policy.share(&self.peer, &subject) != Share::Nothing {
                 self.subscriptions.insert(subject);
                 accepted.push(subject);
             }
@@ -585,7 +585,7 @@ impl Conn {
                     let subject = item.subject();
                     if origin != self.id
                         && self.subscriptions.contains(&subject)
-                        && self.shared.policy.may_pull(&self.peer, &subject)
+                        && self.shared.policy.may_serve(&self.peer, &item)
                     {
                         size += item.envelope().len() + 48;
                         items.push(item.to_wire());

@@ -10,7 +10,7 @@ use keyhive_core::identity::IndividualId;
 
 use super::{Ingested, Replica, ReplicaError};
 use crate::item::{Item, SubjectId};
-use crate::policy::{AccessPolicy, AdmitError, Arrival, Refusal};
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Refusal, Share};
 use crate::store::Store;
 
 /// A replica error as the refusal of one item.
@@ -92,17 +92,19 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         Ok(out)
     }
 
-    /// REP-30: as for a relay, a peer removed from a subject is served its ops.
-    fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
-        self.may_pull(requester, &item.subject())
-            || (matches!(
-                item.kind(),
-                crate::item::ItemKind::Auth | crate::item::ItemKind::Content
-            ) && crate::capability_policy::removed_from(
-                self.lock().checker(),
-                requester,
-                &item.subject().0,
-            ))
+    /// CAP-21, REP-30: as for a relay, a peer is also served the auth ops of the scope of
+    /// what it pulls, and the ops of a subject it was removed from.
+    fn share(&self, requester: &IndividualId, subject: &SubjectId) -> Share {
+        let replica = self.lock();
+        if replica.checker().subject_info(&subject.0).is_some() {
+            return crate::capability_policy::share_of(replica.checker(), requester, &subject.0);
+        }
+        drop(replica);
+        if self.may_pull(requester, subject) {
+            Share::All
+        } else {
+            Share::Nothing
+        }
     }
 
     fn removed_from(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
@@ -117,12 +119,10 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {
         let replica = self.lock();
-        let mut out: Vec<SubjectId> = replica
-            .checker()
-            .reachable(AgentId::Individual(*requester))
-            .keys()
-            .map(|s| SubjectId(*s))
-            .collect();
+        let mut out: Vec<SubjectId> =
+            crate::capability_policy::served_subjects(replica.checker(), requester)
+                .into_iter()
+                .collect();
         out.extend(replica.directory().cards().map(|c| SubjectId(c.device)));
         out.sort();
         out.dedup();
