@@ -78,7 +78,10 @@ fn a_private_document_never_stalls_or_leaks_into_sharing() {
         .to_owned();
     put(&alice, dir.path(), "diary.txt", "dear diary");
     put(&alice, dir.path(), "shared.txt", "v2");
-    json(&alice, &["doc", "create", "later.txt", "--folder", "Projects"]);
+    json(
+        &alice,
+        &["doc", "create", "later.txt", "--folder", "Projects"],
+    );
     put(&alice, dir.path(), "later.txt", "made later");
     json(&alice, &["sync"]);
     json(&bob, &["sync"]);
@@ -93,7 +96,10 @@ fn a_private_document_never_stalls_or_leaks_into_sharing() {
 
     // Bob learns nothing of the diary: not its name, not its id, in anything he lists or holds.
     let listed = json(&bob, &["ls"]).to_string();
-    assert!(!listed.contains("diary") && !listed.contains(&diary), "{listed}");
+    assert!(
+        !listed.contains("diary") && !listed.contains(&diary),
+        "{listed}"
+    );
     assert!(get(&bob, "diary.txt").is_none());
     let id: keyhive_core::crypto::signing::PublicKey = diary.parse().unwrap();
     let held = all_bytes(&bob);

@@ -416,7 +416,11 @@ fn partial_replica_agrees(
     for (_, bytes) in &served {
         partial.ingest(PeerTag::LOCAL, bytes).unwrap();
     }
-    assert_eq!(partial.pending_len(), 0, "a served op waits for a parent never served");
+    assert_eq!(
+        partial.pending_len(),
+        0,
+        "a served op waits for a parent never served"
+    );
     for (hash, _) in &served {
         assert_eq!(
             partial.op_validity(hash),

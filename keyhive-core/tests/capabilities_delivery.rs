@@ -52,9 +52,7 @@ fn cap20_a_private_document_never_becomes_a_parent_of_shared_ops() {
     a.write(&alice, DocumentId(diary), b"dear diary").unwrap();
     let v2 = a.write(&alice, DocumentId(shared), b"v2").unwrap();
     let later = a.create_document(&alice).unwrap().genesis.issuer;
-    let grant = a
-        .delegate(&alice, &later, ind(&bob), Access::Read)
-        .unwrap();
+    let grant = a.delegate(&alice, &later, ind(&bob), Access::Read).unwrap();
 
     let ops = served(&a, ind(&bob));
     assert!(ops.iter().all(|op| op.subject() != diary), "diary served");
@@ -150,7 +148,10 @@ fn cap21_a_direct_member_is_served_the_team_its_co_writers_come_through() {
     deliver(&served(&a, ind(&bob)), &mut b);
     assert_eq!(b.pending_len(), 0);
     assert!(!b.can(ind(&carol), Access::Read, &doc));
-    assert_eq!(b.op_validity(&concurrent.hash()), a.op_validity(&concurrent.hash()));
+    assert_eq!(
+        b.op_validity(&concurrent.hash()),
+        a.op_validity(&concurrent.hash())
+    );
     assert!(!b.op_validity(&concurrent.hash()).unwrap().is_valid());
     assert_eq!(b.op_validity(&edit.hash()), Some(Validity::Valid));
 }
@@ -164,13 +165,8 @@ fn cap22_a_folder_revocation_witnesses_earlier_edits_in_any_arrival_order() {
     let one = a.create_document(&alice).unwrap().genesis.issuer;
     let two = a.create_document(&alice).unwrap().genesis.issuer;
     for doc in [one, two] {
-        a.delegate(
-            &alice,
-            &doc,
-            AgentId::Group(GroupId(folder)),
-            Access::Write,
-        )
-        .unwrap();
+        a.delegate(&alice, &doc, AgentId::Group(GroupId(folder)), Access::Write)
+            .unwrap();
     }
     let grant = a
         .delegate(&alice, &folder, ind(&xavier), Access::Write)

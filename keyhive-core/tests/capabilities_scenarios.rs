@@ -81,8 +81,11 @@ fn cap8_delegation_never_exceeds_what_the_issuer_holds() {
         },
         content_heads: vec![],
     };
-    let op: Verified<AuthOp> =
-        Verified::sign(Op::new(bob.id().0, c.auth_heads(&doc), body), bob.signing_key()).unwrap();
+    let op: Verified<AuthOp> = Verified::sign(
+        Op::new(bob.id().0, c.auth_heads(&doc), body),
+        bob.signing_key(),
+    )
+    .unwrap();
     let outcome = c.apply_verified(op.clone()).unwrap();
     assert!(matches!(
         outcome,
@@ -607,7 +610,11 @@ fn cap3_proof_references_must_be_parents() {
         },
         content_heads: vec![],
     };
-    let op = Verified::sign(Op::new(bob.id().0, c.auth_heads(&doc), body), bob.signing_key()).unwrap();
+    let op = Verified::sign(
+        Op::new(bob.id().0, c.auth_heads(&doc), body),
+        bob.signing_key(),
+    )
+    .unwrap();
     c.apply_verified(op.clone()).unwrap();
     match c.op_validity(&op.hash()).unwrap() {
         Validity::Invalid(r) => assert_eq!(r.reason, Reason::ProofNotInPast(d.hash())),

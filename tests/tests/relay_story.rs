@@ -69,7 +69,7 @@ async fn share_read_revoke_through_a_relay() {
             .unwrap();
         let body = ContentBody {
             document: doc,
-            auth_heads: b.checker().auth_heads(),
+            auth_heads: b.checker().auth_heads(&doc.0),
             proof,
             payload_hash: Hash::of_content(b"forged"),
             payload_len: 6,

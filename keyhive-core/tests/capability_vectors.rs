@@ -1,0 +1,405 @@
+//! Known-answer vectors for `specs/capabilities.md` (`specs/vectors/capabilities.json`).
+//!
+//! Each case is a set of signed op envelopes (hex, in an order where parents come first) with
+//! the expected verdict of every op (`valid`, or the refusing rule and reason), the effective
+//! members and levels of every subject, and `explain` of every device on every subject.
+//! `capability_vectors` applies each case in the given order, reversed and shuffled, and
+//! checks every answer; `generate_capability_vectors` (ignored) rewrites the file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use keyhive_core::Hash;
+use keyhive_core::capability::{
+    Access, Action, AgentId, AnyVerified, AuthBody, Checker, ContentBody, Explanation, PeerTag,
+    Proof, Validity,
+};
+use keyhive_core::crypto::prekey::PrekeySecret;
+use keyhive_core::crypto::signing::{PublicKey, SigningKey};
+use keyhive_core::identity::{Device, DocumentId, Genesis, GroupId, SubjectKind};
+use keyhive_core::signed::{Op, Verified};
+use serde_json::{Value, json};
+
+fn vectors_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/capabilities.json")
+}
+
+fn device(seed: u8, name: &str) -> Device {
+    let prekey = PrekeySecret::from_bytes([seed.wrapping_add(0x80); 32]);
+    Device::from_parts(
+        SigningKey::from_seed(&[seed; 32]),
+        vec![prekey],
+        Some(name.into()),
+    )
+}
+
+fn ind(d: &Device) -> AgentId {
+    AgentId::Individual(d.id())
+}
+
+/// A replica's ops, applied into the shared case log as they are made.
+struct Case {
+    log: Vec<AnyVerified>,
+}
+
+impl Case {
+    fn new() -> Case {
+        Case { log: Vec::new() }
+    }
+
+    /// Copies every op `c` holds that the log lacks, in `c`'s apply order.
+    fn record(&mut self, c: &Checker) {
+        for op in c.ops() {
+            if !self.log.iter().any(|o| o.hash() == op.hash()) {
+                self.log.push(op.clone());
+            }
+        }
+    }
+}
+
+fn sync(from: &Checker, to: &mut Checker) {
+    for op in from.ops() {
+        to.ingest(PeerTag::LOCAL, op.as_bytes())
+            .expect("a held op ingests");
+    }
+}
+
+fn cascade() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, carol) = (device(1, "alice"), device(2, "bob"), device(3, "carol"));
+    let mut c = Checker::default();
+    let doc = c.create_document(&alice).expect("doc").genesis.issuer;
+    let ab = c
+        .delegate(&alice, &doc, ind(&bob), Access::Admin)
+        .expect("grant");
+    c.delegate(&bob, &doc, ind(&carol), Access::Write)
+        .expect("grant");
+    c.write(&carol, DocumentId(doc), b"before").expect("write");
+    c.revoke(&alice, &doc, &ab.hash()).expect("revoke");
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, carol])
+}
+
+fn mutual_revocation() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, carol) = (device(1, "alice"), device(2, "bob"), device(3, "carol"));
+    let mut a = Checker::default();
+    let doc = a.create_document(&alice).expect("doc").genesis.issuer;
+    let ab = a
+        .delegate(&alice, &doc, ind(&bob), Access::Admin)
+        .expect("grant");
+    let ac = a
+        .delegate(&alice, &doc, ind(&carol), Access::Admin)
+        .expect("grant");
+    let mut b = Checker::default();
+    sync(&a, &mut b);
+    a.revoke(&bob, &doc, &ac.hash()).expect("bob revokes carol");
+    b.revoke(&carol, &doc, &ab.hash())
+        .expect("carol revokes bob");
+    let mut case = Case::new();
+    case.record(&a);
+    case.record(&b);
+    (case.log, vec![alice, bob, carol])
+}
+
+fn seniority_and_back_dating() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, dave) = (device(1, "alice"), device(2, "bob"), device(4, "dave"));
+    let mut c = Checker::default();
+    let doc = c.create_document(&alice).expect("doc").genesis.issuer;
+    let ab = c
+        .delegate(&alice, &doc, ind(&bob), Access::Admin)
+        .expect("grant");
+    let bd = c
+        .delegate(&bob, &doc, ind(&dave), Access::Admin)
+        .expect("grant");
+    // Dave (depth 2) tries to revoke Bob (depth 1): CAP-9 seniority.
+    let body = AuthBody {
+        subject: doc,
+        action: Action::Revoke {
+            delegation: ab.hash(),
+            proof: Proof::Via {
+                delegation: bd.hash(),
+                membership: vec![],
+            },
+        },
+        content_heads: vec![],
+    };
+    let mut preds = c.auth_heads(&doc);
+    preds.push(ab.hash());
+    preds.sort_unstable();
+    preds.dedup();
+    let junior =
+        Verified::sign(Op::new(dave.id().0, preds, body), dave.signing_key()).expect("sign");
+    c.apply_verified(junior).expect("apply");
+    // Dave is revoked, then claims the auth state from before his revocation.
+    let mut heads_before = c.auth_heads(&doc);
+    heads_before.push(bd.hash());
+    heads_before.sort_unstable();
+    heads_before.dedup();
+    c.revoke(&alice, &doc, &bd.hash()).expect("revoke");
+    let body = ContentBody {
+        document: DocumentId(doc),
+        auth_heads: heads_before,
+        proof: Proof::Via {
+            delegation: bd.hash(),
+            membership: vec![],
+        },
+        payload_hash: Hash::of_content(b"late"),
+        payload_len: 4,
+    };
+    let late =
+        Verified::sign(Op::new(dave.id().0, vec![], body), dave.signing_key()).expect("sign");
+    c.apply_verified(late).expect("apply");
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, dave])
+}
+
+fn cycle_and_folder_witness() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, xavier) = (device(1, "alice"), device(2, "bob"), device(5, "xavier"));
+    let mut c = Checker::default();
+    let folder = c.create_group(&alice).expect("group").issuer;
+    let team = c.create_group(&alice).expect("group").issuer;
+    // A cycle: the team is in the folder and the folder in the team.
+    c.delegate(
+        &alice,
+        &folder,
+        AgentId::Group(GroupId(team)),
+        Access::Write,
+    )
+    .expect("grant");
+    c.delegate(&alice, &team, AgentId::Group(GroupId(folder)), Access::Read)
+        .expect("grant");
+    c.delegate(&alice, &team, ind(&bob), Access::Write)
+        .expect("grant");
+    let one = c.create_document(&alice).expect("doc").genesis.issuer;
+    let two = c.create_document(&alice).expect("doc").genesis.issuer;
+    for doc in [one, two] {
+        c.delegate(&alice, &doc, AgentId::Group(GroupId(folder)), Access::Write)
+            .expect("grant");
+    }
+    let fx = c
+        .delegate(&alice, &folder, ind(&xavier), Access::Write)
+        .expect("grant");
+    c.write(&xavier, DocumentId(one), b"1").expect("write");
+    c.write(&xavier, DocumentId(two), b"2").expect("write");
+    c.write(&bob, DocumentId(two), b"bob").expect("write");
+    // CAP-22: the revocation witnesses Xavier's earlier edits in both documents.
+    c.revoke(&alice, &folder, &fx.hash()).expect("revoke");
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, xavier])
+}
+
+fn conflicted_genesis_and_out_of_scope_parent() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, mallory) = (device(1, "alice"), device(6, "mallory"));
+    let mut c = Checker::default();
+    let kept = SigningKey::from_seed(&[0x77; 32]);
+    for creator in [&alice, &mallory] {
+        let genesis = Verified::sign(
+            Op::new(
+                kept.public_key(),
+                vec![],
+                Genesis {
+                    kind: SubjectKind::Group,
+                    creator: creator.id(),
+                    key_agreement: None,
+                },
+            ),
+            &kept,
+        )
+        .expect("sign");
+        c.apply_verified(genesis).expect("apply");
+    }
+    let shared = c.create_document(&alice).expect("doc").genesis.issuer;
+    let diary = c.create_document(&alice).expect("doc").genesis.issuer;
+    // CAP-20: an edit of `shared` naming the diary's genesis as an auth head.
+    let mut auth_heads = c.auth_heads(&shared);
+    auth_heads.extend(c.auth_heads(&diary));
+    auth_heads.sort_unstable();
+    let body = ContentBody {
+        document: DocumentId(shared),
+        auth_heads,
+        proof: Proof::Root,
+        payload_hash: Hash::of_content(b"x"),
+        payload_len: 1,
+    };
+    let edit =
+        Verified::sign(Op::new(alice.id().0, vec![], body), alice.signing_key()).expect("sign");
+    c.apply_verified(edit).expect("apply");
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, mallory])
+}
+
+fn verdict(v: &Validity) -> String {
+    match v {
+        Validity::Valid => "valid".into(),
+        Validity::Invalid(r) => {
+            let reason = format!("{:?}", r.reason);
+            let name: String = reason
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            format!("{}:{name}", r.rule)
+        }
+    }
+}
+
+fn explained(e: &Explanation) -> String {
+    match e {
+        Explanation::Granted { level, .. } => format!("granted:{level}"),
+        Explanation::Refused(r) => format!("refused:{}", verdict(&Validity::Invalid(r.clone()))),
+    }
+}
+
+/// Every answer the vectors pin, for a checker holding a case's ops.
+fn answers(c: &Checker, ops: &[Hash], devices: &[PublicKey]) -> Value {
+    let validity: BTreeMap<String, String> = ops
+        .iter()
+        .map(|h| {
+            let v = c.op_validity(h).expect("every op applied");
+            (h.to_string(), verdict(&v))
+        })
+        .collect();
+    let mut subjects: Vec<PublicKey> = c.subjects().copied().collect();
+    subjects.sort();
+    let mut members = BTreeMap::new();
+    let mut explain = BTreeMap::new();
+    for s in &subjects {
+        let m: BTreeMap<String, String> = c
+            .members(s)
+            .iter()
+            .map(|(a, l)| (a.to_string(), l.to_string()))
+            .collect();
+        members.insert(s.to_string(), m);
+        for d in devices {
+            let agent = AgentId::Individual(keyhive_core::identity::IndividualId(*d));
+            explain.insert(
+                format!("{s} {agent}"),
+                explained(&c.explain(agent, Access::Pull, s)),
+            );
+        }
+    }
+    json!({ "validity": validity, "members": members, "explain_pull": explain })
+}
+
+fn build() -> Value {
+    let scenarios: Vec<(&str, &str, fn() -> (Vec<AnyVerified>, Vec<Device>))> = vec![
+        (
+            "cascade",
+            "CAP-13: revoking an admin removes whom it added; CAP-11/22: earlier edits stay valid",
+            cascade,
+        ),
+        (
+            "mutual_revocation",
+            "CAP-12: two admins of equal depth revoke each other concurrently; the smaller hash wins",
+            mutual_revocation,
+        ),
+        (
+            "seniority_and_back_dating",
+            "CAP-9: a junior cannot revoke a senior; CAP-11: a back-dated edit by a revoked writer is excluded",
+            seniority_and_back_dating,
+        ),
+        (
+            "cycle_and_folder_witness",
+            "CAP-14: groups in a cycle; CAP-22: a folder revocation witnesses earlier edits in two documents",
+            cycle_and_folder_witness,
+        ),
+        (
+            "conflicted_genesis_and_out_of_scope_parent",
+            "CAP-5: two geneses for one id; CAP-20: an edit naming another document's op as parent",
+            conflicted_genesis_and_out_of_scope_parent,
+        ),
+    ];
+    let cases: Vec<Value> = scenarios
+        .into_iter()
+        .map(|(name, about, make)| {
+            let (ops, devices) = make();
+            let mut c = Checker::default();
+            for op in &ops {
+                c.ingest(PeerTag::LOCAL, op.as_bytes()).expect("ingest");
+            }
+            let hashes: Vec<Hash> = ops.iter().map(AnyVerified::hash).collect();
+            let keys: Vec<PublicKey> = devices.iter().map(|d| d.id().0).collect();
+            json!({
+                "name": name,
+                "about": about,
+                "devices": keys.iter().map(PublicKey::to_string).collect::<Vec<_>>(),
+                "ops": ops.iter().map(|o| hex::encode(o.as_bytes())).collect::<Vec<_>>(),
+                "expect": answers(&c, &hashes, &keys),
+            })
+        })
+        .collect();
+    json!({
+        "about": "specs/capabilities.md known answers: apply `ops` (hex envelopes) in any order; every replica must give `expect`. Verdicts are `valid` or `RULE:Reason`; explain_pull is keyed by `SUBJECT AGENT`.",
+        "cases": cases,
+    })
+}
+
+#[test]
+#[ignore = "rewrites specs/vectors/capabilities.json"]
+fn generate_capability_vectors() {
+    let text = serde_json::to_string_pretty(&build()).expect("json");
+    std::fs::write(vectors_path(), text + "\n").expect("write vectors");
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn capability_vectors() {
+    let text = std::fs::read_to_string(vectors_path()).expect("vectors file");
+    let file: Value = serde_json::from_str(&text).expect("json");
+    let cases = file["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 5);
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let ops: Vec<Vec<u8>> = case["ops"]
+            .as_array()
+            .expect("ops")
+            .iter()
+            .map(|h| hex::decode(h.as_str().expect("hex")).expect("hex"))
+            .collect();
+        let devices: Vec<PublicKey> = case["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .map(|d| d.as_str().expect("key").parse().expect("key"))
+            .collect();
+        let mut orders = vec![ops.clone(), ops.iter().rev().cloned().collect()];
+        let mut seed = 7u64;
+        for _ in 0..4 {
+            let mut shuffled = ops.clone();
+            for i in (1..shuffled.len()).rev() {
+                let j = (splitmix(&mut seed) % (i as u64 + 1)) as usize;
+                shuffled.swap(i, j);
+            }
+            orders.push(shuffled);
+        }
+        for order in orders {
+            let mut c = Checker::default();
+            for bytes in &order {
+                c.ingest(PeerTag::LOCAL, bytes).expect("ingest");
+            }
+            assert_eq!(c.pending_len(), 0, "{name}: ops left pending");
+            let hashes: Vec<Hash> = ops
+                .iter()
+                .map(|b| {
+                    keyhive_core::capability::AnySigned::decode(b)
+                        .expect("op")
+                        .hash()
+                })
+                .collect();
+            assert_eq!(
+                answers(&c, &hashes, &devices),
+                case["expect"],
+                "{name}: answers differ"
+            );
+        }
+    }
+}
