@@ -50,10 +50,14 @@ fuzz_target!(|data: &[u8]| {
     let mut forward = Checker::default();
     let mut backward = Checker::default();
     for bytes in &ops {
-        forward.ingest(PeerTag::LOCAL, bytes).expect("a held op ingests");
+        forward
+            .ingest(PeerTag::LOCAL, bytes)
+            .expect("a held op ingests");
     }
     for bytes in ops.iter().rev() {
-        backward.ingest(PeerTag::LOCAL, bytes).expect("a held op ingests");
+        backward
+            .ingest(PeerTag::LOCAL, bytes)
+            .expect("a held op ingests");
     }
     assert_eq!(backward.pending_len(), 0);
     for op in c.ops() {
