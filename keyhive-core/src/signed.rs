@@ -38,7 +38,7 @@ pub trait Signable: SignedPayload {
 #[non_exhaustive]
 pub enum VerifyError {
     /// The signer's key is not a valid point.
-    #[error("signer key is invalid: {0}")]
+    #[error("signer key is invalid")]
     Signature(#[from] SignatureError),
 }
 

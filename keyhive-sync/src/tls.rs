@@ -29,7 +29,7 @@ pub enum TlsConfigError {
     #[error("no certificate given")]
     NoCertificate,
     /// rustls refused the certificate, key or trust anchor.
-    #[error("TLS configuration refused: {0}")]
+    #[error("TLS configuration refused")]
     Rustls(#[from] rustls::Error),
 }
 

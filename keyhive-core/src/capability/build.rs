@@ -38,10 +38,10 @@ pub enum BuildError {
     #[error("the agent holds no delegation on this subject")]
     NothingToRevoke,
     /// Signing failed.
-    #[error("cannot sign: {0}")]
+    #[error("cannot sign")]
     Sign(#[from] SignError),
     /// Applying the op locally failed.
-    #[error("cannot apply: {0}")]
+    #[error("cannot apply")]
     Apply(#[from] IngestError),
     /// The new document's key agreement could not be created (GEN-2).
     #[error("cannot create the document's key agreement")]

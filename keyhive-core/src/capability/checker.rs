@@ -53,10 +53,10 @@ pub enum IngestOutcome {
 #[non_exhaustive]
 pub enum IngestError {
     /// The bytes are not a canonical op envelope.
-    #[error("malformed op: {0}")]
+    #[error("malformed op")]
     Decode(#[from] DecodeError),
     /// The signature does not verify.
-    #[error("bad signature: {0}")]
+    #[error("bad signature")]
     Signature(#[from] VerifyError),
     /// CAP-4: the pending set is full for this peer, subject or in total; nothing was stored.
     #[error("pending set full ({0:?} limit); the op was dropped, nothing else was lost")]

@@ -43,10 +43,10 @@ pub enum Received {
 #[non_exhaustive]
 pub enum ReceiveError {
     /// The op breaks a structural rule (CGKA-3, CGKA-4).
-    #[error("malformed cgka op: {0}")]
+    #[error("malformed cgka op")]
     Structure(#[from] DecodeError),
     /// The signature does not verify.
-    #[error("cgka op signature invalid: {0}")]
+    #[error("cgka op signature invalid")]
     Signature(#[from] VerifyError),
     /// An init other than the one this CGKA started from: the document's genesis names
     /// exactly one (CGKA-2, CGKA-25).
@@ -81,10 +81,10 @@ pub enum CreateError {
     #[error("{0} is not seated in this cgka")]
     NotSeated(IndividualId),
     /// Signing failed.
-    #[error("signing failed: {0}")]
+    #[error("signing failed")]
     Sign(#[from] SignError),
     /// Building the path failed (a low-order key in the tree).
-    #[error("building the update path failed: {0}")]
+    #[error("building the update path failed")]
     Path(#[from] PathError),
 }
 
@@ -105,7 +105,7 @@ pub enum InitError {
     #[error("cgka init not authorised")]
     Unauthorized,
     /// Signing failed.
-    #[error("signing failed: {0}")]
+    #[error("signing failed")]
     Sign(#[from] SignError),
 }
 

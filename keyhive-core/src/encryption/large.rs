@@ -17,16 +17,16 @@ use super::stream::{StreamError, decrypt_stream, encrypt_stream};
 #[non_exhaustive]
 pub enum LargeChangeError {
     /// The manifest could not be encrypted.
-    #[error("{0}")]
+    #[error(transparent)]
     Encrypt(#[from] EncryptError),
     /// The manifest could not be decrypted.
-    #[error("{0}")]
+    #[error(transparent)]
     Decrypt(#[from] DecryptError),
     /// The manifest does not hold a 32-byte stream key.
     #[error("manifest does not hold a stream key")]
     Manifest,
     /// Streaming failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Stream(#[from] StreamError),
 }
 

@@ -28,7 +28,7 @@ pub const HEADER_LEN: usize = 4 + 16 + 32;
 #[non_exhaustive]
 pub enum StreamError {
     /// Reading or writing failed.
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] io::Error),
     /// The header is not a keyhive stream header.
     #[error("not a keyhive stream (bad magic or short header)")]

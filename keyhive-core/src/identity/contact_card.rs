@@ -77,13 +77,13 @@ pub enum ContactCardError {
     #[error("contact card text is not valid base64url")]
     Base64,
     /// The card bytes are malformed.
-    #[error("contact card is malformed: {0}")]
+    #[error("contact card is malformed")]
     Decode(#[from] DecodeError),
     /// The card's signature does not verify.
-    #[error("contact card signature is invalid: {0}")]
+    #[error("contact card signature is invalid")]
     Signature(#[from] VerifyError),
     /// The card could not be signed (e.g. name too long).
-    #[error("cannot sign contact card: {0}")]
+    #[error("cannot sign contact card")]
     Sign(#[from] SignError),
 }
 

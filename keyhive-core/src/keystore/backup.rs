@@ -71,7 +71,7 @@ impl SignedPayload for BackupFile {
 #[non_exhaustive]
 pub enum BackupError {
     /// The file is not a keyhive key-store backup.
-    #[error("not a key store backup: {0}")]
+    #[error("not a key store backup")]
     Decode(#[from] DecodeError),
     /// The Argon2id parameters are outside the accepted bounds.
     #[error("backup key-derivation parameters out of bounds")]
@@ -80,7 +80,7 @@ pub enum BackupError {
     #[error("wrong passphrase or altered backup")]
     Passphrase,
     /// The decrypted key store is malformed.
-    #[error("{0}")]
+    #[error(transparent)]
     Contents(#[from] KeyStoreDecodeError),
     /// Sealing failed (the key store is too large).
     #[error("key store too large to back up")]

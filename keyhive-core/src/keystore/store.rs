@@ -39,7 +39,7 @@ impl core::fmt::Debug for KeyStore {
 #[non_exhaustive]
 pub enum KeyStoreDecodeError {
     /// Not a canonical key-store encoding.
-    #[error("malformed key store: {0}")]
+    #[error("malformed key store")]
     Decode(#[from] DecodeError),
 }
 
