@@ -39,11 +39,12 @@
 //! alice.grant(&doc.0, AgentId::Individual(bob.id()), Access::Write)?;
 //! alice.write(doc, b"hello")?;
 //!
-//! // Both keep a background link to the relay (pinned to its id).
+//! // Both keep a background link to the relay (pinned to its id) and sync until quiet once.
 //! let mut events = bob.subscribe();
 //! alice.connect(relay.url(), Some(relay.id())).await;
-//! alice.connected().await;
+//! alice.sync().await?;
 //! bob.connect(relay.url(), Some(relay.id())).await;
+//! bob.sync().await?;
 //!
 //! // Bob is told when Alice's change is readable (also a blocking iterator: `for e in events`).
 //! let change = loop {

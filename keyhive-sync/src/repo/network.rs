@@ -66,9 +66,11 @@ impl Repo {
             .collect()
     }
 
-    /// Syncs with every connected relay and peer until quiet ([`Repo::sync_with`] each) and
-    /// returns what all rounds did. Live links already carry changes both ways; this is for
-    /// "make sure everything is exchanged now" (app start, before going offline, tests).
+    /// Syncs with every connected relay and peer until quiet ([`Repo::sync_with`] each), then
+    /// waits until every link is connected ([`Repo::connected`]), and returns what all rounds
+    /// did. Live links carry single changes both ways; a link's full sync is one round, so
+    /// this is for "make sure everything is exchanged now": after connecting, after sharing
+    /// changed, before going offline.
     pub async fn sync(&self) -> Result<SyncReport, RepoSyncError> {
         let targets: Vec<(String, Option<PublicKey>)> = {
             let links = self.links.lock().await;
@@ -78,6 +80,7 @@ impl Repo {
         for (url, expected) in targets {
             total.merge(&self.sync_with(&url, expected).await?);
         }
+        self.connected().await;
         Ok(total)
     }
 
