@@ -191,8 +191,8 @@ pub async fn run() -> Result<Outcome> {
     let converged_concurrently = alice.heads() == bob.heads();
 
     // Alice goes offline and revokes Carol; Carol, offline too, edits concurrently.
-    alice.repo.shutdown().await;
-    carol.repo.shutdown().await;
+    alice.repo.shutdown().await?;
+    carol.repo.shutdown().await?;
     let carol_id = AgentId::Individual(carol.repo.id());
     alice.repo.revoke(&doc.0, carol_id)?;
     let edit = carol.edit("carol", "chocolate")?;
@@ -232,7 +232,7 @@ pub async fn run() -> Result<Outcome> {
         carol_reads_after_removal,
     };
     for app in [&alice, &bob] {
-        app.repo.shutdown().await;
+        app.repo.shutdown().await?;
     }
     relay.shutdown().await?;
     Ok(outcome)

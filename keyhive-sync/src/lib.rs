@@ -66,8 +66,8 @@
 //! }
 //! assert_eq!(alice.read(doc, &reply)?, b"hi Alice");
 //!
-//! alice.shutdown().await;
-//! bob.shutdown().await;
+//! alice.shutdown().await?;
+//! bob.shutdown().await?;
 //! relay.shutdown().await?;
 //! # Ok(())
 //! # }

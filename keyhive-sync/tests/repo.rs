@@ -80,8 +80,8 @@ async fn writes_travel_live_between_two_repos_through_a_relay() {
         latencies[latencies.len() / 2] < Duration::from_secs(2),
         "live, not at the next resync"
     );
-    alice.shutdown().await;
-    bob.shutdown().await;
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
     relay.shutdown().await.unwrap();
 }
 
@@ -143,4 +143,33 @@ async fn sync_until_quiet_and_a_revocation_reported_on_every_device() {
     assert_eq!(lost.revocation(), Some(revocation));
     assert!(carol.write(doc, b"after").is_err());
     relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_sync_peer_to_peer_without_a_relay() {
+    let (alice, bob) = (repo("alice"), repo("bob"));
+    alice.add_contact(bob.contact_card().unwrap()).unwrap();
+    let doc = alice.create_document().unwrap();
+    alice
+        .grant(&doc.0, AgentId::Individual(bob.id()), Access::Write)
+        .unwrap();
+    let first = alice.write(doc, b"over the LAN").unwrap();
+    let mut b_events = bob.subscribe();
+    // Bob serves his device; Alice connects to it as to a relay, expecting Bob's id.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = bob.listen(listener).await.unwrap();
+    alice.connect(url, Some(bob.id().0)).await;
+    alice.sync().await.unwrap();
+    until(&mut b_events, readable(doc, first)).await;
+    assert_eq!(bob.read(doc, &first).unwrap(), b"over the LAN");
+
+    // Live both ways: Alice's write is pushed to Bob, Bob's reaches Alice's subscription.
+    let second = alice.write(doc, b"live").unwrap();
+    until(&mut b_events, readable(doc, second)).await;
+    let mut a_events = alice.subscribe();
+    let reply = bob.write(doc, b"reply").unwrap();
+    until(&mut a_events, readable(doc, reply)).await;
+    assert_eq!(alice.read(doc, &reply).unwrap(), b"reply");
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
 }

@@ -4,11 +4,13 @@
 //! A `Repo` owns the device's [`Replica`] (keys, capability checker, key agreements, local
 //! store) and its sync [`Client`]. Local actions (create, write, grant, revoke) are signed,
 //! checked and stored at once and return; every relay or peer connected with
-//! [`Repo::connect`] receives them within milliseconds in the background (SYNC-86), and what
+//! [`Repo::connect`] (or subscribed to this device's [`Repo::listen`]) receives them within
+//! milliseconds in the background (SYNC-86), and what
 //! arrives from them is verified by the replica before it is stored (REP-2). Apps follow
 //! changes through [`Repo::subscribe`] (blocking iterator or async stream) instead of polling.
 
 mod network;
+mod peers;
 
 pub use network::{MAX_ROUNDS, RepoSyncError};
 
@@ -30,13 +32,15 @@ pub type RepoReplica = Replica<Arc<dyn Store>>;
 /// One device of an app: its replica, its store and its links to relays and peers.
 ///
 /// Methods take `&self`: a `Repo` can be shared (e.g. in an `Arc`) between the app's UI code
-/// and its async tasks. Its network methods ([`Repo::connect`], [`Repo::sync`]) need a tokio
-/// runtime.
+/// and its async tasks. Its network methods ([`Repo::connect`], [`Repo::sync`],
+/// [`Repo::listen`]) need a tokio runtime.
 pub struct Repo {
     replica: Arc<Mutex<RepoReplica>>,
     client: Arc<Client>,
     /// Background links, with the URL and the id each must prove.
     links: tokio::sync::Mutex<Vec<(String, Option<PublicKey>, Link)>>,
+    /// Listeners serving this device to peers ([`Repo::listen`]).
+    listeners: tokio::sync::Mutex<Vec<peers::Listener>>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -59,6 +63,7 @@ impl Repo {
             replica,
             client,
             links: tokio::sync::Mutex::new(Vec::new()),
+            listeners: tokio::sync::Mutex::new(Vec::new()),
         })
     }
 

@@ -128,12 +128,22 @@ impl Repo {
         Ok(total)
     }
 
-    /// Stops every link and waits for their tasks; the replica stays open until the `Repo`
-    /// is dropped.
-    pub async fn shutdown(&self) {
+    /// Stops every link and listener and waits for their tasks; the replica stays open until
+    /// the `Repo` is dropped (connecting again later is fine). Fails only when a listener's
+    /// server task failed.
+    pub async fn shutdown(&self) -> std::io::Result<()> {
         let links = std::mem::take(&mut *self.links.lock().await);
         for (_, _, link) in links {
             link.stop().await;
         }
+        let listeners = std::mem::take(&mut *self.listeners.lock().await);
+        let mut result = Ok(());
+        for listener in listeners {
+            let stopped = listener.stop().await;
+            if result.is_ok() {
+                result = stopped;
+            }
+        }
+        result
     }
 }
