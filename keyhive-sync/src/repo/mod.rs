@@ -127,7 +127,8 @@ impl Repo {
 
     /// Grants `access` on `subject` (a group or document) to `agent`, and seats devices
     /// that gained `read` in the key agreements at once (REP-3, REP-5), so they read the
-    /// history without waiting for a write.
+    /// history without waiting for a write. The grant is stored even if seating then fails
+    /// (the error says why); the next write or [`Repo::sync`] seats them.
     pub fn grant(
         &self,
         subject: &PublicKey,
@@ -142,6 +143,7 @@ impl Repo {
 
     /// Revokes every delegation on `subject` naming `agent`, and re-keys the documents the
     /// removed devices could read, so they cannot read what is written next (REP-3, REP-4).
+    /// The revocation is stored even if re-keying then fails; the next write re-keys.
     pub fn revoke(&self, subject: &PublicKey, agent: AgentId) -> Result<Vec<Hash>, ReplicaError> {
         let mut replica = self.replica();
         let ops = replica.revoke(subject, agent)?;
