@@ -1,17 +1,94 @@
-//! keyhive-sync: the sync protocol, relay server, client and storage (`specs/sync.md`).
+//! keyhive-sync: end-to-end-encrypted sharing for local-first apps: the device handle
+//! ([`Repo`]), the sync protocol, relay server, client and storage (`specs/sync.md`,
+//! `specs/replica.md`).
+//!
+//! # Start here: [`Repo`]
+//!
+//! An app opens one [`Repo`] per device over a store, creates documents, writes changes
+//! (opaque bytes: an Automerge change, a file), grants and revokes access, connects relays and
+//! peers, and follows what happens through events ([`replica::Event`]): a change became
+//! readable, an edit became invalid because its author was revoked concurrently, membership or
+//! this device's access changed. Local actions return at once; network work runs in the
+//! background. `examples/automerge_two_devices.rs` builds a two-device Automerge app on it.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use keyhive_core::capability::{Access, AgentId};
+//! use keyhive_core::crypto::signing::SigningKey;
+//! use keyhive_core::identity::Device;
+//! use keyhive_sync::capability_policy::CapabilityPolicy;
+//! use keyhive_sync::replica::Event;
+//! use keyhive_sync::{MemoryStore, Relay, RelayConfig, Repo};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A relay on loopback: it stores and forwards ciphertext, serving each device what it may pull.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let policy = Arc::new(CapabilityPolicy::new([]));
+//! let config = RelayConfig::new(SigningKey::generate());
+//! let relay = Relay::serve(listener, Arc::new(MemoryStore::new()), policy, config)?;
+//!
+//! // Two devices; contact cards travel out of band (a link, a QR code).
+//! let alice = Repo::in_memory(Device::generate(Some("alice".into())))?;
+//! let bob = Repo::in_memory(Device::generate(Some("bob".into())))?;
+//! alice.add_contact(bob.contact_card()?)?;
+//!
+//! // Local actions are immediate.
+//! let doc = alice.create_document()?;
+//! alice.grant(&doc.0, AgentId::Individual(bob.id()), Access::Write)?;
+//! alice.write(doc, b"hello")?;
+//!
+//! // Both keep a background link to the relay (pinned to its id) and sync until quiet once.
+//! let mut events = bob.subscribe();
+//! alice.connect(relay.url(), Some(relay.id())).await;
+//! alice.sync().await?;
+//! bob.connect(relay.url(), Some(relay.id())).await;
+//! bob.sync().await?;
+//!
+//! // Bob is told when Alice's change is readable (also a blocking iterator: `for e in events`).
+//! let change = loop {
+//!     match events.next_event().await {
+//!         Some(Event::Readable { document, change, .. }) if document == doc => break change,
+//!         Some(_) => continue,
+//!         None => return Err("the replica closed".into()),
+//!     }
+//! };
+//! assert_eq!(bob.read(doc, &change)?, b"hello");
+//!
+//! // Bob's reply reaches Alice live, within milliseconds.
+//! let mut alice_events = alice.subscribe();
+//! let reply = bob.write(doc, b"hi Alice")?;
+//! while let Some(event) = alice_events.next_event().await {
+//!     if matches!(event, Event::Readable { change, .. } if change == reply) {
+//!         break;
+//!     }
+//! }
+//! assert_eq!(alice.read(doc, &reply)?, b"hi Alice");
+//!
+//! alice.shutdown().await?;
+//! bob.shutdown().await?;
+//! relay.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The layers underneath
 //!
 //! Items ([`Item`]) are opaque signed envelopes with a kind and a subject. The relay
 //! authorises through [`policy::AccessPolicy`] (the integrator plugs in the capability
 //! checker), stores through [`store::Store`] ([`MemoryStore`], or [`RedbStore`] by default), and
-//! never holds decryption keys. Clients and peers speak the same protocol.
+//! never holds decryption keys. Clients and peers speak the same protocol. The device
+//! [`replica::Replica`] (what a [`Repo`] drives) verifies and applies every item before it is
+//! stored, encrypts and decrypts content, and raises the events.
 //!
-//! Cargo feature `net` (default) adds the relay server, the client and TLS. Without it
-//! (`default-features = false`) the crate is the network-free core for apps that only verify
-//! locally: [`item`], [`admission`], [`replica::Replica`], [`store`] and the wire formats in
-//! [`protocol`], with no tokio, axum, WebSocket or TLS stack in the dependency tree (91 crates
-//! instead of 167).
+//! Cargo feature `net` (default) adds the relay server, the client, TLS and [`Repo`]. Without
+//! it (`default-features = false`) the crate is the network-free core for apps that only verify
+//! locally: [`item`], [`admission`], [`replica::Replica`] (events included), [`store`] and the
+//! wire formats in [`protocol`], with no tokio, axum, WebSocket or TLS stack in the dependency
+//! tree (91 crates instead of 167).
 //!
-//! Typical use (see the loopback tests in `tests/` for complete programs):
+//! Driving the layers by hand (see the loopback tests in `tests/` for complete programs):
 //!
 //! ```text
 //! // Relay operator
@@ -46,6 +123,8 @@ pub mod reconcile;
 #[cfg(feature = "net")]
 pub mod relay;
 pub mod replica;
+#[cfg(feature = "net")]
+pub mod repo;
 pub mod store;
 #[cfg(feature = "net")]
 pub mod tls;
@@ -56,4 +135,6 @@ pub use item::{Item, ItemKind, SubjectId, WireItem};
 pub use policy::{AccessPolicy, AllowAll, MemoryPolicy, Refusal, Share};
 #[cfg(feature = "net")]
 pub use relay::{Relay, RelayConfig, RelayHandle};
+#[cfg(feature = "net")]
+pub use repo::Repo;
 pub use store::{MemoryStore, RedbStore, Store, StoreError};

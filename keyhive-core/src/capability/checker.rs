@@ -155,6 +155,9 @@ pub struct Checker {
     pub(crate) content_heads: HashMap<PublicKey, HashSet<Ix>>,
     pub(crate) by_subject: HashMap<PublicKey, Vec<Ix>>,
     pub(crate) cache: RefCell<QueryCache>,
+    /// Validity changes of held ops `(op, before, after)`, recorded only while enabled
+    /// (`Checker::record_validity_changes`) and drained by whoever enabled it.
+    pub(crate) validity_changes: Option<Vec<(Hash, Validity, Validity)>>,
 }
 
 impl Default for Checker {
@@ -186,6 +189,7 @@ impl Checker {
             content_heads: HashMap::new(),
             by_subject: HashMap::new(),
             cache: RefCell::new(QueryCache::default()),
+            validity_changes: None,
         }
     }
 
@@ -462,7 +466,15 @@ impl Checker {
             _ => self.evaluate(ix, &self.revoked_by),
         };
         let granting = self.compute_granting(ix);
+        // The op being applied has no validity to change yet (it is the newest node).
+        let held = (ix as usize) + 1 < self.nodes.len();
         let node = &mut self.nodes[ix as usize];
+        if held
+            && node.validity != validity
+            && let Some(journal) = &mut self.validity_changes
+        {
+            journal.push((node.op.hash(), node.validity.clone(), validity.clone()));
+        }
         node.validity = validity;
         if node.granting != granting {
             node.granting = granting;

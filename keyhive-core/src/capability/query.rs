@@ -342,6 +342,23 @@ impl Checker {
             .map(|ix| self.nodes[*ix as usize].validity.clone())
     }
 
+    /// Starts (or stops, discarding what was recorded) recording the validity changes of held
+    /// ops, for [`Checker::drain_validity_changes`]. Off by default: nothing is kept.
+    pub fn record_validity_changes(&mut self, on: bool) {
+        self.validity_changes = on.then(Vec::new);
+    }
+
+    /// The validity changes of held ops since the last drain, in the order they happened, as
+    /// `(op, before, after)`. An op being applied is not listed (its first validity is not a
+    /// change; [`IngestOutcome::Applied`](super::IngestOutcome::Applied) reports it). Empty
+    /// unless recording is on.
+    pub fn drain_validity_changes(&mut self) -> Vec<(Hash, Validity, Validity)> {
+        self.validity_changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// CAP-13: for a held delegation, whether it currently grants (it may be a valid op that
     /// was revoked, directly or through its chain). `None` for other ops and unknown hashes.
     pub fn grants(&self, hash: &Hash) -> Option<bool> {

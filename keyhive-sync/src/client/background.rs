@@ -293,6 +293,9 @@ impl Client {
         let mut closed: BTreeSet<SubjectId> = BTreeSet::new();
         self.subscribe_all(session, &mut subscribed).await?;
         self.resync(id, session, status, &mut closed).await?;
+        // Subjects the peer learned from that sync (ours, pushed just now) accept a
+        // subscription only now.
+        self.subscribe_all(session, &mut subscribed).await?;
         let mut refresh = tokio::time::interval(RESYNC_INTERVAL);
         refresh.tick().await;
         status.send_modify(|s| {

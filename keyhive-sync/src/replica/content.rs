@@ -221,6 +221,7 @@ impl<S: Store> Replica<S> {
             .write(&self.device, document, blob.envelope())?;
         let op_item = super::op_item(&AnyVerified::Content(op.clone()))?;
         self.store_items(vec![blob, op_item])?;
+        self.publish_events([]);
         Ok(op.hash())
     }
 }

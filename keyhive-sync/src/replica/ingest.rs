@@ -30,6 +30,7 @@ impl<S: Store> Replica<S> {
             }
             Ingested::Waiting | Ingested::Duplicate => {}
         }
+        self.publish_events([item.subject()]);
         Ok(outcome)
     }
 
@@ -40,6 +41,7 @@ impl<S: Store> Replica<S> {
         mut items: Vec<Item>,
     ) -> Result<Vec<ItemOutcome>, ReplicaError> {
         items.sort_by_key(apply_rank);
+        let touched: Vec<SubjectId> = items.iter().map(Item::subject).collect();
         let mut accepted = Vec::new();
         let mut report = Vec::with_capacity(items.len());
         for item in items {
@@ -56,6 +58,7 @@ impl<S: Store> Replica<S> {
         }
         self.store.put(&accepted)?;
         self.refresh_cgkas();
+        self.publish_events(touched);
         Ok(report)
     }
 

@@ -20,10 +20,12 @@ mod content;
 mod directory;
 mod early;
 mod error;
+mod events;
 mod folder;
 mod gate;
 mod history;
 mod ingest;
+mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -40,7 +42,9 @@ pub use authority::GraphAuthority;
 pub use content::{ChangeEntry, ChangeStatus, INLINE_MAX, PIECE_LEN};
 pub use directory::Directory;
 pub use error::ReplicaError;
+pub use events::Event;
 pub use gate::ReplicaGate;
+pub use subscription::{DEFAULT_CAPACITY, NextEvent, Subscription};
 
 /// SYNC-86: where a replica announces the items it stores locally, e.g. a sync client's
 /// outbox (`keyhive_sync::client::Outbox`, feature `net`), whose live links push them at once.
@@ -76,6 +80,8 @@ pub struct Replica<S: Store> {
     accepted: u64,
     /// SYNC-86: where items stored locally are announced for sync links, once connected.
     outbox: Option<Box<dyn Announce>>,
+    /// REP-40: event subscribers and what they were last told.
+    events: events::Hub,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -125,6 +131,7 @@ impl<S: Store> Replica<S> {
             history: history::HistoryCache::default(),
             accepted: 0,
             outbox: None,
+            events: events::Hub::default(),
         };
         replica.replay()?;
         // From here on ops come from peers: the pending set is bounded again, in count and in
@@ -215,6 +222,8 @@ impl<S: Store> Replica<S> {
                 cgka.import_secrets(&s, &authority);
             }
         }
+        let documents: Vec<SubjectId> = self.cgkas.keys().map(|d| SubjectId(d.0)).collect();
+        self.publish_events(documents);
     }
 
     // ----- local actions -----
@@ -242,6 +251,7 @@ impl<S: Store> Replica<S> {
     pub fn create_group(&mut self) -> Result<GroupId, ReplicaError> {
         let genesis = self.admission.checker.create_group(&self.device)?;
         self.store_op(&AnyVerified::Genesis(genesis.clone()))?;
+        self.publish_events([]);
         Ok(GroupId(genesis.issuer))
     }
 
@@ -259,6 +269,7 @@ impl<S: Store> Replica<S> {
             SubjectId(document.0),
             init.as_bytes().to_vec(),
         )?])?;
+        self.publish_events([]);
         Ok(document)
     }
 
@@ -275,6 +286,7 @@ impl<S: Store> Replica<S> {
             .delegate(&self.device, subject, agent, access)?;
         self.store_op(&AnyVerified::Auth(op.clone()))?;
         self.refresh_cgkas();
+        self.publish_events([]);
         Ok(op.hash())
     }
 
@@ -292,6 +304,7 @@ impl<S: Store> Replica<S> {
             self.store_op(&AnyVerified::Auth(op.clone()))?;
         }
         self.refresh_cgkas();
+        self.publish_events([]);
         Ok(ops.iter().map(Verified::hash).collect())
     }
 

@@ -1,0 +1,174 @@
+//! [`Repo`]: one handle for an app's device, in the spirit of automerge-repo's `Repo`
+//! (`specs/replica.md` §7 for its events).
+//!
+//! A `Repo` owns the device's [`Replica`] (keys, capability checker, key agreements, local
+//! store) and its sync [`Client`]. Local actions (create, write, grant, revoke) are signed,
+//! checked and stored at once and return; every relay or peer connected with
+//! [`Repo::connect`] (or subscribed to this device's [`Repo::listen`]) receives them within
+//! milliseconds in the background (SYNC-86), and what
+//! arrives from them is verified by the replica before it is stored (REP-2). Apps follow
+//! changes through [`Repo::subscribe`] (blocking iterator or async stream) instead of polling.
+
+mod network;
+mod peers;
+
+pub use network::{MAX_ROUNDS, RepoSyncError};
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::crypto::hash::Hash;
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{ContactCard, Device, DocumentId, GroupId, IndividualId, SubjectKind};
+use keyhive_core::signed::Verified;
+
+use crate::client::{Client, Link};
+use crate::replica::{ChangeEntry, Replica, ReplicaError, ReplicaGate, Subscription};
+use crate::store::{MemoryStore, Store};
+
+/// The replica a [`Repo`] drives, over any store.
+pub type RepoReplica = Replica<Arc<dyn Store>>;
+
+/// One device of an app: its replica, its store and its links to relays and peers.
+///
+/// Methods take `&self`: a `Repo` can be shared (e.g. in an `Arc`) between the app's UI code
+/// and its async tasks. Its network methods ([`Repo::connect`], [`Repo::sync`],
+/// [`Repo::listen`]) need a tokio runtime.
+pub struct Repo {
+    replica: Arc<Mutex<RepoReplica>>,
+    client: Arc<Client>,
+    /// Background links, with the URL and the id each must prove.
+    links: tokio::sync::Mutex<Vec<(String, Option<PublicKey>, Link)>>,
+    /// Listeners serving this device to peers ([`Repo::listen`]).
+    listeners: tokio::sync::Mutex<Vec<peers::Listener>>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo").field("device", &self.id()).finish()
+    }
+}
+
+impl Repo {
+    /// Opens `device` over `store`, replaying what the store holds (a durable store such as
+    /// [`crate::RedbStore`] keeps everything across restarts; the device's keys and
+    /// [`Replica::cgka_secrets`] are the app's to keep).
+    pub fn open(device: Device, store: Arc<dyn Store>) -> Result<Repo, ReplicaError> {
+        let key = device.signing_key().clone();
+        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone())?));
+        let gate = Arc::new(ReplicaGate::new(replica.clone()));
+        let client = Client::new(key, store, gate);
+        lock(&replica).connect_outbox(client.outbox());
+        Ok(Repo {
+            replica,
+            client,
+            links: tokio::sync::Mutex::new(Vec::new()),
+            listeners: tokio::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens `device` over a fresh in-memory store (tests, examples, ephemeral devices).
+    pub fn in_memory(device: Device) -> Result<Repo, ReplicaError> {
+        Repo::open(device, Arc::new(MemoryStore::new()))
+    }
+
+    /// This device's id.
+    pub fn id(&self) -> IndividualId {
+        self.client.id()
+    }
+
+    /// This device's signed contact card, for others to [`Repo::add_contact`] (out of band).
+    pub fn contact_card(&self) -> Result<Verified<ContactCard>, ReplicaError> {
+        self.replica()
+            .device()
+            .contact_card()
+            .map_err(ReplicaError::OwnCard)
+    }
+
+    /// Adds another device's contact card, so that it can be granted access and seated.
+    pub fn add_contact(&self, card: Verified<ContactCard>) -> Result<(), ReplicaError> {
+        self.replica().add_contact(card)
+    }
+
+    /// Subscribes to this device's events from now on: changes that became readable,
+    /// validity, membership and access changes (REP-40..REP-46). The subscription is a
+    /// blocking `Iterator` and an async `Stream`.
+    pub fn subscribe(&self) -> Subscription {
+        self.replica().subscribe()
+    }
+
+    /// Creates a document with this device as its admin.
+    pub fn create_document(&self) -> Result<DocumentId, ReplicaError> {
+        self.replica().create_document()
+    }
+
+    /// Creates a group (a person's devices, a team).
+    pub fn create_group(&self) -> Result<GroupId, ReplicaError> {
+        self.replica().create_group()
+    }
+
+    /// Writes `content` as a new change of `document`; returns its content op hash (the
+    /// change's id in events and [`Repo::read`]). Pushed to every link at once.
+    pub fn write(&self, document: DocumentId, content: &[u8]) -> Result<Hash, ReplicaError> {
+        self.replica().write(document, content)
+    }
+
+    /// The plaintext of `change` of `document`.
+    pub fn read(&self, document: DocumentId, change: &Hash) -> Result<Vec<u8>, ReplicaError> {
+        let mut out = Vec::new();
+        self.replica().read_change(document, change, &mut out)?;
+        Ok(out)
+    }
+
+    /// Every change of `document`, in causal order, with validity and readability.
+    pub fn changes(&self, document: DocumentId) -> Result<Vec<ChangeEntry>, ReplicaError> {
+        self.replica().changes(document)
+    }
+
+    /// Grants `access` on `subject` (a group or document) to `agent`, and seats devices
+    /// that gained `read` in the key agreements at once (REP-3, REP-5), so they read the
+    /// history without waiting for a write. The grant is stored even if seating then fails
+    /// (the error says why); the next write or [`Repo::sync`] seats them.
+    pub fn grant(
+        &self,
+        subject: &PublicKey,
+        agent: AgentId,
+        access: Access,
+    ) -> Result<Hash, ReplicaError> {
+        let mut replica = self.replica();
+        let op = replica.grant(subject, agent, access)?;
+        replica.prepare_all()?;
+        Ok(op)
+    }
+
+    /// Revokes every delegation on `subject` naming `agent`, and re-keys the documents the
+    /// removed devices could read, so they cannot read what is written next (REP-3, REP-4).
+    /// The revocation is stored even if re-keying then fails; the next write re-keys.
+    pub fn revoke(&self, subject: &PublicKey, agent: AgentId) -> Result<Vec<Hash>, ReplicaError> {
+        let mut replica = self.replica();
+        let ops = replica.revoke(subject, agent)?;
+        replica.prepare_all()?;
+        Ok(ops)
+    }
+
+    /// Subjects this device can reach, with its level on each.
+    pub fn reachable(&self) -> Vec<(PublicKey, Access, SubjectKind)> {
+        self.replica().reachable()
+    }
+
+    /// Locks the replica for anything else ([`Replica::explain`], streamed writes, ...).
+    /// Keep the guard briefly: links wait for it to store what they receive.
+    pub fn replica(&self) -> MutexGuard<'_, RepoReplica> {
+        lock(&self.replica)
+    }
+
+    /// The sync client (link status, one-shot sessions).
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+}
+
+fn lock(replica: &Mutex<RepoReplica>) -> MutexGuard<'_, RepoReplica> {
+    // A poisoned lock only follows a panic in another holder.
+    replica.lock().unwrap_or_else(PoisonError::into_inner)
+}

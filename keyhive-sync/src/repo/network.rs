@@ -1,0 +1,149 @@
+//! A [`Repo`]'s network work: background links to relays and peers, and "sync until quiet".
+
+use keyhive_core::crypto::signing::PublicKey;
+
+use super::Repo;
+use crate::client::{ConnectError, LinkStatus, SyncError, SyncReport};
+use crate::replica::ReplicaError;
+
+/// Most sync rounds with one relay or peer in [`Repo::sync`].
+pub const MAX_ROUNDS: usize = 8;
+
+/// Why [`Repo::sync`] or [`Repo::sync_with`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoSyncError {
+    /// The relay or peer could not be reached or did not prove the expected id.
+    #[error("cannot connect to {url}")]
+    Connect {
+        /// Its URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: ConnectError,
+    },
+    /// A sync round failed.
+    #[error("sync with {url} failed")]
+    Sync {
+        /// Its URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: SyncError,
+    },
+    /// Seating new members or re-keying between rounds failed (REP-3).
+    #[error("cannot update the key agreements")]
+    Replica(#[from] ReplicaError),
+}
+
+impl Repo {
+    /// Keeps this device in sync with the relay or peer at `url` in the background (SYNC-91),
+    /// requiring it to prove the id `expected` when given (SYNC-34). Returns at once; the
+    /// link reconnects with backoff until [`Repo::shutdown`]. Local writes reach it within
+    /// milliseconds (SYNC-86) and what it sends is verified and stored as it arrives, raising
+    /// events.
+    pub async fn connect(&self, url: impl Into<String>, expected: Option<PublicKey>) {
+        let url = url.into();
+        let link = self.client.add_link(url.clone(), expected);
+        self.links.lock().await.push((url, expected, link));
+    }
+
+    /// Waits until every link has connected and completed a full sync (e.g. before relying
+    /// on live delivery in a test). Waits as long as a relay is unreachable.
+    pub async fn connected(&self) {
+        let mut links = self.links.lock().await;
+        for (_, _, link) in links.iter_mut() {
+            link.wait_for(|s| s.connected).await;
+        }
+    }
+
+    /// The status of each link, by URL.
+    pub async fn links(&self) -> Vec<(String, LinkStatus)> {
+        let links = self.links.lock().await;
+        links
+            .iter()
+            .map(|(url, _, link)| (url.clone(), link.status()))
+            .collect()
+    }
+
+    /// Syncs with every connected relay and peer until quiet ([`Repo::sync_with`] each), then
+    /// waits until every link is connected ([`Repo::connected`]), and returns what all rounds
+    /// did. Live links carry single changes both ways; a link's full sync is one round, so
+    /// this is for "make sure everything is exchanged now": after connecting, after sharing
+    /// changed, before going offline.
+    pub async fn sync(&self) -> Result<SyncReport, RepoSyncError> {
+        let targets: Vec<(String, Option<PublicKey>)> = {
+            let links = self.links.lock().await;
+            links.iter().map(|(u, e, _)| (u.clone(), *e)).collect()
+        };
+        let mut total = SyncReport::default();
+        for (url, expected) in targets {
+            total.merge(&self.sync_with(&url, expected).await?);
+        }
+        self.connected().await;
+        Ok(total)
+    }
+
+    /// Syncs with the relay or peer at `url` over a session of its own until quiet: rounds
+    /// are repeated, seating and re-keying between them (REP-3), while a round accepted
+    /// something here, re-keyed, or had fewer items refused (by either side) than the one
+    /// before (a refusal for want of a predecessor or grant resolves in a later round), at
+    /// most [`MAX_ROUNDS`] times. What it stores raises events and reaches every link.
+    pub async fn sync_with(
+        &self,
+        url: &str,
+        expected: Option<PublicKey>,
+    ) -> Result<SyncReport, RepoSyncError> {
+        self.replica().prepare_all()?;
+        let session = self
+            .client
+            .connect_to(url, expected)
+            .await
+            .map_err(|source| RepoSyncError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        let mut total = SyncReport::default();
+        let mut refused_before = usize::MAX;
+        for _ in 0..MAX_ROUNDS {
+            let accepted = self.replica().accepted_count();
+            let report =
+                self.client
+                    .sync_once(&session)
+                    .await
+                    .map_err(|source| RepoSyncError::Sync {
+                        url: url.to_owned(),
+                        source,
+                    })?;
+            total.merge(&report);
+            let rekeyed = !self.replica().prepare_all()?.is_empty();
+            let moved = self.replica().accepted_count() != accepted;
+            let refused = report.refused + report.rejected;
+            let settled = refused == 0 || refused >= refused_before;
+            if !moved && !rekeyed && settled {
+                break;
+            }
+            refused_before = refused;
+        }
+        Ok(total)
+    }
+
+    /// Stops every link and listener and waits for their tasks; the replica stays open until
+    /// the `Repo` is dropped (connecting again later is fine). Fails only when a listener's
+    /// server task failed.
+    pub async fn shutdown(&self) -> std::io::Result<()> {
+        let links = std::mem::take(&mut *self.links.lock().await);
+        for (_, _, link) in links {
+            link.stop().await;
+        }
+        let listeners = std::mem::take(&mut *self.listeners.lock().await);
+        let mut result = Ok(());
+        for listener in listeners {
+            let stopped = listener.stop().await;
+            if result.is_ok() {
+                result = stopped;
+            }
+        }
+        result
+    }
+}
