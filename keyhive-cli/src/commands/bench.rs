@@ -63,6 +63,29 @@ impl Workload {
         }
     }
 
+    /// The raw primitives the workload cannot avoid at `n` members: microseconds, and what
+    /// they are. (The linearity figure's floor is the smaller N's figure, set by its caller.)
+    fn floor(self, n: usize, raw: &Raw) -> (f64, String) {
+        match self {
+            Workload::Grant | Workload::Revoke => (raw.sign_us, "1 sign".into()),
+            Workload::FirstWrite => (
+                n as f64 * (raw.x25519_us + raw.sign_us),
+                format!("{n} X25519 + {n} signs"),
+            ),
+            Workload::SteadyWrite => (raw.seal_1k_us + raw.sign_us, "seal 1 KiB + sign".into()),
+            Workload::SteadyRead => (raw.open_1k_us, "open 1 KiB".into()),
+            Workload::WriteAfterRevoke => {
+                let log_n = device::log2_ceil(n);
+                (
+                    log_n * raw.x25519_us + 3.0 * raw.sign_us + raw.seal_1k_us,
+                    format!("{log_n:.0} X25519 + 3 signs + seal"),
+                )
+            }
+            Workload::Ingest => (raw.verify_strict_us, "1 verify_strict".into()),
+            Workload::IngestLinearity => (1.0, String::new()),
+        }
+    }
+
     /// Issue 13's target ratio, and the gate's ceiling when the target is a known gap.
     fn target_and_gate(self, n: usize, floor_us: f64, raw: &Raw) -> (f64, f64) {
         let target = match self {
@@ -92,7 +115,8 @@ impl Workload {
     }
 }
 
-/// One workload through `Replica` beside its raw floor.
+/// One workload through `Replica` beside its raw floor (the primitives timed just before and
+/// just after it).
 #[derive(Serialize)]
 pub struct Figure {
     /// Stable identifier.
@@ -114,7 +138,20 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn new(workload: Workload, n: usize, us: f64, floor_us: f64, floor: String, raw: &Raw) -> Self {
+    /// `workload` at `n` members took `us`; `raw` was measured around it.
+    fn new(workload: Workload, n: usize, us: f64, raw: &Raw) -> Self {
+        let (floor_us, floor) = workload.floor(n, raw);
+        Self::with_floor(workload, n, us, floor_us, floor, raw)
+    }
+
+    fn with_floor(
+        workload: Workload,
+        n: usize,
+        us: f64,
+        floor_us: f64,
+        floor: String,
+        raw: &Raw,
+    ) -> Self {
         let (target, gate) = workload.target_and_gate(n, floor_us, raw);
         Figure {
             id: workload.id(),
@@ -155,7 +192,7 @@ pub fn run(out: Output, quick: bool, gate: bool) -> Result<()> {
     let mut workloads = Vec::new();
     let mut errors = Vec::new();
     for &n in sizes {
-        if let Err(e) = device::workloads(n, &raw, quick, &mut workloads) {
+        if let Err(e) = device::workloads(n, quick, &mut workloads) {
             errors.push(format!("N = {n}: {e:#}"));
         }
     }
@@ -204,7 +241,7 @@ fn ingest_linearity(figures: &[Figure], raw: &Raw) -> Option<Figure> {
     let [.., smaller, largest] = ingests.as_slice() else {
         return None;
     };
-    Some(Figure::new(
+    Some(Figure::with_floor(
         Workload::IngestLinearity,
         largest.n,
         largest.us,

@@ -10,7 +10,7 @@ use keyhive_core::identity::{Device, DocumentId};
 use keyhive_sync::replica::Replica;
 use keyhive_sync::{Item, MemoryStore, Store};
 
-use super::raw::{Raw, micros, per_op};
+use super::raw::{self, Raw, micros, per_op};
 use super::{Figure, Workload};
 
 /// Members revoked one after the other (each followed by a write) for the revoke figures.
@@ -38,11 +38,23 @@ fn shuffled_items(replica: &Replica<MemoryStore>, seed: u64) -> Result<Vec<Item>
     Ok(out)
 }
 
+/// Raw iterations around each workload (a few tens of milliseconds).
+const PAIRED: usize = 100;
+
+/// Runs `work`, with the raw primitives measured just before and just after it and averaged:
+/// the load on a shared machine drifts, and a ratio should compare like with like.
+fn paired<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, Raw)> {
+    let before = raw::measure(PAIRED)?;
+    let out = work()?;
+    let after = raw::measure(PAIRED)?;
+    Ok((out, before.mean(&after)))
+}
+
 /// Runs the workloads at `n` members, pushing each figure as it is measured (so that a
 /// workload the device API cannot carry out leaves the earlier figures in place).
-pub fn workloads(n: usize, raw: &Raw, quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
-    let mut figure = |workload, us: f64, floor_us: f64, floor: String| {
-        figures.push(Figure::new(workload, n, us, floor_us, floor, raw));
+pub fn workloads(n: usize, quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
+    let mut figure = |workload, us: f64, raw: &Raw| {
+        figures.push(Figure::new(workload, n, us, raw));
     };
     let mut alice = Replica::open(Device::generate(Some("alice".into())), MemoryStore::new())?;
     let doc: DocumentId = alice.create_document()?;
@@ -51,83 +63,70 @@ pub fn workloads(n: usize, raw: &Raw, quick: bool, figures: &mut Vec<Figure>) ->
         alice.add_contact(m.contact_card().context("a member's card")?)?;
     }
 
-    let start = Instant::now();
-    for m in &members {
-        alice.grant(&doc.0, AgentId::Individual(m.id()), Access::Read)?;
-    }
-    let adds = micros(start.elapsed()) / n as f64;
-    figure(Workload::Grant, adds, raw.sign_us, "1 sign".into());
+    let (adds, raw) = paired(|| {
+        let start = Instant::now();
+        for m in &members {
+            alice.grant(&doc.0, AgentId::Individual(m.id()), Access::Read)?;
+        }
+        Ok(micros(start.elapsed()) / n as f64)
+    })?;
+    figure(Workload::Grant, adds, &raw);
 
     let kib = vec![5u8; 1024];
-    let start = Instant::now();
-    alice.write(doc, &kib)?;
-    let first = micros(start.elapsed());
-    figure(
-        Workload::FirstWrite,
-        first,
-        n as f64 * (raw.x25519_us + raw.sign_us),
-        format!("{n} X25519 + {n} signs"),
-    );
+    let (first, raw) = paired(|| {
+        let start = Instant::now();
+        alice.write(doc, &kib)?;
+        Ok(micros(start.elapsed()))
+    })?;
+    figure(Workload::FirstWrite, first, &raw);
 
     let writes = if quick { 30 } else { 100 };
-    let steady = per_op(writes, || {
-        black_box(alice.write(doc, &kib)).ok();
-    });
-    figure(
-        Workload::SteadyWrite,
-        steady,
-        raw.seal_1k_us + raw.sign_us,
-        "seal 1 KiB + sign".into(),
-    );
+    let (steady, raw) = paired(|| {
+        Ok(per_op(writes, || {
+            black_box(alice.write(doc, &kib)).ok();
+        }))
+    })?;
+    figure(Workload::SteadyWrite, steady, &raw);
 
     let latest = alice
         .latest_readable(doc)?
         .context("the document has a readable change")?;
     let reads = if quick { 100 } else { 300 };
-    let read = per_op(reads, || {
-        let mut sink = Vec::with_capacity(1024);
-        black_box(alice.read_change(doc, &latest, &mut sink)).ok();
-    });
-    figure(
-        Workload::SteadyRead,
-        read,
-        raw.open_1k_us,
-        "open 1 KiB".into(),
-    );
+    let (read, raw) = paired(|| {
+        Ok(per_op(reads, || {
+            let mut sink = Vec::with_capacity(1024);
+            black_box(alice.read_change(doc, &latest, &mut sink)).ok();
+        }))
+    })?;
+    figure(Workload::SteadyRead, read, &raw);
 
     // One-shot operations: the best of a few rounds (revoke a member, then write), so that
     // one scheduling hiccup on a shared machine does not make the figure.
-    let (mut revoke, mut rekey) = (f64::MAX, f64::MAX);
-    for gone in members.iter().take(REVOCATIONS.min(n.saturating_sub(1))) {
-        let start = Instant::now();
-        alice.revoke(&doc.0, AgentId::Individual(gone.id()))?;
-        revoke = revoke.min(micros(start.elapsed()));
-        let start = Instant::now();
-        alice.write(doc, &kib)?;
-        rekey = rekey.min(micros(start.elapsed()));
-    }
-    figure(Workload::Revoke, revoke, raw.sign_us, "1 sign".into());
-    let log_n = log2_ceil(n);
-    figure(
-        Workload::WriteAfterRevoke,
-        rekey,
-        log_n * raw.x25519_us + 3.0 * raw.sign_us + raw.seal_1k_us,
-        format!("{log_n:.0} X25519 + 3 signs + seal"),
-    );
+    let ((revoke, rekey), raw) = paired(|| {
+        let (mut revoke, mut rekey) = (f64::MAX, f64::MAX);
+        for gone in members.iter().take(REVOCATIONS.min(n.saturating_sub(1))) {
+            let start = Instant::now();
+            alice.revoke(&doc.0, AgentId::Individual(gone.id()))?;
+            revoke = revoke.min(micros(start.elapsed()));
+            let start = Instant::now();
+            alice.write(doc, &kib)?;
+            rekey = rekey.min(micros(start.elapsed()));
+        }
+        Ok((revoke, rekey))
+    })?;
+    figure(Workload::Revoke, revoke, &raw);
+    figure(Workload::WriteAfterRevoke, rekey, &raw);
 
     let history = shuffled_items(&alice, n as u64)?;
     let signed = history.len() as f64;
     let newcomer = members.last().context("at least one member")?;
     let mut fresh = Replica::open(newcomer.clone(), MemoryStore::new())?;
-    let start = Instant::now();
-    fresh.ingest_all(PeerTag::from(alice.device().id().0), history)?;
-    let ingest = micros(start.elapsed());
-    figure(
-        Workload::Ingest,
-        ingest / signed,
-        raw.verify_strict_us,
-        "1 verify_strict".into(),
-    );
+    let (ingest, raw) = paired(|| {
+        let start = Instant::now();
+        fresh.ingest_all(PeerTag::from(alice.device().id().0), history)?;
+        Ok(micros(start.elapsed()))
+    })?;
+    figure(Workload::Ingest, ingest / signed, &raw);
     Ok(())
 }
 

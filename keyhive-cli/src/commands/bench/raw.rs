@@ -33,6 +33,22 @@ pub struct Raw {
     pub blake3_1k_us: f64,
 }
 
+impl Raw {
+    /// The mean of two measurements, primitive by primitive.
+    pub fn mean(&self, other: &Raw) -> Raw {
+        let m = |a: f64, b: f64| (a + b) / 2.0;
+        Raw {
+            sign_us: m(self.sign_us, other.sign_us),
+            verify_strict_us: m(self.verify_strict_us, other.verify_strict_us),
+            verify_batch_us: m(self.verify_batch_us, other.verify_batch_us),
+            x25519_us: m(self.x25519_us, other.x25519_us),
+            seal_1k_us: m(self.seal_1k_us, other.seal_1k_us),
+            open_1k_us: m(self.open_1k_us, other.open_1k_us),
+            blake3_1k_us: m(self.blake3_1k_us, other.blake3_1k_us),
+        }
+    }
+}
+
 /// Mean microseconds per call of `f` over `iterations`, best of three runs.
 pub fn per_op(iterations: usize, mut f: impl FnMut()) -> f64 {
     let mut best = Duration::MAX;
