@@ -80,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::relay::serve(out, &listen, &data, &peers, &upstream, tls.as_ref())
         }
         Command::Demo => commands::demo::run(out),
-        Command::Bench { quick } => commands::bench::run(out, quick),
+        Command::Bench { quick, gate } => commands::bench::run(out, quick, gate),
         Command::Sync { relays } => {
             let s = session::Session::open(home, out)?;
             commands::sync::sync(s, relays)

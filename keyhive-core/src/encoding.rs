@@ -9,6 +9,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod byte_vec;
+
 /// Why bytes could not be decoded into a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

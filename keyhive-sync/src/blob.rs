@@ -39,6 +39,7 @@ pub enum Blob {
         /// Position in the stream.
         index: u32,
         /// Ciphertext bytes.
+        #[serde(with = "keyhive_core::encoding::byte_vec")]
         bytes: Vec<u8>,
     },
 }

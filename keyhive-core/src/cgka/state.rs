@@ -182,6 +182,11 @@ pub struct Cgka {
     epochs: HashMap<Hash, SymmetricKey>,
     bad_paths: BTreeSet<Hash>,
     issuer_keys: IssuerKeys,
+    /// The authority's answer for every add and remove as the tree last applied it: a refresh
+    /// whose authority gives the same answers would replay to the same tree, so it is skipped.
+    verdicts: HashMap<Hash, bool>,
+    /// Bumped whenever the tree or the epoch secrets may have changed.
+    generation: u64,
 }
 
 impl core::fmt::Debug for Cgka {
@@ -264,6 +269,8 @@ impl Cgka {
             epochs: HashMap::new(),
             bad_paths: BTreeSet::new(),
             issuer_keys: IssuerKeys::default(),
+            verdicts: HashMap::new(),
+            generation: 0,
         };
         if let Some(device) = owner {
             for prekey in device.prekeys() {
@@ -363,6 +370,12 @@ impl Cgka {
     /// The root secret of a past or present epoch this device learned (CGKA-10).
     pub fn epoch_secret(&self, epoch: &Hash) -> Option<&SymmetricKey> {
         self.epochs.get(epoch)
+    }
+
+    /// A counter that changes whenever the tree or this device's epoch secrets may have
+    /// changed, so that callers can cache what they derive from them (membership plans).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Receives an op from the network or disk (CGKA-20, CGKA-21).
@@ -593,13 +606,24 @@ impl Cgka {
         }
     }
 
-    /// Replays every op from scratch under `authority` (CGKA-12, CGKA-20). Call whenever the
-    /// capability graph changes so that the tree reflects the current authorisations.
+    /// Makes the tree reflect `authority` (CGKA-12, CGKA-20). Call whenever the capability
+    /// graph changes. Replay is deterministic given the authority's answers on adds and
+    /// removes, so it replays from scratch only when one of those answers changed: a graph
+    /// change that concerns none of the seated devices costs one question per op, not a replay.
     pub fn refresh(&mut self, authority: &dyn CgkaAuthority) {
-        self.rebuild(authority);
+        let changed = self.verdicts.iter().any(|(hash, verdict)| {
+            self.ops
+                .get(hash)
+                .is_some_and(|op| verdict_of(op, authority) != Some(*verdict))
+        });
+        if changed {
+            self.rebuild(authority);
+        }
     }
 
     fn rebuild(&mut self, authority: &dyn CgkaAuthority) {
+        self.verdicts.clear();
+        self.generation += 1;
         self.order = topological_order(&self.ops);
         self.position = self
             .order
@@ -726,6 +750,11 @@ impl Cgka {
             self.check_concurrent(&op, &concurrent);
             Past::AllExcept(concurrent)
         };
+        self.generation += 1;
+        let verdict = verdict_of(&op, authority);
+        if let Some(v) = verdict {
+            self.verdicts.insert(hash, v);
+        }
         let issuer = IndividualId(op.issuer);
         match &op.body {
             CgkaBody::Init { prekey, .. } => {
@@ -738,7 +767,7 @@ impl Cgka {
                 }
             }
             CgkaBody::Add { device, prekey } => {
-                if authority.may_add(&issuer, device, prekey) {
+                if verdict == Some(true) {
                     let entry = Entry {
                         op: hash,
                         public: *prekey,
@@ -749,7 +778,7 @@ impl Cgka {
                 }
             }
             CgkaBody::Remove { device } => {
-                if authority.may_remove(&issuer, device)
+                if verdict == Some(true)
                     && let Some(slot) = self.tree.unseat(device)
                 {
                     self.structural_change(hash, &past, slot);
@@ -1025,6 +1054,17 @@ pub fn fresh_path(
     let mut leaf_secret = Zeroizing::new([0u8; 32]);
     rand::Rng::fill_bytes(&mut rand::rng(), &mut *leaf_secret);
     path::generate(document, leaf_secret, &resolutions)
+}
+
+/// The authority's answer that replay depends on: `may_add` for an add, `may_remove` for a
+/// remove, nothing for other ops.
+fn verdict_of(op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<bool> {
+    let issuer = IndividualId(op.issuer);
+    match &op.body {
+        CgkaBody::Add { device, prekey } => Some(authority.may_add(&issuer, device, prekey)),
+        CgkaBody::Remove { device } => Some(authority.may_remove(&issuer, device)),
+        CgkaBody::Init { .. } | CgkaBody::Update(_) => None,
+    }
 }
 
 fn authorised(op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {

@@ -26,6 +26,7 @@ pub struct Sealed {
     /// The key commitment (ENC-7.2).
     pub commitment: [u8; 32],
     /// Ciphertext followed by the 16-byte Poly1305 tag.
+    #[serde(with = "crate::encoding::byte_vec")]
     pub ciphertext: Vec<u8>,
 }
 

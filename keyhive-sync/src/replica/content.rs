@@ -8,10 +8,11 @@
 //! The plaintext of a change is a [`Body`]: the content inline, or the key and length of a
 //! stream encrypted with `encryption::encrypt_stream`, so large files never sit in memory whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
+use std::sync::Arc;
 
-use keyhive_core::capability::AnyVerified;
+use keyhive_core::capability::{Access, AgentId, AnyVerified};
 use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeyPublic;
@@ -25,6 +26,7 @@ use zeroize::Zeroizing;
 
 use super::Replica;
 use super::error::ReplicaError;
+use super::history::Written;
 use crate::blob::{Blob, EntryPoint};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
@@ -38,7 +40,7 @@ pub const INLINE_MAX: usize = 64 * 1024;
 #[derive(Serialize, Deserialize)]
 pub(super) enum Body {
     /// The content itself.
-    Inline(Vec<u8>),
+    Inline(#[serde(with = "keyhive_core::encoding::byte_vec")] Vec<u8>),
     /// A stream (its pieces are listed by the change blob, REP-21): its key and length.
     Stream {
         /// The stream key.
@@ -72,16 +74,47 @@ pub struct ChangeEntry {
     pub length: Option<u64>,
 }
 
+/// REP-3 bookkeeping: for each document, what its key agreement was last found to match.
+/// While the checker's (cached) member map, the directory and the key agreement are the same,
+/// the key agreement still matches and `prepare` is a few comparisons instead of O(N) work.
+#[derive(Default)]
+pub(super) struct Prepared(HashMap<DocumentId, Stamp>);
+
+/// The inputs `prepare` derives its plan from.
+struct Stamp {
+    /// The checker's member map of the document. The checker hands out the same allocation
+    /// until a change can affect it (CAP-18), and holding it keeps that allocation from being
+    /// reused, so pointer identity means the members are unchanged.
+    readers: Arc<BTreeMap<AgentId, Access>>,
+    directory: u64,
+    cgka: u64,
+}
+
+impl PartialEq for Stamp {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.readers, &other.readers)
+            && self.directory == other.directory
+            && self.cgka == other.cgka
+    }
+}
+
 impl<S: Store> Replica<S> {
     /// REP-3/REP-4: makes the key agreement of `document` match the devices that hold `read`,
     /// updating if needed; publishes an entry point when devices were seated (REP-5).
     pub fn prepare(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
-        let target: BTreeMap<IndividualId, PrekeyPublic> = self
-            .admission
-            .checker
-            .individuals_with(&document.0, keyhive_core::capability::Access::Read)
-            .into_iter()
-            .filter_map(|d| self.admission.directory.prekey_of(&d).map(|k| (d, k)))
+        let stamp = self.prepared_stamp(document)?;
+        if self.prepared.0.get(&document) == Some(&stamp) {
+            return Ok(());
+        }
+        let target: BTreeMap<IndividualId, PrekeyPublic> = stamp
+            .readers
+            .iter()
+            .filter_map(|(agent, held)| match agent {
+                AgentId::Individual(d) if *held >= Access::Read => {
+                    self.admission.directory.prekey_of(d).map(|k| (*d, k))
+                }
+                _ => None,
+            })
             .collect();
         if !target.contains_key(&self.device.id()) {
             return Err(ReplicaError::NotSeated(document));
@@ -89,6 +122,7 @@ impl<S: Store> Replica<S> {
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
         let plan = cgka.sync_membership(&target);
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
+            self.prepared.0.insert(document, stamp);
             return Ok(());
         }
         let seated = !plan.add.is_empty();
@@ -108,7 +142,19 @@ impl<S: Store> Replica<S> {
         if seated {
             self.publish_entry_point(document)?;
         }
+        let stamp = self.prepared_stamp(document)?;
+        self.prepared.0.insert(document, stamp);
         Ok(())
+    }
+
+    /// What a prepared key agreement was checked against: the document's members, the
+    /// prekeys and the key agreement's own state.
+    fn prepared_stamp(&self, document: DocumentId) -> Result<Stamp, ReplicaError> {
+        Ok(Stamp {
+            readers: self.admission.checker.members(&document.0),
+            directory: self.admission.directory.generation(),
+            cgka: self.cgka_of(&document)?.generation(),
+        })
     }
 
     fn cgka_of(&self, document: &DocumentId) -> Result<&Cgka, ReplicaError> {
@@ -123,7 +169,7 @@ impl<S: Store> Replica<S> {
         if predecessors.is_empty() {
             return Ok(());
         }
-        let change = self.seal(document, &predecessors, &Body::EntryPoint)?;
+        let (change, _) = self.seal(document, &predecessors, &Body::EntryPoint)?;
         let entry = Verified::sign(
             EntryPoint {
                 publisher: self.device.id().0,
@@ -141,21 +187,21 @@ impl<S: Store> Replica<S> {
     }
 
     /// Encrypts `body` under the document's current epoch with a fresh random reference.
+    /// Returns the change and its key.
     fn seal(
         &self,
         document: DocumentId,
         predecessors: &[(Hash, SymmetricKey)],
         body: &Body,
-    ) -> Result<EncryptedChange, ReplicaError> {
+    ) -> Result<(EncryptedChange, SymmetricKey), ReplicaError> {
         let reference = Hash(*SymmetricKey::random().expose());
         let plaintext = Zeroizing::new(encode(body));
-        let (change, _key) = encrypt_change(
+        Ok(encrypt_change(
             self.cgka_of(&document)?,
             reference,
             predecessors,
             &plaintext,
-        )?;
-        Ok(change)
+        )?)
     }
 
     /// Writes `content` as a new change of `document` (encrypt, sign, store). Returns the
@@ -173,7 +219,7 @@ impl<S: Store> Replica<S> {
         document: DocumentId,
         reader: impl Read,
     ) -> Result<Hash, ReplicaError> {
-        self.require_unrevoked(&document.0, keyhive_core::capability::Access::Write)?;
+        self.require_unrevoked(&document.0, Access::Write)?;
         self.prepare(document)?;
         let key = SymmetricKey::random();
         let mut sink = PieceSink {
@@ -206,10 +252,20 @@ impl<S: Store> Replica<S> {
         body: &Body,
         pieces: Vec<Hash>,
     ) -> Result<Hash, ReplicaError> {
-        self.require_unrevoked(&document.0, keyhive_core::capability::Access::Write)?;
+        self.require_unrevoked(&document.0, Access::Write)?;
         self.prepare(document)?;
         let predecessors = self.head_keys(document)?;
-        let change = self.seal(document, &predecessors, body)?;
+        let (change, key) = self.seal(document, &predecessors, body)?;
+        let written = Written {
+            reference: change.header.change,
+            key,
+            pieces: pieces.clone(),
+            length: match body {
+                Body::Inline(bytes) => Some(bytes.len() as u64),
+                Body::Stream { length, .. } => Some(*length),
+                Body::EntryPoint => None,
+            },
+        };
         let blob = Item::new(
             ItemKind::Blob,
             SubjectId(document.0),
@@ -221,6 +277,7 @@ impl<S: Store> Replica<S> {
             .write(&self.device, document, blob.envelope())?;
         let op_item = super::op_item(&AnyVerified::Content(op.clone()))?;
         self.store_items(vec![blob, op_item])?;
+        self.note_written(document, op.hash(), written, predecessors);
         self.publish_events([]);
         Ok(op.hash())
     }

@@ -10,6 +10,8 @@ use keyhive_core::signed::Verified;
 #[derive(Debug, Default)]
 pub struct Directory {
     cards: BTreeMap<IndividualId, Verified<ContactCard>>,
+    /// Bumped whenever a card is added or replaced.
+    generation: u64,
 }
 
 impl Directory {
@@ -21,9 +23,16 @@ impl Directory {
             Some(existing) if existing.hash() >= card.hash() => false,
             _ => {
                 self.cards.insert(id, card);
+                self.generation += 1;
                 true
             }
         }
+    }
+
+    /// A counter that changes whenever a card is added or replaced (so that what is derived
+    /// from the prekeys can be cached).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The card of `device`.

@@ -42,6 +42,18 @@ pub(super) struct Opened {
     length: Option<u64>,
 }
 
+/// What the writer of a change knows about it without decrypting it.
+pub(super) struct Written {
+    /// The change's reference.
+    pub(super) reference: Hash,
+    /// The change key.
+    pub(super) key: SymmetricKey,
+    /// REP-21: its pieces, if streamed.
+    pub(super) pieces: Vec<Hash>,
+    /// Plaintext length (`None` for an entry point).
+    pub(super) length: Option<u64>,
+}
+
 /// A ciphertext to open: the change named by a content op, or an entry point.
 struct Sealed {
     /// The content op hash, or the entry point's item hash.
@@ -143,7 +155,9 @@ impl<S: Store> Replica<S> {
             .collect();
         history.ops_seen += ops.len();
         for op in ops {
-            if let AnyVerified::Content(c) = op {
+            if let AnyVerified::Content(c) = op
+                && !history.opened.contains_key(&c.hash())
+            {
                 history.awaiting_blob.insert(c.hash());
             }
         }
@@ -169,7 +183,35 @@ impl<S: Store> Replica<S> {
         Ok(f(history))
     }
 
-    /// Every content change of `document`, in causal order, with validity and readability.
+    /// REP-23: records change `id` that this device just sealed as opened (it knows the key
+    /// and what the change carries), so that the reading state need not decode and decrypt
+    /// it again.
+    pub(super) fn note_written(
+        &self,
+        document: DocumentId,
+        id: Hash,
+        written: Written,
+        predecessors: Vec<(Hash, SymmetricKey)>,
+    ) {
+        let mut cache = self.history.0.borrow_mut();
+        let history = cache.entry(document).or_default();
+        if history.opened.contains_key(&id) || history.sealed.contains_key(&id) {
+            return;
+        }
+        let mut queue = Vec::new();
+        history.learn(predecessors, &mut queue);
+        history.opened.insert(
+            id,
+            Opened {
+                reference: written.reference,
+                key: written.key,
+                pieces: written.pieces,
+                length: written.length,
+            },
+        );
+        history.propagate(queue);
+    }
+
     /// Every content change of `document`, in causal order, with validity and readability.
     pub fn changes(&self, document: DocumentId) -> Result<Vec<ChangeEntry>, ReplicaError> {
         let lengths: HashMap<Hash, Option<u64>> = self.with_history(document, |h| {
@@ -336,6 +378,11 @@ impl DocHistory {
                 self.record(id, d, &mut queue);
             }
         }
+        self.propagate(queue);
+    }
+
+    /// Opens the sealed changes that the queued keys open, and those their keys open in turn.
+    fn propagate(&mut self, mut queue: Vec<(Hash, SymmetricKey)>) {
         while let Some((reference, key)) = queue.pop() {
             let ids = self
                 .by_reference
@@ -353,6 +400,21 @@ impl DocHistory {
         }
     }
 
+    /// Remembers predecessor keys a change carries, queueing the new ones to try.
+    fn learn(
+        &mut self,
+        predecessors: Vec<(Hash, SymmetricKey)>,
+        queue: &mut Vec<(Hash, SymmetricKey)>,
+    ) {
+        for (reference, key) in predecessors {
+            let keys = self.known.entry(reference).or_default();
+            if !keys.contains(&key) {
+                keys.push(key.clone());
+                queue.push((reference, key));
+            }
+        }
+    }
+
     /// Moves an opened change from `sealed` to `opened`, queueing the keys it carries.
     fn record(&mut self, id: Hash, d: DecryptedChange, queue: &mut Vec<(Hash, SymmetricKey)>) {
         let Some(s) = self.sealed.remove(&id) else {
@@ -361,13 +423,7 @@ impl DocHistory {
         if let Some(ids) = self.by_reference.get_mut(&s.change.header.change) {
             ids.retain(|i| *i != id);
         }
-        for (reference, key) in d.predecessors {
-            let keys = self.known.entry(reference).or_default();
-            if !keys.contains(&key) {
-                keys.push(key.clone());
-                queue.push((reference, key));
-            }
-        }
+        self.learn(d.predecessors, queue);
         self.opened.insert(
             id,
             Opened {

@@ -74,6 +74,8 @@ pub struct Replica<S: Store> {
     blobs: HashMap<Hash, Hash>,
     /// What this device opened of each document's history (REP-23).
     history: history::HistoryCache,
+    /// Documents whose key agreement matched their readers when last prepared (REP-3).
+    prepared: content::Prepared,
     /// Item hashes of each document's entry points (REP-5, REP-22).
     entry_points: HashMap<DocumentId, Vec<Hash>>,
     /// Items accepted from peers since opening (a progress measure for sync rounds).
@@ -129,6 +131,7 @@ impl<S: Store> Replica<S> {
             blobs: HashMap::new(),
             entry_points: HashMap::new(),
             history: history::HistoryCache::default(),
+            prepared: content::Prepared::default(),
             accepted: 0,
             outbox: None,
             events: events::Hub::default(),
@@ -322,6 +325,10 @@ impl<S: Store> Replica<S> {
         level: Access,
     ) -> Result<(), ReplicaError> {
         let me = AgentId::Individual(self.device.id());
+        // `can` is cached; `explain` walks the subject's members, so only a refusal runs it.
+        if self.admission.checker.can(me, level, subject) {
+            return Ok(());
+        }
         match self.admission.checker.explain(me, level, subject) {
             Explanation::Refused(keyhive_core::capability::Refusal {
                 reason: keyhive_core::capability::Reason::Revoked { revocation, .. },
