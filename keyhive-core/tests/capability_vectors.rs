@@ -64,6 +64,9 @@ fn sync(from: &Checker, to: &mut Checker) {
     }
 }
 
+/// A case: its ops in apply order and the devices whose `explain` answers are pinned.
+type Scenario = fn() -> (Vec<AnyVerified>, Vec<Device>);
+
 fn cascade() -> (Vec<AnyVerified>, Vec<Device>) {
     let (alice, bob, carol) = (device(1, "alice"), device(2, "bob"), device(3, "carol"));
     let mut c = Checker::default();
@@ -284,7 +287,7 @@ fn answers(c: &Checker, ops: &[Hash], devices: &[PublicKey]) -> Value {
 }
 
 fn build() -> Value {
-    let scenarios: Vec<(&str, &str, fn() -> (Vec<AnyVerified>, Vec<Device>))> = vec![
+    let scenarios: Vec<(&str, &str, Scenario)> = vec![
         (
             "cascade",
             "CAP-13: revoking an admin removes whom it added; CAP-11/22: earlier edits stay valid",

@@ -26,6 +26,8 @@ pub(crate) struct QueryCache {
     members: HashMap<PublicKey, Arc<BTreeMap<AgentId, Access>>>,
     dirty: Vec<(PublicKey, AgentId)>,
     all_dirty: bool,
+    /// Positive answers of [`Checker::held`] about the past, which later ops never undo.
+    held_before: HashSet<(AgentId, Access, PublicKey)>,
 }
 
 impl QueryCache {
@@ -46,6 +48,8 @@ impl QueryCache {
     pub(crate) fn invalidate_all(&mut self) {
         self.all_dirty = true;
         self.dirty.clear();
+        // A conflicted genesis (CAP-5) is the one event that rewrites the past.
+        self.held_before.clear();
     }
 
     /// Drops exactly the answers a noted change can affect: `reachable(x)` when `x` is the
@@ -149,6 +153,32 @@ impl Checker {
         let level = computed.get(subject).copied();
         cache.reach.insert(agent, computed);
         level
+    }
+
+    /// Whether `agent` holds at least `level` on `subject` now, or held it through a path an
+    /// effective revocation has cut since (`explain` refuses with `Revoked` or `Excluded`): what
+    /// decides whether its key-agreement history and entry points stay admissible. A path once
+    /// held stays held whatever arrives later (only a conflicted genesis, CAP-5, rewrites it),
+    /// so positive answers are cached and a removed member costs one `explain`, not one per
+    /// question.
+    pub fn held(&self, agent: AgentId, level: Access, subject: &PublicKey) -> bool {
+        if self.can(agent, level, subject) {
+            return true;
+        }
+        let key = (agent, level, *subject);
+        if self.cache.borrow().held_before.contains(&key) {
+            return true;
+        }
+        let held = match self.explain(agent, level, subject) {
+            Explanation::Granted { .. } => true,
+            Explanation::Refused(r) => {
+                matches!(r.reason, Reason::Revoked { .. } | Reason::Excluded { .. })
+            }
+        };
+        if held {
+            self.cache.borrow_mut().held_before.insert(key);
+        }
+        held
     }
 
     /// Does `agent` hold at least `level` on `subject`?

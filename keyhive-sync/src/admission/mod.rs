@@ -31,8 +31,7 @@ mod refusal;
 use std::collections::HashMap;
 
 use keyhive_core::capability::{
-    Access, AgentId, AnySigned, AnyVerified, Checker, Explanation, IngestError, IngestOutcome,
-    PeerTag, Reason, Validity,
+    Access, AgentId, AnySigned, AnyVerified, Checker, IngestError, IngestOutcome, PeerTag, Validity,
 };
 use keyhive_core::cgka::{CgkaBody, SignedCgkaOp, check_init};
 use keyhive_core::crypto::hash::Hash;
@@ -296,15 +295,5 @@ impl Admission {
 /// Whether `device` holds `read` on `document` now, or held it through a path revoked since
 /// (key-agreement history and entry points stay admissible after a revocation, REP-1).
 pub(crate) fn held_read(checker: &Checker, device: &IndividualId, document: &PublicKey) -> bool {
-    let agent = AgentId::Individual(*device);
-    // `can` is answered from the checker's cache; `explain` only for the rare refusal.
-    if checker.can(agent, Access::Read, document) {
-        return true;
-    }
-    match checker.explain(agent, Access::Read, document) {
-        Explanation::Granted { .. } => true,
-        Explanation::Refused(r) => {
-            matches!(r.reason, Reason::Revoked { .. } | Reason::Excluded { .. })
-        }
-    }
+    checker.held(AgentId::Individual(*device), Access::Read, document)
 }
