@@ -11,10 +11,11 @@
 //! - (e) what honest servers served each device is causally closed (every parent of a served
 //!   op was served to it or is held by it) and holds nothing of a subject it never could pull
 //!   in any honest node's view (contact cards aside, which are public).
-//! - (f) nothing acknowledged was lost: every write `Replica::write` returned `Ok` for is in its
-//!   writer's store after any crash, known to the reference, and either valid (then held by
-//!   every relay) or excluded by a revocation that did not see it (CAP-11), never otherwise
-//!   invalid.
+//! - (f) nothing acknowledged was lost: every write `Replica::write` returned `Ok` for (so its
+//!   writer held `write` in its own view) is, after any crashes, in its writer's store and known
+//!   to the reference, and is either valid in the reference, then stored by every relay (and
+//!   read by every reader, b), or invalid only because of a revocation that did not see it
+//!   (CAP-11: excluded, or its proof names a delegation excluded that way), never otherwise.
 //! - (adm) attackers' items: no node stores a forged-signature item or a relabelled envelope
 //!   under its false labels; no relay stores an unauthorised write, and every replica holding
 //!   one finds it invalid.
@@ -22,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use keyhive_core::Hash;
-use keyhive_core::capability::{Access, AgentId, AnySigned, Reason, Validity};
+use keyhive_core::capability::{Access, AgentId, AnySigned, Checker, Reason, Validity};
 use keyhive_core::identity::{DocumentId, IndividualId};
 use keyhive_sync::{Item, ItemKind, Store};
 
@@ -345,7 +346,7 @@ pub fn nothing_acked_lost(world: &World) -> Vec<Violation> {
                     }
                 }
             }
-            Some(Validity::Invalid(r)) if matches!(r.reason, Reason::Excluded { .. }) => {}
+            Some(Validity::Invalid(r)) if excluded(reference, &r.reason, MAX_CHAIN) => {}
             Some(Validity::Invalid(r)) => out.push(violation(
                 "f",
                 format!("{what} was acknowledged but is invalid: {r}"),
@@ -353,6 +354,22 @@ pub fn nothing_acked_lost(world: &World) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// Most proof links (f) follows to find the revocation behind an invalid write.
+const MAX_CHAIN: usize = 16;
+
+/// CAP-11: whether `reason` comes down to a revocation that did not see the op: the op was
+/// excluded, or a delegation its proof names is invalid because of such a revocation.
+fn excluded(reference: &Checker, reason: &Reason, depth: usize) -> bool {
+    match reason {
+        Reason::Excluded { .. } => true,
+        Reason::ProofInvalid(h) if depth > 0 => match reference.op_validity(h) {
+            Some(Validity::Invalid(r)) => excluded(reference, &r.reason, depth - 1),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// (adm)
