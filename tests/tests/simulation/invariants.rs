@@ -339,9 +339,10 @@ pub fn nothing_acked_lost(world: &World) -> Vec<Violation> {
             Some(Validity::Valid) => {
                 for (i, relay) in world.relays.iter().enumerate() {
                     if !relay.store.contains(&w.op).expect("contains") {
+                        let why = missing_parents(world, &*relay.store, w.writer, &w.op);
                         out.push(violation(
                             "f",
-                            format!("{what} (valid) is not at relay-{i}"),
+                            format!("{what} (valid) is not at relay-{i}; {why}"),
                         ));
                     }
                 }
@@ -354,6 +355,31 @@ pub fn nothing_acked_lost(world: &World) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// Which parents of `op` (held by `writer`) `store` lacks, for (f) reports.
+fn missing_parents(world: &World, store: &dyn Store, writer: usize, op: &Hash) -> String {
+    let Some(item) = world.devices[writer].store.get(op).expect("get") else {
+        return "the writer no longer holds it".into();
+    };
+    let Ok(signed) = AnySigned::decode(item.envelope()) else {
+        return "it does not decode".into();
+    };
+    let reference = world.oracle.checker();
+    let missing: Vec<String> = signed
+        .parents()
+        .iter()
+        .filter(|p| !store.contains(p).expect("contains"))
+        .map(|p| match reference.op(p) {
+            Some(o) => format!(
+                "{p} of {} ({:?})",
+                subject_name(world, &o.subject()),
+                reference.op_validity(p)
+            ),
+            None => format!("{p} (unknown to the reference)"),
+        })
+        .collect();
+    format!("the relay lacks its parents {missing:?}")
 }
 
 /// Most proof links (f) follows to find the revocation behind an invalid write.
