@@ -62,14 +62,32 @@ pub const LINKS: [(usize, Node); 18] = [
     (4, Node::Device(5)),
 ];
 
-/// Subjects the prologue creates, in creation order (their index in `World::subjects`).
+/// Names of the subjects the prologue creates, in creation order (their index in
+/// `World::subjects`); later ones are documents created by steps.
+pub const SUBJECT_NAMES: [&str; 9] = [
+    "alice's group",
+    "bob's group",
+    "carol's group",
+    "dave's group",
+    "team",
+    "folder",
+    "diary",
+    "plan",
+    "bob-notes",
+];
+
+/// What the prologue (`World::new`) does before the steps, for traces.
+pub const PROLOGUE: &str = "prologue: every device adds every contact card but mallory's; \
+alice-laptop creates alice's group (alice-phone admin), bob-laptop bob's group (bob-phone \
+admin), carol and dave their own; alice-laptop creates the team (alice admin, bob write, \
+carol read, dave write), the folder (team write), the diary (alice's group admin), the plan \
+(in the folder), writes the diary then the plan; bob-laptop creates bob-notes (bob's group \
+admin) and writes it. Nothing is synced yet.";
+
+/// The team (index into `World::subjects`).
 pub const TEAM: usize = 4;
-/// The shared folder (a document the team may write; documents placed in it grant it admin).
-pub const FOLDER: usize = 5;
 /// Alice's private diary (only her person group is a member).
 pub const DIARY: usize = 6;
-/// A document in the shared folder.
-pub const PLAN: usize = 7;
 /// The person group of dave (index into `World::subjects`).
 pub const DAVE_GROUP: usize = 3;
 
@@ -107,8 +125,14 @@ pub fn legend() -> String {
         })
         .collect();
     format!(
-        "devices: {}\nrelays: 0..{RELAYS} (attack target {DEVICES}+r)\nlinks: {}\nsubjects: 0..3 person groups alice,bob,carol,dave; {TEAM}=team; {FOLDER}=folder; {DIARY}=diary (alice only); {PLAN}=plan (in folder); 8=bob-notes (bob only); then created documents",
+        "devices: {}\nrelays: 0..{RELAYS} (attack target {DEVICES}+r)\nlinks: {}\nsubjects: {}; then documents created by steps",
         devices.join(" "),
-        links.join(" ")
+        links.join(" "),
+        SUBJECT_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }

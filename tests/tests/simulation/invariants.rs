@@ -28,7 +28,7 @@ use keyhive_core::identity::{DocumentId, IndividualId};
 use keyhive_sync::{Item, ItemKind, Store};
 
 use super::attacks::held_as_labelled;
-use super::cast::DEVICE_NAMES;
+use super::cast::{DEVICE_NAMES, SUBJECT_NAMES};
 use super::oracle::Served;
 use super::world::World;
 
@@ -60,7 +60,10 @@ pub fn check(world: &World) -> Vec<Violation> {
 /// The index of `key` among the run's subjects, for messages.
 fn subject_name(world: &World, key: &keyhive_core::crypto::signing::PublicKey) -> String {
     match world.subjects.iter().position(|s| s.key == *key) {
-        Some(i) => format!("subject {i}"),
+        Some(i) => match SUBJECT_NAMES.get(i) {
+            Some(name) => format!("subject {i} ({name})"),
+            None => format!("subject {i}"),
+        },
         None => match world.devices.iter().position(|d| d.id().0 == *key) {
             Some(d) => format!("card of {}", DEVICE_NAMES[d]),
             None => "an unknown subject".into(),

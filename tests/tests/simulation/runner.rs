@@ -1,6 +1,6 @@
 //! Running a step list, shrinking a failing one, and the failure report.
 
-use super::cast::legend;
+use super::cast::{PROLOGUE, legend};
 use super::invariants::{Violation, check};
 use super::steps::Step;
 use super::world::World;
@@ -100,7 +100,7 @@ pub fn report(seed: u64, original: usize, steps: &[Step], run: &Run) -> String {
         }
     }
     out.push_str(&format!(
-        "shortest trace found ({} of {original} steps; the prologue of World::new runs first):\n",
+        "shortest trace found ({} of {original} steps):\n  {PROLOGUE}\n",
         steps.len()
     ));
     for line in &run.trace {
