@@ -17,12 +17,13 @@
 //! so the steps and their order reproduce exactly but hashes differ between runs; a failure
 //! that depends on hash order alone may not reproduce.
 //!
-//! Until issue 10 item 1 is merged the seed test is `#[ignore]`d: add `-- --ignored`.
+//! Until issue 10 item 1 is merged the seed test is `#[ignore]`d, hence `--include-ignored`
+//! below (harmless once it is not).
 //!
 //! ```text
-//! cargo test -p keyhive-tests --test simulation                     # CI: 200 seeds, every core
-//! SIM_SEEDS=100000 cargo test --release -p keyhive-tests --test simulation -- --nocapture
-//! SIM_SEED=42 cargo test -p keyhive-tests --test simulation -- --nocapture   # one seed
+//! cargo test -p keyhive-tests --test simulation   # CI: the checks' own tests; 200 seeds once not ignored
+//! SIM_SEEDS=100000 cargo test --release -p keyhive-tests --test simulation -- --include-ignored --nocapture
+//! SIM_SEED=42 cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture
 //! SIM_FIRST_SEED=5000 SIM_SEEDS=1000 ...                            # another range
 //! SIM_THREADS=1 ...                                                 # threads (default: cores)
 //! SIM_SURVEY=1 SIM_SEEDS=50 ...          # every seed, no shrinking: which invariants break
@@ -124,7 +125,7 @@ fn seeds_keep_every_invariant() {
     if every {
         assert!(
             found.broken.is_empty(),
-            "seeds {first}..{}:\n{}\nrerun one: SIM_SEED=<seed> cargo test -p keyhive-tests --test simulation -- --ignored --nocapture",
+            "seeds {first}..{}:\n{}\nrerun one: SIM_SEED=<seed> cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture",
             first + count,
             survey_report(&found.broken)
         );

@@ -107,8 +107,11 @@ pub fn report(seed: u64, original: usize, steps: &[Step], run: &Run) -> String {
         out.push_str(&format!("  {line}\n"));
     }
     out.push_str(&format!("{}\n", legend()));
+    let invariant = std::env::var("SIM_INVARIANT")
+        .map(|i| format!("SIM_INVARIANT={i} "))
+        .unwrap_or_default();
     out.push_str(&format!(
-        "rerun: SIM_SEED={seed} cargo test -p keyhive-tests --test simulation -- --nocapture\n"
+        "rerun: SIM_SEED={seed} {invariant}cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture\n"
     ));
     out
 }
