@@ -37,7 +37,11 @@ mod simulation {
     pub mod exchange;
     pub mod invariant_tests;
     pub mod invariants;
+    pub mod links;
+    pub mod nodes;
+    pub mod observe;
     pub mod oracle;
+    pub mod prologue;
     pub mod runner;
     pub mod seeds;
     pub mod steps;
