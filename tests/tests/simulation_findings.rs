@@ -79,3 +79,78 @@ fn a_device_that_never_had_access_is_not_served_as_removed() {
     assert!(!policy.may_pull(&carol, &doc));
     assert!(!policy.removed_from(&carol, &doc));
 }
+
+/// (f), REP-33: a valid write whose causal past holds its writer's own op made invalid by a
+/// concurrent revocation never reaches a relay: the relay refuses the invalid op (RELAY-1), and
+/// the writer, removed from that op's subject, no longer offers it (REP-33), so the relay
+/// refuses the write for want of a parent, for good (simulation seed 1034, "(f) the write of
+/// step 11 by bob-phone (valid) is not at relay-0; the relay lacks its parents [... of subject
+/// 1 (Invalid(CAP-11 Excluded))]").
+#[test]
+#[ignore = "defect: a valid write naming an excluded op never reaches a relay"]
+fn a_valid_write_after_a_concurrently_revoked_op_reaches_the_relay() {
+    use keyhive_core::capability::PeerTag;
+    use keyhive_sync::replica::ReplicaGate;
+    use std::sync::{Arc, Mutex};
+
+    let mut laptop = replica("bob-laptop");
+    let phone_device = keyhive_core::identity::Device::generate(Some("bob-phone".into()));
+    let mut phone = common::replica_of(phone_device.clone());
+    laptop
+        .add_contact(phone_device.contact_card().expect("card"))
+        .expect("contact");
+    let me = AgentId::Individual(phone_device.id());
+    let person = laptop.create_group().expect("bob's group");
+    laptop
+        .grant(&person.0, me, Access::Admin)
+        .expect("phone in bob's group");
+    let notes = laptop.create_document().expect("notes");
+    laptop
+        .grant(&notes.0, me, Access::Admin)
+        .expect("notes to the phone");
+    phone
+        .ingest_all(PeerTag::LOCAL, common::all_items(&laptop))
+        .expect("phone syncs");
+    // Concurrently: the laptop removes the phone from bob's group; the phone, not knowing,
+    // acts on the group, then writes the notes, which it may still write.
+    laptop.revoke(&person.0, me).expect("revoke the phone");
+    phone
+        .grant(&person.0, AgentId::Document(notes), Access::Read)
+        .expect("phone acts on the group");
+    let write = phone.write(notes, b"still mine").expect("write");
+    // The write is valid: a replica holding everything says so.
+    let mut reference = replica("reference");
+    for r in [&laptop, &phone] {
+        reference
+            .ingest_all(PeerTag::LOCAL, common::all_items(r))
+            .expect("reference");
+    }
+    assert!(reference.validity(&write).is_some_and(|v| v.is_valid()));
+    // The phone learns of its removal, so it no longer offers bob's group (REP-33).
+    phone
+        .ingest_all(PeerTag::LOCAL, common::all_items(&laptop))
+        .expect("phone syncs");
+    let phone = Arc::new(Mutex::new(phone));
+    let gate = ReplicaGate::new(phone.clone());
+    let held = common::all_items(&*phone.lock().expect("lock"));
+    let offered: Vec<Item> = held
+        .into_iter()
+        .filter(|i| gate.offers(&i.subject()))
+        .collect();
+    // The relay gets everything from the laptop and, again and again, what the phone offers.
+    let (policy, store) = relay_of(&laptop);
+    for _ in 0..4 {
+        policy
+            .admit_batch(&phone_device.id(), offered.clone(), &store)
+            .expect("admit");
+    }
+    let item = offered
+        .iter()
+        .find(|i| i.hash() == write)
+        .expect("the phone offers its write");
+    assert!(
+        keyhive_sync::Store::contains(&store, &write).expect("contains"),
+        "the valid write never reaches the relay: {:?}",
+        policy.check_push(&phone_device.id(), item)
+    );
+}
