@@ -9,7 +9,7 @@ use keyhive_sync::policy::AccessPolicy;
 use keyhive_sync::{Item, ItemKind, Store, SubjectId};
 
 use super::cast::DEVICES;
-use super::exchange::{Side, deliver};
+use super::exchange::{Side, apply_rank, deliver, rank_in};
 use super::steps::Attack;
 use super::world::{Outcome, World};
 
@@ -34,7 +34,9 @@ pub fn attack(
             vec![forged]
         }
         Attack::Replay => {
-            let held = all_items(&*world.devices[attacker].store);
+            let order = world.subject_order();
+            let mut held = all_items(&*world.devices[attacker].store);
+            held.sort_by_key(|i| (rank_in(&order, &i.subject()), apply_rank(i)));
             let Some(item) = nth(&held, pick) else {
                 return Err("holds nothing".into());
             };

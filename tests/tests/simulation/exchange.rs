@@ -29,13 +29,25 @@ pub struct Side<'a> {
 pub struct Wire {
     rng: StdRng,
     lossy: bool,
+    /// Subjects in a run-independent order (ids are random), so that a seed shuffles them the
+    /// same way in every run.
+    order: Vec<SubjectId>,
+}
+
+/// The position of `subject` in `order`, or after every listed one.
+pub fn rank_in(order: &[SubjectId], subject: &SubjectId) -> usize {
+    order
+        .iter()
+        .position(|s| s == subject)
+        .unwrap_or(order.len())
 }
 
 impl Wire {
-    pub fn new(seed: u64, lossy: bool) -> Wire {
+    pub fn new(seed: u64, lossy: bool, order: Vec<SubjectId>) -> Wire {
         Wire {
             rng: StdRng::seed_from_u64(seed),
             lossy,
+            order,
         }
     }
 
@@ -103,6 +115,7 @@ pub fn exchange(client: &Side, server: &Side, wire: &mut Wire, served: &mut Vec<
             todo.push(s);
         }
     }
+    todo.sort_by_key(|s| rank_in(&wire.order, s));
     wire.shuffle(&mut todo);
     for subject in todo {
         sync_subject(client, server, subject, wire, served);

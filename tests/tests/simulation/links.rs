@@ -23,6 +23,7 @@ impl World {
             .lock()
             .prepare_all()
             .map_err(|e| e.to_string())?;
+        let order = self.subject_order();
         let c = &self.devices[client];
         let client_gate = c.gate();
         let client_side = Side {
@@ -38,7 +39,7 @@ impl World {
         match server {
             Node::Relay(r) => {
                 let relay = &self.relays[r];
-                let mut wire = Wire::new(wire, lossy && r == FAULTY_RELAY);
+                let mut wire = Wire::new(wire, lossy && r == FAULTY_RELAY, order.clone());
                 let side = Side {
                     id: relay.id,
                     policy: &relay.policy,
@@ -58,7 +59,7 @@ impl World {
                 exchange(
                     &client_side,
                     &side,
-                    &mut Wire::new(wire, false),
+                    &mut Wire::new(wire, false, order.clone()),
                     &mut served,
                 );
                 self.dirty_devices.insert(d);

@@ -17,13 +17,14 @@ impl World {
     /// may pull what and who may read each acknowledged write.
     pub(super) fn settle(&mut self) {
         let devices = std::mem::take(&mut self.dirty_devices);
+        let order = self.subject_order();
         let relays = std::mem::take(&mut self.dirty_relays);
         for d in &devices {
             self.devices[*d].save_keys();
-            self.oracle.feed(&*self.devices[*d].store);
+            self.oracle.feed(&*self.devices[*d].store, &order);
         }
         for r in &relays {
-            self.oracle.feed(&*self.relays[*r].store);
+            self.oracle.feed(&*self.relays[*r].store, &order);
         }
         let ids: Vec<IndividualId> = self.devices.iter().map(DeviceNode::id).collect();
         for id in &ids {

@@ -10,7 +10,7 @@ use keyhive_core::identity::IndividualId;
 use keyhive_sync::admission::{Admission, Mode};
 use keyhive_sync::{Item, ItemKind, Store, SubjectId};
 
-use super::exchange::apply_rank;
+use super::exchange::{apply_rank, rank_in};
 
 /// A reference checker over every op seen anywhere, parking nothing for good (no limits).
 pub struct Oracle {
@@ -42,8 +42,9 @@ impl Oracle {
         self.admission.checker()
     }
 
-    /// Feeds every item of `store` not seen yet.
-    pub fn feed(&mut self, store: &dyn Store) {
+    /// Feeds every item of `store` not seen yet, in `order` of their subjects (so that the pool
+    /// attackers copy from is in much the same order in every run of a seed).
+    pub fn feed(&mut self, store: &dyn Store, order: &[SubjectId]) {
         let mut fresh = Vec::new();
         for subject in store.subjects().expect("subjects") {
             for hash in store.hashes(&subject).expect("hashes") {
@@ -52,7 +53,7 @@ impl Oracle {
                 }
             }
         }
-        fresh.sort_by_key(apply_rank);
+        fresh.sort_by_key(|i| (rank_in(order, &i.subject()), apply_rank(i)));
         for item in fresh {
             if matches!(item.kind(), ItemKind::Auth | ItemKind::Content) {
                 // Cards and ops; an op refused here is refused by every node too.

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, SubjectKind};
+use keyhive_sync::SubjectId;
 
 use super::cast::{AGENT_DEVICES, DEVICE_NAMES, DEVICES, LINKS, PEOPLE, RELAYS};
 use super::oracle::{Acked, Oracle, Record};
@@ -72,6 +73,16 @@ impl World {
         }
         let s = self.subjects.get(i - AGENT_DEVICES)?;
         Some(AgentId::subject(s.key, s.kind))
+    }
+
+    /// Every subject in a run-independent order: the run's subjects in creation order, then
+    /// the devices (whose contact cards are subjects of their own).
+    pub fn subject_order(&self) -> Vec<SubjectId> {
+        self.subjects
+            .iter()
+            .map(|s| SubjectId(s.key))
+            .chain(self.devices.iter().map(|d| SubjectId(d.id().0)))
+            .collect()
     }
 
     /// `agent` as traces name it: a device's name or a subject's index.
