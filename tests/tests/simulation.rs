@@ -1,0 +1,140 @@
+//! Issue 10, item 6: whole-system deterministic simulation, in process, without sockets,
+//! sleeps or clocks.
+//!
+//! Seven devices of five people (alice and bob with two devices each, carol who reads, dave who
+//! gets revoked, mallory a stranger), person groups, a team, a shared folder, private documents,
+//! two relays (a `MemoryStore` with a `CapabilityPolicy`, called exactly as a relay connection
+//! calls them; relay 1 drops, reorders and duplicates) and peer-to-peer links through
+//! `ReplicaGate`. A seed draws the steps: grants, revocations, leaves, writes, document creation
+//! (in folders too), partitions, syncs over reordering links, crashes and restarts of devices
+//! (replica reopened over its store, keys from its key store) and relays
+//! (`CapabilityPolicy::load`), and attacks (forged signatures, replays, relabelled envelopes,
+//! unauthorised writes). Then every link comes up and syncs until quiet, and the invariants of
+//! `simulation/invariants.rs` are checked. A failing seed is shrunk (steps dropped while the
+//! same invariant still breaks) and reported with its trace and the command to rerun it.
+//!
+//! Key material comes from the operating system's generator (keyhive-core has no seeded one),
+//! so the steps and their order reproduce exactly but hashes differ between runs; a failure
+//! that depends on hash order alone may not reproduce.
+//!
+//! Until issue 10 item 1 is merged the seed test is `#[ignore]`d, hence `--include-ignored`
+//! below (harmless once it is not).
+//!
+//! ```text
+//! cargo test -p keyhive-tests --test simulation   # CI: the checks' own tests; 200 seeds once not ignored
+//! SIM_SEEDS=100000 cargo test --release -p keyhive-tests --test simulation -- --include-ignored --nocapture
+//! SIM_SEED=42 cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture
+//! SIM_FIRST_SEED=5000 SIM_SEEDS=1000 ...                            # another range
+//! SIM_THREADS=1 ...                                                 # threads (default: cores)
+//! SIM_SURVEY=1 SIM_SEEDS=50 ...          # every seed, no shrinking: which invariants break
+//! SIM_SEED=42 SIM_INVARIANT=f ...        # shrink for invariant (f) rather than the first
+//! SIM_SHRINK_BUDGET=0 ...                # report the whole trace, unshrunk
+//! ```
+
+mod simulation {
+    pub mod attacks;
+    pub mod cast;
+    pub mod exchange;
+    pub mod invariant_tests;
+    pub mod invariants;
+    pub mod links;
+    pub mod nodes;
+    pub mod observe;
+    pub mod oracle;
+    pub mod prologue;
+    pub mod runner;
+    pub mod seeds;
+    pub mod steps;
+    pub mod world;
+}
+
+use std::collections::BTreeMap;
+
+use simulation::runner::{Run, STEPS, report, run, shrink};
+use simulation::seeds::{sweep, threads};
+use simulation::steps::generate;
+
+/// Seeds a plain `cargo test` runs (on every core).
+const CI_SEEDS: u64 = 200;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
+    )
+}
+
+/// The invariant to shrink for: `SIM_INVARIANT`, or the first one `found` breaks.
+fn target(found: &Run) -> Option<&'static str> {
+    let wanted = std::env::var("SIM_INVARIANT").ok();
+    found
+        .violations
+        .iter()
+        .map(|v| v.invariant)
+        .find(|i| wanted.as_deref().is_none_or(|w| w == *i))
+}
+
+/// Shrinks the failing `found` run of `seed` and panics with the report.
+fn fail(seed: u64, found: Run) -> ! {
+    let steps = generate(seed, STEPS);
+    let original = steps.len();
+    let Some(broken) = target(&found) else {
+        panic!("{}", report(seed, original, &steps, &found));
+    };
+    let (steps, shortest) = shrink(steps, found, broken);
+    panic!("{}", report(seed, original, &steps, &shortest));
+}
+
+/// `SIM_SURVEY=1`: every seed runs, none is shrunk; fails listing, per invariant, how many
+/// seeds broke it and the first of them.
+fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>>) -> String {
+    let mut per: BTreeMap<&'static str, (usize, u64)> = BTreeMap::new();
+    for (seed, invariants) in broken {
+        for i in invariants {
+            per.entry(i).or_insert((0, *seed)).0 += 1;
+        }
+    }
+    per.iter()
+        .map(|(i, (n, first))| format!("({i}) broken by {n} seed(s), first {first}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Issue 10 item 1: on a main without causally closed delivery (op predecessors are global,
+/// relays serve no auth ops of member groups a device does not pull) every seed breaks (a),
+/// (d) and (e), in the prologue already; ignored until that fix is merged, then run by CI.
+#[test]
+#[ignore = "issue 10 item 1: delivery is not causally closed yet"]
+fn seeds_keep_every_invariant() {
+    if let Some(seed) = env_u64("SIM_SEED") {
+        let found = run(&generate(seed, STEPS));
+        if !found.violations.is_empty() {
+            fail(seed, found);
+        }
+        return;
+    }
+    let first = env_u64("SIM_FIRST_SEED").unwrap_or(0);
+    let count = env_u64("SIM_SEEDS").unwrap_or(CI_SEEDS);
+    let every = std::env::var_os("SIM_SURVEY").is_some();
+    let started = std::time::Instant::now();
+    let found = sweep(first..first + count, every);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{count} seeds on {} thread(s) in {secs:.1} s ({:.2} seeds/s)",
+        threads(),
+        count as f64 / secs.max(1e-9)
+    );
+    if every {
+        assert!(
+            found.broken.is_empty(),
+            "seeds {first}..{}:\n{}\nrerun one: SIM_SEED=<seed> cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture",
+            first + count,
+            survey_report(&found.broken)
+        );
+    }
+    if let Some((seed, run)) = found.lowest {
+        fail(seed, run);
+    }
+}

@@ -1,0 +1,212 @@
+//! One sync between a client device and a server (relay or peer), in process and without a
+//! socket. The server side makes exactly the `AccessPolicy` calls of a relay connection
+//! (`keyhive_sync::relay::connection`: `reachable` and `may_pull` for the collection offer,
+//! `may_pull`/`removed_from` for reconciliation, `may_serve` per pulled item, `check_push`, one
+//! `put` and `stored` per push); the client side makes those of `client::sync_once`
+//! (`offers`, then `admit_batch` per subject in dependency order). Reconciliation itself is
+//! modelled as a set difference (range reconciliation has its own tests).
+
+use std::collections::BTreeSet;
+
+use keyhive_core::Hash;
+use keyhive_core::identity::IndividualId;
+use keyhive_sync::blob::Blob;
+use keyhive_sync::policy::AccessPolicy;
+use keyhive_sync::{Item, ItemKind, Store, SubjectId};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+
+/// One end of a sync: who it is, what decides and what stores.
+pub struct Side<'a> {
+    pub id: IndividualId,
+    pub policy: &'a dyn AccessPolicy,
+    pub store: &'a dyn Store,
+}
+
+/// The network between the two sides: it reorders everything, and a lossy one (a faulty
+/// relay) also drops and duplicates items.
+pub struct Wire {
+    rng: StdRng,
+    lossy: bool,
+    /// Subjects in a run-independent order (ids are random), so that a seed shuffles them the
+    /// same way in every run.
+    order: Vec<SubjectId>,
+}
+
+/// The position of `subject` in `order`, or after every listed one.
+pub fn rank_in(order: &[SubjectId], subject: &SubjectId) -> usize {
+    order
+        .iter()
+        .position(|s| s == subject)
+        .unwrap_or(order.len())
+}
+
+impl Wire {
+    pub fn new(seed: u64, lossy: bool, order: Vec<SubjectId>) -> Wire {
+        Wire {
+            rng: StdRng::seed_from_u64(seed),
+            lossy,
+            order,
+        }
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        v.shuffle(&mut self.rng);
+    }
+
+    /// Items after the wire: reordered; if lossy, some dropped and some sent twice.
+    fn carry(&mut self, items: Vec<Item>) -> Vec<Item> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if self.lossy && self.rng.random_bool(0.15) {
+                continue;
+            }
+            if self.lossy && self.rng.random_bool(0.15) {
+                out.push(item.clone());
+            }
+            out.push(item);
+        }
+        self.shuffle(&mut out);
+        out
+    }
+}
+
+/// The order a batch is admitted in (as `admission::apply_rank`): ops, key agreement, change
+/// blobs and entry points, then pieces.
+pub fn apply_rank(item: &Item) -> u8 {
+    match item.kind() {
+        ItemKind::Auth | ItemKind::Content => 0,
+        ItemKind::Cgka => 1,
+        ItemKind::Blob => match Blob::from_bytes(item.envelope()) {
+            Ok(Blob::Piece { .. }) => 3,
+            _ => 2,
+        },
+    }
+}
+
+fn get_all(store: &dyn Store, hashes: impl IntoIterator<Item = Hash>) -> Vec<Item> {
+    hashes
+        .into_iter()
+        .filter_map(|h| store.get(&h).expect("store get"))
+        .collect()
+}
+
+/// One sync of `client` with `server`; every item the server served is appended to `served`.
+pub fn exchange(client: &Side, server: &Side, wire: &mut Wire, served: &mut Vec<Item>) {
+    // SYNC-50/51: the collection offer.
+    let mut offered: BTreeSet<SubjectId> =
+        server.policy.reachable(&client.id).into_iter().collect();
+    for s in server.store.subjects().expect("subjects") {
+        if !offered.contains(&s) && server.policy.may_pull(&client.id, &s) {
+            offered.insert(s);
+        }
+    }
+    let mut todo = Vec::new();
+    for s in &offered {
+        let theirs = server.store.summary(s).expect("summary").fingerprint();
+        if client.store.summary(s).expect("summary").fingerprint() != theirs {
+            todo.push(*s);
+        }
+    }
+    // SYNC-81/85: subjects only the client holds, unless it no longer offers them.
+    for s in client.store.subjects().expect("subjects") {
+        if !offered.contains(&s) && client.policy.offers(&s) {
+            todo.push(s);
+        }
+    }
+    todo.sort_by_key(|s| rank_in(&wire.order, s));
+    wire.shuffle(&mut todo);
+    for subject in todo {
+        sync_subject(client, server, subject, wire, served);
+    }
+}
+
+fn sync_subject(
+    client: &Side,
+    server: &Side,
+    subject: SubjectId,
+    wire: &mut Wire,
+    served: &mut Vec<Item>,
+) {
+    let mine: BTreeSet<Hash> = client
+        .store
+        .hashes(&subject)
+        .expect("hashes")
+        .into_iter()
+        .collect();
+    let full = server.policy.may_pull(&client.id, &subject);
+    if !full && !server.policy.removed_from(&client.id, &subject) {
+        // Forbidden: the client offers everything it holds; the server's policy decides.
+        push(client, server, get_all(client.store, mine), wire);
+        return;
+    }
+    let mut theirs: BTreeSet<Hash> = server
+        .store
+        .hashes(&subject)
+        .expect("hashes")
+        .into_iter()
+        .collect();
+    if !full {
+        // REP-30: a removed device reconciles over the subject's ops only.
+        theirs.retain(|h| {
+            server
+                .store
+                .get(h)
+                .expect("get")
+                .is_some_and(|i| matches!(i.kind(), ItemKind::Auth | ItemKind::Content))
+        });
+    }
+    // SYNC-42/43/44: pull what the client lacks, item by item as the server allows.
+    let mut out = Vec::new();
+    for item in get_all(server.store, theirs.difference(&mine).copied()) {
+        if full || server.policy.may_serve(&client.id, &item) {
+            out.push(item);
+        }
+    }
+    let out = wire.carry(out);
+    served.extend(out.iter().cloned());
+    // SYNC-82: only items of this subject, admitted in dependency order.
+    let mut ours: Vec<Item> = out.into_iter().filter(|i| i.subject() == subject).collect();
+    ours.sort_by_key(apply_rank);
+    if !ours.is_empty() {
+        client
+            .policy
+            .admit_batch(&server.id, ours, client.store)
+            .expect("admit a batch");
+    }
+    push(
+        client,
+        server,
+        get_all(client.store, mine.difference(&theirs).copied()),
+        wire,
+    );
+}
+
+/// SYNC-40/41/45: the server checks each pushed item, stores the accepted ones in one `put`,
+/// then tells its policy what was new.
+pub fn push(client: &Side, server: &Side, items: Vec<Item>, wire: &mut Wire) {
+    let mut items = wire.carry(items);
+    items.sort_by_key(apply_rank);
+    deliver(&client.id, server, items);
+}
+
+/// The relay connection's push handling for `items` from `from`.
+pub fn deliver(from: &IndividualId, server: &Side, items: Vec<Item>) {
+    let accepted: Vec<Item> = items
+        .into_iter()
+        .filter(|item| server.policy.check_push(from, item).is_ok())
+        .collect();
+    if accepted.is_empty() {
+        return;
+    }
+    let fresh = server.store.put(&accepted).expect("put");
+    let new: Vec<Item> = accepted
+        .into_iter()
+        .zip(fresh)
+        .filter_map(|(item, is_new)| is_new.then_some(item))
+        .collect();
+    if !new.is_empty() {
+        server.policy.stored(&new);
+    }
+}

@@ -1,0 +1,119 @@
+//! Syncing over links: one sync step, and healing (every link up, synced until quiet).
+
+use keyhive_sync::{MemoryStore, Store};
+
+use super::cast::{DEVICE_NAMES, FAULTY_RELAY, LINKS, Node};
+use super::exchange::{Side, Wire, exchange};
+use super::oracle::Served;
+use super::world::{Outcome, World, ok, refused};
+
+impl World {
+    /// One sync over `link` if it is up; a peer-to-peer link syncs in the direction `wire`
+    /// picks. `lossy` lets the faulty relay drop items.
+    pub(super) fn sync(&mut self, link: usize, wire: u64, lossy: bool) -> Outcome {
+        if !self.links_up[link] {
+            return refused("link down");
+        }
+        let (a, b) = LINKS[link];
+        let (client, server) = match b {
+            Node::Device(d) if wire % 2 == 1 => (d, Node::Device(a)),
+            _ => (a, b),
+        };
+        self.devices[client]
+            .lock()
+            .prepare_all()
+            .map_err(|e| e.to_string())?;
+        let order = self.subject_order();
+        let c = &self.devices[client];
+        let client_gate = c.gate();
+        let client_side = Side {
+            id: c.id(),
+            policy: &client_gate,
+            store: &*c.store,
+        };
+        let mut served = Vec::new();
+        let server_name = match server {
+            Node::Relay(r) => format!("relay-{r}"),
+            Node::Device(d) => DEVICE_NAMES[d].to_string(),
+        };
+        match server {
+            Node::Relay(r) => {
+                let relay = &self.relays[r];
+                let mut wire = Wire::new(wire, lossy && r == FAULTY_RELAY, order.clone());
+                let side = Side {
+                    id: relay.id,
+                    policy: &relay.policy,
+                    store: &*relay.store,
+                };
+                exchange(&client_side, &side, &mut wire, &mut served);
+                self.dirty_relays.insert(r);
+            }
+            Node::Device(d) => {
+                let peer = &self.devices[d];
+                let gate = peer.gate();
+                let side = Side {
+                    id: peer.id(),
+                    policy: &gate,
+                    store: &*peer.store,
+                };
+                exchange(
+                    &client_side,
+                    &side,
+                    &mut Wire::new(wire, false, order.clone()),
+                    &mut served,
+                );
+                self.dirty_devices.insert(d);
+            }
+        }
+        self.dirty_devices.insert(client);
+        let n = served.len();
+        let step = self.step;
+        self.record
+            .served
+            .entry(client)
+            .or_default()
+            .extend(served.into_iter().map(|item| Served {
+                item,
+                step,
+                server: server_name.clone(),
+            }));
+        ok(format!("{} served {n}", DEVICE_NAMES[client]))
+    }
+
+    /// Brings every link up and syncs every link, round after round, until two rounds in a row
+    /// change nothing (at most `max_rounds`). Returns the rounds run.
+    pub fn heal(&mut self, max_rounds: usize) -> usize {
+        self.links_up.iter_mut().for_each(|up| *up = true);
+        let mut quiet = 0;
+        for round in 0..max_rounds {
+            let before = self.fingerprint();
+            for link in 0..LINKS.len() {
+                let wire = (round * LINKS.len() + link) as u64;
+                let _ = self.sync(link, wire, true);
+                self.settle();
+            }
+            if self.fingerprint() == before {
+                quiet += 1;
+                if quiet == 2 {
+                    return round + 1;
+                }
+            } else {
+                quiet = 0;
+            }
+        }
+        max_rounds
+    }
+
+    /// Items held across all stores (they only grow).
+    fn fingerprint(&self) -> usize {
+        let count = |s: &MemoryStore| {
+            s.subjects()
+                .expect("subjects")
+                .iter()
+                .map(|x| s.hashes(x).expect("hashes").len())
+                .sum::<usize>()
+        };
+        self.devices.iter().map(|d| count(&d.store)).sum::<usize>()
+            + self.relays.iter().map(|r| count(&r.store)).sum::<usize>()
+    }
+}
