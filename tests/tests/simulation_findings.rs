@@ -1,5 +1,5 @@
 //! Defects the whole-system simulation (`simulation.rs`) found besides issue 10 item 1, reduced
-//! to the relay policy calls that show them. Ignored until fixed; each names its defect.
+//! to the relay policy calls that show them. One is still ignored (it names its defect).
 
 mod common;
 
@@ -28,7 +28,6 @@ fn relay_of(r: &common::R) -> (CapabilityPolicy, MemoryStore) {
 /// same op pushed again is answered `Duplicate` by admission and stored (simulation: "(adm)
 /// relay-0 stored the unauthorised write ... (reference: Invalid(CAP-5 ...))").
 #[test]
-#[ignore = "defect: a relay stores an invalid op pushed a second time"]
 fn a_relay_refuses_an_invalid_op_every_time_it_is_pushed() {
     let mut alice = replica("alice");
     let mallory = replica("mallory");
@@ -86,8 +85,9 @@ fn a_device_that_never_had_access_is_not_served_as_removed() {
 /// refuses the write for want of a parent, for good (simulation seed 1034, "(f) the write of
 /// step 11 by bob-phone (valid) is not at relay-0; the relay lacks its parents [... of subject
 /// 1 (Invalid(CAP-11 Excluded))]").
+/// Fixed by CAP-20: the write's parents stay on its own subject, so the phone's excluded op on
+/// the group is not one of them.
 #[test]
-#[ignore = "defect: a valid write naming an excluded op never reaches a relay"]
 fn a_valid_write_after_a_concurrently_revoked_op_reaches_the_relay() {
     use keyhive_core::capability::PeerTag;
     use keyhive_sync::replica::ReplicaGate;

@@ -175,6 +175,13 @@ impl Admission {
     fn admit_op(&mut self, mode: Mode, from: PeerTag, op: AnySigned) -> Result<Admitted, Refusal> {
         let hash = op.hash();
         if self.checker.op(&hash).is_some() {
+            // RELAY-1/2: the relay's checker keeps an op it refused (it must, to agree with
+            // every other replica); the same op pushed again is refused again, never stored.
+            if mode == Mode::Relay
+                && let Some(Validity::Invalid(r)) = self.checker.op_validity(&hash)
+            {
+                return Err(Refusal::InvalidOp(r));
+            }
             return Ok(Admitted::Duplicate);
         }
         if mode == Mode::Relay {
