@@ -187,7 +187,14 @@ impl Relay {
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tokio::spawn(fanout::follow(view.clone(), shutdown_rx.clone()));
-        Self::serve_on(listener, store, view, config, live, (shutdown_tx, shutdown_rx))
+        Self::serve_on(
+            listener,
+            store,
+            view,
+            config,
+            live,
+            (shutdown_tx, shutdown_rx),
+        )
     }
 
     fn serve_on(

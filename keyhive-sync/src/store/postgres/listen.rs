@@ -48,7 +48,9 @@ pub(super) async fn run(config: Config, changes: watch::Sender<u64>) {
                     }
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "cannot open the PostgreSQL listening connection"),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot open the PostgreSQL listening connection")
+            }
         }
         tokio::time::sleep(RECONNECT).await;
     }

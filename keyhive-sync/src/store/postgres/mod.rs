@@ -154,12 +154,13 @@ impl PostgresStore {
         let timeout = self.timeout;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
-            let result = tokio::time::timeout(timeout, work)
-                .await
-                .unwrap_or(Err(PostgresError::Timeout {
-                    operation,
-                    seconds: timeout.as_secs(),
-                }));
+            let result =
+                tokio::time::timeout(timeout, work)
+                    .await
+                    .unwrap_or(Err(PostgresError::Timeout {
+                        operation,
+                        seconds: timeout.as_secs(),
+                    }));
             let _ = tx.send(result);
         });
         rx.recv().unwrap_or(Err(PostgresError::Stopped))
@@ -189,7 +190,8 @@ impl PostgresStore {
 
 fn lock(own: &Mutex<BTreeSet<i64>>) -> MutexGuard<'_, BTreeSet<i64>> {
     // Poisoning only follows a panic elsewhere; the set is only ever inserted into or pruned.
-    own.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    own.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for PostgresStore {
@@ -233,7 +235,12 @@ fn to_subject(bytes: &[u8]) -> Result<SubjectId, PostgresError> {
 }
 
 /// Rebuilds an item from its columns, checking it against its stored hash.
-fn decode_item(hash: &[u8], kind: i16, subject: &[u8], envelope: Vec<u8>) -> Result<Item, PostgresError> {
+fn decode_item(
+    hash: &[u8],
+    kind: i16,
+    subject: &[u8],
+    envelope: Vec<u8>,
+) -> Result<Item, PostgresError> {
     let kind = u8::try_from(kind)
         .ok()
         .and_then(ItemKind::from_code)
@@ -281,7 +288,10 @@ async fn put_batch(
         .await
         .map_err(failed)?;
     let hashes: Vec<Vec<u8>> = unique.iter().map(|i| i.hash().0.to_vec()).collect();
-    let subjects: Vec<Vec<u8>> = unique.iter().map(|i| i.subject().as_bytes().to_vec()).collect();
+    let subjects: Vec<Vec<u8>> = unique
+        .iter()
+        .map(|i| i.subject().as_bytes().to_vec())
+        .collect();
     let kinds: Vec<i16> = unique.iter().map(|i| i16::from(i.kind().code())).collect();
     let envelopes: Vec<&[u8]> = unique.iter().map(Item::envelope).collect();
 
@@ -311,8 +321,8 @@ async fn put_batch(
     let keys: Vec<Vec<u8>> = touched.keys().map(|s| s.as_bytes().to_vec()).collect();
     for row in txn.query(&read_summaries, &[&keys]).await.map_err(failed)? {
         let subject = to_subject(row.get::<_, &[u8]>(0))?;
-        let summary = Summary::from_bytes(row.get::<_, &[u8]>(1))
-            .ok_or_else(|| corrupt("bad summary"))?;
+        let summary =
+            Summary::from_bytes(row.get::<_, &[u8]>(1)).ok_or_else(|| corrupt("bad summary"))?;
         touched.insert(subject, summary);
     }
     for item in unique.iter().filter(|i| fresh.contains(&i.hash())) {
@@ -374,7 +384,12 @@ impl Store for PostgresStore {
         let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
-        Ok(Some(decode_item(&hash.0, row.get(0), row.get(1), row.get(2))?))
+        Ok(Some(decode_item(
+            &hash.0,
+            row.get(0),
+            row.get(1),
+            row.get(2),
+        )?))
     }
 
     fn contains(&self, hash: &Hash) -> Result<bool, StoreError> {
@@ -458,7 +473,10 @@ impl Feed for PostgresStore {
         }
         // STORE-13: nothing at or below `last` commits later; forget own seqs passed over.
         own.retain(|seq| *seq > last);
-        Ok((items, u64::try_from(last).map_err(|_| corrupt("negative seq"))?))
+        Ok((
+            items,
+            u64::try_from(last).map_err(|_| corrupt("negative seq"))?,
+        ))
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
