@@ -315,3 +315,96 @@ async fn a_database_restart_loses_nothing_acknowledged_and_relays_recover() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// Push and pull throughput, one loop for every configuration (the figures in README.md):
+/// redb with one relay, PostgreSQL with one relay, PostgreSQL with two relays on the same
+/// database (clients alternate between them). Four clients, each pushing 40 batches of 25
+/// items of 1 KiB, then pulling everything back in batches of 500 hashes. Not a pass/fail
+/// test: `cargo test -p keyhive-sync --test postgres_relays throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand"]
+async fn throughput() {
+    let Some(pg) = pg::Postgres::get() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let redb = Arc::new(keyhive_sync::RedbStore::open(dir.path().join("relay.redb")).unwrap());
+    let one = common::start(redb, Arc::new(AllowAll)).await.0;
+    let (push, pull) = load(&[one.url()]).await;
+    eprintln!("redb, 1 relay: push {push:.0} items/s, pull {pull:.0} items/s");
+    let url = pg.database();
+    let a = relay(&url, Arc::new(AllowAll)).await;
+    let (push, pull) = load(&[a.url()]).await;
+    eprintln!("PostgreSQL, 1 relay: push {push:.0} items/s, pull {pull:.0} items/s");
+    let url = pg.database();
+    let (a, b) = (
+        relay(&url, Arc::new(AllowAll)).await,
+        relay(&url, Arc::new(AllowAll)).await,
+    );
+    let (push, pull) = load(&[a.url(), b.url()]).await;
+    eprintln!("PostgreSQL, 2 relays: push {push:.0} items/s, pull {pull:.0} items/s");
+}
+
+/// Runs the load against `urls` (client `i` on `urls[i % len]`); returns items/s pushed and
+/// pulled.
+async fn load(urls: &[String]) -> (f64, f64) {
+    const CLIENTS: usize = 4;
+    const BATCHES: u64 = 40;
+    const BATCH: u64 = 25;
+    let mut sessions = Vec::new();
+    let mut keys = Vec::new();
+    for i in 0..CLIENTS {
+        let key = SigningKey::generate();
+        sessions.push(Arc::new(
+            Session::connect(&urls[i % urls.len()], &key, None)
+                .await
+                .unwrap(),
+        ));
+        keys.push(key);
+    }
+    let batches: Vec<Vec<Vec<Item>>> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let doc = common::subject(100 + i as u8);
+            (0..BATCHES)
+                .map(|b| {
+                    (b * BATCH..(b + 1) * BATCH)
+                        .map(|n| common::item(key, doc, n, 1024))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let total = (CLIENTS as u64 * BATCHES * BATCH) as f64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (session, batches) in sessions.iter().cloned().zip(batches.clone()) {
+        tasks.push(tokio::spawn(async move {
+            for batch in batches {
+                let outcomes = session.push(&batch).await.unwrap();
+                assert!(outcomes.iter().all(|o| matches!(o, PushOutcome::Stored)));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let push = total / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (session, batches) in sessions.iter().cloned().zip(batches) {
+        tasks.push(tokio::spawn(async move {
+            let hashes: Vec<_> = batches.iter().flatten().map(Item::hash).collect();
+            let mut got = 0;
+            for chunk in hashes.chunks(500) {
+                got += session.pull(chunk).await.unwrap().len();
+            }
+            assert_eq!(got, hashes.len());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (push, total / started.elapsed().as_secs_f64())
+}
