@@ -7,7 +7,7 @@
 //!   prepared statements cached per connection), and the calling thread waits on a plain channel,
 //!   bounded by the operation timeout. Dropping the store shuts that runtime down in the
 //!   background, so it may be dropped anywhere, in async code too.
-//! - STORE-11: versioned migrations ([`schema`]) are applied at open, under an advisory lock.
+//! - STORE-11: versioned migrations (`schema.rs`) are applied at open, under an advisory lock.
 //! - STORE-12: a put is one transaction: the items (`ON CONFLICT DO NOTHING`, STORE-2), the
 //!   per-subject summaries (STORE-4) and the change notification commit together or not at
 //!   all; any failure is a typed [`PostgresError`] and the relay acknowledges nothing.
