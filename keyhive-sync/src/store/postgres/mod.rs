@@ -264,6 +264,14 @@ async fn put_batch(
         source,
     };
     let mut client = pool.get().await.map_err(PostgresError::Unavailable)?;
+    let write_lock = client
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await
+        .map_err(failed)?;
+    let notify = client
+        .prepare_cached("SELECT pg_notify($1, '')")
+        .await
+        .map_err(failed)?;
     let insert = client
         .prepare_cached(
             "INSERT INTO keyhive_items (hash, subject, kind, envelope)
@@ -296,7 +304,7 @@ async fn put_batch(
     let envelopes: Vec<&[u8]> = unique.iter().map(Item::envelope).collect();
 
     let txn = client.transaction().await.map_err(failed)?;
-    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+    txn.execute(&write_lock, &[&WRITE_LOCK])
         .await
         .map_err(failed)?;
     let inserted = txn
@@ -335,7 +343,7 @@ async fn put_batch(
         .await
         .map_err(failed)?;
     // SYNC-101: delivered to listeners at commit, never for a rolled-back put.
-    txn.execute("SELECT pg_notify($1, '')", &[&listen::CHANNEL])
+    txn.execute(&notify, &[&listen::CHANNEL])
         .await
         .map_err(failed)?;
     // STORE-14: recorded before the rows become visible, so this handle's feed never sees them
