@@ -152,6 +152,19 @@ pub enum RelayCommand {
         /// Directory for the relay's identity and its embedded store.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// Keep items in this PostgreSQL database instead of the embedded store in --data, e.g.
+        /// `postgres://keyhive@db.internal/keyhive`. Several relays (each with its own --data,
+        /// holding the same relay.key) may share one database behind a load balancer.
+        #[arg(
+            long = "store",
+            value_name = "postgres://...",
+            env = "KEYHIVE_RELAY_STORE"
+        )]
+        store: Option<String>,
+        /// Most connections to the PostgreSQL database this relay opens (plus one for
+        /// LISTEN). Only with --store.
+        #[arg(long, value_name = "N", default_value_t = 8, requires = "store")]
+        store_pool: usize,
         /// Id of another relay allowed to sync everything with this one (repeatable).
         #[arg(long = "peer", value_name = "RELAY_ID")]
         peers: Vec<String>,

@@ -68,6 +68,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Relay(RelayCommand::Serve {
             listen,
             data,
+            store,
+            store_pool,
             peers,
             upstream,
             tls_cert,
@@ -77,7 +79,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (Some(cert), Some(key)) => Some(commands::relay::TlsFiles { cert, key }),
                 _ => None,
             };
-            commands::relay::serve(out, &listen, &data, &peers, &upstream, tls.as_ref())
+            let store = store.map(|url| commands::relay::SharedStore {
+                url,
+                pool_size: store_pool,
+            });
+            commands::relay::serve(
+                out,
+                &listen,
+                &data,
+                store.as_ref(),
+                &peers,
+                &upstream,
+                tls.as_ref(),
+            )
         }
         Command::Demo => commands::demo::run(out),
         Command::Bench { quick, gate } => commands::bench::run(out, quick, gate),

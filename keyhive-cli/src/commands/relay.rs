@@ -1,5 +1,6 @@
 //! `keyhive relay serve`: the relay that stores and forwards ciphertext, over `ws://` or, with
-//! `--tls-cert`/`--tls-key`, `wss://` (specs/sync.md SYNC-35).
+//! `--tls-cert`/`--tls-key`, `wss://` (specs/sync.md SYNC-35); its items in the embedded redb
+//! store, or with `--store postgres://...` in a database several relays share (SYNC-100..103).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,10 +9,12 @@ use anyhow::{Context, Result, bail};
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{Device, IndividualId};
 use keyhive_core::keystore::{self, KeyStore};
-use keyhive_sync::RedbStore;
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::client::Client;
+use keyhive_sync::relay::fanout::Feed;
 use keyhive_sync::relay::{Relay, RelayConfig, RelayHandle};
+use keyhive_sync::store::{PostgresConfig, PostgresStore};
+use keyhive_sync::{RedbStore, Store};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -45,6 +48,15 @@ impl TlsFiles {
             )
         })
     }
+}
+
+/// `--store postgres://...`: the database several relays share.
+#[derive(Debug, Clone)]
+pub struct SharedStore {
+    /// The PostgreSQL URL.
+    pub url: String,
+    /// Most pooled connections.
+    pub pool_size: usize,
 }
 
 /// A running relay and, if any, its links to other relays.
@@ -87,6 +99,18 @@ pub async fn start(
     upstream: &[String],
     tls: Option<&TlsFiles>,
 ) -> Result<RunningRelay> {
+    start_with(listen, data, None, peers, upstream, tls).await
+}
+
+/// [`start`], with its items in `shared` instead of the embedded store when given.
+pub async fn start_with(
+    listen: &str,
+    data: &Path,
+    shared: Option<&SharedStore>,
+    peers: &[String],
+    upstream: &[String],
+    tls: Option<&TlsFiles>,
+) -> Result<RunningRelay> {
     let upstream = upstream
         .iter()
         .map(|arg| parse_sync_with(arg))
@@ -95,25 +119,56 @@ pub async fn start(
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let identity = load_or_create_identity(data)?;
     let key = identity.device().signing_key().clone();
-    // The error names the file and what to do (STORE-6..9).
-    let store =
-        Arc::new(RedbStore::open(data.join(RELAY_STORE)).context("cannot open the relay store")?);
     let peer_ids = peers
         .iter()
         .map(|p| p.parse::<PublicKey>().map(IndividualId))
         .collect::<Result<Vec<_>, _>>()
         .context("--peer expects a relay id (64 hex characters)")?;
     let policy = Arc::new(CapabilityPolicy::new(peer_ids));
-    let loaded = policy.load(store.as_ref())?;
-    tracing::info!(ops = loaded, "capability graph loaded");
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
     let mut config = RelayConfig::new(key.clone());
     if let Some(tls) = tls {
         config = config.with_tls(tls);
     }
-    let handle = Relay::serve(listener, store.clone(), policy.clone(), config)?;
+    let (store, handle): (Arc<dyn Store>, RelayHandle) = match shared {
+        None => {
+            // The error names the file and what to do (STORE-6..9).
+            let store = Arc::new(
+                RedbStore::open(data.join(RELAY_STORE)).context("cannot open the relay store")?,
+            );
+            let loaded = policy.load(store.as_ref())?;
+            tracing::info!(ops = loaded, "capability graph loaded");
+            let listener = bind(listen).await?;
+            let handle = Relay::serve(listener, store.clone(), policy.clone(), config)?;
+            (store, handle)
+        }
+        Some(shared) => {
+            let store = Arc::new(
+                PostgresStore::open(
+                    PostgresConfig::new(shared.url.clone()).with_pool_size(shared.pool_size),
+                )
+                .context("cannot open the relay's PostgreSQL store (--store)")?,
+            );
+            // SYNC-100: the log position is read before loading, so nothing committed by
+            // another relay in between is missed (it is applied again, harmlessly, if loaded).
+            let cursor = store.head()?;
+            let loaded = policy.load(store.as_ref())?;
+            tracing::info!(
+                ops = loaded,
+                cursor,
+                "capability graph loaded from PostgreSQL"
+            );
+            let listener = bind(listen).await?;
+            let handle = Relay::serve_shared(
+                listener,
+                store.clone(),
+                store.clone(),
+                cursor,
+                policy.clone(),
+                config,
+            )?;
+            (store, handle)
+        }
+    };
     let mut links = Vec::new();
     if !upstream.is_empty() {
         let client = Client::new(key, store, policy);
@@ -125,12 +180,19 @@ pub async fn start(
     Ok(RunningRelay { handle, links })
 }
 
-/// `keyhive relay serve --listen ADDR --data DIR [--sync-with RELAY_ID@URL]... [--tls-cert FILE
-/// --tls-key FILE]`: runs until SIGINT or SIGTERM.
+async fn bind(listen: &str) -> Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+/// `keyhive relay serve --listen ADDR --data DIR [--store postgres://...] [--sync-with
+/// RELAY_ID@URL]... [--tls-cert FILE --tls-key FILE]`: runs until SIGINT or SIGTERM.
 pub fn serve(
     out: Output,
     listen: &str,
     data: &Path,
+    shared: Option<&SharedStore>,
     peers: &[String],
     upstream: &[String],
     tls: Option<&TlsFiles>,
@@ -151,7 +213,7 @@ pub fn serve(
         .build()?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let relay = start(listen, data, peers, upstream, tls).await?;
+        let relay = start_with(listen, data, shared, peers, upstream, tls).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
         out.emit(&json!({"url": url, "id": id, "data": data}), || {

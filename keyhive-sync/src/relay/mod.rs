@@ -23,6 +23,7 @@ use crate::protocol::frame::MAX_WS_MESSAGE_LEN;
 use crate::store::Store;
 
 mod connection;
+pub mod fanout;
 mod guard;
 pub mod limits;
 mod tls_listener;
@@ -156,10 +157,56 @@ impl Relay {
         policy: Arc<dyn AccessPolicy>,
         config: RelayConfig,
     ) -> std::io::Result<RelayHandle> {
-        let local_addr = listener.local_addr()?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (alive, drained) = mpsc::channel(1);
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        Self::serve_on(listener, store, policy, config, live, watch::channel(false))
+    }
+
+    /// SYNC-100..103: serves like [`Relay::serve`], one of several relays on a store they share
+    /// (e.g. [`crate::store::postgres::PostgresStore`], which is also its `feed`). `policy` holds
+    /// the store's state up to `cursor`: read [`fanout::Feed::head`] *before* loading the policy
+    /// from the store. Before every authorisation decision, on the store's change signal and
+    /// every [`fanout::POLL`], the relay applies what other relays committed since, and
+    /// announces it to its own subscribers.
+    pub fn serve_shared(
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+        feed: Arc<dyn fanout::Feed>,
+        cursor: u64,
+        policy: Arc<dyn AccessPolicy>,
+        config: RelayConfig,
+    ) -> std::io::Result<RelayHandle> {
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        let me = keyhive_core::identity::IndividualId(config.identity.public_key());
+        let view = Arc::new(fanout::SharedView::new(
+            policy,
+            feed,
+            store.clone(),
+            live.clone(),
+            me,
+            cursor,
+        ));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tokio::spawn(fanout::follow(view.clone(), shutdown_rx.clone()));
+        Self::serve_on(
+            listener,
+            store,
+            view,
+            config,
+            live,
+            (shutdown_tx, shutdown_rx),
+        )
+    }
+
+    fn serve_on(
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+        policy: Arc<dyn AccessPolicy>,
+        config: RelayConfig,
+        live: broadcast::Sender<(u64, Arc<Item>)>,
+        (shutdown_tx, shutdown_rx): (watch::Sender<bool>, watch::Receiver<bool>),
+    ) -> std::io::Result<RelayHandle> {
+        let local_addr = listener.local_addr()?;
+        let (alive, drained) = mpsc::channel(1);
         let id = config.identity.public_key();
         let tls = config.tls.clone();
         let tls_enabled = tls.is_some();

@@ -1,4 +1,5 @@
-//! Item storage behind one trait (`specs/sync.md` §3), with an in-memory and a redb backend.
+//! Item storage behind one trait (`specs/sync.md` §3), with an in-memory and a redb backend,
+//! and (feature `postgres`) a PostgreSQL backend several relays share (STORE-10..STORE-14).
 //!
 //! Every backend passes the same conformance suite (`conformance`, feature `conformance` or
 //! tests). Rules: STORE-1 `put` is atomic for the whole batch and durable when it returns `Ok`;
@@ -16,12 +17,16 @@ use crate::item::{Item, SubjectId};
 use crate::reconcile::summary::Summary;
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod redb_store;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresError, PostgresStore};
 pub use redb_store::RedbStore;
 
 /// Why a storage operation failed.
@@ -102,6 +107,11 @@ pub enum StoreError {
         /// What did not decode.
         what: &'static str,
     },
+    /// STORE-12: the PostgreSQL store failed (database down, a statement failed, timeout); a
+    /// put that failed acknowledged nothing.
+    #[cfg(feature = "postgres")]
+    #[error("the relay's PostgreSQL store failed")]
+    Postgres(#[from] postgres::PostgresError),
     /// The database was written by a newer (or unknown) schema version.
     #[error(
         "the store {} has schema version {found} (this build reads {supported}); use a newer \
