@@ -199,7 +199,12 @@ impl Checker {
         let content: Vec<Ix> = self
             .content_heads
             .get(&subject)
-            .map(|h| h.iter().copied().collect())
+            .map(|h| {
+                h.iter()
+                    .copied()
+                    .filter(|ix| self.authorised(*ix))
+                    .collect()
+            })
             .unwrap_or_default();
         let predecessors = self.pick(Vec::new(), content.into_iter(), ContentOp::MAX_P);
         let body = ContentBody {
@@ -252,7 +257,18 @@ impl Checker {
     /// CAP-20: the heads of `subject`'s own auth DAG, the only ops beyond the proof's that a
     /// new op on it may name as parents.
     fn subject_heads(&self, subject: &PublicKey) -> impl Iterator<Item = Ix> + '_ {
-        self.auth_heads.get(subject).into_iter().flatten().copied()
+        self.auth_heads
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|ix| self.authorised(*ix))
+    }
+
+    /// CAP-19: a builder names as parents only statically authorised ops, which relays store
+    /// (RELAY-1/2), so what it builds never waits at a relay for a refused parent.
+    fn authorised(&self, ix: Ix) -> bool {
+        self.nodes[ix as usize].stat.is_ok()
     }
 
     /// `must` plus the highest of `pool`, up to `cap` hashes.
@@ -283,6 +299,7 @@ impl Checker {
             .into_iter()
             .filter_map(|d| self.content_heads.get(d))
             .flat_map(|h| h.iter().copied())
+            .filter(|ix| self.authorised(*ix))
             .collect();
         self.pick(Vec::new(), pool.into_iter(), MAX_CONTENT_HEADS)
     }

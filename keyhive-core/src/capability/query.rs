@@ -365,6 +365,15 @@ impl Checker {
         }
     }
 
+    /// CAP-5..CAP-10, CAP-20: whether a held op is statically authorised (a verdict that no
+    /// later op changes). A statically authorised op may still be excluded now (CAP-11); a
+    /// relay stores it all the same, since valid ops may name it as a parent (RELAY-2).
+    pub fn static_refusal(&self, hash: &Hash) -> Option<Result<(), Refusal>> {
+        self.index
+            .get(hash)
+            .map(|ix| self.nodes[*ix as usize].stat.clone())
+    }
+
     /// CAP-11/12: the current validity of a held op.
     pub fn op_validity(&self, hash: &Hash) -> Option<Validity> {
         self.index

@@ -31,7 +31,7 @@ mod refusal;
 use std::collections::HashMap;
 
 use keyhive_core::capability::{
-    Access, AgentId, AnySigned, AnyVerified, Checker, IngestError, IngestOutcome, PeerTag, Validity,
+    Access, AgentId, AnySigned, AnyVerified, Checker, IngestError, IngestOutcome, PeerTag,
 };
 use keyhive_core::cgka::{CgkaBody, SignedCgkaOp, check_init};
 use keyhive_core::crypto::hash::Hash;
@@ -178,7 +178,7 @@ impl Admission {
             // RELAY-1/2: the relay's checker keeps an op it refused (it must, to agree with
             // every other replica); the same op pushed again is refused again, never stored.
             if mode == Mode::Relay
-                && let Some(Validity::Invalid(r)) = self.checker.op_validity(&hash)
+                && let Some(Err(r)) = self.checker.static_refusal(&hash)
             {
                 return Err(Refusal::InvalidOp(r));
             }
@@ -209,8 +209,10 @@ impl Admission {
                 self.blobs.name_change(c.body.payload_hash);
             }
         }
+        // RELAY-1/2: a relay refuses what is statically unauthorised and stores what a
+        // revocation excludes now, since valid ops may name it as a parent (CAP-19).
         if mode == Mode::Relay
-            && let Some(Validity::Invalid(r)) = self.checker.op_validity(&hash)
+            && let Some(Err(r)) = self.checker.static_refusal(&hash)
         {
             return Err(Refusal::InvalidOp(r));
         }

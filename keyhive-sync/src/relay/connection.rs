@@ -559,7 +559,12 @@ impl Conn {
             if self.subscriptions.len() >= max && !self.subscriptions.contains(&subject) {
                 break;
             }
-            if self.shared.policy.share(&self.peer, &subject) != Share::Nothing {
+            // CAP-21: scope subjects stream their auth ops live; a removed device (REP-30)
+            // learns of its removal when it syncs, and is not subscribed.
+            if matches!(
+                self.shared.policy.share(&self.peer, &subject),
+                Share::All | Share::AuthOps
+            ) {
                 self.subscriptions.insert(subject);
                 accepted.push(subject);
             }

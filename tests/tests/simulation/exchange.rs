@@ -1,7 +1,7 @@
 //! One sync between a client device and a server (relay or peer), in process and without a
 //! socket. The server side makes exactly the `AccessPolicy` calls of a relay connection
 //! (`keyhive_sync::relay::connection`: `reachable` and `may_pull` for the collection offer,
-//! `may_pull`/`removed_from` for reconciliation, `may_serve` per pulled item, `check_push`, one
+//! `share` for reconciliation and per pulled item, `check_push`, one
 //! `put` and `stored` per push); the client side makes those of `client::sync_once`
 //! (`offers`, then `admit_batch` per subject in dependency order). Reconciliation itself is
 //! modelled as a set difference (range reconciliation has its own tests).
@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use keyhive_core::Hash;
 use keyhive_core::identity::IndividualId;
 use keyhive_sync::blob::Blob;
-use keyhive_sync::policy::AccessPolicy;
+use keyhive_sync::policy::{AccessPolicy, Share};
 use keyhive_sync::{Item, ItemKind, Store, SubjectId};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -135,8 +135,8 @@ fn sync_subject(
         .expect("hashes")
         .into_iter()
         .collect();
-    let full = server.policy.may_pull(&client.id, &subject);
-    if !full && !server.policy.removed_from(&client.id, &subject) {
+    let share = server.policy.share(&client.id, &subject);
+    if share == Share::Nothing {
         // Forbidden: the client offers everything it holds; the server's policy decides.
         push(client, server, get_all(client.store, mine), wire);
         return;
@@ -147,20 +147,20 @@ fn sync_subject(
         .expect("hashes")
         .into_iter()
         .collect();
-    if !full {
-        // REP-30: a removed device reconciles over the subject's ops only.
+    if share != Share::All {
+        // CAP-21, REP-30: a partial share reconciles over the items it covers only.
         theirs.retain(|h| {
             server
                 .store
                 .get(h)
                 .expect("get")
-                .is_some_and(|i| matches!(i.kind(), ItemKind::Auth | ItemKind::Content))
+                .is_some_and(|i| share.covers(i.kind()))
         });
     }
-    // SYNC-42/43/44: pull what the client lacks, item by item as the server allows.
+    // SYNC-42/43/44: pull what the client lacks, item by item as the share allows.
     let mut out = Vec::new();
     for item in get_all(server.store, theirs.difference(&mine).copied()) {
-        if full || server.policy.may_serve(&client.id, &item) {
+        if share.covers(item.kind()) {
             out.push(item);
         }
     }

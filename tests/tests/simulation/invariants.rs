@@ -251,6 +251,12 @@ pub fn served_closed_and_allowed(world: &World) -> Vec<Violation> {
             .get(&id)
             .cloned()
             .unwrap_or_default();
+        let scope = world
+            .record
+            .ever_in_scope
+            .get(&id)
+            .cloned()
+            .unwrap_or_default();
         let mut held: HashSet<Hash> = served.iter().map(|s| s.item.hash()).collect();
         for s in node.store.subjects().expect("subjects") {
             held.extend(node.store.hashes(&s).expect("hashes"));
@@ -259,7 +265,13 @@ pub fn served_closed_and_allowed(world: &World) -> Vec<Violation> {
         for Served { item, step, server } in served {
             let subject = item.subject().0;
             let is_card = world.oracle.checker().subject_info(&subject).is_none();
-            if !is_card && !allowed.contains(&subject) && reported.insert(("pull", subject)) {
+            // CAP-21: auth ops of a subject in the scope of one it pulls may be served too.
+            let in_scope = item.kind() == ItemKind::Auth && scope.contains(&subject);
+            if !is_card
+                && !allowed.contains(&subject)
+                && !in_scope
+                && reported.insert(("pull", subject))
+            {
                 out.push(violation(
                     "e",
                     format!(

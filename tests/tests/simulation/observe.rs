@@ -31,6 +31,8 @@ impl World {
             let reach = self.oracle.pullable(id);
             self.record
                 .note_pullable(*id, reach.into_iter().map(SubjectId));
+            let scope = self.oracle.in_scope(id);
+            self.record.note_in_scope(*id, scope);
             for d in &devices {
                 let r = self.devices[*d].lock();
                 let reach: Vec<SubjectId> = r
@@ -39,12 +41,24 @@ impl World {
                     .keys()
                     .map(|s| SubjectId(*s))
                     .collect();
+                let scope = r.checker().served_subjects(AgentId::Individual(*id));
                 drop(r);
                 self.record.note_pullable(*id, reach);
+                self.record.note_in_scope(*id, scope);
             }
             for r in &relays {
-                let reach = self.relays[*r].policy.reachable(id);
-                self.record.note_pullable(*id, reach);
+                // A relay offers every subject it serves anything of (CAP-21); only those it
+                // lets the device pull count as pullable.
+                let policy = &self.relays[*r].policy;
+                let offered = policy.reachable(id);
+                let pullable: Vec<SubjectId> = offered
+                    .iter()
+                    .copied()
+                    .filter(|s| policy.may_pull(id, s))
+                    .collect();
+                self.record.note_pullable(*id, pullable);
+                self.record
+                    .note_in_scope(*id, offered.into_iter().map(|s| s.0));
             }
         }
         let docs: BTreeSet<PublicKey> = self.record.acked.iter().map(|a| a.doc).collect();

@@ -63,6 +63,12 @@ impl Oracle {
         }
     }
 
+    /// Subjects whose auth ops `device` may be served now (CAP-21).
+    pub fn in_scope(&self, device: &IndividualId) -> BTreeSet<PublicKey> {
+        self.checker()
+            .served_subjects(keyhive_core::capability::AgentId::Individual(*device))
+    }
+
     /// Subjects `device` may pull now.
     pub fn pullable(&self, device: &IndividualId) -> BTreeSet<PublicKey> {
         self.checker()
@@ -104,6 +110,9 @@ pub struct Record {
     pub served: BTreeMap<usize, Vec<Served>>,
     /// Subjects each device could pull in some honest node's view at some step boundary.
     pub ever_pullable: BTreeMap<IndividualId, BTreeSet<PublicKey>>,
+    /// Subjects whose auth ops each device could be served (CAP-21 scope) in some honest
+    /// node's view at some step boundary.
+    pub ever_in_scope: BTreeMap<IndividualId, BTreeSet<PublicKey>>,
     /// Items with a forged signature, sent by attackers: no one may store them.
     pub forged: Vec<Item>,
     /// Envelopes of known items relabelled with another subject or kind: no one may store
@@ -115,6 +124,15 @@ pub struct Record {
 }
 
 impl Record {
+    /// Notes that `who` may be served the auth ops of `subjects` (CAP-21).
+    pub fn note_in_scope(
+        &mut self,
+        who: IndividualId,
+        subjects: impl IntoIterator<Item = PublicKey>,
+    ) {
+        self.ever_in_scope.entry(who).or_default().extend(subjects);
+    }
+
     /// Notes that `who` may pull `subjects`.
     pub fn note_pullable(
         &mut self,
