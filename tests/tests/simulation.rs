@@ -17,8 +17,8 @@
 //! so the steps and their order reproduce exactly but hashes differ between runs; a failure
 //! that depends on hash order alone may not reproduce.
 //!
-//! Until issue 10 item 1 is merged the seed test is `#[ignore]`d, hence `--include-ignored`
-//! below (harmless once it is not).
+//! While some seeds still fail (see `seeds_keep_every_invariant`) the seed test is
+//! `#[ignore]`d, hence `--include-ignored` below (harmless once it is not).
 //!
 //! ```text
 //! cargo test -p keyhive-tests --test simulation   # CI: the checks' own tests; 200 seeds once not ignored
@@ -102,11 +102,14 @@ fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>
         .join("\n")
 }
 
-/// Issue 10 item 1: on a main without causally closed delivery (op predecessors are global,
-/// relays serve no auth ops of member groups a device does not pull) every seed breaks (a),
-/// (d) and (e), in the prologue already; ignored until that fix is merged, then run by CI.
+/// Issue 10 item 6. Before causally closed delivery (CAP-20..22) every seed broke (a), (d) and
+/// (e) in the prologue already; with it, the prologue and most seeds hold, but a survey of 40
+/// seeds still breaks (b) on about one in four (a member holding `read` without a key for a
+/// change) and (d)/(e) on about one in ten (a removed device served part of a private
+/// document, see `simulation_findings::a_device_that_never_had_access_is_not_served_as_removed`).
+/// Ignored until those are fixed, then run by CI.
 #[test]
-#[ignore = "issue 10 item 1: delivery is not causally closed yet"]
+#[ignore = "issue 10 item 6: (b), (d), (e) still break on some seeds"]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {
         let found = run(&generate(seed, STEPS));
