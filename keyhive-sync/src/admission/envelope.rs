@@ -94,7 +94,7 @@ pub(crate) fn classify(item: &Item) -> Result<Envelope, Refusal> {
 /// The order a batch is admitted in: the capability graph (auth and content ops share one
 /// causal DAG), then key agreement, then changes, entry points and pieces, so that whatever
 /// names an item is admitted before it.
-pub(crate) fn apply_rank(item: &Item) -> u8 {
+pub fn apply_rank(item: &Item) -> u8 {
     match item.kind() {
         ItemKind::Auth | ItemKind::Content => 0,
         ItemKind::Cgka => 1,

@@ -9,7 +9,9 @@ use keyhive_sync::policy::AccessPolicy;
 use keyhive_sync::{Item, ItemKind, Store, SubjectId};
 
 use super::cast::DEVICES;
-use super::exchange::{Side, apply_rank, deliver, rank_in};
+use keyhive_sync::admission::apply_rank;
+
+use super::exchange::{Side, deliver, rank_in};
 use super::steps::Attack;
 use super::world::{Outcome, World};
 

@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 
 use keyhive_core::Hash;
 use keyhive_core::identity::IndividualId;
-use keyhive_sync::blob::Blob;
+use keyhive_sync::admission::apply_rank;
 use keyhive_sync::policy::{AccessPolicy, Share};
-use keyhive_sync::{Item, ItemKind, Store, SubjectId};
+use keyhive_sync::{Item, Store, SubjectId};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -69,19 +69,6 @@ impl Wire {
         }
         self.shuffle(&mut out);
         out
-    }
-}
-
-/// The order a batch is admitted in (as `admission::apply_rank`): ops, key agreement, change
-/// blobs and entry points, then pieces.
-pub fn apply_rank(item: &Item) -> u8 {
-    match item.kind() {
-        ItemKind::Auth | ItemKind::Content => 0,
-        ItemKind::Cgka => 1,
-        ItemKind::Blob => match Blob::from_bytes(item.envelope()) {
-            Ok(Blob::Piece { .. }) => 3,
-            _ => 2,
-        },
     }
 }
 

@@ -10,7 +10,9 @@ use keyhive_core::identity::IndividualId;
 use keyhive_sync::admission::{Admission, Mode};
 use keyhive_sync::{Item, ItemKind, Store, SubjectId};
 
-use super::exchange::{apply_rank, rank_in};
+use keyhive_sync::admission::apply_rank;
+
+use super::exchange::rank_in;
 
 /// A reference checker over every op seen anywhere, parking nothing for good (no limits).
 pub struct Oracle {
