@@ -283,6 +283,14 @@ async fn a_database_restart_loses_nothing_acknowledged_and_relays_recover() {
         ),
         Err(e) => eprintln!("push with the database down: {e}"),
     }
+    // SYNC-14: a pull the relay cannot answer says the store is unavailable (retry later).
+    let pulled = pusher.pull(&[before[0].hash()]).await;
+    let said = format!("{pulled:?}");
+    eprintln!("pull with the database down: {said}");
+    assert!(
+        said.contains("Unavailable"),
+        "a pull with the database down: {said}"
+    );
     server.start_again();
 
     // The relays recover without a restart: the same items are now stored, as new.

@@ -244,4 +244,7 @@ pub enum ErrorCode {
     Lagged,
     /// The server is shutting down.
     ShuttingDown,
+    /// The server's store cannot be reached for now (e.g. its database is down); nothing of
+    /// the request was acknowledged; retry later (SYNC-14).
+    Unavailable,
 }

@@ -20,6 +20,7 @@ use crate::protocol::{
     encode_frame,
 };
 use crate::reconcile::range;
+use crate::store::StoreError;
 
 /// Payload budget per response frame, leaving room for the envelope of the message.
 pub(crate) const FRAME_BUDGET: usize = MAX_FRAME_LEN - 16 * 1024;
@@ -295,15 +296,20 @@ impl Conn {
         }
     }
 
-    async fn internal(&mut self, req: RequestId, e: impl std::fmt::Display) -> Result<(), Stop> {
+    async fn internal(
+        &mut self,
+        req: RequestId,
+        e: impl std::fmt::Display + Outage,
+    ) -> Result<(), Stop> {
         tracing::warn!(error = %e, "relay storage error");
-        send_error(
-            &mut self.wire,
-            Some(req),
-            ErrorCode::Internal,
-            "storage error",
-        )
-        .await
+        // SYNC-14: a store that cannot be reached for now is `Unavailable` (retry later);
+        // anything else is `Internal`. Either way nothing of the request was acknowledged.
+        let (code, detail) = if e.is_outage() {
+            (ErrorCode::Unavailable, "storage unavailable; retry later")
+        } else {
+            (ErrorCode::Internal, "storage error")
+        };
+        send_error(&mut self.wire, Some(req), code, detail).await
     }
 
     /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
@@ -627,6 +633,23 @@ impl Conn {
             return Ok(());
         }
         send(&mut self.wire, &Message::Live { items }).await
+    }
+}
+
+/// SYNC-14: whether a failure means the store cannot be reached for now.
+trait Outage {
+    fn is_outage(&self) -> bool;
+}
+
+impl Outage for StoreError {
+    fn is_outage(&self) -> bool {
+        self.is_unavailable()
+    }
+}
+
+impl Outage for tokio::task::JoinError {
+    fn is_outage(&self) -> bool {
+        false
     }
 }
 

@@ -128,6 +128,19 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// SYNC-14: whether the store cannot be reached for now (its database is down or did not
+    /// answer in time), as opposed to a damaged or refused store: the relay then answers
+    /// `Unavailable` and the request can be retried.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres(e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 /// A content-addressed item store partitioned by subject.
 ///
 /// Implementations are synchronous and thread-safe; async callers run them directly (each call

@@ -67,3 +67,17 @@ pub enum PostgresError {
         what: &'static str,
     },
 }
+
+impl PostgresError {
+    /// SYNC-14: the database cannot be reached for now (down, unreachable, broken connection,
+    /// no answer in time): a retry may succeed. A bad URL, a newer schema or corrupt data will
+    /// not heal by waiting.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            PostgresError::Unavailable(_)
+                | PostgresError::Query { .. }
+                | PostgresError::Timeout { .. }
+        )
+    }
+}
