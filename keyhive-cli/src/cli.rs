@@ -137,12 +137,19 @@ pub enum RelayCommand {
     /// fail if the relay proves another id. Pass --id to pin it up front, or to re-pin after
     /// the relay's key really changed.
     Add {
-        /// The relay URL.
+        /// The relay URL; `ws://HOST:PORT` (or with a trailing `/`) means its `/sync` path.
         url: String,
         /// The relay id it must prove (64 hex characters, printed by `keyhive relay serve`);
         /// replaces any id pinned for this URL.
         #[arg(long, value_name = "RELAY_ID")]
         id: Option<String>,
+    },
+    /// List the relays `keyhive sync` uses, with the id pinned for each.
+    List,
+    /// Forget a relay URL and the id pinned for it.
+    Remove {
+        /// The relay URL, as `relay list` prints it (ws://HOST:PORT is read as its /sync path).
+        url: String,
     },
     /// Run a relay: stores and forwards ciphertext, serving each device only what it may pull.
     Serve {

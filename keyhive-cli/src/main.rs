@@ -22,12 +22,19 @@ use output::Output;
 fn main() -> ExitCode {
     quiet_contained_storage_panics();
     let cli = Cli::parse();
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: what failed and, through the context chain, why and what to do. A
-            // closed stderr must not turn the failure into a panic (SYNC-99).
+            // closed stderr must not turn the failure into a panic (SYNC-99). Under `--json`
+            // the error is a JSON object on stdout too, so a script reads one format.
             use std::io::Write;
+            if json {
+                let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+                let value = serde_json::json!({ "error": format!("{error:#}"), "causes": causes });
+                let _ = writeln!(std::io::stdout(), "{value}");
+            }
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
@@ -64,6 +71,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Contact(ContactCommand::List) => commands::contact::list(&home, out),
         Command::Relay(RelayCommand::Add { url, id }) => {
             commands::sync::relay_add(&home, out, &url, id.as_deref())
+        }
+        Command::Relay(RelayCommand::List) => commands::sync::relay_list(&home, out),
+        Command::Relay(RelayCommand::Remove { url }) => {
+            commands::sync::relay_remove(&home, out, &url)
         }
         Command::Relay(RelayCommand::Serve {
             listen,

@@ -22,12 +22,52 @@ pub fn load(home: &Home) -> Result<Vec<String>> {
     }
 }
 
-/// Checks that `url` looks like a relay URL.
-pub fn validate(url: &str) -> Result<()> {
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        bail!("{url:?} is not a relay URL: expected ws://HOST:PORT/sync or wss://...");
+/// The path every relay serves (SYNC-35).
+const SYNC_PATH: &str = "/sync";
+
+/// Checks a relay URL and returns its canonical form: `ws://` or `wss://`, a host, and the
+/// `/sync` path (added when the URL has no path, so `ws://host:port` works as people type it;
+/// any other path, a query or a fragment is refused at once, before a sync fails on it).
+pub fn normalize(url: &str) -> Result<String> {
+    let expected = "expected ws://HOST:PORT/sync or wss://HOST/sync";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        bail!("{url:?} is not a relay URL: {expected}");
+    };
+    if scheme != "ws" && scheme != "wss" {
+        bail!("{url:?} is not a relay URL (scheme {scheme:?}): {expected}");
     }
-    Ok(())
+    if rest.contains(['?', '#', ' ']) {
+        bail!("{url:?} is not a relay URL (a query, fragment or space): {expected}");
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        bail!("{url:?} is not a relay URL (no host, or user info): {expected}");
+    }
+    match path {
+        "" | "/" | SYNC_PATH => Ok(format!("{scheme}://{authority}{SYNC_PATH}")),
+        other => {
+            bail!("{url:?} names the path {other:?}, but relays serve {SYNC_PATH}: {expected}")
+        }
+    }
+}
+
+/// Removes a URL and its pinned id; returns whether it was configured.
+pub fn remove(home: &Home, url: &str) -> Result<bool> {
+    let mut list = load(home)?;
+    let before = list.len();
+    list.retain(|u| u != url);
+    let removed = list.len() != before;
+    if removed {
+        home.write_atomic(RELAYS_FILE, &serde_json::to_vec_pretty(&list)?, false)?;
+    }
+    let mut pins = load_pins(home)?;
+    if pins.remove(url).is_some() {
+        save_pins(home, &pins)?;
+    }
+    Ok(removed)
 }
 
 /// Parses a relay id given on the command line.
@@ -79,7 +119,6 @@ pub fn changed_id_message(url: &str, pinned: &PublicKey, found: &PublicKey) -> S
 
 /// Adds a URL (no duplicates) and saves; returns whether it was new.
 pub fn add(home: &Home, url: &str) -> Result<bool> {
-    validate(url)?;
     let mut list = load(home)?;
     if list.iter().any(|u| u == url) {
         return Ok(false);

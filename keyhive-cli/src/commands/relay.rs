@@ -77,8 +77,7 @@ pub fn parse_sync_with(arg: &str) -> Result<(PublicKey, String)> {
         );
     };
     let id = crate::relays::parse_id(id).context("--sync-with expects RELAY_ID@URL")?;
-    crate::relays::validate(url)?;
-    Ok((id, url.to_owned()))
+    Ok((id, crate::relays::normalize(url)?))
 }
 
 fn load_or_create_identity(data: &Path) -> Result<KeyStore> {

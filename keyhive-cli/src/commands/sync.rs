@@ -174,9 +174,10 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
     if urls.is_empty() {
         bail!("no relay to sync with: pass --relay URL or run `keyhive relay add URL` first");
     }
-    for url in &urls {
-        relays::validate(url)?;
-    }
+    let urls: Vec<String> = urls
+        .iter()
+        .map(|u| relays::normalize(u))
+        .collect::<Result<_>>()?;
     let out = s.out;
     let spinner = spinner(out);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -226,6 +227,7 @@ fn spinner(out: Output) -> indicatif::ProgressBar {
 /// re-pins) the relay id it must prove (SYNC-34).
 pub fn relay_add(home: &Home, out: Output, url: &str, id: Option<&str>) -> Result<()> {
     let id = id.map(relays::parse_id).transpose()?;
+    let url = &relays::normalize(url)?;
     let added = relays::add(home, url)?;
     let replaced = match id {
         Some(id) => relays::pin(home, url, id)?.filter(|old| *old != id),
@@ -254,4 +256,46 @@ pub fn relay_add(home: &Home, out: Output, url: &str, id: Option<&str>) -> Resul
             }
         },
     )
+}
+
+/// `keyhive relay list`: the relays `keyhive sync` uses and the id pinned for each.
+pub fn relay_list(home: &Home, out: Output) -> Result<()> {
+    let rows: Vec<(String, Option<String>)> = relays::load(home)?
+        .into_iter()
+        .map(|url| {
+            let id = relays::pinned(home, &url)?.map(|k| k.to_string());
+            Ok((url, id))
+        })
+        .collect::<Result<_>>()?;
+    out.emit(
+        &rows
+            .iter()
+            .map(|(url, id)| json!({ "relay": url, "id": id }))
+            .collect::<Vec<_>>(),
+        || {
+            crate::output::print_table(
+                &["RELAY", "PINNED ID"],
+                rows.iter()
+                    .map(|(url, id)| {
+                        vec![
+                            url.clone(),
+                            id.clone()
+                                .unwrap_or_else(|| "(pinned on first sync)".into()),
+                        ]
+                    })
+                    .collect(),
+            )
+        },
+    )
+}
+
+/// `keyhive relay remove URL`: forgets a relay and its pinned id.
+pub fn relay_remove(home: &Home, out: Output, url: &str) -> Result<()> {
+    let url = &relays::normalize(url)?;
+    if !relays::remove(home, url)? {
+        anyhow::bail!("{url} is not a configured relay (see `keyhive relay list`)");
+    }
+    out.emit(&json!({ "relay": url, "removed": true }), || {
+        println!("Removed relay {url} and its pinned id")
+    })
 }

@@ -1,0 +1,71 @@
+//! Issue 12, everyday relay commands: `relay add` reads `ws://host:port` as its `/sync` path
+//! and refuses other paths at once; `relay list` and `relay remove`; errors under `--json` are
+//! a JSON object on stdout (and the one-line error on stderr).
+
+mod common;
+
+use common::{fails, json, keyhive};
+use serde_json::Value;
+
+#[test]
+fn relay_add_list_remove_and_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    json(&home, &["init", "--name", "Alice"]);
+
+    // As people type it: no path, or a trailing slash, means the relay's /sync path.
+    let added = json(&home, &["relay", "add", "ws://127.0.0.1:7420"]);
+    assert_eq!(added["relay"], "ws://127.0.0.1:7420/sync");
+    let again = json(&home, &["relay", "add", "ws://127.0.0.1:7420/"]);
+    assert_eq!(again["added"], false, "the same relay: {again}");
+    json(&home, &["relay", "add", "wss://relay.example/sync"]);
+
+    // Anything else is refused before it is stored, in one line.
+    for bad in [
+        "ws://127.0.0.1:7420/other",
+        "http://127.0.0.1:7420/sync",
+        "ws:///sync",
+        "ws://host/sync?x=1",
+    ] {
+        let err = fails(&home, &["relay", "add", bad]);
+        assert!(
+            err.contains("not a relay URL") || err.contains("relays serve"),
+            "{err}"
+        );
+    }
+
+    let listed = json(&home, &["relay", "list"]);
+    let urls: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["relay"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        ["ws://127.0.0.1:7420/sync", "wss://relay.example/sync"]
+    );
+    assert!(listed[0]["id"].is_null(), "pinned only on first sync");
+
+    json(&home, &["relay", "remove", "ws://127.0.0.1:7420"]);
+    let listed = json(&home, &["relay", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let err = fails(&home, &["relay", "remove", "ws://127.0.0.1:7420/sync"]);
+    assert!(err.contains("not a configured relay"), "{err}");
+
+    // --json: the error is JSON on stdout too.
+    let out = keyhive(&home)
+        .args(["--json", "relay", "remove", "ws://nowhere:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let value: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert!(
+        value["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a configured relay"),
+        "{value}"
+    );
+    assert!(value["causes"].as_array().is_some_and(|c| !c.is_empty()));
+}
