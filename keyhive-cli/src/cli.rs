@@ -72,10 +72,10 @@ pub enum Command {
     },
     /// Explain why AGENT holds (or does not hold) access to SUBJECT.
     Why {
+        /// Group, folder or document (name or id); first, as in `grant` and `revoke`.
+        subject: String,
         /// Contact name or id, `me`, group or folder.
         agent: String,
-        /// Group, folder or document (name or id).
-        subject: String,
         /// The level to explain.
         #[arg(long, value_name = "LEVEL", default_value = "read")]
         access: Access,

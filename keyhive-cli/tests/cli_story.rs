@@ -84,7 +84,7 @@ fn share_read_revoke_story_with_a_relay_process() {
         .unwrap();
     assert_eq!(bob_row["access"], "read");
     assert_eq!(bob_row["via"], "Team");
-    let why = json(&p.alice, &["why", "Bob", "plan.txt"]);
+    let why = json(&p.alice, &["why", "plan.txt", "Bob"]);
     assert_eq!(why["granted"], true);
     json(&p.alice, &["sync"]);
 
@@ -120,7 +120,7 @@ fn share_read_revoke_story_with_a_relay_process() {
     // Alice revokes Bob; Carol learns of it and writes; Bob cannot read the new version.
     json(&p.alice, &["sync"]);
     json(&p.alice, &["revoke", "Team", "Bob"]);
-    let why = json(&p.alice, &["why", "Bob", "plan.txt"]);
+    let why = json(&p.alice, &["why", "plan.txt", "Bob"]);
     assert_eq!(why["granted"], false);
     assert!(why["rule"].as_str().unwrap().starts_with("CAP-"));
     json(&p.alice, &["sync"]);
@@ -272,7 +272,7 @@ fn groups_carry_access_to_their_members() {
         &p.alice,
         &["grant", "notes", "Editors", "--access", "write"],
     );
-    let why = json(&p.alice, &["why", "Bob", "notes", "--access", "write"]);
+    let why = json(&p.alice, &["why", "notes", "Bob", "--access", "write"]);
     assert_eq!(why["granted"], true);
     assert_eq!(
         why["path"].as_array().unwrap().len(),
