@@ -119,7 +119,14 @@ fn share_read_revoke_story_with_a_relay_process() {
 
     // Alice revokes Bob; Carol learns of it and writes; Bob cannot read the new version.
     json(&p.alice, &["sync"]);
-    json(&p.alice, &["revoke", "Team", "Bob"]);
+    let revoked = json(&p.alice, &["revoke", "Team", "Bob"]);
+    let lost: Vec<&str> = revoked["lost_access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(lost, ["Bob"], "who lost access: {revoked}");
     let why = json(&p.alice, &["why", "plan.txt", "Bob"]);
     assert_eq!(why["granted"], false);
     assert!(why["rule"].as_str().unwrap().starts_with("CAP-"));

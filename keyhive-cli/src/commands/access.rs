@@ -32,15 +32,33 @@ pub fn grant(s: &mut Session, subject: &str, agent: &str, access: Access) -> Res
 pub fn revoke(s: &mut Session, subject: &str, agent: &str) -> Result<()> {
     let (subject_key, _) = s.subject(subject)?;
     let who = s.agent(agent)?;
+    let before = s.replica.checker().members(&subject_key);
     let ops = s.replica.revoke(&subject_key, who)?;
     s.save()?;
+    // CAP-13: the revocation cascades; say everyone who lost access, not only the agent named.
+    let after = s.replica.checker().members(&subject_key);
+    let lost: Vec<(String, AgentId)> = before
+        .keys()
+        .filter(|a| !after.contains_key(a))
+        .map(|a| (shown(&s.name_of(a.public_key())), *a))
+        .collect();
     let (sn, an) = (
         shown(&s.name_of(&subject_key)),
         shown(&s.name_of(&agent_key(&who))),
     );
+    let lost_json: Vec<_> = lost
+        .iter()
+        .map(|(name, a)| json!({"name": name, "id": a.public_key().to_string()}))
+        .collect();
     s.out.emit(
-        &json!({"ops": ops.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "subject": subject_key.to_string(), "agent": who.public_key().to_string()}),
-        || println!("Revoked {an} on {sn} ({} op(s)); the next write re-keys the documents", ops.len()),
+        &json!({"ops": ops.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "subject": subject_key.to_string(), "agent": who.public_key().to_string(), "lost_access": lost_json}),
+        || {
+            println!("Revoked {an} on {sn} ({} op(s)); the next write re-keys the documents", ops.len());
+            if !lost.is_empty() {
+                let names: Vec<&str> = lost.iter().map(|(n, _)| n.as_str()).collect();
+                println!("Lost access to {sn}: {}", names.join(", "));
+            }
+        },
     )
 }
 
