@@ -140,12 +140,16 @@ fn share_read_revoke_story_with_a_relay_process() {
     json(&p.alice, &["sync"]);
     assert_eq!(get(&p.alice, "plan.txt").unwrap(), "plan v3");
     let log = json(&p.alice, &["log", "plan.txt"]);
-    assert!(
-        log.as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["validity"] == "valid")
-    );
+    let log = log.as_array().unwrap();
+    assert!(log.iter().all(|c| c["validity"] == "valid"));
+    // Three versions, no metadata record; each names the one before it as its parent.
+    assert_eq!(log.len(), 3, "{log:?}");
+    let sizes: Vec<u64> = log.iter().map(|c| c["bytes"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [7, 7, 7], "plan v1, v2, v3: {log:?}");
+    for pair in log.windows(2) {
+        let parents = pair[1]["parents"].as_array().unwrap();
+        assert!(parents.contains(&pair[0]["change"]), "{log:?}");
+    }
 
     relay.stop();
     let mut leaked = Vec::new();

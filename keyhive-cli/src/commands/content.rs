@@ -138,31 +138,52 @@ pub fn log(s: &mut Session, doc: &str) -> Result<()> {
     let changes = s.replica.changes(document)?;
     let mut rows = Vec::new();
     for c in &changes {
+        // The document's metadata record (its name, REP-9) is bookkeeping, not a change
+        // anyone made to the content: it is not listed.
+        if c.length.is_some_and(|l| l <= 4096) && is_metadata(s, document, &c.op) {
+            continue;
+        }
         let author = shown(&s.name_of(&c.author.0));
         let (valid, reason) = match &c.status {
             ChangeStatus::Valid => ("valid", String::new()),
             ChangeStatus::Invalid(r) => ("INVALID", r.clone()),
         };
-        rows.push((c.op.to_string(), author, valid, reason, c.length));
+        let parents: Vec<String> = match s.replica.checker().op(&c.op) {
+            Some(keyhive_core::capability::AnyVerified::Content(op)) => {
+                op.predecessors.iter().map(ToString::to_string).collect()
+            }
+            _ => Vec::new(),
+        };
+        // File changes carry one tag byte before the file's bytes.
+        let bytes = c.length.map(|l| l.saturating_sub(1));
+        rows.push((c.op.to_string(), author, valid, reason, bytes, parents));
     }
     let json_rows: Vec<_> = rows
         .iter()
-        .map(|(op, a, v, r, l)| json!({"change": op, "author": a, "validity": v, "reason": r, "readable": l.is_some(), "bytes": l}))
+        .map(|(op, a, v, r, l, p)| json!({"change": op, "author": a, "validity": v, "reason": r, "readable": l.is_some(), "bytes": l, "parents": p}))
         .collect();
     s.out.emit(&json_rows, || {
         print_table(
-            &["change", "author", "validity", "bytes"],
+            &["change", "author", "validity", "bytes", "parents"],
             rows.iter()
-                .map(|(op, a, v, r, l)| {
+                .map(|(op, a, v, r, l, p)| {
                     let v = if r.is_empty() {
                         v.to_string()
                     } else {
                         format!("{v}: {r}")
                     };
                     let l = l.map_or("(cannot decrypt)".to_owned(), |n| n.to_string());
-                    vec![op[..12].to_owned(), a.clone(), v, l]
+                    let p = p.iter().map(|h| &h[..12]).collect::<Vec<_>>().join(" ");
+                    vec![op[..12].to_owned(), a.clone(), v, l, p]
                 })
                 .collect(),
         )
     })
+}
+
+/// Whether a (small, readable) change is the document's metadata record.
+fn is_metadata(s: &Session, document: DocumentId, change: &keyhive_core::Hash) -> bool {
+    let mut bytes = Vec::new();
+    s.replica.read_change(document, change, &mut bytes).is_ok()
+        && crate::records::decode_meta(&bytes).is_some()
 }
