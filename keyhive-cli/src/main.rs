@@ -5,6 +5,7 @@ mod commands;
 mod contacts;
 mod device_store;
 mod home;
+mod lookup;
 mod names;
 mod output;
 mod records;

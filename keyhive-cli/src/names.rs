@@ -42,6 +42,11 @@ impl LocalNames {
         self.names.get(&id.to_string()).map(String::as_str)
     }
 
+    /// Every local name.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        self.names.values().map(String::as_str)
+    }
+
     /// Ids with this name.
     pub fn find(&self, name: &str) -> Vec<PublicKey> {
         self.names

@@ -181,20 +181,49 @@ impl Session {
             })?;
             return Ok((key, info.kind));
         }
+        // An id prefix as tables print it (12 hex characters, or any unique 4 or more).
+        if crate::lookup::is_prefix(name_or_id) {
+            let checker = self.replica.checker();
+            match crate::lookup::by_prefix(name_or_id, checker.subjects()).as_slice() {
+                [key] => {
+                    let kind = checker
+                        .subject_info(key)
+                        .map_or(SubjectKind::Group, |i| i.kind);
+                    return Ok((*key, kind));
+                }
+                [] => {}
+                many => bail!(
+                    "the id prefix {name_or_id:?} is ambiguous ({} matches); type more of it",
+                    many.len()
+                ),
+            }
+        }
+        let metas: Vec<(DocumentId, String)> = self
+            .metas()?
+            .iter()
+            .map(|(doc, meta)| (*doc, meta.name.clone()))
+            .collect();
         let mut found: Vec<(PublicKey, SubjectKind)> = self
             .names
             .find(name_or_id)
             .into_iter()
             .map(|k| (k, SubjectKind::Group))
             .collect();
-        for (doc, meta) in self.metas()? {
-            if meta.name == name_or_id {
+        for (doc, name) in &metas {
+            if name == name_or_id {
                 found.push((doc.0, SubjectKind::Document));
             }
         }
         match found.as_slice() {
             [one] => Ok(*one),
-            [] => bail!("unknown name {name_or_id:?}: run `keyhive ls` to see names, or use an id"),
+            [] => {
+                let mut known: Vec<String> = metas.into_iter().map(|(_, name)| name).collect();
+                known.extend(self.names.all().map(str::to_owned));
+                bail!(
+                    "unknown name {name_or_id:?}{}: run `keyhive ls` to see names, or use an id",
+                    crate::lookup::did_you_mean(name_or_id, known)
+                )
+            }
             many => bail!(
                 "the name {name_or_id:?} is ambiguous ({} matches); use one of the ids: {}",
                 many.len(),
@@ -236,12 +265,24 @@ impl Session {
         {
             return Ok(AgentId::Individual(IndividualId(key)));
         }
+        if crate::lookup::is_prefix(name_or_id) {
+            let ids: Vec<PublicKey> = self.contacts.all().iter().map(|c| c.id.0).collect();
+            if let [one] = crate::lookup::by_prefix(name_or_id, &ids).as_slice() {
+                return Ok(AgentId::Individual(IndividualId(*one)));
+            }
+        }
         match self.subject(name_or_id) {
             Ok((key, SubjectKind::Group)) => Ok(AgentId::Group(GroupId(key))),
             Ok((key, SubjectKind::Document)) => Ok(AgentId::Document(DocumentId(key))),
-            Err(_) => bail!(
-                "unknown agent {name_or_id:?}: add the person's card with `keyhive contact add`, or name a group or folder"
-            ),
+            Err(_) => {
+                let mut known: Vec<String> =
+                    self.contacts.all().iter().map(|c| c.name.clone()).collect();
+                known.extend(self.names.all().map(str::to_owned));
+                bail!(
+                    "unknown agent {name_or_id:?}{}: add the person's card with `keyhive contact add`, or name a group or folder",
+                    crate::lookup::did_you_mean(name_or_id, known)
+                )
+            }
         }
     }
 }

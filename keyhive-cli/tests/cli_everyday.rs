@@ -1,4 +1,4 @@
-//! Issue 12, everyday relay commands: `relay add` reads `ws://host:port` as its `/sync` path
+//! Issue 12, everyday commands. `relay add` reads `ws://host:port` as its `/sync` path and
 //! and refuses other paths at once; `relay list` and `relay remove`; errors under `--json` are
 //! a JSON object on stdout (and the one-line error on stderr).
 
@@ -68,4 +68,27 @@ fn relay_add_list_remove_and_json_errors() {
         "{value}"
     );
     assert!(value["causes"].as_array().is_some_and(|c| !c.is_empty()));
+}
+
+/// Issue 12: ids as tables print them (12 hex characters) work wherever a name does, a prefix
+/// that fits several ids is refused, and an unknown name suggests a close one.
+#[test]
+fn id_prefixes_and_did_you_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    json(&home, &["init", "--name", "Alice"]);
+    let id = json(&home, &["doc", "create", "plan.txt"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = dir.path().join("v1");
+    std::fs::write(&file, "v1").unwrap();
+    json(&home, &["put", &id[..12], file.to_str().unwrap()]);
+    let out = keyhive(&home).args(["get", &id[..12]]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v1");
+
+    let err = fails(&home, &["get", "Plan.txt"]);
+    assert!(err.contains("did you mean \"plan.txt\""), "{err}");
+    let err = fails(&home, &["get", "zzzzzz"]);
+    assert!(!err.contains("did you mean"), "{err}");
 }
