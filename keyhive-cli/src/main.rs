@@ -29,9 +29,10 @@ fn main() -> ExitCode {
         Err(error) => {
             // One line: what failed and, through the context chain, why and what to do. A
             // closed stderr must not turn the failure into a panic (SYNC-99). Under `--json`
-            // the error is a JSON object on stdout too, so a script reads one format.
+            // the error is a JSON object on stdout too, so a script reads one format (unless
+            // the command already printed its JSON result, which then describes the failure).
             use std::io::Write;
-            if json {
+            if json && !output::emitted() {
                 let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
                 let value = serde_json::json!({ "error": format!("{error:#}"), "causes": causes });
                 let _ = writeln!(std::io::stdout(), "{value}");

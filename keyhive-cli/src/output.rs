@@ -2,6 +2,8 @@
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Table};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 
 /// Where command results go: tables and sentences for people, JSON for scripts.
@@ -11,11 +13,21 @@ pub struct Output {
     pub json: bool,
 }
 
+/// Whether a JSON result was printed, so that a command failing after it (e.g. `folder pull`
+/// reporting skipped documents) does not print a second JSON document.
+static EMITTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process already printed a JSON result.
+pub fn emitted() -> bool {
+    EMITTED.load(Ordering::Relaxed)
+}
+
 impl Output {
     /// Prints `value` as one JSON document when `--json`, else runs `human`.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
+            EMITTED.store(true, Ordering::Relaxed);
         } else {
             human();
         }

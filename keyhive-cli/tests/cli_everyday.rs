@@ -1,5 +1,5 @@
 //! Issue 12, everyday commands. `relay add` reads `ws://host:port` as its `/sync` path and
-//! and refuses other paths at once; `relay list` and `relay remove`; errors under `--json` are
+//! refuses other paths at once; `relay list` and `relay remove`; errors under `--json` are
 //! a JSON object on stdout (and the one-line error on stderr).
 
 mod common;
