@@ -92,3 +92,65 @@ fn id_prefixes_and_did_you_mean() {
     let err = fails(&home, &["get", "zzzzzz"]);
     assert!(!err.contains("did you mean"), "{err}");
 }
+
+/// Issue 12: read-only commands write nothing of ours to the home (they used to re-store every
+/// contact card, re-commit the store's schema and re-store replayed ops on open). redb itself
+/// still marks its file open and closed and saves its page allocator on close, so
+/// `store.redb` is left out of the byte comparison (`strace` shows no other write).
+#[test]
+fn read_only_commands_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    json(&alice, &["init", "--name", "Alice"]);
+    json(&bob, &["init", "--name", "Bob"]);
+    let card = json(&bob, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&alice, &["contact", "add", &card]);
+    json(&alice, &["doc", "create", "plan.txt"]);
+    json(&alice, &["grant", "plan.txt", "Bob", "--access", "read"]);
+    let file = dir.path().join("v1");
+    std::fs::write(&file, "v1").unwrap();
+    json(&alice, &["put", "plan.txt", file.to_str().unwrap()]);
+
+    let snapshot = |home: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut out: Vec<_> = std::fs::read_dir(home)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file() && !p.ends_with("store.redb"))
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        out.sort();
+        out
+    };
+    let before = snapshot(&alice);
+    for args in [
+        vec!["ls"],
+        vec!["whoami"],
+        vec!["contact", "list"],
+        vec!["members", "plan.txt"],
+        vec!["why", "plan.txt", "Bob"],
+        vec!["log", "plan.txt"],
+        vec!["get", "plan.txt"],
+        vec!["relay", "list"],
+    ] {
+        let out = keyhive(&alice).args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after = snapshot(&alice);
+        let changed: Vec<_> = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| b != a)
+            .map(|(b, _)| b.0.clone())
+            .collect();
+        assert!(
+            before.len() == after.len() && changed.is_empty(),
+            "{args:?} changed {changed:?}"
+        );
+    }
+}

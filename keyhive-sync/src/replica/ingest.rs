@@ -225,7 +225,8 @@ impl<S: Store> Replica<S> {
     fn drain_early(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
         for item in self.early_cgka.take(&document) {
             match self.apply_item(PeerTag::LOCAL, &item) {
-                Ok(Ingested::Stored) => {
+                // Replaying the store on open drains ops it already holds: no write then.
+                Ok(Ingested::Stored) if !self.store.contains(&item.hash())? => {
                     self.store.put(std::slice::from_ref(&item))?;
                 }
                 Ok(_) => {}
@@ -240,11 +241,13 @@ impl<S: Store> Replica<S> {
     /// Stores ops that the checker released from its pending set (they were parked, not
     /// stored, when they arrived).
     fn store_released(&mut self, released: &[Hash]) -> Result<(), ReplicaError> {
-        let items = released
-            .iter()
-            .filter_map(|h| self.admission.checker.op(h))
-            .map(op_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut items = Vec::with_capacity(released.len());
+        for op in released.iter().filter_map(|h| self.admission.checker.op(h)) {
+            // Replaying the store on open releases ops it already holds: no write then.
+            if !self.store.contains(&op.hash())? {
+                items.push(op_item(op)?);
+            }
+        }
         if !items.is_empty() {
             self.store.put(&items)?;
         }

@@ -243,7 +243,11 @@ impl<S: Store> Replica<S> {
             SubjectId(card.device),
             card.as_bytes().to_vec(),
         )?;
-        self.store_items(vec![item])?;
+        // A card already stored is not written again (opening a home re-adds every contact,
+        // and a read-only command must not touch the disk).
+        if !self.store.contains(&item.hash())? {
+            self.store_items(vec![item])?;
+        }
         if self.admission.directory.insert(card) {
             self.refresh_cgkas();
         }

@@ -143,6 +143,18 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
 }
 
 fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    // A store that already has its schema needs no write transaction, so opening it for a
+    // read-only command commits nothing (redb still marks the file open and closed).
+    if let Some(found) = stored_schema(db, path)? {
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        return Ok(());
+    }
     let txn = db.begin_write().map_err(|e| backend(path, e))?;
     {
         let mut meta = txn.open_table(META).map_err(|e| backend(path, e))?;
@@ -170,6 +182,35 @@ fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
     }
     txn.commit().map_err(|e| backend(path, e))?;
     Ok(())
+}
+
+/// The schema version of a store whose tables all exist, or `None` for a new store.
+fn stored_schema(db: &Database, path: &Path) -> Result<Option<u64>, StoreError> {
+    let txn = db.begin_read().map_err(|e| backend(path, e))?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(backend(path, e)),
+    };
+    let found = meta
+        .get("schema_version")
+        .map_err(|e| backend(path, e))?
+        .map(|v| v.value());
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    for exists in [
+        txn.open_table(ITEMS).map(|_| ()),
+        txn.open_table(BY_SUBJECT).map(|_| ()),
+        txn.open_table(SUMMARIES).map(|_| ()),
+    ] {
+        match exists {
+            Ok(()) => {}
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(backend(path, e)),
+        }
+    }
+    Ok(Some(found))
 }
 
 fn backend(path: &Path, e: impl Into<redb::Error>) -> StoreError {
