@@ -182,9 +182,6 @@ pub struct Cgka {
     epochs: HashMap<Hash, SymmetricKey>,
     bad_paths: BTreeSet<Hash>,
     issuer_keys: IssuerKeys,
-    /// The authority's answer for every add and remove as the tree last applied it: a refresh
-    /// whose authority gives the same answers would replay to the same tree, so it is skipped.
-    verdicts: HashMap<Hash, bool>,
     /// Bumped whenever the tree or the epoch secrets may have changed.
     generation: u64,
 }
@@ -269,7 +266,6 @@ impl Cgka {
             epochs: HashMap::new(),
             bad_paths: BTreeSet::new(),
             issuer_keys: IssuerKeys::default(),
-            verdicts: HashMap::new(),
             generation: 0,
         };
         if let Some(device) = owner {
@@ -606,23 +602,18 @@ impl Cgka {
         }
     }
 
-    /// Makes the tree reflect `authority` (CGKA-12, CGKA-20). Call whenever the capability
-    /// graph changes. Replay is deterministic given the authority's answers on adds and
-    /// removes, so it replays from scratch only when one of those answers changed: a graph
-    /// change that concerns none of the seated devices costs one question per op, not a replay.
+    /// Replays every op from scratch under `authority` (CGKA-12, CGKA-20). Call whenever the
+    /// capability graph changes so that the tree reflects the current authorisations.
+    ///
+    /// It always replays: skipping the replay when every add and remove got the same answer
+    /// as before was tried, and replicas with divergent views then kept trees that a replay
+    /// would have judged differently (quarantined ops, updates), so they did not converge
+    /// (`divergent_capability_views_never_leak_an_epoch`).
     pub fn refresh(&mut self, authority: &dyn CgkaAuthority) {
-        let changed = self.verdicts.iter().any(|(hash, verdict)| {
-            self.ops
-                .get(hash)
-                .is_some_and(|op| verdict_of(op, authority) != Some(*verdict))
-        });
-        if changed {
-            self.rebuild(authority);
-        }
+        self.rebuild(authority);
     }
 
     fn rebuild(&mut self, authority: &dyn CgkaAuthority) {
-        self.verdicts.clear();
         self.generation += 1;
         self.order = topological_order(&self.ops);
         self.position = self
@@ -752,9 +743,6 @@ impl Cgka {
         };
         self.generation += 1;
         let verdict = verdict_of(&op, authority);
-        if let Some(v) = verdict {
-            self.verdicts.insert(hash, v);
-        }
         let issuer = IndividualId(op.issuer);
         match &op.body {
             CgkaBody::Init { prekey, .. } => {
