@@ -248,6 +248,18 @@ pub enum ContactCommand {
     Add(ContactAdd),
     /// List known contacts.
     List,
+    /// Forget a contact (its grants stay: revoke them with `keyhive revoke`).
+    Remove {
+        /// The contact's name or device id.
+        contact: String,
+    },
+    /// Give a contact another local name.
+    Rename {
+        /// The contact's name or device id.
+        contact: String,
+        /// The new name.
+        name: String,
+    },
 }
 
 /// Arguments of `contact add`.

@@ -85,6 +85,39 @@ impl ContactBook {
         Ok(contact)
     }
 
+    /// Forgets the contact with this name or device id; returns it.
+    pub fn remove(&mut self, name_or_id: &str) -> Result<Contact> {
+        let found = self
+            .find(name_or_id)
+            .cloned()
+            .with_context(|| format!("no contact {name_or_id:?} (see `keyhive contact list`)"))?;
+        self.contacts.retain(|c| c.id != found.id);
+        Ok(found)
+    }
+
+    /// Renames the contact with this name or device id; returns the old name.
+    pub fn rename(&mut self, name_or_id: &str, name: String) -> Result<String> {
+        validate_name(&name)?;
+        let id = self
+            .find(name_or_id)
+            .map(|c| c.id)
+            .with_context(|| format!("no contact {name_or_id:?} (see `keyhive contact list`)"))?;
+        if let Some(other) = self.contacts.iter().find(|c| c.name == name && c.id != id) {
+            bail!(
+                "the name {name:?} already belongs to device {}; choose another",
+                other.id
+            );
+        }
+        let contact = self
+            .contacts
+            .iter_mut()
+            .find(|c| c.id == id)
+            .with_context(|| format!("no contact {name_or_id:?}"))?;
+        let old = std::mem::replace(&mut contact.name, name);
+        self.contacts.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(old)
+    }
+
     /// All contacts, sorted by name.
     pub fn all(&self) -> &[Contact] {
         &self.contacts

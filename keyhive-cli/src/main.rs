@@ -71,6 +71,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::contact::add(&home, out, &args.card, args.name)
         }
         Command::Contact(ContactCommand::List) => commands::contact::list(&home, out),
+        Command::Contact(ContactCommand::Remove { contact }) => {
+            commands::contact::remove(&home, out, &contact)
+        }
+        Command::Contact(ContactCommand::Rename { contact, name }) => {
+            commands::contact::rename(&home, out, &contact, name)
+        }
         Command::Relay(RelayCommand::Add { url, id }) => {
             commands::sync::relay_add(&home, out, &url, id.as_deref())
         }

@@ -154,3 +154,28 @@ fn read_only_commands_write_nothing() {
         );
     }
 }
+
+/// Issue 12: `contact rename` and `contact remove`.
+#[test]
+fn contacts_are_renamed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    json(&alice, &["init", "--name", "Alice"]);
+    json(&bob, &["init", "--name", "Bob"]);
+    let card = json(&bob, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&alice, &["contact", "add", &card]);
+    let renamed = json(&alice, &["contact", "rename", "Bob", "Robert"]);
+    assert_eq!(renamed["old"], "Bob");
+    json(&alice, &["doc", "create", "plan.txt"]);
+    json(&alice, &["grant", "plan.txt", "Robert", "--access", "read"]);
+    let err = fails(&alice, &["grant", "plan.txt", "Bob", "--access", "read"]);
+    assert!(err.contains("did you mean") || err.contains("unknown agent"), "{err}");
+
+    json(&alice, &["contact", "remove", "Robert"]);
+    assert_eq!(json(&alice, &["contact", "list"]), serde_json::json!([]));
+    let err = fails(&alice, &["contact", "remove", "Robert"]);
+    assert!(err.contains("no contact"), "{err}");
+}

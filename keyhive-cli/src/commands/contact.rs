@@ -1,4 +1,4 @@
-//! `keyhive contact export|add|list`.
+//! `keyhive contact export|add|list|remove|rename`.
 
 use anyhow::{Context, Result};
 use keyhive_core::identity::ContactCard;
@@ -56,5 +56,32 @@ pub fn list(home: &Home, out: Output) -> Result<()> {
                 .map(|c| vec![c.name.clone(), c.id.to_string()])
                 .collect(),
         )
+    })
+}
+
+/// Forgets a contact. Its card stays in the store (ops it signed still verify) and grants to
+/// it stay until revoked.
+pub fn remove(home: &Home, out: Output, contact: &str) -> Result<()> {
+    let mut book = ContactBook::load(home)?;
+    let removed = book.remove(contact)?;
+    book.save(home)?;
+    out.emit(
+        &json!({"name": removed.name, "id": removed.id.to_string(), "removed": true}),
+        || {
+            println!(
+                "Removed contact {} ({}); grants to it stay until `keyhive revoke`",
+                removed.name, removed.id
+            )
+        },
+    )
+}
+
+/// Renames a contact.
+pub fn rename(home: &Home, out: Output, contact: &str, name: String) -> Result<()> {
+    let mut book = ContactBook::load(home)?;
+    let old = book.rename(contact, name.clone())?;
+    book.save(home)?;
+    out.emit(&json!({"old": old, "name": name}), || {
+        println!("Renamed contact {old} to {name}")
     })
 }
