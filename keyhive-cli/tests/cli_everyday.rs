@@ -172,7 +172,10 @@ fn contacts_are_renamed_and_removed() {
     json(&alice, &["doc", "create", "plan.txt"]);
     json(&alice, &["grant", "plan.txt", "Robert", "--access", "read"]);
     let err = fails(&alice, &["grant", "plan.txt", "Bob", "--access", "read"]);
-    assert!(err.contains("did you mean") || err.contains("unknown agent"), "{err}");
+    assert!(
+        err.contains("did you mean") || err.contains("unknown agent"),
+        "{err}"
+    );
 
     json(&alice, &["contact", "remove", "Robert"]);
     assert_eq!(json(&alice, &["contact", "list"]), serde_json::json!([]));
