@@ -93,14 +93,9 @@ fn id_prefixes_and_did_you_mean() {
     assert!(!err.contains("did you mean"), "{err}");
 }
 
-/// Issue 12: read-only commands write nothing of ours to the home (they used to re-store every
-/// contact card, re-commit the store's schema and re-store replayed ops on open). redb itself
-/// still marks its file open and closed and saves its page allocator on close, so
-/// `store.redb` is left out of the byte comparison (`strace` shows no other write).
-#[test]
-fn read_only_commands_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+/// Alice's home, holding Bob's contact card (Bob's home is made beside it).
+fn alice_knows_bob(dir: &std::path::Path) -> std::path::PathBuf {
+    let (alice, bob) = (dir.join("alice"), dir.join("bob"));
     json(&alice, &["init", "--name", "Alice"]);
     json(&bob, &["init", "--name", "Bob"]);
     let card = json(&bob, &["contact", "export"])["card"]
@@ -108,6 +103,17 @@ fn read_only_commands_write_nothing() {
         .unwrap()
         .to_owned();
     json(&alice, &["contact", "add", &card]);
+    alice
+}
+
+/// Issue 12: read-only commands write nothing of ours to the home (they used to re-store every
+/// contact card, re-commit the store's schema and re-store replayed ops on open). redb itself
+/// still marks its file open and closed and saves its page allocator on close, so
+/// `store.redb` is left out of the byte comparison (`strace` shows no other write).
+#[test]
+fn read_only_commands_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = alice_knows_bob(dir.path());
     json(&alice, &["doc", "create", "plan.txt"]);
     json(&alice, &["grant", "plan.txt", "Bob", "--access", "read"]);
     let file = dir.path().join("v1");
@@ -159,14 +165,7 @@ fn read_only_commands_write_nothing() {
 #[test]
 fn contacts_are_renamed_and_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
-    json(&alice, &["init", "--name", "Alice"]);
-    json(&bob, &["init", "--name", "Bob"]);
-    let card = json(&bob, &["contact", "export"])["card"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    json(&alice, &["contact", "add", &card]);
+    let alice = alice_knows_bob(dir.path());
     let renamed = json(&alice, &["contact", "rename", "Bob", "Robert"]);
     assert_eq!(renamed["old"], "Bob");
     json(&alice, &["doc", "create", "plan.txt"]);
