@@ -125,12 +125,14 @@ impl Graph {
 }
 
 /// REP-30: whether `who` held `pull` on `subject` through a path since revoked (and holds no
-/// other): a removed device, which is served the subject's ops.
+/// other), and took part in the subject itself (named by a delegation on it, or issued an op
+/// on it): a removed device, which is served the subject's ops.
 pub(crate) fn removed_from(checker: &Checker, who: &IndividualId, subject: &PublicKey) -> bool {
+    let agent = AgentId::Individual(*who);
     matches!(
-        checker.explain(AgentId::Individual(*who), Access::Pull, subject),
+        checker.explain(agent, Access::Pull, subject),
         Explanation::Refused(r) if matches!(r.reason, Reason::Revoked { .. })
-    )
+    ) && checker.took_part(agent, subject)
 }
 
 /// CAP-21, REP-30: how much of a known subject `who` is served, from the capability graph.

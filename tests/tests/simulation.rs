@@ -87,17 +87,17 @@ fn fail(seed: u64, found: Run) -> ! {
     panic!("{}", report(seed, original, &steps, &shortest));
 }
 
-/// `SIM_SURVEY=1`: every seed runs, none is shrunk; fails listing, per invariant, how many
-/// seeds broke it and the first of them.
+/// `SIM_SURVEY=1`: every seed runs, none is shrunk; fails listing, per invariant, the seeds
+/// that broke it.
 fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>>) -> String {
-    let mut per: BTreeMap<&'static str, (usize, u64)> = BTreeMap::new();
+    let mut per: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
     for (seed, invariants) in broken {
         for i in invariants {
-            per.entry(i).or_insert((0, *seed)).0 += 1;
+            per.entry(i).or_default().push(*seed);
         }
     }
     per.iter()
-        .map(|(i, (n, first))| format!("({i}) broken by {n} seed(s), first {first}"))
+        .map(|(i, seeds)| format!("({i}) broken by {} seed(s): {seeds:?}", seeds.len()))
         .collect::<Vec<_>>()
         .join("\n")
 }

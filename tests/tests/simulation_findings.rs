@@ -54,7 +54,6 @@ fn a_relay_refuses_an_invalid_op_every_time_it_is_pushed() {
 /// anything while the device was on it (simulation: "(e) alice-laptop was served a Content
 /// item of subject 8, which it never could pull, by relay-1").
 #[test]
-#[ignore = "defect: removed_from counts a device that never had access as removed"]
 fn a_device_that_never_had_access_is_not_served_as_removed() {
     let mut alice = replica("alice");
     let carol = replica("carol");
@@ -153,4 +152,55 @@ fn a_valid_write_after_a_concurrently_revoked_op_reaches_the_relay() {
         "the valid write never reaches the relay: {:?}",
         policy.check_push(&phone_device.id(), item)
     );
+}
+
+/// (b), REP-5: a change written concurrently with the seating of a new reader is readable by
+/// that reader once the two meet, though nobody writes again (simulation: "(b) carol holds read
+/// on doc but cannot read the write of step N by bob").
+#[test]
+fn a_change_concurrent_with_a_seat_is_readable_by_the_seated_reader() {
+    use keyhive_core::capability::PeerTag;
+
+    let mut alice = replica("alice");
+    let bob_device = keyhive_core::identity::Device::generate(Some("bob".into()));
+    let carol_device = keyhive_core::identity::Device::generate(Some("carol".into()));
+    let mut bob = common::replica_of(bob_device.clone());
+    let mut carol = common::replica_of(carol_device.clone());
+    let doc = alice.create_document().expect("document");
+    alice
+        .add_contact(bob_device.contact_card().expect("card"))
+        .expect("bob's card");
+    alice
+        .grant(&doc.0, AgentId::Individual(bob_device.id()), Access::Write)
+        .expect("bob writes");
+    alice.write(doc, b"first").expect("alice writes");
+    bob.ingest_all(PeerTag::LOCAL, common::all_items(&alice))
+        .expect("bob syncs");
+    // Concurrently: Bob writes; Alice shares the document with Carol (seating her).
+    let concurrent = bob
+        .write(doc, b"bob's concurrent change")
+        .expect("bob writes");
+    alice
+        .add_contact(carol_device.contact_card().expect("card"))
+        .expect("carol's card");
+    alice
+        .grant(&doc.0, AgentId::Individual(carol_device.id()), Access::Read)
+        .expect("carol reads");
+    alice.prepare_all().expect("alice seats carol");
+    // Everyone meets and syncs until quiet, as `sync_with` does (prepare between rounds).
+    for _ in 0..4 {
+        let items: Vec<Item> = [&alice, &bob, &carol]
+            .iter()
+            .flat_map(|r| common::all_items(*r))
+            .collect();
+        for r in [&mut alice, &mut bob, &mut carol] {
+            r.ingest_all(PeerTag::LOCAL, items.clone()).expect("sync");
+            r.prepare_all().expect("prepare");
+        }
+    }
+    let mut out = Vec::new();
+    carol
+        .read_change(doc, &concurrent, &mut out)
+        .expect("carol reads bob's concurrent change");
+    assert_eq!(out, b"bob's concurrent change");
 }

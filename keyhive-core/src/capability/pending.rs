@@ -109,6 +109,11 @@ impl Pending {
         self.parked.len()
     }
 
+    /// The subjects of the parked ops.
+    pub(crate) fn subjects(&self) -> std::collections::BTreeSet<PublicKey> {
+        self.per_subject.keys().copied().collect()
+    }
+
     /// Hashes some parked op waits for.
     pub(crate) fn missing(&self) -> Vec<Hash> {
         let mut out: Vec<Hash> = self

@@ -249,6 +249,31 @@ impl Checker {
         out
     }
 
+    /// Whether `agent` took part in `subject` itself: a statically authorised delegation on
+    /// `subject` names it (granting or revoked since), or it issued an op on `subject`. What
+    /// a removed member must show before it is served the subject's ops (REP-30): unlike a
+    /// membership reached through a group, this cannot be acquired by joining the group
+    /// after the group lost the subject.
+    pub fn took_part(&self, agent: AgentId, subject: &PublicKey) -> bool {
+        let ops = self
+            .by_subject
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        ops.iter().any(|&ix| {
+            let node = &self.nodes[ix as usize];
+            let named = matches!(node.info, Info::Delegation { delegate, .. } if delegate == agent)
+                && node.stat.is_ok();
+            let issued = match (&node.op, agent) {
+                (AnyVerified::Genesis(_), _) => false,
+                (AnyVerified::Auth(op), AgentId::Individual(id)) => op.issuer == id.0,
+                (AnyVerified::Content(op), AgentId::Individual(id)) => op.issuer == id.0,
+                _ => false,
+            };
+            named || issued
+        })
+    }
+
     /// CAP-17: why `agent` does or does not hold `level` on `subject`.
     pub fn explain(&self, agent: AgentId, level: Access, subject: &PublicKey) -> Explanation {
         if self.kind_of(subject).is_none() {
@@ -326,9 +351,8 @@ impl Checker {
                 }
                 if !node.granting
                     && let Some(pair) = self.revoker_of(ix)
-                    && (delegate == agent || self.leads_to(delegate, agent))
                 {
-                    if cut.is_none_or(|c| pair < c) {
+                    if self.held_until_cut(ix, delegate, agent) && cut.is_none_or(|c| pair < c) {
                         cut = Some(pair);
                     }
                     continue;
@@ -358,11 +382,60 @@ impl Checker {
             .min()
     }
 
-    fn leads_to(&self, from: AgentId, agent: AgentId) -> bool {
-        match from.subject_key() {
-            Some(key) => self.members(key).contains_key(&agent),
-            None => false,
+    /// CAP-13, REP-30: whether `agent` held what the revoked delegation `ix` (to `delegate`)
+    /// passed on before the revocations that cut it: `ix` and a path of statically authorised
+    /// delegations from `delegate` down to `agent` none of which has one of those revocations
+    /// in its causal past. A device that joined a group only after the group lost a document
+    /// never held the document, so it is not a removed member of it.
+    fn held_until_cut(&self, ix: Ix, delegate: AgentId, agent: AgentId) -> bool {
+        let cuts: Vec<Ix> = std::iter::once(&ix)
+            .chain(self.nodes[ix as usize].chain.iter())
+            .filter_map(|p| self.revoked_by.get(p))
+            .flatten()
+            .copied()
+            .collect();
+        let before_cuts = |x: Ix| !cuts.iter().any(|&r| self.has_in_past(x, r));
+        if !before_cuts(ix) {
+            return false;
         }
+        if delegate == agent {
+            return true;
+        }
+        let Some(start) = delegate.subject_key() else {
+            return false;
+        };
+        let mut seen: HashSet<PublicKey> = HashSet::new();
+        let mut queue: VecDeque<PublicKey> = VecDeque::from([*start]);
+        while let Some(s) = queue.pop_front() {
+            if !seen.insert(s) {
+                continue;
+            }
+            for &link in self.by_subject.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
+                let node = &self.nodes[link as usize];
+                let Info::Delegation { delegate: next, .. } = node.info else {
+                    continue;
+                };
+                if node.stat.is_err() || !before_cuts(link) {
+                    continue;
+                }
+                if next == agent {
+                    return true;
+                }
+                if let Some(key) = next.subject_key() {
+                    queue.push_back(*key);
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether revocation `r` is in the strict causal past of `x` (through the maximal
+    /// revocations `x` builds on, CAP-12).
+    fn has_in_past(&self, x: Ix, r: Ix) -> bool {
+        self.nodes[x as usize]
+            .rev_frontier
+            .iter()
+            .any(|&f| self.in_past_eq(r, f))
     }
 
     /// CAP-5..CAP-10, CAP-20: whether a held op is statically authorised (a verdict that no
@@ -517,5 +590,10 @@ impl Checker {
     /// Hashes pending ops wait for (to request from peers).
     pub fn missing(&self) -> Vec<Hash> {
         self.pending.missing()
+    }
+
+    /// The subjects of the ops waiting in the pending set.
+    pub fn pending_subjects(&self) -> BTreeSet<PublicKey> {
+        self.pending.subjects()
     }
 }

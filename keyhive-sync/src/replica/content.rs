@@ -122,6 +122,9 @@ impl<S: Store> Replica<S> {
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
         let plan = cgka.sync_membership(&target);
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
+            if self.own_head_uncovered(document)? {
+                self.publish_entry_point(document)?;
+            }
             self.prepared.0.insert(document, stamp);
             return Ok(());
         }
@@ -139,7 +142,7 @@ impl<S: Store> Replica<S> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.store_items(items)?;
-        if seated {
+        if seated || self.own_head_uncovered(document)? {
             self.publish_entry_point(document)?;
         }
         let stamp = self.prepared_stamp(document)?;

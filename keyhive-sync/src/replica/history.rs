@@ -80,6 +80,9 @@ pub(super) struct DocHistory {
     entries_seen: usize,
     /// Epoch secrets known when `sealed` was last tried with them.
     epochs_tried: usize,
+    /// REP-5a: per epoch, the references of the changes sealed under it and of the
+    /// predecessors they carry: what a device seated in that epoch can open.
+    covered: HashMap<Hash, HashSet<Hash>>,
 }
 
 /// REP-23: the reading state of every document, filled lazily.
@@ -183,9 +186,29 @@ impl<S: Store> Replica<S> {
         Ok(f(history))
     }
 
-    /// REP-23: records change `id` that this device just sealed as opened (it knows the key
-    /// and what the change carries), so that the reading state need not decode and decrypt
-    /// it again.
+    /// REP-5a: whether a content head of `document` that this device wrote is carried by no
+    /// change or entry point sealed under the current epoch, so that a device seated
+    /// concurrently with the write could not open it.
+    pub(super) fn own_head_uncovered(&self, document: DocumentId) -> Result<bool, ReplicaError> {
+        let Some((epoch, _)) = self.cgkas.get(&document).and_then(Cgka::current_epoch) else {
+            return Ok(false);
+        };
+        let me = self.device.id().0;
+        let heads = self.admission.checker.content_heads(&document.0);
+        self.with_history(document, |h| {
+            let covered = h.covered.get(&epoch);
+            heads.iter().any(|head| {
+                matches!(self.admission.checker.op(head), Some(AnyVerified::Content(c)) if c.issuer == me)
+                    && h.opened.get(head).is_some_and(|o| {
+                        covered.is_none_or(|set| !set.contains(&o.reference))
+                    })
+            })
+        })
+    }
+
+    /// REP-23: records change `id` that this device just sealed under the current epoch as
+    /// opened (it knows the key and what the change carries), so that the reading state need
+    /// not decode and decrypt it again.
     pub(super) fn note_written(
         &self,
         document: DocumentId,
@@ -193,10 +216,18 @@ impl<S: Store> Replica<S> {
         written: Written,
         predecessors: Vec<(Hash, SymmetricKey)>,
     ) {
+        let epoch = self
+            .cgkas
+            .get(&document)
+            .and_then(Cgka::current_epoch)
+            .map(|(epoch, _)| epoch);
         let mut cache = self.history.0.borrow_mut();
         let history = cache.entry(document).or_default();
         if history.opened.contains_key(&id) || history.sealed.contains_key(&id) {
             return;
+        }
+        if let Some(epoch) = epoch {
+            history.cover(epoch, written.reference, &predecessors);
         }
         let mut queue = Vec::new();
         history.learn(predecessors, &mut queue);
@@ -400,6 +431,13 @@ impl DocHistory {
         }
     }
 
+    /// REP-5a: notes what a change sealed under `epoch` lets that epoch's members open.
+    fn cover(&mut self, epoch: Hash, reference: Hash, predecessors: &[(Hash, SymmetricKey)]) {
+        let set = self.covered.entry(epoch).or_default();
+        set.insert(reference);
+        set.extend(predecessors.iter().map(|(r, _)| *r));
+    }
+
     /// Remembers predecessor keys a change carries, queueing the new ones to try.
     fn learn(
         &mut self,
@@ -423,6 +461,11 @@ impl DocHistory {
         if let Some(ids) = self.by_reference.get_mut(&s.change.header.change) {
             ids.retain(|i| *i != id);
         }
+        self.cover(
+            s.change.header.epoch,
+            s.change.header.change,
+            &d.predecessors,
+        );
         self.learn(d.predecessors, queue);
         self.opened.insert(
             id,
