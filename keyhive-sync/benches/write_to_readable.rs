@@ -104,6 +104,7 @@ async fn run() -> Result<()> {
     );
     alice.shutdown().await?;
     bob.shutdown().await?;
+    relay.shutdown().await?;
     Ok(())
 }
 

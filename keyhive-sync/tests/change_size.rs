@@ -174,4 +174,5 @@ async fn relay_bytes_per_150_byte_change() {
     );
     alice.shutdown().await.unwrap();
     bob.shutdown().await.unwrap();
+    relay.shutdown().await.unwrap();
 }
