@@ -1,56 +1,23 @@
 //! What the CLI stores in a document's changes: file content, or the document's metadata.
 //!
-//! A change's plaintext starts with one tag byte: `0` = file bytes follow; `1` = a postcard
-//! [`Meta`] follows. The first change of every document the CLI creates is its `Meta`, so its
-//! name travels with it, encrypted, and every reader refers to it by the same name.
+//! The layout is the library's content record format (`keyhive_sync::record`,
+//! `specs/content.md`): one type byte, `0` = file bytes follow; `1` = a [`Meta`] record follows.
+//! The first change of every document the CLI creates is its `Meta`, so its name travels with
+//! it, encrypted, and every reader refers to it by the same name.
 
 use std::io::{self, Write};
 
-use keyhive_core::encoding::{decode_canonical, encode};
-use keyhive_core::identity::DocumentId;
-use serde::{Deserialize, Serialize};
+/// The library's content records (`specs/content.md`, REC-1..REC-6) under the CLI's names.
+pub use keyhive_sync::record::{FILE_TAG, Metadata as Meta, MetadataKind as MetaKind};
 
-/// Tag byte of a file change.
-pub const FILE_TAG: u8 = 0;
-/// Tag byte of a metadata change.
-pub const META_TAG: u8 = 1;
-
-/// Whether a document is a folder (other documents grant it access) or a plain document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MetaKind {
-    /// A folder.
-    Folder,
-    /// A document.
-    Document,
-}
-
-/// A document's metadata, stored encrypted as its first change. It comes from whoever wrote
-/// that change: its name is checked before display or use on disk (REP-9).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    /// The shared name (for files pushed from a directory: the relative path).
-    pub name: String,
-    /// Folder or document.
-    pub kind: MetaKind,
-    /// The folder the creator meant the document for. Written for readers of older versions
-    /// and never trusted: it is the document's own claim, and a folder's contents are decided
-    /// by the capability graph alone (REP-8, `Replica::folder_documents`).
-    pub folder: Option<DocumentId>,
-}
-
-/// Encodes a metadata change.
+/// Encodes a metadata change (REC-3).
 pub fn encode_meta(meta: &Meta) -> Vec<u8> {
-    let mut out = vec![META_TAG];
-    out.extend_from_slice(&encode(meta));
-    out
+    meta.to_record()
 }
 
-/// Decodes a metadata change, `None` if the bytes are not one.
+/// Decodes a metadata change, `None` if the bytes are not one (REC-3).
 pub fn decode_meta(bytes: &[u8]) -> Option<Meta> {
-    match bytes.split_first() {
-        Some((&META_TAG, rest)) => decode_canonical(rest, 4096).ok(),
-        _ => None,
-    }
+    Meta::from_record(bytes).ok()
 }
 
 /// A writer that checks and strips the leading tag byte of a file change.

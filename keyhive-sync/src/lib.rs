@@ -82,6 +82,10 @@
 //! [`replica::Replica`] (what a [`Repo`] drives) verifies and applies every item before it is
 //! stored, encrypts and decrypts content, and raises the events.
 //!
+//! A change's plaintext is the app's own. Apps that share files and named documents lay it
+//! out as [`record`]s (`specs/content.md`): a type byte, then file bytes or the document's
+//! metadata (name, folder or document), so that every app reads the others' documents.
+//!
 //! Cargo feature `net` (default) adds the relay server, the client, TLS and [`Repo`]. Without
 //! it (`default-features = false`) the crate is the network-free core for apps that only verify
 //! locally: [`item`], [`admission`], [`replica::Replica`] (events included), [`store`] and the
@@ -120,6 +124,7 @@ pub mod item;
 pub mod policy;
 pub mod protocol;
 pub mod reconcile;
+pub mod record;
 #[cfg(feature = "net")]
 pub mod relay;
 pub mod replica;

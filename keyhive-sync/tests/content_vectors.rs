@@ -1,0 +1,212 @@
+//! Known-answer vectors for content records (`specs/content.md`, `specs/vectors/content.json`):
+//! records with their exact bytes, plus plaintexts every reader must refuse with the named
+//! error. `content_vectors` decodes and re-encodes each; `generate_content_vectors` (ignored)
+//! rewrites the file. `metadata_is_the_first_readable_change` checks REC-4 on a replica.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{Device, DocumentId};
+use keyhive_sync::MemoryStore;
+use keyhive_sync::record::{
+    FILE_TAG, MAX_METADATA_LEN, METADATA_TAG, Metadata, MetadataKind, Record, RecordError,
+    document_metadata, file_record,
+};
+use keyhive_sync::replica::Replica;
+use serde_json::{Value, json};
+
+fn vectors_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/content.json")
+}
+
+fn metadata() -> Vec<(&'static str, Metadata)> {
+    vec![
+        (
+            "document",
+            Metadata {
+                name: "notes/todo.md".into(),
+                kind: MetadataKind::Document,
+                folder: None,
+            },
+        ),
+        (
+            "folder",
+            Metadata {
+                name: "Team".into(),
+                kind: MetadataKind::Folder,
+                folder: None,
+            },
+        ),
+        (
+            "document_in_folder",
+            Metadata {
+                name: "plan".into(),
+                kind: MetadataKind::Document,
+                folder: Some(DocumentId(PublicKey([0x46; 32]))),
+            },
+        ),
+    ]
+}
+
+fn files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![("empty_file", Vec::new()), ("file", b"hello".to_vec())]
+}
+
+/// Plaintexts that must be refused (REC-1, REC-3, REC-5).
+fn rejected() -> Vec<(&'static str, Vec<u8>)> {
+    let good = metadata()[0].1.to_record();
+    let mut trailing = good.clone();
+    trailing.push(0);
+    // name = one byte 0xFF (not UTF-8), kind = Document, folder = None.
+    let bad_utf8 = vec![METADATA_TAG, 1, 0xFF, 1, 0];
+    // kind = variant 2 (unknown).
+    let bad_kind = vec![METADATA_TAG, 1, b'a', 2, 0];
+    // name length 3 written as a non-minimal varint (0x83 0x00).
+    let overlong = vec![METADATA_TAG, 0x83, 0x00, b'a', b'b', b'c', 1, 0];
+    let mut oversize = vec![METADATA_TAG];
+    oversize.resize(1 + MAX_METADATA_LEN + 1, 0);
+    vec![
+        ("empty", Vec::new()),
+        ("unknown_type", vec![0x02, 0x00]),
+        ("metadata_trailing_byte", trailing),
+        ("metadata_name_not_utf8", bad_utf8),
+        ("metadata_unknown_kind", bad_kind),
+        ("metadata_non_minimal_varint", overlong),
+        ("metadata_oversize", oversize),
+    ]
+}
+
+/// The error an implementation reports: the variant, and for a malformed metadata body the
+/// decoding rule it broke.
+fn error_name(e: &RecordError) -> String {
+    match e {
+        RecordError::Metadata(d) => {
+            let debug = format!("{d:?}");
+            let variant = debug.split(['(', ' ']).next().unwrap_or_default();
+            format!("Metadata/{variant}")
+        }
+        other => format!("{other:?}")
+            .split(['(', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+fn build() -> Value {
+    let meta: Vec<Value> = metadata()
+        .into_iter()
+        .map(|(name, m)| {
+            json!({
+                "name": name,
+                "metadata": {
+                    "name": m.name,
+                    "kind": format!("{:?}", m.kind),
+                    "folder": m.folder.map(|f| hex::encode(f.0.as_bytes())),
+                },
+                "record": hex::encode(m.to_record()),
+            })
+        })
+        .collect();
+    let file: Vec<Value> = files()
+        .into_iter()
+        .map(|(name, content)| {
+            json!({
+                "name": name,
+                "content": hex::encode(&content),
+                "record": hex::encode(file_record(&content)),
+            })
+        })
+        .collect();
+    let bad: Vec<Value> = rejected()
+        .into_iter()
+        .map(|(name, bytes)| {
+            let error = Record::decode(&bytes).expect_err("must be refused");
+            let record = if bytes.len() > 1024 {
+                json!({ "type": bytes[0], "zeros_after_type": bytes.len() - 1 })
+            } else {
+                json!(hex::encode(&bytes))
+            };
+            json!({ "name": name, "record": record, "error": error_name(&error) })
+        })
+        .collect();
+    json!({
+        "about": "specs/content.md: record = type byte || body. `metadata` records (type 0x01, body postcard(Metadata)) and `file` records (type 0x00, body the file bytes) decode to the given value and re-encode to the same bytes; `rejected` must fail with `error`.",
+        "metadata": meta,
+        "file": file,
+        "rejected": bad,
+    })
+}
+
+#[test]
+#[ignore = "rewrites specs/vectors/content.json"]
+fn generate_content_vectors() {
+    let text = serde_json::to_string_pretty(&build()).expect("json");
+    std::fs::write(vectors_path(), text + "\n").expect("write vectors");
+}
+
+#[test]
+fn content_vectors() {
+    let text = std::fs::read_to_string(vectors_path()).expect("vectors file");
+    let file: Value = serde_json::from_str(&text).expect("json");
+    let expected = metadata();
+    let records = file["metadata"].as_array().expect("metadata");
+    assert_eq!(records.len(), expected.len());
+    for ((name, meta), vector) in expected.iter().zip(records) {
+        assert_eq!(vector["name"], *name);
+        let bytes = hex::decode(vector["record"].as_str().expect("hex")).expect("hex");
+        assert_eq!(bytes[0], METADATA_TAG, "{name}");
+        assert_eq!(Record::decode(&bytes), Ok(Record::Metadata(meta.clone())));
+        assert_eq!(meta.to_record(), bytes, "{name}");
+    }
+    let expected = files();
+    let records = file["file"].as_array().expect("file");
+    assert_eq!(records.len(), expected.len());
+    for ((name, content), vector) in expected.iter().zip(records) {
+        assert_eq!(vector["name"], *name);
+        let bytes = hex::decode(vector["record"].as_str().expect("hex")).expect("hex");
+        assert_eq!(bytes[0], FILE_TAG, "{name}");
+        assert_eq!(Record::decode(&bytes), Ok(Record::File(content)));
+        assert_eq!(file_record(content), bytes, "{name}");
+    }
+    let rejected = file["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), self::rejected().len());
+    for vector in rejected {
+        let bytes = match &vector["record"] {
+            Value::String(h) => hex::decode(h).expect("hex"),
+            described => {
+                let mut b = vec![described["type"].as_u64().expect("type") as u8];
+                b.resize(
+                    described["zeros_after_type"].as_u64().expect("len") as usize + 1,
+                    0,
+                );
+                b
+            }
+        };
+        let error = Record::decode(&bytes).expect_err("must be refused");
+        assert_eq!(error_name(&error), vector["error"], "{}", vector["name"]);
+    }
+}
+
+#[test]
+fn metadata_is_the_first_readable_change() {
+    let mut replica = Replica::open(Device::generate(None), MemoryStore::new()).unwrap();
+    let (named, meta) = metadata().swap_remove(0);
+    let doc = replica.create_document().unwrap();
+    assert_eq!(document_metadata(&replica, doc).unwrap(), None, "{named}");
+    replica.write(doc, &meta.to_record()).unwrap();
+    replica.write(doc, &file_record(b"content")).unwrap();
+    let later = Metadata {
+        name: "later".into(),
+        ..meta.clone()
+    };
+    replica.write(doc, &later.to_record()).unwrap();
+    assert_eq!(document_metadata(&replica, doc).unwrap(), Some(meta));
+
+    // A document whose first change is not a metadata record has no metadata.
+    let unnamed = replica.create_document().unwrap();
+    replica.write(unnamed, &file_record(b"x")).unwrap();
+    replica.write(unnamed, &later.to_record()).unwrap();
+    assert_eq!(document_metadata(&replica, unnamed).unwrap(), None);
+}
