@@ -33,6 +33,9 @@ pub struct Change {
 pub struct History {
     /// The changes, parents first.
     pub changes: Vec<Change>,
+    /// Every change of the document (also invalid or unreadable ones), parents first, so that
+    /// descent is followed through changes this device cannot read.
+    order: Vec<Hash>,
     parents: HashMap<Hash, Vec<Hash>>,
 }
 
@@ -42,21 +45,26 @@ impl History {
     pub fn load(replica: &Replica<Arc<RedbStore>>, document: DocumentId) -> Result<History> {
         let mut changes = Vec::new();
         let mut parents = HashMap::new();
+        let mut order = Vec::new();
         for entry in replica.changes(document)? {
+            order.push(entry.op);
+            if let Some(AnyVerified::Content(op)) = replica.checker().op(&entry.op) {
+                parents.insert(entry.op, op.predecessors.clone());
+            }
             let Some(length) = entry.length else { continue };
             if entry.status != ChangeStatus::Valid {
                 continue;
             }
             let record = if length <= MAX_RECORD {
+                // A change that cannot be read back counts as neither file nor record.
                 let mut bytes = Vec::new();
-                replica.read_change(document, &entry.op, &mut bytes)?;
-                classify(&bytes)
+                match replica.read_change(document, &entry.op, &mut bytes) {
+                    Ok(_) => classify(&bytes),
+                    Err(_) => Record::Unknown,
+                }
             } else {
                 Record::File
             };
-            if let Some(AnyVerified::Content(op)) = replica.checker().op(&entry.op) {
-                parents.insert(entry.op, op.predecessors.clone());
-            }
             changes.push(Change {
                 op: entry.op,
                 author: entry.author,
@@ -64,7 +72,11 @@ impl History {
                 record,
             });
         }
-        Ok(History { changes, parents })
+        Ok(History {
+            changes,
+            order,
+            parents,
+        })
     }
 
     /// Every change `op` descends from (not itself).
@@ -87,9 +99,17 @@ impl History {
     /// when the document's versions are linear, several when writers changed it concurrently
     /// (a conflict). The last is the version `get` and `folder pull` write by default.
     pub fn file_heads(&self) -> Vec<&Change> {
-        let superseded: BTreeSet<Hash> = self.files().flat_map(|c| self.ancestors(&c.op)).collect();
+        // Children come after their parents in `changes`: walking backwards, a change whose
+        // descendants include a file marks its parents, in one pass.
+        let files: BTreeSet<Hash> = self.files().map(|c| c.op).collect();
+        let mut below_a_file: BTreeSet<Hash> = BTreeSet::new();
+        for op in self.order.iter().rev() {
+            if files.contains(op) || below_a_file.contains(op) {
+                below_a_file.extend(self.parents.get(op).into_iter().flatten());
+            }
+        }
         self.files()
-            .filter(|c| !superseded.contains(&c.op))
+            .filter(|c| !below_a_file.contains(&c.op))
             .collect()
     }
 
