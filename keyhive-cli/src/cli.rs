@@ -88,12 +88,19 @@ pub enum Command {
         file: PathBuf,
     },
     /// Decrypt the latest change of DOC this device can read.
+    ///
+    /// When devices changed DOC concurrently, every version is kept: `get` writes the latest
+    /// and names the others on standard error (REP-52).
     Get {
         /// Document (name or id).
         doc: String,
         /// Write to this file instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Decrypt this change instead (an id or a unique prefix of 4 or more hex characters,
+        /// as `log` and the conflict note print).
+        #[arg(long, value_name = "ID")]
+        change: Option<String>,
     },
     /// List the changes of DOC: id, author, validity.
     Log {
@@ -236,6 +243,19 @@ pub enum DocCommand {
         /// Create it in this folder: the folder's members get access by their level.
         #[arg(long)]
         folder: Option<String>,
+    },
+    /// Remove a document from its folder's tree: members' `folder pull` deletes their copy
+    /// (unless they changed it). Its history stays (REP-51).
+    Rm {
+        /// Document (name or id).
+        doc: String,
+    },
+    /// Give a document a new shared name (for a folder's file: its new relative path).
+    Rename {
+        /// Document (name or id).
+        doc: String,
+        /// The new name.
+        new_name: String,
     },
 }
 

@@ -2,8 +2,11 @@
 
 mod cli;
 mod commands;
+mod conflict_names;
 mod contacts;
 mod device_store;
+mod doc_view;
+mod folder_state;
 mod home;
 mod lookup;
 mod names;
@@ -126,7 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<()> {
-    use commands::{access, content, folder, subjects};
+    use commands::{access, content, folder, folder_pull, subjects, tree};
     use records::MetaKind;
     match command {
         Command::Group(GroupCommand::Create { name }) => subjects::create_group(s, &name),
@@ -134,10 +137,12 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
             subjects::create_and_print(s, &name, MetaKind::Folder, None)
         }
         Command::Folder(FolderCommand::Push { folder, dir }) => folder::push(s, &folder, &dir),
-        Command::Folder(FolderCommand::Pull { folder, dir }) => folder::pull(s, &folder, &dir),
+        Command::Folder(FolderCommand::Pull { folder, dir }) => folder_pull::pull(s, &folder, &dir),
         Command::Doc(DocCommand::Create { name, folder }) => {
             subjects::create_and_print(s, &name, MetaKind::Document, folder.as_deref())
         }
+        Command::Doc(DocCommand::Rm { doc }) => tree::remove(s, &doc),
+        Command::Doc(DocCommand::Rename { doc, new_name }) => tree::rename(s, &doc, &new_name),
         Command::Ls => subjects::ls(s),
         Command::Grant {
             subject,
@@ -152,7 +157,9 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
             access,
         } => access::why(s, &agent, &subject, access),
         Command::Put { doc, file } => content::put(s, &doc, &file),
-        Command::Get { doc, out } => content::get(s, &doc, out.as_deref()),
+        Command::Get { doc, out, change } => {
+            content::get(s, &doc, out.as_deref(), change.as_deref())
+        }
         Command::Log { doc } => content::log(s, &doc),
         Command::Init { .. }
         | Command::Whoami

@@ -81,6 +81,11 @@ pub enum NameProblem {
     BadComponent(String),
     /// A component is longer than [`MAX_COMPONENT_BYTES`].
     ComponentTooLong,
+    /// A component is a name Windows reserves for a device (`CON`, `NUL`, `COM1`, ... with
+    /// or without an extension).
+    Reserved(String),
+    /// A component ends with `.` or a space, which Windows drops.
+    TrailingDotOrSpace(String),
 }
 
 impl NameProblem {
@@ -88,7 +93,11 @@ impl NameProblem {
     fn printable(&self) -> bool {
         matches!(
             self,
-            NameProblem::Absolute | NameProblem::BadComponent(_) | NameProblem::ComponentTooLong
+            NameProblem::Absolute
+                | NameProblem::BadComponent(_)
+                | NameProblem::ComponentTooLong
+                | NameProblem::Reserved(_)
+                | NameProblem::TrailingDotOrSpace(_)
         )
     }
 }
@@ -108,6 +117,15 @@ impl std::fmt::Display for NameProblem {
             ),
             NameProblem::ComponentTooLong => {
                 write!(f, "a path component is over {MAX_COMPONENT_BYTES} bytes")
+            }
+            NameProblem::Reserved(c) => {
+                write!(
+                    f,
+                    "path component {c:?} is a device name reserved on Windows"
+                )
+            }
+            NameProblem::TrailingDotOrSpace(c) => {
+                write!(f, "path component {c:?} ends with a dot or a space")
             }
         }
     }
@@ -146,8 +164,36 @@ pub fn check_name(name: &str) -> Result<(), NameProblem> {
         if component.len() > MAX_COMPONENT_BYTES {
             return Err(NameProblem::ComponentTooLong);
         }
+        if component.ends_with(['.', ' ']) {
+            return Err(NameProblem::TrailingDotOrSpace(component.to_owned()));
+        }
+        if is_reserved_on_windows(component) {
+            return Err(NameProblem::Reserved(component.to_owned()));
+        }
     }
     Ok(())
+}
+
+/// Windows device names (`CON`, `PRN`, `AUX`, `NUL`, `COM0`-`COM9`, `LPT0`-`LPT9`, and the
+/// superscript-digit forms), in any case, alone or before an extension (`con.txt`).
+fn is_reserved_on_windows(component: &str) -> bool {
+    let stem = component
+        .split_once('.')
+        .map_or(component, |(stem, _)| stem)
+        .trim_end_matches(' ')
+        .to_ascii_uppercase();
+    match stem.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" => true,
+        _ => ["COM", "LPT"].iter().any(|prefix| {
+            stem.strip_prefix(prefix).is_some_and(|rest| {
+                let mut digits = rest.chars();
+                matches!(
+                    (digits.next(), digits.next()),
+                    (Some('0'..='9' | '¹' | '²' | '³'), None)
+                )
+            })
+        }),
+    }
 }
 
 /// REP-9: a peer-supplied name as it may be shown on a terminal: as is when safe (or when it is
@@ -173,6 +219,10 @@ mod tests {
             "résumé 2024.pdf",
             "..hidden",
             "a..b",
+            "console.txt",
+            "COM10",
+            "lpt.txt",
+            "a/.b",
         ] {
             assert_eq!(check_name(ok), Ok(()), "{ok:?}");
             assert_eq!(shown(ok), ok);
@@ -193,6 +243,13 @@ mod tests {
             ("a//b", NameProblem::BadComponent(String::new())),
             ("a/", NameProblem::BadComponent(String::new())),
             (long_component.as_str(), NameProblem::ComponentTooLong),
+            ("CON", NameProblem::Reserved("CON".into())),
+            ("docs/nul.txt", NameProblem::Reserved("nul.txt".into())),
+            ("Com1.tar.gz", NameProblem::Reserved("Com1.tar.gz".into())),
+            ("lpt9", NameProblem::Reserved("lpt9".into())),
+            ("COM¹", NameProblem::Reserved("COM¹".into())),
+            ("notes.", NameProblem::TrailingDotOrSpace("notes.".into())),
+            ("dir /x", NameProblem::TrailingDotOrSpace("dir ".into())),
         ];
         for (name, problem) in cases {
             assert_eq!(check_name(name), Err(problem), "{name:?}");

@@ -9,14 +9,14 @@ use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{ContactCard, DocumentId, GroupId, IndividualId, SubjectKind};
 use keyhive_core::keystore::KeyStore;
 use keyhive_sync::RedbStore;
-use keyhive_sync::replica::{ChangeStatus, Replica};
+use keyhive_sync::replica::Replica;
 
 use crate::contacts::ContactBook;
 use crate::device_store;
 use crate::home::Home;
 use crate::names::LocalNames;
 use crate::output::Output;
-use crate::records::{Meta, MetaKind, decode_meta};
+use crate::records::{Meta, MetaKind};
 
 /// File of the local item store.
 pub const STORE_FILE: &str = "store.redb";
@@ -140,18 +140,8 @@ impl Session {
     }
 
     fn read_meta(&self, doc: DocumentId) -> Result<Option<Meta>> {
-        let first = self
-            .replica
-            .changes(doc)?
-            .into_iter()
-            .find(|c| c.status == ChangeStatus::Valid && c.length.is_some());
-        let Some(first) = first else { return Ok(None) };
-        if first.length.is_some_and(|l| l > 4096) {
-            return Ok(None);
-        }
-        let mut bytes = Vec::new();
-        self.replica.read_change(doc, &first.op, &mut bytes)?;
-        Ok(decode_meta(&bytes))
+        // REP-50, REP-51: the first change's name, renamed and removed by later records.
+        Ok(crate::doc_view::History::load(&self.replica, doc)?.meta())
     }
 
     /// A human name for any subject or device.
@@ -201,6 +191,8 @@ impl Session {
         let metas: Vec<(DocumentId, String)> = self
             .metas()?
             .iter()
+            // A removed document (REP-51) is found by id, not by its old name.
+            .filter(|(_, meta)| !meta.removed)
             .map(|(doc, meta)| (*doc, meta.name.clone()))
             .collect();
         let mut found: Vec<(PublicKey, SubjectKind)> = self

@@ -1,4 +1,4 @@
-//! `put`, `get`, `log`.
+//! `put`, `get` (with conflicts, REP-52), `log`.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -9,9 +9,10 @@ use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::{ChangeStatus, ReplicaError};
 use serde_json::json;
 
+use crate::doc_view::History;
 use crate::names::shown;
 use crate::output::print_table;
-use crate::records::{FILE_TAG, FileBody};
+use crate::records::{FILE_TAG, FileBody, Record};
 use crate::session::Session;
 
 /// Encrypts a file as a new change of `doc`; returns the change id.
@@ -25,7 +26,8 @@ pub fn put_file(s: &mut Session, doc: DocumentId, path: &Path) -> Result<keyhive
     Ok(op)
 }
 
-fn explain_write_error(e: ReplicaError, doc: DocumentId) -> anyhow::Error {
+/// A write refused by the replica, in words that say what to do.
+pub fn explain_write_error(e: ReplicaError, doc: DocumentId) -> anyhow::Error {
     match e {
         // REP-31: one line naming the revocation (not chained to the error's own message).
         ReplicaError::Revoked { revocation, .. } => anyhow::anyhow!(
@@ -50,46 +52,121 @@ pub fn put(s: &mut Session, doc: &str, path: &Path) -> Result<()> {
     )
 }
 
-/// Decrypts the latest file change of `doc` into `out`; returns (change, bytes).
+/// Decrypts file change `op` of `document` into `out` without its tag byte; `None` (nothing
+/// written) when the change is not file content.
+pub fn file_change(
+    s: &Session,
+    document: DocumentId,
+    op: &keyhive_core::Hash,
+    out: &mut dyn Write,
+) -> Result<Option<u64>> {
+    let mut body = FileBody::new(&mut *out);
+    match s.replica.read_change(document, op, &mut body) {
+        Ok(n) => Ok(Some(n.saturating_sub(1))),
+        Err(_) if body.not_a_file => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Decrypts the latest file version of `doc` (the last of its file heads, REP-52) into `out`;
+/// returns (change, bytes).
 pub fn latest_file(
     s: &Session,
     document: DocumentId,
     out: &mut dyn Write,
 ) -> Result<Option<(keyhive_core::Hash, u64)>> {
-    let changes = s.replica.changes(document)?;
-    for change in changes.iter().rev() {
-        if change.status != ChangeStatus::Valid || change.length.is_none() {
-            continue;
-        }
-        // Only file changes are candidates; metadata changes are tiny and checked first.
-        if change.length.is_some_and(|l| l <= 4096) {
-            let mut bytes = Vec::new();
-            s.replica.read_change(document, &change.op, &mut bytes)?;
-            if bytes.first() != Some(&FILE_TAG) {
-                continue;
-            }
-            out.write_all(&bytes[1..])?;
-            return Ok(Some((change.op, bytes.len() as u64 - 1)));
-        }
-        let mut body = FileBody::new(&mut *out);
-        match s.replica.read_change(document, &change.op, &mut body) {
-            Ok(n) => return Ok(Some((change.op, n.saturating_sub(1)))),
-            Err(_) if body.not_a_file => continue,
-            Err(e) => return Err(e.into()),
+    let history = History::load(&s.replica, document)?;
+    for head in history.file_heads().iter().rev() {
+        if let Some(n) = file_change(s, document, &head.op, out)? {
+            return Ok(Some((head.op, n)));
         }
     }
     Ok(None)
 }
 
-/// `keyhive get DOC [--out FILE]`.
-pub fn get(s: &mut Session, doc: &str, out_path: Option<&Path>) -> Result<()> {
+/// A file head of a document as `get` and `folder pull` describe it.
+pub struct Side {
+    /// The change id.
+    pub op: keyhive_core::Hash,
+    /// Its author's name (REP-9: shown form).
+    pub author: String,
+    /// File bytes.
+    pub bytes: u64,
+}
+
+impl Side {
+    /// JSON form.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({"change": self.op.to_string(), "author": self.author, "bytes": self.bytes})
+    }
+}
+
+/// REP-52: the file heads of `document`, in causal order (the last is the default version).
+pub fn sides(s: &mut Session, history: &History) -> Vec<Side> {
+    history
+        .file_heads()
+        .into_iter()
+        .map(|c| Side {
+            op: c.op,
+            author: shown(&s.name_of(&c.author.0)),
+            bytes: c.length.saturating_sub(1),
+        })
+        .collect()
+}
+
+/// The file change of `history` whose id starts with `prefix` (4 or more hex characters).
+fn pick_change(history: &History, doc: &str, prefix: &str) -> Result<keyhive_core::Hash> {
+    if !(crate::lookup::is_prefix(prefix) || prefix.len() == 64) {
+        bail!(
+            "{prefix:?} is not a change id: give 4 to 64 hex characters, as `keyhive log {doc}` prints"
+        );
+    }
+    let lower = prefix.to_ascii_lowercase();
+    let found: Vec<keyhive_core::Hash> = history
+        .changes
+        .iter()
+        .filter(|c| c.record == Record::File && c.op.to_string().starts_with(&lower))
+        .map(|c| c.op)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!(
+            "no readable file change of {doc} starts with {prefix}: `keyhive log {doc}` lists them"
+        ),
+        many => bail!(
+            "the change prefix {prefix:?} is ambiguous ({} matches); type more of it",
+            many.len()
+        ),
+    }
+}
+
+/// `keyhive get DOC [--out FILE] [--change ID]`. When the document has several file heads
+/// (concurrent versions, REP-52) it says so on standard error, naming each side and how to
+/// fetch it.
+pub fn get(
+    s: &mut Session,
+    doc: &str,
+    out_path: Option<&Path>,
+    change: Option<&str>,
+) -> Result<()> {
     let document = s.document(doc)?;
-    let result = match out_path {
+    let history = History::load(&s.replica, document)?;
+    let heads = sides(s, &history);
+    let chosen = match change {
+        Some(prefix) => Some(pick_change(&history, doc, prefix)?),
+        None => heads.last().map(|h| h.op),
+    };
+    let Some(chosen) = chosen else {
+        bail!(
+            "no change of {doc} that this device can read: it has no read access (or it was revoked), or nothing was written yet; try `keyhive sync`"
+        )
+    };
+    let written = match out_path {
         Some(path) => {
             let tmp = path.with_extension("keyhive-partial");
             let mut file =
                 File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-            let result = latest_file(s, document, &mut file);
+            let result = file_change(s, document, &chosen, &mut file);
             drop(file);
             match &result {
                 Ok(Some(_)) => std::fs::rename(&tmp, path)
@@ -103,29 +180,70 @@ pub fn get(s: &mut Session, doc: &str, out_path: Option<&Path>) -> Result<()> {
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            latest_file(s, document, &mut lock)?
+            file_change(s, document, &chosen, &mut lock)?
         }
     };
-    match result {
-        Some((op, n)) => {
-            if let Some(path) = out_path {
-                s.out.emit(
-                    &json!({"change": op.to_string(), "bytes": n, "out": path}),
-                    || {
-                        eprintln!(
-                            "Decrypted change {} ({n} bytes) to {}",
-                            short_hash(&op),
-                            path.display()
-                        )
-                    },
-                )?;
-            }
-            Ok(())
-        }
-        None => bail!(
-            "no change of {doc} that this device can read: it has no read access (or it was revoked), or nothing was written yet; try `keyhive sync`"
-        ),
+    let Some(n) = written else {
+        bail!(
+            "change {} of {doc} is not file content",
+            short_hash(&chosen)
+        )
+    };
+    let conflict = heads.len() > 1;
+    if conflict && !s.out.json {
+        report_conflict(doc, &heads, &chosen);
     }
+    if let Some(path) = out_path {
+        s.out.emit(
+            &json!({
+                "change": chosen.to_string(),
+                "bytes": n,
+                "out": path,
+                "conflict": conflict,
+                "heads": heads.iter().map(Side::to_json).collect::<Vec<_>>(),
+            }),
+            || {
+                eprintln!(
+                    "Decrypted change {} ({n} bytes) to {}",
+                    short_hash(&chosen),
+                    path.display()
+                )
+            },
+        )?;
+    } else if conflict && s.out.json {
+        // Standard output holds the file: the conflict goes to standard error, as JSON.
+        let value = json!({
+            "conflict": true,
+            "change": chosen.to_string(),
+            "heads": heads.iter().map(Side::to_json).collect::<Vec<_>>(),
+        });
+        eprintln!("{value}");
+    }
+    Ok(())
+}
+
+/// Tells (on standard error) that `doc` has several concurrent versions, which one was
+/// written, and how to fetch each of the others.
+fn report_conflict(doc: &str, heads: &[Side], chosen: &keyhive_core::Hash) {
+    eprintln!(
+        "conflict: {doc} has {} concurrent versions (written at the same time by different devices); all are kept:",
+        heads.len()
+    );
+    for side in heads {
+        let this = if side.op == *chosen {
+            " (this one)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "  change {} by {} ({} bytes){this}: keyhive get {doc} --change {}",
+            short_hash(&side.op),
+            side.author,
+            side.bytes,
+            short_hash(&side.op),
+        );
+    }
+    eprintln!("  to resolve it, `keyhive put {doc} FILE` with the merged version");
 }
 
 fn short_hash(h: &keyhive_core::Hash) -> String {
@@ -181,9 +299,12 @@ pub fn log(s: &mut Session, doc: &str) -> Result<()> {
     })
 }
 
-/// Whether a (small, readable) change is the document's metadata record.
+/// Whether a (small, readable) change is one of the document's metadata records (REP-50).
 fn is_metadata(s: &Session, document: DocumentId, change: &keyhive_core::Hash) -> bool {
     let mut bytes = Vec::new();
     s.replica.read_change(document, change, &mut bytes).is_ok()
-        && crate::records::decode_meta(&bytes).is_some()
+        && matches!(
+            crate::records::classify(&bytes),
+            Record::Meta(_) | Record::Update(_)
+        )
 }

@@ -1,11 +1,12 @@
-//! `folder push FOLDER DIR` and `folder pull FOLDER DIR`: share a real directory.
+//! `folder push FOLDER DIR` (and what `folder pull`, in `folder_pull.rs`, shares with it):
+//! share a real directory.
 //!
 //! A folder's documents are those the capability graph places in it (REP-8,
 //! `Replica::folder_documents`), never those whose metadata claims it; their names come from
 //! peers and are checked before use (REP-9); a pull writes every safe file, skips and reports
 //! the rest, and never writes outside the target directory (REP-10).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -14,13 +15,16 @@ use keyhive_core::Hash;
 use keyhive_core::identity::DocumentId;
 use serde_json::json;
 
-use super::content::{latest_file, put_file};
+use super::content::put_file;
 use super::subjects::create_document;
+use super::tree::{remove_document, rename_document};
+use crate::conflict_names::is_conflict_copy;
+use crate::folder_state::{Files, FolderState, Synced, hash_file};
 use crate::names::{check_name, shown};
 use crate::records::MetaKind;
 use crate::session::{Session, short};
 
-fn progress(len: u64, json: bool) -> ProgressBar {
+pub(crate) fn progress(len: u64, json: bool) -> ProgressBar {
     let bar = ProgressBar::new(len);
     if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -31,7 +35,8 @@ fn progress(len: u64, json: bool) -> ProgressBar {
     bar
 }
 
-/// Relative paths of every regular file under `dir`, sorted, with `/` separators.
+/// Relative paths of every regular file under `dir`, sorted, with `/` separators, except
+/// conflict copies and temporary files.
 fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -51,7 +56,12 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
                     .join("/");
-                out.push((name, path));
+                // Conflict copies (REP-54) and a pull's temporary files stay local.
+                let file = name.rsplit('/').next().unwrap_or_default();
+                let temporary = file.starts_with(".keyhive-") && file.ends_with(".partial");
+                if !temporary && !is_conflict_copy(&name) {
+                    out.push((name, path));
+                }
             }
         }
     }
@@ -61,22 +71,22 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 
 /// A document of a folder (REP-8) that may be written as a file: its path relative to the
 /// folder's directory and whether its plain name is shared with another document (REP-10).
-struct FileEntry {
-    path: String,
-    doc: DocumentId,
-    placement: Hash,
-    conflict: bool,
+pub(crate) struct FileEntry {
+    pub(crate) path: String,
+    pub(crate) doc: DocumentId,
+    pub(crate) placement: Hash,
+    pub(crate) conflict: bool,
 }
 
 /// A document of a folder that is not written, and why (REP-10).
-struct Skipped {
-    name: Option<String>,
-    doc: DocumentId,
-    reason: String,
+pub(crate) struct Skipped {
+    pub(crate) name: Option<String>,
+    pub(crate) doc: DocumentId,
+    pub(crate) reason: String,
 }
 
 impl Skipped {
-    fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         json!({
             "name": self.name.as_deref().map(shown),
             "document": self.doc.to_string(),
@@ -84,7 +94,7 @@ impl Skipped {
         })
     }
 
-    fn print(&self) {
+    pub(crate) fn print(&self) {
         let name = self
             .name
             .as_deref()
@@ -95,7 +105,10 @@ impl Skipped {
 
 /// The documents of `folder` (REP-8, from the capability graph) with safe names (REP-9); those
 /// whose names are shared get `NAME~ID12` (REP-10). Sorted by path.
-fn listing(s: &mut Session, folder: DocumentId) -> Result<(Vec<FileEntry>, Vec<Skipped>)> {
+pub(crate) fn listing(
+    s: &mut Session,
+    folder: DocumentId,
+) -> Result<(Vec<FileEntry>, Vec<Skipped>)> {
     let placed: Vec<(DocumentId, Hash)> = s
         .replica
         .folder_documents(folder)
@@ -112,8 +125,8 @@ fn listing(s: &mut Session, folder: DocumentId) -> Result<(Vec<FileEntry>, Vec<S
                 doc,
                 reason: "its name cannot be read here yet (run `keyhive sync`)".into(),
             }),
-            // Sub-folders are not files.
-            Some(meta) if meta.kind == MetaKind::Folder => {}
+            // Sub-folders are not files; removed documents are out of the tree (REP-51).
+            Some(meta) if meta.kind == MetaKind::Folder || meta.removed => {}
             Some(meta) => match check_name(&meta.name) {
                 Ok(()) => named
                     .entry(meta.name.clone())
@@ -170,13 +183,32 @@ fn listing(s: &mut Session, folder: DocumentId) -> Result<(Vec<FileEntry>, Vec<S
     Ok((files, skipped))
 }
 
-/// Pushes every file under `dir` into `folder` (new documents or new versions). A name that
-/// several documents of the folder share is left alone and reported (REP-10).
+/// What `folder push` did with each file.
+#[derive(Default)]
+struct PushReport {
+    pushed: Vec<serde_json::Value>,
+    renamed: Vec<serde_json::Value>,
+    removed: Vec<serde_json::Value>,
+    unchanged: usize,
+    /// Unchanged files another member removed or moved: `folder pull` applies that.
+    pending: Vec<serde_json::Value>,
+    skipped: Vec<serde_json::Value>,
+}
+
+/// REP-53: pushes what changed under `dir` into `folder` since this home last synced them:
+/// a new version for each edited file (by content hash; unchanged files are neither
+/// re-encrypted nor re-sent), a new document for each new file, a rename record (REP-50) for a
+/// file that moved (same content, the old path gone), and a removal record (REP-51) for a file
+/// deleted here. A name that several documents of the folder share is left alone and reported
+/// (REP-10).
 pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
     let folder_id = s.folder(folder)?;
-    let files = files_under(dir)?;
+    let root = dir
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", dir.display()))?;
+    let files = files_under(&root)?;
     let (entries, _) = listing(s, folder_id)?;
-    let mut existing: BTreeMap<&str, DocumentId> = BTreeMap::new();
+    let mut existing: BTreeMap<String, DocumentId> = BTreeMap::new();
     let mut conflicted: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in &entries {
         if e.conflict {
@@ -187,51 +219,124 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
                 .or_default()
                 .push(e.doc.to_string());
         } else {
-            existing.insert(e.path.as_str(), e.doc);
+            existing.insert(e.path.clone(), e.doc);
         }
     }
+    let mut state = FolderState::load(&s.home)?;
+    let synced = state.files(folder_id, &root).clone();
+    let on_disk: BTreeSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    // Files synced before, gone from the disk, whose document is still at that path: deleted
+    // here, or moved (found again below by their content hash).
+    let mut missing: BTreeMap<String, Vec<(String, DocumentId)>> = BTreeMap::new();
+    for (path, record) in &synced {
+        if let Some(doc) = record.document()
+            && !on_disk.contains(path.as_str())
+            && existing.get(path) == Some(&doc)
+        {
+            missing
+                .entry(record.hash.clone())
+                .or_default()
+                .push((path.clone(), doc));
+        }
+    }
+    let mut next: Files = Files::new();
     let bar = progress(files.len() as u64, s.out.json);
-    let mut report = Vec::new();
-    let mut skipped = Vec::new();
+    let mut report = PushReport::default();
     for (name, path) in &files {
         bar.set_message(name.clone());
+        bar.inc(1);
         if let Some(ids) = conflicted.get(name) {
-            skipped.push(json!({
+            report.skipped.push(json!({
                 "name": shown(name),
                 "documents": ids,
                 "reason": format!("{} documents of the folder have this name (REP-10): update one with `keyhive put ID FILE`", ids.len()),
             }));
-            bar.inc(1);
             continue;
         }
         if let Err(problem) = check_name(name) {
-            skipped.push(
+            report.skipped.push(
                 json!({"name": shown(name), "reason": format!("unsafe name (REP-9): {problem}")}),
             );
-            bar.inc(1);
             continue;
         }
-        let (doc, created) = match existing.get(name.as_str()) {
-            Some(doc) => (*doc, false),
-            None => (
-                create_document(s, name, MetaKind::Document, Some(&folder_id.to_string()))?,
-                true,
-            ),
+        let Some(hash) = hash_file(path)? else {
+            continue;
         };
-        let op = put_file(s, doc, path)?;
-        report.push(json!({"name": name, "document": doc.to_string(), "change": op.to_string(), "created": created}));
-        bar.inc(1);
+        let record = synced.get(name);
+        match existing.get(name) {
+            Some(doc) => {
+                if let Some(r) = record.filter(|r| r.document() == Some(*doc) && r.hash == hash) {
+                    report.unchanged += 1;
+                    next.insert(name.clone(), r.clone());
+                    continue;
+                }
+                let op = put_file(s, *doc, path)?;
+                report.pushed.push(json!({"name": name, "document": doc.to_string(), "change": op.to_string(), "created": false}));
+                next.insert(name.clone(), synced_record(*doc, hash, op));
+            }
+            None => {
+                if let Some(r) = record.filter(|r| r.hash == hash) {
+                    // Unchanged here since the last sync, and no longer at this path in the
+                    // folder: another member removed or moved it; `folder pull` applies that.
+                    report
+                        .pending
+                        .push(json!({"name": shown(name), "document": r.doc}));
+                    continue;
+                }
+                let moved = missing.get_mut(&hash).and_then(Vec::pop);
+                if let Some((old, doc)) = moved {
+                    let op = rename_document(s, doc, name)?;
+                    report.renamed.push(json!({"from": old, "to": name, "document": doc.to_string(), "change": op.to_string()}));
+                    if let Some(r) = synced.get(&old) {
+                        next.insert(name.clone(), r.clone());
+                    }
+                    continue;
+                }
+                let doc =
+                    create_document(s, name, MetaKind::Document, Some(&folder_id.to_string()))?;
+                let op = put_file(s, doc, path)?;
+                report.pushed.push(json!({"name": name, "document": doc.to_string(), "change": op.to_string(), "created": true}));
+                next.insert(name.clone(), synced_record(doc, hash, op));
+            }
+        }
     }
     bar.finish_and_clear();
+    for (path, doc) in missing.into_values().flatten() {
+        let op = remove_document(s, doc)?;
+        report
+            .removed
+            .push(json!({"name": path, "document": doc.to_string(), "change": op.to_string()}));
+    }
+    *state.files(folder_id, &root) = next;
     s.save()?;
-    let count = report.len();
-    s.out
-        .emit(&json!({"pushed": report, "skipped": skipped}), || {
-            println!("Pushed {count} file(s) into folder {}", shown(folder));
-            for skip in &skipped {
-                eprintln!("skipped {}: {}", skip["name"], skip["reason"]);
-            }
-        })?;
+    state.save(&s.home)?;
+    let PushReport {
+        pushed,
+        renamed,
+        removed,
+        unchanged,
+        pending,
+        skipped,
+    } = report;
+    let value = json!({"pushed": pushed, "renamed": renamed, "removed": removed, "unchanged": unchanged, "pending_pull": pending, "skipped": skipped});
+    s.out.emit(&value, || {
+        println!(
+            "Pushed {} file(s) into folder {} ({} renamed, {} removed, {unchanged} unchanged)",
+            pushed.len(),
+            shown(folder),
+            renamed.len(),
+            removed.len(),
+        );
+        for p in &pending {
+            eprintln!(
+                "note: {} was removed or renamed by another member; `keyhive folder pull` applies it",
+                p["name"]
+            );
+        }
+        for skip in &skipped {
+            eprintln!("skipped {}: {}", skip["name"], skip["reason"]);
+        }
+    })?;
     if !skipped.is_empty() {
         bail!(
             "{} file(s) were not pushed (listed above); every other file was",
@@ -241,114 +346,11 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// REP-10: creates (or checks) every directory of `rel` under `root`, refusing a symbolic link
-/// or a non-directory on the way, so that nothing is written outside `root`. Returns the
-/// directory that holds the file and the file's path.
-fn prepare_path(root: &Path, rel: &str) -> Result<(PathBuf, PathBuf)> {
-    let mut parts: Vec<&str> = rel.split('/').collect();
-    let file = parts.pop().context("empty path")?;
-    let mut dir = root.to_path_buf();
-    for part in parts {
-        dir.push(part);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.file_type().is_symlink() => {
-                bail!("{} is a symbolic link", dir.display())
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => bail!("{} is not a directory", dir.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?,
-            Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", dir.display())),
-        }
+/// The state record of a file just synced.
+pub(crate) fn synced_record(doc: DocumentId, hash: String, op: Hash) -> Synced {
+    Synced {
+        doc: doc.to_string(),
+        hash,
+        change: op.to_string(),
     }
-    let target = dir.join(file);
-    match std::fs::symlink_metadata(&target) {
-        Ok(m) if m.file_type().is_symlink() => bail!("{} is a symbolic link", target.display()),
-        Ok(m) if m.is_dir() => bail!("{} is a directory", target.display()),
-        _ => Ok((dir, target)),
-    }
-}
-
-/// Writes the latest readable version of `doc` at `rel` under `root`, through a fresh temporary
-/// file renamed over the target (REP-10). `None` when nothing readable was written yet.
-fn write_one(s: &Session, root: &Path, rel: &str, doc: DocumentId) -> Result<Option<(Hash, u64)>> {
-    let (dir, target) = prepare_path(root, rel)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".keyhive-")
-        .suffix(".partial")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    let got = latest_file(s, doc, tmp.as_file_mut())?;
-    if got.is_some() {
-        tmp.persist(&target)
-            .with_context(|| format!("cannot write {}", target.display()))?;
-    }
-    Ok(got)
-}
-
-/// REP-10: writes the latest readable version of every document of `folder` (REP-8) with a safe
-/// name (REP-9) under `dir`; skips and reports the others, then fails if any was skipped.
-pub fn pull(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
-    let folder_id = s.folder(folder)?;
-    let (entries, mut skipped) = listing(s, folder_id)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let root = dir
-        .canonicalize()
-        .with_context(|| format!("cannot open {}", dir.display()))?;
-    let bar = progress(entries.len() as u64, s.out.json);
-    let mut report = Vec::new();
-    let mut conflicts = Vec::new();
-    for entry in &entries {
-        bar.set_message(entry.path.clone());
-        match write_one(s, &root, &entry.path, entry.doc) {
-            Ok(Some((op, bytes))) => {
-                report.push(json!({
-                    "name": entry.path,
-                    "document": entry.doc.to_string(),
-                    "placed_by": entry.placement.to_string(),
-                    "change": op.to_string(),
-                    "bytes": bytes,
-                }));
-                if entry.conflict {
-                    conflicts.push(entry.path.clone());
-                }
-            }
-            Ok(None) => {}
-            Err(e) => skipped.push(Skipped {
-                name: Some(entry.path.clone()),
-                doc: entry.doc,
-                reason: format!("{e:#}"),
-            }),
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let count = report.len();
-    let value = json!({
-        "written": report,
-        "conflicts": conflicts,
-        "skipped": skipped.iter().map(Skipped::to_json).collect::<Vec<_>>(),
-    });
-    s.out.emit(&value, || {
-        println!(
-            "Pulled {count} file(s) from folder {} into {}",
-            shown(folder),
-            dir.display()
-        );
-        for path in &conflicts {
-            eprintln!(
-                "note: several documents of the folder share a name; this one was written as {path}"
-            );
-        }
-        for skip in &skipped {
-            skip.print();
-        }
-    })?;
-    if !skipped.is_empty() {
-        bail!(
-            "{} document(s) of the folder were skipped (listed above); every other file was written",
-            skipped.len()
-        );
-    }
-    Ok(())
 }

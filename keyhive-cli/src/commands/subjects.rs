@@ -64,6 +64,7 @@ pub fn create_document(
         name: name.to_owned(),
         kind,
         folder,
+        removed: false,
     };
     s.replica.write(doc, &encode_meta(&meta))?;
     s.invalidate();
@@ -100,6 +101,8 @@ pub fn ls(s: &mut Session) -> Result<()> {
                 let meta = s.metas()?.get(&DocumentId(subject)).cloned();
                 match meta {
                     Some(m) if m.kind == MetaKind::Folder => ("folder", Some(m.name)),
+                    // REP-51: still held, no longer in its folder's tree.
+                    Some(m) if m.removed => ("removed", Some(m.name)),
                     Some(m) => ("document", Some(m.name)),
                     None => ("document", None),
                 }

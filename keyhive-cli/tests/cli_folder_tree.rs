@@ -1,0 +1,389 @@
+//! Issue 12 item 3, with a real relay process: folders as trees. `folder push` sends only what
+//! changed (REP-53), deletions and renames travel as metadata records (REP-50, REP-51) that
+//! members' `folder pull` applies without losing a local edit, names unsafe on disk are refused
+//! here and skipped with a warning when a malicious writer sends them (REP-9, REP-10).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::{RelayProcess, fails, json, keyhive};
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::identity::{ContactCard, Device, DocumentId};
+use keyhive_sync::MemoryStore;
+use keyhive_sync::client::Client;
+use keyhive_sync::replica::{Replica, ReplicaGate};
+use serde_json::Value;
+
+/// A fresh home with a device named `name`; returns its home and contact card line.
+fn person(dir: &Path, name: &str) -> (PathBuf, String) {
+    let home = dir.join(name);
+    json(&home, &["init", "--name", name]);
+    let card = json(&home, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (home, card)
+}
+
+/// Alice and Bob know each other and use `relay`; Alice's folder Team, Bob a writer of it.
+fn team(dir: &Path, relay: &RelayProcess) -> (PathBuf, PathBuf) {
+    let (alice, a) = person(dir, "Alice");
+    let (bob, b) = person(dir, "Bob");
+    json(&alice, &["contact", "add", &b]);
+    json(&bob, &["contact", "add", &a]);
+    for home in [&alice, &bob] {
+        json(home, &["relay", "add", &relay.url]);
+    }
+    json(&alice, &["folder", "create", "Team"]);
+    json(&alice, &["grant", "Team", "Bob", "--access", "write"]);
+    (alice, bob)
+}
+
+/// Bytes this home sent to its relays in one `sync`.
+fn sync_sent(home: &Path) -> u64 {
+    json(home, &["sync"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["bytes_sent"].as_u64().unwrap())
+        .sum()
+}
+
+fn push(home: &Path, dir: &Path) -> Value {
+    json(home, &["folder", "push", "Team", dir.to_str().unwrap()])
+}
+
+fn pull(home: &Path, dir: &Path) -> Value {
+    json(home, &["folder", "pull", "Team", dir.to_str().unwrap()])
+}
+
+/// REP-53: a one-byte edit in a 10 MB folder (100 files x 100 KB) re-encrypts and sends that
+/// file only.
+#[test]
+fn rep53_incremental_push_sends_only_the_changed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, _) = person(dir.path(), "Alice");
+    json(&alice, &["relay", "add", &relay.url]);
+    json(&alice, &["folder", "create", "Team"]);
+    let tree = dir.path().join("tree");
+    for i in 0..100u32 {
+        let sub = tree.join(format!("d{}", i % 10));
+        std::fs::create_dir_all(&sub).unwrap();
+        let bytes: Vec<u8> = (0..100_000u32)
+            .map(|j| (j.wrapping_mul(31) ^ i) as u8)
+            .collect();
+        std::fs::write(sub.join(format!("f{i}.bin")), bytes).unwrap();
+    }
+    let first = push(&alice, &tree);
+    assert_eq!(first["pushed"].as_array().unwrap().len(), 100);
+    let full = sync_sent(&alice);
+
+    let again = push(&alice, &tree);
+    assert!(again["pushed"].as_array().unwrap().is_empty(), "{again}");
+    assert_eq!(again["unchanged"], 100);
+    let nothing = sync_sent(&alice);
+
+    let edited = tree.join("d7/f17.bin");
+    let mut bytes = std::fs::read(&edited).unwrap();
+    bytes[50_000] ^= 1;
+    std::fs::write(&edited, bytes).unwrap();
+    let one = push(&alice, &tree);
+    let pushed = one["pushed"].as_array().unwrap();
+    assert_eq!(pushed.len(), 1, "{one}");
+    assert_eq!(pushed[0]["name"], "d7/f17.bin");
+    assert_eq!(one["unchanged"], 99);
+    let edit = sync_sent(&alice);
+    eprintln!(
+        "bytes sent: first push of 100 x 100 KB = {full} B; push with nothing changed = {nothing} B; one-byte edit = {edit} B"
+    );
+    assert!(full > 10_000_000, "{full}");
+    // The edited file's new version (100 KB, sent whole) plus its op: not the folder.
+    assert!(edit < 120_000, "a one-byte edit sent {edit} B");
+    assert!(nothing < 20_000, "an unchanged folder sent {nothing} B");
+    relay.stop();
+}
+
+/// REP-50, REP-51, REP-53: deletions and renames propagate; a member's pull deletes only
+/// files unchanged since the last sync and keeps edited ones; `doc rm` and `doc rename`.
+#[test]
+fn rep50_rep51_deletions_and_renames_propagate() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = team(dir.path(), &relay);
+    let a_dir = dir.path().join("a");
+    std::fs::create_dir_all(a_dir.join("docs")).unwrap();
+    for (name, text) in [
+        ("gone.txt", "delete me"),
+        ("kept.txt", "bob edits me"),
+        ("docs/old.txt", "move me"),
+        ("stay.txt", "stay"),
+    ] {
+        std::fs::write(a_dir.join(name), text).unwrap();
+    }
+    push(&alice, &a_dir);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    let b_dir = dir.path().join("b");
+    pull(&bob, &b_dir);
+    std::fs::write(b_dir.join("kept.txt"), "bob's unpushed edit").unwrap();
+
+    std::fs::remove_file(a_dir.join("gone.txt")).unwrap();
+    std::fs::remove_file(a_dir.join("kept.txt")).unwrap();
+    std::fs::create_dir_all(a_dir.join("archive")).unwrap();
+    std::fs::rename(a_dir.join("docs/old.txt"), a_dir.join("archive/new.txt")).unwrap();
+    let pushed = push(&alice, &a_dir);
+    assert!(pushed["pushed"].as_array().unwrap().is_empty(), "{pushed}");
+    assert_eq!(pushed["renamed"][0]["from"], "docs/old.txt", "{pushed}");
+    assert_eq!(pushed["renamed"][0]["to"], "archive/new.txt", "{pushed}");
+    let mut removed: Vec<&str> = pushed["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    removed.sort();
+    assert_eq!(removed, ["gone.txt", "kept.txt"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+
+    let pulled = pull(&bob, &b_dir);
+    assert!(!b_dir.join("gone.txt").exists(), "{pulled}");
+    assert!(!b_dir.join("docs/old.txt").exists(), "{pulled}");
+    assert_eq!(
+        std::fs::read_to_string(b_dir.join("archive/new.txt")).unwrap(),
+        "move me"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b_dir.join("kept.txt")).unwrap(),
+        "bob's unpushed edit",
+        "a local edit is never deleted"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b_dir.join("stay.txt")).unwrap(),
+        "stay"
+    );
+    assert!(
+        pulled["kept_local"].to_string().contains("kept.txt"),
+        "{pulled}"
+    );
+
+    // `ls` lists removed documents as such; their names no longer resolve.
+    let ls = json(&bob, &["ls"]);
+    let gone = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "gone.txt")
+        .unwrap();
+    assert_eq!(gone["kind"], "removed", "{ls}");
+    let err = fails(&bob, &["get", "gone.txt"]);
+    assert!(err.contains("unknown name"), "{err}");
+
+    // `doc rename` and `doc rm` by hand, pulled by the other side.
+    json(&bob, &["doc", "rename", "stay.txt", "notes/stay.txt"]);
+    json(&bob, &["doc", "rm", "archive/new.txt"]);
+    for bad in [
+        "a/../../etc/passwd",
+        "/etc/passwd",
+        "CON",
+        "docs/aux.txt",
+        "x.",
+        "x ",
+        "a//b",
+    ] {
+        let err = fails(&bob, &["doc", "rename", "notes/stay.txt", bad]);
+        assert!(err.contains("invalid name"), "{bad}: {err}");
+        let err = fails(&bob, &["doc", "create", bad, "--folder", "Team"]);
+        assert!(err.contains("invalid name"), "{bad}: {err}");
+    }
+    json(&bob, &["sync"]);
+    json(&alice, &["sync"]);
+    pull(&alice, &a_dir);
+    assert!(!a_dir.join("stay.txt").exists());
+    assert!(!a_dir.join("archive/new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(a_dir.join("notes/stay.txt")).unwrap(),
+        "stay"
+    );
+    // A file Alice deletes while Bob edits it concurrently: the edit keeps the document.
+    let shared = json(&alice, &["doc", "create", "race.txt", "--folder", "Team"]);
+    let file = dir.path().join("race.txt");
+    std::fs::write(&file, "v1").unwrap();
+    json(&alice, &["put", "race.txt", file.to_str().unwrap()]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    json(&alice, &["doc", "rm", shared["id"].as_str().unwrap()]);
+    std::fs::write(&file, "v2 by bob").unwrap();
+    json(&bob, &["put", "race.txt", file.to_str().unwrap()]);
+    for home in [&alice, &bob, &alice] {
+        json(home, &["sync"]);
+    }
+    let got = keyhive(&alice).args(["get", "race.txt"]).output().unwrap();
+    assert_eq!(
+        got.stdout,
+        b"v2 by bob",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    relay.stop();
+}
+
+/// A device driven through the library: it writes names the stock CLI refuses.
+struct Rogue {
+    replica: Arc<Mutex<Replica<Arc<MemoryStore>>>>,
+    client: Arc<Client>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// The CLI's metadata record (`keyhive-cli/src/records.rs`): tag byte 1, then postcard.
+#[derive(serde::Serialize)]
+enum Kind {
+    #[allow(dead_code)]
+    Folder,
+    Document,
+}
+
+#[derive(serde::Serialize)]
+struct Meta {
+    name: String,
+    kind: Kind,
+    folder: Option<DocumentId>,
+}
+
+impl Rogue {
+    fn new() -> Rogue {
+        let device = Device::generate(Some("Mallory".into()));
+        let key = device.signing_key().clone();
+        let store = Arc::new(MemoryStore::new());
+        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone()).unwrap()));
+        let gate = Arc::new(ReplicaGate::new(replica.clone()));
+        Rogue {
+            client: Client::new(key, store, gate),
+            replica,
+            runtime: tokio::runtime::Runtime::new().unwrap(),
+        }
+    }
+
+    fn card(&self) -> String {
+        ContactCard::to_line(
+            &self
+                .replica
+                .lock()
+                .unwrap()
+                .device()
+                .contact_card()
+                .unwrap(),
+        )
+    }
+
+    fn sync(&self, url: &str) {
+        self.runtime.block_on(async {
+            self.replica.lock().unwrap().prepare_all().unwrap();
+            let session = self.client.connect(url).await.unwrap();
+            for _ in 0..8 {
+                let before = self.replica.lock().unwrap().accepted_count();
+                let r = self.client.sync_once(&session).await.unwrap();
+                let mut replica = self.replica.lock().unwrap();
+                let rekeyed = !replica.prepare_all().unwrap().is_empty();
+                if replica.accepted_count() == before && !rekeyed && r.refused + r.rejected == 0 {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// A document named `name` placed in `folder` (as `doc create --folder` does) holding
+    /// `content`.
+    fn document(&self, name: &str, folder: DocumentId, content: &[u8]) {
+        let mut r = self.replica.lock().unwrap();
+        let doc = r.create_document().unwrap();
+        r.grant(&doc.0, AgentId::Document(folder), Access::Admin)
+            .unwrap();
+        let meta = Meta {
+            name: name.to_owned(),
+            kind: Kind::Document,
+            folder: Some(folder),
+        };
+        let mut bytes = vec![1];
+        bytes.extend(keyhive_core::encoding::encode(&meta));
+        r.write(doc, &bytes).unwrap();
+        let mut file = vec![0];
+        file.extend_from_slice(content);
+        r.write(doc, &file).unwrap();
+    }
+}
+
+/// REP-9, REP-10: a malicious writer's `a/../../etc/passwd` (and Windows-reserved or
+/// trailing-dot names) are skipped with a warning on a member's pull; the good files are
+/// written and nothing lands outside the directory.
+#[test]
+fn rep9_a_malicious_writers_path_is_skipped_and_the_rest_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = team(dir.path(), &relay);
+    let team_id: DocumentId = DocumentId(
+        json(&alice, &["ls"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "Team")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    let mallory = Rogue::new();
+    json(
+        &alice,
+        &["contact", "add", &mallory.card(), "--name", "Mallory"],
+    );
+    json(&alice, &["grant", "Team", "Mallory", "--access", "write"]);
+    let a_dir = dir.path().join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::write(a_dir.join("good.txt"), "good").unwrap();
+    push(&alice, &a_dir);
+    json(&alice, &["sync"]);
+    mallory.sync(&relay.url);
+    for name in ["a/../../etc/passwd", "CON", "trailing."] {
+        mallory.document(name, team_id, b"root::0:0::/:/bin/sh");
+    }
+    mallory.document("also-good.txt", team_id, b"fine");
+    mallory.sync(&relay.url);
+    json(&bob, &["sync"]);
+
+    let b_dir = dir.path().join("deep/b");
+    let run = keyhive(&bob)
+        .args(["folder", "pull", "Team"])
+        .arg(&b_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    eprintln!("{stderr}");
+    assert!(stderr.contains("skipped a/../../etc/passwd"), "{stderr}");
+    assert!(stderr.contains("reserved on Windows"), "{stderr}");
+    assert!(stderr.contains("ends with a dot"), "{stderr}");
+    assert!(
+        stderr.contains("3 document(s) of the folder were skipped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b_dir.join("good.txt")).unwrap(),
+        "good"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b_dir.join("also-good.txt")).unwrap(),
+        "fine"
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&b_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["also-good.txt", "good.txt"]);
+    assert!(!dir.path().join("etc").exists() && !dir.path().join("deep/etc").exists());
+    relay.stop();
+}
