@@ -100,9 +100,44 @@ fn rep53_incremental_push_sends_only_the_changed_file() {
         "bytes sent: first push of 100 x 100 KB = {full} B; push with nothing changed = {nothing} B; one-byte edit = {edit} B"
     );
     assert!(full > 10_000_000, "{full}");
+    // Issue 12 #3: the first push sends the folder once (items in admission order, ADM-n).
+    assert!(
+        full < 11_000_000,
+        "a 10 MB folder's first sync sent {full} B"
+    );
     // The edited file's new version (100 KB, sent whole) plus its op: not the folder.
     assert!(edit < 120_000, "a one-byte edit sent {edit} B");
     assert!(nothing < 20_000, "an unchanged folder sent {nothing} B");
+    relay.stop();
+}
+
+/// Issue 12 #3: a large file crosses the wire once: its ops and change before its pieces, the
+/// ops parents first (`admission::apply_order`), so the relay refuses nothing and nothing is
+/// sent again (it used to send a 50 MB file twice).
+#[test]
+fn a_large_file_is_sent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, _) = person(dir.path(), "Alice");
+    json(&alice, &["relay", "add", &relay.url]);
+    let file = dir.path().join("big.bin");
+    let size: u32 = 50 * 1024 * 1024;
+    let bytes: Vec<u8> = (0..size)
+        .map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &bytes).unwrap();
+    json(&alice, &["doc", "create", "big.bin"]);
+    json(&alice, &["put", "big.bin", file.to_str().unwrap()]);
+    let sent = sync_sent(&alice);
+    eprintln!(
+        "bytes sent for a {size} B file: {sent} B ({:.3}x)",
+        sent as f64 / f64::from(size)
+    );
+    assert!(sent > u64::from(size), "{sent}");
+    assert!(
+        sent * 10 < u64::from(size) * 11,
+        "a {size} B file's sync sent {sent} B"
+    );
     relay.stop();
 }
 

@@ -91,6 +91,61 @@ pub(crate) fn classify(item: &Item) -> Result<Envelope, Refusal> {
     Ok(envelope)
 }
 
+/// Puts `items` in the order a peer admits them without refusing any for want of a
+/// predecessor (ADM-n): by [`apply_rank`], and the capability ops (which share one causal DAG)
+/// parents first, ties by hash. A batch sent in store order lists an op before its parent
+/// about half the time; the peer then refuses the op and everything that names it, and a
+/// large change's pieces travel again next round.
+pub fn apply_order(items: &mut Vec<Item>) {
+    items.sort_by_key(|i| (apply_rank(i), i.hash()));
+    let ops = items.partition_point(|i| apply_rank(i) == 0);
+    let parents: Vec<Vec<keyhive_core::Hash>> = items[..ops]
+        .iter()
+        .map(|i| {
+            AnySigned::decode(i.envelope())
+                .map(|op| op.parents())
+                .unwrap_or_default()
+        })
+        .collect();
+    let at: std::collections::HashMap<keyhive_core::Hash, usize> = items[..ops]
+        .iter()
+        .enumerate()
+        .map(|(n, i)| (i.hash(), n))
+        .collect();
+    let mut waiting = vec![0usize; ops];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); ops];
+    for (n, ps) in parents.iter().enumerate() {
+        for p in ps {
+            if let Some(&q) = at.get(p) {
+                waiting[n] += 1;
+                children[q].push(n);
+            }
+        }
+    }
+    // Kahn's algorithm; the heap keeps ties in hash (= current) order.
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..ops).filter(|&n| waiting[n] == 0).collect();
+    let mut order = Vec::with_capacity(ops);
+    while let Some(n) = ready.pop_first() {
+        order.push(n);
+        for &c in &children[n] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.insert(c);
+            }
+        }
+    }
+    // A cycle cannot come from valid ops (hashes); anything left keeps its place at the end.
+    let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
+    order.extend((0..ops).filter(|n| !placed.contains(n)));
+    let mut slots: Vec<Option<Item>> = items.drain(..ops).map(Some).collect();
+    let sorted: Vec<Item> = order.into_iter().filter_map(|n| slots[n].take()).collect();
+    items.splice(0..0, sorted);
+}
+
+/// [`apply_rank`] of a large change's pieces: last, after the change that lists them.
+pub const PIECE_RANK: u8 = 3;
+
 /// The order a batch is admitted in: the capability graph (auth and content ops share one
 /// causal DAG), then key agreement, then changes, entry points and pieces, so that whatever
 /// names an item is admitted before it.
@@ -99,7 +154,7 @@ pub fn apply_rank(item: &Item) -> u8 {
         ItemKind::Auth | ItemKind::Content => 0,
         ItemKind::Cgka => 1,
         ItemKind::Blob => match Blob::from_bytes(item.envelope()) {
-            Ok(Blob::Piece { .. }) => 3,
+            Ok(Blob::Piece { .. }) => PIECE_RANK,
             _ => 2,
         },
     }

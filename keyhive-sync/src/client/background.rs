@@ -41,11 +41,11 @@ impl crate::replica::Announce for Outbox {
     /// names an item first, ADM-n): a link may push them in several batches, and a relay
     /// refuses a change before the op that names it. Items stored later are announced later.
     fn announce(&self, items: &[Item]) {
-        let mut ordered: Vec<&Item> = items.iter().collect();
-        ordered.sort_by_key(|i| crate::admission::apply_rank(i));
+        let mut ordered = items.to_vec();
+        crate::admission::apply_order(&mut ordered);
         for item in ordered {
             // No receivers is fine: no link is running.
-            let _ = self.local.send((0, Arc::new(item.clone())));
+            let _ = self.local.send((0, Arc::new(item)));
         }
     }
 }
@@ -327,7 +327,7 @@ impl Client {
                         self.resync(id, session, status, &mut closed).await?;
                     }
                     // The peer admits an item only after what names it (ADM-n).
-                    batch.sort_by_key(crate::admission::apply_rank);
+                    crate::admission::apply_order(&mut batch);
                     let fresh: Vec<SubjectId> = batch.iter().map(Item::subject).filter(|s| !subscribed.contains(s)).collect::<BTreeSet<_>>().into_iter().collect();
                     if !batch.is_empty() {
                         let outcomes = session.push(&batch).await.map_err(|e| e.to_string())?;

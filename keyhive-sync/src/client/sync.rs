@@ -153,7 +153,7 @@ pub fn ingest(
     mut items: Vec<Item>,
 ) -> Result<Vec<(Item, Arrival)>, AdmitError> {
     // Whatever names an item is checked before it (ADM-n), so one round takes a whole chain.
-    items.sort_by_key(crate::admission::apply_rank);
+    crate::admission::apply_order(&mut items);
     policy.admit_batch(from, items, store.as_ref())
 }
 
@@ -243,15 +243,39 @@ pub async fn sync_once_skipping(
             new_items.extend(stored(arrivals));
         }
         let mut accepted = 0;
-        for chunk in have.chunks(TRANSFER_CHUNK) {
-            let mut items = Vec::with_capacity(chunk.len());
-            for hash in chunk {
-                if let Some(item) = store.get(hash)? {
-                    items.push(item);
+        // The peer admits an item only after what names it (ADM-n): every small item of the
+        // subject in admission order first, then the pieces of large changes (read one chunk
+        // at a time, so a large file never sits in memory at once).
+        let mut small = Vec::new();
+        let mut pieces = Vec::new();
+        for hash in &have {
+            if let Some(item) = store.get(hash)? {
+                if crate::admission::apply_rank(&item) < crate::admission::PIECE_RANK {
+                    small.push(item);
+                } else {
+                    pieces.push(*hash);
                 }
             }
-            // The peer admits an item only after what names it (ADM-n): send those first.
-            items.sort_by_key(crate::admission::apply_rank);
+        }
+        crate::admission::apply_order(&mut small);
+        let mut small_chunks = small.chunks(TRANSFER_CHUNK);
+        let mut piece_chunks = pieces.chunks(TRANSFER_CHUNK);
+        loop {
+            let items = match small_chunks.next() {
+                Some(chunk) => chunk.to_vec(),
+                None => match piece_chunks.next() {
+                    Some(chunk) => {
+                        let mut items = Vec::with_capacity(chunk.len());
+                        for hash in chunk {
+                            if let Some(item) = store.get(hash)? {
+                                items.push(item);
+                            }
+                        }
+                        items
+                    }
+                    None => break,
+                },
+            };
             for outcome in session.push(&items).await? {
                 match outcome {
                     PushOutcome::Stored | PushOutcome::Duplicate => accepted += 1,
