@@ -108,6 +108,10 @@ pub enum Command {
         /// Relay URL (repeatable); default: the relays added with `relay add`.
         #[arg(long = "relay", value_name = "URL")]
         relays: Vec<String>,
+        /// Keep syncing until Ctrl-C: print what arrives as it arrives (with --json one object
+        /// per line) and push what other commands on this home write as soon as they finish.
+        #[arg(long)]
+        watch: bool,
     },
     /// Relays: configure the ones this device uses, or run one.
     #[command(subcommand)]

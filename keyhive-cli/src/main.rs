@@ -11,6 +11,9 @@ mod output;
 mod records;
 mod relays;
 mod session;
+mod sync_state;
+#[cfg(unix)]
+mod watch;
 
 use std::process::ExitCode;
 
@@ -63,6 +66,8 @@ fn quiet_contained_storage_panics() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let home = Home::resolve(cli.home)?;
     let out = Output { json: cli.json };
+    // LIVE-3: a command on a home a `sync --watch` runs on borrows the store from it.
+    let _lease = borrow_store(&home, &cli.command)?;
     match cli.command {
         Command::Init { name } => commands::identity::init(&home, out, name),
         Command::Whoami => commands::identity::whoami(&home, out),
@@ -114,10 +119,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo => commands::demo::run(out),
         Command::Bench { quick, gate } => commands::bench::run(out, quick, gate),
-        Command::Sync { relays } => {
+        Command::Sync {
+            relays,
+            watch: false,
+        } => {
             let s = session::Session::open(home, out)?;
             commands::sync::sync(s, relays)
         }
+        Command::Sync {
+            relays,
+            watch: true,
+        } => watch_home(home, out, relays),
         command => {
             let mut s = session::Session::open(home, out)?;
             run_in_session(&mut s, command)
@@ -168,4 +180,37 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
 /// reported as an ordinary failure rather than a panic.
 fn unreachable_command() -> anyhow::Result<()> {
     anyhow::bail!("internal error: command dispatched twice")
+}
+
+/// LIVE-3: borrows the store from a watcher running on `home`, for every command that reads or
+/// writes the home (not `init`, the watcher itself, or commands without a home).
+#[cfg(unix)]
+fn borrow_store(home: &Home, command: &Command) -> anyhow::Result<Option<watch::lease::Lease>> {
+    let homeless = matches!(
+        command,
+        Command::Init { .. }
+            | Command::Relay(RelayCommand::Serve { .. })
+            | Command::Demo
+            | Command::Bench { .. }
+            | Command::Sync { watch: true, .. }
+    );
+    if homeless {
+        return Ok(None);
+    }
+    watch::lease::acquire(home)
+}
+
+#[cfg(not(unix))]
+fn borrow_store(_: &Home, _: &Command) -> anyhow::Result<Option<()>> {
+    Ok(None)
+}
+
+#[cfg(unix)]
+fn watch_home(home: Home, out: Output, relays: Vec<String>) -> anyhow::Result<()> {
+    watch::run(home, out, relays)
+}
+
+#[cfg(not(unix))]
+fn watch_home(_: Home, _: Output, _: Vec<String>) -> anyhow::Result<()> {
+    anyhow::bail!("`keyhive sync --watch` needs a Unix system (it listens on a Unix domain socket)")
 }

@@ -140,18 +140,7 @@ impl Session {
     }
 
     fn read_meta(&self, doc: DocumentId) -> Result<Option<Meta>> {
-        let first = self
-            .replica
-            .changes(doc)?
-            .into_iter()
-            .find(|c| c.status == ChangeStatus::Valid && c.length.is_some());
-        let Some(first) = first else { return Ok(None) };
-        if first.length.is_some_and(|l| l > 4096) {
-            return Ok(None);
-        }
-        let mut bytes = Vec::new();
-        self.replica.read_change(doc, &first.op, &mut bytes)?;
-        Ok(decode_meta(&bytes))
+        read_meta(&self.replica, doc)
     }
 
     /// A human name for any subject or device.
@@ -285,6 +274,21 @@ impl Session {
             }
         }
     }
+}
+
+/// A document's metadata record (its first valid, readable change), if this device can read it.
+pub fn read_meta(replica: &Replica<Arc<RedbStore>>, doc: DocumentId) -> Result<Option<Meta>> {
+    let first = replica
+        .changes(doc)?
+        .into_iter()
+        .find(|c| c.status == ChangeStatus::Valid && c.length.is_some());
+    let Some(first) = first else { return Ok(None) };
+    if first.length.is_some_and(|l| l > 4096) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    replica.read_change(doc, &first.op, &mut bytes)?;
+    Ok(decode_meta(&bytes))
 }
 
 /// The first 12 hex characters of a key, for tables.
