@@ -113,6 +113,9 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// This device, its relays (and whether they answer now), what waits to be pushed, when it
+    /// last synced, and what it holds.
+    Status,
     /// Relays: configure the ones this device uses, or run one.
     #[command(subcommand)]
     Relay(RelayCommand),

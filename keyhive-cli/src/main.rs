@@ -67,7 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let home = Home::resolve(cli.home)?;
     let out = Output { json: cli.json };
     // LIVE-3: a command on a home a `sync --watch` runs on borrows the store from it.
-    let _lease = borrow_store(&home, &cli.command)?;
+    let lease = borrow_store(&home, &cli.command)?;
     match cli.command {
         Command::Init { name } => commands::identity::init(&home, out, name),
         Command::Whoami => commands::identity::whoami(&home, out),
@@ -130,6 +130,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             relays,
             watch: true,
         } => watch_home(home, out, relays),
+        Command::Status => {
+            let mut s = session::Session::open(home, out)?;
+            commands::status::status(&mut s, lease.is_some())
+        }
         command => {
             let mut s = session::Session::open(home, out)?;
             run_in_session(&mut s, command)
@@ -172,7 +176,8 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         | Command::Relay(_)
         | Command::Demo
         | Command::Bench { .. }
-        | Command::Sync { .. } => unreachable_command(),
+        | Command::Sync { .. }
+        | Command::Status => unreachable_command(),
     }
 }
 

@@ -183,6 +183,15 @@ fn a_put_reaches_a_watcher_within_a_second_while_other_commands_run() {
     let listed = json(&bob, &["ls"]);
     assert!(listed.to_string().contains("notes.txt"), "{listed}");
 
+    // `status` on a watched home: the watcher, the relay answering, the last sync (LIVE-7)
+    // and nothing pending, since the watcher pushed every put.
+    let status = json(&alice, &["status"]);
+    assert_eq!(status["watcher"], true, "{status}");
+    assert_eq!(status["relays"][0]["reachable"], true, "{status}");
+    assert!(status["last_sync"].as_u64().is_some(), "{status}");
+    assert_eq!(status["pending_items"], 0, "{status}");
+    assert_eq!(status["documents"], 1, "{status}");
+
     // LIVE-6: SIGINT stops cleanly and removes the socket.
     assert!(bob_watch.interrupt().success());
     assert!(alice_watch.interrupt().success());
@@ -191,4 +200,12 @@ fn a_put_reaches_a_watcher_within_a_second_while_other_commands_run() {
     // The store was closed: a command opens it without a watcher.
     assert_eq!(get(&bob, "notes.txt"), "version 3");
     relay.stop();
+
+    // A relay that is down is reported, within the probe's timeout, not an error.
+    let started = Instant::now();
+    let status = json(&bob, &["status"]);
+    assert_eq!(status["watcher"], false, "{status}");
+    assert_eq!(status["relays"][0]["reachable"], false, "{status}");
+    assert!(status["relays"][0]["error"].is_string(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

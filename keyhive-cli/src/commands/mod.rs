@@ -8,5 +8,6 @@ pub mod demo;
 pub mod folder;
 pub mod identity;
 pub mod relay;
+pub mod status;
 pub mod subjects;
 pub mod sync;

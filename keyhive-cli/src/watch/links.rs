@@ -166,18 +166,7 @@ impl Links {
             self.failed(i, &format!("{e:#}"));
             return;
         }
-        let recorded =
-            crate::sync_state::item_count(opened.client.store().as_ref()).and_then(|items| {
-                crate::sync_state::record(&self.home, std::slice::from_ref(&summary.relay), items)
-            });
-        if let Err(e) = recorded {
-            let url = summary.relay.clone();
-            self.report.line(
-                "warning",
-                json!({"relay": url, "error": format!("{e:#}")}),
-                || format!("{url}: synced, but cannot record the time: {e:#}"),
-            );
-        }
+        self.record(opened, i);
         if summary.pushed + summary.pulled + summary.rejected + summary.refused > 0 {
             let url = summary.relay.clone();
             self.report.line(
@@ -190,6 +179,22 @@ impl Links {
                         summary.pushed, summary.pulled, summary.refused, summary.rejected
                     )
                 },
+            );
+        }
+    }
+
+    /// LIVE-7: records that link `i` is in sync now (a failure is reported, not fatal).
+    fn record(&self, opened: &Opened, i: usize) {
+        let url = &self.links[i].url;
+        let recorded =
+            crate::sync_state::item_count(opened.client.store().as_ref()).and_then(|items| {
+                crate::sync_state::record(&self.home, std::slice::from_ref(url), items)
+            });
+        if let Err(e) = recorded {
+            self.report.line(
+                "warning",
+                json!({"relay": url, "error": format!("{e:#}")}),
+                || format!("{url}: synced, but cannot record the time: {e:#}"),
             );
         }
     }
@@ -245,6 +250,7 @@ impl Links {
         }
         if stored || rekeyed {
             opened.save()?;
+            self.record(opened, i);
         }
         Ok(())
     }
