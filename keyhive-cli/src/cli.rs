@@ -116,6 +116,21 @@ pub enum Command {
     /// This device, its relays (and whether they answer now), what waits to be pushed, when it
     /// last synced, and what it holds.
     Status,
+    /// Write an encrypted backup of this home (identity, documents, contacts, relays) to FILE.
+    ///
+    /// The passphrase comes from KEYHIVE_PASSPHRASE, or is asked for (twice). Argon2id derives
+    /// the key; XChaCha20-Poly1305 seals the archive.
+    Backup {
+        /// Where to write the backup (mode 0600).
+        file: PathBuf,
+    },
+    /// Restore a backup made by `keyhive backup` into a new home.
+    ///
+    /// The home becomes the backed-up device: use it instead of the old one, then `keyhive sync`.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// Relays: configure the ones this device uses, or run one.
     #[command(subcommand)]
     Relay(RelayCommand),

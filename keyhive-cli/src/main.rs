@@ -8,6 +8,7 @@ mod home;
 mod lookup;
 mod names;
 mod output;
+mod passphrase;
 mod records;
 mod relays;
 mod session;
@@ -130,6 +131,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             relays,
             watch: true,
         } => watch_home(home, out, relays),
+        Command::Backup { file } => commands::backup::backup(&home, out, &file),
+        Command::Restore { file } => commands::backup::restore(&home, out, &file),
         Command::Status => {
             let mut s = session::Session::open(home, out)?;
             commands::status::status(&mut s, lease.is_some())
@@ -177,7 +180,9 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         | Command::Demo
         | Command::Bench { .. }
         | Command::Sync { .. }
-        | Command::Status => unreachable_command(),
+        | Command::Status
+        | Command::Backup { .. }
+        | Command::Restore { .. } => unreachable_command(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per command family.
 
 pub mod access;
+pub mod backup;
 pub mod bench;
 pub mod contact;
 pub mod content;
