@@ -131,6 +131,10 @@ pub enum Command {
         /// The backup file.
         file: PathBuf,
     },
+    /// Your other devices: link them into your person group, so that a grant to you reaches
+    /// each of them.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Relays: configure the ones this device uses, or run one.
     #[command(subcommand)]
     Relay(RelayCommand),
@@ -292,4 +296,30 @@ pub struct ContactAdd {
     /// The name to remember this contact by (default: the name on the card).
     #[arg(long)]
     pub name: Option<String>,
+}
+
+/// `keyhive device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Link another of your devices (its `keyhive contact export` line, or a file holding it)
+    /// into your person group, created on first use.
+    Add {
+        /// The other device's `keyhive-card1:...` line, or a path to a file holding it.
+        card: String,
+        /// The name to remember that device by (default: the name on its card).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// On a device just linked with `device add`: adopt the person group (after `sync`).
+    Join {
+        /// The group id `device add` printed.
+        group: String,
+    },
+    /// Unlink one of your devices from your person group.
+    Remove {
+        /// The device's name or id.
+        device: String,
+    },
+    /// List the devices of your person group.
+    List,
 }

@@ -9,6 +9,7 @@ mod lookup;
 mod names;
 mod output;
 mod passphrase;
+mod person;
 mod records;
 mod relays;
 mod session;
@@ -20,7 +21,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ContactCommand, DocCommand, FolderCommand, GroupCommand, RelayCommand};
+use cli::{
+    Cli, Command, ContactCommand, DeviceCommand, DocCommand, FolderCommand, GroupCommand,
+    RelayCommand,
+};
 use home::Home;
 use output::Output;
 
@@ -158,6 +162,10 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
             subjects::create_and_print(s, &name, MetaKind::Document, folder.as_deref())
         }
         Command::Ls => subjects::ls(s),
+        Command::Device(DeviceCommand::Add { card, name }) => commands::device::add(s, &card, name),
+        Command::Device(DeviceCommand::Join { group }) => commands::device::join(s, &group),
+        Command::Device(DeviceCommand::Remove { device }) => commands::device::remove(s, &device),
+        Command::Device(DeviceCommand::List) => commands::device::list(s),
         Command::Grant {
             subject,
             agent,

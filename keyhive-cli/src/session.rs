@@ -151,6 +151,13 @@ impl Session {
         if *key == self.replica.device().id().0 {
             return "me".to_owned();
         }
+        // PERSON-4: a person group is named after its person, on every device that knows it.
+        if let Some(c) = self.contacts.person(&GroupId(*key)) {
+            return c.name.clone();
+        }
+        if crate::person::load(&self.home).ok().flatten() == Some(GroupId(*key)) {
+            return "me (all my devices)".to_owned();
+        }
         if let Some(n) = self.names.get(key) {
             return n.to_owned();
         }
@@ -247,7 +254,12 @@ impl Session {
             return Ok(AgentId::Individual(self.replica.device().id()));
         }
         if let Some(c) = self.contacts.find(name_or_id) {
-            return Ok(AgentId::Individual(c.id));
+            // PERSON-3: a contact's name means the person (all their devices); its device id,
+            // that one device.
+            return Ok(match c.person {
+                Some(group) if c.name == name_or_id => AgentId::Group(group),
+                _ => AgentId::Individual(c.id),
+            });
         }
         if let Ok(key) = name_or_id.parse::<PublicKey>()
             && self.replica.directory().card(&IndividualId(key)).is_some()

@@ -16,14 +16,15 @@ use crate::device_store::{self, DEVICE_FILE};
 use crate::home::Home;
 use crate::output::Output;
 use crate::session::{STORE_FILE, Session};
-use crate::{contacts, names, passphrase, relays};
+use crate::{contacts, names, passphrase, person, relays};
 
 /// KEYS-9: the home files an archive carries, and the only ones `restore` writes.
-const HOME_FILES: [&str; 4] = [
+const HOME_FILES: [&str; 5] = [
     contacts::CONTACTS_FILE,
     relays::RELAYS_FILE,
     relays::PINS_FILE,
     names::NAMES_FILE,
+    person::PERSON_FILE,
 ];
 /// Items put into the store per transaction on restore.
 const RESTORE_BATCH: usize = 1_000;

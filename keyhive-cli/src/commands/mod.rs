@@ -6,6 +6,7 @@ pub mod bench;
 pub mod contact;
 pub mod content;
 pub mod demo;
+pub mod device;
 pub mod folder;
 pub mod identity;
 pub mod relay;
