@@ -183,11 +183,17 @@ fn a_put_reaches_a_watcher_within_a_second_while_other_commands_run() {
     let listed = json(&bob, &["ls"]);
     assert!(listed.to_string().contains("notes.txt"), "{listed}");
 
+    // LIVE-4: a relay added while the watcher runs is linked at once.
+    let second = RelayProcess::start(&dir.path().join("relay2"), &[]);
+    json(&alice, &["relay", "add", &second.url]);
+    alice_watch.wait_for("connected", |v| v["relay"] == second.url.as_str());
+
     // `status` on a watched home: the watcher, the relay answering, the last sync (LIVE-7)
     // and nothing pending, since the watcher pushed every put.
     let status = json(&alice, &["status"]);
     assert_eq!(status["watcher"], true, "{status}");
     assert_eq!(status["relays"][0]["reachable"], true, "{status}");
+    assert_eq!(status["relays"][1]["reachable"], true, "{status}");
     assert!(status["last_sync"].as_u64().is_some(), "{status}");
     assert_eq!(status["pending_items"], 0, "{status}");
     assert_eq!(status["documents"], 1, "{status}");
@@ -200,6 +206,7 @@ fn a_put_reaches_a_watcher_within_a_second_while_other_commands_run() {
     // The store was closed: a command opens it without a watcher.
     assert_eq!(get(&bob, "notes.txt"), "version 3");
     relay.stop();
+    second.stop();
 
     // A relay that is down is reported, within the probe's timeout, not an error.
     let started = Instant::now();

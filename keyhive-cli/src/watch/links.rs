@@ -26,13 +26,14 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest delay between reconnection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// A live event, tagged with the link and the session (generation) it came from.
-type Tagged = (usize, u64, Option<LiveEvent>);
+/// A live event, tagged with the session (generation) it came from.
+type Tagged = (u64, Option<LiveEvent>);
 
 struct Link {
     url: String,
     session: Option<SyncSession>,
-    /// Counts sessions, so events of a closed session are told apart.
+    /// The session's number among all the watcher's sessions, so events of a closed session
+    /// (or of a link since removed) are told apart.
     generation: u64,
     forward: Option<JoinHandle<()>>,
     subscribed: BTreeSet<SubjectId>,
@@ -45,6 +46,7 @@ pub struct Links {
     home: Home,
     report: Reporter,
     links: Vec<Link>,
+    sessions: u64,
     live_tx: mpsc::UnboundedSender<Tagged>,
     live_rx: mpsc::UnboundedReceiver<Tagged>,
 }
@@ -53,25 +55,40 @@ impl Links {
     /// Links to `urls`, not yet connected.
     pub fn new(home: Home, report: Reporter, urls: Vec<String>) -> Self {
         let (live_tx, live_rx) = mpsc::unbounded_channel();
-        let now = Instant::now();
-        let links = urls
-            .into_iter()
-            .map(|url| Link {
-                url,
-                session: None,
-                generation: 0,
-                forward: None,
-                subscribed: BTreeSet::new(),
-                retry_at: now,
-                backoff: BACKOFF_MIN,
-            })
-            .collect();
-        Links {
+        let mut links = Links {
             home,
             report,
-            links,
+            links: Vec::new(),
+            sessions: 0,
             live_tx,
             live_rx,
+        };
+        links.follow(urls);
+        links
+    }
+
+    /// LIVE-4: follows the home's relay list (`relay add` / `relay remove` run meanwhile):
+    /// links to new URLs, closes those no longer listed.
+    pub fn follow(&mut self, urls: Vec<String>) {
+        self.links.retain(|link| {
+            let keep = urls.contains(&link.url);
+            if !keep && let Some(forward) = &link.forward {
+                forward.abort();
+            }
+            keep
+        });
+        for url in urls {
+            if !self.links.iter().any(|l| l.url == url) {
+                self.links.push(Link {
+                    url,
+                    session: None,
+                    generation: 0,
+                    forward: None,
+                    subscribed: BTreeSet::new(),
+                    retry_at: Instant::now(),
+                    backoff: BACKOFF_MIN,
+                });
+            }
         }
     }
 
@@ -92,24 +109,26 @@ impl Links {
     }
 
     async fn connect(&mut self, opened: &Opened, i: usize) {
+        let generation = self.sessions + 1;
         let link = &mut self.links[i];
         match connect_pinned(&opened.client, &self.home, &link.url).await {
             Ok((session, pinned_now)) => {
                 let Some(mut live) = session.take_live() else {
                     return;
                 };
-                link.generation += 1;
-                let (tx, generation) = (self.live_tx.clone(), link.generation);
+                link.generation = generation;
+                let tx = self.live_tx.clone();
                 link.forward = Some(tokio::spawn(async move {
                     while let Some(event) = live.recv().await {
-                        if tx.send((i, generation, Some(event))).is_err() {
+                        if tx.send((generation, Some(event))).is_err() {
                             return;
                         }
                     }
-                    let _ = tx.send((i, generation, None));
+                    let _ = tx.send((generation, None));
                 }));
                 let id = session.server_id().to_string();
                 link.session = Some(session);
+                self.sessions = generation;
                 link.subscribed.clear();
                 link.backoff = BACKOFF_MIN;
                 let url = link.url.clone();
@@ -204,16 +223,17 @@ impl Links {
     pub async fn live(
         &mut self,
         opened: &mut Opened,
-        i: usize,
         generation: u64,
         event: Option<LiveEvent>,
     ) -> Result<()> {
-        let Some(link) = self.links.get(i) else {
+        let Some(i) = self
+            .links
+            .iter()
+            .position(|l| l.generation == generation && l.session.is_some())
+        else {
             return Ok(());
         };
-        if link.generation != generation || link.session.is_none() {
-            return Ok(());
-        }
+        let link = &self.links[i];
         let items = match event {
             Some(LiveEvent::Items(items)) => items,
             Some(LiveEvent::Lagged) => {

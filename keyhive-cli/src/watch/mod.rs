@@ -36,11 +36,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `keyhive sync --watch [--relay URL]...`.
 pub fn run(home: Home, out: Output, relays_arg: Vec<String>) -> Result<()> {
+    // LIVE-4: without --relay, the watcher follows the home's relay list.
+    let follow = relays_arg.is_empty();
     let urls = crate::commands::sync::relay_urls(&home, relays_arg)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(watch(home, out, urls))
+    runtime.block_on(watch(home, out, urls, follow))
 }
 
 /// Removes the socket file when the watcher ends.
@@ -52,7 +54,7 @@ impl Drop for SocketFile {
     }
 }
 
-async fn watch(home: Home, out: Output, urls: Vec<String>) -> Result<()> {
+async fn watch(home: Home, out: Output, urls: Vec<String>, follow: bool) -> Result<()> {
     // LIVE-6: the handlers are installed before anything else, so an early signal stops cleanly.
     let shutdown = crate::commands::relay::shutdown_signal()?;
     let (stop_tx, mut stop) = watch::channel(false);
@@ -87,6 +89,9 @@ async fn watch(home: Home, out: Output, urls: Vec<String>) -> Result<()> {
                 match lend(opened, conn, &home, out, &mut stop).await? {
                     Some(back) => {
                         opened = back;
+                        if follow {
+                            links.follow(crate::commands::sync::relay_urls(&home, Vec::new()).unwrap_or_default());
+                        }
                         // LIVE-4: what the borrower wrote is pushed at once.
                         links.sync_all(&opened).await;
                         report.events(&opened);
@@ -94,8 +99,8 @@ async fn watch(home: Home, out: Output, urls: Vec<String>) -> Result<()> {
                     None => return finish(links, None, report, socket),
                 }
             }
-            Some((link, generation, event)) = links.next_live() => {
-                links.live(&mut opened, link, generation, event).await?;
+            Some((generation, event)) = links.next_live() => {
+                links.live(&mut opened, generation, event).await?;
                 report.events(&opened);
             }
             _ = tick.tick() => {
