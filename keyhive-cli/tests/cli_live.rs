@@ -35,10 +35,18 @@ struct Watcher {
 impl Watcher {
     /// Starts the watcher on `home` and waits for its `watching` line (LIVE-1).
     fn start(home: &Path) -> Watcher {
+        let watcher = Watcher::spawn(home, &[]);
+        watcher.wait_for("watching", |_| true);
+        watcher
+    }
+
+    /// Starts `keyhive --json sync --watch EXTRA...` on `home` without waiting.
+    fn spawn(home: &Path, extra: &[&str]) -> Watcher {
         let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
             .arg("--home")
             .arg(home)
             .args(["--json", "sync", "--watch"])
+            .args(extra)
             .env_remove("KEYHIVE_HOME")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
@@ -57,9 +65,7 @@ impl Watcher {
                 }
             }
         });
-        let watcher = Watcher { child, lines };
-        watcher.wait_for("watching", |_| true);
-        watcher
+        Watcher { child, lines }
     }
 
     /// Waits (at most 30 s) for an `event` line satisfying `pred`; returns when it arrived.
@@ -215,4 +221,32 @@ fn a_put_reaches_a_watcher_within_a_second_while_other_commands_run() {
     assert_eq!(status["relays"][0]["reachable"], false, "{status}");
     assert!(status["relays"][0]["error"].is_string(), "{status}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_silent_relay_delays_neither_other_commands_nor_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("Carol");
+    json(&home, &["init", "--name", "Carol"]);
+    // Accepts TCP connections and never answers the WebSocket upgrade.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/sync", silent.local_addr().unwrap());
+    let watcher = Watcher::spawn(&home, &["--relay", &url]);
+    std::thread::sleep(Duration::from_millis(500));
+    // A command does not wait for the stuck connection: the watcher lends the store at once
+    // (LIVE-3) and is still connecting when it ends.
+    let started = Instant::now();
+    json(&home, &["ls"]);
+    let took = started.elapsed();
+    println!(
+        "`ls` on a home whose watcher waits for a silent relay: {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let started = Instant::now();
+    assert!(watcher.interrupt().success());
+    let took = started.elapsed();
+    println!("stopped {:.0} ms after SIGINT", took.as_secs_f64() * 1e3);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    drop(silent);
 }

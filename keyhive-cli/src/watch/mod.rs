@@ -21,6 +21,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use keyhive_sync::client::LiveEvent;
+
 use crate::home::Home;
 use crate::output::Output;
 
@@ -67,7 +69,11 @@ async fn watch(home: Home, out: Output, urls: Vec<String>, follow: bool) -> Resu
     let report = Reporter::new(out);
     let mut opened = Opened::open(&home, out)?;
     let mut links = Links::new(home.clone(), report, urls.clone());
-    links.sync_all(&opened).await;
+    let first = async {
+        links.sync_all(&opened).await;
+        Ok(())
+    };
+    let mut next = interruptible(first, &mut stop, &listener).await?;
     report.events(&opened);
     report.line(
         "watching",
@@ -82,34 +88,80 @@ async fn watch(home: Home, out: Output, urls: Vec<String>, follow: bool) -> Resu
     let mut tick = tokio::time::interval(RESYNC_INTERVAL);
     tick.tick().await;
     loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => {
-                let (conn, _) = accepted.context("the control socket failed")?;
-                match lend(opened, conn, &home, out, &mut stop).await? {
-                    Some(back) => {
-                        opened = back;
-                        if follow {
-                            links.follow(crate::commands::sync::relay_urls(&home, Vec::new()).unwrap_or_default());
-                        }
-                        // LIVE-4: what the borrower wrote is pushed at once.
-                        links.sync_all(&opened).await;
-                        report.events(&opened);
-                    }
-                    None => return finish(links, None, report, socket),
+        let wake = match next.take() {
+            Some(wake) => wake,
+            None => tokio::select! {
+                _ = stop.changed() => Wake::Stop,
+                accepted = listener.accept() => {
+                    Wake::Lease(accepted.context("the control socket failed")?.0)
                 }
+                Some((generation, event)) = links.next_live() => Wake::Live(generation, event),
+                _ = tick.tick() => Wake::Tick,
+            },
+        };
+        next = match wake {
+            Wake::Stop => break,
+            Wake::Lease(conn) => match lend(opened, conn, &home, out, &mut stop).await? {
+                Some(back) => {
+                    opened = back;
+                    if follow {
+                        let urls = crate::commands::sync::relay_urls(&home, Vec::new());
+                        links.follow(urls.unwrap_or_default());
+                    }
+                    // LIVE-4: what the borrower wrote is pushed at once.
+                    let push = async {
+                        links.sync_all(&opened).await;
+                        Ok(())
+                    };
+                    interruptible(push, &mut stop, &listener).await?
+                }
+                None => return finish(links, None, report, socket),
+            },
+            Wake::Live(generation, event) => {
+                let work = links.live(&mut opened, generation, event);
+                interruptible(work, &mut stop, &listener).await?
             }
-            Some((generation, event)) = links.next_live() => {
-                links.live(&mut opened, generation, event).await?;
-                report.events(&opened);
+            Wake::Tick => {
+                let round = async {
+                    links.sync_all(&opened).await;
+                    Ok(())
+                };
+                interruptible(round, &mut stop, &listener).await?
             }
-            _ = tick.tick() => {
-                links.sync_all(&opened).await;
-                report.events(&opened);
-            }
-        }
+        };
+        report.events(&opened);
     }
     finish(links, Some(opened), report, socket)
+}
+
+/// What the watcher acts on next.
+enum Wake {
+    /// SIGINT or SIGTERM (LIVE-6).
+    Stop,
+    /// A command asking for the store (LIVE-3).
+    Lease(UnixStream),
+    /// Something a relay pushed, tagged with its session.
+    Live(u64, Option<LiveEvent>),
+    /// Time for a full round (LIVE-4).
+    Tick,
+}
+
+/// LIVE-3, LIVE-6: runs `work` unless a stop signal or a command asking for the store comes
+/// first, which is returned: a sync round waiting for a slow relay delays neither. The round
+/// is dropped between two requests, which leaves the store consistent (each store write is
+/// one transaction), and the next round takes it up again.
+async fn interruptible(
+    work: impl std::future::Future<Output = Result<()>>,
+    stop: &mut watch::Receiver<bool>,
+    listener: &UnixListener,
+) -> Result<Option<Wake>> {
+    tokio::select! {
+        done = work => done.map(|()| None),
+        _ = stop.changed() => Ok(Some(Wake::Stop)),
+        accepted = listener.accept() => {
+            Ok(Some(Wake::Lease(accepted.context("the control socket failed")?.0)))
+        }
+    }
 }
 
 /// LIVE-2: binds the home's control socket, refusing to start beside a running watcher and
