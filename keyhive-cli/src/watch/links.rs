@@ -186,7 +186,8 @@ impl Links {
             return;
         }
         self.record(opened, i);
-        if summary.pushed + summary.pulled + summary.rejected + summary.refused > 0 {
+        // Only rounds that moved something are printed (refusals alone repeat every round).
+        if summary.pushed + summary.pulled > 0 {
             let url = summary.relay.clone();
             self.report.line(
                 "synced",

@@ -202,7 +202,9 @@ async fn lend(
 ) -> Result<Option<Opened>> {
     let mut conn = BufReader::new(conn);
     let mut request = String::new();
-    let asked = tokio::time::timeout(REQUEST_TIMEOUT, conn.read_line(&mut request)).await;
+    // A request is one short line: a longer one is cut off (and then not `lease`).
+    let mut line = (&mut conn).take(64);
+    let asked = tokio::time::timeout(REQUEST_TIMEOUT, line.read_line(&mut request)).await;
     if !matches!(asked, Ok(Ok(_))) || request.trim_end() != lease::REQUEST {
         return Ok(Some(opened));
     }
