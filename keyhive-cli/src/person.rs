@@ -56,3 +56,34 @@ pub fn split(line: &str) -> Result<(Option<GroupId>, &str)> {
         .context("this person line names no valid group id")?;
     Ok((Some(group), card))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_lines_split_into_group_and_card() {
+        let group: GroupId = "11".repeat(32).parse().unwrap();
+        let card = "keyhive-card1:abc";
+        assert_eq!(split(card).unwrap(), (None, card));
+        assert_eq!(split(&line(group, card)).unwrap(), (Some(group), card));
+        assert_eq!(
+            split(&format!("  {}\n", line(group, card))).unwrap(),
+            (Some(group), card)
+        );
+        let no_card = format!("{PERSON_PREFIX}{group}");
+        assert!(
+            split(&no_card)
+                .unwrap_err()
+                .to_string()
+                .contains("no contact card")
+        );
+        let bad_group = format!("{PERSON_PREFIX}zz:{card}");
+        assert!(
+            split(&bad_group)
+                .unwrap_err()
+                .to_string()
+                .contains("no valid group id")
+        );
+    }
+}
