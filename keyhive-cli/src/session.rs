@@ -37,6 +37,8 @@ pub struct Session {
     pub contacts: ContactBook,
     /// Local group names.
     pub names: LocalNames,
+    /// The person group this device belongs to (PERSON-1), if any.
+    pub person: Option<GroupId>,
     metas: Option<BTreeMap<DocumentId, Meta>>,
 }
 
@@ -82,6 +84,7 @@ impl Session {
             replica.add_contact(ContactCard::from_line(&c.card)?)?;
         }
         let names = LocalNames::load(&home)?;
+        let person = crate::person::load(&home)?;
         Ok(Session {
             home,
             out,
@@ -90,6 +93,7 @@ impl Session {
             replica,
             contacts,
             names,
+            person,
             metas: None,
         })
     }
@@ -155,7 +159,7 @@ impl Session {
         if let Some(c) = self.contacts.person(&GroupId(*key)) {
             return c.name.clone();
         }
-        if crate::person::load(&self.home).ok().flatten() == Some(GroupId(*key)) {
+        if self.person == Some(GroupId(*key)) {
             return "me (all my devices)".to_owned();
         }
         if let Some(n) = self.names.get(key) {

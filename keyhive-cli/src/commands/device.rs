@@ -12,11 +12,12 @@ use crate::session::Session;
 
 /// PERSON-1: this device's person group, created (with this device as its admin) on first use.
 fn person_group(s: &mut Session) -> Result<GroupId> {
-    if let Some(group) = person::load(&s.home)? {
+    if let Some(group) = s.person {
         return Ok(group);
     }
     let group = s.replica.create_group()?;
     person::save(&s.home, group)?;
+    s.person = Some(group);
     Ok(group)
 }
 
@@ -67,12 +68,13 @@ pub fn join(s: &mut Session, group: &str) -> Result<()> {
             "this device is not (yet) linked into group {group}: run `keyhive device add` with this device's card on a linked device, then `keyhive sync` on both"
         );
     }
-    if let Some(old) = person::load(&s.home)?
+    if let Some(old) = s.person
         && old != group
     {
         bail!("this device already belongs to person group {old}");
     }
     person::save(&s.home, group)?;
+    s.person = Some(group);
     let group = group.to_string();
     s.out.emit(&json!({"group": group}), || {
         println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card")
@@ -82,7 +84,7 @@ pub fn join(s: &mut Session, group: &str) -> Result<()> {
 /// `keyhive device remove DEVICE`: unlinks a device (it loses what it held through the
 /// person; documents it could read are re-keyed, REP-3).
 pub fn remove(s: &mut Session, device: &str) -> Result<()> {
-    let Some(group) = person::load(&s.home)? else {
+    let Some(group) = s.person else {
         bail!("this device belongs to no person group: nothing to remove");
     };
     let id = match s.agent(device)? {
@@ -120,7 +122,7 @@ pub fn remove(s: &mut Session, device: &str) -> Result<()> {
 
 /// `keyhive device list`: the devices of this person.
 pub fn list(s: &mut Session) -> Result<()> {
-    let Some(group) = person::load(&s.home)? else {
+    let Some(group) = s.person else {
         bail!("this device belongs to no person group yet: `keyhive device add CARD` links one");
     };
     let members = s.replica.checker().members(&group.0);
