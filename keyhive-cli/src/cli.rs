@@ -115,7 +115,33 @@ pub enum Command {
         /// Relay URL (repeatable); default: the relays added with `relay add`.
         #[arg(long = "relay", value_name = "URL")]
         relays: Vec<String>,
+        /// Keep syncing until Ctrl-C: print what arrives as it arrives (with --json one object
+        /// per line) and push what other commands on this home write as soon as they finish.
+        #[arg(long)]
+        watch: bool,
     },
+    /// This device, its relays (and whether they answer now), what waits to be pushed, when it
+    /// last synced, and what it holds.
+    Status,
+    /// Write an encrypted backup of this home (identity, documents, contacts, relays) to FILE.
+    ///
+    /// The passphrase comes from KEYHIVE_PASSPHRASE, or is asked for (twice). Argon2id derives
+    /// the key; XChaCha20-Poly1305 seals the archive.
+    Backup {
+        /// Where to write the backup (mode 0600).
+        file: PathBuf,
+    },
+    /// Restore a backup made by `keyhive backup` into a new home.
+    ///
+    /// The home becomes the backed-up device: use it instead of the old one, then `keyhive sync`.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Your other devices: link them into your person group, so that a grant to you reaches
+    /// each of them.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Relays: configure the ones this device uses, or run one.
     #[command(subcommand)]
     Relay(RelayCommand),
@@ -290,4 +316,30 @@ pub struct ContactAdd {
     /// The name to remember this contact by (default: the name on the card).
     #[arg(long)]
     pub name: Option<String>,
+}
+
+/// `keyhive device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Link another of your devices (its `keyhive contact export` line, or a file holding it)
+    /// into your person group, created on first use.
+    Add {
+        /// The other device's `keyhive-card1:...` line, or a path to a file holding it.
+        card: String,
+        /// The name to remember that device by (default: the name on its card).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// On a device just linked with `device add`: adopt the person group (after `sync`).
+    Join {
+        /// The group id `device add` printed.
+        group: String,
+    },
+    /// Unlink one of your devices from your person group.
+    Remove {
+        /// The device's name or id.
+        device: String,
+    },
+    /// List the devices of your person group.
+    List,
 }

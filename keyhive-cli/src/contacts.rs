@@ -1,7 +1,7 @@
 //! The contact book: verified contact cards remembered under a local name.
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::identity::{ContactCard, IndividualId};
+use keyhive_core::identity::{ContactCard, GroupId, IndividualId};
 use serde::{Deserialize, Serialize};
 
 use crate::home::Home;
@@ -18,6 +18,10 @@ pub struct Contact {
     pub id: IndividualId,
     /// The contact card line, re-verified on every load.
     pub card: String,
+    /// PERSON-3: the group of the person's devices, when the card came in a person line;
+    /// grants to the contact go to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<GroupId>,
 }
 
 /// All contacts, sorted by name.
@@ -56,8 +60,10 @@ impl ContactBook {
         )
     }
 
-    /// Adds or updates a contact from a card line; returns the stored entry.
+    /// Adds or updates a contact from a card line or a person line (PERSON-2); returns the
+    /// stored entry.
     pub fn add(&mut self, line: &str, name: Option<String>) -> Result<Contact> {
+        let (person, line) = crate::person::split(line)?;
         let card = ContactCard::from_line(line).context("this contact card was refused")?;
         let name = name
             .or_else(|| card.name.clone())
@@ -79,6 +85,7 @@ impl ContactBook {
             name,
             id: card.id(),
             card: ContactCard::to_line(&card),
+            person,
         };
         self.contacts.push(contact.clone());
         self.contacts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -128,6 +135,11 @@ impl ContactBook {
         self.contacts
             .iter()
             .find(|c| c.name == name_or_id || c.id.to_string() == name_or_id)
+    }
+
+    /// PERSON-3: the contact whose person group is `group`, if any.
+    pub fn person(&self, group: &GroupId) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.person == Some(*group))
     }
 
     /// The local name of a device, if known.

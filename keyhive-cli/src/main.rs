@@ -11,15 +11,23 @@ mod home;
 mod lookup;
 mod names;
 mod output;
+mod passphrase;
+mod person;
 mod records;
 mod relays;
 mod session;
+mod sync_state;
+#[cfg(unix)]
+mod watch;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ContactCommand, DocCommand, FolderCommand, GroupCommand, RelayCommand};
+use cli::{
+    Cli, Command, ContactCommand, DeviceCommand, DocCommand, FolderCommand, GroupCommand,
+    RelayCommand,
+};
 use home::Home;
 use output::Output;
 
@@ -66,6 +74,8 @@ fn quiet_contained_storage_panics() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let home = Home::resolve(cli.home)?;
     let out = Output { json: cli.json };
+    // LIVE-3: a command on a home a `sync --watch` runs on borrows the store from it.
+    let lease = borrow_store(&home, &cli.command)?;
     match cli.command {
         Command::Init { name } => commands::identity::init(&home, out, name),
         Command::Whoami => commands::identity::whoami(&home, out),
@@ -117,9 +127,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo => commands::demo::run(out),
         Command::Bench { quick, gate } => commands::bench::run(out, quick, gate),
-        Command::Sync { relays } => {
+        Command::Sync {
+            relays,
+            watch: false,
+        } => {
             let s = session::Session::open(home, out)?;
             commands::sync::sync(s, relays)
+        }
+        Command::Sync {
+            relays,
+            watch: true,
+        } => watch_home(home, out, relays),
+        Command::Backup { file } => commands::backup::backup(&home, out, &file),
+        Command::Restore { file } => commands::backup::restore(&home, out, &file),
+        Command::Status => {
+            let mut s = session::Session::open(home, out)?;
+            commands::status::status(&mut s, lease.is_some())
         }
         command => {
             let mut s = session::Session::open(home, out)?;
@@ -144,6 +167,10 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         Command::Doc(DocCommand::Rm { doc }) => tree::remove(s, &doc),
         Command::Doc(DocCommand::Rename { doc, new_name }) => tree::rename(s, &doc, &new_name),
         Command::Ls => subjects::ls(s),
+        Command::Device(DeviceCommand::Add { card, name }) => commands::device::add(s, &card, name),
+        Command::Device(DeviceCommand::Join { group }) => commands::device::join(s, &group),
+        Command::Device(DeviceCommand::Remove { device }) => commands::device::remove(s, &device),
+        Command::Device(DeviceCommand::List) => commands::device::list(s),
         Command::Grant {
             subject,
             agent,
@@ -167,7 +194,10 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         | Command::Relay(_)
         | Command::Demo
         | Command::Bench { .. }
-        | Command::Sync { .. } => unreachable_command(),
+        | Command::Sync { .. }
+        | Command::Status
+        | Command::Backup { .. }
+        | Command::Restore { .. } => unreachable_command(),
     }
 }
 
@@ -175,4 +205,37 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
 /// reported as an ordinary failure rather than a panic.
 fn unreachable_command() -> anyhow::Result<()> {
     anyhow::bail!("internal error: command dispatched twice")
+}
+
+/// LIVE-3: borrows the store from a watcher running on `home`, for every command that reads or
+/// writes the home (not `init`, the watcher itself, or commands without a home).
+#[cfg(unix)]
+fn borrow_store(home: &Home, command: &Command) -> anyhow::Result<Option<watch::lease::Lease>> {
+    let homeless = matches!(
+        command,
+        Command::Init { .. }
+            | Command::Relay(RelayCommand::Serve { .. })
+            | Command::Demo
+            | Command::Bench { .. }
+            | Command::Sync { watch: true, .. }
+    );
+    if homeless {
+        return Ok(None);
+    }
+    watch::lease::acquire(home)
+}
+
+#[cfg(not(unix))]
+fn borrow_store(_: &Home, _: &Command) -> anyhow::Result<Option<()>> {
+    Ok(None)
+}
+
+#[cfg(unix)]
+fn watch_home(home: Home, out: Output, relays: Vec<String>) -> anyhow::Result<()> {
+    watch::run(home, out, relays)
+}
+
+#[cfg(not(unix))]
+fn watch_home(_: Home, _: Output, _: Vec<String>) -> anyhow::Result<()> {
+    anyhow::bail!("`keyhive sync --watch` needs a Unix system (it listens on a Unix domain socket)")
 }

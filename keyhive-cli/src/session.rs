@@ -37,6 +37,8 @@ pub struct Session {
     pub contacts: ContactBook,
     /// Local group names.
     pub names: LocalNames,
+    /// The person group this device belongs to (PERSON-1), if any.
+    pub person: Option<GroupId>,
     metas: Option<BTreeMap<DocumentId, Meta>>,
 }
 
@@ -82,6 +84,7 @@ impl Session {
             replica.add_contact(ContactCard::from_line(&c.card)?)?;
         }
         let names = LocalNames::load(&home)?;
+        let person = crate::person::load(&home)?;
         Ok(Session {
             home,
             out,
@@ -90,6 +93,7 @@ impl Session {
             replica,
             contacts,
             names,
+            person,
             metas: None,
         })
     }
@@ -140,8 +144,7 @@ impl Session {
     }
 
     fn read_meta(&self, doc: DocumentId) -> Result<Option<Meta>> {
-        // REP-50, REP-51: the first change's name, renamed and removed by later records.
-        Ok(crate::doc_view::History::load(&self.replica, doc)?.meta())
+        read_meta(&self.replica, doc)
     }
 
     /// A human name for any subject or device.
@@ -151,6 +154,13 @@ impl Session {
         }
         if *key == self.replica.device().id().0 {
             return "me".to_owned();
+        }
+        // PERSON-4: a person group is named after its person, on every device that knows it.
+        if let Some(c) = self.contacts.person(&GroupId(*key)) {
+            return c.name.clone();
+        }
+        if self.person == Some(GroupId(*key)) {
+            return "me (all my devices)".to_owned();
         }
         if let Some(n) = self.names.get(key) {
             return n.to_owned();
@@ -250,7 +260,12 @@ impl Session {
             return Ok(AgentId::Individual(self.replica.device().id()));
         }
         if let Some(c) = self.contacts.find(name_or_id) {
-            return Ok(AgentId::Individual(c.id));
+            // PERSON-3: a contact's name means the person (all their devices); its device id,
+            // that one device.
+            return Ok(match c.person {
+                Some(group) if c.name == name_or_id => AgentId::Group(group),
+                _ => AgentId::Individual(c.id),
+            });
         }
         if let Ok(key) = name_or_id.parse::<PublicKey>()
             && self.replica.directory().card(&IndividualId(key)).is_some()
@@ -277,6 +292,12 @@ impl Session {
             }
         }
     }
+}
+
+/// A document's metadata record: the first change's name, renamed and removed by later
+/// records (REP-50, REP-51), if this device can read it.
+pub fn read_meta(replica: &Replica<Arc<RedbStore>>, doc: DocumentId) -> Result<Option<Meta>> {
+    Ok(crate::doc_view::History::load(replica, doc)?.meta())
 }
 
 /// The first 12 hex characters of a key, for tables.

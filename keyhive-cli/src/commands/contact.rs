@@ -12,18 +12,24 @@ use crate::output::{Output, print_table};
 /// Prints this device's card as one line.
 pub fn export(home: &Home, out: Output) -> Result<()> {
     let device = device_store::load_device(home)?;
-    let line = ContactCard::to_line(&device.contact_card()?);
+    let card = ContactCard::to_line(&device.contact_card()?);
+    // PERSON-2: a device linked into a person group sends the group with its card.
+    let person = crate::person::load(home)?;
+    let line = match person {
+        Some(group) => crate::person::line(group, &card),
+        None => card,
+    };
     out.emit(
-        &json!({"id": device.id().to_string(), "card": line}),
+        &json!({"id": device.id().to_string(), "card": line, "person": person.map(|g| g.to_string())}),
         || println!("{line}"),
     )
 }
 
 /// Adds a contact from a line or a file holding it.
 pub fn add(home: &Home, out: Output, card: &str, name: Option<String>) -> Result<()> {
-    let line = if card
-        .trim_start()
-        .starts_with(keyhive_core::identity::contact_card::CARD_PREFIX)
+    let trimmed = card.trim_start();
+    let line = if trimmed.starts_with(keyhive_core::identity::contact_card::CARD_PREFIX)
+        || trimmed.starts_with(crate::person::PERSON_PREFIX)
     {
         card.to_owned()
     } else {
@@ -35,8 +41,14 @@ pub fn add(home: &Home, out: Output, card: &str, name: Option<String>) -> Result
     let contact = book.add(&line, name)?;
     book.save(home)?;
     out.emit(
-        &json!({"name": contact.name, "id": contact.id.to_string()}),
-        || println!("Added contact {} ({})", contact.name, contact.id),
+        &json!({"name": contact.name, "id": contact.id.to_string(), "person": contact.person.map(|g| g.to_string())}),
+        || match contact.person {
+            Some(group) => println!(
+                "Added contact {} ({}); grants to {} reach every device of their person group {group}",
+                contact.name, contact.id, contact.name
+            ),
+            None => println!("Added contact {} ({})", contact.name, contact.id),
+        },
     )
 }
 

@@ -234,7 +234,7 @@ pub fn serve(
 
 /// Installs the SIGINT and SIGTERM handlers at once, so a signal sent as soon as the relay has
 /// announced itself stops it gracefully; the returned future resolves on the first signal.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = Result<()>>> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

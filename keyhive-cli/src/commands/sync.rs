@@ -107,36 +107,52 @@ async fn sync_links(
             pinned_now,
             ..Default::default()
         };
-        for _ in 0..MAX_ROUNDS {
-            let before = accepted(shared);
-            let report = client
-                .sync_once(&session)
-                .await
-                .with_context(|| format!("sync with {url} failed"))?;
-            let now = accepted(shared);
-            summary.add(&report);
-            // New grants or revocations learned here may need seats or a re-key (REP-3).
-            let rekeyed = {
-                let mut replica = shared
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                !replica.prepare_all()?.is_empty()
-            };
-            // Another round helps only if something moved: items accepted here, a re-key, or
-            // items refused (by either side) for want of a predecessor or grant sent later.
-            let refused = report.refused + report.rejected;
-            if now == before && !rekeyed && refused == 0 {
-                break;
-            }
-        }
+        rounds(client, shared, &session, &mut summary).await?;
         summaries.push(summary);
     }
     Ok(summaries)
 }
 
+/// Syncs over `session` until quiet (at most [`MAX_ROUNDS`] rounds), seating and re-keying
+/// between rounds, adding what each round did to `summary`.
+pub(crate) async fn rounds(
+    client: &Arc<Client>,
+    shared: &Mutex<keyhive_sync::replica::Replica<Arc<keyhive_sync::RedbStore>>>,
+    session: &SyncSession,
+    summary: &mut RelaySummary,
+) -> Result<()> {
+    for _ in 0..MAX_ROUNDS {
+        let before = accepted(shared);
+        let report = client
+            .sync_once(session)
+            .await
+            .with_context(|| format!("sync with {} failed", summary.relay))?;
+        let now = accepted(shared);
+        summary.add(&report);
+        // New grants or revocations learned here may need seats or a re-key (REP-3).
+        let rekeyed = {
+            let mut replica = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            !replica.prepare_all()?.is_empty()
+        };
+        // Another round helps only if something moved: items accepted here, a re-key, or
+        // items refused (by either side) for want of a predecessor or grant sent later.
+        let refused = report.refused + report.rejected;
+        if now == before && !rekeyed && refused == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// SYNC-34, trust on first use: connects requiring the id pinned for `url`, or, the first
 /// time, pins the id the relay proved. Returns the session and whether it pinned now.
-async fn connect_pinned(client: &Client, home: &Home, url: &str) -> Result<(SyncSession, bool)> {
+pub(crate) async fn connect_pinned(
+    client: &Client,
+    home: &Home,
+    url: &str,
+) -> Result<(SyncSession, bool)> {
     let pinned = relays::pinned(home, url)?;
     let session = match client.connect_to(url, pinned).await {
         Ok(session) => session,
@@ -164,26 +180,33 @@ fn accepted(shared: &Mutex<keyhive_sync::replica::Replica<Arc<keyhive_sync::Redb
         .accepted_count()
 }
 
-/// `keyhive sync [--relay URL]...`.
-pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
+/// The relays to sync with: `--relay` URLs if given, else those added with `relay add`.
+pub fn relay_urls(home: &Home, relays_arg: Vec<String>) -> Result<Vec<String>> {
     let urls = if relays_arg.is_empty() {
-        relays::load(&s.home)?
+        relays::load(home)?
     } else {
         relays_arg
     };
     if urls.is_empty() {
         bail!("no relay to sync with: pass --relay URL or run `keyhive relay add URL` first");
     }
-    let urls: Vec<String> = urls
-        .iter()
-        .map(|u| relays::normalize(u))
-        .collect::<Result<_>>()?;
+    urls.iter().map(|u| relays::normalize(u)).collect()
+}
+
+/// `keyhive sync [--relay URL]...`.
+pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
+    let urls = relay_urls(&s.home, relays_arg)?;
     let out = s.out;
     let spinner = spinner(out);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (_, summaries) = runtime.block_on(sync_session(s, &urls))?;
+    let (s, summaries) = runtime.block_on(sync_session(s, &urls))?;
+    crate::sync_state::record(
+        &s.home,
+        &urls,
+        crate::sync_state::item_count(s.store.as_ref())?,
+    )?;
     spinner.finish_and_clear();
     out.emit(&summaries, || {
         for r in &summaries {

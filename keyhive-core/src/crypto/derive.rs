@@ -30,6 +30,8 @@ pub const CENC_STREAM_COMMITMENT: &str =
     "keyhive 2026-11-21 causal encryption stream commitment v1";
 /// BLAKE3 `derive_key` context: the key-store backup key from the Argon2id output (KEYS-4).
 pub const KEYSTORE_BACKUP_KEY: &str = "keyhive 2026-11-21 key store backup key v1";
+/// BLAKE3 `derive_key` context: the home archive key from the Argon2id output (KEYS-8).
+pub const HOME_ARCHIVE_KEY: &str = "keyhive 2026-12-01 home archive key v1";
 
 /// Derives 32 bytes from `key_material` under `label` with BLAKE3's key derivation mode.
 pub fn derive_key(label: &str, key_material: &[u8]) -> [u8; 32] {

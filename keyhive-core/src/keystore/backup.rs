@@ -49,9 +49,9 @@ impl BackupParams {
 }
 
 #[derive(Serialize, Deserialize)]
-struct BackupHeader {
-    params: BackupParams,
-    salt: [u8; 16],
+pub(super) struct BackupHeader {
+    pub(super) params: BackupParams,
+    pub(super) salt: [u8; 16],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,7 +87,13 @@ pub enum BackupError {
     TooLarge,
 }
 
-fn backup_key(passphrase: &[u8], header: &BackupHeader) -> Result<SymmetricKey, BackupError> {
+/// KEYS-4, KEYS-8: the key derived from `passphrase` under `header`'s parameters and salt,
+/// separated per backup kind by the BLAKE3 `label`.
+pub(super) fn backup_key(
+    label: &str,
+    passphrase: &[u8],
+    header: &BackupHeader,
+) -> Result<SymmetricKey, BackupError> {
     header.params.check()?;
     let params = Params::new(
         header.params.memory_kib,
@@ -101,10 +107,7 @@ fn backup_key(passphrase: &[u8], header: &BackupHeader) -> Result<SymmetricKey, 
     argon
         .hash_password_into(passphrase, &header.salt, &mut *out)
         .map_err(|_| BackupError::Params)?;
-    Ok(SymmetricKey::from_bytes(derive_key(
-        derive::KEYSTORE_BACKUP_KEY,
-        &*out,
-    )))
+    Ok(SymmetricKey::from_bytes(derive_key(label, &*out)))
 }
 
 /// KEYS-4: encrypts the key store under a key derived from `passphrase`.
@@ -116,7 +119,7 @@ pub fn export_backup(
     let mut salt = [0u8; 16];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
     let header = BackupHeader { params, salt };
-    let key = backup_key(passphrase, &header)?;
+    let key = backup_key(derive::KEYSTORE_BACKUP_KEY, passphrase, &header)?;
     let sealed =
         aead::seal(&key, &encode(&header), &store.to_bytes()).map_err(|_| BackupError::TooLarge)?;
     Ok(encode_tagged(&BackupFile { header, sealed }))
@@ -125,7 +128,7 @@ pub fn export_backup(
 /// KEYS-6: decrypts a backup made by [`export_backup`].
 pub fn import_backup(bytes: &[u8], passphrase: &[u8]) -> Result<KeyStore, BackupError> {
     let file: BackupFile = decode_tagged(bytes)?;
-    let key = backup_key(passphrase, &file.header)?;
+    let key = backup_key(derive::KEYSTORE_BACKUP_KEY, passphrase, &file.header)?;
     // A commitment mismatch means a wrong passphrase; an authentication failure, tampering.
     // Both are reported alike so the file does not become a passphrase oracle beyond that.
     let plain = aead::open(&key, &encode(&file.header), &file.sealed)

@@ -1,0 +1,152 @@
+//! `keyhive device add|join|remove|list`: one person's devices as one group
+//! (`docs/cli-people.md` PERSON-1..PERSON-5).
+
+use anyhow::{Context, Result, bail};
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::identity::{ContactCard, GroupId};
+use serde_json::json;
+
+use crate::output::print_table;
+use crate::person;
+use crate::session::Session;
+
+/// PERSON-1: this device's person group, created (with this device as its admin) on first use.
+fn person_group(s: &mut Session) -> Result<GroupId> {
+    if let Some(group) = s.person {
+        return Ok(group);
+    }
+    let group = s.replica.create_group()?;
+    person::save(&s.home, group)?;
+    s.person = Some(group);
+    Ok(group)
+}
+
+/// `keyhive device add CARD [--name NAME]`: links another device of this person.
+pub fn add(s: &mut Session, card: &str, name: Option<String>) -> Result<()> {
+    let line = if card
+        .trim_start()
+        .starts_with(keyhive_core::identity::contact_card::CARD_PREFIX)
+    {
+        card.to_owned()
+    } else {
+        std::fs::read_to_string(card).with_context(|| {
+            format!("{card:?} is neither a keyhive-card1: line nor a readable file")
+        })?
+    };
+    let group = person_group(s)?;
+    let contact = s.contacts.add(&line, name)?;
+    if contact.id == s.replica.device().id() {
+        bail!("that is this device's own card; pass the other device's `keyhive contact export`");
+    }
+    s.replica
+        .add_contact(ContactCard::from_line(&contact.card)?)?;
+    // PERSON-1: every device of the person is an admin of the group, so each can link more.
+    let op = s
+        .replica
+        .grant(&group.0, AgentId::Individual(contact.id), Access::Admin)?;
+    s.replica.prepare_all()?;
+    s.contacts.save(&s.home)?;
+    s.save()?;
+    let (device, group) = (contact.id.to_string(), group.to_string());
+    s.out.emit(
+        &json!({"device": device, "name": contact.name, "group": group, "op": op.to_string()}),
+        || {
+            println!("Linked device {} ({device}) into your person group {group}", contact.name);
+            println!("Next: `keyhive sync` here, then on that device `keyhive sync` and `keyhive device join {group}`");
+        },
+    )
+}
+
+/// `keyhive device join GROUP`: on a linked device, adopts the person group (PERSON-1).
+pub fn join(s: &mut Session, group: &str) -> Result<()> {
+    let group: GroupId = group
+        .parse()
+        .context("expected the group id printed by `keyhive device add` (64 hex characters)")?;
+    let me = AgentId::Individual(s.replica.device().id());
+    if !s.replica.checker().can(me, Access::Admin, &group.0) {
+        bail!(
+            "this device is not (yet) linked into group {group}: run `keyhive device add` with this device's card on a linked device, then `keyhive sync` on both"
+        );
+    }
+    if let Some(old) = s.person
+        && old != group
+    {
+        bail!("this device already belongs to person group {old}");
+    }
+    person::save(&s.home, group)?;
+    s.person = Some(group);
+    let group = group.to_string();
+    s.out.emit(&json!({"group": group}), || {
+        println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card")
+    })
+}
+
+/// `keyhive device remove DEVICE`: unlinks a device (it loses what it held through the
+/// person; documents it could read are re-keyed, REP-3).
+pub fn remove(s: &mut Session, device: &str) -> Result<()> {
+    let Some(group) = s.person else {
+        bail!("this device belongs to no person group: nothing to remove");
+    };
+    let id = match s.agent(device)? {
+        AgentId::Individual(id) => id,
+        _ => bail!("{device:?} is not a device (name a contact's device or its id)"),
+    };
+    let before = s.replica.checker().members(&group.0);
+    let ops = s.replica.revoke(&group.0, AgentId::Individual(id))?;
+    if ops.is_empty() {
+        bail!("{device} is not linked into your person group {group}");
+    }
+    s.replica.prepare_all()?;
+    s.save()?;
+    // PERSON-5: devices linked through the removed one leave with it (revocation cascade).
+    let after = s.replica.checker().members(&group.0);
+    let mut unlinked = Vec::new();
+    for agent in before.keys().filter(|a| !after.contains_key(a)) {
+        if let AgentId::Individual(gone) = agent {
+            unlinked.push((gone.to_string(), s.name_of(&gone.0)));
+        }
+    }
+    let id = id.to_string();
+    s.out.emit(
+        &json!({"device": id, "group": group.to_string(), "ops": ops.len(),
+                "unlinked": unlinked.iter().map(|(i, n)| json!({"device": i, "name": n})).collect::<Vec<_>>()}),
+        || {
+            println!("Unlinked device {device} ({id}) from your person group; `keyhive sync` sends it");
+            let others: Vec<&str> = unlinked.iter().filter(|(i, _)| *i != id).map(|(_, n)| n.as_str()).collect();
+            if !others.is_empty() {
+                println!("Also unlinked, as they were linked through it: {}", others.join(", "));
+            }
+        },
+    )
+}
+
+/// `keyhive device list`: the devices of this person.
+pub fn list(s: &mut Session) -> Result<()> {
+    let Some(group) = s.person else {
+        bail!("this device belongs to no person group yet: `keyhive device add CARD` links one");
+    };
+    let members = s.replica.checker().members(&group.0);
+    let mut rows = Vec::new();
+    for (agent, access) in members.iter() {
+        if let AgentId::Individual(id) = agent {
+            rows.push((id.to_string(), s.name_of(&id.0), access.to_string()));
+        }
+    }
+    s.out.emit(
+        &rows
+            .iter()
+            .map(|(id, name, access)| json!({"device": id, "name": name, "access": access}))
+            .collect::<Vec<_>>(),
+        || {
+            println!("person group {group}");
+            print_table(
+                &["device", "name", "access"],
+                rows.iter()
+                    .map(|(id, name, access)| {
+                        vec![id[..12].to_owned(), name.clone(), access.clone()]
+                    })
+                    .collect(),
+            )
+        },
+    )
+}

@@ -1,0 +1,122 @@
+//! Issue 12 #4 acceptance (`docs/cli-people.md` PERSON-1..PERSON-5): a person with several
+//! devices, granted by name. Alice links her phone into her person group; Bob, who only added
+//! the line her laptop exported, grants "Alice" and both her devices read his document; a
+//! tablet linked later reads it without a new grant; an unlinked phone cannot read what Bob
+//! writes next, nor can the tablet it linked.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{RelayProcess, json, keyhive};
+
+fn device(dir: &Path, name: &str, relay: &RelayProcess) -> PathBuf {
+    let home = dir.join(name);
+    json(&home, &["init", "--name", name]);
+    json(&home, &["relay", "add", &relay.url]);
+    home
+}
+
+fn card(home: &Path) -> String {
+    json(home, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn put(home: &Path, dir: &Path, doc: &str, text: &str) {
+    let file = dir.join(format!("{}.in", text.replace(' ', "_")));
+    std::fs::write(&file, text).unwrap();
+    json(home, &["put", doc, file.to_str().unwrap()]);
+}
+
+fn get(home: &Path, doc: &str) -> Option<String> {
+    let out = keyhive(home).args(["get", doc]).output().unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}
+
+fn sync_all(homes: &[&PathBuf]) {
+    for _ in 0..2 {
+        for home in homes {
+            json(home, &["sync"]);
+        }
+    }
+}
+
+/// Links `new` into the person group of `linked` (PERSON-1); returns the group id.
+fn link(linked: &Path, new: &Path) -> String {
+    let added = json(linked, &["device", "add", &card(new)]);
+    let group = added["group"].as_str().unwrap().to_owned();
+    json(linked, &["sync"]);
+    json(new, &["sync"]);
+    json(new, &["device", "join", &group]);
+    group
+}
+
+#[test]
+fn a_grant_to_a_person_reaches_every_device_current_and_future() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let laptop = device(dir.path(), "laptop", &relay);
+    let phone = device(dir.path(), "phone", &relay);
+    let bob = device(dir.path(), "Bob", &relay);
+
+    // Before linking, the laptop exports a plain card; afterwards, a person line (PERSON-2).
+    assert!(card(&laptop).starts_with("keyhive-card1:"));
+    let group = link(&laptop, &phone);
+    let line = card(&laptop);
+    assert!(
+        line.starts_with(&format!("keyhive-person1:{group}:")),
+        "{line}"
+    );
+    // Both devices list the same two devices.
+    for home in [&laptop, &phone] {
+        let devices = json(home, &["device", "list"]);
+        assert_eq!(devices.as_array().unwrap().len(), 2, "{devices}");
+    }
+
+    // Bob adds the laptop's line as "Alice" and grants "Alice": the grant names the group.
+    let added = json(&bob, &["contact", "add", &line, "--name", "Alice"]);
+    assert_eq!(added["person"], group.as_str(), "{added}");
+    json(&bob, &["doc", "create", "report.txt"]);
+    json(&bob, &["grant", "report.txt", "Alice", "--access", "read"]);
+    put(&bob, dir.path(), "report.txt", "bob v1");
+    sync_all(&[&bob, &laptop, &phone]);
+    assert_eq!(get(&laptop, "report.txt").as_deref(), Some("bob v1"));
+    assert_eq!(get(&phone, "report.txt").as_deref(), Some("bob v1"));
+    // PERSON-4: Bob sees the group under the person's name, not a bare id.
+    let members = json(&bob, &["members", "report.txt"]).to_string();
+    assert!(members.contains("\"Alice\""), "{members}");
+
+    // A device linked later reads without a new grant (the group's future members).
+    let tablet = device(dir.path(), "tablet", &relay);
+    assert_eq!(link(&phone, &tablet), group);
+    sync_all(&[&laptop, &phone, &tablet, &bob, &tablet]);
+    assert_eq!(get(&tablet, "report.txt").as_deref(), Some("bob v1"));
+
+    // Unlinking the phone also unlinks the tablet it linked (PERSON-5, the revocation
+    // cascade): after Bob's next write, neither reads it; the laptop does.
+    let removed = json(&laptop, &["device", "remove", "phone"]);
+    let unlinked: Vec<&str> = removed["unlinked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    let tablet_id = json(&tablet, &["whoami"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let phone_id = json(&phone, &["whoami"])["id"].as_str().unwrap().to_owned();
+    assert!(unlinked.contains(&phone_id.as_str()), "{removed}");
+    assert!(unlinked.contains(&tablet_id.as_str()), "{removed}");
+    sync_all(&[&laptop, &bob]);
+    put(&bob, dir.path(), "report.txt", "bob v2");
+    sync_all(&[&bob, &laptop, &tablet, &phone]);
+    assert_eq!(get(&laptop, "report.txt").as_deref(), Some("bob v2"));
+    assert_ne!(get(&tablet, "report.txt").as_deref(), Some("bob v2"));
+    assert_ne!(get(&phone, "report.txt").as_deref(), Some("bob v2"));
+    relay.stop();
+}

@@ -1,0 +1,252 @@
+//! Issue 12 #1 acceptance (`docs/cli-live.md` LIVE-1..LIVE-7): `keyhive sync --watch` with a
+//! real relay process. Bob's watcher prints Alice's `put` as it arrives (latency measured and
+//! printed), Alice's own watcher pushes it without a manual `sync`, other commands run on a
+//! watched home meanwhile, and SIGINT stops both watchers with status 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{RelayProcess, json, keyhive};
+use serde_json::Value;
+
+/// A fresh home with the relay added; returns the home and its contact card line.
+fn person(dir: &Path, name: &str, relay: &RelayProcess) -> (PathBuf, String) {
+    let home = dir.join(name);
+    json(&home, &["init", "--name", name]);
+    json(&home, &["relay", "add", &relay.url]);
+    let card = json(&home, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (home, card)
+}
+
+/// A running `keyhive --json sync --watch`, its stdout lines received with their arrival time.
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<(Instant, Value)>,
+}
+
+impl Watcher {
+    /// Starts the watcher on `home` and waits for its `watching` line (LIVE-1).
+    fn start(home: &Path) -> Watcher {
+        let watcher = Watcher::spawn(home, &[]);
+        watcher.wait_for("watching", |_| true);
+        watcher
+    }
+
+    /// Starts `keyhive --json sync --watch EXTRA...` on `home` without waiting.
+    fn spawn(home: &Path, extra: &[&str]) -> Watcher {
+        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
+            .arg("--home")
+            .arg(home)
+            .args(["--json", "sync", "--watch"])
+            .args(extra)
+            .env_remove("KEYHIVE_HOME")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+                if tx.send((Instant::now(), value)).is_err() {
+                    return;
+                }
+            }
+        });
+        Watcher { child, lines }
+    }
+
+    /// Waits (at most 30 s) for an `event` line satisfying `pred`; returns when it arrived.
+    fn wait_for(&self, event: &str, pred: impl Fn(&Value) -> bool) -> (Instant, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, value) = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {event:?} line from the watcher"));
+            if value["event"] == event && pred(&value) {
+                return (at, value);
+            }
+        }
+    }
+
+    /// LIVE-6: SIGINT, then the exit status, after checking the `stopped` line.
+    fn interrupt(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            StdCommand::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.wait_for("stopped", |_| true);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn put(home: &Path, dir: &Path, doc: &str, text: &str) -> String {
+    let file = dir.join(format!("{}.in", text.replace(' ', "_")));
+    std::fs::write(&file, text).unwrap();
+    json(home, &["put", doc, file.to_str().unwrap()])["change"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn get(home: &Path, doc: &str) -> String {
+    let out = keyhive(home).args(["get", doc]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "get {doc}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_put_reaches_a_watcher_within_a_second_while_other_commands_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, alice_card) = person(dir.path(), "Alice", &relay);
+    let (bob, bob_card) = person(dir.path(), "Bob", &relay);
+    json(&alice, &["contact", "add", &bob_card]);
+    json(&bob, &["contact", "add", &alice_card]);
+    json(&alice, &["doc", "create", "notes.txt"]);
+    json(&alice, &["grant", "notes.txt", "Bob", "--access", "read"]);
+    put(&alice, dir.path(), "notes.txt", "v0");
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    assert_eq!(get(&bob, "notes.txt"), "v0");
+
+    let bob_watch = Watcher::start(&bob);
+    let alice_watch = Watcher::start(&alice);
+    // LIVE-2: one watcher per home.
+    let second = keyhive(&bob).args(["sync", "--watch"]).output().unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already runs"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    // LIVE-3, LIVE-4: Alice's `put` borrows the store from her watcher, which pushes the
+    // change when the put exits; Bob's watcher prints it as it arrives (LIVE-5).
+    let mut after_put = Vec::new();
+    for round in 1..=3 {
+        let text = format!("version {round}");
+        let started = Instant::now();
+        let change = put(&alice, dir.path(), "notes.txt", &text);
+        let put_done = Instant::now();
+        let (seen, line) = bob_watch.wait_for("readable", |v| v["change"] == change.as_str());
+        assert_eq!(line["name"], "notes.txt", "{line}");
+        assert_eq!(line["author"], "Alice", "{line}");
+        assert_eq!(line["valid"], true, "{line}");
+        let latency = seen - put_done;
+        println!(
+            "put {round}: on Bob's watcher {:.0} ms after `put` exited ({:.0} ms after it started)",
+            latency.as_secs_f64() * 1e3,
+            (seen - started).as_secs_f64() * 1e3
+        );
+        after_put.push(latency);
+        // While Bob's watcher runs, commands on his home work (they borrow its store).
+        assert_eq!(get(&bob, "notes.txt"), text);
+    }
+    // Alice never ran `sync`: her watcher pushed each put.
+    alice_watch.wait_for("synced", |v| v["pushed"].as_u64() > Some(0));
+    after_put.sort();
+    let median = after_put[1];
+    println!(
+        "median put-to-watcher latency: {:.0} ms",
+        median.as_secs_f64() * 1e3
+    );
+    assert!(
+        median < Duration::from_secs(1),
+        "median latency {median:?} (all: {after_put:?})"
+    );
+
+    // Other commands run on a watched home too.
+    let listed = json(&bob, &["ls"]);
+    assert!(listed.to_string().contains("notes.txt"), "{listed}");
+
+    // LIVE-4: a relay added while the watcher runs is linked at once.
+    let second = RelayProcess::start(&dir.path().join("relay2"), &[]);
+    json(&alice, &["relay", "add", &second.url]);
+    alice_watch.wait_for("connected", |v| v["relay"] == second.url.as_str());
+
+    // `status` on a watched home: the watcher, the relay answering, the last sync (LIVE-7)
+    // and nothing pending, since the watcher pushed every put.
+    let status = json(&alice, &["status"]);
+    assert_eq!(status["watcher"], true, "{status}");
+    assert_eq!(status["relays"][0]["reachable"], true, "{status}");
+    assert_eq!(status["relays"][1]["reachable"], true, "{status}");
+    assert!(status["last_sync"].as_u64().is_some(), "{status}");
+    assert_eq!(status["pending_items"], 0, "{status}");
+    assert_eq!(status["documents"], 1, "{status}");
+
+    // LIVE-6: SIGINT stops cleanly and removes the socket.
+    assert!(bob_watch.interrupt().success());
+    assert!(alice_watch.interrupt().success());
+    assert!(!bob.join("watch.sock").exists());
+    assert!(!alice.join("watch.sock").exists());
+    // The store was closed: a command opens it without a watcher.
+    assert_eq!(get(&bob, "notes.txt"), "version 3");
+    relay.stop();
+    second.stop();
+
+    // A relay that is down is reported, within the probe's timeout, not an error.
+    let started = Instant::now();
+    let status = json(&bob, &["status"]);
+    assert_eq!(status["watcher"], false, "{status}");
+    assert_eq!(status["relays"][0]["reachable"], false, "{status}");
+    assert!(status["relays"][0]["error"].is_string(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_silent_relay_delays_neither_other_commands_nor_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("Carol");
+    json(&home, &["init", "--name", "Carol"]);
+    // Accepts TCP connections and never answers the WebSocket upgrade.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/sync", silent.local_addr().unwrap());
+    let watcher = Watcher::spawn(&home, &["--relay", &url]);
+    std::thread::sleep(Duration::from_millis(500));
+    // A command does not wait for the stuck connection: the watcher lends the store at once
+    // (LIVE-3) and is still connecting when it ends.
+    let started = Instant::now();
+    json(&home, &["ls"]);
+    let took = started.elapsed();
+    println!(
+        "`ls` on a home whose watcher waits for a silent relay: {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let started = Instant::now();
+    assert!(watcher.interrupt().success());
+    let took = started.elapsed();
+    println!("stopped {:.0} ms after SIGINT", took.as_secs_f64() * 1e3);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    drop(silent);
+}
