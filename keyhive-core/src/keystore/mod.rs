@@ -8,6 +8,8 @@
 pub mod backup;
 pub mod file;
 pub mod store;
+#[cfg(test)]
+mod vectors;
 
 pub use backup::{BackupError, BackupParams, export_backup, import_backup};
 pub use file::{FileError, load, save};
