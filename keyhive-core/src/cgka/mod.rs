@@ -22,6 +22,8 @@ mod adversarial_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
+mod replay_vectors;
+#[cfg(test)]
 mod vectors;
 
 pub use authority::{CgkaAuthority, StaticAuthority};
