@@ -12,7 +12,9 @@ use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::crypto::secret::SymmetricKey;
 use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::encoding::{DecodeError, decode_canonical, encode, encode_tagged};
-use keyhive_core::identity::{ContactCard, ContactCardError, Device, DocumentId, Genesis, IndividualId, SubjectKind};
+use keyhive_core::identity::{
+    ContactCard, ContactCardError, Device, DocumentId, Genesis, IndividualId, SubjectKind,
+};
 use keyhive_core::signed::{Op, Signed, Verified, VerifyError};
 use serde_json::{Value, json};
 
@@ -69,23 +71,40 @@ fn card_lines(line: &str) -> Value {
     let body = line.strip_prefix("keyhive-card1:").expect("prefix");
     let middle = body.len() / 2;
     let cases: Vec<(&str, String)> = vec![
-        ("surrounding whitespace is ignored", format!(" \t{line}\r\n")),
+        (
+            "surrounding whitespace is ignored",
+            format!(" \t{line}\r\n"),
+        ),
         ("padding is refused", format!("{line}=")),
-        ("whitespace inside is refused", format!("keyhive-card1:{} {}", &body[..middle], &body[middle..])),
-        ("a control character inside is refused", format!("keyhive-card1:{}\u{7}{}", &body[..middle], &body[middle..])),
-        ("the standard alphabet is refused", format!("keyhive-card1:{}", body.replace('-', "+").replace('_', "/"))),
+        (
+            "whitespace inside is refused",
+            format!("keyhive-card1:{} {}", &body[..middle], &body[middle..]),
+        ),
+        (
+            "a control character inside is refused",
+            format!("keyhive-card1:{}\u{7}{}", &body[..middle], &body[middle..]),
+        ),
+        (
+            "the standard alphabet is refused",
+            format!("keyhive-card1:{}", body.replace('-', "+").replace('_', "/")),
+        ),
         ("another prefix", format!("keyhive-card2:{body}")),
         ("upper-case prefix", format!("KEYHIVE-CARD1:{body}")),
-        ("longer than 1,454 characters after the prefix", format!("keyhive-card1:{}", "A".repeat(1455))),
+        (
+            "longer than 1,454 characters after the prefix",
+            format!("keyhive-card1:{}", "A".repeat(1455)),
+        ),
         ("nothing after the prefix", "keyhive-card1:".to_string()),
     ];
-    json!(cases
-        .into_iter()
-        .map(|(name, line)| {
-            let error = ContactCard::from_line(&line).err().map(|e| card_error(&e));
-            json!({ "name": name, "line": line, "error": error })
-        })
-        .collect::<Vec<_>>())
+    json!(
+        cases
+            .into_iter()
+            .map(|(name, line)| {
+                let error = ContactCard::from_line(&line).err().map(|e| card_error(&e));
+                json!({ "name": name, "line": line, "error": error })
+            })
+            .collect::<Vec<_>>()
+    )
 }
 
 /// Signs arbitrary payload bytes with the device key, as a malicious peer could.

@@ -20,9 +20,9 @@ pub mod tree;
 #[cfg(test)]
 mod adversarial_tests;
 #[cfg(test)]
-pub(crate) mod tests;
-#[cfg(test)]
 mod replay_vectors;
+#[cfg(test)]
+pub(crate) mod tests;
 #[cfg(test)]
 mod vectors;
 

@@ -64,7 +64,8 @@ fn own_secrets(file_secrets: &Value, owner: usize, ops: &[Vec<u8>]) -> CgkaSecre
             continue;
         }
         let root: [u8; 32] = unhex(&u["epoch root"]);
-        out.epochs.push((Hash(unhex(&u["update"])), SymmetricKey::from_bytes(root)));
+        out.epochs
+            .push((Hash(unhex(&u["update"])), SymmetricKey::from_bytes(root)));
         for k in u["node secrets"].as_array().expect("node secrets") {
             out.node_keys.push(Zeroizing::new(unhex(k)));
         }
@@ -105,7 +106,10 @@ fn replay(ops: &[Vec<u8>], owner: Option<usize>) -> Cgka {
 fn outcome(ops: &[Vec<u8>], secrets: &Value) -> Value {
     let observer = replay(ops, None);
     let tree = observer.tree();
-    let order: Vec<String> = observer.ops_in_order().map(|o| o.hash().to_string()).collect();
+    let order: Vec<String> = observer
+        .ops_in_order()
+        .map(|o| o.hash().to_string())
+        .collect();
     let nodes: Vec<Value> = (0..2 * tree.capacity() - 1)
         .map(|n| {
             let entries: Vec<Value> = tree
@@ -136,7 +140,8 @@ fn outcome(ops: &[Vec<u8>], secrets: &Value) -> Value {
                 .map(|u| {
                     json!([
                         u.hash().to_string(),
-                        mine.epoch_secret(&u.hash()).map(|k| hex::encode(k.expose()))
+                        mine.epoch_secret(&u.hash())
+                            .map(|k| hex::encode(k.expose()))
                     ])
                 })
                 .collect();
@@ -199,7 +204,9 @@ fn scenario() -> (Ops, Vec<Value>, Value) {
                 }
             }
         }
-        live.push(json!(rs.iter().map(|r| knowledge(r, ops)).collect::<Vec<_>>()));
+        live.push(json!(
+            rs.iter().map(|r| knowledge(r, ops)).collect::<Vec<_>>()
+        ));
     };
     let push = |ops: &mut Ops, label, phase, op: CgkaOp| {
         ops.push((label, phase, op.as_bytes().to_vec()));
@@ -285,7 +292,12 @@ fn value() -> Value {
                 .collect();
             let out = outcome(&upto, &secrets);
             // A replica rebuilt from the ops and its key store knows what the live one knew.
-            for (i, d) in out["devices"].as_array().expect("devices").iter().enumerate() {
+            for (i, d) in out["devices"]
+                .as_array()
+                .expect("devices")
+                .iter()
+                .enumerate()
+            {
                 let known: Vec<Value> = d["epoch roots (update, root or null)"]
                     .as_array()
                     .expect("roots")
@@ -293,7 +305,11 @@ fn value() -> Value {
                     .filter(|r| !r[1].is_null())
                     .map(|r| r[0].clone())
                     .collect();
-                assert_eq!(json!([d["current epoch"], known]), live[p as usize - 1][i], "phase {p}, device {i}");
+                assert_eq!(
+                    json!([d["current epoch"], known]),
+                    live[p as usize - 1][i],
+                    "phase {p}, device {i}"
+                );
             }
             json!({ "after phase": p, "outcome": out })
         })
@@ -348,7 +364,11 @@ fn replay_matches_spec_file() {
             .map(|(_, b)| b.clone())
             .collect();
         let secrets = &v["own update secrets"];
-        assert_eq!(outcome(&upto, secrets), phase["outcome"], "phase {p}, file order");
+        assert_eq!(
+            outcome(&upto, secrets),
+            phase["outcome"],
+            "phase {p}, file order"
+        );
         for seed in [1u64, 7, 42] {
             let mut shuffled = upto[1..].to_vec();
             shuffle(&mut shuffled, seed);

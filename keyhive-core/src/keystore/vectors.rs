@@ -159,7 +159,10 @@ fn file_part(dir: &Path, store: &KeyStore) -> Value {
             v[22] = 3;
             v
         }),
-        ("bit flipped in the file tag (read as version 1)", flip(&file, 1)),
+        (
+            "bit flipped in the file tag (read as version 1)",
+            flip(&file, 1),
+        ),
     ];
     let rejected: Vec<Value> = cases
         .into_iter()
@@ -206,10 +209,26 @@ fn backup_part(store: &KeyStore) -> Value {
     let mut wrong_version = backup.clone();
     wrong_version[24] = 2;
     let cases: Vec<(&str, Vec<u8>, &[u8])> = vec![
-        ("wrong passphrase", backup.clone(), b"correct horse battery stapler"),
-        ("truncated by one byte", backup[..backup.len() - 1].to_vec(), PASSPHRASE),
-        ("bit flipped in the ciphertext", flip(&backup, backup.len() - 1), PASSPHRASE),
-        ("bit flipped in the salt", flip(&backup, salt_at), PASSPHRASE),
+        (
+            "wrong passphrase",
+            backup.clone(),
+            b"correct horse battery stapler",
+        ),
+        (
+            "truncated by one byte",
+            backup[..backup.len() - 1].to_vec(),
+            PASSPHRASE,
+        ),
+        (
+            "bit flipped in the ciphertext",
+            flip(&backup, backup.len() - 1),
+            PASSPHRASE,
+        ),
+        (
+            "bit flipped in the salt",
+            flip(&backup, salt_at),
+            PASSPHRASE,
+        ),
         ("format version 2", wrong_version, PASSPHRASE),
         ("memory_kib over 1 GiB", hostile, PASSPHRASE),
     ];
@@ -262,7 +281,8 @@ fn vectors_match_spec_file() {
     let vectors = compute();
     crate::spec_vectors::check("keystore.json", &vectors);
     let (_, key) = spec_backup_key();
-    let backup = hex::decode(vectors["KEYS-4 backup"]["bytes"].as_str().expect("hex")).expect("hex");
+    let backup =
+        hex::decode(vectors["KEYS-4 backup"]["bytes"].as_str().expect("hex")).expect("hex");
     let ad = hex::decode(
         vectors["KEYS-4 backup"]["associated data (postcard header)"]
             .as_str()
@@ -271,8 +291,8 @@ fn vectors_match_spec_file() {
     .expect("hex");
     // The sealed part follows the header: nonce (24), commitment (32), ciphertext (bytes).
     let sealed_at = 24 + 1 + ad.len();
-    let sealed: aead::Sealed = crate::encoding::decode_canonical(&backup[sealed_at..], backup.len())
-        .expect("sealed part");
+    let sealed: aead::Sealed =
+        crate::encoding::decode_canonical(&backup[sealed_at..], backup.len()).expect("sealed part");
     let plain = aead::open(&SymmetricKey::from_bytes(key), &ad, &sealed).expect("opens");
     assert_eq!(plain.as_slice(), store().to_bytes().as_slice());
 }

@@ -209,7 +209,12 @@ fn reconciliation(mut client: SessionKeys, mut server: SessionKeys) -> Value {
             req,
             answers: answers.clone(),
         };
-        steps.push(step("server", reply, &mut server.sealer, &mut client.opener));
+        steps.push(step(
+            "server",
+            reply,
+            &mut server.sealer,
+            &mut client.opener,
+        ));
         let round = process(&mine, &queries, &answers).expect("well-formed answers");
         need.extend(round.need);
         have.extend(round.have);
@@ -226,7 +231,12 @@ fn reconciliation(mut client: SessionKeys, mut server: SessionKeys) -> Value {
         items: find(&relay_items, &need),
         last: true,
     };
-    steps.push(step("server", items, &mut server.sealer, &mut client.opener));
+    steps.push(step(
+        "server",
+        items,
+        &mut server.sealer,
+        &mut client.opener,
+    ));
     req += 1;
     let pushed = find(&client_items, &have);
     let outcomes = vec![PushOutcome::Stored; pushed.len()];

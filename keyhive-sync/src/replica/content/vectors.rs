@@ -78,7 +78,8 @@ fn cut(stream: &[u8]) -> Vec<Vec<u8>> {
 fn generate_value() -> Value {
     let key = SymmetricKey::random();
     let mut stream = Vec::new();
-    let length = encrypt_stream(&key, &DOCUMENT, plaintext().as_slice(), &mut stream).expect("stream");
+    let length =
+        encrypt_stream(&key, &DOCUMENT, plaintext().as_slice(), &mut stream).expect("stream");
     let pieces = cut(&stream);
     let body = encode(&Body::Stream {
         key: *key.expose(),
@@ -151,14 +152,21 @@ fn large_change_vector() {
     let key = change_key(&SymmetricKey::from_bytes(EPOCH_ROOT), &h);
     assert_eq!(hex::encode(key.expose()), v["change key (CENC-2)"]);
     let manifest = bytes(&v["manifest"]);
-    assert_eq!(Hash::of_content(&manifest).to_string(), v["manifest payload_hash (content op)"]);
+    assert_eq!(
+        Hash::of_content(&manifest).to_string(),
+        v["manifest payload_hash (content op)"]
+    );
     let Ok(Blob::Change { change, pieces }) = Blob::from_bytes(&manifest) else {
         panic!("manifest is a Blob::Change");
     };
     assert_eq!(change.header, h);
     let body = decrypt_with_key(&key, &change).expect("opens").content;
     assert_eq!(hex::encode(&body), v["body (change content)"]);
-    let Ok(Body::Stream { key: stream_key, length }) = decode_canonical::<Body>(&body, 64) else {
+    let Ok(Body::Stream {
+        key: stream_key,
+        length,
+    }) = decode_canonical::<Body>(&body, 64)
+    else {
         panic!("a stream body");
     };
     assert_eq!(length, PLAINTEXT_LEN as u64);
@@ -171,11 +179,19 @@ fn large_change_vector() {
         .collect();
     assert_eq!(
         pieces,
-        listed.iter().map(|p| Hash::of_signed(p)).collect::<Vec<_>>()
+        listed
+            .iter()
+            .map(|p| Hash::of_signed(p))
+            .collect::<Vec<_>>()
     );
     let mut stream = Vec::new();
     for (i, p) in listed.iter().enumerate() {
-        let Ok(Blob::Piece { document, index, bytes }) = Blob::from_bytes(p) else {
+        let Ok(Blob::Piece {
+            document,
+            index,
+            bytes,
+        }) = Blob::from_bytes(p)
+        else {
             panic!("piece {i} is a Blob::Piece");
         };
         assert_eq!((document, index as usize), (h.document, i));
@@ -183,11 +199,22 @@ fn large_change_vector() {
         stream.extend_from_slice(&bytes);
     }
     let mut out = Vec::new();
-    decrypt_stream(&SymmetricKey::from_bytes(stream_key), &DOCUMENT, stream.as_slice(), &mut out)
-        .expect("the pieces decrypt");
+    decrypt_stream(
+        &SymmetricKey::from_bytes(stream_key),
+        &DOCUMENT,
+        stream.as_slice(),
+        &mut out,
+    )
+    .expect("the pieces decrypt");
     assert_eq!(out, plaintext());
     assert_eq!(cut(&stream), listed);
     // The two other bodies are fixed bytes.
-    assert_eq!(v["inline body of \"hi\""], hex::encode(encode(&Body::Inline(b"hi".to_vec()))));
-    assert_eq!(v["entry point body"], hex::encode(encode(&Body::EntryPoint)));
+    assert_eq!(
+        v["inline body of \"hi\""],
+        hex::encode(encode(&Body::Inline(b"hi".to_vec())))
+    );
+    assert_eq!(
+        v["entry point body"],
+        hex::encode(encode(&Body::EntryPoint))
+    );
 }
