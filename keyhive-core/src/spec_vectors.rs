@@ -15,6 +15,12 @@ pub(crate) fn write(name: &str, vectors: &Value) {
     std::fs::write(path(name), text + "\n").expect("write");
 }
 
+/// Reads `specs/vectors/NAME` (for files that several generators share).
+pub(crate) fn read(name: &str) -> Value {
+    let text = std::fs::read_to_string(path(name)).expect("vector file exists");
+    serde_json::from_str(&text).expect("json")
+}
+
 /// Asserts that `specs/vectors/NAME` holds exactly `vectors`.
 pub(crate) fn check(name: &str, vectors: &Value) {
     let text = std::fs::read_to_string(path(name)).expect("vector file exists");

@@ -12,7 +12,9 @@ use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::crypto::secret::SymmetricKey;
 use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::encoding::{DecodeError, decode_canonical, encode, encode_tagged};
-use keyhive_core::identity::{ContactCard, Device, DocumentId, Genesis, IndividualId, SubjectKind};
+use keyhive_core::identity::{
+    ContactCard, ContactCardError, Device, DocumentId, Genesis, IndividualId, SubjectKind,
+};
 use keyhive_core::signed::{Op, Signed, Verified, VerifyError};
 use serde_json::{Value, json};
 
@@ -53,6 +55,58 @@ fn decode_code(e: &DecodeError) -> String {
     .to_string()
 }
 
+/// The name of a CARD-1 import failure in the vector file.
+fn card_error(e: &ContactCardError) -> String {
+    match e {
+        ContactCardError::MissingPrefix => "MissingPrefix".into(),
+        ContactCardError::Base64 => "Base64".into(),
+        ContactCardError::Decode(d) => decode_code(d),
+        ContactCardError::Signature(_) => "BadSignature".into(),
+        _ => "Other".into(),
+    }
+}
+
+/// CARD-1 lines: accepted (with surrounding whitespace) and refused, with the error.
+fn card_lines(line: &str) -> Value {
+    let body = line.strip_prefix("keyhive-card1:").expect("prefix");
+    let middle = body.len() / 2;
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "surrounding whitespace is ignored",
+            format!(" \t{line}\r\n"),
+        ),
+        ("padding is refused", format!("{line}=")),
+        (
+            "whitespace inside is refused",
+            format!("keyhive-card1:{} {}", &body[..middle], &body[middle..]),
+        ),
+        (
+            "a control character inside is refused",
+            format!("keyhive-card1:{}\u{7}{}", &body[..middle], &body[middle..]),
+        ),
+        (
+            "the standard alphabet is refused",
+            format!("keyhive-card1:{}", body.replace('-', "+").replace('_', "/")),
+        ),
+        ("another prefix", format!("keyhive-card2:{body}")),
+        ("upper-case prefix", format!("KEYHIVE-CARD1:{body}")),
+        (
+            "longer than 1,454 characters after the prefix",
+            format!("keyhive-card1:{}", "A".repeat(1455)),
+        ),
+        ("nothing after the prefix", "keyhive-card1:".to_string()),
+    ];
+    json!(
+        cases
+            .into_iter()
+            .map(|(name, line)| {
+                let error = ContactCard::from_line(&line).err().map(|e| card_error(&e));
+                json!({ "name": name, "line": line, "error": error })
+            })
+            .collect::<Vec<_>>()
+    )
+}
+
 /// Signs arbitrary payload bytes with the device key, as a malicious peer could.
 fn resign(key: &SigningKey, payload: &[u8]) -> Vec<u8> {
     let mut out = payload.to_vec();
@@ -88,6 +142,11 @@ fn build() -> Value {
     wrong_version[header_len - 1] = 2;
 
     let truncated = card_bytes[..card_bytes.len() / 2].to_vec();
+
+    // CARD-3: a name with a terminal escape, signed by the device as a malicious peer could.
+    let mut evil = card.payload().clone();
+    evil.name = Some("Alice\u{1b}[2J".into());
+    let control_name = resign(key, &encode_tagged(&evil));
 
     // GEN-2: the document's genesis names its key agreement's init (Ed25519 signing is
     // deterministic, so the init is a fixed vector too).
@@ -145,8 +204,10 @@ fn build() -> Value {
             case("unknown version", "contact-card", &resign(key, &wrong_version), Err("UnsupportedVersion")),
             case("truncated", "contact-card", &truncated, Err("Malformed")),
             case("shorter than a signature", "contact-card", &card_bytes[..10], Err("Truncated")),
+            case("CARD-3: control character in the name", "contact-card", &control_name, Err("InvalidStructure")),
         ],
         "contact_card_line": ContactCard::to_line(&card),
+        "contact_card_lines": card_lines(&ContactCard::to_line(&card)),
         "device_seed": hex::encode([0x11; 32]),
         "device_id": device.id().to_string(),
         "prekey_secrets": [hex::encode([0x22; 32]), hex::encode([0x33; 32])],
@@ -211,6 +272,12 @@ fn encoding_vectors() {
                 case["name"]
             );
         }
+    }
+
+    for case in file["contact_card_lines"].as_array().expect("card lines") {
+        let line = case["line"].as_str().expect("line");
+        let error = ContactCard::from_line(line).err().map(|e| card_error(&e));
+        assert_eq!(json!(error), case["error"], "{}", case["name"]);
     }
 
     let line = file["contact_card_line"].as_str().expect("line");

@@ -20,6 +20,8 @@ pub mod tree;
 #[cfg(test)]
 mod adversarial_tests;
 #[cfg(test)]
+mod replay_vectors;
+#[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
 mod vectors;

@@ -48,10 +48,13 @@ impl BackupParams {
     }
 }
 
+/// The backup's cleartext header; its encoding is the associated data of the sealed store.
 #[derive(Serialize, Deserialize)]
-pub(super) struct BackupHeader {
-    pub(super) params: BackupParams,
-    pub(super) salt: [u8; 16],
+pub(crate) struct BackupHeader {
+    /// Argon2id parameters.
+    pub(crate) params: BackupParams,
+    /// Argon2id salt.
+    pub(crate) salt: [u8; 16],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,10 +121,20 @@ pub fn export_backup(
 ) -> Result<Vec<u8>, BackupError> {
     let mut salt = [0u8; 16];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
-    let header = BackupHeader { params, salt };
+    seal_backup(store, passphrase, BackupHeader { params, salt }, aead::seal)
+}
+
+/// KEYS-4 with the salt given in `header` and the AEAD sealing given by `seal` ([`aead::seal`]
+/// in production; a fixed nonce for the known-answer vectors of `specs/vectors/keystore.json`).
+pub(crate) fn seal_backup(
+    store: &KeyStore,
+    passphrase: &[u8],
+    header: BackupHeader,
+    seal: impl FnOnce(&SymmetricKey, &[u8], &[u8]) -> Result<Sealed, aead::SealError>,
+) -> Result<Vec<u8>, BackupError> {
     let key = backup_key(derive::KEYSTORE_BACKUP_KEY, passphrase, &header)?;
     let sealed =
-        aead::seal(&key, &encode(&header), &store.to_bytes()).map_err(|_| BackupError::TooLarge)?;
+        seal(&key, &encode(&header), &store.to_bytes()).map_err(|_| BackupError::TooLarge)?;
     Ok(encode_tagged(&BackupFile { header, sealed }))
 }
 

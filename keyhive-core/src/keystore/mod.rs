@@ -10,6 +10,8 @@ pub mod archive;
 pub mod backup;
 pub mod file;
 pub mod store;
+#[cfg(test)]
+mod vectors;
 
 pub use archive::{MAX_ARCHIVE_LEN, open_archive, seal_archive};
 pub use backup::{BackupError, BackupParams, export_backup, import_backup};

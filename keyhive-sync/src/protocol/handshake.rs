@@ -188,11 +188,20 @@ impl fmt::Debug for ServerHandshake {
 impl ServerHandshake {
     /// SYNC-30: a fresh nonce and ephemeral key for one connection of `server_id`.
     pub fn start(server_id: PublicKey) -> Self {
-        let ephemeral = PrekeySecret::generate();
+        Self::start_from(server_id, nonce(), PrekeySecret::generate())
+    }
+
+    /// [`Self::start`] with the nonce and ephemeral secret given: the one place that builds a
+    /// challenge, so the known-answer transcript (`specs/vectors/sync.json`) runs this code.
+    pub(crate) fn start_from(
+        server_id: PublicKey,
+        server_nonce: [u8; 32],
+        ephemeral: PrekeySecret,
+    ) -> Self {
         ServerHandshake {
             challenge: Challenge {
                 server_id,
-                server_nonce: nonce(),
+                server_nonce,
                 server_ephemeral: ephemeral.public(),
             },
             ephemeral,
@@ -252,6 +261,18 @@ impl ClientHandshake {
         key: &SigningKey,
         expected: Option<&PublicKey>,
     ) -> Result<(Hello, ClientHandshake), HandshakeError> {
+        Self::answer_from(challenge, key, expected, nonce(), PrekeySecret::generate())
+    }
+
+    /// [`Self::answer`] with the nonce and ephemeral secret given: the one place that builds a
+    /// hello, so the known-answer transcript (`specs/vectors/sync.json`) runs this code.
+    pub(crate) fn answer_from(
+        challenge: &Challenge,
+        key: &SigningKey,
+        expected: Option<&PublicKey>,
+        client_nonce: [u8; 32],
+        ephemeral: PrekeySecret,
+    ) -> Result<(Hello, ClientHandshake), HandshakeError> {
         if let Some(expected) = expected
             && *expected != challenge.server_id
         {
@@ -260,10 +281,9 @@ impl ClientHandshake {
                 found: challenge.server_id,
             });
         }
-        let ephemeral = PrekeySecret::generate();
         let mut hello = Hello {
             client_id: key.public_key(),
-            client_nonce: nonce(),
+            client_nonce,
             client_ephemeral: ephemeral.public(),
             signature: Vec::new(),
         };

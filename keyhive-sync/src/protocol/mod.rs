@@ -4,6 +4,8 @@ pub mod frame;
 pub mod handshake;
 pub mod message;
 pub mod transport;
+#[cfg(test)]
+mod vectors;
 
 pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION, decode_frame, encode_frame};
 pub use message::{ErrorCode, ErrorFrame, Message, PushOutcome, RequestId, SubjectOffer};

@@ -31,6 +31,9 @@ use crate::blob::{Blob, EntryPoint};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
 
+#[cfg(test)]
+mod vectors;
+
 /// REP-6: ciphertext bytes per piece item (well under the item size limit).
 pub const PIECE_LEN: usize = 192 * 1024;
 /// Content up to this size is stored inline in its change; larger content is streamed.
