@@ -410,6 +410,13 @@ impl Checker {
             if !seen.insert(s) {
                 continue;
             }
+            // CAP-13: a subject's creator holds it through its genesis, which nothing revokes.
+            if self
+                .subject_info(&s)
+                .is_some_and(|info| !info.conflicted && AgentId::Individual(info.creator) == agent)
+            {
+                return true;
+            }
             for &link in self.by_subject.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
                 let node = &self.nodes[link as usize];
                 let Info::Delegation { delegate: next, .. } = node.info else {

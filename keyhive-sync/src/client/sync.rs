@@ -242,47 +242,7 @@ pub async fn sync_once_skipping(
             report.count(&arrivals);
             new_items.extend(stored(arrivals));
         }
-        let mut accepted = 0;
-        // The peer admits an item only after what names it (ADM-n): every small item of the
-        // subject in admission order first, then the pieces of large changes (read one chunk
-        // at a time, so a large file never sits in memory at once).
-        let mut small = Vec::new();
-        let mut pieces = Vec::new();
-        for hash in &have {
-            if let Some(item) = store.get(hash)? {
-                if crate::admission::apply_rank(&item) < crate::admission::PIECE_RANK {
-                    small.push(item);
-                } else {
-                    pieces.push(*hash);
-                }
-            }
-        }
-        crate::admission::apply_order(&mut small);
-        let mut small_chunks = small.chunks(TRANSFER_CHUNK);
-        let mut piece_chunks = pieces.chunks(TRANSFER_CHUNK);
-        loop {
-            let items = match small_chunks.next() {
-                Some(chunk) => chunk.to_vec(),
-                None => match piece_chunks.next() {
-                    Some(chunk) => {
-                        let mut items = Vec::with_capacity(chunk.len());
-                        for hash in chunk {
-                            if let Some(item) = store.get(hash)? {
-                                items.push(item);
-                            }
-                        }
-                        items
-                    }
-                    None => break,
-                },
-            };
-            for outcome in session.push(&items).await? {
-                match outcome {
-                    PushOutcome::Stored | PushOutcome::Duplicate => accepted += 1,
-                    _ => report.refused += 1,
-                }
-            }
-        }
+        let accepted = push_in_order(session, store, &have, &mut report).await?;
         report.pushed += accepted;
         if forbidden && !have.is_empty() && accepted == 0 {
             report.closed.push(subject);
@@ -292,4 +252,55 @@ pub async fn sync_once_skipping(
     report.bytes_sent = sent1 - sent0;
     report.bytes_received = recv1 - recv0;
     Ok((report, new_items))
+}
+
+/// Pushes the items `hashes` of one subject in the order the peer admits them (ADM-n): every
+/// small item in admission order first, then the pieces of large changes, read one chunk at a
+/// time so that a large file never sits in memory at once. Returns how many the peer took
+/// (stored or already held); the others are counted as refused in `report`.
+async fn push_in_order(
+    session: &Session,
+    store: &Arc<dyn Store>,
+    hashes: &[Hash],
+    report: &mut SyncReport,
+) -> Result<usize, SyncError> {
+    let mut small = Vec::new();
+    let mut pieces = Vec::new();
+    for hash in hashes {
+        if let Some(item) = store.get(hash)? {
+            if crate::admission::apply_rank(&item) < crate::admission::PIECE_RANK {
+                small.push(item);
+            } else {
+                pieces.push(*hash);
+            }
+        }
+    }
+    crate::admission::apply_order(&mut small);
+    let mut accepted = 0;
+    let mut small_chunks = small.chunks(TRANSFER_CHUNK);
+    let mut piece_chunks = pieces.chunks(TRANSFER_CHUNK);
+    loop {
+        let items = match small_chunks.next() {
+            Some(chunk) => chunk.to_vec(),
+            None => match piece_chunks.next() {
+                Some(chunk) => {
+                    let mut items = Vec::with_capacity(chunk.len());
+                    for hash in chunk {
+                        if let Some(item) = store.get(hash)? {
+                            items.push(item);
+                        }
+                    }
+                    items
+                }
+                None => break,
+            },
+        };
+        for outcome in session.push(&items).await? {
+            match outcome {
+                PushOutcome::Stored | PushOutcome::Duplicate => accepted += 1,
+                _ => report.refused += 1,
+            }
+        }
+    }
+    Ok(accepted)
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use keyhive_core::Hash;
 use keyhive_core::identity::IndividualId;
-use keyhive_sync::admission::apply_rank;
+use keyhive_sync::admission::apply_order;
 use keyhive_sync::policy::{AccessPolicy, Share};
 use keyhive_sync::{Item, Store, SubjectId};
 use rand::rngs::StdRng;
@@ -155,7 +155,7 @@ fn sync_subject(
     served.extend(out.iter().cloned());
     // SYNC-82: only items of this subject, admitted in dependency order.
     let mut ours: Vec<Item> = out.into_iter().filter(|i| i.subject() == subject).collect();
-    ours.sort_by_key(apply_rank);
+    apply_order(&mut ours);
     if !ours.is_empty() {
         client
             .policy
@@ -174,7 +174,7 @@ fn sync_subject(
 /// then tells its policy what was new.
 pub fn push(client: &Side, server: &Side, items: Vec<Item>, wire: &mut Wire) {
     let mut items = wire.carry(items);
-    items.sort_by_key(apply_rank);
+    apply_order(&mut items);
     deliver(&client.id, server, items);
 }
 
