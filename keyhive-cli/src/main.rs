@@ -118,6 +118,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let s = session::Session::open(home, out)?;
             commands::sync::sync(s, relays)
         }
+        Command::Invite(args) => {
+            commands::invite::invite(session::Session::open(home, out)?, &args)
+        }
+        Command::Join { code } => commands::invite::join(session::Session::open(home, out)?, &code),
+        Command::Invites { revoke } => {
+            commands::invite::list(session::Session::open(home, out)?, revoke.as_deref())
+        }
         command => {
             let mut s = session::Session::open(home, out)?;
             run_in_session(&mut s, command)
@@ -160,7 +167,10 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         | Command::Relay(_)
         | Command::Demo
         | Command::Bench { .. }
-        | Command::Sync { .. } => unreachable_command(),
+        | Command::Sync { .. }
+        | Command::Invite(_)
+        | Command::Join { .. }
+        | Command::Invites { .. } => unreachable_command(),
     }
 }
 

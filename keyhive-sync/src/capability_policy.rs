@@ -125,11 +125,14 @@ impl Graph {
 }
 
 /// REP-30: whether `who` held `pull` on `subject` through a path since revoked (and holds no
-/// other): a removed device, which is served the subject's ops.
+/// other): a removed device, which is served the subject's ops. INV-9: so is a device whose
+/// only claim is a redemption that lost to the invitation's use limit (INV-6), so that it
+/// learns the verdict from the ops every replica judges by.
 pub(crate) fn removed_from(checker: &Checker, who: &IndividualId, subject: &PublicKey) -> bool {
     matches!(
         checker.explain(AgentId::Individual(*who), Access::Pull, subject),
-        Explanation::Refused(r) if matches!(r.reason, Reason::Revoked { .. })
+        Explanation::Refused(r)
+            if matches!(r.reason, Reason::Revoked { .. } | Reason::UsedUp { .. })
     )
 }
 

@@ -7,6 +7,7 @@ pub mod content;
 pub mod demo;
 pub mod folder;
 pub mod identity;
+pub mod invite;
 pub mod relay;
 pub mod subjects;
 pub mod sync;

@@ -25,6 +25,7 @@ mod folder;
 mod gate;
 mod history;
 mod ingest;
+mod invite;
 mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -44,6 +45,7 @@ pub use directory::Directory;
 pub use error::ReplicaError;
 pub use events::Event;
 pub use gate::ReplicaGate;
+pub use invite::RedemptionStatus;
 pub use subscription::{DEFAULT_CAPACITY, NextEvent, Subscription};
 
 /// SYNC-86: where a replica announces the items it stores locally, e.g. a sync client's
