@@ -57,6 +57,9 @@ pub enum Command {
         /// pull (fetch ciphertext), read, write or admin.
         #[arg(long, value_name = "LEVEL")]
         access: Access,
+        /// End the grant after this long (e.g. 12h, 7d): revoked by the first sync after it.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
     },
     /// Revoke every grant of AGENT on SUBJECT (and what flowed through it).
     Revoke {

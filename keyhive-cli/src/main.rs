@@ -150,7 +150,14 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
             subject,
             agent,
             access,
+            expires: None,
         } => access::grant(s, &subject, &agent, access),
+        Command::Grant {
+            subject,
+            agent,
+            access,
+            expires: Some(duration),
+        } => commands::invite::grant_until(s, &subject, &agent, access, &duration),
         Command::Revoke { subject, agent } => access::revoke(s, &subject, &agent),
         Command::Members { subject } => access::members(s, &subject),
         Command::Why {

@@ -213,3 +213,49 @@ fn an_observed_redemption_cannot_be_reused_by_another_device() {
     assert_eq!(used, vec![bob.id().to_string()], "{listed}");
     relay.stop();
 }
+
+#[test]
+fn a_grant_that_ends_is_revoked_by_the_first_sync_after_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let alice = person(dir.path(), "Alice", Some(&relay));
+    let bob = person(dir.path(), "Bob", Some(&relay));
+    let card = |home: &Path| {
+        json(home, &["contact", "export"])["card"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    let bob_id = json(&bob, &["whoami"])["id"].as_str().unwrap().to_owned();
+    let doc = json(&alice, &["doc", "create", "memo.txt"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let write = |text: &str| {
+        let file = dir.path().join(format!("{text}.in"));
+        std::fs::write(&file, text).unwrap();
+        json(&alice, &["put", &doc, file.to_str().unwrap()]);
+    };
+    write("v1");
+    let granted = json(
+        &alice,
+        &["grant", &doc, "Bob", "--access", "read", "--expires", "1s"],
+    );
+    assert!(granted["ends"].as_u64().is_some(), "{granted}");
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    assert_eq!(get(&bob, &doc).as_deref(), Some("v1"));
+
+    std::thread::sleep(std::time::Duration::from_millis(2_200));
+    // Alice's first sync after the end revokes the grant; her next write re-keys (REP-3).
+    json(&alice, &["sync"]);
+    let members = json(&alice, &["members", &doc]).to_string();
+    assert!(!members.contains(&bob_id), "{members}");
+    write("v2");
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    assert_ne!(get(&bob, &doc).as_deref(), Some("v2"));
+    relay.stop();
+}

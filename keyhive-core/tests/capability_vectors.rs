@@ -303,6 +303,23 @@ fn invitation_revoked() -> (Vec<AnyVerified>, Vec<Device>) {
     (case.log, vec![alice, bob, carol])
 }
 
+/// INV-11: a grant that ends, then revoked after its end (the causal end), and one still
+/// running.
+fn grant_that_ends() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, carol) = (device(1, "alice"), device(2, "bob"), device(3, "carol"));
+    let mut c = Checker::default();
+    let doc = c.create_document(&alice).expect("doc").genesis.issuer;
+    let ended = c
+        .delegate_until(&alice, &doc, ind(&bob), Access::Write, 100)
+        .expect("grant");
+    c.delegate_until(&alice, &doc, ind(&carol), Access::Read, u64::MAX)
+        .expect("grant");
+    c.revoke(&alice, &doc, &ended.hash()).expect("revoke");
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, carol])
+}
+
 fn verdict(v: &Validity) -> String {
     match v {
         Validity::Valid => "valid".into(),
@@ -391,6 +408,11 @@ fn build() -> Value {
             "invitation_revoked",
             "INV-7: revoking an invitation removes whom it admitted and excludes a concurrent redemption",
             invitation_revoked,
+        ),
+        (
+            "grant_that_ends",
+            "INV-11: a grant that ends grants like a delegation until the revocation made after its end",
+            grant_that_ends,
         ),
     ];
     // Genesis keys and invitation secrets are random: a case already in the file is kept as

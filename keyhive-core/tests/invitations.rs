@@ -484,3 +484,43 @@ fn inv1_an_invitation_allowing_no_use_does_not_decode() {
         .is_err()
     );
 }
+
+#[test]
+fn inv11_a_grant_that_ends_grants_until_revoked_after_its_end() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = c.create_document(&alice).unwrap().genesis.issuer;
+    let admin = c
+        .delegate(&alice, &doc, ind(&carol), Access::Admin)
+        .unwrap();
+    let grant = c
+        .delegate_until(&carol, &doc, ind(&bob), Access::Write, 100)
+        .unwrap();
+    assert_eq!(c.op_validity(&grant.hash()), Some(Validity::Valid));
+    assert!(c.can(ind(&bob), Access::Write, &doc));
+    assert!(c.ended_grants(100).is_empty(), "not before its end");
+    assert_eq!(c.ended_grants(101), vec![(doc, grant.hash())]);
+    // The causal end: a device that may revoke it does; the cascade is CAP-13's.
+    let w = c
+        .write(&bob, keyhive_core::identity::DocumentId(doc), b"before")
+        .unwrap();
+    c.revoke(&alice, &doc, &grant.hash()).unwrap();
+    assert!(!c.can(ind(&bob), Access::Pull, &doc));
+    assert!(
+        c.ended_grants(101).is_empty(),
+        "a revoked grant is not listed again"
+    );
+    assert_eq!(
+        c.op_validity(&w.hash()),
+        Some(Validity::Valid),
+        "earlier edits stay"
+    );
+    // An ending grant never exceeds what its issuer holds (CAP-8), like any delegation.
+    c.revoke(&alice, &doc, &admin.hash()).unwrap();
+    assert!(
+        c.delegate_until(&carol, &doc, ind(&bob), Access::Read, 200)
+            .is_err()
+    );
+}

@@ -1,10 +1,11 @@
-//! `keyhive invite`, `keyhive join`, `keyhive invites` (`specs/invitations.md`).
+//! `keyhive invite`, `keyhive join`, `keyhive invites`, and `keyhive grant --expires`
+//! (`specs/invitations.md`).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::{InvitationInfo, Reason};
+use keyhive_core::capability::{Access, InvitationInfo, Reason};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_sync::client::Client;
 use keyhive_sync::invite_code::InviteCode;
@@ -28,8 +29,17 @@ pub fn now() -> Result<u64> {
         .as_secs())
 }
 
+/// INV-5, INV-11: the causal end of this device's expired invitations and of the ended grants
+/// it may revoke (run before every sync). Returns (invitations, grants) revoked.
+pub fn revoke_ended(s: &mut Session) -> Result<(Vec<Hash>, Vec<Hash>)> {
+    let now = now()?;
+    let invitations = s.replica.revoke_expired_invitations(now)?;
+    let grants = s.replica.revoke_ended_grants(now)?;
+    Ok((invitations, grants))
+}
+
 /// `30s`, `30m`, `12h`, `7d`, `2w` in seconds.
-fn parse_duration(text: &str) -> Result<u64> {
+pub fn parse_duration(text: &str) -> Result<u64> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -187,11 +197,35 @@ pub fn join(s: Session, code: &str) -> Result<()> {
     }
 }
 
+/// `keyhive grant SUBJECT AGENT --access LEVEL --expires DURATION` (INV-11): a grant that the
+/// first sync after its end revokes (here or on any device that may revoke it).
+pub fn grant_until(
+    s: &mut Session,
+    subject: &str,
+    agent: &str,
+    access: Access,
+    duration: &str,
+) -> Result<()> {
+    let (subject_key, _) = s.subject(subject)?;
+    let who = s.agent(agent)?;
+    let ends = now()?.saturating_add(parse_duration(duration)?);
+    let op = s.replica.grant_until(&subject_key, who, access, ends)?;
+    s.save()?;
+    let (sn, an) = (
+        shown(&s.name_of(&subject_key)),
+        shown(&s.name_of(who.public_key())),
+    );
+    s.out.emit(
+        &json!({"op": op.to_string(), "subject": subject_key.to_string(), "agent": who.public_key().to_string(), "access": access.to_string(), "ends": ends}),
+        || println!("Granted {access} on {sn} to {an} for {duration} (op {op}); the first sync after that revokes it"),
+    )
+}
+
 /// `keyhive invites [--revoke ID]`.
 pub fn list(mut s: Session, revoke: Option<&str>) -> Result<()> {
     let now = now()?;
     // INV-5: the causal end of this device's expired invitations.
-    let expired = s.replica.revoke_expired_invitations(now)?;
+    let (expired, _) = revoke_ended(&mut s)?;
     let revoked = match revoke {
         Some(id) => {
             let target = find(&s.replica.invitations(), id)?;

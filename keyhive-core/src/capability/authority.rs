@@ -35,10 +35,17 @@ impl Checker {
             AnyVerified::Auth(v) => {
                 let subject = v.body.subject;
                 match &v.body.action {
+                    // INV-11: an ending grant is authorised and grants as a delegation.
                     Action::Delegate {
                         delegate,
                         access,
                         proof,
+                    }
+                    | Action::DelegateUntil {
+                        delegate,
+                        access,
+                        proof,
+                        ..
                     } => {
                         let result = self
                             .resolve_proof(&v.issuer, &subject, proof, parents)

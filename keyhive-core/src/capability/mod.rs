@@ -42,6 +42,7 @@ mod authority;
 pub mod build;
 pub mod checker;
 mod delivery;
+mod grant_end;
 mod invitation;
 mod invite_build;
 mod invite_secret;

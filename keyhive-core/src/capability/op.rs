@@ -113,6 +113,19 @@ pub enum Action {
         /// `redeemed_at` (INV-4).
         proof_of_secret: ProofOfSecret,
     },
+    /// INV-11: a delegation (CAP-8) that ends at `ends` (unix seconds): it grants exactly as
+    /// `Delegate` until a revocation ends it; the devices able to revoke it do so on their
+    /// first sync after `ends` (the causal end, `specs/invitations.md` §7).
+    DelegateUntil {
+        /// Who receives the access (a device, group or document).
+        delegate: AgentId,
+        /// The level granted.
+        access: Access,
+        /// Unix seconds after which the grant is to be revoked.
+        ends: u64,
+        /// The issuer's authority.
+        proof: Proof,
+    },
 }
 
 impl Action {
@@ -121,7 +134,8 @@ impl Action {
         match self {
             Action::Delegate { proof, .. }
             | Action::Revoke { proof, .. }
-            | Action::Invite { proof, .. } => Some(proof),
+            | Action::Invite { proof, .. }
+            | Action::DelegateUntil { proof, .. } => Some(proof),
             Action::Redeem { .. } => None,
         }
     }
