@@ -33,6 +33,8 @@ fn two_concurrent_redemptions_of_a_single_use_invitation_admit_exactly_one() {
     let rb = bob.redeem(&code, 10).unwrap();
     let rc = carol.redeem(&code, 10).unwrap();
     assert_eq!(bob.redemption_status(&rb), RedemptionStatus::Waiting);
+    // Redeeming again (e.g. a retried join) returns the same redemption: no second use.
+    assert_eq!(bob.redeem(&code, 11).unwrap(), rb);
 
     // Alice and Bob hear of the two redemptions in opposite orders.
     push(&bob, &mut alice);

@@ -8,7 +8,8 @@
 //! seated in the key agreement when a reader next prepares (REP-3, INV-10).
 
 use keyhive_core::capability::{
-    Access, AnyVerified, BuildError, InvitationInfo, PeerTag, Refusal, Validity, build_redemption,
+    Access, Action, AnySigned, AnyVerified, BuildError, InvitationInfo, PeerTag, Refusal, Validity,
+    build_redemption,
 };
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
@@ -63,7 +64,12 @@ impl<S: Store> Replica<S> {
 
     /// INV-3: redeems `code` from this device, claiming the time `now` (unix seconds), and
     /// stores the redemption so that the next sync pushes it. Returns the redemption's hash.
+    /// Idempotent: if this device already stored a redemption of the invitation, that one is
+    /// returned (a second would take a second use, INV-6).
     pub fn redeem(&mut self, code: &InviteCode, now: u64) -> Result<Hash, ReplicaError> {
+        if let Some(existing) = self.own_redemption(code)? {
+            return Ok(existing);
+        }
         let op = build_redemption(
             &self.device,
             &code.subject,
@@ -84,6 +90,25 @@ impl<S: Store> Replica<S> {
         }
         self.publish_events([SubjectId(code.subject)]);
         Ok(hash)
+    }
+
+    /// A redemption of the code's invitation by this device, among the stored items of its
+    /// subject (a fresh device holds only that one).
+    fn own_redemption(&self, code: &InviteCode) -> Result<Option<Hash>, ReplicaError> {
+        for hash in self.store.hashes(&SubjectId(code.subject))? {
+            let Some(item) = self.store.get(&hash)? else {
+                continue;
+            };
+            if let Ok(AnySigned::Auth(op)) = AnySigned::decode(item.envelope()) {
+                let payload = op.unverified_payload();
+                if payload.issuer == self.device.id().0
+                    && matches!(payload.body.action, Action::Redeem { invitation, .. } if invitation == code.invitation)
+                {
+                    return Ok(Some(hash));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// What became of a redemption (see [`RedemptionStatus`]).
