@@ -14,9 +14,10 @@ use crate::crypto::hash::Hash;
 use crate::crypto::signing::PublicKey;
 
 use super::access::AgentId;
-use super::checker::{Checker, Info, bit, set_bit};
+use super::checker::{Checker, Info};
 use super::membership::Ix;
 use super::op::AnyVerified;
+use super::past::{bit, set_bit};
 use super::validity::{Reason, Refusal, refuse};
 
 impl Checker {

@@ -48,6 +48,7 @@ mod invite_build;
 mod invite_secret;
 mod membership;
 pub mod op;
+mod past;
 pub mod pending;
 pub mod query;
 mod revocation;
