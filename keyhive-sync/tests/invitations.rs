@@ -82,3 +82,48 @@ fn two_concurrent_redemptions_of_a_single_use_invitation_admit_exactly_one() {
                 && AgentId::Individual(i.redeemed_by[0]) == me(admitted))
     );
 }
+
+#[test]
+fn a_repo_invites_redeems_lists_and_revokes() {
+    use keyhive_core::identity::Device;
+    use keyhive_sync::Repo;
+    let alice = Repo::in_memory(Device::generate(Some("alice".into()))).unwrap();
+    let bob = Repo::in_memory(Device::generate(Some("bob".into()))).unwrap();
+    let doc = alice.create_document().unwrap();
+    let (invitation, code) = alice
+        .invite(
+            &doc.0,
+            Access::Write,
+            Some(u64::MAX),
+            2,
+            "ws://relay.invalid/sync",
+        )
+        .unwrap();
+    let redemption = bob.redeem(&code, 1).unwrap();
+    let exchange = |from: &Repo, to: &Repo| {
+        let items = all_items(&from.replica());
+        let from_tag = tag(&from.replica());
+        for (hash, result) in to.replica().ingest_all(from_tag, items).unwrap() {
+            result.unwrap_or_else(|e| panic!("{hash}: {e}"));
+        }
+    };
+    exchange(&bob, &alice);
+    exchange(&alice, &bob);
+    assert_eq!(
+        bob.redemption_status(&redemption),
+        RedemptionStatus::Admitted(Access::Write)
+    );
+    let listed = alice.invitations();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].hash, invitation);
+    assert!(listed[0].outstanding(0), "one use left");
+
+    // INV-7: revoking the invitation removes whom it admitted (CAP-13).
+    alice.revoke_invitation(&invitation).unwrap();
+    exchange(&alice, &bob);
+    match bob.redemption_status(&redemption) {
+        RedemptionStatus::Refused(r) => assert_eq!(r.rule, "CAP-13"),
+        other => panic!("still admitted: {other:?}"),
+    }
+    assert!(!alice.invitations()[0].outstanding(0));
+}

@@ -29,8 +29,9 @@ pub enum RedemptionStatus {
     Waiting,
     /// Applied and valid: this device holds the level.
     Admitted(Access),
-    /// Applied and refused, with the rule (e.g. `INV-5 Expired`, `INV-6 UsedUp`,
-    /// `CAP-11 Excluded` by the invitation's revocation).
+    /// Applied and refused, or admitted and removed since, with the rule (e.g. `INV-5
+    /// Expired`, `INV-6 UsedUp`, `CAP-11 Excluded` by the invitation's revocation, `CAP-13
+    /// Revoked`).
     Refused(Refusal),
 }
 
@@ -120,9 +121,20 @@ impl<S: Store> Replica<S> {
             Some(Validity::Valid) => {
                 let subject = checker.op(redemption).map(AnyVerified::subject);
                 let me = keyhive_core::capability::AgentId::Individual(self.device.id());
-                match subject.and_then(|s| checker.level(me, &s)) {
+                let Some(subject) = subject else {
+                    return RedemptionStatus::Waiting;
+                };
+                match checker.level(me, &subject) {
                     Some(level) => RedemptionStatus::Admitted(level),
-                    None => RedemptionStatus::Waiting,
+                    // Valid but granting nothing: revoked since (CAP-13), or used up.
+                    None => match checker.explain(me, Access::Pull, &subject) {
+                        keyhive_core::capability::Explanation::Refused(r) => {
+                            RedemptionStatus::Refused(r)
+                        }
+                        keyhive_core::capability::Explanation::Granted { .. } => {
+                            RedemptionStatus::Waiting
+                        }
+                    },
                 }
             }
         }
