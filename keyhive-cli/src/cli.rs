@@ -57,6 +57,9 @@ pub enum Command {
         /// pull (fetch ciphertext), read, write or admin.
         #[arg(long, value_name = "LEVEL")]
         access: Access,
+        /// End the grant after this long (e.g. 12h, 7d): revoked by the first sync after it.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
     },
     /// Revoke every grant of AGENT on SUBJECT (and what flowed through it).
     Revoke {
@@ -159,6 +162,40 @@ pub enum Command {
         #[arg(long)]
         gate: bool,
     },
+    /// Invite whoever gets the printed code to SUBJECT at LEVEL: no contact card needed
+    /// (specs/invitations.md). Syncs the invitation to the relay the code names.
+    Invite(InviteArgs),
+    /// Join with an invite code (on a fresh device, after `keyhive init`): redeems it through
+    /// the relay it names and syncs. Reading starts once a member has synced after you joined.
+    Join {
+        /// The `khi1.` code or `keyhive://invite/` link.
+        code: String,
+    },
+    /// List the invitations this device sees (revoking its own expired ones first).
+    Invites {
+        /// Revoke this invitation (id or unique id prefix).
+        #[arg(long, value_name = "ID")]
+        revoke: Option<String>,
+    },
+}
+
+/// Arguments of `invite`.
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// Group, folder or document (name or id).
+    pub subject: String,
+    /// pull, read, write or admin (at most what this device holds).
+    #[arg(long, value_name = "LEVEL")]
+    pub access: Access,
+    /// How long the code stays redeemable: e.g. 30m, 12h, 7d, 2w (default: no expiry).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// How many devices may join with the code.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub uses: u32,
+    /// The relay the code names (default: the first one added with `relay add`).
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
 }
 
 /// `keyhive relay ...`

@@ -144,6 +144,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut s = session::Session::open(home, out)?;
             commands::status::status(&mut s, lease.is_some())
         }
+        Command::Invite(args) => {
+            commands::invite::invite(session::Session::open(home, out)?, &args)
+        }
+        Command::Join { code } => commands::invite::join(session::Session::open(home, out)?, &code),
+        Command::Invites { revoke } => {
+            commands::invite::list(session::Session::open(home, out)?, revoke.as_deref())
+        }
         command => {
             let mut s = session::Session::open(home, out)?;
             run_in_session(&mut s, command)
@@ -175,7 +182,14 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
             subject,
             agent,
             access,
+            expires: None,
         } => access::grant(s, &subject, &agent, access),
+        Command::Grant {
+            subject,
+            agent,
+            access,
+            expires: Some(duration),
+        } => commands::invite::grant_until(s, &subject, &agent, access, &duration),
         Command::Revoke { subject, agent } => access::revoke(s, &subject, &agent),
         Command::Members { subject } => access::members(s, &subject),
         Command::Why {
@@ -197,7 +211,10 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         | Command::Sync { .. }
         | Command::Status
         | Command::Backup { .. }
-        | Command::Restore { .. } => unreachable_command(),
+        | Command::Restore { .. }
+        | Command::Invite(_)
+        | Command::Join { .. }
+        | Command::Invites { .. } => unreachable_command(),
     }
 }
 

@@ -126,12 +126,15 @@ impl Graph {
 
 /// REP-30: whether `who` held `pull` on `subject` through a path since revoked (and holds no
 /// other), and took part in the subject itself (named by a delegation on it, or issued an op
-/// on it): a removed device, which is served the subject's ops.
+/// on it): a removed device, which is served the subject's ops. INV-9: so is a device whose
+/// only claim is a redemption that lost to the invitation's use limit (INV-6), so that it
+/// learns the verdict from the ops every replica judges by (it issued the redemption).
 pub(crate) fn removed_from(checker: &Checker, who: &IndividualId, subject: &PublicKey) -> bool {
     let agent = AgentId::Individual(*who);
     matches!(
         checker.explain(agent, Access::Pull, subject),
-        Explanation::Refused(r) if matches!(r.reason, Reason::Revoked { .. })
+        Explanation::Refused(r)
+            if matches!(r.reason, Reason::Revoked { .. } | Reason::UsedUp { .. })
     ) && checker.took_part(agent, subject)
 }
 

@@ -120,6 +120,7 @@ pub mod blob;
 pub mod capability_policy;
 #[cfg(feature = "net")]
 pub mod client;
+pub mod invite_code;
 pub mod item;
 pub mod policy;
 pub mod protocol;

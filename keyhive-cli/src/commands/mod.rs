@@ -10,6 +10,7 @@ pub mod device;
 pub mod folder;
 pub mod folder_pull;
 pub mod identity;
+pub mod invite;
 pub mod relay;
 pub mod status;
 pub mod subjects;

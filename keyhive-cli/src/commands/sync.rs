@@ -68,6 +68,8 @@ impl RelaySummary {
 
 /// Syncs a session with `urls`, returning the session (its replica updated) and summaries.
 pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, Vec<RelaySummary>)> {
+    // INV-5, INV-11: the causal end of expired invitations and ended grants.
+    crate::commands::invite::revoke_ended(&mut s)?;
     s.replica.prepare_all()?;
     s.save()?;
     let Session {

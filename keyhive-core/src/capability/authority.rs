@@ -35,10 +35,17 @@ impl Checker {
             AnyVerified::Auth(v) => {
                 let subject = v.body.subject;
                 match &v.body.action {
+                    // INV-11: an ending grant is authorised and grants as a delegation.
                     Action::Delegate {
                         delegate,
                         access,
                         proof,
+                    }
+                    | Action::DelegateUntil {
+                        delegate,
+                        access,
+                        proof,
+                        ..
                     } => {
                         let result = self
                             .resolve_proof(&v.issuer, &subject, proof, parents)
@@ -117,6 +124,21 @@ impl Checker {
                             ),
                         }
                     }
+                    Action::Invite { access, proof, .. } => {
+                        self.analyse_invite(&v.issuer, &subject, *access, proof, parents)
+                    }
+                    Action::Redeem {
+                        invitation,
+                        redeemed_at,
+                        proof_of_secret,
+                    } => self.analyse_redeem(
+                        &v.issuer,
+                        &subject,
+                        invitation,
+                        *redeemed_at,
+                        proof_of_secret,
+                        parents,
+                    ),
                 }
             }
             AnyVerified::Content(v) => {
@@ -171,8 +193,10 @@ impl Checker {
         let bad = || refuse("CAP-9", Reason::BadTarget(*delegation));
         let &target = self.index.get(delegation).ok_or_else(bad)?;
         let node = &self.nodes[target as usize];
-        let Info::Delegation { depth, .. } = node.info else {
-            return Err(bad());
+        // INV-7: an invitation is revoked like a delegation.
+        let depth = match node.info {
+            Info::Delegation { depth, .. } | Info::Invitation { depth, .. } => depth,
+            _ => return Err(bad()),
         };
         if node.subject != *subject || !self.in_past_of_parents(target, parents) {
             return Err(bad());
@@ -190,7 +214,7 @@ impl Checker {
     }
 
     /// CAP-11: the transitive chain of delegations behind `refs`.
-    fn chain_of(&self, refs: &[Ix]) -> Result<Box<[Ix]>, Refusal> {
+    pub(crate) fn chain_of(&self, refs: &[Ix]) -> Result<Box<[Ix]>, Refusal> {
         let mut chain: Vec<Ix> = Vec::with_capacity(refs.len());
         for &r in refs {
             chain.push(r);

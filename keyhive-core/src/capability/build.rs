@@ -131,8 +131,9 @@ impl Checker {
             .copied()
             .filter(|t| self.nodes[*t as usize].subject == *subject)
             .ok_or(BuildError::NotADelegation(*delegation))?;
-        let Info::Delegation { depth, .. } = self.nodes[target as usize].info else {
-            return Err(BuildError::NotADelegation(*delegation));
+        let depth = match self.nodes[target as usize].info {
+            Info::Delegation { depth, .. } | Info::Invitation { depth, .. } => depth,
+            _ => return Err(BuildError::NotADelegation(*delegation)),
         };
         let (proof, refs) = self
             .find_proof_refs(device.id(), subject, Access::Admin, depth)
@@ -222,7 +223,7 @@ impl Checker {
         Ok(op)
     }
 
-    fn sign_and_apply(
+    pub(crate) fn sign_and_apply(
         &mut self,
         device: &Device,
         predecessors: Vec<Hash>,
@@ -236,7 +237,11 @@ impl Checker {
         Ok(op)
     }
 
-    fn must_include(&self, subject: &PublicKey, refs: &[Ix]) -> Result<Vec<Ix>, BuildError> {
+    pub(crate) fn must_include(
+        &self,
+        subject: &PublicKey,
+        refs: &[Ix],
+    ) -> Result<Vec<Ix>, BuildError> {
         let state = self
             .subjects
             .get(subject)
@@ -256,7 +261,7 @@ impl Checker {
 
     /// CAP-20: the heads of `subject`'s own auth DAG, the only ops beyond the proof's that a
     /// new op on it may name as parents.
-    fn subject_heads(&self, subject: &PublicKey) -> impl Iterator<Item = Ix> + '_ {
+    pub(crate) fn subject_heads(&self, subject: &PublicKey) -> impl Iterator<Item = Ix> + '_ {
         self.auth_heads
             .get(subject)
             .into_iter()
@@ -272,7 +277,12 @@ impl Checker {
     }
 
     /// `must` plus the highest of `pool`, up to `cap` hashes.
-    fn pick(&self, must: Vec<Ix>, pool: impl Iterator<Item = Ix>, cap: usize) -> Vec<Hash> {
+    pub(crate) fn pick(
+        &self,
+        must: Vec<Ix>,
+        pool: impl Iterator<Item = Ix>,
+        cap: usize,
+    ) -> Vec<Hash> {
         let mut chosen: HashSet<Ix> = must.into_iter().collect();
         let mut rest: Vec<Ix> = pool.filter(|p| !chosen.contains(p)).collect();
         rest.sort_by_key(|ix| {
@@ -292,7 +302,7 @@ impl Checker {
         out
     }
 
-    fn recorded_content_heads(&self, docs: &[PublicKey]) -> Vec<Hash> {
+    pub(crate) fn recorded_content_heads(&self, docs: &[PublicKey]) -> Vec<Hash> {
         let pool: Vec<Ix> = docs
             .iter()
             .collect::<HashSet<_>>()

@@ -94,6 +94,11 @@ pub(crate) enum Info {
         access: Access,
         depth: u32,
     },
+    /// INV-1: an invitation (a delegation to an invitation key that grants nothing itself).
+    Invitation {
+        access: Access,
+        depth: u32,
+    },
     Revocation {
         target: Option<Ix>,
         issuer_depth: u32,
@@ -155,6 +160,10 @@ pub struct Checker {
     pub(crate) content_heads: HashMap<PublicKey, HashSet<Ix>>,
     pub(crate) by_subject: HashMap<PublicKey, Vec<Ix>>,
     pub(crate) cache: RefCell<QueryCache>,
+    /// INV-6: statically authorised redemptions of each invitation.
+    pub(crate) redemptions: HashMap<Ix, Vec<Ix>>,
+    /// INV-6: redemptions past their invitation's use limit.
+    pub(crate) used_up: HashSet<Ix>,
     /// Validity changes of held ops `(op, before, after)`, recorded only while enabled
     /// (`Checker::record_validity_changes`) and drained by whoever enabled it.
     pub(crate) validity_changes: Option<Vec<(Hash, Validity, Validity)>>,
@@ -189,6 +198,8 @@ impl Checker {
             content_heads: HashMap::new(),
             by_subject: HashMap::new(),
             cache: RefCell::new(QueryCache::default()),
+            redemptions: HashMap::new(),
+            used_up: HashSet::new(),
             validity_changes: None,
         }
     }
@@ -337,7 +348,14 @@ impl Checker {
                 self.revocations.push(ix);
                 self.recompute_effective(&[ix]);
             }
-            _ => self.refresh(ix),
+            _ => {
+                // INV-6: a new redemption may push others past the use limit.
+                let spent = self.note_redemption(ix);
+                self.refresh(ix);
+                if !spent.is_empty() {
+                    self.recompute_effective(&spent);
+                }
+            }
         }
         if let Some(revocations) = self.awaited_witnesses.remove(&hash) {
             self.witness_arrived(subject, &revocations);
@@ -347,14 +365,12 @@ impl Checker {
 
     /// The delegations directly named by an op's proof, as indices.
     fn proof_refs(&self, ix: Ix) -> Vec<Ix> {
-        let proof = match &self.nodes[ix as usize].op {
-            AnyVerified::Auth(v) => v.body.action.proof(),
-            AnyVerified::Content(v) => &v.body.proof,
+        let refs = match &self.nodes[ix as usize].op {
+            AnyVerified::Auth(v) => v.body.action.references(),
+            AnyVerified::Content(v) => v.body.proof.references(),
             AnyVerified::Genesis(_) => return Vec::new(),
         };
-        proof
-            .references()
-            .iter()
+        refs.iter()
             .filter_map(|h| self.index.get(h).copied())
             .collect()
     }
@@ -418,6 +434,7 @@ impl Checker {
             .filter_map(|i| Ix::try_from(i).ok())
             .collect();
         self.dependents.clear();
+        self.redemptions.clear();
         for &ix in &all {
             let node = &self.nodes[ix as usize];
             let (info, stat, chain) = self.analyse(&node.op, &node.parents);
@@ -449,6 +466,10 @@ impl Checker {
                 matches!(node.info, Info::Revocation { .. }) && node.stat.is_ok()
             })
             .collect();
+        for &ix in &all {
+            self.track_redemption(ix);
+        }
+        self.recount_uses();
         self.rev_status.clear();
         self.rev_priority.clear();
         for r in self.revocations.clone() {
@@ -526,6 +547,9 @@ impl Checker {
         if self.touches_conflict(ix) {
             return Validity::Invalid(refuse("CAP-5", Reason::ConflictingGenesis));
         }
+        if let Some(refusal) = self.spent(ix) {
+            return Validity::Invalid(refusal);
+        }
         let mut worst: Option<(Hash, Hash)> = None;
         if !revoked_by.is_empty() {
             for &p in node.chain.iter() {
@@ -564,6 +588,7 @@ impl Checker {
             Info::Delegation { .. } => {
                 node.stat.is_ok()
                     && !self.touches_conflict(ix)
+                    && self.spent(ix).is_none()
                     && !self.revoked_by.contains_key(&ix)
                     && !node.chain.iter().any(|c| self.revoked_by.contains_key(c))
             }
@@ -573,83 +598,5 @@ impl Checker {
 
     pub(crate) fn hash_of(&self, ix: Ix) -> Hash {
         self.nodes[ix as usize].op.hash()
-    }
-
-    /// True iff `x` is `r` or in `r`'s causal past (`r` must be a revocation).
-    pub(crate) fn in_past_eq(&self, x: Ix, r: Ix) -> bool {
-        if x == r {
-            return true;
-        }
-        if x > r {
-            return false;
-        }
-        match &self.nodes[r as usize].info {
-            Info::Revocation { past, .. } => bit(past, x),
-            _ => false,
-        }
-    }
-
-    /// CAP-3: is `a` one of `parents` (sorted)? Every op a proof or revocation names must be
-    /// a direct parent, so that checking it is O(log parents) and never walks the DAG.
-    pub(crate) fn in_past_of_parents(&self, a: Ix, parents: &[Ix]) -> bool {
-        parents.binary_search(&a).is_ok()
-    }
-
-    /// The causal past of revocation `ix` as a bit set over op indices.
-    fn compute_past(&self, ix: Ix) -> Vec<u64> {
-        let mut past = vec![0u64; (ix as usize) / 64 + 1];
-        let mut stack: Vec<Ix> = self.nodes[ix as usize].parents.to_vec();
-        while let Some(n) = stack.pop() {
-            if bit(&past, n) {
-                continue;
-            }
-            set_bit(&mut past, n);
-            let node = &self.nodes[n as usize];
-            if let Info::Revocation { past: other, .. } = &node.info
-                && !other.is_empty()
-            {
-                for (w, o) in past.iter_mut().zip(other.iter()) {
-                    *w |= *o;
-                }
-                continue;
-            }
-            stack.extend(node.parents.iter().copied().filter(|p| !bit(&past, *p)));
-        }
-        past
-    }
-
-    /// CAP-12: the maximal revocations among the parents and their pasts.
-    fn frontier_of(&self, parents: &[Ix]) -> Box<[Ix]> {
-        let mut cand: Vec<Ix> = Vec::new();
-        for &p in parents {
-            let node = &self.nodes[p as usize];
-            if matches!(node.info, Info::Revocation { .. }) && node.stat.is_ok() {
-                cand.push(p);
-            } else {
-                cand.extend_from_slice(&node.rev_frontier);
-            }
-        }
-        if cand.len() <= 1 {
-            return cand.into_boxed_slice();
-        }
-        cand.sort_unstable();
-        cand.dedup();
-        let maximal: Vec<Ix> = cand
-            .iter()
-            .copied()
-            .filter(|&a| !cand.iter().any(|&b| b != a && self.in_past_eq(a, b)))
-            .collect();
-        maximal.into_boxed_slice()
-    }
-}
-
-pub(crate) fn bit(set: &[u64], i: Ix) -> bool {
-    set.get(i as usize / 64)
-        .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
-}
-
-pub(crate) fn set_bit(set: &mut [u64], i: Ix) {
-    if let Some(w) = set.get_mut(i as usize / 64) {
-        *w |= 1u64 << (i % 64);
     }
 }

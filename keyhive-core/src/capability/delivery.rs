@@ -14,9 +14,10 @@ use crate::crypto::hash::Hash;
 use crate::crypto::signing::PublicKey;
 
 use super::access::AgentId;
-use super::checker::{Checker, Info, bit, set_bit};
+use super::checker::{Checker, Info};
 use super::membership::Ix;
 use super::op::AnyVerified;
+use super::past::{bit, set_bit};
 use super::validity::{Reason, Refusal, refuse};
 
 impl Checker {
@@ -26,23 +27,22 @@ impl Checker {
     /// group or document such a delegation names; a content op's predecessors are content
     /// ops of the same document.
     pub(crate) fn check_parent_scope(&self, op: &AnyVerified) -> Result<(), Refusal> {
-        let (subject, auth_parents, content_parents, proof) = match op {
+        let (subject, auth_parents, content_parents, references) = match op {
             AnyVerified::Genesis(_) => return Ok(()),
             AnyVerified::Auth(v) => (
                 v.body.subject,
                 v.predecessors.as_slice(),
                 &[][..],
-                v.body.action.proof(),
+                v.body.action.references(),
             ),
             AnyVerified::Content(v) => (
                 v.body.document.0,
                 v.body.auth_heads.as_slice(),
                 v.predecessors.as_slice(),
-                &v.body.proof,
+                v.body.proof.references(),
             ),
         };
-        let refs: Vec<Ix> = proof
-            .references()
+        let refs: Vec<Ix> = references
             .iter()
             .filter_map(|h| self.index.get(h).copied())
             .collect();

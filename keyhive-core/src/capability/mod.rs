@@ -42,8 +42,13 @@ mod authority;
 pub mod build;
 pub mod checker;
 mod delivery;
+mod grant_end;
+mod invitation;
+mod invite_build;
+mod invite_secret;
 mod membership;
 pub mod op;
+mod past;
 pub mod pending;
 pub mod query;
 mod revocation;
@@ -52,7 +57,12 @@ pub mod validity;
 pub use access::{Access, AgentId, ParseAccessError};
 pub use build::{BuildError, NewDocument};
 pub use checker::{Checker, IngestError, IngestOutcome, MAX_CHAIN, SubjectInfo};
-pub use op::{Action, AnySigned, AnyVerified, AuthBody, AuthOp, ContentBody, ContentOp, Proof};
+pub use invitation::InvitationInfo;
+pub use invite_build::{NewInvitation, build_redemption};
+pub use invite_secret::InviteSecret;
+pub use op::{
+    Action, AnySigned, AnyVerified, AuthBody, AuthOp, ContentBody, ContentOp, Proof, ProofOfSecret,
+};
 pub use pending::{DEFAULT_PENDING_BYTES, PeerTag, PendingLimit, PendingLimits};
 pub use query::{DirectMember, Explanation, Link};
 pub use validity::{Reason, Refusal, Validity};

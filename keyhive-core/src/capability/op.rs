@@ -86,14 +86,104 @@ pub enum Action {
         /// The issuer's authority.
         proof: Proof,
     },
+    /// INV-1: an invitation: whoever knows the secret behind `invite_key` may redeem it
+    /// (INV-3) to be granted `access` on the subject, before `expires`, at most `max_uses`
+    /// times (INV-5, INV-6). For authority it is a delegation to the invitation key
+    /// (CAP-8, CAP-9), but it grants nothing by itself and is never a proof link.
+    Invite {
+        /// The Ed25519 key derived from the invitation secret (INV-2).
+        invite_key: PublicKey,
+        /// The level a redemption grants.
+        access: Access,
+        /// Unix seconds after which a redemption is refused (INV-5); `None`: never.
+        expires: Option<u64>,
+        /// How many redemptions may count (INV-6); at least 1.
+        max_uses: u32,
+        /// The issuer's authority.
+        proof: Proof,
+    },
+    /// INV-3: a redemption of `invitation` by the issuing device, which then holds the
+    /// invitation's level as if delegated by it (depth + 1, chain through the invitation).
+    Redeem {
+        /// Hash of the invitation (a direct predecessor).
+        invitation: Hash,
+        /// Unix seconds the redeemer claims (INV-5).
+        redeemed_at: u64,
+        /// The invitation key's signature binding the invitation, this device and
+        /// `redeemed_at` (INV-4).
+        proof_of_secret: ProofOfSecret,
+    },
+    /// INV-11: a delegation (CAP-8) that ends at `ends` (unix seconds): it grants exactly as
+    /// `Delegate` until a revocation ends it; the devices able to revoke it do so on their
+    /// first sync after `ends` (the causal end, `specs/invitations.md` §7).
+    DelegateUntil {
+        /// Who receives the access (a device, group or document).
+        delegate: AgentId,
+        /// The level granted.
+        access: Access,
+        /// Unix seconds after which the grant is to be revoked.
+        ends: u64,
+        /// The issuer's authority.
+        proof: Proof,
+    },
 }
 
 impl Action {
-    /// The issuer's proof.
-    pub fn proof(&self) -> &Proof {
+    /// The issuer's proof (a redemption has none: the invitation stands in for it).
+    pub fn proof(&self) -> Option<&Proof> {
         match self {
-            Action::Delegate { proof, .. } | Action::Revoke { proof, .. } => proof,
+            Action::Delegate { proof, .. }
+            | Action::Revoke { proof, .. }
+            | Action::Invite { proof, .. }
+            | Action::DelegateUntil { proof, .. } => Some(proof),
+            Action::Redeem { .. } => None,
         }
+    }
+
+    /// Every op the issuer's authority rests on: the proof's delegations, or for a
+    /// redemption its invitation (INV-3).
+    pub fn references(&self) -> Vec<Hash> {
+        match self {
+            Action::Redeem { invitation, .. } => vec![*invitation],
+            other => other.proof().map(Proof::references).unwrap_or_default(),
+        }
+    }
+}
+
+/// INV-4: an Ed25519 signature by an invitation key (64 bytes on the wire, as two halves
+/// because serde derives arrays only up to 32).
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofOfSecret {
+    r: [u8; 32],
+    s: [u8; 32],
+}
+
+impl ProofOfSecret {
+    /// Wraps signature bytes.
+    pub fn from_bytes(bytes: [u8; 64]) -> Self {
+        let mut r = [0u8; 32];
+        let mut s = [0u8; 32];
+        r.copy_from_slice(&bytes[..32]);
+        s.copy_from_slice(&bytes[32..]);
+        ProofOfSecret { r, s }
+    }
+
+    /// The signature bytes.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&self.r);
+        out[32..].copy_from_slice(&self.s);
+        out
+    }
+}
+
+impl core::fmt::Debug for ProofOfSecret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ProofOfSecret(")?;
+        for b in self.r.iter().chain(self.s.iter()).take(8) {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str("..)")
     }
 }
 
@@ -115,7 +205,14 @@ impl OpBody for AuthBody {
     const MAX_LEN: usize = 40 * 1024;
 
     fn check_body(&self) -> Result<(), DecodeError> {
-        self.action.proof().check()?;
+        if let Some(proof) = self.action.proof() {
+            proof.check()?;
+        }
+        if let Action::Invite { max_uses: 0, .. } = self.action {
+            return Err(DecodeError::InvalidStructure(
+                "an invitation must allow at least one use",
+            ));
+        }
         check_sorted(&self.content_heads, MAX_CONTENT_HEADS, "content heads")
     }
 }

@@ -327,7 +327,10 @@ impl Checker {
                     delegation,
                 },
             )),
-            None => Explanation::Refused(refuse("CAP-14", Reason::NotAMember)),
+            None => match self.spent_redemption(agent, subject) {
+                Some(refusal) => Explanation::Refused(refusal),
+                None => Explanation::Refused(refuse("CAP-14", Reason::NotAMember)),
+            },
         }
     }
 

@@ -103,6 +103,36 @@ pub enum Reason {
         /// The revoked delegation in the chain.
         delegation: Hash,
     },
+    /// INV-3: a redemption's invitation is not an invitation on its subject among its direct
+    /// predecessors.
+    #[error("{0} is not an invitation on this subject among the redemption's predecessors")]
+    NotAnInvitation(Hash),
+    /// INV-3: the redeemed invitation is itself statically invalid.
+    #[error("invitation {0} is itself invalid")]
+    InvitationInvalid(Hash),
+    /// INV-4: the proof of secret does not verify for this invitation, device and time (a
+    /// redemption observed and re-signed by another device ends here).
+    #[error("the proof of secret does not verify for this invitation, device and time")]
+    BadProofOfSecret,
+    /// INV-4: the redeeming device is the invitation key itself.
+    #[error("the redeeming device is the invitation key itself")]
+    WrongDevice,
+    /// INV-5: the redemption claims a time after the invitation's expiry.
+    #[error("redeemed at {redeemed_at}, after the invitation expired at {expires}")]
+    Expired {
+        /// The invitation's expiry (unix seconds).
+        expires: u64,
+        /// The time the redemption claims (unix seconds).
+        redeemed_at: u64,
+    },
+    /// INV-6: the invitation's uses were taken by redemptions ordered before this one.
+    #[error("invitation {invitation} allows {max_uses} use(s), taken by earlier redemptions")]
+    UsedUp {
+        /// The invitation.
+        invitation: Hash,
+        /// Its use limit.
+        max_uses: u32,
+    },
     /// Query: the agent has no path to the subject.
     #[error("the agent is not a member of the subject")]
     NotAMember,

@@ -32,6 +32,12 @@ pub const CENC_STREAM_COMMITMENT: &str =
 pub const KEYSTORE_BACKUP_KEY: &str = "keyhive 2026-11-21 key store backup key v1";
 /// BLAKE3 `derive_key` context: the home archive key from the Argon2id output (KEYS-8).
 pub const HOME_ARCHIVE_KEY: &str = "keyhive 2026-12-01 home archive key v1";
+/// BLAKE3 `derive_key` context: the Ed25519 seed of an invitation key from the invitation
+/// secret (`specs/invitations.md` INV-2).
+pub const INVITATION_KEY: &str = "keyhive 2026-12-01 invitation key v1";
+/// Domain string prefixed to what an invitation key signs to prove knowledge of the secret
+/// (`specs/invitations.md` INV-4).
+pub const INVITATION_PROOF: &str = "keyhive 2026-12-01 invitation proof of secret v1";
 
 /// Derives 32 bytes from `key_material` under `label` with BLAKE3's key derivation mode.
 pub fn derive_key(label: &str, key_material: &[u8]) -> [u8; 32] {

@@ -13,6 +13,9 @@
 //!   ([`Mode::Replica`]) parks the former in the checker's bounded pending set (CAP-4) and keeps
 //!   the latter marked invalid, so that every replica holds the same ops.
 //! - ADM-4: a contact card is admitted under its own device.
+//! - INV-9 (`specs/invitations.md`): a relay admits a redemption from anyone, member or not,
+//!   when it is statically valid like any op (ADM-3), unless the invitation's uses are all
+//!   taken by the redemptions it holds.
 //! - ADM-5: a key-agreement op is admitted only for a document whose genesis is held, only
 //!   from a device that holds or held `read` on it (a stranger never), and only as the one
 //!   init the genesis names (CGKA-25); a removal only of a device that holds or held `read`
@@ -185,6 +188,11 @@ impl Admission {
             return Ok(Admitted::Duplicate);
         }
         if mode == Mode::Relay {
+            // INV-9: a redemption of an invitation whose uses are taken here is refused, so
+            // that through this relay the first redemptions to arrive keep their uses.
+            if let Some(r) = self.checker.redemption_over_limit(&op) {
+                return Err(Refusal::InvalidOp(r));
+            }
             let missing = op
                 .parents()
                 .iter()

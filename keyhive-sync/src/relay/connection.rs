@@ -330,7 +330,7 @@ impl Conn {
             match Item::from_wire(wire) {
                 Err(_) => outcomes.push(PushOutcome::Invalid),
                 Ok(item) => match self.shared.policy.check_push(&self.peer, &item) {
-                    Err(refusal) => outcomes.push(PushOutcome::Refused(refusal.to_string())),
+                    Err(refusal) => outcomes.push(PushOutcome::Refused(refusal_text(&refusal))),
                     Ok(()) => {
                         slots.push(outcomes.len());
                         outcomes.push(PushOutcome::Stored);
@@ -660,4 +660,17 @@ async fn forget_unstored(shared: &Shared) {
     if let Err(e) = tokio::task::spawn_blocking(move || policy.not_stored(&*store)).await {
         tracing::error!(error = %e, "rebuilding the relay's policy failed");
     }
+}
+
+/// A push refusal as the pusher reads it: the refusal and its causes, so that a refused op
+/// names the rule (e.g. `op refused by the capability rules: INV-5: redeemed at ...`).
+fn refusal_text(refusal: &crate::policy::Refusal) -> String {
+    let mut text = refusal.to_string();
+    let mut cause = std::error::Error::source(refusal);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

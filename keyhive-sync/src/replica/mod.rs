@@ -19,12 +19,14 @@ mod authority;
 mod content;
 mod directory;
 mod early;
+mod ending;
 mod error;
 mod events;
 mod folder;
 mod gate;
 mod history;
 mod ingest;
+mod invite;
 mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -44,6 +46,7 @@ pub use directory::Directory;
 pub use error::ReplicaError;
 pub use events::Event;
 pub use gate::ReplicaGate;
+pub use invite::RedemptionStatus;
 pub use subscription::{DEFAULT_CAPACITY, NextEvent, Subscription};
 
 /// SYNC-86: where a replica announces the items it stores locally, e.g. a sync client's
@@ -452,6 +455,17 @@ impl<S: Store> Replica<S> {
         let mut changed = Vec::new();
         for document in documents {
             if !self.admission.checker.can(me, Access::Read, &document.0) {
+                continue;
+            }
+            // INV-10: a device not seated yet waits for a seated reader, who holds the keys and
+            // publishes an entry point (REP-5); seating itself would pre-empt that seat and
+            // leave it unable to read the history. (Its first write still seats it.)
+            let id = self.device.id();
+            if self
+                .cgkas
+                .get(&document)
+                .is_some_and(|c| !c.members().contains(&id))
+            {
                 continue;
             }
             let before = self.cgkas.get(&document).map(Cgka::op_count);

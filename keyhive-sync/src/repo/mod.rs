@@ -9,6 +9,7 @@
 //! arrives from them is verified by the replica before it is stored (REP-2). Apps follow
 //! changes through [`Repo::subscribe`] (blocking iterator or async stream) instead of polling.
 
+mod invite;
 mod network;
 mod peers;
 

@@ -1,0 +1,129 @@
+//! Invitations on replicas, without a network (`specs/invitations.md` INV-6, INV-9, INV-10):
+//! two fresh devices redeem one single-use code concurrently; every replica, whatever it
+//! received first, ends with exactly one of them as a member; and the one admitted reads the
+//! history once the inviter has prepared.
+
+mod replicas;
+
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_sync::replica::RedemptionStatus;
+use replicas::{R, all_items, me, read, replica, tag};
+
+/// One-way sync: `to` ingests everything `from` stores.
+fn push(from: &R, to: &mut R) {
+    for (hash, result) in to.ingest_all(tag(from), all_items(from)).unwrap() {
+        result.unwrap_or_else(|e| panic!("{hash}: {e}"));
+    }
+}
+
+fn member(r: &R, who: &R, subject: &keyhive_core::crypto::signing::PublicKey) -> bool {
+    r.checker().can(me(who), Access::Pull, subject)
+}
+
+#[test]
+fn two_concurrent_redemptions_of_a_single_use_invitation_admit_exactly_one() {
+    let mut alice = replica("alice");
+    let doc = alice.create_document().unwrap();
+    alice.write(doc, b"history").unwrap();
+    let (_, code) = alice
+        .invite(&doc.0, Access::Read, None, 1, "ws://relay.invalid/sync")
+        .unwrap();
+    let (mut bob, mut carol) = (replica("bob"), replica("carol"));
+    // Each redeems from the code alone: its replica holds nothing, so the redemption waits.
+    let rb = bob.redeem(&code, 10).unwrap();
+    let rc = carol.redeem(&code, 10).unwrap();
+    assert_eq!(bob.redemption_status(&rb), RedemptionStatus::Waiting);
+    // Redeeming again (e.g. a retried join) returns the same redemption: no second use.
+    assert_eq!(bob.redeem(&code, 11).unwrap(), rb);
+
+    // Alice and Bob hear of the two redemptions in opposite orders.
+    push(&bob, &mut alice);
+    push(&carol, &mut alice);
+    push(&alice, &mut bob);
+    push(&carol, &mut bob);
+    push(&alice, &mut carol);
+    push(&bob, &mut carol);
+    let winner = rb.min(rc);
+    for r in [&alice, &bob, &carol] {
+        let members = [member(r, &bob, &doc.0), member(r, &carol, &doc.0)];
+        assert_eq!(
+            members.iter().filter(|m| **m).count(),
+            1,
+            "exactly one member"
+        );
+        assert_eq!(members[0], winner == rb);
+    }
+    let (admitted, refused, refused_hash) = if winner == rb {
+        (&mut bob, &carol, rc)
+    } else {
+        (&mut carol, &bob, rb)
+    };
+    match refused.redemption_status(&refused_hash) {
+        RedemptionStatus::Refused(r) => assert_eq!(r.rule, "INV-6"),
+        other => panic!("not refused: {other:?}"),
+    }
+    assert_eq!(
+        admitted.redemption_status(&winner),
+        RedemptionStatus::Admitted(Access::Read)
+    );
+
+    // INV-10: the admitted device reads the history once the inviter has prepared (it seats
+    // it and publishes an entry point); it never seats itself.
+    assert!(admitted.prepare_all().unwrap().is_empty());
+    assert!(read(admitted, doc).is_none());
+    alice.prepare_all().unwrap();
+    push(&alice, admitted);
+    assert_eq!(read(admitted, doc).unwrap(), b"history");
+    assert!(
+        alice
+            .invitations()
+            .iter()
+            .all(|i| i.redeemed_by.len() == 1
+                && AgentId::Individual(i.redeemed_by[0]) == me(admitted))
+    );
+}
+
+#[test]
+fn a_repo_invites_redeems_lists_and_revokes() {
+    use keyhive_core::identity::Device;
+    use keyhive_sync::Repo;
+    let alice = Repo::in_memory(Device::generate(Some("alice".into()))).unwrap();
+    let bob = Repo::in_memory(Device::generate(Some("bob".into()))).unwrap();
+    let doc = alice.create_document().unwrap();
+    let (invitation, code) = alice
+        .invite(
+            &doc.0,
+            Access::Write,
+            Some(u64::MAX),
+            2,
+            "ws://relay.invalid/sync",
+        )
+        .unwrap();
+    let redemption = bob.redeem(&code, 1).unwrap();
+    let exchange = |from: &Repo, to: &Repo| {
+        let items = all_items(&from.replica());
+        let from_tag = tag(&from.replica());
+        for (hash, result) in to.replica().ingest_all(from_tag, items).unwrap() {
+            result.unwrap_or_else(|e| panic!("{hash}: {e}"));
+        }
+    };
+    exchange(&bob, &alice);
+    exchange(&alice, &bob);
+    assert_eq!(
+        bob.redemption_status(&redemption),
+        RedemptionStatus::Admitted(Access::Write)
+    );
+    let listed = alice.invitations();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].hash, invitation);
+    assert!(listed[0].outstanding(0), "one use left");
+
+    // INV-7: revoking the invitation removes whom it admitted (CAP-13).
+    alice.revoke_invitation(&invitation).unwrap();
+    exchange(&alice, &bob);
+    match bob.redemption_status(&redemption) {
+        RedemptionStatus::Refused(r) => assert_eq!(r.rule, "CAP-13"),
+        other => panic!("still admitted: {other:?}"),
+    }
+    assert!(!alice.invitations()[0].outstanding(0));
+}
