@@ -5,11 +5,11 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::aead::{self, OpenError, Sealed};
+use crate::crypto::aead::{self, Sealed};
 use crate::crypto::derive;
 use crate::encoding::{SignedPayload, decode_tagged, encode, encode_tagged};
 
-use super::backup::{BackupError, BackupHeader, BackupParams, backup_key};
+use super::backup::{BackupError, BackupHeader, BackupParams, backup_key, open_sealed};
 
 /// KEYS-8: the largest payload an archive holds (1 GiB).
 pub const MAX_ARCHIVE_LEN: usize = 1 << 30;
@@ -62,9 +62,12 @@ fn seal_with(
 /// bounds are refused before any work.
 pub fn open_archive(bytes: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, BackupError> {
     let file: ArchiveFile = decode_tagged(bytes)?;
-    let key = backup_key(derive::HOME_ARCHIVE_KEY, passphrase, &file.header)?;
-    aead::open(&key, &encode(&file.header), &file.sealed)
-        .map_err(|_: OpenError| BackupError::Passphrase)
+    open_sealed(
+        derive::HOME_ARCHIVE_KEY,
+        passphrase,
+        &file.header,
+        &file.sealed,
+    )
 }
 
 #[cfg(test)]

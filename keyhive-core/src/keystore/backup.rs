@@ -141,12 +141,28 @@ pub(crate) fn seal_backup(
 /// KEYS-6: decrypts a backup made by [`export_backup`].
 pub fn import_backup(bytes: &[u8], passphrase: &[u8]) -> Result<KeyStore, BackupError> {
     let file: BackupFile = decode_tagged(bytes)?;
-    let key = backup_key(derive::KEYSTORE_BACKUP_KEY, passphrase, &file.header)?;
-    // A commitment mismatch means a wrong passphrase; an authentication failure, tampering.
-    // Both are reported alike so the file does not become a passphrase oracle beyond that.
-    let plain = aead::open(&key, &encode(&file.header), &file.sealed)
-        .map_err(|_: OpenError| BackupError::Passphrase)?;
+    let plain = open_sealed(
+        derive::KEYSTORE_BACKUP_KEY,
+        passphrase,
+        &file.header,
+        &file.sealed,
+    )?;
     Ok(KeyStore::from_bytes(&plain)?)
+}
+
+/// KEYS-6: opens what was sealed under the passphrase key of `label` (KEYS-4), with the
+/// header as associated data. A commitment mismatch means a wrong passphrase; an
+/// authentication failure, tampering. Both are reported alike so the file does not become a
+/// passphrase oracle beyond that.
+pub(super) fn open_sealed(
+    label: &str,
+    passphrase: &[u8],
+    header: &BackupHeader,
+    sealed: &Sealed,
+) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+    let key = backup_key(label, passphrase, header)?;
+    aead::open(&key, &encode(header), sealed)
+        .map_err(|_: OpenError| BackupError::Passphrase)
 }
 
 #[cfg(test)]
