@@ -9,7 +9,7 @@ use super::access::{Access, AgentId};
 use super::checker::{Checker, Info};
 use super::invite_secret::verify_proof;
 use super::membership::Ix;
-use super::op::{Action, AnySigned, AnyVerified, Proof, ProofOfSecret};
+use super::op::{Action, AnyVerified, Proof, ProofOfSecret};
 use super::validity::{Reason, Refusal, Validity, refuse};
 
 type Analysis = (Info, Result<(), Refusal>, Box<[Ix]>);
@@ -281,32 +281,6 @@ impl Checker {
                 max_uses: self.max_uses(inv),
             },
         ))
-    }
-
-    /// INV-9: for a relay, before it takes `op`: if `op` redeems an invitation held here
-    /// whose uses are all taken by the authorised redemptions held, the `INV-6` refusal it
-    /// would end with (or, if ordered before them, that it would inflict on one of them).
-    /// A relay refuses such a redemption, so that through one relay the first redemptions
-    /// to arrive keep their uses.
-    pub fn redemption_over_limit(&self, op: &AnySigned) -> Option<Refusal> {
-        let AnySigned::Auth(signed) = op else {
-            return None;
-        };
-        let Action::Redeem { invitation, .. } = signed.unverified_payload().body.action else {
-            return None;
-        };
-        let &inv = self.index.get(&invitation)?;
-        let max_uses = self.max_uses(inv);
-        let taken = self.redemptions.get(&inv).map_or(0, Vec::len);
-        (taken as u64 >= u64::from(max_uses)).then(|| {
-            refuse(
-                "INV-6",
-                Reason::UsedUp {
-                    invitation,
-                    max_uses,
-                },
-            )
-        })
     }
 
     /// INV-6, CAP-17: the refusal of `agent`'s redemption on `subject` that lost to the use

@@ -161,8 +161,7 @@ pub(super) fn open_sealed(
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, BackupError> {
     let key = backup_key(label, passphrase, header)?;
-    aead::open(&key, &encode(header), sealed)
-        .map_err(|_: OpenError| BackupError::Passphrase)
+    aead::open(&key, &encode(header), sealed).map_err(|_: OpenError| BackupError::Passphrase)
 }
 
 #[cfg(test)]

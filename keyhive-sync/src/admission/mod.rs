@@ -188,11 +188,6 @@ impl Admission {
             return Ok(Admitted::Duplicate);
         }
         if mode == Mode::Relay {
-            // INV-9: a redemption of an invitation whose uses are taken here is refused, so
-            // that through this relay the first redemptions to arrive keep their uses.
-            if let Some(r) = self.checker.redemption_over_limit(&op) {
-                return Err(Refusal::InvalidOp(r));
-            }
             let missing = op
                 .parents()
                 .iter()

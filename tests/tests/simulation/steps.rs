@@ -7,7 +7,7 @@ use keyhive_core::capability::Access;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::cast::{ATTACKERS, DEVICES, LINKS, RELAYS};
+use super::cast::{ATTACKERS, DEVICES, LINKS, MALLORY, RELAYS};
 
 /// How an attacker misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +49,16 @@ pub enum Step {
         device: usize,
         folder: Option<u32>,
         is_folder: bool,
+    },
+    /// `by` invites whoever holds the code to the `subject`-th subject where it holds
+    /// `access`, for `uses` redemptions, and the devices `redeemers` (never the stranger)
+    /// redeem it at once, concurrently (INV-3..INV-6).
+    Invite {
+        by: usize,
+        subject: u32,
+        access: Access,
+        uses: u32,
+        redeemers: [usize; 2],
     },
     /// One sync over `link`, its wire shuffled (and, at a faulty relay, lossy) by `wire`.
     Sync { link: usize, wire: u64 },
@@ -128,6 +138,17 @@ fn random_step(rng: &mut StdRng) -> Step {
         84..87 => Step::RestartDevice { device },
         87..89 => Step::RestartRelay {
             relay: rng.random_range(0..RELAYS),
+        },
+        89..92 => Step::Invite {
+            by: device,
+            subject: rng.random(),
+            access: match rng.random_range(0..3u32) {
+                0 => Access::Pull,
+                1 => Access::Read,
+                _ => Access::Write,
+            },
+            uses: rng.random_range(1..3),
+            redeemers: [rng.random_range(0..MALLORY), rng.random_range(0..MALLORY)],
         },
         _ => Step::Attack {
             attacker: ATTACKERS[rng.random_range(0..ATTACKERS.len())],

@@ -162,6 +162,42 @@ impl World {
                 self.revoke(by, s, a)
             }
             Step::RevokeMember { by, subject, agent } => self.revoke(by, subject, agent),
+            Step::Invite {
+                by,
+                subject,
+                access,
+                uses,
+                redeemers,
+            } => {
+                let mine = self.subjects_where(by, access, false);
+                let Some(s) = pick(&mine, subject) else {
+                    return refused("holds that level on no subject");
+                };
+                self.dirty_devices.insert(by);
+                let made = self.devices[by].lock().invite(
+                    &self.subjects[s].key,
+                    access,
+                    None,
+                    uses,
+                    "sim://relay",
+                );
+                let code = match made {
+                    Ok((_, code)) => code,
+                    Err(e) => return refused(e),
+                };
+                let mut redeemed = Vec::new();
+                for d in redeemers {
+                    self.dirty_devices.insert(d);
+                    let r = self.devices[d].lock().redeem(&code, 0);
+                    redeemed.push(match r {
+                        Ok(_) => DEVICE_NAMES[d].to_owned(),
+                        Err(e) => format!("{} refused: {e}", DEVICE_NAMES[d]),
+                    });
+                }
+                Ok(format!(
+                    "subject {s}, {uses} use(s), redeemed by {redeemed:?}"
+                ))
+            }
             Step::Leave { device, pick: n } => {
                 let me = AgentId::Individual(self.devices[device].id());
                 let person = PEOPLE
