@@ -11,7 +11,9 @@
 //! - (e) what honest servers served each device of a subject it may pull is causally closed
 //!   (every parent of a served op was served to it or is held by it), and nothing served
 //!   belongs to a subject it never could pull in any honest node's view (contact cards aside,
-//!   which are public). A device removed from a subject may keep ops of it served just before
+//!   which are public) or to a subject it was removed from after taking part in it, or whose
+//!   invitation it redeemed too late (REP-30, INV-9: the subject's ops, never its ciphertext
+//!   or key agreement). A device removed from a subject may keep ops of it served just before
 //!   a server learned of the removal, waiting for parents no longer served (CAP §7).
 //! - (f) nothing acknowledged was lost: every write `Replica::write` returned `Ok` for (so its
 //!   writer held `write` in its own view) is, after any crashes, in its writer's store and known
@@ -282,9 +284,21 @@ pub fn served_closed_and_allowed(world: &World) -> Vec<Violation> {
             let is_card = world.oracle.checker().subject_info(&subject).is_none();
             // CAP-21: auth ops of a subject in the scope of one it pulls may be served too.
             let in_scope = item.kind() == ItemKind::Auth && scope.contains(&subject);
+            // REP-30, INV-9: a device removed from a subject it took part in, or whose
+            // redemption lost to the use limit, is served the subject's ops, so that it learns
+            // the verdict (by the reference's graph: a redemption concurrent with its
+            // invitation's revocation counts as removed though no view ever applied it).
+            let removed = matches!(
+                reference.explain(AgentId::Individual(id), Access::Pull, &subject),
+                keyhive_core::capability::Explanation::Refused(r)
+                    if matches!(r.reason, Reason::UsedUp { .. } | Reason::Revoked { .. })
+            ) && reference.took_part(AgentId::Individual(id), &subject)
+                && item.kind() != ItemKind::Blob
+                && item.kind() != ItemKind::Cgka;
             if !is_card
                 && !allowed.contains(&subject)
                 && !in_scope
+                && !removed
                 && reported.insert(("pull", subject))
             {
                 out.push(violation(
