@@ -6,8 +6,9 @@
 //! two relays (a `MemoryStore` with a `CapabilityPolicy`, called exactly as a relay connection
 //! calls them; relay 1 drops, reorders and duplicates) and peer-to-peer links through
 //! `ReplicaGate`. A seed draws the steps: grants, revocations, leaves, writes, document creation
-//! (in folders too), invitations redeemed concurrently, partitions, syncs over reordering links, crashes and restarts of devices
-//! (replica reopened over its store, keys from its key store) and relays
+//! (in folders too), invitations redeemed concurrently, partitions, syncs over reordering
+//! links, crashes and restarts of devices (replica reopened over its store, keys from its key
+//! store) and relays
 //! (`CapabilityPolicy::load`), and attacks (forged signatures, replays, relabelled envelopes,
 //! unauthorised writes). Then every link comes up and syncs until quiet, and the invariants of
 //! `simulation/invariants.rs` are checked. A failing seed is shrunk (steps dropped while the
