@@ -149,6 +149,28 @@ pub(crate) fn share_of(checker: &Checker, who: &IndividualId, subject: &PublicKe
     }
 }
 
+/// SYNC-104: the subjects `who` created (its contact card's first) if it is a stranger: every
+/// subject it holds access to was created by itself, and no other device holds access to any
+/// of them; `None` otherwise.
+pub(crate) fn stranger_subjects(checker: &Checker, who: &IndividualId) -> Option<Vec<SubjectId>> {
+    let mut own = vec![SubjectId(who.0)];
+    for subject in checker.reachable(AgentId::Individual(*who)).keys() {
+        let info = checker.subject_info(subject)?;
+        if info.creator != *who {
+            return None;
+        }
+        let shared = checker
+            .members(subject)
+            .keys()
+            .any(|agent| matches!(agent, AgentId::Individual(id) if id != who));
+        if shared {
+            return None;
+        }
+        own.push(SubjectId(*subject));
+    }
+    Some(own)
+}
+
 /// CAP-21: the known subjects `who` is served anything of (for collection sync).
 pub(crate) fn served_subjects(checker: &Checker, who: &IndividualId) -> BTreeSet<SubjectId> {
     checker
@@ -204,6 +226,13 @@ impl AccessPolicy for CapabilityPolicy {
         if let Err(e) = self.load(store) {
             tracing::error!(error = %e, "cannot rebuild the relay's capability graph from its store");
         }
+    }
+
+    fn stranger_subjects(&self, who: &IndividualId) -> Option<Vec<SubjectId>> {
+        if self.peers.contains(who) {
+            return None;
+        }
+        stranger_subjects(&self.lock().admission.checker, who)
     }
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {

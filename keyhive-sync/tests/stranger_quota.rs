@@ -1,0 +1,220 @@
+//! SYNC-104, SYNC-105: a key that holds no grant from anyone (a stranger) stores at most its
+//! quota at a relay, also after the relay restarts, while a legitimate sync still works; a
+//! key's pushed items are rate-limited over all its connections.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod replicas;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use keyhive_core::capability::{Access, AgentId, AnyVerified};
+use keyhive_core::identity::{Device, Genesis};
+use keyhive_sync::capability_policy::CapabilityPolicy;
+use keyhive_sync::client::{Session, SessionError};
+use keyhive_sync::protocol::{ErrorCode, PushOutcome};
+use keyhive_sync::relay::{Limits, Relay, RelayConfig, RelayHandle, StrangerQuota};
+use keyhive_sync::replica::{Replica, op_item};
+use keyhive_sync::{Item, MemoryStore, Store};
+use replicas::all_items;
+
+const SUBJECTS: usize = 200_000;
+
+async fn serve(store: Arc<MemoryStore>, limits: Limits) -> (RelayHandle, Arc<CapabilityPolicy>) {
+    let policy = Arc::new(CapabilityPolicy::new([]));
+    policy.load(store.as_ref()).expect("load");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let key = Device::generate(None).signing_key().clone();
+    let handle = Relay::serve(
+        listener,
+        store,
+        policy.clone(),
+        RelayConfig::new(key).with_limits(limits),
+    )
+    .expect("serve");
+    (handle, policy)
+}
+
+/// Pushes `items` in frames of 4,096; returns how many were stored and how many frames were
+/// refused whole with `QuotaExceeded`.
+async fn flood(session: &Session, items: &[Item]) -> (usize, usize) {
+    let (mut stored, mut refused_frames) = (0, 0);
+    for frame in items.chunks(4_096) {
+        match session.push(frame).await {
+            Ok(outcomes) => {
+                stored += outcomes
+                    .iter()
+                    .filter(|o| matches!(o, PushOutcome::Stored))
+                    .count();
+            }
+            Err(SessionError::Remote(e)) if e.code == ErrorCode::QuotaExceeded => {
+                refused_frames += 1;
+            }
+            Err(e) => panic!("unexpected push failure: {e}"),
+        }
+    }
+    (stored, refused_frames)
+}
+
+/// A legitimate writer: a document shared with a second device. Returns its items and key.
+fn legitimate() -> (Vec<Item>, keyhive_core::crypto::signing::SigningKey) {
+    let device = Device::generate(Some("alice".into()));
+    let key = device.signing_key().clone();
+    let mut alice = Replica::open(device, MemoryStore::new()).expect("open");
+    let bob = Device::generate(None).id();
+    let doc = alice.create_document().expect("doc");
+    alice
+        .grant(&doc.0, AgentId::Individual(bob), Access::Read)
+        .expect("grant");
+    (all_items(&alice), key)
+}
+
+async fn push_all(session: &Session, items: Vec<Item>) -> usize {
+    let mut rest = items;
+    let mut stored = 0;
+    // Items come in store order; offer again what needed predecessors (ADM-3).
+    for _ in 0..8 {
+        if rest.is_empty() {
+            break;
+        }
+        let outcomes = session.push(&rest).await.expect("legitimate push");
+        let mut next = Vec::new();
+        for (item, outcome) in rest.into_iter().zip(outcomes) {
+            match outcome {
+                PushOutcome::Stored => stored += 1,
+                PushOutcome::Duplicate => {}
+                _ => next.push(item),
+            }
+        }
+        rest = next;
+    }
+    assert!(rest.is_empty(), "every legitimate item is stored");
+    stored
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_is_stopped_at_its_quota_and_a_restart_does_not_reset_it() {
+    let store = Arc::new(MemoryStore::new());
+    let mut limits = Limits::default();
+    // The flood is about the quota here; SYNC-105's item rate has its own test below.
+    limits.items_per_second = 1e12;
+    limits.burst_items = 1e12;
+    let quota = limits.stranger_quota;
+    let (relay, _) = serve(store.clone(), limits.clone()).await;
+
+    let stranger = Device::generate(Some("stranger".into()));
+    let started = Instant::now();
+    let subjects: Vec<Item> = (0..SUBJECTS)
+        .map(|_| {
+            let genesis = Genesis::create_group(stranger.id()).expect("genesis");
+            op_item(&AnyVerified::Genesis(genesis)).expect("item")
+        })
+        .collect();
+    println!("built {SUBJECTS} geneses in {:?}", started.elapsed());
+    let session = Session::connect(&relay.url(), stranger.signing_key(), None)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let (stored, refused_frames) = flood(&session, &subjects).await;
+    println!(
+        "stranger flood of {SUBJECTS} subjects: {stored} stored, {refused_frames} frames refused \
+         whole, in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        stored as u64, quota.items,
+        "the stranger stores exactly its quota"
+    );
+    assert!(refused_frames >= SUBJECTS / 4_096 - 1);
+    assert_eq!(
+        store.subjects().expect("subjects").len() as u64,
+        quota.items
+    );
+    assert!(relay.abuse_counts().quota_refusals >= (SUBJECTS as u64) - quota.items);
+
+    // A legitimate sync during and after the flood still works.
+    let (items, alice) = legitimate();
+    let a = Session::connect(&relay.url(), &alice, None)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let count = items.len();
+    assert_eq!(push_all(&a, items).await, count);
+    println!(
+        "legitimate push of {count} items after the flood: {:?}",
+        started.elapsed()
+    );
+    relay.shutdown().await.expect("shutdown");
+
+    // Restart on the same store: the stranger's usage is recomputed, not reset.
+    let (relay, _) = serve(store.clone(), limits).await;
+    let session = Session::connect(&relay.url(), stranger.signing_key(), None)
+        .await
+        .expect("reconnect");
+    let more: Vec<Item> = (0..10)
+        .map(|_| {
+            let genesis = Genesis::create_group(stranger.id()).expect("genesis");
+            op_item(&AnyVerified::Genesis(genesis)).expect("item")
+        })
+        .collect();
+    assert_eq!(flood(&session, &more).await, (0, 1));
+    relay.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_is_stopped_at_its_byte_quota() {
+    let store = Arc::new(MemoryStore::new());
+    let mut limits = Limits::default();
+    limits.stranger_quota = StrangerQuota::new(1_000_000, 2_000);
+    let (relay, _) = serve(store.clone(), limits).await;
+    let stranger = Device::generate(None);
+    let subjects: Vec<Item> = (0..100)
+        .map(|_| {
+            let genesis = Genesis::create_group(stranger.id()).expect("genesis");
+            op_item(&AnyVerified::Genesis(genesis)).expect("item")
+        })
+        .collect();
+    let size = subjects[0].envelope().len();
+    let session = Session::connect(&relay.url(), stranger.signing_key(), None)
+        .await
+        .expect("connect");
+    let outcomes = session.push(&subjects).await.expect("push");
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, PushOutcome::Stored))
+        .count();
+    assert_eq!(stored, 2_000 / size);
+    assert!(matches!(&outcomes[stored], PushOutcome::Refused(r) if r.contains("quota")));
+    relay.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_item_rate_counts_items_over_every_connection_of_a_key() {
+    let store = Arc::new(MemoryStore::new());
+    let mut limits = Limits::default();
+    limits.items_per_second = 0.0;
+    limits.burst_items = 150.0;
+    let (relay, _) = serve(store.clone(), limits).await;
+    let device = Device::generate(None);
+    let items: Vec<Item> = (0..100)
+        .map(|_| {
+            let genesis = Genesis::create_group(device.id()).expect("genesis");
+            op_item(&AnyVerified::Genesis(genesis)).expect("item")
+        })
+        .collect();
+    let first = Session::connect(&relay.url(), device.signing_key(), None)
+        .await
+        .expect("connect");
+    let second = Session::connect(&relay.url(), device.signing_key(), None)
+        .await
+        .expect("connect");
+    first.push(&items).await.expect("within the burst");
+    match second.push(&items).await {
+        Err(SessionError::Remote(e)) => assert_eq!(e.code, ErrorCode::RateLimited),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert_eq!(relay.abuse_counts().rate_limited_pushes, 1);
+    relay.shutdown().await.expect("shutdown");
+}
