@@ -11,16 +11,17 @@ use tokio::sync::{broadcast, watch};
 
 use super::Shared;
 use super::limits::TokenBucket;
-use crate::item::{Item, SubjectId, WireItem};
-use crate::policy::{Refusal, Share};
+use crate::item::{Item, SubjectId};
+use crate::policy::Share;
 use crate::protocol::handshake::{ServerHandshake, SessionKeys};
 use crate::protocol::message::SubjectOffer;
 use crate::protocol::{
-    ErrorCode, ErrorFrame, MAX_FRAME_LEN, Message, PushOutcome, RequestId, decode_frame,
-    encode_frame,
+    ErrorCode, ErrorFrame, MAX_FRAME_LEN, Message, RequestId, decode_frame, encode_frame,
 };
 use crate::reconcile::range;
 use crate::store::StoreError;
+
+mod push;
 
 /// Payload budget per response frame, leaving room for the envelope of the message.
 pub(crate) const FRAME_BUDGET: usize = MAX_FRAME_LEN - 16 * 1024;
@@ -312,151 +313,6 @@ impl Conn {
         send_error(&mut self.wire, Some(req), code, detail).await
     }
 
-    /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
-    async fn on_push(&mut self, req: RequestId, items: Vec<WireItem>) -> Result<(), Stop> {
-        if items.len() > self.shared.config.limits.max_push_items {
-            return send_error(
-                &mut self.wire,
-                Some(req),
-                ErrorCode::TooLarge,
-                "too many items in one push",
-            )
-            .await;
-        }
-        // SYNC-105: every item may cost a signature check; a key over its item rate (over all
-        // its connections) is answered RateLimited and nothing is checked.
-        if !self.shared.guards.take_items(&self.peer, items.len()) {
-            return send_error(
-                &mut self.wire,
-                Some(req),
-                ErrorCode::RateLimited,
-                "item rate limit exceeded; retry later",
-            )
-            .await;
-        }
-        // SYNC-104: a stranger stores at most its quota; room is taken before admission (so a
-        // refused item never reaches the graph) and given back for what is not stored new.
-        let quota = match self.shared.policy.stranger_subjects(&self.peer) {
-            None => {
-                self.shared.guards.forget(&self.peer);
-                None
-            }
-            Some(own) => {
-                let reserved = self
-                    .shared
-                    .guards
-                    .reserve(&self.peer, &own, &*self.shared.store);
-                match reserved {
-                    Ok(r) => Some(r),
-                    Err(e) => return self.internal(req, e).await,
-                }
-            }
-        };
-        if let Some(r) = &quota
-            && !self.shared.guards.has_room(r)
-        {
-            self.shared.guards.refused(items.len());
-            return send_error(
-                &mut self.wire,
-                Some(req),
-                ErrorCode::QuotaExceeded,
-                "this key holds no grant from anyone and used up its quota here",
-            )
-            .await;
-        }
-        let limit = self.shared.config.limits.stranger_quota;
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut accepted = Vec::new();
-        let mut slots = Vec::new();
-        for wire in items {
-            let item = match Item::from_wire(wire) {
-                Err(_) => {
-                    outcomes.push(PushOutcome::Invalid);
-                    continue;
-                }
-                Ok(item) => item,
-            };
-            let size = item.envelope().len();
-            if let Some(r) = &quota
-                && !self.shared.guards.take(r, size)
-            {
-                let refusal = Refusal::QuotaExceeded {
-                    who: self.peer,
-                    items: limit.items,
-                    bytes: limit.bytes,
-                };
-                outcomes.push(PushOutcome::Refused(refusal.to_string()));
-                continue;
-            }
-            match self.shared.policy.check_push(&self.peer, &item) {
-                Err(refusal) => {
-                    if let Some(r) = &quota {
-                        self.shared.guards.give_back(r, size);
-                    }
-                    outcomes.push(PushOutcome::Refused(refusal.to_string()));
-                }
-                Ok(()) => {
-                    slots.push(outcomes.len());
-                    outcomes.push(PushOutcome::Stored);
-                    accepted.push(item);
-                }
-            }
-        }
-        if !accepted.is_empty() {
-            let store = self.shared.store.clone();
-            let sizes: Vec<usize> = accepted.iter().map(|i| i.envelope().len()).collect();
-            let (accepted, result) = match tokio::task::spawn_blocking(move || {
-                let r = store.put(&accepted);
-                (accepted, r)
-            })
-            .await
-            {
-                Ok(pair) => pair,
-                Err(e) => {
-                    self.give_back_all(quota.as_ref(), &sizes);
-                    forget_unstored(&self.shared).await;
-                    return self.internal(req, e).await;
-                }
-            };
-            let fresh = match result {
-                Ok(fresh) => fresh,
-                Err(e) => {
-                    self.give_back_all(quota.as_ref(), &sizes);
-                    forget_unstored(&self.shared).await;
-                    return self.internal(req, e).await;
-                }
-            };
-            let mut new_items = Vec::new();
-            for ((slot, item), is_new) in slots.into_iter().zip(accepted).zip(fresh) {
-                if is_new {
-                    new_items.push(item);
-                } else {
-                    if let Some(r) = &quota {
-                        self.shared.guards.give_back(r, item.envelope().len());
-                    }
-                    outcomes[slot] = PushOutcome::Duplicate;
-                }
-            }
-            if !new_items.is_empty() {
-                self.shared.policy.stored(&new_items);
-                for item in new_items {
-                    // No receivers is fine: nobody is subscribed.
-                    let _ = self.shared.live.send((self.id, Arc::new(item)));
-                }
-            }
-        }
-        send(&mut self.wire, &Message::PushAck { req, outcomes }).await
-    }
-
-    /// SYNC-104: gives back the quota taken for items the store did not take.
-    fn give_back_all(&self, quota: Option<&super::quota::Reservation>, sizes: &[usize]) {
-        if let Some(r) = quota {
-            for size in sizes {
-                self.shared.guards.give_back(r, *size);
-            }
-        }
-    }
-
     /// SYNC-42/43/44: serve only items whose subject the requester may pull; others are
     /// omitted exactly like missing ones, so a stranger learns nothing about them.
     async fn on_pull(&mut self, req: RequestId, hashes: Vec<Hash>) -> Result<(), Stop> {
@@ -728,14 +584,5 @@ impl Outage for StoreError {
 impl Outage for tokio::task::JoinError {
     fn is_outage(&self) -> bool {
         false
-    }
-}
-
-/// ADM-3: the policy admitted items the store did not take; it rebuilds from the store so that
-/// the relay never acts on an op it has not stored.
-async fn forget_unstored(shared: &Shared) {
-    let (policy, store) = (shared.policy.clone(), shared.store.clone());
-    if let Err(e) = tokio::task::spawn_blocking(move || policy.not_stored(&*store)).await {
-        tracing::error!(error = %e, "rebuilding the relay's policy failed");
     }
 }
