@@ -30,7 +30,7 @@ use keyhive_core::capability::{
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::IndividualId;
 
-use crate::admission::{Admission, Mode, apply_rank};
+use crate::admission::{Admission, Mode, apply_order};
 use crate::item::{Item, SubjectId};
 use crate::policy::{AccessPolicy, Refusal, Share};
 use crate::store::{Store, StoreError};
@@ -70,11 +70,13 @@ impl CapabilityPolicy {
         }
         let mut admission = Admission::new(Checker::new(PendingLimits::default()));
         let mut count = 0;
-        // Stored ops come back in hash order, not causal order: admit in rounds until no more
-        // apply (a relay never parks, ADM-3).
+        // Stored ops come back in hash order, not causal order: SYNC-106 puts them parents
+        // first (`apply_order`, linear), so one pass admits them; whatever still waits (key
+        // agreement in hash order) is admitted in further rounds until no more apply (a relay
+        // never parks, ADM-3). Rounds over all of it made the start quadratic in the store.
         let mut waiting: Vec<Item> = items;
         loop {
-            waiting.sort_by_key(apply_rank);
+            apply_order(&mut waiting);
             let before = waiting.len();
             let mut next = Vec::new();
             for item in waiting {
