@@ -101,6 +101,16 @@ impl CapabilityPolicy {
         Ok(count)
     }
 
+    /// SYNC-107: the ops the relay's graph holds and how many of them wait for predecessors
+    /// (always none: a relay refuses an op whose predecessors it lacks, ADM-3).
+    pub fn held_ops(&self) -> (usize, usize) {
+        let graph = self.lock();
+        (
+            graph.admission.checker.len(),
+            graph.admission.checker.pending_len(),
+        )
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Graph> {
         // A poisoned lock only follows a panic elsewhere; the checker stays consistent.
         self.graph

@@ -218,3 +218,47 @@ async fn the_item_rate_counts_items_over_every_connection_of_a_key() {
     assert_eq!(relay.abuse_counts().rate_limited_pushes, 1);
     relay.shutdown().await.expect("shutdown");
 }
+
+/// SYNC-107 (issue 16: ops with missing parents drove a relay to 676 MB, ten times its pending
+/// bound): a relay keeps nothing of an op whose predecessors it lacks, so a flood of them leaves
+/// its graph as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_with_missing_parents_are_not_kept() {
+    const GRANTS: usize = 5_000;
+    let store = Arc::new(MemoryStore::new());
+    let (relay, policy) = serve(store.clone(), Limits::default()).await;
+    let device = Device::generate(None);
+    let key = device.signing_key().clone();
+    let mut alice = Replica::open(device, MemoryStore::new()).expect("open");
+    let doc = alice.create_document().expect("doc");
+    let before: std::collections::BTreeSet<_> = all_items(&alice).iter().map(Item::hash).collect();
+    for _ in 0..GRANTS {
+        let bob = Device::generate(None).id();
+        alice
+            .grant(&doc.0, AgentId::Individual(bob), Access::Pull)
+            .expect("grant");
+    }
+    // Every grant, but not the genesis they descend from.
+    let orphans: Vec<Item> = all_items(&alice)
+        .into_iter()
+        .filter(|i| !before.contains(&i.hash()))
+        .collect();
+    assert_eq!(orphans.len(), GRANTS);
+    let held = policy.held_ops();
+    let session = Session::connect(&relay.url(), &key, None)
+        .await
+        .expect("connect");
+    let mut refused = 0;
+    for frame in orphans.chunks(4_096) {
+        let outcomes = session.push(frame).await.expect("push");
+        refused += outcomes
+            .iter()
+            .filter(|o| matches!(o, PushOutcome::Refused(r) if r.contains("predecessor")))
+            .count();
+    }
+    assert_eq!(refused, GRANTS);
+    assert_eq!(policy.held_ops(), held, "nothing of them is kept");
+    assert_eq!(held.1, 0, "nothing waits");
+    assert!(store.subjects().expect("subjects").is_empty());
+    relay.shutdown().await.expect("shutdown");
+}
