@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use keyhive_core::capability::{Access, AgentId, AnyVerified};
+use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::identity::{Device, Genesis};
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::client::{Session, SessionError};
@@ -37,10 +38,12 @@ async fn serve(store: Arc<MemoryStore>, limits: Limits) -> (RelayHandle, Arc<Cap
     (handle, policy)
 }
 
-/// Pushes `items` in frames of 4,096; returns how many were stored and how many frames were
-/// refused whole with `QuotaExceeded`.
-async fn flood(session: &Session, items: &[Item]) -> (usize, usize) {
-    let (mut stored, mut refused_frames) = (0, 0);
+/// Pushes `items` in frames of 4,096 as `key`; returns how many were stored, how many frames
+/// were refused whole with `QuotaExceeded`, and how many times the relay closed the connection
+/// (a stranger pushing on after `QuotaExceeded`, SYNC-104).
+async fn flood(url: &str, key: &SigningKey, items: &[Item]) -> (usize, usize, usize) {
+    let (mut stored, mut refused_frames, mut closed) = (0, 0, 0);
+    let mut session = Session::connect(url, key, None).await.expect("connect");
     for frame in items.chunks(4_096) {
         match session.push(frame).await {
             Ok(outcomes) => {
@@ -52,14 +55,17 @@ async fn flood(session: &Session, items: &[Item]) -> (usize, usize) {
             Err(SessionError::Remote(e)) if e.code == ErrorCode::QuotaExceeded => {
                 refused_frames += 1;
             }
-            Err(e) => panic!("unexpected push failure: {e}"),
+            Err(_) => {
+                closed += 1;
+                session = Session::connect(url, key, None).await.expect("reconnect");
+            }
         }
     }
-    (stored, refused_frames)
+    (stored, refused_frames, closed)
 }
 
 /// A legitimate writer: a document shared with a second device. Returns its items and key.
-fn legitimate() -> (Vec<Item>, keyhive_core::crypto::signing::SigningKey) {
+fn legitimate() -> (Vec<Item>, SigningKey) {
     let device = Device::generate(Some("alice".into()));
     let key = device.signing_key().clone();
     let mut alice = Replica::open(device, MemoryStore::new()).expect("open");
@@ -113,26 +119,28 @@ async fn a_stranger_is_stopped_at_its_quota_and_a_restart_does_not_reset_it() {
         })
         .collect();
     println!("built {SUBJECTS} geneses in {:?}", started.elapsed());
-    let session = Session::connect(&relay.url(), stranger.signing_key(), None)
-        .await
-        .expect("connect");
     let started = Instant::now();
-    let (stored, refused_frames) = flood(&session, &subjects).await;
+    let (stored, refused_frames, closed) =
+        flood(&relay.url(), stranger.signing_key(), &subjects).await;
     println!(
         "stranger flood of {SUBJECTS} subjects: {stored} stored, {refused_frames} frames refused \
-         whole, in {:?}",
+         whole, disconnected {closed} times, in {:?}",
         started.elapsed()
     );
     assert_eq!(
         stored as u64, quota.items,
         "the stranger stores exactly its quota"
     );
-    assert!(refused_frames >= SUBJECTS / 4_096 - 1);
+    assert!(refused_frames + closed >= SUBJECTS / 4_096 - 1);
+    assert!(
+        closed >= 1,
+        "a stranger pushing on after QuotaExceeded is disconnected"
+    );
     assert_eq!(
         store.subjects().expect("subjects").len() as u64,
         quota.items
     );
-    assert!(relay.abuse_counts().quota_refusals >= (SUBJECTS as u64) - quota.items);
+    assert!(relay.abuse_counts().quota_refusals >= (refused_frames as u64 - 1) * 4_096);
 
     // A legitimate sync during and after the flood still works.
     let (items, alice) = legitimate();
@@ -150,16 +158,16 @@ async fn a_stranger_is_stopped_at_its_quota_and_a_restart_does_not_reset_it() {
 
     // Restart on the same store: the stranger's usage is recomputed, not reset.
     let (relay, _) = serve(store.clone(), limits).await;
-    let session = Session::connect(&relay.url(), stranger.signing_key(), None)
-        .await
-        .expect("reconnect");
     let more: Vec<Item> = (0..10)
         .map(|_| {
             let genesis = Genesis::create_group(stranger.id()).expect("genesis");
             op_item(&AnyVerified::Genesis(genesis)).expect("item")
         })
         .collect();
-    assert_eq!(flood(&session, &more).await, (0, 1));
+    assert_eq!(
+        flood(&relay.url(), stranger.signing_key(), &more).await,
+        (0, 1, 0)
+    );
     relay.shutdown().await.expect("shutdown");
 }
 

@@ -122,6 +122,16 @@ impl TokenBucket {
         self.tokens + elapsed * self.rate >= self.burst
     }
 
+    /// How long until `cost` tokens are available (`None`: never, more than a burst or no
+    /// refill).
+    pub(crate) fn wait_for(&self, cost: f64) -> Option<std::time::Duration> {
+        if cost > self.burst || self.rate <= 0.0 {
+            return None;
+        }
+        let missing = (cost - self.tokens).max(0.0);
+        Some(Duration::from_secs_f64(missing / self.rate))
+    }
+
     /// Takes `cost` tokens if available.
     pub(crate) fn try_take(&mut self, cost: f64) -> bool {
         let now = Instant::now();

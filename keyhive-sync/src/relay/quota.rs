@@ -88,8 +88,13 @@ impl Guards {
             .fetch_add(items as u64, Ordering::Relaxed);
     }
 
-    /// SYNC-105: takes `items` from `who`'s bucket; `false` (and counted) when over its rate.
-    pub(crate) fn take_items(&self, who: &IndividualId, items: usize) -> bool {
+    /// SYNC-105: takes `items` from `who`'s bucket; when it has too few, how long until it
+    /// has enough (`None`: never, more than a burst).
+    pub(crate) fn take_items(
+        &self,
+        who: &IndividualId,
+        items: usize,
+    ) -> Result<(), Option<std::time::Duration>> {
         let mut rates = lock(&self.rates);
         if !rates.contains_key(who) && rates.len() >= MAX_TRACKED_RATES {
             rates.retain(|_, bucket| !bucket.is_full());
@@ -103,11 +108,16 @@ impl Guards {
         let bucket = rates
             .entry(*who)
             .or_insert_with(|| TokenBucket::new(self.items_per_second, self.burst_items));
-        let ok = bucket.try_take(items as f64);
-        if !ok {
-            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        if bucket.try_take(items as f64) {
+            Ok(())
+        } else {
+            Err(bucket.wait_for(items as f64))
         }
-        ok
+    }
+
+    /// SYNC-105: counts a push refused for its key's item rate.
+    pub(crate) fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// SYNC-104: `who` is not a stranger (any more); its usage is no longer tracked.
@@ -224,9 +234,25 @@ mod tests {
     #[test]
     fn the_item_rate_is_per_key() {
         let guards = Guards::new(StrangerQuota::default(), 0.0, 10.0);
-        assert!(guards.take_items(&key(1), 10));
-        assert!(!guards.take_items(&key(1), 1));
-        assert!(guards.take_items(&key(2), 10));
-        assert_eq!(guards.counts().rate_limited_pushes, 1);
+        assert!(guards.take_items(&key(1), 10).is_ok());
+        assert_eq!(
+            guards.take_items(&key(1), 1),
+            Err(None),
+            "no refill at rate 0"
+        );
+        assert!(guards.take_items(&key(2), 10).is_ok());
+    }
+
+    #[test]
+    fn an_empty_bucket_says_how_long_to_wait() {
+        let guards = Guards::new(StrangerQuota::default(), 100.0, 10.0);
+        assert!(guards.take_items(&key(1), 10).is_ok());
+        let wait = guards.take_items(&key(1), 5).expect_err("empty");
+        assert!(wait.is_some_and(|w| w <= std::time::Duration::from_millis(50)));
+        assert_eq!(
+            guards.take_items(&key(1), 11),
+            Err(None),
+            "more than a burst"
+        );
     }
 }

@@ -10,6 +10,9 @@ use crate::protocol::{ErrorCode, Message, PushOutcome, RequestId};
 use crate::relay::Shared;
 use crate::relay::quota::Reservation;
 
+/// SYNC-105: longest a push waits for its key's item bucket before it is refused.
+const MAX_PUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Conn {
     /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
     pub(super) async fn on_push(
@@ -27,8 +30,9 @@ impl Conn {
             .await;
         }
         // SYNC-105: every item may cost a signature check; a key over its item rate (over all
-        // its connections) is answered RateLimited and nothing is checked.
-        if !self.shared.guards.take_items(&self.peer, items.len()) {
+        // its connections) is not read from until its bucket has room (backpressure, at most
+        // MAX_PUSH_DELAY), then answered RateLimited if it still has none.
+        if !self.items_within_rate(items.len()).await {
             return send_error(
                 &mut self.wire,
                 Some(req),
@@ -58,14 +62,16 @@ impl Conn {
         if let Some(r) = &quota
             && !self.shared.guards.has_room(r)
         {
+            // SYNC-104: pushing on after the answer counts as an error (SYNC-13), so a
+            // stranger that keeps pushing is disconnected.
             self.shared.guards.refused(items.len());
-            return send_error(
-                &mut self.wire,
-                Some(req),
-                ErrorCode::QuotaExceeded,
-                "this key holds no grant from anyone and used up its quota here",
-            )
-            .await;
+            return self
+                .on_malformed_request(
+                    req,
+                    ErrorCode::QuotaExceeded,
+                    "this key holds no grant from anyone and used up its quota here",
+                )
+                .await;
         }
         let limit = self.shared.config.limits.stranger_quota;
         let mut outcomes = Vec::with_capacity(items.len());
@@ -161,6 +167,41 @@ impl Conn {
             }
         }
         send(&mut self.wire, &Message::PushAck { req, outcomes }).await
+    }
+
+    /// Answers `req` with an error that counts toward `max_errors` (SYNC-13): past them the
+    /// connection is closed.
+    async fn on_malformed_request(
+        &mut self,
+        req: RequestId,
+        code: ErrorCode,
+        detail: &str,
+    ) -> Result<(), Stop> {
+        self.errors += 1;
+        send_error(&mut self.wire, Some(req), code, detail).await?;
+        if self.errors > self.shared.config.limits.max_errors {
+            return Err(Stop::Gone);
+        }
+        Ok(())
+    }
+
+    /// SYNC-105: takes `items` from the key's bucket, waiting (not reading from this
+    /// connection) up to [`MAX_PUSH_DELAY`] for room.
+    async fn items_within_rate(&mut self, items: usize) -> bool {
+        let deadline = tokio::time::Instant::now() + MAX_PUSH_DELAY;
+        loop {
+            match self.shared.guards.take_items(&self.peer, items) {
+                Ok(()) => return true,
+                Err(wait) => {
+                    let now = tokio::time::Instant::now();
+                    if wait.is_none_or(|w| now + w > deadline) {
+                        self.shared.guards.rate_limited();
+                        return false;
+                    }
+                    tokio::time::sleep(wait.unwrap_or_default()).await;
+                }
+            }
+        }
     }
 
     /// SYNC-104: gives back the quota taken for items the store did not take.
