@@ -259,6 +259,10 @@ pub enum RelayCommand {
         /// PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Most a key that holds no grant from anyone may store here, as ITEMS,BYTES
+        /// (specs/sync.md SYNC-104).
+        #[arg(long, value_name = "ITEMS,BYTES", default_value = "1000,4194304")]
+        stranger_quota: String,
     },
 }
 

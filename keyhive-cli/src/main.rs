@@ -106,7 +106,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             upstream,
             tls_cert,
             tls_key,
+            stranger_quota,
         }) => {
+            let quota = commands::relay::parse_stranger_quota(&stranger_quota)?;
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(commands::relay::TlsFiles { cert, key }),
                 _ => None,
@@ -120,9 +122,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &listen,
                 &data,
                 store.as_ref(),
-                &peers,
-                &upstream,
-                tls.as_ref(),
+                commands::relay::ServeOptions {
+                    peers: &peers,
+                    upstream: &upstream,
+                    tls: tls.as_ref(),
+                    quota,
+                },
             )
         }
         Command::Demo => commands::demo::run(out),

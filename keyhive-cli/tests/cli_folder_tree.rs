@@ -16,6 +16,13 @@ use keyhive_sync::client::Client;
 use keyhive_sync::replica::{Replica, ReplicaGate};
 use serde_json::Value;
 
+/// SYNC-104: a user with one device shares with nobody, so the relay holds it to the stranger
+/// quota (1,000 items / 4 MiB by default); these tests measure bytes on the wire for more than
+/// that, so their relay allows it.
+fn single_user_quota() -> [&'static std::ffi::OsStr; 2] {
+    ["--stranger-quota".as_ref(), "1000000,1000000000".as_ref()]
+}
+
 /// A fresh home with a device named `name`; returns its home and contact card line.
 fn person(dir: &Path, name: &str) -> (PathBuf, String) {
     let home = dir.join(name);
@@ -64,7 +71,7 @@ fn pull(home: &Path, dir: &Path) -> Value {
 #[test]
 fn rep53_incremental_push_sends_only_the_changed_file() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let relay = RelayProcess::start(&dir.path().join("relay"), &single_user_quota());
     let (alice, _) = person(dir.path(), "Alice");
     json(&alice, &["relay", "add", &relay.url]);
     json(&alice, &["folder", "create", "Team"]);
@@ -117,7 +124,7 @@ fn rep53_incremental_push_sends_only_the_changed_file() {
 #[test]
 fn a_large_file_is_sent_once() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let relay = RelayProcess::start(&dir.path().join("relay"), &single_user_quota());
     let (alice, _) = person(dir.path(), "Alice");
     json(&alice, &["relay", "add", &relay.url]);
     let file = dir.path().join("big.bin");

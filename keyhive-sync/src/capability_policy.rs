@@ -30,7 +30,7 @@ use keyhive_core::capability::{
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::IndividualId;
 
-use crate::admission::{Admission, Mode, apply_rank};
+use crate::admission::{Admission, Mode, apply_order};
 use crate::item::{Item, SubjectId};
 use crate::policy::{AccessPolicy, Refusal, Share};
 use crate::store::{Store, StoreError};
@@ -70,11 +70,13 @@ impl CapabilityPolicy {
         }
         let mut admission = Admission::new(Checker::new(PendingLimits::default()));
         let mut count = 0;
-        // Stored ops come back in hash order, not causal order: admit in rounds until no more
-        // apply (a relay never parks, ADM-3).
+        // Stored ops come back in hash order, not causal order: SYNC-106 puts them parents
+        // first (`apply_order`, linear), so one pass admits them; whatever still waits (key
+        // agreement in hash order) is admitted in further rounds until no more apply (a relay
+        // never parks, ADM-3). Rounds over all of it made the start quadratic in the store.
         let mut waiting: Vec<Item> = items;
         loop {
-            waiting.sort_by_key(apply_rank);
+            apply_order(&mut waiting);
             let before = waiting.len();
             let mut next = Vec::new();
             for item in waiting {
@@ -97,6 +99,16 @@ impl CapabilityPolicy {
         }
         self.lock().admission = admission;
         Ok(count)
+    }
+
+    /// SYNC-107: the ops the relay's graph holds and how many of them wait for predecessors
+    /// (always none: a relay refuses an op whose predecessors it lacks, ADM-3).
+    pub fn held_ops(&self) -> (usize, usize) {
+        let graph = self.lock();
+        (
+            graph.admission.checker.len(),
+            graph.admission.checker.pending_len(),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Graph> {
@@ -150,6 +162,28 @@ pub(crate) fn share_of(checker: &Checker, who: &IndividualId, subject: &PublicKe
     } else {
         Share::Nothing
     }
+}
+
+/// SYNC-104: the subjects `who` created (its contact card's first) if it is a stranger: every
+/// subject it holds access to was created by itself, and no other device holds access to any
+/// of them; `None` otherwise.
+pub(crate) fn stranger_subjects(checker: &Checker, who: &IndividualId) -> Option<Vec<SubjectId>> {
+    let mut own = vec![SubjectId(who.0)];
+    for subject in checker.reachable(AgentId::Individual(*who)).keys() {
+        let info = checker.subject_info(subject)?;
+        if info.creator != *who {
+            return None;
+        }
+        let shared = checker
+            .members(subject)
+            .keys()
+            .any(|agent| matches!(agent, AgentId::Individual(id) if id != who));
+        if shared {
+            return None;
+        }
+        own.push(SubjectId(*subject));
+    }
+    Some(own)
 }
 
 /// CAP-21: the known subjects `who` is served anything of (for collection sync).
@@ -207,6 +241,13 @@ impl AccessPolicy for CapabilityPolicy {
         if let Err(e) = self.load(store) {
             tracing::error!(error = %e, "cannot rebuild the relay's capability graph from its store");
         }
+    }
+
+    fn stranger_subjects(&self, who: &IndividualId) -> Option<Vec<SubjectId>> {
+        if self.peers.contains(who) {
+            return None;
+        }
+        stranger_subjects(&self.lock().admission.checker, who)
     }
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {

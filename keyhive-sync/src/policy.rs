@@ -128,6 +128,15 @@ pub trait AccessPolicy: Send + Sync + 'static {
         false
     }
 
+    /// SYNC-104: if `who` is a stranger — it holds no grant from another key (directly or
+    /// through a group), and no other key holds a grant on a subject it created — the subjects
+    /// it created (its own contact card's included), from which a relay recomputes its usage;
+    /// `None` when it is not a stranger. By default nobody is a stranger.
+    fn stranger_subjects(&self, who: &IndividualId) -> Option<Vec<SubjectId>> {
+        let _ = who;
+        None
+    }
+
     /// SYNC-85: whether a client should offer (reconcile and push) `subject`, which it holds
     /// but the peer does not offer it. A device replica answers `false` for a subject this
     /// device was removed from (REP-33): the peer would refuse what it wrote since and serves

@@ -12,7 +12,7 @@ use keyhive_core::keystore::{self, KeyStore};
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::client::Client;
 use keyhive_sync::relay::fanout::Feed;
-use keyhive_sync::relay::{Relay, RelayConfig, RelayHandle};
+use keyhive_sync::relay::{Limits, Relay, RelayConfig, RelayHandle, StrangerQuota};
 use keyhive_sync::store::{PostgresConfig, PostgresStore};
 use keyhive_sync::{RedbStore, Store};
 use serde_json::json;
@@ -90,6 +90,17 @@ fn load_or_create_identity(data: &Path) -> Result<KeyStore> {
     Ok(store)
 }
 
+/// Parses `--stranger-quota ITEMS,BYTES` (SYNC-104).
+pub fn parse_stranger_quota(arg: &str) -> Result<StrangerQuota> {
+    let parsed = arg
+        .split_once(',')
+        .and_then(|(items, bytes)| Some((items.trim().parse().ok()?, bytes.trim().parse().ok()?)));
+    let Some((items, bytes)) = parsed else {
+        bail!("--stranger-quota {arg:?} is not ITEMS,BYTES (e.g. 1000,4194304)");
+    };
+    Ok(StrangerQuota::new(items, bytes))
+}
+
 /// Starts a relay on `listen` with its state in `data`; `wss://` when `tls` is given.
 pub async fn start(
     listen: &str,
@@ -98,10 +109,20 @@ pub async fn start(
     upstream: &[String],
     tls: Option<&TlsFiles>,
 ) -> Result<RunningRelay> {
-    start_with(listen, data, None, peers, upstream, tls).await
+    start_with(
+        listen,
+        data,
+        None,
+        peers,
+        upstream,
+        tls,
+        StrangerQuota::default(),
+    )
+    .await
 }
 
-/// [`start`], with its items in `shared` instead of the embedded store when given.
+/// [`start`], with its items in `shared` instead of the embedded store when given, and
+/// strangers held to `quota` (SYNC-104).
 pub async fn start_with(
     listen: &str,
     data: &Path,
@@ -109,6 +130,7 @@ pub async fn start_with(
     peers: &[String],
     upstream: &[String],
     tls: Option<&TlsFiles>,
+    quota: StrangerQuota,
 ) -> Result<RunningRelay> {
     let upstream = upstream
         .iter()
@@ -124,7 +146,9 @@ pub async fn start_with(
         .collect::<Result<Vec<_>, _>>()
         .context("--peer expects a relay id (64 hex characters)")?;
     let policy = Arc::new(CapabilityPolicy::new(peer_ids));
-    let mut config = RelayConfig::new(key.clone());
+    let mut limits = Limits::default();
+    limits.stranger_quota = quota;
+    let mut config = RelayConfig::new(key.clone()).with_limits(limits);
     if let Some(tls) = tls {
         config = config.with_tls(tls);
     }
@@ -185,16 +209,27 @@ async fn bind(listen: &str) -> Result<TcpListener> {
         .with_context(|| format!("cannot listen on {listen}"))
 }
 
+/// What `keyhive relay serve` is told besides where to listen and keep its state.
+pub struct ServeOptions<'a> {
+    /// `--peer`: relays allowed to sync everything (RELAY-6).
+    pub peers: &'a [String],
+    /// `--sync-with`: relays to keep in sync with.
+    pub upstream: &'a [String],
+    /// `--tls-cert`/`--tls-key`.
+    pub tls: Option<&'a TlsFiles>,
+    /// `--stranger-quota` (SYNC-104).
+    pub quota: StrangerQuota,
+}
+
 /// `keyhive relay serve --listen ADDR --data DIR [--store postgres://...] [--sync-with
-/// RELAY_ID@URL]... [--tls-cert FILE --tls-key FILE]`: runs until SIGINT or SIGTERM.
+/// RELAY_ID@URL]... [--tls-cert FILE --tls-key FILE] [--stranger-quota ITEMS,BYTES]`: runs
+/// until SIGINT or SIGTERM.
 pub fn serve(
     out: Output,
     listen: &str,
     data: &Path,
     shared: Option<&SharedStore>,
-    peers: &[String],
-    upstream: &[String],
-    tls: Option<&TlsFiles>,
+    options: ServeOptions<'_>,
 ) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -212,7 +247,13 @@ pub fn serve(
         .build()?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let relay = start_with(listen, data, shared, peers, upstream, tls).await?;
+        let ServeOptions {
+            peers,
+            upstream,
+            tls,
+            quota,
+        } = options;
+        let relay = start_with(listen, data, shared, peers, upstream, tls, quota).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
         out.emit(&json!({"url": url, "id": id, "data": data}), || {

@@ -83,6 +83,19 @@ pub enum Refusal {
     /// The capability checker refused to take the op (pending set full, store full).
     #[error("capability checker refused the op")]
     Checker(#[source] IngestError),
+    /// SYNC-104: the pushing key is a stranger (it holds no grant from anyone) whose storage
+    /// quota at this relay is used up.
+    #[error(
+        "{who} holds no grant from anyone and used up its quota here ({items} items, {bytes} bytes)"
+    )]
+    QuotaExceeded {
+        /// The pushing key.
+        who: IndividualId,
+        /// The quota's items.
+        items: u64,
+        /// The quota's bytes.
+        bytes: u64,
+    },
 }
 
 impl Refusal {
@@ -104,6 +117,7 @@ impl Refusal {
             Refusal::Parked => "Parked",
             Refusal::Replica(_) => "Replica",
             Refusal::Checker(_) => "Checker",
+            Refusal::QuotaExceeded { .. } => "QuotaExceeded",
         }
     }
 }

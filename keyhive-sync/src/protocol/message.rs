@@ -247,4 +247,7 @@ pub enum ErrorCode {
     /// The server's store cannot be reached for now (e.g. its database is down); nothing of
     /// the request was acknowledged; retry later (SYNC-14).
     Unavailable,
+    /// SYNC-104: a stranger's storage quota at this relay is used up; nothing of the request
+    /// was stored. Someone must grant the key access before it stores more here.
+    QuotaExceeded,
 }

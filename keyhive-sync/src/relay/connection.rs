@@ -11,16 +11,17 @@ use tokio::sync::{broadcast, watch};
 
 use super::Shared;
 use super::limits::TokenBucket;
-use crate::item::{Item, SubjectId, WireItem};
+use crate::item::{Item, SubjectId};
 use crate::policy::Share;
 use crate::protocol::handshake::{ServerHandshake, SessionKeys};
 use crate::protocol::message::SubjectOffer;
 use crate::protocol::{
-    ErrorCode, ErrorFrame, MAX_FRAME_LEN, Message, PushOutcome, RequestId, decode_frame,
-    encode_frame,
+    ErrorCode, ErrorFrame, MAX_FRAME_LEN, Message, RequestId, decode_frame, encode_frame,
 };
 use crate::reconcile::range;
 use crate::store::StoreError;
+
+mod push;
 
 /// Payload budget per response frame, leaving room for the envelope of the message.
 pub(crate) const FRAME_BUDGET: usize = MAX_FRAME_LEN - 16 * 1024;
@@ -312,73 +313,6 @@ impl Conn {
         send_error(&mut self.wire, Some(req), code, detail).await
     }
 
-    /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
-    async fn on_push(&mut self, req: RequestId, items: Vec<WireItem>) -> Result<(), Stop> {
-        if items.len() > self.shared.config.limits.max_push_items {
-            return send_error(
-                &mut self.wire,
-                Some(req),
-                ErrorCode::TooLarge,
-                "too many items in one push",
-            )
-            .await;
-        }
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut accepted = Vec::new();
-        let mut slots = Vec::new();
-        for wire in items {
-            match Item::from_wire(wire) {
-                Err(_) => outcomes.push(PushOutcome::Invalid),
-                Ok(item) => match self.shared.policy.check_push(&self.peer, &item) {
-                    Err(refusal) => outcomes.push(PushOutcome::Refused(refusal_text(&refusal))),
-                    Ok(()) => {
-                        slots.push(outcomes.len());
-                        outcomes.push(PushOutcome::Stored);
-                        accepted.push(item);
-                    }
-                },
-            }
-        }
-        if !accepted.is_empty() {
-            let store = self.shared.store.clone();
-            let (accepted, result) = match tokio::task::spawn_blocking(move || {
-                let r = store.put(&accepted);
-                (accepted, r)
-            })
-            .await
-            {
-                Ok(pair) => pair,
-                Err(e) => {
-                    forget_unstored(&self.shared).await;
-                    return self.internal(req, e).await;
-                }
-            };
-            let fresh = match result {
-                Ok(fresh) => fresh,
-                Err(e) => {
-                    forget_unstored(&self.shared).await;
-                    return self.internal(req, e).await;
-                }
-            };
-            let mut new_items = Vec::new();
-            for ((slot, item), is_new) in slots.into_iter().zip(accepted).zip(fresh) {
-                if is_new {
-                    new_items.push(item);
-                } else {
-                    outcomes[slot] = PushOutcome::Duplicate;
-                }
-            }
-            if !new_items.is_empty() {
-                self.shared.policy.stored(&new_items);
-                for item in new_items {
-                    // No receivers is fine: nobody is subscribed.
-                    let _ = self.shared.live.send((self.id, Arc::new(item)));
-                }
-            }
-        }
-        send(&mut self.wire, &Message::PushAck { req, outcomes }).await
-    }
-
     /// SYNC-42/43/44: serve only items whose subject the requester may pull; others are
     /// omitted exactly like missing ones, so a stranger learns nothing about them.
     async fn on_pull(&mut self, req: RequestId, hashes: Vec<Hash>) -> Result<(), Stop> {
@@ -651,26 +585,4 @@ impl Outage for tokio::task::JoinError {
     fn is_outage(&self) -> bool {
         false
     }
-}
-
-/// ADM-3: the policy admitted items the store did not take; it rebuilds from the store so that
-/// the relay never acts on an op it has not stored.
-async fn forget_unstored(shared: &Shared) {
-    let (policy, store) = (shared.policy.clone(), shared.store.clone());
-    if let Err(e) = tokio::task::spawn_blocking(move || policy.not_stored(&*store)).await {
-        tracing::error!(error = %e, "rebuilding the relay's policy failed");
-    }
-}
-
-/// A push refusal as the pusher reads it: the refusal and its causes, so that a refused op
-/// names the rule (e.g. `op refused by the capability rules: INV-5: redeemed at ...`).
-fn refusal_text(refusal: &crate::policy::Refusal) -> String {
-    let mut text = refusal.to_string();
-    let mut cause = std::error::Error::source(refusal);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

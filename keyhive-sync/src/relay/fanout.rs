@@ -207,6 +207,13 @@ impl AccessPolicy for SharedView {
     fn offers(&self, subject: &SubjectId) -> bool {
         self.inner.offers(subject)
     }
+
+    fn stranger_subjects(&self, who: &IndividualId) -> Option<Vec<SubjectId>> {
+        // SYNC-104 after catching up; when the shared store does not answer, pushes are
+        // refused anyway (SYNC-102), so the last known graph decides.
+        self.fresh();
+        self.inner.stranger_subjects(who)
+    }
 }
 
 /// SYNC-101: catches up on every change signal and every [`POLL`], until `shutdown`.

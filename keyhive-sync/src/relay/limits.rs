@@ -1,4 +1,4 @@
-//! Per-connection limits (SYNC-70, SYNC-71).
+//! Per-connection and per-key limits (SYNC-70, SYNC-71, SYNC-104, SYNC-105).
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,39 @@ pub struct Limits {
     /// SYNC-72, SYNC-97: most simultaneous connections, counted from TCP accept; more are
     /// refused with HTTP 503.
     pub max_connections: usize,
+    /// SYNC-104: what a stranger (a key holding no grant from anyone) may store here.
+    pub stranger_quota: StrangerQuota,
+    /// SYNC-105: sustained pushed items (signature checks) per second per key, over all of
+    /// its connections.
+    pub items_per_second: f64,
+    /// SYNC-105: pushed items allowed in a burst per key.
+    pub burst_items: f64,
+}
+
+/// SYNC-104: the most a stranger may store at a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StrangerQuota {
+    /// Most items.
+    pub items: u64,
+    /// Most envelope bytes.
+    pub bytes: u64,
+}
+
+impl StrangerQuota {
+    /// A quota of `items` items and `bytes` bytes.
+    pub fn new(items: u64, bytes: u64) -> Self {
+        StrangerQuota { items, bytes }
+    }
+}
+
+impl Default for StrangerQuota {
+    fn default() -> Self {
+        StrangerQuota {
+            items: 1_000,
+            bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -57,6 +90,9 @@ impl Default for Limits {
             tls_handshake_timeout: super::TLS_HANDSHAKE_TIMEOUT,
             idle_timeout: Duration::from_secs(120),
             max_connections: 1_024,
+            stranger_quota: StrangerQuota::default(),
+            items_per_second: 5_000.0,
+            burst_items: 20_000.0,
         }
     }
 }
@@ -78,6 +114,22 @@ impl TokenBucket {
             tokens: burst,
             last: Instant::now(),
         }
+    }
+
+    /// Whether the bucket has refilled to its burst (it then carries no information).
+    pub(crate) fn is_full(&self) -> bool {
+        let elapsed = self.last.elapsed().as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
+    /// How long until `cost` tokens are available (`None`: never, more than a burst or no
+    /// refill).
+    pub(crate) fn wait_for(&self, cost: f64) -> Option<std::time::Duration> {
+        if cost > self.burst || self.rate <= 0.0 {
+            return None;
+        }
+        let missing = (cost - self.tokens).max(0.0);
+        Some(Duration::from_secs_f64(missing / self.rate))
     }
 
     /// Takes `cost` tokens if available.

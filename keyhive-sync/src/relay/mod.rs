@@ -26,9 +26,11 @@ mod connection;
 pub mod fanout;
 mod guard;
 pub mod limits;
+mod quota;
 mod tls_listener;
 
-pub use limits::Limits;
+pub use limits::{Limits, StrangerQuota};
+pub use quota::AbuseCounts;
 pub use tls_listener::TLS_HANDSHAKE_TIMEOUT;
 
 /// The HTTP path of the WebSocket endpoint.
@@ -82,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) policy: Arc<dyn AccessPolicy>,
     pub(crate) config: RelayConfig,
     pub(crate) live: broadcast::Sender<(u64, Arc<Item>)>,
+    /// SYNC-104, SYNC-105: stranger quotas and per-key item rates.
+    pub(crate) guards: Arc<quota::Guards>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each connection task holds a clone; shutdown waits until all are dropped.
@@ -98,6 +102,7 @@ pub struct RelayHandle {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     drained: mpsc::Receiver<()>,
+    guards: Arc<quota::Guards>,
 }
 
 impl RelayHandle {
@@ -120,6 +125,11 @@ impl RelayHandle {
     /// The relay's identity key.
     pub fn id(&self) -> PublicKey {
         self.id
+    }
+
+    /// SYNC-104, SYNC-105: what the relay refused so far to protect itself.
+    pub fn abuse_counts(&self) -> AbuseCounts {
+        self.guards.counts()
     }
 
     /// Fans out items that reached the store by another path (e.g. this relay's own sync with
@@ -215,11 +225,17 @@ impl Relay {
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let upgrade_timeout = config.limits.upgrade_timeout;
         let tls_handshake_timeout = config.limits.tls_handshake_timeout;
+        let guards = Arc::new(quota::Guards::new(
+            config.limits.stranger_quota,
+            config.limits.items_per_second,
+            config.limits.burst_items,
+        ));
         let shared = Arc::new(Shared {
             store,
             policy,
             config,
             live: live.clone(),
+            guards: guards.clone(),
             next_id: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
             alive,
@@ -263,6 +279,7 @@ impl Relay {
             shutdown: shutdown_tx,
             server,
             drained,
+            guards,
         })
     }
 }

@@ -16,10 +16,15 @@
 //! file, and the handle then refuses every later call ([`StoreError::Unusable`]) and is never
 //! touched again, not even by its drop. The engine's panic message still reaches the process's
 //! panic hook; the CLI silences those from redb.
+//!
+//! STORE-15: after an I/O failure (a full disk) redb refuses every later call with
+//! `PreviousIo` until the database is reopened; the store reopens it at once (and, if that
+//! fails, at its next call), so writes succeed again once space is free, without a restart.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use keyhive_core::Hash;
@@ -38,10 +43,15 @@ const ITEMS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("items");
 const BY_SUBJECT: TableDefinition<&[u8; 64], ()> = TableDefinition::new("by_subject");
 const SUMMARIES: TableDefinition<&[u8; 32], &[u8; 40]> = TableDefinition::new("summaries");
 
+/// Opens (or creates) the database behind a store; called again to reopen it (STORE-15).
+type Opener = Box<dyn Fn(&Path) -> Result<Database, StoreError> + Send + Sync>;
+
 /// A store in one redb file.
 pub struct RedbStore {
-    /// `Some` until dropped; never used again once `broken` is set.
-    db: Option<Database>,
+    /// `Some` while open; `None` after a reopen failed (the next call tries again) and once
+    /// dropped. Never used again once `broken` is set.
+    db: RwLock<Option<Database>>,
+    opener: Opener,
     path: PathBuf,
     /// STORE-8: set when redb panicked inside a call on this handle.
     broken: AtomicBool,
@@ -61,10 +71,16 @@ impl RedbStore {
     /// tables and checking the schema version (STORE-5). A damaged, empty or foreign file is an
     /// error naming the file, never a panic (STORE-6, STORE-8).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let db = contain(&path, || open_db(&path))?;
+        Self::open_with(path.as_ref(), Box::new(open_db))
+    }
+
+    /// [`RedbStore::open`] through `opener`, which is also what reopens it (STORE-15).
+    fn open_with(path: &Path, opener: Opener) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        let db = contain(&path, || opener(&path))?;
         let store = RedbStore {
-            db: Some(db),
+            db: RwLock::new(Some(db)),
+            opener,
             path,
             broken: AtomicBool::new(false),
         };
@@ -89,18 +105,69 @@ impl RedbStore {
         if self.broken.load(Ordering::Acquire) {
             return Err(unusable());
         }
-        let db = self.db.as_ref().ok_or_else(unusable)?;
-        let result = contain(&self.path, || f(db, &self.path));
-        if matches!(result, Err(StoreError::Damaged { .. })) {
-            self.broken.store(true, Ordering::Release);
+        if self.slot().is_none() {
+            // STORE-15: an earlier reopen failed; try again before giving up on this call.
+            self.reopen()?;
+        }
+        let result = {
+            let slot = self.slot();
+            let db = slot.as_ref().ok_or_else(unusable)?;
+            contain(&self.path, || f(db, &self.path))
+        };
+        match &result {
+            Err(StoreError::Damaged { .. }) => self.broken.store(true, Ordering::Release),
+            Err(StoreError::Database { source, .. })
+                if matches!(**source, redb::Error::Io(_) | redb::Error::PreviousIo) =>
+            {
+                // STORE-15: redb refuses every later call after one I/O failure (a full disk)
+                // until the database is reopened; reopen now, so that the store works again
+                // once the cause is gone. This call's failure stands (nothing was committed).
+                if let Err(e) = self.reopen() {
+                    tracing::warn!(error = %e, "cannot reopen the store after an I/O error; retrying on the next call");
+                }
+            }
+            _ => {}
         }
         result
+    }
+
+    fn slot(&self) -> std::sync::RwLockReadGuard<'_, Option<Database>> {
+        // A poisoned lock only follows a contained panic, which marks the handle broken.
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// STORE-15: closes the database (if open) and opens it again through the opener.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(db) = slot.take()
+            && catch_unwind(AssertUnwindSafe(move || drop(db))).is_err()
+        {
+            self.broken.store(true, Ordering::Release);
+            return Err(StoreError::Damaged {
+                path: self.path.clone(),
+            });
+        }
+        let db = contain(&self.path, || (self.opener)(&self.path));
+        if matches!(db, Err(StoreError::Damaged { .. })) {
+            self.broken.store(true, Ordering::Release);
+        }
+        *slot = Some(db?);
+        Ok(())
     }
 }
 
 impl Drop for RedbStore {
     fn drop(&mut self) {
-        if let Some(db) = self.db.take() {
+        let slot = self
+            .db
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(db) = slot.take() {
             if self.broken.load(Ordering::Acquire) {
                 // STORE-8: a database redb panicked on is not touched again, not even to close it
                 // (its file lock is released when the process exits).
@@ -393,6 +460,10 @@ impl Store for RedbStore {
 }
 
 #[cfg(test)]
+#[path = "redb_disk_full_tests.rs"]
+mod disk_full_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -420,7 +491,12 @@ mod tests {
             for item in &items {
                 assert_eq!(store.get(&item.hash()).expect("get").as_ref(), Some(item));
             }
-            let txn = store.db.as_ref().expect("db").begin_write().expect("txn");
+            let txn = store
+                .slot()
+                .as_ref()
+                .expect("db")
+                .begin_write()
+                .expect("txn");
             txn.open_table(META)
                 .expect("meta")
                 .insert("schema_version", 99)

@@ -1,0 +1,237 @@
+//! One push request (SYNC-40/41/45) under the per-key item rate (SYNC-105) and the stranger
+//! quota (SYNC-104).
+
+use std::sync::Arc;
+
+use super::{Conn, Stop, send, send_error};
+use crate::item::{Item, WireItem};
+use crate::policy::Refusal;
+use crate::protocol::{ErrorCode, Message, PushOutcome, RequestId};
+use crate::relay::Shared;
+use crate::relay::quota::Reservation;
+
+/// SYNC-105: longest a push waits for its key's item bucket before it is refused.
+const MAX_PUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Conn {
+    /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
+    pub(super) async fn on_push(
+        &mut self,
+        req: RequestId,
+        items: Vec<WireItem>,
+    ) -> Result<(), Stop> {
+        if items.len() > self.shared.config.limits.max_push_items {
+            return send_error(
+                &mut self.wire,
+                Some(req),
+                ErrorCode::TooLarge,
+                "too many items in one push",
+            )
+            .await;
+        }
+        // SYNC-105: every item may cost a signature check; a key over its item rate (over all
+        // its connections) is not read from until its bucket has room (backpressure, at most
+        // MAX_PUSH_DELAY), then answered RateLimited if it still has none.
+        if !self.items_within_rate(items.len()).await {
+            return send_error(
+                &mut self.wire,
+                Some(req),
+                ErrorCode::RateLimited,
+                "item rate limit exceeded; retry later",
+            )
+            .await;
+        }
+        // SYNC-104: a stranger stores at most its quota; room is taken before admission (so a
+        // refused item never reaches the graph) and given back for what is not stored new.
+        let quota = match self.shared.policy.stranger_subjects(&self.peer) {
+            None => {
+                self.shared.guards.forget(&self.peer);
+                None
+            }
+            Some(own) => {
+                let reserved = self
+                    .shared
+                    .guards
+                    .reserve(&self.peer, &own, &*self.shared.store);
+                match reserved {
+                    Ok(r) => Some(r),
+                    Err(e) => return self.internal(req, e).await,
+                }
+            }
+        };
+        if let Some(r) = &quota
+            && !self.shared.guards.has_room(r)
+        {
+            // SYNC-104: pushing on after the answer counts as an error (SYNC-13), so a
+            // stranger that keeps pushing is disconnected.
+            self.shared.guards.refused(items.len());
+            return self
+                .on_malformed_request(
+                    req,
+                    ErrorCode::QuotaExceeded,
+                    "this key holds no grant from anyone and used up its quota here",
+                )
+                .await;
+        }
+        let limit = self.shared.config.limits.stranger_quota;
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut accepted = Vec::new();
+        let mut slots = Vec::new();
+        for wire in items {
+            let item = match Item::from_wire(wire) {
+                Err(_) => {
+                    outcomes.push(PushOutcome::Invalid);
+                    continue;
+                }
+                Ok(item) => item,
+            };
+            let size = item.envelope().len();
+            if let Some(r) = &quota
+                && !self.shared.guards.take(r, size)
+            {
+                let refusal = Refusal::QuotaExceeded {
+                    who: self.peer,
+                    items: limit.items,
+                    bytes: limit.bytes,
+                };
+                outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+                continue;
+            }
+            match self.shared.policy.check_push(&self.peer, &item) {
+                Err(refusal) => {
+                    // SYNC-104: an item refused for want of what it depends on leaves nothing
+                    // behind; others may stay in the graph (RELAY-1/2 keep refused ops), so
+                    // they keep counting.
+                    if let Some(r) = &quota
+                        && matches!(
+                            refusal,
+                            Refusal::MissingPredecessors(_)
+                                | Refusal::UnknownSubject(_)
+                                | Refusal::Unnamed
+                                | Refusal::Malformed(_)
+                                | Refusal::BadSignature(_)
+                        )
+                    {
+                        self.shared.guards.give_back(r, size);
+                    }
+                    outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+                }
+                Ok(()) => {
+                    slots.push(outcomes.len());
+                    outcomes.push(PushOutcome::Stored);
+                    accepted.push(item);
+                }
+            }
+        }
+        if !accepted.is_empty() {
+            let store = self.shared.store.clone();
+            let sizes: Vec<usize> = accepted.iter().map(|i| i.envelope().len()).collect();
+            let (accepted, result) = match tokio::task::spawn_blocking(move || {
+                let r = store.put(&accepted);
+                (accepted, r)
+            })
+            .await
+            {
+                Ok(pair) => pair,
+                Err(e) => {
+                    self.give_back_all(quota.as_ref(), &sizes);
+                    forget_unstored(&self.shared).await;
+                    return self.internal(req, e).await;
+                }
+            };
+            let fresh = match result {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    self.give_back_all(quota.as_ref(), &sizes);
+                    forget_unstored(&self.shared).await;
+                    return self.internal(req, e).await;
+                }
+            };
+            let mut new_items = Vec::new();
+            for ((slot, item), is_new) in slots.into_iter().zip(accepted).zip(fresh) {
+                if is_new {
+                    new_items.push(item);
+                } else {
+                    if let Some(r) = &quota {
+                        self.shared.guards.give_back(r, item.envelope().len());
+                    }
+                    outcomes[slot] = PushOutcome::Duplicate;
+                }
+            }
+            if !new_items.is_empty() {
+                self.shared.policy.stored(&new_items);
+                for item in new_items {
+                    // No receivers is fine: nobody is subscribed.
+                    let _ = self.shared.live.send((self.id, Arc::new(item)));
+                }
+            }
+        }
+        send(&mut self.wire, &Message::PushAck { req, outcomes }).await
+    }
+
+    /// Answers `req` with an error that counts toward `max_errors` (SYNC-13): past them the
+    /// connection is closed.
+    async fn on_malformed_request(
+        &mut self,
+        req: RequestId,
+        code: ErrorCode,
+        detail: &str,
+    ) -> Result<(), Stop> {
+        self.errors += 1;
+        send_error(&mut self.wire, Some(req), code, detail).await?;
+        if self.errors > self.shared.config.limits.max_errors {
+            return Err(Stop::Gone);
+        }
+        Ok(())
+    }
+
+    /// SYNC-105: takes `items` from the key's bucket, waiting (not reading from this
+    /// connection) up to [`MAX_PUSH_DELAY`] for room.
+    async fn items_within_rate(&mut self, items: usize) -> bool {
+        let deadline = tokio::time::Instant::now() + MAX_PUSH_DELAY;
+        loop {
+            match self.shared.guards.take_items(&self.peer, items) {
+                Ok(()) => return true,
+                Err(wait) => {
+                    let now = tokio::time::Instant::now();
+                    if wait.is_none_or(|w| now + w > deadline) {
+                        self.shared.guards.rate_limited();
+                        return false;
+                    }
+                    tokio::time::sleep(wait.unwrap_or_default()).await;
+                }
+            }
+        }
+    }
+
+    /// SYNC-104: gives back the quota taken for items the store did not take.
+    fn give_back_all(&self, quota: Option<&Reservation>, sizes: &[usize]) {
+        if let Some(r) = quota {
+            for size in sizes {
+                self.shared.guards.give_back(r, *size);
+            }
+        }
+    }
+}
+
+/// ADM-3: the policy admitted items the store did not take; it rebuilds from the store so that
+/// the relay never acts on an op it has not stored.
+async fn forget_unstored(shared: &Shared) {
+    let (policy, store) = (shared.policy.clone(), shared.store.clone());
+    if let Err(e) = tokio::task::spawn_blocking(move || policy.not_stored(&*store)).await {
+        tracing::error!(error = %e, "rebuilding the relay's policy failed");
+    }
+}
+
+/// A push refusal as the pusher reads it: the refusal and its causes, so that a refused op
+/// names the rule (e.g. `op refused by the capability rules: INV-5: redeemed at ...`).
+fn refusal_text(refusal: &crate::policy::Refusal) -> String {
+    let mut text = refusal.to_string();
+    let mut cause = std::error::Error::source(refusal);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
