@@ -157,6 +157,30 @@ fn messages() -> Vec<(&'static str, Message)> {
             },
         ),
     ]
+    .into_iter()
+    .chain(error_frames())
+    .collect()
+}
+
+/// SYNC-13: an `Error` frame with each error code, in wire-tag order (`Forbidden` above).
+fn error_frames() -> Vec<(&'static str, Message)> {
+    [
+        ("Error/Malformed", ErrorCode::Malformed),
+        ("Error/Oversize", ErrorCode::Oversize),
+        ("Error/UnsupportedVersion", ErrorCode::UnsupportedVersion),
+        ("Error/HandshakeFailed", ErrorCode::HandshakeFailed),
+        ("Error/Unexpected", ErrorCode::Unexpected),
+        ("Error/RateLimited", ErrorCode::RateLimited),
+        ("Error/TooLarge", ErrorCode::TooLarge),
+        ("Error/Internal", ErrorCode::Internal),
+        ("Error/Lagged", ErrorCode::Lagged),
+        ("Error/ShuttingDown", ErrorCode::ShuttingDown),
+        ("Error/Unavailable", ErrorCode::Unavailable),
+        ("Error/QuotaExceeded", ErrorCode::QuotaExceeded),
+    ]
+    .into_iter()
+    .map(|(name, code)| (name, Message::Error(ErrorFrame::new(None, code, "detail"))))
+    .collect()
 }
 
 /// The error code a frame error is reported with (SYNC-13): what an implementation sends.
