@@ -216,6 +216,19 @@ fn an_observed_redemption_cannot_be_reused_by_another_device() {
 
 #[test]
 fn a_grant_that_ends_is_revoked_by_the_first_sync_after_its_end() {
+    grant_that_ends(true);
+}
+
+/// INV-11: an admin's write after the end revokes the ended grant first, so the write is
+/// sealed without the grantee even when nobody synced since the end.
+#[test]
+fn a_grant_that_ends_is_revoked_by_the_first_write_after_its_end() {
+    grant_that_ends(false);
+}
+
+/// Alice grants Bob `read` for one second; after the end, her first sync (`by_sync`) or her
+/// first write revokes the grant, and Bob cannot read what she writes next.
+fn grant_that_ends(by_sync: bool) {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
     let alice = person(dir.path(), "Alice", Some(&relay));
@@ -249,11 +262,15 @@ fn a_grant_that_ends_is_revoked_by_the_first_sync_after_its_end() {
     assert_eq!(get(&bob, &doc).as_deref(), Some("v1"));
 
     std::thread::sleep(std::time::Duration::from_millis(2_200));
-    // Alice's first sync after the end revokes the grant; her next write re-keys (REP-3).
-    json(&alice, &["sync"]);
+    // Alice's first sync (or write) after the end revokes the grant; the write re-keys (REP-3).
+    if by_sync {
+        json(&alice, &["sync"]);
+        let members = json(&alice, &["members", &doc]).to_string();
+        assert!(!members.contains(&bob_id), "{members}");
+    }
+    write("v2");
     let members = json(&alice, &["members", &doc]).to_string();
     assert!(!members.contains(&bob_id), "{members}");
-    write("v2");
     json(&alice, &["sync"]);
     json(&bob, &["sync"]);
     assert_ne!(get(&bob, &doc).as_deref(), Some("v2"));

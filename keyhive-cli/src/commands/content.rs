@@ -18,6 +18,9 @@ use crate::session::Session;
 /// Encrypts a file as a new change of `doc`; returns the change id.
 pub fn put_file(s: &mut Session, doc: DocumentId, path: &Path) -> Result<keyhive_core::Hash> {
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // INV-11: grants and invitations that ended are revoked before the write is sealed, so
+    // that it never reaches an ended grantee (as far as this device may revoke).
+    super::invite::revoke_ended(s)?;
     let reader = std::io::Cursor::new([FILE_TAG]).chain(BufReader::new(file));
     let op = s
         .replica
