@@ -429,3 +429,39 @@ fn rep9_a_malicious_writers_path_is_skipped_and_the_rest_written() {
     assert!(!dir.path().join("etc").exists() && !dir.path().join("deep/etc").exists());
     relay.stop();
 }
+
+/// Issue 16 #4: two files whose names are different invalid UTF-8 are not merged into one
+/// document by a lossy conversion: both are skipped with the reason; the rest is pushed.
+#[cfg(unix)]
+#[test]
+fn non_utf8_file_names_are_skipped_not_merged() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, _) = person(dir.path(), "Alice");
+    json(&alice, &["folder", "create", "Team"]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join(OsStr::from_bytes(b"caf\xe9.txt")), b"latin-1").unwrap();
+    std::fs::write(tree.join(OsStr::from_bytes(b"caf\xff.txt")), b"other").unwrap();
+    std::fs::write(tree.join("plain.txt"), b"fine").unwrap();
+    // The push reports the skipped files and fails (exit code), having pushed the rest.
+    let out = keyhive(&alice)
+        .args(["--json", "folder", "push", "Team", tree.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pushed = report["pushed"].as_array().unwrap();
+    assert_eq!(pushed.len(), 1, "{report}");
+    assert_eq!(pushed[0]["name"], "plain.txt");
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{report}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s["reason"].as_str().unwrap().contains("not valid UTF-8")),
+        "{report}"
+    );
+}

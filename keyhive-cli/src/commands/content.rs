@@ -16,17 +16,40 @@ use crate::records::{FILE_TAG, FileBody, Record};
 use crate::session::Session;
 
 /// Encrypts a file as a new change of `doc`; returns the change id.
-pub fn put_file(s: &mut Session, doc: DocumentId, path: &Path) -> Result<keyhive_core::Hash> {
+/// Returns the change and the number of file bytes it holds (what was read, even if the file
+/// grew or shrank meanwhile).
+pub fn put_file(
+    s: &mut Session,
+    doc: DocumentId,
+    path: &Path,
+) -> Result<(keyhive_core::Hash, u64)> {
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     // INV-11: grants and invitations that ended are revoked before the write is sealed, so
     // that it never reaches an ended grantee (as far as this device may revoke).
     super::invite::revoke_ended(s)?;
-    let reader = std::io::Cursor::new([FILE_TAG]).chain(BufReader::new(file));
+    let mut reader = Counted {
+        inner: BufReader::new(file),
+        read: 0,
+    };
     let op = s
         .replica
-        .write_stream(doc, reader)
+        .write_stream(doc, std::io::Cursor::new([FILE_TAG]).chain(&mut reader))
         .map_err(|e| explain_write_error(e, doc))?;
-    Ok(op)
+    Ok((op, reader.read))
+}
+
+/// A reader that counts the bytes it hands out.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// A write refused by the replica, in words that say what to do.
@@ -46,9 +69,8 @@ pub fn explain_write_error(e: ReplicaError, doc: DocumentId) -> anyhow::Error {
 /// `keyhive put DOC FILE`.
 pub fn put(s: &mut Session, doc: &str, path: &Path) -> Result<()> {
     let document = s.document(doc)?;
-    let op = put_file(s, document, path)?;
+    let (op, size) = put_file(s, document, path)?;
     s.save()?;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     s.out.emit(
         &json!({"change": op.to_string(), "document": document.to_string(), "bytes": size}),
         || println!("Encrypted {} ({size} bytes) as change {op}", path.display()),

@@ -36,9 +36,11 @@ pub(crate) fn progress(len: u64, json: bool) -> ProgressBar {
 }
 
 /// Relative paths of every regular file under `dir`, sorted, with `/` separators, except
-/// conflict copies and temporary files.
-fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+/// conflict copies and temporary files; and, apart, the files whose path is not UTF-8 (shared
+/// names are UTF-8, REP-9: a lossy conversion would give two such files one name).
+fn files_under(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
     let mut out = Vec::new();
+    let mut not_utf8 = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
         for entry in std::fs::read_dir(&current)
@@ -51,11 +53,15 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
                 stack.push(path);
             } else if kind.is_file() {
                 let rel = path.strip_prefix(dir)?;
-                let name = rel
+                let Some(parts) = rel
                     .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
+                    .map(|c| c.as_os_str().to_str())
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    not_utf8.push(rel.to_path_buf());
+                    continue;
+                };
+                let name = parts.join("/");
                 // Conflict copies (REP-54) and a pull's temporary files stay local.
                 let file = name.rsplit('/').next().unwrap_or_default();
                 let temporary = file.starts_with(".keyhive-") && file.ends_with(".partial");
@@ -66,7 +72,8 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     out.sort();
-    Ok(out)
+    not_utf8.sort();
+    Ok((out, not_utf8))
 }
 
 /// A document of a folder (REP-8) that may be written as a file: its path relative to the
@@ -206,7 +213,7 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
     let root = dir
         .canonicalize()
         .with_context(|| format!("cannot open {}", dir.display()))?;
-    let files = files_under(&root)?;
+    let (files, not_utf8) = files_under(&root)?;
     let (entries, _) = listing(s, folder_id)?;
     let mut existing: BTreeMap<String, DocumentId> = BTreeMap::new();
     let mut conflicted: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -242,6 +249,12 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
     let mut next: Files = Files::new();
     let bar = progress(files.len() as u64, s.out.json);
     let mut report = PushReport::default();
+    for path in &not_utf8 {
+        report.skipped.push(json!({
+            "name": path.to_string_lossy(),
+            "reason": "the file name is not valid UTF-8 (shared names are UTF-8, REP-9): rename the file",
+        }));
+    }
     for (name, path) in &files {
         bar.set_message(name.clone());
         bar.inc(1);
@@ -270,7 +283,7 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
                     next.insert(name.clone(), r.clone());
                     continue;
                 }
-                let op = put_file(s, *doc, path)?;
+                let (op, _) = put_file(s, *doc, path)?;
                 report.pushed.push(json!({"name": name, "document": doc.to_string(), "change": op.to_string(), "created": false}));
                 next.insert(name.clone(), synced_record(*doc, hash, op));
             }
@@ -294,7 +307,7 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
                 }
                 let doc =
                     create_document(s, name, MetaKind::Document, Some(&folder_id.to_string()))?;
-                let op = put_file(s, doc, path)?;
+                let (op, _) = put_file(s, doc, path)?;
                 report.pushed.push(json!({"name": name, "document": doc.to_string(), "change": op.to_string(), "created": true}));
                 next.insert(name.clone(), synced_record(doc, hash, op));
             }
