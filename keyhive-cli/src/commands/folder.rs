@@ -35,10 +35,13 @@ pub(crate) fn progress(len: u64, json: bool) -> ProgressBar {
     bar
 }
 
+/// A file under a pushed directory: its shared name (relative, `/`-separated) and its path.
+type NamedFile = (String, PathBuf);
+
 /// Relative paths of every regular file under `dir`, sorted, with `/` separators, except
 /// conflict copies and temporary files; and, apart, the files whose path is not UTF-8 (shared
 /// names are UTF-8, REP-9: a lossy conversion would give two such files one name).
-fn files_under(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
+fn files_under(dir: &Path) -> Result<(Vec<NamedFile>, Vec<PathBuf>)> {
     let mut out = Vec::new();
     let mut not_utf8 = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
