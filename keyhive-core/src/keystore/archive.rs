@@ -73,15 +73,8 @@ pub fn open_archive(bytes: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keystore::backup::tests::cheap;
     use serde_json::json;
-
-    fn cheap() -> BackupParams {
-        BackupParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        }
-    }
 
     #[test]
     fn archive_round_trip_wrong_passphrase_tampering_and_domain() {

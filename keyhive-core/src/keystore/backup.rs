@@ -165,11 +165,12 @@ pub(super) fn open_sealed(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::identity::Device;
 
-    fn cheap() -> BackupParams {
+    /// Argon2id parameters cheap enough for tests.
+    pub(in crate::keystore) fn cheap() -> BackupParams {
         BackupParams {
             memory_kib: 64,
             iterations: 1,
