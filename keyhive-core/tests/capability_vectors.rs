@@ -372,6 +372,195 @@ fn answers(c: &Checker, ops: &[Hash], devices: &[PublicKey]) -> Value {
     json!({ "validity": validity, "members": members, "explain_pull": explain })
 }
 
+/// Signs `body` by `by` with `parents` (sorted, as CAP-2 requires) and applies it, whatever
+/// its verdict: a statically invalid op is still held (CAP-10).
+fn hand_signed<B: keyhive_core::signed::OpBody>(
+    c: &mut Checker,
+    by: &Device,
+    mut parents: Vec<Hash>,
+    body: B,
+) where
+    Verified<Op<B>>: Into<AnyVerified>,
+{
+    parents.sort_unstable();
+    parents.dedup();
+    let op = Verified::sign(Op::new(by.id().0, parents, body), by.signing_key()).expect("sign");
+    c.apply_verified(op).expect("apply");
+}
+
+/// CAP-3..CAP-10, INV-3/4: ops the builders refuse to make, signed by hand, each refused by
+/// the rule that names its defect.
+fn static_refusals() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, mallory) = (device(1, "alice"), device(2, "bob"), device(6, "mallory"));
+    let mut c = Checker::default();
+    let doc_genesis = c.create_document(&alice).expect("doc").genesis.hash();
+    let doc = c.op(&doc_genesis).expect("held").subject();
+    let group_genesis = c.create_group(&alice).expect("group").hash();
+    let group = c.op(&group_genesis).expect("held").subject();
+    let read = c
+        .delegate(&alice, &doc, ind(&bob), Access::Read)
+        .expect("grant")
+        .hash();
+    let on_group = c
+        .delegate(&alice, &group, ind(&bob), Access::Write)
+        .expect("grant")
+        .hash();
+    let content = |document: PublicKey, proof: Proof, mut auth_heads: Vec<Hash>| {
+        auth_heads.sort_unstable();
+        ContentBody {
+            document: DocumentId(document),
+            auth_heads,
+            proof,
+            payload_hash: Hash::of_content(b"x"),
+            payload_len: 1,
+        }
+    };
+    let via = |delegation: Hash| Proof::Via {
+        delegation,
+        membership: vec![],
+    };
+    // NotADocument: an edit of a group.
+    hand_signed(
+        &mut c,
+        &alice,
+        vec![group_genesis],
+        content(group, Proof::Root, vec![group_genesis]),
+    );
+    // InsufficientAccess: a reader writes.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![doc_genesis, read],
+        content(doc, via(read), vec![doc_genesis, read]),
+    );
+    // NotRoot: a root proof by someone who did not create the document.
+    hand_signed(
+        &mut c,
+        &mallory,
+        vec![doc_genesis],
+        content(doc, Proof::Root, vec![doc_genesis]),
+    );
+    // ProofNotInPast: the named delegation is not a direct parent.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![doc_genesis],
+        content(doc, via(read), vec![doc_genesis]),
+    );
+    // ProofWrongSubject: a delegation on the group used as authority on the document.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![doc_genesis, on_group],
+        content(doc, via(on_group), vec![doc_genesis, on_group]),
+    );
+    // UnknownSubject: a delegation on the document whose genesis is not in its past.
+    hand_signed(
+        &mut c,
+        &alice,
+        vec![],
+        AuthBody {
+            subject: doc,
+            action: Action::Delegate {
+                delegate: ind(&mallory),
+                access: Access::Read,
+                proof: Proof::Root,
+            },
+            content_heads: vec![],
+        },
+    );
+    // BadTarget: revoking a delegation of another subject.
+    hand_signed(
+        &mut c,
+        &alice,
+        vec![doc_genesis, on_group],
+        AuthBody {
+            subject: doc,
+            action: Action::Revoke {
+                delegation: on_group,
+                proof: Proof::Root,
+            },
+            content_heads: vec![],
+        },
+    );
+    // ProofInvalid: authority through a delegation that is itself refused (NotRoot).
+    let forged = Verified::sign(
+        Op::new(
+            mallory.id().0,
+            vec![doc_genesis],
+            AuthBody {
+                subject: doc,
+                action: Action::Delegate {
+                    delegate: ind(&mallory),
+                    access: Access::Write,
+                    proof: Proof::Root,
+                },
+                content_heads: vec![],
+            },
+        ),
+        mallory.signing_key(),
+    )
+    .expect("sign");
+    let forged_hash = forged.hash();
+    c.apply_verified(forged).expect("apply");
+    hand_signed(
+        &mut c,
+        &mallory,
+        vec![doc_genesis, forged_hash],
+        content(doc, via(forged_hash), vec![doc_genesis, forged_hash]),
+    );
+    // BrokenMembership: the group's delegation on the document, then a "membership" link
+    // that is not a delegation on that group.
+    let group_on_doc = c
+        .delegate(&alice, &doc, AgentId::Group(GroupId(group)), Access::Write)
+        .expect("grant")
+        .hash();
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![doc_genesis, group_on_doc, read],
+        content(
+            doc,
+            Proof::Via {
+                delegation: group_on_doc,
+                membership: vec![read],
+            },
+            vec![doc_genesis, group_on_doc, read],
+        ),
+    );
+    // NotAnInvitation: a redemption naming an ordinary delegation.
+    let invite = c
+        .invite(&alice, &doc, Access::Read, None, 1)
+        .expect("invite");
+    let Action::Redeem {
+        proof_of_secret, ..
+    } = c
+        .redeem(&mallory, &invite.op.hash(), &invite.secret, 1)
+        .expect("redeem")
+        .body
+        .action
+    else {
+        unreachable!("a redemption")
+    };
+    hand_signed(
+        &mut c,
+        &mallory,
+        vec![read],
+        AuthBody {
+            subject: doc,
+            action: Action::Redeem {
+                invitation: read,
+                redeemed_at: 1,
+                proof_of_secret,
+            },
+            content_heads: vec![],
+        },
+    );
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, mallory])
+}
+
 fn build() -> Value {
     let scenarios: Vec<(&str, &str, Scenario)> = vec![
         (
@@ -408,6 +597,11 @@ fn build() -> Value {
             "invitation_revoked",
             "INV-7: revoking an invitation removes whom it admitted and excludes a concurrent redemption",
             invitation_revoked,
+        ),
+        (
+            "static_refusals",
+            "CAP-3..CAP-10, INV-3: hand-signed ops the builders refuse to make, each refused by the rule naming its defect",
+            static_refusals,
         ),
         (
             "grant_that_ends",
