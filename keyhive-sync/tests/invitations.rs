@@ -127,3 +127,49 @@ fn a_repo_invites_redeems_lists_and_revokes() {
     }
     assert!(!alice.invitations()[0].outstanding(0));
 }
+
+/// INV-9 (session 4): through one relay, first come keeps a single-use seat. A second invitee
+/// pushing its own redemption of a spent invitation is refused `INV-6`, and builds it without
+/// storing it; the same op pushed by anyone else is stored, so replicas can still hold the same
+/// redemptions.
+#[test]
+fn a_relay_refuses_a_redeemer_pushing_past_the_use_limit_but_stores_it_from_others() {
+    use keyhive_sync::capability_policy::CapabilityPolicy;
+    use keyhive_sync::{AccessPolicy, Refusal};
+
+    let mut alice = replica("alice");
+    let doc = alice.create_document().unwrap();
+    let (_, code) = alice
+        .invite(&doc.0, Access::Read, None, 1, "ws://relay.invalid/sync")
+        .unwrap();
+    let relay = CapabilityPolicy::new([]);
+    let push_all = |from: &R, mut items: Vec<keyhive_sync::Item>| {
+        keyhive_sync::admission::apply_order(&mut items);
+        for item in items {
+            relay.check_push(&from.device().id(), &item).unwrap();
+        }
+    };
+    push_all(&alice, all_items(&alice));
+
+    let (mut bob, carol) = (replica("bob"), replica("carol"));
+    let (bob_held, carol_held) = (all_items(&bob).len(), all_items(&carol).len());
+    let bobs = bob.redemption(&code, 10).unwrap();
+    assert_eq!(all_items(&bob).len(), bob_held, "built, not stored");
+    relay.check_push(&bob.device().id(), &bobs).unwrap();
+    assert_eq!(bob.redeem(&code, 10).unwrap(), bobs.hash(), "same bytes");
+
+    // Carol redeems the spent code later, concurrently (she holds nothing of the subject).
+    let carols = carol.redemption(&code, 20).unwrap();
+    match relay.check_push(&carol.device().id(), &carols) {
+        Err(Refusal::InvalidOp(r)) => assert_eq!(r.rule, "INV-6", "{r}"),
+        other => panic!("expected an INV-6 refusal, got {other:?}"),
+    }
+    assert_eq!(
+        all_items(&carol).len(),
+        carol_held,
+        "a refused redemption exists nowhere"
+    );
+    // Pushed again by her, refused again; pushed by someone else (a peer she gave it to), stored.
+    assert!(relay.check_push(&carol.device().id(), &carols).is_err());
+    relay.check_push(&alice.device().id(), &carols).unwrap();
+}

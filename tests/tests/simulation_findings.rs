@@ -204,3 +204,89 @@ fn a_change_concurrent_with_a_seat_is_readable_by_the_seated_reader() {
         .expect("carol reads bob's concurrent change");
     assert_eq!(out, b"bob's concurrent change");
 }
+
+/// Every item of `items` that `relay` takes from `from`, admitted in rounds (a relay never
+/// parks, so an item waits for the round after its predecessors).
+fn feed(relay: &(CapabilityPolicy, MemoryStore), from: &common::R, items: &[Item]) {
+    for _ in 0..items.len() {
+        relay
+            .0
+            .admit_batch(&from.device().id(), items.to_vec(), &relay.1)
+            .expect("admit");
+    }
+}
+
+fn stored_of_kind(store: &MemoryStore, subject: SubjectId, kind: ItemKind) -> Vec<Hash> {
+    use keyhive_sync::Store;
+    let mut out: Vec<Hash> = store
+        .hashes(&subject)
+        .expect("hashes")
+        .into_iter()
+        .filter(|h| store.get(h).expect("get").is_some_and(|i| i.kind() == kind))
+        .collect();
+    out.sort();
+    out
+}
+
+/// (b), ADM-5: whether a relay stores a key-agreement op must not depend on the order the
+/// capability ops reached it in, or a later update naming a refused op as predecessor stays
+/// unreadable behind one relay (simulation: "(b) ... not readable", 12 of 200 seeds).
+/// `Checker::held` turns false as ops arrive (a redemption displaced by a concurrent one with
+/// a smaller hash, INV-6; a path that never granted before its cut, REP-30) and caches its
+/// positive answers, so it is order-dependent; ADM-5 now asks `Checker::ever_granted`, which
+/// only grows. Here Bob's update reaches one relay before his redemption is displaced and the
+/// other after. (This order did not split the relays before the change either: `held`'s
+/// cache kept Bob; the test guards the property.)
+#[test]
+fn relays_fed_in_different_orders_store_the_same_key_agreement_ops() {
+    use keyhive_core::capability::PeerTag;
+
+    let mut alice = replica("alice");
+    let doc = alice.create_document().expect("document");
+    alice.write(doc, b"v1").expect("write");
+    let (_, code) = alice
+        .invite(&doc.0, Access::Write, None, 1, "ws://relay.invalid/sync")
+        .expect("invite");
+    let mut bob = replica("bob");
+    let rb = bob.redeem(&code, 10).expect("bob redeems");
+    alice
+        .ingest_all(PeerTag::LOCAL, common::all_items(&bob))
+        .expect("alice hears of bob");
+    alice.prepare(doc).expect("alice seats bob");
+    bob.ingest_all(PeerTag::LOCAL, common::all_items(&alice))
+        .expect("bob syncs");
+    bob.write(doc, b"from bob").expect("bob writes, updating his key");
+    // Carol redeems the single-use code concurrently; her redemption sorts first, so it
+    // displaces Bob's (INV-6) once a replica holds both.
+    let carols = (0..256)
+        .find_map(|t| {
+            let item = replica("carol").redemption(&code, t).ok()?;
+            (item.hash() < rb).then_some(item)
+        })
+        .expect("a redemption ordered before Bob's");
+
+    let (alices, bobs) = (common::all_items(&alice), common::all_items(&bob));
+    let first = (CapabilityPolicy::new([]), MemoryStore::new());
+    feed(&first, &alice, &alices);
+    feed(&first, &bob, &bobs);
+    feed(&first, &alice, std::slice::from_ref(&carols));
+    // The second relay learns of both redemptions before any key-agreement op.
+    let second = (CapabilityPolicy::new([]), MemoryStore::new());
+    feed(&second, &alice, &common::auth_items(&alice));
+    feed(&second, &alice, std::slice::from_ref(&carols));
+    feed(&second, &alice, &alices);
+    feed(&second, &bob, &bobs);
+
+    let subject = SubjectId(doc.0);
+    let held = stored_of_kind(&first.1, subject, ItemKind::Cgka);
+    assert!(
+        bobs.iter()
+            .any(|i| i.kind() == ItemKind::Cgka && held.contains(&i.hash())),
+        "the first relay took Bob's update while he held write"
+    );
+    assert_eq!(
+        held,
+        stored_of_kind(&second.1, subject, ItemKind::Cgka),
+        "both relays store the same key-agreement ops"
+    );
+}

@@ -132,13 +132,11 @@ pub fn join(s: Session, code: &str) -> Result<()> {
     let url = relays::normalize(&code.relay)?;
     let subject = code.subject;
     let mut s = s;
-    let redemption = s.replica.redeem(&code, now()?)?;
-    s.save()?;
+    // INV-9: pushed before it is stored, so that a redemption the relay refuses (its uses
+    // taken there) stays nowhere and cannot displace the device that redeemed first.
+    let redeemed_at = now()?;
+    let item = s.replica.redemption(&code, redeemed_at)?;
     relays::add(&s.home, &url)?;
-    let item = s
-        .store
-        .get(&redemption)?
-        .context("internal error: the redemption was not stored")?;
     let key = s.keys.device().signing_key().clone();
     let store: Arc<dyn Store> = s.store.clone();
     let home = s.home.clone();
@@ -166,6 +164,8 @@ pub fn join(s: Session, code: &str) -> Result<()> {
         }
         bail!("the relay refused the invitation: {why}");
     }
+    let redemption = s.replica.redeem(&code, redeemed_at)?;
+    s.save()?;
     let (s, _) = rt.block_on(sync_session(s, std::slice::from_ref(&url)))?;
     let status = s.replica.redemption_status(&redemption);
     match status {

@@ -9,7 +9,7 @@ use super::access::{Access, AgentId};
 use super::checker::{Checker, Info};
 use super::invite_secret::verify_proof;
 use super::membership::Ix;
-use super::op::{Action, AnyVerified, Proof, ProofOfSecret};
+use super::op::{Action, AnySigned, AnyVerified, Proof, ProofOfSecret};
 use super::validity::{Reason, Refusal, Validity, refuse};
 
 type Analysis = (Info, Result<(), Refusal>, Box<[Ix]>);
@@ -281,6 +281,30 @@ impl Checker {
                 max_uses: self.max_uses(inv),
             },
         ))
+    }
+
+    /// INV-9: if `op` redeems an invitation held here whose uses the statically authorised
+    /// redemptions held here already take, the `INV-6` refusal to give the redeemer that
+    /// pushes it (a relay keeps first come for redeemers; see specs/invitations.md).
+    pub fn redemption_over_limit(&self, op: &AnySigned) -> Option<Refusal> {
+        let AnySigned::Auth(signed) = op else {
+            return None;
+        };
+        let Action::Redeem { invitation, .. } = signed.unverified_payload().body.action else {
+            return None;
+        };
+        let &inv = self.index.get(&invitation)?;
+        let max_uses = self.max_uses(inv);
+        let taken = self.redemptions.get(&inv).map_or(0, Vec::len);
+        (taken as u64 >= u64::from(max_uses)).then(|| {
+            refuse(
+                "INV-6",
+                Reason::UsedUp {
+                    invitation,
+                    max_uses,
+                },
+            )
+        })
     }
 
     /// INV-6, CAP-17: the refusal of `agent`'s redemption on `subject` that lost to the use

@@ -28,6 +28,8 @@ pub(crate) struct QueryCache {
     all_dirty: bool,
     /// Positive answers of [`Checker::held`] about the past, which later ops never undo.
     held_before: HashSet<(AgentId, Access, PublicKey)>,
+    /// Positive answers of [`Checker::ever_granted`], which later ops never undo.
+    ever_granted: HashSet<(AgentId, Access, PublicKey)>,
 }
 
 impl QueryCache {
@@ -50,6 +52,7 @@ impl QueryCache {
         self.dirty.clear();
         // A conflicted genesis (CAP-5) is the one event that rewrites the past.
         self.held_before.clear();
+        self.ever_granted.clear();
     }
 
     /// Drops exactly the answers a noted change can affect: `reachable(x)` when `x` is the
@@ -272,6 +275,59 @@ impl Checker {
             };
             named || issued
         })
+    }
+
+    /// ADM-5: whether `agent` was ever given `level` on `subject`: it created `subject`, or a
+    /// path of statically authorised delegations (each of at least `level`, revoked, excluded
+    /// or used up since or not) leads from `subject` down to it. Unlike [`Checker::held`] this
+    /// only grows as ops arrive, so every replica and relay admits the same key-agreement ops
+    /// and entry points whatever order the capability ops reached it in.
+    pub fn ever_granted(&self, agent: AgentId, level: Access, subject: &PublicKey) -> bool {
+        let key = (agent, level, *subject);
+        if self.cache.borrow().ever_granted.contains(&key) {
+            return true;
+        }
+        let granted =
+            self.can(agent, level, subject) || self.granted_by_some_path(agent, level, subject);
+        if granted {
+            self.cache.borrow_mut().ever_granted.insert(key);
+        }
+        granted
+    }
+
+    fn granted_by_some_path(&self, agent: AgentId, level: Access, subject: &PublicKey) -> bool {
+        let mut seen: HashSet<PublicKey> = HashSet::new();
+        let mut queue: VecDeque<PublicKey> = VecDeque::from([*subject]);
+        while let Some(s) = queue.pop_front() {
+            if !seen.insert(s) {
+                continue;
+            }
+            if self
+                .subject_info(&s)
+                .is_some_and(|info| !info.conflicted && AgentId::Individual(info.creator) == agent)
+            {
+                return true;
+            }
+            for &ix in self.by_subject.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
+                let node = &self.nodes[ix as usize];
+                let Info::Delegation {
+                    delegate, access, ..
+                } = node.info
+                else {
+                    continue;
+                };
+                if node.stat.is_err() || access < level {
+                    continue;
+                }
+                if delegate == agent {
+                    return true;
+                }
+                if let Some(key) = delegate.subject_key() {
+                    queue.push_back(*key);
+                }
+            }
+        }
+        false
     }
 
     /// CAP-17: why `agent` does or does not hold `level` on `subject`.

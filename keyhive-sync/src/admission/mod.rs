@@ -188,6 +188,16 @@ impl Admission {
             return Ok(Admitted::Duplicate);
         }
         if mode == Mode::Relay {
+            // INV-9: a redeemer pushing its own redemption of an invitation whose uses the
+            // redemptions held here already take is refused (and `keyhive join` never stores
+            // it), so that through one relay first come keeps its seat. Anyone else pushing
+            // that op has it stored (RELAY-2): every replica can then hold the same redemptions.
+            if let AnySigned::Auth(signed) = &op
+                && from == PeerTag::from(signed.unverified_payload().issuer)
+                && let Some(r) = self.checker.redemption_over_limit(&op)
+            {
+                return Err(Refusal::InvalidOp(r));
+            }
             let missing = op
                 .parents()
                 .iter()
@@ -304,8 +314,10 @@ impl Admission {
     }
 }
 
-/// Whether `device` holds `read` on `document` now, or held it through a path revoked since
-/// (key-agreement history and entry points stay admissible after a revocation, REP-1).
+/// ADM-5: whether `device` was ever given `read` on `document` (holds it now, or held it
+/// through a path revoked, excluded or used up since): key-agreement history and entry points
+/// stay admissible after a revocation (REP-1), and the answer only grows as ops arrive, so
+/// relays fed in different orders store the same key-agreement ops.
 pub(crate) fn held_read(checker: &Checker, device: &IndividualId, document: &PublicKey) -> bool {
-    checker.held(AgentId::Individual(*device), Access::Read, document)
+    checker.ever_granted(AgentId::Individual(*device), Access::Read, document)
 }

@@ -18,7 +18,7 @@ use keyhive_core::identity::IndividualId;
 use super::{Replica, ReplicaError, op_item};
 use crate::admission::{Admitted, Mode};
 use crate::invite_code::InviteCode;
-use crate::item::SubjectId;
+use crate::item::{Item, SubjectId};
 use crate::store::Store;
 
 /// What became of a redemption this device made, as far as this replica knows.
@@ -66,21 +66,15 @@ impl<S: Store> Replica<S> {
     /// INV-3: redeems `code` from this device, claiming the time `now` (unix seconds), and
     /// stores the redemption so that the next sync pushes it. Returns the redemption's hash.
     /// Idempotent: if this device already stored a redemption of the invitation, that one is
-    /// returned (a second would take a second use, INV-6).
+    /// returned (a second would take a second use, INV-6). To keep a relay's first come
+    /// (INV-9), push [`Replica::redemption`] to the code's relay first and redeem only once
+    /// the relay took it, as `keyhive join` does.
     pub fn redeem(&mut self, code: &InviteCode, now: u64) -> Result<Hash, ReplicaError> {
         if let Some(existing) = self.own_redemption(code)? {
             return Ok(existing);
         }
-        let op = build_redemption(
-            &self.device,
-            &code.subject,
-            &code.invitation,
-            &code.secret,
-            now,
-        )
-        .map_err(ReplicaError::Sign)?;
-        let hash = op.hash();
-        let item = op_item(&AnyVerified::Auth(op))?;
+        let item = self.redemption(code, now)?;
+        let hash = item.hash();
         let applied = matches!(
             self.admission.admit(Mode::Replica, PeerTag::LOCAL, &item)?,
             Admitted::Op { .. }
@@ -91,6 +85,26 @@ impl<S: Store> Replica<S> {
         }
         self.publish_events([SubjectId(code.subject)]);
         Ok(hash)
+    }
+
+    /// INV-3, INV-9: this device's redemption of `code`: the stored one if there is one, else
+    /// one claiming the time `now`, built but not stored. [`Replica::redeem`] with the same
+    /// `now` stores exactly these bytes (signatures and proofs are deterministic).
+    pub fn redemption(&self, code: &InviteCode, now: u64) -> Result<Item, ReplicaError> {
+        if let Some(existing) = self.own_redemption(code)?
+            && let Some(item) = self.store.get(&existing)?
+        {
+            return Ok(item);
+        }
+        let op = build_redemption(
+            &self.device,
+            &code.subject,
+            &code.invitation,
+            &code.secret,
+            now,
+        )
+        .map_err(ReplicaError::Sign)?;
+        op_item(&AnyVerified::Auth(op))
     }
 
     /// A redemption of the code's invitation by this device, among the stored items of its

@@ -1,5 +1,7 @@
 //! Syncing over links: one sync step, and healing (every link up, synced until quiet).
 
+use keyhive_sync::invite_code::InviteCode;
+use keyhive_sync::policy::{AccessPolicy, Arrival};
 use keyhive_sync::{MemoryStore, Store};
 
 use super::cast::{DEVICE_NAMES, FAULTY_RELAY, LINKS, Node};
@@ -115,5 +117,38 @@ impl World {
         };
         self.devices.iter().map(|d| count(&d.store)).sum::<usize>()
             + self.relays.iter().map(|r| count(&r.store)).sum::<usize>()
+    }
+}
+
+impl World {
+    /// INV-9: `device` redeems `code` as `keyhive join` does: its redemption goes to relay 0
+    /// over its link first and is stored on the device only once the relay took it.
+    pub(super) fn redeem_through_relay(&mut self, device: usize, code: &InviteCode) -> String {
+        let name = DEVICE_NAMES[device];
+        // LINKS[d] is device d's link to relay 0.
+        if !self.links_up[device] {
+            return format!("{name}: link to relay-0 down");
+        }
+        let item = match self.devices[device].lock().redemption(code, 0) {
+            Ok(item) => item,
+            Err(e) => return format!("{name} refused: {e}"),
+        };
+        let relay = &self.relays[0];
+        let arrivals =
+            relay
+                .policy
+                .admit_batch(&self.devices[device].id(), vec![item], &*relay.store);
+        self.dirty_relays.insert(0);
+        match arrivals.as_deref() {
+            Ok([(_, Arrival::Stored | Arrival::Duplicate)]) => {
+                self.dirty_devices.insert(device);
+                match self.devices[device].lock().redeem(code, 0) {
+                    Ok(_) => name.to_owned(),
+                    Err(e) => format!("{name} refused locally: {e}"),
+                }
+            }
+            Ok(other) => format!("{name}: relay-0 answered {other:?}"),
+            Err(e) => format!("{name}: relay-0 failed: {e}"),
+        }
     }
 }

@@ -51,14 +51,16 @@ pub enum Step {
         is_folder: bool,
     },
     /// `by` invites whoever holds the code to the `subject`-th subject where it holds
-    /// `access`, for `uses` redemptions, and the devices `redeemers` (never the stranger)
-    /// redeem it at once, concurrently (INV-3..INV-6).
+    /// `access`, for `uses` redemptions, after syncing with relay 0 (its wire shuffled by
+    /// `wire`); the devices `redeemers` (never the stranger) then redeem it through relay 0 in
+    /// turn, as `keyhive join` does (INV-3..INV-6, INV-9).
     Invite {
         by: usize,
         subject: u32,
         access: Access,
         uses: u32,
         redeemers: [usize; 2],
+        wire: u64,
     },
     /// One sync over `link`, its wire shuffled (and, at a faulty relay, lossy) by `wire`.
     Sync { link: usize, wire: u64 },
@@ -149,6 +151,7 @@ fn random_step(rng: &mut StdRng) -> Step {
             },
             uses: rng.random_range(1..3),
             redeemers: [rng.random_range(0..MALLORY), rng.random_range(0..MALLORY)],
+            wire: rng.random(),
         },
         _ => Step::Attack {
             attacker: ATTACKERS[rng.random_range(0..ATTACKERS.len())],

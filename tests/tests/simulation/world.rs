@@ -168,6 +168,7 @@ impl World {
                 access,
                 uses,
                 redeemers,
+                wire,
             } => {
                 let mine = self.subjects_where(by, access, false);
                 let Some(s) = pick(&mine, subject) else {
@@ -185,14 +186,14 @@ impl World {
                     Ok((_, code)) => code,
                     Err(e) => return refused(e),
                 };
-                let mut redeemed = Vec::new();
+                // As `keyhive invite` and `keyhive join` do (INV-9): the inviter syncs with
+                // relay 0 before passing the code on; each redeemer pushes its redemption there
+                // first and stores it only once the relay took it, so the relay keeps first
+                // come and a refused redemption exists nowhere.
+                let inviter_synced = self.sync(by, wire, false);
+                let mut redeemed = vec![format!("inviter sync: {inviter_synced:?}")];
                 for d in redeemers {
-                    self.dirty_devices.insert(d);
-                    let r = self.devices[d].lock().redeem(&code, 0);
-                    redeemed.push(match r {
-                        Ok(_) => DEVICE_NAMES[d].to_owned(),
-                        Err(e) => format!("{} refused: {e}", DEVICE_NAMES[d]),
-                    });
+                    redeemed.push(self.redeem_through_relay(d, &code));
                 }
                 Ok(format!(
                     "subject {s}, {uses} use(s), redeemed by {redeemed:?}"
