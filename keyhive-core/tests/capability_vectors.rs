@@ -662,7 +662,8 @@ fn unknown_subject() -> PublicKey {
 }
 
 /// CAP-6 BrokenMembership (a chain ending at another device, and at a group the issuer did not
-/// create), INV-3 InvitationInvalid, INV-4 WrongDevice; and `explain` refusing
+/// create), CAP-8 and CAP-9 InsufficientAccess (a writer granting admin, a writer revoking),
+/// INV-3 InvitationInvalid, INV-4 WrongDevice; and `explain` refusing
 /// `CAP-14 Insufficient` (levels above pull) and `CAP-5 UnknownSubject` (an unknown key).
 fn chain_and_invitation_refusals() -> (Vec<AnyVerified>, Vec<Device>) {
     let (alice, bob, carol, mallory) = (
@@ -705,6 +706,35 @@ fn chain_and_invitation_refusals() -> (Vec<AnyVerified>, Vec<Device>) {
         &alice,
         vec![],
         edit(doc, via(group_writes), vec![group_genesis, group_writes]),
+    );
+    // CAP-8 InsufficientAccess: Bob, a writer, grants admin.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![bob_writes],
+        AuthBody {
+            subject: doc,
+            action: Action::Delegate {
+                delegate: ind(&mallory),
+                access: Access::Admin,
+                proof: via(bob_writes),
+            },
+            content_heads: vec![],
+        },
+    );
+    // CAP-9 InsufficientAccess: Bob, a writer, revokes the group's delegation.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![bob_writes, group_writes],
+        AuthBody {
+            subject: doc,
+            action: Action::Revoke {
+                delegation: group_writes,
+                proof: via(bob_writes),
+            },
+            content_heads: vec![],
+        },
     );
     // InvitationInvalid: Mallory invites with a root proof she does not have (CAP-6 NotRoot);
     // Carol's redemption of it, with a correct proof of secret, is refused.
@@ -876,7 +906,7 @@ fn build() -> Value {
         ),
         (
             "chain_and_invitation_refusals",
-            "CAP-6: chains that do not end at the issuer (BrokenMembership); INV-3: redeeming an invalid invitation; INV-4: the invitation key redeeming; explain: CAP-14 Insufficient above pull, CAP-5 UnknownSubject",
+            "CAP-6: chains that do not end at the issuer (BrokenMembership); CAP-8/CAP-9: a writer granting admin and revoking (InsufficientAccess); INV-3: redeeming an invalid invitation; INV-4: the invitation key redeeming; explain: CAP-14 Insufficient above pull, CAP-5 UnknownSubject",
             chain_and_invitation_refusals,
             Queries {
                 levels: vec![Access::Write, Access::Admin],
