@@ -12,9 +12,10 @@ use std::path::PathBuf;
 
 use keyhive_core::Hash;
 use keyhive_core::capability::{
-    Access, Action, AgentId, AnyVerified, AuthBody, Checker, ContentBody, Explanation, PeerTag,
-    Proof, Validity,
+    Access, Action, AgentId, AnyVerified, AuthBody, Checker, ContentBody, Explanation,
+    InviteSecret, MAX_CHAIN, PeerTag, Proof, ProofOfSecret, Validity, build_redemption,
 };
+use keyhive_core::crypto::derive::INVITATION_PROOF;
 use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::crypto::signing::{PublicKey, SigningKey};
 use keyhive_core::identity::{Device, DocumentId, Genesis, GroupId, SubjectKind};
@@ -341,8 +342,70 @@ fn explained(e: &Explanation) -> String {
     }
 }
 
+/// What a case asks `explain` beyond `pull` on the subjects held: further levels
+/// (`explain_levels`, e.g. `["admin"]`, answered as `explain_admin`) and subject keys no op
+/// creates (`unknown_subjects`, asked at every level). Both absent in the older cases.
+#[derive(Default)]
+struct Queries {
+    levels: Vec<Access>,
+    unknown: Vec<PublicKey>,
+}
+
+impl Queries {
+    fn of_case(case: &Value) -> Queries {
+        let strings = |key: &str| -> Vec<String> {
+            case[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().expect("string").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Queries {
+            levels: strings("explain_levels")
+                .iter()
+                .map(|l| l.parse().expect("level"))
+                .collect(),
+            unknown: strings("unknown_subjects")
+                .iter()
+                .map(|k| k.parse().expect("key"))
+                .collect(),
+        }
+    }
+
+    /// The optional fields of a case that asks these queries.
+    fn to_case_fields(&self) -> Value {
+        let mut fields = serde_json::Map::new();
+        if !self.levels.is_empty() {
+            fields.insert(
+                "explain_levels".into(),
+                json!(
+                    self.levels
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        if !self.unknown.is_empty() {
+            fields.insert(
+                "unknown_subjects".into(),
+                json!(
+                    self.unknown
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        Value::Object(fields)
+    }
+}
+
 /// Every answer the vectors pin, for a checker holding a case's ops.
-fn answers(c: &Checker, ops: &[Hash], devices: &[PublicKey]) -> Value {
+fn answers(c: &Checker, ops: &[Hash], devices: &[PublicKey], queries: &Queries) -> Value {
     let validity: BTreeMap<String, String> = ops
         .iter()
         .map(|h| {
@@ -353,7 +416,6 @@ fn answers(c: &Checker, ops: &[Hash], devices: &[PublicKey]) -> Value {
     let mut subjects: Vec<PublicKey> = c.subjects().copied().collect();
     subjects.sort();
     let mut members = BTreeMap::new();
-    let mut explain = BTreeMap::new();
     for s in &subjects {
         let m: BTreeMap<String, String> = c
             .members(s)
@@ -361,31 +423,42 @@ fn answers(c: &Checker, ops: &[Hash], devices: &[PublicKey]) -> Value {
             .map(|(a, l)| (a.to_string(), l.to_string()))
             .collect();
         members.insert(s.to_string(), m);
-        for d in devices {
-            let agent = AgentId::Individual(keyhive_core::identity::IndividualId(*d));
-            explain.insert(
-                format!("{s} {agent}"),
-                explained(&c.explain(agent, Access::Pull, s)),
-            );
-        }
     }
-    json!({ "validity": validity, "members": members, "explain_pull": explain })
+    subjects.extend(queries.unknown.iter().copied());
+    let mut out = json!({ "validity": validity, "members": members });
+    for level in std::iter::once(Access::Pull).chain(queries.levels.iter().copied()) {
+        let mut explain = BTreeMap::new();
+        for s in &subjects {
+            for d in devices {
+                let agent = AgentId::Individual(keyhive_core::identity::IndividualId(*d));
+                explain.insert(
+                    format!("{s} {agent}"),
+                    explained(&c.explain(agent, level, s)),
+                );
+            }
+        }
+        out[format!("explain_{level}")] = json!(explain);
+    }
+    out
 }
 
 /// Signs `body` by `by` with `parents` (sorted, as CAP-2 requires) and applies it, whatever
-/// its verdict: a statically invalid op is still held (CAP-10).
+/// its verdict: a statically invalid op is still held (CAP-10). Returns its hash.
 fn hand_signed<B: keyhive_core::signed::OpBody>(
     c: &mut Checker,
     by: &Device,
     mut parents: Vec<Hash>,
     body: B,
-) where
+) -> Hash
+where
     Verified<Op<B>>: Into<AnyVerified>,
 {
     parents.sort_unstable();
     parents.dedup();
     let op = Verified::sign(Op::new(by.id().0, parents, body), by.signing_key()).expect("sign");
+    let hash = op.hash();
     c.apply_verified(op).expect("apply");
+    hash
 }
 
 /// CAP-3..CAP-10, INV-3/4: ops the builders refuse to make, signed by hand, each refused by
@@ -509,8 +582,9 @@ fn static_refusals() -> (Vec<AnyVerified>, Vec<Device>) {
         vec![doc_genesis, forged_hash],
         content(doc, via(forged_hash), vec![doc_genesis, forged_hash]),
     );
-    // BrokenMembership: the group's delegation on the document, then a "membership" link
-    // that is not a delegation on that group.
+    // ProofWrongSubject (second form): the group's delegation on the document, then a
+    // "membership" link that is not a delegation on that group. (BrokenMembership, a chain
+    // that does not end at the issuer, is in `chain_and_invitation_refusals`.)
     let group_on_doc = c
         .delegate(&alice, &doc, AgentId::Group(GroupId(group)), Access::Write)
         .expect("grant")
@@ -561,52 +635,289 @@ fn static_refusals() -> (Vec<AnyVerified>, Vec<Device>) {
     (case.log, vec![alice, bob, mallory])
 }
 
+/// Content ops of `document` naming `refs` (and nothing else) as auth heads: no content
+/// predecessors, so CAP-20 holds and only the proof can refuse them.
+fn edit(document: PublicKey, proof: Proof, mut refs: Vec<Hash>) -> ContentBody {
+    refs.sort_unstable();
+    refs.dedup();
+    ContentBody {
+        document: DocumentId(document),
+        auth_heads: refs,
+        proof,
+        payload_hash: Hash::of_content(b"x"),
+        payload_len: 1,
+    }
+}
+
+fn via(delegation: Hash) -> Proof {
+    Proof::Via {
+        delegation,
+        membership: vec![],
+    }
+}
+
+/// A subject key no op of any case creates: `explain` on it is `CAP-5 UnknownSubject`.
+fn unknown_subject() -> PublicKey {
+    SigningKey::from_seed(&[0xEE; 32]).public_key()
+}
+
+/// CAP-6 BrokenMembership (a chain ending at another device, and at a group the issuer did not
+/// create), CAP-8 and CAP-9 InsufficientAccess (a writer granting admin, a writer revoking),
+/// INV-3 InvitationInvalid, INV-4 WrongDevice; and `explain` refusing
+/// `CAP-14 Insufficient` (levels above pull) and `CAP-5 UnknownSubject` (an unknown key).
+fn chain_and_invitation_refusals() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, carol, mallory) = (
+        device(1, "alice"),
+        device(2, "bob"),
+        device(3, "carol"),
+        device(6, "mallory"),
+    );
+    let mut c = Checker::default();
+    let doc_genesis = c.create_document(&alice).expect("doc").genesis.hash();
+    let doc = c.op(&doc_genesis).expect("held").subject();
+    let group_genesis = c.create_group(&alice).expect("group").hash();
+    let group = c.op(&group_genesis).expect("held").subject();
+    let bob_writes = c
+        .delegate(&alice, &doc, ind(&bob), Access::Write)
+        .expect("grant")
+        .hash();
+    let group_writes = c
+        .delegate(&alice, &doc, AgentId::Group(GroupId(group)), Access::Write)
+        .expect("grant")
+        .hash();
+    // BrokenMembership: Mallory presents Bob's delegation; its chain ends at Bob.
+    hand_signed(
+        &mut c,
+        &mallory,
+        vec![],
+        edit(doc, via(bob_writes), vec![bob_writes]),
+    );
+    // BrokenMembership: Bob presents the group's delegation with no membership link; the
+    // chain ends at the group, whose creator is Alice, not Bob.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![],
+        edit(doc, via(group_writes), vec![group_genesis, group_writes]),
+    );
+    // The same chain from the group's creator is valid (CAP-6: a group the issuer created).
+    hand_signed(
+        &mut c,
+        &alice,
+        vec![],
+        edit(doc, via(group_writes), vec![group_genesis, group_writes]),
+    );
+    // CAP-8 InsufficientAccess: Bob, a writer, grants admin.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![bob_writes],
+        AuthBody {
+            subject: doc,
+            action: Action::Delegate {
+                delegate: ind(&mallory),
+                access: Access::Admin,
+                proof: via(bob_writes),
+            },
+            content_heads: vec![],
+        },
+    );
+    // CAP-9 InsufficientAccess: Bob, a writer, revokes the group's delegation.
+    hand_signed(
+        &mut c,
+        &bob,
+        vec![bob_writes, group_writes],
+        AuthBody {
+            subject: doc,
+            action: Action::Revoke {
+                delegation: group_writes,
+                proof: via(bob_writes),
+            },
+            content_heads: vec![],
+        },
+    );
+    // InvitationInvalid: Mallory invites with a root proof she does not have (CAP-6 NotRoot);
+    // Carol's redemption of it, with a correct proof of secret, is refused.
+    let secret = InviteSecret::from_bytes([0x42; 32]);
+    let forged = Verified::sign(
+        Op::new(
+            mallory.id().0,
+            vec![doc_genesis],
+            AuthBody {
+                subject: doc,
+                action: Action::Invite {
+                    invite_key: secret.invite_key(),
+                    access: Access::Write,
+                    expires: None,
+                    max_uses: 1,
+                    proof: Proof::Root,
+                },
+                content_heads: vec![],
+            },
+        ),
+        mallory.signing_key(),
+    )
+    .expect("sign");
+    let forged_hash = forged.hash();
+    c.apply_verified(forged).expect("apply");
+    let redemption = build_redemption(&carol, &doc, &forged_hash, &secret, 1).expect("redemption");
+    c.apply_verified(redemption).expect("apply");
+    // WrongDevice: Alice's invitation names Carol's device key as its invitation key; Carol
+    // redeems it with a proof of secret that verifies, but as the invitation key itself.
+    let invitation = hand_signed(
+        &mut c,
+        &alice,
+        vec![doc_genesis],
+        AuthBody {
+            subject: doc,
+            action: Action::Invite {
+                invite_key: carol.id().0,
+                access: Access::Read,
+                expires: None,
+                max_uses: 1,
+                proof: Proof::Root,
+            },
+            content_heads: vec![],
+        },
+    );
+    let mut message = INVITATION_PROOF.as_bytes().to_vec();
+    message.extend_from_slice(invitation.as_bytes());
+    message.extend_from_slice(carol.id().0.as_bytes());
+    message.extend_from_slice(&1u64.to_be_bytes());
+    hand_signed(
+        &mut c,
+        &carol,
+        vec![invitation],
+        AuthBody {
+            subject: doc,
+            action: Action::Redeem {
+                invitation,
+                redeemed_at: 1,
+                proof_of_secret: ProofOfSecret::from_bytes(carol.signing_key().sign(&message)),
+            },
+            content_heads: vec![],
+        },
+    );
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, carol, mallory])
+}
+
+/// CAP-6 ProofTooLong: a line of `MAX_CHAIN + 2` admin delegations, each made through the one
+/// before (Bob and Carol alternately re-granting each other). The delegation whose chain holds
+/// `MAX_CHAIN` delegations is the last valid one; the next delegation and an edit through the
+/// last are refused.
+fn proof_too_long() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, carol) = (device(1, "alice"), device(2, "bob"), device(3, "carol"));
+    let mut c = Checker::default();
+    let doc = c.create_document(&alice).expect("doc").genesis.issuer;
+    let mut last = c
+        .delegate(&alice, &doc, ind(&bob), Access::Admin)
+        .expect("grant")
+        .hash();
+    // Delegation k (k = 1 is Alice's) has a chain of k - 1 delegations.
+    for k in 2..=MAX_CHAIN + 2 {
+        let (by, to) = if k % 2 == 0 {
+            (&bob, &carol)
+        } else {
+            (&carol, &bob)
+        };
+        let hash = hand_signed(
+            &mut c,
+            by,
+            vec![last],
+            AuthBody {
+                subject: doc,
+                action: Action::Delegate {
+                    delegate: ind(to),
+                    access: Access::Admin,
+                    proof: via(last),
+                },
+                content_heads: vec![],
+            },
+        );
+        if k <= MAX_CHAIN + 1 {
+            last = hash;
+        }
+    }
+    // Delegation MAX_CHAIN + 1 (odd: Carol to Bob) has a chain of MAX_CHAIN and is valid;
+    // Bob's edit through it has a chain of MAX_CHAIN + 1.
+    hand_signed(&mut c, &bob, vec![], edit(doc, via(last), vec![last]));
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, carol])
+}
+
 fn build() -> Value {
-    let scenarios: Vec<(&str, &str, Scenario)> = vec![
+    let scenarios: Vec<(&str, &str, Scenario, Queries)> = vec![
         (
             "cascade",
             "CAP-13: revoking an admin removes whom it added; CAP-11/22: earlier edits stay valid",
             cascade,
+            Queries::default(),
         ),
         (
             "mutual_revocation",
             "CAP-12: two admins of equal depth revoke each other concurrently; the smaller hash wins",
             mutual_revocation,
+            Queries::default(),
         ),
         (
             "seniority_and_back_dating",
             "CAP-9: a junior cannot revoke a senior; CAP-11: a back-dated edit by a revoked writer is excluded",
             seniority_and_back_dating,
+            Queries::default(),
         ),
         (
             "cycle_and_folder_witness",
             "CAP-14: groups in a cycle; CAP-22: a folder revocation witnesses earlier edits in two documents",
             cycle_and_folder_witness,
+            Queries::default(),
         ),
         (
             "conflicted_genesis_and_out_of_scope_parent",
             "CAP-5: two geneses for one id; CAP-20: an edit naming another document's op as parent",
             conflicted_genesis_and_out_of_scope_parent,
+            Queries::default(),
         ),
         (
             "invitation_limits",
             "INV-6: two concurrent redemptions of a single-use invitation, one used up; INV-5: a redemption after expiry; INV-4: a proof of secret copied by another device",
             invitation_limits,
+            Queries::default(),
         ),
         (
             "invitation_revoked",
             "INV-7: revoking an invitation removes whom it admitted and excludes a concurrent redemption",
             invitation_revoked,
+            Queries::default(),
         ),
         (
             "static_refusals",
             "CAP-3..CAP-10, INV-3: hand-signed ops the builders refuse to make, each refused by the rule naming its defect",
             static_refusals,
+            Queries::default(),
         ),
         (
             "grant_that_ends",
             "INV-11: a grant that ends grants like a delegation until the revocation made after its end",
             grant_that_ends,
+            Queries::default(),
+        ),
+        (
+            "chain_and_invitation_refusals",
+            "CAP-6: chains that do not end at the issuer (BrokenMembership); CAP-8/CAP-9: a writer granting admin and revoking (InsufficientAccess); INV-3: redeeming an invalid invitation; INV-4: the invitation key redeeming; explain: CAP-14 Insufficient above pull, CAP-5 UnknownSubject",
+            chain_and_invitation_refusals,
+            Queries {
+                levels: vec![Access::Write, Access::Admin],
+                unknown: vec![unknown_subject()],
+            },
+        ),
+        (
+            "proof_too_long",
+            "CAP-6: a delegation and an edit whose chains hold MAX_CHAIN + 1 (257) delegations (ProofTooLong)",
+            proof_too_long,
+            Queries::default(),
         ),
     ];
     // Genesis keys and invitation secrets are random: a case already in the file is kept as
@@ -618,7 +929,7 @@ fn build() -> Value {
         .unwrap_or_default();
     let cases: Vec<Value> = scenarios
         .into_iter()
-        .map(|(name, about, make)| {
+        .map(|(name, about, make, queries)| {
             if let Some(kept) = existing.iter().find(|c| c["name"] == name) {
                 return kept.clone();
             }
@@ -629,17 +940,27 @@ fn build() -> Value {
             }
             let hashes: Vec<Hash> = ops.iter().map(AnyVerified::hash).collect();
             let keys: Vec<PublicKey> = devices.iter().map(|d| d.id().0).collect();
-            json!({
+            let mut case = json!({
                 "name": name,
                 "about": about,
                 "devices": keys.iter().map(PublicKey::to_string).collect::<Vec<_>>(),
-                "ops": ops.iter().map(|o| hex::encode(o.as_bytes())).collect::<Vec<_>>(),
-                "expect": answers(&c, &hashes, &keys),
-            })
+            });
+            if let Value::Object(fields) = queries.to_case_fields() {
+                for (k, v) in fields {
+                    case[k] = v;
+                }
+            }
+            case["ops"] = json!(
+                ops.iter()
+                    .map(|o| hex::encode(o.as_bytes()))
+                    .collect::<Vec<_>>()
+            );
+            case["expect"] = answers(&c, &hashes, &keys, &queries);
+            case
         })
         .collect();
     json!({
-        "about": "specs/capabilities.md known answers: apply `ops` (hex envelopes) in any order; every replica must give `expect`. Verdicts are `valid` or `RULE:Reason`; explain_pull is keyed by `SUBJECT AGENT`.",
+        "about": "specs/capabilities.md known answers: apply `ops` (hex envelopes) in any order; every replica must give `expect`. Verdicts are `valid` or `RULE:Reason`; `explain_LEVEL` (pull, and each of the case's optional `explain_levels`) is `explain(device, LEVEL, subject)` keyed by `SUBJECT AGENT`, for every subject held and each of the case's optional `unknown_subjects`.",
         "cases": cases,
     })
 }
@@ -679,6 +1000,7 @@ fn capability_vectors() {
             .iter()
             .map(|d| d.as_str().expect("key").parse().expect("key"))
             .collect();
+        let queries = Queries::of_case(case);
         let mut orders = vec![ops.clone(), ops.iter().rev().cloned().collect()];
         let mut seed = 7u64;
         for _ in 0..4 {
@@ -704,7 +1026,7 @@ fn capability_vectors() {
                 })
                 .collect();
             assert_eq!(
-                answers(&c, &hashes, &devices),
+                answers(&c, &hashes, &devices, &queries),
                 case["expect"],
                 "{name}: answers differ"
             );

@@ -143,6 +143,12 @@ fn build() -> Value {
 
     let truncated = card_bytes[..card_bytes.len() / 2].to_vec();
 
+    // ENC-15 step 1: an envelope one byte over the card's limit (1,024 + 64), whatever it holds.
+    let mut oversize = payload.to_vec();
+    oversize.resize(1_025, 0);
+    let oversize = resign(key, &oversize);
+    assert_eq!(oversize.len(), 1_024 + 64 + 1);
+
     // CARD-3: a name with a terminal escape, signed by the device as a malicious peer could.
     let mut evil = card.payload().clone();
     evil.name = Some("Alice\u{1b}[2J".into());
@@ -204,6 +210,7 @@ fn build() -> Value {
             case("unknown version", "contact-card", &resign(key, &wrong_version), Err("UnsupportedVersion")),
             case("truncated", "contact-card", &truncated, Err("Malformed")),
             case("shorter than a signature", "contact-card", &card_bytes[..10], Err("Truncated")),
+            case("envelope one byte over the limit (1,024 + 64)", "contact-card", &oversize, Err("Oversize")),
             case("CARD-3: control character in the name", "contact-card", &control_name, Err("InvalidStructure")),
         ],
         "contact_card_line": ContactCard::to_line(&card),

@@ -4,14 +4,15 @@
 //! rewrites the file. `metadata_is_the_first_readable_change` checks REC-4 on a replica.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{Device, DocumentId};
 use keyhive_sync::MemoryStore;
 use keyhive_sync::record::{
-    FILE_TAG, MAX_METADATA_LEN, METADATA_TAG, Metadata, MetadataKind, Record, RecordError,
-    document_metadata, file_record,
+    FILE_TAG, FileContent, MAX_METADATA_LEN, METADATA_TAG, Metadata, MetadataKind, Record,
+    RecordError, document_metadata, file_record,
 };
 use keyhive_sync::replica::Replica;
 use serde_json::{Value, json};
@@ -77,6 +78,27 @@ fn rejected() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// REC-2: changes a reader that wants a file (`FileContent`) must refuse with `NotAFile`
+/// before passing on a byte: a metadata record, and a record of the still-undecoded type 0x02.
+fn not_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("metadata_read_as_file", metadata()[0].1.to_record()),
+        ("type_0x02_read_as_file", vec![0x02, 0x00]),
+    ]
+}
+
+/// Passes `bytes` through `FileContent`: the error name, or `None` if it is a file.
+fn read_as_file(bytes: &[u8]) -> Option<String> {
+    let mut reader = FileContent::new(Vec::new());
+    let error = reader.write_all(bytes).err()?;
+    assert!(reader.into_inner().is_empty(), "no byte passed on");
+    let record = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<RecordError>())
+        .expect("a RecordError");
+    Some(error_name(record))
+}
+
 /// The error an implementation reports: the variant, and for a malformed metadata body the
 /// decoding rule it broke.
 fn error_name(e: &RecordError) -> String {
@@ -131,11 +153,22 @@ fn build() -> Value {
             json!({ "name": name, "record": record, "error": error_name(&error) })
         })
         .collect();
+    let not_a_file: Vec<Value> = not_files()
+        .into_iter()
+        .map(|(name, bytes)| {
+            json!({
+                "name": name,
+                "record": hex::encode(&bytes),
+                "error": read_as_file(&bytes).expect("must be refused"),
+            })
+        })
+        .collect();
     json!({
-        "about": "specs/content.md: record = type byte || body. `metadata` records (type 0x01, body postcard(Metadata)) and `file` records (type 0x00, body the file bytes) decode to the given value and re-encode to the same bytes; `rejected` must fail with `error`.",
+        "about": "specs/content.md: record = type byte || body. `metadata` records (type 0x01, body postcard(Metadata)) and `file` records (type 0x00, body the file bytes) decode to the given value and re-encode to the same bytes; `rejected` must fail with `error`; `not_a_file` must be refused with `error` by a reader that wants a file (REC-2), before any byte is passed on.",
         "metadata": meta,
         "file": file,
         "rejected": bad,
+        "not_a_file": not_a_file,
     })
 }
 
@@ -186,6 +219,21 @@ fn content_vectors() {
         };
         let error = Record::decode(&bytes).expect_err("must be refused");
         assert_eq!(error_name(&error), vector["error"], "{}", vector["name"]);
+    }
+    let not_a_file = file["not_a_file"].as_array().expect("not_a_file");
+    assert_eq!(not_a_file.len(), not_files().len());
+    for vector in not_a_file {
+        let bytes = hex::decode(vector["record"].as_str().expect("hex")).expect("hex");
+        assert_eq!(
+            read_as_file(&bytes).as_deref(),
+            vector["error"].as_str(),
+            "{}",
+            vector["name"]
+        );
+    }
+    // A file record passes through whole.
+    for (name, content) in files() {
+        assert_eq!(read_as_file(&file_record(&content)), None, "{name}");
     }
 }
 
