@@ -255,7 +255,8 @@ fn relays_fed_in_different_orders_store_the_same_key_agreement_ops() {
     alice.prepare(doc).expect("alice seats bob");
     bob.ingest_all(PeerTag::LOCAL, common::all_items(&alice))
         .expect("bob syncs");
-    bob.write(doc, b"from bob").expect("bob writes, updating his key");
+    bob.write(doc, b"from bob")
+        .expect("bob writes, updating his key");
     // Carol redeems the single-use code concurrently; her redemption sorts first, so it
     // displaces Bob's (INV-6) once a replica holds both.
     let carols = (0..256)
