@@ -228,24 +228,31 @@ impl<S: Store> Replica<S> {
         self.require_unrevoked(&document.0, Access::Write)?;
         self.prepare(document)?;
         let key = SymmetricKey::random();
-        let mut sink = PieceSink {
-            document,
-            store: &self.store,
-            buffer: Vec::with_capacity(PIECE_LEN),
-            pieces: Vec::new(),
-            error: None,
-        };
-        let length = encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink)?;
-        sink.finish()?;
+        let mut sink = PieceSink::new(document, &self.store);
+        let streamed = encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink)
+            .map_err(ReplicaError::from)
+            .and_then(|length| sink.finish().map(|()| length));
         let pieces = std::mem::take(&mut sink.pieces);
-        let op = self.write_body(
-            document,
-            &Body::Stream {
-                key: *key.expose(),
-                length,
-            },
-            pieces.clone(),
-        )?;
+        let fresh = std::mem::take(&mut sink.fresh);
+        // REP-24: until the manifest is stored, the pieces stored so far are this write's
+        // alone; a failure removes them (a kill leaves them to the next open).
+        let written = streamed.and_then(|length| {
+            self.write_body(
+                document,
+                &Body::Stream {
+                    key: *key.expose(),
+                    length,
+                },
+                pieces.clone(),
+            )
+        });
+        let op = match written {
+            Ok(op) => op,
+            Err(e) => {
+                self.discard_pieces(&fresh);
+                return Err(e);
+            }
+        };
         self.announce_stored(&pieces)?;
         Ok(op)
     }
@@ -303,10 +310,23 @@ struct PieceSink<'a, S: Store> {
     store: &'a S,
     buffer: Vec<u8>,
     pieces: Vec<Hash>,
+    /// REP-24: the pieces this write stored new (what a failure removes).
+    fresh: Vec<Hash>,
     error: Option<ReplicaError>,
 }
 
-impl<S: Store> PieceSink<'_, S> {
+impl<'a, S: Store> PieceSink<'a, S> {
+    fn new(document: DocumentId, store: &'a S) -> Self {
+        PieceSink {
+            document,
+            store,
+            buffer: Vec::with_capacity(PIECE_LEN),
+            pieces: Vec::new(),
+            fresh: Vec::new(),
+            error: None,
+        }
+    }
+
     fn flush_piece(&mut self) -> std::io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
@@ -320,12 +340,15 @@ impl<S: Store> PieceSink<'_, S> {
         let stored = Item::new(ItemKind::Blob, SubjectId(self.document.0), blob.to_bytes())
             .map_err(ReplicaError::from)
             .and_then(|item| {
-                self.store.put(std::slice::from_ref(&item))?;
-                Ok(item.hash())
+                let fresh = self.store.put(std::slice::from_ref(&item))?;
+                Ok((item.hash(), fresh.first().copied().unwrap_or(false)))
             });
         match stored {
-            Ok(hash) => {
+            Ok((hash, fresh)) => {
                 self.pieces.push(hash);
+                if fresh {
+                    self.fresh.push(hash);
+                }
                 Ok(())
             }
             Err(e) => {

@@ -27,6 +27,7 @@ mod gate;
 mod history;
 mod ingest;
 mod invite;
+mod orphans;
 mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -163,7 +164,9 @@ impl<S: Store> Replica<S> {
             }
         }
         items.sort_by_key(crate::admission::apply_rank);
+        let mut census = orphans::PieceCensus::default();
         for item in &items {
+            census.note(item);
             // Stored items were accepted once; one the current graph no longer authorises (a
             // key-agreement op by a since-revoked device) stays stored but is not applied.
             if let Err(e) = self.apply_item(PeerTag::LOCAL, item) {
@@ -171,6 +174,10 @@ impl<S: Store> Replica<S> {
             }
         }
         self.refresh_cgkas();
+        // REP-24: pieces of a write killed before its manifest was stored are removed before
+        // anything is synced (the replay did not apply them: no change lists them).
+        drop(items);
+        self.collect_orphan_pieces(census)?;
         Ok(())
     }
 
