@@ -229,9 +229,11 @@ impl<S: Store> Replica<S> {
         self.prepare(document)?;
         let key = SymmetricKey::random();
         let mut sink = PieceSink::new(document, &self.store);
-        let streamed = encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink)
-            .map_err(ReplicaError::from)
-            .and_then(|length| sink.finish().map(|()| length));
+        // A piece the store refused surfaces as the store's own error, not as an I/O error.
+        let streamed = match encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink) {
+            Ok(length) => sink.finish().map(|()| length),
+            Err(e) => Err(sink.error.take().unwrap_or_else(|| e.into())),
+        };
         let pieces = std::mem::take(&mut sink.pieces);
         let fresh = std::mem::take(&mut sink.fresh);
         // REP-24: until the manifest is stored, the pieces stored so far are this write's

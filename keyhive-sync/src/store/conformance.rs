@@ -155,7 +155,10 @@ pub fn removal<S: Store>(store: &S) {
     assert_eq!(store.summary(&one).unwrap(), Summary::default());
     // Removed items come back as new.
     assert_eq!(store.put(&items[..2]).unwrap(), vec![true, true]);
-    assert_eq!(store.get(&items[0].hash()).unwrap().as_ref(), Some(&items[0]));
+    assert_eq!(
+        store.get(&items[0].hash()).unwrap().as_ref(),
+        Some(&items[0])
+    );
     let mut subjects = vec![one, two];
     subjects.sort();
     assert_eq!(store.subjects().unwrap(), subjects);

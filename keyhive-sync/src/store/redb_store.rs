@@ -470,8 +470,7 @@ impl Store for RedbStore {
                 let mut summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
                 let mut touched: BTreeMap<SubjectId, Summary> = BTreeMap::new();
                 for hash in hashes {
-                    let Some(removed) = table.remove(&hash.0).map_err(|e| backend(path, e))?
-                    else {
+                    let Some(removed) = table.remove(&hash.0).map_err(|e| backend(path, e))? else {
                         out.push(false);
                         continue;
                     };

@@ -422,7 +422,10 @@ async fn remove_batch(pool: Pool, hashes: Vec<Vec<u8>>) -> Result<HashSet<Hash>,
     }
     let mut summaries: BTreeMap<SubjectId, Summary> = BTreeMap::new();
     for (subject, summary) in touched {
-        summaries.insert(subject, summary.ok_or_else(|| corrupt("item without a summary"))?);
+        summaries.insert(
+            subject,
+            summary.ok_or_else(|| corrupt("item without a summary"))?,
+        );
     }
     for (subject, hash) in &by_subject {
         if let Some(summary) = summaries.get_mut(subject) {
