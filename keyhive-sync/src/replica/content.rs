@@ -7,6 +7,8 @@
 //!
 //! The plaintext of a change is a [`Body`]: the content inline, or the key and length of a
 //! stream encrypted with `encryption::encrypt_stream`, so large files never sit in memory whole.
+//! A streamed write that fails removes the pieces it stored; one killed midway leaves them to
+//! the next `Replica::open` (REP-24, `orphans.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
