@@ -92,6 +92,7 @@ fn rep24_a_killed_put_leaves_no_piece_locally_or_at_the_relay() {
     // The next command (here `sync`) opens the store and removes the killed write's pieces
     // before anything is pushed; a second sync has nothing left to send.
     let first = json(&home, &["sync"]);
+    eprintln!("first sync after the killed put: {first}");
     assert_eq!(count(&first[0], "refused"), 0, "{first}");
     let second = json(&home, &["sync"]);
     assert_eq!(
