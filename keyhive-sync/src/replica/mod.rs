@@ -117,7 +117,9 @@ pub enum Ingested {
 
 impl<S: Store> Replica<S> {
     /// Opens a replica over `store`, replaying every stored item. The device's own contact card
-    /// is (re)published so that others can seat it in key agreements.
+    /// is (re)published so that others can seat it in key agreements. Pieces that no stored
+    /// change lists (left by a streamed write killed midway) are removed first (REP-24); one
+    /// replica per store.
     pub fn open(device: Device, store: S) -> Result<Self, ReplicaError> {
         let mut replica = Replica {
             device,
