@@ -50,6 +50,9 @@ impl Store for FlakyStore {
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError> {
         self.inner.subjects()
     }
+    fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        self.inner.remove(hashes)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,22 @@ impl Summary {
         }
     }
 
+    /// Removes one hash (the caller guarantees it was counted): the inverse of
+    /// [`Summary::add`], modulo 2^256 (STORE-16).
+    pub fn remove(&mut self, hash: &Hash) {
+        self.count = self.count.wrapping_sub(1);
+        let mut borrow = 0i16;
+        for (acc, b) in self.sum.iter_mut().zip(hash.0.iter()) {
+            let mut v = i16::from(*acc) - i16::from(*b) - borrow;
+            borrow = 0;
+            if v < 0 {
+                v += 256;
+                borrow = 1;
+            }
+            *acc = (v & 0xff) as u8;
+        }
+    }
+
     /// The wire fingerprint (SYNC-20).
     pub fn fingerprint(&self) -> Fingerprint {
         let mut material = [0u8; 40];
@@ -102,5 +118,26 @@ mod tests {
         let s = Summary::of(&[b, c]);
         assert_eq!(Summary::from_bytes(&s.to_bytes()), Some(s));
         assert_eq!(Summary::from_bytes(&[0; 3]), None);
+    }
+
+    /// STORE-16: removing a hash undoes adding it, with borrows across bytes and wrapping.
+    #[test]
+    fn remove_undoes_add() {
+        let a = Hash([0xff; 32]);
+        let b = Hash::of_content(b"b");
+        let c = Hash::of_content(b"c");
+        let mut s = Summary::of(&[a, b, c]);
+        s.remove(&b);
+        assert_eq!(s, Summary::of(&[a, c]));
+        s.remove(&a);
+        s.remove(&c);
+        assert_eq!(s, Summary::default());
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut wrapped = Summary::of(&[Hash(one)]);
+        wrapped.remove(&a);
+        wrapped.remove(&Hash(one));
+        wrapped.add(&a);
+        assert_eq!(wrapped, Summary::default());
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! The plaintext of a change is a [`Body`]: the content inline, or the key and length of a
 //! stream encrypted with `encryption::encrypt_stream`, so large files never sit in memory whole.
+//! A streamed write that fails removes the pieces it stored; one killed midway leaves them to
+//! the next `Replica::open` (REP-24, `orphans.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -228,24 +230,33 @@ impl<S: Store> Replica<S> {
         self.require_unrevoked(&document.0, Access::Write)?;
         self.prepare(document)?;
         let key = SymmetricKey::random();
-        let mut sink = PieceSink {
-            document,
-            store: &self.store,
-            buffer: Vec::with_capacity(PIECE_LEN),
-            pieces: Vec::new(),
-            error: None,
+        let mut sink = PieceSink::new(document, &self.store);
+        // A piece the store refused surfaces as the store's own error, not as an I/O error.
+        let streamed = match encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink) {
+            Ok(length) => sink.finish().map(|()| length),
+            Err(e) => Err(sink.error.take().unwrap_or_else(|| e.into())),
         };
-        let length = encrypt_stream(&key, document.0.as_bytes(), reader, &mut sink)?;
-        sink.finish()?;
         let pieces = std::mem::take(&mut sink.pieces);
-        let op = self.write_body(
-            document,
-            &Body::Stream {
-                key: *key.expose(),
-                length,
-            },
-            pieces.clone(),
-        )?;
+        let fresh = std::mem::take(&mut sink.fresh);
+        // REP-24: until the manifest is stored, the pieces stored so far are this write's
+        // alone; a failure removes them (a kill leaves them to the next open).
+        let written = streamed.and_then(|length| {
+            self.write_body(
+                document,
+                &Body::Stream {
+                    key: *key.expose(),
+                    length,
+                },
+                pieces.clone(),
+            )
+        });
+        let op = match written {
+            Ok(op) => op,
+            Err(e) => {
+                self.discard_pieces(&fresh);
+                return Err(e);
+            }
+        };
         self.announce_stored(&pieces)?;
         Ok(op)
     }
@@ -303,10 +314,23 @@ struct PieceSink<'a, S: Store> {
     store: &'a S,
     buffer: Vec<u8>,
     pieces: Vec<Hash>,
+    /// REP-24: the pieces this write stored new (what a failure removes).
+    fresh: Vec<Hash>,
     error: Option<ReplicaError>,
 }
 
-impl<S: Store> PieceSink<'_, S> {
+impl<'a, S: Store> PieceSink<'a, S> {
+    fn new(document: DocumentId, store: &'a S) -> Self {
+        PieceSink {
+            document,
+            store,
+            buffer: Vec::with_capacity(PIECE_LEN),
+            pieces: Vec::new(),
+            fresh: Vec::new(),
+            error: None,
+        }
+    }
+
     fn flush_piece(&mut self) -> std::io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
@@ -320,12 +344,15 @@ impl<S: Store> PieceSink<'_, S> {
         let stored = Item::new(ItemKind::Blob, SubjectId(self.document.0), blob.to_bytes())
             .map_err(ReplicaError::from)
             .and_then(|item| {
-                self.store.put(std::slice::from_ref(&item))?;
-                Ok(item.hash())
+                let fresh = self.store.put(std::slice::from_ref(&item))?;
+                Ok((item.hash(), fresh.first().copied().unwrap_or(false)))
             });
         match stored {
-            Ok(hash) => {
+            Ok((hash, fresh)) => {
                 self.pieces.push(hash);
+                if fresh {
+                    self.fresh.push(hash);
+                }
                 Ok(())
             }
             Err(e) => {

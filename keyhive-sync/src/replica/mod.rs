@@ -27,6 +27,7 @@ mod gate;
 mod history;
 mod ingest;
 mod invite;
+mod orphans;
 mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -116,7 +117,9 @@ pub enum Ingested {
 
 impl<S: Store> Replica<S> {
     /// Opens a replica over `store`, replaying every stored item. The device's own contact card
-    /// is (re)published so that others can seat it in key agreements.
+    /// is (re)published so that others can seat it in key agreements. Pieces that no stored
+    /// change lists (left by a streamed write killed midway) are removed first (REP-24); one
+    /// replica per store.
     pub fn open(device: Device, store: S) -> Result<Self, ReplicaError> {
         let mut replica = Replica {
             device,
@@ -163,7 +166,9 @@ impl<S: Store> Replica<S> {
             }
         }
         items.sort_by_key(crate::admission::apply_rank);
+        let mut census = orphans::PieceCensus::default();
         for item in &items {
+            census.note(item);
             // Stored items were accepted once; one the current graph no longer authorises (a
             // key-agreement op by a since-revoked device) stays stored but is not applied.
             if let Err(e) = self.apply_item(PeerTag::LOCAL, item) {
@@ -171,6 +176,10 @@ impl<S: Store> Replica<S> {
             }
         }
         self.refresh_cgkas();
+        // REP-24: pieces of a write killed before its manifest was stored are removed before
+        // anything is synced (the replay did not apply them: no change lists them).
+        drop(items);
+        self.collect_orphan_pieces(census)?;
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! The one conformance suite every [`Store`] backend must pass (STORE-1..STORE-4).
+//! The one conformance suite every [`Store`] backend must pass (STORE-1..STORE-4, STORE-16).
 //!
 //! Test-support code: assertions panic by design. Enabled in this crate's tests and, for
 //! other backends or crates, with the `conformance` feature.
@@ -36,6 +36,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     duplicates_are_noops(&make());
     hashes_sorted_and_partitioned(&make());
     summary_matches_hashes(&make());
+    removal(&make());
     concurrent_writers(make());
 }
 
@@ -103,6 +104,68 @@ pub fn summary_matches_hashes<S: Store>(store: &S) {
         let hashes = store.hashes(&subject).unwrap();
         assert_eq!(store.summary(&subject).unwrap(), Summary::of(&hashes));
     }
+}
+
+/// STORE-16: `remove` deletes a batch, reports per hash whether it was held (absent and
+/// repeated hashes are no-ops), keeps STORE-3/4 and drops a subject left empty; a removed item
+/// can be stored again as new.
+pub fn removal<S: Store>(store: &S) {
+    assert!(store.remove(&[]).unwrap().is_empty());
+    let items = sample_items(12, 2);
+    store.put(&items).unwrap();
+    let (one, two) = (items[0].subject(), items[1].subject());
+    let absent = Hash([9; 32]);
+    // Every item of subject `one` but the first, one item of `two`, an absent hash, a repeat.
+    let mut gone: Vec<Hash> = items
+        .iter()
+        .filter(|i| i.subject() == one)
+        .skip(1)
+        .map(Item::hash)
+        .collect();
+    gone.push(items[1].hash());
+    let mut batch = gone.clone();
+    batch.push(absent);
+    batch.push(items[1].hash());
+    let mut want = vec![true; gone.len()];
+    want.extend([false, false]);
+    assert_eq!(store.remove(&batch).unwrap(), want);
+    for hash in &gone {
+        assert!(!store.contains(hash).unwrap());
+        assert!(store.get(hash).unwrap().is_none());
+    }
+    for subject in [one, two] {
+        let hashes = store.hashes(&subject).unwrap();
+        assert!(hashes.windows(2).all(|w| w[0] < w[1]));
+        let want: Vec<Hash> = {
+            let mut w: Vec<Hash> = items
+                .iter()
+                .filter(|i| i.subject() == subject && !gone.contains(&i.hash()))
+                .map(Item::hash)
+                .collect();
+            w.sort();
+            w
+        };
+        assert_eq!(hashes, want);
+        assert_eq!(store.summary(&subject).unwrap(), Summary::of(&hashes));
+    }
+    assert_eq!(store.hashes(&one).unwrap(), vec![items[0].hash()]);
+    // Emptying a subject drops it from `subjects`, and its summary is empty again.
+    assert_eq!(store.remove(&[items[0].hash()]).unwrap(), vec![true]);
+    assert_eq!(store.subjects().unwrap(), vec![two]);
+    assert_eq!(store.summary(&one).unwrap(), Summary::default());
+    // Removed items come back as new.
+    assert_eq!(store.put(&items[..2]).unwrap(), vec![true, true]);
+    assert_eq!(
+        store.get(&items[0].hash()).unwrap().as_ref(),
+        Some(&items[0])
+    );
+    let mut subjects = vec![one, two];
+    subjects.sort();
+    assert_eq!(store.subjects().unwrap(), subjects);
+    assert_eq!(
+        store.summary(&one).unwrap(),
+        Summary::of(&store.hashes(&one).unwrap())
+    );
 }
 
 /// Concurrent batches from several threads all land, exactly once.

@@ -84,6 +84,31 @@ impl Store for MemoryStore {
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError> {
         Ok(self.lock().by_subject.keys().copied().collect())
     }
+
+    fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        let mut inner = self.lock();
+        let mut out = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let Some(item) = inner.items.remove(hash) else {
+                out.push(false);
+                continue;
+            };
+            let subject = item.subject();
+            let emptied = match inner.by_subject.get_mut(&subject) {
+                Some((set, summary)) => {
+                    set.remove(hash);
+                    summary.remove(hash);
+                    set.is_empty()
+                }
+                None => false,
+            };
+            if emptied {
+                inner.by_subject.remove(&subject);
+            }
+            out.push(true);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

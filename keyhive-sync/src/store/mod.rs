@@ -5,7 +5,8 @@
 //! tests). Rules: STORE-1 `put` is atomic for the whole batch and durable when it returns `Ok`;
 //! STORE-2 items are keyed by their content hash and re-inserting one is a no-op; STORE-3
 //! `hashes(subject)` is sorted ascending; STORE-4 `summary(subject)` equals
-//! `Summary::of(hashes(subject))`. Damaged files (STORE-6..STORE-9, [`redb_store`]): every
+//! `Summary::of(hashes(subject))`; STORE-16 `remove` deletes a batch in one atomic, durable
+//! transaction, keeping STORE-3/4 (a subject left empty is no longer listed). Damaged files (STORE-6..STORE-9, [`redb_store`]): every
 //! failure is a typed [`StoreError`] naming the file and what to do, never a panic; an empty
 //! existing file is refused, never recreated.
 
@@ -164,6 +165,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every subject with at least one item, sorted ascending.
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError>;
+
+    /// STORE-16: deletes every listed item in one atomic, durable transaction, updating the
+    /// subject index and summaries with it (STORE-3/4; a subject left without items is no
+    /// longer listed by [`Store::subjects`]). Returns, per hash, whether it was held; a hash not
+    /// held (or listed twice) is a no-op. Used by a device replica to collect the pieces of an
+    /// interrupted write (REP-24); relays never delete.
+    fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -184,5 +192,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError> {
         (**self).subjects()
+    }
+    fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        (**self).remove(hashes)
     }
 }

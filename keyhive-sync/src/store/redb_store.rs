@@ -457,6 +457,61 @@ impl Store for RedbStore {
             Ok(out)
         })
     }
+
+    /// STORE-16: one write transaction over the three tables; a subject whose count reaches
+    /// zero loses its summary row, so `subjects` no longer lists it.
+    fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        self.with_db(|db, path| {
+            let txn = db.begin_write().map_err(|e| backend(path, e))?;
+            let mut out = Vec::with_capacity(hashes.len());
+            {
+                let mut table = txn.open_table(ITEMS).map_err(|e| backend(path, e))?;
+                let mut index = txn.open_table(BY_SUBJECT).map_err(|e| backend(path, e))?;
+                let mut summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+                let mut touched: BTreeMap<SubjectId, Summary> = BTreeMap::new();
+                for hash in hashes {
+                    let Some(removed) = table.remove(&hash.0).map_err(|e| backend(path, e))? else {
+                        out.push(false);
+                        continue;
+                    };
+                    let subject = decode_item(removed.value(), hash, path)?.subject();
+                    drop(removed);
+                    index
+                        .remove(&subject_key(&subject, hash))
+                        .map_err(|e| backend(path, e))?;
+                    let summary = match touched.get_mut(&subject) {
+                        Some(s) => s,
+                        None => {
+                            let current = match summaries
+                                .get(subject.as_bytes())
+                                .map_err(|e| backend(path, e))?
+                            {
+                                Some(v) => decode_summary(v.value(), path)?,
+                                None => return Err(corrupt(path, "item without a summary")),
+                            };
+                            touched.entry(subject).or_insert(current)
+                        }
+                    };
+                    summary.remove(hash);
+                    out.push(true);
+                }
+                for (subject, summary) in touched {
+                    if summary.count == 0 {
+                        summaries
+                            .remove(subject.as_bytes())
+                            .map_err(|e| backend(path, e))?;
+                    } else {
+                        summaries
+                            .insert(subject.as_bytes(), &summary.to_bytes())
+                            .map_err(|e| backend(path, e))?;
+                    }
+                }
+            }
+            // STORE-1/16: durable when commit returns, like a put.
+            txn.commit().map_err(|e| backend(path, e))?;
+            Ok(out)
+        })
+    }
 }
 
 #[cfg(test)]

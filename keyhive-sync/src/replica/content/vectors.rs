@@ -52,13 +52,7 @@ fn header() -> ChangeHeader {
 /// Cuts `stream` into piece items with the production sink; returns their envelopes.
 fn cut(stream: &[u8]) -> Vec<Vec<u8>> {
     let store = MemoryStore::new();
-    let mut sink = PieceSink {
-        document: header().document,
-        store: &store,
-        buffer: Vec::with_capacity(PIECE_LEN),
-        pieces: Vec::new(),
-        error: None,
-    };
+    let mut sink = PieceSink::new(header().document, &store);
     sink.write_all(stream).expect("cut");
     sink.finish().expect("last piece");
     sink.pieces

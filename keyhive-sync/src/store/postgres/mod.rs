@@ -359,6 +359,93 @@ async fn put_batch(
     Ok(fresh)
 }
 
+/// STORE-16: the whole removal in one transaction under the write lock (STORE-13), so the
+/// summaries stay consistent with concurrent puts; a subject left empty loses its summary row.
+async fn remove_batch(pool: Pool, hashes: Vec<Vec<u8>>) -> Result<HashSet<Hash>, PostgresError> {
+    let failed = |source| PostgresError::Query {
+        operation: "a removal",
+        source,
+    };
+    let mut client = pool.get().await.map_err(PostgresError::Unavailable)?;
+    let write_lock = client
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await
+        .map_err(failed)?;
+    let delete = client
+        .prepare_cached(
+            "DELETE FROM keyhive_items WHERE hash = ANY($1::bytea[]) RETURNING hash, subject",
+        )
+        .await
+        .map_err(failed)?;
+    let read_summaries = client
+        .prepare_cached(
+            "SELECT subject, summary FROM keyhive_summaries WHERE subject = ANY($1::bytea[])",
+        )
+        .await
+        .map_err(failed)?;
+    let write_summaries = client
+        .prepare_cached(
+            "INSERT INTO keyhive_summaries (subject, summary)
+             SELECT * FROM unnest($1::bytea[], $2::bytea[])
+             ON CONFLICT (subject) DO UPDATE SET summary = EXCLUDED.summary",
+        )
+        .await
+        .map_err(failed)?;
+    let drop_summaries = client
+        .prepare_cached("DELETE FROM keyhive_summaries WHERE subject = ANY($1::bytea[])")
+        .await
+        .map_err(failed)?;
+    let txn = client.transaction().await.map_err(failed)?;
+    txn.execute(&write_lock, &[&WRITE_LOCK])
+        .await
+        .map_err(failed)?;
+    let deleted = txn.query(&delete, &[&hashes]).await.map_err(failed)?;
+    let mut gone = HashSet::with_capacity(deleted.len());
+    let mut by_subject: Vec<(SubjectId, Hash)> = Vec::with_capacity(deleted.len());
+    for row in &deleted {
+        let hash = to_hash(row.get::<_, &[u8]>(0))?;
+        gone.insert(hash);
+        by_subject.push((to_subject(row.get::<_, &[u8]>(1))?, hash));
+    }
+    if gone.is_empty() {
+        txn.rollback().await.map_err(failed)?;
+        return Ok(gone);
+    }
+    let mut touched: BTreeMap<SubjectId, Option<Summary>> =
+        by_subject.iter().map(|(s, _)| (*s, None)).collect();
+    let keys: Vec<Vec<u8>> = touched.keys().map(|s| s.as_bytes().to_vec()).collect();
+    for row in txn.query(&read_summaries, &[&keys]).await.map_err(failed)? {
+        let subject = to_subject(row.get::<_, &[u8]>(0))?;
+        let summary =
+            Summary::from_bytes(row.get::<_, &[u8]>(1)).ok_or_else(|| corrupt("bad summary"))?;
+        touched.insert(subject, Some(summary));
+    }
+    let mut summaries: BTreeMap<SubjectId, Summary> = BTreeMap::new();
+    for (subject, summary) in touched {
+        summaries.insert(
+            subject,
+            summary.ok_or_else(|| corrupt("item without a summary"))?,
+        );
+    }
+    for (subject, hash) in &by_subject {
+        if let Some(summary) = summaries.get_mut(subject) {
+            summary.remove(hash);
+        }
+    }
+    let (emptied, kept): (Vec<_>, Vec<_>) = summaries.into_iter().partition(|(_, s)| s.count == 0);
+    let emptied: Vec<Vec<u8>> = emptied.iter().map(|(s, _)| s.as_bytes().to_vec()).collect();
+    let kept_keys: Vec<Vec<u8>> = kept.iter().map(|(s, _)| s.as_bytes().to_vec()).collect();
+    let kept_values: Vec<Vec<u8>> = kept.iter().map(|(_, v)| v.to_bytes().to_vec()).collect();
+    txn.execute(&write_summaries, &[&kept_keys, &kept_values])
+        .await
+        .map_err(failed)?;
+    txn.execute(&drop_summaries, &[&emptied])
+        .await
+        .map_err(failed)?;
+    txn.commit().await.map_err(failed)?;
+    Ok(gone)
+}
+
 impl Store for PostgresStore {
     fn put(&self, items: &[Item]) -> Result<Vec<bool>, StoreError> {
         let mut seen = HashSet::with_capacity(items.len());
@@ -444,6 +531,21 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| to_subject(r.get(0)))
             .collect::<Result<_, _>>()?)
+    }
+
+    fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+        let pool = self.pool.clone();
+        let gone = self.block("a removal", remove_batch(pool, keys))?;
+        // A hash listed twice was removed once: only its first mention reports it.
+        let mut seen = HashSet::with_capacity(hashes.len());
+        Ok(hashes
+            .iter()
+            .map(|h| seen.insert(*h) && gone.contains(h))
+            .collect())
     }
 }
 
