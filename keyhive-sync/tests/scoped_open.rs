@@ -375,3 +375,78 @@ fn a_scoped_replica_neither_ingests_nor_writes() {
     assert_eq!(all_items(&alice).len(), before, "nothing was stored");
     alice.write(doc, b"the full replica writes").expect("write");
 }
+
+/// Opens `store` (scoped to `doc`, or fully) with the secrets of the documents it replayed,
+/// as the CLI does, and reads `doc`'s latest change.
+fn open_and_read<S: Store>(
+    device: &keyhive_core::identity::Device,
+    store: S,
+    secrets: &[(DocumentId, keyhive_core::cgka::CgkaSecrets)],
+    doc: Option<DocumentId>,
+    target: DocumentId,
+) -> Vec<u8> {
+    let mut r = match doc {
+        Some(doc) => Replica::open_scoped(device.clone(), store, &[doc.0]).expect("open"),
+        None => Replica::open(device.clone(), store).expect("open"),
+    };
+    let held: Vec<_> = secrets
+        .iter()
+        .filter(|(d, _)| r.cgka(d).is_some())
+        .cloned()
+        .collect();
+    r.import_cgka_secrets(held);
+    read(&r, target).expect("readable")
+}
+
+#[test]
+#[ignore = "measurement: cargo test --release -p keyhive-sync --test scoped_open -- --ignored --nocapture"]
+fn measured_read_one_of_1000_documents() {
+    const DOCS: usize = 1000;
+    let mut alice = replica("alice");
+    let folder = alice.create_document().expect("folder");
+    let mut docs = Vec::with_capacity(DOCS);
+    for i in 0..DOCS {
+        let doc = alice.create_document().expect("doc");
+        alice
+            .grant(&doc.0, AgentId::Document(folder), Access::Read)
+            .expect("placed");
+        alice
+            .write(doc, format!("file {i}").as_bytes())
+            .expect("write");
+        docs.push(doc);
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let store =
+        Arc::new(keyhive_sync::RedbStore::open(dir.path().join("store.redb")).expect("redb"));
+    store.put(&all_items(&alice)).expect("copy");
+    let secrets: Vec<_> = alice.cgka_secrets().collect();
+    let device = alice.device().clone();
+    let target = docs[DOCS / 2];
+    let time = |scoped: bool| {
+        let start = std::time::Instant::now();
+        let bytes = open_and_read(
+            &device,
+            Arc::clone(&store),
+            &secrets,
+            scoped.then_some(target),
+            target,
+        );
+        assert_eq!(bytes, format!("file {}", DOCS / 2).as_bytes());
+        start.elapsed()
+    };
+    let mut full = Vec::new();
+    let mut scoped = Vec::new();
+    for _ in 0..3 {
+        full.push(time(false));
+        scoped.push(time(true));
+    }
+    full.sort();
+    scoped.sort();
+    println!(
+        "open + read one of {DOCS} documents ({} items), median of 3: full replay {:.1} ms, scoped (REP-60) {:.2} ms, ratio {:.0}x",
+        all_items(&alice).len(),
+        full[1].as_secs_f64() * 1e3,
+        scoped[1].as_secs_f64() * 1e3,
+        full[1].as_secs_f64() / scoped[1].as_secs_f64()
+    );
+}
