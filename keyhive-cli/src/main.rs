@@ -156,6 +156,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invites { revoke } => {
             commands::invite::list(session::Session::open(home, out)?, revoke.as_deref())
         }
+        // REP-60: reading one document replays only what it depends on.
+        Command::Get {
+            doc,
+            out: path,
+            change,
+        } => {
+            let mut s = session::Session::open_reading(home, out, &doc)?;
+            commands::content::get(&mut s, &doc, path.as_deref(), change.as_deref())
+        }
         command => {
             let mut s = session::Session::open(home, out)?;
             run_in_session(&mut s, command)

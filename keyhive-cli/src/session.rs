@@ -54,6 +54,52 @@ impl Session {
         Self::assemble(home, out, keys, store, replica)
     }
 
+    /// REP-60: opens the device to read the one document `name_or_id` names. When it is an id,
+    /// or a unique prefix of a stored subject's id, the replica replays (and verifies) only the
+    /// stored items that document depends on (`Replica::open_scoped`); otherwise, or when that
+    /// does not find a document, the session is opened fully ([`Session::open`]), so answers
+    /// and error messages are those of a full session.
+    pub fn open_reading(home: Home, out: Output, name_or_id: &str) -> Result<Self> {
+        match Self::open_scoped(&home, out, name_or_id) {
+            Ok(Some(session)) => return Ok(session),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "scoped open failed; opening fully"),
+        }
+        Self::open(home, out)
+    }
+
+    /// The scoped session of [`Session::open_reading`], `None` when `name_or_id` is not the id
+    /// (or a unique id prefix) of a document of the store.
+    fn open_scoped(home: &Home, out: Output, name_or_id: &str) -> Result<Option<Self>> {
+        let keys = device_store::load(home)?;
+        let store = Arc::new(
+            RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
+        );
+        let target = match name_or_id.parse::<PublicKey>() {
+            Ok(key) => key,
+            Err(_) if crate::lookup::is_prefix(name_or_id) => {
+                let subjects: Vec<PublicKey> = keyhive_sync::Store::subjects(store.as_ref())?
+                    .into_iter()
+                    .map(|s| s.0)
+                    .collect();
+                match crate::lookup::by_prefix(name_or_id, &subjects).as_slice() {
+                    [one] => *one,
+                    _ => return Ok(None),
+                }
+            }
+            Err(_) => return Ok(None),
+        };
+        let replica = Replica::open_scoped(keys.device().clone(), store.clone(), &[target])?;
+        let is_document = replica
+            .checker()
+            .subject_info(&target)
+            .is_some_and(|i| i.kind == SubjectKind::Document);
+        if !is_document {
+            return Ok(None);
+        }
+        Self::assemble(home.clone(), out, keys, store, replica).map(Some)
+    }
+
     /// Completes a session around an opened replica: restores key-agreement secrets and loads
     /// contacts (publishing their cards to the replica) and local names.
     pub fn assemble(

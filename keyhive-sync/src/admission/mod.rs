@@ -48,7 +48,7 @@ pub use refusal::Refusal;
 use crate::blob::Blob;
 use crate::item::{Item, SubjectId};
 use crate::replica::Directory;
-use envelope::{Envelope, classify};
+pub(crate) use envelope::{Envelope, classify};
 
 /// Who admits: the rules differ only where a relay must not keep what it cannot store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -227,6 +227,8 @@ impl<S: Store> Replica<S> {
         document: DocumentId,
         reader: impl Read,
     ) -> Result<Hash, ReplicaError> {
+        // REP-63: checked before any piece is stored.
+        self.require_full()?;
         self.require_unrevoked(&document.0, Access::Write)?;
         self.prepare(document)?;
         let key = SymmetricKey::random();

@@ -42,6 +42,11 @@ impl EarlyQueue {
         true
     }
 
+    /// Whether no op is queued.
+    pub(super) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// Removes and returns every op queued for `document`.
     pub(super) fn take(&mut self, document: &DocumentId) -> Vec<Item> {
         let items = self.by_document.remove(document).unwrap_or_default();

@@ -86,6 +86,15 @@ pub enum ReplicaError {
         /// The revocation that removed this device.
         revocation: Hash,
     },
+    /// REP-63: this replica was opened for a few subjects (to read them) and neither ingests
+    /// items nor stores what it would make: open it fully to write or sync.
+    #[error(
+        "this replica was opened to read {subjects} subject(s) only: open it fully to write or sync"
+    )]
+    Scoped {
+        /// How many subjects its scope holds.
+        subjects: usize,
+    },
     /// Writing decrypted content failed.
     #[error("writing content failed")]
     Io(#[from] std::io::Error),

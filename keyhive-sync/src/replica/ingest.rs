@@ -16,6 +16,7 @@ use crate::store::Store;
 impl<S: Store> Replica<S> {
     /// Admits, applies and stores an item received from `from` (ADM-n, REP-2).
     pub fn ingest(&mut self, from: PeerTag, item: &Item) -> Result<Ingested, ReplicaError> {
+        self.require_full()?;
         if self.store.contains(&item.hash())? {
             return Ok(Ingested::Duplicate);
         }
@@ -40,6 +41,7 @@ impl<S: Store> Replica<S> {
         from: PeerTag,
         mut items: Vec<Item>,
     ) -> Result<Vec<ItemOutcome>, ReplicaError> {
+        self.require_full()?;
         items.sort_by_key(apply_rank);
         let touched: Vec<SubjectId> = items.iter().map(Item::subject).collect();
         let mut accepted = Vec::new();

@@ -28,6 +28,7 @@ mod history;
 mod ingest;
 mod invite;
 mod orphans;
+mod scope;
 mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -88,6 +89,8 @@ pub struct Replica<S: Store> {
     outbox: Option<Box<dyn Announce>>,
     /// REP-40: event subscribers and what they were last told.
     events: events::Hub,
+    /// REP-60: the subjects a scoped open replayed (`None`: the whole store).
+    scope: Option<BTreeSet<SubjectId>>,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -121,7 +124,19 @@ impl<S: Store> Replica<S> {
     /// change lists (left by a streamed write killed midway) are removed first (REP-24); one
     /// replica per store.
     pub fn open(device: Device, store: S) -> Result<Self, ReplicaError> {
-        let mut replica = Replica {
+        let mut replica = Replica::blank(device, store);
+        let items = replica.stored_items()?;
+        let census = replica.replay(items);
+        // REP-24: pieces of a write killed before its manifest was stored are removed before
+        // anything is synced (the replay did not apply them: no change lists them).
+        replica.collect_orphan_pieces(census)?;
+        replica.finish_open()?;
+        Ok(replica)
+    }
+
+    /// A replica over `store` that has replayed nothing yet.
+    fn blank(device: Device, store: S) -> Self {
+        Replica {
             device,
             store,
             // The local store holds only ops this replica accepted before, so the pending limits
@@ -141,22 +156,12 @@ impl<S: Store> Replica<S> {
             accepted: 0,
             outbox: None,
             events: events::Hub::default(),
-        };
-        replica.replay()?;
-        // From here on ops come from peers: the pending set is bounded again, in count and in
-        // bytes (CAP-4).
-        let checker = &mut replica.admission.checker;
-        checker.set_pending_limits(PendingLimits::default());
-        checker.set_pending_bytes_limit(keyhive_core::capability::DEFAULT_PENDING_BYTES);
-        let card = replica
-            .device
-            .contact_card()
-            .map_err(ReplicaError::OwnCard)?;
-        replica.accept_card(card)?;
-        Ok(replica)
+            scope: None,
+        }
     }
 
-    fn replay(&mut self) -> Result<(), ReplicaError> {
+    /// Every stored item.
+    fn stored_items(&self) -> Result<Vec<Item>, ReplicaError> {
         let mut items = Vec::new();
         for subject in self.store.subjects()? {
             for hash in self.store.hashes(&subject)? {
@@ -165,6 +170,24 @@ impl<S: Store> Replica<S> {
                 }
             }
         }
+        Ok(items)
+    }
+
+    /// Bounds the pending set again and (re)publishes this device's card: the end of every
+    /// open.
+    fn finish_open(&mut self) -> Result<(), ReplicaError> {
+        // From here on ops come from peers: the pending set is bounded again, in count and in
+        // bytes (CAP-4).
+        let checker = &mut self.admission.checker;
+        checker.set_pending_limits(PendingLimits::default());
+        checker.set_pending_bytes_limit(keyhive_core::capability::DEFAULT_PENDING_BYTES);
+        let card = self.device.contact_card().map_err(ReplicaError::OwnCard)?;
+        self.accept_card(card)
+    }
+
+    /// Applies stored `items` (each verified again, as when it arrived) in dependency order;
+    /// returns what they say about pieces (REP-24).
+    fn replay(&mut self, mut items: Vec<Item>) -> orphans::PieceCensus {
         items.sort_by_key(crate::admission::apply_rank);
         let mut census = orphans::PieceCensus::default();
         for item in &items {
@@ -176,11 +199,7 @@ impl<S: Store> Replica<S> {
             }
         }
         self.refresh_cgkas();
-        // REP-24: pieces of a write killed before its manifest was stored are removed before
-        // anything is synced (the replay did not apply them: no change lists them).
-        drop(items);
-        self.collect_orphan_pieces(census)?;
-        Ok(())
+        census
     }
 
     /// Items accepted from peers since the replica was opened. Sync loops use it to tell
@@ -419,6 +438,8 @@ impl<S: Store> Replica<S> {
     /// Stores items made on this device (already checked as they were built), recording what
     /// they name so that later items referring to them are admitted (ADM-n, REP-20..REP-22).
     fn store_items(&mut self, items: Vec<Item>) -> Result<(), ReplicaError> {
+        // REP-63: a scoped replica stores nothing it makes.
+        self.require_full()?;
         for item in &items {
             self.admission.note_local(item);
             self.index_ciphertext(item);
