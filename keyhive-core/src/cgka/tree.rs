@@ -295,7 +295,7 @@ impl Tree {
     /// Writes `entry` at the blank inner node `node` (CGKA-28). Returns false, changing
     /// nothing, if the node is not an inner node or is not blank.
     pub(crate) fn fill(&mut self, node: u32, entry: Entry) -> bool {
-        if node % 2 == 0 {
+        if node.is_multiple_of(2) {
             return false;
         }
         match self.inner.get_mut(node as usize) {
