@@ -70,14 +70,26 @@ fn first_write_fills_in_item_sized_ops_and_the_rekey_after_a_revoke_is_logarithm
         "every key-agreement op fits one item"
     );
     let depth = alice.cgka(&doc).unwrap().tree().depth() as usize;
-    let first = ops.iter().filter_map(wraps).last().unwrap();
-    assert!(first <= depth, "the first update wraps {first} keys");
+    let updates: Vec<usize> = ops.iter().filter_map(wraps).collect();
+    assert_eq!(updates.len(), 1);
+    assert!(
+        updates[0] <= depth,
+        "the first update wraps {} keys",
+        updates[0]
+    );
+    let before: Vec<_> = ops.iter().map(|op| op.hash()).collect();
 
     let gone = members[17].id();
     alice.revoke(&doc.0, AgentId::Individual(gone)).unwrap();
     let latest = alice.write(doc, b"after the revoke").unwrap();
     let (ops, all) = items(&alice, doc);
-    let rekey = ops.iter().filter_map(wraps).last().unwrap();
+    let rekeys: Vec<usize> = ops
+        .iter()
+        .filter(|op| !before.contains(&op.hash()))
+        .filter_map(wraps)
+        .collect();
+    assert_eq!(rekeys.len(), 1, "one re-key after the revoke");
+    let rekey = rekeys[0];
     assert!(
         rekey <= 2 * depth,
         "the re-key wraps {rekey} keys for depth {depth}"
