@@ -11,6 +11,9 @@ use super::authority::CgkaAuthority;
 use super::op::CgkaOp;
 use super::state::{Cgka, CreateError};
 
+/// Wraps per level past which [`Cgka::apply_membership`] fills before it updates (CGKA-24).
+pub const FILL_WRAPS_PER_LEVEL: usize = 3;
+
 /// The membership changes that make a CGKA's members equal a target set (CGKA-23).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MembershipPlan {
@@ -80,8 +83,21 @@ impl Cgka {
             ops.push(self.add(key, *device, *prekey, authority)?);
         }
         if self.must_update_before_encrypt() {
+            if self.should_fill() {
+                ops.extend(self.fill(key, authority)?);
+            }
             ops.push(self.update(key, authority)?);
         }
         Ok(ops)
+    }
+
+    /// CGKA-24: fill before updating when the update would wrap for more than
+    /// [`FILL_WRAPS_PER_LEVEL`] keys per level (blank subtrees, e.g. after many adds): the
+    /// fill costs about two X25519 per blank node once, and the update and every later one
+    /// then wrap about one key per level there (CGKA-27).
+    pub fn should_fill(&self) -> bool {
+        let depth = self.tree().depth() as usize;
+        self.update_cost()
+            .is_some_and(|wraps| wraps > FILL_WRAPS_PER_LEVEL * depth.max(1))
     }
 }

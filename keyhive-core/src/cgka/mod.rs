@@ -1,7 +1,7 @@
 //! Continuous group key agreement for one document: a concurrent TreeKEM variant in the style
 //! of BeeKEM (`specs/cgka.md`).
 //!
-//! * [`op`]: the signed ops (init, add, remove, update) and their wire form.
+//! * [`op`]: the signed ops (init, add, remove, update, fill) and their wire form.
 //! * [`tree`]: the public ratchet tree, blanks, conflict keys and resolutions.
 //! * [`path`]: path-secret derivation and wrapping (X25519 + BLAKE3 + XChaCha20-Poly1305).
 //! * [`state`]: the op DAG, its deterministic replay and the local device's secrets.
@@ -20,6 +20,8 @@ pub mod tree;
 #[cfg(test)]
 mod adversarial_tests;
 #[cfg(test)]
+mod fill_tests;
+#[cfg(test)]
 mod replay_vectors;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -29,5 +31,5 @@ mod vectors;
 pub use authority::{CgkaAuthority, StaticAuthority};
 pub use binding::{InitBinding, InitBindingError, check_init};
 pub use membership::MembershipPlan;
-pub use op::{CgkaBody, CgkaOp, SignedCgkaOp};
+pub use op::{CgkaBody, CgkaOp, FillNodes, FilledNode, SignedCgkaOp};
 pub use state::{Cgka, CgkaSecrets, CreateError, InitError, ReceiveError, Received};

@@ -10,6 +10,13 @@ use crate::signed::{Op, OpBody, Signed, Verified};
 /// Most levels an update path may carry: a tree of 2^31 leaves (CGKA-3).
 pub const MAX_PATH_LEN: usize = 32;
 
+/// Most nodes one fill op may carry (CGKA-3, CGKA-27).
+pub const MAX_FILL_NODES: usize = 1 << 16;
+
+/// Largest encoded fill op a replica builds: the ops of one fill are cut so that each fits
+/// one sync item (256 KiB, `specs/sync.md` SYNC-2) with room for the envelope (CGKA-4, CGKA-27).
+pub const FILL_MAX_BYTES: usize = 192 * 1024;
+
 /// The body of a signed CGKA op. Variant order is the wire tag: never reorder (CGKA-1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CgkaBody {
@@ -35,6 +42,32 @@ pub enum CgkaBody {
     },
     /// Replaces the issuer's leaf key and every key on its path to the root (CGKA-15).
     Update(UpdatePath),
+    /// Gives blank inner nodes off the issuer's path fresh keys (CGKA-27, CGKA-28).
+    Fill(FillNodes),
+}
+
+/// Fresh keys for blank inner nodes, each node's secret wrapped for its children's
+/// resolution (CGKA-27).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillNodes {
+    /// The public half of the op's one-time sender key: every wrap in the op is made with it
+    /// in place of the path node key of CGKA-9.
+    pub ephemeral: PrekeyPublic,
+    /// The filled nodes, strictly ascending by (level, node index): children before parents.
+    pub nodes: Vec<FilledNode>,
+}
+
+/// One filled node: its index, its new public key, and its secret wrapped for every key of
+/// the resolution of its two children (CGKA-27).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilledNode {
+    /// The inner node's index (odd, CGKA-5).
+    pub node: u32,
+    /// The node's new X25519 public key (`node_key` of its secret, CGKA-8).
+    pub public: PrekeyPublic,
+    /// The node's 32-byte secret for each recipient, strictly ascending by recipient; never
+    /// empty.
+    pub wrapped: Vec<WrappedSecret>,
 }
 
 /// A fresh path from the issuer's leaf to the root (CGKA-3).
@@ -88,13 +121,19 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
                 ));
             }
         }
-        CgkaBody::Add { .. } | CgkaBody::Remove { .. } | CgkaBody::Update(_) => {
+        CgkaBody::Add { .. }
+        | CgkaBody::Remove { .. }
+        | CgkaBody::Update(_)
+        | CgkaBody::Fill(_) => {
             if op.predecessors.is_empty() {
                 return Err(DecodeError::InvalidStructure(
                     "cgka op other than init needs predecessors",
                 ));
             }
         }
+    }
+    if let CgkaBody::Fill(fill) = &op.body {
+        check_fill(fill)?;
     }
     if let CgkaBody::Update(path) = &op.body {
         if path.nodes.is_empty() || path.nodes.len() > MAX_PATH_LEN {
@@ -120,6 +159,42 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
         {
             return Err(DecodeError::InvalidStructure(
                 "root node carries wrapped secrets",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// CGKA-3: a fill names 1 to [`MAX_FILL_NODES`] inner nodes, strictly ascending by (level,
+/// index), each with at least one wrapped secret, strictly ascending by recipient.
+fn check_fill(fill: &FillNodes) -> Result<(), DecodeError> {
+    if fill.nodes.is_empty() || fill.nodes.len() > MAX_FILL_NODES {
+        return Err(DecodeError::InvalidStructure(
+            "fill node count out of range",
+        ));
+    }
+    let order = |n: &FilledNode| (super::tree::level(n.node), n.node);
+    if fill.nodes.iter().any(|n| n.node % 2 == 0) {
+        return Err(DecodeError::InvalidStructure("fill names a leaf"));
+    }
+    if fill.nodes.windows(2).any(|w| order(&w[0]) >= order(&w[1])) {
+        return Err(DecodeError::InvalidStructure(
+            "fill nodes not strictly ascending by level and index",
+        ));
+    }
+    for node in &fill.nodes {
+        if node.wrapped.is_empty() {
+            return Err(DecodeError::InvalidStructure(
+                "filled node wraps for no one",
+            ));
+        }
+        if node
+            .wrapped
+            .windows(2)
+            .any(|w| w[0].recipient >= w[1].recipient)
+        {
+            return Err(DecodeError::InvalidStructure(
+                "wrapped secrets not strictly ascending by recipient",
             ));
         }
     }

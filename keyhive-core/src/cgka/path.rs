@@ -10,7 +10,7 @@ use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
 use crate::crypto::secret::SymmetricKey;
 use crate::identity::DocumentId;
 
-use super::op::{PathNode, UpdatePath, WrappedSecret};
+use super::op::{FilledNode, PathNode, UpdatePath, WrappedSecret};
 
 /// A 32-byte path secret (zeroized on drop).
 pub type PathSecret = Zeroizing<[u8; 32]>;
@@ -238,4 +238,55 @@ pub fn read(
         }
     }
     Ok(None)
+}
+
+/// CGKA-27: a filled node with secret `secret`: its public key and `secret` wrapped (CGKA-9,
+/// with the fill's one-time key `ephemeral` as sender) for every key in `recipients`.
+/// Returns the node and its secret key.
+pub fn fill_node(
+    document: &DocumentId,
+    ephemeral: &PrekeySecret,
+    ephemeral_public: &PrekeyPublic,
+    node: u32,
+    secret: &[u8; 32],
+    recipients: &[PrekeyPublic],
+) -> Result<(FilledNode, PrekeySecret), PathError> {
+    let sk = node_key(secret);
+    let mut recipients = recipients.to_vec();
+    recipients.sort_unstable();
+    recipients.dedup();
+    let wrapped = recipients
+        .iter()
+        .map(|r| wrap_from(document, ephemeral, ephemeral_public, r, secret))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filled = FilledNode {
+        node,
+        public: sk.public(),
+        wrapped,
+    };
+    Ok((filled, sk))
+}
+
+/// CGKA-31: reads one filled node with whichever secret key `lookup` knows for one of its
+/// recipients (the first such wrap). `Ok(None)` if none is addressed to a known key;
+/// [`PathError::KeyMismatch`] if the secret does not give the announced public key.
+pub fn read_filled(
+    document: &DocumentId,
+    ephemeral: &PrekeyPublic,
+    node: &FilledNode,
+    lookup: impl Fn(&PrekeyPublic) -> Option<PrekeySecret>,
+) -> Result<Option<PrekeySecret>, PathError> {
+    let Some((wrapped, own)) = node
+        .wrapped
+        .iter()
+        .find_map(|w| lookup(&w.recipient).map(|sk| (w, sk)))
+    else {
+        return Ok(None);
+    };
+    let secret = unwrap(document, &own, ephemeral, wrapped)?;
+    let sk = node_key(&secret);
+    if sk.public() != node.public {
+        return Err(PathError::KeyMismatch(0));
+    }
+    Ok(Some(sk))
 }

@@ -17,7 +17,9 @@ use crate::signed::{KeyCache, Op, OpBody, SignError, Verified, VerifyError};
 
 use super::authority::CgkaAuthority;
 use super::binding::{InitBinding, InitBindingError};
-use super::op::{CgkaBody, CgkaOp, SignedCgkaOp, UpdatePath, check_body};
+use super::op::{
+    CgkaBody, CgkaOp, FILL_MAX_BYTES, FillNodes, SignedCgkaOp, UpdatePath, check_body,
+};
 use super::path::{self, PathError};
 use super::tree::{Entry, Tree};
 
@@ -174,6 +176,11 @@ pub struct Cgka {
     superseded: HashMap<PrekeyPublic, (u32, Hash)>,
     /// The same keys by node, so a membership change can forget those on its path.
     superseded_at: HashMap<u32, Vec<PrekeyPublic>>,
+    /// CGKA-29: for each tainted key written during replay, the devices that may know its
+    /// secret without being seated below its node (absent: none).
+    taint: HashMap<PrekeyPublic, Vec<IndividualId>>,
+    /// The same, by device, so that removing a device finds the keys it may know (CGKA-30).
+    tainted_by: HashMap<IndividualId, Vec<PrekeyPublic>>,
     tree: Tree,
     pending: BTreeMap<Hash, Arc<CgkaOp>>,
     waiting: HashMap<Hash, Vec<Hash>>,
@@ -258,6 +265,8 @@ impl Cgka {
             structural: Vec::new(),
             superseded: HashMap::new(),
             superseded_at: HashMap::new(),
+            taint: HashMap::new(),
+            tainted_by: HashMap::new(),
             tree: Tree::default(),
             pending: BTreeMap::new(),
             waiting: HashMap::new(),
@@ -627,6 +636,8 @@ impl Cgka {
         self.structural.clear();
         self.superseded.clear();
         self.superseded_at.clear();
+        self.taint.clear();
+        self.tainted_by.clear();
         let order = self.order.clone();
         for hash in order {
             if hash == self.init {
@@ -770,9 +781,11 @@ impl Cgka {
                     && let Some(slot) = self.tree.unseat(device)
                 {
                     self.structural_change(hash, &past, slot);
+                    self.blank_tainted(device);
                 }
             }
             CgkaBody::Update(update) => self.apply_update(hash, issuer, update, &past),
+            CgkaBody::Fill(fill) => self.apply_fill(hash, issuer, fill, &past),
         }
         for p in &op.predecessors {
             self.heads.remove(p);
@@ -806,11 +819,7 @@ impl Cgka {
             return;
         };
         let superseded = |h: &Hash| past.contains(h);
-        let no_concurrent_change = match past {
-            Past::All => true,
-            Past::AllExcept(concurrent) => !self.structural.iter().any(|h| concurrent.contains(h)),
-        };
-        let inner_valid = no_concurrent_change
+        let inner_valid = self.no_concurrent_change(past)
             && nodes.len() == update.nodes.len()
             && self.wraps_stay_inside(&nodes, update, past);
 
@@ -828,7 +837,17 @@ impl Cgka {
             .map(|e| (nodes[0], e))
             .collect::<Vec<_>>();
         if inner_valid {
-            for (node, path_node) in nodes.iter().zip(&update.nodes).skip(1) {
+            // CGKA-29: path node `j` is known to whoever holds a key its path secret was
+            // wrapped for at a level below `j`.
+            let mut taint: Vec<IndividualId> = Vec::new();
+            for (j, (node, path_node)) in nodes.iter().zip(&update.nodes).enumerate().skip(1) {
+                for w in &update.nodes[j - 1].wrapped {
+                    if let Some(t) = self.taint.get(&w.recipient) {
+                        taint.extend(t.iter().copied());
+                    }
+                }
+                taint.sort_unstable();
+                taint.dedup();
                 let gone = self.tree.write(
                     *node,
                     Entry {
@@ -838,6 +857,7 @@ impl Cgka {
                     superseded,
                 );
                 dropped.extend(gone.into_iter().map(|e| (*node, e)));
+                self.set_taint(path_node.public, &taint);
             }
         }
         for (node, entry) in dropped {
@@ -849,6 +869,123 @@ impl Cgka {
         }
         if self.owner.is_some() && self.owner != Some(issuer) {
             self.learn(hash, update);
+        }
+    }
+
+    /// CGKA-15 (a), CGKA-28: whether every membership change applied so far is in the past.
+    fn no_concurrent_change(&self, past: &Past) -> bool {
+        match past {
+            Past::All => true,
+            Past::AllExcept(concurrent) => !self.structural.iter().any(|h| concurrent.contains(h)),
+        }
+    }
+
+    /// CGKA-29: records the devices that may know `key`'s secret without being seated below
+    /// its node.
+    fn set_taint(&mut self, key: PrekeyPublic, taint: &[IndividualId]) {
+        if taint.is_empty() {
+            return;
+        }
+        for device in taint {
+            self.tainted_by.entry(*device).or_default().push(key);
+        }
+        self.taint.insert(key, taint.to_vec());
+    }
+
+    /// CGKA-30: an effective remove of `device` also drops every inner key it may know
+    /// without being seated below it (the keys it filled and the keys wrapped for those), and
+    /// forgets such keys among the superseded ones (CGKA-15 (c)).
+    fn blank_tainted(&mut self, device: &IndividualId) {
+        let Some(keys) = self.tainted_by.remove(device) else {
+            return;
+        };
+        let keys: HashSet<PrekeyPublic> = keys.into_iter().collect();
+        self.tree.drop_inner_keys(&keys);
+        for key in &keys {
+            self.superseded.remove(key);
+        }
+    }
+
+    /// CGKA-28: writes a fill's nodes, in order, each only if it is a blank inner node off
+    /// the issuer's path, its key is new, and every key it wraps for is held strictly below
+    /// it (or was superseded there by an op concurrent with the fill); none if a membership
+    /// change is concurrent with the fill.
+    fn apply_fill(&mut self, hash: Hash, issuer: IndividualId, fill: &FillNodes, past: &Past) {
+        let Some(slot) = self.tree.slot_of(&issuer) else {
+            return;
+        };
+        if self.no_concurrent_change(past) {
+            let own: HashSet<u32> = self.tree.direct_path(slot).into_iter().collect();
+            for filled in &fill.nodes {
+                let node = filled.node;
+                let fits = self.tree.is_inner_below_root(node)
+                    && !own.contains(&node)
+                    && self.tree.entries(node).is_empty()
+                    && self.tree.locate(&filled.public).is_none()
+                    && !self.superseded.contains_key(&filled.public)
+                    && filled
+                        .wrapped
+                        .iter()
+                        .all(|w| self.below(&w.recipient, node, past));
+                if !fits {
+                    continue;
+                }
+                let mut taint = vec![issuer];
+                for w in &filled.wrapped {
+                    if let Some(t) = self.taint.get(&w.recipient) {
+                        taint.extend(t.iter().copied());
+                    }
+                }
+                taint.sort_unstable();
+                taint.dedup();
+                let entry = Entry {
+                    op: hash,
+                    public: filled.public,
+                };
+                if self.tree.fill(node, entry) {
+                    self.set_taint(filled.public, &taint);
+                }
+            }
+        }
+        if self.owner.is_some() && self.owner != Some(issuer) {
+            self.learn_fill(hash, fill);
+        }
+    }
+
+    /// CGKA-28: `key` is held strictly below `node` in this replica's tree, or was superseded
+    /// there by an op concurrent with the one being applied (and not forgotten since).
+    fn below(&self, key: &PrekeyPublic, node: u32, past: &Past) -> bool {
+        let strictly_below = |at: u32| at != node && super::tree::in_subtree(at, node);
+        self.tree.locate(key).is_some_and(strictly_below)
+            || self
+                .superseded
+                .get(key)
+                .is_some_and(|(at, by)| strictly_below(*at) && !past.contains(by))
+    }
+
+    /// CGKA-31: learns the secret of every filled node wrapped for a key this device holds,
+    /// in order (a node's secret opens its parent's wrap). A wrong secret marks the fill bad.
+    fn learn_fill(&mut self, hash: Hash, fill: &FillNodes) {
+        if self.bad_paths.contains(&hash) {
+            return;
+        }
+        for filled in &fill.nodes {
+            if self.secrets.contains_key(&filled.public) {
+                continue;
+            }
+            let secrets = &self.secrets;
+            match path::read_filled(&self.document, &fill.ephemeral, filled, |pk| {
+                secrets.get(pk).cloned()
+            }) {
+                Ok(Some(key)) => {
+                    self.secrets.insert(filled.public, key);
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    self.bad_paths.insert(hash);
+                    return;
+                }
+            }
         }
     }
 
@@ -992,6 +1129,58 @@ impl Cgka {
         Ok(op)
     }
 
+    /// Fills the blank inner nodes off this device's path whose children resolve to two or
+    /// more keys (CGKA-27), so that later updates wrap one key per level there. Returns the
+    /// ops to publish in order (none if nothing is blank), each encoded in at most
+    /// [`FILL_MAX_BYTES`] so that it fits one sync item.
+    pub fn fill(
+        &mut self,
+        key: &SigningKey,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        self.fill_within(key, authority, FILL_MAX_BYTES, false)
+    }
+
+    /// As [`Cgka::fill`] with ops of at most `max_bytes`; with `keep`, the filler keeps the
+    /// secrets it chose (what a dishonest filler could do: tests use it, with small ops, to
+    /// check that CGKA-30 shuts such a filler out once removed).
+    pub(crate) fn fill_within(
+        &mut self,
+        key: &SigningKey,
+        authority: &dyn CgkaAuthority,
+        max_bytes: usize,
+        keep: bool,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        let me = self.check_owner(key)?;
+        let slot = self.tree.slot_of(&me).ok_or(CreateError::NotMember)?;
+        let bodies = fill_bodies(&self.tree, &self.document, slot, max_bytes)?;
+        let mut ops = Vec::with_capacity(bodies.len());
+        for (body, secrets) in bodies {
+            if keep {
+                self.secrets
+                    .extend(secrets.into_iter().map(|k| (k.public(), k)));
+            }
+            ops.push(self.sign_and_apply(key, CgkaBody::Fill(body), authority)?);
+        }
+        Ok(ops)
+    }
+
+    /// The number of keys an update by this device would wrap its path secrets for now (the
+    /// X25519 count of CGKA-15), or `None` if it is not seated.
+    pub fn update_cost(&self) -> Option<usize> {
+        let me = self.owner?;
+        let slot = self.tree.slot_of(&me)?;
+        let root = self.tree.root();
+        Some(
+            self.tree
+                .direct_path(slot)
+                .into_iter()
+                .filter(|n| *n != root)
+                .map(|n| self.tree.resolution(super::tree::sibling(n)).len())
+                .sum(),
+        )
+    }
+
     /// The local device's secrets, for the key store (KEYS-2).
     pub fn export_secrets(&self) -> CgkaSecrets {
         let mut node_keys: Vec<Zeroizing<[u8; 32]>> =
@@ -1044,6 +1233,95 @@ pub fn fresh_path(
     path::generate(document, leaf_secret, &resolutions)
 }
 
+/// Room left in a fill op for everything but its nodes: the envelope (issuer, up to 64
+/// predecessors, tags, signature) and the ephemeral key, rounded up.
+const FILL_ENVELOPE_ROOM: usize = 4096;
+
+/// An upper bound on the encoded size of a filled node with `wraps` wrapped secrets.
+fn filled_node_len(wraps: usize) -> usize {
+    5 + 32 + 5 + 80 * wraps
+}
+
+/// CGKA-27: the fill ops' bodies for the device at `slot`: every blank inner node off its
+/// direct path whose children resolve (counting the nodes filled so far) to two or more keys
+/// gets a fresh secret wrapped for them, level by level from the leaves up, cut into bodies
+/// of at most `max_bytes` encoded (with the envelope), each with its own one-time key.
+fn fill_bodies(
+    tree: &Tree,
+    document: &DocumentId,
+    slot: u32,
+    max_bytes: usize,
+) -> Result<Vec<(FillNodes, Vec<PrekeySecret>)>, PathError> {
+    let own: HashSet<u32> = tree.direct_path(slot).into_iter().collect();
+    let budget = max_bytes.saturating_sub(FILL_ENVELOPE_ROOM).max(1);
+    let nodes = 2 * tree.capacity() - 1;
+    // The resolution of each inner node as it will be once the fills so far are applied.
+    let mut resolved: HashMap<u32, Vec<PrekeyPublic>> = HashMap::new();
+    let mut bodies = Vec::new();
+    let mut ephemeral = PrekeySecret::generate();
+    let mut current = FillNodes {
+        ephemeral: ephemeral.public(),
+        nodes: Vec::new(),
+    };
+    let mut keys_chosen = Vec::new();
+    let mut used = 0usize;
+    for level in 1..=tree.depth() {
+        let mut node = (1u32 << level) - 1;
+        while node < nodes {
+            let here = tree.entries(node);
+            if !here.is_empty() {
+                resolved.insert(node, here.iter().map(|e| e.public).collect());
+            } else {
+                let (l, r) = super::tree::children(node);
+                let mut keys = Vec::new();
+                for child in [l, r] {
+                    if child % 2 == 0 {
+                        keys.extend(tree.entries(child).iter().map(|e| e.public));
+                    } else if let Some(below) = resolved.remove(&child) {
+                        keys.extend(below);
+                    }
+                }
+                if own.contains(&node) || node == tree.root() || keys.len() < 2 {
+                    resolved.insert(node, keys);
+                } else {
+                    let len = filled_node_len(keys.len());
+                    if used + len > budget && !current.nodes.is_empty() {
+                        ephemeral = PrekeySecret::generate();
+                        let full = std::mem::replace(
+                            &mut current,
+                            FillNodes {
+                                ephemeral: ephemeral.public(),
+                                nodes: Vec::new(),
+                            },
+                        );
+                        bodies.push((full, std::mem::take(&mut keys_chosen)));
+                        used = 0;
+                    }
+                    let mut secret = Zeroizing::new([0u8; 32]);
+                    rand::Rng::fill_bytes(&mut rand::rng(), &mut *secret);
+                    let (filled, chosen) = path::fill_node(
+                        document,
+                        &ephemeral,
+                        &current.ephemeral,
+                        node,
+                        &secret,
+                        &keys,
+                    )?;
+                    resolved.insert(node, vec![filled.public]);
+                    current.nodes.push(filled);
+                    keys_chosen.push(chosen);
+                    used += len;
+                }
+            }
+            node += 1u32 << (level + 1);
+        }
+    }
+    if !current.nodes.is_empty() {
+        bodies.push((current, keys_chosen));
+    }
+    Ok(bodies)
+}
+
 /// The authority's answer that replay depends on: `may_add` for an add, `may_remove` for a
 /// remove, nothing for other ops.
 fn verdict_of(op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<bool> {
@@ -1051,7 +1329,7 @@ fn verdict_of(op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<bool> {
     match &op.body {
         CgkaBody::Add { device, prekey } => Some(authority.may_add(&issuer, device, prekey)),
         CgkaBody::Remove { device } => Some(authority.may_remove(&issuer, device)),
-        CgkaBody::Init { .. } | CgkaBody::Update(_) => None,
+        CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => None,
     }
 }
 
@@ -1061,7 +1339,7 @@ fn authorised(op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {
         CgkaBody::Init { .. } => false,
         CgkaBody::Add { device, prekey } => authority.may_add(&issuer, device, prekey),
         CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
-        CgkaBody::Update(_) => authority.is_member(&issuer),
+        CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.is_member(&issuer),
     }
 }
 

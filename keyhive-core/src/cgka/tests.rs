@@ -310,11 +310,29 @@ fn secrets_export_import_restores_epochs() {
 
 #[derive(Debug, Clone)]
 enum Action {
-    Add { actor: usize, target: usize },
-    Remove { actor: usize, target: usize },
-    Update { actor: usize },
-    Deliver { from: usize, to: usize, seed: u64 },
-    Encrypt { actor: usize },
+    Add {
+        actor: usize,
+        target: usize,
+    },
+    Remove {
+        actor: usize,
+        target: usize,
+    },
+    Update {
+        actor: usize,
+    },
+    /// Fills blank nodes (CGKA-27) in small ops, so that fills span several ops.
+    Fill {
+        actor: usize,
+    },
+    Deliver {
+        from: usize,
+        to: usize,
+        seed: u64,
+    },
+    Encrypt {
+        actor: usize,
+    },
 }
 
 fn action(n: usize) -> impl Strategy<Value = Action> {
@@ -326,6 +344,17 @@ fn action(n: usize) -> impl Strategy<Value = Action> {
         1 => (0..n).prop_map(|actor| Action::Encrypt { actor }),
     ]
 }
+
+/// As [`action`], with fills (CGKA-27).
+fn action_with_fill(n: usize) -> impl Strategy<Value = Action> {
+    prop_oneof![
+        6 => action(n),
+        1 => (0..n).prop_map(|actor| Action::Fill { actor }),
+    ]
+}
+
+/// Ops of about three filled nodes: a fill spans several ops in the property tests.
+pub(crate) const SMALL_FILL: usize = 4096 + 700;
 
 /// Runs a random concurrent history and checks convergence, agreement after a final update,
 /// and that no device outside an encrypter's membership ever learns that epoch's root.
@@ -373,6 +402,16 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
                 if rs[actor].cgka.members().contains(&me) {
                     let key = rs[actor].device.signing_key().clone();
                     rs[actor].cgka.update(&key, &auth).unwrap();
+                }
+            }
+            Action::Fill { actor } => {
+                let me = rs[actor].id();
+                if rs[actor].cgka.members().contains(&me) {
+                    let key = rs[actor].device.signing_key().clone();
+                    rs[actor]
+                        .cgka
+                        .fill_within(&key, &auth, SMALL_FILL, true)
+                        .unwrap();
                 }
             }
             Action::Deliver { from, to, seed } => deliver(&mut rs, from, to, seed, &auth),
@@ -797,6 +836,12 @@ fn run_divergent(actions: &[Action], lax_mask: u8, seed: u64) -> Result<(), Test
                 let key = rs[actor].device.signing_key().clone();
                 let _ = rs[actor].cgka.update(&key, &views[actor]);
             }
+            Action::Fill { actor } => {
+                let key = rs[actor].device.signing_key().clone();
+                let _ = rs[actor]
+                    .cgka
+                    .fill_within(&key, &views[actor], SMALL_FILL, true);
+            }
             Action::Deliver { from, to, seed } => {
                 deliver_with(&mut rs, from, to, seed, &views[to]);
             }
@@ -891,6 +936,34 @@ proptest! {
     #[ignore = "long run: cargo test -p keyhive-core -- --ignored"]
     fn divergent_capability_views_never_leak_an_epoch_long(
         actions in prop::collection::vec(action(6), 10..120),
+        lax_mask in 0u8..32,
+        seed in any::<u64>(),
+    ) {
+        run_divergent(&actions, lax_mask, seed)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// CGKA-27..CGKA-31: with fills among the random adds, removes, updates and deliveries
+    /// (8 replicas, fills cut into ops of about three nodes), replicas converge, every member
+    /// derives the final root, and no device outside an encrypter's membership (removed ones
+    /// included) ever learns an epoch it encrypted under.
+    #[test]
+    fn random_histories_with_fills_converge(
+        actions in prop::collection::vec(action_with_fill(8), 10..60),
+        seed in any::<u64>(),
+    ) {
+        run_history(8, &actions, seed)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// CGKA-28: fills made where an intruder is admitted never let it learn a strict epoch.
+    #[test]
+    fn divergent_views_with_fills_never_leak_an_epoch(
+        actions in prop::collection::vec(action_with_fill(6), 10..60),
         lax_mask in 0u8..32,
         seed in any::<u64>(),
     ) {

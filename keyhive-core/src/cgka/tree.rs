@@ -4,7 +4,7 @@
 //! node's level is its number of trailing one bits, and a tree of `capacity` leaves (a power
 //! of two) has its root at `capacity - 1`. Growing the tree keeps every node index.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::crypto::hash::Hash;
 use crate::crypto::prekey::PrekeyPublic;
@@ -83,7 +83,8 @@ pub fn sibling(node: u32) -> u32 {
     }
 }
 
-fn children(node: u32) -> (u32, u32) {
+/// The two children of an inner node.
+pub fn children(node: u32) -> (u32, u32) {
     let k = level(node);
     // Only called for inner nodes (k >= 1).
     let half = 1u32 << k.saturating_sub(1);
@@ -284,6 +285,42 @@ impl Tree {
         }
         self.located.insert(entry.public, node);
         dropped
+    }
+
+    /// Whether `node` is an inner node of this tree other than the root (CGKA-28).
+    pub fn is_inner_below_root(&self, node: u32) -> bool {
+        node % 2 == 1 && node < self.root() * 2 && node != self.root()
+    }
+
+    /// Writes `entry` at the blank inner node `node` (CGKA-28). Returns false, changing
+    /// nothing, if the node is not an inner node or is not blank.
+    pub(crate) fn fill(&mut self, node: u32, entry: Entry) -> bool {
+        if node.is_multiple_of(2) {
+            return false;
+        }
+        match self.inner.get_mut(node as usize) {
+            Some(list) if list.is_empty() => {
+                list.push(entry);
+                self.located.insert(entry.public, node);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes every inner entry whose key is in `keys` (CGKA-30).
+    pub(crate) fn drop_inner_keys(&mut self, keys: &HashSet<PrekeyPublic>) {
+        for key in keys {
+            let Some(node) = self.located.get(key).copied() else {
+                continue;
+            };
+            if node % 2 == 1
+                && let Some(list) = self.inner.get_mut(node as usize)
+            {
+                list.retain(|e| e.public != *key);
+                self.located.remove(key);
+            }
+        }
     }
 
     /// Number of non-blank inner nodes and of inner entries (for size reports).

@@ -1,8 +1,10 @@
-//! Test vectors for `specs/cgka.md` (`specs/vectors/cgka.json`). Regenerate with
+//! Test vectors for `specs/cgka.md` (`specs/vectors/cgka.json`), including the fill of
+//! CGKA-27. Regenerate with
 //! `cargo test -p keyhive-core cgka::vectors::generate -- --ignored`.
 
 use serde_json::{Value, json};
 
+use super::op::FillNodes;
 use super::path::{self, epoch_root, next_secret, node_key};
 use super::replay_vectors;
 use crate::crypto::prekey::PrekeySecret;
@@ -29,8 +31,22 @@ fn compute() -> Value {
         ],
     )
     .expect("generate");
+    let ephemeral = PrekeySecret::from_bytes([0x66; 32]);
+    let (filled, _) = path::fill_node(
+        &document,
+        &ephemeral,
+        &ephemeral.public(),
+        5,
+        &[0x77; 32],
+        &[other.public(), recipient.public()],
+    )
+    .expect("fill");
+    let fill = FillNodes {
+        ephemeral: ephemeral.public(),
+        nodes: vec![filled.clone()],
+    };
     json!({
-        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15). Hex.",
+        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27). Hex.",
         "document": hex::encode(document.public_key().as_bytes()),
         "path_secrets": {
             "CGKA-8 leaf secret": hex::encode(*leaf),
@@ -60,6 +76,19 @@ fn compute() -> Value {
             ],
             "postcard(UpdatePath)": hex::encode(encode(&fresh.path)),
             "root path secret": hex::encode(*fresh.root_secret),
+        },
+        "CGKA-27 fill": {
+            "ephemeral secret": hex::encode([0x66u8; 32]),
+            "node": 5,
+            "node secret": hex::encode([0x77u8; 32]),
+            "node public": hex::encode(filled.public.0),
+            "recipients": [hex::encode(recipient.public().0), hex::encode(other.public().0)],
+            "wraps (ascending by recipient)": filled.wrapped.iter().map(|w| json!({
+                "recipient": hex::encode(w.recipient.0),
+                "ciphertext": hex::encode(w.ciphertext),
+                "tag": hex::encode(w.tag),
+            })).collect::<Vec<_>>(),
+            "postcard(FillNodes)": hex::encode(encode(&fill)),
         }
     })
 }
