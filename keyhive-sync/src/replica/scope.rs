@@ -159,7 +159,7 @@ fn references(item: &Item) -> (Vec<PublicKey>, Vec<Hash>) {
             match &op.body {
                 CgkaBody::Add { device, .. } | CgkaBody::Remove { device } => keys.push(device.0),
                 CgkaBody::Init { document, .. } => keys.push(document.0),
-                CgkaBody::Update(_) => {}
+                CgkaBody::Update(_) | CgkaBody::Fill(_) => {}
             }
         }
         Ok(Envelope::EntryPoint(entry)) => keys.push(entry.unverified_payload().publisher),
