@@ -302,10 +302,7 @@ impl Checker {
             if !seen.insert(s) {
                 continue;
             }
-            if self
-                .subject_info(&s)
-                .is_some_and(|info| !info.conflicted && AgentId::Individual(info.creator) == agent)
-            {
+            if self.created(agent, &s) {
                 return true;
             }
             for &ix in self.by_subject.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
@@ -328,6 +325,13 @@ impl Checker {
             }
         }
         false
+    }
+
+    /// CAP-13: whether `agent` created `subject` (its genesis, which nothing revokes, is not
+    /// conflicted).
+    fn created(&self, agent: AgentId, subject: &PublicKey) -> bool {
+        self.subject_info(subject)
+            .is_some_and(|info| !info.conflicted && AgentId::Individual(info.creator) == agent)
     }
 
     /// CAP-17: why `agent` does or does not hold `level` on `subject`.
@@ -470,10 +474,7 @@ impl Checker {
                 continue;
             }
             // CAP-13: a subject's creator holds it through its genesis, which nothing revokes.
-            if self
-                .subject_info(&s)
-                .is_some_and(|info| !info.conflicted && AgentId::Individual(info.creator) == agent)
-            {
+            if self.created(agent, &s) {
                 return true;
             }
             for &link in self.by_subject.get(&s).map(Vec::as_slice).unwrap_or(&[]) {

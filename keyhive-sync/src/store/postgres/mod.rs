@@ -47,6 +47,15 @@ pub use schema::SCHEMA_VERSION;
 /// Advisory lock key every put holds until it commits (STORE-13; `'keyhive2'` as an integer).
 const WRITE_LOCK: i64 = 0x6b65_7968_6976_6532;
 
+/// The summaries of some subjects (`put` and `remove` update them in their transaction).
+const READ_SUMMARIES: &str =
+    "SELECT subject, summary FROM keyhive_summaries WHERE subject = ANY($1::bytea[])";
+
+/// Writes the new summaries of the subjects a transaction touched.
+const WRITE_SUMMARIES: &str = "INSERT INTO keyhive_summaries (subject, summary)
+     SELECT * FROM unnest($1::bytea[], $2::bytea[])
+     ON CONFLICT (subject) DO UPDATE SET summary = EXCLUDED.summary";
+
 /// How a [`PostgresStore`] connects.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -282,17 +291,11 @@ async fn put_batch(
         .await
         .map_err(failed)?;
     let read_summaries = client
-        .prepare_cached(
-            "SELECT subject, summary FROM keyhive_summaries WHERE subject = ANY($1::bytea[])",
-        )
+        .prepare_cached(READ_SUMMARIES)
         .await
         .map_err(failed)?;
     let write_summaries = client
-        .prepare_cached(
-            "INSERT INTO keyhive_summaries (subject, summary)
-             SELECT * FROM unnest($1::bytea[], $2::bytea[])
-             ON CONFLICT (subject) DO UPDATE SET summary = EXCLUDED.summary",
-        )
+        .prepare_cached(WRITE_SUMMARIES)
         .await
         .map_err(failed)?;
     let hashes: Vec<Vec<u8>> = unique.iter().map(|i| i.hash().0.to_vec()).collect();
@@ -378,17 +381,11 @@ async fn remove_batch(pool: Pool, hashes: Vec<Vec<u8>>) -> Result<HashSet<Hash>,
         .await
         .map_err(failed)?;
     let read_summaries = client
-        .prepare_cached(
-            "SELECT subject, summary FROM keyhive_summaries WHERE subject = ANY($1::bytea[])",
-        )
+        .prepare_cached(READ_SUMMARIES)
         .await
         .map_err(failed)?;
     let write_summaries = client
-        .prepare_cached(
-            "INSERT INTO keyhive_summaries (subject, summary)
-             SELECT * FROM unnest($1::bytea[], $2::bytea[])
-             ON CONFLICT (subject) DO UPDATE SET summary = EXCLUDED.summary",
-        )
+        .prepare_cached(WRITE_SUMMARIES)
         .await
         .map_err(failed)?;
     let drop_summaries = client
