@@ -1,6 +1,7 @@
 //! Damaged local stores and closed pipes through the `keyhive` binary: a corrupt or empty home
-//! store is a one-line error with exit status 1, never a panic (STORE-6..9), and a relay whose
-//! stderr is closed keeps serving and stops cleanly (SYNC-99).
+//! store is a one-line error with exit status 1, never a panic (STORE-6..9), a relay whose
+//! stderr is closed keeps serving and stops cleanly (SYNC-99), and a command whose stdout is
+//! closed (`keyhive ls | head`) stops quietly.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -131,4 +132,28 @@ fn relay_with_closed_stderr_keeps_serving() {
     );
     let status = child.wait().unwrap();
     assert!(status.success(), "relay exit status {status:?}");
+}
+
+/// `keyhive ls | head`: a stdout closed before the command writes ends it with status 141
+/// (as SIGPIPE would) and nothing on stderr, never a "Broken pipe" panic (status 101).
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    ok(&home, &["init", "--name", "alice"]);
+    ok(&home, &["doc", "create", "notes"]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
+        .arg("--home")
+        .arg(&home)
+        .arg("ls")
+        .env_remove("KEYHIVE_HOME")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
