@@ -5,7 +5,6 @@ mod commands;
 mod conflict_names;
 mod contacts;
 mod device_store;
-mod doc_view;
 mod folder_state;
 mod home;
 mod lookup;
@@ -13,7 +12,6 @@ mod names;
 mod output;
 mod passphrase;
 mod person;
-mod records;
 mod relays;
 mod session;
 mod sync_state;
@@ -187,16 +185,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<()> {
     use commands::{access, content, folder, folder_pull, subjects, tree};
-    use records::MetaKind;
+    use keyhive_sync::record::MetadataKind;
     match command {
         Command::Group(GroupCommand::Create { name }) => subjects::create_group(s, &name),
         Command::Folder(FolderCommand::Create { name }) => {
-            subjects::create_and_print(s, &name, MetaKind::Folder, None)
+            subjects::create_and_print(s, &name, MetadataKind::Folder, None)
         }
         Command::Folder(FolderCommand::Push { folder, dir }) => folder::push(s, &folder, &dir),
         Command::Folder(FolderCommand::Pull { folder, dir }) => folder_pull::pull(s, &folder, &dir),
         Command::Doc(DocCommand::Create { name, folder }) => {
-            subjects::create_and_print(s, &name, MetaKind::Document, folder.as_deref())
+            subjects::create_and_print(s, &name, MetadataKind::Document, folder.as_deref())
         }
         Command::Doc(DocCommand::Rm { doc }) => tree::remove(s, &doc),
         Command::Doc(DocCommand::Rename { doc, new_name }) => tree::rename(s, &doc, &new_name),

@@ -16,7 +16,7 @@ use crate::device_store;
 use crate::home::Home;
 use crate::names::LocalNames;
 use crate::output::Output;
-use crate::records::{Meta, MetaKind};
+use keyhive_sync::record::{DocumentHistory, DocumentMetadata, MetadataKind};
 
 /// File of the local item store.
 pub const STORE_FILE: &str = "store.redb";
@@ -39,7 +39,7 @@ pub struct Session {
     pub names: LocalNames,
     /// The person group this device belongs to (PERSON-1), if any.
     pub person: Option<GroupId>,
-    metas: Option<BTreeMap<DocumentId, Meta>>,
+    metas: Option<BTreeMap<DocumentId, DocumentMetadata>>,
 }
 
 impl Session {
@@ -161,7 +161,7 @@ impl Session {
 
     /// Metadata of every document this device can read, and of those it was removed from
     /// (REP-31: so that a command naming one can say it was revoked, not that it is unknown).
-    pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, Meta>> {
+    pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, DocumentMetadata>> {
         if self.metas.is_none() {
             let mut metas = BTreeMap::new();
             let checker = self.replica.checker();
@@ -189,7 +189,7 @@ impl Session {
         Ok(self.metas.get_or_insert_default())
     }
 
-    fn read_meta(&self, doc: DocumentId) -> Result<Option<Meta>> {
+    fn read_meta(&self, doc: DocumentId) -> Result<Option<DocumentMetadata>> {
         read_meta(&self.replica, doc)
     }
 
@@ -295,7 +295,7 @@ impl Session {
     pub fn folder(&mut self, name_or_id: &str) -> Result<DocumentId> {
         let doc = self.document(name_or_id)?;
         match self.metas()?.get(&doc) {
-            Some(m) if m.kind == MetaKind::Folder => Ok(doc),
+            Some(m) if m.kind == MetadataKind::Folder => Ok(doc),
             _ => bail!("{name_or_id:?} is not a folder"),
         }
     }
@@ -342,8 +342,11 @@ impl Session {
 
 /// A document's metadata record: the first change's name, renamed and removed by later
 /// records (REP-50, REP-51), if this device can read it.
-pub fn read_meta(replica: &Replica<Arc<RedbStore>>, doc: DocumentId) -> Result<Option<Meta>> {
-    Ok(crate::doc_view::History::load(replica, doc)?.meta())
+pub fn read_meta(
+    replica: &Replica<Arc<RedbStore>>,
+    doc: DocumentId,
+) -> Result<Option<DocumentMetadata>> {
+    Ok(DocumentHistory::load(replica, doc)?.metadata())
 }
 
 /// The first 12 hex characters of a key, for tables.

@@ -11,8 +11,8 @@ use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{Device, DocumentId};
 use keyhive_sync::MemoryStore;
 use keyhive_sync::record::{
-    FILE_TAG, FileContent, MAX_METADATA_LEN, METADATA_TAG, Metadata, MetadataKind, Record,
-    RecordError, document_metadata, file_record,
+    FILE_TAG, FileContent, MAX_METADATA_LEN, METADATA_TAG, Metadata, MetadataKind, MetadataUpdate,
+    Record, RecordError, UPDATE_TAG, document_metadata, file_record,
 };
 use keyhive_sync::replica::Replica;
 use serde_json::{Value, json};
@@ -50,11 +50,23 @@ fn metadata() -> Vec<(&'static str, Metadata)> {
     ]
 }
 
+fn updates() -> Vec<(&'static str, MetadataUpdate)> {
+    vec![
+        (
+            "rename",
+            MetadataUpdate::Rename {
+                name: "notes/done.md".into(),
+            },
+        ),
+        ("remove", MetadataUpdate::Remove),
+    ]
+}
+
 fn files() -> Vec<(&'static str, Vec<u8>)> {
     vec![("empty_file", Vec::new()), ("file", b"hello".to_vec())]
 }
 
-/// Plaintexts that must be refused (REC-1, REC-3, REC-5).
+/// Plaintexts that must be refused (REC-1, REC-3, REC-5, REC-7).
 fn rejected() -> Vec<(&'static str, Vec<u8>)> {
     let good = metadata()[0].1.to_record();
     let mut trailing = good.clone();
@@ -67,23 +79,33 @@ fn rejected() -> Vec<(&'static str, Vec<u8>)> {
     let overlong = vec![METADATA_TAG, 0x83, 0x00, b'a', b'b', b'c', 1, 0];
     let mut oversize = vec![METADATA_TAG];
     oversize.resize(1 + MAX_METADATA_LEN + 1, 0);
+    let mut update_trailing = MetadataUpdate::Remove.to_record();
+    update_trailing.push(0);
+    // variant 2 (unknown).
+    let update_unknown_variant = vec![UPDATE_TAG, 2];
+    let mut update_oversize = vec![UPDATE_TAG];
+    update_oversize.resize(1 + MAX_METADATA_LEN + 1, 0);
     vec![
         ("empty", Vec::new()),
-        ("unknown_type", vec![0x02, 0x00]),
+        ("unknown_type", vec![0x03, 0x00]),
         ("metadata_trailing_byte", trailing),
         ("metadata_name_not_utf8", bad_utf8),
         ("metadata_unknown_kind", bad_kind),
         ("metadata_non_minimal_varint", overlong),
         ("metadata_oversize", oversize),
+        ("update_trailing_byte", update_trailing),
+        ("update_unknown_variant", update_unknown_variant),
+        ("update_oversize", update_oversize),
     ]
 }
 
 /// REC-2: changes a reader that wants a file (`FileContent`) must refuse with `NotAFile`
-/// before passing on a byte: a metadata record, and a record of the still-undecoded type 0x02.
+/// before passing on a byte: a metadata record, a metadata update, and an unknown type.
 fn not_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("metadata_read_as_file", metadata()[0].1.to_record()),
-        ("type_0x02_read_as_file", vec![0x02, 0x00]),
+        ("update_read_as_file", MetadataUpdate::Remove.to_record()),
+        ("type_0x03_read_as_file", vec![0x03, 0x00]),
     ]
 }
 
@@ -99,15 +121,20 @@ fn read_as_file(bytes: &[u8]) -> Option<String> {
     Some(error_name(record))
 }
 
-/// The error an implementation reports: the variant, and for a malformed metadata body the
-/// decoding rule it broke.
+/// The error an implementation reports: the variant, and for a malformed metadata or update
+/// body the decoding rule it broke.
 fn error_name(e: &RecordError) -> String {
+    let decoding = |d: &keyhive_core::encoding::DecodeError| {
+        let debug = format!("{d:?}");
+        debug
+            .split(['(', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
     match e {
-        RecordError::Metadata(d) => {
-            let debug = format!("{d:?}");
-            let variant = debug.split(['(', ' ']).next().unwrap_or_default();
-            format!("Metadata/{variant}")
-        }
+        RecordError::Metadata(d) => format!("Metadata/{}", decoding(d)),
+        RecordError::Update(d) => format!("Update/{}", decoding(d)),
         other => format!("{other:?}")
             .split(['(', ' '])
             .next()
@@ -129,6 +156,16 @@ fn build() -> Value {
                 },
                 "record": hex::encode(m.to_record()),
             })
+        })
+        .collect();
+    let update: Vec<Value> = updates()
+        .into_iter()
+        .map(|(name, u)| {
+            let value = match &u {
+                MetadataUpdate::Rename { name } => json!({ "Rename": { "name": name } }),
+                MetadataUpdate::Remove => json!("Remove"),
+            };
+            json!({ "name": name, "update": value, "record": hex::encode(u.to_record()) })
         })
         .collect();
     let file: Vec<Value> = files()
@@ -164,8 +201,9 @@ fn build() -> Value {
         })
         .collect();
     json!({
-        "about": "specs/content.md: record = type byte || body. `metadata` records (type 0x01, body postcard(Metadata)) and `file` records (type 0x00, body the file bytes) decode to the given value and re-encode to the same bytes; `rejected` must fail with `error`; `not_a_file` must be refused with `error` by a reader that wants a file (REC-2), before any byte is passed on.",
+        "about": "specs/content.md: record = type byte || body. `metadata` records (type 0x01, body postcard(Metadata)), `update` records (type 0x02, body postcard(MetadataUpdate)) and `file` records (type 0x00, body the file bytes) decode to the given value and re-encode to the same bytes; `rejected` must fail with `error`; `not_a_file` must be refused with `error` by a reader that wants a file (REC-2), before any byte is passed on.",
         "metadata": meta,
+        "update": update,
         "file": file,
         "rejected": bad,
         "not_a_file": not_a_file,
@@ -192,6 +230,16 @@ fn content_vectors() {
         assert_eq!(bytes[0], METADATA_TAG, "{name}");
         assert_eq!(Record::decode(&bytes), Ok(Record::Metadata(meta.clone())));
         assert_eq!(meta.to_record(), bytes, "{name}");
+    }
+    let expected = updates();
+    let records = file["update"].as_array().expect("update");
+    assert_eq!(records.len(), expected.len());
+    for ((name, update), vector) in expected.iter().zip(records) {
+        assert_eq!(vector["name"], *name);
+        let bytes = hex::decode(vector["record"].as_str().expect("hex")).expect("hex");
+        assert_eq!(bytes[0], UPDATE_TAG, "{name}");
+        assert_eq!(Record::decode(&bytes), Ok(Record::Update(update.clone())));
+        assert_eq!(update.to_record(), bytes, "{name}");
     }
     let expected = files();
     let records = file["file"].as_array().expect("file");

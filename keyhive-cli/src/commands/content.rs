@@ -9,11 +9,12 @@ use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::{ChangeStatus, ReplicaError};
 use serde_json::json;
 
-use crate::doc_view::History;
 use crate::names::shown;
 use crate::output::print_table;
-use crate::records::{FILE_TAG, FileBody, Record};
 use crate::session::Session;
+use keyhive_sync::record::{
+    ChangeRecord, DocumentHistory, FILE_TAG, FileContent, RecordError, classify,
+};
 
 /// Encrypts a file as a new change of `doc`; returns the change id.
 /// Returns the change and the number of file bytes it holds (what was read, even if the file
@@ -85,10 +86,19 @@ pub fn file_change(
     op: &keyhive_core::Hash,
     out: &mut dyn Write,
 ) -> Result<Option<u64>> {
-    let mut body = FileBody::new(&mut *out);
-    match s.replica.read_change(document, op, &mut body) {
+    match s
+        .replica
+        .read_change(document, op, FileContent::new(&mut *out))
+    {
         Ok(n) => Ok(Some(n.saturating_sub(1))),
-        Err(_) if body.not_a_file => Ok(None),
+        Err(ReplicaError::Io(e))
+            if matches!(
+                e.get_ref().and_then(|e| e.downcast_ref::<RecordError>()),
+                Some(RecordError::NotAFile(_))
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -100,7 +110,7 @@ pub fn latest_file(
     document: DocumentId,
     out: &mut dyn Write,
 ) -> Result<Option<(keyhive_core::Hash, u64)>> {
-    let history = History::load(&s.replica, document)?;
+    let history = DocumentHistory::load(&s.replica, document)?;
     for head in history.file_heads().iter().rev() {
         if let Some(n) = file_change(s, document, &head.op, out)? {
             return Ok(Some((head.op, n)));
@@ -127,7 +137,7 @@ impl Side {
 }
 
 /// REP-52: the file heads of `document`, in causal order (the last is the default version).
-pub fn sides(s: &mut Session, history: &History) -> Vec<Side> {
+pub fn sides(s: &mut Session, history: &DocumentHistory) -> Vec<Side> {
     history
         .file_heads()
         .into_iter()
@@ -140,7 +150,7 @@ pub fn sides(s: &mut Session, history: &History) -> Vec<Side> {
 }
 
 /// The file change of `history` whose id starts with `prefix` (4 or more hex characters).
-fn pick_change(history: &History, doc: &str, prefix: &str) -> Result<keyhive_core::Hash> {
+fn pick_change(history: &DocumentHistory, doc: &str, prefix: &str) -> Result<keyhive_core::Hash> {
     if !(crate::lookup::is_prefix(prefix) || prefix.len() == 64) {
         bail!(
             "{prefix:?} is not a change id: give 4 to 64 hex characters, as `keyhive log {doc}` prints"
@@ -150,7 +160,7 @@ fn pick_change(history: &History, doc: &str, prefix: &str) -> Result<keyhive_cor
     let found: Vec<keyhive_core::Hash> = history
         .changes
         .iter()
-        .filter(|c| c.record == Record::File && c.op.to_string().starts_with(&lower))
+        .filter(|c| c.record == ChangeRecord::File && c.op.to_string().starts_with(&lower))
         .map(|c| c.op)
         .collect();
     match found.as_slice() {
@@ -175,7 +185,7 @@ pub fn get(
     change: Option<&str>,
 ) -> Result<()> {
     let document = s.document(doc)?;
-    let history = History::load(&s.replica, document)?;
+    let history = DocumentHistory::load(&s.replica, document)?;
     let heads = sides(s, &history);
     let chosen = match change {
         Some(prefix) => Some(pick_change(&history, doc, prefix)?),
@@ -329,7 +339,7 @@ fn is_metadata(s: &Session, document: DocumentId, change: &keyhive_core::Hash) -
     let mut bytes = Vec::new();
     s.replica.read_change(document, change, &mut bytes).is_ok()
         && matches!(
-            crate::records::classify(&bytes),
-            Record::Meta(_) | Record::Update(_)
+            classify(&bytes),
+            ChangeRecord::Metadata(_) | ChangeRecord::Update(_)
         )
 }

@@ -15,8 +15,8 @@ use crate::contacts::ContactBook;
 use crate::device_store;
 use crate::home::Home;
 use crate::output::Output;
-use crate::records::MetaKind;
 use crate::session::Session;
+use keyhive_sync::record::MetadataKind;
 
 const V1: &str = "v1: launch plan - do not share outside the team";
 const V2: &str = "v2: launch plan, edited by Carol";
@@ -116,11 +116,11 @@ async fn run_async(out: Output) -> Result<()> {
 
     // Alice shares a folder.
     let mut alice = demo.open(alice_home)?;
-    let folder = create_document(&mut alice, "Team", MetaKind::Folder, None)?;
+    let folder = create_document(&mut alice, "Team", MetadataKind::Folder, None)?;
     let doc = create_document(
         &mut alice,
         "plan.txt",
-        MetaKind::Document,
+        MetadataKind::Document,
         Some(&folder.to_string()),
     )?;
     write_text(&mut alice, doc, tmp.path(), V1)?;

@@ -21,8 +21,8 @@ use super::tree::{remove_document, rename_document};
 use crate::conflict_names::is_conflict_copy;
 use crate::folder_state::{Files, FolderState, Synced, hash_file};
 use crate::names::{check_name, shown};
-use crate::records::MetaKind;
 use crate::session::{Session, short};
+use keyhive_sync::record::MetadataKind;
 
 pub(crate) fn progress(len: u64, json: bool) -> ProgressBar {
     let bar = ProgressBar::new(len);
@@ -136,7 +136,7 @@ pub(crate) fn listing(
                 reason: "its name cannot be read here yet (run `keyhive sync`)".into(),
             }),
             // Sub-folders are not files; removed documents are out of the tree (REP-51).
-            Some(meta) if meta.kind == MetaKind::Folder || meta.removed => {}
+            Some(meta) if meta.kind == MetadataKind::Folder || meta.removed => {}
             Some(meta) => match check_name(&meta.name) {
                 Ok(()) => named
                     .entry(meta.name.clone())
@@ -308,8 +308,12 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
                     }
                     continue;
                 }
-                let doc =
-                    create_document(s, name, MetaKind::Document, Some(&folder_id.to_string()))?;
+                let doc = create_document(
+                    s,
+                    name,
+                    MetadataKind::Document,
+                    Some(&folder_id.to_string()),
+                )?;
                 let (op, _) = put_file(s, doc, path)?;
                 report.pushed.push(json!({"name": name, "document": doc.to_string(), "change": op.to_string(), "created": true}));
                 next.insert(name.clone(), synced_record(doc, hash, op));

@@ -14,10 +14,10 @@ use tempfile::NamedTempFile;
 use super::content::{Side, file_change, sides};
 use super::folder::{FileEntry, Skipped, listing, progress, synced_record};
 use crate::conflict_names::conflict_path;
-use crate::doc_view::History;
 use crate::folder_state::{Files, FolderState, Hashing, hash_file};
 use crate::names::{check_name, shown};
 use crate::session::Session;
+use keyhive_sync::record::DocumentHistory;
 
 /// REP-10: creates (or checks) every directory of `rel` under `root`, refusing a symbolic link
 /// or a non-directory on the way, so that nothing is written outside `root`. Returns the
@@ -120,7 +120,7 @@ fn pull_one(
     record: Option<&crate::folder_state::Synced>,
     report: &mut PullReport,
 ) -> Result<Option<crate::folder_state::Synced>> {
-    let history = History::load(&s.replica, entry.doc)?;
+    let history = DocumentHistory::load(&s.replica, entry.doc)?;
     let heads = sides(s, &history);
     let Some(main) = heads.last() else {
         return Ok(None);

@@ -11,10 +11,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::output::print_table;
-use crate::records::MetaKind;
 use crate::relays;
 use crate::session::Session;
 use crate::sync_state::{self, utc};
+use keyhive_sync::record::MetadataKind;
 
 /// How long `status` waits for each relay (TCP + TLS + WebSocket, then the handshake).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,7 +58,7 @@ pub fn status(s: &mut Session, watcher: bool) -> Result<()> {
     let metas = s.metas()?;
     let documents = metas
         .values()
-        .filter(|m| m.kind == MetaKind::Document)
+        .filter(|m| m.kind == MetadataKind::Document)
         .count();
     let folders = metas.len() - documents;
     let groups = s

@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::contacts::validate_name;
 use crate::names::{check_name, shown};
 use crate::output::print_table;
-use crate::records::{Meta, MetaKind, encode_meta};
 use crate::session::Session;
+use keyhive_sync::record::{Metadata, MetadataKind};
 
 /// Creates a group (a person's devices or a team); its name is local.
 pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
@@ -29,7 +29,7 @@ pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
 pub fn create_document(
     s: &mut Session,
     name: &str,
-    kind: MetaKind,
+    kind: MetadataKind,
     folder: Option<&str>,
 ) -> Result<DocumentId> {
     if let Err(problem) = check_name(name) {
@@ -60,13 +60,12 @@ pub fn create_document(
         s.replica
             .grant(&doc.0, AgentId::Document(folder), Access::Admin)?;
     }
-    let meta = Meta {
+    let meta = Metadata {
         name: name.to_owned(),
         kind,
         folder,
-        removed: false,
     };
-    s.replica.write(doc, &encode_meta(&meta))?;
+    s.replica.write(doc, &meta.to_record())?;
     s.invalidate();
     s.save()?;
     Ok(doc)
@@ -76,13 +75,13 @@ pub fn create_document(
 pub fn create_and_print(
     s: &mut Session,
     name: &str,
-    kind: MetaKind,
+    kind: MetadataKind,
     folder: Option<&str>,
 ) -> Result<()> {
     let doc = create_document(s, name, kind, folder)?;
     let label = match kind {
-        MetaKind::Folder => "folder",
-        MetaKind::Document => "document",
+        MetadataKind::Folder => "folder",
+        MetadataKind::Document => "document",
     };
     let id = doc.to_string();
     s.out
@@ -100,7 +99,7 @@ pub fn ls(s: &mut Session) -> Result<()> {
             SubjectKind::Document => {
                 let meta = s.metas()?.get(&DocumentId(subject)).cloned();
                 match meta {
-                    Some(m) if m.kind == MetaKind::Folder => ("folder", Some(m.name)),
+                    Some(m) if m.kind == MetadataKind::Folder => ("folder", Some(m.name)),
                     // REP-51: still held, no longer in its folder's tree.
                     Some(m) if m.removed => ("removed", Some(m.name)),
                     Some(m) => ("document", Some(m.name)),

@@ -8,14 +8,14 @@ use serde_json::json;
 
 use super::content::explain_write_error;
 use crate::names::{check_name, shown};
-use crate::records::{MetaUpdate, encode_update};
 use crate::session::Session;
+use keyhive_sync::record::MetadataUpdate;
 
 /// REP-51: writes a removal record on `document`.
 pub fn remove_document(s: &mut Session, document: DocumentId) -> Result<Hash> {
     let op = s
         .replica
-        .write(document, &encode_update(&MetaUpdate::Remove))
+        .write(document, &MetadataUpdate::Remove.to_record())
         .map_err(|e| explain_write_error(e, document))?;
     s.invalidate();
     Ok(op)
@@ -29,12 +29,12 @@ pub fn rename_document(s: &mut Session, document: DocumentId, name: &str) -> Res
             shown(name)
         );
     }
-    let update = MetaUpdate::Rename {
+    let update = MetadataUpdate::Rename {
         name: name.to_owned(),
     };
     let op = s
         .replica
-        .write(document, &encode_update(&update))
+        .write(document, &update.to_record())
         .map_err(|e| explain_write_error(e, document))?;
     s.invalidate();
     Ok(op)

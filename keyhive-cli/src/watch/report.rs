@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::names::shown;
 use crate::output::Output;
-use crate::records::decode_meta;
 use crate::session::{read_meta, short};
+use keyhive_sync::record::Metadata;
 
 use super::opened::Opened;
 
@@ -172,5 +172,5 @@ fn is_metadata(opened: &Opened, document: DocumentId, change: &keyhive_core::Has
     let mut bytes = Vec::new();
     small
         && replica.read_change(document, change, &mut bytes).is_ok()
-        && decode_meta(&bytes).is_some()
+        && Metadata::from_record(&bytes).is_ok()
 }

@@ -11,6 +11,10 @@
 //!   is a folder, and the folder its creator meant it for (REC-3). The first change of a
 //!   document is its metadata record (REC-4); [`document_metadata`] finds it.
 //!
+//! - [`UPDATE_TAG`] (`0x02`): a [`MetadataUpdate`] follows: a rename or a removal (REC-7).
+//!   [`DocumentHistory`] applies them to a document's metadata (REP-50, REP-51) and finds its
+//!   concurrent versions (REP-52).
+//!
 //! Every other first byte is a record type this version does not know: readers refuse it with
 //! [`RecordError::UnknownType`] and skip the change (REC-5), so later versions add types
 //! without breaking older readers.
@@ -25,8 +29,6 @@
 //! # Ok::<(), keyhive_sync::record::RecordError>(())
 //! ```
 
-use std::io::{self, Write};
-
 use keyhive_core::encoding::{DecodeError, decode_canonical, encode};
 use keyhive_core::identity::DocumentId;
 use serde::{Deserialize, Serialize};
@@ -34,11 +36,20 @@ use serde::{Deserialize, Serialize};
 use crate::replica::{ChangeStatus, Replica, ReplicaError};
 use crate::store::Store;
 
+mod file;
+mod history;
+
+pub use file::FileContent;
+pub use history::{ChangeRecord, DocumentHistory, DocumentMetadata, HistoryChange, classify};
+
 /// REC-2: the type byte of a file record.
 pub const FILE_TAG: u8 = 0;
 /// REC-3: the type byte of a metadata record.
 pub const METADATA_TAG: u8 = 1;
-/// REC-3: most bytes of an encoded [`Metadata`] (after the type byte).
+/// REC-7: the type byte of a metadata update record (a rename or a removal).
+pub const UPDATE_TAG: u8 = 2;
+/// REC-3, REC-7: most bytes of an encoded [`Metadata`] or [`MetadataUpdate`] (after the type
+/// byte).
 pub const MAX_METADATA_LEN: usize = 4096;
 
 /// REC-3: whether a document is a folder (other documents grant it access) or a plain
@@ -65,6 +76,28 @@ pub struct Metadata {
     pub folder: Option<DocumentId>,
 }
 
+/// REC-7: a later change to a document's metadata, written by a writer of the document.
+/// Variant order is the wire tag: never reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataUpdate {
+    /// REP-50: the document's shared name is now `name` (untrusted, like every name: REP-9).
+    Rename {
+        /// The new name.
+        name: String,
+    },
+    /// REP-51: the document is removed from its folder's tree.
+    Remove,
+}
+
+impl MetadataUpdate {
+    /// REC-7: the record bytes: `0x02 || postcard(MetadataUpdate)`.
+    pub fn to_record(&self) -> Vec<u8> {
+        let mut out = vec![UPDATE_TAG];
+        out.extend_from_slice(&encode(self));
+        out
+    }
+}
+
 /// A decoded record (REC-1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -72,6 +105,8 @@ pub enum Record<'a> {
     File(&'a [u8]),
     /// REC-3: document metadata.
     Metadata(Metadata),
+    /// REC-7: a rename or a removal.
+    Update(MetadataUpdate),
 }
 
 /// Why a change's plaintext is not a record of this version.
@@ -87,6 +122,10 @@ pub enum RecordError {
     /// REC-3: a metadata record whose body does not decode canonically, or is too long.
     #[error("malformed metadata record")]
     Metadata(#[source] DecodeError),
+    /// REC-7: a metadata update record whose body does not decode canonically, or is too
+    /// long.
+    #[error("malformed metadata update record")]
+    Update(#[source] DecodeError),
     /// REC-2: a file was expected and the change is another record type.
     #[error("the change is not a file record (type {0:#04x})")]
     NotAFile(u8),
@@ -102,6 +141,9 @@ impl Record<'_> {
             None => Err(RecordError::Empty),
             Some((&FILE_TAG, rest)) => Ok(Record::File(rest)),
             Some((&METADATA_TAG, rest)) => Metadata::decode_body(rest).map(Record::Metadata),
+            Some((&UPDATE_TAG, rest)) => decode_canonical(rest, MAX_METADATA_LEN)
+                .map(Record::Update)
+                .map_err(RecordError::Update),
             Some((&other, _)) => Err(RecordError::UnknownType(other)),
         }
     }
@@ -120,6 +162,7 @@ impl Metadata {
         match Record::decode(bytes)? {
             Record::Metadata(meta) => Ok(meta),
             Record::File(_) => Err(RecordError::NotMetadata(FILE_TAG)),
+            Record::Update(_) => Err(RecordError::NotMetadata(UPDATE_TAG)),
         }
     }
 
@@ -134,51 +177,6 @@ pub fn file_record(content: &[u8]) -> Vec<u8> {
     out.push(FILE_TAG);
     out.extend_from_slice(content);
     out
-}
-
-/// REC-2: a writer for `Replica::read_change` that checks the type byte of a file record and
-/// passes the file bytes on to `inner`. Any other record type fails the read with
-/// [`RecordError::NotAFile`] (inside the `io::Error`) before a byte reaches `inner`.
-#[derive(Debug)]
-pub struct FileContent<W: Write> {
-    inner: W,
-    seen_tag: bool,
-}
-
-impl<W: Write> FileContent<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        FileContent {
-            inner,
-            seen_tag: false,
-        }
-    }
-
-    /// The wrapped writer.
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-}
-
-impl<W: Write> Write for FileContent<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let Some((&first, rest)) = buf.split_first() else {
-            return Ok(0);
-        };
-        if self.seen_tag {
-            return self.inner.write(buf);
-        }
-        if first != FILE_TAG {
-            return Err(io::Error::other(RecordError::NotAFile(first)));
-        }
-        self.seen_tag = true;
-        self.inner.write_all(rest)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// REC-4: the metadata of `document` as this device sees it: the first valid change it can
@@ -221,7 +219,16 @@ mod tests {
         let bytes = meta.to_record();
         assert_eq!(Metadata::from_record(&bytes), Ok(meta));
         assert_eq!(Record::decode(&[]), Err(RecordError::Empty));
-        assert_eq!(Record::decode(&[2, 0]), Err(RecordError::UnknownType(2)));
+        assert_eq!(Record::decode(&[3, 0]), Err(RecordError::UnknownType(3)));
+        let rename = MetadataUpdate::Rename { name: "b".into() };
+        assert_eq!(
+            Record::decode(&rename.to_record()),
+            Ok(Record::Update(rename))
+        );
+        assert!(matches!(
+            Record::decode(&[UPDATE_TAG, 2]),
+            Err(RecordError::Update(DecodeError::Malformed(_)))
+        ));
         assert_eq!(
             Metadata::from_record(&file_record(b"x")),
             Err(RecordError::NotMetadata(FILE_TAG))
@@ -232,20 +239,5 @@ mod tests {
             Record::decode(&trailing),
             Err(RecordError::Metadata(DecodeError::TrailingBytes(1)))
         ));
-    }
-
-    #[test]
-    fn file_content_strips_the_type_byte_and_refuses_other_records() {
-        let mut out = FileContent::new(Vec::new());
-        out.write_all(&file_record(b"hello")).expect("a file");
-        out.write_all(b" world").expect("more file bytes");
-        assert_eq!(out.into_inner(), b"hello world");
-        let mut meta = FileContent::new(Vec::new());
-        let err = meta.write_all(&[METADATA_TAG, 0]).expect_err("not a file");
-        assert!(matches!(
-            err.get_ref().and_then(|e| e.downcast_ref::<RecordError>()),
-            Some(RecordError::NotAFile(METADATA_TAG))
-        ));
-        assert!(meta.into_inner().is_empty());
     }
 }
