@@ -6,17 +6,32 @@
 //! (`ForeignInit`, CGKA-2, CGKA-25), a remove by a stranger (`Unauthorized`, CGKA-17), a remove
 //! of a device the op's past had already removed (`NotSeated`, CGKA-26). The ops are signed
 //! by hand (Ed25519 is deterministic, so the bytes are fixed by the inputs).
+//!
+//! Three more sections pin what a received op cannot show on its own:
+//! - `pending full`: the observer parks 4,096 ops whose predecessor it lacks (`MAX_PENDING`,
+//!   CGKA-21) and refuses the next with `PendingFull`;
+//! - `local`: refusals of a device's own builder or sealer on a given view: a remove of a device
+//!   that is not seated (`CreateError::NotSeated`, CGKA-26) and sealing while the view ends in
+//!   a remove nobody updated after (`EncryptError::MustUpdate`, CGKA-19);
+//! - `forged path`: a two-device document whose second op, an update by A, announces a root
+//!   public key its path secret does not derive; B applies the op, records the path as bad and
+//!   learns no epoch from it (`PathError::KeyMismatch`, CGKA-11). The update was made with
+//!   fresh randomness, so its bytes are stored, not re-derived.
+//!
 //! `cgka_error_vectors` checks every case; `generate_cgka_error_vectors` (ignored) rewrites
 //! the file.
 
 use std::path::PathBuf;
 
+use keyhive_core::cgka::path::{self, PathError};
+use keyhive_core::cgka::state::MAX_PENDING;
 use keyhive_core::cgka::{
-    Cgka, CgkaBody, InitBinding, ReceiveError, Received, SignedCgkaOp, StaticAuthority,
+    Cgka, CgkaBody, CreateError, InitBinding, ReceiveError, Received, SignedCgkaOp, StaticAuthority,
 };
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::crypto::signing::{PublicKey, SigningKey};
+use keyhive_core::encryption::{EncryptError, encrypt_change};
 use keyhive_core::identity::{Device, DocumentId};
 use keyhive_core::signed::{Op, Signed, Verified};
 use serde_json::{Value, json};
@@ -160,9 +175,199 @@ fn error_name(e: &ReceiveError) -> String {
         .to_owned()
 }
 
+/// The `k`-th op the observer parks: B removes C, naming one predecessor nobody has,
+/// `BLAKE3-of-signed(k as 8 bytes LE)` (`Hash::of_signed`).
+fn parked(k: u64) -> Vec<u8> {
+    signed(
+        &device(1),
+        vec![Hash::of_signed(&k.to_le_bytes())],
+        CgkaBody::Remove {
+            device: device(2).id(),
+        },
+    )
+}
+
+/// Fills the observer's pending set with `MAX_PENDING` parked ops, then receives op
+/// `MAX_PENDING`: its refusal.
+fn pending_full() -> String {
+    let auth = authority();
+    let mut cgka = observer(&auth);
+    for k in 0..MAX_PENDING as u64 {
+        let op = Signed::decode(&parked(k)).expect("decodes");
+        let received = cgka.receive(op, &auth).expect("parks");
+        assert!(!matches!(received, Received::Applied), "op {k} waits");
+    }
+    let op = Signed::decode(&parked(MAX_PENDING as u64)).expect("decodes");
+    match cgka.receive(op, &auth) {
+        Err(e) => format!("ReceiveError::{}", error_name(&e)),
+        Ok(other) => format!("{other:?}"),
+    }
+}
+
+/// Device `i`'s replica holding the scenario's ops up to and including `last`.
+fn replica_of(i: u8, last: &str, auth: &StaticAuthority) -> Cgka {
+    let ops = scenario();
+    let init: SignedCgkaOp = Signed::decode(&ops[0].1).expect("init");
+    let binding = InitBinding {
+        document: document(),
+        creator: device(0).id(),
+        init: init.hash(),
+    };
+    let me = device(i);
+    let mut cgka = Cgka::from_init(&binding, init, Some(&me), auth).expect("init");
+    for (label, bytes) in &ops[1..] {
+        cgka.receive(Signed::decode(bytes).expect("op"), auth)
+            .expect(label);
+        if label == last {
+            return cgka;
+        }
+    }
+    panic!("no op {last:?}")
+}
+
+/// `local` cases: (name, device, view ends at, action, refusal).
+fn local_cases() -> Vec<(&'static str, u8, &'static str, &'static str, String)> {
+    let auth = authority();
+    let last = "B updates (concurrent with A)";
+    let mut a = replica_of(0, last, &auth);
+    let stranger = a
+        .remove(device(0).signing_key(), device(4).id(), &auth)
+        .expect_err("E was never seated");
+    let removed_again = a
+        .remove(device(0).signing_key(), device(2).id(), &auth)
+        .expect_err("B removed C");
+    let b = replica_of(1, "B removes C (concurrent with A adds D)", &auth);
+    let sealed = encrypt_change(&b, Hash::of_signed(b"change"), &[], b"text")
+        .map(|_| ())
+        .expect_err("a remove heads B's view");
+    let create = |e: CreateError| match e {
+        CreateError::NotSeated(_) => "CreateError::NotSeated".to_owned(),
+        other => format!("{other:?}"),
+    };
+    let encrypt = |e: EncryptError| match e {
+        EncryptError::MustUpdate => "EncryptError::MustUpdate".to_owned(),
+        other => format!("{other:?}"),
+    };
+    vec![
+        (
+            "A removes E, never seated",
+            0,
+            last,
+            "remove E",
+            create(stranger),
+        ),
+        (
+            "A removes C, removed by B",
+            0,
+            last,
+            "remove C",
+            create(removed_again),
+        ),
+        (
+            "B seals a change while its own remove of C heads its view",
+            1,
+            "B removes C (concurrent with A adds D)",
+            "encrypt a change",
+            encrypt(sealed),
+        ),
+    ]
+}
+
+/// The `forged path` case's document: A creates it and adds B (both deterministic).
+fn two_device_start() -> (Vec<u8>, Vec<u8>) {
+    let (a, b) = (device(0), device(1));
+    let doc = DocumentId(PublicKey([0x33; 32]));
+    let init = signed(
+        &a,
+        vec![],
+        CgkaBody::Init {
+            document: doc,
+            prekey: a.prekeys()[0].public(),
+        },
+    );
+    let add = signed(
+        &a,
+        vec![Hash::of_signed(&init)],
+        CgkaBody::Add {
+            device: b.id(),
+            prekey: b.prekeys()[0].public(),
+        },
+    );
+    (init, add)
+}
+
+/// Makes the forged update: A's real update with the root's public key replaced by another
+/// (a node key nobody holds), signed again by A.
+fn forged_update(auth: &StaticAuthority) -> Vec<u8> {
+    let (init, add) = two_device_start();
+    let a = device(0);
+    let init_op: SignedCgkaOp = Signed::decode(&init).expect("init");
+    let binding = InitBinding {
+        document: DocumentId(PublicKey([0x33; 32])),
+        creator: a.id(),
+        init: init_op.hash(),
+    };
+    let mut cgka = Cgka::from_init(&binding, init_op, Some(&a), auth).expect("init");
+    cgka.receive(Signed::decode(&add).expect("add"), auth)
+        .expect("add");
+    let update = cgka.update(a.signing_key(), auth).expect("update");
+    let CgkaBody::Update(mut path) = update.body.clone() else {
+        panic!("an update")
+    };
+    let root = path.nodes.last_mut().expect("a root");
+    root.public = PrekeySecret::from_bytes([0x44; 32]).public();
+    signed(&a, update.predecessors.clone(), CgkaBody::Update(path))
+}
+
+/// What B makes of the forged update: it must be applied, recorded as a bad path, give no
+/// epoch, and reading its path with B's leaf key must fail with the named error.
+fn forged_outcome(forged: &[u8]) -> String {
+    let auth = two_device_authority();
+    let (init, add) = two_device_start();
+    let (a, b) = (device(0), device(1));
+    let init_op: SignedCgkaOp = Signed::decode(&init).expect("init");
+    let binding = InitBinding {
+        document: DocumentId(PublicKey([0x33; 32])),
+        creator: a.id(),
+        init: init_op.hash(),
+    };
+    let mut cgka = Cgka::from_init(&binding, init_op, Some(&b), &auth).expect("init");
+    cgka.receive(Signed::decode(&add).expect("add"), &auth)
+        .expect("add");
+    let op: SignedCgkaOp = Signed::decode(forged).expect("decodes");
+    let hash = op.hash();
+    let CgkaBody::Update(path) = op.unverified_payload().body.clone() else {
+        panic!("an update")
+    };
+    let received = cgka.receive(op, &auth).expect("structurally valid");
+    assert!(matches!(received, Received::Applied));
+    assert!(cgka.bad_paths().contains(&hash), "recorded as a bad path");
+    assert!(cgka.epoch_secret(&hash).is_none(), "no epoch learned");
+    let leaf = b.prekeys()[0].clone();
+    let read = path::read(&binding.document, &path, |pk| {
+        (*pk == leaf.public()).then(|| leaf.clone())
+    });
+    match read {
+        Err(PathError::KeyMismatch(_)) => "PathError::KeyMismatch".into(),
+        other => format!("{:?}", other.map(|l| l.is_some())),
+    }
+}
+
+/// A and B are admin readers of the two-device document.
+fn two_device_authority() -> StaticAuthority {
+    let mut auth = StaticAuthority::new();
+    for i in 0..2 {
+        let d = device(i);
+        auth.grant_admin(d.id(), d.prekeys()[0].public());
+    }
+    auth
+}
+
 #[test]
 #[ignore = "rewrites specs/vectors/cgka-errors.json"]
 fn generate_cgka_error_vectors() {
+    let forged = forged_update(&two_device_authority());
+    let (init, add) = two_device_start();
     let file = json!({
         "about": "specs/cgka.md refusals: an observer replica (no local device) holding every op of cgka.json `CGKA-12 replay scenario`, with devices A..D admin readers (seeds 0xA0 + i, prekeys 0xB0 + i; E is seed 0xA4), receives `op` (a signed envelope, hex) and must refuse it with `error`.",
         "cases": cases()
@@ -173,6 +378,30 @@ fn generate_cgka_error_vectors() {
                 "error": outcome(bytes),
             }))
             .collect::<Vec<_>>(),
+        "pending full": {
+            "about": "the observer above receives ops k = 0..4095: B removes C with the one predecessor Hash::of_signed(k as 8 bytes LE), all parked (CGKA-21); op k = 4096 must be refused with `error`",
+            "parked": MAX_PENDING,
+            "first parked op": hex::encode(parked(0)),
+            "op": hex::encode(parked(MAX_PENDING as u64)),
+            "error": pending_full(),
+        },
+        "local": local_cases()
+            .into_iter()
+            .map(|(name, device, view, action, error)| json!({
+                "name": name,
+                "device": (["A", "B", "C", "D", "E"][device as usize]),
+                "view ends at": view,
+                "action": action,
+                "error": error,
+            }))
+            .collect::<Vec<_>>(),
+        "forged path": {
+            "about": "document 33x32; A (seed 0xA0, prekey 0xB0) inits and adds B (seed 0xA1, prekey 0xB1); `update` is an update by A whose root public key was replaced by the public key of scalar 44x32 and signed again. B, holding init and add, must apply it, record it as a bad path, learn no epoch, and reading its path with B's prekey must fail with `error`",
+            "init": hex::encode(&init),
+            "add": hex::encode(&add),
+            "update": hex::encode(&forged),
+            "error": forged_outcome(&forged),
+        },
     });
     let text = serde_json::to_string_pretty(&file).expect("json");
     std::fs::write(path("cgka-errors.json"), text + "\n").expect("write vectors");
@@ -196,4 +425,29 @@ fn cgka_error_vectors() {
             "{name}: every case is refused"
         );
     }
+
+    let full = &file["pending full"];
+    assert_eq!(full["parked"], MAX_PENDING);
+    assert_eq!(full["first parked op"], hex::encode(parked(0)));
+    assert_eq!(full["op"], hex::encode(parked(MAX_PENDING as u64)));
+    assert_eq!(full["error"], pending_full());
+    assert_eq!(full["error"], "ReceiveError::PendingFull");
+
+    let local = file["local"].as_array().expect("local");
+    let expected = local_cases();
+    assert_eq!(local.len(), expected.len());
+    for (case, (name, _, view, action, error)) in local.iter().zip(expected) {
+        assert_eq!(case["name"], name);
+        assert_eq!(case["view ends at"], view);
+        assert_eq!(case["action"], action);
+        assert_eq!(case["error"], error, "{name}");
+    }
+
+    let forged = &file["forged path"];
+    let (init, add) = two_device_start();
+    assert_eq!(forged["init"], hex::encode(&init));
+    assert_eq!(forged["add"], hex::encode(&add));
+    let update = hex::decode(forged["update"].as_str().expect("hex")).expect("hex");
+    assert_eq!(forged_outcome(&update), forged["error"]);
+    assert_eq!(forged["error"], "PathError::KeyMismatch");
 }

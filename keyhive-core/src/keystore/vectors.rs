@@ -93,6 +93,13 @@ fn backup_error_name(e: &BackupError) -> String {
 
 /// Writes `bytes` as a mode-0600 key store file and loads it.
 fn load_bytes(dir: &Path, bytes: &[u8]) -> Result<KeyStore, FileError> {
+    load_with_mode(dir, bytes, 0o600)
+}
+
+/// Writes `bytes` as a key store file with permission bits `mode` (where the platform has
+/// them) and loads it.
+#[cfg_attr(not(unix), allow(unused_variables))]
+fn load_with_mode(dir: &Path, bytes: &[u8], mode: u32) -> Result<KeyStore, FileError> {
     let path = dir.join("device.key");
     let _ = std::fs::remove_file(&path);
     let mut options = std::fs::OpenOptions::new();
@@ -100,7 +107,7 @@ fn load_bytes(dir: &Path, bytes: &[u8]) -> Result<KeyStore, FileError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
     options
         .open(&path)
@@ -171,6 +178,19 @@ fn file_part(dir: &Path, store: &KeyStore) -> Value {
             json!({ "name": name, "bytes": hex::encode(&bytes), "error": file_error_name(&error) })
         })
         .collect();
+    // KEYS-3: a file that is intact but readable by its group or by others is refused before
+    // its bytes are trusted (the mode is the case's input, not the bytes).
+    let permissions: Vec<Value> = [0o640, 0o604]
+        .into_iter()
+        .map(|mode| {
+            let error = load_with_mode(dir, &file, mode).expect_err("must be refused");
+            json!({
+                "name": format!("the valid file above with mode {mode:04o}"),
+                "mode": format!("{mode:04o}"),
+                "error": file_error_name(&error),
+            })
+        })
+        .collect();
     let legacy = store.to_bytes();
     let loaded = load_bytes(dir, &legacy).expect("version 1 loads");
     json!({
@@ -178,6 +198,7 @@ fn file_part(dir: &Path, store: &KeyStore) -> Value {
         "check": hex::encode(&file[body_end..]),
         "version 1 file (bare KEYS-2 bytes) loads as device": loaded.device().id().to_string(),
         "rejected": rejected,
+        "rejected for its mode": permissions,
     })
 }
 
