@@ -276,3 +276,71 @@ fn grant_that_ends(by_sync: bool) {
     assert_ne!(get(&bob, &doc).as_deref(), Some("v2"));
     relay.stop();
 }
+
+/// INV-12: Carol, a plain writer, cannot revoke Bob's ended grant. Her write after the end is
+/// refused with the rule named (it would reach Bob), as is a rename; once Alice (the admin)
+/// has synced, which revokes the grant and re-keys, Carol writes and Bob cannot read it.
+#[test]
+fn inv12_a_writer_is_refused_while_an_ended_grant_still_reaches_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let alice = person(dir.path(), "Alice", Some(&relay));
+    let bob = person(dir.path(), "Bob", Some(&relay));
+    let carol = person(dir.path(), "Carol", Some(&relay));
+    let card = |home: &Path| {
+        json(home, &["contact", "export"])["card"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for (home, other) in [
+        (&alice, &bob),
+        (&alice, &carol),
+        (&bob, &alice),
+        (&carol, &alice),
+    ] {
+        json(home, &["contact", "add", &card(other)]);
+    }
+    let doc = json(&alice, &["doc", "create", "memo.txt"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = |home: &Path, text: &str| {
+        let file = dir.path().join(format!("{text}.in"));
+        std::fs::write(&file, text).unwrap();
+        keyhive(home)
+            .args(["put", &doc, file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    assert!(put(&alice, "v1").status.success());
+    json(&alice, &["grant", &doc, "Carol", "--access", "write"]);
+    json(
+        &alice,
+        &["grant", &doc, "Bob", "--access", "read", "--expires", "1s"],
+    );
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    json(&carol, &["sync"]);
+    assert_eq!(get(&bob, &doc).as_deref(), Some("v1"));
+
+    std::thread::sleep(std::time::Duration::from_millis(2_200));
+    let refused = put(&carol, "carol-early");
+    assert!(!refused.status.success(), "{refused:?}");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("INV-12"), "{message}");
+    let renamed = fails(&carol, &["doc", "rename", &doc, "secret-plans.txt"]);
+    assert!(renamed.contains("INV-12"), "{renamed}");
+
+    // The admin's sync revokes the ended grant; Carol learns it and may write again.
+    json(&alice, &["sync"]);
+    json(&carol, &["sync"]);
+    assert!(put(&carol, "carol-after").status.success());
+    json(&carol, &["sync"]);
+    json(&bob, &["sync"]);
+    json(&alice, &["sync"]);
+    assert_eq!(get(&alice, &doc).as_deref(), Some("carol-after"));
+    assert_ne!(get(&bob, &doc).as_deref(), Some("carol-after"));
+    assert_ne!(get(&bob, &doc).as_deref(), Some("carol-early"));
+    relay.stop();
+}

@@ -524,3 +524,61 @@ fn inv11_a_grant_that_ends_grants_until_revoked_after_its_end() {
             .is_err()
     );
 }
+
+/// INV-12: the ended grants that still reach a document: on the document itself, or on a
+/// group that is (here transitively, through a folder) a member of it; not those on a subject
+/// the document does not reach, not before their end, and not once revoked.
+#[test]
+fn inv12_ended_grants_reaching_a_document_through_groups_and_folders() {
+    let (alice, bob, carol) = (device("alice"), device("bob"), device("carol"));
+    let mut c = Checker::default();
+    let doc = c.create_document(&alice).unwrap().genesis.issuer;
+    let folder = c.create_document(&alice).unwrap().genesis.issuer;
+    let team = c.create_group(&alice).unwrap().issuer;
+    let elsewhere = c.create_document(&alice).unwrap().genesis.issuer;
+    // doc <- folder (admin, REP-8) <- team (read) <- bob, until 100.
+    c.delegate(
+        &alice,
+        &doc,
+        AgentId::Document(keyhive_core::identity::DocumentId(folder)),
+        Access::Admin,
+    )
+    .unwrap();
+    c.delegate(
+        &alice,
+        &folder,
+        AgentId::Group(keyhive_core::identity::GroupId(team)),
+        Access::Read,
+    )
+    .unwrap();
+    let through_team = c
+        .delegate_until(&alice, &team, ind(&bob), Access::Read, 100)
+        .unwrap();
+    let direct = c
+        .delegate_until(&alice, &doc, ind(&carol), Access::Read, 150)
+        .unwrap();
+    let unrelated = c
+        .delegate_until(&alice, &elsewhere, ind(&carol), Access::Read, 50)
+        .unwrap();
+    assert!(c.can(ind(&bob), Access::Read, &doc));
+    assert!(
+        c.ended_grants_reaching(&doc, 100).is_empty(),
+        "none ended yet"
+    );
+    assert_eq!(
+        c.ended_grants_reaching(&doc, 101),
+        vec![(team, through_team.hash())]
+    );
+    let mut both = vec![(team, through_team.hash()), (doc, direct.hash())];
+    both.sort_unstable();
+    assert_eq!(c.ended_grants_reaching(&doc, 151), both);
+    assert_eq!(
+        c.ended_grants_reaching(&elsewhere, 151),
+        vec![(elsewhere, unrelated.hash())]
+    );
+    c.revoke(&alice, &team, &through_team.hash()).unwrap();
+    assert_eq!(
+        c.ended_grants_reaching(&doc, 151),
+        vec![(doc, direct.hash())]
+    );
+}

@@ -25,9 +25,9 @@ pub fn put_file(
     path: &Path,
 ) -> Result<(keyhive_core::Hash, u64)> {
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    // INV-11: grants and invitations that ended are revoked before the write is sealed, so
-    // that it never reaches an ended grantee (as far as this device may revoke).
-    super::invite::revoke_ended(s)?;
+    // INV-11, INV-12: grants and invitations that ended are revoked before the write is
+    // sealed, and a write that would still reach an ended grantee is refused.
+    super::invite::end_before_writing(s, doc)?;
     let mut reader = Counted {
         inner: BufReader::new(file),
         read: 0,

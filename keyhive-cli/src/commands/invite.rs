@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::{Access, InvitationInfo, Reason};
+use keyhive_core::capability::{Access, Action, AnyVerified, InvitationInfo, Reason};
 use keyhive_core::crypto::hash::Hash;
+use keyhive_core::identity::DocumentId;
 use keyhive_sync::client::Client;
 use keyhive_sync::invite_code::InviteCode;
 use keyhive_sync::protocol::PushOutcome;
@@ -36,6 +37,36 @@ pub fn revoke_ended(s: &mut Session) -> Result<(Vec<Hash>, Vec<Hash>)> {
     let invitations = s.replica.revoke_expired_invitations(now)?;
     let grants = s.replica.revoke_ended_grants(now)?;
     Ok((invitations, grants))
+}
+
+/// INV-11, INV-12: run before sealing a change for `document`. Revokes what ended and this
+/// device may revoke; then refuses while a grant that ended still reaches `document` (only
+/// an admin of its subject can revoke it, and until one does, the change would reach the
+/// ex-grantee).
+pub fn end_before_writing(s: &mut Session, document: DocumentId) -> Result<()> {
+    revoke_ended(s)?;
+    let now = now()?;
+    let reaching = s.replica.checker().ended_grants_reaching(&document.0, now);
+    let Some((subject, grant)) = reaching.first().copied() else {
+        return Ok(());
+    };
+    let (delegate, ends) = match s.replica.checker().op(&grant) {
+        Some(AnyVerified::Auth(op)) => match op.body.action {
+            Action::DelegateUntil { delegate, ends, .. } => (Some(delegate), ends),
+            _ => (None, 0),
+        },
+        _ => (None, 0),
+    };
+    let who = delegate.map_or_else(|| "its grantee".to_owned(), |d| s.name_of(d.public_key()));
+    let on = s.name_of(&subject);
+    bail!(
+        "not written (INV-12): {who}'s access to {on} ended {} s ago but is not revoked yet, and only an admin of {on} can revoke it; until one does, a change here \
+         would reach {who}. Ask an admin to run `keyhive sync`, then sync and write again \
+         ({} ended grant(s) reach this document; first: {})",
+        now.saturating_sub(ends),
+        reaching.len(),
+        &grant.to_string()[..12]
+    )
 }
 
 /// `30s`, `30m`, `12h`, `7d`, `2w` in seconds.

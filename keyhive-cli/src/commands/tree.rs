@@ -13,6 +13,7 @@ use keyhive_sync::record::MetadataUpdate;
 
 /// REP-51: writes a removal record on `document`.
 pub fn remove_document(s: &mut Session, document: DocumentId) -> Result<Hash> {
+    super::invite::end_before_writing(s, document)?;
     let op = s
         .replica
         .write(document, &MetadataUpdate::Remove.to_record())
@@ -29,6 +30,7 @@ pub fn rename_document(s: &mut Session, document: DocumentId, name: &str) -> Res
             shown(name)
         );
     }
+    super::invite::end_before_writing(s, document)?;
     let update = MetadataUpdate::Rename {
         name: name.to_owned(),
     };

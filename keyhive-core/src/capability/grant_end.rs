@@ -66,4 +66,26 @@ impl Checker {
         out.sort_unstable();
         out
     }
+
+    /// INV-12: the ended grants of [`Checker::ended_grants`] through which someone may still
+    /// read `document`: grants on the document itself, or on a group or folder that is,
+    /// directly or transitively, a member of it. While one of them is unrevoked, a change
+    /// sealed for `document` reaches its delegate. Conservative: the delegate may also read
+    /// by another grant; the caller then waits for a revocation it did not need.
+    pub fn ended_grants_reaching(&self, document: &PublicKey, now: u64) -> Vec<(PublicKey, Hash)> {
+        let ended = self.ended_grants(now);
+        if ended.is_empty() {
+            return ended;
+        }
+        let members = self.members(document);
+        ended
+            .into_iter()
+            .filter(|(subject, _)| {
+                subject == document
+                    || members.keys().any(|agent| {
+                        !matches!(agent, AgentId::Individual(_)) && agent.public_key() == subject
+                    })
+            })
+            .collect()
+    }
 }
