@@ -173,3 +173,44 @@ fn a_relay_refuses_a_redeemer_pushing_past_the_use_limit_but_stores_it_from_othe
     assert!(relay.check_push(&carol.device().id(), &carols).is_err());
     relay.check_push(&alice.device().id(), &carols).unwrap();
 }
+
+/// INV-11, INV-12 through `Replica::end_before_writing`: after a grant's end, a plain writer
+/// is refused (the change would reach the ex-grantee) while the admin's call revokes the grant
+/// and lets the admin write; once the revocation reaches the writer, it writes again, and the
+/// ex-grantee cannot read what it writes.
+#[test]
+fn inv12_a_writer_waits_for_the_admin_to_end_a_grant() {
+    let (mut alice, mut bob, mut carol) = (replica("alice"), replica("bob"), replica("carol"));
+    let doc = alice.create_document().unwrap();
+    alice.add_contact(replicas::card(&bob)).unwrap();
+    alice.add_contact(replicas::card(&carol)).unwrap();
+    alice.grant(&doc.0, me(&carol), Access::Write).unwrap();
+    let grant = alice
+        .grant_until(&doc.0, me(&bob), Access::Read, 100)
+        .unwrap();
+    alice.write(doc, b"v1").unwrap();
+    push(&alice, &mut bob);
+    push(&alice, &mut carol);
+    assert_eq!(read(&bob, doc).unwrap(), b"v1");
+
+    assert!(carol.end_before_writing(doc, 100).is_ok(), "not ended yet");
+    match carol.end_before_writing(doc, 101) {
+        Err(keyhive_sync::replica::ReplicaError::GrantEnded { subject, grant: g }) => {
+            assert_eq!((subject, g), (doc.0, grant));
+        }
+        other => panic!("expected GrantEnded, got {other:?}"),
+    }
+    alice.end_before_writing(doc, 101).unwrap();
+    assert!(!member(&alice, &bob, &doc.0), "the admin revoked it");
+    alice.write(doc, b"v2 by alice").unwrap();
+    push(&alice, &mut carol);
+    carol.end_before_writing(doc, 101).unwrap();
+    carol.write(doc, b"v3 by carol").unwrap();
+    push(&carol, &mut bob);
+    push(&alice, &mut bob);
+    assert_eq!(
+        read(&bob, doc).unwrap(),
+        b"v1",
+        "bob reads nothing after his end"
+    );
+}

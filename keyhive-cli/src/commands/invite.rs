@@ -11,7 +11,7 @@ use keyhive_core::identity::DocumentId;
 use keyhive_sync::client::Client;
 use keyhive_sync::invite_code::InviteCode;
 use keyhive_sync::protocol::PushOutcome;
-use keyhive_sync::replica::RedemptionStatus;
+use keyhive_sync::replica::{RedemptionStatus, ReplicaError};
 use keyhive_sync::{AllowAll, Store};
 use serde_json::json;
 
@@ -39,32 +39,29 @@ pub fn revoke_ended(s: &mut Session) -> Result<(Vec<Hash>, Vec<Hash>)> {
     Ok((invitations, grants))
 }
 
-/// INV-11, INV-12: run before sealing a change for `document`. Revokes what ended and this
-/// device may revoke; then refuses while a grant that ended still reaches `document` (only
-/// an admin of its subject can revoke it, and until one does, the change would reach the
-/// ex-grantee).
+/// INV-11, INV-12: run before sealing a change for `document`
+/// (`Replica::end_before_writing`), with the refusal in words that say what to do.
 pub fn end_before_writing(s: &mut Session, document: DocumentId) -> Result<()> {
-    revoke_ended(s)?;
     let now = now()?;
-    let reaching = s.replica.checker().ended_grants_reaching(&document.0, now);
-    let Some((subject, grant)) = reaching.first().copied() else {
-        return Ok(());
+    let (subject, grant) = match s.replica.end_before_writing(document, now) {
+        Ok(()) => return Ok(()),
+        Err(ReplicaError::GrantEnded { subject, grant }) => (subject, grant),
+        Err(e) => return Err(e.into()),
     };
     let (delegate, ends) = match s.replica.checker().op(&grant) {
         Some(AnyVerified::Auth(op)) => match op.body.action {
             Action::DelegateUntil { delegate, ends, .. } => (Some(delegate), ends),
-            _ => (None, 0),
+            _ => (None, now),
         },
-        _ => (None, 0),
+        _ => (None, now),
     };
     let who = delegate.map_or_else(|| "its grantee".to_owned(), |d| s.name_of(d.public_key()));
     let on = s.name_of(&subject);
     bail!(
-        "not written (INV-12): {who}'s access to {on} ended {} s ago but is not revoked yet, and only an admin of {on} can revoke it; until one does, a change here \
-         would reach {who}. Ask an admin to run `keyhive sync`, then sync and write again \
-         ({} ended grant(s) reach this document; first: {})",
+        "not written (INV-12): {who}'s access to {on} ended {} s ago but is not revoked yet, \
+         and only an admin of {on} can revoke it; until one does, a change here would reach \
+         {who}. Ask an admin to run `keyhive sync`, then sync and write again (grant {})",
         now.saturating_sub(ends),
-        reaching.len(),
         &grant.to_string()[..12]
     )
 }

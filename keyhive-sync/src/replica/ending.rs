@@ -1,10 +1,12 @@
-//! Grants that end (`specs/invitations.md` INV-11): a grant carries its end; the devices able
-//! to revoke it (CAP-9) revoke it on their first sync after the end, which re-keys the
-//! documents before the next write like any revocation (REP-3).
+//! Grants that end (`specs/invitations.md` INV-11, INV-12): a grant carries its end; the
+//! devices able to revoke it (CAP-9) revoke it on their first sync or write after the end,
+//! which re-keys the documents before the next write like any revocation (REP-3); the others
+//! do not write where it still reaches.
 
 use keyhive_core::capability::{Access, AgentId, AnyVerified, BuildError};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::DocumentId;
 
 use super::{Replica, ReplicaError};
 use crate::item::SubjectId;
@@ -54,5 +56,28 @@ impl<S: Store> Replica<S> {
             self.publish_events([]);
         }
         Ok(revoked)
+    }
+
+    /// INV-11, INV-12: run before sealing a change for `document`, with the wall clock as
+    /// `now` (unix seconds; the replica itself has no clock). Revokes the expired invitations
+    /// and ended grants this device may revoke, then refuses with
+    /// [`ReplicaError::GrantEnded`] while an ended grant it may not revoke still reaches
+    /// `document`.
+    pub fn end_before_writing(
+        &mut self,
+        document: DocumentId,
+        now: u64,
+    ) -> Result<(), ReplicaError> {
+        self.revoke_expired_invitations(now)?;
+        self.revoke_ended_grants(now)?;
+        match self
+            .admission
+            .checker
+            .ended_grants_reaching(&document.0, now)
+            .first()
+        {
+            Some(&(subject, grant)) => Err(ReplicaError::GrantEnded { subject, grant }),
+            None => Ok(()),
+        }
     }
 }

@@ -86,6 +86,19 @@ pub enum ReplicaError {
         /// The revocation that removed this device.
         revocation: Hash,
     },
+    /// INV-12: a grant through which someone reads the document ended but is not revoked,
+    /// and this device may not revoke it: a change sealed now would reach its grantee.
+    #[error(
+        "grant {grant} on {subject} ended but is not revoked yet; a change written now would \
+         reach its grantee until an admin revokes it (INV-12)"
+    )]
+    GrantEnded {
+        /// The subject of the ended grant (the document, or a group or folder that is a
+        /// member of it).
+        subject: keyhive_core::crypto::signing::PublicKey,
+        /// The ended delegation.
+        grant: Hash,
+    },
     /// REP-63: this replica was opened for a few subjects (to read them) and neither ingests
     /// items nor stores what it would make: open it fully to write or sync.
     #[error(

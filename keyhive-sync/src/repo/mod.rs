@@ -109,9 +109,14 @@ impl Repo {
     }
 
     /// Writes `content` as a new change of `document`; returns its content op hash (the
-    /// change's id in events and [`Repo::read`]). Pushed to every link at once.
+    /// change's id in events and [`Repo::read`]). Pushed to every link at once. First, by
+    /// this device's clock, it revokes the invitations and grants that ended and that it may
+    /// revoke (INV-5, INV-11), and refuses with [`ReplicaError::GrantEnded`] while an ended
+    /// grant it may not revoke still reaches `document` (INV-12).
     pub fn write(&self, document: DocumentId, content: &[u8]) -> Result<Hash, ReplicaError> {
-        self.replica().write(document, content)
+        let mut replica = self.replica();
+        replica.end_before_writing(document, unix_now())?;
+        replica.write(document, content)
     }
 
     /// The plaintext of `change` of `document`.
@@ -172,4 +177,12 @@ impl Repo {
 fn lock(replica: &Mutex<RepoReplica>) -> MutexGuard<'_, RepoReplica> {
     // A poisoned lock only follows a panic in another holder.
     replica.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Unix seconds by this device's clock (0 if the clock is before 1970): the time INV-5 and
+/// INV-11 judge ends by.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -66,12 +66,21 @@ impl Repo {
             .collect()
     }
 
-    /// Syncs with every connected relay and peer until quiet ([`Repo::sync_with`] each), then
+    /// Revokes the invitations and grants that ended by this device's clock and that it may
+    /// revoke (INV-5, INV-11), then syncs with every connected relay and peer until quiet
+    /// ([`Repo::sync_with`] each), then
     /// waits until every link is connected ([`Repo::connected`]), and returns what all rounds
     /// did. Live links carry single changes both ways; a link's full sync is one round, so
     /// this is for "make sure everything is exchanged now": after connecting, after sharing
     /// changed, before going offline.
     pub async fn sync(&self) -> Result<SyncReport, RepoSyncError> {
+        {
+            // INV-5, INV-11: the causal end of what ended by this device's clock.
+            let now = super::unix_now();
+            let mut replica = self.replica();
+            replica.revoke_expired_invitations(now)?;
+            replica.revoke_ended_grants(now)?;
+        }
         let targets: Vec<(String, Option<PublicKey>)> = {
             let links = self.links.lock().await;
             links.iter().map(|(u, e, _)| (u.clone(), *e)).collect()
