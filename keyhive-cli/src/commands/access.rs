@@ -98,6 +98,8 @@ pub fn members(s: &mut Session, subject: &str) -> Result<()> {
             kind,
         ));
     }
+    // Highest level first, then by name (and id): the same order on every run.
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
     let json_rows: Vec<_> = rows
         .iter()
         .map(|(n, id, l, via, k)| json!({"name": n, "id": id, "access": l.to_string(), "via": via, "kind": k}))

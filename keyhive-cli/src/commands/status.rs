@@ -91,6 +91,10 @@ pub fn status(s: &mut Session, watcher: bool) -> Result<()> {
             println!("last sync: {}", when(state.last_sync));
             println!("pending:   {pending} item(s) stored here since the last sync");
             println!("holds:     {documents} document(s), {folders} folder(s), {groups} group(s), {items} item(s)");
+            if probes.is_empty() {
+                println!("relays:    none (add one with `keyhive relay add URL`)");
+                return;
+            }
             print_table(
                 &["relay", "reachable", "last sync", "pinned id"],
                 probes
