@@ -85,16 +85,22 @@ fn scenario() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// An observer holding every op of the scenario.
-fn observer(auth: &StaticAuthority) -> Cgka {
-    let ops = scenario();
-    let init: SignedCgkaOp = Signed::decode(&ops[0].1).expect("init");
+/// A replica of the scenario's document started from its init, for `owner` (`None`: an
+/// observer holding no secrets).
+fn started(owner: Option<&Device>, auth: &StaticAuthority) -> Cgka {
+    let init: SignedCgkaOp = Signed::decode(&scenario()[0].1).expect("init");
     let binding = InitBinding {
         document: document(),
         creator: device(0).id(),
         init: init.hash(),
     };
-    let mut cgka = Cgka::from_init(&binding, init, None, auth).expect("init");
+    Cgka::from_init(&binding, init, owner, auth).expect("init")
+}
+
+/// An observer holding every op of the scenario.
+fn observer(auth: &StaticAuthority) -> Cgka {
+    let ops = scenario();
+    let mut cgka = started(None, auth);
     for (label, bytes) in &ops[1..] {
         let op = Signed::decode(bytes).expect("op");
         let received = cgka.receive(op, auth).expect(label);
@@ -207,14 +213,7 @@ fn pending_full() -> String {
 /// Device `i`'s replica holding the scenario's ops up to and including `last`.
 fn replica_of(i: u8, last: &str, auth: &StaticAuthority) -> Cgka {
     let ops = scenario();
-    let init: SignedCgkaOp = Signed::decode(&ops[0].1).expect("init");
-    let binding = InitBinding {
-        document: document(),
-        creator: device(0).id(),
-        init: init.hash(),
-    };
-    let me = device(i);
-    let mut cgka = Cgka::from_init(&binding, init, Some(&me), auth).expect("init");
+    let mut cgka = started(Some(&device(i)), auth);
     for (label, bytes) in &ops[1..] {
         cgka.receive(Signed::decode(bytes).expect("op"), auth)
             .expect(label);
@@ -296,20 +295,26 @@ fn two_device_start() -> (Vec<u8>, Vec<u8>) {
     (init, add)
 }
 
+/// `owner`'s replica of the two-device document holding its init and add, and its binding.
+fn two_device_replica(owner: &Device, auth: &StaticAuthority) -> (Cgka, InitBinding) {
+    let (init, add) = two_device_start();
+    let init: SignedCgkaOp = Signed::decode(&init).expect("init");
+    let binding = InitBinding {
+        document: DocumentId(PublicKey([0x33; 32])),
+        creator: device(0).id(),
+        init: init.hash(),
+    };
+    let mut cgka = Cgka::from_init(&binding, init, Some(owner), auth).expect("init");
+    cgka.receive(Signed::decode(&add).expect("add"), auth)
+        .expect("add");
+    (cgka, binding)
+}
+
 /// Makes the forged update: A's real update with the root's public key replaced by another
 /// (a node key nobody holds), signed again by A.
 fn forged_update(auth: &StaticAuthority) -> Vec<u8> {
-    let (init, add) = two_device_start();
     let a = device(0);
-    let init_op: SignedCgkaOp = Signed::decode(&init).expect("init");
-    let binding = InitBinding {
-        document: DocumentId(PublicKey([0x33; 32])),
-        creator: a.id(),
-        init: init_op.hash(),
-    };
-    let mut cgka = Cgka::from_init(&binding, init_op, Some(&a), auth).expect("init");
-    cgka.receive(Signed::decode(&add).expect("add"), auth)
-        .expect("add");
+    let (mut cgka, _) = two_device_replica(&a, auth);
     let update = cgka.update(a.signing_key(), auth).expect("update");
     let CgkaBody::Update(mut path) = update.body.clone() else {
         panic!("an update")
@@ -323,17 +328,8 @@ fn forged_update(auth: &StaticAuthority) -> Vec<u8> {
 /// epoch, and reading its path with B's leaf key must fail with the named error.
 fn forged_outcome(forged: &[u8]) -> String {
     let auth = two_device_authority();
-    let (init, add) = two_device_start();
-    let (a, b) = (device(0), device(1));
-    let init_op: SignedCgkaOp = Signed::decode(&init).expect("init");
-    let binding = InitBinding {
-        document: DocumentId(PublicKey([0x33; 32])),
-        creator: a.id(),
-        init: init_op.hash(),
-    };
-    let mut cgka = Cgka::from_init(&binding, init_op, Some(&b), &auth).expect("init");
-    cgka.receive(Signed::decode(&add).expect("add"), &auth)
-        .expect("add");
+    let b = device(1);
+    let (mut cgka, binding) = two_device_replica(&b, &auth);
     let op: SignedCgkaOp = Signed::decode(forged).expect("decodes");
     let hash = op.hash();
     let CgkaBody::Update(path) = op.unverified_payload().body.clone() else {
