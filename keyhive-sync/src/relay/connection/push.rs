@@ -125,9 +125,14 @@ impl Conn {
         }
         if !accepted.is_empty() {
             let store = self.shared.store.clone();
+            let policy = self.shared.policy.clone();
             let sizes: Vec<usize> = accepted.iter().map(|i| i.envelope().len()).collect();
             let (accepted, result) = match tokio::task::spawn_blocking(move || {
                 let r = store.put(&accepted);
+                if r.is_ok() {
+                    // RELAY-7: the policy checked these now; it may mark them for its next start.
+                    policy.mark_admitted(&*store, &accepted);
+                }
                 (accepted, r)
             })
             .await
