@@ -1,5 +1,5 @@
-//! One push request (SYNC-40/41/45) under the per-key item rate (SYNC-105) and the stranger
-//! quota (SYNC-104).
+//! One push request (SYNC-40/41/45) under the per-key item rate (SYNC-105), the stranger
+//! quota (SYNC-104), and their per-address counterparts (SYNC-108).
 
 use std::sync::Arc;
 
@@ -59,8 +59,13 @@ impl Conn {
                 }
             }
         };
+        // SYNC-108: strangers from one address share that address's quota, whatever their keys.
+        let address_full = quota.is_some()
+            && self
+                .address
+                .is_some_and(|a| !self.shared.addresses.has_room(a));
         if let Some(r) = &quota
-            && !self.shared.guards.has_room(r)
+            && (!self.shared.guards.has_room(r) || address_full)
         {
             // SYNC-104: pushing on after the answer counts as an error (SYNC-13), so a
             // stranger that keeps pushing is disconnected.
@@ -97,12 +102,29 @@ impl Conn {
                 outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
                 continue;
             }
+            if quota.is_some()
+                && let Some(a) = self.address
+                && !self.shared.addresses.take_stored(a, size)
+            {
+                // Only the key's room was taken for it.
+                if let Some(r) = &quota {
+                    self.shared.guards.give_back(r, size);
+                }
+                self.shared.guards.refused(1);
+                let limit = self.shared.addresses.stranger_quota();
+                let refusal = Refusal::AddressQuotaExceeded {
+                    items: limit.items,
+                    bytes: limit.bytes,
+                };
+                outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+                continue;
+            }
             match self.shared.policy.check_push(&self.peer, &item) {
                 Err(refusal) => {
                     // SYNC-104: an item refused for want of what it depends on leaves nothing
                     // behind; others may stay in the graph (RELAY-1/2 keep refused ops), so
                     // they keep counting.
-                    if let Some(r) = &quota
+                    if quota.is_some()
                         && matches!(
                             refusal,
                             Refusal::MissingPredecessors(_)
@@ -112,7 +134,7 @@ impl Conn {
                                 | Refusal::BadSignature(_)
                         )
                     {
-                        self.shared.guards.give_back(r, size);
+                        self.give_back(quota.as_ref(), size);
                     }
                     outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
                 }
@@ -157,9 +179,7 @@ impl Conn {
                 if is_new {
                     new_items.push(item);
                 } else {
-                    if let Some(r) = &quota {
-                        self.shared.guards.give_back(r, item.envelope().len());
-                    }
+                    self.give_back(quota.as_ref(), item.envelope().len());
                     outcomes[slot] = PushOutcome::Duplicate;
                 }
             }
@@ -190,30 +210,55 @@ impl Conn {
         Ok(())
     }
 
-    /// SYNC-105: takes `items` from the key's bucket, waiting (not reading from this
-    /// connection) up to [`MAX_PUSH_DELAY`] for room.
+    /// SYNC-105: takes `items` from the key's bucket, then (SYNC-108) from its address's,
+    /// waiting (not reading from this connection) up to [`MAX_PUSH_DELAY`] in all for room.
     async fn items_within_rate(&mut self, items: usize) -> bool {
         let deadline = tokio::time::Instant::now() + MAX_PUSH_DELAY;
-        loop {
-            match self.shared.guards.take_items(&self.peer, items) {
-                Ok(()) => return true,
-                Err(wait) => {
-                    let now = tokio::time::Instant::now();
-                    if wait.is_none_or(|w| now + w > deadline) {
-                        self.shared.guards.rate_limited();
-                        return false;
-                    }
-                    tokio::time::sleep(wait.unwrap_or_default()).await;
-                }
+        let (shared, peer) = (self.shared.clone(), self.peer);
+        let within = room_before(deadline, || shared.guards.take_items(&peer, items)).await
+            && match self.address {
+                None => true,
+                Some(a) => room_before(deadline, || shared.addresses.take_items(a, items)).await,
+            };
+        if !within {
+            self.shared.guards.rate_limited();
+        }
+        within
+    }
+
+    /// SYNC-104, SYNC-108: gives back the room a stranger's item took from its key's quota and
+    /// its address's.
+    fn give_back(&self, quota: Option<&Reservation>, size: usize) {
+        if let Some(r) = quota {
+            self.shared.guards.give_back(r, size);
+            if let Some(a) = self.address {
+                self.shared.addresses.give_back(a, size);
             }
         }
     }
 
     /// SYNC-104: gives back the quota taken for items the store did not take.
     fn give_back_all(&self, quota: Option<&Reservation>, sizes: &[usize]) {
-        if let Some(r) = quota {
-            for size in sizes {
-                self.shared.guards.give_back(r, *size);
+        for size in sizes {
+            self.give_back(quota, *size);
+        }
+    }
+}
+
+/// Waits until `take` succeeds, or answers `false` when it would not before `deadline`.
+async fn room_before(
+    deadline: tokio::time::Instant,
+    mut take: impl FnMut() -> Result<(), Option<std::time::Duration>>,
+) -> bool {
+    loop {
+        match take() {
+            Ok(()) => return true,
+            Err(wait) => {
+                let now = tokio::time::Instant::now();
+                if wait.is_none_or(|w| now + w > deadline) {
+                    return false;
+                }
+                tokio::time::sleep(wait.unwrap_or_default()).await;
             }
         }
     }
