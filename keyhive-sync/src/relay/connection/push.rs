@@ -8,7 +8,9 @@ use crate::item::{Item, WireItem};
 use crate::policy::Refusal;
 use crate::protocol::{ErrorCode, Message, PushOutcome, RequestId};
 use crate::relay::Shared;
+use crate::relay::address::Address;
 use crate::relay::quota::Reservation;
+use keyhive_core::identity::IndividualId;
 
 /// SYNC-105: longest a push waits for its key's item bucket before it is refused.
 const MAX_PUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -78,73 +80,20 @@ impl Conn {
                 )
                 .await;
         }
-        let limit = self.shared.config.limits.stranger_quota;
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut accepted = Vec::new();
-        let mut slots = Vec::new();
-        for wire in items {
-            let item = match Item::from_wire(wire) {
-                Err(_) => {
-                    outcomes.push(PushOutcome::Invalid);
-                    continue;
-                }
-                Ok(item) => item,
-            };
-            let size = item.envelope().len();
-            if let Some(r) = &quota
-                && !self.shared.guards.take(r, size)
-            {
-                let refusal = Refusal::QuotaExceeded {
-                    who: self.peer,
-                    items: limit.items,
-                    bytes: limit.bytes,
-                };
-                outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
-                continue;
-            }
-            if quota.is_some()
-                && let Some(a) = self.address
-                && !self.shared.addresses.take_stored(a, size)
-            {
-                // Only the key's room was taken for it.
-                if let Some(r) = &quota {
-                    self.shared.guards.give_back(r, size);
-                }
-                self.shared.guards.refused(1);
-                let limit = self.shared.addresses.stranger_quota();
-                let refusal = Refusal::AddressQuotaExceeded {
-                    items: limit.items,
-                    bytes: limit.bytes,
-                };
-                outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
-                continue;
-            }
-            match self.shared.policy.check_push(&self.peer, &item) {
-                Err(refusal) => {
-                    // SYNC-104: an item refused for want of what it depends on leaves nothing
-                    // behind; others may stay in the graph (RELAY-1/2 keep refused ops), so
-                    // they keep counting.
-                    if quota.is_some()
-                        && matches!(
-                            refusal,
-                            Refusal::MissingPredecessors(_)
-                                | Refusal::UnknownSubject(_)
-                                | Refusal::Unnamed
-                                | Refusal::Malformed(_)
-                                | Refusal::BadSignature(_)
-                        )
-                    {
-                        self.give_back(quota.as_ref(), size);
-                    }
-                    outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
-                }
-                Ok(()) => {
-                    slots.push(outcomes.len());
-                    outcomes.push(PushOutcome::Stored);
-                    accepted.push(item);
-                }
-            }
-        }
+        // SYNC-108: admission (signature checks, the capability graph) runs on the blocking
+        // pool, so a flood of pushes cannot hold the async workers every other connection
+        // (a legitimate sync's handshake and requests) is served on.
+        let (shared, peer, address) = (self.shared.clone(), self.peer, self.address);
+        let admitted = tokio::task::spawn_blocking(move || {
+            let (outcomes, accepted, slots) =
+                admit_items(&shared, peer, address, quota.as_ref(), items);
+            (outcomes, accepted, slots, quota)
+        })
+        .await;
+        let (mut outcomes, accepted, slots, quota) = match admitted {
+            Ok(done) => done,
+            Err(e) => return self.internal(req, e).await,
+        };
         if !accepted.is_empty() {
             let store = self.shared.store.clone();
             let policy = self.shared.policy.clone();
@@ -229,18 +178,103 @@ impl Conn {
     /// SYNC-104, SYNC-108: gives back the room a stranger's item took from its key's quota and
     /// its address's.
     fn give_back(&self, quota: Option<&Reservation>, size: usize) {
-        if let Some(r) = quota {
-            self.shared.guards.give_back(r, size);
-            if let Some(a) = self.address {
-                self.shared.addresses.give_back(a, size);
-            }
-        }
+        give_back(&self.shared, self.address, quota, size);
     }
 
     /// SYNC-104: gives back the quota taken for items the store did not take.
     fn give_back_all(&self, quota: Option<&Reservation>, sizes: &[usize]) {
         for size in sizes {
             self.give_back(quota, *size);
+        }
+    }
+}
+
+/// SYNC-104, SYNC-108, SYNC-45: takes each item's room from a stranger's quotas (key and
+/// address) and admits it; returns the outcomes, the admitted items and their outcome slots.
+fn admit_items(
+    shared: &Shared,
+    peer: IndividualId,
+    address: Option<Address>,
+    quota: Option<&Reservation>,
+    items: Vec<WireItem>,
+) -> (Vec<PushOutcome>, Vec<Item>, Vec<usize>) {
+    let limit = shared.config.limits.stranger_quota;
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut accepted = Vec::new();
+    let mut slots = Vec::new();
+    for wire in items {
+        let item = match Item::from_wire(wire) {
+            Err(_) => {
+                outcomes.push(PushOutcome::Invalid);
+                continue;
+            }
+            Ok(item) => item,
+        };
+        let size = item.envelope().len();
+        if let Some(r) = quota
+            && !shared.guards.take(r, size)
+        {
+            let refusal = Refusal::QuotaExceeded {
+                who: peer,
+                items: limit.items,
+                bytes: limit.bytes,
+            };
+            outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+            continue;
+        }
+        if quota.is_some()
+            && let Some(a) = address
+            && !shared.addresses.take_stored(a, size)
+        {
+            // Only the key's room was taken for it.
+            if let Some(r) = quota {
+                shared.guards.give_back(r, size);
+            }
+            shared.guards.refused(1);
+            let limit = shared.addresses.stranger_quota();
+            let refusal = Refusal::AddressQuotaExceeded {
+                items: limit.items,
+                bytes: limit.bytes,
+            };
+            outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+            continue;
+        }
+        match shared.policy.check_push(&peer, &item) {
+            Err(refusal) => {
+                // SYNC-104: an item refused for want of what it depends on leaves nothing
+                // behind; others may stay in the graph (RELAY-1/2 keep refused ops), so
+                // they keep counting.
+                if quota.is_some()
+                    && matches!(
+                        refusal,
+                        Refusal::MissingPredecessors(_)
+                            | Refusal::UnknownSubject(_)
+                            | Refusal::Unnamed
+                            | Refusal::Malformed(_)
+                            | Refusal::BadSignature(_)
+                    )
+                {
+                    give_back(shared, address, quota, size);
+                }
+                outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+            }
+            Ok(()) => {
+                slots.push(outcomes.len());
+                outcomes.push(PushOutcome::Stored);
+                accepted.push(item);
+            }
+        }
+    }
+    (outcomes, accepted, slots)
+}
+
+/// SYNC-104, SYNC-108: gives back the room a stranger's item took from its key's quota and its
+/// address's.
+fn give_back(shared: &Shared, address: Option<Address>, quota: Option<&Reservation>, size: usize) {
+    if let Some(r) = quota {
+        shared.guards.give_back(r, size);
+        if let Some(a) = address {
+            shared.addresses.give_back(a, size);
         }
     }
 }
