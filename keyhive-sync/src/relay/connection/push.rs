@@ -80,7 +80,7 @@ impl Conn {
                 )
                 .await;
         }
-        // SYNC-108: admission (signature checks, the capability graph) runs on the blocking
+        // SYNC-105: admission (signature checks, the capability graph) runs on the blocking
         // pool, so a flood of pushes cannot hold the async workers every other connection
         // (a legitimate sync's handshake and requests) is served on.
         let (shared, peer, address) = (self.shared.clone(), self.peer, self.address);
