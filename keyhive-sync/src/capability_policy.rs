@@ -17,11 +17,14 @@
 //!   is causally closed; nothing else of those subjects ([`Share::AuthOps`]).
 //! - RELAY-6: configured peer relays may pull everything (relay-to-relay sync); what they push
 //!   passes the same admission rules as anyone's.
+//! - RELAY-7: with a mark key ([`CapabilityPolicy::with_marks`]) the relay marks what it
+//!   admitted ([`crate::store::MarkKey`]), and its start admits marked items without checking
+//!   their signatures again; unmarked items are verified as before, then marked.
 //! - REP-30: a device removed from a subject (it held `pull` through a path since revoked) is
 //!   still served that subject's ops (auth ops and content op headers, one causal graph), and
 //!   no ciphertext or key agreement of it ([`AccessPolicy::may_serve`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use keyhive_core::capability::{
@@ -33,7 +36,7 @@ use keyhive_core::identity::IndividualId;
 use crate::admission::{Admission, Mode, apply_order};
 use crate::item::{Item, SubjectId};
 use crate::policy::{AccessPolicy, Refusal, Share};
-use crate::store::{Store, StoreError};
+use crate::store::{MarkKey, Store, StoreError};
 
 struct Graph {
     admission: Admission,
@@ -43,6 +46,20 @@ struct Graph {
 pub struct CapabilityPolicy {
     graph: Mutex<Graph>,
     peers: BTreeSet<IndividualId>,
+    /// RELAY-7: the relay's admission-mark key, if it marks what it admits.
+    marks: Option<MarkKey>,
+}
+
+/// What [`CapabilityPolicy::load_counted`] did (RELAY-7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// Stored items admitted into the graph.
+    pub admitted: usize,
+    /// Of those, items admitted without checking signatures: they held a valid admission mark.
+    pub marked: usize,
+    /// Of those, items whose signatures were checked (no valid mark); they are marked now.
+    pub verified: usize,
 }
 
 impl CapabilityPolicy {
@@ -53,13 +70,33 @@ impl CapabilityPolicy {
                 admission: Admission::new(Checker::new(PendingLimits::default())),
             }),
             peers: peers.into_iter().collect(),
+            marks: None,
         }
+    }
+
+    /// RELAY-7: marks every item this policy admits and the store takes with `key` (the
+    /// relay's own, [`MarkKey::from_identity`]), and trusts items so marked on
+    /// [`CapabilityPolicy::load`] without checking their signatures again.
+    pub fn with_marks(mut self, key: MarkKey) -> Self {
+        self.marks = Some(key);
+        self
     }
 
     /// Rebuilds the graph from every item in `store` (relay start-up), in dependency order
     /// (ops, key agreement, then ciphertext), through the same admission rules. Whatever the
-    /// graph held before is replaced.
+    /// graph held before is replaced. Returns the number of items admitted.
     pub fn load(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        self.load_counted(store).map(|l| l.admitted)
+    }
+
+    /// As [`CapabilityPolicy::load`], saying how many items were admitted on their admission
+    /// mark and how many had their signatures checked (RELAY-7). Items checked here are marked
+    /// afterwards (a failure to record marks is logged: it only costs time at the next start).
+    pub fn load_counted(&self, store: &dyn Store) -> Result<Loaded, StoreError> {
+        let held: HashMap<_, _> = match &self.marks {
+            Some(_) => store.marks()?.into_iter().collect(),
+            None => HashMap::new(),
+        };
         let mut items = Vec::new();
         for subject in store.subjects()? {
             for hash in store.hashes(&subject)? {
@@ -68,8 +105,14 @@ impl CapabilityPolicy {
                 }
             }
         }
+        // RELAY-7: a mark holds only for the address recomputed from the bytes read back.
+        let is_marked = |item: &Item| match (&self.marks, held.get(&item.hash())) {
+            (Some(key), Some(mark)) => key.holds(&item.hash(), mark),
+            _ => false,
+        };
+        let mut loaded = Loaded::default();
+        let mut newly_verified = Vec::new();
         let mut admission = Admission::new(Checker::new(PendingLimits::default()));
-        let mut count = 0;
         // Stored ops come back in hash order, not causal order: SYNC-106 puts them parents
         // first (`apply_order`, linear), so one pass admits them; whatever still waits (key
         // agreement in hash order) is admitted in further rounds until no more apply (a relay
@@ -80,8 +123,22 @@ impl CapabilityPolicy {
             let before = waiting.len();
             let mut next = Vec::new();
             for item in waiting {
-                match admission.admit(Mode::Relay, PeerTag::LOCAL, &item) {
-                    Ok(_) => count += 1,
+                let marked = is_marked(&item);
+                let admitted = if marked {
+                    admission.admit_marked(Mode::Relay, PeerTag::LOCAL, &item)
+                } else {
+                    admission.admit(Mode::Relay, PeerTag::LOCAL, &item)
+                };
+                match admitted {
+                    Ok(_) => {
+                        loaded.admitted += 1;
+                        if marked {
+                            loaded.marked += 1;
+                        } else {
+                            loaded.verified += 1;
+                            newly_verified.push(item.hash());
+                        }
+                    }
                     Err(
                         Refusal::MissingPredecessors(_)
                         | Refusal::Unnamed
@@ -98,7 +155,12 @@ impl CapabilityPolicy {
             waiting = next;
         }
         self.lock().admission = admission;
-        Ok(count)
+        if let Some(key) = &self.marks
+            && let Err(e) = store.put_marks(&key.marks(newly_verified))
+        {
+            tracing::warn!(error = %e, "cannot record admission marks; the next start verifies these items again");
+        }
+        Ok(loaded)
     }
 
     /// SYNC-107: the ops the relay's graph holds and how many of them wait for predecessors
@@ -234,6 +296,15 @@ impl AccessPolicy for CapabilityPolicy {
             .admission
             .admit(Mode::Relay, PeerTag::from(from.0), item)
             .map(|_| ())
+    }
+
+    fn mark_admitted(&self, store: &dyn Store, items: &[Item]) {
+        let Some(key) = &self.marks else {
+            return;
+        };
+        if let Err(e) = store.put_marks(&key.marks(items.iter().map(Item::hash))) {
+            tracing::warn!(error = %e, "cannot record admission marks; the next start verifies these items again");
+        }
     }
 
     fn not_stored(&self, store: &dyn Store) {

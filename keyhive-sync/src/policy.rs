@@ -92,6 +92,14 @@ pub trait AccessPolicy: Send + Sync + 'static {
         let _ = items;
     }
 
+    /// RELAY-7: called after `items`, which this policy admitted ([`AccessPolicy::check_push`]
+    /// passed, signatures checked), were durably stored in `store`, so that a policy that
+    /// trusts what it admitted itself can mark them there ([`Store::put_marks`]). By default
+    /// nothing is marked.
+    fn mark_admitted(&self, store: &dyn Store, items: &[Item]) {
+        let _ = (store, items);
+    }
+
     /// ADM-3: called when items this policy admitted could not be stored (the store failed),
     /// so that a graph-backed policy forgets them and acts only on what `store` holds.
     fn not_stored(&self, store: &dyn crate::store::Store) {
@@ -188,6 +196,7 @@ pub trait AccessPolicy: Send + Sync + 'static {
                 return Err(e.into());
             }
         };
+        self.mark_admitted(store, &batch);
         let mut new = Vec::new();
         for (i, is_new) in accepted.into_iter().zip(fresh) {
             if is_new {

@@ -145,7 +145,11 @@ pub async fn start_with(
         .map(|p| p.parse::<PublicKey>().map(IndividualId))
         .collect::<Result<Vec<_>, _>>()
         .context("--peer expects a relay id (64 hex characters)")?;
-    let policy = Arc::new(CapabilityPolicy::new(peer_ids));
+    // RELAY-7: marks what it admits, so its next start checks no signature of it again.
+    let policy = Arc::new(
+        CapabilityPolicy::new(peer_ids)
+            .with_marks(keyhive_sync::store::MarkKey::from_identity(&key)),
+    );
     let mut limits = Limits::default();
     limits.stranger_quota = quota;
     let mut config = RelayConfig::new(key.clone()).with_limits(limits);

@@ -96,6 +96,18 @@ pub enum Refusal {
         /// The quota's bytes.
         bytes: u64,
     },
+    /// SYNC-108: strangers pushing from the pusher's network address used up that address's
+    /// quota here (whatever their keys).
+    #[error(
+        "keys that hold no grant from anyone used up the quota of this network address here \
+         ({items} items, {bytes} bytes)"
+    )]
+    AddressQuotaExceeded {
+        /// The address quota's items.
+        items: u64,
+        /// The address quota's bytes.
+        bytes: u64,
+    },
 }
 
 impl Refusal {
@@ -118,6 +130,7 @@ impl Refusal {
             Refusal::Replica(_) => "Replica",
             Refusal::Checker(_) => "Checker",
             Refusal::QuotaExceeded { .. } => "QuotaExceeded",
+            Refusal::AddressQuotaExceeded { .. } => "AddressQuotaExceeded",
         }
     }
 }

@@ -114,6 +114,42 @@ pub enum ConnectError {
     },
 }
 
+/// A TCP connection to `url`'s host from the local address `local`.
+async fn tcp_from(
+    url: &str,
+    local: std::net::IpAddr,
+) -> Result<tokio::net::TcpStream, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let request = url.into_client_request()?;
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        });
+    let io =
+        |detail: &str| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, detail.to_owned());
+    let remote = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .ok_or_else(|| io("the relay has no address of the local address's family"))?;
+    let socket = if local.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(local, 0))?;
+    Ok(socket.connect(remote).await?)
+}
+
 /// Classifies a WebSocket connect error, separating TLS failures (SYNC-37).
 fn connect_error(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
     use tokio_tungstenite::tungstenite::Error as WsError;
@@ -256,15 +292,63 @@ impl Session {
         tls: Arc<rustls::ClientConfig>,
         timeouts: ConnectTimeouts,
     ) -> Result<Session, ConnectError> {
+        Self::connect_via(url, key, expected_server, tls, timeouts, None).await
+    }
+
+    /// [`Session::connect`] from the local address `local` (the relay counts connections,
+    /// items and bytes per network address, SYNC-108): e.g. a second loopback address.
+    pub async fn connect_from(
+        url: &str,
+        key: &SigningKey,
+        expected_server: Option<PublicKey>,
+        local: std::net::IpAddr,
+    ) -> Result<Session, ConnectError> {
+        Self::connect_via(
+            url,
+            key,
+            expected_server,
+            crate::tls::default_client_config(),
+            ConnectTimeouts::default(),
+            Some(local),
+        )
+        .await
+    }
+
+    async fn connect_via(
+        url: &str,
+        key: &SigningKey,
+        expected_server: Option<PublicKey>,
+        tls: Arc<rustls::ClientConfig>,
+        timeouts: ConnectTimeouts,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<Session, ConnectError> {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_WS_MESSAGE_LEN))
             .max_frame_size(Some(MAX_WS_MESSAGE_LEN));
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            url,
-            Some(config),
-            true,
-            Some(tokio_tungstenite::Connector::Rustls(tls)),
-        );
+        let connector = Some(tokio_tungstenite::Connector::Rustls(tls));
+        let connecting = async move {
+            match local {
+                None => {
+                    tokio_tungstenite::connect_async_tls_with_config(
+                        url,
+                        Some(config),
+                        true,
+                        connector,
+                    )
+                    .await
+                }
+                Some(local) => {
+                    let stream = tcp_from(url, local).await?;
+                    tokio_tungstenite::client_async_tls_with_config(
+                        url,
+                        stream,
+                        Some(config),
+                        connector,
+                    )
+                    .await
+                }
+            }
+        };
         let (ws, _) = tokio::time::timeout(timeouts.connect, connecting)
             .await
             .map_err(|_| ConnectError::Timeout {

@@ -47,6 +47,8 @@ struct Conn {
     shared: Arc<Shared>,
     id: u64,
     peer: IndividualId,
+    /// SYNC-108: the network address the connection counts under (`None`: exempt).
+    address: Option<super::address::Address>,
     subscriptions: BTreeSet<SubjectId>,
     frames: TokenBucket,
     bytes: TokenBucket,
@@ -103,6 +105,7 @@ pub(crate) async fn run(
     mut socket: WebSocket,
     shared: Arc<Shared>,
     id: u64,
+    address: Option<super::address::Address>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     // SYNC-95: the whole handshake (its sends included) is bounded by twice the hello
@@ -126,6 +129,7 @@ pub(crate) async fn run(
         shared,
         id,
         peer,
+        address,
         subscriptions: BTreeSet::new(),
         errors: 0,
         live: None,
@@ -263,8 +267,12 @@ impl Conn {
             Ok(m) => m,
             Err(e) => return self.on_malformed(e.code(), e.to_string()).await,
         };
-        // SYNC-70: over-rate requests are answered with RateLimited and not executed.
-        if !self.frames.try_take(1.0) || !self.bytes.try_take(bytes.len() as f64) {
+        // SYNC-70: over-rate requests are answered with RateLimited and not executed; SYNC-108:
+        // so are requests over their address's byte rate (all its connections together).
+        let address_ok = self
+            .address
+            .is_none_or(|a| self.shared.addresses.take_bytes(a, bytes.len()));
+        if !address_ok || !self.frames.try_take(1.0) || !self.bytes.try_take(bytes.len() as f64) {
             return send_error(
                 &mut self.wire,
                 message.request_id(),

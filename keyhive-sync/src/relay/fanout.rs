@@ -185,6 +185,10 @@ impl AccessPolicy for SharedView {
         self.inner.stored(items);
     }
 
+    fn mark_admitted(&self, store: &dyn Store, items: &[Item]) {
+        self.inner.mark_admitted(store, items);
+    }
+
     fn not_stored(&self, store: &dyn Store) {
         self.inner.not_stored(store);
     }

@@ -2,7 +2,9 @@
 //! takes a slot of `max_connections` before handing a stream to the HTTP server, answers HTTP
 //! 503 and closes when none is free, and a stream that has not reached the WebSocket upgrade
 //! handler within `upgrade_timeout` fails its next read or write, so the server closes it
-//! (a silent client or a half-sent request holds its slot for at most that long).
+//! (a silent client or a half-sent request holds its slot for at most that long). SYNC-108: a
+//! connection also takes a slot of its network address's `per_address.max_connections`, and is
+//! answered HTTP 503 when its address holds all of them.
 
 use std::future::Future;
 use std::io;
@@ -19,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
+use super::address::{Address, Addresses, Slot};
+
 /// Sent to a connection accepted while every slot is taken (SYNC-72).
 const BUSY_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
@@ -29,6 +33,8 @@ const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub(crate) struct Accepted {
     upgraded: Arc<AtomicBool>,
+    /// SYNC-108: the address the connection counts under (`None`: exempt).
+    pub(crate) address: Option<Address>,
 }
 
 impl Accepted {
@@ -51,17 +57,31 @@ impl<L: Listener<Addr = SocketAddr>> Connected<IncomingStream<'_, GuardedListene
 pub(crate) struct GuardedListener<L> {
     inner: L,
     connections: Arc<Semaphore>,
+    addresses: Arc<Addresses>,
     upgrade_timeout: Duration,
 }
 
 impl<L> GuardedListener<L> {
-    pub(crate) fn new(inner: L, connections: Arc<Semaphore>, upgrade_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        inner: L,
+        connections: Arc<Semaphore>,
+        addresses: Arc<Addresses>,
+        upgrade_timeout: Duration,
+    ) -> Self {
         GuardedListener {
             inner,
             connections,
+            addresses,
             upgrade_timeout,
         }
     }
+}
+
+/// SYNC-72, SYNC-108: tells a refused connection the relay is busy, without waiting for it.
+fn refuse<IO: AsyncWrite + Unpin + Send + 'static>(mut io: IO) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(BUSY_WRITE_TIMEOUT, io.write_all(BUSY_RESPONSE)).await;
+    });
 }
 
 impl<L> Listener for GuardedListener<L>
@@ -73,23 +93,34 @@ where
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let (mut io, peer) = self.inner.accept().await;
+            let (io, peer) = self.inner.accept().await;
             let Ok(permit) = self.connections.clone().try_acquire_owned() else {
                 tracing::debug!("refusing {peer}: every connection slot is taken");
-                tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(BUSY_WRITE_TIMEOUT, io.write_all(BUSY_RESPONSE)).await;
-                });
+                refuse(io);
                 continue;
+            };
+            let address = self.addresses.address(peer.ip());
+            let slot = match address {
+                None => None,
+                Some(a) => match self.addresses.connect(a) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::debug!("refusing {peer}: its address holds all its connections");
+                        refuse(io);
+                        continue;
+                    }
+                },
             };
             let accepted = Accepted {
                 upgraded: Arc::new(AtomicBool::new(false)),
+                address,
             };
             let io = Guarded {
                 inner: io,
                 upgraded: accepted.upgraded.clone(),
                 deadline: Box::pin(tokio::time::sleep(self.upgrade_timeout)),
                 _permit: permit,
+                _slot: slot,
             };
             return (io, accepted);
         }
@@ -108,6 +139,8 @@ pub(crate) struct Guarded<IO> {
     upgraded: Arc<AtomicBool>,
     deadline: Pin<Box<Sleep>>,
     _permit: OwnedSemaphorePermit,
+    /// SYNC-108: the address's connection slot.
+    _slot: Option<Slot>,
 }
 
 impl<IO> Guarded<IO> {

@@ -1,4 +1,5 @@
-//! Per-connection and per-key limits (SYNC-70, SYNC-71, SYNC-104, SYNC-105).
+//! Per-connection, per-key and per-address limits (SYNC-70, SYNC-71, SYNC-104, SYNC-105,
+//! SYNC-108).
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,44 @@ pub struct Limits {
     pub items_per_second: f64,
     /// SYNC-105: pushed items allowed in a burst per key.
     pub burst_items: f64,
+    /// SYNC-108: limits over every connection and key from one network address.
+    pub per_address: AddressLimits,
+}
+
+/// SYNC-108: what all connections from one network address (an IPv4 address, or the /64
+/// prefix of an IPv6 address) may use together, whatever keys they authenticate with.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AddressLimits {
+    /// Most simultaneous connections, counted from TCP accept; more get HTTP 503.
+    pub max_connections: usize,
+    /// Sustained pushed items (signature checks) per second over all keys of the address.
+    pub items_per_second: f64,
+    /// Pushed items allowed in a burst.
+    pub burst_items: f64,
+    /// Sustained frame bytes per second over all connections of the address.
+    pub bytes_per_second: f64,
+    /// Frame bytes allowed in a burst.
+    pub burst_bytes: f64,
+    /// Most that strangers (SYNC-104) pushing from the address may store here together; counted
+    /// in memory since the relay started.
+    pub stranger_quota: StrangerQuota,
+    /// Loopback addresses (tests, a reverse proxy on the same host) are exempt when set.
+    pub exempt_loopback: bool,
+}
+
+impl Default for AddressLimits {
+    fn default() -> Self {
+        AddressLimits {
+            max_connections: 64,
+            items_per_second: 10_000.0,
+            burst_items: 40_000.0,
+            bytes_per_second: 128.0 * 1024.0 * 1024.0,
+            burst_bytes: 256.0 * 1024.0 * 1024.0,
+            stranger_quota: StrangerQuota::new(10_000, 40 * 1024 * 1024),
+            exempt_loopback: true,
+        }
+    }
 }
 
 /// SYNC-104: the most a stranger may store at a relay.
@@ -93,6 +132,7 @@ impl Default for Limits {
             stranger_quota: StrangerQuota::default(),
             items_per_second: 5_000.0,
             burst_items: 20_000.0,
+            per_address: AddressLimits::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::policy::AccessPolicy;
 use crate::protocol::frame::MAX_WS_MESSAGE_LEN;
 use crate::store::Store;
 
+mod address;
 mod connection;
 pub mod fanout;
 mod guard;
@@ -29,7 +30,7 @@ pub mod limits;
 mod quota;
 mod tls_listener;
 
-pub use limits::{Limits, StrangerQuota};
+pub use limits::{AddressLimits, Limits, StrangerQuota};
 pub use quota::AbuseCounts;
 pub use tls_listener::TLS_HANDSHAKE_TIMEOUT;
 
@@ -86,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) live: broadcast::Sender<(u64, Arc<Item>)>,
     /// SYNC-104, SYNC-105: stranger quotas and per-key item rates.
     pub(crate) guards: Arc<quota::Guards>,
+    /// SYNC-108: per-address connection counts, rates and stranger usage.
+    pub(crate) addresses: Arc<address::Addresses>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each connection task holds a clone; shutdown waits until all are dropped.
@@ -103,6 +106,7 @@ pub struct RelayHandle {
     server: JoinHandle<std::io::Result<()>>,
     drained: mpsc::Receiver<()>,
     guards: Arc<quota::Guards>,
+    addresses: Arc<address::Addresses>,
 }
 
 impl RelayHandle {
@@ -129,7 +133,9 @@ impl RelayHandle {
 
     /// SYNC-104, SYNC-105: what the relay refused so far to protect itself.
     pub fn abuse_counts(&self) -> AbuseCounts {
-        self.guards.counts()
+        let mut counts = self.guards.counts();
+        counts.address_connections_refused = self.addresses.refused_connections();
+        counts
     }
 
     /// Fans out items that reached the store by another path (e.g. this relay's own sync with
@@ -230,12 +236,14 @@ impl Relay {
             config.limits.items_per_second,
             config.limits.burst_items,
         ));
+        let addresses = Arc::new(address::Addresses::new(config.limits.per_address.clone()));
         let shared = Arc::new(Shared {
             store,
             policy,
             config,
             live: live.clone(),
             guards: guards.clone(),
+            addresses: addresses.clone(),
             next_id: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
             alive,
@@ -244,13 +252,19 @@ impl Relay {
             .route(SYNC_PATH, get(upgrade))
             .with_state(shared)
             .into_make_service_with_connect_info::<guard::Accepted>();
+        let listener_addresses = addresses.clone();
         let mut stop = shutdown_rx.clone();
         let stopped = async move {
             let _ = stop.wait_for(|v| *v).await;
         };
         let server = match tls {
             None => tokio::spawn(async move {
-                let listener = guard::GuardedListener::new(listener, connections, upgrade_timeout);
+                let listener = guard::GuardedListener::new(
+                    listener,
+                    connections,
+                    listener_addresses,
+                    upgrade_timeout,
+                );
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
                     .await
@@ -263,7 +277,12 @@ impl Relay {
                     tls_handshake_timeout,
                     shutdown_rx,
                 )?;
-                let listener = guard::GuardedListener::new(listener, connections, upgrade_timeout);
+                let listener = guard::GuardedListener::new(
+                    listener,
+                    connections,
+                    listener_addresses,
+                    upgrade_timeout,
+                );
                 tokio::spawn(async move {
                     axum::serve(listener, app)
                         .with_graceful_shutdown(stopped)
@@ -280,6 +299,7 @@ impl Relay {
             server,
             drained,
             guards,
+            addresses,
         })
     }
 }
@@ -293,6 +313,7 @@ async fn upgrade(
     // idle timeout (SYNC-96) apply from here. The connection's slot (SYNC-72, SYNC-97) is held
     // by its stream until it closes.
     accepted.upgraded();
+    let address = accepted.address;
     if *shared.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
@@ -302,7 +323,7 @@ async fn upgrade(
     ws.max_message_size(MAX_WS_MESSAGE_LEN)
         .max_frame_size(MAX_WS_MESSAGE_LEN)
         .on_upgrade(move |socket| async move {
-            connection::run(socket, shared, id, shutdown).await;
+            connection::run(socket, shared, id, address, shutdown).await;
             drop(alive);
         })
 }

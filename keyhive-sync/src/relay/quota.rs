@@ -30,8 +30,11 @@ const MAX_TRACKED_RATES: usize = 16_384;
 pub struct AbuseCounts {
     /// SYNC-104: items refused because a stranger's quota was used up.
     pub quota_refusals: u64,
-    /// SYNC-105: push requests refused because their key exceeded its item rate.
+    /// SYNC-105, SYNC-108: push requests refused because their key or their network address
+    /// exceeded its item rate.
     pub rate_limited_pushes: u64,
+    /// SYNC-108: connections refused because their network address held all its connections.
+    pub address_connections_refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,6 +82,7 @@ impl Guards {
         AbuseCounts {
             quota_refusals: self.quota_refusals.load(Ordering::Relaxed),
             rate_limited_pushes: self.rate_limited.load(Ordering::Relaxed),
+            address_connections_refused: 0,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The one conformance suite every [`Store`] backend must pass (STORE-1..STORE-4, STORE-16).
+//! The one conformance suite every [`Store`] backend must pass (STORE-1..STORE-4, STORE-16,
+//! STORE-17).
 //!
 //! Test-support code: assertions panic by design. Enabled in this crate's tests and, for
 //! other backends or crates, with the `conformance` feature.
@@ -7,7 +8,7 @@
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 
-use super::Store;
+use super::{Mark, Store};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::reconcile::summary::Summary;
 
@@ -37,6 +38,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     hashes_sorted_and_partitioned(&make());
     summary_matches_hashes(&make());
     removal(&make());
+    admission_marks(&make());
     concurrent_writers(make());
 }
 
@@ -196,4 +198,28 @@ pub fn concurrent_writers<S: Store>(store: S) {
         .map(|s| store.hashes(s).unwrap().len())
         .sum();
     assert_eq!(total, 200);
+}
+
+/// STORE-17: marks come back as recorded; a later mark for a hash replaces the earlier one, also
+/// within one call; a mark may name an item not stored.
+pub fn admission_marks<S: Store>(store: &S) {
+    assert!(store.marks().unwrap().is_empty());
+    store.put_marks(&[]).unwrap();
+    let items = sample_items(5, 2);
+    store.put(&items[..3]).unwrap();
+    let mut marks: Vec<(Hash, Mark)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (item.hash(), Mark([i as u8; 32])))
+        .collect();
+    store.put_marks(&marks[..2]).unwrap();
+    store
+        .put_marks(&[marks[2], (marks[3].0, Mark([0xee; 32])), marks[3], marks[4]])
+        .unwrap();
+    marks[0].1 = Mark([0xaa; 32]);
+    store.put_marks(&marks[..1]).unwrap();
+    let mut held = store.marks().unwrap();
+    held.sort_by_key(|(h, _)| *h);
+    marks.sort_by_key(|(h, _)| *h);
+    assert_eq!(held, marks);
 }

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use keyhive_core::Hash;
 
-use super::{Store, StoreError};
+use super::{Mark, Store, StoreError};
 use crate::item::{Item, SubjectId};
 use crate::reconcile::summary::Summary;
 
@@ -13,6 +13,8 @@ use crate::reconcile::summary::Summary;
 struct Inner {
     items: HashMap<Hash, Item>,
     by_subject: BTreeMap<SubjectId, (BTreeSet<Hash>, Summary)>,
+    /// STORE-17: admission marks (RELAY-7).
+    marks: HashMap<Hash, Mark>,
 }
 
 /// A store held in memory.
@@ -108,6 +110,15 @@ impl Store for MemoryStore {
             out.push(true);
         }
         Ok(out)
+    }
+
+    fn put_marks(&self, marks: &[(Hash, Mark)]) -> Result<(), StoreError> {
+        self.lock().marks.extend(marks.iter().copied());
+        Ok(())
+    }
+
+    fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
+        Ok(self.lock().marks.iter().map(|(h, m)| (*h, *m)).collect())
     }
 }
 

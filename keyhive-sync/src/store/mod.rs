@@ -6,7 +6,9 @@
 //! STORE-2 items are keyed by their content hash and re-inserting one is a no-op; STORE-3
 //! `hashes(subject)` is sorted ascending; STORE-4 `summary(subject)` equals
 //! `Summary::of(hashes(subject))`; STORE-16 `remove` deletes a batch in one atomic, durable
-//! transaction, keeping STORE-3/4 (a subject left empty is no longer listed). Damaged files (STORE-6..STORE-9, [`redb_store`]): every
+//! transaction, keeping STORE-3/4 (a subject left empty is no longer listed); STORE-17
+//! `put_marks` keeps one admission mark per hash (RELAY-7), replacing an earlier one, and
+//! `marks` lists them. Damaged files (STORE-6..STORE-9, [`redb_store`]): every
 //! failure is a typed [`StoreError`] naming the file and what to do, never a panic; an empty
 //! existing file is refused, never recreated.
 
@@ -17,6 +19,7 @@ use keyhive_core::Hash;
 use crate::item::{Item, SubjectId};
 use crate::reconcile::summary::Summary;
 
+pub mod marks;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -25,6 +28,7 @@ pub mod redb_store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use marks::{Mark, MarkKey};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresError, PostgresStore};
@@ -172,6 +176,21 @@ pub trait Store: Send + Sync + 'static {
     /// held (or listed twice) is a no-op. Used by a device replica to collect the pieces of an
     /// interrupted write (REP-24); relays never delete.
     fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError>;
+
+    /// STORE-17: records one admission mark per listed hash (RELAY-7), replacing any mark
+    /// held for it. The item need not be stored (a mark of an absent item is never read).
+    /// Marks only spare verification, so a backend may commit them without waiting for the
+    /// disk: one lost in a crash is made again at the next start. The default keeps none
+    /// (every start then verifies everything); every backend of this crate keeps them.
+    fn put_marks(&self, marks: &[(Hash, Mark)]) -> Result<(), StoreError> {
+        let _ = marks;
+        Ok(())
+    }
+
+    /// STORE-17: every admission mark held, in no particular order.
+    fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -195,5 +214,11 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
         (**self).remove(hashes)
+    }
+    fn put_marks(&self, marks: &[(Hash, Mark)]) -> Result<(), StoreError> {
+        (**self).put_marks(marks)
+    }
+    fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
+        (**self).marks()
     }
 }

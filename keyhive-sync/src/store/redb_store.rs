@@ -4,7 +4,10 @@
 //! - `meta`: `&str -> u64`, holds `schema_version`;
 //! - `items`: `hash[32] -> kind[1] || subject[32] || envelope`;
 //! - `by_subject`: `subject[32] || hash[32] -> ()`, giving STORE-3's sorted order;
-//! - `summaries`: `subject[32] -> count_le[8] || sum[32]`, maintained in the same transaction.
+//! - `summaries`: `subject[32] -> count_le[8] || sum[32]`, maintained in the same transaction;
+//! - `marks` (STORE-17, RELAY-7; created by the first `put_marks`, so a store without it is the
+//!   same version 1): `hash[32] -> mark[32]`, committed without fsync (a lost mark only costs a
+//!   verification at the next start; the next durable commit persists it).
 //!
 //! A database with another schema version is refused, never silently rewritten.
 //!
@@ -29,9 +32,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
-use redb::{Builder, Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+};
 
-use super::{Store, StoreError};
+use super::{Mark, Store, StoreError};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::reconcile::summary::Summary;
 
@@ -42,6 +47,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ITEMS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("items");
 const BY_SUBJECT: TableDefinition<&[u8; 64], ()> = TableDefinition::new("by_subject");
 const SUMMARIES: TableDefinition<&[u8; 32], &[u8; 40]> = TableDefinition::new("summaries");
+const MARKS: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new("marks");
 
 /// Opens (or creates) the database behind a store; called again to reopen it (STORE-15).
 type Opener = Box<dyn Fn(&Path) -> Result<Database, StoreError> + Send + Sync>;
@@ -509,6 +515,46 @@ impl Store for RedbStore {
             }
             // STORE-1/16: durable when commit returns, like a put.
             txn.commit().map_err(|e| backend(path, e))?;
+            Ok(out)
+        })
+    }
+
+    /// STORE-17: one write transaction, not fsynced (see the module docs).
+    fn put_marks(&self, marks: &[(Hash, Mark)]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        self.with_db(|db, path| {
+            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| backend(path, e))?;
+            {
+                let mut table = txn.open_table(MARKS).map_err(|e| backend(path, e))?;
+                for (hash, mark) in marks {
+                    table
+                        .insert(&hash.0, &mark.0)
+                        .map_err(|e| backend(path, e))?;
+                }
+            }
+            txn.commit().map_err(|e| backend(path, e))?;
+            Ok(())
+        })
+    }
+
+    fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let table = match txn.open_table(MARKS) {
+                Ok(t) => t,
+                // A store no relay marked yet (or one older than STORE-17).
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(backend(path, e)),
+            };
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(|e| backend(path, e))? {
+                let (hash, mark) = entry.map_err(|e| backend(path, e))?;
+                out.push((Hash(*hash.value()), Mark(*mark.value())));
+            }
             Ok(out)
         })
     }

@@ -1,5 +1,5 @@
-//! One push request (SYNC-40/41/45) under the per-key item rate (SYNC-105) and the stranger
-//! quota (SYNC-104).
+//! One push request (SYNC-40/41/45) under the per-key item rate (SYNC-105), the stranger
+//! quota (SYNC-104), and their per-address counterparts (SYNC-108).
 
 use std::sync::Arc;
 
@@ -8,7 +8,9 @@ use crate::item::{Item, WireItem};
 use crate::policy::Refusal;
 use crate::protocol::{ErrorCode, Message, PushOutcome, RequestId};
 use crate::relay::Shared;
+use crate::relay::address::Address;
 use crate::relay::quota::Reservation;
+use keyhive_core::identity::IndividualId;
 
 /// SYNC-105: longest a push waits for its key's item bucket before it is refused.
 const MAX_PUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -59,8 +61,13 @@ impl Conn {
                 }
             }
         };
+        // SYNC-108: strangers from one address share that address's quota, whatever their keys.
+        let address_full = quota.is_some()
+            && self
+                .address
+                .is_some_and(|a| !self.shared.addresses.has_room(a));
         if let Some(r) = &quota
-            && !self.shared.guards.has_room(r)
+            && (!self.shared.guards.has_room(r) || address_full)
         {
             // SYNC-104: pushing on after the answer counts as an error (SYNC-13), so a
             // stranger that keeps pushing is disconnected.
@@ -73,61 +80,30 @@ impl Conn {
                 )
                 .await;
         }
-        let limit = self.shared.config.limits.stranger_quota;
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut accepted = Vec::new();
-        let mut slots = Vec::new();
-        for wire in items {
-            let item = match Item::from_wire(wire) {
-                Err(_) => {
-                    outcomes.push(PushOutcome::Invalid);
-                    continue;
-                }
-                Ok(item) => item,
-            };
-            let size = item.envelope().len();
-            if let Some(r) = &quota
-                && !self.shared.guards.take(r, size)
-            {
-                let refusal = Refusal::QuotaExceeded {
-                    who: self.peer,
-                    items: limit.items,
-                    bytes: limit.bytes,
-                };
-                outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
-                continue;
-            }
-            match self.shared.policy.check_push(&self.peer, &item) {
-                Err(refusal) => {
-                    // SYNC-104: an item refused for want of what it depends on leaves nothing
-                    // behind; others may stay in the graph (RELAY-1/2 keep refused ops), so
-                    // they keep counting.
-                    if let Some(r) = &quota
-                        && matches!(
-                            refusal,
-                            Refusal::MissingPredecessors(_)
-                                | Refusal::UnknownSubject(_)
-                                | Refusal::Unnamed
-                                | Refusal::Malformed(_)
-                                | Refusal::BadSignature(_)
-                        )
-                    {
-                        self.shared.guards.give_back(r, size);
-                    }
-                    outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
-                }
-                Ok(()) => {
-                    slots.push(outcomes.len());
-                    outcomes.push(PushOutcome::Stored);
-                    accepted.push(item);
-                }
-            }
-        }
+        // SYNC-105: admission (signature checks, the capability graph) runs on the blocking
+        // pool, so a flood of pushes cannot hold the async workers every other connection
+        // (a legitimate sync's handshake and requests) is served on.
+        let (shared, peer, address) = (self.shared.clone(), self.peer, self.address);
+        let admitted = tokio::task::spawn_blocking(move || {
+            let (outcomes, accepted, slots) =
+                admit_items(&shared, peer, address, quota.as_ref(), items);
+            (outcomes, accepted, slots, quota)
+        })
+        .await;
+        let (mut outcomes, accepted, slots, quota) = match admitted {
+            Ok(done) => done,
+            Err(e) => return self.internal(req, e).await,
+        };
         if !accepted.is_empty() {
             let store = self.shared.store.clone();
+            let policy = self.shared.policy.clone();
             let sizes: Vec<usize> = accepted.iter().map(|i| i.envelope().len()).collect();
             let (accepted, result) = match tokio::task::spawn_blocking(move || {
                 let r = store.put(&accepted);
+                if r.is_ok() {
+                    // RELAY-7: the policy checked these now; it may mark them for its next start.
+                    policy.mark_admitted(&*store, &accepted);
+                }
                 (accepted, r)
             })
             .await
@@ -152,9 +128,7 @@ impl Conn {
                 if is_new {
                     new_items.push(item);
                 } else {
-                    if let Some(r) = &quota {
-                        self.shared.guards.give_back(r, item.envelope().len());
-                    }
+                    self.give_back(quota.as_ref(), item.envelope().len());
                     outcomes[slot] = PushOutcome::Duplicate;
                 }
             }
@@ -185,30 +159,140 @@ impl Conn {
         Ok(())
     }
 
-    /// SYNC-105: takes `items` from the key's bucket, waiting (not reading from this
-    /// connection) up to [`MAX_PUSH_DELAY`] for room.
+    /// SYNC-105: takes `items` from the key's bucket, then (SYNC-108) from its address's,
+    /// waiting (not reading from this connection) up to [`MAX_PUSH_DELAY`] in all for room.
     async fn items_within_rate(&mut self, items: usize) -> bool {
         let deadline = tokio::time::Instant::now() + MAX_PUSH_DELAY;
-        loop {
-            match self.shared.guards.take_items(&self.peer, items) {
-                Ok(()) => return true,
-                Err(wait) => {
-                    let now = tokio::time::Instant::now();
-                    if wait.is_none_or(|w| now + w > deadline) {
-                        self.shared.guards.rate_limited();
-                        return false;
-                    }
-                    tokio::time::sleep(wait.unwrap_or_default()).await;
-                }
-            }
+        let (shared, peer) = (self.shared.clone(), self.peer);
+        let within = room_before(deadline, || shared.guards.take_items(&peer, items)).await
+            && match self.address {
+                None => true,
+                Some(a) => room_before(deadline, || shared.addresses.take_items(a, items)).await,
+            };
+        if !within {
+            self.shared.guards.rate_limited();
         }
+        within
+    }
+
+    /// SYNC-104, SYNC-108: gives back the room a stranger's item took from its key's quota and
+    /// its address's.
+    fn give_back(&self, quota: Option<&Reservation>, size: usize) {
+        give_back(&self.shared, self.address, quota, size);
     }
 
     /// SYNC-104: gives back the quota taken for items the store did not take.
     fn give_back_all(&self, quota: Option<&Reservation>, sizes: &[usize]) {
-        if let Some(r) = quota {
-            for size in sizes {
-                self.shared.guards.give_back(r, *size);
+        for size in sizes {
+            self.give_back(quota, *size);
+        }
+    }
+}
+
+/// SYNC-104, SYNC-108, SYNC-45: takes each item's room from a stranger's quotas (key and
+/// address) and admits it; returns the outcomes, the admitted items and their outcome slots.
+fn admit_items(
+    shared: &Shared,
+    peer: IndividualId,
+    address: Option<Address>,
+    quota: Option<&Reservation>,
+    items: Vec<WireItem>,
+) -> (Vec<PushOutcome>, Vec<Item>, Vec<usize>) {
+    let limit = shared.config.limits.stranger_quota;
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut accepted = Vec::new();
+    let mut slots = Vec::new();
+    for wire in items {
+        let item = match Item::from_wire(wire) {
+            Err(_) => {
+                outcomes.push(PushOutcome::Invalid);
+                continue;
+            }
+            Ok(item) => item,
+        };
+        let size = item.envelope().len();
+        if let Some(r) = quota
+            && !shared.guards.take(r, size)
+        {
+            let refusal = Refusal::QuotaExceeded {
+                who: peer,
+                items: limit.items,
+                bytes: limit.bytes,
+            };
+            outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+            continue;
+        }
+        if quota.is_some()
+            && let Some(a) = address
+            && !shared.addresses.take_stored(a, size)
+        {
+            // Only the key's room was taken for it.
+            if let Some(r) = quota {
+                shared.guards.give_back(r, size);
+            }
+            shared.guards.refused(1);
+            let limit = shared.addresses.stranger_quota();
+            let refusal = Refusal::AddressQuotaExceeded {
+                items: limit.items,
+                bytes: limit.bytes,
+            };
+            outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+            continue;
+        }
+        match shared.policy.check_push(&peer, &item) {
+            Err(refusal) => {
+                // SYNC-104: an item refused for want of what it depends on leaves nothing
+                // behind; others may stay in the graph (RELAY-1/2 keep refused ops), so
+                // they keep counting.
+                if quota.is_some()
+                    && matches!(
+                        refusal,
+                        Refusal::MissingPredecessors(_)
+                            | Refusal::UnknownSubject(_)
+                            | Refusal::Unnamed
+                            | Refusal::Malformed(_)
+                            | Refusal::BadSignature(_)
+                    )
+                {
+                    give_back(shared, address, quota, size);
+                }
+                outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
+            }
+            Ok(()) => {
+                slots.push(outcomes.len());
+                outcomes.push(PushOutcome::Stored);
+                accepted.push(item);
+            }
+        }
+    }
+    (outcomes, accepted, slots)
+}
+
+/// SYNC-104, SYNC-108: gives back the room a stranger's item took from its key's quota and its
+/// address's.
+fn give_back(shared: &Shared, address: Option<Address>, quota: Option<&Reservation>, size: usize) {
+    if let Some(r) = quota {
+        shared.guards.give_back(r, size);
+        if let Some(a) = address {
+            shared.addresses.give_back(a, size);
+        }
+    }
+}
+
+/// Waits until `take` succeeds, or answers `false` when it would not before `deadline`.
+async fn room_before(
+    deadline: tokio::time::Instant,
+    mut take: impl FnMut() -> Result<(), Option<std::time::Duration>>,
+) -> bool {
+    loop {
+        match take() {
+            Ok(()) => return true,
+            Err(wait) => {
+                let now = tokio::time::Instant::now();
+                if wait.is_none_or(|w| now + w > deadline) {
+                    return false;
+                }
+                tokio::time::sleep(wait.unwrap_or_default()).await;
             }
         }
     }

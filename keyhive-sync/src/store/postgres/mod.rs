@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use super::{Store, StoreError};
+use super::{Mark, Store, StoreError};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::reconcile::summary::Summary;
 use crate::relay::fanout::Feed;
@@ -216,6 +216,7 @@ impl Drop for PostgresStore {
 enum Param {
     Bytes(Vec<u8>),
     Int(i64),
+    BytesArray(Vec<Vec<u8>>),
 }
 
 impl Param {
@@ -223,6 +224,7 @@ impl Param {
         match self {
             Param::Bytes(b) => b,
             Param::Int(i) => i,
+            Param::BytesArray(a) => a,
         }
     }
 }
@@ -543,6 +545,41 @@ impl Store for PostgresStore {
             .iter()
             .map(|h| seen.insert(*h) && gone.contains(h))
             .collect())
+    }
+
+    /// STORE-17: one statement; a later mark for a hash replaces the earlier one.
+    fn put_marks(&self, marks: &[(Hash, Mark)]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        // One row per hash in a statement (ON CONFLICT may not touch a row twice): the last wins.
+        let unique: BTreeMap<Hash, Mark> = marks.iter().copied().collect();
+        let hashes = unique.keys().map(|h| h.0.to_vec()).collect();
+        let values = unique.values().map(|m| m.0.to_vec()).collect();
+        self.query(
+            "recording admission marks",
+            "INSERT INTO keyhive_marks (hash, mark)
+             SELECT * FROM unnest($1::bytea[], $2::bytea[])
+             ON CONFLICT (hash) DO UPDATE SET mark = excluded.mark",
+            vec![Param::BytesArray(hashes), Param::BytesArray(values)],
+        )?;
+        Ok(())
+    }
+
+    fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
+        let rows = self.query(
+            "reading admission marks",
+            "SELECT hash, mark FROM keyhive_marks",
+            Vec::new(),
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let hash = to_hash(row.get::<_, &[u8]>(0))?;
+            let mark = <[u8; 32]>::try_from(row.get::<_, &[u8]>(1))
+                .map_err(|_| corrupt("bad admission mark"))?;
+            out.push((hash, Mark(mark)));
+        }
+        Ok(out)
     }
 }
 

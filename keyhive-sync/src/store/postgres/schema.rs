@@ -24,6 +24,11 @@ const MIGRATIONS: &[&str] = &[
          subject BYTEA PRIMARY KEY CHECK (length(subject) = 32),
          summary BYTEA NOT NULL CHECK (length(summary) = 40)
      );",
+    // 2: admission marks (STORE-17, RELAY-7), one per item hash.
+    "CREATE TABLE keyhive_marks (
+         hash BYTEA PRIMARY KEY CHECK (length(hash) = 32),
+         mark BYTEA NOT NULL CHECK (length(mark) = 32)
+     );",
 ];
 
 /// The schema version this build writes.

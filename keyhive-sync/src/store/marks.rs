@@ -1,0 +1,85 @@
+//! RELAY-7 (`specs/replica.md`): admission marks, a relay's proof to itself that it checked a
+//! stored item's signatures when it admitted it.
+//!
+//! A mark is a keyed BLAKE3 hash of the item's content address under a key derived from the
+//! relay's own secret (its identity seed), so nobody without that secret can make one, and one
+//! made for some bytes is worth nothing for any other bytes (the address is recomputed from the
+//! bytes read back, SYNC-3). A relay's start admits marked items without checking their
+//! signatures again ([`crate::capability_policy::CapabilityPolicy::load`]); an item without a
+//! valid mark (an older store, an item a peer relay or a sync link stored, a tampered or
+//! foreign mark) is verified as before, and marked once it passes. Marks are an optimisation
+//! only: losing some costs verification time at the next start, never correctness.
+
+use keyhive_core::Hash;
+use keyhive_core::crypto::signing::SigningKey;
+use zeroize::Zeroize;
+
+/// BLAKE3 key-derivation context of the mark key.
+const CONTEXT: &str = "keyhive 2026 relay admission marks v1";
+
+/// A 32-byte admission mark of one stored item (RELAY-7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark(pub [u8; 32]);
+
+/// The secret that makes and checks a relay's admission marks (RELAY-7).
+pub struct MarkKey {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for MarkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MarkKey(..)")
+    }
+}
+
+impl Drop for MarkKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl MarkKey {
+    /// The mark key of the relay identified by `identity`: relays sharing one store and one
+    /// identity (SYNC-100) check each other's marks.
+    pub fn from_identity(identity: &SigningKey) -> Self {
+        MarkKey {
+            key: blake3::derive_key(CONTEXT, identity.seed().as_slice()),
+        }
+    }
+
+    /// The mark of the item whose content address is `hash`.
+    pub fn mark(&self, hash: &Hash) -> Mark {
+        Mark(*blake3::keyed_hash(&self.key, &hash.0).as_bytes())
+    }
+
+    /// Whether `mark` was made by this key for `hash` (compared in constant time).
+    pub fn holds(&self, hash: &Hash, mark: &Mark) -> bool {
+        blake3::keyed_hash(&self.key, &hash.0) == blake3::Hash::from_bytes(mark.0)
+    }
+
+    /// The marks of `hashes`, ready for [`super::Store::put_marks`].
+    pub fn marks(&self, hashes: impl IntoIterator<Item = Hash>) -> Vec<(Hash, Mark)> {
+        hashes.into_iter().map(|h| (h, self.mark(&h))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_holds_only_for_its_hash_and_its_key() {
+        let key = MarkKey::from_identity(&SigningKey::from_seed(&[7; 32]));
+        let other = MarkKey::from_identity(&SigningKey::from_seed(&[8; 32]));
+        let (a, b) = (Hash([1; 32]), Hash([2; 32]));
+        let mark = key.mark(&a);
+        assert!(key.holds(&a, &mark));
+        assert!(!key.holds(&b, &mark), "bound to the item's address");
+        assert!(!other.holds(&a, &mark), "bound to the relay's secret");
+        assert_eq!(
+            MarkKey::from_identity(&SigningKey::from_seed(&[7; 32])).mark(&a),
+            mark,
+            "relays sharing an identity make the same marks"
+        );
+    }
+}
