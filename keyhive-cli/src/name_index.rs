@@ -1,0 +1,249 @@
+//! The name index (`specs/replica.md` REP-64..REP-68): what `ls` prints and what names resolve
+//! to, derived from a full, verified replay, bound to the exact store content and key store it
+//! was derived from, and authenticated with a key derived from the device's secret. Read-only
+//! commands use it instead of replaying the whole store; on any mismatch they replay fully and
+//! the index is written again.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use keyhive_core::capability::Access;
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::encoding::{decode_canonical, encode};
+use keyhive_core::identity::{DocumentId, SubjectKind};
+use keyhive_core::keystore::KeyStore;
+use keyhive_sync::RedbStore;
+use serde::{Deserialize, Serialize};
+
+use crate::contacts::CONTACTS_FILE;
+use crate::home::Home;
+use crate::names::LocalNames;
+use crate::records::{Meta, MetaKind};
+
+/// REP-64: the index file in the home.
+pub const INDEX_FILE: &str = "names.index";
+/// REP-65: BLAKE3 `derive_key` context of the index's MAC key, from the device's signing seed
+/// (listed in `specs/encoding.md` §7).
+pub const INDEX_MAC_KEY: &str = "keyhive 2026-12-01 cli name index mac key v1";
+/// REP-65: the first bytes of the file (format and version).
+const MAGIC: &[u8; 16] = b"keyhive-names-v1";
+/// Length of the MAC at the end of the file.
+const MAC_LEN: usize = 32;
+/// Largest index body decoded (far above 100,000 documents with long names).
+const MAX_BODY: usize = 256 << 20;
+
+/// One subject this device reaches, with its level (a row of `ls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Reach {
+    subject: PublicKey,
+    access: Access,
+    kind: SubjectKind,
+}
+
+/// One document's metadata as a full session reads it (REP-50, REP-51).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Named {
+    document: PublicKey,
+    name: String,
+    kind: MetaKind,
+    removed: bool,
+}
+
+/// The encoded (and MAC'd) body of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    binding: [u8; 32],
+    reachable: Vec<Reach>,
+    metas: Vec<Named>,
+}
+
+/// What a full session knows about names and levels (REP-64).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NameIndex {
+    /// `Replica::reachable()`: every subject this device reaches, its level and kind.
+    pub reachable: Vec<(PublicKey, Access, SubjectKind)>,
+    /// `Session::metas()`: every readable document's metadata (also of removed ones).
+    pub metas: BTreeMap<DocumentId, Meta>,
+}
+
+/// REP-66: what reading the index found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Authentic and bound to the current store and key store.
+    Valid(NameIndex),
+    /// Authentic but derived from other content (the store, key store or contacts changed).
+    Stale,
+    /// No index file.
+    Absent,
+    /// The MAC does not verify (tampered, damaged, or written by another device or format).
+    Tampered,
+}
+
+impl NameIndex {
+    /// REP-67: the one document `name` names, as a full session resolves it
+    /// (`Session::subject`): exactly one non-removed document has that name and no group has
+    /// it locally. `None` for anything else (an id, an ambiguous or unknown name, a group),
+    /// which the caller answers with a full open, so its messages are a full open's.
+    pub fn resolve(&self, name: &str, groups: &LocalNames) -> Option<DocumentId> {
+        if !groups.find(name).is_empty() {
+            return None;
+        }
+        let mut found = self
+            .metas
+            .iter()
+            .filter(|(_, m)| !m.removed && m.name == name)
+            .map(|(d, _)| *d);
+        match (found.next(), found.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    }
+
+    fn body(&self, binding: [u8; 32]) -> Body {
+        Body {
+            binding,
+            reachable: self
+                .reachable
+                .iter()
+                .map(|(subject, access, kind)| Reach {
+                    subject: *subject,
+                    access: *access,
+                    kind: *kind,
+                })
+                .collect(),
+            metas: self
+                .metas
+                .iter()
+                .map(|(d, m)| Named {
+                    document: d.0,
+                    name: m.name.clone(),
+                    kind: m.kind,
+                    removed: m.removed,
+                })
+                .collect(),
+        }
+    }
+
+    fn from_body(body: Body) -> Self {
+        NameIndex {
+            reachable: body
+                .reachable
+                .into_iter()
+                .map(|r| (r.subject, r.access, r.kind))
+                .collect(),
+            metas: body
+                .metas
+                .into_iter()
+                .map(|n| {
+                    let meta = Meta {
+                        name: n.name,
+                        kind: n.kind,
+                        // Not kept: never trusted, and not printed by `ls` (REP-8).
+                        folder: None,
+                        removed: n.removed,
+                    };
+                    (DocumentId(n.document), meta)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// REP-65: the digest that binds an index to what it was derived from: every subject's
+/// summary (STORE-4: item count and sum of item hashes) read in one store transaction, the
+/// key store (device keys and key-agreement secrets, which decide what is readable) and the
+/// contacts file.
+pub fn binding(home: &Home, keys: &KeyStore, store: &RedbStore) -> Result<[u8; 32]> {
+    let summaries = store.summaries()?;
+    let mut h = blake3::Hasher::new();
+    h.update(b"store");
+    h.update(&(summaries.len() as u64).to_le_bytes());
+    for (subject, summary) in &summaries {
+        h.update(subject.0.as_bytes());
+        h.update(&summary.to_bytes());
+    }
+    h.update(b"keys");
+    h.update(blake3::hash(&keys.to_bytes()).as_bytes());
+    h.update(b"contacts");
+    match home.read_optional(CONTACTS_FILE)? {
+        Some(bytes) => {
+            h.update(&[1]);
+            h.update(blake3::hash(&bytes).as_bytes());
+        }
+        None => {
+            h.update(&[0]);
+        }
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+/// REP-65: `BLAKE3-keyed(derive_key(INDEX_MAC_KEY, signing seed), bytes)`.
+fn mac(keys: &KeyStore, bytes: &[u8]) -> blake3::Hash {
+    let seed = keys.device().signing_key().seed();
+    let key = zeroize::Zeroizing::new(blake3::derive_key(INDEX_MAC_KEY, seed.as_slice()));
+    blake3::keyed_hash(&key, bytes)
+}
+
+/// The file's bytes for `index` bound to `binding`.
+fn file_bytes(keys: &KeyStore, index: &NameIndex, binding: [u8; 32]) -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&encode(&index.body(binding)));
+    let tag = mac(keys, &bytes);
+    bytes.extend_from_slice(tag.as_bytes());
+    bytes
+}
+
+/// REP-66: reads the index and checks it: MAC first, then the binding against the current
+/// store, key store and contacts.
+pub fn load(home: &Home, keys: &KeyStore, store: &RedbStore) -> Result<Lookup> {
+    let Some(bytes) = home.read_optional(INDEX_FILE)? else {
+        return Ok(Lookup::Absent);
+    };
+    let Some(split) = bytes.len().checked_sub(MAC_LEN) else {
+        return Ok(Lookup::Tampered);
+    };
+    let (signed, tag) = bytes.split_at(split);
+    let Ok(tag) = <[u8; MAC_LEN]>::try_from(tag) else {
+        return Ok(Lookup::Tampered);
+    };
+    // `blake3::Hash` compares in constant time.
+    if mac(keys, signed) != blake3::Hash::from(tag) || !signed.starts_with(MAGIC) {
+        return Ok(Lookup::Tampered);
+    }
+    let Ok(body) = decode_canonical::<Body>(&signed[MAGIC.len()..], MAX_BODY) else {
+        return Ok(Lookup::Tampered);
+    };
+    if body.binding != binding(home, keys, store)? {
+        return Ok(Lookup::Stale);
+    }
+    Ok(Lookup::Valid(NameIndex::from_body(body)))
+}
+
+/// REP-68: writes `index`, bound to the current store, key store and contacts, atomically and
+/// with mode 0600; nothing is written when the file already holds exactly these bytes (a
+/// read-only command that finds the index current writes nothing).
+pub fn write(home: &Home, keys: &KeyStore, store: &RedbStore, index: &NameIndex) -> Result<bool> {
+    let bytes = file_bytes(keys, index, binding(home, keys, store)?);
+    if home.read_optional(INDEX_FILE)?.as_deref() == Some(bytes.as_slice()) {
+        return Ok(false);
+    }
+    home.write_atomic(INDEX_FILE, &bytes, true)?;
+    Ok(true)
+}
+
+/// Prints what the index did on standard error when `KEYHIVE_DEBUG` names `index` (for tests
+/// and for finding out why a command was slow).
+pub fn trace(event: &str) {
+    if std::env::var("KEYHIVE_DEBUG").is_ok_and(|v| v.split(',').any(|w| w.trim() == "index")) {
+        eprintln!("name index: {event}");
+    }
+}
+
+/// REP-66: the warning for an index whose MAC does not verify.
+pub fn warn_tampered(home: &Home) {
+    trace("tampered");
+    eprintln!(
+        "warning: {} failed its integrity check (damaged or altered); ignoring it, replaying the whole store and writing it again",
+        home.path(INDEX_FILE).display()
+    );
+}
