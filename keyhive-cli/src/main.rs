@@ -184,6 +184,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             s.refresh_name_index();
             result
         }
+        // REP-60/67: `log` of one document, as `get`.
+        Command::Log { doc } => {
+            let mut s = session::Session::open_reading(home, out, &doc)?;
+            let result = commands::content::log(&mut s, &doc);
+            s.refresh_name_index();
+            result
+        }
         // REP-66: `ls` prints from the name index when it is valid.
         Command::Ls if commands::subjects::ls_indexed(&home, out)? => Ok(()),
         command => {

@@ -1,4 +1,4 @@
-//! REP-64..REP-68 through the CLI: the name index lets `ls` and `get NAME` answer without a
+//! REP-64..REP-68 through the CLI: the name index lets `ls`, `get NAME` and `log NAME` answer without a
 //! full replay, with the same output as a full replay after grants, revocations, renames and
 //! syncs from another home; a tampered index is warned about and not used; a stale one (the
 //! store changed) is silently not used; either way the next full replay writes it again.
@@ -196,6 +196,8 @@ fn rep64_index_answers_as_a_full_replay_through_grants_renames_revocations_and_s
     let conflict = run(&bob, &["get", "notes.txt"]);
     assert!(conflict.stderr.contains("conflict"), "{}", conflict.stderr);
     same_with_and_without_index(&bob, &["get", "notes.txt"]);
+    same_with_and_without_index(&bob, &["log", "notes.txt"]);
+    same_with_and_without_index(&bob, &["--json", "log", "notes.txt"]);
 
     // A rename and a new document arrive by sync: the old name is gone, the new one found.
     json(&alice, &["doc", "rename", "plan.txt", "roadmap.txt"]);
