@@ -247,3 +247,95 @@ pub fn warn_tampered(home: &Home) {
         home.path(INDEX_FILE).display()
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use keyhive_core::identity::Device;
+    use keyhive_sync::replica::Replica;
+
+    use super::*;
+
+    fn meta(name: &str, removed: bool) -> Meta {
+        Meta {
+            name: name.to_owned(),
+            kind: MetaKind::Document,
+            folder: None,
+            removed,
+        }
+    }
+
+    /// REP-67: a name resolves only to exactly one document not removed, and never when a
+    /// local group has it.
+    #[test]
+    fn rep67_resolves_one_document_or_nothing() {
+        let (a, b, c) = (
+            DocumentId(PublicKey([1; 32])),
+            DocumentId(PublicKey([2; 32])),
+            DocumentId(PublicKey([3; 32])),
+        );
+        let index = NameIndex {
+            reachable: Vec::new(),
+            metas: [
+                (a, meta("plan.txt", false)),
+                (b, meta("twice", false)),
+                (c, meta("twice", false)),
+            ]
+            .into_iter()
+            .chain([(DocumentId(PublicKey([4; 32])), meta("gone", true))])
+            .collect(),
+        };
+        let mut groups = LocalNames::default();
+        assert_eq!(index.resolve("plan.txt", &groups), Some(a));
+        assert_eq!(index.resolve("twice", &groups), None);
+        assert_eq!(index.resolve("gone", &groups), None);
+        assert_eq!(index.resolve("unknown", &groups), None);
+        groups.insert(PublicKey([9; 32]), "plan.txt".to_owned());
+        assert_eq!(index.resolve("plan.txt", &groups), None);
+    }
+
+    /// REP-65/66: written then read back it is valid and equal; after the store changes it is
+    /// stale; under another device's key, or with any byte flipped, it is tampered.
+    #[test]
+    fn rep65_round_trip_binding_and_mac() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::resolve(Some(dir.path().to_path_buf())).expect("home");
+        let keys = KeyStore::new(Device::generate(None));
+        let store = Arc::new(RedbStore::open(dir.path().join("store.redb")).expect("store"));
+        let index = NameIndex {
+            reachable: vec![(PublicKey([7; 32]), Access::Read, SubjectKind::Document)],
+            metas: [(DocumentId(PublicKey([7; 32])), meta("plan.txt", false))].into(),
+        };
+        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Absent)));
+        assert!(write(&home, &keys, &store, &index).expect("write"));
+        assert!(!write(&home, &keys, &store, &index).expect("unchanged"));
+        match load(&home, &keys, &store).expect("load") {
+            Lookup::Valid(read) => assert_eq!(read, index),
+            other => panic!("{other:?}"),
+        }
+        let bytes = std::fs::read(home.path(INDEX_FILE)).expect("read");
+        assert!(bytes.starts_with(MAGIC));
+
+        let other = KeyStore::new(Device::generate(None));
+        assert!(matches!(load(&home, &other, &store), Ok(Lookup::Tampered)));
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x80;
+            std::fs::write(home.path(INDEX_FILE), &bad).expect("write");
+            assert!(
+                matches!(load(&home, &keys, &store), Ok(Lookup::Tampered)),
+                "byte {at}"
+            );
+        }
+        std::fs::write(home.path(INDEX_FILE), &bytes).expect("write");
+
+        let mut replica = Replica::open(keys.device().clone(), store.clone()).expect("replica");
+        replica.create_group().expect("group");
+        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Stale)));
+        assert!(write(&home, &keys, &store, &index).expect("rewrite"));
+        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Valid(_))));
+        std::fs::write(home.path("contacts.json"), b"[]").expect("contacts");
+        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Stale)));
+    }
+}
