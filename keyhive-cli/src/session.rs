@@ -41,6 +41,9 @@ pub struct Session {
     /// The person group this device belongs to (PERSON-1), if any.
     pub person: Option<GroupId>,
     metas: Option<BTreeMap<DocumentId, Meta>>,
+    /// REP-65: the binding (store, key store, contacts) when `metas` was read, so that
+    /// writing the name index reuses them when nothing changed since.
+    metas_binding: Option<[u8; 32]>,
     /// REP-63: opened for one document (`Replica::open_scoped`); never writes the name index.
     scoped: bool,
     /// REP-67: the name this scoped session was opened for and the document the name index
@@ -126,9 +129,12 @@ impl Session {
         if self.scoped {
             return;
         }
+        let started = std::time::Instant::now();
+        let elapsed = || format!("({} ms)", started.elapsed().as_millis());
         match self.write_name_index() {
-            Ok(true) => name_index::trace("written"),
-            Ok(false) => {}
+            Ok(Some(true)) => name_index::trace(&format!("written {}", elapsed())),
+            Ok(Some(false)) => name_index::trace(&format!("current {}", elapsed())),
+            Ok(None) => name_index::trace("not written: key-agreement secrets not saved"),
             Err(e) => {
                 name_index::trace("not written: error");
                 tracing::debug!(error = %e, "cannot write the name index");
@@ -136,26 +142,25 @@ impl Session {
         }
     }
 
-    fn write_name_index(&mut self) -> Result<bool> {
+    /// `Some(written)`, or `None` when the replica's secrets are not the key store's.
+    fn write_name_index(&mut self) -> Result<Option<bool>> {
         let mut saved = self.keys.clone();
         for (document, secrets) in self.replica.cgka_secrets() {
             saved.set_cgka_secrets(document, secrets);
         }
         if *saved.to_bytes() != *self.keys.to_bytes() {
-            name_index::trace("not written: key-agreement secrets not saved");
-            return Ok(false);
+            return Ok(None);
         }
-        // Read again: a command may have changed what the cached metadata says.
-        self.invalidate();
+        // Read again unless nothing the metadata depends on changed since it was read.
+        let binding = name_index::binding(&self.home, &self.keys, &self.store)?;
+        if self.metas_binding != Some(binding) {
+            self.invalidate();
+        }
         let index = NameIndex {
             reachable: self.replica.reachable(),
             metas: self.metas()?.clone(),
         };
-        let written = name_index::write(&self.home, &self.keys, &self.store, &index)?;
-        if !written {
-            name_index::trace("current");
-        }
-        Ok(written)
+        name_index::write(&self.home, &self.keys, &self.store, &index).map(Some)
     }
 
     /// Completes a session around an opened replica: restores key-agreement secrets and loads
@@ -199,6 +204,7 @@ impl Session {
             names,
             person,
             metas: None,
+            metas_binding: None,
             scoped: false,
             pinned: None,
         })
@@ -217,12 +223,15 @@ impl Session {
     /// Forgets cached metadata after a change.
     pub fn invalidate(&mut self) {
         self.metas = None;
+        self.metas_binding = None;
     }
 
     /// Metadata of every document this device can read, and of those it was removed from
     /// (REP-31: so that a command naming one can say it was revoked, not that it is unknown).
     pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, Meta>> {
         if self.metas.is_none() {
+            // REP-65: what the metadata is read from (a failure only disables the reuse).
+            self.metas_binding = name_index::binding(&self.home, &self.keys, &self.store).ok();
             let mut metas = BTreeMap::new();
             let checker = self.replica.checker();
             let removed = checker.subjects().filter(|s| {

@@ -4,7 +4,8 @@
 //! store changed) is silently not used; either way the next full replay writes it again.
 //!
 //! `KEYHIVE_DEBUG=index` makes the CLI say on standard error what it did with the index
-//! ("used", "absent", "stale", "tampered", "written", "current").
+//! ("used", "absent", "stale", "tampered", and after a full replay "written (N ms)" or
+//! "current (N ms)", the time spent bringing the index up to date).
 
 mod common;
 
@@ -25,6 +26,8 @@ impl Run {
         self.stderr
             .lines()
             .filter_map(|l| l.strip_prefix("name index: "))
+            // "written (12 ms)": the event without its duration.
+            .map(|e| e.split(" (").next().unwrap_or(e))
             .collect()
     }
 
@@ -85,29 +88,6 @@ fn same_with_and_without_index(home: &Path, args: &[&str]) -> Vec<u8> {
     );
     assert_eq!(indexed.messages(), full.messages(), "{args:?}");
     full.stdout
-}
-
-/// Like [`same_with_and_without_index`] for a command that fails: the same error.
-fn same_failure_with_and_without_index(home: &Path, args: &[&str]) -> String {
-    let attempt = |expected: &[&str]| {
-        let out = keyhive(home)
-            .env("KEYHIVE_DEBUG", "index")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?} should fail");
-        let run = Run {
-            stdout: out.stdout,
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        };
-        assert_eq!(run.events(), expected, "{args:?}: {}", run.stderr);
-        run.messages()
-    };
-    let indexed = attempt(&["used"]);
-    std::fs::remove_file(index_file(home)).unwrap();
-    let full = attempt(&["absent"]);
-    assert_eq!(indexed, full, "{args:?}");
-    full
 }
 
 /// `ls` (table and JSON) the same with and without the index; returns the JSON rows.
@@ -365,6 +345,7 @@ fn measured_get_name_and_ls_at_1000_documents() {
 
     let time = |args: &[&str], remove_index: bool, expected: &[&str]| {
         let mut times = Vec::new();
+        let mut refresh = Vec::new();
         for _ in 0..5 {
             if remove_index {
                 std::fs::remove_file(index_file(&home)).unwrap();
@@ -373,14 +354,28 @@ fn measured_get_name_and_ls_at_1000_documents() {
             let out = run(&home, args);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             assert_eq!(out.events(), expected, "{args:?}");
+            // "written (N ms)": the time the full replay spent writing the index (REP-68).
+            refresh.extend(out.stderr.lines().filter_map(|l| {
+                let ms = l.strip_prefix("name index: ")?.split(" (").nth(1)?;
+                ms.strip_suffix(" ms)")?.parse::<u64>().ok()
+            }));
         }
         times.sort_by(f64::total_cmp);
+        refresh.sort_unstable();
+        let refresh = match refresh.as_slice() {
+            [] => String::new(),
+            r => format!(
+                "; of which writing the index {}-{} ms",
+                r[0],
+                r[r.len() - 1]
+            ),
+        };
         format!(
-            "median {:.1} ms (min {:.1}, max {:.1})",
+            "median {:.1} ms (min {:.1}, max {:.1}){refresh}",
             times[2], times[0], times[4]
         )
     };
-    let id = json(&home, &["--json", "ls"])
+    let id = json(&home, &["ls"])
         .as_array()
         .unwrap()
         .iter()
@@ -396,6 +391,12 @@ fn measured_get_name_and_ls_at_1000_documents() {
     let fast_ls = time(&["ls"], false, &["used"]);
     let by_id = time(&["get", &id], false, &[]);
     let whoami = time(&["whoami"], false, &[]);
+    let file = files.join("doc0500.txt");
+    let put = time(
+        &["put", "doc0500.txt", file.to_str().unwrap()],
+        false,
+        &["written"],
+    );
     println!("1,000 documents, 5 runs each, wall clock of the `keyhive` process:");
     println!("  get NAME, full replay (no index): {full_get}");
     println!("  get NAME, name index:             {fast_get}");
@@ -403,6 +404,7 @@ fn measured_get_name_and_ls_at_1000_documents() {
     println!("  ls, name index:                   {fast_ls}");
     println!("  get ID (scoped open, REP-60):     {by_id}");
     println!("  whoami:                           {whoami}");
+    println!("  put NAME (full replay, writes):   {put}");
     println!(
         "  index file: {} bytes",
         std::fs::metadata(index_file(&home)).unwrap().len()
