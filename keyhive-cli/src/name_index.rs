@@ -13,6 +13,8 @@ use keyhive_core::encoding::{decode_canonical, encode};
 use keyhive_core::identity::{DocumentId, SubjectKind};
 use keyhive_core::keystore::KeyStore;
 use keyhive_sync::RedbStore;
+use keyhive_sync::item::SubjectId;
+use keyhive_sync::reconcile::summary::Summary;
 use serde::{Deserialize, Serialize};
 
 use crate::contacts::CONTACTS_FILE;
@@ -153,12 +155,15 @@ impl NameIndex {
 /// summary (STORE-4: item count and sum of item hashes) read in one store transaction, the
 /// key store (device keys and key-agreement secrets, which decide what is readable) and the
 /// contacts file.
-pub fn binding(home: &Home, keys: &KeyStore, store: &RedbStore) -> Result<[u8; 32]> {
-    let summaries = store.summaries()?;
+pub fn binding(
+    home: &Home,
+    keys: &KeyStore,
+    summaries: &[(SubjectId, Summary)],
+) -> Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
     h.update(b"store");
     h.update(&(summaries.len() as u64).to_le_bytes());
-    for (subject, summary) in &summaries {
+    for (subject, summary) in summaries {
         h.update(subject.0.as_bytes());
         h.update(&summary.to_bytes());
     }
@@ -194,8 +199,9 @@ fn file_bytes(keys: &KeyStore, index: &NameIndex, binding: [u8; 32]) -> Vec<u8> 
 }
 
 /// REP-66: reads the index and checks it: MAC first, then the binding against the current
-/// store, key store and contacts.
-pub fn load(home: &Home, keys: &KeyStore, store: &RedbStore) -> Result<Lookup> {
+/// store (`summaries`, from `RedbStore::summaries` or `read_summaries`), key store and
+/// contacts.
+pub fn load(home: &Home, keys: &KeyStore, summaries: &[(SubjectId, Summary)]) -> Result<Lookup> {
     let Some(bytes) = home.read_optional(INDEX_FILE)? else {
         return Ok(Lookup::Absent);
     };
@@ -213,7 +219,7 @@ pub fn load(home: &Home, keys: &KeyStore, store: &RedbStore) -> Result<Lookup> {
     let Ok(body) = decode_canonical::<Body>(&signed[MAGIC.len()..], MAX_BODY) else {
         return Ok(Lookup::Tampered);
     };
-    if body.binding != binding(home, keys, store)? {
+    if body.binding != binding(home, keys, summaries)? {
         return Ok(Lookup::Stale);
     }
     Ok(Lookup::Valid(NameIndex::from_body(body)))
@@ -223,7 +229,7 @@ pub fn load(home: &Home, keys: &KeyStore, store: &RedbStore) -> Result<Lookup> {
 /// with mode 0600; nothing is written when the file already holds exactly these bytes (a
 /// read-only command that finds the index current writes nothing).
 pub fn write(home: &Home, keys: &KeyStore, store: &RedbStore, index: &NameIndex) -> Result<bool> {
-    let bytes = file_bytes(keys, index, binding(home, keys, store)?);
+    let bytes = file_bytes(keys, index, binding(home, keys, &store.summaries()?)?);
     if home.read_optional(INDEX_FILE)?.as_deref() == Some(bytes.as_slice()) {
         return Ok(false);
     }
@@ -307,10 +313,13 @@ mod tests {
             reachable: vec![(PublicKey([7; 32]), Access::Read, SubjectKind::Document)],
             metas: [(DocumentId(PublicKey([7; 32])), meta("plan.txt", false))].into(),
         };
-        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Absent)));
+        assert!(matches!(
+            load(&home, &keys, &store.summaries().expect("summaries")),
+            Ok(Lookup::Absent)
+        ));
         assert!(write(&home, &keys, &store, &index).expect("write"));
         assert!(!write(&home, &keys, &store, &index).expect("unchanged"));
-        match load(&home, &keys, &store).expect("load") {
+        match load(&home, &keys, &store.summaries().expect("summaries")).expect("load") {
             Lookup::Valid(read) => assert_eq!(read, index),
             other => panic!("{other:?}"),
         }
@@ -318,13 +327,19 @@ mod tests {
         assert!(bytes.starts_with(MAGIC));
 
         let other = KeyStore::new(Device::generate(None));
-        assert!(matches!(load(&home, &other, &store), Ok(Lookup::Tampered)));
+        assert!(matches!(
+            load(&home, &other, &store.summaries().expect("summaries")),
+            Ok(Lookup::Tampered)
+        ));
         for at in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[at] ^= 0x80;
             std::fs::write(home.path(INDEX_FILE), &bad).expect("write");
             assert!(
-                matches!(load(&home, &keys, &store), Ok(Lookup::Tampered)),
+                matches!(
+                    load(&home, &keys, &store.summaries().expect("summaries")),
+                    Ok(Lookup::Tampered)
+                ),
                 "byte {at}"
             );
         }
@@ -332,10 +347,19 @@ mod tests {
 
         let mut replica = Replica::open(keys.device().clone(), store.clone()).expect("replica");
         replica.create_group().expect("group");
-        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Stale)));
+        assert!(matches!(
+            load(&home, &keys, &store.summaries().expect("summaries")),
+            Ok(Lookup::Stale)
+        ));
         assert!(write(&home, &keys, &store, &index).expect("rewrite"));
-        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Valid(_))));
+        assert!(matches!(
+            load(&home, &keys, &store.summaries().expect("summaries")),
+            Ok(Lookup::Valid(_))
+        ));
         std::fs::write(home.path("contacts.json"), b"[]").expect("contacts");
-        assert!(matches!(load(&home, &keys, &store), Ok(Lookup::Stale)));
+        assert!(matches!(
+            load(&home, &keys, &store.summaries().expect("summaries")),
+            Ok(Lookup::Stale)
+        ));
     }
 }

@@ -152,7 +152,7 @@ impl Session {
             return Ok(None);
         }
         // Read again unless nothing the metadata depends on changed since it was read.
-        let binding = name_index::binding(&self.home, &self.keys, &self.store)?;
+        let binding = name_index::binding(&self.home, &self.keys, &self.store.summaries()?)?;
         if self.metas_binding != Some(binding) {
             self.invalidate();
         }
@@ -231,7 +231,12 @@ impl Session {
     pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, Meta>> {
         if self.metas.is_none() {
             // REP-65: what the metadata is read from (a failure only disables the reuse).
-            self.metas_binding = name_index::binding(&self.home, &self.keys, &self.store).ok();
+            self.metas_binding = self
+                .store
+                .summaries()
+                .map_err(anyhow::Error::from)
+                .and_then(|list| name_index::binding(&self.home, &self.keys, &list))
+                .ok();
             let mut metas = BTreeMap::new();
             let checker = self.replica.checker();
             let removed = checker.subjects().filter(|s| {
@@ -423,7 +428,7 @@ fn indexed(
     store: &RedbStore,
     name: &str,
 ) -> Result<Option<DocumentId>> {
-    Ok(match name_index::load(home, keys, store)? {
+    Ok(match name_index::load(home, keys, &store.summaries()?)? {
         Lookup::Valid(index) => {
             let doc = index.resolve(name, &LocalNames::load(home)?);
             name_index::trace(if doc.is_some() {

@@ -111,10 +111,12 @@ pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
     let Ok(keys) = crate::device_store::load(home) else {
         return Ok(false);
     };
-    let Ok(store) = RedbStore::open(home.path(STORE_FILE)) else {
+    // Read-only: nothing is written or synced (a store in use, absent or not closed cleanly
+    // is left to the full open).
+    let Ok(summaries) = RedbStore::read_summaries(home.path(STORE_FILE)) else {
         return Ok(false);
     };
-    match name_index::load(home, &keys, &store)? {
+    match name_index::load(home, &keys, &summaries)? {
         Lookup::Valid(index) => {
             name_index::trace("used");
             let names = LocalNames::load(home)?;
