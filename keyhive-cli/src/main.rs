@@ -8,6 +8,7 @@ mod device_store;
 mod folder_state;
 mod home;
 mod lookup;
+mod name_index;
 mod names;
 mod output;
 mod passphrase;
@@ -158,7 +159,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore { file } => commands::backup::restore(&home, out, &file),
         Command::Status => {
             let mut s = session::Session::open(home, out)?;
-            commands::status::status(&mut s, lease.is_some())
+            commands::status::status(&mut s, lease.is_some())?;
+            s.refresh_name_index();
+            Ok(())
         }
         Command::Invite(args) => {
             commands::invite::invite(session::Session::open(home, out)?, &args)
@@ -174,11 +177,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             change,
         } => {
             let mut s = session::Session::open_reading(home, out, &doc)?;
-            commands::content::get(&mut s, &doc, path.as_deref(), change.as_deref())
+            let result = commands::content::get(&mut s, &doc, path.as_deref(), change.as_deref());
+            // REP-68: also after a failure (an unknown name was looked up in a full replay).
+            s.refresh_name_index();
+            result
         }
+        // REP-60/67: `log` of one document, as `get`.
+        Command::Log { doc } => {
+            let mut s = session::Session::open_reading(home, out, &doc)?;
+            let result = commands::content::log(&mut s, &doc);
+            s.refresh_name_index();
+            result
+        }
+        // REP-66: `ls` prints from the name index when it is valid.
+        Command::Ls if commands::subjects::ls_indexed(&home, out)? => Ok(()),
         command => {
             let mut s = session::Session::open(home, out)?;
-            run_in_session(&mut s, command)
+            let result = run_in_session(&mut s, command);
+            // REP-68: a command that replayed the whole store leaves the name index current
+            // (also when it failed: the replay was done, and the index follows the store).
+            s.refresh_name_index();
+            result
         }
     }
 }

@@ -14,6 +14,7 @@ use keyhive_sync::replica::Replica;
 use crate::contacts::ContactBook;
 use crate::device_store;
 use crate::home::Home;
+use crate::name_index::{self, Lookup, NameIndex};
 use crate::names::LocalNames;
 use crate::output::Output;
 use keyhive_sync::record::{DocumentHistory, DocumentMetadata, MetadataKind};
@@ -40,6 +41,14 @@ pub struct Session {
     /// The person group this device belongs to (PERSON-1), if any.
     pub person: Option<GroupId>,
     metas: Option<BTreeMap<DocumentId, DocumentMetadata>>,
+    /// REP-65: the binding (store, key store, contacts) when `metas` was read, so that
+    /// writing the name index reuses them when nothing changed since.
+    metas_binding: Option<[u8; 32]>,
+    /// REP-63: opened for one document (`Replica::open_scoped`); never writes the name index.
+    scoped: bool,
+    /// REP-67: the name this scoped session was opened for and the document the name index
+    /// resolved it to.
+    pinned: Option<(String, DocumentId)>,
 }
 
 impl Session {
@@ -55,10 +64,11 @@ impl Session {
     }
 
     /// REP-60: opens the device to read the one document `name_or_id` names. When it is an id,
-    /// or a unique prefix of a stored subject's id, the replica replays (and verifies) only the
-    /// stored items that document depends on (`Replica::open_scoped`); otherwise, or when that
-    /// does not find a document, the session is opened fully ([`Session::open`]), so answers
-    /// and error messages are those of a full session.
+    /// or a unique prefix of a stored subject's id, or (REP-67) a name the valid name index
+    /// resolves to one document, the replica replays (and verifies) only the stored items that
+    /// document depends on (`Replica::open_scoped`); otherwise, or when that does not find a
+    /// document, the session is opened fully ([`Session::open`]), so answers and error
+    /// messages are those of a full session.
     pub fn open_reading(home: Home, out: Output, name_or_id: &str) -> Result<Self> {
         match Self::open_scoped(&home, out, name_or_id) {
             Ok(Some(session)) => return Ok(session),
@@ -75,6 +85,7 @@ impl Session {
         let store = Arc::new(
             RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
         );
+        let mut pinned = None;
         let target = match name_or_id.parse::<PublicKey>() {
             Ok(key) => key,
             Err(_) if crate::lookup::is_prefix(name_or_id) => {
@@ -87,7 +98,13 @@ impl Session {
                     _ => return Ok(None),
                 }
             }
-            Err(_) => return Ok(None),
+            Err(_) => match indexed(home, &keys, &store, name_or_id)? {
+                Some(doc) => {
+                    pinned = Some((name_or_id.to_owned(), doc));
+                    doc.0
+                }
+                None => return Ok(None),
+            },
         };
         let replica = Replica::open_scoped(keys.device().clone(), store.clone(), &[target])?;
         let is_document = replica
@@ -97,7 +114,53 @@ impl Session {
         if !is_document {
             return Ok(None);
         }
-        Self::assemble(home.clone(), out, keys, store, replica).map(Some)
+        let mut session = Self::assemble(home.clone(), out, keys, store, replica)?;
+        session.scoped = true;
+        session.pinned = pinned;
+        Ok(Some(session))
+    }
+
+    /// REP-68: after a command on a fully opened session, writes the name index from this
+    /// session's state, bound to the store and key store as they now are. Not for a scoped
+    /// session, nor when the replica holds key-agreement secrets the key store on disk does
+    /// not (a fresh replay would not read what this one reads). A failure is logged, never
+    /// the command's failure: the index is only an optimisation.
+    pub fn refresh_name_index(&mut self) {
+        if self.scoped {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let elapsed = || format!("({} ms)", started.elapsed().as_millis());
+        match self.write_name_index() {
+            Ok(Some(true)) => name_index::trace(&format!("written {}", elapsed())),
+            Ok(Some(false)) => name_index::trace(&format!("current {}", elapsed())),
+            Ok(None) => name_index::trace("not written: key-agreement secrets not saved"),
+            Err(e) => {
+                name_index::trace("not written: error");
+                tracing::debug!(error = %e, "cannot write the name index");
+            }
+        }
+    }
+
+    /// `Some(written)`, or `None` when the replica's secrets are not the key store's.
+    fn write_name_index(&mut self) -> Result<Option<bool>> {
+        let mut saved = self.keys.clone();
+        for (document, secrets) in self.replica.cgka_secrets() {
+            saved.set_cgka_secrets(document, secrets);
+        }
+        if *saved.to_bytes() != *self.keys.to_bytes() {
+            return Ok(None);
+        }
+        // Read again unless nothing the metadata depends on changed since it was read.
+        let binding = name_index::binding(&self.home, &self.keys, &self.store.summaries()?)?;
+        if self.metas_binding != Some(binding) {
+            self.invalidate();
+        }
+        let index = NameIndex {
+            reachable: self.replica.reachable(),
+            metas: self.metas()?.clone(),
+        };
+        name_index::write(&self.home, &self.keys, &self.store, &index).map(Some)
     }
 
     /// Completes a session around an opened replica: restores key-agreement secrets and loads
@@ -141,6 +204,9 @@ impl Session {
             names,
             person,
             metas: None,
+            metas_binding: None,
+            scoped: false,
+            pinned: None,
         })
     }
 
@@ -157,12 +223,20 @@ impl Session {
     /// Forgets cached metadata after a change.
     pub fn invalidate(&mut self) {
         self.metas = None;
+        self.metas_binding = None;
     }
 
     /// Metadata of every document this device can read, and of those it was removed from
     /// (REP-31: so that a command naming one can say it was revoked, not that it is unknown).
     pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, DocumentMetadata>> {
         if self.metas.is_none() {
+            // REP-65: what the metadata is read from (a failure only disables the reuse).
+            self.metas_binding = self
+                .store
+                .summaries()
+                .map_err(anyhow::Error::from)
+                .and_then(|list| name_index::binding(&self.home, &self.keys, &list))
+                .ok();
             let mut metas = BTreeMap::new();
             let checker = self.replica.checker();
             let removed = checker.subjects().filter(|s| {
@@ -243,6 +317,12 @@ impl Session {
                     many.len()
                 ),
             }
+        }
+        // REP-67: the name this scoped session was opened for, as the name index resolved it.
+        if let Some((name, doc)) = &self.pinned
+            && name == name_or_id
+        {
+            return Ok((doc.0, SubjectKind::Document));
         }
         let metas: Vec<(DocumentId, String)> = self
             .metas()?
@@ -338,6 +418,39 @@ impl Session {
             }
         }
     }
+}
+
+/// REP-66/67: the document a valid name index resolves `name` to; `None` (and a full open)
+/// when the index is absent, stale or tampered (with a warning) or does not resolve the name.
+fn indexed(
+    home: &Home,
+    keys: &KeyStore,
+    store: &RedbStore,
+    name: &str,
+) -> Result<Option<DocumentId>> {
+    Ok(match name_index::load(home, keys, &store.summaries()?)? {
+        Lookup::Valid(index) => {
+            let doc = index.resolve(name, &LocalNames::load(home)?);
+            name_index::trace(if doc.is_some() {
+                "used"
+            } else {
+                "does not resolve the name"
+            });
+            doc
+        }
+        Lookup::Stale => {
+            name_index::trace("stale");
+            None
+        }
+        Lookup::Absent => {
+            name_index::trace("absent");
+            None
+        }
+        Lookup::Tampered => {
+            name_index::warn_tampered(home);
+            None
+        }
+    })
 }
 
 /// A document's metadata record: the first change's name, renamed and removed by later

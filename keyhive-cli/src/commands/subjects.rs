@@ -1,15 +1,21 @@
 //! `group create`, `folder create`, `doc create`, `ls`.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, SubjectKind};
+use keyhive_sync::RedbStore;
 use serde_json::json;
 
 use crate::contacts::validate_name;
-use crate::names::{check_name, shown};
-use crate::output::print_table;
-use crate::session::Session;
-use keyhive_sync::record::{Metadata, MetadataKind};
+use crate::home::Home;
+use crate::name_index::{self, Lookup};
+use crate::names::{LocalNames, check_name, shown};
+use crate::output::{Output, print_table};
+use crate::session::{STORE_FILE, Session};
+use keyhive_sync::record::{DocumentMetadata, Metadata, MetadataKind};
 
 /// Creates a group (a person's devices or a team); its name is local.
 pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
@@ -92,12 +98,59 @@ pub fn create_and_print(
 
 /// Lists what this device can see, with its level on each.
 pub fn ls(s: &mut Session) -> Result<()> {
+    let reachable = s.replica.reachable();
+    let metas = s.metas()?.clone();
+    print_ls(s.out, &reachable, &metas, &s.names)
+}
+
+/// REP-66: `ls` from the name index, when it is valid; `false` (nothing printed) when the
+/// command must open the home fully instead (no identity or store, or an absent, stale or
+/// tampered index, which is warned about).
+pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
+    let Ok(keys) = crate::device_store::load(home) else {
+        return Ok(false);
+    };
+    // Read-only: nothing is written or synced (a store in use, absent or not closed cleanly
+    // is left to the full open).
+    let Ok(summaries) = RedbStore::read_summaries(home.path(STORE_FILE)) else {
+        return Ok(false);
+    };
+    match name_index::load(home, &keys, &summaries)? {
+        Lookup::Valid(index) => {
+            name_index::trace("used");
+            let names = LocalNames::load(home)?;
+            print_ls(out, &index.reachable, &index.metas, &names)?;
+            Ok(true)
+        }
+        Lookup::Stale => {
+            name_index::trace("stale");
+            Ok(false)
+        }
+        Lookup::Absent => {
+            name_index::trace("absent");
+            Ok(false)
+        }
+        Lookup::Tampered => {
+            name_index::warn_tampered(home);
+            Ok(false)
+        }
+    }
+}
+
+/// The `ls` table (or JSON rows) from what a full session knows: the subjects this device
+/// reaches with its level, the documents' metadata, and the local group names.
+fn print_ls(
+    out: Output,
+    reachable: &[(PublicKey, Access, SubjectKind)],
+    metas: &BTreeMap<DocumentId, DocumentMetadata>,
+    names: &LocalNames,
+) -> Result<()> {
     let mut rows = Vec::new();
-    for (subject, level, kind) in s.replica.reachable() {
+    for (subject, level, kind) in reachable {
         let (kind, name) = match kind {
-            SubjectKind::Group => ("group", s.names.get(&subject).map(str::to_owned)),
+            SubjectKind::Group => ("group", names.get(subject).map(str::to_owned)),
             SubjectKind::Document => {
-                let meta = s.metas()?.get(&DocumentId(subject)).cloned();
+                let meta = metas.get(&DocumentId(*subject)).cloned();
                 match meta {
                     Some(m) if m.kind == MetadataKind::Folder => ("folder", Some(m.name)),
                     // REP-51: still held, no longer in its folder's tree.
@@ -116,7 +169,7 @@ pub fn ls(s: &mut Session) -> Result<()> {
             kind,
             name.as_deref().map_or_else(|| "-".into(), shown),
             subject.to_string(),
-            level,
+            *level,
             problem,
         ));
     }
@@ -131,7 +184,7 @@ pub fn ls(s: &mut Session) -> Result<()> {
             row
         })
         .collect();
-    s.out.emit(&json_rows, || {
+    out.emit(&json_rows, || {
         print_table(
             &["kind", "name", "id", "access"],
             rows.iter()

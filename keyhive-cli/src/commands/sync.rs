@@ -203,7 +203,9 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (s, summaries) = runtime.block_on(sync_session(s, &urls))?;
+    let (mut s, summaries) = runtime.block_on(sync_session(s, &urls))?;
+    // REP-68: the session replayed the whole store and ingested what arrived.
+    s.refresh_name_index();
     crate::sync_state::record(
         &s.home,
         &urls,

@@ -337,6 +337,68 @@ fn decode_summary(bytes: &[u8; 40], path: &Path) -> Result<Summary, StoreError> 
     Summary::from_bytes(bytes).ok_or_else(|| corrupt(path, "bad summary"))
 }
 
+impl RedbStore {
+    /// STORE-4 for every subject at once: each subject with at least one item and its summary,
+    /// sorted by subject, read in one transaction (a consistent snapshot). A device binds
+    /// what it derived from a full replay to this list (the CLI's name index, `specs/replica.md`
+    /// REP-64).
+    pub fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+            let mut out = Vec::new();
+            for entry in summaries.iter().map_err(|e| backend(path, e))? {
+                let (key, value) = entry.map_err(|e| backend(path, e))?;
+                let summary = decode_summary(value.value(), path)?;
+                out.push((SubjectId(PublicKey(*key.value())), summary));
+            }
+            Ok(out)
+        })
+    }
+
+    /// [`RedbStore::summaries`] of the store file at `path`, opened read-only (redb's
+    /// `ReadOnlyDatabase`): nothing is written or synced, not even redb's open and closed
+    /// marks, so a command that only checks the store against what it derived earlier (the
+    /// CLI's name index, REP-66) costs no disk write. Fails (and the caller opens the store
+    /// as usual) when the file is absent, in use by a writer, of another schema version, or
+    /// was not closed cleanly.
+    pub fn read_summaries(path: impl AsRef<Path>) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        let path = path.as_ref();
+        contain(path, || {
+            let db = redb::ReadOnlyDatabase::open(path).map_err(|source| match source {
+                DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                    path: path.to_path_buf(),
+                },
+                source => StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            })?;
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let meta = txn.open_table(META).map_err(|e| backend(path, e))?;
+            let found = meta
+                .get("schema_version")
+                .map_err(|e| backend(path, e))?
+                .map(|v| v.value());
+            if found != Some(SCHEMA_VERSION) {
+                return Err(StoreError::SchemaVersion {
+                    path: path.to_path_buf(),
+                    found: found.unwrap_or(0),
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+            let mut out = Vec::new();
+            for entry in summaries.iter().map_err(|e| backend(path, e))? {
+                let (key, value) = entry.map_err(|e| backend(path, e))?;
+                let summary = decode_summary(value.value(), path)?;
+                out.push((SubjectId(PublicKey(*key.value())), summary));
+            }
+            Ok(out)
+        })
+    }
+}
+
 impl Store for RedbStore {
     fn put(&self, items: &[Item]) -> Result<Vec<bool>, StoreError> {
         self.with_db(|db, path| {
@@ -576,6 +638,36 @@ mod tests {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             RedbStore::open(dir.path().join(format!("db{n}.redb"))).expect("open")
         });
+    }
+
+    /// STORE-4 (all subjects): `summaries` lists every subject with its summary, equal to
+    /// `subjects` and `summary` one by one, and follows puts and removals.
+    #[test]
+    fn summaries_list_every_subject() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(dir.path().join("s.redb")).expect("open");
+        assert!(store.summaries().expect("summaries").is_empty());
+        let items = super::super::conformance::sample_items(9, 3);
+        store.put(&items).expect("put");
+        let listed = store.summaries().expect("summaries");
+        let subjects = store.subjects().expect("subjects");
+        assert_eq!(listed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), subjects);
+        for (subject, summary) in &listed {
+            assert_eq!(*summary, store.summary(subject).expect("summary"));
+        }
+        let before = listed.clone();
+        store.remove(&[items[0].hash()]).expect("remove");
+        let after = store.summaries().expect("summaries");
+        assert_ne!(after, before);
+        // Read-only, from the file: refused while this handle holds it, equal once closed,
+        // and the file is not written.
+        let path = dir.path().join("s.redb");
+        assert!(RedbStore::read_summaries(&path).is_err());
+        drop(store);
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(RedbStore::read_summaries(&path).expect("read only"), after);
+        assert_eq!(std::fs::read(&path).expect("read"), bytes);
+        assert!(RedbStore::read_summaries(dir.path().join("absent.redb")).is_err());
     }
 
     #[test]
