@@ -85,7 +85,13 @@ fn a_revocation_replays_nothing_and_keeps_the_tree_a_full_replay_gives() {
         .grant(&doc.0, AgentId::Individual(members[0].id()), Access::Read)
         .unwrap();
     alice.write(doc, b"welcome back").unwrap();
-    assert!(alice.cgka(&doc).unwrap().members().contains(&members[0].id()));
+    assert!(
+        alice
+            .cgka(&doc)
+            .unwrap()
+            .members()
+            .contains(&members[0].id())
+    );
     let mut again = Replica::open(members[8].clone(), MemoryStore::new()).unwrap();
     again
         .ingest_all(PeerTag::from(alice.device().id().0), all_items(&alice))

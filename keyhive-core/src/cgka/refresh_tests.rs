@@ -188,7 +188,11 @@ fn a_revocation_replays_only_when_an_answer_changes() {
     authority.revocations += 1;
     let before = rs[0].cgka.generation();
     rs[0].cgka.refresh(&authority);
-    assert_eq!(rs[0].cgka.generation(), before, "no answer changed: no replay");
+    assert_eq!(
+        rs[0].cgka.generation(),
+        before,
+        "no answer changed: no replay"
+    );
 
     // Device 1 loses read. This graph answers `may_add` from current grants (the device
     // API answers it from grants ever made, ADM-5), so the add's answer changes: the refresh
@@ -211,5 +215,9 @@ fn a_revocation_replays_only_when_an_answer_changes() {
     assert!(!rs[0].cgka.members().contains(&id1));
     let before = rs[0].cgka.generation();
     rs[0].cgka.refresh(&authority);
-    assert_eq!(rs[0].cgka.generation(), before, "nothing changed: no replay");
+    assert_eq!(
+        rs[0].cgka.generation(),
+        before,
+        "nothing changed: no replay"
+    );
 }
