@@ -67,15 +67,16 @@ pub fn run(dir: &Path, max_members: usize, max_documents: usize) -> Result<Vec<S
         let mut series: BTreeMap<(usize, &str), Vec<(f64, f64)>> = BTreeMap::new();
         for (order, f) in workloads.iter().enumerate() {
             let first = workloads.iter().position(|g| g.id == f.id).unwrap_or(order);
+            // The short id as legend text ("write after revoke"): the long labels overflow.
             series
-                .entry((first, f.workload))
+                .entry((first, f.id))
                 .or_default()
                 .push((f.n as f64, value(f)));
         }
         series
             .into_iter()
-            .map(|((_, label), points)| Series {
-                label: label.to_string(),
+            .map(|((_, id), points)| Series {
+                label: id.replace('_', " "),
                 points,
             })
             .collect()
