@@ -161,6 +161,17 @@ pub enum Command {
         /// what it costs today).
         #[arg(long)]
         gate: bool,
+        /// Instead of the table: measure the scaling curves (members N = 10 ... 10,000; a
+        /// folder revocation with 1 ... 1,000 documents) and draw them as SVG into DIR (with
+        /// the figures in DIR/scaling.json). README's drawings: `--plot docs/perf`.
+        #[arg(long, value_name = "DIR")]
+        plot: Option<std::path::PathBuf>,
+        /// With --plot: the largest N measured.
+        #[arg(long, value_name = "N", default_value_t = 10_000, requires = "plot")]
+        plot_members: usize,
+        /// With --plot: the most documents in the folder.
+        #[arg(long, value_name = "N", default_value_t = 1_000, requires = "plot")]
+        plot_documents: usize,
     },
     /// Invite whoever gets the printed code to SUBJECT at LEVEL: no contact card needed
     /// (specs/invitations.md). Syncs the invitation to the relay the code names.

@@ -143,7 +143,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Demo => commands::demo::run(out),
-        Command::Bench { quick, gate } => commands::bench::run(out, quick, gate),
+        Command::Bench {
+            quick,
+            gate,
+            plot,
+            plot_members,
+            plot_documents,
+        } => match plot {
+            Some(dir) => commands::bench::plot(out, &dir, plot_members, plot_documents),
+            None => commands::bench::run(out, quick, gate),
+        },
         Command::Sync {
             relays,
             watch: false,

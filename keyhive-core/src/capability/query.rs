@@ -184,6 +184,13 @@ impl Checker {
         held
     }
 
+    /// How many subjects are conflicted (CAP-5). It only grows, and a new conflict is the one
+    /// event that can turn a positive answer of [`Checker::ever_granted`] or [`Checker::held`]
+    /// negative: while this count stands, those answers stand (CGKA-32 relies on it).
+    pub fn conflicted_count(&self) -> u64 {
+        self.conflicted.len() as u64
+    }
+
     /// Does `agent` hold at least `level` on `subject`?
     pub fn can(&self, agent: AgentId, level: Access, subject: &PublicKey) -> bool {
         self.level(agent, subject).is_some_and(|held| held >= level)

@@ -23,6 +23,13 @@ pub trait CgkaAuthority {
     fn is_member(&self, device: &IndividualId) -> bool;
     /// A signed prekey of `device` to seat it with, if it has one.
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic>;
+    /// CGKA-32: a stamp that vouches for [`CgkaAuthority::may_add`]. While the stamp stays the
+    /// same `Some`, every add this authority allowed stays allowed (a refused add may become
+    /// allowed), so [`crate::cgka::Cgka::refresh`] asks again only removes and refused adds.
+    /// `None`, the default, vouches for nothing: every add is asked again.
+    fn allowed_adds_stamp(&self) -> Option<[u64; 2]> {
+        None
+    }
 }
 
 /// An in-memory authority: a set of admins and the readers with their prekeys.

@@ -22,6 +22,8 @@ mod adversarial_tests;
 #[cfg(test)]
 mod fill_tests;
 #[cfg(test)]
+mod refresh_tests;
+#[cfg(test)]
 mod replay_vectors;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -189,6 +189,13 @@ pub struct Cgka {
     epochs: HashMap<Hash, SymmetricKey>,
     bad_paths: BTreeSet<Hash>,
     issuer_keys: IssuerKeys,
+    /// CGKA-32: the authority's answer for every add and remove as the tree applied it.
+    verdicts: HashMap<Hash, bool>,
+    /// CGKA-32: the answers a refresh asks again while the authority's allowed-adds stamp
+    /// stands: every remove, and every add that was refused.
+    recheck: HashSet<Hash>,
+    /// CGKA-32: the authority's allowed-adds stamp when every add's answer was last taken.
+    adds_stamp: Option<[u64; 2]>,
     /// Bumped whenever the tree or the epoch secrets may have changed.
     generation: u64,
 }
@@ -275,6 +282,9 @@ impl Cgka {
             epochs: HashMap::new(),
             bad_paths: BTreeSet::new(),
             issuer_keys: IssuerKeys::default(),
+            verdicts: HashMap::new(),
+            recheck: HashSet::new(),
+            adds_stamp: None,
             generation: 0,
         };
         if let Some(device) = owner {
@@ -611,18 +621,52 @@ impl Cgka {
         }
     }
 
-    /// Replays every op from scratch under `authority` (CGKA-12, CGKA-20). Call whenever the
-    /// capability graph changes so that the tree reflects the current authorisations.
+    /// Makes the tree reflect `authority` (CGKA-12, CGKA-20, CGKA-32). Call whenever the
+    /// capability graph changes.
     ///
-    /// It always replays: skipping the replay when every add and remove got the same answer
-    /// as before was tried, and replicas with divergent views then kept trees that a replay
-    /// would have judged differently (quarantined ops, updates), so they did not converge
-    /// (`divergent_capability_views_never_leak_an_epoch`).
+    /// Replay is a function of the ops, their order and the authority's answer on each add and
+    /// remove (updates and fills ask nothing), so this replays from scratch only when one of
+    /// those answers changed since the tree applied it. It asks again every remove and every
+    /// refused add; the adds it allowed only when the authority gives no allowed-adds stamp
+    /// or a different one than when they were last asked
+    /// ([`CgkaAuthority::allowed_adds_stamp`]). A revocation through the device API thus costs
+    /// one question per remove and per refused add, not a replay of the whole history.
     pub fn refresh(&mut self, authority: &dyn CgkaAuthority) {
+        if self.answers_changed(authority) {
+            self.rebuild(authority);
+        }
+    }
+
+    /// CGKA-32: whether `authority` now answers some add or remove otherwise than the tree
+    /// applied it.
+    fn answers_changed(&mut self, authority: &dyn CgkaAuthority) -> bool {
+        let differs = |hash: &Hash| {
+            self.ops
+                .get(hash)
+                .is_some_and(|op| verdict_of(op, authority) != self.verdicts.get(hash).copied())
+        };
+        let stamp = authority.allowed_adds_stamp();
+        if stamp.is_some() && stamp == self.adds_stamp {
+            return self.recheck.iter().any(differs);
+        }
+        let changed = self.verdicts.keys().any(differs);
+        if !changed {
+            self.adds_stamp = stamp;
+        }
+        changed
+    }
+
+    /// Replays every op from scratch (what [`Cgka::refresh`] does when an answer changed);
+    /// tests compare it with the refresh.
+    #[cfg(test)]
+    pub(crate) fn replay_from_scratch(&mut self, authority: &dyn CgkaAuthority) {
         self.rebuild(authority);
     }
 
     fn rebuild(&mut self, authority: &dyn CgkaAuthority) {
+        self.verdicts.clear();
+        self.recheck.clear();
+        self.adds_stamp = authority.allowed_adds_stamp();
         self.generation += 1;
         self.order = topological_order(&self.ops);
         self.position = self
@@ -754,6 +798,15 @@ impl Cgka {
         };
         self.generation += 1;
         let verdict = verdict_of(&op, authority);
+        if let Some(allowed) = verdict {
+            // CGKA-32: an allowed add is asked again only when the allowed-adds stamp moves.
+            self.verdicts.insert(hash, allowed);
+            if allowed && matches!(op.body, CgkaBody::Add { .. }) {
+                self.recheck.remove(&hash);
+            } else {
+                self.recheck.insert(hash);
+            }
+        }
         let issuer = IndividualId(op.issuer);
         match &op.body {
             CgkaBody::Init { prekey, .. } => {

@@ -64,4 +64,14 @@ impl CgkaAuthority for GraphAuthority<'_> {
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {
         self.directory.prekey_of(device)
     }
+
+    /// CGKA-32: `may_add` is `ever_granted` twice (ADM-5: positive answers only ever become
+    /// false when a subject becomes conflicted, CAP-5) and a prekey on a card (taken away only
+    /// when the card is replaced). So while neither count moves, an allowed add stays allowed.
+    fn allowed_adds_stamp(&self) -> Option<[u64; 2]> {
+        Some([
+            self.checker.conflicted_count(),
+            self.directory.replacements(),
+        ])
+    }
 }

@@ -12,6 +12,8 @@ pub struct Directory {
     cards: BTreeMap<IndividualId, Verified<ContactCard>>,
     /// Bumped whenever a card is added or replaced.
     generation: u64,
+    /// Bumped whenever a card is replaced (which may drop a prekey; adding a card never does).
+    replaced: u64,
 }
 
 impl Directory {
@@ -21,12 +23,21 @@ impl Directory {
         let id = card.id();
         match self.cards.get(&id) {
             Some(existing) if existing.hash() >= card.hash() => false,
-            _ => {
+            found => {
+                if found.is_some() {
+                    self.replaced += 1;
+                }
                 self.cards.insert(id, card);
                 self.generation += 1;
                 true
             }
         }
+    }
+
+    /// A counter that changes whenever a card is replaced: the one change that can take a
+    /// prekey away, so while it stands every `has_prekey` that was true stays true.
+    pub fn replacements(&self) -> u64 {
+        self.replaced
     }
 
     /// A counter that changes whenever a card is added or replaced (so that what is derived
