@@ -3,12 +3,14 @@
 //! `cargo test -p keyhive-sync --test abuse_figures -- --ignored --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod figures;
 mod replicas;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use figures::{median, rss_mib};
 use keyhive_core::capability::{Access, AgentId, AnyVerified};
 use keyhive_core::identity::{Device, Genesis};
 use keyhive_sync::capability_policy::CapabilityPolicy;
@@ -21,15 +23,6 @@ use replicas::all_items;
 
 const FLOODERS: usize = 4;
 const SAMPLES: usize = 30;
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// One legitimate sync: connect (handshake), offer round, push one new grant.
 async fn legit_sync(url: &str, alice: &mut Replica<MemoryStore>, doc: AgentId) -> Duration {
@@ -57,11 +50,6 @@ async fn legit_sync(url: &str, alice: &mut Replica<MemoryStore>, doc: AgentId) -
     let took = started.elapsed();
     assert!(outcomes.iter().all(|o| matches!(o, PushOutcome::Stored)));
     took
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// Geneses by `device`, some with a broken signature (each costs a signature check).

@@ -337,6 +337,21 @@ fn decode_summary(bytes: &[u8; 40], path: &Path) -> Result<Summary, StoreError> 
     Summary::from_bytes(bytes).ok_or_else(|| corrupt(path, "bad summary"))
 }
 
+/// Every subject's summary in `txn`, sorted by subject.
+fn every_summary(
+    txn: &redb::ReadTransaction,
+    path: &Path,
+) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+    let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+    let mut out = Vec::new();
+    for entry in summaries.iter().map_err(|e| backend(path, e))? {
+        let (key, value) = entry.map_err(|e| backend(path, e))?;
+        let summary = decode_summary(value.value(), path)?;
+        out.push((SubjectId(PublicKey(*key.value())), summary));
+    }
+    Ok(out)
+}
+
 impl RedbStore {
     /// STORE-4 for every subject at once: each subject with at least one item and its summary,
     /// sorted by subject, read in one transaction (a consistent snapshot). A device binds
@@ -345,14 +360,7 @@ impl RedbStore {
     pub fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
         self.with_db(|db, path| {
             let txn = db.begin_read().map_err(|e| backend(path, e))?;
-            let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
-            let mut out = Vec::new();
-            for entry in summaries.iter().map_err(|e| backend(path, e))? {
-                let (key, value) = entry.map_err(|e| backend(path, e))?;
-                let summary = decode_summary(value.value(), path)?;
-                out.push((SubjectId(PublicKey(*key.value())), summary));
-            }
-            Ok(out)
+            every_summary(&txn, path)
         })
     }
 
@@ -387,14 +395,7 @@ impl RedbStore {
                     supported: SCHEMA_VERSION,
                 });
             }
-            let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
-            let mut out = Vec::new();
-            for entry in summaries.iter().map_err(|e| backend(path, e))? {
-                let (key, value) = entry.map_err(|e| backend(path, e))?;
-                let summary = decode_summary(value.value(), path)?;
-                out.push((SubjectId(PublicKey(*key.value())), summary));
-            }
-            Ok(out)
+            every_summary(&txn, path)
         })
     }
 }
