@@ -1,5 +1,5 @@
 //! Defects the whole-system simulation (`simulation.rs`) found besides issue 10 item 1, reduced
-//! to the relay policy calls that show them. One is still ignored (it names its defect).
+//! to the relay policy or replica calls that show them, each named by the invariant it broke.
 
 mod common;
 
