@@ -107,7 +107,9 @@ fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>
 }
 
 /// Issue 10 item 6: every seed keeps every invariant. Each defect the seeds found is pinned by
-/// a test in `simulation_findings.rs` (the last: REP-5b, seeds 35 and 60).
+/// a test in `simulation_findings.rs` (the last: REP-5b, seed 35; seed 60 passes with it too).
+/// Known: seed 61 breaks (a) on some runs only (hash order; bob-phone's view of bob's group),
+/// not traced yet; CI's seeds (0..16) pass.
 #[test]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {
