@@ -18,13 +18,13 @@
 //! so the steps and their order reproduce exactly but hashes differ between runs; a failure
 //! that depends on hash order alone may not reproduce.
 //!
-//! While some seeds still fail (see `seeds_keep_every_invariant`) the seed test is
-//! `#[ignore]`d, hence `--include-ignored` below (harmless once it is not).
+//! A plain `cargo test` (CI) runs the checks' own tests and [`CI_SEEDS`] seeds; more seeds,
+//! one seed or another range through the variables below (a release build runs them faster).
 //!
 //! ```text
-//! cargo test -p keyhive-tests --test simulation   # CI: the checks' own tests; 200 seeds once not ignored
-//! SIM_SEEDS=100000 cargo test --release -p keyhive-tests --test simulation -- --include-ignored --nocapture
-//! SIM_SEED=42 cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture
+//! cargo test -p keyhive-tests --test simulation   # CI: the checks' own tests and CI_SEEDS seeds
+//! SIM_SEEDS=100000 cargo test --release -p keyhive-tests --test simulation seeds -- --nocapture
+//! SIM_SEED=42 cargo test -p keyhive-tests --test simulation seeds -- --nocapture
 //! SIM_FIRST_SEED=5000 SIM_SEEDS=1000 ...                            # another range
 //! SIM_THREADS=1 ...                                                 # threads (default: cores)
 //! SIM_SURVEY=1 SIM_SEEDS=50 ...          # every seed, no shrinking: which invariants break
@@ -55,8 +55,11 @@ use simulation::runner::{Run, STEPS, report, run, shrink};
 use simulation::seeds::{sweep, threads};
 use simulation::steps::generate;
 
-/// Seeds a plain `cargo test` runs (on every core).
-const CI_SEEDS: u64 = 200;
+/// Seeds a plain `cargo test` runs (on every core), chosen to keep this test within about three
+/// minutes in CI's debug `cargo test --workspace` on two cores: measured 0.03 seeds/s on two
+/// threads of a 2-core machine loaded by other builds (8 seeds in 261 s), and 0.05 to 0.3
+/// seeds/s before; `SIM_SEEDS` (and `--release`) run more.
+const CI_SEEDS: u64 = 16;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -103,14 +106,11 @@ fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>
         .join("\n")
 }
 
-/// Issue 10 item 6. Before causally closed delivery (CAP-20..22) every seed broke (a), (d) and
-/// (e) in the prologue already; with it, the prologue and most seeds hold, but a survey of 40
-/// seeds still breaks (b) on about one in four (a member holding `read` without a key for a
-/// change) and (d)/(e) on about one in ten (a removed device served part of a private
-/// document, see `simulation_findings::a_device_that_never_had_access_is_not_served_as_removed`).
-/// Ignored until those are fixed, then run by CI.
+/// Issue 10 item 6: every seed keeps every invariant. Each defect the seeds found is pinned by
+/// a test in `simulation_findings.rs` (the last: REP-5b, seed 35; seed 60 passes with it too).
+/// Known: seed 61 breaks (a) on some runs only (hash order; bob-phone's view of bob's group),
+/// not traced yet; CI's seeds (0..16) pass.
 #[test]
-#[ignore = "issue 10 item 6: (b), (d), (e) still break on some seeds"]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {
         let found = run(&generate(seed, STEPS));
@@ -133,7 +133,7 @@ fn seeds_keep_every_invariant() {
     if every {
         assert!(
             found.broken.is_empty(),
-            "seeds {first}..{}:\n{}\nrerun one: SIM_SEED=<seed> cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture",
+            "seeds {first}..{}:\n{}\nrerun one: SIM_SEED=<seed> cargo test -p keyhive-tests --test simulation seeds -- --nocapture",
             first + count,
             survey_report(&found.broken)
         );

@@ -1,5 +1,5 @@
 //! Defects the whole-system simulation (`simulation.rs`) found besides issue 10 item 1, reduced
-//! to the relay policy calls that show them. One is still ignored (it names its defect).
+//! to the relay policy or replica calls that show them, each named by the invariant it broke.
 
 mod common;
 
@@ -290,4 +290,74 @@ fn relays_fed_in_different_orders_store_the_same_key_agreement_ops() {
         stored_of_kind(&second.1, subject, ItemKind::Cgka),
         "both relays store the same key-agreement ops"
     );
+}
+
+/// (b), REP-5b: a change that its successor does not carry (its writer held the op but could
+/// not open it yet when it wrote) is readable by a reader seated later (simulation seed 35:
+/// "(b) mallory holds read on subject 7 (plan) but cannot read the write of step 16 by
+/// alice-laptop"; bob-laptop wrote on top of it before its change blob reached him). Before
+/// REP-5b the seater's entry point carried the heads only, and no head carried the change.
+#[test]
+fn a_change_its_successor_could_not_open_is_readable_by_a_reader_seated_later() {
+    use keyhive_core::capability::PeerTag;
+
+    let mut alice = replica("alice");
+    let bob_device = keyhive_core::identity::Device::generate(Some("bob".into()));
+    let carol_device = keyhive_core::identity::Device::generate(Some("carol".into()));
+    let mut bob = common::replica_of(bob_device.clone());
+    let mut carol = common::replica_of(carol_device.clone());
+    let doc = alice.create_document().expect("document");
+    alice
+        .add_contact(bob_device.contact_card().expect("card"))
+        .expect("bob's card");
+    alice
+        .grant(&doc.0, AgentId::Individual(bob_device.id()), Access::Write)
+        .expect("bob writes");
+    alice.write(doc, b"first").expect("alice writes");
+    bob.ingest_all(PeerTag::LOCAL, common::all_items(&alice))
+        .expect("bob syncs");
+    let second = alice.write(doc, b"second").expect("alice writes again");
+    // Bob gets the op of Alice's second change, but not its blob yet: he cannot open it, and
+    // his own change names it as a parent without carrying its key.
+    let (blobs, ops): (Vec<Item>, Vec<Item>) = common::all_items(&alice)
+        .into_iter()
+        .partition(|i| i.kind() == ItemKind::Blob);
+    bob.ingest_all(PeerTag::LOCAL, ops)
+        .expect("bob gets the op");
+    let mut out = Vec::new();
+    assert!(
+        bob.read_change(doc, &second, &mut out).is_err(),
+        "bob cannot open the second change yet"
+    );
+    let third = bob.write(doc, b"third").expect("bob writes on top");
+    bob.ingest_all(PeerTag::LOCAL, blobs)
+        .expect("the blob arrives");
+    alice
+        .ingest_all(PeerTag::LOCAL, common::all_items(&bob))
+        .expect("alice syncs");
+    // Alice shares the document with Carol, seating her; everyone syncs until quiet.
+    alice
+        .add_contact(carol_device.contact_card().expect("card"))
+        .expect("carol's card");
+    alice
+        .grant(&doc.0, AgentId::Individual(carol_device.id()), Access::Read)
+        .expect("carol reads");
+    alice.prepare_all().expect("alice seats carol");
+    for _ in 0..4 {
+        let items: Vec<Item> = [&alice, &bob, &carol]
+            .iter()
+            .flat_map(|r| common::all_items(*r))
+            .collect();
+        for r in [&mut alice, &mut bob, &mut carol] {
+            r.ingest_all(PeerTag::LOCAL, items.clone()).expect("sync");
+            r.prepare_all().expect("prepare");
+        }
+    }
+    for (change, text) in [(third, &b"third"[..]), (second, &b"second"[..])] {
+        let mut out = Vec::new();
+        carol
+            .read_change(doc, &change, &mut out)
+            .expect("carol reads the change");
+        assert_eq!(out, text);
+    }
 }

@@ -127,7 +127,7 @@ impl<S: Store> Replica<S> {
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
         let plan = cgka.sync_membership(&target);
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
-            if self.own_head_uncovered(document)? {
+            if self.own_change_uncovered(document)? {
                 self.publish_entry_point(document)?;
             }
             self.prepared.0.insert(document, stamp);
@@ -147,7 +147,7 @@ impl<S: Store> Replica<S> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.store_items(items)?;
-        if seated || self.own_head_uncovered(document)? {
+        if seated || self.own_change_uncovered(document)? {
             self.publish_entry_point(document)?;
         }
         let stamp = self.prepared_stamp(document)?;
@@ -171,9 +171,10 @@ impl<S: Store> Replica<S> {
             .ok_or(ReplicaError::UnknownSubject(*document))
     }
 
-    /// REP-5/REP-22: a signed change without content naming the current heads and their keys.
+    /// REP-5/REP-5b/REP-22: a signed change without content naming the current heads and the
+    /// changes no head carries, with their keys.
     fn publish_entry_point(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
-        let predecessors = self.head_keys(document)?;
+        let predecessors = self.entry_point_keys(document)?;
         if predecessors.is_empty() {
             return Ok(());
         }

@@ -34,12 +34,21 @@ use crate::store::Store;
 /// A change this device opened: what it needs to read it again without the history.
 pub(super) struct Opened {
     /// The change's reference (how later changes name it as a predecessor).
-    reference: Hash,
-    key: SymmetricKey,
+    pub(super) reference: Hash,
+    pub(super) key: SymmetricKey,
     /// REP-21: the pieces of a streamed change, as its (op-named) blob lists them.
     pieces: Vec<Hash>,
     /// Plaintext length (`None` for an entry point).
     length: Option<u64>,
+    /// The references of the predecessors whose keys the change carries (REP-5b).
+    pub(super) carries: Vec<Hash>,
+}
+
+impl Opened {
+    /// A content change (an entry point has no length).
+    pub(super) fn is_change(&self) -> bool {
+        self.length.is_some()
+    }
 }
 
 /// What the writer of a change knows about it without decrypting it.
@@ -65,7 +74,7 @@ struct Sealed {
 /// REP-23: one document's reading state.
 #[derive(Default)]
 pub(super) struct DocHistory {
-    opened: HashMap<Hash, Opened>,
+    pub(super) opened: HashMap<Hash, Opened>,
     /// Changes found but not opened yet, by id.
     sealed: HashMap<Hash, Sealed>,
     /// Ids of `sealed`, by change reference.
@@ -82,7 +91,7 @@ pub(super) struct DocHistory {
     epochs_tried: usize,
     /// REP-5a: per epoch, the references of the changes sealed under it and of the
     /// predecessors they carry: what a device seated in that epoch can open.
-    covered: HashMap<Hash, HashSet<Hash>>,
+    pub(super) covered: HashMap<Hash, HashSet<Hash>>,
 }
 
 /// REP-23: the reading state of every document, filled lazily.
@@ -139,7 +148,7 @@ impl<S: Store> Replica<S> {
     }
 
     /// Brings `document`'s reading state up to date (REP-7, REP-23) and hands it to `f`.
-    fn with_history<R>(
+    pub(super) fn with_history<R>(
         &self,
         document: DocumentId,
         f: impl FnOnce(&DocHistory) -> R,
@@ -186,26 +195,6 @@ impl<S: Store> Replica<S> {
         Ok(f(history))
     }
 
-    /// REP-5a: whether a content head of `document` that this device wrote is carried by no
-    /// change or entry point sealed under the current epoch, so that a device seated
-    /// concurrently with the write could not open it.
-    pub(super) fn own_head_uncovered(&self, document: DocumentId) -> Result<bool, ReplicaError> {
-        let Some((epoch, _)) = self.cgkas.get(&document).and_then(Cgka::current_epoch) else {
-            return Ok(false);
-        };
-        let me = self.device.id().0;
-        let heads = self.admission.checker.content_heads(&document.0);
-        self.with_history(document, |h| {
-            let covered = h.covered.get(&epoch);
-            heads.iter().any(|head| {
-                matches!(self.admission.checker.op(head), Some(AnyVerified::Content(c)) if c.issuer == me)
-                    && h.opened.get(head).is_some_and(|o| {
-                        covered.is_none_or(|set| !set.contains(&o.reference))
-                    })
-            })
-        })
-    }
-
     /// REP-23: records change `id` that this device just sealed under the current epoch as
     /// opened (it knows the key and what the change carries), so that the reading state need
     /// not decode and decrypt it again.
@@ -229,6 +218,7 @@ impl<S: Store> Replica<S> {
         if let Some(epoch) = epoch {
             history.cover(epoch, written.reference, &predecessors);
         }
+        let carries = predecessors.iter().map(|(r, _)| *r).collect();
         let mut queue = Vec::new();
         history.learn(predecessors, &mut queue);
         history.opened.insert(
@@ -238,6 +228,7 @@ impl<S: Store> Replica<S> {
                 key: written.key,
                 pieces: written.pieces,
                 length: written.length,
+                carries,
             },
         );
         history.propagate(queue);
@@ -466,6 +457,7 @@ impl DocHistory {
             s.change.header.change,
             &d.predecessors,
         );
+        let carries = d.predecessors.iter().map(|(r, _)| *r).collect();
         self.learn(d.predecessors, queue);
         self.opened.insert(
             id,
@@ -474,6 +466,7 @@ impl DocHistory {
                 key: d.key,
                 pieces: s.pieces,
                 length: body_length(&d.content),
+                carries,
             },
         );
     }

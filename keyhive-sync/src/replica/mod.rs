@@ -30,6 +30,7 @@ mod invite;
 mod orphans;
 mod scope;
 mod subscription;
+mod uncarried;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

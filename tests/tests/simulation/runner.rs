@@ -111,7 +111,7 @@ pub fn report(seed: u64, original: usize, steps: &[Step], run: &Run) -> String {
         .map(|i| format!("SIM_INVARIANT={i} "))
         .unwrap_or_default();
     out.push_str(&format!(
-        "rerun: SIM_SEED={seed} {invariant}cargo test -p keyhive-tests --test simulation -- --include-ignored --nocapture\n"
+        "rerun: SIM_SEED={seed} {invariant}cargo test -p keyhive-tests --test simulation seeds -- --nocapture\n"
     ));
     out
 }

@@ -39,6 +39,12 @@ pub fn sweep(seeds: Range<u64>, every: bool) -> Sweep {
                         break;
                     }
                     let result = run(&generate(seed, STEPS));
+                    if every {
+                        // A survey reports as it goes, so that a cut-short one still tells.
+                        let broken: BTreeSet<&str> =
+                            result.violations.iter().map(|v| v.invariant).collect();
+                        eprintln!("seed {seed}: broken {broken:?}");
+                    }
                     if result.violations.is_empty() {
                         continue;
                     }
