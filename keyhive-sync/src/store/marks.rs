@@ -15,7 +15,7 @@ use keyhive_core::crypto::signing::SigningKey;
 use zeroize::Zeroize;
 
 /// BLAKE3 key-derivation context of the mark key.
-const CONTEXT: &str = "keyhive 2026 relay admission marks v1";
+const CONTEXT: &str = "keyhive 2026-12-01 relay admission mark v1";
 
 /// A 32-byte admission mark of one stored item (RELAY-7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
