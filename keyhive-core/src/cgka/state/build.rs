@@ -1,0 +1,291 @@
+//! The local device's own ops (CGKA-13..CGKA-15, CGKA-27): add, remove, update and fill,
+//! signing, and the secrets it keeps.
+
+use super::*;
+
+impl Cgka {
+    /// The predecessors of a local op: the heads, at most `MAX_PREDECESSORS` of them (CGKA-4).
+    /// With more heads (e.g. a flood of concurrent ops) each new op merges that many, so the
+    /// head count still falls op by op.
+    pub(super) fn own_predecessors(&self) -> Vec<Hash> {
+        self.heads
+            .iter()
+            .take(CgkaBody::MAX_PREDECESSORS)
+            .copied()
+            .collect()
+    }
+
+    pub(super) fn sign_and_apply(
+        &mut self,
+        key: &SigningKey,
+        body: CgkaBody,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let op = Verified::sign(
+            Op::new(key.public_key(), self.own_predecessors(), body),
+            key,
+        )?;
+        self.insert(Arc::new(op.clone()), authority);
+        Ok(op)
+    }
+
+    pub(super) fn check_owner(&self, key: &SigningKey) -> Result<IndividualId, CreateError> {
+        let id = IndividualId(key.public_key());
+        if self.owner != Some(id) {
+            return Err(CreateError::NotOwner);
+        }
+        Ok(id)
+    }
+
+    /// Adds `device` with leaf key `prekey` (CGKA-13, CGKA-16).
+    pub fn add(
+        &mut self,
+        key: &SigningKey,
+        device: IndividualId,
+        prekey: PrekeyPublic,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let me = self.check_owner(key)?;
+        if !authority.may_add(&me, &device, &prekey) {
+            return Err(CreateError::Unauthorized);
+        }
+        self.sign_and_apply(key, CgkaBody::Add { device, prekey }, authority)
+    }
+
+    /// Removes `device`, which must be seated (CGKA-14, CGKA-17, CGKA-26).
+    pub fn remove(
+        &mut self,
+        key: &SigningKey,
+        device: IndividualId,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let me = self.check_owner(key)?;
+        if !authority.may_remove(&me, &device) {
+            return Err(CreateError::Unauthorized);
+        }
+        if !self.seated_after(&self.own_predecessors(), &device, authority) {
+            return Err(CreateError::NotSeated(device));
+        }
+        self.sign_and_apply(key, CgkaBody::Remove { device }, authority)
+    }
+
+    /// Issues a key update: a fresh leaf key and path to the root, wrapped for the resolution
+    /// of every copath node (CGKA-15). Afterwards this device knows the new epoch's root.
+    pub fn update(
+        &mut self,
+        key: &SigningKey,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<CgkaOp, CreateError> {
+        let me = self.check_owner(key)?;
+        let slot = self.tree.slot_of(&me).ok_or(CreateError::NotMember)?;
+        let fresh = fresh_path(&self.tree, &self.document, slot)?;
+        let op = Verified::sign(
+            Op::new(
+                key.public_key(),
+                self.own_predecessors(),
+                CgkaBody::Update(fresh.path.clone()),
+            ),
+            key,
+        )?;
+        let hash = op.hash();
+        for (node, sk) in fresh.path.nodes.iter().zip(fresh.node_keys) {
+            self.secrets.insert(node.public, sk);
+        }
+        self.epochs
+            .insert(hash, path::epoch_root(&self.document, &fresh.root_secret));
+        self.insert(Arc::new(op.clone()), authority);
+        Ok(op)
+    }
+
+    /// Fills the blank inner nodes off this device's path whose children resolve to two or
+    /// more keys (CGKA-27), so that later updates wrap one key per level there. Returns the
+    /// ops to publish in order (none if nothing is blank), each encoded in at most
+    /// [`FILL_MAX_BYTES`] so that it fits one sync item.
+    pub fn fill(
+        &mut self,
+        key: &SigningKey,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        self.fill_within(key, authority, FILL_MAX_BYTES, false)
+    }
+
+    /// As [`Cgka::fill`] with ops of at most `max_bytes`; with `keep`, the filler keeps the
+    /// secrets it chose (what a dishonest filler could do: tests use it, with small ops, to
+    /// check that CGKA-30 shuts such a filler out once removed).
+    pub(crate) fn fill_within(
+        &mut self,
+        key: &SigningKey,
+        authority: &dyn CgkaAuthority,
+        max_bytes: usize,
+        keep: bool,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        let me = self.check_owner(key)?;
+        let slot = self.tree.slot_of(&me).ok_or(CreateError::NotMember)?;
+        let bodies = fill_bodies(&self.tree, &self.document, slot, max_bytes)?;
+        let mut ops = Vec::with_capacity(bodies.len());
+        for (body, secrets) in bodies {
+            if keep {
+                self.secrets
+                    .extend(secrets.into_iter().map(|k| (k.public(), k)));
+            }
+            ops.push(self.sign_and_apply(key, CgkaBody::Fill(body), authority)?);
+        }
+        Ok(ops)
+    }
+
+    /// The number of keys an update by this device would wrap its path secrets for now (the
+    /// X25519 count of CGKA-15), or `None` if it is not seated.
+    pub fn update_cost(&self) -> Option<usize> {
+        let me = self.owner?;
+        let slot = self.tree.slot_of(&me)?;
+        let root = self.tree.root();
+        Some(
+            self.tree
+                .direct_path(slot)
+                .into_iter()
+                .filter(|n| *n != root)
+                .map(|n| self.tree.resolution(crate::cgka::tree::sibling(n)).len())
+                .sum(),
+        )
+    }
+
+    /// The local device's secrets, for the key store (KEYS-2).
+    pub fn export_secrets(&self) -> CgkaSecrets {
+        let mut node_keys: Vec<Zeroizing<[u8; 32]>> =
+            self.secrets.values().map(PrekeySecret::to_bytes).collect();
+        node_keys.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        let mut epochs: Vec<(Hash, SymmetricKey)> =
+            self.epochs.iter().map(|(h, k)| (*h, k.clone())).collect();
+        epochs.sort_unstable_by_key(|(h, _)| *h);
+        CgkaSecrets { node_keys, epochs }
+    }
+
+    /// Restores secrets exported by [`Cgka::export_secrets`], then replays (KEYS-2).
+    pub fn import_secrets(&mut self, secrets: &CgkaSecrets, authority: &dyn CgkaAuthority) {
+        for raw in &secrets.node_keys {
+            let key = PrekeySecret::from_bytes(**raw);
+            self.secrets.insert(key.public(), key);
+        }
+        for (hash, key) in &secrets.epochs {
+            self.epochs.insert(*hash, key.clone());
+        }
+        self.bad_paths.clear();
+        self.rebuild(authority);
+    }
+
+    /// Bytes of secret state held for the local device (node keys and epoch roots).
+    pub fn secret_bytes(&self) -> usize {
+        self.secrets.len() * 64 + self.epochs.len() * 64
+    }
+}
+
+/// Builds a fresh update path for the device at `slot` against `tree` (CGKA-15).
+pub fn fresh_path(
+    tree: &Tree,
+    document: &DocumentId,
+    slot: u32,
+) -> Result<path::FreshPath, PathError> {
+    let nodes = tree.direct_path(slot);
+    let resolutions: Vec<Vec<PrekeyPublic>> = nodes
+        .iter()
+        .map(|node| {
+            if *node == tree.root() {
+                Vec::new()
+            } else {
+                tree.resolution(crate::cgka::tree::sibling(*node))
+            }
+        })
+        .collect();
+    let mut leaf_secret = Zeroizing::new([0u8; 32]);
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut *leaf_secret);
+    path::generate(document, leaf_secret, &resolutions)
+}
+
+/// Room left in a fill op for everything but its nodes: the envelope (issuer, up to 64
+/// predecessors, tags, signature) and the ephemeral key, rounded up.
+const FILL_ENVELOPE_ROOM: usize = 4096;
+
+/// An upper bound on the encoded size of a filled node with `wraps` wrapped secrets.
+pub(super) fn filled_node_len(wraps: usize) -> usize {
+    5 + 32 + 5 + 80 * wraps
+}
+
+/// CGKA-27: the fill ops' bodies for the device at `slot`: every blank inner node off its
+/// direct path whose children resolve (counting the nodes filled so far) to two or more keys
+/// gets a fresh secret wrapped for them, level by level from the leaves up, cut into bodies
+/// of at most `max_bytes` encoded (with the envelope), each with its own one-time key.
+pub(super) fn fill_bodies(
+    tree: &Tree,
+    document: &DocumentId,
+    slot: u32,
+    max_bytes: usize,
+) -> Result<Vec<(FillNodes, Vec<PrekeySecret>)>, PathError> {
+    let own: HashSet<u32> = tree.direct_path(slot).into_iter().collect();
+    let budget = max_bytes.saturating_sub(FILL_ENVELOPE_ROOM).max(1);
+    let nodes = 2 * tree.capacity() - 1;
+    // The resolution of each inner node as it will be once the fills so far are applied.
+    let mut resolved: HashMap<u32, Vec<PrekeyPublic>> = HashMap::new();
+    let mut bodies = Vec::new();
+    let mut ephemeral = PrekeySecret::generate();
+    let mut current = FillNodes {
+        ephemeral: ephemeral.public(),
+        nodes: Vec::new(),
+    };
+    let mut keys_chosen = Vec::new();
+    let mut used = 0usize;
+    for level in 1..=tree.depth() {
+        let mut node = (1u32 << level) - 1;
+        while node < nodes {
+            let here = tree.entries(node);
+            if !here.is_empty() {
+                resolved.insert(node, here.iter().map(|e| e.public).collect());
+            } else {
+                let (l, r) = crate::cgka::tree::children(node);
+                let mut keys = Vec::new();
+                for child in [l, r] {
+                    if child % 2 == 0 {
+                        keys.extend(tree.entries(child).iter().map(|e| e.public));
+                    } else if let Some(below) = resolved.remove(&child) {
+                        keys.extend(below);
+                    }
+                }
+                if own.contains(&node) || node == tree.root() || keys.len() < 2 {
+                    resolved.insert(node, keys);
+                } else {
+                    let len = filled_node_len(keys.len());
+                    if used + len > budget && !current.nodes.is_empty() {
+                        ephemeral = PrekeySecret::generate();
+                        let full = std::mem::replace(
+                            &mut current,
+                            FillNodes {
+                                ephemeral: ephemeral.public(),
+                                nodes: Vec::new(),
+                            },
+                        );
+                        bodies.push((full, std::mem::take(&mut keys_chosen)));
+                        used = 0;
+                    }
+                    let mut secret = Zeroizing::new([0u8; 32]);
+                    rand::Rng::fill_bytes(&mut rand::rng(), &mut *secret);
+                    let (filled, chosen) = path::fill_node(
+                        document,
+                        &ephemeral,
+                        &current.ephemeral,
+                        node,
+                        &secret,
+                        &keys,
+                    )?;
+                    resolved.insert(node, vec![filled.public]);
+                    current.nodes.push(filled);
+                    keys_chosen.push(chosen);
+                    used += len;
+                }
+            }
+            node += 1u32 << (level + 1);
+        }
+    }
+    if !current.nodes.is_empty() {
+        bodies.push((current, keys_chosen));
+    }
+    Ok(bodies)
+}

@@ -1,0 +1,475 @@
+//! A document's CGKA: the op DAG, its deterministic replay into a [`Tree`], and the local
+//! device's secrets (`specs/cgka.md` §4–§6, CGKA-12..CGKA-22, CGKA-26).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::hash::Hash;
+use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
+use crate::crypto::secret::SymmetricKey;
+use crate::crypto::signing::SigningKey;
+use crate::encoding::DecodeError;
+use crate::identity::{Device, DocumentId, IndividualId};
+use crate::signed::{KeyCache, Op, OpBody, SignError, Verified, VerifyError};
+
+use super::authority::CgkaAuthority;
+use super::binding::{InitBinding, InitBindingError};
+use super::op::{
+    CgkaBody, CgkaOp, FILL_MAX_BYTES, FillNodes, SignedCgkaOp, UpdatePath, check_body,
+};
+use super::path::{self, PathError};
+use super::tree::{Entry, Tree};
+
+mod build;
+mod receive;
+mod replay;
+
+pub use build::fresh_path;
+
+/// Most ops held while waiting for missing predecessors (CGKA-21).
+pub const MAX_PENDING: usize = 4096;
+/// Most unauthorised ops held in quarantine (CGKA-20).
+pub const MAX_QUARANTINE: usize = 1024;
+
+/// What happened to a received op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Received {
+    /// Applied (and any pending ops it unblocked).
+    Applied,
+    /// Already known.
+    Duplicate,
+    /// Waiting for these predecessors.
+    Pending(Vec<Hash>),
+}
+
+/// Why a received op was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The op breaks a structural rule (CGKA-3, CGKA-4).
+    #[error("malformed cgka op")]
+    Structure(#[from] DecodeError),
+    /// The signature does not verify.
+    #[error("cgka op signature invalid")]
+    Signature(#[from] VerifyError),
+    /// An init other than the one this CGKA started from: the document's genesis names
+    /// exactly one (CGKA-2, CGKA-25).
+    #[error("cgka init op is not the one this document's genesis names")]
+    ForeignInit,
+    /// The capability graph does not authorise this op (CGKA-16..18).
+    #[error("cgka op not authorised by the capability graph")]
+    Unauthorized,
+    /// A remove of a device that is not seated in the tree the op was made against (its
+    /// causal past): it would change nothing (CGKA-26).
+    #[error("cgka remove names {0}, which is not seated in the tree the op was made against")]
+    NotSeated(IndividualId),
+    /// Too many ops are waiting for predecessors (CGKA-21).
+    #[error("too many cgka ops waiting for predecessors")]
+    PendingFull,
+}
+
+/// Why a local op could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// This CGKA has no local device, or the signing key is not the local device's.
+    #[error("the signing key is not this cgka's local device")]
+    NotOwner,
+    /// The local device has no leaf in the tree.
+    #[error("the local device is not a member of this cgka")]
+    NotMember,
+    /// The capability graph does not authorise the op.
+    #[error("op not authorised by the capability graph")]
+    Unauthorized,
+    /// A remove of a device that is not seated: it would change nothing (CGKA-26).
+    #[error("{0} is not seated in this cgka")]
+    NotSeated(IndividualId),
+    /// Signing failed.
+    #[error("signing failed")]
+    Sign(#[from] SignError),
+    /// Building the path failed (a low-order key in the tree).
+    #[error("building the update path failed")]
+    Path(#[from] PathError),
+}
+
+/// Why a CGKA could not be started from a genesis op.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The creating device has no prekey to seat itself with.
+    #[error("the creating device has no prekey")]
+    NoPrekey,
+    /// The op is not the init the document's genesis names (CGKA-25).
+    #[error("not this document's cgka init")]
+    Binding(#[source] InitBindingError),
+    /// Structure or signature check failed.
+    #[error("invalid init op")]
+    Receive(#[source] ReceiveError),
+    /// The capability graph does not authorise the creator.
+    #[error("cgka init not authorised")]
+    Unauthorized,
+    /// Signing failed.
+    #[error("signing failed")]
+    Sign(#[from] SignError),
+}
+
+/// Which already-replayed ops are in the causal past of the op being replayed.
+enum Past {
+    /// Every op replayed so far.
+    All,
+    /// Every op replayed so far except these (the ones concurrent with it).
+    AllExcept(HashSet<Hash>),
+}
+
+impl Past {
+    /// Whether `hash`, an op replayed before this one, is in its causal past.
+    fn contains(&self, hash: &Hash) -> bool {
+        match self {
+            Past::All => true,
+            Past::AllExcept(concurrent) => !concurrent.contains(hash),
+        }
+    }
+}
+
+/// The local device's secrets in one CGKA, for the key store (KEYS-2).
+#[derive(Clone, Default)]
+pub struct CgkaSecrets {
+    /// Node and leaf secret keys, as raw X25519 scalars.
+    pub node_keys: Vec<Zeroizing<[u8; 32]>>,
+    /// Epoch root secrets by update op.
+    pub epochs: Vec<(Hash, SymmetricKey)>,
+}
+
+impl core::fmt::Debug for CgkaSecrets {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "CgkaSecrets({} node keys, {} epochs, <redacted>)",
+            self.node_keys.len(),
+            self.epochs.len()
+        )
+    }
+}
+
+/// Decompressed issuer keys, so repeated issuers skip point decompression. A clone starts
+/// empty (it is only a cache).
+#[derive(Default, Debug)]
+struct IssuerKeys(KeyCache);
+
+impl Clone for IssuerKeys {
+    fn clone(&self) -> Self {
+        IssuerKeys::default()
+    }
+}
+
+/// One document's CGKA as seen by one replica.
+#[derive(Clone)]
+pub struct Cgka {
+    document: DocumentId,
+    init: Hash,
+    creator: IndividualId,
+    owner: Option<IndividualId>,
+    ops: HashMap<Hash, Arc<CgkaOp>>,
+    order: Vec<Hash>,
+    position: HashMap<Hash, usize>,
+    heads: BTreeSet<Hash>,
+    structural: Vec<Hash>,
+    /// Keys superseded during replay: where they were and which update replaced them.
+    superseded: HashMap<PrekeyPublic, (u32, Hash)>,
+    /// The same keys by node, so a membership change can forget those on its path.
+    superseded_at: HashMap<u32, Vec<PrekeyPublic>>,
+    /// CGKA-29: for each tainted key written during replay, the devices that may know its
+    /// secret without being seated below its node (absent: none).
+    taint: HashMap<PrekeyPublic, Vec<IndividualId>>,
+    /// The same, by device, so that removing a device finds the keys it may know (CGKA-30).
+    tainted_by: HashMap<IndividualId, Vec<PrekeyPublic>>,
+    tree: Tree,
+    pending: BTreeMap<Hash, Arc<CgkaOp>>,
+    waiting: HashMap<Hash, Vec<Hash>>,
+    quarantine: BTreeMap<Hash, Arc<CgkaOp>>,
+    secrets: HashMap<PrekeyPublic, PrekeySecret>,
+    epochs: HashMap<Hash, SymmetricKey>,
+    bad_paths: BTreeSet<Hash>,
+    issuer_keys: IssuerKeys,
+    /// CGKA-32: the authority's answer for every add and remove as the tree applied it.
+    verdicts: HashMap<Hash, bool>,
+    /// CGKA-32: the answers a refresh asks again while the authority's allowed-adds stamp
+    /// stands: every remove, and every add that was refused.
+    recheck: HashSet<Hash>,
+    /// CGKA-32: the authority's allowed-adds stamp when every add's answer was last taken.
+    adds_stamp: Option<[u64; 2]>,
+    /// Bumped whenever the tree or the epoch secrets may have changed.
+    generation: u64,
+}
+
+impl core::fmt::Debug for Cgka {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Cgka")
+            .field("document", &self.document)
+            .field("owner", &self.owner)
+            .field("ops", &self.ops.len())
+            .field("members", &self.tree.member_count())
+            .field("secrets", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Cgka {
+    /// Creates a document's CGKA with `creator` at leaf 0 (CGKA-2). Returns the CGKA and the
+    /// signed init op to publish.
+    pub fn create(document: DocumentId, creator: &Device) -> Result<(Self, CgkaOp), InitError> {
+        let prekey = creator
+            .prekeys()
+            .first()
+            .map(PrekeySecret::public)
+            .ok_or(InitError::NoPrekey)?;
+        let op = Verified::sign(
+            Op::new(
+                creator.signing_key().public_key(),
+                Vec::new(),
+                CgkaBody::Init { document, prekey },
+            ),
+            creator.signing_key(),
+        )?;
+        let cgka = Self::start(document, Arc::new(op.clone()), Some(creator));
+        Ok((cgka, op))
+    }
+
+    /// Starts a replica from a received init op, which must be the one the document's
+    /// genesis names, issued by its creator (`binding`, CGKA-25). `owner` is the local device,
+    /// if it is to hold secrets (a relay passes `None`).
+    pub fn from_init(
+        binding: &InitBinding,
+        init: SignedCgkaOp,
+        owner: Option<&Device>,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Self, InitError> {
+        check_body(init.unverified_payload())
+            .map_err(|e| InitError::Receive(ReceiveError::Structure(e)))?;
+        let init = init
+            .verify()
+            .map_err(|e| InitError::Receive(ReceiveError::Signature(e)))?;
+        binding.check(&init).map_err(InitError::Binding)?;
+        let CgkaBody::Init { prekey, .. } = &init.body else {
+            return Err(InitError::Binding(InitBindingError::NotInit));
+        };
+        let creator = IndividualId(init.issuer);
+        if !authority.may_add(&creator, &creator, prekey) {
+            return Err(InitError::Unauthorized);
+        }
+        Ok(Self::start(binding.document, Arc::new(init), owner))
+    }
+
+    fn start(document: DocumentId, init: Arc<CgkaOp>, owner: Option<&Device>) -> Self {
+        let hash = init.hash();
+        let mut cgka = Cgka {
+            document,
+            init: hash,
+            creator: IndividualId(init.issuer),
+            owner: owner.map(Device::id),
+            ops: HashMap::new(),
+            order: Vec::new(),
+            position: HashMap::new(),
+            heads: BTreeSet::new(),
+            structural: Vec::new(),
+            superseded: HashMap::new(),
+            superseded_at: HashMap::new(),
+            taint: HashMap::new(),
+            tainted_by: HashMap::new(),
+            tree: Tree::default(),
+            pending: BTreeMap::new(),
+            waiting: HashMap::new(),
+            quarantine: BTreeMap::new(),
+            secrets: HashMap::new(),
+            epochs: HashMap::new(),
+            bad_paths: BTreeSet::new(),
+            issuer_keys: IssuerKeys::default(),
+            verdicts: HashMap::new(),
+            recheck: HashSet::new(),
+            adds_stamp: None,
+            generation: 0,
+        };
+        if let Some(device) = owner {
+            for prekey in device.prekeys() {
+                cgka.secrets.insert(prekey.public(), prekey.clone());
+            }
+        }
+        cgka.ops.insert(hash, init);
+        cgka.order.push(hash);
+        cgka.position.insert(hash, 0);
+        cgka.apply(hash, &AllowAll);
+        cgka
+    }
+
+    /// The document this CGKA belongs to.
+    pub fn document(&self) -> DocumentId {
+        self.document
+    }
+
+    /// The hash of the init op.
+    pub fn init_hash(&self) -> Hash {
+        self.init
+    }
+
+    /// The binding this CGKA was started from: its document, the init's issuer (the
+    /// document's creator) and the init's hash, as the document's genesis names them (CGKA-25).
+    pub fn binding(&self) -> InitBinding {
+        InitBinding {
+            document: self.document,
+            creator: self.creator,
+            init: self.init,
+        }
+    }
+
+    /// The local device, if any.
+    pub fn owner(&self) -> Option<IndividualId> {
+        self.owner
+    }
+
+    /// The materialised public tree.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Current members (seated devices).
+    pub fn members(&self) -> BTreeSet<IndividualId> {
+        self.tree.members().keys().copied().collect()
+    }
+
+    /// Heads of the op DAG.
+    pub fn heads(&self) -> &BTreeSet<Hash> {
+        &self.heads
+    }
+
+    /// Every applied op, in replay order (CGKA-12).
+    pub fn ops_in_order(&self) -> impl Iterator<Item = &CgkaOp> {
+        self.order
+            .iter()
+            .filter_map(|h| self.ops.get(h).map(|op| op.as_ref()))
+    }
+
+    /// Number of applied ops.
+    pub fn op_count(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Total bytes of every applied op's envelope (the CGKA history).
+    pub fn history_bytes(&self) -> usize {
+        self.ops.values().map(|op| op.as_bytes().len()).sum()
+    }
+
+    /// Updates whose path this replica could not read because it was malformed (CGKA-11).
+    pub fn bad_paths(&self) -> &BTreeSet<Hash> {
+        &self.bad_paths
+    }
+
+    /// The agreed epoch: the update whose key sits alone at the root, and its root secret if
+    /// this device could derive it (CGKA-19).
+    pub fn current_epoch(&self) -> Option<(Hash, &SymmetricKey)> {
+        match self.tree.entries(self.tree.root()) {
+            [only] => self.epochs.get(&only.op).map(|key| (only.op, key)),
+            _ => None,
+        }
+    }
+
+    /// True when this device may not encrypt until it issues an update: the root is blank
+    /// (after an add or remove, including a revocation), in conflict, or unknown (CGKA-19).
+    pub fn must_update_before_encrypt(&self) -> bool {
+        self.current_epoch().is_none()
+    }
+
+    /// How many epoch secrets this device has learned (grows as updates arrive); readers use
+    /// it to tell when changes that did not open before may open now.
+    pub fn epoch_count(&self) -> usize {
+        self.epochs.len()
+    }
+
+    /// The root secret of a past or present epoch this device learned (CGKA-10).
+    pub fn epoch_secret(&self, epoch: &Hash) -> Option<&SymmetricKey> {
+        self.epochs.get(epoch)
+    }
+
+    /// A counter that changes whenever the tree or this device's epoch secrets may have
+    /// changed, so that callers can cache what they derive from them (membership plans).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// The authority's answer that replay depends on: `may_add` for an add, `may_remove` for a
+/// remove, nothing for other ops.
+fn verdict_of(op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<bool> {
+    let issuer = IndividualId(op.issuer);
+    match &op.body {
+        CgkaBody::Add { device, prekey } => Some(authority.may_add(&issuer, device, prekey)),
+        CgkaBody::Remove { device } => Some(authority.may_remove(&issuer, device)),
+        CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => None,
+    }
+}
+
+fn authorised(op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {
+    let issuer = IndividualId(op.issuer);
+    match &op.body {
+        CgkaBody::Init { .. } => false,
+        CgkaBody::Add { device, prekey } => authority.may_add(&issuer, device, prekey),
+        CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
+        CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.is_member(&issuer),
+    }
+}
+
+/// CGKA-12: the replay order, Kahn's algorithm taking the smallest hash among ready ops.
+fn topological_order(ops: &HashMap<Hash, Arc<CgkaOp>>) -> Vec<Hash> {
+    let mut indegree: HashMap<Hash, usize> = HashMap::with_capacity(ops.len());
+    let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
+    for (hash, op) in ops {
+        let known = op
+            .predecessors
+            .iter()
+            .filter(|p| ops.contains_key(p))
+            .count();
+        indegree.insert(*hash, known);
+        for p in &op.predecessors {
+            children.entry(*p).or_default().push(*hash);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<Hash>> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(h, _)| Reverse(*h))
+        .collect();
+    let mut out = Vec::with_capacity(ops.len());
+    while let Some(Reverse(hash)) = ready.pop() {
+        out.push(hash);
+        for child in children.get(&hash).into_iter().flatten() {
+            if let Some(d) = indegree.get_mut(child) {
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(Reverse(*child));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The authority used for the init op, which is authorised when the CGKA is started.
+struct AllowAll;
+
+impl CgkaAuthority for AllowAll {
+    fn may_add(&self, _: &IndividualId, _: &IndividualId, _: &PrekeyPublic) -> bool {
+        true
+    }
+    fn may_remove(&self, _: &IndividualId, _: &IndividualId) -> bool {
+        true
+    }
+    fn is_member(&self, _: &IndividualId) -> bool {
+        true
+    }
+    fn prekey_of(&self, _: &IndividualId) -> Option<PrekeyPublic> {
+        None
+    }
+}

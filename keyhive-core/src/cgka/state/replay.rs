@@ -1,0 +1,491 @@
+//! Replay (CGKA-12..CGKA-15, CGKA-28..CGKA-32): refreshing against the capability graph,
+//! rebuilding the tree in op order, applying updates and fills, and learning secrets.
+
+use super::*;
+
+impl Cgka {
+    /// Makes the tree reflect `authority` (CGKA-12, CGKA-20, CGKA-32). Call whenever the
+    /// capability graph changes.
+    ///
+    /// Replay is a function of the ops, their order and the authority's answer on each add and
+    /// remove (updates and fills ask nothing), so this replays from scratch only when one of
+    /// those answers changed since the tree applied it. It asks again every remove and every
+    /// refused add; the adds it allowed only when the authority gives no allowed-adds stamp
+    /// or a different one than when they were last asked
+    /// ([`CgkaAuthority::allowed_adds_stamp`]). A revocation through the device API thus costs
+    /// one question per remove and per refused add, not a replay of the whole history.
+    pub fn refresh(&mut self, authority: &dyn CgkaAuthority) {
+        if self.answers_changed(authority) {
+            self.rebuild(authority);
+        }
+    }
+
+    /// CGKA-32: whether `authority` now answers some add or remove otherwise than the tree
+    /// applied it.
+    pub(super) fn answers_changed(&mut self, authority: &dyn CgkaAuthority) -> bool {
+        let differs = |hash: &Hash| {
+            self.ops
+                .get(hash)
+                .is_some_and(|op| verdict_of(op, authority) != self.verdicts.get(hash).copied())
+        };
+        let stamp = authority.allowed_adds_stamp();
+        if stamp.is_some() && stamp == self.adds_stamp {
+            return self.recheck.iter().any(differs);
+        }
+        let changed = self.verdicts.keys().any(differs);
+        if !changed {
+            self.adds_stamp = stamp;
+        }
+        changed
+    }
+
+    /// Replays every op from scratch (what [`Cgka::refresh`] does when an answer changed);
+    /// tests compare it with the refresh.
+    #[cfg(test)]
+    pub(crate) fn replay_from_scratch(&mut self, authority: &dyn CgkaAuthority) {
+        self.rebuild(authority);
+    }
+
+    pub(super) fn rebuild(&mut self, authority: &dyn CgkaAuthority) {
+        self.verdicts.clear();
+        self.recheck.clear();
+        self.adds_stamp = authority.allowed_adds_stamp();
+        self.generation += 1;
+        self.order = topological_order(&self.ops);
+        self.position = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (*h, i))
+            .collect();
+        self.tree = Tree::default();
+        self.heads.clear();
+        self.structural.clear();
+        self.superseded.clear();
+        self.superseded_at.clear();
+        self.taint.clear();
+        self.tainted_by.clear();
+        let order = self.order.clone();
+        for hash in order {
+            if hash == self.init {
+                self.apply(hash, &AllowAll);
+            } else {
+                self.apply(hash, authority);
+            }
+        }
+    }
+
+    /// The replayed ops that are not in `op`'s causal past, found by walking back from the
+    /// current heads and from `op`'s predecessors in descending replay position, marking what
+    /// each reaches, and stopping once every open path is known to lead into `op`'s past.
+    /// Cost: the part of the DAG between them, not the whole history.
+    pub(super) fn concurrent_with(&self, op: &CgkaOp) -> HashSet<Hash> {
+        const FROM_HEADS: u8 = 1;
+        const IN_PAST: u8 = 2;
+        let mut flags: HashMap<Hash, u8> = HashMap::new();
+        let mut queue: BinaryHeap<(usize, Hash)> = BinaryHeap::new();
+        let mut open = 0usize; // queued nodes not (yet) known to be in the past
+        let mark = |hash: Hash,
+                    flag: u8,
+                    flags: &mut HashMap<Hash, u8>,
+                    queue: &mut BinaryHeap<(usize, Hash)>,
+                    open: &mut usize| {
+            let Some(&pos) = self.position.get(&hash) else {
+                return;
+            };
+            match flags.get_mut(&hash) {
+                Some(existing) => {
+                    if *existing & IN_PAST == 0 && flag & IN_PAST != 0 {
+                        *open -= 1;
+                    }
+                    *existing |= flag;
+                }
+                None => {
+                    flags.insert(hash, flag);
+                    queue.push((pos, hash));
+                    if flag & IN_PAST == 0 {
+                        *open += 1;
+                    }
+                }
+            }
+        };
+        for p in &op.predecessors {
+            mark(*p, IN_PAST, &mut flags, &mut queue, &mut open);
+        }
+        for h in &self.heads {
+            mark(*h, FROM_HEADS, &mut flags, &mut queue, &mut open);
+        }
+        let mut concurrent = HashSet::new();
+        while open > 0 {
+            let Some((_, hash)) = queue.pop() else {
+                break;
+            };
+            let flag = flags.get(&hash).copied().unwrap_or(0);
+            if flag & IN_PAST == 0 {
+                open -= 1;
+                concurrent.insert(hash);
+            }
+            if let Some(node) = self.ops.get(&hash) {
+                for parent in &node.predecessors {
+                    mark(*parent, flag, &mut flags, &mut queue, &mut open);
+                }
+            }
+        }
+        concurrent
+    }
+
+    /// Test-only cross-check of [`Cgka::concurrent_with`] against a full ancestor walk.
+    #[cfg(test)]
+    pub(super) fn check_concurrent(&self, op: &CgkaOp, concurrent: &HashSet<Hash>) {
+        let mut past = HashSet::new();
+        let mut stack: Vec<Hash> = op.predecessors.clone();
+        while let Some(h) = stack.pop() {
+            if past.insert(h)
+                && let Some(parent) = self.ops.get(&h)
+            {
+                stack.extend(parent.predecessors.iter().copied());
+            }
+        }
+        let applied = &self.order[..self
+            .order
+            .iter()
+            .position(|h| *h == op.hash())
+            .unwrap_or(self.order.len())];
+        let expected: HashSet<Hash> = applied
+            .iter()
+            .filter(|h| !past.contains(h))
+            .copied()
+            .collect();
+        assert_eq!(
+            &expected, concurrent,
+            "concurrent_with disagrees with a full walk"
+        );
+    }
+
+    /// Applies one op at the end of the replay (CGKA-12..CGKA-15).
+    pub(super) fn apply(&mut self, hash: Hash, authority: &dyn CgkaAuthority) {
+        let Some(op) = self.ops.get(&hash).cloned() else {
+            return;
+        };
+        let past = if self
+            .heads
+            .iter()
+            .all(|h| op.predecessors.binary_search(h).is_ok())
+        {
+            Past::All
+        } else {
+            let concurrent = self.concurrent_with(&op);
+            #[cfg(test)]
+            self.check_concurrent(&op, &concurrent);
+            Past::AllExcept(concurrent)
+        };
+        self.generation += 1;
+        let verdict = verdict_of(&op, authority);
+        if let Some(allowed) = verdict {
+            // CGKA-32: an allowed add is asked again only when the allowed-adds stamp moves.
+            self.verdicts.insert(hash, allowed);
+            if allowed && matches!(op.body, CgkaBody::Add { .. }) {
+                self.recheck.remove(&hash);
+            } else {
+                self.recheck.insert(hash);
+            }
+        }
+        let issuer = IndividualId(op.issuer);
+        match &op.body {
+            CgkaBody::Init { prekey, .. } => {
+                let entry = Entry {
+                    op: hash,
+                    public: *prekey,
+                };
+                if self.tree.seat(issuer, entry).is_some() {
+                    self.structural.push(hash);
+                }
+            }
+            CgkaBody::Add { device, prekey } => {
+                if verdict == Some(true) {
+                    let entry = Entry {
+                        op: hash,
+                        public: *prekey,
+                    };
+                    if let Some(slot) = self.tree.seat(*device, entry) {
+                        self.structural_change(hash, &past, slot);
+                    }
+                }
+            }
+            CgkaBody::Remove { device } => {
+                if verdict == Some(true)
+                    && let Some(slot) = self.tree.unseat(device)
+                {
+                    self.structural_change(hash, &past, slot);
+                    self.blank_tainted(device);
+                }
+            }
+            CgkaBody::Update(update) => self.apply_update(hash, issuer, update, &past),
+            CgkaBody::Fill(fill) => self.apply_fill(hash, issuer, fill, &past),
+        }
+        for p in &op.predecessors {
+            self.heads.remove(p);
+        }
+        self.heads.insert(hash);
+    }
+
+    /// CGKA-12: a membership change invalidates every inner key written concurrently with it.
+    /// Keys superseded on the changed slot's path are forgotten too: a device removed from
+    /// below them may know them, so no later update may use them as targets (CGKA-15 (c)).
+    pub(super) fn structural_change(&mut self, hash: Hash, past: &Past, slot: u32) {
+        if let Past::AllExcept(concurrent) = past {
+            self.tree.retain_inner(|op| !concurrent.contains(op));
+        }
+        for node in self.tree.direct_path(slot) {
+            for key in self.superseded_at.remove(&node).unwrap_or_default() {
+                self.superseded.remove(&key);
+            }
+        }
+        self.structural.push(hash);
+    }
+
+    /// CGKA-15: writes an update's keys; inner keys only if no membership change is
+    /// concurrent with it.
+    pub(super) fn apply_update(
+        &mut self,
+        hash: Hash,
+        issuer: IndividualId,
+        update: &UpdatePath,
+        past: &Past,
+    ) {
+        let Some(slot) = self.tree.slot_of(&issuer) else {
+            return;
+        };
+        let nodes = self.tree.direct_path(slot);
+        let Some(leaf) = update.nodes.first() else {
+            return;
+        };
+        let superseded = |h: &Hash| past.contains(h);
+        let inner_valid = self.no_concurrent_change(past)
+            && nodes.len() == update.nodes.len()
+            && self.wraps_stay_inside(&nodes, update, past);
+
+        let mut dropped = self
+            .tree
+            .write(
+                nodes[0],
+                Entry {
+                    op: hash,
+                    public: leaf.public,
+                },
+                superseded,
+            )
+            .into_iter()
+            .map(|e| (nodes[0], e))
+            .collect::<Vec<_>>();
+        if inner_valid {
+            // CGKA-29: path node `j` is known to whoever holds a key its path secret was
+            // wrapped for at a level below `j`.
+            let mut taint: Vec<IndividualId> = Vec::new();
+            for (j, (node, path_node)) in nodes.iter().zip(&update.nodes).enumerate().skip(1) {
+                for w in &update.nodes[j - 1].wrapped {
+                    if let Some(t) = self.taint.get(&w.recipient) {
+                        taint.extend(t.iter().copied());
+                    }
+                }
+                taint.sort_unstable();
+                taint.dedup();
+                let gone = self.tree.write(
+                    *node,
+                    Entry {
+                        op: hash,
+                        public: path_node.public,
+                    },
+                    superseded,
+                );
+                dropped.extend(gone.into_iter().map(|e| (*node, e)));
+                self.set_taint(path_node.public, &taint);
+            }
+        }
+        for (node, entry) in dropped {
+            self.superseded.insert(entry.public, (node, hash));
+            self.superseded_at
+                .entry(node)
+                .or_default()
+                .push(entry.public);
+        }
+        if self.owner.is_some() && self.owner != Some(issuer) {
+            self.learn(hash, update);
+        }
+    }
+
+    /// CGKA-15 (a), CGKA-28: whether every membership change applied so far is in the past.
+    pub(super) fn no_concurrent_change(&self, past: &Past) -> bool {
+        match past {
+            Past::All => true,
+            Past::AllExcept(concurrent) => !self.structural.iter().any(|h| concurrent.contains(h)),
+        }
+    }
+
+    /// CGKA-29: records the devices that may know `key`'s secret without being seated below
+    /// its node.
+    pub(super) fn set_taint(&mut self, key: PrekeyPublic, taint: &[IndividualId]) {
+        if taint.is_empty() {
+            return;
+        }
+        for device in taint {
+            self.tainted_by.entry(*device).or_default().push(key);
+        }
+        self.taint.insert(key, taint.to_vec());
+    }
+
+    /// CGKA-30: an effective remove of `device` also drops every inner key it may know
+    /// without being seated below it (the keys it filled and the keys wrapped for those), and
+    /// forgets such keys among the superseded ones (CGKA-15 (c)).
+    pub(super) fn blank_tainted(&mut self, device: &IndividualId) {
+        let Some(keys) = self.tainted_by.remove(device) else {
+            return;
+        };
+        let keys: HashSet<PrekeyPublic> = keys.into_iter().collect();
+        self.tree.drop_inner_keys(&keys);
+        for key in &keys {
+            self.superseded.remove(key);
+        }
+    }
+
+    /// CGKA-28: writes a fill's nodes, in order, each only if it is a blank inner node off
+    /// the issuer's path, its key is new, and every key it wraps for is held strictly below
+    /// it (or was superseded there by an op concurrent with the fill); none if a membership
+    /// change is concurrent with the fill.
+    pub(super) fn apply_fill(
+        &mut self,
+        hash: Hash,
+        issuer: IndividualId,
+        fill: &FillNodes,
+        past: &Past,
+    ) {
+        let Some(slot) = self.tree.slot_of(&issuer) else {
+            return;
+        };
+        if self.no_concurrent_change(past) {
+            let own: HashSet<u32> = self.tree.direct_path(slot).into_iter().collect();
+            for filled in &fill.nodes {
+                let node = filled.node;
+                let fits = self.tree.is_inner_below_root(node)
+                    && !own.contains(&node)
+                    && self.tree.entries(node).is_empty()
+                    && self.tree.locate(&filled.public).is_none()
+                    && !self.superseded.contains_key(&filled.public)
+                    && filled
+                        .wrapped
+                        .iter()
+                        .all(|w| self.below(&w.recipient, node, past));
+                if !fits {
+                    continue;
+                }
+                let mut taint = vec![issuer];
+                for w in &filled.wrapped {
+                    if let Some(t) = self.taint.get(&w.recipient) {
+                        taint.extend(t.iter().copied());
+                    }
+                }
+                taint.sort_unstable();
+                taint.dedup();
+                let entry = Entry {
+                    op: hash,
+                    public: filled.public,
+                };
+                if self.tree.fill(node, entry) {
+                    self.set_taint(filled.public, &taint);
+                }
+            }
+        }
+        if self.owner.is_some() && self.owner != Some(issuer) {
+            self.learn_fill(hash, fill);
+        }
+    }
+
+    /// CGKA-28: `key` is held strictly below `node` in this replica's tree, or was superseded
+    /// there by an op concurrent with the one being applied (and not forgotten since).
+    pub(super) fn below(&self, key: &PrekeyPublic, node: u32, past: &Past) -> bool {
+        let strictly_below = |at: u32| at != node && crate::cgka::tree::in_subtree(at, node);
+        self.tree.locate(key).is_some_and(strictly_below)
+            || self
+                .superseded
+                .get(key)
+                .is_some_and(|(at, by)| strictly_below(*at) && !past.contains(by))
+    }
+
+    /// CGKA-31: learns the secret of every filled node wrapped for a key this device holds,
+    /// in order (a node's secret opens its parent's wrap). A wrong secret marks the fill bad.
+    pub(super) fn learn_fill(&mut self, hash: Hash, fill: &FillNodes) {
+        if self.bad_paths.contains(&hash) {
+            return;
+        }
+        for filled in &fill.nodes {
+            if self.secrets.contains_key(&filled.public) {
+                continue;
+            }
+            let secrets = &self.secrets;
+            match path::read_filled(&self.document, &fill.ephemeral, filled, |pk| {
+                secrets.get(pk).cloned()
+            }) {
+                Ok(Some(key)) => {
+                    self.secrets.insert(filled.public, key);
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    self.bad_paths.insert(hash);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// CGKA-15: every key the update wrapped a secret for at level `i` is a key now held at or
+    /// below the sibling of path node `i` in this replica's tree, or one there that an update
+    /// concurrent with this one superseded. So no device that is not seated here (e.g. one the
+    /// author's capability view admitted and this one did not) can know the update's inner
+    /// secrets.
+    pub(super) fn wraps_stay_inside(
+        &self,
+        nodes: &[u32],
+        update: &UpdatePath,
+        past: &Past,
+    ) -> bool {
+        nodes.iter().zip(&update.nodes).all(|(node, path_node)| {
+            if path_node.wrapped.is_empty() {
+                return true;
+            }
+            if *node == self.tree.root() {
+                return false;
+            }
+            let sibling = crate::cgka::tree::sibling(*node);
+            path_node.wrapped.iter().all(|w| {
+                self.tree
+                    .locate(&w.recipient)
+                    .is_some_and(|at| crate::cgka::tree::in_subtree(at, sibling))
+                    || self.superseded.get(&w.recipient).is_some_and(|(at, by)| {
+                        crate::cgka::tree::in_subtree(*at, sibling) && !past.contains(by)
+                    })
+            })
+        })
+    }
+
+    /// CGKA-11: learns an update's path secrets if one is wrapped for a key this device holds.
+    pub(super) fn learn(&mut self, hash: Hash, update: &UpdatePath) {
+        if self.epochs.contains_key(&hash) || self.bad_paths.contains(&hash) {
+            return;
+        }
+        let secrets = &self.secrets;
+        match path::read(&self.document, update, |pk| secrets.get(pk).cloned()) {
+            Ok(Some(learned)) => {
+                let first = update.nodes.len() - learned.node_keys.len();
+                for (node, key) in update.nodes[first..].iter().zip(learned.node_keys) {
+                    self.secrets.insert(node.public, key);
+                }
+                self.epochs
+                    .insert(hash, path::epoch_root(&self.document, &learned.root_secret));
+            }
+            Ok(None) => {}
+            Err(_) => {
+                self.bad_paths.insert(hash);
+            }
+        }
+    }
+}
