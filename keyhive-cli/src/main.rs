@@ -119,8 +119,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             stranger_quota,
+            per_address,
         }) => {
             let quota = commands::relay::parse_stranger_quota(&stranger_quota)?;
+            let per_address = per_address.limits()?;
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(commands::relay::TlsFiles { cert, key }),
                 _ => None,
@@ -139,6 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     upstream: &upstream,
                     tls: tls.as_ref(),
                     quota,
+                    per_address,
                 },
             )
         }

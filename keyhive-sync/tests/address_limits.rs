@@ -200,3 +200,45 @@ async fn stranger_bytes_per_address() {
         "another address is unaffected"
     );
 }
+
+/// A relay serving `store` (a restart is a new relay on the same store), its graph loaded.
+async fn serve_on(store: Arc<MemoryStore>, limits: Limits) -> RelayHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let policy = CapabilityPolicy::new([]);
+    policy.load(&*store).unwrap();
+    Relay::serve(
+        listener,
+        store,
+        Arc::new(policy),
+        RelayConfig::new(Device::generate(None).signing_key().clone()).with_limits(limits),
+    )
+    .unwrap()
+}
+
+/// SYNC-108, STORE-18: what strangers from an address stored is kept through the store, so a
+/// restart does not give the address a fresh budget; another address is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stranger_usage_per_address_survives_a_restart() {
+    let mut per_address = loose();
+    per_address.stranger_quota = StrangerQuota::new(30, 1 << 30);
+    let store = Arc::new(MemoryStore::new());
+    let relay = serve_on(store.clone(), limits(per_address.clone())).await;
+    let (a, items) = stranger(&relay, ONE, 25).await;
+    assert_eq!(stored(&a.push(&items).await.unwrap()), 25);
+    drop(a);
+    relay.shutdown().await.unwrap();
+
+    let relay = serve_on(store, limits(per_address)).await;
+    let (b, items) = stranger(&relay, ONE, 20).await;
+    assert_eq!(
+        stored(&b.push(&items).await.unwrap()),
+        5,
+        "after a restart, the address has only what was left of its quota"
+    );
+    let (c, items) = stranger(&relay, TWO, 20).await;
+    assert_eq!(
+        stored(&c.push(&items).await.unwrap()),
+        20,
+        "another address is unaffected"
+    );
+}

@@ -12,7 +12,7 @@ use keyhive_core::keystore::{self, KeyStore};
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::client::Client;
 use keyhive_sync::relay::fanout::Feed;
-use keyhive_sync::relay::{Limits, Relay, RelayConfig, RelayHandle, StrangerQuota};
+use keyhive_sync::relay::{AddressLimits, Limits, Relay, RelayConfig, RelayHandle, StrangerQuota};
 use keyhive_sync::store::{PostgresConfig, PostgresStore};
 use keyhive_sync::{RedbStore, Store};
 use serde_json::json;
@@ -92,11 +92,97 @@ fn load_or_create_identity(data: &Path) -> Result<KeyStore> {
 
 /// Parses `--stranger-quota ITEMS,BYTES` (SYNC-104).
 pub fn parse_stranger_quota(arg: &str) -> Result<StrangerQuota> {
+    parse_quota("--stranger-quota", arg)
+}
+
+/// SYNC-108: the per-address limits of `keyhive relay serve`, over every connection and key
+/// from one network address (an IPv4 address, or the /64 prefix of an IPv6 address).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AddressFlags {
+    /// Most simultaneous connections from one network address (an IPv4 address or an IPv6
+    /// /64), whatever keys they use; more get HTTP 503 (specs/sync.md SYNC-108).
+    #[arg(
+        long = "address-max-connections",
+        value_name = "N",
+        default_value_t = AddressLimits::default().max_connections
+    )]
+    pub address_max_connections: usize,
+    /// Sustained pushed items (signature checks) per second from one address, over all its
+    /// keys.
+    #[arg(
+        long = "address-items-per-second",
+        value_name = "N",
+        default_value_t = AddressLimits::default().items_per_second,
+        value_parser = parse_rate
+    )]
+    pub address_items_per_second: f64,
+    /// Pushed items one address may send in a burst.
+    #[arg(
+        long = "address-burst-items",
+        value_name = "N",
+        default_value_t = AddressLimits::default().burst_items,
+        value_parser = parse_rate
+    )]
+    pub address_burst_items: f64,
+    /// Sustained frame bytes per second from one address, over all its connections.
+    #[arg(
+        long = "address-bytes-per-second",
+        value_name = "N",
+        default_value_t = AddressLimits::default().bytes_per_second,
+        value_parser = parse_rate
+    )]
+    pub address_bytes_per_second: f64,
+    /// Frame bytes one address may send in a burst.
+    #[arg(
+        long = "address-burst-bytes",
+        value_name = "N",
+        default_value_t = AddressLimits::default().burst_bytes,
+        value_parser = parse_rate
+    )]
+    pub address_burst_bytes: f64,
+    /// Most that keys holding no grant from anyone, pushing from one address, may store here
+    /// together, as ITEMS,BYTES; kept in the store, so a restart does not reset it.
+    #[arg(
+        long = "address-quota",
+        value_name = "ITEMS,BYTES",
+        default_value = "10000,41943040"
+    )]
+    pub address_stranger_quota: String,
+    /// Hold loopback clients to the per-address limits too. By default they are exempt (a
+    /// reverse proxy on the same host would put every client behind one address).
+    #[arg(long)]
+    pub limit_loopback: bool,
+}
+
+impl AddressFlags {
+    /// The limits these flags set (SYNC-108).
+    pub fn limits(&self) -> Result<AddressLimits> {
+        let mut limits = AddressLimits::default();
+        limits.max_connections = self.address_max_connections;
+        limits.items_per_second = self.address_items_per_second;
+        limits.burst_items = self.address_burst_items;
+        limits.bytes_per_second = self.address_bytes_per_second;
+        limits.burst_bytes = self.address_burst_bytes;
+        limits.stranger_quota = parse_quota("--address-quota", &self.address_stranger_quota)?;
+        limits.exempt_loopback = !self.limit_loopback;
+        Ok(limits)
+    }
+}
+
+/// A rate or burst: a finite number, not negative.
+fn parse_rate(arg: &str) -> std::result::Result<f64, String> {
+    match arg.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{arg:?} is not a number of at least 0")),
+    }
+}
+
+fn parse_quota(flag: &str, arg: &str) -> Result<StrangerQuota> {
     let parsed = arg
         .split_once(',')
         .and_then(|(items, bytes)| Some((items.trim().parse().ok()?, bytes.trim().parse().ok()?)));
     let Some((items, bytes)) = parsed else {
-        bail!("--stranger-quota {arg:?} is not ITEMS,BYTES (e.g. 1000,4194304)");
+        bail!("{flag} {arg:?} is not ITEMS,BYTES (e.g. 1000,4194304)");
     };
     Ok(StrangerQuota::new(items, bytes))
 }
@@ -109,20 +195,11 @@ pub async fn start(
     upstream: &[String],
     tls: Option<&TlsFiles>,
 ) -> Result<RunningRelay> {
-    start_with(
-        listen,
-        data,
-        None,
-        peers,
-        upstream,
-        tls,
-        StrangerQuota::default(),
-    )
-    .await
+    start_with(listen, data, None, peers, upstream, tls, Limits::default()).await
 }
 
-/// [`start`], with its items in `shared` instead of the embedded store when given, and
-/// strangers held to `quota` (SYNC-104).
+/// [`start`], with its items in `shared` instead of the embedded store when given, under
+/// `limits` (e.g. strangers held to a quota, SYNC-104; per-address limits, SYNC-108).
 pub async fn start_with(
     listen: &str,
     data: &Path,
@@ -130,7 +207,7 @@ pub async fn start_with(
     peers: &[String],
     upstream: &[String],
     tls: Option<&TlsFiles>,
-    quota: StrangerQuota,
+    limits: Limits,
 ) -> Result<RunningRelay> {
     let upstream = upstream
         .iter()
@@ -150,8 +227,6 @@ pub async fn start_with(
         CapabilityPolicy::new(peer_ids)
             .with_marks(keyhive_sync::store::MarkKey::from_identity(&key)),
     );
-    let mut limits = Limits::default();
-    limits.stranger_quota = quota;
     let mut config = RelayConfig::new(key.clone()).with_limits(limits);
     if let Some(tls) = tls {
         config = config.with_tls(tls);
@@ -223,11 +298,13 @@ pub struct ServeOptions<'a> {
     pub tls: Option<&'a TlsFiles>,
     /// `--stranger-quota` (SYNC-104).
     pub quota: StrangerQuota,
+    /// `--address-*`, `--limit-loopback` (SYNC-108).
+    pub per_address: AddressLimits,
 }
 
 /// `keyhive relay serve --listen ADDR --data DIR [--store postgres://...] [--sync-with
-/// RELAY_ID@URL]... [--tls-cert FILE --tls-key FILE] [--stranger-quota ITEMS,BYTES]`: runs
-/// until SIGINT or SIGTERM.
+/// RELAY_ID@URL]... [--tls-cert FILE --tls-key FILE] [--stranger-quota ITEMS,BYTES]
+/// [--address-... N]... [--limit-loopback]`: runs until SIGINT or SIGTERM.
 pub fn serve(
     out: Output,
     listen: &str,
@@ -256,8 +333,12 @@ pub fn serve(
             upstream,
             tls,
             quota,
+            per_address,
         } = options;
-        let relay = start_with(listen, data, shared, peers, upstream, tls, quota).await?;
+        let mut limits = Limits::default();
+        limits.stranger_quota = quota;
+        limits.per_address = per_address;
+        let relay = start_with(listen, data, shared, peers, upstream, tls, limits).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
         out.emit(&json!({"url": url, "id": id, "data": data}), || {
@@ -296,5 +377,64 @@ pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = Resu
     #[cfg(not(unix))]
     {
         Ok(async { Ok(tokio::signal::ctrl_c().await?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        address: AddressFlags,
+    }
+
+    fn parse(args: &[&str]) -> Result<AddressLimits> {
+        let flags = Flags::try_parse_from(std::iter::once("relay").chain(args.iter().copied()))?;
+        flags.address.limits()
+    }
+
+    /// SYNC-108: without flags, the per-address limits are the library's defaults.
+    #[test]
+    fn address_flag_defaults_are_the_library_defaults() {
+        assert_eq!(parse(&[]).unwrap(), AddressLimits::default());
+    }
+
+    /// SYNC-108: each flag sets its limit.
+    #[test]
+    fn address_flags_set_each_limit() {
+        let limits = parse(&[
+            "--address-max-connections",
+            "3",
+            "--address-items-per-second",
+            "50",
+            "--address-burst-items",
+            "60",
+            "--address-bytes-per-second",
+            "1000",
+            "--address-burst-bytes",
+            "2000",
+            "--address-quota",
+            "7,700",
+            "--limit-loopback",
+        ])
+        .unwrap();
+        assert_eq!(limits.max_connections, 3);
+        assert_eq!(limits.items_per_second, 50.0);
+        assert_eq!(limits.burst_items, 60.0);
+        assert_eq!(limits.bytes_per_second, 1000.0);
+        assert_eq!(limits.burst_bytes, 2000.0);
+        assert_eq!(limits.stranger_quota, StrangerQuota::new(7, 700));
+        assert!(!limits.exempt_loopback);
+    }
+
+    #[test]
+    fn bad_address_flags_are_refused() {
+        assert!(parse(&["--address-items-per-second", "-1"]).is_err());
+        assert!(parse(&["--address-burst-bytes", "NaN"]).is_err());
+        let err = parse(&["--address-quota", "7"]).unwrap_err();
+        assert!(err.to_string().contains("--address-quota"));
     }
 }

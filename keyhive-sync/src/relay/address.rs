@@ -7,7 +7,13 @@
 //! ([`AddressLimits::exempt_loopback`]). Every table is bounded: connection counts are held only
 //! for addresses with a live connection; rate buckets for at most [`MAX_TRACKED`] addresses
 //! (full buckets, which carry no information, are forgotten first); stranger usage for at most
-//! [`MAX_TRACKED`] addresses (an evicted address starts again from zero).
+//! [`MAX_TRACKED`] addresses in memory.
+//!
+//! Stranger usage outlives the process (SYNC-108, STORE-18): after each push that stored
+//! anything for a stranger, the address's usage is written to the store
+//! ([`crate::store::Store::put_address_usage`]), and an address not held in memory (after a
+//! restart, or evicted) is read back from the store before its first stranger push is judged,
+//! so neither a restart nor an eviction gives it a fresh budget.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -16,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::limits::{AddressLimits, TokenBucket};
+use crate::store::{AddressKey, AddressUsage, Store, StoreError};
 
 /// Most addresses whose rate buckets or stranger usage are held at once.
 pub(crate) const MAX_TRACKED: usize = 16_384;
@@ -41,11 +48,18 @@ impl Address {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Usage {
-    pub(crate) items: u64,
-    pub(crate) bytes: u64,
+impl Address {
+    /// STORE-18: the address as the store keys it (IPv4 as IPv4-mapped IPv6; an IPv6 /64
+    /// prefix with zero low bytes).
+    pub(crate) fn key(&self) -> AddressKey {
+        match self.0 {
+            IpAddr::V4(v4) => AddressKey(v4.to_ipv6_mapped().octets()),
+            IpAddr::V6(v6) => AddressKey(v6.octets()),
+        }
+    }
 }
+
+type Usage = AddressUsage;
 
 /// Per-address state shared by every connection of a relay.
 pub(crate) struct Addresses {
@@ -172,6 +186,35 @@ impl Addresses {
             TokenBucket::new(rate, burst)
         })
         .is_ok()
+    }
+
+    /// SYNC-108, STORE-18: reads `address`'s stranger usage from `store` unless it is held in
+    /// memory (the first stranger push from it since the relay started, or since it was
+    /// evicted).
+    pub(crate) fn recall(&self, address: Address, store: &dyn Store) -> Result<(), StoreError> {
+        if lock(&self.stored).contains_key(&address) {
+            return Ok(());
+        }
+        let held = store.address_usage(&address.key())?.unwrap_or_default();
+        let mut stored = lock(&self.stored);
+        if !stored.contains_key(&address)
+            && stored.len() >= MAX_TRACKED
+            && let Some(k) = stored.keys().next().copied()
+        {
+            stored.remove(&k);
+        }
+        stored.entry(address).or_insert(held);
+        Ok(())
+    }
+
+    /// SYNC-108, STORE-18: writes `address`'s stranger usage to `store` (after a push stored
+    /// something for a stranger from it).
+    pub(crate) fn persist(&self, address: Address, store: &dyn Store) -> Result<(), StoreError> {
+        let usage = lock(&self.stored).get(&address).copied();
+        match usage {
+            Some(usage) => store.put_address_usage(&address.key(), usage),
+            None => Ok(()),
+        }
     }
 
     /// Whether strangers from `address` may store one more item.

@@ -65,8 +65,8 @@ pub struct AddressLimits {
     pub bytes_per_second: f64,
     /// Frame bytes allowed in a burst.
     pub burst_bytes: f64,
-    /// Most that strangers (SYNC-104) pushing from the address may store here together; counted
-    /// in memory since the relay started.
+    /// Most that strangers (SYNC-104) pushing from the address may store here together; kept
+    /// through the store (STORE-18), so a restart does not reset it.
     pub stranger_quota: StrangerQuota,
     /// Loopback addresses (tests, a reverse proxy on the same host) are exempt when set.
     pub exempt_loopback: bool,

@@ -8,7 +8,7 @@
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 
-use super::{Mark, Store};
+use super::{AddressKey, AddressUsage, Mark, Store};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::reconcile::summary::Summary;
 
@@ -39,6 +39,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     summary_matches_hashes(&make());
     removal(&make());
     admission_marks(&make());
+    address_usage(&make());
     concurrent_writers(make());
 }
 
@@ -222,4 +223,37 @@ pub fn admission_marks<S: Store>(store: &S) {
     held.sort_by_key(|(h, _)| *h);
     marks.sort_by_key(|(h, _)| *h);
     assert_eq!(held, marks);
+}
+
+/// STORE-18: an address's usage comes back as last recorded, per address; unknown is `None`.
+pub fn address_usage<S: Store>(store: &S) {
+    let v4 = AddressKey([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7]);
+    let v6 = AddressKey([0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(store.address_usage(&v4).unwrap(), None);
+    store
+        .put_address_usage(&v4, AddressUsage::new(3, 300))
+        .unwrap();
+    store
+        .put_address_usage(&v6, AddressUsage::new(1, u64::from(u32::MAX) + 5))
+        .unwrap();
+    store
+        .put_address_usage(&v4, AddressUsage::new(4, 410))
+        .unwrap();
+    assert_eq!(
+        store.address_usage(&v4).unwrap(),
+        Some(AddressUsage::new(4, 410)),
+        "a later usage replaces the earlier one"
+    );
+    assert_eq!(
+        store.address_usage(&v6).unwrap(),
+        Some(AddressUsage::new(1, u64::from(u32::MAX) + 5))
+    );
+    store
+        .put_address_usage(&v6, AddressUsage::default())
+        .unwrap();
+    assert_eq!(
+        store.address_usage(&v6).unwrap(),
+        Some(AddressUsage::default()),
+        "a usage given back to zero is kept as zero"
+    );
 }

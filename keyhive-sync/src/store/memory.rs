@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use keyhive_core::Hash;
 
-use super::{Mark, Store, StoreError};
+use super::{AddressKey, AddressUsage, Mark, Store, StoreError};
 use crate::item::{Item, SubjectId};
 use crate::reconcile::summary::Summary;
 
@@ -15,6 +15,8 @@ struct Inner {
     by_subject: BTreeMap<SubjectId, (BTreeSet<Hash>, Summary)>,
     /// STORE-17: admission marks (RELAY-7).
     marks: HashMap<Hash, Mark>,
+    /// STORE-18: stranger usage per network address (SYNC-108).
+    addresses: HashMap<AddressKey, AddressUsage>,
 }
 
 /// A store held in memory.
@@ -119,6 +121,19 @@ impl Store for MemoryStore {
 
     fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
         Ok(self.lock().marks.iter().map(|(h, m)| (*h, *m)).collect())
+    }
+
+    fn put_address_usage(
+        &self,
+        address: &AddressKey,
+        usage: AddressUsage,
+    ) -> Result<(), StoreError> {
+        self.lock().addresses.insert(*address, usage);
+        Ok(())
+    }
+
+    fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
+        Ok(self.lock().addresses.get(address).copied())
     }
 }
 

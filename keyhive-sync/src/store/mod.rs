@@ -8,7 +8,8 @@
 //! `Summary::of(hashes(subject))`; STORE-16 `remove` deletes a batch in one atomic, durable
 //! transaction, keeping STORE-3/4 (a subject left empty is no longer listed); STORE-17
 //! `put_marks` keeps one admission mark per hash (RELAY-7), replacing an earlier one, and
-//! `marks` lists them. Damaged files (STORE-6..STORE-9, [`redb_store`]): every
+//! `marks` lists them; STORE-18 `put_address_usage` keeps one stranger usage per network address
+//! (SYNC-108), replacing an earlier one, and `address_usage` reads it back. Damaged files (STORE-6..STORE-9, [`redb_store`]): every
 //! failure is a typed [`StoreError`] naming the file and what to do, never a panic; an empty
 //! existing file is refused, never recreated.
 
@@ -191,6 +192,68 @@ pub trait Store: Send + Sync + 'static {
     fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
         Ok(Vec::new())
     }
+
+    /// STORE-18: records what strangers pushing from one network address stored at this relay
+    /// (SYNC-108), replacing what was held for it, durably when it returns `Ok`, so that a
+    /// restart does not give the address a fresh budget. The default keeps nothing; every
+    /// backend of this crate keeps it.
+    fn put_address_usage(
+        &self,
+        address: &AddressKey,
+        usage: AddressUsage,
+    ) -> Result<(), StoreError> {
+        let _ = (address, usage);
+        Ok(())
+    }
+
+    /// STORE-18: what [`Store::put_address_usage`] last recorded for `address`.
+    fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
+        let _ = address;
+        Ok(None)
+    }
+}
+
+/// STORE-18, SYNC-108: a network address as a relay counts it, in 16 bytes: an IPv4 address as
+/// its IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), an IPv6 address as its /64 prefix followed
+/// by eight zero bytes (so the two never collide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressKey(pub [u8; 16]);
+
+/// STORE-18: what strangers from one address stored at a relay (SYNC-104, SYNC-108).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AddressUsage {
+    /// Items stored.
+    pub items: u64,
+    /// Envelope bytes stored.
+    pub bytes: u64,
+}
+
+impl AddressUsage {
+    /// A usage of `items` items and `bytes` bytes.
+    pub fn new(items: u64, bytes: u64) -> Self {
+        AddressUsage { items, bytes }
+    }
+
+    /// The 16-byte record backends store: `items_le[8] || bytes_le[8]`.
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.items.to_le_bytes());
+        out[8..].copy_from_slice(&self.bytes.to_le_bytes());
+        out
+    }
+
+    /// Reads [`AddressUsage::to_bytes`] back.
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let mut items = [0u8; 8];
+        let mut size = [0u8; 8];
+        items.copy_from_slice(&bytes[..8]);
+        size.copy_from_slice(&bytes[8..]);
+        AddressUsage {
+            items: u64::from_le_bytes(items),
+            bytes: u64::from_le_bytes(size),
+        }
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -220,5 +283,15 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
         (**self).marks()
+    }
+    fn put_address_usage(
+        &self,
+        address: &AddressKey,
+        usage: AddressUsage,
+    ) -> Result<(), StoreError> {
+        (**self).put_address_usage(address, usage)
+    }
+    fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
+        (**self).address_usage(address)
     }
 }

@@ -8,6 +8,8 @@
 //! - `marks` (STORE-17, RELAY-7; created by the first `put_marks`, so a store without it is the
 //!   same version 1): `hash[32] -> mark[32]`, committed without fsync (a lost mark only costs a
 //!   verification at the next start; the next durable commit persists it).
+//! - `addresses` (STORE-18, SYNC-108; created by the first `put_address_usage`, same version 1):
+//!   `address[16] -> items_le[8] || bytes_le[8]`, committed durably.
 //!
 //! A database with another schema version is refused, never silently rewritten.
 //!
@@ -36,7 +38,7 @@ use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition,
 };
 
-use super::{Mark, Store, StoreError};
+use super::{AddressKey, AddressUsage, Mark, Store, StoreError};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::reconcile::summary::Summary;
 
@@ -48,6 +50,7 @@ const ITEMS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("items");
 const BY_SUBJECT: TableDefinition<&[u8; 64], ()> = TableDefinition::new("by_subject");
 const SUMMARIES: TableDefinition<&[u8; 32], &[u8; 40]> = TableDefinition::new("summaries");
 const MARKS: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new("marks");
+const ADDRESSES: TableDefinition<&[u8; 16], &[u8; 16]> = TableDefinition::new("addresses");
 
 /// Opens (or creates) the database behind a store; called again to reopen it (STORE-15).
 type Opener = Box<dyn Fn(&Path) -> Result<Database, StoreError> + Send + Sync>;
@@ -619,6 +622,39 @@ impl Store for RedbStore {
                 out.push((Hash(*hash.value()), Mark(*mark.value())));
             }
             Ok(out)
+        })
+    }
+
+    /// STORE-18: one durable write transaction.
+    fn put_address_usage(
+        &self,
+        address: &AddressKey,
+        usage: AddressUsage,
+    ) -> Result<(), StoreError> {
+        self.with_db(|db, path| {
+            let txn = db.begin_write().map_err(|e| backend(path, e))?;
+            {
+                let mut table = txn.open_table(ADDRESSES).map_err(|e| backend(path, e))?;
+                table
+                    .insert(&address.0, &usage.to_bytes())
+                    .map_err(|e| backend(path, e))?;
+            }
+            txn.commit().map_err(|e| backend(path, e))?;
+            Ok(())
+        })
+    }
+
+    fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let table = match txn.open_table(ADDRESSES) {
+                Ok(t) => t,
+                // No stranger stored anything yet (or a store older than STORE-18).
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(backend(path, e)),
+            };
+            let held = table.get(&address.0).map_err(|e| backend(path, e))?;
+            Ok(held.map(|v| AddressUsage::from_bytes(v.value())))
         })
     }
 }

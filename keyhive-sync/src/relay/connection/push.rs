@@ -61,7 +61,14 @@ impl Conn {
                 }
             }
         };
-        // SYNC-108: strangers from one address share that address's quota, whatever their keys.
+        // SYNC-108: strangers from one address share that address's quota, whatever their keys,
+        // and what they stored before a restart still counts (STORE-18).
+        if quota.is_some()
+            && let Some(a) = self.address
+            && let Err(e) = self.shared.addresses.recall(a, &*self.shared.store)
+        {
+            return self.internal(req, e).await;
+        }
         let address_full = quota.is_some()
             && self
                 .address
@@ -133,6 +140,11 @@ impl Conn {
                 }
             }
             if !new_items.is_empty() {
+                if quota.is_some()
+                    && let Some(a) = self.address
+                {
+                    persist_address_usage(self.shared.clone(), a).await;
+                }
                 self.shared.policy.stored(&new_items);
                 for item in new_items {
                     // No receivers is fine: nobody is subscribed.
@@ -275,6 +287,24 @@ fn give_back(shared: &Shared, address: Option<Address>, quota: Option<&Reservati
         shared.guards.give_back(r, size);
         if let Some(a) = address {
             shared.addresses.give_back(a, size);
+        }
+    }
+}
+
+/// SYNC-108, STORE-18: records what strangers from `address` stored, so that a restart
+/// does not give the address a fresh budget. A failure is logged: the items are stored and
+/// acknowledged, and the next stranger push from the address records the total again.
+async fn persist_address_usage(shared: Arc<Shared>, address: Address) {
+    let persisted =
+        tokio::task::spawn_blocking(move || shared.addresses.persist(address, &*shared.store))
+            .await;
+    match persisted {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot record a stranger address's usage; a restart may forget part of it");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "recording a stranger address's usage failed");
         }
     }
 }

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use super::{Mark, Store, StoreError};
+use super::{AddressKey, AddressUsage, Mark, Store, StoreError};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::reconcile::summary::Summary;
 use crate::relay::fanout::Feed;
@@ -580,6 +580,42 @@ impl Store for PostgresStore {
             out.push((hash, Mark(mark)));
         }
         Ok(out)
+    }
+
+    /// STORE-18: one statement, replacing what was held for the address.
+    fn put_address_usage(
+        &self,
+        address: &AddressKey,
+        usage: AddressUsage,
+    ) -> Result<(), StoreError> {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.query(
+            "recording stranger usage of an address",
+            "INSERT INTO keyhive_address_usage (address, items, bytes) VALUES ($1, $2, $3)
+             ON CONFLICT (address) DO UPDATE SET items = excluded.items, bytes = excluded.bytes",
+            vec![
+                Param::Bytes(address.0.to_vec()),
+                Param::Int(count(usage.items)),
+                Param::Int(count(usage.bytes)),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
+        let rows = self.query(
+            "reading stranger usage of an address",
+            "SELECT items, bytes FROM keyhive_address_usage WHERE address = $1",
+            vec![Param::Bytes(address.0.to_vec())],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("negative address usage"));
+        Ok(Some(AddressUsage::new(
+            count(row.get(0))?,
+            count(row.get(1))?,
+        )))
     }
 }
 

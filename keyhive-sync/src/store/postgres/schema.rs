@@ -29,6 +29,12 @@ const MIGRATIONS: &[&str] = &[
          hash BYTEA PRIMARY KEY CHECK (length(hash) = 32),
          mark BYTEA NOT NULL CHECK (length(mark) = 32)
      );",
+    // 3: stranger usage per network address (STORE-18, SYNC-108).
+    "CREATE TABLE keyhive_address_usage (
+         address BYTEA  PRIMARY KEY CHECK (length(address) = 16),
+         items   BIGINT NOT NULL CHECK (items >= 0),
+         bytes   BIGINT NOT NULL CHECK (bytes >= 0)
+     );",
 ];
 
 /// The schema version this build writes.
