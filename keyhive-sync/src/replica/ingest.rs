@@ -46,18 +46,20 @@ impl<S: Store> Replica<S> {
         let touched: Vec<SubjectId> = items.iter().map(Item::subject).collect();
         let mut accepted = Vec::new();
         let mut report = Vec::with_capacity(items.len());
-        for item in items {
-            if self.store.contains(&item.hash())? {
+        // ADM-2a: signatures checked ahead on the available cores, applied here in order.
+        self.for_each_checked(&items, true, |this, item, checked| {
+            if this.store.contains(&item.hash())? {
                 report.push((item.hash(), Ok(Ingested::Duplicate)));
-                continue;
+                return Ok(());
             }
-            let result = self.apply_item(from, &item);
+            let result = this.apply_item_with(from, item, checked);
             if matches!(result, Ok(Ingested::Stored)) {
-                self.accepted += 1;
+                this.accepted += 1;
                 accepted.push(item.clone());
             }
             report.push((item.hash(), result));
-        }
+            Ok(())
+        })?;
         self.store.put(&accepted)?;
         self.refresh_cgkas();
         self.publish_events(touched);
@@ -70,7 +72,24 @@ impl<S: Store> Replica<S> {
         from: PeerTag,
         item: &Item,
     ) -> Result<Ingested, ReplicaError> {
-        match self.admission.admit(Mode::Replica, from, item)? {
+        self.apply_item_with(from, item, false)
+    }
+
+    /// As [`Replica::apply_item`]; `signatures_checked` when `verify_strict` already held for
+    /// every signature of these exact bytes (ADM-2a), so admission does not check them again.
+    pub(super) fn apply_item_with(
+        &mut self,
+        from: PeerTag,
+        item: &Item,
+        signatures_checked: bool,
+    ) -> Result<Ingested, ReplicaError> {
+        let admitted = if signatures_checked {
+            self.admission
+                .admit_signatures_checked(Mode::Replica, from, item)?
+        } else {
+            self.admission.admit(Mode::Replica, from, item)?
+        };
+        match admitted {
             Admitted::Op { released } => {
                 self.store_released(&released)?;
                 if let Some(AnyVerified::Genesis(_)) = self.admission.checker.op(&item.hash()) {
