@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use keyhive_core::capability::{
     Access, AgentId, AnySigned, AnyVerified, Checker, IngestError, IngestOutcome, PeerTag,
 };
-use keyhive_core::cgka::{CgkaBody, SignedCgkaOp, check_init};
+use keyhive_core::cgka::{CgkaBody, CgkaOp, SignedCgkaOp, check_init};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, IndividualId, SubjectKind};
@@ -88,8 +88,9 @@ pub enum Admitted {
         /// Whether the directory changed.
         changed: bool,
     },
-    /// A key-agreement op that passed ADM-5; a replica applies it to its tree.
-    KeyAgreement(SignedCgkaOp),
+    /// A key-agreement op that passed ADM-5 (signature checked); a replica applies it to its
+    /// tree without checking the signature again.
+    KeyAgreement(CgkaOp),
     /// A key-agreement op of a document whose genesis a replica does not hold yet (signature
     /// checked); the replica queues it, bounded.
     EarlyKeyAgreement(SignedCgkaOp),
@@ -318,20 +319,16 @@ impl Admission {
                 return Err(Refusal::UnknownSubject(document));
             }
             // ADM-2: verified before it is queued.
-            let op = op
-                .clone()
-                .verify()
-                .map(|_| op)
-                .map_err(Refusal::BadSignature)?;
+            op.check_signature().map_err(Refusal::BadSignature)?;
             return Ok(Admitted::EarlyKeyAgreement(op));
         };
         if info.kind != SubjectKind::Document {
             return Err(Refusal::UnknownSubject(document));
         }
         let verified = if trusted {
-            op.clone().assume_verified()
+            op.assume_verified()
         } else {
-            op.clone().verify().map_err(Refusal::BadSignature)?
+            op.verify().map_err(Refusal::BadSignature)?
         };
         let issuer = IndividualId(verified.issuer);
         if let CgkaBody::Init { .. } = verified.body {
@@ -366,7 +363,7 @@ impl Admission {
             }
         }
         self.key_agreement.insert(hash, document);
-        Ok(Admitted::KeyAgreement(op))
+        Ok(Admitted::KeyAgreement(verified))
     }
 
     fn require_held_read(

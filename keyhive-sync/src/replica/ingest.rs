@@ -2,7 +2,7 @@
 //! applied and stored (REP-2).
 
 use keyhive_core::capability::{AnyVerified, PeerTag};
-use keyhive_core::cgka::{Cgka, CgkaBody, Received, SignedCgkaOp};
+use keyhive_core::cgka::{Cgka, CgkaBody, CgkaOp, Received, SignedCgkaOp};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::encoding::{SignedPayload, peek_tag};
 use keyhive_core::identity::DocumentId;
@@ -134,9 +134,9 @@ impl<S: Store> Replica<S> {
         }
     }
 
-    fn apply_cgka(&mut self, item: &Item, op: SignedCgkaOp) -> Result<Ingested, ReplicaError> {
+    fn apply_cgka(&mut self, item: &Item, op: CgkaOp) -> Result<Ingested, ReplicaError> {
         let document = DocumentId(item.subject().0);
-        if matches!(op.unverified_payload().body, CgkaBody::Init { .. }) {
+        if matches!(op.body, CgkaBody::Init { .. }) {
             if self.cgkas.contains_key(&document) {
                 return Ok(Ingested::Duplicate);
             }
@@ -149,7 +149,9 @@ impl<S: Store> Replica<S> {
                 directory: &self.admission.directory,
                 document: document.0,
             };
-            let cgka = match Cgka::from_init(&binding, op, Some(&self.device), &authority) {
+            // Once per document: the init is checked again as it starts the tree.
+            let init = SignedCgkaOp::decode(item.envelope()).map_err(Refusal::Malformed)?;
+            let cgka = match Cgka::from_init(&binding, init, Some(&self.device), &authority) {
                 Ok(cgka) => cgka,
                 Err(e) => {
                     self.admission.forget_key_agreement(&item.hash());
@@ -168,7 +170,8 @@ impl<S: Store> Replica<S> {
         // Only applied ops are stored: one still waiting for predecessors stays in the tree and
         // is stored when an op that arrives later unblocks it (REP-2, SYNC-84).
         let before = cgka.op_count();
-        let received = cgka.receive(op, &authority);
+        // ADM-2: admission checked the signature; the tree applies its own rules.
+        let received = cgka.receive_verified(op, &authority);
         let unblocked = cgka.op_count() > before + 1;
         match received {
             Ok(Received::Applied) => {
