@@ -97,6 +97,16 @@ impl<T: Signable> Signed<T> {
         self.verify_with_key(&key)
     }
 
+    /// Runs the check [`Signed::verify`] runs (`verify_strict`, ENC-4) without consuming the
+    /// envelope: for checking a batch's signatures on several cores before the batch is
+    /// applied in order by whoever holds the answers.
+    pub fn check_signature(&self) -> Result<(), VerifyError> {
+        let key = self.payload.signer().verifying_key()?;
+        let (payload, signature) = self.signed_parts();
+        verify_strict_with(&key, payload, signature)?;
+        Ok(())
+    }
+
     /// As [`Signed::verify`], reusing decompressed signer keys from `cache`.
     pub fn verify_cached(self, cache: &mut KeyCache) -> Result<Verified<T>, VerifyError> {
         let key = cache.get(self.payload.signer())?;

@@ -157,16 +157,23 @@ fn device(c: &mut Criterion) {
         let history = items(&s.alice);
         let from = PeerTag::from(s.alice.device().id().0);
         let newcomer = s.members[1].clone();
-        g.bench_function(BenchmarkId::new("ingest_shuffled", n), |b| {
-            b.iter_batched(
-                || {
-                    let fresh = Replica::open(newcomer.clone(), MemoryStore::new()).unwrap();
-                    (fresh, history.clone())
-                },
-                |(mut fresh, history)| fresh.ingest_all(from, history).unwrap(),
-                BatchSize::PerIteration,
-            )
-        });
+        // One core, then signatures checked ahead on every core (ADM-2a).
+        for (name, threads) in [("ingest_shuffled", 1), ("ingest_parallel", 0)] {
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter_batched(
+                    || {
+                        let mut fresh =
+                            Replica::open(newcomer.clone(), MemoryStore::new()).unwrap();
+                        if threads > 0 {
+                            fresh.set_signature_threads(threads);
+                        }
+                        (fresh, history.clone())
+                    },
+                    |(mut fresh, history)| fresh.ingest_all(from, history).unwrap(),
+                    BatchSize::PerIteration,
+                )
+            });
+        }
     }
     g.finish();
 }

@@ -239,6 +239,18 @@ impl Checker {
         self.admit(peer, verified)
     }
 
+    /// As [`Checker::ingest_signed`] for an op whose signature the caller already checked with
+    /// `verify_strict` (ENC-4) on these exact bytes, e.g. on another core before a batch is
+    /// applied in order: the op is applied or parked for `peer` exactly as if it were verified
+    /// here.
+    pub fn ingest_verified(
+        &mut self,
+        peer: PeerTag,
+        op: impl Into<AnyVerified>,
+    ) -> Result<IngestOutcome, IngestError> {
+        self.admit(peer, op.into())
+    }
+
     /// Applies (or parks) an op whose signature is already checked, e.g. one signed here.
     pub fn apply_verified(
         &mut self,

@@ -331,6 +331,15 @@ impl AnySigned {
         }
     }
 
+    /// [`Signed::check_signature`] of whichever kind of op this is (`verify_strict`, ENC-4).
+    pub fn check_signature(&self) -> Result<(), crate::signed::VerifyError> {
+        match self {
+            AnySigned::Genesis(s) => s.check_signature(),
+            AnySigned::Auth(s) => s.check_signature(),
+            AnySigned::Content(s) => s.check_signature(),
+        }
+    }
+
     /// Treats the op as verified without checking its signature: see
     /// [`Signed::assume_verified`] (a relay's own admission marks, RELAY-7).
     pub fn assume_verified(self) -> AnyVerified {

@@ -29,6 +29,7 @@
 
 mod envelope;
 mod index;
+mod parallel;
 mod refusal;
 
 use std::collections::HashMap;
@@ -36,13 +37,14 @@ use std::collections::HashMap;
 use keyhive_core::capability::{
     Access, AgentId, AnySigned, AnyVerified, Checker, IngestError, IngestOutcome, PeerTag,
 };
-use keyhive_core::cgka::{CgkaBody, SignedCgkaOp, check_init};
+use keyhive_core::cgka::{CgkaBody, CgkaOp, SignedCgkaOp, check_init};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, IndividualId, SubjectKind};
 
 pub use envelope::{PIECE_RANK, apply_order, apply_rank};
 pub use index::BlobIndex;
+pub use parallel::{check_signatures, signatures_hold};
 pub use refusal::Refusal;
 
 use crate::blob::Blob;
@@ -59,11 +61,13 @@ pub enum Mode {
     Replica,
 }
 
-/// Whether admission checks signatures (always, but for a relay's own marked items, RELAY-7).
+/// Whether admission checks signatures (always, but for a relay's own marked items, RELAY-7,
+/// and for items whose signatures the caller checked on other cores, ADM-2a).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Signatures {
     Check,
     Trusted,
+    Checked,
 }
 
 /// What admitting an item did.
@@ -84,8 +88,9 @@ pub enum Admitted {
         /// Whether the directory changed.
         changed: bool,
     },
-    /// A key-agreement op that passed ADM-5; a replica applies it to its tree.
-    KeyAgreement(SignedCgkaOp),
+    /// A key-agreement op that passed ADM-5 (signature checked); a replica applies it to its
+    /// tree without checking the signature again.
+    KeyAgreement(CgkaOp),
     /// A key-agreement op of a document whose genesis a replica does not hold yet (signature
     /// checked); the replica queues it, bounded.
     EarlyKeyAgreement(SignedCgkaOp),
@@ -143,6 +148,20 @@ impl Admission {
         self.admit_checked(mode, from, item, Signatures::Trusted)
     }
 
+    /// ADM-2a: as [`Admission::admit`] for an item whose every signature
+    /// [`signatures_hold`] found valid (`verify_strict` over these exact bytes, e.g. on
+    /// another core while earlier items were admitted): the signatures are not checked again,
+    /// every other rule applies as for any item. Only `verify_strict`'s own answer may be
+    /// passed here, never a batch verification's (ENC-4).
+    pub fn admit_signatures_checked(
+        &mut self,
+        mode: Mode,
+        from: PeerTag,
+        item: &Item,
+    ) -> Result<Admitted, Refusal> {
+        self.admit_checked(mode, from, item, Signatures::Checked)
+    }
+
     fn admit_checked(
         &mut self,
         mode: Mode,
@@ -150,9 +169,9 @@ impl Admission {
         item: &Item,
         signatures: Signatures,
     ) -> Result<Admitted, Refusal> {
-        let trusted = signatures == Signatures::Trusted;
+        let trusted = signatures != Signatures::Check;
         match classify(item)? {
-            Envelope::Op(op) => self.admit_op(mode, from, op, trusted),
+            Envelope::Op(op) => self.admit_op(mode, from, op, signatures),
             Envelope::Card(card) => {
                 let card = if trusted {
                     card.assume_verified()
@@ -218,7 +237,7 @@ impl Admission {
         mode: Mode,
         from: PeerTag,
         op: AnySigned,
-        trusted: bool,
+        signatures: Signatures,
     ) -> Result<Admitted, Refusal> {
         let hash = op.hash();
         if self.checker.op(&hash).is_some() {
@@ -251,11 +270,12 @@ impl Admission {
                 return Err(Refusal::MissingPredecessors(missing));
             }
         }
-        let outcome = if trusted {
+        let outcome = match signatures {
             // RELAY-7: marked by this relay when it verified it.
-            self.checker.apply_verified(op.assume_verified())
-        } else {
-            self.checker.ingest_signed(from, op)
+            Signatures::Trusted => self.checker.apply_verified(op.assume_verified()),
+            // ADM-2a: `verify_strict` held on these bytes; parked for `from` like any op.
+            Signatures::Checked => self.checker.ingest_verified(from, op.assume_verified()),
+            Signatures::Check => self.checker.ingest_signed(from, op),
         };
         let released = match outcome {
             Ok(IngestOutcome::Applied { released, .. }) => released,
@@ -299,20 +319,16 @@ impl Admission {
                 return Err(Refusal::UnknownSubject(document));
             }
             // ADM-2: verified before it is queued.
-            let op = op
-                .clone()
-                .verify()
-                .map(|_| op)
-                .map_err(Refusal::BadSignature)?;
+            op.check_signature().map_err(Refusal::BadSignature)?;
             return Ok(Admitted::EarlyKeyAgreement(op));
         };
         if info.kind != SubjectKind::Document {
             return Err(Refusal::UnknownSubject(document));
         }
         let verified = if trusted {
-            op.clone().assume_verified()
+            op.assume_verified()
         } else {
-            op.clone().verify().map_err(Refusal::BadSignature)?
+            op.verify().map_err(Refusal::BadSignature)?
         };
         let issuer = IndividualId(verified.issuer);
         if let CgkaBody::Init { .. } = verified.body {
@@ -347,7 +363,7 @@ impl Admission {
             }
         }
         self.key_agreement.insert(hash, document);
-        Ok(Admitted::KeyAgreement(op))
+        Ok(Admitted::KeyAgreement(verified))
     }
 
     fn require_held_read(

@@ -2,7 +2,7 @@
 //! applied and stored (REP-2).
 
 use keyhive_core::capability::{AnyVerified, PeerTag};
-use keyhive_core::cgka::{Cgka, CgkaBody, Received, SignedCgkaOp};
+use keyhive_core::cgka::{Cgka, CgkaBody, CgkaOp, Received, SignedCgkaOp};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::encoding::{SignedPayload, peek_tag};
 use keyhive_core::identity::DocumentId;
@@ -46,18 +46,20 @@ impl<S: Store> Replica<S> {
         let touched: Vec<SubjectId> = items.iter().map(Item::subject).collect();
         let mut accepted = Vec::new();
         let mut report = Vec::with_capacity(items.len());
-        for item in items {
-            if self.store.contains(&item.hash())? {
+        // ADM-2a: signatures checked ahead on the available cores, applied here in order.
+        self.for_each_checked(&items, true, |this, item, checked| {
+            if this.store.contains(&item.hash())? {
                 report.push((item.hash(), Ok(Ingested::Duplicate)));
-                continue;
+                return Ok(());
             }
-            let result = self.apply_item(from, &item);
+            let result = this.apply_item_with(from, item, checked);
             if matches!(result, Ok(Ingested::Stored)) {
-                self.accepted += 1;
+                this.accepted += 1;
                 accepted.push(item.clone());
             }
             report.push((item.hash(), result));
-        }
+            Ok(())
+        })?;
         self.store.put(&accepted)?;
         self.refresh_cgkas();
         self.publish_events(touched);
@@ -70,7 +72,24 @@ impl<S: Store> Replica<S> {
         from: PeerTag,
         item: &Item,
     ) -> Result<Ingested, ReplicaError> {
-        match self.admission.admit(Mode::Replica, from, item)? {
+        self.apply_item_with(from, item, false)
+    }
+
+    /// As [`Replica::apply_item`]; `signatures_checked` when `verify_strict` already held for
+    /// every signature of these exact bytes (ADM-2a), so admission does not check them again.
+    pub(super) fn apply_item_with(
+        &mut self,
+        from: PeerTag,
+        item: &Item,
+        signatures_checked: bool,
+    ) -> Result<Ingested, ReplicaError> {
+        let admitted = if signatures_checked {
+            self.admission
+                .admit_signatures_checked(Mode::Replica, from, item)?
+        } else {
+            self.admission.admit(Mode::Replica, from, item)?
+        };
+        match admitted {
             Admitted::Op { released } => {
                 self.store_released(&released)?;
                 if let Some(AnyVerified::Genesis(_)) = self.admission.checker.op(&item.hash()) {
@@ -115,9 +134,9 @@ impl<S: Store> Replica<S> {
         }
     }
 
-    fn apply_cgka(&mut self, item: &Item, op: SignedCgkaOp) -> Result<Ingested, ReplicaError> {
+    fn apply_cgka(&mut self, item: &Item, op: CgkaOp) -> Result<Ingested, ReplicaError> {
         let document = DocumentId(item.subject().0);
-        if matches!(op.unverified_payload().body, CgkaBody::Init { .. }) {
+        if matches!(op.body, CgkaBody::Init { .. }) {
             if self.cgkas.contains_key(&document) {
                 return Ok(Ingested::Duplicate);
             }
@@ -130,7 +149,9 @@ impl<S: Store> Replica<S> {
                 directory: &self.admission.directory,
                 document: document.0,
             };
-            let cgka = match Cgka::from_init(&binding, op, Some(&self.device), &authority) {
+            // Once per document: the init is checked again as it starts the tree.
+            let init = SignedCgkaOp::decode(item.envelope()).map_err(Refusal::Malformed)?;
+            let cgka = match Cgka::from_init(&binding, init, Some(&self.device), &authority) {
                 Ok(cgka) => cgka,
                 Err(e) => {
                     self.admission.forget_key_agreement(&item.hash());
@@ -149,7 +170,8 @@ impl<S: Store> Replica<S> {
         // Only applied ops are stored: one still waiting for predecessors stays in the tree and
         // is stored when an op that arrives later unblocks it (REP-2, SYNC-84).
         let before = cgka.op_count();
-        let received = cgka.receive(op, &authority);
+        // ADM-2: admission checked the signature; the tree applies its own rules.
+        let received = cgka.receive_verified(op, &authority);
         let unblocked = cgka.op_count() > before + 1;
         match received {
             Ok(Received::Applied) => {

@@ -29,6 +29,7 @@ mod ingest;
 mod invite;
 mod orphans;
 mod scope;
+mod signatures;
 mod subscription;
 mod uncarried;
 
@@ -50,6 +51,7 @@ pub use error::ReplicaError;
 pub use events::Event;
 pub use gate::ReplicaGate;
 pub use invite::RedemptionStatus;
+pub use signatures::SIGNATURE_CHUNK;
 pub use subscription::{DEFAULT_CAPACITY, NextEvent, Subscription};
 
 /// SYNC-86: where a replica announces the items it stores locally, e.g. a sync client's
@@ -92,6 +94,8 @@ pub struct Replica<S: Store> {
     events: events::Hub,
     /// REP-60: the subjects a scoped open replayed (`None`: the whole store).
     scope: Option<BTreeSet<SubjectId>>,
+    /// ADM-2a: threads checking a batch's signatures ahead of applying it.
+    signature_threads: usize,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -158,6 +162,7 @@ impl<S: Store> Replica<S> {
             outbox: None,
             events: events::Hub::default(),
             scope: None,
+            signature_threads: signatures::default_threads(),
         }
     }
 
@@ -193,11 +198,19 @@ impl<S: Store> Replica<S> {
         let mut census = orphans::PieceCensus::default();
         for item in &items {
             census.note(item);
+        }
+        // Signatures checked ahead on the available cores (ADM-2a); every item is stored, so
+        // none is skipped as stored.
+        let replayed = self.for_each_checked(&items, false, |this, item, checked| {
             // Stored items were accepted once; one the current graph no longer authorises (a
             // key-agreement op by a since-revoked device) stays stored but is not applied.
-            if let Err(e) = self.apply_item(PeerTag::LOCAL, item) {
+            if let Err(e) = this.apply_item_with(PeerTag::LOCAL, item, checked) {
                 tracing::debug!(item = %item.hash(), error = %e, "stored item not applied on replay");
             }
+            Ok(())
+        });
+        if let Err(e) = replayed {
+            tracing::debug!(error = %e, "replay stopped");
         }
         self.refresh_cgkas();
         census

@@ -23,6 +23,12 @@ pub struct Raw {
     pub verify_strict_us: f64,
     /// Ed25519 batch verification of 64 signatures by 64 keys, per signature.
     pub verify_batch_us: f64,
+    /// What a batch verification whose acceptance implied `verify_strict`'s would cost per
+    /// signature (ENC-5): the batch, plus each `R` decompressed, checked canonical, not small
+    /// order and torsion-free (keys checked once when first seen, not counted). Not used.
+    pub verify_batch_strict_us: f64,
+    /// One point decompressed and checked torsion-free (a multiplication by the group order).
+    pub torsion_check_us: f64,
     /// X25519 Diffie-Hellman.
     pub x25519_us: f64,
     /// XChaCha20-Poly1305 seal of 1 KiB.
@@ -41,6 +47,8 @@ impl Raw {
             sign_us: m(self.sign_us, other.sign_us),
             verify_strict_us: m(self.verify_strict_us, other.verify_strict_us),
             verify_batch_us: m(self.verify_batch_us, other.verify_batch_us),
+            verify_batch_strict_us: m(self.verify_batch_strict_us, other.verify_batch_strict_us),
+            torsion_check_us: m(self.torsion_check_us, other.torsion_check_us),
             x25519_us: m(self.x25519_us, other.x25519_us),
             seal_1k_us: m(self.seal_1k_us, other.seal_1k_us),
             open_1k_us: m(self.open_1k_us, other.open_1k_us),
@@ -89,6 +97,12 @@ pub fn measure(iterations: usize) -> Result<Raw> {
         verify_batch_us: per_op(iterations.div_ceil(BATCH), || {
             black_box(batch.verify()).ok();
         }) / BATCH as f64,
+        verify_batch_strict_us: per_op(iterations.div_ceil(BATCH), || {
+            black_box(batch.verify_strict_equivalent()).ok();
+        }) / BATCH as f64,
+        torsion_check_us: per_op(iterations, || {
+            black_box(torsion_free(black_box(signature[..32].try_into().ok())));
+        }),
         x25519_us: per_op(iterations, || {
             black_box(a.agree(black_box(&b_public))).ok();
         }),
@@ -132,4 +146,28 @@ impl Batch {
         let messages: Vec<&[u8]> = self.messages.iter().map(|m| m.as_slice()).collect();
         ed25519_dalek::verify_batch(&messages, &self.signatures, &self.keys)
     }
+
+    /// The batch, accepted only if every `R` also passes the checks that make a cofactorless
+    /// batch's acceptance imply `verify_strict`'s (ENC-5).
+    fn verify_strict_equivalent(&self) -> Result<(), ed25519_dalek::SignatureError> {
+        for signature in &self.signatures {
+            if !torsion_free(Some(signature.r_bytes())) {
+                return Err(ed25519_dalek::SignatureError::new());
+            }
+        }
+        self.verify()
+    }
+}
+
+/// Whether `bytes` encode, canonically, a point of the prime-order subgroup other than the
+/// identity: what `R` (and, once per key, `A`) must satisfy for a batch verification's
+/// acceptance to imply `verify_strict`'s.
+fn torsion_free(bytes: Option<&[u8; 32]>) -> bool {
+    let Some(bytes) = bytes else {
+        return false;
+    };
+    let compressed = curve25519_dalek::edwards::CompressedEdwardsY(*bytes);
+    compressed.decompress().is_some_and(|point| {
+        point.compress() == compressed && !point.is_small_order() && point.is_torsion_free()
+    })
 }

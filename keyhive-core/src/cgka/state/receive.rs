@@ -10,16 +10,27 @@ impl Cgka {
         op: SignedCgkaOp,
         authority: &dyn CgkaAuthority,
     ) -> Result<Received, ReceiveError> {
-        let hash = op.hash();
-        if self.ops.contains_key(&hash) {
-            return Ok(Received::Duplicate);
-        }
-        // Still parked: not applied yet, so not to be stored yet either (CGKA-21, CGKA-26).
-        if let Some(parked) = self.pending.get(&hash) {
-            return Ok(Received::Pending(self.missing(parked)));
+        if let Some(seen) = self.seen(&op.hash()) {
+            return Ok(seen);
         }
         check_body(op.unverified_payload())?;
-        let op = Arc::new(op.verify_cached(&mut self.issuer_keys.0)?);
+        let op = op.verify_cached(&mut self.issuer_keys.0)?;
+        self.receive_verified(op, authority)
+    }
+
+    /// As [`Cgka::receive`] for an op whose signature the caller already checked
+    /// (`verify_strict`, e.g. at admission, ADM-2): every other rule applies alike.
+    pub fn receive_verified(
+        &mut self,
+        op: CgkaOp,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Received, ReceiveError> {
+        let hash = op.hash();
+        if let Some(seen) = self.seen(&hash) {
+            return Ok(seen);
+        }
+        check_body(&op)?;
+        let op = Arc::new(op);
         if matches!(op.body, CgkaBody::Init { .. }) {
             return Err(ReceiveError::ForeignInit);
         }
@@ -47,6 +58,17 @@ impl Cgka {
             .map(|op| self.missing(op))
             .unwrap_or_default();
         Ok(Received::Pending(missing))
+    }
+
+    /// The answer for an op already applied or still parked (CGKA-21, CGKA-26: a parked op is
+    /// not applied yet, so not to be stored yet either), if it is one.
+    fn seen(&self, hash: &Hash) -> Option<Received> {
+        if self.ops.contains_key(hash) {
+            return Some(Received::Duplicate);
+        }
+        self.pending
+            .get(hash)
+            .map(|parked| Received::Pending(self.missing(parked)))
     }
 
     /// Holds a refused op (CGKA-20): in quarantine, or in the DAG at once if a parked op
