@@ -89,13 +89,12 @@ pub fn read_profile(
             ChangeRecord::Profile(p) if p.group == group => Some((change, p)),
             _ => None,
         })
-        .filter(|(change, _)| {
+        // REC-10: the last in `Replica::changes` order (causal, ties by op hash).
+        .rfind(|(change, _)| {
             let author = AgentId::Individual(change.author);
             checker.can(author, Access::Write, &document.0)
                 && checker.can(author, Access::Admin, &group.0)
         })
-        // REC-10: the last in `Replica::changes` order (causal, ties by op hash).
-        .next_back()
         .map(|(change, p)| GroupName {
             name: p.name.clone(),
             profile: document,
