@@ -283,9 +283,16 @@ pub enum RelayCommand {
 /// `keyhive group ...`
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
-    /// Create a group; prints its id.
+    /// Create a group; prints its id. Its name travels encrypted to every member.
     Create {
-        /// Local name for the group.
+        /// Shared name of the group (readable by its members only).
+        name: String,
+    },
+    /// Rename a group for every member (needs admin on the group).
+    Rename {
+        /// Group (name or id).
+        group: String,
+        /// New shared name.
         name: String,
     },
 }

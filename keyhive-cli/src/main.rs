@@ -219,6 +219,9 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
     use keyhive_sync::record::MetadataKind;
     match command {
         Command::Group(GroupCommand::Create { name }) => subjects::create_group(s, &name),
+        Command::Group(GroupCommand::Rename { group, name }) => {
+            subjects::rename_group(s, &group, &name)
+        }
         Command::Folder(FolderCommand::Create { name }) => {
             subjects::create_and_print(s, &name, MetadataKind::Folder, None)
         }

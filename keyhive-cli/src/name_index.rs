@@ -4,13 +4,13 @@
 //! commands use it instead of replaying the whole store; on any mismatch they replay fully and
 //! the index is written again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use keyhive_core::capability::Access;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::encoding::{decode_canonical, encode};
-use keyhive_core::identity::{DocumentId, SubjectKind};
+use keyhive_core::identity::{DocumentId, GroupId, SubjectKind};
 use keyhive_core::keystore::KeyStore;
 use keyhive_sync::RedbStore;
 use keyhive_sync::item::SubjectId;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contacts::CONTACTS_FILE;
 use crate::home::Home;
-use crate::names::LocalNames;
+use crate::names::{GroupNames, LocalNames, SharedGroups};
 use keyhive_sync::record::{DocumentMetadata, MetadataKind};
 
 /// REP-64: the index file in the home.
@@ -28,7 +28,7 @@ pub const INDEX_FILE: &str = "names.index";
 /// (listed in `specs/encoding.md` §7).
 pub const INDEX_MAC_KEY: &str = "keyhive 2026-12-01 cli name index mac key v1";
 /// REP-65: the first bytes of the file (format and version).
-const MAGIC: &[u8; 16] = b"keyhive-names-v1";
+const MAGIC: &[u8; 16] = b"keyhive-names-v2";
 /// Length of the MAC at the end of the file.
 const MAC_LEN: usize = 32;
 /// Largest index body decoded (far above 100,000 documents with long names).
@@ -51,12 +51,21 @@ struct Named {
     removed: bool,
 }
 
+/// REC-10: one group's shared name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SharedName {
+    group: PublicKey,
+    name: String,
+}
+
 /// The encoded (and MAC'd) body of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Body {
     binding: [u8; 32],
     reachable: Vec<Reach>,
     metas: Vec<Named>,
+    groups: Vec<SharedName>,
+    profiles: Vec<PublicKey>,
 }
 
 /// What a full session knows about names and levels (REP-64).
@@ -66,6 +75,8 @@ pub struct NameIndex {
     pub reachable: Vec<(PublicKey, Access, SubjectKind)>,
     /// `Session::metas()`: every readable document's metadata (also of removed ones).
     pub metas: BTreeMap<DocumentId, DocumentMetadata>,
+    /// REC-10: the shared group names and profile documents the session read.
+    pub groups: SharedGroups,
 }
 
 /// REP-66: what reading the index found.
@@ -83,11 +94,12 @@ pub enum Lookup {
 
 impl NameIndex {
     /// REP-67: the one document `name` names, as a full session resolves it
-    /// (`Session::subject`): exactly one non-removed document has that name and no group has
-    /// it locally. `None` for anything else (an id, an ambiguous or unknown name, a group),
-    /// which the caller answers with a full open, so its messages are a full open's.
-    pub fn resolve(&self, name: &str, groups: &LocalNames) -> Option<DocumentId> {
-        if !groups.find(name).is_empty() {
+    /// (`Session::subject`): exactly one non-removed document has that name and no group is
+    /// shown with it (a local name, or a shared one, REC-10). `None` for anything else (an id,
+    /// an ambiguous or unknown name, a group), which the caller answers with a full open, so
+    /// its messages are a full open's.
+    pub fn resolve(&self, name: &str, local: &LocalNames) -> Option<DocumentId> {
+        if !self.group_names(local).find(name).is_empty() {
             return None;
         }
         let mut found = self
@@ -98,6 +110,14 @@ impl NameIndex {
         match (found.next(), found.next()) {
             (Some(one), None) => Some(one),
             _ => None,
+        }
+    }
+
+    /// Group names as shown: `local` first, then the shared names this index holds.
+    pub fn group_names<'a>(&'a self, local: &'a LocalNames) -> GroupNames<'a> {
+        GroupNames {
+            local,
+            shared: &self.groups,
         }
     }
 
@@ -123,6 +143,16 @@ impl NameIndex {
                     removed: m.removed,
                 })
                 .collect(),
+            groups: self
+                .groups
+                .names
+                .iter()
+                .map(|(g, name)| SharedName {
+                    group: g.0,
+                    name: name.clone(),
+                })
+                .collect(),
+            profiles: self.groups.profiles.iter().map(|d| d.0).collect(),
         }
     }
 
@@ -147,6 +177,18 @@ impl NameIndex {
                     (DocumentId(n.document), meta)
                 })
                 .collect(),
+            groups: SharedGroups {
+                names: body
+                    .groups
+                    .into_iter()
+                    .map(|g| (GroupId(g.group), g.name))
+                    .collect(),
+                profiles: body
+                    .profiles
+                    .into_iter()
+                    .map(DocumentId)
+                    .collect::<BTreeSet<_>>(),
+            },
         }
     }
 }
@@ -213,8 +255,13 @@ pub fn load(home: &Home, keys: &KeyStore, summaries: &[(SubjectId, Summary)]) ->
         return Ok(Lookup::Tampered);
     };
     // `blake3::Hash` compares in constant time.
-    if mac(keys, signed) != blake3::Hash::from(tag) || !signed.starts_with(MAGIC) {
+    if mac(keys, signed) != blake3::Hash::from(tag) {
         return Ok(Lookup::Tampered);
+    }
+    // REP-65: authentic, in another format (an index written by an earlier version): rewritten
+    // by the full open, like a stale one.
+    if !signed.starts_with(MAGIC) {
+        return Ok(Lookup::Stale);
     }
     let Ok(body) = decode_canonical::<Body>(&signed[MAGIC.len()..], MAX_BODY) else {
         return Ok(Lookup::Tampered);
@@ -281,8 +328,9 @@ mod tests {
             DocumentId(PublicKey([2; 32])),
             DocumentId(PublicKey([3; 32])),
         );
-        let index = NameIndex {
+        let mut index = NameIndex {
             reachable: Vec::new(),
+            groups: SharedGroups::default(),
             metas: [
                 (a, meta("plan.txt", false)),
                 (b, meta("twice", false)),
@@ -299,6 +347,13 @@ mod tests {
         assert_eq!(index.resolve("unknown", &groups), None);
         groups.insert(PublicKey([9; 32]), "plan.txt".to_owned());
         assert_eq!(index.resolve("plan.txt", &groups), None);
+        // REC-10: a group's shared name hides a document of that name too.
+        let groups = LocalNames::default();
+        index
+            .groups
+            .names
+            .insert(GroupId(PublicKey([8; 32])), "plan.txt".to_owned());
+        assert_eq!(index.resolve("plan.txt", &groups), None);
     }
 
     /// REP-65/66: written then read back it is valid and equal; after the store changes it is
@@ -312,6 +367,10 @@ mod tests {
         let index = NameIndex {
             reachable: vec![(PublicKey([7; 32]), Access::Read, SubjectKind::Document)],
             metas: [(DocumentId(PublicKey([7; 32])), meta("plan.txt", false))].into(),
+            groups: SharedGroups {
+                names: [(GroupId(PublicKey([6; 32])), "Team".to_owned())].into(),
+                profiles: [DocumentId(PublicKey([5; 32]))].into(),
+            },
         };
         assert!(matches!(
             load(&home, &keys, &store.summaries().expect("summaries")),
@@ -343,6 +402,18 @@ mod tests {
                 "byte {at}"
             );
         }
+        std::fs::write(home.path(INDEX_FILE), &bytes).expect("write");
+
+        // An authentic index of another format (v1, before shared group names) is stale.
+        let mut old = b"keyhive-names-v1".to_vec();
+        old.extend_from_slice(&bytes[MAGIC.len()..bytes.len() - MAC_LEN]);
+        let tag = mac(&keys, &old);
+        old.extend_from_slice(tag.as_bytes());
+        std::fs::write(home.path(INDEX_FILE), &old).expect("write");
+        assert!(matches!(
+            load(&home, &keys, &store.summaries().expect("summaries")),
+            Ok(Lookup::Stale)
+        ));
         std::fs::write(home.path(INDEX_FILE), &bytes).expect("write");
 
         let mut replica = Replica::open(keys.device().clone(), store.clone()).expect("replica");

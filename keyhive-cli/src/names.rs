@@ -1,11 +1,74 @@
-//! Local names for groups (which have no content to carry a shared name).
+//! Group names: the shared names every member reads from the group's profile document
+//! (`specs/content.md` REC-8..REC-10), and local names kept in `names.json` (groups named on
+//! this device before shared names existed), which override them on this device.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{DocumentId, GroupId};
+use keyhive_sync::record::GroupProfiles;
 
 use crate::home::Home;
+
+/// REC-10: the shared group names this device reads, and its profile documents (listed as
+/// the group they name, never as documents).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedGroups {
+    /// Each named group's shared name.
+    pub names: BTreeMap<GroupId, String>,
+    /// Every profile document this device reads (REC-9; also refused ones).
+    pub profiles: BTreeSet<DocumentId>,
+}
+
+impl From<&GroupProfiles> for SharedGroups {
+    fn from(p: &GroupProfiles) -> Self {
+        SharedGroups {
+            names: p.names.iter().map(|(g, n)| (*g, n.name.clone())).collect(),
+            profiles: p.documents.keys().copied().collect(),
+        }
+    }
+}
+
+/// Group names as this device shows them: a local name first, else the shared one.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupNames<'a> {
+    /// Local names (`names.json`).
+    pub local: &'a LocalNames,
+    /// Shared names (REC-10).
+    pub shared: &'a SharedGroups,
+}
+
+impl GroupNames<'_> {
+    /// The name shown for group `id`.
+    pub fn get(&self, id: &PublicKey) -> Option<&str> {
+        self.local
+            .get(id)
+            .or_else(|| self.shared.names.get(&GroupId(*id)).map(String::as_str))
+    }
+
+    /// Groups shown with this name.
+    pub fn find(&self, name: &str) -> Vec<PublicKey> {
+        let mut found = self.local.find(name);
+        for (group, shared) in &self.shared.names {
+            if shared == name && self.local.get(&group.0).is_none() {
+                found.push(group.0);
+            }
+        }
+        found
+    }
+
+    /// Every group name shown.
+    pub fn all(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.local.all().map(str::to_owned).collect();
+        for (group, shared) in &self.shared.names {
+            if self.local.get(&group.0).is_none() {
+                all.push(shared.clone());
+            }
+        }
+        all
+    }
+}
 
 /// File holding local group names.
 pub const NAMES_FILE: &str = "names.json";
@@ -32,9 +95,16 @@ impl LocalNames {
         home.write_atomic(NAMES_FILE, &serde_json::to_vec_pretty(&self.names)?, false)
     }
 
-    /// Remembers a name.
+    /// Remembers a name (local names are no longer made by a command: homes keep those they
+    /// had, as overrides).
+    #[cfg(test)]
     pub fn insert(&mut self, id: PublicKey, name: String) {
         self.names.insert(id.to_string(), name);
+    }
+
+    /// Forgets the local name of `id` (the shared name shows again); whether it had one.
+    pub fn remove(&mut self, id: &PublicKey) -> bool {
+        self.names.remove(&id.to_string()).is_some()
     }
 
     /// The name of `id`.

@@ -15,9 +15,11 @@ use crate::contacts::ContactBook;
 use crate::device_store;
 use crate::home::Home;
 use crate::name_index::{self, Lookup, NameIndex};
-use crate::names::LocalNames;
+use crate::names::{GroupNames, LocalNames, SharedGroups};
 use crate::output::Output;
-use keyhive_sync::record::{DocumentHistory, DocumentMetadata, MetadataKind};
+use keyhive_sync::record::{
+    DocumentHistory, DocumentMetadata, GroupProfiles, MetadataKind, read_profile,
+};
 
 /// File of the local item store.
 pub const STORE_FILE: &str = "store.redb";
@@ -36,11 +38,13 @@ pub struct Session {
     pub replica: Replica<Arc<RedbStore>>,
     /// Contacts.
     pub contacts: ContactBook,
-    /// Local group names.
+    /// Local group names (override the shared ones on this device).
     pub names: LocalNames,
     /// The person group this device belongs to (PERSON-1), if any.
     pub person: Option<GroupId>,
     metas: Option<BTreeMap<DocumentId, DocumentMetadata>>,
+    /// REC-10: shared group names and profile documents, read with `metas`.
+    groups: SharedGroups,
     /// REP-65: the binding (store, key store, contacts) when `metas` was read, so that
     /// writing the name index reuses them when nothing changed since.
     metas_binding: Option<[u8; 32]>,
@@ -159,6 +163,7 @@ impl Session {
         let index = NameIndex {
             reachable: self.replica.reachable(),
             metas: self.metas()?.clone(),
+            groups: self.groups.clone(),
         };
         name_index::write(&self.home, &self.keys, &self.store, &index).map(Some)
     }
@@ -204,6 +209,7 @@ impl Session {
             names,
             person,
             metas: None,
+            groups: SharedGroups::default(),
             metas_binding: None,
             scoped: false,
             pinned: None,
@@ -252,19 +258,30 @@ impl Session {
                 .filter(|(_, _, kind)| *kind == SubjectKind::Document)
                 .map(|(s, _, _)| s);
             let documents: Vec<PublicKey> = reachable.chain(removed.copied()).collect();
+            let mut profiles = GroupProfiles::default();
             for subject in documents {
                 let doc = DocumentId(subject);
-                if let Some(meta) = self.read_meta(doc)? {
+                let history = DocumentHistory::load(&self.replica, doc)?;
+                if let Some(meta) = history.metadata() {
                     metas.insert(doc, meta);
+                } else if let Some(reading) = read_profile(self.replica.checker(), doc, &history) {
+                    // REC-9, REC-10: a group's profile document.
+                    profiles.add(doc, reading);
                 }
             }
+            self.groups = SharedGroups::from(&profiles);
             self.metas = Some(metas);
         }
         Ok(self.metas.get_or_insert_default())
     }
 
-    fn read_meta(&self, doc: DocumentId) -> Result<Option<DocumentMetadata>> {
-        read_meta(&self.replica, doc)
+    /// Group names as shown here: local names first, then shared ones (REC-10).
+    pub fn group_names(&mut self) -> Result<GroupNames<'_>> {
+        self.metas()?;
+        Ok(GroupNames {
+            local: &self.names,
+            shared: &self.groups,
+        })
     }
 
     /// A human name for any subject or device.
@@ -282,7 +299,9 @@ impl Session {
         if self.person == Some(GroupId(*key)) {
             return "me (all my devices)".to_owned();
         }
-        if let Some(n) = self.names.get(key) {
+        if let Ok(names) = self.group_names()
+            && let Some(n) = names.get(key)
+        {
             return n.to_owned();
         }
         if let Ok(metas) = self.metas()
@@ -332,7 +351,7 @@ impl Session {
             .map(|(doc, meta)| (*doc, meta.name.clone()))
             .collect();
         let mut found: Vec<(PublicKey, SubjectKind)> = self
-            .names
+            .group_names()?
             .find(name_or_id)
             .into_iter()
             .map(|k| (k, SubjectKind::Group))
@@ -346,7 +365,7 @@ impl Session {
             [one] => Ok(*one),
             [] => {
                 let mut known: Vec<String> = metas.into_iter().map(|(_, name)| name).collect();
-                known.extend(self.names.all().map(str::to_owned));
+                known.extend(self.group_names()?.all());
                 bail!(
                     "unknown name {name_or_id:?}{}: run `keyhive ls` to see names, or use an id",
                     crate::lookup::did_you_mean(name_or_id, known)
@@ -410,7 +429,7 @@ impl Session {
             Err(_) => {
                 let mut known: Vec<String> =
                     self.contacts.all().iter().map(|c| c.name.clone()).collect();
-                known.extend(self.names.all().map(str::to_owned));
+                known.extend(self.group_names()?.all());
                 bail!(
                     "unknown agent {name_or_id:?}{}: add the person's card with `keyhive contact add`, or name a group or folder",
                     crate::lookup::did_you_mean(name_or_id, known)

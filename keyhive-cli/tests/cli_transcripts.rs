@@ -3,7 +3,7 @@
 //! - `tests/cmd/*.toml` (trycmd): the help text of every command.
 //! - `tests/transcripts/everyday.txt` (snapbox): the human output and errors of an everyday
 //!   session on two homes, in order: identities, contacts, a shared document, reads, the log,
-//!   members and why, a revocation, and the errors people hit (unknown names with a
+//!   members and why, a revocation, a group named and renamed, and the errors people hit (unknown names with a
 //!   suggestion, a relay URL without its sync path, a malformed card, an unsafe name). Ids,
 //!   keys, times and the temporary directory are redacted (`[HEX]`, `[ROOT]`).
 //!
@@ -119,6 +119,22 @@ fn everyday_transcript() {
     step(&mut log, root, "alice", &["log", "notes.txt"]);
     step(&mut log, root, "alice", &["revoke", "Team", "Bob"]);
     step(&mut log, root, "alice", &["why", "notes.txt", "Bob"]);
+    // A group named for every member (REC-8..REC-10), renamed, listed, its members.
+    step(&mut log, root, "alice", &["group", "create", "Editors"]);
+    step(
+        &mut log,
+        root,
+        "alice",
+        &["grant", "Editors", "Bob", "--access", "read"],
+    );
+    step(
+        &mut log,
+        root,
+        "alice",
+        &["group", "rename", "Editors", "Writers"],
+    );
+    step(&mut log, root, "alice", &["ls"]);
+    step(&mut log, root, "alice", &["members", "Writers"]);
     step(&mut log, root, "alice", &["status"]);
     // Errors people hit.
     step(&mut log, root, "alice", &["get", "note.txt"]);

@@ -8,11 +8,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::GroupId;
 use keyhive_core::identity::{Device, DocumentId};
 use keyhive_sync::MemoryStore;
 use keyhive_sync::record::{
-    FILE_TAG, FileContent, MAX_METADATA_LEN, METADATA_TAG, Metadata, MetadataKind, MetadataUpdate,
-    Record, RecordError, UPDATE_TAG, document_metadata, file_record,
+    FILE_TAG, FileContent, GroupProfile, MAX_METADATA_LEN, METADATA_TAG, Metadata, MetadataKind,
+    MetadataUpdate, PROFILE_TAG, Record, RecordError, UPDATE_TAG, document_metadata, file_record,
 };
 use keyhive_sync::replica::Replica;
 use serde_json::{Value, json};
@@ -62,6 +63,17 @@ fn updates() -> Vec<(&'static str, MetadataUpdate)> {
     ]
 }
 
+/// REC-8: group profile records.
+fn profiles() -> Vec<(&'static str, GroupProfile)> {
+    vec![(
+        "profile",
+        GroupProfile {
+            group: GroupId(PublicKey([0x47; 32])),
+            name: "Team".into(),
+        },
+    )]
+}
+
 fn files() -> Vec<(&'static str, Vec<u8>)> {
     vec![("empty_file", Vec::new()), ("file", b"hello".to_vec())]
 }
@@ -85,9 +97,16 @@ fn rejected() -> Vec<(&'static str, Vec<u8>)> {
     let update_unknown_variant = vec![UPDATE_TAG, 2];
     let mut update_oversize = vec![UPDATE_TAG];
     update_oversize.resize(1 + MAX_METADATA_LEN + 1, 0);
+    let mut profile_trailing = profiles()[0].1.to_record();
+    profile_trailing.push(0);
+    // group = 31 bytes only.
+    let mut profile_short = vec![PROFILE_TAG];
+    profile_short.extend_from_slice(&[0x47; 31]);
+    let mut profile_oversize = vec![PROFILE_TAG];
+    profile_oversize.resize(1 + MAX_METADATA_LEN + 1, 0);
     vec![
         ("empty", Vec::new()),
-        ("unknown_type", vec![0x03, 0x00]),
+        ("unknown_type", vec![0x04, 0x00]),
         ("metadata_trailing_byte", trailing),
         ("metadata_name_not_utf8", bad_utf8),
         ("metadata_unknown_kind", bad_kind),
@@ -96,16 +115,21 @@ fn rejected() -> Vec<(&'static str, Vec<u8>)> {
         ("update_trailing_byte", update_trailing),
         ("update_unknown_variant", update_unknown_variant),
         ("update_oversize", update_oversize),
+        ("profile_trailing_byte", profile_trailing),
+        ("profile_truncated_group", profile_short),
+        ("profile_oversize", profile_oversize),
     ]
 }
 
 /// REC-2: changes a reader that wants a file (`FileContent`) must refuse with `NotAFile`
-/// before passing on a byte: a metadata record, a metadata update, and an unknown type.
+/// before passing on a byte: a metadata record, a metadata update, a group profile and an
+/// unknown type.
 fn not_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("metadata_read_as_file", metadata()[0].1.to_record()),
         ("update_read_as_file", MetadataUpdate::Remove.to_record()),
-        ("type_0x03_read_as_file", vec![0x03, 0x00]),
+        ("profile_read_as_file", profiles()[0].1.to_record()),
+        ("type_0x04_read_as_file", vec![0x04, 0x00]),
     ]
 }
 
@@ -135,6 +159,7 @@ fn error_name(e: &RecordError) -> String {
     match e {
         RecordError::Metadata(d) => format!("Metadata/{}", decoding(d)),
         RecordError::Update(d) => format!("Update/{}", decoding(d)),
+        RecordError::Profile(d) => format!("Profile/{}", decoding(d)),
         other => format!("{other:?}")
             .split(['(', ' '])
             .next()
@@ -166,6 +191,16 @@ fn build() -> Value {
                 MetadataUpdate::Remove => json!("Remove"),
             };
             json!({ "name": name, "update": value, "record": hex::encode(u.to_record()) })
+        })
+        .collect();
+    let profile: Vec<Value> = profiles()
+        .into_iter()
+        .map(|(name, p)| {
+            json!({
+                "name": name,
+                "profile": { "group": hex::encode(p.group.0.as_bytes()), "name": p.name },
+                "record": hex::encode(p.to_record()),
+            })
         })
         .collect();
     let file: Vec<Value> = files()
@@ -201,9 +236,10 @@ fn build() -> Value {
         })
         .collect();
     json!({
-        "about": "specs/content.md: record = type byte || body. `metadata` records (type 0x01, body postcard(Metadata)), `update` records (type 0x02, body postcard(MetadataUpdate)) and `file` records (type 0x00, body the file bytes) decode to the given value and re-encode to the same bytes; `rejected` must fail with `error`; `not_a_file` must be refused with `error` by a reader that wants a file (REC-2), before any byte is passed on.",
+        "about": "specs/content.md: record = type byte || body. `metadata` records (type 0x01, body postcard(Metadata)), `update` records (type 0x02, body postcard(MetadataUpdate)), `profile` records (type 0x03, body postcard(GroupProfile)) and `file` records (type 0x00, body the file bytes) decode to the given value and re-encode to the same bytes; `rejected` must fail with `error`; `not_a_file` must be refused with `error` by a reader that wants a file (REC-2), before any byte is passed on.",
         "metadata": meta,
         "update": update,
+        "profile": profile,
         "file": file,
         "rejected": bad,
         "not_a_file": not_a_file,
@@ -240,6 +276,16 @@ fn content_vectors() {
         assert_eq!(bytes[0], UPDATE_TAG, "{name}");
         assert_eq!(Record::decode(&bytes), Ok(Record::Update(update.clone())));
         assert_eq!(update.to_record(), bytes, "{name}");
+    }
+    let expected = profiles();
+    let records = file["profile"].as_array().expect("profile");
+    assert_eq!(records.len(), expected.len());
+    for ((name, profile), vector) in expected.iter().zip(records) {
+        assert_eq!(vector["name"], *name);
+        let bytes = hex::decode(vector["record"].as_str().expect("hex")).expect("hex");
+        assert_eq!(bytes[0], PROFILE_TAG, "{name}");
+        assert_eq!(Record::decode(&bytes), Ok(Record::Profile(profile.clone())));
+        assert_eq!(profile.to_record(), bytes, "{name}");
     }
     let expected = files();
     let records = file["file"].as_array().expect("file");

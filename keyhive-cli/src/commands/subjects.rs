@@ -1,4 +1,4 @@
-//! `group create`, `folder create`, `doc create`, `ls`.
+//! `group create`, `group rename`, `folder create`, `doc create`, `ls`.
 
 use std::collections::BTreeMap;
 
@@ -12,22 +12,52 @@ use serde_json::json;
 use crate::contacts::validate_name;
 use crate::home::Home;
 use crate::name_index::{self, Lookup};
-use crate::names::{LocalNames, check_name, shown};
+use crate::names::{GroupNames, LocalNames, check_name, shown};
 use crate::output::{Output, print_table};
 use crate::session::{STORE_FILE, Session};
-use keyhive_sync::record::{DocumentMetadata, Metadata, MetadataKind};
+use keyhive_sync::record::{DocumentMetadata, GroupProfiles, Metadata, MetadataKind};
 
-/// Creates a group (a person's devices or a team); its name is local.
+/// Creates a group (a person's devices or a team) named for every member: its name is
+/// written, encrypted, to the group's profile document (REC-8, REC-9).
 pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
     validate_name(name)?;
     let id = s.replica.create_group()?;
-    s.names.insert(id.0, name.to_owned());
+    keyhive_sync::record::create_profile(&mut s.replica, id, name)?;
+    s.invalidate();
     s.save()?;
     let id = id.to_string();
     s.out
         .emit(&json!({"id": id, "name": name, "kind": "group"}), || {
             println!("Created group {name} ({id})")
         })
+}
+
+/// `group rename GROUP NAME`: renames a group for every member (REC-10; this device must be
+/// an admin of it), and forgets a local name this device had for it.
+pub fn rename_group(s: &mut Session, group: &str, name: &str) -> Result<()> {
+    validate_name(name)?;
+    let (key, kind) = s.subject(group)?;
+    if kind != SubjectKind::Group {
+        bail!("{group:?} is not a group (documents and folders are renamed with `doc rename`)");
+    }
+    let id = keyhive_core::identity::GroupId(key);
+    let old = s.name_of(&key);
+    // REC-10: the profile document that names the group now.
+    let profiles = GroupProfiles::load(&s.replica)?;
+    let profile = keyhive_sync::record::name_group(&mut s.replica, &profiles, id, name)?;
+    s.names.remove(&key);
+    s.invalidate();
+    s.save()?;
+    let (id, profile) = (id.to_string(), profile.to_string());
+    s.out.emit(
+        &json!({"id": id, "name": name, "old_name": old, "profile": profile}),
+        || {
+            println!(
+                "Renamed group {} to {name} ({id}); `keyhive sync` sends it to its members",
+                shown(&old)
+            )
+        },
+    )
 }
 
 /// Creates a folder or document whose name travels with it, encrypted. Its name must be one
@@ -100,7 +130,9 @@ pub fn create_and_print(
 pub fn ls(s: &mut Session) -> Result<()> {
     let reachable = s.replica.reachable();
     let metas = s.metas()?.clone();
-    print_ls(s.out, &reachable, &metas, &s.names)
+    let out = s.out;
+    let groups = s.group_names()?;
+    print_ls(out, &reachable, &metas, groups)
 }
 
 /// REP-66: `ls` from the name index, when it is valid; `false` (nothing printed) when the
@@ -119,7 +151,12 @@ pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
         Lookup::Valid(index) => {
             name_index::trace("used");
             let names = LocalNames::load(home)?;
-            print_ls(out, &index.reachable, &index.metas, &names)?;
+            print_ls(
+                out,
+                &index.reachable,
+                &index.metas,
+                index.group_names(&names),
+            )?;
             Ok(true)
         }
         Lookup::Stale => {
@@ -138,15 +175,19 @@ pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
 }
 
 /// The `ls` table (or JSON rows) from what a full session knows: the subjects this device
-/// reaches with its level, the documents' metadata, and the local group names.
+/// reaches with its level, the documents' metadata, and the group names (local, then shared;
+/// profile documents are listed as their group, not as documents: REC-10).
 fn print_ls(
     out: Output,
     reachable: &[(PublicKey, Access, SubjectKind)],
     metas: &BTreeMap<DocumentId, DocumentMetadata>,
-    names: &LocalNames,
+    names: GroupNames<'_>,
 ) -> Result<()> {
     let mut rows = Vec::new();
     for (subject, level, kind) in reachable {
+        if *kind == SubjectKind::Document && names.shared.profiles.contains(&DocumentId(*subject)) {
+            continue;
+        }
         let (kind, name) = match kind {
             SubjectKind::Group => ("group", names.get(subject).map(str::to_owned)),
             SubjectKind::Document => {

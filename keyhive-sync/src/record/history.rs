@@ -8,7 +8,7 @@ use keyhive_core::Hash;
 use keyhive_core::capability::AnyVerified;
 use keyhive_core::identity::{DocumentId, IndividualId};
 
-use super::{MAX_METADATA_LEN, Metadata, MetadataKind, MetadataUpdate, Record};
+use super::{GroupProfile, MAX_METADATA_LEN, Metadata, MetadataKind, MetadataUpdate, Record};
 use crate::replica::{ChangeStatus, Replica, ReplicaError};
 use crate::store::Store;
 
@@ -21,6 +21,8 @@ pub enum ChangeRecord {
     Metadata(Metadata),
     /// REC-7: a rename or a removal.
     Update(MetadataUpdate),
+    /// REC-8: a group's shared name (in a group profile document).
+    Profile(GroupProfile),
     /// Anything else: a record type this version does not know, a record that does not
     /// decode, or a change that could not be read back (REC-5: skipped, never guessed at).
     Other,
@@ -180,6 +182,7 @@ pub fn classify(plaintext: &[u8]) -> ChangeRecord {
         Ok(Record::File(_)) => ChangeRecord::File,
         Ok(Record::Metadata(meta)) => ChangeRecord::Metadata(meta),
         Ok(Record::Update(update)) => ChangeRecord::Update(update),
+        Ok(Record::Profile(profile)) => ChangeRecord::Profile(profile),
         Err(_) => ChangeRecord::Other,
     }
 }

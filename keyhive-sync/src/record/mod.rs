@@ -15,6 +15,11 @@
 //!   [`DocumentHistory`] applies them to a document's metadata (REP-50, REP-51) and finds its
 //!   concurrent versions (REP-52).
 //!
+//! - [`PROFILE_TAG`] (`0x03`): a [`GroupProfile`] follows: the shared name of a group, written
+//!   to the group's profile document (REC-8). [`GroupProfiles`] finds every group's name from
+//!   the profile documents a device reads, refusing those their writer may not name (REC-9,
+//!   REC-10); [`create_profile`] and [`name_group`] write them.
+//!
 //! Every other first byte is a record type this version does not know: readers refuse it with
 //! [`RecordError::UnknownType`] and skip the change (REC-5), so later versions add types
 //! without breaking older readers.
@@ -38,9 +43,14 @@ use crate::store::Store;
 
 mod file;
 mod history;
+mod profile;
 
 pub use file::FileContent;
 pub use history::{ChangeRecord, DocumentHistory, DocumentMetadata, HistoryChange, classify};
+pub use profile::{
+    GroupName, GroupProfile, GroupProfiles, ProfileError, ProfileReading, create_profile,
+    name_group, read_profile,
+};
 
 /// REC-2: the type byte of a file record.
 pub const FILE_TAG: u8 = 0;
@@ -48,7 +58,9 @@ pub const FILE_TAG: u8 = 0;
 pub const METADATA_TAG: u8 = 1;
 /// REC-7: the type byte of a metadata update record (a rename or a removal).
 pub const UPDATE_TAG: u8 = 2;
-/// REC-3, REC-7: most bytes of an encoded [`Metadata`] or [`MetadataUpdate`] (after the type
+/// REC-8: the type byte of a group profile record (a group's shared name).
+pub const PROFILE_TAG: u8 = 3;
+/// REC-3, REC-7, REC-8: most bytes of an encoded [`Metadata`] or [`MetadataUpdate`] (after the type
 /// byte).
 pub const MAX_METADATA_LEN: usize = 4096;
 
@@ -107,6 +119,8 @@ pub enum Record<'a> {
     Metadata(Metadata),
     /// REC-7: a rename or a removal.
     Update(MetadataUpdate),
+    /// REC-8: a group's shared name.
+    Profile(GroupProfile),
 }
 
 /// Why a change's plaintext is not a record of this version.
@@ -126,6 +140,9 @@ pub enum RecordError {
     /// long.
     #[error("malformed metadata update record")]
     Update(#[source] DecodeError),
+    /// REC-8: a group profile record whose body does not decode canonically, or is too long.
+    #[error("malformed group profile record")]
+    Profile(#[source] DecodeError),
     /// REC-2: a file was expected and the change is another record type.
     #[error("the change is not a file record (type {0:#04x})")]
     NotAFile(u8),
@@ -144,6 +161,9 @@ impl Record<'_> {
             Some((&UPDATE_TAG, rest)) => decode_canonical(rest, MAX_METADATA_LEN)
                 .map(Record::Update)
                 .map_err(RecordError::Update),
+            Some((&PROFILE_TAG, rest)) => decode_canonical(rest, MAX_METADATA_LEN)
+                .map(Record::Profile)
+                .map_err(RecordError::Profile),
             Some((&other, _)) => Err(RecordError::UnknownType(other)),
         }
     }
@@ -163,6 +183,7 @@ impl Metadata {
             Record::Metadata(meta) => Ok(meta),
             Record::File(_) => Err(RecordError::NotMetadata(FILE_TAG)),
             Record::Update(_) => Err(RecordError::NotMetadata(UPDATE_TAG)),
+            Record::Profile(_) => Err(RecordError::NotMetadata(PROFILE_TAG)),
         }
     }
 
@@ -219,7 +240,7 @@ mod tests {
         let bytes = meta.to_record();
         assert_eq!(Metadata::from_record(&bytes), Ok(meta));
         assert_eq!(Record::decode(&[]), Err(RecordError::Empty));
-        assert_eq!(Record::decode(&[3, 0]), Err(RecordError::UnknownType(3)));
+        assert_eq!(Record::decode(&[4, 0]), Err(RecordError::UnknownType(4)));
         let rename = MetadataUpdate::Rename { name: "b".into() };
         assert_eq!(
             Record::decode(&rename.to_record()),

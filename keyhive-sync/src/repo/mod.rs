@@ -24,6 +24,7 @@ use keyhive_core::identity::{ContactCard, Device, DocumentId, GroupId, Individua
 use keyhive_core::signed::Verified;
 
 use crate::client::{Client, Link};
+use crate::record::{self, GroupProfiles, ProfileError};
 use crate::replica::{ChangeEntry, Replica, ReplicaError, ReplicaGate, Subscription};
 use crate::store::{MemoryStore, Store};
 
@@ -106,6 +107,29 @@ impl Repo {
     /// Creates a group (a person's devices, a team).
     pub fn create_group(&self) -> Result<GroupId, ReplicaError> {
         self.replica().create_group()
+    }
+
+    /// REC-8, REC-9: creates a group named `name` for every member: the group, and its profile
+    /// document holding the name (encrypted; the group holds `write` on it, so its members read
+    /// the name and its admins rename it). Pushed to every link at once.
+    pub fn create_named_group(&self, name: &str) -> Result<GroupId, ProfileError> {
+        let mut replica = self.replica();
+        let group = replica.create_group()?;
+        record::create_profile(&mut replica, group, name)?;
+        Ok(group)
+    }
+
+    /// REC-10: renames `group` for every member (this device must be an admin of it).
+    pub fn name_group(&self, group: GroupId, name: &str) -> Result<DocumentId, ProfileError> {
+        let mut replica = self.replica();
+        let profiles = GroupProfiles::load(&replica)?;
+        record::name_group(&mut replica, &profiles, group, name)
+    }
+
+    /// REC-9, REC-10: the shared names of the groups this device can read a profile of, and
+    /// which documents are profile documents.
+    pub fn group_names(&self) -> Result<GroupProfiles, ReplicaError> {
+        GroupProfiles::load(&self.replica())
     }
 
     /// Writes `content` as a new change of `document`; returns its content op hash (the
