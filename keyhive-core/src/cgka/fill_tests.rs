@@ -282,7 +282,14 @@ fn run_steps(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
             Step::Add(a, t) if seated(&rs, a) && !seated(&rs, t) => {
                 let key = rs[a].device.signing_key().clone();
                 let (id, pk) = (rs[t].id(), rs[t].prekey());
-                vec![rs[a].cgka.add(&key, id, pk, &auth).unwrap()]
+                // CGKA-33: every other add seats the next replica too, in one batched op.
+                let next = (t + 1) % rs.len();
+                if t % 2 == 0 && next != a && !seated(&rs, next) {
+                    let seats = [(id, pk), (rs[next].id(), rs[next].prekey())];
+                    rs[a].cgka.add_many(&key, &seats, &auth).unwrap()
+                } else {
+                    vec![rs[a].cgka.add(&key, id, pk, &auth).unwrap()]
+                }
             }
             _ => Vec::new(),
         };

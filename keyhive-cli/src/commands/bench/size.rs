@@ -64,7 +64,7 @@ impl Part {
             ItemKind::Cgka => match SignedCgkaOp::decode(item.envelope()) {
                 Ok(op) => match op.unverified_payload().body {
                     CgkaBody::Init { .. } => Part::CgkaInit,
-                    CgkaBody::Add { .. } => Part::CgkaAdd,
+                    CgkaBody::Add { .. } | CgkaBody::AddMany { .. } => Part::CgkaAdd,
                     CgkaBody::Remove { .. } => Part::CgkaRemove,
                     CgkaBody::Update(_) => Part::CgkaUpdate,
                     CgkaBody::Fill(_) => Part::CgkaFill,

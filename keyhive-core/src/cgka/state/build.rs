@@ -52,6 +52,47 @@ impl Cgka {
         self.sign_and_apply(key, CgkaBody::Add { device, prekey }, authority)
     }
 
+    /// Adds every device of `seats` (with its leaf key) in batched adds of at most
+    /// [`MAX_SEATS`] seats each, ascending by device (CGKA-33, CGKA-13, CGKA-16); a single seat
+    /// is an ordinary add. Returns the ops in order.
+    pub fn add_many(
+        &mut self,
+        key: &SigningKey,
+        seats: &[(IndividualId, PrekeyPublic)],
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        let me = self.check_owner(key)?;
+        let mut seats: Vec<Seat> = seats
+            .iter()
+            .map(|(device, prekey)| Seat {
+                device: *device,
+                prekey: *prekey,
+            })
+            .collect();
+        seats.sort_by_key(|s| s.device);
+        seats.dedup_by_key(|s| s.device);
+        if seats
+            .iter()
+            .any(|s| !authority.may_add(&me, &s.device, &s.prekey))
+        {
+            return Err(CreateError::Unauthorized);
+        }
+        let mut ops = Vec::with_capacity(seats.len().div_ceil(MAX_SEATS));
+        for chunk in seats.chunks(MAX_SEATS) {
+            let body = match chunk {
+                [one] => CgkaBody::Add {
+                    device: one.device,
+                    prekey: one.prekey,
+                },
+                many => CgkaBody::AddMany {
+                    seats: many.to_vec(),
+                },
+            };
+            ops.push(self.sign_and_apply(key, body, authority)?);
+        }
+        Ok(ops)
+    }
+
     /// Removes `device`, which must be seated (CGKA-14, CGKA-17, CGKA-26).
     pub fn remove(
         &mut self,

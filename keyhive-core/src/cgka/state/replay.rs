@@ -26,7 +26,7 @@ impl Cgka {
         let differs = |hash: &Hash| {
             self.ops
                 .get(hash)
-                .is_some_and(|op| verdict_of(op, authority) != self.verdicts.get(hash).copied())
+                .is_some_and(|op| verdict_of(op, authority).as_ref() != self.verdicts.get(hash))
         };
         let stamp = authority.allowed_adds_stamp();
         if stamp.is_some() && stamp == self.adds_stamp {
@@ -181,15 +181,17 @@ impl Cgka {
         };
         self.generation += 1;
         let verdict = verdict_of(&op, authority);
-        if let Some(allowed) = verdict {
+        if let Some(answers) = &verdict {
             // CGKA-32: an allowed add is asked again only when the allowed-adds stamp moves.
-            self.verdicts.insert(hash, allowed);
-            if allowed && matches!(op.body, CgkaBody::Add { .. }) {
+            let adds = matches!(op.body, CgkaBody::Add { .. } | CgkaBody::AddMany { .. });
+            if adds && answers.iter().all(|a| *a) {
                 self.recheck.remove(&hash);
             } else {
                 self.recheck.insert(hash);
             }
+            self.verdicts.insert(hash, answers.clone());
         }
+        let allowed = |i: usize| verdict.as_ref().is_some_and(|v| v.get(i) == Some(&true));
         let issuer = IndividualId(op.issuer);
         match &op.body {
             CgkaBody::Init { prekey, .. } => {
@@ -202,7 +204,7 @@ impl Cgka {
                 }
             }
             CgkaBody::Add { device, prekey } => {
-                if verdict == Some(true) {
+                if allowed(0) {
                     let entry = Entry {
                         op: hash,
                         public: *prekey,
@@ -212,8 +214,23 @@ impl Cgka {
                     }
                 }
             }
+            // CGKA-33: each seat as an add of its own, in order, answered on its own.
+            CgkaBody::AddMany { seats } => {
+                for (i, seat) in seats.iter().enumerate() {
+                    if !allowed(i) {
+                        continue;
+                    }
+                    let entry = Entry {
+                        op: hash,
+                        public: seat.prekey,
+                    };
+                    if let Some(slot) = self.tree.seat(seat.device, entry) {
+                        self.structural_change(hash, &past, slot);
+                    }
+                }
+            }
             CgkaBody::Remove { device } => {
-                if verdict == Some(true)
+                if allowed(0)
                     && let Some(slot) = self.tree.unseat(device)
                 {
                     self.structural_change(hash, &past, slot);
@@ -241,7 +258,9 @@ impl Cgka {
                 self.superseded.remove(&key);
             }
         }
-        self.structural.push(hash);
+        if self.structural.last() != Some(&hash) {
+            self.structural.push(hash);
+        }
     }
 
     /// CGKA-15: writes an update's keys; inner keys only if no membership change is
