@@ -330,3 +330,55 @@ proptest! {
         run_steps(10, &steps)?;
     }
 }
+
+/// CGKA-27 (fill chain), CGKA-31: in one fill op, a node whose left child the op filled
+/// derives its secret from that child's key and wraps it only for its right child's
+/// resolution: 64 blank leaves cost 32 · 2 wraps at level 1 (minus the filler's own node) and
+/// one wrap per node above it, about 1.5 wraps per member instead of 2; every member still
+/// reads the update that follows, and a member that is removed cannot read the next one.
+#[test]
+fn a_chained_fill_wraps_each_upper_node_once_and_everyone_reads_through_the_chain() {
+    let n = 64;
+    let (mut rs, auth) = seated_blank(n);
+    let key = rs[0].device.signing_key().clone();
+    let plan = rs[0].cgka.sync_membership(&auth.members());
+    let ops = rs[0].cgka.apply_membership(&key, &plan, &auth).unwrap();
+    let (update, fills) = ops.split_last().unwrap();
+    assert_eq!(fills.len(), 1, "one op: every chain stays inside it");
+    let CgkaBody::Fill(fill) = &fills[0].body else {
+        panic!("a fill");
+    };
+    let listed: std::collections::HashSet<u32> = fill.nodes.iter().map(|n| n.node).collect();
+    for node in &fill.nodes {
+        let (l, r) = super::tree::children(node.node);
+        if listed.contains(&l) {
+            assert!(
+                node.wrapped.iter().all(|w| {
+                    let at = rs[0].cgka.tree().locate(&w.recipient);
+                    at.is_some_and(|a| super::tree::in_subtree(a, r))
+                }),
+                "a chained node wraps only for its right child's resolution"
+            );
+        }
+    }
+    // Level 1: 31 nodes off the filler's path, two leaves each; above: 26 nodes, one wrap
+    // each (a chained node's right child is filled, or is a single key).
+    assert_eq!(wraps(&fills[0]), 31 * 2 + 26);
+    for op in &ops {
+        broadcast(&mut rs, op, &auth);
+    }
+    assert!(rs.iter().all(|r| knows(r, &update.hash())));
+
+    let mut auth = auth;
+    let gone = 22;
+    auth.revoke(&rs[gone].id());
+    let plan = rs[0].cgka.sync_membership(&auth.members());
+    let ops = rs[0].cgka.apply_membership(&key, &plan, &auth).unwrap();
+    for op in &ops {
+        broadcast(&mut rs, op, &auth);
+    }
+    let rekey = ops.last().unwrap();
+    for (i, r) in rs.iter().enumerate() {
+        assert_eq!(knows(r, &rekey.hash()), i != gone, "replica {i}");
+    }
+}

@@ -67,7 +67,7 @@ fn compute() -> Value {
     )
     .expect("generate");
     let ephemeral = PrekeySecret::from_bytes([0x66; 32]);
-    let (filled, _) = path::fill_node(
+    let (filled, filled_key) = path::fill_node(
         &document,
         &ephemeral,
         &ephemeral.public(),
@@ -80,6 +80,7 @@ fn compute() -> Value {
         ephemeral: ephemeral.public(),
         nodes: vec![filled.clone()],
     };
+    let chained = node_key(&path::chain_secret(&filled_key));
     json!({
         "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27, CGKA-33). Hex.",
         "document": hex::encode(document.public_key().as_bytes()),
@@ -124,6 +125,11 @@ fn compute() -> Value {
                 "tag": hex::encode(w.tag),
             })).collect::<Vec<_>>(),
             "postcard(FillNodes)": hex::encode(encode(&fill)),
+        },
+        "CGKA-27 fill chain": {
+            "left child node secret": "node_key(node secret of CGKA-27 fill)",
+            "chained path secret": hex::encode(*path::chain_secret(&filled_key)),
+            "chained node public": hex::encode(chained.public().0),
         },
         "CGKA-33 batched add": batched_add(),
     })

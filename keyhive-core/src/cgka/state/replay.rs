@@ -383,8 +383,19 @@ impl Cgka {
         };
         if self.no_concurrent_change(past) {
             let own: HashSet<u32> = self.tree.direct_path(slot).into_iter().collect();
-            for filled in &fill.nodes {
+            // CGKA-27/28: the nodes this fill wrote, by index, with their keys: a node whose
+            // left child the fill names is chained from it, and written only if that child was.
+            let mut written: HashMap<u32, PrekeyPublic> = HashMap::new();
+            let listed = chained_children(fill);
+            for (filled, chained) in fill.nodes.iter().zip(&listed) {
                 let node = filled.node;
+                let left = match chained {
+                    Some(l) => match written.get(l) {
+                        Some(key) => Some(*key),
+                        None => continue,
+                    },
+                    None => None,
+                };
                 let fits = self.tree.is_inner_below_root(node)
                     && !own.contains(&node)
                     && self.tree.entries(node).is_empty()
@@ -398,8 +409,8 @@ impl Cgka {
                     continue;
                 }
                 let mut taint = vec![issuer];
-                for w in &filled.wrapped {
-                    if let Some(t) = self.taint.get(&w.recipient) {
+                for key in filled.wrapped.iter().map(|w| &w.recipient).chain(left.as_ref()) {
+                    if let Some(t) = self.taint.get(key) {
                         taint.extend(t.iter().copied());
                     }
                 }
@@ -411,6 +422,7 @@ impl Cgka {
                 };
                 if self.tree.fill(node, entry) {
                     self.set_taint(filled.public, &taint);
+                    written.insert(node, filled.public);
                 }
             }
         }
@@ -436,12 +448,16 @@ impl Cgka {
         if self.bad_paths.contains(&hash) {
             return;
         }
-        for filled in &fill.nodes {
+        let listed = chained_children(fill);
+        let publics: HashMap<u32, PrekeyPublic> =
+            fill.nodes.iter().map(|n| (n.node, n.public)).collect();
+        for (filled, chained) in fill.nodes.iter().zip(&listed) {
             if self.secrets.contains_key(&filled.public) {
                 continue;
             }
             let secrets = &self.secrets;
-            match path::read_filled(&self.document, &fill.ephemeral, filled, |pk| {
+            let left = chained.and_then(|l| publics.get(&l));
+            match path::read_filled(&self.document, &fill.ephemeral, filled, left, |pk| {
                 secrets.get(pk).cloned()
             }) {
                 Ok(Some(key)) => {
@@ -507,4 +523,19 @@ impl Cgka {
             }
         }
     }
+}
+
+/// CGKA-27: for each node of `fill`, in order, its left child if the same fill names that
+/// child earlier (the node's secret is then chained from the child's), else `None`.
+pub(super) fn chained_children(fill: &FillNodes) -> Vec<Option<u32>> {
+    let mut seen: HashSet<u32> = HashSet::with_capacity(fill.nodes.len());
+    fill.nodes
+        .iter()
+        .map(|n| {
+            let (l, _) = crate::cgka::tree::children(n.node);
+            let chained = seen.contains(&l).then_some(l);
+            seen.insert(n.node);
+            chained
+        })
+        .collect()
 }
