@@ -236,7 +236,10 @@ pub fn run(out: Output, quick: bool, gate: bool) -> Result<()> {
         ratios,
         gate_failures: failures.len(),
         errors,
-        sizes: history.iter().map(|h| (h.id.clone(), h.per_member)).collect(),
+        sizes: history
+            .iter()
+            .map(|h| (h.id.clone(), h.per_member))
+            .collect(),
         history,
     };
     out.emit(&report, || print_report(&report))?;

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 use super::op::{CgkaBody, FillNodes, Seat};
 use super::path::{self, epoch_root, next_secret, node_key};
 use super::replay_vectors;
+use crate::crypto::hash::Hash;
 use crate::crypto::prekey::PrekeySecret;
 use crate::crypto::signing::PublicKey;
-use crate::encoding::encode;
-use crate::crypto::hash::Hash;
 use crate::crypto::signing::SigningKey;
+use crate::encoding::encode;
 use crate::identity::{DocumentId, IndividualId};
 use crate::signed::{Op, Verified};
 

@@ -218,8 +218,14 @@ mod tests {
         let size = measure(n).expect("measured");
         println!("{}", serde_json::to_string_pretty(&size).expect("json"));
         assert_eq!(size.id, format!("history_bytes_per_member_{n}"));
-        assert_eq!(size.bytes, size.parts.values().map(|p| p.bytes).sum::<usize>());
-        assert_eq!(size.items, size.parts.values().map(|p| p.items).sum::<usize>());
+        assert_eq!(
+            size.bytes,
+            size.parts.values().map(|p| p.bytes).sum::<usize>()
+        );
+        assert_eq!(
+            size.items,
+            size.parts.values().map(|p| p.items).sum::<usize>()
+        );
         // One delegation and one card per member, and the key agreement seats each of them.
         assert!(size.parts["delegation_ops"].items >= n);
         assert!(size.parts["contact_cards"].items >= n);

@@ -409,7 +409,12 @@ impl Cgka {
                     continue;
                 }
                 let mut taint = vec![issuer];
-                for key in filled.wrapped.iter().map(|w| &w.recipient).chain(left.as_ref()) {
+                for key in filled
+                    .wrapped
+                    .iter()
+                    .map(|w| &w.recipient)
+                    .chain(left.as_ref())
+                {
                     if let Some(t) = self.taint.get(key) {
                         taint.extend(t.iter().copied());
                     }
