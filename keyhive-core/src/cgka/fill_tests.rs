@@ -382,3 +382,49 @@ fn a_chained_fill_wraps_each_upper_node_once_and_everyone_reads_through_the_chai
         assert_eq!(knows(r, &rekey.hash()), i != gone, "replica {i}");
     }
 }
+
+/// CGKA-31: a node at a chained position whose secret is not the chain's (a fill made before
+/// the chain, wrapped for both children) is read by its wraps; a chained one by the chain.
+#[test]
+fn a_node_that_is_not_chained_falls_back_to_its_wraps() {
+    use crate::crypto::prekey::PrekeySecret;
+    let document = rs_document();
+    let e = PrekeySecret::generate();
+    let left = PrekeySecret::generate();
+    let leaf = PrekeySecret::generate();
+    let recipients = [left.public(), leaf.public()];
+    let lookup = |pk: &crate::crypto::prekey::PrekeyPublic| {
+        [&left, &leaf]
+            .into_iter()
+            .find(|k| k.public() == *pk)
+            .cloned()
+    };
+    let (old_style, key) =
+        path::fill_node(&document, &e, &e.public(), 3, &[9; 32], &recipients).unwrap();
+    let read = path::read_filled(
+        &document,
+        &e.public(),
+        &old_style,
+        Some(&left.public()),
+        lookup,
+    );
+    assert_eq!(read.unwrap().map(|k| k.public()), Some(key.public()));
+
+    let chained = path::chain_secret(&left);
+    let (new_style, key) =
+        path::fill_node(&document, &e, &e.public(), 3, &chained, &[leaf.public()]).unwrap();
+    let only_left =
+        |pk: &crate::crypto::prekey::PrekeyPublic| (left.public() == *pk).then(|| left.clone());
+    let read = path::read_filled(
+        &document,
+        &e.public(),
+        &new_style,
+        Some(&left.public()),
+        only_left,
+    );
+    assert_eq!(read.unwrap().map(|k| k.public()), Some(key.public()));
+}
+
+fn rs_document() -> crate::identity::DocumentId {
+    crate::identity::DocumentId(crate::crypto::signing::SigningKey::generate().public_key())
+}

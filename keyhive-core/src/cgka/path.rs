@@ -275,7 +275,8 @@ pub fn fill_node(
 }
 
 /// CGKA-31: reads one filled node: from `chained_from` (its left child's key, when the same
-/// fill filled that child and `lookup` knows it, CGKA-27), else with whichever secret key
+/// fill filled that child and `lookup` knows it, CGKA-27) if that gives the announced key,
+/// else with whichever secret key
 /// `lookup` knows for one of its recipients (the first such wrap). `Ok(None)` if neither;
 /// [`PathError::KeyMismatch`] if the secret does not give the announced public key.
 pub fn read_filled(
@@ -287,10 +288,11 @@ pub fn read_filled(
 ) -> Result<Option<PrekeySecret>, PathError> {
     if let Some(left) = chained_from.and_then(&lookup) {
         let sk = node_key(&chain_secret(&left));
-        if sk.public() != node.public {
-            return Err(PathError::KeyMismatch(0));
+        if sk.public() == node.public {
+            return Ok(Some(sk));
         }
-        return Ok(Some(sk));
+        // A fill made before the chain wraps every node for both children: read it by its
+        // wraps (whatever is learned is still checked against the announced key).
     }
     let Some((wrapped, own)) = node
         .wrapped
