@@ -11,6 +11,7 @@ mod folder;
 mod plot;
 mod raw;
 mod scaling;
+mod size;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
@@ -205,6 +206,10 @@ struct Report {
     gate_failures: usize,
     /// Workloads the device API could not carry out, by N (the figures after it are missing).
     errors: Vec<String>,
+    /// History bytes a new member receives per member, by N, with their breakdown.
+    history: Vec<size::HistorySize>,
+    /// `history_bytes_per_member_<N>` -> bytes, for scripts.
+    sizes: std::collections::BTreeMap<String, f64>,
 }
 
 /// Runs the benchmark and prints the table (or one JSON object). With `gate`, fails when a
@@ -223,6 +228,7 @@ pub fn run(out: Output, quick: bool, gate: bool) -> Result<()> {
             errors.push(format!("N = {n}: {e:#}"));
         }
     }
+    let history = size::run(sizes, &mut errors);
     if let Some(linearity) = ingest_linearity(&workloads, &raw) {
         workloads.push(linearity);
     }
@@ -242,6 +248,11 @@ pub fn run(out: Output, quick: bool, gate: bool) -> Result<()> {
         ratios,
         gate_failures: failures.len(),
         errors,
+        sizes: history
+            .iter()
+            .map(|h| (h.id.clone(), h.per_member))
+            .collect(),
+        history,
     };
     out.emit(&report, || print_report(&report))?;
     if gate {
@@ -352,6 +363,7 @@ fn print_report(report: &Report) {
         ],
         rows,
     );
+    size::print(&report.history);
     for e in &report.errors {
         println!("not measured: {e}");
     }

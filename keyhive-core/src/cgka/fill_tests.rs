@@ -282,7 +282,14 @@ fn run_steps(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
             Step::Add(a, t) if seated(&rs, a) && !seated(&rs, t) => {
                 let key = rs[a].device.signing_key().clone();
                 let (id, pk) = (rs[t].id(), rs[t].prekey());
-                vec![rs[a].cgka.add(&key, id, pk, &auth).unwrap()]
+                // CGKA-33: every other add seats the next replica too, in one batched op.
+                let next = (t + 1) % rs.len();
+                if t % 2 == 0 && next != a && !seated(&rs, next) {
+                    let seats = [(id, pk), (rs[next].id(), rs[next].prekey())];
+                    rs[a].cgka.add_many(&key, &seats, &auth).unwrap()
+                } else {
+                    vec![rs[a].cgka.add(&key, id, pk, &auth).unwrap()]
+                }
             }
             _ => Vec::new(),
         };
@@ -322,4 +329,102 @@ proptest! {
     fn removed_devices_never_derive_later_epochs(steps in prop::collection::vec(step(10), 5..40)) {
         run_steps(10, &steps)?;
     }
+}
+
+/// CGKA-27 (fill chain), CGKA-31: in one fill op, a node whose left child the op filled
+/// derives its secret from that child's key and wraps it only for its right child's
+/// resolution: 64 blank leaves cost 32 · 2 wraps at level 1 (minus the filler's own node) and
+/// one wrap per node above it, about 1.5 wraps per member instead of 2; every member still
+/// reads the update that follows, and a member that is removed cannot read the next one.
+#[test]
+fn a_chained_fill_wraps_each_upper_node_once_and_everyone_reads_through_the_chain() {
+    let n = 64;
+    let (mut rs, auth) = seated_blank(n);
+    let key = rs[0].device.signing_key().clone();
+    let plan = rs[0].cgka.sync_membership(&auth.members());
+    let ops = rs[0].cgka.apply_membership(&key, &plan, &auth).unwrap();
+    let (update, fills) = ops.split_last().unwrap();
+    assert_eq!(fills.len(), 1, "one op: every chain stays inside it");
+    let CgkaBody::Fill(fill) = &fills[0].body else {
+        panic!("a fill");
+    };
+    let listed: std::collections::HashSet<u32> = fill.nodes.iter().map(|n| n.node).collect();
+    for node in &fill.nodes {
+        let (l, r) = super::tree::children(node.node);
+        if listed.contains(&l) {
+            assert!(
+                node.wrapped.iter().all(|w| {
+                    let at = rs[0].cgka.tree().locate(&w.recipient);
+                    at.is_some_and(|a| super::tree::in_subtree(a, r))
+                }),
+                "a chained node wraps only for its right child's resolution"
+            );
+        }
+    }
+    // Level 1: 31 nodes off the filler's path, two leaves each; above: 26 nodes, one wrap
+    // each (a chained node's right child is filled, or is a single key).
+    assert_eq!(wraps(&fills[0]), 31 * 2 + 26);
+    for op in &ops {
+        broadcast(&mut rs, op, &auth);
+    }
+    assert!(rs.iter().all(|r| knows(r, &update.hash())));
+
+    let mut auth = auth;
+    let gone = 22;
+    auth.revoke(&rs[gone].id());
+    let plan = rs[0].cgka.sync_membership(&auth.members());
+    let ops = rs[0].cgka.apply_membership(&key, &plan, &auth).unwrap();
+    for op in &ops {
+        broadcast(&mut rs, op, &auth);
+    }
+    let rekey = ops.last().unwrap();
+    for (i, r) in rs.iter().enumerate() {
+        assert_eq!(knows(r, &rekey.hash()), i != gone, "replica {i}");
+    }
+}
+
+/// CGKA-31: a node at a chained position whose secret is not the chain's (a fill made before
+/// the chain, wrapped for both children) is read by its wraps; a chained one by the chain.
+#[test]
+fn a_node_that_is_not_chained_falls_back_to_its_wraps() {
+    use crate::crypto::prekey::PrekeySecret;
+    let document = rs_document();
+    let e = PrekeySecret::generate();
+    let left = PrekeySecret::generate();
+    let leaf = PrekeySecret::generate();
+    let recipients = [left.public(), leaf.public()];
+    let lookup = |pk: &crate::crypto::prekey::PrekeyPublic| {
+        [&left, &leaf]
+            .into_iter()
+            .find(|k| k.public() == *pk)
+            .cloned()
+    };
+    let (old_style, key) =
+        path::fill_node(&document, &e, &e.public(), 3, &[9; 32], &recipients).unwrap();
+    let read = path::read_filled(
+        &document,
+        &e.public(),
+        &old_style,
+        Some(&left.public()),
+        lookup,
+    );
+    assert_eq!(read.unwrap().map(|k| k.public()), Some(key.public()));
+
+    let chained = path::chain_secret(&left);
+    let (new_style, key) =
+        path::fill_node(&document, &e, &e.public(), 3, &chained, &[leaf.public()]).unwrap();
+    let only_left =
+        |pk: &crate::crypto::prekey::PrekeyPublic| (left.public() == *pk).then(|| left.clone());
+    let read = path::read_filled(
+        &document,
+        &e.public(),
+        &new_style,
+        Some(&left.public()),
+        only_left,
+    );
+    assert_eq!(read.unwrap().map(|k| k.public()), Some(key.public()));
+}
+
+fn rs_document() -> crate::identity::DocumentId {
+    crate::identity::DocumentId(crate::crypto::signing::SigningKey::generate().public_key())
 }

@@ -79,9 +79,8 @@ impl Cgka {
         for device in &plan.remove {
             ops.push(self.remove(key, *device, authority)?);
         }
-        for (device, prekey) in &plan.add {
-            ops.push(self.add(key, *device, *prekey, authority)?);
-        }
+        // CGKA-33: the seats go in batched adds, one signed op for up to MAX_SEATS devices.
+        ops.extend(self.add_many(key, &plan.add, authority)?);
         if self.must_update_before_encrypt() {
             if self.should_fill() {
                 ops.extend(self.fill(key, authority)?);

@@ -18,6 +18,8 @@ pub mod state;
 pub mod tree;
 
 #[cfg(test)]
+mod add_many_tests;
+#[cfg(test)]
 mod adversarial_tests;
 #[cfg(test)]
 mod fill_tests;
@@ -33,5 +35,5 @@ mod vectors;
 pub use authority::{CgkaAuthority, StaticAuthority};
 pub use binding::{InitBinding, InitBindingError, check_init};
 pub use membership::MembershipPlan;
-pub use op::{CgkaBody, CgkaOp, FillNodes, FilledNode, SignedCgkaOp};
+pub use op::{CgkaBody, CgkaOp, FillNodes, FilledNode, Seat, SignedCgkaOp};
 pub use state::{Cgka, CgkaSecrets, CreateError, InitError, ReceiveError, Received};

@@ -13,6 +13,10 @@ pub const MAX_PATH_LEN: usize = 32;
 /// Most nodes one fill op may carry (CGKA-3, CGKA-27).
 pub const MAX_FILL_NODES: usize = 1 << 16;
 
+/// Most seats one batched add may carry (CGKA-3, CGKA-33): 2,048 seats of 64 bytes keep the
+/// op within [`FILL_MAX_BYTES`], so that it fits one sync item.
+pub const MAX_SEATS: usize = 2_048;
+
 /// Largest encoded fill op a replica builds: the ops of one fill are cut so that each fits
 /// one sync item (256 KiB, `specs/sync.md` SYNC-2) with room for the envelope (CGKA-4, CGKA-27).
 pub const FILL_MAX_BYTES: usize = 192 * 1024;
@@ -44,6 +48,39 @@ pub enum CgkaBody {
     Update(UpdatePath),
     /// Gives blank inner nodes off the issuer's path fresh keys (CGKA-27, CGKA-28).
     Fill(FillNodes),
+    /// Seats several devices, each as an [`CgkaBody::Add`] would, in the order listed: one
+    /// signed op for many adds (CGKA-33).
+    AddMany {
+        /// The seats, strictly ascending by device; 1 to [`MAX_SEATS`].
+        seats: Vec<Seat>,
+    },
+}
+
+/// One device seated by [`CgkaBody::AddMany`] with its leaf key (CGKA-33).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seat {
+    /// The device added.
+    pub device: IndividualId,
+    /// One of the device's signed prekeys.
+    pub prekey: PrekeyPublic,
+}
+
+impl CgkaBody {
+    /// The (device, prekey) pairs an add or a batched add seats, in order; empty for other
+    /// ops.
+    pub fn seats(&self) -> Vec<Seat> {
+        match self {
+            CgkaBody::Add { device, prekey } => vec![Seat {
+                device: *device,
+                prekey: *prekey,
+            }],
+            CgkaBody::AddMany { seats } => seats.clone(),
+            CgkaBody::Init { .. }
+            | CgkaBody::Remove { .. }
+            | CgkaBody::Update(_)
+            | CgkaBody::Fill(_) => Vec::new(),
+        }
+    }
 }
 
 /// Fresh keys for blank inner nodes, each node's secret wrapped for its children's
@@ -124,7 +161,8 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
         CgkaBody::Add { .. }
         | CgkaBody::Remove { .. }
         | CgkaBody::Update(_)
-        | CgkaBody::Fill(_) => {
+        | CgkaBody::Fill(_)
+        | CgkaBody::AddMany { .. } => {
             if op.predecessors.is_empty() {
                 return Err(DecodeError::InvalidStructure(
                     "cgka op other than init needs predecessors",
@@ -134,6 +172,20 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
     }
     if let CgkaBody::Fill(fill) = &op.body {
         check_fill(fill)?;
+    }
+    if let CgkaBody::AddMany { seats } = &op.body {
+        // CGKA-3: 1 to MAX_SEATS seats, strictly ascending by device (one canonical order,
+        // no device twice).
+        if seats.is_empty() || seats.len() > MAX_SEATS {
+            return Err(DecodeError::InvalidStructure(
+                "batched add seat count out of range",
+            ));
+        }
+        if seats.windows(2).any(|w| w[0].device >= w[1].device) {
+            return Err(DecodeError::InvalidStructure(
+                "batched add seats not strictly ascending by device",
+            ));
+        }
     }
     if let CgkaBody::Update(path) = &op.body {
         if path.nodes.is_empty() || path.nodes.len() > MAX_PATH_LEN {

@@ -28,6 +28,13 @@ pub fn node_key(secret: &[u8; 32]) -> PrekeySecret {
     key
 }
 
+/// CGKA-27: the secret of a filled node whose left child the same fill filled, from that
+/// child's node secret key: whoever holds the child's key derives the node's, so the fill
+/// wraps the node's secret only for its right child's resolution.
+pub fn chain_secret(left: &PrekeySecret) -> PathSecret {
+    Zeroizing::new(derive_key(derive::CGKA_FILL_CHAIN, &*left.to_bytes()))
+}
+
 /// CGKA-10: the epoch root secret of an update whose root path secret is `secret`.
 pub fn epoch_root(document: &DocumentId, secret: &[u8; 32]) -> SymmetricKey {
     let mut material = Zeroizing::new([0u8; 64]);
@@ -267,15 +274,26 @@ pub fn fill_node(
     Ok((filled, sk))
 }
 
-/// CGKA-31: reads one filled node with whichever secret key `lookup` knows for one of its
-/// recipients (the first such wrap). `Ok(None)` if none is addressed to a known key;
+/// CGKA-31: reads one filled node: from `chained_from` (its left child's key, when the same
+/// fill filled that child and `lookup` knows it, CGKA-27) if that gives the announced key,
+/// else with whichever secret key
+/// `lookup` knows for one of its recipients (the first such wrap). `Ok(None)` if neither;
 /// [`PathError::KeyMismatch`] if the secret does not give the announced public key.
 pub fn read_filled(
     document: &DocumentId,
     ephemeral: &PrekeyPublic,
     node: &FilledNode,
+    chained_from: Option<&PrekeyPublic>,
     lookup: impl Fn(&PrekeyPublic) -> Option<PrekeySecret>,
 ) -> Result<Option<PrekeySecret>, PathError> {
+    if let Some(left) = chained_from.and_then(&lookup) {
+        let sk = node_key(&chain_secret(&left));
+        if sk.public() == node.public {
+            return Ok(Some(sk));
+        }
+        // A fill made before the chain wraps every node for both children: read it by its
+        // wraps (whatever is learned is still checked against the announced key).
+    }
     let Some((wrapped, own)) = node
         .wrapped
         .iter()

@@ -112,7 +112,15 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             Step::Add { actor, target } => {
                 let (id, pk) = (rs[target].id(), rs[target].prekey());
                 let key = rs[actor].device.signing_key().clone();
-                let _ = rs[actor].cgka.add(&key, id, pk, &authority);
+                // CGKA-33: every other add is a batch with the next replica, so a revocation
+                // can turn one seat of a batched add refused and leave the others allowed.
+                let next = (target + 1) % rs.len();
+                if target % 2 == 0 {
+                    let seats = [(id, pk), (rs[next].id(), rs[next].prekey())];
+                    let _ = rs[actor].cgka.add_many(&key, &seats, &authority);
+                } else {
+                    let _ = rs[actor].cgka.add(&key, id, pk, &authority);
+                }
             }
             Step::Remove { actor, target } => {
                 let id = rs[target].id();

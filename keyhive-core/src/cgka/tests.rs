@@ -382,7 +382,15 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
                     let (id, pk) = (rs[target].id(), rs[target].prekey());
                     if !rs[actor].cgka.members().contains(&id) {
                         let key = rs[actor].device.signing_key().clone();
-                        rs[actor].cgka.add(&key, id, pk, &auth).unwrap();
+                        // CGKA-33: every other add also seats the next replica in the same
+                        // batched op (seated or not: a seated device's seat is a no-op).
+                        let next = (target + 1) % rs.len();
+                        if target % 2 == 0 && next != actor {
+                            let seats = [(id, pk), (rs[next].id(), rs[next].prekey())];
+                            rs[actor].cgka.add_many(&key, &seats, &auth).unwrap();
+                        } else {
+                            rs[actor].cgka.add(&key, id, pk, &auth).unwrap();
+                        }
                     }
                 }
             }

@@ -4,13 +4,48 @@
 
 use serde_json::{Value, json};
 
-use super::op::FillNodes;
+use super::op::{CgkaBody, FillNodes, Seat};
 use super::path::{self, epoch_root, next_secret, node_key};
 use super::replay_vectors;
+use crate::crypto::hash::Hash;
 use crate::crypto::prekey::PrekeySecret;
 use crate::crypto::signing::PublicKey;
+use crate::crypto::signing::SigningKey;
 use crate::encoding::encode;
-use crate::identity::DocumentId;
+use crate::identity::{DocumentId, IndividualId};
+use crate::signed::{Op, Verified};
+
+/// CGKA-33: a batched add of two seats, signed by a fixed key (Ed25519 is deterministic).
+fn batched_add() -> Value {
+    let issuer = SigningKey::from_seed(&[0x88; 32]);
+    let mut seats: Vec<Seat> = [0xa1u8, 0xa2]
+        .iter()
+        .map(|b| Seat {
+            device: IndividualId(SigningKey::from_seed(&[*b; 32]).public_key()),
+            prekey: PrekeySecret::from_bytes([b ^ 0x10; 32]).public(),
+        })
+        .collect();
+    seats.sort_by_key(|s| s.device);
+    let body = CgkaBody::AddMany {
+        seats: seats.clone(),
+    };
+    let op = Verified::sign(
+        Op::new(issuer.public_key(), vec![Hash([0x99; 32])], body.clone()),
+        &issuer,
+    )
+    .expect("sign");
+    json!({
+        "issuer seed": hex::encode([0x88u8; 32]),
+        "predecessors": [hex::encode([0x99u8; 32])],
+        "seats (device seed a1 / a2, prekey secret b1 / b2; ascending by device)": seats.iter().map(|s| json!({
+            "device": hex::encode(s.device.0.as_bytes()),
+            "prekey": hex::encode(s.prekey.0),
+        })).collect::<Vec<_>>(),
+        "postcard(CgkaBody)": hex::encode(encode(&body)),
+        "envelope": hex::encode(op.as_bytes()),
+        "hash": hex::encode(op.hash().as_bytes()),
+    })
+}
 
 fn compute() -> Value {
     let document = DocumentId(PublicKey([0x22; 32]));
@@ -32,7 +67,7 @@ fn compute() -> Value {
     )
     .expect("generate");
     let ephemeral = PrekeySecret::from_bytes([0x66; 32]);
-    let (filled, _) = path::fill_node(
+    let (filled, filled_key) = path::fill_node(
         &document,
         &ephemeral,
         &ephemeral.public(),
@@ -45,8 +80,9 @@ fn compute() -> Value {
         ephemeral: ephemeral.public(),
         nodes: vec![filled.clone()],
     };
+    let chained = node_key(&path::chain_secret(&filled_key));
     json!({
-        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27). Hex.",
+        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27, CGKA-33). Hex.",
         "document": hex::encode(document.public_key().as_bytes()),
         "path_secrets": {
             "CGKA-8 leaf secret": hex::encode(*leaf),
@@ -89,7 +125,13 @@ fn compute() -> Value {
                 "tag": hex::encode(w.tag),
             })).collect::<Vec<_>>(),
             "postcard(FillNodes)": hex::encode(encode(&fill)),
-        }
+        },
+        "CGKA-27 fill chain": {
+            "left child node secret": "node_key(node secret of CGKA-27 fill)",
+            "chained path secret": hex::encode(*path::chain_secret(&filled_key)),
+            "chained node public": hex::encode(chained.public().0),
+        },
+        "CGKA-33 batched add": batched_add(),
     })
 }
 

@@ -16,6 +16,9 @@ pub const SYNC_RANGE_FINGERPRINT: &str = "keyhive 2026-11-21 sync range fingerpr
 pub const CGKA_PATH_SECRET: &str = "keyhive 2026-11-21 cgka path secret v1";
 /// BLAKE3 `derive_key` context: a CGKA node's X25519 secret key from its path secret (CGKA-8).
 pub const CGKA_NODE_KEY: &str = "keyhive 2026-11-21 cgka node key v1";
+/// BLAKE3 `derive_key` context: a filled node's secret from its left child's node secret key,
+/// when the same fill filled that child (CGKA-27).
+pub const CGKA_FILL_CHAIN: &str = "keyhive 2026-12-02 cgka fill chain v1";
 /// BLAKE3 `derive_key` context: the key wrapping a path secret for one recipient (CGKA-9).
 pub const CGKA_PATH_WRAP: &str = "keyhive 2026-11-21 cgka path wrap v1";
 /// BLAKE3 `derive_key` context: the epoch root secret from the root node's path secret (CGKA-10).

@@ -158,6 +158,7 @@ fn references(item: &Item) -> (Vec<PublicKey>, Vec<Hash>) {
             refs.extend(op.predecessors.iter().copied());
             match &op.body {
                 CgkaBody::Add { device, .. } | CgkaBody::Remove { device } => keys.push(device.0),
+                CgkaBody::AddMany { seats } => keys.extend(seats.iter().map(|s| s.device.0)),
                 CgkaBody::Init { document, .. } => keys.push(document.0),
                 CgkaBody::Update(_) | CgkaBody::Fill(_) => {}
             }

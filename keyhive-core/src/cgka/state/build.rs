@@ -52,6 +52,47 @@ impl Cgka {
         self.sign_and_apply(key, CgkaBody::Add { device, prekey }, authority)
     }
 
+    /// Adds every device of `seats` (with its leaf key) in batched adds of at most
+    /// [`MAX_SEATS`] seats each, ascending by device (CGKA-33, CGKA-13, CGKA-16); a single seat
+    /// is an ordinary add. Returns the ops in order.
+    pub fn add_many(
+        &mut self,
+        key: &SigningKey,
+        seats: &[(IndividualId, PrekeyPublic)],
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        let me = self.check_owner(key)?;
+        let mut seats: Vec<Seat> = seats
+            .iter()
+            .map(|(device, prekey)| Seat {
+                device: *device,
+                prekey: *prekey,
+            })
+            .collect();
+        seats.sort_by_key(|s| s.device);
+        seats.dedup_by_key(|s| s.device);
+        if seats
+            .iter()
+            .any(|s| !authority.may_add(&me, &s.device, &s.prekey))
+        {
+            return Err(CreateError::Unauthorized);
+        }
+        let mut ops = Vec::with_capacity(seats.len().div_ceil(MAX_SEATS));
+        for chunk in seats.chunks(MAX_SEATS) {
+            let body = match chunk {
+                [one] => CgkaBody::Add {
+                    device: one.device,
+                    prekey: one.prekey,
+                },
+                many => CgkaBody::AddMany {
+                    seats: many.to_vec(),
+                },
+            };
+            ops.push(self.sign_and_apply(key, body, authority)?);
+        }
+        Ok(ops)
+    }
+
     /// Removes `device`, which must be seated (CGKA-14, CGKA-17, CGKA-26).
     pub fn remove(
         &mut self,
@@ -232,6 +273,9 @@ pub(super) fn fill_bodies(
         nodes: Vec::new(),
     };
     let mut keys_chosen = Vec::new();
+    // The nodes filled in the current op, with their secret keys: a node whose left child is
+    // among them derives its secret from that child's (CGKA-27, the fill chain).
+    let mut in_op: HashMap<u32, PrekeySecret> = HashMap::new();
     let mut used = 0usize;
     for level in 1..=tree.depth() {
         let mut node = (1u32 << level) - 1;
@@ -241,19 +285,23 @@ pub(super) fn fill_bodies(
                 resolved.insert(node, here.iter().map(|e| e.public).collect());
             } else {
                 let (l, r) = crate::cgka::tree::children(node);
+                let mut left_keys = Vec::new();
                 let mut keys = Vec::new();
-                for child in [l, r] {
+                for (child, out) in [(l, &mut left_keys), (r, &mut keys)] {
                     if child % 2 == 0 {
-                        keys.extend(tree.entries(child).iter().map(|e| e.public));
+                        out.extend(tree.entries(child).iter().map(|e| e.public));
                     } else if let Some(below) = resolved.remove(&child) {
-                        keys.extend(below);
+                        out.extend(below);
                     }
                 }
+                let right_keys = keys.clone();
+                keys.splice(0..0, left_keys);
                 if own.contains(&node) || node == tree.root() || keys.len() < 2 {
                     resolved.insert(node, keys);
                 } else {
                     let len = filled_node_len(keys.len());
                     if used + len > budget && !current.nodes.is_empty() {
+                        in_op.clear();
                         ephemeral = PrekeySecret::generate();
                         let full = std::mem::replace(
                             &mut current,
@@ -265,16 +313,23 @@ pub(super) fn fill_bodies(
                         bodies.push((full, std::mem::take(&mut keys_chosen)));
                         used = 0;
                     }
-                    let mut secret = Zeroizing::new([0u8; 32]);
-                    rand::Rng::fill_bytes(&mut rand::rng(), &mut *secret);
+                    let (secret, recipients) = match in_op.get(&l) {
+                        Some(left) => (path::chain_secret(left), &right_keys),
+                        None => {
+                            let mut secret = Zeroizing::new([0u8; 32]);
+                            rand::Rng::fill_bytes(&mut rand::rng(), &mut *secret);
+                            (secret, &keys)
+                        }
+                    };
                     let (filled, chosen) = path::fill_node(
                         document,
                         &ephemeral,
                         &current.ephemeral,
                         node,
                         &secret,
-                        &keys,
+                        recipients,
                     )?;
+                    in_op.insert(node, chosen.clone());
                     resolved.insert(node, vec![filled.public]);
                     current.nodes.push(filled);
                     keys_chosen.push(chosen);

@@ -18,7 +18,8 @@ use crate::signed::{KeyCache, Op, OpBody, SignError, Verified, VerifyError};
 use super::authority::CgkaAuthority;
 use super::binding::{InitBinding, InitBindingError};
 use super::op::{
-    CgkaBody, CgkaOp, FILL_MAX_BYTES, FillNodes, SignedCgkaOp, UpdatePath, check_body,
+    CgkaBody, CgkaOp, FILL_MAX_BYTES, FillNodes, MAX_SEATS, Seat, SignedCgkaOp, UpdatePath,
+    check_body,
 };
 use super::path::{self, PathError};
 use super::tree::{Entry, Tree};
@@ -196,7 +197,7 @@ pub struct Cgka {
     bad_paths: BTreeSet<Hash>,
     issuer_keys: IssuerKeys,
     /// CGKA-32: the authority's answer for every add and remove as the tree applied it.
-    verdicts: HashMap<Hash, bool>,
+    verdicts: HashMap<Hash, Vec<bool>>,
     /// CGKA-32: the answers a refresh asks again while the authority's allowed-adds stamp
     /// stands: every remove, and every add that was refused.
     recheck: HashSet<Hash>,
@@ -402,11 +403,18 @@ impl Cgka {
 
 /// The authority's answer that replay depends on: `may_add` for an add, `may_remove` for a
 /// remove, nothing for other ops.
-fn verdict_of(op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<bool> {
+/// A batched add gets one answer per seat, in its order (CGKA-33).
+fn verdict_of(op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<Vec<bool>> {
     let issuer = IndividualId(op.issuer);
     match &op.body {
-        CgkaBody::Add { device, prekey } => Some(authority.may_add(&issuer, device, prekey)),
-        CgkaBody::Remove { device } => Some(authority.may_remove(&issuer, device)),
+        CgkaBody::Add { device, prekey } => Some(vec![authority.may_add(&issuer, device, prekey)]),
+        CgkaBody::AddMany { seats } => Some(
+            seats
+                .iter()
+                .map(|s| authority.may_add(&issuer, &s.device, &s.prekey))
+                .collect(),
+        ),
+        CgkaBody::Remove { device } => Some(vec![authority.may_remove(&issuer, device)]),
         CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => None,
     }
 }
@@ -416,6 +424,10 @@ fn authorised(op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {
     match &op.body {
         CgkaBody::Init { .. } => false,
         CgkaBody::Add { device, prekey } => authority.may_add(&issuer, device, prekey),
+        // CGKA-33: received only if every seat is allowed (replay still answers per seat).
+        CgkaBody::AddMany { seats } => seats
+            .iter()
+            .all(|s| authority.may_add(&issuer, &s.device, &s.prekey)),
         CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
         CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.is_member(&issuer),
     }

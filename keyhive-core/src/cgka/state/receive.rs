@@ -151,6 +151,13 @@ impl Cgka {
                 {
                     seated = true;
                 }
+                CgkaBody::AddMany { seats }
+                    if seats.iter().any(|s| {
+                        s.device == *device && authority.may_add(&issuer, &s.device, &s.prekey)
+                    }) =>
+                {
+                    seated = true;
+                }
                 CgkaBody::Remove { device: d }
                     if d == device && authority.may_remove(&issuer, d) =>
                 {

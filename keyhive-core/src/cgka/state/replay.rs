@@ -26,7 +26,7 @@ impl Cgka {
         let differs = |hash: &Hash| {
             self.ops
                 .get(hash)
-                .is_some_and(|op| verdict_of(op, authority) != self.verdicts.get(hash).copied())
+                .is_some_and(|op| verdict_of(op, authority).as_ref() != self.verdicts.get(hash))
         };
         let stamp = authority.allowed_adds_stamp();
         if stamp.is_some() && stamp == self.adds_stamp {
@@ -181,15 +181,17 @@ impl Cgka {
         };
         self.generation += 1;
         let verdict = verdict_of(&op, authority);
-        if let Some(allowed) = verdict {
+        if let Some(answers) = &verdict {
             // CGKA-32: an allowed add is asked again only when the allowed-adds stamp moves.
-            self.verdicts.insert(hash, allowed);
-            if allowed && matches!(op.body, CgkaBody::Add { .. }) {
+            let adds = matches!(op.body, CgkaBody::Add { .. } | CgkaBody::AddMany { .. });
+            if adds && answers.iter().all(|a| *a) {
                 self.recheck.remove(&hash);
             } else {
                 self.recheck.insert(hash);
             }
+            self.verdicts.insert(hash, answers.clone());
         }
+        let allowed = |i: usize| verdict.as_ref().is_some_and(|v| v.get(i) == Some(&true));
         let issuer = IndividualId(op.issuer);
         match &op.body {
             CgkaBody::Init { prekey, .. } => {
@@ -202,7 +204,7 @@ impl Cgka {
                 }
             }
             CgkaBody::Add { device, prekey } => {
-                if verdict == Some(true) {
+                if allowed(0) {
                     let entry = Entry {
                         op: hash,
                         public: *prekey,
@@ -212,8 +214,23 @@ impl Cgka {
                     }
                 }
             }
+            // CGKA-33: each seat as an add of its own, in order, answered on its own.
+            CgkaBody::AddMany { seats } => {
+                for (i, seat) in seats.iter().enumerate() {
+                    if !allowed(i) {
+                        continue;
+                    }
+                    let entry = Entry {
+                        op: hash,
+                        public: seat.prekey,
+                    };
+                    if let Some(slot) = self.tree.seat(seat.device, entry) {
+                        self.structural_change(hash, &past, slot);
+                    }
+                }
+            }
             CgkaBody::Remove { device } => {
-                if verdict == Some(true)
+                if allowed(0)
                     && let Some(slot) = self.tree.unseat(device)
                 {
                     self.structural_change(hash, &past, slot);
@@ -241,7 +258,9 @@ impl Cgka {
                 self.superseded.remove(&key);
             }
         }
-        self.structural.push(hash);
+        if self.structural.last() != Some(&hash) {
+            self.structural.push(hash);
+        }
     }
 
     /// CGKA-15: writes an update's keys; inner keys only if no membership change is
@@ -364,8 +383,19 @@ impl Cgka {
         };
         if self.no_concurrent_change(past) {
             let own: HashSet<u32> = self.tree.direct_path(slot).into_iter().collect();
-            for filled in &fill.nodes {
+            // CGKA-27/28: the nodes this fill wrote, by index, with their keys: a node whose
+            // left child the fill names is chained from it, and written only if that child was.
+            let mut written: HashMap<u32, PrekeyPublic> = HashMap::new();
+            let listed = chained_children(fill);
+            for (filled, chained) in fill.nodes.iter().zip(&listed) {
                 let node = filled.node;
+                let left = match chained {
+                    Some(l) => match written.get(l) {
+                        Some(key) => Some(*key),
+                        None => continue,
+                    },
+                    None => None,
+                };
                 let fits = self.tree.is_inner_below_root(node)
                     && !own.contains(&node)
                     && self.tree.entries(node).is_empty()
@@ -379,8 +409,13 @@ impl Cgka {
                     continue;
                 }
                 let mut taint = vec![issuer];
-                for w in &filled.wrapped {
-                    if let Some(t) = self.taint.get(&w.recipient) {
+                for key in filled
+                    .wrapped
+                    .iter()
+                    .map(|w| &w.recipient)
+                    .chain(left.as_ref())
+                {
+                    if let Some(t) = self.taint.get(key) {
                         taint.extend(t.iter().copied());
                     }
                 }
@@ -392,6 +427,7 @@ impl Cgka {
                 };
                 if self.tree.fill(node, entry) {
                     self.set_taint(filled.public, &taint);
+                    written.insert(node, filled.public);
                 }
             }
         }
@@ -417,12 +453,16 @@ impl Cgka {
         if self.bad_paths.contains(&hash) {
             return;
         }
-        for filled in &fill.nodes {
+        let listed = chained_children(fill);
+        let publics: HashMap<u32, PrekeyPublic> =
+            fill.nodes.iter().map(|n| (n.node, n.public)).collect();
+        for (filled, chained) in fill.nodes.iter().zip(&listed) {
             if self.secrets.contains_key(&filled.public) {
                 continue;
             }
             let secrets = &self.secrets;
-            match path::read_filled(&self.document, &fill.ephemeral, filled, |pk| {
+            let left = chained.and_then(|l| publics.get(&l));
+            match path::read_filled(&self.document, &fill.ephemeral, filled, left, |pk| {
                 secrets.get(pk).cloned()
             }) {
                 Ok(Some(key)) => {
@@ -488,4 +528,19 @@ impl Cgka {
             }
         }
     }
+}
+
+/// CGKA-27: for each node of `fill`, in order, its left child if the same fill names that
+/// child earlier (the node's secret is then chained from the child's), else `None`.
+pub(super) fn chained_children(fill: &FillNodes) -> Vec<Option<u32>> {
+    let mut seen: HashSet<u32> = HashSet::with_capacity(fill.nodes.len());
+    fill.nodes
+        .iter()
+        .map(|n| {
+            let (l, _) = crate::cgka::tree::children(n.node);
+            let chained = seen.contains(&l).then_some(l);
+            seen.insert(n.node);
+            chained
+        })
+        .collect()
 }
