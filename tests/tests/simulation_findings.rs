@@ -361,3 +361,125 @@ fn a_change_its_successor_could_not_open_is_readable_by_a_reader_seated_later() 
         assert_eq!(out, text);
     }
 }
+
+/// (a), CAP-19: a device removing a member that holds several delegations on a subject revokes
+/// all of them or none (simulation seed 61, on about half the runs: "(a) bob-laptop and
+/// bob-phone disagree on the members of subject 1 (bob's group): [bob-laptop, dave, bob-phone]
+/// vs [bob-laptop]"). Bob-phone, admin of bob's group and a writer through its own invitation,
+/// removed itself. When its admin delegation sorted first by hash, `revoke_member` revoked it,
+/// then held no admin authority left to revoke the other one and failed: the first revocation
+/// stayed applied to the phone's checker but was never stored, so it never left the phone,
+/// which alone saw itself (and everyone it had added) removed, until a restart forgot it.
+/// The order depends on hashes, so both orders are tried here.
+#[test]
+fn a_device_removing_itself_revokes_every_delegation_or_none() {
+    use keyhive_core::capability::PeerTag;
+    use keyhive_sync::Store;
+
+    let mut seen = [false; 2];
+    for _ in 0..256 {
+        if seen == [true, true] {
+            break;
+        }
+        let mut laptop = replica("bob-laptop");
+        let phone_device = keyhive_core::identity::Device::generate(Some("bob-phone".into()));
+        let mut phone = common::replica_of(phone_device.clone());
+        laptop
+            .add_contact(phone_device.contact_card().expect("card"))
+            .expect("contact");
+        let me = AgentId::Individual(phone_device.id());
+        let group = laptop.create_group().expect("bob's group");
+        let admin = laptop.grant(&group.0, me, Access::Admin).expect("admin");
+        let write = laptop.grant(&group.0, me, Access::Write).expect("write");
+        let admin_first = admin < write;
+        seen[usize::from(admin_first)] = true;
+        phone
+            .ingest_all(PeerTag::LOCAL, common::all_items(&laptop))
+            .expect("phone syncs");
+        let revoked = phone.revoke(&group.0, me);
+        // Whatever the answer, the phone's checker holds nothing its store lacks.
+        for op in phone.checker().ops() {
+            assert!(
+                phone.store().contains(&op.hash()).expect("contains"),
+                "the phone applied {} without storing it (admin delegation first: {admin_first})",
+                op.hash()
+            );
+        }
+        let revoked = revoked.expect("the phone may remove itself");
+        assert_eq!(revoked.len(), 2, "both delegations revoked");
+        laptop
+            .ingest_all(PeerTag::LOCAL, common::all_items(&phone))
+            .expect("laptop syncs");
+        for level in [Access::Pull, Access::Admin] {
+            let everyone = [
+                laptop.devices_with(&group.0, level),
+                phone.devices_with(&group.0, level),
+            ];
+            assert_eq!(
+                everyone[0], everyone[1],
+                "laptop and phone agree at {level}"
+            );
+            assert!(!everyone[0].contains(&phone_device.id()), "the phone left");
+        }
+    }
+    assert_eq!(seen, [true, true], "both hash orders were tried");
+}
+
+/// (a), CAP-19, the "none" half: a member this device may remove only in part (one of its
+/// delegations is more senior than the device, CAP-9) is not removed at all, whichever
+/// delegation sorts first, and nothing is left applied but unstored.
+#[test]
+fn a_member_that_cannot_be_removed_completely_is_not_removed_at_all() {
+    use keyhive_core::capability::PeerTag;
+    use keyhive_core::identity::Device;
+    use keyhive_sync::Store;
+
+    let mut seen = [false; 2];
+    for _ in 0..256 {
+        if seen == [true, true] {
+            break;
+        }
+        let mut root = replica("root");
+        let (carol, erin, dave) = (
+            Device::generate(Some("carol".into())),
+            Device::generate(Some("erin".into())),
+            Device::generate(Some("dave".into())),
+        );
+        let agent = |d: &Device| AgentId::Individual(d.id());
+        let group = root.create_group().expect("group");
+        root.grant(&group.0, agent(&carol), Access::Admin)
+            .expect("carol, depth 1");
+        let senior = root
+            .grant(&group.0, agent(&dave), Access::Write)
+            .expect("dave, depth 1");
+        let mut carol = common::replica_of(carol);
+        carol
+            .ingest_all(PeerTag::LOCAL, common::all_items(&root))
+            .expect("carol syncs");
+        carol
+            .grant(&group.0, agent(&erin), Access::Admin)
+            .expect("erin, depth 2");
+        let mut erin = common::replica_of(erin);
+        erin.ingest_all(PeerTag::LOCAL, common::all_items(&carol))
+            .expect("erin syncs");
+        let junior = erin
+            .grant(&group.0, agent(&dave), Access::Read)
+            .expect("dave, depth 3");
+        seen[usize::from(junior < senior)] = true;
+        let before = erin.checker().len();
+        let refused = erin.revoke(&group.0, agent(&dave));
+        assert!(
+            refused.is_err(),
+            "erin may not revoke dave's senior delegation"
+        );
+        assert_eq!(erin.checker().len(), before, "nothing applied");
+        for op in erin.checker().ops() {
+            assert!(erin.store().contains(&op.hash()).expect("contains"));
+        }
+        assert!(
+            erin.checker().can(agent(&dave), Access::Write, &group.0),
+            "dave keeps both delegations"
+        );
+    }
+    assert_eq!(seen, [true, true], "both hash orders were tried");
+}

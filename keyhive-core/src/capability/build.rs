@@ -165,7 +165,10 @@ impl Checker {
         self.sign_and_apply(device, predecessors, body)
     }
 
-    /// Revokes every granting delegation on `subject` to `agent`.
+    /// Revokes every granting delegation on `subject` to `agent`, all or none (CAP-19): the
+    /// order is planned before anything is signed ([`Checker::revocation_order`]), so a
+    /// device removing itself revokes the delegation its own authority runs through last,
+    /// and a member this device cannot remove completely is not removed at all.
     pub fn revoke_member(
         &mut self,
         device: &Device,
@@ -176,10 +179,65 @@ impl Checker {
         if targets.is_empty() {
             return Err(BuildError::NothingToRevoke);
         }
-        targets
+        let order = self.revocation_order(device.id(), subject, &targets)?;
+        order
             .iter()
             .map(|t| self.revoke(device, subject, t))
             .collect()
+    }
+
+    /// CAP-19: an order in which `device` can revoke every one of `targets` (delegations on
+    /// `subject`), each with a proof that the revocations before it leave granting, or
+    /// `NoAuthority` before anything is built. Greedy: the first target (by hash) after whose
+    /// revocation every other one still has a proof, else the first that has one now.
+    fn revocation_order(
+        &self,
+        device: IndividualId,
+        subject: &PublicKey,
+        targets: &[Hash],
+    ) -> Result<Vec<Hash>, BuildError> {
+        let no_authority = BuildError::NoAuthority {
+            needed: Access::Admin,
+        };
+        let mut left: Vec<(Hash, Ix, u32)> = Vec::with_capacity(targets.len());
+        for t in targets {
+            let ix = self
+                .index
+                .get(t)
+                .copied()
+                .ok_or(BuildError::NotADelegation(*t))?;
+            let depth = match self.nodes[ix as usize].info {
+                Info::Delegation { depth, .. } | Info::Invitation { depth, .. } => depth,
+                _ => return Err(BuildError::NotADelegation(*t)),
+            };
+            left.push((*t, ix, depth));
+        }
+        let can = |depth: u32, gone: &[Ix]| {
+            self.find_proof_avoiding(device, subject, Access::Admin, depth, gone)
+                .is_some()
+        };
+        let mut gone: Vec<Ix> = Vec::with_capacity(left.len());
+        let mut order = Vec::with_capacity(left.len());
+        while !left.is_empty() {
+            let leaves_the_rest = |&(_, ix, depth): &(Hash, Ix, u32)| {
+                if !can(depth, &gone) {
+                    return false;
+                }
+                let mut after = gone.clone();
+                after.push(ix);
+                left.iter()
+                    .all(|&(_, other, d)| other == ix || can(d, &after))
+            };
+            let next = left
+                .iter()
+                .position(leaves_the_rest)
+                .or_else(|| left.iter().position(|t| can(t.2, &gone)))
+                .ok_or(no_authority.clone())?;
+            let (hash, ix, _) = left.remove(next);
+            gone.push(ix);
+            order.push(hash);
+        }
+        Ok(order)
     }
 
     /// Builds, signs and applies a content op for `payload` on `document`.
@@ -335,6 +393,27 @@ impl Checker {
         needed: Access,
         max_depth: u32,
     ) -> Option<(Proof, Vec<Ix>)> {
+        self.find_proof_avoiding(device, subject, needed, max_depth, &[])
+    }
+
+    /// As [`Checker::find_proof_refs`], as if the delegations `gone` were revoked: no link of
+    /// the proof is one of them or has one in its chain (CAP-13 cascade).
+    fn find_proof_avoiding(
+        &self,
+        device: IndividualId,
+        subject: &PublicKey,
+        needed: Access,
+        max_depth: u32,
+        gone: &[Ix],
+    ) -> Option<(Proof, Vec<Ix>)> {
+        let cut = |ix: Ix| {
+            !gone.is_empty()
+                && (gone.contains(&ix)
+                    || self.nodes[ix as usize]
+                        .chain
+                        .iter()
+                        .any(|c| gone.contains(c)))
+        };
         if self.conflicted.contains(subject) {
             return None;
         }
@@ -377,6 +456,7 @@ impl Checker {
                 for (ix, access) in list {
                     if *access >= needed
                         && matches!(self.nodes[*ix as usize].info, Info::Delegation { .. })
+                        && !cut(*ix)
                     {
                         hops.push((self.hash_of(*ix), *ix, *key));
                     }

@@ -12,7 +12,7 @@ use keyhive_sync::{Item, Store};
 use super::cast::{DIARY, TEAM};
 use super::invariants::{
     Violation, agreement, attacks_refused, nothing_acked_lost, nothing_pending, readers_read,
-    removed_cannot_read, served_closed_and_allowed,
+    removed_cannot_read, served_closed_and_allowed, views_stored,
 };
 use super::oracle::Served;
 use super::steps::Step;
@@ -88,6 +88,24 @@ fn agreement_catches_a_replica_that_missed_a_grant() {
             .iter()
             .any(|d| d.starts_with("alice-laptop and alice-phone disagree")
                 && d.contains("members of subject 4")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn views_stored_catches_an_op_applied_but_not_stored() {
+    let mut world = healed();
+    let found = new_violations(&mut world, views_stored, |w| {
+        let (first, _) = two_grants(w);
+        w.devices[ALICE_LAPTOP]
+            .store
+            .remove(&[first.hash()])
+            .expect("remove");
+    });
+    assert!(
+        found
+            .iter()
+            .any(|d| d.starts_with("alice-laptop applied op") && d.contains("subject 4")),
         "{found:#?}"
     );
 }

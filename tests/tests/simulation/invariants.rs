@@ -2,7 +2,9 @@
 //!
 //! - (a) replicas agree on membership and validity: for every subject, the devices that may
 //!   pull it (reference graph) see the same devices at every level, and every op two of them
-//!   hold has the same validity in both.
+//!   hold has the same validity in both; and each device's view is of what it stores: every
+//!   op its checker applied is in its store (an op applied but never stored never reaches
+//!   another replica nor survives a restart, so that device alone sees it: seed 61, CAP-19).
 //! - (b) every device holding `read` on a document (reference graph) decrypts, as the writer
 //!   wrote it, every acknowledged change the reference finds valid.
 //! - (c) a device that no node's view ever counted among a document's readers from the moment
@@ -51,6 +53,7 @@ fn violation(invariant: &'static str, detail: String) -> Violation {
 /// Every check, in order.
 pub fn check(world: &World) -> Vec<Violation> {
     let mut out = Vec::new();
+    out.extend(views_stored(world));
     out.extend(agreement(world));
     out.extend(readers_read(world));
     out.extend(removed_cannot_read(world));
@@ -134,6 +137,28 @@ pub fn agreement(world: &World) -> Vec<Violation> {
                     )),
                     Some(_) => {}
                 }
+            }
+        }
+    }
+    out
+}
+
+/// (a), second half: every op a device's checker applied is in that device's store.
+pub fn views_stored(world: &World) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (d, node) in world.devices.iter().enumerate() {
+        let r = node.lock();
+        for op in r.checker().ops() {
+            let hash = op.hash();
+            if !node.store.contains(&hash).expect("contains") {
+                out.push(violation(
+                    "a",
+                    format!(
+                        "{} applied op {hash} of {} but does not store it",
+                        DEVICE_NAMES[d],
+                        subject_name(world, &op.subject())
+                    ),
+                ));
             }
         }
     }
