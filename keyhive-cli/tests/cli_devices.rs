@@ -8,21 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{RelayProcess, json, keyhive};
-
-fn device(dir: &Path, name: &str, relay: &RelayProcess) -> PathBuf {
-    let home = dir.join(name);
-    json(&home, &["init", "--name", name]);
-    json(&home, &["relay", "add", &relay.url]);
-    home
-}
-
-fn card(home: &Path) -> String {
-    json(home, &["contact", "export"])["card"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+use common::{RelayProcess, card, device, json, keyhive};
 
 fn put(home: &Path, dir: &Path, doc: &str, text: &str) {
     let file = dir.join(format!("{}.in", text.replace(' ', "_")));

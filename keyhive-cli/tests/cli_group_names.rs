@@ -8,22 +8,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{RelayProcess, fails, json};
+use common::{RelayProcess, card, device, fails, json};
 use serde_json::Value;
-
-fn device(dir: &Path, name: &str, relay: &RelayProcess) -> PathBuf {
-    let home = dir.join(name);
-    json(&home, &["init", "--name", name]);
-    json(&home, &["relay", "add", &relay.url]);
-    home
-}
-
-fn card(home: &Path) -> String {
-    json(home, &["contact", "export"])["card"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn sync_all(homes: &[&PathBuf]) {
     for _ in 0..2 {

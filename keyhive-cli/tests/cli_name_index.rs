@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{RelayProcess, json, keyhive};
+use common::{RelayProcess, card, json, keyhive};
 
 /// What one run printed.
 struct Run {
@@ -99,13 +99,6 @@ fn ls_agrees(home: &Path) -> serde_json::Value {
 
 fn row<'a>(rows: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
     rows.as_array().unwrap().iter().find(|r| r["name"] == name)
-}
-
-fn card(home: &Path) -> String {
-    json(home, &["contact", "export"])["card"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 fn put(home: &Path, doc: &str, dir: &Path, text: &str) {

@@ -9,7 +9,7 @@ use keyhive_core::capability::{Access, AgentId, ContentBody, Proof};
 use keyhive_core::signed::{Op, Verified};
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::policy::AccessPolicy;
-use keyhive_sync::{Item, ItemKind, MemoryStore, SubjectId};
+use keyhive_sync::{Item, ItemKind, MemoryStore, Store, SubjectId};
 
 /// A relay holding every item of `r`, admitted in rounds (a relay never parks).
 fn relay_of(r: &common::R) -> (CapabilityPolicy, MemoryStore) {
@@ -217,7 +217,6 @@ fn feed(relay: &(CapabilityPolicy, MemoryStore), from: &common::R, items: &[Item
 }
 
 fn stored_of_kind(store: &MemoryStore, subject: SubjectId, kind: ItemKind) -> Vec<Hash> {
-    use keyhive_sync::Store;
     let mut out: Vec<Hash> = store
         .hashes(&subject)
         .expect("hashes")
@@ -362,6 +361,17 @@ fn a_change_its_successor_could_not_open_is_readable_by_a_reader_seated_later() 
     }
 }
 
+/// CAP-19: every op `replica`'s checker applied is in its store (none applied but never stored).
+fn assert_applied_ops_stored(replica: &common::R, context: &str) {
+    for op in replica.checker().ops() {
+        assert!(
+            replica.store().contains(&op.hash()).expect("contains"),
+            "applied {} without storing it ({context})",
+            op.hash()
+        );
+    }
+}
+
 /// (a), CAP-19: a device removing a member that holds several delegations on a subject revokes
 /// all of them or none (simulation seed 61, on about half the runs: "(a) bob-laptop and
 /// bob-phone disagree on the members of subject 1 (bob's group): [bob-laptop, dave, bob-phone]
@@ -374,7 +384,6 @@ fn a_change_its_successor_could_not_open_is_readable_by_a_reader_seated_later() 
 #[test]
 fn a_device_removing_itself_revokes_every_delegation_or_none() {
     use keyhive_core::capability::PeerTag;
-    use keyhive_sync::Store;
 
     let mut seen = [false; 2];
     for _ in 0..256 {
@@ -398,13 +407,7 @@ fn a_device_removing_itself_revokes_every_delegation_or_none() {
             .expect("phone syncs");
         let revoked = phone.revoke(&group.0, me);
         // Whatever the answer, the phone's checker holds nothing its store lacks.
-        for op in phone.checker().ops() {
-            assert!(
-                phone.store().contains(&op.hash()).expect("contains"),
-                "the phone applied {} without storing it (admin delegation first: {admin_first})",
-                op.hash()
-            );
-        }
+        assert_applied_ops_stored(&phone, &format!("admin delegation first: {admin_first}"));
         let revoked = revoked.expect("the phone may remove itself");
         assert_eq!(revoked.len(), 2, "both delegations revoked");
         laptop
@@ -432,7 +435,6 @@ fn a_device_removing_itself_revokes_every_delegation_or_none() {
 fn a_member_that_cannot_be_removed_completely_is_not_removed_at_all() {
     use keyhive_core::capability::PeerTag;
     use keyhive_core::identity::Device;
-    use keyhive_sync::Store;
 
     let mut seen = [false; 2];
     for _ in 0..256 {
@@ -473,9 +475,7 @@ fn a_member_that_cannot_be_removed_completely_is_not_removed_at_all() {
             "erin may not revoke dave's senior delegation"
         );
         assert_eq!(erin.checker().len(), before, "nothing applied");
-        for op in erin.checker().ops() {
-            assert!(erin.store().contains(&op.hash()).expect("contains"));
-        }
+        assert_applied_ops_stored(&erin, "erin refused");
         assert!(
             erin.checker().can(agent(&dave), Access::Write, &group.0),
             "dave keeps both delegations"

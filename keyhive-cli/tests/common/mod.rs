@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command as StdCommand, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -44,6 +44,22 @@ pub fn fails(home: &Path, args: &[&str]) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
     err
+}
+
+/// Initialises a home named `name` under `dir` with `relay` as its relay.
+pub fn device(dir: &Path, name: &str, relay: &RelayProcess) -> PathBuf {
+    let home = dir.join(name);
+    json(&home, &["init", "--name", name]);
+    json(&home, &["relay", "add", &relay.url]);
+    home
+}
+
+/// The contact card `home` exports.
+pub fn card(home: &Path) -> String {
+    json(home, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// A running `keyhive --json relay serve` child and what it printed about itself; killed on
