@@ -166,7 +166,7 @@ impl Checker {
     }
 
     /// Revokes every granting delegation on `subject` to `agent`, all or none (CAP-19): the
-    /// order is planned before anything is signed ([`Checker::revocation_order`]), so a
+    /// order is planned before anything is signed (`Checker::revocation_order`), so a
     /// device removing itself revokes the delegation its own authority runs through last,
     /// and a member this device cannot remove completely is not removed at all.
     pub fn revoke_member(
