@@ -26,12 +26,12 @@ fn bench_plot_draws_one_curve_per_workload_with_a_point_per_size() {
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["written"].as_array().unwrap().len(), 4);
 
-    // N = 10 and 30: seven device workloads, two points each.
+    // N = 10 and 30: eight device workloads (ingest on one core and on every core), two points each.
     for name in ["device-time.svg", "device-ratio.svg"] {
         let svg = std::fs::read_to_string(perf.join(name)).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 7, "{name}");
-        assert_eq!(svg.matches("<circle").count(), 14, "{name}");
+        assert_eq!(svg.matches("<polyline").count(), 8, "{name}");
+        assert_eq!(svg.matches("<circle").count(), 16, "{name}");
         assert!(svg.contains(">write after revoke<"));
     }
     // Folders of 1 and 3 documents: the revoke, and the writes after it.
@@ -41,7 +41,7 @@ fn bench_plot_draws_one_curve_per_workload_with_a_point_per_size() {
 
     let figures: serde_json::Value =
         serde_json::from_slice(&std::fs::read(perf.join("scaling.json")).unwrap()).unwrap();
-    assert_eq!(figures["workloads"].as_array().unwrap().len(), 14);
+    assert_eq!(figures["workloads"].as_array().unwrap().len(), 16);
     assert_eq!(figures["folder_revocation"].as_array().unwrap().len(), 2);
     assert!(figures["errors"].as_array().unwrap().is_empty());
     for point in figures["folder_revocation"].as_array().unwrap() {
