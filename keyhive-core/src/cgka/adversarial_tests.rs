@@ -369,3 +369,55 @@ fn a_parked_no_op_remove_is_refused_when_its_past_arrives() {
     );
     assert_eq!(applied(&rs[1].cgka), applied(&rs[0].cgka));
 }
+
+/// CGKA-26 on replay: a remove that one replica admitted while its view seated the device
+/// (here: it wrongly trusted an intruder's add) and that the others refused must not unseat a
+/// concurrent, authorised re-add once every replica shares the same view. Found by
+/// `divergent_views_with_fills_never_leak_an_epoch` (CI, 2026-12-02): the lax replica's tree
+/// lost the device, the others kept it. Hash order decides whether the remove replays after
+/// the re-add, so this repeats until that order occurred.
+#[test]
+fn a_remove_admitted_under_another_view_does_not_unseat_a_concurrent_add() {
+    let mut remove_replayed_last = 0;
+    for _ in 0..64 {
+        // 0 (lax) trusts intruder 2; 1 (strict) does not; 3 is the device added twice.
+        let (mut rs, lax) = network(4);
+        let mut strict = lax.clone();
+        strict.revoke(&rs[2].id());
+        let (target, target_pk) = (rs[3].id(), rs[3].prekey());
+        let key2 = rs[2].device.signing_key().clone();
+        let intruder_add = rs[2].cgka.add(&key2, target, target_pk, &lax).unwrap();
+        rs[0].cgka.receive(signed(&intruder_add), &lax).unwrap();
+        let key0 = rs[0].device.signing_key().clone();
+        let remove = rs[0].cgka.remove(&key0, target, &lax).unwrap();
+        let key1 = rs[1].device.signing_key().clone();
+        let add = rs[1].cgka.add(&key1, target, target_pk, &strict).unwrap();
+
+        rs[0].cgka.refresh(&strict);
+        rs[0].cgka.receive(signed(&add), &strict).unwrap();
+        assert_eq!(
+            rs[1].cgka.receive(signed(&intruder_add), &strict),
+            Err(ReceiveError::Unauthorized)
+        );
+        assert_eq!(
+            rs[1].cgka.receive(signed(&remove), &strict),
+            Err(ReceiveError::NotSeated(target))
+        );
+
+        let order: Vec<Hash> = applied_in_order(&rs[0].cgka);
+        let at = |h: Hash| order.iter().position(|x| *x == h);
+        if at(remove.hash()) > at(add.hash()) {
+            remove_replayed_last += 1;
+        }
+        assert!(rs[0].cgka.members().contains(&target));
+        assert_eq!(rs[0].cgka.tree(), rs[1].cgka.tree());
+        if remove_replayed_last > 0 && at(remove.hash()) < at(add.hash()) {
+            return;
+        }
+    }
+    panic!("the remove never replayed on both sides of the concurrent add");
+}
+
+fn applied_in_order(cgka: &Cgka) -> Vec<Hash> {
+    cgka.ops_in_order().map(CgkaOp::hash).collect()
+}

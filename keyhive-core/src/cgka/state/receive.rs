@@ -48,16 +48,21 @@ impl Cgka {
             return Err(refusal);
         }
         self.quarantine.remove(&hash);
-        self.admit(op, authority)?;
+        self.admit(Arc::clone(&op), authority)?;
         if self.ops.contains_key(&hash) {
             return Ok(Received::Applied);
         }
-        let missing = self
-            .pending
-            .get(&hash)
-            .map(|op| self.missing(op))
-            .unwrap_or_default();
-        Ok(Received::Pending(missing))
+        if let Some(parked) = self.pending.get(&hash) {
+            return Ok(Received::Pending(self.missing(parked)));
+        }
+        // Its predecessors were all here after all (a quarantined one was admitted as its
+        // dependency) and `release` judged it a no-op remove (CGKA-26).
+        match &op.body {
+            CgkaBody::Remove { device } if self.quarantine.contains_key(&hash) => {
+                Err(ReceiveError::NotSeated(*device))
+            }
+            _ => Ok(Received::Pending(Vec::new())),
+        }
     }
 
     /// The answer for an op already applied or still parked (CGKA-21, CGKA-26: a parked op is

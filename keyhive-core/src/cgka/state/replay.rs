@@ -231,6 +231,7 @@ impl Cgka {
             }
             CgkaBody::Remove { device } => {
                 if allowed(0)
+                    && self.seated_in_past(&op, device, &past, authority)
                     && let Some(slot) = self.tree.unseat(device)
                 {
                     self.structural_change(hash, &past, slot);
@@ -244,6 +245,25 @@ impl Cgka {
             self.heads.remove(p);
         }
         self.heads.insert(hash);
+    }
+
+    /// CGKA-26 on replay: a remove takes effect only if its device is seated in the tree the
+    /// remove was made against (its causal past under `authority`). A remove that entered the
+    /// DAG while another view seated the device (e.g. before a revocation made that add
+    /// unauthorised, or as a parked op's dependency) is then a no-op everywhere, as on replicas
+    /// that refused it on receipt; otherwise it would unseat a concurrent re-add on some
+    /// replicas only.
+    fn seated_in_past(
+        &self,
+        op: &CgkaOp,
+        device: &IndividualId,
+        past: &Past,
+        authority: &dyn CgkaAuthority,
+    ) -> bool {
+        match past {
+            Past::All => self.tree.slot_of(device).is_some(),
+            Past::AllExcept(_) => self.seated_after(&op.predecessors, device, authority),
+        }
     }
 
     /// CGKA-12: a membership change invalidates every inner key written concurrently with it.
