@@ -171,12 +171,14 @@ type Ops = Vec<(&'static str, u8, Vec<u8>)>;
 
 /// What a live replica knows: its current epoch and every epoch root it holds.
 fn knowledge(cgka: &Cgka, ops: &Ops) -> Value {
-    let known: Vec<String> = ops
+    let mut known: Vec<String> = ops
         .iter()
         .map(|(_, _, b)| Hash::of_signed(b))
         .filter(|h| cgka.epoch_secret(h).is_some())
         .map(|h| h.to_string())
         .collect();
+    // Compared as a set: concurrent updates replay in hash order, not creation order.
+    known.sort_unstable();
     json!([cgka.current_epoch().map(|(h, _)| h.to_string()), known])
 }
 
@@ -298,13 +300,14 @@ fn value() -> Value {
                 .iter()
                 .enumerate()
             {
-                let known: Vec<Value> = d["epoch roots (update, root or null)"]
+                let mut known: Vec<String> = d["epoch roots (update, root or null)"]
                     .as_array()
                     .expect("roots")
                     .iter()
                     .filter(|r| !r[1].is_null())
-                    .map(|r| r[0].clone())
+                    .filter_map(|r| r[0].as_str().map(str::to_owned))
                     .collect();
+                known.sort_unstable();
                 assert_eq!(
                     json!([d["current epoch"], known]),
                     live[p as usize - 1][i],
