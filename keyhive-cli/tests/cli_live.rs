@@ -278,5 +278,43 @@ fn a_group_rename_is_printed_as_a_rename_by_the_watcher() {
     assert_eq!(line["author"], "Alice", "{line}");
     assert!(bob_watch.interrupt().success());
 
+    // Without `--json`, the line says it in words.
+    let mut human = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
+        .arg("--home")
+        .arg(&bob)
+        .args(["sync", "--watch"])
+        .env_remove("KEYHIVE_HOME")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = human.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no line with {what:?} from the watcher"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    next("watching");
+    json(&alice, &["group", "rename", "Crew", "Squad"]);
+    json(&alice, &["sync"]);
+    let line = next("renamed");
+    assert!(
+        line.ends_with("group Crew renamed to Squad by Alice"),
+        "{line}"
+    );
+    let _ = human.kill();
+    let _ = human.wait();
+
     relay.stop();
 }
