@@ -123,7 +123,10 @@ fn agent(
 
 /// REP-69: the subject's kind as the scoped replica has it, if it agrees with how it was
 /// resolved (`None`: the replica does not know it, or it is not what the name said).
-fn kind_in<S: keyhive_sync::Store>(replica: &Replica<S>, resolved: Resolved) -> Option<SubjectKind> {
+fn kind_in<S: keyhive_sync::Store>(
+    replica: &Replica<S>,
+    resolved: Resolved,
+) -> Option<SubjectKind> {
     let kind = replica.checker().subject_info(&resolved.key())?.kind;
     match resolved {
         Resolved::Named(_, named) if named != kind => None,
@@ -149,9 +152,8 @@ fn open_scoped(
     agent_name: Option<&str>,
 ) -> Result<Option<Session>> {
     let keys = device_store::load(home)?;
-    let store = Arc::new(
-        RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
-    );
+    let store =
+        Arc::new(RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?);
     let Some(index) = valid_index(home, &keys, &store)? else {
         return Ok(None);
     };

@@ -1,7 +1,7 @@
 //! The `keyhive` command: device identity, contacts, sharing, and relay operation.
 
-mod cli;
 mod access_scope;
+mod cli;
 mod commands;
 mod conflict_names;
 mod contacts;
@@ -171,9 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { file } => commands::backup::backup(&home, out, &file),
         Command::Restore { file } => commands::backup::restore(&home, out, &file),
         // REP-69: `status` from the name index when it is valid.
-        Command::Status if commands::status::status_indexed(&home, out, lease.is_some())? => {
-            Ok(())
-        }
+        Command::Status if commands::status::status_indexed(&home, out, lease.is_some())? => Ok(()),
         Command::Status => {
             let mut s = session::Session::open(home, out)?;
             commands::status::status(&mut s, lease.is_some())?;

@@ -90,7 +90,12 @@ fn agrees(home: &Path, args: &[&str], indexed: &[&str]) -> Run {
     assert_eq!(fast.events(), indexed, "{args:?}: {}", fast.stderr);
     std::fs::remove_file(index_file(home)).unwrap();
     let full = run(home, args);
-    assert_eq!(full.events(), ["absent", "written"], "{args:?}: {}", full.stderr);
+    assert_eq!(
+        full.events(),
+        ["absent", "written"],
+        "{args:?}: {}",
+        full.stderr
+    );
     assert_eq!(mask(&fast.stdout), mask(&full.stdout), "{args:?}");
     assert_eq!(fast.messages(), full.messages(), "{args:?}");
     assert_eq!(fast.ok, full.ok, "{args:?}");
@@ -108,22 +113,36 @@ fn alice_home(dir: &Path, relay: &RelayProcess) -> (PathBuf, Vec<(String, String
         dir.join("carol"),
         dir.join("phone"),
     );
-    for (home, name) in [(&alice, "Alice"), (&bob, "Bob"), (&carol, "Carol"), (&phone, "phone")] {
+    for (home, name) in [
+        (&alice, "Alice"),
+        (&bob, "Bob"),
+        (&carol, "Carol"),
+        (&phone, "phone"),
+    ] {
         json(home, &["init", "--name", name]);
         json(home, &["relay", "add", &relay.url]);
     }
     json(&alice, &["contact", "add", &card(&bob), "--name", "Bob"]);
-    json(&alice, &["contact", "add", &card(&carol), "--name", "Carol"]);
+    json(
+        &alice,
+        &["contact", "add", &card(&carol), "--name", "Carol"],
+    );
     json(&bob, &["contact", "add", &card(&alice), "--name", "Alice"]);
     json(&alice, &["device", "add", &card(&phone)]);
     let mut ids = Vec::new();
     for group in ["Team", "Ops"] {
-        let id = json(&alice, &["group", "create", group])["id"].as_str().unwrap().to_owned();
+        let id = json(&alice, &["group", "create", group])["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         ids.push((group.to_owned(), id));
     }
     json(&alice, &["grant", "Team", "Ops", "--access", "write"]);
     json(&alice, &["grant", "Ops", "Bob", "--access", "write"]);
-    let docs = json(&alice, &["folder", "create", "Docs"])["id"].as_str().unwrap().to_owned();
+    let docs = json(&alice, &["folder", "create", "Docs"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     ids.push(("Docs".to_owned(), docs));
     json(&alice, &["doc", "create", "plan.txt", "--folder", "Docs"]);
     json(&alice, &["doc", "create", "budget.txt", "--folder", "Docs"]);
@@ -156,7 +175,15 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
     let used: &[&str] = &["used"];
 
     for subject in [
-        "Docs", "plan.txt", "budget.txt", "notes.txt", "Team", "Ops", "Crew", docs, &docs[..12],
+        "Docs",
+        "plan.txt",
+        "budget.txt",
+        "notes.txt",
+        "Team",
+        "Ops",
+        "Crew",
+        docs,
+        &docs[..12],
     ] {
         let table = agrees(&alice, &["members", subject], used);
         assert!(table.ok, "members {subject}: {}", table.stderr);
@@ -179,7 +206,11 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
         ("Bob", "Crew"),
     ] {
         agrees(&alice, &["why", subject, agent], used);
-        agrees(&alice, &["--json", "why", subject, agent, "--access", "write"], used);
+        agrees(
+            &alice,
+            &["--json", "why", subject, agent, "--access", "write"],
+            used,
+        );
     }
     let bob = run(&alice, &["why", "plan.txt", "Bob"]).stdout;
     assert!(bob.starts_with("yes: Bob holds"), "{bob}");
@@ -191,7 +222,11 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
     let unresolved: &[&str] = &["does not resolve the name", "current"];
     let unknown = agrees(&alice, &["members", "Dcos"], unresolved);
     assert!(!unknown.ok);
-    assert!(unknown.stderr.contains("did you mean \"Docs\""), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("did you mean \"Docs\""),
+        "{}",
+        unknown.stderr
+    );
     agrees(&alice, &["why", "Docs", "Bobby"], unresolved);
     // A contact's full id resolves from the contacts; a full id that is no contact's (here a
     // group's) is left to a full open, which asks its directory of cards.
@@ -207,7 +242,11 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
     agrees(&alice, &["why", "plan.txt", &bob_id], used);
     let team = &ids.iter().find(|(n, _)| n == "Team").unwrap().1;
     let by_id = agrees(&alice, &["why", "Docs", team], unresolved);
-    assert!(by_id.stdout.starts_with("yes: Team holds read"), "{}", by_id.stdout);
+    assert!(
+        by_id.stdout.starts_with("yes: Team holds read"),
+        "{}",
+        by_id.stdout
+    );
     relay.stop();
 }
 
@@ -228,15 +267,15 @@ fn rep69_status_names_groups_and_answers_from_the_index() {
     assert!(groups.contains("Crew (read)"), "{groups}");
     assert!(groups.contains("Ops (admin)"), "{groups}");
     assert!(groups.contains("Team (admin)"), "{groups}");
-    let status: serde_json::Value = serde_json::from_str(
-        &run(&alice, &["--json", "status"]).stdout,
-    )
-    .unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&run(&alice, &["--json", "status"]).stdout).unwrap();
     let named = status["group_names"].as_array().unwrap();
     assert_eq!(status["groups"].as_u64(), Some(named.len() as u64));
     let team = &ids.iter().find(|(n, _)| n == "Team").unwrap().1;
     assert!(
-        named.iter().any(|g| g["id"] == team.as_str() && g["name"] == "Team"),
+        named
+            .iter()
+            .any(|g| g["id"] == team.as_str() && g["name"] == "Team"),
         "{status}"
     );
     // The item count from the index is the store's.

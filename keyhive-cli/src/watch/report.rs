@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use keyhive_core::Hash;
 use keyhive_core::capability::Access;
 use keyhive_core::crypto::signing::PublicKey;
-use keyhive_core::Hash;
 use keyhive_core::identity::{DocumentId, GroupId, IndividualId};
 use keyhive_sync::replica::Event;
 use serde_json::{Value, json};
@@ -167,10 +167,7 @@ impl Reporter {
                 );
             }
             (None, _) => {
-                let name = p
-                    .before
-                    .as_deref()
-                    .map_or_else(|| short(&p.group.0), shown);
+                let name = p.before.as_deref().map_or_else(|| short(&p.group.0), shown);
                 self.line(
                     "group_rename_refused",
                     json!({"group": group, "name": name, "author": who, "change": change.to_string()}),
