@@ -54,7 +54,7 @@ fn run(home: &Path, args: &[&str]) -> Run {
 }
 
 /// `status` output with what changes from run to run (a relay's answer time, how long ago
-/// the last sync was) replaced by `N`.
+/// the last sync was) replaced by `N`, and runs of spaces by one.
 fn mask(text: &str) -> String {
     let mut out = String::new();
     let mut digits = String::new();
@@ -75,7 +75,10 @@ fn mask(text: &str) -> String {
         out.push(c);
     }
     out.push_str(&digits);
-    out
+    // Table columns are as wide as their widest cell: compare without the padding.
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+        .collect()
 }
 
 fn index_file(home: &Path) -> PathBuf {
