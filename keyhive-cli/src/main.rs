@@ -1,5 +1,6 @@
 //! The `keyhive` command: device identity, contacts, sharing, and relay operation.
 
+mod access_scope;
 mod cli;
 mod commands;
 mod conflict_names;
@@ -169,6 +170,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => watch_home(home, out, relays),
         Command::Backup { file } => commands::backup::backup(&home, out, &file),
         Command::Restore { file } => commands::backup::restore(&home, out, &file),
+        // REP-69: `status` from the name index when it is valid.
+        Command::Status if commands::status::status_indexed(&home, out, lease.is_some())? => Ok(()),
         Command::Status => {
             let mut s = session::Session::open(home, out)?;
             commands::status::status(&mut s, lease.is_some())?;
@@ -198,6 +201,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log { doc } => {
             let mut s = session::Session::open_reading(home, out, &doc)?;
             let result = commands::content::log(&mut s, &doc);
+            s.refresh_name_index();
+            result
+        }
+        // REP-69: `members` and `why` replay only what the subject (and agent) depend on when
+        // the name index resolves them; a full open otherwise (which writes the index).
+        Command::Members { subject } => {
+            let mut s = access_scope::open(home, out, &subject, None)?;
+            let result = commands::access::members(&mut s, &subject);
+            s.refresh_name_index();
+            result
+        }
+        Command::Why {
+            agent,
+            subject,
+            access,
+        } => {
+            let mut s = access_scope::open(home, out, &subject, Some(&agent))?;
+            let result = commands::access::why(&mut s, &agent, &subject, access);
             s.refresh_name_index();
             result
         }

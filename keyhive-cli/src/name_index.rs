@@ -272,6 +272,30 @@ pub fn load(home: &Home, keys: &KeyStore, summaries: &[(SubjectId, Summary)]) ->
     Ok(Lookup::Valid(NameIndex::from_body(body)))
 }
 
+/// REP-66: [`load`], keeping only a valid index; `None` when it is absent, stale or tampered
+/// (the last warned about), each traced.
+pub fn valid(
+    home: &Home,
+    keys: &KeyStore,
+    summaries: &[(SubjectId, Summary)],
+) -> Result<Option<NameIndex>> {
+    Ok(match load(home, keys, summaries)? {
+        Lookup::Valid(index) => Some(index),
+        Lookup::Stale => {
+            trace("stale");
+            None
+        }
+        Lookup::Absent => {
+            trace("absent");
+            None
+        }
+        Lookup::Tampered => {
+            warn_tampered(home);
+            None
+        }
+    })
+}
+
 /// REP-68: writes `index`, bound to the current store, key store and contacts, atomically and
 /// with mode 0600; nothing is written when the file already holds exactly these bytes (a
 /// read-only command that finds the index current writes nothing).

@@ -14,7 +14,7 @@ use keyhive_sync::replica::Replica;
 use crate::contacts::ContactBook;
 use crate::device_store;
 use crate::home::Home;
-use crate::name_index::{self, Lookup, NameIndex};
+use crate::name_index::{self, NameIndex};
 use crate::names::{GroupNames, LocalNames, SharedGroups};
 use crate::output::Output;
 use keyhive_sync::record::{
@@ -50,9 +50,11 @@ pub struct Session {
     metas_binding: Option<[u8; 32]>,
     /// REP-63: opened for one document (`Replica::open_scoped`); never writes the name index.
     scoped: bool,
-    /// REP-67: the name this scoped session was opened for and the document the name index
-    /// resolved it to.
-    pinned: Option<(String, DocumentId)>,
+    /// REP-67, REP-69: the names this scoped session was opened for and what the name index
+    /// resolved each to.
+    pinned: Vec<(String, PublicKey, SubjectKind)>,
+    /// REP-69: the agent name this scoped session was opened for and what it resolved to.
+    pinned_agent: Option<(String, AgentId)>,
 }
 
 impl Session {
@@ -89,7 +91,7 @@ impl Session {
         let store = Arc::new(
             RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
         );
-        let mut pinned = None;
+        let mut pinned = Vec::new();
         let target = match name_or_id.parse::<PublicKey>() {
             Ok(key) => key,
             Err(_) if crate::lookup::is_prefix(name_or_id) => {
@@ -104,7 +106,7 @@ impl Session {
             }
             Err(_) => match indexed(home, &keys, &store, name_or_id)? {
                 Some(doc) => {
-                    pinned = Some((name_or_id.to_owned(), doc));
+                    pinned.push((name_or_id.to_owned(), doc.0, SubjectKind::Document));
                     doc.0
                 }
                 None => return Ok(None),
@@ -122,6 +124,24 @@ impl Session {
         session.scoped = true;
         session.pinned = pinned;
         Ok(Some(session))
+    }
+
+    /// REP-69: turns a session around a scoped replica into one that answers names as a full
+    /// session: the metadata and shared group names come from the valid name index `index`
+    /// (what a full replay found, REP-64), and `subjects` and `agent` are the resolutions made
+    /// from it before the replica was opened. It never writes the name index (REP-68).
+    pub(crate) fn seed_scoped(
+        &mut self,
+        index: NameIndex,
+        subjects: Vec<(String, PublicKey, SubjectKind)>,
+        agent: Option<(String, AgentId)>,
+    ) {
+        self.scoped = true;
+        self.metas = Some(index.metas);
+        self.groups = index.groups;
+        self.metas_binding = None;
+        self.pinned = subjects;
+        self.pinned_agent = agent;
     }
 
     /// REP-68: after a command on a fully opened session, writes the name index from this
@@ -212,7 +232,8 @@ impl Session {
             groups: SharedGroups::default(),
             metas_binding: None,
             scoped: false,
-            pinned: None,
+            pinned: Vec::new(),
+            pinned_agent: None,
         })
     }
 
@@ -337,11 +358,10 @@ impl Session {
                 ),
             }
         }
-        // REP-67: the name this scoped session was opened for, as the name index resolved it.
-        if let Some((name, doc)) = &self.pinned
-            && name == name_or_id
-        {
-            return Ok((doc.0, SubjectKind::Document));
+        // REP-67, REP-69: a name this scoped session was opened for, as the name index
+        // resolved it.
+        if let Some((_, key, kind)) = self.pinned.iter().find(|(name, _, _)| name == name_or_id) {
+            return Ok((*key, *kind));
         }
         let metas: Vec<(DocumentId, String)> = self
             .metas()?
@@ -401,6 +421,12 @@ impl Session {
 
     /// Resolves an agent: a contact (device), `me`, a group, folder or document.
     pub fn agent(&mut self, name_or_id: &str) -> Result<AgentId> {
+        // REP-69: the agent this scoped session was opened for, resolved as below beforehand.
+        if let Some((name, agent)) = &self.pinned_agent
+            && name == name_or_id
+        {
+            return Ok(*agent);
+        }
         if name_or_id == "me" {
             return Ok(AgentId::Individual(self.replica.device().id()));
         }
@@ -447,29 +473,26 @@ fn indexed(
     store: &RedbStore,
     name: &str,
 ) -> Result<Option<DocumentId>> {
-    Ok(match name_index::load(home, keys, &store.summaries()?)? {
-        Lookup::Valid(index) => {
-            let doc = index.resolve(name, &LocalNames::load(home)?);
-            name_index::trace(if doc.is_some() {
-                "used"
-            } else {
-                "does not resolve the name"
-            });
-            doc
-        }
-        Lookup::Stale => {
-            name_index::trace("stale");
-            None
-        }
-        Lookup::Absent => {
-            name_index::trace("absent");
-            None
-        }
-        Lookup::Tampered => {
-            name_index::warn_tampered(home);
-            None
-        }
-    })
+    let Some(index) = valid_index(home, keys, store)? else {
+        return Ok(None);
+    };
+    let doc = index.resolve(name, &LocalNames::load(home)?);
+    name_index::trace(if doc.is_some() {
+        "used"
+    } else {
+        "does not resolve the name"
+    });
+    Ok(doc)
+}
+
+/// REP-66: the name index when it is valid for the current store, key store and contacts;
+/// `None` when it is absent, stale or tampered (warned about), each traced.
+pub(crate) fn valid_index(
+    home: &Home,
+    keys: &KeyStore,
+    store: &RedbStore,
+) -> Result<Option<NameIndex>> {
+    name_index::valid(home, keys, &store.summaries()?)
 }
 
 /// A document's metadata record: the first change's name, renamed and removed by later

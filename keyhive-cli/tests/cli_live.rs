@@ -250,3 +250,71 @@ fn a_silent_relay_delays_neither_other_commands_nor_stopping() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     drop(silent);
 }
+
+/// LIVE-5, REC-10: a group renamed by its admin reaches a member's watcher as a rename of the
+/// group ("group Team renamed to Crew by Alice"), not as a change of the profile document.
+#[test]
+fn a_group_rename_is_printed_as_a_rename_by_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, alice_card) = person(dir.path(), "alice", &relay);
+    let (bob, bob_card) = person(dir.path(), "bob", &relay);
+    json(&alice, &["contact", "add", &bob_card, "--name", "Bob"]);
+    json(&bob, &["contact", "add", &alice_card, "--name", "Alice"]);
+    let team = json(&alice, &["group", "create", "Team"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&alice, &["grant", "Team", "Bob", "--access", "write"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+
+    let bob_watch = Watcher::start(&bob);
+    json(&alice, &["group", "rename", "Team", "Crew"]);
+    json(&alice, &["sync"]);
+    let (_, line) = bob_watch.wait_for("group_renamed", |v| v["group"] == team.as_str());
+    assert_eq!(line["old_name"], "Team", "{line}");
+    assert_eq!(line["name"], "Crew", "{line}");
+    assert_eq!(line["author"], "Alice", "{line}");
+    assert!(bob_watch.interrupt().success());
+
+    // Without `--json`, the line says it in words.
+    let mut human = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
+        .arg("--home")
+        .arg(&bob)
+        .args(["sync", "--watch"])
+        .env_remove("KEYHIVE_HOME")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = human.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no line with {what:?} from the watcher"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    next("watching");
+    json(&alice, &["group", "rename", "Crew", "Squad"]);
+    json(&alice, &["sync"]);
+    let line = next("renamed");
+    assert!(
+        line.ends_with("group Crew renamed to Squad by Alice"),
+        "{line}"
+    );
+    let _ = human.kill();
+    let _ = human.wait();
+
+    relay.stop();
+}

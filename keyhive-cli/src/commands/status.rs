@@ -1,20 +1,28 @@
 //! `keyhive status`: this device, its relays and whether they answer, what waits to be
-//! pushed, when it last synced, and what it holds.
+//! pushed, when it last synced, and what it holds (with the groups it reaches by name). With a
+//! valid name index (REP-66, REP-69) it answers from the index without opening the replica.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use keyhive_core::crypto::signing::SigningKey;
-use keyhive_core::identity::SubjectKind;
+use std::collections::BTreeMap;
+
+use keyhive_core::capability::Access;
+use keyhive_core::crypto::signing::{PublicKey, SigningKey};
+use keyhive_core::identity::{Device, DocumentId, SubjectKind};
+use keyhive_sync::RedbStore;
 use keyhive_sync::client::session::{ConnectTimeouts, Session as SyncSession};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::output::print_table;
+use crate::home::Home;
+use crate::name_index;
+use crate::names::{GroupNames, LocalNames, shown};
+use crate::output::{Output, print_table};
 use crate::relays;
-use crate::session::Session;
+use crate::session::{STORE_FILE, Session, short};
 use crate::sync_state::{self, utc};
-use keyhive_sync::record::MetadataKind;
+use keyhive_sync::record::{DocumentMetadata, MetadataKind};
 
 /// How long `status` waits for each relay (TCP + TLS + WebSocket, then the handshake).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,17 +39,107 @@ struct RelayStatus {
     last_sync: Option<u64>,
 }
 
-/// `keyhive status`; `watcher` says whether a `sync --watch` lent this command the store.
+/// One group this device reaches, as `status` names it (the name `ls` shows, REC-10).
+#[derive(Debug, Serialize)]
+struct GroupRow {
+    #[serde(skip)]
+    key: PublicKey,
+    name: Option<String>,
+    id: String,
+    access: String,
+}
+
+/// What the home holds, from a full session or from the name index (the same either way).
+struct Holdings {
+    items: u64,
+    documents: usize,
+    folders: usize,
+    groups: Vec<GroupRow>,
+}
+
+impl Holdings {
+    /// Counts documents and folders (profile documents are their group's, REC-10) and names
+    /// the groups `reachable` holds as `ls` does.
+    fn new(
+        items: u64,
+        reachable: &[(PublicKey, Access, SubjectKind)],
+        metas: &BTreeMap<DocumentId, DocumentMetadata>,
+        names: GroupNames<'_>,
+    ) -> Self {
+        let documents = metas
+            .values()
+            .filter(|m| m.kind == MetadataKind::Document)
+            .count();
+        let mut groups: Vec<GroupRow> = reachable
+            .iter()
+            .filter(|(_, _, kind)| *kind == SubjectKind::Group)
+            .map(|(id, access, _)| GroupRow {
+                key: *id,
+                name: names.get(id).map(shown),
+                id: id.to_string(),
+                access: access.to_string(),
+            })
+            .collect();
+        // Named groups by name, then unnamed ones, each by id: the same order on every run.
+        groups.sort_by(|a, b| {
+            (a.name.is_none(), &a.name, &a.id).cmp(&(b.name.is_none(), &b.name, &b.id))
+        });
+        Holdings {
+            items,
+            documents,
+            folders: metas.len() - documents,
+            groups,
+        }
+    }
+}
+
+/// `keyhive status` on a fully opened session; `watcher` says whether a `sync --watch` lent
+/// this command the store.
 pub fn status(s: &mut Session, watcher: bool) -> Result<()> {
+    let items = sync_state::item_count(s.store.as_ref())?;
+    let reachable = s.replica.reachable();
+    let metas = s.metas()?.clone();
     let device = s.replica.device().clone();
-    let state = sync_state::load(&s.home)?;
-    let urls = relays::load(&s.home)?;
+    let (home, out) = (s.home.clone(), s.out);
+    let holds = Holdings::new(items, &reachable, &metas, s.group_names()?);
+    report(&home, out, &device, holds, watcher)
+}
+
+/// REP-69: `keyhive status` from the name index when it is valid (nothing replayed, nothing
+/// written); `false` (nothing printed) when the command must open the home fully instead.
+pub fn status_indexed(home: &Home, out: Output, watcher: bool) -> Result<bool> {
+    let Ok(keys) = crate::device_store::load(home) else {
+        return Ok(false);
+    };
+    let Ok(summaries) = RedbStore::read_summaries(home.path(STORE_FILE)) else {
+        return Ok(false);
+    };
+    let Some(index) = name_index::valid(home, &keys, &summaries)? else {
+        return Ok(false);
+    };
+    name_index::trace("used");
+    // STORE-4: a subject's summary counts its items.
+    let items = summaries.iter().map(|(_, s)| s.count).sum();
+    let local = LocalNames::load(home)?;
+    let holds = Holdings::new(
+        items,
+        &index.reachable,
+        &index.metas,
+        index.group_names(&local),
+    );
+    report(home, out, keys.device(), holds, watcher)?;
+    Ok(true)
+}
+
+fn report(home: &Home, out: Output, device: &Device, holds: Holdings, watcher: bool) -> Result<()> {
+    let state = sync_state::load(home)?;
+    let urls = relays::load(home)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut probes = Vec::new();
     for url in urls {
-        let pinned = relays::pinned(&s.home, &url)?;
+        let pinned = relays::pinned(home, &url)?;
         let (reachable, ms, error) = runtime.block_on(probe(&url, device.signing_key(), pinned));
         probes.push(RelayStatus {
             last_sync: state.relays.get(&url).copied(),
@@ -52,34 +150,28 @@ pub fn status(s: &mut Session, watcher: bool) -> Result<()> {
             error,
         });
     }
-    let items = sync_state::item_count(s.store.as_ref())?;
+    let Holdings {
+        items,
+        documents,
+        folders,
+        groups: group_rows,
+    } = holds;
+    let groups = group_rows.len();
     // Items stored here since the last sync (written here, or waiting to be pushed).
     let pending = state.items.map_or(items, |then| items.saturating_sub(then));
-    let metas = s.metas()?;
-    let documents = metas
-        .values()
-        .filter(|m| m.kind == MetadataKind::Document)
-        .count();
-    let folders = metas.len() - documents;
-    let groups = s
-        .replica
-        .reachable()
-        .into_iter()
-        .filter(|(_, _, kind)| *kind == SubjectKind::Group)
-        .count();
     let id = device.id().to_string();
     let name = device.name().map(str::to_owned);
-    s.out.emit(
+    out.emit(
         &json!({
-            "id": id, "name": name, "home": s.home.root(), "watcher": watcher,
+            "id": id, "name": name, "home": home.root(), "watcher": watcher,
             "relays": probes, "items": items, "pending_items": pending,
             "last_sync": state.last_sync, "documents": documents, "folders": folders,
-            "groups": groups,
+            "groups": groups, "group_names": group_rows,
         }),
         || {
             println!("device:    {id}");
             println!("name:      {}", name.as_deref().unwrap_or("-"));
-            println!("home:      {}", s.home.root().display());
+            println!("home:      {}", home.root().display());
             println!(
                 "watcher:   {}",
                 if watcher {
@@ -91,6 +183,7 @@ pub fn status(s: &mut Session, watcher: bool) -> Result<()> {
             println!("last sync: {}", when(state.last_sync));
             println!("pending:   {pending} item(s) stored here since the last sync");
             println!("holds:     {documents} document(s), {folders} folder(s), {groups} group(s), {items} item(s)");
+            println!("groups:    {}", group_list(&group_rows));
             if probes.is_empty() {
                 println!("relays:    none (add one with `keyhive relay add URL`)");
                 return;
@@ -112,6 +205,21 @@ pub fn status(s: &mut Session, watcher: bool) -> Result<()> {
             );
         },
     )
+}
+
+/// `Team (admin), Ops (write), 1a2b3c4d5e6f (read)`: each group by its shown name (its id's
+/// first 12 hex digits when it has none) and this device's level; `none` when there is none.
+fn group_list(rows: &[GroupRow]) -> String {
+    if rows.is_empty() {
+        return "none".to_owned();
+    }
+    rows.iter()
+        .map(|g| {
+            let name = g.name.clone().unwrap_or_else(|| short(&g.key));
+            format!("{name} ({})", g.access)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Connects and runs the handshake (checking the pinned id, SYNC-34) within

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::contacts::validate_name;
 use crate::home::Home;
-use crate::name_index::{self, Lookup};
+use crate::name_index;
 use crate::names::{GroupNames, LocalNames, check_name, shown};
 use crate::output::{Output, print_table};
 use crate::session::{STORE_FILE, Session};
@@ -147,31 +147,18 @@ pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
     let Ok(summaries) = RedbStore::read_summaries(home.path(STORE_FILE)) else {
         return Ok(false);
     };
-    match name_index::load(home, &keys, &summaries)? {
-        Lookup::Valid(index) => {
-            name_index::trace("used");
-            let names = LocalNames::load(home)?;
-            print_ls(
-                out,
-                &index.reachable,
-                &index.metas,
-                index.group_names(&names),
-            )?;
-            Ok(true)
-        }
-        Lookup::Stale => {
-            name_index::trace("stale");
-            Ok(false)
-        }
-        Lookup::Absent => {
-            name_index::trace("absent");
-            Ok(false)
-        }
-        Lookup::Tampered => {
-            name_index::warn_tampered(home);
-            Ok(false)
-        }
-    }
+    let Some(index) = name_index::valid(home, &keys, &summaries)? else {
+        return Ok(false);
+    };
+    name_index::trace("used");
+    let names = LocalNames::load(home)?;
+    print_ls(
+        out,
+        &index.reachable,
+        &index.metas,
+        index.group_names(&names),
+    )?;
+    Ok(true)
 }
 
 /// The `ls` table (or JSON rows) from what a full session knows: the subjects this device

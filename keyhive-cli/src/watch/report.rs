@@ -4,16 +4,17 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use keyhive_core::Hash;
 use keyhive_core::capability::Access;
 use keyhive_core::crypto::signing::PublicKey;
-use keyhive_core::identity::{DocumentId, IndividualId};
+use keyhive_core::identity::{DocumentId, GroupId, IndividualId};
 use keyhive_sync::replica::Event;
 use serde_json::{Value, json};
 
 use crate::names::shown;
 use crate::output::Output;
 use crate::session::{read_meta, short};
-use keyhive_sync::record::Metadata;
+use keyhive_sync::record::{DocumentHistory, GroupName, Metadata, read_profile};
 
 use super::opened::Opened;
 
@@ -65,8 +66,13 @@ impl Reporter {
                 author,
                 valid,
             } => {
-                let doc = document_name(opened, *document);
                 let who = author_name(opened, author);
+                // REC-10: a change of a group's profile document is a rename of the group.
+                if let Some(profile) = profile_change(opened, *document, change) {
+                    self.profile(&profile, change, &who);
+                    return;
+                }
+                let doc = document_name(opened, *document);
                 if is_metadata(opened, *document, change) {
                     self.line(
                         "document",
@@ -135,6 +141,70 @@ impl Reporter {
             _ => {}
         }
     }
+}
+
+impl Reporter {
+    /// REC-9, REC-10: one change of a group's profile document, as what it does to the
+    /// group's shared name.
+    fn profile(&self, p: &ProfileChange, change: &Hash, who: &str) {
+        let group = p.group.to_string();
+        let counted = p.now.as_ref().filter(|n| n.change == *change);
+        match (counted, &p.before) {
+            (Some(now), Some(old)) => {
+                let (old, new) = (shown(old), shown(&now.name));
+                self.line(
+                    "group_renamed",
+                    json!({"group": group, "old_name": old, "name": new, "author": who, "change": change.to_string()}),
+                    || format!("group {old} renamed to {new} by {who}"),
+                );
+            }
+            (Some(now), None) => {
+                let new = shown(&now.name);
+                self.line(
+                    "group",
+                    json!({"group": group, "name": new, "author": who, "change": change.to_string()}),
+                    || format!("group {new}: readable here now (named by {who})"),
+                );
+            }
+            (None, _) => {
+                let name = p.before.as_deref().map_or_else(|| short(&p.group.0), shown);
+                self.line(
+                    "group_rename_refused",
+                    json!({"group": group, "name": name, "author": who, "change": change.to_string()}),
+                    || format!("group {name}: a rename by {who} does not count (REC-9: only an admin of the group names it)"),
+                );
+            }
+        }
+    }
+}
+
+/// What one change of a profile document does to its group's shared name (REC-10).
+struct ProfileChange {
+    /// The group the document names.
+    group: GroupId,
+    /// The name before the change (the changes before it in `Replica::changes` order).
+    before: Option<String>,
+    /// The counting name once the change is read (with the changes before it).
+    now: Option<GroupName>,
+}
+
+/// `Some` when `document` is a group's profile document (REC-9) and `change` one of its
+/// readable changes.
+fn profile_change(opened: &Opened, document: DocumentId, change: &Hash) -> Option<ProfileChange> {
+    let replica = opened.lock();
+    let history = DocumentHistory::load(&replica, document).ok()?;
+    let reading = read_profile(replica.checker(), document, &history)?;
+    let at = history.changes.iter().position(|c| c.op == *change)?;
+    let upto = |n: usize| {
+        let mut h = history.clone();
+        h.changes.truncate(n);
+        read_profile(replica.checker(), document, &h).and_then(|r| r.name)
+    };
+    Some(ProfileChange {
+        group: reading.group,
+        before: upto(at).map(|n| n.name),
+        now: upto(at + 1),
+    })
 }
 
 fn author_name(opened: &Opened, author: &IndividualId) -> String {
