@@ -37,8 +37,10 @@ fn a_relay_refuses_an_invalid_op_every_time_it_is_pushed() {
         document: doc,
         auth_heads: Vec::new(),
         proof: Proof::Root,
-        payload_hash: Hash::of_content(b"x"),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"x"),
+            len: 1,
+        },
     };
     let op = Op::new(mallory.device().id().0, Vec::new(), body);
     let op = Verified::sign(op, mallory.device().signing_key()).expect("sign");
