@@ -242,3 +242,159 @@ pub fn open_inline_with_key(
         content,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::{ContentBody, Proof};
+    use crate::crypto::signing::SigningKey;
+    use crate::signed::{Op, Signed, Verified};
+
+    fn sealed(content: &[u8]) -> (Verified<ContentOp>, SymmetricKey, SigningKey) {
+        let signer = SigningKey::from_seed(&[3; 32]);
+        let mut op: ContentOp = Op::new(
+            signer.public_key(),
+            vec![Hash([9; 32])],
+            ContentBody {
+                document: DocumentId(PublicKey([2; 32])),
+                auth_heads: vec![Hash([4; 32])],
+                proof: Proof::Root,
+                payload: Payload::Blob {
+                    hash: Hash([0; 32]),
+                    len: 0,
+                },
+            },
+        );
+        let pred = (Hash([9; 32]), SymmetricKey::from_bytes([8; 32]));
+        let (payload, key) = seal_inline_with(
+            &SymmetricKey::from_bytes([6; 32]),
+            Hash([7; 32]),
+            [5; INLINE_SALT_LEN],
+            op.header(),
+            &[pred],
+            content,
+        )
+        .expect("seal");
+        op.body.payload = payload;
+        (Verified::sign(op, &signer).expect("sign"), key, signer)
+    }
+
+    /// INL-1, INL-3, INL-5: round trip through the signed envelope; the key carried is the
+    /// predecessor's; a wrong key is a commitment failure.
+    #[test]
+    fn inline_changes_round_trip_and_refuse_a_wrong_key() {
+        let (op, key, _) = sealed(b"hello");
+        let decoded = Signed::<ContentOp>::decode(op.as_bytes()).expect("decode");
+        let opened = open_inline_with_key(&key, decoded.unverified_payload()).expect("open");
+        assert_eq!(opened.content.as_slice(), b"hello");
+        assert_eq!(opened.predecessors.len(), 1);
+        assert_eq!(opened.predecessors[0].0, Hash([9; 32]));
+        assert_eq!(
+            open_inline_with_key(&SymmetricKey::from_bytes([1; 32]), &op).map(|_| ()),
+            Err(DecryptError::KeyCommitment)
+        );
+    }
+
+    /// INL-4: the header is the associated data; a flipped ciphertext byte fails too.
+    #[test]
+    fn inline_changes_are_bound_to_their_header() {
+        let (op, key, signer) = sealed(b"hello");
+        let mut moved: ContentOp = (*op).clone();
+        moved.body.auth_heads = vec![Hash([5; 32])];
+        let moved = Verified::sign(moved, &signer).expect("sign");
+        assert_eq!(
+            open_inline_with_key(&key, &moved).map(|_| ()),
+            Err(DecryptError::Authentication)
+        );
+        let mut flipped: ContentOp = (*op).clone();
+        if let Payload::Inline(c) = &mut flipped.body.payload {
+            c.ciphertext[0] ^= 1;
+        }
+        assert_eq!(
+            open_inline_with_key(&key, &flipped).map(|_| ()),
+            Err(DecryptError::Authentication)
+        );
+        let blob: ContentOp = Op::new(
+            signer.public_key(),
+            vec![],
+            ContentBody {
+                document: DocumentId(PublicKey([2; 32])),
+                auth_heads: vec![],
+                proof: Proof::Root,
+                payload: Payload::Blob {
+                    hash: Hash([0; 32]),
+                    len: 0,
+                },
+            },
+        );
+        assert_eq!(
+            open_inline_with_key(&key, &blob).map(|_| ()),
+            Err(DecryptError::NotInline)
+        );
+    }
+
+    /// INL-2: what does not fit is refused when sealing and when decoding.
+    #[test]
+    fn inline_changes_over_the_limit_are_refused() {
+        let over = crate::capability::INLINE_MAX_CIPHERTEXT - 16 - 1 - 64 + 1;
+        let signer = SigningKey::from_seed(&[3; 32]);
+        let op: ContentOp = Op::new(
+            signer.public_key(),
+            vec![],
+            ContentBody {
+                document: DocumentId(PublicKey([2; 32])),
+                auth_heads: vec![],
+                proof: Proof::Root,
+                payload: Payload::Blob {
+                    hash: Hash([0; 32]),
+                    len: 0,
+                },
+            },
+        );
+        let pred = (Hash([9; 32]), SymmetricKey::from_bytes([8; 32]));
+        assert_eq!(
+            seal_inline_with(
+                &SymmetricKey::from_bytes([6; 32]),
+                Hash([7; 32]),
+                [5; INLINE_SALT_LEN],
+                op.header(),
+                &[pred],
+                &vec![0; over],
+            )
+            .map(|_| ()),
+            Err(EncryptError::TooLarge)
+        );
+        let (fits, _, _) = sealed(&vec![0; over - 1]);
+        assert!(Signed::<ContentOp>::decode(fits.as_bytes()).is_ok());
+    }
+
+    /// INL-7: a version-1 content op decodes as a blob payload and keeps its bytes and hash.
+    #[test]
+    fn inl7_version_one_content_ops_still_decode() {
+        let signer = SigningKey::from_seed(&[3; 32]);
+        let mut bytes = encode(&"keyhive/content");
+        bytes.push(1);
+        bytes.extend_from_slice(signer.public_key().as_bytes());
+        bytes.push(0); // no predecessors
+        bytes.extend_from_slice(&[2; 32]); // document
+        bytes.push(0); // no auth heads
+        bytes.push(0); // Proof::Root
+        bytes.extend_from_slice(&[7; 32]); // payload_hash
+        bytes.push(5); // payload_len
+        let signature = signer.sign(&bytes);
+        bytes.extend_from_slice(&signature);
+        let op = Signed::<ContentOp>::decode(&bytes).expect("v1 decodes");
+        assert_eq!(
+            op.unverified_payload().body.payload,
+            Payload::Blob {
+                hash: Hash([7; 32]),
+                len: 5
+            }
+        );
+        assert_eq!(op.hash(), Hash::of_signed(&bytes));
+        assert!(
+            op.verify().is_ok(),
+            "the signature covers the v1 bytes as received"
+        );
+    }
+}
