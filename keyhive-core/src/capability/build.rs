@@ -247,23 +247,28 @@ impl Checker {
         document: DocumentId,
         payload: &[u8],
     ) -> Result<Verified<ContentOp>, BuildError> {
-        self.write_with(device, document, |_| {
-            Ok::<_, BuildError>(Payload::Blob {
-                hash: Hash::of_content(payload),
-                len: payload.len() as u64,
-            })
-        })
+        let (op, ()) = self.write_with(device, document, |_| {
+            Ok::<_, BuildError>((
+                Payload::Blob {
+                    hash: Hash::of_content(payload),
+                    len: payload.len() as u64,
+                },
+                (),
+            ))
+        })?;
+        Ok(op)
     }
 
     /// Builds, signs and applies a content op on `document` whose payload `seal` makes from
     /// the op's header (INL-4: an inline change binds the header as associated data), after
-    /// the proof and the predecessors are chosen and before the op is signed.
-    pub fn write_with<E: From<BuildError>>(
+    /// the proof and the predecessors are chosen and before the op is signed. Returns the op
+    /// and what `seal` returned beside the payload (e.g. the change key).
+    pub fn write_with<T, E: From<BuildError>>(
         &mut self,
         device: &Device,
         document: DocumentId,
-        seal: impl FnOnce(ContentHeader<'_>) -> Result<Payload, E>,
-    ) -> Result<Verified<ContentOp>, E> {
+        seal: impl FnOnce(ContentHeader<'_>) -> Result<(Payload, T), E>,
+    ) -> Result<(Verified<ContentOp>, T), E> {
         let subject = document.0;
         let (proof, refs) = self
             .find_proof_refs(device.id(), &subject, Access::Write, u32::MAX)
@@ -289,7 +294,7 @@ impl Checker {
         let mut predecessors = predecessors;
         predecessors.sort_unstable();
         predecessors.dedup();
-        let payload = seal(ContentHeader {
+        let (payload, sealed) = seal(ContentHeader {
             issuer: &issuer,
             predecessors: &predecessors,
             document,
@@ -305,7 +310,7 @@ impl Checker {
         let op = Verified::sign(Op::new(issuer, predecessors, body), device.signing_key())
             .map_err(BuildError::from)?;
         self.apply_verified(op.clone()).map_err(BuildError::from)?;
-        Ok(op)
+        Ok((op, sealed))
     }
 
     pub(crate) fn sign_and_apply(

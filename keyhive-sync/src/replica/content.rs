@@ -251,27 +251,20 @@ impl<S: Store> Replica<S> {
             .cgkas
             .get(&document)
             .ok_or(ReplicaError::UnknownSubject(document))?;
-        let mut key = None;
         let written = self
             .admission
             .checker
             .write_with(&self.device, document, |header| {
-                let (payload, k) = seal_inline(cgka, header, &predecessors, content)?;
-                key = Some(k);
-                Ok::<_, ReplicaError>(payload)
+                Ok::<_, ReplicaError>(seal_inline(cgka, header, &predecessors, content)?)
             });
-        let op = match written {
-            Ok(op) => op,
+        let (op, key) = match written {
+            Ok(written) => written,
             // The op with its auth heads, proof and predecessors exceeds its limit: a blob.
             Err(ReplicaError::Build(BuildError::Sign(SignError::TooLarge { .. }))) => {
                 return Ok(None);
             }
             Err(e) => return Err(e),
         };
-        let key = key.ok_or(ReplicaError::Unreadable {
-            document,
-            change: op.hash(),
-        })?;
         let op_item = super::op_item(&AnyVerified::Content(op.clone()))?;
         self.store_items(vec![op_item])?;
         let written = Written {
