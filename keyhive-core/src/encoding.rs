@@ -107,6 +107,15 @@ pub trait SignedPayload: Serialize + DeserializeOwned {
     const VERSION: u8;
     /// Largest encoded payload accepted (ENC-1).
     const MAX_LEN: usize;
+
+    /// ENC-4: decodes the body of an earlier format `version` this build still reads, or
+    /// `None` when it reads no version but [`SignedPayload::VERSION`] (the default). Such a
+    /// body must be decoded canonically in its own version's layout; values are always written
+    /// in the current version.
+    fn decode_earlier(version: u8, body: &[u8]) -> Option<Result<Self, DecodeError>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 /// Encodes `body` behind its domain tag and version (ENC-4).
@@ -152,10 +161,10 @@ pub fn decode_tagged<T: SignedPayload>(bytes: &[u8]) -> Result<T, DecodeError> {
         ));
     };
     if version != T::VERSION {
-        return Err(DecodeError::UnsupportedVersion {
+        return T::decode_earlier(version, body).unwrap_or(Err(DecodeError::UnsupportedVersion {
             found: version,
             supported: T::VERSION,
-        });
+        }));
     }
     decode_canonical(body, T::MAX_LEN)
 }

@@ -260,12 +260,26 @@ pub trait OpBody: Serialize + serde::de::DeserializeOwned {
     fn check_body(&self) -> Result<(), DecodeError> {
         Ok(())
     }
+
+    /// ENC-4: decodes an `Op<Self>` written in an earlier format `version` this build still
+    /// reads ([`SignedPayload::decode_earlier`]); `None` (the default) reads none.
+    fn decode_earlier_op(version: u8, body: &[u8]) -> Option<Result<Op<Self>, DecodeError>>
+    where
+        Self: Sized,
+    {
+        let _ = (version, body);
+        None
+    }
 }
 
 impl<B: OpBody> SignedPayload for Op<B> {
     const TAG: &'static str = B::TAG;
     const VERSION: u8 = B::VERSION;
     const MAX_LEN: usize = B::MAX_LEN;
+
+    fn decode_earlier(version: u8, body: &[u8]) -> Option<Result<Self, DecodeError>> {
+        B::decode_earlier_op(version, body)
+    }
 }
 
 impl<B: OpBody> Signable for Op<B> {

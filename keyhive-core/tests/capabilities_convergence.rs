@@ -120,8 +120,10 @@ fn back_dated_write(rep: &mut Checker, dev: &Device, subject: PublicKey, z: u8) 
         document: DocumentId(subject),
         auth_heads,
         proof,
-        payload_hash: Hash::of_content(&[z]),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(&[z]),
+            len: 1,
+        },
     };
     let op = Verified::sign(Op::new(dev.id().0, vec![], body), dev.signing_key()).unwrap();
     rep.apply_verified(op).unwrap();

@@ -85,8 +85,10 @@ fn cap20_an_op_naming_another_subjects_op_as_parent_is_invalid() {
         document: DocumentId(shared),
         auth_heads,
         proof: proof.clone(),
-        payload_hash: Hash::of_content(b"x"),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"x"),
+            len: 1,
+        },
     };
     let op = Verified::sign(Op::new(alice.id().0, vec![], body), alice.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
@@ -102,8 +104,10 @@ fn cap20_an_op_naming_another_subjects_op_as_parent_is_invalid() {
         document: DocumentId(shared),
         auth_heads: c.auth_heads(&shared),
         proof,
-        payload_hash: Hash::of_content(b"y"),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"y"),
+            len: 1,
+        },
     };
     let op = Verified::sign(
         Op::new(alice.id().0, vec![secret.hash()], body),

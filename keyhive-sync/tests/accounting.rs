@@ -41,7 +41,8 @@ fn shared_document(alice: &Peer, bob: &Peer) -> (DocumentId, Hash, Hash, Hash) {
     let grant = a
         .grant(&doc.0, AgentId::Individual(bob.id()), Access::Read)
         .unwrap();
-    let op = a.write(doc, b"hello bob").unwrap();
+    // Over the inline limit (INL-2), so the change has a blob to account for.
+    let op = a.write(doc, &hello()).unwrap();
     let blob = a
         .store()
         .hashes(&SubjectId(doc.0))
@@ -156,7 +157,7 @@ async fn parked_and_refused_items_are_offered_again_and_counted_by_cause() {
     let latest = replica.latest_readable(doc).unwrap().unwrap();
     let mut out = Vec::new();
     replica.read_change(doc, &latest, &mut out).unwrap();
-    assert_eq!(out, b"hello bob");
+    assert_eq!(out, hello());
 }
 
 /// SYNC-84: the default (non-replica) `admit_batch` stores accepted items once, reports a
@@ -199,4 +200,9 @@ fn default_admit_batch_stores_once_and_reports_refusals() {
     );
     assert_eq!(store.hashes(&s).unwrap().len(), 3);
     assert!(store.hashes(&other).unwrap().is_empty());
+}
+
+/// The change Alice writes: larger than an inline change may be (INL-2).
+fn hello() -> Vec<u8> {
+    [&b"hello bob"[..], &[b' '; 1100][..]].concat()
 }

@@ -44,8 +44,10 @@ fn rep23_reads_follow_what_arrives() {
     sync(&alice, &mut bob);
     assert_eq!(readable(&bob, doc), vec![b"c1".to_vec()]);
 
-    // More changes after a first read; c2's op arrives before its ciphertext.
-    alice.write(doc, b"c2").expect("write");
+    // More changes after a first read; c2's op arrives before its ciphertext (a change over
+    // the inline limit travels as an op and a blob, INL-2; a small one is its op, INL-1).
+    let c2 = vec![b'2'; 2048];
+    alice.write(doc, &c2).expect("write");
     sync_where(&alice, &mut bob, |i| i.kind() != ItemKind::Blob);
     let listed = bob.changes(doc).expect("changes");
     assert_eq!(listed.len(), 2);
@@ -55,7 +57,7 @@ fn rep23_reads_follow_what_arrives() {
     sync(&alice, &mut bob);
     assert_eq!(
         readable(&bob, doc),
-        vec![b"c1".to_vec(), b"c2".to_vec(), b"c3".to_vec()]
+        vec![b"c1".to_vec(), c2.clone(), b"c3".to_vec()]
     );
 
     // Dave is granted read but learns the history before anyone seats him: nothing opens.
@@ -68,7 +70,7 @@ fn rep23_reads_follow_what_arrives() {
     sync(&alice, &mut dave);
     assert_eq!(
         readable(&dave, doc),
-        vec![b"c1".to_vec(), b"c2".to_vec(), b"c3".to_vec()]
+        vec![b"c1".to_vec(), c2.clone(), b"c3".to_vec()]
     );
     // And what he reads next is opened as it arrives.
     alice.write(doc, b"c4").expect("write");

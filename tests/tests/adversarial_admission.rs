@@ -104,11 +104,16 @@ fn world() -> World {
         .grant(&doc.0, me(&mallory), Access::Read)
         .expect("grant");
     let mut written = BTreeMap::new();
-    let a1 = alice.write(doc, b"pay 10 EUR to carol").expect("write");
-    written.insert(a1, b"pay 10 EUR to carol".to_vec());
+    // Over the inline limit (INL-2): these changes travel as blobs, the form the cases below
+    // attack (inline changes: keyhive-sync `tests/inline_changes.rs`).
+    let pad = |text: &[u8]| [text, &[b' '; 1100][..]].concat();
+    let a1 = alice
+        .write(doc, &pad(b"pay 10 EUR to carol"))
+        .expect("write");
+    written.insert(a1, pad(b"pay 10 EUR to carol"));
     sync(&alice, &mut bob);
-    let b1 = bob.write(doc, b"bob's notes").expect("write");
-    written.insert(b1, b"bob's notes".to_vec());
+    let b1 = bob.write(doc, &pad(b"bob's notes")).expect("write");
+    written.insert(b1, pad(b"bob's notes"));
     sync(&bob, &mut alice);
     sync(&alice, &mut carol);
     sync(&alice, &mut mallory);

@@ -71,8 +71,10 @@ async fn share_read_revoke_through_a_relay() {
             document: doc,
             auth_heads: b.checker().auth_heads(&doc.0),
             proof,
-            payload_hash: Hash::of_content(b"forged"),
-            payload_len: 6,
+            payload: keyhive_core::capability::Payload::Blob {
+                hash: Hash::of_content(b"forged"),
+                len: 6,
+            },
         };
         let op = Op::new(me.0, b.checker().content_heads(&doc.0), body);
         let op = Verified::sign(op, b.device().signing_key()).unwrap();

@@ -14,8 +14,8 @@ use super::access::{Access, AgentId};
 use super::checker::{Checker, Info, IngestError};
 use super::membership::Ix;
 use super::op::{
-    Action, AuthBody, AuthOp, ContentBody, ContentOp, MAX_AUTH_HEADS, MAX_CONTENT_HEADS,
-    MAX_MEMBERSHIP_LINKS, Proof,
+    Action, AuthBody, AuthOp, ContentBody, ContentHeader, ContentOp, MAX_AUTH_HEADS,
+    MAX_CONTENT_HEADS, MAX_MEMBERSHIP_LINKS, Payload, Proof,
 };
 
 /// Why a local op could not be built.
@@ -240,13 +240,35 @@ impl Checker {
         Ok(order)
     }
 
-    /// Builds, signs and applies a content op for `payload` on `document`.
+    /// Builds, signs and applies a content op naming the change blob `payload` (REP-20).
     pub fn write(
         &mut self,
         device: &Device,
         document: DocumentId,
         payload: &[u8],
     ) -> Result<Verified<ContentOp>, BuildError> {
+        let (op, ()) = self.write_with(device, document, |_| {
+            Ok::<_, BuildError>((
+                Payload::Blob {
+                    hash: Hash::of_content(payload),
+                    len: payload.len() as u64,
+                },
+                (),
+            ))
+        })?;
+        Ok(op)
+    }
+
+    /// Builds, signs and applies a content op on `document` whose payload `seal` makes from
+    /// the op's header (INL-4: an inline change binds the header as associated data), after
+    /// the proof and the predecessors are chosen and before the op is signed. Returns the op
+    /// and what `seal` returned beside the payload (e.g. the change key).
+    pub fn write_with<T, E: From<BuildError>>(
+        &mut self,
+        device: &Device,
+        document: DocumentId,
+        seal: impl FnOnce(ContentHeader<'_>) -> Result<(Payload, T), E>,
+    ) -> Result<(Verified<ContentOp>, T), E> {
         let subject = document.0;
         let (proof, refs) = self
             .find_proof_refs(device.id(), &subject, Access::Write, u32::MAX)
@@ -266,19 +288,29 @@ impl Checker {
             })
             .unwrap_or_default();
         let predecessors = self.pick(Vec::new(), content.into_iter(), ContentOp::MAX_P);
+        let issuer = device.signing_key().public_key();
+        // `Op::new` sorts and de-duplicates; `pick` already returns them that way, and the
+        // header the sealer binds must be exactly what is signed.
+        let mut predecessors = predecessors;
+        predecessors.sort_unstable();
+        predecessors.dedup();
+        let (payload, sealed) = seal(ContentHeader {
+            issuer: &issuer,
+            predecessors: &predecessors,
+            document,
+            auth_heads: &auth_heads,
+            proof: &proof,
+        })?;
         let body = ContentBody {
             document,
             auth_heads,
             proof,
-            payload_hash: Hash::of_content(payload),
-            payload_len: payload.len() as u64,
+            payload,
         };
-        let op = Verified::sign(
-            Op::new(device.signing_key().public_key(), predecessors, body),
-            device.signing_key(),
-        )?;
-        self.apply_verified(op.clone())?;
-        Ok(op)
+        let op = Verified::sign(Op::new(issuer, predecessors, body), device.signing_key())
+            .map_err(BuildError::from)?;
+        self.apply_verified(op.clone()).map_err(BuildError::from)?;
+        Ok((op, sealed))
     }
 
     pub(crate) fn sign_and_apply(

@@ -61,7 +61,8 @@ pub use invitation::InvitationInfo;
 pub use invite_build::{NewInvitation, build_redemption};
 pub use invite_secret::InviteSecret;
 pub use op::{
-    Action, AnySigned, AnyVerified, AuthBody, AuthOp, ContentBody, ContentOp, Proof, ProofOfSecret,
+    Action, AnySigned, AnyVerified, AuthBody, AuthOp, ContentBody, ContentHeader, ContentOp,
+    INLINE_MAX_CIPHERTEXT, INLINE_SALT_LEN, InlineChange, Payload, Proof, ProofOfSecret,
 };
 pub use pending::{DEFAULT_PENDING_BYTES, PeerTag, PendingLimit, PendingLimits};
 pub use query::{DirectMember, Explanation, Link};

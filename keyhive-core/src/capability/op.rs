@@ -220,8 +220,9 @@ impl OpBody for AuthBody {
 /// An auth op: `Op<AuthBody>`.
 pub type AuthOp = Op<AuthBody>;
 
-/// The signed header of a content op (tag `keyhive/content`, version 1). The (encrypted)
-/// payload travels separately and is checked against `payload_hash` by whoever holds it.
+/// The signed header of a content op (tag `keyhive/content`, version 2; version 1 is still
+/// read, INL-7). The change itself is either named ([`Payload::Blob`], carried by a blob item,
+/// REP-20) or carried in the op ([`Payload::Inline`], INL-1).
 ///
 /// `Op::predecessors` of a content op are its content predecessors (ops of the same document).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,21 +233,137 @@ pub struct ContentBody {
     pub auth_heads: Vec<Hash>,
     /// The author's authority to write (CAP-10; an addition to the design brief, see the spec).
     pub proof: Proof,
-    /// `Hash::of_content` of the payload bytes.
-    pub payload_hash: Hash,
-    /// Payload length in bytes.
-    pub payload_len: u64,
+    /// The encrypted change, or the blob that holds it.
+    pub payload: Payload,
+}
+
+/// Where a content op's encrypted change is (`specs/encryption.md` §1b).
+///
+/// Variant order is the wire tag: never reorder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// REP-20: the change is the blob item whose bytes hash (`Hash::of_content`) to `hash`.
+    Blob {
+        /// `Hash::of_content` of the blob bytes.
+        hash: Hash,
+        /// The blob's length in bytes.
+        len: u64,
+    },
+    /// INL-1: the change travels inside the op, bound to its signature.
+    Inline(InlineChange),
+}
+
+/// INL-1: an encrypted change carried by its content op. Its key is derived from the epoch
+/// root, the op's document and author and `salt` (INL-3); the AEAD's associated data is the
+/// op's signed header (INL-4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineChange {
+    /// The CGKA update whose epoch root the key is bound to.
+    pub epoch: Hash,
+    /// 16 random bytes making the change key unique (INL-3).
+    pub salt: [u8; INLINE_SALT_LEN],
+    /// The key commitment (ENC-7.2), checked before decryption.
+    pub commitment: [u8; 32],
+    /// The sealed INL-5 plaintext followed by the 16-byte Poly1305 tag.
+    #[serde(with = "crate::encoding::byte_vec")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// INL-3: bytes of an inline change's salt.
+pub const INLINE_SALT_LEN: usize = 16;
+/// INL-2: the longest ciphertext (tag included) a content op may carry inline; a longer change
+/// travels as a blob (REP-20).
+pub const INLINE_MAX_CIPHERTEXT: usize = 1024;
+/// INL-2: the shortest ciphertext an inline change can have: the predecessor count byte and
+/// the tag.
+pub const INLINE_MIN_CIPHERTEXT: usize = 1 + 16;
+
+impl Payload {
+    fn check(&self) -> Result<(), DecodeError> {
+        match self {
+            Payload::Inline(c) if c.ciphertext.len() > INLINE_MAX_CIPHERTEXT => Err(
+                DecodeError::InvalidStructure("inline ciphertext exceeds the inline limit"),
+            ),
+            Payload::Inline(c) if c.ciphertext.len() < INLINE_MIN_CIPHERTEXT => Err(
+                DecodeError::InvalidStructure("inline ciphertext is shorter than its tag"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a content op signs besides its payload: the fields an inline change binds as
+/// associated data (INL-4). [`Checker::write_with`](super::Checker::write_with) hands it to the
+/// sealer before the op is signed.
+#[derive(Clone, Copy, Debug)]
+pub struct ContentHeader<'a> {
+    /// The author.
+    pub issuer: &'a PublicKey,
+    /// The content predecessors.
+    pub predecessors: &'a [Hash],
+    /// The document.
+    pub document: DocumentId,
+    /// The auth heads.
+    pub auth_heads: &'a [Hash],
+    /// The author's proof.
+    pub proof: &'a Proof,
+}
+
+impl ContentOp {
+    /// The signed fields other than the payload (INL-4).
+    pub fn header(&self) -> ContentHeader<'_> {
+        ContentHeader {
+            issuer: &self.issuer,
+            predecessors: &self.predecessors,
+            document: self.body.document,
+            auth_heads: &self.body.auth_heads,
+            proof: &self.body.proof,
+        }
+    }
 }
 
 impl OpBody for ContentBody {
     const TAG: &'static str = "keyhive/content";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const MAX_LEN: usize = 4 * 1024;
 
     fn check_body(&self) -> Result<(), DecodeError> {
         self.proof.check()?;
+        self.payload.check()?;
         check_sorted(&self.auth_heads, MAX_AUTH_HEADS, "auth heads")
     }
+
+    /// INL-7: a version-1 content op (`payload_hash`, `payload_len` where version 2 has the
+    /// payload) is read as a [`Payload::Blob`]; its bytes, and so its hash, stay as they were.
+    fn decode_earlier_op(version: u8, body: &[u8]) -> Option<Result<Op<Self>, DecodeError>> {
+        (version == 1).then(|| {
+            crate::encoding::decode_canonical::<Op<ContentBodyV1>>(body, Self::MAX_LEN).map(|op| {
+                Op {
+                    issuer: op.issuer,
+                    predecessors: op.predecessors,
+                    body: ContentBody {
+                        document: op.body.document,
+                        auth_heads: op.body.auth_heads,
+                        proof: op.body.proof,
+                        payload: Payload::Blob {
+                            hash: op.body.payload_hash,
+                            len: op.body.payload_len,
+                        },
+                    },
+                }
+            })
+        })
+    }
+}
+
+/// The version-1 layout of a content op's body (INL-7), read only.
+#[derive(Serialize, Deserialize)]
+struct ContentBodyV1 {
+    document: DocumentId,
+    auth_heads: Vec<Hash>,
+    proof: Proof,
+    payload_hash: Hash,
+    payload_len: u64,
 }
 
 /// A content op: `Op<ContentBody>`.

@@ -26,6 +26,11 @@ pub const CGKA_EPOCH_ROOT: &str = "keyhive 2026-11-21 cgka epoch root v1";
 /// BLAKE3 `derive_key` context: a content change key from an epoch root and a change reference
 /// (CENC-2).
 pub const CENC_CHANGE_KEY: &str = "keyhive 2026-11-21 causal encryption change key v1";
+/// BLAKE3 `derive_key` context: the key of a change carried inline in its content op, from an
+/// epoch root, the document, the epoch, the author and the salt (INL-3).
+pub const INLINE_CHANGE_KEY: &str = "keyhive 2026-12-02 inline change key v1";
+/// Domain label that starts the associated data of an inline change (INL-4).
+pub const INLINE_CHANGE_AD: &str = "keyhive 2026-12-02 inline change associated data v1";
 /// BLAKE3 `derive_key` context: a stream payload key from a stream key and its salt (CENC-7).
 pub const CENC_STREAM_KEY: &str = "keyhive 2026-11-21 causal encryption stream key v1";
 /// Domain string mixed into a stream's key commitment (CENC-7).

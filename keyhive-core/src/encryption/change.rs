@@ -149,6 +149,9 @@ pub enum DecryptError {
     /// The decrypted plaintext is malformed.
     #[error("malformed change plaintext: {0}")]
     Plaintext(DecodeError),
+    /// The content op names a blob: its change is not inline (INL-1).
+    #[error("the content op carries no inline change")]
+    NotInline,
 }
 
 impl From<OpenError> for DecryptError {

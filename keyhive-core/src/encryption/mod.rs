@@ -9,6 +9,7 @@
 
 pub mod change;
 pub mod history;
+pub mod inline;
 pub mod large;
 pub mod stream;
 
@@ -22,5 +23,8 @@ pub use change::{
     decrypt_with_epoch, decrypt_with_key, encrypt_change, encrypt_with_epoch,
 };
 pub use history::{HistoryError, decrypt_history};
+pub use inline::{
+    inline_ciphertext_len, open_inline_with_epoch, open_inline_with_key, seal_inline,
+};
 pub use large::{LargeChangeError, decrypt_large_change, encrypt_large_change};
 pub use stream::{CHUNK_LEN, StreamError, decrypt_stream, encrypt_stream};

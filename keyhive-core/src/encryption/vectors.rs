@@ -49,8 +49,10 @@ fn compute() -> Value {
         &mut big,
     )
     .expect("stream");
+    let inline = inline_vector();
     json!({
         "description": "keyhive causal-encryption vectors (specs/encryption.md). Hex.",
+        "INL inline change": inline,
         "CENC-2 change key": {
             "epoch root": hex::encode([0x66u8; 32]),
             "document": hex::encode([0x22u8; 32]),
@@ -76,6 +78,61 @@ fn compute() -> Value {
             "plaintext 70000 bytes i%251 -> stream length": big.len(),
             "plaintext 70000 bytes i%251 -> content hash of stream": Hash::of_content(&big).to_string(),
         }
+    })
+}
+
+/// INL-1..INL-6: a content op carrying a change inline, from a fixed device, epoch root and salt
+/// (Ed25519 signatures are deterministic, so the whole envelope is fixed).
+fn inline_vector() -> Value {
+    use crate::capability::{ContentBody, ContentOp, Proof};
+    use crate::crypto::signing::SigningKey;
+    use crate::signed::{Op, Verified};
+    let signer = SigningKey::from_seed(&[0x11; 32]);
+    let document = DocumentId(PublicKey([0x22; 32]));
+    let root = SymmetricKey::from_bytes([0x66; 32]);
+    let epoch = Hash([0x77; 32]);
+    let salt = [0x5a; 16];
+    let pred = (Hash([0x99; 32]), SymmetricKey::from_bytes([0xaa; 32]));
+    let mut op: ContentOp = Op::new(
+        signer.public_key(),
+        vec![Hash([0x99; 32])],
+        ContentBody {
+            document,
+            auth_heads: vec![Hash([0x44; 32])],
+            proof: Proof::Root,
+            payload: crate::capability::Payload::Blob {
+                hash: Hash([0; 32]),
+                len: 0,
+            },
+        },
+    );
+    let (payload, key) = super::inline::seal_inline_with(
+        &root,
+        epoch,
+        salt,
+        op.header(),
+        std::slice::from_ref(&pred),
+        b"hello, keyhive",
+    )
+    .expect("seal");
+    let ad = super::inline::associated_data(op.header(), &epoch, &salt);
+    op.body.payload = payload;
+    let signed = Verified::sign(op, &signer).expect("sign");
+    json!({
+        "signing seed": hex::encode([0x11u8; 32]),
+        "document": hex::encode([0x22u8; 32]),
+        "predecessor (content op hash, and reference)": hex::encode([0x99u8; 32]),
+        "predecessor key": hex::encode([0xaau8; 32]),
+        "auth head": hex::encode([0x44u8; 32]),
+        "proof": "Root",
+        "epoch root": hex::encode([0x66u8; 32]),
+        "epoch": hex::encode([0x77u8; 32]),
+        "salt": hex::encode(salt),
+        "content": hex::encode(b"hello, keyhive"),
+        "INL-3 change key": hex::encode(key.expose()),
+        "INL-4 associated data": hex::encode(ad),
+        "content op envelope (keyhive/content v2, one item)": hex::encode(signed.as_bytes()),
+        "content op hash (INL-6 reference)": signed.hash().to_string(),
     })
 }
 

@@ -78,8 +78,10 @@ fn cap10_content_by_non_writer_is_invalid() {
             delegation: d.hash(),
             membership: vec![],
         },
-        payload_hash: Hash::of_content(b"x"),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"x"),
+            len: 1,
+        },
     };
     let op = Verified::sign(Op::new(bob.id().0, vec![], body), bob.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();
@@ -374,8 +376,10 @@ fn cap10_edit_must_claim_an_auth_state_where_the_author_could_write() {
             delegation: d.hash(),
             membership: vec![],
         },
-        payload_hash: Hash::of_content(b"x"),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"x"),
+            len: 1,
+        },
     };
     let op = Verified::sign(Op::new(bob.id().0, vec![], body), bob.signing_key()).unwrap();
     c.apply_verified(op.clone()).unwrap();

@@ -200,8 +200,10 @@ fn cap11_back_dated_edit_by_a_revoked_writer_is_rejected() {
         document,
         auth_heads: heads_before,
         proof,
-        payload_hash: Hash::of_content(b"after"),
-        payload_len: 5,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"after"),
+            len: 5,
+        },
     };
     let late: Verified<ContentOp> = Verified::sign(
         Op::new(bob.id().0, vec![early.hash()], body),

@@ -44,8 +44,10 @@ pub(super) fn static_refusals() -> (Vec<AnyVerified>, Vec<Device>) {
             document: DocumentId(document),
             auth_heads,
             proof,
-            payload_hash: Hash::of_content(b"x"),
-            payload_len: 1,
+            payload: keyhive_core::capability::Payload::Blob {
+                hash: Hash::of_content(b"x"),
+                len: 1,
+            },
         }
     };
     let via = |delegation: Hash| Proof::Via {
@@ -204,8 +206,10 @@ fn edit(document: PublicKey, proof: Proof, mut refs: Vec<Hash>) -> ContentBody {
         document: DocumentId(document),
         auth_heads: refs,
         proof,
-        payload_hash: Hash::of_content(b"x"),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"x"),
+            len: 1,
+        },
     }
 }
 

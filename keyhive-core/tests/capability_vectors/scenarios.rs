@@ -81,8 +81,10 @@ pub(super) fn seniority_and_back_dating() -> (Vec<AnyVerified>, Vec<Device>) {
             delegation: bd.hash(),
             membership: vec![],
         },
-        payload_hash: Hash::of_content(b"late"),
-        payload_len: 4,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"late"),
+            len: 4,
+        },
     };
     let late =
         Verified::sign(Op::new(dave.id().0, vec![], body), dave.signing_key()).expect("sign");
@@ -158,8 +160,10 @@ pub(super) fn conflicted_genesis_and_out_of_scope_parent() -> (Vec<AnyVerified>,
         document: DocumentId(shared),
         auth_heads,
         proof: Proof::Root,
-        payload_hash: Hash::of_content(b"x"),
-        payload_len: 1,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"x"),
+            len: 1,
+        },
     };
     let edit =
         Verified::sign(Op::new(alice.id().0, vec![], body), alice.signing_key()).expect("sign");

@@ -35,7 +35,7 @@ mod refusal;
 use std::collections::HashMap;
 
 use keyhive_core::capability::{
-    Access, AgentId, AnySigned, AnyVerified, Checker, IngestError, IngestOutcome, PeerTag,
+    Access, AgentId, AnySigned, AnyVerified, Checker, IngestError, IngestOutcome, Payload, PeerTag,
 };
 use keyhive_core::cgka::{CgkaBody, CgkaOp, SignedCgkaOp, check_init};
 use keyhive_core::crypto::hash::Hash;
@@ -215,8 +215,9 @@ impl Admission {
     pub(crate) fn note_local(&mut self, item: &Item) {
         match classify(item) {
             Ok(Envelope::Op(AnySigned::Content(op))) => {
-                self.blobs
-                    .name_change(op.unverified_payload().body.payload_hash);
+                if let Payload::Blob { hash, .. } = op.unverified_payload().body.payload {
+                    self.blobs.name_change(hash);
+                }
             }
             Ok(Envelope::Cgka(op)) => {
                 self.key_agreement.insert(op.hash(), item.subject());
@@ -288,8 +289,11 @@ impl Admission {
             Err(e) => return Err(Refusal::Checker(e)),
         };
         for h in std::iter::once(&hash).chain(&released) {
-            if let Some(AnyVerified::Content(c)) = self.checker.op(h) {
-                self.blobs.name_change(c.body.payload_hash);
+            // INL-1: an inline change names no blob; it is admitted with its op.
+            if let Some(AnyVerified::Content(c)) = self.checker.op(h)
+                && let Payload::Blob { hash, .. } = c.body.payload
+            {
+                self.blobs.name_change(hash);
             }
         }
         // RELAY-1/2: a relay refuses what is statically unauthorised and stores what a

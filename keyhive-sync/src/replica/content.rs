@@ -1,9 +1,10 @@
 //! Writing encrypted content: changes (inline or streamed in pieces) and entry points for new
 //! members (REP-3..REP-6, REP-20..REP-22). Reading is in `history.rs`.
 //!
-//! A change is a [`Blob::Change`] named by the content op that the author signs
-//! (`payload_hash = Hash::of_content(blob bytes)`, REP-20); a streamed change lists its
-//! [`Blob::Piece`] items (REP-21); an entry point is a signed [`EntryPoint`] (REP-22).
+//! A small change travels inside the content op the author signs, as one item (INL-1,
+//! `specs/encryption.md` §1b); a larger one is a [`Blob::Change`] named by the op
+//! (`Payload::Blob`, its hash `Hash::of_content(blob bytes)`, REP-20); a streamed change lists
+//! its [`Blob::Piece`] items (REP-21); an entry point is a signed [`EntryPoint`] (REP-22).
 //!
 //! The plaintext of a change is a [`Body`]: the content inline, or the key and length of a
 //! stream encrypted with `encryption::encrypt_stream`, so large files never sit in memory whole.
@@ -14,15 +15,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use keyhive_core::capability::{Access, AgentId, AnyVerified};
+use keyhive_core::capability::{Access, AgentId, AnyVerified, BuildError, INLINE_MAX_CIPHERTEXT};
 use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeyPublic;
 use keyhive_core::crypto::secret::SymmetricKey;
 use keyhive_core::encoding::{decode_canonical, encode};
-use keyhive_core::encryption::{EncryptedChange, encrypt_change, encrypt_stream};
+use keyhive_core::encryption::inline::MAX_INLINE_PREDECESSORS;
+use keyhive_core::encryption::{
+    EncryptedChange, encrypt_change, encrypt_stream, inline_ciphertext_len, seal_inline,
+};
 use keyhive_core::identity::{DocumentId, IndividualId};
-use keyhive_core::signed::Verified;
+use keyhive_core::signed::{SignError, Verified};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -214,12 +218,65 @@ impl<S: Store> Replica<S> {
     }
 
     /// Writes `content` as a new change of `document` (encrypt, sign, store). Returns the
-    /// content op hash. Content above [`INLINE_MAX`] is streamed in pieces.
+    /// content op hash. A change whose ciphertext fits [`INLINE_MAX_CIPHERTEXT`] travels in its
+    /// content op (INL-2); content above [`INLINE_MAX`] is streamed in pieces; the rest is a
+    /// change blob.
     pub fn write(&mut self, document: DocumentId, content: &[u8]) -> Result<Hash, ReplicaError> {
         if content.len() > INLINE_MAX {
             return self.write_stream(document, content);
         }
+        if let Some(op) = self.write_inline(document, content)? {
+            return Ok(op);
+        }
         self.write_body(document, &Body::Inline(content.to_vec()), Vec::new())
+    }
+
+    /// INL-2: writes `content` as a change carried by its content op, one item, if its
+    /// ciphertext fits [`INLINE_MAX_CIPHERTEXT`] and the op its size limit; `None` otherwise
+    /// (nothing was stored or applied: the caller writes a blob instead).
+    fn write_inline(
+        &mut self,
+        document: DocumentId,
+        content: &[u8],
+    ) -> Result<Option<Hash>, ReplicaError> {
+        self.require_unrevoked(&document.0, Access::Write)?;
+        self.prepare(document)?;
+        let predecessors = self.head_keys(document)?;
+        if predecessors.len() > MAX_INLINE_PREDECESSORS
+            || inline_ciphertext_len(predecessors.len(), content.len()) > INLINE_MAX_CIPHERTEXT
+        {
+            return Ok(None);
+        }
+        let cgka = self
+            .cgkas
+            .get(&document)
+            .ok_or(ReplicaError::UnknownSubject(document))?;
+        let written = self
+            .admission
+            .checker
+            .write_with(&self.device, document, |header| {
+                Ok::<_, ReplicaError>(seal_inline(cgka, header, &predecessors, content)?)
+            });
+        let (op, key) = match written {
+            Ok(written) => written,
+            // The op with its auth heads, proof and predecessors exceeds its limit: a blob.
+            Err(ReplicaError::Build(BuildError::Sign(SignError::TooLarge { .. }))) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let op_item = super::op_item(&AnyVerified::Content(op.clone()))?;
+        self.store_items(vec![op_item])?;
+        let written = Written {
+            // INL-6: an inline change is named by its op hash.
+            reference: op.hash(),
+            key,
+            pieces: Vec::new(),
+            length: Some(content.len() as u64),
+        };
+        self.note_written(document, op.hash(), written, predecessors);
+        self.publish_events([]);
+        Ok(Some(op.hash()))
     }
 
     /// Writes everything `reader` yields as one change, streamed in pieces with bounded memory.

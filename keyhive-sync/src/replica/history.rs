@@ -14,13 +14,14 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 
-use keyhive_core::capability::{AnyVerified, ContentOp, Validity};
+use keyhive_core::capability::{AnyVerified, ContentOp, Payload, Validity};
 use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::secret::SymmetricKey;
 use keyhive_core::encoding::decode_canonical;
 use keyhive_core::encryption::{
-    DecryptedChange, EncryptedChange, decrypt_stream, decrypt_with_epoch, decrypt_with_key,
+    DecryptError, DecryptedChange, EncryptedChange, decrypt_stream, decrypt_with_epoch,
+    decrypt_with_key, open_inline_with_epoch, open_inline_with_key,
 };
 use keyhive_core::identity::{DocumentId, IndividualId};
 use keyhive_core::signed::{Signed, Verified};
@@ -63,12 +64,66 @@ pub(super) struct Written {
     pub(super) length: Option<u64>,
 }
 
-/// A ciphertext to open: the change named by a content op, or an entry point.
+/// A ciphertext to open: the change named by a content op, the change a content op carries
+/// inline, or an entry point.
 struct Sealed {
     /// The content op hash, or the entry point's item hash.
     id: Hash,
-    change: EncryptedChange,
+    cipher: Cipher,
     pieces: Vec<Hash>,
+}
+
+/// The two forms of a sealed change.
+enum Cipher {
+    /// CENC-1: a change blob (REP-20) or an entry point's change (REP-22).
+    Blob(EncryptedChange),
+    /// INL-1: the change its content op carries; `epoch` is the payload's.
+    Inline {
+        op: Box<Verified<ContentOp>>,
+        epoch: Hash,
+    },
+}
+
+impl Cipher {
+    /// How successors and entry points name the change: the CENC-1 reference in a blob's
+    /// header, the content-op hash of an inline change (INL-6).
+    fn reference(&self) -> Hash {
+        match self {
+            Cipher::Blob(c) => c.header.change,
+            Cipher::Inline { op, .. } => op.hash(),
+        }
+    }
+
+    /// The epoch the change is sealed under.
+    fn epoch(&self) -> Hash {
+        match self {
+            Cipher::Blob(c) => c.header.epoch,
+            Cipher::Inline { epoch, .. } => *epoch,
+        }
+    }
+
+    fn open_with_epoch(&self, cgka: &Cgka) -> Result<DecryptedChange, DecryptError> {
+        match self {
+            Cipher::Blob(c) => decrypt_with_epoch(cgka, c),
+            Cipher::Inline { op, .. } => open_inline_with_epoch(cgka, op),
+        }
+    }
+
+    fn open_with_key(&self, key: &SymmetricKey) -> Result<DecryptedChange, DecryptError> {
+        match self {
+            Cipher::Blob(c) => decrypt_with_key(key, c),
+            Cipher::Inline { op, .. } => open_inline_with_key(key, op),
+        }
+    }
+
+    /// Plaintext length of opened `content` (`None` for an entry point): an inline change's
+    /// content is the plaintext itself (INL-5), a blob's is a CENC-11 body.
+    fn length(&self, content: &[u8]) -> Option<u64> {
+        match self {
+            Cipher::Blob(_) => body_length(content),
+            Cipher::Inline { .. } => Some(content.len() as u64),
+        }
+    }
 }
 
 /// REP-23: one document's reading state.
@@ -114,9 +169,23 @@ impl<S: Store> Replica<S> {
         })
     }
 
-    /// REP-20: the change blob a content op names, found by the op's `payload_hash` only.
+    /// REP-20: the change blob a content op names, found by the op's payload hash only; or
+    /// INL-1: the change the op carries.
     fn named_change(&self, op: &Verified<ContentOp>) -> Result<Option<Sealed>, ReplicaError> {
-        let Some(item_hash) = self.blobs.get(&op.body.payload_hash) else {
+        let hash = match &op.body.payload {
+            Payload::Blob { hash, .. } => hash,
+            Payload::Inline(change) => {
+                return Ok(Some(Sealed {
+                    id: op.hash(),
+                    cipher: Cipher::Inline {
+                        op: Box::new(op.clone()),
+                        epoch: change.epoch,
+                    },
+                    pieces: Vec::new(),
+                }));
+            }
+        };
+        let Some(item_hash) = self.blobs.get(hash) else {
             return Ok(None);
         };
         let Some(item) = self.store.get(item_hash)? else {
@@ -126,7 +195,7 @@ impl<S: Store> Replica<S> {
             Ok(Blob::Change { change, pieces }) if change.header.document == op.body.document => {
                 Some(Sealed {
                     id: op.hash(),
-                    change,
+                    cipher: Cipher::Blob(change),
                     pieces,
                 })
             }
@@ -142,7 +211,7 @@ impl<S: Store> Replica<S> {
             .ok()
             .map(|entry| Sealed {
                 id: *item_hash,
-                change: entry.unverified_payload().change.clone(),
+                cipher: Cipher::Blob(entry.unverified_payload().change.clone()),
                 pieces: Vec::new(),
             }))
     }
@@ -339,9 +408,16 @@ impl<S: Store> Replica<S> {
             })
             .transpose()?
             .ok_or_else(unreadable)?;
-        let body = decrypt_with_key(&key, &change.change)
+        let body = change
+            .cipher
+            .open_with_key(&key)
             .map_err(|_| unreadable())?
             .content;
+        if let Cipher::Inline { .. } = change.cipher {
+            // INL-5: the plaintext after the keys is the content itself.
+            out.write_all(&body)?;
+            return Ok(body.len() as u64);
+        }
         match decode_canonical::<Body>(&body, usize::MAX)? {
             Body::Inline(bytes) => {
                 out.write_all(&bytes)?;
@@ -375,7 +451,7 @@ impl DocHistory {
                 continue;
             }
             self.by_reference
-                .entry(s.change.header.change)
+                .entry(s.cipher.reference())
                 .or_default()
                 .push(s.id);
             self.sealed.insert(s.id, s);
@@ -388,13 +464,13 @@ impl DocHistory {
             let Some(s) = self.sealed.get(&id) else {
                 continue;
             };
-            let opened = decrypt_with_epoch(cgka, &s.change).ok().or_else(|| {
+            let opened = s.cipher.open_with_epoch(cgka).ok().or_else(|| {
                 // A fresh change may open with a key learned earlier.
                 self.known
-                    .get(&s.change.header.change)
+                    .get(&s.cipher.reference())
                     .into_iter()
                     .flatten()
-                    .find_map(|k| decrypt_with_key(k, &s.change).ok())
+                    .find_map(|k| s.cipher.open_with_key(k).ok())
             });
             if let Some(d) = opened {
                 self.record(id, d, &mut queue);
@@ -415,7 +491,7 @@ impl DocHistory {
                 let Some(s) = self.sealed.get(&id) else {
                     continue;
                 };
-                if let Ok(d) = decrypt_with_key(&key, &s.change) {
+                if let Ok(d) = s.cipher.open_with_key(&key) {
                     self.record(id, d, &mut queue);
                 }
             }
@@ -449,23 +525,20 @@ impl DocHistory {
         let Some(s) = self.sealed.remove(&id) else {
             return;
         };
-        if let Some(ids) = self.by_reference.get_mut(&s.change.header.change) {
+        let reference = s.cipher.reference();
+        if let Some(ids) = self.by_reference.get_mut(&reference) {
             ids.retain(|i| *i != id);
         }
-        self.cover(
-            s.change.header.epoch,
-            s.change.header.change,
-            &d.predecessors,
-        );
+        self.cover(s.cipher.epoch(), reference, &d.predecessors);
         let carries = d.predecessors.iter().map(|(r, _)| *r).collect();
         self.learn(d.predecessors, queue);
         self.opened.insert(
             id,
             Opened {
-                reference: s.change.header.change,
+                reference,
                 key: d.key,
+                length: s.cipher.length(&d.content),
                 pieces: s.pieces,
-                length: body_length(&d.content),
                 carries,
             },
         );

@@ -154,8 +154,10 @@ fn unauthorised_write(world: &World, attacker: usize, pick: usize) -> Result<Ite
         document: DocumentId(doc),
         auth_heads: Vec::new(),
         proof,
-        payload_hash: Hash::of_content(b"forged"),
-        payload_len: 6,
+        payload: keyhive_core::capability::Payload::Blob {
+            hash: Hash::of_content(b"forged"),
+            len: 6,
+        },
     };
     let op = Op::new(me.0, r.checker().content_heads(&doc), body);
     let op = Verified::sign(op, r.device().signing_key()).map_err(|e| e.to_string())?;
