@@ -112,7 +112,9 @@ impl CapabilityPolicy {
 
     /// Rebuilds the graph from every item in `store` (relay start-up), in dependency order
     /// (ops, key agreement, then ciphertext), through the same admission rules. Whatever the
-    /// graph held before is replaced. Returns the number of items admitted.
+    /// graph held before is replaced. With a mark key, the relay's start snapshot stands in
+    /// for the items it covers (RELAY-8) and only the others are read. Returns the number of
+    /// items admitted.
     pub fn load(&self, store: &dyn Store) -> Result<usize, StoreError> {
         self.load_counted(store).map(|l| l.admitted)
     }
