@@ -27,10 +27,12 @@ mod connection;
 pub mod fanout;
 mod guard;
 pub mod limits;
+mod listen;
 mod quota;
 mod tls_listener;
 
 pub use limits::{AddressLimits, Limits, StrangerQuota};
+pub use listen::{LISTEN_BACKLOG, bind};
 pub use quota::AbuseCounts;
 pub use tls_listener::TLS_HANDSHAKE_TIMEOUT;
 
