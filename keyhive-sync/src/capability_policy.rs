@@ -127,15 +127,21 @@ impl CapabilityPolicy {
     pub fn load_counted(&self, store: &dyn Store) -> Result<Loaded, StoreError> {
         let mut refused = None;
         let mut replayed = None;
-        if let Some(key) = &self.marks
-            && let Some(bytes) = store.snapshot()?
-        {
-            match snapshot::decode(&bytes, key) {
-                Ok(entries) => match self.resume(store, entries)? {
-                    Ok(done) => replayed = Some(done),
+        if let Some(key) = &self.marks {
+            match store.snapshot() {
+                Ok(None) => {}
+                Ok(Some(bytes)) => match snapshot::decode(&bytes, key) {
+                    Ok(entries) => match self.resume(store, entries)? {
+                        Ok(done) => replayed = Some(done),
+                        Err(e) => refused = Some(e),
+                    },
                     Err(e) => refused = Some(e),
                 },
-                Err(e) => refused = Some(e),
+                // Untrusted disk: the items may still be readable; the replay says if not.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the relay snapshot");
+                    refused = Some(SnapshotError::Unreadable);
+                }
             }
             if let Some(e) = refused {
                 tracing::warn!(error = %e, "relay snapshot not used; replaying the whole store");

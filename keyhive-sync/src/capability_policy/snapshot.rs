@@ -60,6 +60,9 @@ pub enum SnapshotError {
     /// The tag verifies but the body does not decode (a bug of the writer).
     #[error("the relay snapshot does not decode")]
     Decode,
+    /// The store failed to read the snapshot (its items may still be readable).
+    #[error("the relay snapshot cannot be read from the store")]
+    Unreadable,
     /// The snapshot names items the store does not hold (another store's snapshot, or items
     /// lost since): it does not describe this store.
     #[error("the relay snapshot names items the store does not hold")]
