@@ -20,11 +20,17 @@
 //! - RELAY-7: with a mark key ([`CapabilityPolicy::with_marks`]) the relay marks what it
 //!   admitted ([`crate::store::MarkKey`]), and its start admits marked items without checking
 //!   their signatures again; unmarked items are verified as before, then marked.
+//! - RELAY-8: with a mark key the relay also keeps a start snapshot in its store (what it
+//!   admitted and stored, in admission order, authenticated with a key derived from its
+//!   secret; [`snapshot`]); its start replays the snapshot without reading the store's items
+//!   or checking signatures, then admits only the items the snapshot does not cover. A
+//!   snapshot that is damaged, foreign or does not match the store is ignored
+//!   ([`Loaded::snapshot_refused`]) and the whole store is replayed.
 //! - REP-30: a device removed from a subject (it held `pull` through a path since revoked) is
 //!   still served that subject's ops (auth ops and content op headers, one causal graph), and
 //!   no ciphertext or key agreement of it ([`AccessPolicy::may_serve`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use keyhive_core::capability::{
@@ -33,13 +39,21 @@ use keyhive_core::capability::{
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::IndividualId;
 
-use crate::admission::{Admission, Mode, apply_order};
+use crate::admission::{Admission, Admitted, Mode, apply_order};
 use crate::item::{Item, SubjectId};
 use crate::policy::{AccessPolicy, Refusal, Share};
+use crate::reconcile::summary::Summary;
 use crate::store::{MarkKey, Store, StoreError};
+
+pub mod snapshot;
+
+pub use snapshot::SnapshotError;
+use snapshot::{Entry, Journal};
 
 struct Graph {
     admission: Admission,
+    /// RELAY-8: what was admitted, in order, for the start snapshot (kept only with a key).
+    journal: Journal,
 }
 
 /// [`AccessPolicy`] backed by a capability checker.
@@ -60,6 +74,19 @@ pub struct Loaded {
     pub marked: usize,
     /// Of those, items whose signatures were checked (no valid mark); they are marked now.
     pub verified: usize,
+    /// RELAY-8: of those, items restored from the relay's start snapshot: neither read from
+    /// the store nor verified.
+    pub from_snapshot: usize,
+    /// RELAY-8: why a snapshot found in the store was not used (the whole store was replayed).
+    pub snapshot_refused: Option<SnapshotError>,
+}
+
+/// What one replay of stored items admitted.
+struct Replayed {
+    admission: Admission,
+    journal: Journal,
+    loaded: Loaded,
+    newly_verified: Vec<keyhive_core::Hash>,
 }
 
 impl CapabilityPolicy {
@@ -68,6 +95,7 @@ impl CapabilityPolicy {
         CapabilityPolicy {
             graph: Mutex::new(Graph {
                 admission: Admission::new(Checker::new(PendingLimits::default())),
+                journal: Journal::default(),
             }),
             peers: peers.into_iter().collect(),
             marks: None,
@@ -84,27 +112,195 @@ impl CapabilityPolicy {
 
     /// Rebuilds the graph from every item in `store` (relay start-up), in dependency order
     /// (ops, key agreement, then ciphertext), through the same admission rules. Whatever the
-    /// graph held before is replaced. Returns the number of items admitted.
+    /// graph held before is replaced. With a mark key, the relay's start snapshot stands in
+    /// for the items it covers (RELAY-8) and only the others are read. Returns the number of
+    /// items admitted.
     pub fn load(&self, store: &dyn Store) -> Result<usize, StoreError> {
         self.load_counted(store).map(|l| l.admitted)
     }
 
     /// As [`CapabilityPolicy::load`], saying how many items were admitted on their admission
-    /// mark and how many had their signatures checked (RELAY-7). Items checked here are marked
-    /// afterwards (a failure to record marks is logged: it only costs time at the next start).
+    /// mark, how many had their signatures checked (RELAY-7) and how many came from the
+    /// relay's start snapshot (RELAY-8). Items checked here are marked afterwards, and a new
+    /// snapshot is written if anything was read from the store (a failure to record either is
+    /// logged: it only costs time at the next start).
     pub fn load_counted(&self, store: &dyn Store) -> Result<Loaded, StoreError> {
-        let held: HashMap<_, _> = match &self.marks {
-            Some(_) => store.marks()?.into_iter().collect(),
-            None => HashMap::new(),
+        let mut refused = None;
+        let mut replayed = None;
+        if let Some(key) = &self.marks {
+            match store.snapshot() {
+                Ok(None) => {}
+                Ok(Some(bytes)) => match snapshot::decode(&bytes, key) {
+                    Ok(entries) => match self.resume(store, entries)? {
+                        Ok(done) => replayed = Some(done),
+                        Err(e) => refused = Some(e),
+                    },
+                    Err(e) => refused = Some(e),
+                },
+                // Untrusted disk: the items may still be readable; the replay says if not.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the relay snapshot");
+                    refused = Some(SnapshotError::Unreadable);
+                }
+            }
+            if let Some(e) = refused {
+                tracing::warn!(error = %e, "relay snapshot not used; replaying the whole store");
+            }
+        }
+        let mut done = match replayed {
+            Some(done) => done,
+            None => {
+                let mut items = Vec::new();
+                for subject in store.subjects()? {
+                    for hash in store.hashes(&subject)? {
+                        if let Some(item) = store.get(&hash)? {
+                            items.push(item);
+                        }
+                    }
+                }
+                let mut admission = Admission::new(Checker::new(PendingLimits::default()));
+                let mut journal = Journal::default();
+                let (loaded, newly_verified) =
+                    self.replay(store, &mut admission, &mut journal, items)?;
+                Replayed {
+                    admission,
+                    journal,
+                    loaded,
+                    newly_verified,
+                }
+            }
         };
-        let mut items = Vec::new();
+        done.loaded.snapshot_refused = refused;
+        let read_from_store = done.loaded.admitted > done.loaded.from_snapshot;
+        let written = match &self.marks {
+            Some(key) if read_from_store || refused.is_some() => {
+                Some(done.journal.snapshot(&done.admission, key))
+            }
+            _ => None,
+        };
+        {
+            let mut graph = self.lock();
+            graph.admission = done.admission;
+            graph.journal = done.journal;
+        }
+        if let Some(key) = &self.marks
+            && let Err(e) = store.put_marks(&key.marks(done.newly_verified))
+        {
+            tracing::warn!(error = %e, "cannot record admission marks; the next start verifies these items again");
+        }
+        if let Some(bytes) = written {
+            put_snapshot(store, &bytes);
+        }
+        Ok(done.loaded)
+    }
+
+    /// RELAY-8: replays a snapshot's entries (no store read, no signature check: only this
+    /// relay could tag them), then admits the stored items it does not cover. Subjects whose
+    /// summary (STORE-4) equals that of the covered items are not read at all. `Ok(Err(_))`
+    /// if the snapshot names items the store does not hold: it describes another store.
+    fn resume(
+        &self,
+        store: &dyn Store,
+        entries: Vec<Entry>,
+    ) -> Result<Result<Replayed, SnapshotError>, StoreError> {
+        let mut admission = Admission::new(Checker::new(PendingLimits::default()));
+        let mut journal = Journal::default();
+        let mut covered: BTreeMap<SubjectId, Vec<keyhive_core::Hash>> = BTreeMap::new();
+        let mut restored = 0;
+        for entry in entries {
+            let (subject, hash, op) = match &entry {
+                Entry::Item {
+                    kind,
+                    subject,
+                    envelope,
+                } => {
+                    let Ok(item) = Item::new(*kind, *subject, envelope.clone()) else {
+                        continue;
+                    };
+                    // RELAY-7: the snapshot's tag proves this relay admitted the item.
+                    match admission.admit_marked(Mode::Relay, PeerTag::LOCAL, &item) {
+                        Ok(Admitted::Op { .. }) => (*subject, item.hash(), true),
+                        Ok(_) => (*subject, item.hash(), false),
+                        // Not covered: read from the store below and admitted as any item.
+                        Err(_) => continue,
+                    }
+                }
+                Entry::Change {
+                    subject,
+                    hash,
+                    content,
+                    pieces,
+                } => {
+                    if !admission.blobs.names(content) {
+                        continue;
+                    }
+                    admission.blobs.list_pieces(pieces);
+                    (*subject, *hash, false)
+                }
+                Entry::Piece { subject, hash } => {
+                    if !admission.blobs.is_listed(hash) {
+                        continue;
+                    }
+                    (*subject, *hash, false)
+                }
+            };
+            covered.entry(subject).or_default().push(hash);
+            journal.restored(hash, entry, op);
+            restored += 1;
+        }
+        let mut waiting = Vec::new();
         for subject in store.subjects()? {
-            for hash in store.hashes(&subject)? {
-                if let Some(item) = store.get(&hash)? {
-                    items.push(item);
+            let mut mine = covered.remove(&subject).unwrap_or_default();
+            mine.sort_unstable();
+            if Summary::of(&mine) == store.summary(&subject)? {
+                continue;
+            }
+            // STORE-3: sorted ascending, like `mine`.
+            let held = store.hashes(&subject)?;
+            let mut held_iter = held.iter().peekable();
+            for hash in &mine {
+                while held_iter.next_if(|h| *h < hash).is_some() {}
+                if held_iter.next_if(|h| *h == hash).is_none() {
+                    return Ok(Err(SnapshotError::NotInStore));
+                }
+            }
+            for hash in held {
+                if mine.binary_search(&hash).is_err()
+                    && let Some(item) = store.get(&hash)?
+                {
+                    waiting.push(item);
                 }
             }
         }
+        if !covered.is_empty() {
+            return Ok(Err(SnapshotError::NotInStore));
+        }
+        let (mut loaded, newly_verified) =
+            self.replay(store, &mut admission, &mut journal, waiting)?;
+        loaded.admitted += restored;
+        loaded.from_snapshot = restored;
+        Ok(Ok(Replayed {
+            admission,
+            journal,
+            loaded,
+            newly_verified,
+        }))
+    }
+
+    /// Admits stored `items` into `admission` parents first (SYNC-106), trusting those this
+    /// relay marked (RELAY-7); records each admitted item in `journal` as stored. Returns the
+    /// counts and the hashes verified here (to be marked).
+    fn replay(
+        &self,
+        store: &dyn Store,
+        admission: &mut Admission,
+        journal: &mut Journal,
+        items: Vec<Item>,
+    ) -> Result<(Loaded, Vec<keyhive_core::Hash>), StoreError> {
+        let held: HashMap<_, _> = match &self.marks {
+            Some(_) if !items.is_empty() => store.marks()?.into_iter().collect(),
+            _ => HashMap::new(),
+        };
         // RELAY-7: a mark holds only for the address recomputed from the bytes read back.
         let is_marked = |item: &Item| match (&self.marks, held.get(&item.hash())) {
             (Some(key), Some(mark)) => key.holds(&item.hash(), mark),
@@ -112,7 +308,6 @@ impl CapabilityPolicy {
         };
         let mut loaded = Loaded::default();
         let mut newly_verified = Vec::new();
-        let mut admission = Admission::new(Checker::new(PendingLimits::default()));
         // Stored ops come back in hash order, not causal order: SYNC-106 puts them parents
         // first (`apply_order`, linear), so one pass admits them; whatever still waits (key
         // agreement in hash order) is admitted in further rounds until no more apply (a relay
@@ -130,8 +325,11 @@ impl CapabilityPolicy {
                     admission.admit(Mode::Relay, PeerTag::LOCAL, &item)
                 };
                 match admitted {
-                    Ok(_) => {
+                    Ok(how) => {
                         loaded.admitted += 1;
+                        if self.marks.is_some() {
+                            journal.admitted(&item, matches!(how, Admitted::Op { .. }), true);
+                        }
                         if marked {
                             loaded.marked += 1;
                         } else {
@@ -154,13 +352,25 @@ impl CapabilityPolicy {
             }
             waiting = next;
         }
-        self.lock().admission = admission;
-        if let Some(key) = &self.marks
-            && let Err(e) = store.put_marks(&key.marks(newly_verified))
-        {
-            tracing::warn!(error = %e, "cannot record admission marks; the next start verifies these items again");
-        }
-        Ok(loaded)
+        Ok((loaded, newly_verified))
+    }
+
+    /// RELAY-8: writes the relay's start snapshot into `store` now if anything was stored
+    /// since the last one (at a clean shutdown; [`AccessPolicy::checkpoint`]). Without a mark
+    /// key there is no snapshot. A failure is logged: it only costs time at the next start.
+    pub fn save_snapshot(&self, store: &dyn Store) {
+        let Some(key) = &self.marks else {
+            return;
+        };
+        let bytes = {
+            let mut graph = self.lock();
+            if !graph.journal.changed() {
+                return;
+            }
+            let Graph { admission, journal } = &mut *graph;
+            journal.snapshot(admission, key)
+        };
+        put_snapshot(store, &bytes);
     }
 
     /// SYNC-107: the ops the relay's graph holds and how many of them wait for predecessors
@@ -178,6 +388,13 @@ impl CapabilityPolicy {
         self.graph
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// RELAY-8: records a snapshot; a failure only costs replaying more at the next start.
+fn put_snapshot(store: &dyn Store, bytes: &[u8]) {
+    if let Err(e) = store.put_snapshot(bytes) {
+        tracing::warn!(error = %e, "cannot record the relay snapshot; the next start replays more of the store");
     }
 }
 
@@ -292,10 +509,23 @@ impl AccessPolicy for CapabilityPolicy {
     }
 
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal> {
-        self.lock()
+        let mut graph = self.lock();
+        let how = graph
             .admission
-            .admit(Mode::Relay, PeerTag::from(from.0), item)
-            .map(|_| ())
+            .admit(Mode::Relay, PeerTag::from(from.0), item)?;
+        // RELAY-8: journalled until the store reports it stored (`stored`, `mark_admitted`).
+        if self.marks.is_some() && !matches!(how, Admitted::Duplicate) {
+            graph
+                .journal
+                .admitted(item, matches!(how, Admitted::Op { .. }), false);
+        }
+        Ok(())
+    }
+
+    fn stored(&self, items: &[Item]) {
+        if self.marks.is_some() {
+            self.lock().journal.stored(items.iter().map(Item::hash));
+        }
     }
 
     fn mark_admitted(&self, store: &dyn Store, items: &[Item]) {
@@ -305,6 +535,24 @@ impl AccessPolicy for CapabilityPolicy {
         if let Err(e) = store.put_marks(&key.marks(items.iter().map(Item::hash))) {
             tracing::warn!(error = %e, "cannot record admission marks; the next start verifies these items again");
         }
+        // RELAY-8: a periodic snapshot, once enough was stored since the last one.
+        let due = {
+            let mut graph = self.lock();
+            graph.journal.stored(items.iter().map(Item::hash));
+            if graph.journal.due() {
+                let Graph { admission, journal } = &mut *graph;
+                Some(journal.snapshot(admission, key))
+            } else {
+                None
+            }
+        };
+        if let Some(bytes) = due {
+            put_snapshot(store, &bytes);
+        }
+    }
+
+    fn checkpoint(&self, store: &dyn Store) {
+        self.save_snapshot(store);
     }
 
     fn not_stored(&self, store: &dyn Store) {

@@ -100,6 +100,12 @@ pub trait AccessPolicy: Send + Sync + 'static {
         let _ = (store, items);
     }
 
+    /// RELAY-8: called at a clean shutdown, after every connection closed, so that a policy
+    /// that keeps a start snapshot in `store` can bring it up to date. By default nothing.
+    fn checkpoint(&self, store: &dyn Store) {
+        let _ = store;
+    }
+
     /// ADM-3: called when items this policy admitted could not be stored (the store failed),
     /// so that a graph-backed policy forgets them and acts only on what `store` holds.
     fn not_stored(&self, store: &dyn crate::store::Store) {

@@ -30,6 +30,11 @@ impl BlobIndex {
         self.named_changes.contains(&Hash::of_content(blob_bytes))
     }
 
+    /// Whether a held content op names a change whose bytes hash to `payload_hash`.
+    pub(crate) fn names(&self, payload_hash: &Hash) -> bool {
+        self.named_changes.contains(payload_hash)
+    }
+
     /// Whether a held change lists the piece item with this hash.
     pub(crate) fn is_listed(&self, piece_item: &Hash) -> bool {
         self.listed_pieces.contains(piece_item)

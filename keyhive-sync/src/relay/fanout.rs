@@ -193,6 +193,10 @@ impl AccessPolicy for SharedView {
         self.inner.not_stored(store);
     }
 
+    fn checkpoint(&self, store: &dyn Store) {
+        self.inner.checkpoint(store);
+    }
+
     fn share(&self, requester: &IndividualId, subject: &SubjectId) -> Share {
         if !self.fresh() {
             return Share::Nothing;

@@ -27,10 +27,12 @@ mod connection;
 pub mod fanout;
 mod guard;
 pub mod limits;
+mod listen;
 mod quota;
 mod tls_listener;
 
 pub use limits::{AddressLimits, Limits, StrangerQuota};
+pub use listen::{LISTEN_BACKLOG, bind};
 pub use quota::AbuseCounts;
 pub use tls_listener::TLS_HANDSHAKE_TIMEOUT;
 
@@ -107,6 +109,9 @@ pub struct RelayHandle {
     drained: mpsc::Receiver<()>,
     guards: Arc<quota::Guards>,
     addresses: Arc<address::Addresses>,
+    /// RELAY-8: brought up to date once every connection has closed.
+    store: Arc<dyn Store>,
+    policy: Arc<dyn AccessPolicy>,
 }
 
 impl RelayHandle {
@@ -148,7 +153,8 @@ impl RelayHandle {
     }
 
     /// Graceful shutdown: stop accepting, tell every connection (`ShuttingDown` error, then a
-    /// close frame), and wait for all connection tasks to finish.
+    /// close frame), wait for all connection tasks to finish, then let the policy bring its
+    /// start snapshot up to date (RELAY-8, [`AccessPolicy::checkpoint`]).
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
         let result = match self.server.await {
@@ -157,6 +163,10 @@ impl RelayHandle {
         };
         // `recv` returns None once every connection's sender is dropped.
         while self.drained.recv().await.is_some() {}
+        let (store, policy) = (self.store.clone(), self.policy.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || policy.checkpoint(&*store)).await {
+            tracing::warn!(error = %e, "the relay snapshot was not written at shutdown");
+        }
         result
     }
 }
@@ -237,6 +247,7 @@ impl Relay {
             config.limits.burst_items,
         ));
         let addresses = Arc::new(address::Addresses::new(config.limits.per_address.clone()));
+        let (handle_store, handle_policy) = (store.clone(), policy.clone());
         let shared = Arc::new(Shared {
             store,
             policy,
@@ -300,6 +311,8 @@ impl Relay {
             drained,
             guards,
             addresses,
+            store: handle_store,
+            policy: handle_policy,
         })
     }
 }

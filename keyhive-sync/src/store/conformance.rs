@@ -40,6 +40,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     removal(&make());
     admission_marks(&make());
     address_usage(&make());
+    relay_snapshot(&make());
     concurrent_writers(make());
 }
 
@@ -223,6 +224,20 @@ pub fn admission_marks<S: Store>(store: &S) {
     held.sort_by_key(|(h, _)| *h);
     marks.sort_by_key(|(h, _)| *h);
     assert_eq!(held, marks);
+}
+
+/// STORE-19: no snapshot at first; the last one recorded comes back whole, also an empty
+/// one, and it is independent of the items.
+pub fn relay_snapshot<S: Store>(store: &S) {
+    assert_eq!(store.snapshot().unwrap(), None);
+    let first: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    store.put_snapshot(&first).unwrap();
+    assert_eq!(store.snapshot().unwrap().as_deref(), Some(&first[..]));
+    store.put(&sample_items(3, 1)).unwrap();
+    store.put_snapshot(b"second").unwrap();
+    assert_eq!(store.snapshot().unwrap().as_deref(), Some(&b"second"[..]));
+    store.put_snapshot(&[]).unwrap();
+    assert_eq!(store.snapshot().unwrap().as_deref(), Some(&[][..]));
 }
 
 /// STORE-18: an address's usage comes back as last recorded, per address; unknown is `None`.

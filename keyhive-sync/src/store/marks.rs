@@ -17,13 +17,19 @@ use zeroize::Zeroize;
 /// BLAKE3 key-derivation context of the mark key.
 const CONTEXT: &str = "keyhive 2026-12-01 relay admission mark v1";
 
+/// BLAKE3 key-derivation context of the key that authenticates the relay's start snapshot
+/// (RELAY-8).
+const SNAPSHOT_CONTEXT: &str = "keyhive 2026-12-07 relay start snapshot v1";
+
 /// A 32-byte admission mark of one stored item (RELAY-7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mark(pub [u8; 32]);
 
-/// The secret that makes and checks a relay's admission marks (RELAY-7).
+/// The secret that makes and checks a relay's admission marks (RELAY-7) and authenticates its
+/// start snapshot (RELAY-8); both keys are derived from the relay's identity seed.
 pub struct MarkKey {
     key: [u8; 32],
+    snapshot: [u8; 32],
 }
 
 impl std::fmt::Debug for MarkKey {
@@ -35,6 +41,7 @@ impl std::fmt::Debug for MarkKey {
 impl Drop for MarkKey {
     fn drop(&mut self) {
         self.key.zeroize();
+        self.snapshot.zeroize();
     }
 }
 
@@ -42,9 +49,21 @@ impl MarkKey {
     /// The mark key of the relay identified by `identity`: relays sharing one store and one
     /// identity (SYNC-100) check each other's marks.
     pub fn from_identity(identity: &SigningKey) -> Self {
+        let seed = identity.seed();
         MarkKey {
-            key: blake3::derive_key(CONTEXT, identity.seed().as_slice()),
+            key: blake3::derive_key(CONTEXT, seed.as_slice()),
+            snapshot: blake3::derive_key(SNAPSHOT_CONTEXT, seed.as_slice()),
         }
+    }
+
+    /// RELAY-8: the authentication tag of snapshot bytes (keyed BLAKE3).
+    pub(crate) fn snapshot_tag(&self, bytes: &[u8]) -> [u8; 32] {
+        *blake3::keyed_hash(&self.snapshot, bytes).as_bytes()
+    }
+
+    /// RELAY-8: whether `tag` was made by this relay for exactly `bytes` (constant time).
+    pub(crate) fn snapshot_tag_holds(&self, bytes: &[u8], tag: &[u8; 32]) -> bool {
+        blake3::keyed_hash(&self.snapshot, bytes) == blake3::Hash::from_bytes(*tag)
     }
 
     /// The mark of the item whose content address is `hash`.

@@ -17,6 +17,8 @@ struct Inner {
     marks: HashMap<Hash, Mark>,
     /// STORE-18: stranger usage per network address (SYNC-108).
     addresses: HashMap<AddressKey, AddressUsage>,
+    /// STORE-19: the relay's start snapshot (RELAY-8).
+    snapshot: Option<Vec<u8>>,
 }
 
 /// A store held in memory.
@@ -121,6 +123,15 @@ impl Store for MemoryStore {
 
     fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
         Ok(self.lock().marks.iter().map(|(h, m)| (*h, *m)).collect())
+    }
+
+    fn put_snapshot(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.lock().snapshot = Some(snapshot.to_vec());
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().snapshot.clone())
     }
 
     fn put_address_usage(

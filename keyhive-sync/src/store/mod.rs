@@ -193,6 +193,21 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// STORE-19: replaces the relay's start snapshot (RELAY-8 in `specs/replica.md`: opaque
+    /// bytes the relay authenticates itself) with `snapshot`, atomically: a reader sees the
+    /// old bytes or the new ones, never a mix. Like marks it need not be durable: a lost or
+    /// stale snapshot only costs replaying more of the store at the next start. The default
+    /// keeps none (every start then replays the whole store).
+    fn put_snapshot(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let _ = snapshot;
+        Ok(())
+    }
+
+    /// STORE-19: the snapshot last recorded by [`Store::put_snapshot`], if any.
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
     /// STORE-18: records what strangers pushing from one network address stored at this relay
     /// (SYNC-108), replacing what was held for it, durably when it returns `Ok`, so that a
     /// restart does not give the address a fresh budget. The default keeps nothing; every
@@ -283,6 +298,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
         (**self).marks()
+    }
+    fn put_snapshot(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        (**self).put_snapshot(snapshot)
+    }
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).snapshot()
     }
     fn put_address_usage(
         &self,

@@ -10,6 +10,8 @@
 //!   verification at the next start; the next durable commit persists it).
 //! - `addresses` (STORE-18, SYNC-108; created by the first `put_address_usage`, same version 1):
 //!   `address[16] -> items_le[8] || bytes_le[8]`, committed durably.
+//! - `snapshot` (STORE-19, RELAY-8; created by the first `put_snapshot`, same version 1):
+//!   `"relay" -> bytes`, one row replaced whole, committed without fsync like the marks.
 //!
 //! A database with another schema version is refused, never silently rewritten.
 //!
@@ -51,6 +53,9 @@ const BY_SUBJECT: TableDefinition<&[u8; 64], ()> = TableDefinition::new("by_subj
 const SUMMARIES: TableDefinition<&[u8; 32], &[u8; 40]> = TableDefinition::new("summaries");
 const MARKS: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new("marks");
 const ADDRESSES: TableDefinition<&[u8; 16], &[u8; 16]> = TableDefinition::new("addresses");
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+/// STORE-19: the one row of `snapshot`.
+const SNAPSHOT_ROW: &str = "relay";
 
 /// Opens (or creates) the database behind a store; called again to reopen it (STORE-15).
 type Opener = Box<dyn Fn(&Path) -> Result<Database, StoreError> + Send + Sync>;
@@ -622,6 +627,37 @@ impl Store for RedbStore {
                 out.push((Hash(*hash.value()), Mark(*mark.value())));
             }
             Ok(out)
+        })
+    }
+
+    /// STORE-19: one write transaction replacing the row, not fsynced (see the module docs).
+    fn put_snapshot(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.with_db(|db, path| {
+            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| backend(path, e))?;
+            {
+                let mut table = txn.open_table(SNAPSHOT).map_err(|e| backend(path, e))?;
+                table
+                    .insert(SNAPSHOT_ROW, snapshot)
+                    .map_err(|e| backend(path, e))?;
+            }
+            txn.commit().map_err(|e| backend(path, e))?;
+            Ok(())
+        })
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_db(|db, path| {
+            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+            let table = match txn.open_table(SNAPSHOT) {
+                Ok(t) => t,
+                // No relay snapshot written yet (or a store older than STORE-19).
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(backend(path, e)),
+            };
+            let held = table.get(SNAPSHOT_ROW).map_err(|e| backend(path, e))?;
+            Ok(held.map(|v| v.value().to_vec()))
         })
     }
 

@@ -582,6 +582,26 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    /// STORE-19: one statement replacing the row (atomic like every statement).
+    fn put_snapshot(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.query(
+            "recording the relay snapshot",
+            "INSERT INTO keyhive_snapshot (name, bytes) VALUES ('relay', $1)
+             ON CONFLICT (name) DO UPDATE SET bytes = excluded.bytes",
+            vec![Param::Bytes(snapshot.to_vec())],
+        )?;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.query(
+            "reading the relay snapshot",
+            "SELECT bytes FROM keyhive_snapshot WHERE name = 'relay'",
+            Vec::new(),
+        )?;
+        Ok(rows.first().map(|row| row.get::<_, &[u8]>(0).to_vec()))
+    }
+
     /// STORE-18: one statement, replacing what was held for the address.
     fn put_address_usage(
         &self,

@@ -35,6 +35,11 @@ const MIGRATIONS: &[&str] = &[
          items   BIGINT NOT NULL CHECK (items >= 0),
          bytes   BIGINT NOT NULL CHECK (bytes >= 0)
      );",
+    // 4: the relay's start snapshot (STORE-19, RELAY-8), one row replaced whole.
+    "CREATE TABLE keyhive_snapshot (
+         name  TEXT  PRIMARY KEY,
+         bytes BYTEA NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.
