@@ -282,8 +282,9 @@ pub async fn start_with(
     Ok(RunningRelay { handle, links })
 }
 
+/// SYNC-109: listens with the relay's reconnect-burst backlog, not tokio's 1,024.
 async fn bind(listen: &str) -> Result<TcpListener> {
-    TcpListener::bind(listen)
+    keyhive_sync::relay::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))
 }
