@@ -46,6 +46,9 @@ mod grant_end;
 mod invitation;
 mod invite_build;
 mod invite_secret;
+mod members_cache;
+#[cfg(test)]
+mod members_cache_tests;
 mod membership;
 pub mod op;
 mod past;

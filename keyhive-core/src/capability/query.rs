@@ -12,6 +12,7 @@ use crate::identity::{DocumentId, IndividualId, SubjectKind};
 
 use super::access::{Access, AgentId};
 use super::checker::{Checker, Info, SubjectInfo};
+use super::members_cache::CachedMembers;
 use super::membership::Ix;
 use super::op::AnyVerified;
 use super::validity::{Reason, Refusal, Validity, refuse};
@@ -23,7 +24,9 @@ const MAX_DIRTY: usize = 64;
 #[derive(Default, Debug)]
 pub(crate) struct QueryCache {
     reach: HashMap<AgentId, Arc<HashMap<PublicKey, Access>>>,
-    members: HashMap<PublicKey, Arc<BTreeMap<AgentId, Access>>>,
+    members: HashMap<PublicKey, CachedMembers>,
+    /// CAP-18a: the next member-map version to hand out (never reused).
+    next_version: u64,
     dirty: Vec<(PublicKey, AgentId)>,
     all_dirty: bool,
     /// Positive answers of [`Checker::held`] about the past, which later ops never undo.
@@ -55,32 +58,10 @@ impl QueryCache {
         self.ever_granted.clear();
     }
 
-    /// Drops exactly the answers a noted change can affect: `reachable(x)` when `x` is the
-    /// changed member or reaches it; `members(t)` when `t` is the changed subject or has it
-    /// as a (transitive) member.
-    fn settle(&mut self) {
-        if self.all_dirty {
-            self.reach.clear();
-            self.members.clear();
-            self.all_dirty = false;
-            return;
-        }
-        if self.dirty.is_empty() {
-            return;
-        }
-        let dirty = std::mem::take(&mut self.dirty);
-        self.reach.retain(|agent, map| {
-            !dirty.iter().any(|(_, member)| {
-                member == agent || member.subject_key().is_some_and(|k| map.contains_key(k))
-            })
-        });
-        self.members.retain(|subject, map| {
-            !dirty.iter().any(|(s, _)| {
-                s == subject
-                    || map.contains_key(&AgentId::subject(*s, SubjectKind::Group))
-                    || map.contains_key(&AgentId::subject(*s, SubjectKind::Document))
-            })
-        });
+    /// A member-map version never handed out before (CAP-18a).
+    fn bump(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
     }
 }
 
@@ -122,17 +103,63 @@ pub struct DirectMember {
 }
 
 impl Checker {
-    fn kind_of(&self, key: &PublicKey) -> Option<SubjectKind> {
+    pub(crate) fn kind_of(&self, key: &PublicKey) -> Option<SubjectKind> {
         if self.conflicted.contains(key) {
             return None;
         }
         self.subjects.get(key).map(|s| s.kind)
     }
 
+    /// The query cache with every noted edge change applied (CAP-18, CAP-18a): a cached
+    /// `reachable(x)` is dropped when `x` is the changed member or reaches it; a cached
+    /// `members(t)` is updated in place when `t` is the changed subject or has it as a
+    /// (transitive) member.
     fn fresh_cache(&self) -> std::cell::RefMut<'_, QueryCache> {
         let mut cache = self.cache.borrow_mut();
-        cache.settle();
+        if cache.all_dirty {
+            cache.reach.clear();
+            cache.members.clear();
+            cache.all_dirty = false;
+            return cache;
+        }
+        if cache.dirty.is_empty() {
+            return cache;
+        }
+        let dirty = std::mem::take(&mut cache.dirty);
+        cache.reach.retain(|agent, map| {
+            !dirty.iter().any(|(_, member)| {
+                member == agent || member.subject_key().is_some_and(|k| map.contains_key(k))
+            })
+        });
+        let subjects: Vec<PublicKey> = cache.members.keys().copied().collect();
+        for subject in subjects {
+            let version = cache.bump();
+            if let Some(cached) = cache.members.get_mut(&subject) {
+                self.update_members(subject, cached, &dirty, version);
+            }
+        }
         cache
+    }
+
+    /// The cached member map of `subject`, computed from scratch if not cached.
+    fn cached_members<'c>(
+        &self,
+        cache: &'c mut QueryCache,
+        subject: &PublicKey,
+    ) -> &'c CachedMembers {
+        if !cache.members.contains_key(subject) {
+            let computed: BTreeMap<AgentId, Access> = self
+                .edges
+                .reach_down(*subject, |k| self.kind_of(k))
+                .into_iter()
+                .map(|(a, (level, _, _))| (a, level))
+                .collect();
+            let version = cache.bump();
+            cache
+                .members
+                .insert(*subject, CachedMembers::fresh(computed, version));
+        }
+        &cache.members[subject]
     }
 
     /// Every subject `agent` can reach, with its effective level (for relays: what it may pull).
@@ -199,18 +226,26 @@ impl Checker {
     /// Every agent with access to `subject`, direct and transitive, with effective levels.
     pub fn members(&self, subject: &PublicKey) -> Arc<BTreeMap<AgentId, Access>> {
         let mut cache = self.fresh_cache();
-        if let Some(found) = cache.members.get(subject) {
-            return Arc::clone(found);
-        }
-        let computed: BTreeMap<AgentId, Access> = self
-            .edges
-            .reach_down(*subject, |k| self.kind_of(k))
-            .into_iter()
-            .map(|(a, (level, _, _))| (a, level))
-            .collect();
-        let computed = Arc::new(computed);
-        cache.members.insert(*subject, Arc::clone(&computed));
-        computed
+        Arc::clone(&self.cached_members(&mut cache, subject).map)
+    }
+
+    /// CAP-18a: the version of `subject`'s member map now. Versions are never reused, so an
+    /// equal version means the same members; pass an older one to
+    /// [`Checker::members_changed_since`].
+    pub fn members_version(&self, subject: &PublicKey) -> u64 {
+        let mut cache = self.fresh_cache();
+        self.cached_members(&mut cache, subject).version
+    }
+
+    /// CAP-18a: the agents whose level on `subject` may differ from what it was when
+    /// [`Checker::members_version`] returned `version` (ascending; an agent may appear whose
+    /// level changed and changed back), or `None` when that is no longer known (the map was
+    /// computed afresh since, e.g. after more than 64 edge changes between queries): the
+    /// caller then compares whole maps.
+    pub fn members_changed_since(&self, subject: &PublicKey, version: u64) -> Option<Vec<AgentId>> {
+        let mut cache = self.fresh_cache();
+        self.cached_members(&mut cache, subject)
+            .changed_since(version)
     }
 
     /// The direct members of `subject` and the ops granting each.

@@ -13,10 +13,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::sync::Arc;
 
 use keyhive_core::capability::{Access, AgentId, AnyVerified, BuildError, INLINE_MAX_CIPHERTEXT};
-use keyhive_core::cgka::Cgka;
+use keyhive_core::cgka::{Cgka, MembershipPlan};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeyPublic;
 use keyhive_core::crypto::secret::SymmetricKey;
@@ -84,27 +83,29 @@ pub struct ChangeEntry {
 }
 
 /// REP-3 bookkeeping: for each document, what its key agreement was last found to match.
-/// While the checker's (cached) member map, the directory and the key agreement are the same,
-/// the key agreement still matches and `prepare` is a few comparisons instead of O(N) work.
+/// While the checker's member map, the directory and the key agreement are the same, the key
+/// agreement still matches and `prepare` is a few comparisons instead of O(N) work; when only
+/// the member map moved, the plan is made from the agents whose level changed (REP-3a).
 #[derive(Default)]
-pub(super) struct Prepared(HashMap<DocumentId, Stamp>);
+pub(super) struct Prepared(HashMap<DocumentId, Matched>);
 
-/// The inputs `prepare` derives its plan from.
-struct Stamp {
-    /// The checker's member map of the document. The checker hands out the same allocation
-    /// until a change can affect it (CAP-18), and holding it keeps that allocation from being
-    /// reused, so pointer identity means the members are unchanged.
-    readers: Arc<BTreeMap<AgentId, Access>>,
-    directory: u64,
-    cgka: u64,
+/// What `prepare` last made a document's key agreement match.
+#[derive(Clone, Copy)]
+struct Matched {
+    stamp: Stamp,
+    /// The key agreement's members were then exactly the target (every planned seat and
+    /// removal took effect), so a later plan may start from the changes since.
+    exact: bool,
 }
 
-impl PartialEq for Stamp {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.readers, &other.readers)
-            && self.directory == other.directory
-            && self.cgka == other.cgka
-    }
+/// The inputs `prepare` derives its plan from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    /// The version of the checker's member map of the document (CAP-18a: versions are never
+    /// reused, so an equal version means the same members).
+    readers: u64,
+    directory: u64,
+    cgka: u64,
 }
 
 impl<S: Store> Replica<S> {
@@ -112,34 +113,32 @@ impl<S: Store> Replica<S> {
     /// updating if needed; publishes an entry point when devices were seated (REP-5).
     pub fn prepare(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
         let stamp = self.prepared_stamp(document)?;
-        if self.prepared.0.get(&document) == Some(&stamp) {
+        let last = self.prepared.0.get(&document).copied();
+        if last.is_some_and(|m| m.stamp == stamp) {
             return Ok(());
         }
-        let target: BTreeMap<IndividualId, PrekeyPublic> = stamp
-            .readers
-            .iter()
-            .filter_map(|(agent, held)| match agent {
-                AgentId::Individual(d) if *held >= Access::Read => {
-                    self.admission.directory.prekey_of(d).map(|k| (*d, k))
-                }
-                _ => None,
-            })
-            .collect();
-        if !target.contains_key(&self.device.id()) {
-            return Err(ReplicaError::NotSeated(document));
-        }
+        // REP-3a: from the changes since an exact match when only the members moved, else
+        // from the whole member map; both give the same plan.
+        let plan = match last.and_then(|m| self.changed_readers(document, m, stamp)) {
+            Some(changed) => self.plan_for(document, &changed)?,
+            None => self.full_plan(document)?,
+        };
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
-        let plan = cgka.sync_membership(&target);
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
             if self.own_change_uncovered(document)? {
                 self.publish_entry_point(document)?;
             }
-            self.prepared.0.insert(document, stamp);
+            self.prepared
+                .0
+                .insert(document, Matched { stamp, exact: true });
             return Ok(());
         }
         let seated = !plan.add.is_empty();
         // REP-3/REP-4: removes first, then seats, then an update if the root is not agreed.
         let ops = cgka.apply_membership(key, &plan, &authority)?;
+        let members = cgka.tree().members();
+        let exact = plan.remove.iter().all(|d| !members.contains_key(d))
+            && plan.add.iter().all(|(d, _)| members.contains_key(d));
         let items = ops
             .iter()
             .map(|op| {
@@ -155,15 +154,82 @@ impl<S: Store> Replica<S> {
             self.publish_entry_point(document)?;
         }
         let stamp = self.prepared_stamp(document)?;
-        self.prepared.0.insert(document, stamp);
+        self.prepared.0.insert(document, Matched { stamp, exact });
         Ok(())
+    }
+
+    /// REP-3a: the agents whose level on `document` may have changed since `last`, when the
+    /// key agreement and the directory are as they were then and the key agreement matched
+    /// the readers exactly (otherwise `None`: plan from the whole member map).
+    fn changed_readers(
+        &self,
+        document: DocumentId,
+        last: Matched,
+        now: Stamp,
+    ) -> Option<Vec<AgentId>> {
+        if !last.exact || last.stamp.directory != now.directory || last.stamp.cgka != now.cgka {
+            return None;
+        }
+        self.admission
+            .checker
+            .members_changed_since(&document.0, last.stamp.readers)
+    }
+
+    /// CGKA-23 from the whole member map: every device holding `read` with a prekey, against
+    /// every seated device.
+    fn full_plan(&self, document: DocumentId) -> Result<MembershipPlan, ReplicaError> {
+        let readers = self.admission.checker.members(&document.0);
+        let target: BTreeMap<IndividualId, PrekeyPublic> = readers
+            .iter()
+            .filter_map(|(agent, held)| match agent {
+                AgentId::Individual(d) if *held >= Access::Read => {
+                    self.admission.directory.prekey_of(d).map(|k| (*d, k))
+                }
+                _ => None,
+            })
+            .collect();
+        if !target.contains_key(&self.device.id()) {
+            return Err(ReplicaError::NotSeated(document));
+        }
+        Ok(self.cgka_of(&document)?.sync_membership(&target))
+    }
+
+    /// REP-3a: the plan for the devices among `changed` only, when the key agreement matched
+    /// the readers exactly before they changed: what [`Replica::full_plan`] gives then.
+    fn plan_for(
+        &self,
+        document: DocumentId,
+        changed: &[AgentId],
+    ) -> Result<MembershipPlan, ReplicaError> {
+        let readers = self.admission.checker.members(&document.0);
+        let seated = self.cgka_of(&document)?.tree().members();
+        let mut plan = MembershipPlan::default();
+        for agent in changed {
+            let AgentId::Individual(d) = agent else {
+                continue;
+            };
+            let prekey = readers
+                .get(agent)
+                .is_some_and(|held| *held >= Access::Read)
+                .then(|| self.admission.directory.prekey_of(d))
+                .flatten();
+            if *d == self.device.id() && prekey.is_none() {
+                return Err(ReplicaError::NotSeated(document));
+            }
+            match (prekey, seated.contains_key(d)) {
+                (Some(k), false) => plan.add.push((*d, k)),
+                (None, true) => plan.remove.push(*d),
+                _ => {}
+            }
+        }
+        Ok(plan)
     }
 
     /// What a prepared key agreement was checked against: the document's members, the
     /// prekeys and the key agreement's own state.
     fn prepared_stamp(&self, document: DocumentId) -> Result<Stamp, ReplicaError> {
         Ok(Stamp {
-            readers: self.admission.checker.members(&document.0),
+            readers: self.admission.checker.members_version(&document.0),
             directory: self.admission.directory.generation(),
             cgka: self.cgka_of(&document)?.generation(),
         })
