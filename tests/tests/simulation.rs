@@ -146,4 +146,3 @@ fn seeds_keep_every_invariant() {
         fail(seed, run);
     }
 }
-
