@@ -487,3 +487,71 @@ fn a_member_that_cannot_be_removed_completely_is_not_removed_at_all() {
     }
     assert_eq!(seen, [true, true], "both hash orders were tried");
 }
+
+/// (b), CGKA-18, REP-4: a change its writer made while it held `read` stays readable after the
+/// writer leaves, whenever its key update arrives (simulation seeds 166, 183, 210, 302, 355,
+/// 360, 385 on most runs: "(b) alice-laptop holds read on subject 6 (diary) but cannot read
+/// the write of step 8 by alice-phone"). Alice's phone, in the diary through alice's group,
+/// writes it, then leaves the group; the laptop and carol learn of the write and the leave
+/// together. Key updates were received only from devices holding `read` *now*, so both
+/// refused the update the change is encrypted under (a replica that got it before the leave
+/// applied it): they held a valid change they could never read. Updates are now received from
+/// devices that held `read` (ADM-5); replay still applies them only while the issuer is seated.
+#[test]
+fn a_change_made_before_its_writer_left_is_readable_after_the_leave() {
+    use keyhive_core::capability::PeerTag;
+    use keyhive_core::identity::Device;
+
+    let mut laptop = replica("alice-laptop");
+    let (phone_device, carol_device) = (
+        Device::generate(Some("alice-phone".into())),
+        Device::generate(Some("carol".into())),
+    );
+    let mut phone = common::replica_of(phone_device.clone());
+    let mut carol = common::replica_of(carol_device.clone());
+    for card in [&phone_device, &carol_device] {
+        laptop
+            .add_contact(card.contact_card().expect("card"))
+            .expect("contact");
+    }
+    let me = AgentId::Individual(phone_device.id());
+    let alice = laptop.create_group().expect("alice's group");
+    laptop
+        .grant(&alice.0, me, Access::Admin)
+        .expect("phone in alice's group");
+    let diary = laptop.create_document().expect("diary");
+    laptop
+        .grant(&diary.0, AgentId::Group(alice), Access::Admin)
+        .expect("diary to alice's group");
+    laptop
+        .grant(
+            &diary.0,
+            AgentId::Individual(carol_device.id()),
+            Access::Read,
+        )
+        .expect("carol reads the diary");
+    phone
+        .ingest_all(PeerTag::LOCAL, common::all_items(&laptop))
+        .expect("phone syncs");
+    // The phone writes (seating itself and carol, then updating: the change's epoch is the
+    // phone's update), then leaves alice's group, before syncing again.
+    let change = phone.write(diary, b"from the phone").expect("phone writes");
+    phone.revoke(&alice.0, me).expect("the phone leaves");
+    for r in [&mut laptop, &mut carol] {
+        r.ingest_all(PeerTag::LOCAL, common::all_items(&phone))
+            .expect("sync with the phone");
+    }
+    carol
+        .ingest_all(PeerTag::LOCAL, common::all_items(&laptop))
+        .expect("carol syncs with the laptop");
+    for (name, r) in [("laptop", &laptop), ("carol", &carol)] {
+        assert!(
+            r.validity(&change).is_some_and(|v| v.is_valid()),
+            "{name}: the change was made while the phone held write"
+        );
+        let mut out = Vec::new();
+        r.read_change(diary, &change, &mut out)
+            .unwrap_or_else(|e| panic!("{name} reads the phone's change: {e}"));
+        assert_eq!(out, b"from the phone", "{name}");
+    }
+}

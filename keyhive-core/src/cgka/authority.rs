@@ -19,8 +19,16 @@ pub trait CgkaAuthority {
     /// reader may act on a revocation) (CGKA-17). Whether the remove changes anything is
     /// checked separately (CGKA-26).
     fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool;
-    /// Does `device` currently hold `read` or more (so it may issue key updates)? (CGKA-18)
+    /// Does `device` currently hold `read` or more? (CGKA-18, CGKA-23)
     fn is_member(&self, device: &IndividualId) -> bool;
+    /// CGKA-18: may an update or fill issued by `issuer` be received? The default is
+    /// [`CgkaAuthority::is_member`]. An authority whose answer must not depend on when the op
+    /// arrives answers whether `issuer` ever held `read` (the device API's does, ADM-5):
+    /// replay applies an update only if its issuer is seated, so this check only keeps
+    /// strangers' ops out of the DAG.
+    fn may_update(&self, issuer: &IndividualId) -> bool {
+        self.is_member(issuer)
+    }
     /// A signed prekey of `device` to seat it with, if it has one.
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic>;
     /// CGKA-32: a stamp that vouches for [`CgkaAuthority::may_add`]. While the stamp stays the

@@ -10,8 +10,9 @@
 //! Seating is judged historically (the devices held `read` when the seat was made, even if it
 //! was revoked since): a revocation does not erase a seat from the key agreement's history but
 //! is carried out by an explicit remove op and a re-key (REP-3), so every replica, whenever it
-//! replays, sees who could know which epoch. Updates and removes require `read` now
-//! (`specs/cgka.md` CGKA-17, CGKA-18).
+//! replays, sees who could know which epoch. Updates and fills are received from devices that
+//! held `read` too (CGKA-18; replay applies them only while their issuer is seated); removes
+//! require `read` now (`specs/cgka.md` CGKA-17).
 
 use keyhive_core::capability::{Access, AgentId, Checker};
 use keyhive_core::cgka::CgkaAuthority;
@@ -59,6 +60,17 @@ impl CgkaAuthority for GraphAuthority<'_> {
 
     fn is_member(&self, device: &IndividualId) -> bool {
         self.holds(device, Access::Read)
+    }
+
+    /// CGKA-18, REP-4: an update or fill is received from a device that holds or held `read`
+    /// (ADM-5), as admission and relays judge it. "Holds `read` now" made the op set depend on
+    /// arrival order: an update made while its issuer held `read` (the epoch of a valid
+    /// change) was applied by replicas that got it before a later revocation and refused by
+    /// those that got it after, which then could never read that change (seed 210). Replay
+    /// still applies an update only if its issuer is seated (CGKA-15), so a removed device's
+    /// updates stay inert.
+    fn may_update(&self, issuer: &IndividualId) -> bool {
+        self.held_read(issuer)
     }
 
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {

@@ -429,7 +429,7 @@ fn authorised(op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {
             .iter()
             .all(|s| authority.may_add(&issuer, &s.device, &s.prekey)),
         CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
-        CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.is_member(&issuer),
+        CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.may_update(&issuer),
     }
 }
 
