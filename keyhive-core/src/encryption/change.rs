@@ -78,8 +78,15 @@ fn decode_plaintext(mut plain: Zeroizing<Vec<u8>>) -> Result<DecodedPlaintext, D
     let Some((keys, _content)) = rest.split_at_checked(count * 64) else {
         return Err(DecodeError::Truncated);
     };
-    let predecessors = keys
-        .chunks_exact(64)
+    let predecessors = predecessor_keys(keys);
+    // Drop the header in place; the content stays in the decrypted buffer.
+    plain.drain(..4 + count * 64);
+    Ok((predecessors, plain))
+}
+
+/// The (reference, key) pairs of a decrypted change header, 64 bytes each (CENC and INL-5).
+pub(crate) fn predecessor_keys(keys: &[u8]) -> Vec<(Hash, SymmetricKey)> {
+    keys.chunks_exact(64)
         .map(|pair| {
             let mut reference = [0u8; 32];
             let mut key = Zeroizing::new([0u8; 32]);
@@ -87,10 +94,7 @@ fn decode_plaintext(mut plain: Zeroizing<Vec<u8>>) -> Result<DecodedPlaintext, D
             key.copy_from_slice(&pair[32..]);
             (Hash(reference), SymmetricKey::from_bytes(*key))
         })
-        .collect();
-    // Drop the header in place; the content stays in the decrypted buffer.
-    plain.drain(..4 + count * 64);
-    Ok((predecessors, plain))
+        .collect()
 }
 
 /// A decrypted change.

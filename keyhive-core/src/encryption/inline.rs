@@ -125,16 +125,7 @@ fn decode_plaintext(mut plain: Zeroizing<Vec<u8>>) -> Result<Plaintext, DecodeEr
     let Some((keys, _)) = rest.split_at_checked(count * 64) else {
         return Err(DecodeError::Truncated);
     };
-    let predecessors = keys
-        .chunks_exact(64)
-        .map(|pair| {
-            let mut reference = [0u8; 32];
-            let mut key = Zeroizing::new([0u8; 32]);
-            reference.copy_from_slice(&pair[..32]);
-            key.copy_from_slice(&pair[32..]);
-            (Hash(reference), SymmetricKey::from_bytes(*key))
-        })
-        .collect();
+    let predecessors = super::change::predecessor_keys(keys);
     plain.drain(..1 + count * 64);
     Ok((predecessors, plain))
 }
