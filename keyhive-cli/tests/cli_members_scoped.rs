@@ -11,47 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{RelayProcess, card, json, keyhive};
-
-/// What one run printed.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The index events the run reported, without durations.
-    fn events(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix("name index: "))
-            .map(|e| e.split(" (").next().unwrap_or(e))
-            .collect()
-    }
-
-    /// Standard error without the index trace.
-    fn messages(&self) -> String {
-        self.stderr
-            .lines()
-            .filter(|l| !l.starts_with("name index: "))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    }
-}
-
-fn run(home: &Path, args: &[&str]) -> Run {
-    let out = keyhive(home)
-        .env("KEYHIVE_DEBUG", "index")
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
+use common::{IndexTrace as Run, RelayProcess, card, json, traced as run};
 
 /// `status` output with what changes from run to run (a relay's answer time, how long ago
 /// the last sync was) replaced by `N`, and runs of spaces by one.
@@ -99,7 +59,7 @@ fn agrees(home: &Path, args: &[&str], indexed: &[&str]) -> Run {
         "{args:?}: {}",
         full.stderr
     );
-    assert_eq!(mask(&fast.stdout), mask(&full.stdout), "{args:?}");
+    assert_eq!(mask(&fast.text()), mask(&full.text()), "{args:?}");
     assert_eq!(fast.messages(), full.messages(), "{args:?}");
     assert_eq!(fast.ok, full.ok, "{args:?}");
     full
@@ -193,7 +153,7 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
         agrees(&alice, &["--json", "members", subject], used);
     }
     // The "via" column names the groups and the folder a member holds its level through.
-    let plan = run(&alice, &["members", "plan.txt"]).stdout;
+    let plan = run(&alice, &["members", "plan.txt"]).text();
     assert!(plan.contains("Docs > Team > Ops"), "{plan}");
     assert!(plan.contains("Bob"), "{plan}");
 
@@ -215,9 +175,9 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
             used,
         );
     }
-    let bob = run(&alice, &["why", "plan.txt", "Bob"]).stdout;
+    let bob = run(&alice, &["why", "plan.txt", "Bob"]).text();
     assert!(bob.starts_with("yes: Bob holds"), "{bob}");
-    let carol = run(&alice, &["why", "Docs", "Carol"]).stdout;
+    let carol = run(&alice, &["why", "Docs", "Carol"]).text();
     assert!(carol.starts_with("no: "), "{carol}");
 
     // What the index cannot resolve as a full session would is left to a full open, which
@@ -246,9 +206,9 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
     let team = &ids.iter().find(|(n, _)| n == "Team").unwrap().1;
     let by_id = agrees(&alice, &["why", "Docs", team], unresolved);
     assert!(
-        by_id.stdout.starts_with("yes: Team holds read"),
+        by_id.text().starts_with("yes: Team holds read"),
         "{}",
-        by_id.stdout
+        by_id.text()
     );
     relay.stop();
 }
@@ -261,17 +221,17 @@ fn rep69_status_names_groups_and_answers_from_the_index() {
     // Relays are probed either way; the rest comes from the index or the replay alike.
     let table = agrees(&alice, &["status"], &["used"]);
     let groups = table
-        .stdout
+        .text()
         .lines()
         .find_map(|l| l.strip_prefix("groups:"))
-        .unwrap_or_else(|| panic!("no groups line: {}", table.stdout))
+        .unwrap_or_else(|| panic!("no groups line: {}", table.text()))
         .trim()
         .to_owned();
     assert!(groups.contains("Crew (read)"), "{groups}");
     assert!(groups.contains("Ops (admin)"), "{groups}");
     assert!(groups.contains("Team (admin)"), "{groups}");
     let status: serde_json::Value =
-        serde_json::from_str(&run(&alice, &["--json", "status"]).stdout).unwrap();
+        serde_json::from_str(&run(&alice, &["--json", "status"]).text()).unwrap();
     let named = status["group_names"].as_array().unwrap();
     assert_eq!(status["groups"].as_u64(), Some(named.len() as u64));
     let team = &ids.iter().find(|(n, _)| n == "Team").unwrap().1;
@@ -286,7 +246,7 @@ fn rep69_status_names_groups_and_answers_from_the_index() {
         std::fs::remove_file(index_file(&alice)).unwrap();
         run(&alice, &["--json", "status"])
     };
-    let full: serde_json::Value = serde_json::from_str(&full.stdout).unwrap();
+    let full: serde_json::Value = serde_json::from_str(&full.text()).unwrap();
     assert_eq!(status["items"], full["items"]);
     assert_eq!(status["group_names"], full["group_names"]);
     relay.stop();

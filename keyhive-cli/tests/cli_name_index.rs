@@ -12,51 +12,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{RelayProcess, card, json, keyhive};
-
-/// What one run printed.
-struct Run {
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    /// The index events the run reported.
-    fn events(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix("name index: "))
-            // "written (12 ms)": the event without its duration.
-            .map(|e| e.split(" (").next().unwrap_or(e))
-            .collect()
-    }
-
-    /// Standard error without the index trace.
-    fn messages(&self) -> String {
-        self.stderr
-            .lines()
-            .filter(|l| !l.starts_with("name index: "))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    }
-}
+use common::{IndexTrace, RelayProcess, card, json, keyhive, traced};
 
 /// Runs a command that must succeed, with the index trace on.
-fn run(home: &Path, args: &[&str]) -> Run {
-    let out = keyhive(home)
-        .env("KEYHIVE_DEBUG", "index")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Run {
-        stdout: out.stdout,
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+fn run(home: &Path, args: &[&str]) -> IndexTrace {
+    let run = traced(home, args);
+    assert!(run.ok, "{args:?} failed: {}", run.stderr);
+    run
 }
 
 fn index_file(home: &Path) -> PathBuf {

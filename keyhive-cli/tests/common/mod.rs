@@ -167,3 +167,49 @@ impl Drop for RelayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// What one command printed, run with the name index's trace on (`KEYHIVE_DEBUG=index`).
+pub struct IndexTrace {
+    pub ok: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl IndexTrace {
+    /// The index events the run reported, without durations ("written (12 ms)" -> "written").
+    pub fn events(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("name index: "))
+            .map(|e| e.split(" (").next().unwrap_or(e))
+            .collect()
+    }
+
+    /// Standard error without the index trace.
+    pub fn messages(&self) -> String {
+        self.stderr
+            .lines()
+            .filter(|l| !l.starts_with("name index: "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// Standard output as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).unwrap()
+    }
+}
+
+/// Runs `keyhive --home HOME ARGS` with the name index's trace on.
+pub fn traced(home: &Path, args: &[&str]) -> IndexTrace {
+    let out = keyhive(home)
+        .env("KEYHIVE_DEBUG", "index")
+        .args(args)
+        .output()
+        .unwrap();
+    IndexTrace {
+        ok: out.status.success(),
+        stdout: out.stdout,
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
