@@ -296,6 +296,34 @@ pub fn valid(
     })
 }
 
+/// What a read-only command answers from (REP-66, REP-69): the device's keys, the store's
+/// per-subject summaries (read without opening the store for writing) and the valid index.
+pub struct ReadOnlyView {
+    /// The device's key store.
+    pub keys: KeyStore,
+    /// The store's per-subject summaries.
+    pub summaries: Vec<(SubjectId, Summary)>,
+    /// The index, checked against both.
+    pub index: NameIndex,
+}
+
+/// [`ReadOnlyView`] of `home`, or `None` when the command must open the home fully instead:
+/// no identity or store, a store in use, absent or not closed cleanly, or an absent, stale or
+/// tampered index (the last warned about).
+pub fn read_only_view(home: &Home) -> Result<Option<ReadOnlyView>> {
+    let Ok(keys) = crate::device_store::load(home) else {
+        return Ok(None);
+    };
+    let Ok(summaries) = RedbStore::read_summaries(home.path(crate::session::STORE_FILE)) else {
+        return Ok(None);
+    };
+    Ok(valid(home, &keys, &summaries)?.map(|index| ReadOnlyView {
+        keys,
+        summaries,
+        index,
+    }))
+}
+
 /// REP-68: writes `index`, bound to the current store, key store and contacts, atomically and
 /// with mode 0600; nothing is written when the file already holds exactly these bytes (a
 /// read-only command that finds the index current writes nothing).

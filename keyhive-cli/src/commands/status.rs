@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use keyhive_core::capability::Access;
 use keyhive_core::crypto::signing::{PublicKey, SigningKey};
 use keyhive_core::identity::{Device, DocumentId, SubjectKind};
-use keyhive_sync::RedbStore;
 use keyhive_sync::client::session::{ConnectTimeouts, Session as SyncSession};
 use serde::Serialize;
 use serde_json::json;
@@ -20,7 +19,7 @@ use crate::name_index;
 use crate::names::{GroupNames, LocalNames, shown};
 use crate::output::{Output, print_table};
 use crate::relays;
-use crate::session::{STORE_FILE, Session, short};
+use crate::session::{Session, short};
 use crate::sync_state::{self, utc};
 use keyhive_sync::record::{DocumentMetadata, MetadataKind};
 
@@ -108,13 +107,12 @@ pub fn status(s: &mut Session, watcher: bool) -> Result<()> {
 /// REP-69: `keyhive status` from the name index when it is valid (nothing replayed, nothing
 /// written); `false` (nothing printed) when the command must open the home fully instead.
 pub fn status_indexed(home: &Home, out: Output, watcher: bool) -> Result<bool> {
-    let Ok(keys) = crate::device_store::load(home) else {
-        return Ok(false);
-    };
-    let Ok(summaries) = RedbStore::read_summaries(home.path(STORE_FILE)) else {
-        return Ok(false);
-    };
-    let Some(index) = name_index::valid(home, &keys, &summaries)? else {
+    let Some(name_index::ReadOnlyView {
+        keys,
+        summaries,
+        index,
+    }) = name_index::read_only_view(home)?
+    else {
         return Ok(false);
     };
     name_index::trace("used");

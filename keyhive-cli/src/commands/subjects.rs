@@ -6,7 +6,6 @@ use anyhow::{Result, bail};
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, SubjectKind};
-use keyhive_sync::RedbStore;
 use serde_json::json;
 
 use crate::contacts::validate_name;
@@ -14,7 +13,7 @@ use crate::home::Home;
 use crate::name_index;
 use crate::names::{GroupNames, LocalNames, check_name, shown};
 use crate::output::{Output, print_table};
-use crate::session::{STORE_FILE, Session};
+use crate::session::Session;
 use keyhive_sync::record::{DocumentMetadata, GroupProfiles, Metadata, MetadataKind};
 
 /// Creates a group (a person's devices or a team) named for every member: its name is
@@ -139,15 +138,9 @@ pub fn ls(s: &mut Session) -> Result<()> {
 /// command must open the home fully instead (no identity or store, or an absent, stale or
 /// tampered index, which is warned about).
 pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
-    let Ok(keys) = crate::device_store::load(home) else {
-        return Ok(false);
-    };
     // Read-only: nothing is written or synced (a store in use, absent or not closed cleanly
     // is left to the full open).
-    let Ok(summaries) = RedbStore::read_summaries(home.path(STORE_FILE)) else {
-        return Ok(false);
-    };
-    let Some(index) = name_index::valid(home, &keys, &summaries)? else {
+    let Some(name_index::ReadOnlyView { index, .. }) = name_index::read_only_view(home)? else {
         return Ok(false);
     };
     name_index::trace("used");
