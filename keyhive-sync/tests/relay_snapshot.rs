@@ -419,7 +419,8 @@ async fn a_relay_writes_its_snapshot_while_serving_and_at_shutdown() {
     let writer = Device::generate(Some("alice".into()));
     let mut alice = Replica::open(writer.clone(), MemoryStore::new()).unwrap();
     let doc = alice.create_document().unwrap();
-    let writes = keyhive_sync::capability_policy::snapshot::SNAPSHOT_EVERY / 2 + 10;
+    // One item a write: small changes travel inline (INL-1).
+    let writes = keyhive_sync::capability_policy::snapshot::SNAPSHOT_EVERY + 10;
     for n in 0..writes {
         alice.write(doc, &(n as u64).to_le_bytes()).unwrap();
     }
