@@ -617,11 +617,27 @@ impl Checker {
         self.nodes.iter().map(|n| &n.op)
     }
 
+    /// The ops applied after the first `seen` (`ops().skip(seen)` without walking the first
+    /// `seen`: a caller that remembers how far it read pays only for what is new).
+    pub fn ops_since(&self, seen: usize) -> impl Iterator<Item = &AnyVerified> {
+        self.nodes.get(seen..).unwrap_or(&[]).iter().map(|n| &n.op)
+    }
+
     /// The ops of one subject (genesis, auth and, for documents, content), parents first.
     pub fn ops_for(&self, subject: &PublicKey) -> impl Iterator<Item = &AnyVerified> {
+        self.ops_for_since(subject, 0)
+    }
+
+    /// The ops of one subject after its first `seen` (`ops_for(subject).skip(seen)` in time
+    /// proportional to what is new, REP-23).
+    pub fn ops_for_since(
+        &self,
+        subject: &PublicKey,
+        seen: usize,
+    ) -> impl Iterator<Item = &AnyVerified> {
         self.by_subject
             .get(subject)
-            .map(Vec::as_slice)
+            .and_then(|ixs| ixs.get(seen..))
             .unwrap_or(&[])
             .iter()
             .map(|ix| &self.nodes[*ix as usize].op)

@@ -222,8 +222,7 @@ impl<S: Store> Replica<S> {
         let checker = &mut self.admission.checker;
         let changes = checker.drain_validity_changes();
         let fresh = checker
-            .ops()
-            .skip(self.events.ops_seen)
+            .ops_since(self.events.ops_seen)
             .map(|op| op.subject());
         documents.extend(fresh.map(DocumentId));
         self.events.ops_seen = checker.len();

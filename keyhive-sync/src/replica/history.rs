@@ -231,8 +231,7 @@ impl<S: Store> Replica<S> {
         let ops: Vec<&AnyVerified> = self
             .admission
             .checker
-            .ops_for(&document.0)
-            .skip(history.ops_seen)
+            .ops_for_since(&document.0, history.ops_seen)
             .collect();
         history.ops_seen += ops.len();
         for op in ops {
