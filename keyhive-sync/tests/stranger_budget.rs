@@ -384,3 +384,48 @@ async fn strangers_share_their_admission_slots_and_granted_keys_do_not_wait_for_
     assert_eq!(policy.checks(&second.id()), 5);
     relay.shutdown().await.expect("shutdown");
 }
+
+/// SYNC-110: all strangers together pay from one more budget, so a fresh key per push gains
+/// nothing once it is spent: the next stranger's push is held, unchecked, while a granted key
+/// is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_key_does_not_bring_a_fresh_budget_once_all_strangers_spent_theirs() {
+    let mut limits = Limits::default();
+    limits.all_strangers_checks_per_second = 0.001;
+    limits.all_strangers_burst_checks = 20.0;
+    let (relay, policy) = serve(limits).await;
+    let url = relay.url();
+    let mut alice = Granted::new();
+    establish(&url, &alice).await;
+    let spent = policy.checks(&alice.id());
+    let first = Device::generate(None);
+    let session = Session::connect(&url, first.signing_key(), None)
+        .await
+        .expect("connect");
+    let outcomes = session
+        .push(&geneses(&first, 20 - spent))
+        .await
+        .expect("within the shared budget");
+    assert!(outcomes.iter().all(|o| *o == PushOutcome::Stored));
+
+    let fresh = Device::generate(None);
+    let held = tokio::spawn({
+        let (url, key, items) = (url.clone(), fresh.signing_key().clone(), geneses(&fresh, 5));
+        async move {
+            let session = Session::connect(&url, &key, None).await.expect("connect");
+            session.push(&items).await
+        }
+    });
+    until(|| relay.abuse_counts().stranger_pushes_held == 1).await;
+    let items = alice.grants(3);
+    let wanted = items.len();
+    assert_eq!(push_all(&url, alice.key(), items).await, wanted);
+    assert_eq!(
+        policy.checks(&fresh.id()),
+        0,
+        "the fresh key's push is held"
+    );
+    assert!(!held.is_finished());
+    relay.shutdown().await.expect("shutdown");
+    let _ = held.await.expect("task");
+}

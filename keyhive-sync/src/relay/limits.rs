@@ -54,6 +54,11 @@ pub struct Limits {
     pub stranger_checks_per_second: f64,
     /// SYNC-110: pushed items a stranger may send in a burst.
     pub stranger_burst_checks: f64,
+    /// SYNC-110: sustained pushed items per second of all strangers together (a key pair
+    /// costs nothing: a flood with a fresh key per frame never meets the per-key budget).
+    pub all_strangers_checks_per_second: f64,
+    /// SYNC-110: pushed items all strangers together may send in a burst.
+    pub all_strangers_burst_checks: f64,
     /// SYNC-110: most slices of strangers' pushes (at most [`ADMISSION_SLICE`] items each)
     /// admitted at once, over all strangers; at least one.
     pub stranger_admissions: usize,
@@ -148,6 +153,8 @@ impl Default for Limits {
             per_address: AddressLimits::default(),
             stranger_checks_per_second: 200.0,
             stranger_burst_checks: 1_000.0,
+            all_strangers_checks_per_second: 2_000.0,
+            all_strangers_burst_checks: 10_000.0,
             stranger_admissions: 1,
         }
     }
@@ -186,6 +193,11 @@ impl TokenBucket {
         }
         let missing = (cost - self.tokens).max(0.0);
         Some(Duration::from_secs_f64(missing / self.rate))
+    }
+
+    /// Gives back `cost` tokens taken for work that was not done.
+    pub(crate) fn give_back(&mut self, cost: f64) {
+        self.tokens = (self.tokens + cost).min(self.burst);
     }
 
     /// Takes `cost` tokens if available.

@@ -254,8 +254,14 @@ impl Relay {
         ));
         let addresses = Arc::new(address::Addresses::new(config.limits.per_address.clone()));
         let strangers = Arc::new(stranger_budget::StrangerBudget::new(
-            config.limits.stranger_checks_per_second,
-            config.limits.stranger_burst_checks,
+            (
+                config.limits.stranger_checks_per_second,
+                config.limits.stranger_burst_checks,
+            ),
+            (
+                config.limits.all_strangers_checks_per_second,
+                config.limits.all_strangers_burst_checks,
+            ),
             config.limits.stranger_admissions,
         ));
         let (handle_store, handle_policy) = (store.clone(), policy.clone());

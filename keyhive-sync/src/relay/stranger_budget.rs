@@ -3,7 +3,8 @@
 //!
 //! A stranger (SYNC-104) holds no grant from anyone, so a fresh key pair is one. Each item it
 //! pushes may cost a signature check on the cores every other connection is served on; its
-//! items are paid from its key's bucket before the relay looks at them, and the relay reads
+//! items are paid from its key's bucket and from one all strangers share (so that a fresh key
+//! per frame gains nothing) before the relay looks at them, and the relay reads
 //! nothing more from the connection until they are paid (backpressure, never a refusal while
 //! the budget refills). Its admission then runs in slices of at most
 //! [`super::limits::ADMISSION_SLICE`] items, each holding one of `Limits::stranger_admissions`
@@ -29,6 +30,8 @@ const MAX_TRACKED: usize = 16_384;
 pub(crate) struct StrangerBudget {
     rate: f64,
     burst: f64,
+    /// Every stranger's items are paid from this bucket too.
+    all: Mutex<TokenBucket>,
     buckets: Mutex<HashMap<IndividualId, TokenBucket>>,
     slots: Arc<Semaphore>,
     held: AtomicU64,
@@ -51,10 +54,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl StrangerBudget {
-    pub(crate) fn new(rate: f64, burst: f64, admissions: usize) -> Self {
+    /// Per key `rate` and `burst`; all strangers together `all_rate` and `all_burst`.
+    pub(crate) fn new(
+        (rate, burst): (f64, f64),
+        (all_rate, all_burst): (f64, f64),
+        admissions: usize,
+    ) -> Self {
         StrangerBudget {
+            // A piece is paid from both buckets at once: at most the smaller burst.
             rate,
-            burst,
+            burst: burst.min(all_burst),
+            all: Mutex::new(TokenBucket::new(all_rate, all_burst)),
             buckets: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(admissions.max(1))),
             held: AtomicU64::new(0),
@@ -78,8 +88,8 @@ impl StrangerBudget {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// Takes `items` from `who`'s bucket; when it has too few, how long until it has enough
-    /// (`None`: never).
+    /// Takes `items` from `who`'s bucket and the one all strangers share; when either has too
+    /// few, how long until it has enough (`None`: never).
     fn try_take(&self, who: &IndividualId, items: usize) -> Result<(), Option<Duration>> {
         let mut buckets = lock(&self.buckets);
         if !buckets.contains_key(who) && buckets.len() >= MAX_TRACKED {
@@ -95,10 +105,15 @@ impl StrangerBudget {
             .entry(*who)
             .or_insert_with(|| TokenBucket::new(self.rate, self.burst));
         let cost = items as f64;
-        if bucket.try_take(cost) {
+        if !bucket.try_take(cost) {
+            return Err(bucket.wait_for(cost));
+        }
+        let mut all = lock(&self.all);
+        if all.try_take(cost) {
             Ok(())
         } else {
-            Err(bucket.wait_for(cost))
+            bucket.give_back(cost);
+            Err(all.wait_for(cost))
         }
     }
 
@@ -152,26 +167,43 @@ mod tests {
     #[test]
     fn slices_fit_the_burst() {
         assert_eq!(
-            StrangerBudget::new(1.0, 1_000.0, 1).slice_len(),
+            StrangerBudget::new((1.0, 1_000.0), (1.0, 1e6), 1).slice_len(),
             ADMISSION_SLICE
         );
-        assert_eq!(StrangerBudget::new(1.0, 10.0, 1).slice_len(), 10);
-        assert_eq!(StrangerBudget::new(1.0, 0.0, 1).slice_len(), 1);
+        assert_eq!(
+            StrangerBudget::new((1.0, 10.0), (1.0, 1e6), 1).slice_len(),
+            10
+        );
+        assert_eq!(
+            StrangerBudget::new((1.0, 0.0), (1.0, 1e6), 1).slice_len(),
+            1
+        );
     }
 
     /// SYNC-110: the budget is per key, and with no refill it says so instead of waiting.
     #[tokio::test]
     async fn the_budget_is_per_key_and_never_refills_at_rate_zero() {
-        let budget = StrangerBudget::new(0.0, 10.0, 1);
+        let budget = StrangerBudget::new((0.0, 10.0), (1e6, 1e6), 1);
         assert_eq!(budget.pay(&key(1), 10, &mut false).await, Paid::Paid);
         assert_eq!(budget.pay(&key(1), 1, &mut false).await, Paid::Never);
         assert_eq!(budget.pay(&key(2), 10, &mut false).await, Paid::Paid);
     }
 
+    /// SYNC-110: all strangers together pay from one more bucket, so a fresh key gains
+    /// nothing once it is empty; a piece not paid by it is given back to the key's.
+    #[tokio::test]
+    async fn all_strangers_share_one_budget() {
+        let budget = StrangerBudget::new((0.0, 10.0), (0.0, 15.0), 1);
+        assert_eq!(budget.pay(&key(1), 10, &mut false).await, Paid::Paid);
+        assert_eq!(budget.pay(&key(2), 6, &mut false).await, Paid::Never);
+        assert_eq!(budget.pay(&key(2), 5, &mut false).await, Paid::Paid);
+        assert_eq!(budget.pay(&key(3), 1, &mut false).await, Paid::Never);
+    }
+
     /// SYNC-110: a push larger than the burst is paid in pieces as the bucket refills.
     #[tokio::test]
     async fn more_than_a_burst_is_paid_as_it_refills() {
-        let budget = StrangerBudget::new(1_000.0, 10.0, 1);
+        let budget = StrangerBudget::new((1_000.0, 10.0), (1e6, 1e6), 1);
         assert_eq!(budget.pay(&key(1), 10, &mut false).await, Paid::Paid);
         let mut held = false;
         assert_eq!(budget.pay(&key(1), 25, &mut held).await, Paid::Waited);
