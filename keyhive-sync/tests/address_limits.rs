@@ -27,6 +27,8 @@ fn limits(per_address: AddressLimits) -> Limits {
     limits.burst_items = 1e12;
     limits.stranger_checks_per_second = 1e12;
     limits.stranger_burst_checks = 1e12;
+    limits.all_strangers_checks_per_second = 1e12;
+    limits.all_strangers_burst_checks = 1e12;
     limits.per_address = per_address;
     limits
 }

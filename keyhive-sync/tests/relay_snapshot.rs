@@ -412,6 +412,8 @@ async fn a_relay_writes_its_snapshot_while_serving_and_at_shutdown() {
     limits.stranger_quota = StrangerQuota::new(1_000_000, 1 << 30);
     limits.stranger_checks_per_second = 1e12;
     limits.stranger_burst_checks = 1e12;
+    limits.all_strangers_checks_per_second = 1e12;
+    limits.all_strangers_burst_checks = 1e12;
     let relay = Relay::serve(
         listener,
         store.clone(),

@@ -110,6 +110,8 @@ async fn a_stranger_is_stopped_at_its_quota_and_a_restart_does_not_reset_it() {
     // ... and so is SYNC-110's budget of a stranger's signature checks (stranger_budget.rs).
     limits.stranger_checks_per_second = 1e12;
     limits.stranger_burst_checks = 1e12;
+    limits.all_strangers_checks_per_second = 1e12;
+    limits.all_strangers_burst_checks = 1e12;
     let quota = limits.stranger_quota;
     let (relay, _) = serve(store.clone(), limits.clone()).await;
 
@@ -242,6 +244,8 @@ async fn ops_with_missing_parents_are_not_kept() {
     let mut limits = Limits::default();
     limits.stranger_checks_per_second = 1e12;
     limits.stranger_burst_checks = 1e12;
+    limits.all_strangers_checks_per_second = 1e12;
+    limits.all_strangers_burst_checks = 1e12;
     let (relay, policy) = serve(store.clone(), limits).await;
     let device = Device::generate(None);
     let key = device.signing_key().clone();

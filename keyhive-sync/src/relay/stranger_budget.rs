@@ -39,9 +39,9 @@ pub(crate) struct StrangerBudget {
 
 /// What paying for items from a stranger's budget came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Paid {
+pub(crate) enum Payment {
     /// The items are paid for, at once.
-    Paid,
+    AtOnce,
     /// The items are paid for, after waiting for the budget to refill.
     Waited,
     /// The budget never refills enough (a rate of 0 past the burst).
@@ -121,11 +121,11 @@ impl StrangerBudget {
     /// its bucket to refill between them (`Never` when it cannot refill enough). The caller
     /// reads nothing from the connection meanwhile. The first wait of a push (`held` still
     /// false) is counted, when it starts.
-    pub(crate) async fn pay(&self, who: &IndividualId, items: usize, held: &mut bool) -> Paid {
+    pub(crate) async fn pay(&self, who: &IndividualId, items: usize, held: &mut bool) -> Payment {
         // Pieces of a whole burst: a burst below one item pays for nothing.
         let piece = self.burst.floor() as usize;
         if piece == 0 && items > 0 {
-            return Paid::Never;
+            return Payment::Never;
         }
         let mut left = items;
         let mut waited = false;
@@ -133,7 +133,7 @@ impl StrangerBudget {
             let now = left.min(piece);
             match self.try_take(who, now) {
                 Ok(()) => left -= now,
-                Err(None) => return Paid::Never,
+                Err(None) => return Payment::Never,
                 Err(Some(wait)) => {
                     waited = true;
                     if !*held {
@@ -145,7 +145,11 @@ impl StrangerBudget {
                 }
             }
         }
-        if waited { Paid::Waited } else { Paid::Paid }
+        if waited {
+            Payment::Waited
+        } else {
+            Payment::AtOnce
+        }
     }
 
     /// One of the admission slots all strangers share, held while a slice is admitted.
@@ -184,9 +188,9 @@ mod tests {
     #[tokio::test]
     async fn the_budget_is_per_key_and_never_refills_at_rate_zero() {
         let budget = StrangerBudget::new((0.0, 10.0), (1e6, 1e6), 1);
-        assert_eq!(budget.pay(&key(1), 10, &mut false).await, Paid::Paid);
-        assert_eq!(budget.pay(&key(1), 1, &mut false).await, Paid::Never);
-        assert_eq!(budget.pay(&key(2), 10, &mut false).await, Paid::Paid);
+        assert_eq!(budget.pay(&key(1), 10, &mut false).await, Payment::AtOnce);
+        assert_eq!(budget.pay(&key(1), 1, &mut false).await, Payment::Never);
+        assert_eq!(budget.pay(&key(2), 10, &mut false).await, Payment::AtOnce);
     }
 
     /// SYNC-110: all strangers together pay from one more bucket, so a fresh key gains
@@ -194,19 +198,19 @@ mod tests {
     #[tokio::test]
     async fn all_strangers_share_one_budget() {
         let budget = StrangerBudget::new((0.0, 10.0), (0.0, 15.0), 1);
-        assert_eq!(budget.pay(&key(1), 10, &mut false).await, Paid::Paid);
-        assert_eq!(budget.pay(&key(2), 6, &mut false).await, Paid::Never);
-        assert_eq!(budget.pay(&key(2), 5, &mut false).await, Paid::Paid);
-        assert_eq!(budget.pay(&key(3), 1, &mut false).await, Paid::Never);
+        assert_eq!(budget.pay(&key(1), 10, &mut false).await, Payment::AtOnce);
+        assert_eq!(budget.pay(&key(2), 6, &mut false).await, Payment::Never);
+        assert_eq!(budget.pay(&key(2), 5, &mut false).await, Payment::AtOnce);
+        assert_eq!(budget.pay(&key(3), 1, &mut false).await, Payment::Never);
     }
 
     /// SYNC-110: a push larger than the burst is paid in pieces as the bucket refills.
     #[tokio::test]
     async fn more_than_a_burst_is_paid_as_it_refills() {
         let budget = StrangerBudget::new((1_000.0, 10.0), (1e6, 1e6), 1);
-        assert_eq!(budget.pay(&key(1), 10, &mut false).await, Paid::Paid);
+        assert_eq!(budget.pay(&key(1), 10, &mut false).await, Payment::AtOnce);
         let mut held = false;
-        assert_eq!(budget.pay(&key(1), 25, &mut held).await, Paid::Waited);
+        assert_eq!(budget.pay(&key(1), 25, &mut held).await, Payment::Waited);
         assert!(held);
         assert_eq!(budget.held(), 1, "one push held");
     }

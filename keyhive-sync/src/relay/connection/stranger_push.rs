@@ -6,7 +6,7 @@ use super::push::{Admitted, admit_items};
 use crate::item::WireItem;
 use crate::protocol::PushOutcome;
 use crate::relay::quota::Reservation;
-use crate::relay::stranger_budget::Paid;
+use crate::relay::stranger_budget::Payment;
 
 /// Why the rest of a stranger's push was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +44,8 @@ impl Conn {
         let mut shutdown = self.shared.shutdown.clone();
         tokio::select! {
             paid = self.shared.strangers.pay(&self.peer, items, held) => match paid {
-                Paid::Paid | Paid::Waited => Ok(()),
-                Paid::Never => Err(Unpaid::Never),
+                Payment::AtOnce | Payment::Waited => Ok(()),
+                Payment::Never => Err(Unpaid::Never),
             },
             _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => Err(Unpaid::ShuttingDown),
         }
