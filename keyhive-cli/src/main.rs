@@ -120,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             stranger_quota,
+            stranger_checks,
             per_address,
         }) => {
             let quota = commands::relay::parse_stranger_quota(&stranger_quota)?;
@@ -143,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     tls: tls.as_ref(),
                     quota,
                     per_address,
+                    stranger_checks,
                 },
             )
         }

@@ -1,6 +1,6 @@
 //! Figures for README (issue 16 #5): a legitimate sync's latency on an idle relay and while
-//! strangers flood it (SYNC-104, SYNC-105), and the process's RSS. Not a latency limit: run
-//! `cargo test -p keyhive-sync --test abuse_figures -- --ignored --nocapture`.
+//! strangers flood it (SYNC-104, SYNC-105, SYNC-110), and the process's RSS. Not a latency
+//! limit: run `cargo test -p keyhive-sync --test abuse_figures -- --ignored --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod figures;
@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use figures::{median, rss_mib};
 use keyhive_core::capability::{Access, AgentId, AnyVerified};
+use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::identity::{Device, Genesis};
 use keyhive_sync::capability_policy::CapabilityPolicy;
 use keyhive_sync::client::{Session, SessionError};
 use keyhive_sync::protocol::PushOutcome;
-use keyhive_sync::relay::{Relay, RelayConfig};
+use keyhive_sync::relay::{Limits, Relay, RelayConfig};
 use keyhive_sync::replica::{Replica, op_item};
 use keyhive_sync::{Item, ItemKind, MemoryStore, RedbStore, Store};
 use replicas::all_items;
@@ -69,9 +70,47 @@ fn flood_items(device: &Device, n: usize, bad_signatures: bool) -> Vec<Item> {
         .collect()
 }
 
+/// The default limits; with `KEYHIVE_ABUSE_WITHOUT_SYNC110` set, strangers' budget of
+/// signature checks and their shared admission slots lifted (the figure before SYNC-110, but
+/// for admission in slices).
+fn limits() -> Limits {
+    let mut limits = Limits::default();
+    if std::env::var_os("KEYHIVE_ABUSE_WITHOUT_SYNC110").is_some() {
+        limits.stranger_checks_per_second = 1e12;
+        limits.stranger_burst_checks = 1e12;
+        limits.all_strangers_checks_per_second = 1e12;
+        limits.all_strangers_burst_checks = 1e12;
+        limits.stranger_admissions = 1_024;
+        println!("SYNC-110 lifted");
+    }
+    limits
+}
+
+/// How the strangers flood.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flood {
+    /// Each stranger keeps one key and pushes frames of 4,096 fresh subjects (every other
+    /// stranger's with broken signatures) as fast as the relay answers.
+    OneKeyEach,
+    /// Each stranger pushes one frame of a burst's worth (1,000) of items with broken
+    /// signatures under a fresh key, then connects again with another (SYNC-110's per-key
+    /// budget then never binds; the shared admission slots do).
+    FreshKeyPerFrame,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "figures for README; run with --ignored --nocapture"]
 async fn legitimate_sync_during_a_stranger_flood() {
+    figures(Flood::OneKeyEach).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures for README; run with --ignored --nocapture"]
+async fn legitimate_sync_while_strangers_flood_with_a_fresh_key_per_frame() {
+    figures(Flood::FreshKeyPerFrame).await;
+}
+
+async fn figures(how: Flood) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> =
         Arc::new(RedbStore::open(dir.path().join("relay.redb")).expect("store"));
@@ -83,7 +122,7 @@ async fn legitimate_sync_during_a_stranger_flood() {
         listener,
         store.clone(),
         policy,
-        RelayConfig::new(Device::generate(None).signing_key().clone()),
+        RelayConfig::new(Device::generate(None).signing_key().clone()).with_limits(limits()),
     )
     .expect("serve");
     let url = relay.url();
@@ -129,11 +168,18 @@ async fn legitimate_sync_during_a_stranger_flood() {
     let mut flooders = Vec::new();
     for n in 0..FLOODERS {
         let device = Device::generate(None);
-        let items = flood_items(&device, 4_096, n % 2 == 1);
+        let items = match how {
+            Flood::OneKeyEach => flood_items(&device, 4_096, n % 2 == 1),
+            Flood::FreshKeyPerFrame => flood_items(&device, 1_000, true),
+        };
         let (url, stop, frames) = (url.clone(), stop.clone(), frames.clone());
         flooders.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let Ok(session) = Session::connect(&url, device.signing_key(), None).await else {
+                let key = match how {
+                    Flood::OneKeyEach => device.signing_key().clone(),
+                    Flood::FreshKeyPerFrame => SigningKey::generate(),
+                };
+                let Ok(session) = Session::connect(&url, &key, None).await else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
@@ -142,7 +188,9 @@ async fn legitimate_sync_during_a_stranger_flood() {
                 while !stop.load(Ordering::Relaxed) {
                     let pushed = session.push(&items).await;
                     frames.fetch_add(1, Ordering::Relaxed);
-                    if matches!(pushed, Err(ref e) if !matches!(e, SessionError::Remote(_))) {
+                    if how == Flood::FreshKeyPerFrame
+                        || matches!(pushed, Err(ref e) if !matches!(e, SessionError::Remote(_)))
+                    {
                         break;
                     }
                 }
@@ -157,24 +205,30 @@ async fn legitimate_sync_during_a_stranger_flood() {
         rss_flood = rss_flood.max(rss_mib());
     }
     stop.store(true, Ordering::Relaxed);
+    // A flooder held by SYNC-110 may wait long for its answer: stop it where it is.
     for f in flooders {
-        f.await.expect("flooder");
+        f.abort();
     }
     let (idle, flooded) = (median(idle), median(flooded));
     let counts = relay.abuse_counts();
+    let flood = match how {
+        Flood::OneKeyEach => "one key each, frames of 4,096 items",
+        Flood::FreshKeyPerFrame => "a fresh key per frame of 1,000 items, bad signatures",
+    };
     println!(
         "legitimate sync (connect + offer round + push of one op), median of {SAMPLES}: idle \
-         {idle:?}, during a flood by {FLOODERS} strangers ({} frames of 4,096 items pushed) \
+         {idle:?}, during a flood by {FLOODERS} strangers ({flood}; {} frames pushed) \
          {flooded:?}: {:.2}x",
         frames.load(Ordering::Relaxed),
         flooded.as_secs_f64() / idle.as_secs_f64()
     );
     println!(
         "process RSS (relay and flooders in one process): idle {rss_idle:.0} MiB, flood peak \
-         {rss_flood:.0} MiB; refused by quota {} items, rate-limited {} pushes; subjects \
-         stored {}",
+         {rss_flood:.0} MiB; refused by quota {} items, rate-limited {} pushes, stranger pushes \
+         held for their budget {}; subjects stored {}",
         counts.quota_refusals,
         counts.rate_limited_pushes,
+        counts.stranger_pushes_held,
         store.subjects().expect("subjects").len()
     );
     relay.shutdown().await.expect("shutdown");

@@ -25,6 +25,10 @@ fn limits(per_address: AddressLimits) -> Limits {
     let mut limits = Limits::default();
     limits.items_per_second = 1e12;
     limits.burst_items = 1e12;
+    limits.stranger_checks_per_second = 1e12;
+    limits.stranger_burst_checks = 1e12;
+    limits.all_strangers_checks_per_second = 1e12;
+    limits.all_strangers_burst_checks = 1e12;
     limits.per_address = per_address;
     limits
 }

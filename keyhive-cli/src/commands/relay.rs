@@ -169,6 +169,38 @@ impl AddressFlags {
     }
 }
 
+/// SYNC-110: what a stranger's (a key holding no grant from anyone) pushes may cost in
+/// signature checks, per key, over all its connections. Past it the relay stops reading the
+/// stranger's connection until the budget refills.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct StrangerFlags {
+    /// Sustained pushed items (signature checks) per second of a key that holds no grant from
+    /// anyone (specs/sync.md SYNC-110).
+    #[arg(
+        long = "stranger-checks-per-second",
+        value_name = "N",
+        default_value_t = Limits::default().stranger_checks_per_second,
+        value_parser = parse_rate
+    )]
+    pub stranger_checks_per_second: f64,
+    /// Pushed items such a key may send in a burst.
+    #[arg(
+        long = "stranger-burst-checks",
+        value_name = "N",
+        default_value_t = Limits::default().stranger_burst_checks,
+        value_parser = parse_rate
+    )]
+    pub stranger_burst_checks: f64,
+}
+
+impl StrangerFlags {
+    /// Sets the limits these flags give (SYNC-110).
+    pub fn apply(&self, limits: &mut Limits) {
+        limits.stranger_checks_per_second = self.stranger_checks_per_second;
+        limits.stranger_burst_checks = self.stranger_burst_checks;
+    }
+}
+
 /// A rate or burst: a finite number, not negative.
 fn parse_rate(arg: &str) -> std::result::Result<f64, String> {
     match arg.trim().parse::<f64>() {
@@ -301,11 +333,14 @@ pub struct ServeOptions<'a> {
     pub quota: StrangerQuota,
     /// `--address-*`, `--limit-loopback` (SYNC-108).
     pub per_address: AddressLimits,
+    /// `--stranger-checks-per-second`, `--stranger-burst-checks` (SYNC-110).
+    pub stranger_checks: StrangerFlags,
 }
 
 /// `keyhive relay serve --listen ADDR --data DIR [--store postgres://...] [--sync-with
 /// RELAY_ID@URL]... [--tls-cert FILE --tls-key FILE] [--stranger-quota ITEMS,BYTES]
-/// [--address-... N]... [--limit-loopback]`: runs until SIGINT or SIGTERM.
+/// [--stranger-checks-per-second N] [--stranger-burst-checks N] [--address-... N]...
+/// [--limit-loopback]`: runs until SIGINT or SIGTERM.
 pub fn serve(
     out: Output,
     listen: &str,
@@ -335,10 +370,12 @@ pub fn serve(
             tls,
             quota,
             per_address,
+            stranger_checks,
         } = options;
         let mut limits = Limits::default();
         limits.stranger_quota = quota;
         limits.per_address = per_address;
+        stranger_checks.apply(&mut limits);
         let relay = start_with(listen, data, shared, peers, upstream, tls, limits).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
@@ -390,6 +427,40 @@ mod tests {
     struct Flags {
         #[command(flatten)]
         address: AddressFlags,
+        #[command(flatten)]
+        stranger: StrangerFlags,
+    }
+
+    fn stranger_limits(args: &[&str]) -> Result<Limits> {
+        let flags = Flags::try_parse_from(std::iter::once("relay").chain(args.iter().copied()))?;
+        let mut limits = Limits::default();
+        flags.stranger.apply(&mut limits);
+        Ok(limits)
+    }
+
+    /// SYNC-110: without flags a stranger's budget is the library's default; each flag sets
+    /// its part; a negative rate is refused.
+    #[test]
+    fn stranger_budget_flags() {
+        let defaults = stranger_limits(&[]).unwrap();
+        assert_eq!(
+            defaults.stranger_checks_per_second,
+            Limits::default().stranger_checks_per_second
+        );
+        assert_eq!(
+            defaults.stranger_burst_checks,
+            Limits::default().stranger_burst_checks
+        );
+        let set = stranger_limits(&[
+            "--stranger-checks-per-second",
+            "7",
+            "--stranger-burst-checks",
+            "70",
+        ])
+        .unwrap();
+        assert_eq!(set.stranger_checks_per_second, 7.0);
+        assert_eq!(set.stranger_burst_checks, 70.0);
+        assert!(stranger_limits(&["--stranger-checks-per-second", "-1"]).is_err());
     }
 
     fn parse(args: &[&str]) -> Result<AddressLimits> {

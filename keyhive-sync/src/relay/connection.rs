@@ -22,6 +22,7 @@ use crate::reconcile::range;
 use crate::store::StoreError;
 
 mod push;
+mod stranger_push;
 
 /// Payload budget per response frame, leaving room for the envelope of the message.
 pub(crate) const FRAME_BUDGET: usize = MAX_FRAME_LEN - 16 * 1024;

@@ -1,5 +1,5 @@
 //! Per-connection, per-key and per-address limits (SYNC-70, SYNC-71, SYNC-104, SYNC-105,
-//! SYNC-108).
+//! SYNC-108, SYNC-110).
 
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,25 @@ pub struct Limits {
     pub burst_items: f64,
     /// SYNC-108: limits over every connection and key from one network address.
     pub per_address: AddressLimits,
+    /// SYNC-110: sustained pushed items (signature checks) per second of a stranger (a key
+    /// holding no grant from anyone, SYNC-104), over all of its connections; a stranger over
+    /// it is not read from until its budget refills.
+    pub stranger_checks_per_second: f64,
+    /// SYNC-110: pushed items a stranger may send in a burst.
+    pub stranger_burst_checks: f64,
+    /// SYNC-110: sustained pushed items per second of all strangers together (a key pair
+    /// costs nothing: a flood with a fresh key per frame never meets the per-key budget).
+    pub all_strangers_checks_per_second: f64,
+    /// SYNC-110: pushed items all strangers together may send in a burst.
+    pub all_strangers_burst_checks: f64,
+    /// SYNC-110: most slices of strangers' pushes (at most [`ADMISSION_SLICE`] items each)
+    /// admitted at once, over all strangers; at least one.
+    pub stranger_admissions: usize,
 }
+
+/// SYNC-110: most items of a stranger's push admitted in one piece of work (one task on the
+/// blocking pool, one hold of a stranger admission slot).
+pub const ADMISSION_SLICE: usize = 64;
 
 /// SYNC-108: what all connections from one network address (an IPv4 address, or the /64
 /// prefix of an IPv6 address) may use together, whatever keys they authenticate with.
@@ -133,6 +151,11 @@ impl Default for Limits {
             items_per_second: 5_000.0,
             burst_items: 20_000.0,
             per_address: AddressLimits::default(),
+            stranger_checks_per_second: 200.0,
+            stranger_burst_checks: 1_000.0,
+            all_strangers_checks_per_second: 2_000.0,
+            all_strangers_burst_checks: 10_000.0,
+            stranger_admissions: 1,
         }
     }
 }
@@ -170,6 +193,11 @@ impl TokenBucket {
         }
         let missing = (cost - self.tokens).max(0.0);
         Some(Duration::from_secs_f64(missing / self.rate))
+    }
+
+    /// Gives back `cost` tokens taken for work that was not done.
+    pub(crate) fn give_back(&mut self, cost: f64) {
+        self.tokens = (self.tokens + cost).min(self.burst);
     }
 
     /// Takes `cost` tokens if available.

@@ -29,9 +29,10 @@ mod guard;
 pub mod limits;
 mod listen;
 mod quota;
+mod stranger_budget;
 mod tls_listener;
 
-pub use limits::{AddressLimits, Limits, StrangerQuota};
+pub use limits::{ADMISSION_SLICE, AddressLimits, Limits, StrangerQuota};
 pub use listen::{LISTEN_BACKLOG, bind};
 pub use quota::AbuseCounts;
 pub use tls_listener::TLS_HANDSHAKE_TIMEOUT;
@@ -91,6 +92,8 @@ pub(crate) struct Shared {
     pub(crate) guards: Arc<quota::Guards>,
     /// SYNC-108: per-address connection counts, rates and stranger usage.
     pub(crate) addresses: Arc<address::Addresses>,
+    /// SYNC-110: strangers' per-key budgets and shared admission slots.
+    pub(crate) strangers: Arc<stranger_budget::StrangerBudget>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each connection task holds a clone; shutdown waits until all are dropped.
@@ -109,6 +112,7 @@ pub struct RelayHandle {
     drained: mpsc::Receiver<()>,
     guards: Arc<quota::Guards>,
     addresses: Arc<address::Addresses>,
+    strangers: Arc<stranger_budget::StrangerBudget>,
     /// RELAY-8: brought up to date once every connection has closed.
     store: Arc<dyn Store>,
     policy: Arc<dyn AccessPolicy>,
@@ -136,10 +140,12 @@ impl RelayHandle {
         self.id
     }
 
-    /// SYNC-104, SYNC-105: what the relay refused so far to protect itself.
+    /// SYNC-104, SYNC-105, SYNC-108, SYNC-110: what the relay refused or held back so far to
+    /// protect itself.
     pub fn abuse_counts(&self) -> AbuseCounts {
         let mut counts = self.guards.counts();
         counts.address_connections_refused = self.addresses.refused_connections();
+        counts.stranger_pushes_held = self.strangers.held();
         counts
     }
 
@@ -247,6 +253,17 @@ impl Relay {
             config.limits.burst_items,
         ));
         let addresses = Arc::new(address::Addresses::new(config.limits.per_address.clone()));
+        let strangers = Arc::new(stranger_budget::StrangerBudget::new(
+            (
+                config.limits.stranger_checks_per_second,
+                config.limits.stranger_burst_checks,
+            ),
+            (
+                config.limits.all_strangers_checks_per_second,
+                config.limits.all_strangers_burst_checks,
+            ),
+            config.limits.stranger_admissions,
+        ));
         let (handle_store, handle_policy) = (store.clone(), policy.clone());
         let shared = Arc::new(Shared {
             store,
@@ -255,6 +272,7 @@ impl Relay {
             live: live.clone(),
             guards: guards.clone(),
             addresses: addresses.clone(),
+            strangers: strangers.clone(),
             next_id: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
             alive,
@@ -311,6 +329,7 @@ impl Relay {
             drained,
             guards,
             addresses,
+            strangers,
             store: handle_store,
             policy: handle_policy,
         })

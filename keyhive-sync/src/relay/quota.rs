@@ -35,6 +35,9 @@ pub struct AbuseCounts {
     pub rate_limited_pushes: u64,
     /// SYNC-108: connections refused because their network address held all its connections.
     pub address_connections_refused: u64,
+    /// SYNC-110: stranger pushes held (their connection not read) until their key's budget
+    /// of signature checks refilled.
+    pub stranger_pushes_held: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,6 +59,7 @@ pub(crate) struct Guards {
 
 /// One push's hold on a stranger's quota: room taken for an item is given back unless the
 /// item is stored new.
+#[derive(Clone)]
 pub(crate) struct Reservation {
     who: IndividualId,
 }
@@ -83,6 +87,7 @@ impl Guards {
             quota_refusals: self.quota_refusals.load(Ordering::Relaxed),
             rate_limited_pushes: self.rate_limited.load(Ordering::Relaxed),
             address_connections_refused: 0,
+            stranger_pushes_held: 0,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::stranger_push::Unpaid;
 use super::{Conn, Stop, send, send_error};
 use crate::item::{Item, WireItem};
 use crate::policy::Refusal;
@@ -76,6 +77,11 @@ impl Conn {
         if let Some(r) = &quota
             && (!self.shared.guards.has_room(r) || address_full)
         {
+            // SYNC-110: a refused push is paid for too, so that a stranger pushing on past its
+            // quota is answered no faster than its budget refills (no refusal storm).
+            if self.pay_stranger_items(items.len(), &mut false).await == Err(Unpaid::ShuttingDown) {
+                return Ok(());
+            }
             // SYNC-104: pushing on after the answer counts as an error (SYNC-13), so a
             // stranger that keeps pushing is disconnected.
             self.shared.guards.refused(items.len());
@@ -89,17 +95,29 @@ impl Conn {
         }
         // SYNC-105: admission (signature checks, the capability graph) runs on the blocking
         // pool, so a flood of pushes cannot hold the async workers every other connection
-        // (a legitimate sync's handshake and requests) is served on.
-        let (shared, peer, address) = (self.shared.clone(), self.peer, self.address);
-        let admitted = tokio::task::spawn_blocking(move || {
-            let (outcomes, accepted, slots) =
-                admit_items(&shared, peer, address, quota.as_ref(), items);
-            (outcomes, accepted, slots, quota)
-        })
-        .await;
-        let (mut outcomes, accepted, slots, quota) = match admitted {
+        // (a legitimate sync's handshake and requests) is served on. SYNC-110: a stranger's
+        // push is paid for and admitted slice by slice, under the slots strangers share.
+        let admitted = match &quota {
+            Some(r) => self.admit_stranger_items(items, r).await,
+            None => {
+                let (shared, peer, address) = (self.shared.clone(), self.peer, self.address);
+                tokio::task::spawn_blocking(move || {
+                    admit_items(&shared, peer, address, None, items)
+                })
+                .await
+            }
+        };
+        let Admitted {
+            mut outcomes,
+            accepted,
+            slots,
+        } = match admitted {
             Ok(done) => done,
-            Err(e) => return self.internal(req, e).await,
+            Err(e) => {
+                // ADM-3: earlier slices of a stranger's push may be in the graph, unstored.
+                forget_unstored(&self.shared).await;
+                return self.internal(req, e).await;
+            }
         };
         if !accepted.is_empty() {
             let store = self.shared.store.clone();
@@ -201,15 +219,34 @@ impl Conn {
     }
 }
 
+/// What admitting (part of) a push came to: an outcome per item, the admitted items and their
+/// outcome slots.
+#[derive(Default)]
+pub(super) struct Admitted {
+    pub(super) outcomes: Vec<PushOutcome>,
+    pub(super) accepted: Vec<Item>,
+    pub(super) slots: Vec<usize>,
+}
+
+impl Admitted {
+    /// Appends the admission of the items that follow (SYNC-110: the next slice).
+    pub(super) fn append(&mut self, next: Admitted) {
+        let base = self.outcomes.len();
+        self.slots.extend(next.slots.into_iter().map(|s| s + base));
+        self.outcomes.extend(next.outcomes);
+        self.accepted.extend(next.accepted);
+    }
+}
+
 /// SYNC-104, SYNC-108, SYNC-45: takes each item's room from a stranger's quotas (key and
-/// address) and admits it; returns the outcomes, the admitted items and their outcome slots.
-fn admit_items(
+/// address) and admits it.
+pub(super) fn admit_items(
     shared: &Shared,
     peer: IndividualId,
     address: Option<Address>,
     quota: Option<&Reservation>,
     items: Vec<WireItem>,
-) -> (Vec<PushOutcome>, Vec<Item>, Vec<usize>) {
+) -> Admitted {
     let limit = shared.config.limits.stranger_quota;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut accepted = Vec::new();
@@ -277,7 +314,11 @@ fn admit_items(
             }
         }
     }
-    (outcomes, accepted, slots)
+    Admitted {
+        outcomes,
+        accepted,
+        slots,
+    }
 }
 
 /// SYNC-104, SYNC-108: gives back the room a stranger's item took from its key's quota and its
