@@ -274,7 +274,7 @@ pub enum RelayCommand {
         /// (specs/sync.md SYNC-104).
         #[arg(long, value_name = "ITEMS,BYTES", default_value = "1000,4194304")]
         stranger_quota: String,
-        // SYNC-110: what a stranger's pushes may cost in signature checks.
+        // SYNC-111: what a stranger's pushes may cost in signature checks.
         #[command(flatten)]
         stranger_checks: crate::commands::relay::StrangerFlags,
         // SYNC-108: limits per network address.

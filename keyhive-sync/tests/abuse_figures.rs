@@ -1,5 +1,5 @@
 //! Figures for README (issue 16 #5): a legitimate sync's latency on an idle relay and while
-//! strangers flood it (SYNC-104, SYNC-105, SYNC-110), and the process's RSS. Not a latency
+//! strangers flood it (SYNC-104, SYNC-105, SYNC-111), and the process's RSS. Not a latency
 //! limit: run `cargo test -p keyhive-sync --test abuse_figures -- --ignored --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,7 +71,7 @@ fn flood_items(device: &Device, n: usize, bad_signatures: bool) -> Vec<Item> {
 }
 
 /// The default limits; with `KEYHIVE_ABUSE_WITHOUT_SYNC110` set, strangers' budget of
-/// signature checks and their shared admission slots lifted (the figure before SYNC-110, but
+/// signature checks and their shared admission slots lifted (the figure before SYNC-111, but
 /// for admission in slices).
 fn limits() -> Limits {
     let mut limits = Limits::default();
@@ -81,7 +81,7 @@ fn limits() -> Limits {
         limits.all_strangers_checks_per_second = 1e12;
         limits.all_strangers_burst_checks = 1e12;
         limits.stranger_admissions = 1_024;
-        println!("SYNC-110 lifted");
+        println!("SYNC-111 lifted");
     }
     limits
 }
@@ -93,7 +93,7 @@ enum Flood {
     /// stranger's with broken signatures) as fast as the relay answers.
     OneKeyEach,
     /// Each stranger pushes one frame of a burst's worth (1,000) of items with broken
-    /// signatures under a fresh key, then connects again with another (SYNC-110's per-key
+    /// signatures under a fresh key, then connects again with another (SYNC-111's per-key
     /// budget then never binds; the shared admission slots do).
     FreshKeyPerFrame,
 }
@@ -205,7 +205,7 @@ async fn figures(how: Flood) {
         rss_flood = rss_flood.max(rss_mib());
     }
     stop.store(true, Ordering::Relaxed);
-    // A flooder held by SYNC-110 may wait long for its answer: stop it where it is.
+    // A flooder held by SYNC-111 may wait long for its answer: stop it where it is.
     for f in flooders {
         f.abort();
     }

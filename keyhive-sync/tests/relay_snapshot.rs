@@ -407,7 +407,7 @@ async fn a_relay_writes_its_snapshot_while_serving_and_at_shutdown() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // The writer holds no grant from anyone: lift the stranger quota (SYNC-104) and its budget
-    // of signature checks (SYNC-110) above it.
+    // of signature checks (SYNC-111) above it.
     let mut limits = Limits::default();
     limits.stranger_quota = StrangerQuota::new(1_000_000, 1 << 30);
     limits.stranger_checks_per_second = 1e12;

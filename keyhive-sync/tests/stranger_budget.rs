@@ -1,4 +1,4 @@
-//! SYNC-110: a stranger's (a key holding no grant from anyone, SYNC-104) pushed items are paid
+//! SYNC-111: a stranger's (a key holding no grant from anyone, SYNC-104) pushed items are paid
 //! from its key's budget of signature checks before the relay looks at them; past it the relay
 //! reads nothing more from the connection until the budget refills (no refusal), and strangers'
 //! admission runs in slices under slots they share, so a granted key is neither throttled nor
@@ -212,7 +212,7 @@ fn starved() -> Limits {
     limits
 }
 
-/// SYNC-110: a stranger's push past its budget is checked only as far as the budget pays, and
+/// SYNC-111: a stranger's push past its budget is checked only as far as the budget pays, and
 /// not answered, while a granted key pushing more than that budget is served in full; the
 /// relay's shutdown still ends the held push, with what was paid for stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +263,7 @@ async fn a_stranger_past_its_budget_is_held_and_a_granted_key_is_not() {
     assert_eq!(policy.checks(&stranger.id()), 10);
 }
 
-/// SYNC-110: a stranger's push larger than its burst is not refused: it is answered, every
+/// SYNC-111: a stranger's push larger than its burst is not refused: it is answered, every
 /// item stored, once its budget has refilled for the rest (here 20 items at 100/s: at least
 /// 200 ms; a lower bound, which a token bucket guarantees).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +294,7 @@ async fn a_stranger_push_beyond_its_burst_is_answered_once_its_budget_refills() 
     relay.shutdown().await.expect("shutdown");
 }
 
-/// SYNC-110: a stranger pushing on past its quota (SYNC-104) pays for each push too, so its
+/// SYNC-111: a stranger pushing on past its quota (SYNC-104) pays for each push too, so its
 /// `QuotaExceeded` answers come no faster than its budget refills (no refusal storm).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_over_its_quota_is_answered_no_faster_than_its_budget_refills() {
@@ -337,7 +337,7 @@ async fn a_stranger_over_its_quota_is_answered_no_faster_than_its_budget_refills
     let _ = held.await.expect("task");
 }
 
-/// SYNC-110: strangers' admission holds the slots they share (one by default) a slice at a
+/// SYNC-111: strangers' admission holds the slots they share (one by default) a slice at a
 /// time, so while one stranger's slice is admitted another stranger's push waits, and a granted
 /// key's push does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,7 +385,7 @@ async fn strangers_share_their_admission_slots_and_granted_keys_do_not_wait_for_
     relay.shutdown().await.expect("shutdown");
 }
 
-/// SYNC-110: all strangers together pay from one more budget, so a fresh key per push gains
+/// SYNC-111: all strangers together pay from one more budget, so a fresh key per push gains
 /// nothing once it is spent: the next stranger's push is held, unchecked, while a granted key
 /// is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,7 +107,7 @@ async fn a_stranger_is_stopped_at_its_quota_and_a_restart_does_not_reset_it() {
     // The flood is about the quota here; SYNC-105's item rate has its own test below.
     limits.items_per_second = 1e12;
     limits.burst_items = 1e12;
-    // ... and so is SYNC-110's budget of a stranger's signature checks (stranger_budget.rs).
+    // ... and so is SYNC-111's budget of a stranger's signature checks (stranger_budget.rs).
     limits.stranger_checks_per_second = 1e12;
     limits.stranger_burst_checks = 1e12;
     limits.all_strangers_checks_per_second = 1e12;
@@ -240,7 +240,7 @@ async fn ops_with_missing_parents_are_not_kept() {
     const GRANTS: usize = 5_000;
     let store = Arc::new(MemoryStore::new());
     // The pusher holds no grant here (its genesis is withheld): lift its budget of signature
-    // checks (SYNC-110), which is not under test.
+    // checks (SYNC-111), which is not under test.
     let mut limits = Limits::default();
     limits.stranger_checks_per_second = 1e12;
     limits.stranger_burst_checks = 1e12;

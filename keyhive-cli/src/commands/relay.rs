@@ -169,13 +169,13 @@ impl AddressFlags {
     }
 }
 
-/// SYNC-110: what a stranger's (a key holding no grant from anyone) pushes may cost in
+/// SYNC-111: what a stranger's (a key holding no grant from anyone) pushes may cost in
 /// signature checks, per key, over all its connections. Past it the relay stops reading the
 /// stranger's connection until the budget refills.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct StrangerFlags {
     /// Sustained pushed items (signature checks) per second of a key that holds no grant from
-    /// anyone (specs/sync.md SYNC-110).
+    /// anyone (specs/sync.md SYNC-111).
     #[arg(
         long = "stranger-checks-per-second",
         value_name = "N",
@@ -194,7 +194,7 @@ pub struct StrangerFlags {
 }
 
 impl StrangerFlags {
-    /// Sets the limits these flags give (SYNC-110).
+    /// Sets the limits these flags give (SYNC-111).
     pub fn apply(&self, limits: &mut Limits) {
         limits.stranger_checks_per_second = self.stranger_checks_per_second;
         limits.stranger_burst_checks = self.stranger_burst_checks;
@@ -333,7 +333,7 @@ pub struct ServeOptions<'a> {
     pub quota: StrangerQuota,
     /// `--address-*`, `--limit-loopback` (SYNC-108).
     pub per_address: AddressLimits,
-    /// `--stranger-checks-per-second`, `--stranger-burst-checks` (SYNC-110).
+    /// `--stranger-checks-per-second`, `--stranger-burst-checks` (SYNC-111).
     pub stranger_checks: StrangerFlags,
 }
 
@@ -438,7 +438,7 @@ mod tests {
         Ok(limits)
     }
 
-    /// SYNC-110: without flags a stranger's budget is the library's default; each flag sets
+    /// SYNC-111: without flags a stranger's budget is the library's default; each flag sets
     /// its part; a negative rate is refused.
     #[test]
     fn stranger_budget_flags() {

@@ -1,5 +1,5 @@
 //! Per-connection, per-key and per-address limits (SYNC-70, SYNC-71, SYNC-104, SYNC-105,
-//! SYNC-108, SYNC-110).
+//! SYNC-108, SYNC-111).
 
 use std::time::{Duration, Instant};
 
@@ -48,23 +48,23 @@ pub struct Limits {
     pub burst_items: f64,
     /// SYNC-108: limits over every connection and key from one network address.
     pub per_address: AddressLimits,
-    /// SYNC-110: sustained pushed items (signature checks) per second of a stranger (a key
+    /// SYNC-111: sustained pushed items (signature checks) per second of a stranger (a key
     /// holding no grant from anyone, SYNC-104), over all of its connections; a stranger over
     /// it is not read from until its budget refills.
     pub stranger_checks_per_second: f64,
-    /// SYNC-110: pushed items a stranger may send in a burst.
+    /// SYNC-111: pushed items a stranger may send in a burst.
     pub stranger_burst_checks: f64,
-    /// SYNC-110: sustained pushed items per second of all strangers together (a key pair
+    /// SYNC-111: sustained pushed items per second of all strangers together (a key pair
     /// costs nothing: a flood with a fresh key per frame never meets the per-key budget).
     pub all_strangers_checks_per_second: f64,
-    /// SYNC-110: pushed items all strangers together may send in a burst.
+    /// SYNC-111: pushed items all strangers together may send in a burst.
     pub all_strangers_burst_checks: f64,
-    /// SYNC-110: most slices of strangers' pushes (at most [`ADMISSION_SLICE`] items each)
+    /// SYNC-111: most slices of strangers' pushes (at most [`ADMISSION_SLICE`] items each)
     /// admitted at once, over all strangers; at least one.
     pub stranger_admissions: usize,
 }
 
-/// SYNC-110: most items of a stranger's push admitted in one piece of work (one task on the
+/// SYNC-111: most items of a stranger's push admitted in one piece of work (one task on the
 /// blocking pool, one hold of a stranger admission slot).
 pub const ADMISSION_SLICE: usize = 64;
 

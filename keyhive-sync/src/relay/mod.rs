@@ -92,7 +92,7 @@ pub(crate) struct Shared {
     pub(crate) guards: Arc<quota::Guards>,
     /// SYNC-108: per-address connection counts, rates and stranger usage.
     pub(crate) addresses: Arc<address::Addresses>,
-    /// SYNC-110: strangers' per-key budgets and shared admission slots.
+    /// SYNC-111: strangers' per-key budgets and shared admission slots.
     pub(crate) strangers: Arc<stranger_budget::StrangerBudget>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
@@ -140,7 +140,7 @@ impl RelayHandle {
         self.id
     }
 
-    /// SYNC-104, SYNC-105, SYNC-108, SYNC-110: what the relay refused or held back so far to
+    /// SYNC-104, SYNC-105, SYNC-108, SYNC-111: what the relay refused or held back so far to
     /// protect itself.
     pub fn abuse_counts(&self) -> AbuseCounts {
         let mut counts = self.guards.counts();

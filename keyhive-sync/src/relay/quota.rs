@@ -35,7 +35,7 @@ pub struct AbuseCounts {
     pub rate_limited_pushes: u64,
     /// SYNC-108: connections refused because their network address held all its connections.
     pub address_connections_refused: u64,
-    /// SYNC-110: stranger pushes held (their connection not read) until their key's budget
+    /// SYNC-111: stranger pushes held (their connection not read) until their key's budget
     /// of signature checks refilled.
     pub stranger_pushes_held: u64,
 }

@@ -1,4 +1,4 @@
-//! SYNC-110: what strangers' pushes may cost the relay: a per-key budget of pushed items
+//! SYNC-111: what strangers' pushes may cost the relay: a per-key budget of pushed items
 //! (signature checks) per second, and a bound on how much of their admission runs at once.
 //!
 //! A stranger (SYNC-104) holds no grant from anyone, so a fresh key pair is one. Each item it
@@ -167,7 +167,7 @@ mod tests {
         IndividualId(PublicKey([b; 32]))
     }
 
-    /// SYNC-110: slices are at most ADMISSION_SLICE items and never more than a burst.
+    /// SYNC-111: slices are at most ADMISSION_SLICE items and never more than a burst.
     #[test]
     fn slices_fit_the_burst() {
         assert_eq!(
@@ -184,7 +184,7 @@ mod tests {
         );
     }
 
-    /// SYNC-110: the budget is per key, and with no refill it says so instead of waiting.
+    /// SYNC-111: the budget is per key, and with no refill it says so instead of waiting.
     #[tokio::test]
     async fn the_budget_is_per_key_and_never_refills_at_rate_zero() {
         let budget = StrangerBudget::new((0.0, 10.0), (1e6, 1e6), 1);
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(budget.pay(&key(2), 10, &mut false).await, Payment::AtOnce);
     }
 
-    /// SYNC-110: all strangers together pay from one more bucket, so a fresh key gains
+    /// SYNC-111: all strangers together pay from one more bucket, so a fresh key gains
     /// nothing once it is empty; a piece not paid by it is given back to the key's.
     #[tokio::test]
     async fn all_strangers_share_one_budget() {
@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(budget.pay(&key(3), 1, &mut false).await, Payment::Never);
     }
 
-    /// SYNC-110: a push larger than the burst is paid in pieces as the bucket refills.
+    /// SYNC-111: a push larger than the burst is paid in pieces as the bucket refills.
     #[tokio::test]
     async fn more_than_a_burst_is_paid_as_it_refills() {
         let budget = StrangerBudget::new((1_000.0, 10.0), (1e6, 1e6), 1);

@@ -77,7 +77,7 @@ impl Conn {
         if let Some(r) = &quota
             && (!self.shared.guards.has_room(r) || address_full)
         {
-            // SYNC-110: a refused push is paid for too, so that a stranger pushing on past its
+            // SYNC-111: a refused push is paid for too, so that a stranger pushing on past its
             // quota is answered no faster than its budget refills (no refusal storm).
             if self.pay_stranger_items(items.len(), &mut false).await == Err(Unpaid::ShuttingDown) {
                 return Ok(());
@@ -95,7 +95,7 @@ impl Conn {
         }
         // SYNC-105: admission (signature checks, the capability graph) runs on the blocking
         // pool, so a flood of pushes cannot hold the async workers every other connection
-        // (a legitimate sync's handshake and requests) is served on. SYNC-110: a stranger's
+        // (a legitimate sync's handshake and requests) is served on. SYNC-111: a stranger's
         // push is paid for and admitted slice by slice, under the slots strangers share.
         let admitted = match &quota {
             Some(r) => self.admit_stranger_items(items, r).await,
@@ -229,7 +229,7 @@ pub(super) struct Admitted {
 }
 
 impl Admitted {
-    /// Appends the admission of the items that follow (SYNC-110: the next slice).
+    /// Appends the admission of the items that follow (SYNC-111: the next slice).
     pub(super) fn append(&mut self, next: Admitted) {
         let base = self.outcomes.len();
         self.slots.extend(next.slots.into_iter().map(|s| s + base));

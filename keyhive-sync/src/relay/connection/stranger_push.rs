@@ -1,4 +1,4 @@
-//! SYNC-110: a stranger's push, paid from its key's budget of signature checks and admitted
+//! SYNC-111: a stranger's push, paid from its key's budget of signature checks and admitted
 //! in slices, each holding one of the admission slots all strangers share.
 
 use super::Conn;
@@ -22,7 +22,7 @@ impl Unpaid {
         PushOutcome::Refused(
             match self {
                 Unpaid::Never => {
-                    "SYNC-110: this key holds no grant from anyone and its budget of signature \
+                    "SYNC-111: this key holds no grant from anyone and its budget of signature \
                      checks here does not refill"
                 }
                 Unpaid::ShuttingDown => "the relay is shutting down; push again later",
@@ -33,7 +33,7 @@ impl Unpaid {
 }
 
 impl Conn {
-    /// SYNC-110: pays for `items` from the stranger's budget, reading nothing from the
+    /// SYNC-111: pays for `items` from the stranger's budget, reading nothing from the
     /// connection until they are paid; `Err` if they never will be or the relay stops first.
     /// `held` says whether this push already waited (it is counted once).
     pub(super) async fn pay_stranger_items(
@@ -51,7 +51,7 @@ impl Conn {
         }
     }
 
-    /// SYNC-110: admits a stranger's `items` slice by slice, each paid for first and admitted
+    /// SYNC-111: admits a stranger's `items` slice by slice, each paid for first and admitted
     /// on the blocking pool under one of the strangers' shared admission slots. Items left
     /// unpaid are refused ([`Unpaid`]); what was admitted before stays admitted.
     pub(super) async fn admit_stranger_items(
