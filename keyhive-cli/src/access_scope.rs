@@ -288,7 +288,13 @@ mod tests {
     #[test]
     fn rep69_subjects_resolve_as_a_full_session_or_not_at_all() {
         let (index, local) = (index(), LocalNames::default());
-        let stored = [PublicKey([0xab; 32]), PublicKey([0xac; 32])];
+        let mut twin = [0xab; 32];
+        twin[31] = 0;
+        let stored = [
+            PublicKey([0xab; 32]),
+            PublicKey([0xac; 32]),
+            PublicKey(twin),
+        ];
         assert_eq!(
             subject("plan.txt", &index, &local, &stored),
             Subject::One(Resolved::Named(PublicKey([1; 32]), SubjectKind::Document))
@@ -305,11 +311,13 @@ mod tests {
             Subject::Refused
         );
         assert_eq!(
-            subject("abab", &index, &local, &stored),
-            Subject::One(Resolved::Key(PublicKey([0xab; 32])))
+            subject("acac", &index, &local, &stored),
+            Subject::One(Resolved::Key(PublicKey([0xac; 32])))
         );
         // A prefix of several stored subjects: the full replica may know fewer of them.
-        assert_eq!(subject("aba", &index, &local, &stored), Subject::Unknown);
+        assert_eq!(subject("abab", &index, &local, &stored), Subject::Unknown);
+        // Too short to be a prefix: a name.
+        assert_eq!(subject("aba", &index, &local, &stored), Subject::Refused);
         // A prefix of none is looked up as a name.
         assert_eq!(subject("cafe", &index, &local, &stored), Subject::Refused);
         let full = PublicKey([9; 32]).to_string();
