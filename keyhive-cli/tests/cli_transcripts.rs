@@ -173,7 +173,12 @@ fn everyday_transcript() {
         "alice",
         &["doc", "rename", "nothing.txt", "other.txt"],
     );
-    step(&mut log, root, "alice", &["group", "rename", "Team", "Crew"]);
+    step(
+        &mut log,
+        root,
+        "alice",
+        &["group", "rename", "Team", "Crew"],
+    );
     step(&mut log, root, "alice", &["contact", "remove", "Carol"]);
     step(
         &mut log,
