@@ -42,24 +42,37 @@ impl Resolved {
     }
 }
 
+/// What the index says a full session's `Session::subject` does with a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// It resolves, to this.
+    One(Resolved),
+    /// It refuses it (no stored subject has that id prefix, and no group or exactly several
+    /// groups and documents are shown with that name): the seeded session's own resolution
+    /// refuses it with the same message.
+    Refused,
+    /// The index cannot tell (an id prefix shared by several stored subjects).
+    Unknown,
+}
+
 /// REP-69: `Session::subject` over the index: a full id; a hex prefix unique among the stored
 /// subjects (when it matches one; the scoped replica must then know it); else exactly one group
-/// shown with that name or document not removed with it. `None` for anything else (ambiguous,
-/// unknown), which a full open answers with its own message.
+/// shown with that name or document not removed with it. No match or several: refused, as a
+/// full session refuses it.
 fn subject(
     name_or_id: &str,
     index: &NameIndex,
     local: &LocalNames,
     stored: &[PublicKey],
-) -> Option<Resolved> {
+) -> Subject {
     if let Ok(key) = name_or_id.parse::<PublicKey>() {
-        return Some(Resolved::Key(key));
+        return Subject::One(Resolved::Key(key));
     }
     if is_prefix(name_or_id) {
         match by_prefix(name_or_id, stored).as_slice() {
             [] => {}
-            [one] => return Some(Resolved::Key(*one)),
-            _ => return None,
+            [one] => return Subject::One(Resolved::Key(*one)),
+            _ => return Subject::Unknown,
         }
     }
     let mut found: Vec<(PublicKey, SubjectKind)> = index
@@ -76,8 +89,8 @@ fn subject(
             .map(|(d, _)| (d.0, SubjectKind::Document)),
     );
     match found.as_slice() {
-        [(key, kind)] => Some(Resolved::Named(*key, *kind)),
-        _ => None,
+        [(key, kind)] => Subject::One(Resolved::Named(*key, *kind)),
+        _ => Subject::Refused,
     }
 }
 
@@ -88,10 +101,19 @@ enum Agent {
     Known(AgentId),
     /// A group, folder or document, resolved as [`subject`].
     Subject(Resolved),
+    /// A full id that is no contact's: a full session asks its directory of cards, then its
+    /// subjects. The scoped replica is opened for the key too, so that its directory holds
+    /// the key's stored cards (REP-60: a card is stored under its device's key) and its
+    /// checker the subject of that id, if any: the seeded session's own resolution then
+    /// answers as a full session's.
+    Id(PublicKey),
+    /// Refused by a full session (as [`Subject::Refused`], after no contact matched): the
+    /// seeded session's own resolution refuses it with the same message.
+    Refused,
 }
 
-/// REP-69: `Session::agent` over the contacts and the index. A full id that is no contact's
-/// (the full session asks its replica's directory of cards) is left to a full open.
+/// REP-69: `Session::agent` over the contacts and the index; `None` when the index cannot
+/// tell.
 fn agent(
     name_or_id: &str,
     me: IndividualId,
@@ -109,8 +131,8 @@ fn agent(
             _ => AgentId::Individual(c.id),
         }));
     }
-    if name_or_id.parse::<PublicKey>().is_ok() {
-        return None;
+    if let Ok(key) = name_or_id.parse::<PublicKey>() {
+        return Some(Agent::Id(key));
     }
     if is_prefix(name_or_id) {
         let ids: Vec<PublicKey> = contacts.all().iter().map(|c| c.id.0).collect();
@@ -118,7 +140,11 @@ fn agent(
             return Some(Agent::Known(AgentId::Individual(IndividualId(*one))));
         }
     }
-    subject(name_or_id, index, local, stored).map(Agent::Subject)
+    match subject(name_or_id, index, local, stored) {
+        Subject::One(r) => Some(Agent::Subject(r)),
+        Subject::Refused => Some(Agent::Refused),
+        Subject::Unknown => None,
+    }
 }
 
 /// REP-69: the subject's kind as the scoped replica has it, if it agrees with how it was
@@ -162,35 +188,44 @@ fn open_scoped(
         .into_iter()
         .map(|s| s.0)
         .collect();
-    let Some(target) = subject(subject_name, &index, &local, &stored) else {
-        name_index::trace("does not resolve the name");
-        return Ok(None);
+    let target = match subject(subject_name, &index, &local, &stored) {
+        Subject::One(r) => Some(r),
+        // The command fails resolving the subject, before it looks at the agent.
+        Subject::Refused => None,
+        Subject::Unknown => {
+            name_index::trace("does not resolve the name");
+            return Ok(None);
+        }
     };
     let contacts = ContactBook::load(home)?;
     let me = keys.device().id();
-    let who = match agent_name {
-        None => None,
-        Some(name) => match agent(name, me, &contacts, &index, &local, &stored) {
+    let who = match (target, agent_name) {
+        (Some(_), Some(name)) => match agent(name, me, &contacts, &index, &local, &stored) {
             Some(who) => Some((name, who)),
             None => {
                 name_index::trace("does not resolve the name");
                 return Ok(None);
             }
         },
+        _ => None,
     };
-    let mut roots = vec![target.key()];
+    let mut roots: Vec<PublicKey> = target.iter().map(|t| t.key()).collect();
     match who {
         Some((_, Agent::Known(id))) => roots.push(*id.public_key()),
         Some((_, Agent::Subject(r))) => roots.push(r.key()),
-        None => {}
+        Some((_, Agent::Id(key))) => roots.push(key),
+        Some((_, Agent::Refused)) | None => {}
     }
     let replica = Replica::open_scoped(keys.device().clone(), store.clone(), &roots)?;
-    let Some(kind) = kind_in(&replica, target) else {
-        return Ok(None);
-    };
-    let mut pins = vec![(subject_name.to_owned(), target.key(), kind)];
+    let mut pins = Vec::new();
+    if let Some(target) = target {
+        let Some(kind) = kind_in(&replica, target) else {
+            return Ok(None);
+        };
+        pins.push((subject_name.to_owned(), target.key(), kind));
+    }
     let pinned_agent = match who {
-        None => None,
+        None | Some((_, Agent::Id(_) | Agent::Refused)) => None,
         Some((name, Agent::Known(id))) => Some((name.to_owned(), id)),
         Some((name, Agent::Subject(r))) => {
             let Some(kind) = kind_in(&replica, r) else {
@@ -247,33 +282,48 @@ mod tests {
     }
 
     /// REP-69: a name resolves from the index only to exactly one group or document (not
-    /// removed); ids and unique stored prefixes resolve to a key; anything else is left to a
+    /// removed); ids and unique stored prefixes resolve to a key; no match or several is
+    /// refused (as a full session refuses it); a prefix of several stored subjects is left to a
     /// full open.
     #[test]
     fn rep69_subjects_resolve_as_a_full_session_or_not_at_all() {
         let (index, local) = (index(), LocalNames::default());
-        let stored = [PublicKey([0xab; 32]), PublicKey([0xac; 32])];
+        let mut twin = [0xab; 32];
+        twin[31] = 0;
+        let stored = [
+            PublicKey([0xab; 32]),
+            PublicKey([0xac; 32]),
+            PublicKey(twin),
+        ];
         assert_eq!(
             subject("plan.txt", &index, &local, &stored),
-            Some(Resolved::Named(PublicKey([1; 32]), SubjectKind::Document))
+            Subject::One(Resolved::Named(PublicKey([1; 32]), SubjectKind::Document))
         );
         assert_eq!(
             subject("Ops", &index, &local, &stored),
-            Some(Resolved::Named(PublicKey([5; 32]), SubjectKind::Group))
+            Subject::One(Resolved::Named(PublicKey([5; 32]), SubjectKind::Group))
         );
         // A group and a document share the name: ambiguous in a full session too.
-        assert_eq!(subject("Team", &index, &local, &stored), None);
-        assert_eq!(subject("old", &index, &local, &stored), None);
-        assert_eq!(subject("unknown", &index, &local, &stored), None);
+        assert_eq!(subject("Team", &index, &local, &stored), Subject::Refused);
+        assert_eq!(subject("old", &index, &local, &stored), Subject::Refused);
         assert_eq!(
-            subject("abab", &index, &local, &stored),
-            Some(Resolved::Key(PublicKey([0xab; 32])))
+            subject("unknown", &index, &local, &stored),
+            Subject::Refused
         );
-        assert_eq!(subject("aba", &index, &local, &stored), None);
+        assert_eq!(
+            subject("acac", &index, &local, &stored),
+            Subject::One(Resolved::Key(PublicKey([0xac; 32])))
+        );
+        // A prefix of several stored subjects: the full replica may know fewer of them.
+        assert_eq!(subject("abab", &index, &local, &stored), Subject::Unknown);
+        // Too short to be a prefix: a name.
+        assert_eq!(subject("aba", &index, &local, &stored), Subject::Refused);
+        // A prefix of none is looked up as a name.
+        assert_eq!(subject("cafe", &index, &local, &stored), Subject::Refused);
         let full = PublicKey([9; 32]).to_string();
         assert_eq!(
             subject(&full, &index, &local, &stored),
-            Some(Resolved::Key(PublicKey([9; 32])))
+            Subject::One(Resolved::Key(PublicKey([9; 32])))
         );
     }
 }

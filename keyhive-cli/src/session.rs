@@ -85,32 +85,46 @@ impl Session {
     }
 
     /// The scoped session of [`Session::open_reading`], `None` when `name_or_id` is not the id
-    /// (or a unique id prefix) of a document of the store.
+    /// (or a unique id prefix) of a document of the store, nor a name a valid name index
+    /// answers for (REP-67).
     fn open_scoped(home: &Home, out: Output, name_or_id: &str) -> Result<Option<Self>> {
         let keys = device_store::load(home)?;
         let store = Arc::new(
             RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
         );
-        let mut pinned = Vec::new();
-        let target = match name_or_id.parse::<PublicKey>() {
-            Ok(key) => key,
+        let by_id = match name_or_id.parse::<PublicKey>() {
+            Ok(key) => Some(key),
             Err(_) if crate::lookup::is_prefix(name_or_id) => {
                 let subjects: Vec<PublicKey> = keyhive_sync::Store::subjects(store.as_ref())?
                     .into_iter()
                     .map(|s| s.0)
                     .collect();
                 match crate::lookup::by_prefix(name_or_id, &subjects).as_slice() {
-                    [one] => *one,
+                    [one] => Some(*one),
+                    // No stored subject has that prefix, so no subject of a full replica
+                    // either: a full session looks the text up as a name.
+                    [] => None,
                     _ => return Ok(None),
                 }
             }
-            Err(_) => match indexed(home, &keys, &store, name_or_id)? {
-                Some(doc) => {
-                    pinned.push((name_or_id.to_owned(), doc.0, SubjectKind::Document));
-                    doc.0
+            Err(_) => None,
+        };
+        let mut pinned = Vec::new();
+        let target = match by_id {
+            Some(key) => key,
+            None => {
+                let Some(index) = valid_index(home, &keys, &store)? else {
+                    return Ok(None);
+                };
+                match index.resolve(name_or_id, &LocalNames::load(home)?) {
+                    Some(doc) => {
+                        name_index::trace("used");
+                        pinned.push((name_or_id.to_owned(), doc.0, SubjectKind::Document));
+                        doc.0
+                    }
+                    None => return Self::unresolved(home, out, keys, store, index).map(Some),
                 }
-                None => return Ok(None),
-            },
+            }
         };
         let replica = Replica::open_scoped(keys.device().clone(), store.clone(), &[target])?;
         let is_document = replica
@@ -124,6 +138,25 @@ impl Session {
         session.scoped = true;
         session.pinned = pinned;
         Ok(Some(session))
+    }
+
+    /// REP-67: a name the valid name index does not resolve to exactly one document (unknown,
+    /// ambiguous, a group's) is one a full session's `document` refuses. The session is
+    /// opened over this device's own items only and seeded with the index (the metadata and
+    /// group names a full replay found, REP-64), so that the same resolution code refuses it
+    /// with the full session's message (the did-you-mean, the list of ids) without a replay.
+    fn unresolved(
+        home: &Home,
+        out: Output,
+        keys: KeyStore,
+        store: Arc<RedbStore>,
+        index: NameIndex,
+    ) -> Result<Self> {
+        let replica = Replica::open_scoped(keys.device().clone(), store.clone(), &[])?;
+        let mut session = Self::assemble(home.clone(), out, keys, store, replica)?;
+        session.seed_scoped(index, Vec::new(), None);
+        name_index::trace("used (the name is not one document's)");
+        Ok(session)
     }
 
     /// REP-69: turns a session around a scoped replica into one that answers names as a full
@@ -463,26 +496,6 @@ impl Session {
             }
         }
     }
-}
-
-/// REP-66/67: the document a valid name index resolves `name` to; `None` (and a full open)
-/// when the index is absent, stale or tampered (with a warning) or does not resolve the name.
-fn indexed(
-    home: &Home,
-    keys: &KeyStore,
-    store: &RedbStore,
-    name: &str,
-) -> Result<Option<DocumentId>> {
-    let Some(index) = valid_index(home, keys, store)? else {
-        return Ok(None);
-    };
-    let doc = index.resolve(name, &LocalNames::load(home)?);
-    name_index::trace(if doc.is_some() {
-        "used"
-    } else {
-        "does not resolve the name"
-    });
-    Ok(doc)
 }
 
 /// REP-66: the name index when it is valid for the current store, key store and contacts;

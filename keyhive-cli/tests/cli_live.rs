@@ -318,3 +318,82 @@ fn a_group_rename_is_printed_as_a_rename_by_the_watcher() {
 
     relay.stop();
 }
+
+/// LIVE-5, REC-10: when a group has several profile documents, the watcher names the group
+/// as the naming rules do (the profile document with the smallest id and a counting record
+/// names it), not after the document that changed. Bob, an admin of the group who cannot
+/// write its profile document (the group holds only `read` on it), renames it: his record goes
+/// to a new profile document, which names the group only if its id is smaller. Carol's watcher says
+/// "renamed" in that case and "keeps its name" otherwise, as `ls` then shows.
+#[test]
+fn a_rename_in_a_second_profile_document_is_reported_by_the_naming_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, alice_card) = person(dir.path(), "alice", &relay);
+    let (bob, bob_card) = person(dir.path(), "bob", &relay);
+    let (carol, carol_card) = person(dir.path(), "carol", &relay);
+    json(&alice, &["contact", "add", &bob_card, "--name", "Bob"]);
+    json(&alice, &["contact", "add", &carol_card, "--name", "Carol"]);
+    json(&bob, &["contact", "add", &alice_card, "--name", "Alice"]);
+    json(&bob, &["contact", "add", &carol_card, "--name", "Carol"]);
+    json(&carol, &["contact", "add", &alice_card, "--name", "Alice"]);
+    json(&carol, &["contact", "add", &bob_card, "--name", "Bob"]);
+    let team = json(&alice, &["group", "create", "Team"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = json(&alice, &["group", "rename", "Team", "Crew"])["profile"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&alice, &["grant", "Crew", "Bob", "--access", "admin"]);
+    json(&alice, &["grant", "Crew", "Carol", "--access", "read"]);
+    // The group reads its profile document but no longer writes it: its admins other than
+    // Alice cannot rename it there.
+    json(&alice, &["revoke", &first, &team]);
+    json(&alice, &["grant", &first, &team, "--access", "read"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    json(&carol, &["sync"]);
+
+    let carol_watch = Watcher::start(&carol);
+    let second = json(&bob, &["group", "rename", "Crew", "Squad"])["profile"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        second, first,
+        "Bob cannot write the group's profile document"
+    );
+    json(&bob, &["sync"]);
+    let shown = if second < first {
+        let (_, line) = carol_watch.wait_for("group_renamed", |v| v["group"] == team.as_str());
+        assert_eq!(line["old_name"], "Crew", "{line}");
+        assert_eq!(line["name"], "Squad", "{line}");
+        assert_eq!(line["author"], "Bob", "{line}");
+        "Squad"
+    } else {
+        let (_, line) = carol_watch.wait_for("group_name_kept", |v| v["group"] == team.as_str());
+        assert_eq!(line["name"], "Crew", "{line}");
+        assert_eq!(line["proposed"], "Squad", "{line}");
+        assert_eq!(line["author"], "Bob", "{line}");
+        assert_eq!(line["profile"], second.as_str(), "{line}");
+        assert_eq!(line["naming_profile"], first.as_str(), "{line}");
+        "Crew"
+    };
+    println!(
+        "second profile document sorts {}: the group is shown as {shown}",
+        if second < first { "first" } else { "second" }
+    );
+    assert!(carol_watch.interrupt().success());
+    // What the watcher said is what `ls` shows.
+    let rows = json(&carol, &["ls"]);
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == team.as_str())
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(row["name"], shown, "{rows}");
+    relay.stop();
+}

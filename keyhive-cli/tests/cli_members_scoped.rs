@@ -2,8 +2,9 @@
 //! name index, and print exactly what a full replay prints (table and JSON, answers and
 //! errors) on a home with several people, a person's devices, groups named here and by
 //! another member (REC-10), a group inside a group, a folder with documents and a revocation;
-//! `status` answers from the index too and names the groups; anything the index cannot
-//! resolve as a full session would opens the home fully.
+//! `status` answers from the index too and names the groups; names the index shows a full
+//! session would refuse are refused from it with the full session's message (also for `get`
+//! and `log`, REP-67).
 //!
 //! `KEYHIVE_DEBUG=index` makes the CLI say on standard error what it did with the index.
 
@@ -180,19 +181,22 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
     let carol = run(&alice, &["why", "Docs", "Carol"]).text();
     assert!(carol.starts_with("no: "), "{carol}");
 
-    // What the index cannot resolve as a full session would is left to a full open, which
-    // prints the full session's message (a did-you-mean) and finds the index current.
-    let unresolved: &[&str] = &["does not resolve the name", "current"];
-    let unknown = agrees(&alice, &["members", "Dcos"], unresolved);
+    // A name no subject has (or several have) is refused from the index with the full
+    // session's message (a did-you-mean), without a replay.
+    let unknown = agrees(&alice, &["members", "Dcos"], used);
     assert!(!unknown.ok);
     assert!(
         unknown.stderr.contains("did you mean \"Docs\""),
         "{}",
         unknown.stderr
     );
-    agrees(&alice, &["why", "Docs", "Bobby"], unresolved);
-    // A contact's full id resolves from the contacts; a full id that is no contact's (here a
-    // group's) is left to a full open, which asks its directory of cards.
+    agrees(&alice, &["--json", "members", "Dcos"], used);
+    agrees(&alice, &["why", "Docs", "Bobby"], used);
+    agrees(&alice, &["--json", "why", "Docs", "Bobby"], used);
+    agrees(&alice, &["why", "Dcos", "Bob"], used);
+    // A contact's full id resolves from the contacts; a full id that is no contact's (a
+    // group's, this device's, an unknown key) is answered by the scoped replica opened for
+    // that key too (its directory holds the key's stored cards, its checker the subject).
     let bob_id = json(&alice, &["contact", "list"])
         .as_array()
         .unwrap()
@@ -204,12 +208,67 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
         .to_owned();
     agrees(&alice, &["why", "plan.txt", &bob_id], used);
     let team = &ids.iter().find(|(n, _)| n == "Team").unwrap().1;
-    let by_id = agrees(&alice, &["why", "Docs", team], unresolved);
+    let by_id = agrees(&alice, &["why", "Docs", team], used);
     assert!(
         by_id.text().starts_with("yes: Team holds read"),
         "{}",
         by_id.text()
     );
+    let me = json(&alice, &["whoami"])["id"].as_str().unwrap().to_owned();
+    let mine = agrees(&alice, &["why", "Docs", &me], used);
+    assert!(mine.text().starts_with("yes: "), "{}", mine.text());
+    let stranger = "ab".repeat(32);
+    let nobody = agrees(&alice, &["why", "Docs", &stranger], used);
+    assert!(!nobody.ok);
+    assert!(nobody.stderr.contains("unknown agent"), "{}", nobody.stderr);
+    agrees(&alice, &["--json", "why", "Docs", &stranger], used);
+    relay.stop();
+}
+
+/// REP-67: `get` and `log` of a name the index does not resolve to one document (unknown,
+/// close to a known one, hex-like, a group's, shared by two documents, or by a group and a
+/// document) are refused from the index, with the full replay's message, exit status and
+/// `--json` error, without replaying the store.
+#[test]
+fn rep67_get_and_log_of_a_name_that_is_not_one_document_answer_from_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, _) = alice_home(dir.path(), &relay);
+    // Two documents named alike, and a document named like a group.
+    json(&alice, &["doc", "create", "notes.txt"]);
+    json(&alice, &["doc", "create", "Ops"]);
+    json(&alice, &["ls"]);
+    let refused: &[&str] = &["used"];
+    for name in [
+        "plan.tx",
+        "PLAN.TXT",
+        "nothing-like-it",
+        "cafe",
+        "Team",
+        "Crew",
+        "notes.txt",
+        "Ops",
+    ] {
+        for command in ["get", "log"] {
+            let table = agrees(&alice, &[command, name], refused);
+            assert!(!table.ok, "{command} {name}: {}", table.text());
+            let json_run = agrees(&alice, &["--json", command, name], refused);
+            assert!(json_run.text().contains("\"error\""), "{}", json_run.text());
+        }
+    }
+    let close = run(&alice, &["get", "plan.tx"]);
+    assert!(
+        close.stderr.contains("did you mean \"plan.txt\""),
+        "{}",
+        close.stderr
+    );
+    let group = run(&alice, &["log", "Team"]);
+    assert!(group.stderr.contains("is a group"), "{}", group.stderr);
+    let twice = run(&alice, &["get", "notes.txt"]);
+    assert!(twice.stderr.contains("ambiguous"), "{}", twice.stderr);
+    // A name of one document still reads it through the index.
+    let plan = agrees(&alice, &["log", "plan.txt"], refused);
+    assert!(plan.ok, "{}", plan.stderr);
     relay.stop();
 }
 

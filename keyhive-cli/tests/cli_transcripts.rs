@@ -154,6 +154,39 @@ fn everyday_transcript() {
     step(&mut log, root, "alice", &["doc", "create", "../escape.txt"]);
     step(&mut log, root, "alice", &["init", "--name", "Alice again"]);
     step(&mut log, root, "carol", &["ls"]);
+    // Errors of the reading commands (answered from the name index, REP-67, REP-69), of the
+    // commands that rename and remove, and under `--json`.
+    step(&mut log, root, "alice", &["log", "Writers"]);
+    step(&mut log, root, "alice", &["members", "Tema"]);
+    step(&mut log, root, "alice", &["why", "notes.txt", "Bobby"]);
+    step(&mut log, root, "alice", &["--json", "get", "note.txt"]);
+    step(
+        &mut log,
+        root,
+        "alice",
+        &["get", "notes.txt", "--change", "ffffffff"],
+    );
+    step(&mut log, root, "alice", &["doc", "rm", "nothing.txt"]);
+    step(
+        &mut log,
+        root,
+        "alice",
+        &["doc", "rename", "nothing.txt", "other.txt"],
+    );
+    step(
+        &mut log,
+        root,
+        "alice",
+        &["group", "rename", "Team", "Crew"],
+    );
+    step(&mut log, root, "alice", &["contact", "remove", "Carol"]);
+    step(
+        &mut log,
+        root,
+        "alice",
+        &["relay", "remove", "ws://127.0.0.1:9/sync"],
+    );
+    step(&mut log, root, "alice", &["restore", "no-such-backup"]);
 
     let actual = redact_hex(&log.replace(&root.display().to_string(), "[ROOT]"));
     snapbox::assert_data_eq!(actual, snapbox::file!["transcripts/everyday.txt"]);

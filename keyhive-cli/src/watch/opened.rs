@@ -1,9 +1,11 @@
 //! The watcher's hold on the home: the opened store and replica, shared with its sync client,
 //! and released whole when another command borrows the store (LIVE-3).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Result;
+use keyhive_core::identity::{DocumentId, GroupId};
 use keyhive_core::keystore::KeyStore;
 use keyhive_sync::client::Client;
 use keyhive_sync::replica::{Replica, ReplicaGate, Subscription};
@@ -34,6 +36,9 @@ pub struct Opened {
     pub contacts: ContactBook,
     /// Local group names.
     pub names: LocalNames,
+    /// REC-10: every profile document this device reads, with its group; read at the first
+    /// profile change printed (LIVE-5), then kept up to date by the changes that arrive.
+    pub profiles: Mutex<Option<BTreeMap<DocumentId, GroupId>>>,
 }
 
 impl Opened {
@@ -68,6 +73,7 @@ impl Opened {
             events,
             contacts,
             names,
+            profiles: Mutex::new(None),
         })
     }
 

@@ -2,6 +2,7 @@
 //! line, each with `event` and `at` (Unix seconds).
 
 use std::io::Write;
+use std::sync::PoisonError;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use keyhive_core::Hash;
@@ -14,7 +15,9 @@ use serde_json::{Value, json};
 use crate::names::shown;
 use crate::output::Output;
 use crate::session::{read_meta, short};
-use keyhive_sync::record::{DocumentHistory, GroupName, Metadata, read_profile};
+use keyhive_sync::record::{
+    DocumentHistory, GroupName, GroupProfiles, Metadata, ProfileReading, read_profile,
+};
 
 use super::opened::Opened;
 
@@ -135,9 +138,16 @@ impl Reporter {
                     || format!("{name}: members changed ({n} now)"),
                 );
             }
-            Event::Lagged { missed } => self.line("lagged", json!({"missed": missed}), || {
-                format!("{missed} events were dropped (run `keyhive ls` to see the state)")
-            }),
+            Event::Lagged { missed } => {
+                // A profile document may have arrived among the dropped events.
+                *opened
+                    .profiles
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                self.line("lagged", json!({"missed": missed}), || {
+                    format!("{missed} events were dropped (run `keyhive ls` to see the state)")
+                })
+            }
             _ => {}
         }
     }
@@ -145,29 +155,42 @@ impl Reporter {
 
 impl Reporter {
     /// REC-9, REC-10: one change of a group's profile document, as what it does to the
-    /// group's shared name.
+    /// group's shared name: the name the naming rules give the group (of several profile
+    /// documents, the one with the smallest id and a counting record names it) before and
+    /// after the change.
     fn profile(&self, p: &ProfileChange, change: &Hash, who: &str) {
         let group = p.group.to_string();
-        let counted = p.now.as_ref().filter(|n| n.change == *change);
-        match (counted, &p.before) {
-            (Some(now), Some(old)) => {
-                let (old, new) = (shown(old), shown(&now.name));
+        let counted = p.written.as_ref().filter(|n| n.change == *change);
+        match (counted, &p.before, &p.now) {
+            (Some(written), Some(kept), Some(now))
+                if now == kept && p.naming != Some(written.profile) =>
+            {
+                let (kept, proposed) = (shown(kept), shown(&written.name));
+                let naming = p.naming.map(|d| d.to_string());
+                self.line(
+                    "group_name_kept",
+                    json!({"group": group, "name": kept, "proposed": proposed, "author": who, "change": change.to_string(), "profile": written.profile.to_string(), "naming_profile": naming}),
+                    || format!("group {kept} keeps its name: the rename to {proposed} by {who} is in another profile document (REC-10: the one with the smallest id names the group)"),
+                );
+            }
+            (Some(_), Some(old), Some(now)) => {
+                let (old, new) = (shown(old), shown(now));
                 self.line(
                     "group_renamed",
                     json!({"group": group, "old_name": old, "name": new, "author": who, "change": change.to_string()}),
                     || format!("group {old} renamed to {new} by {who}"),
                 );
             }
-            (Some(now), None) => {
-                let new = shown(&now.name);
+            (Some(written), None, now) => {
+                let new = shown(now.as_deref().unwrap_or(&written.name));
                 self.line(
                     "group",
                     json!({"group": group, "name": new, "author": who, "change": change.to_string()}),
                     || format!("group {new}: readable here now (named by {who})"),
                 );
             }
-            (None, _) => {
-                let name = p.before.as_deref().map_or_else(|| short(&p.group.0), shown);
+            (None, before, _) | (Some(_), before, None) => {
+                let name = before.as_deref().map_or_else(|| short(&p.group.0), shown);
                 self.line(
                     "group_rename_refused",
                     json!({"group": group, "name": name, "author": who, "change": change.to_string()}),
@@ -182,28 +205,73 @@ impl Reporter {
 struct ProfileChange {
     /// The group the document names.
     group: GroupId,
-    /// The name before the change (the changes before it in `Replica::changes` order).
+    /// The group's name by the naming rules before the change (this document read with the
+    /// changes before it in `Replica::changes` order, the group's other profile documents as
+    /// they are).
     before: Option<String>,
-    /// The counting name once the change is read (with the changes before it).
-    now: Option<GroupName>,
+    /// The group's name by the naming rules once the change is read.
+    now: Option<String>,
+    /// The profile document that names the group once the change is read.
+    naming: Option<DocumentId>,
+    /// This document's counting name once the change is read (with the changes before it).
+    written: Option<GroupName>,
 }
 
 /// `Some` when `document` is a group's profile document (REC-9) and `change` one of its
 /// readable changes.
 fn profile_change(opened: &Opened, document: DocumentId, change: &Hash) -> Option<ProfileChange> {
     let replica = opened.lock();
+    let checker = replica.checker();
     let history = DocumentHistory::load(&replica, document).ok()?;
-    let reading = read_profile(replica.checker(), document, &history)?;
+    let reading = read_profile(checker, document, &history)?;
     let at = history.changes.iter().position(|c| c.op == *change)?;
+    let group = reading.group;
+    // REC-10: the group's other profile documents, as they read now.
+    let others: Vec<(DocumentId, ProfileReading)> = {
+        let mut known = opened
+            .profiles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = match &mut *known {
+            Some(known) => known,
+            unknown => unknown.insert(
+                GroupProfiles::load(&replica)
+                    .map(|p| p.documents)
+                    .unwrap_or_default(),
+            ),
+        };
+        known.insert(document, group);
+        known
+            .iter()
+            .filter(|(d, g)| **g == group && **d != document)
+            .filter_map(|(d, _)| {
+                let h = DocumentHistory::load(&replica, *d).ok()?;
+                Some((*d, read_profile(checker, *d, &h)?))
+            })
+            .collect()
+    };
     let upto = |n: usize| {
         let mut h = history.clone();
         h.changes.truncate(n);
-        read_profile(replica.checker(), document, &h).and_then(|r| r.name)
+        let mine = read_profile(checker, document, &h);
+        let mut profiles = GroupProfiles::default();
+        for (d, r) in &others {
+            profiles.add(*d, r.clone());
+        }
+        if let Some(r) = mine.clone() {
+            profiles.add(document, r);
+        }
+        let named = profiles.names.get(&group).cloned();
+        (mine.and_then(|r| r.name), named)
     };
+    let (_, before) = upto(at);
+    let (written, now) = upto(at + 1);
     Some(ProfileChange {
-        group: reading.group,
-        before: upto(at).map(|n| n.name),
-        now: upto(at + 1),
+        group,
+        before: before.map(|n| n.name),
+        naming: now.as_ref().map(|n| n.profile),
+        now: now.map(|n| n.name),
+        written,
     })
 }
 
