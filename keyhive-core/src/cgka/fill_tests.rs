@@ -286,7 +286,10 @@ fn run_steps(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
                 let next = (t + 1) % rs.len();
                 // CGKA-34: half of those batches seat both on their device keys.
                 if t % 2 == 0 && next != a && !seated(&rs, next) {
-                    let seats = [(id, rs[t].batch_key(t)), (rs[next].id(), rs[next].batch_key(t))];
+                    let seats = [
+                        (id, rs[t].batch_key(t)),
+                        (rs[next].id(), rs[next].batch_key(t)),
+                    ];
                     rs[a].cgka.add_many(&key, &seats, &auth).unwrap()
                 } else {
                     vec![rs[a].cgka.add(&key, id, pk, &auth).unwrap()]

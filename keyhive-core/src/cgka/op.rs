@@ -80,7 +80,9 @@ impl CgkaBody {
     pub fn seats(&self) -> Vec<(IndividualId, Option<PrekeyPublic>)> {
         match self {
             CgkaBody::Add { device, prekey } => vec![(*device, Some(*prekey))],
-            CgkaBody::AddMany { seats } => seats.iter().map(|s| (s.device, Some(s.prekey))).collect(),
+            CgkaBody::AddMany { seats } => {
+                seats.iter().map(|s| (s.device, Some(s.prekey))).collect()
+            }
             CgkaBody::AddDevices { devices } => devices
                 .iter()
                 .map(|d| (*d, PrekeyPublic::of_device(&d.0)))

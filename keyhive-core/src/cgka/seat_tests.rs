@@ -96,8 +96,11 @@ fn cgka34_a_cardless_device_is_seated_on_its_device_key_and_reads_until_its_firs
     }
     again.import_secrets(&exported, &auth);
     assert_eq!(
-        again.epoch_secret(&ops.last().unwrap().hash()).map(|k| k.expose().to_vec()),
-        a.epoch_secret(&ops.last().unwrap().hash()).map(|k| k.expose().to_vec())
+        again
+            .epoch_secret(&ops.last().unwrap().hash())
+            .map(|k| k.expose().to_vec()),
+        a.epoch_secret(&ops.last().unwrap().hash())
+            .map(|k| k.expose().to_vec())
     );
 }
 
@@ -155,7 +158,10 @@ fn cgka34_a_device_key_with_no_x25519_form_is_never_seated() {
     );
     let members: BTreeSet<IndividualId> = rs[2].cgka.members();
     let expected: BTreeSet<IndividualId> = rs.iter().map(|r| r.id()).collect();
-    assert_eq!(members, expected, "the valid seat of the forged op is taken");
+    assert_eq!(
+        members, expected,
+        "the valid seat of the forged op is taken"
+    );
     assert!(!members.contains(&weak));
 }
 
@@ -174,7 +180,10 @@ fn cgka3_device_key_seats_are_one_to_max_seats_strictly_ascending() {
         .collect();
     ids.sort();
     assert_eq!(check(ids.clone()), Ok(()));
-    assert!(matches!(check(Vec::new()), Err(DecodeError::InvalidStructure(_))));
+    assert!(matches!(
+        check(Vec::new()),
+        Err(DecodeError::InvalidStructure(_))
+    ));
     assert!(matches!(
         check(vec![ids[1], ids[0]]),
         Err(DecodeError::InvalidStructure(_))
@@ -190,5 +199,8 @@ fn cgka3_device_key_seats_are_one_to_max_seats_strictly_ascending() {
             IndividualId(PublicKey(b))
         })
         .collect();
-    assert!(matches!(check(too_many), Err(DecodeError::InvalidStructure(_))));
+    assert!(matches!(
+        check(too_many),
+        Err(DecodeError::InvalidStructure(_))
+    ));
 }

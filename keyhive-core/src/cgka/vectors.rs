@@ -59,7 +59,8 @@ fn device_key_seats() -> Value {
     let agreed = PrekeySecret::of_device(&keys[0])
         .agree(&seat(&keys[1]))
         .expect("contributory");
-    let mut devices: Vec<IndividualId> = keys.iter().map(|k| IndividualId(k.public_key())).collect();
+    let mut devices: Vec<IndividualId> =
+        keys.iter().map(|k| IndividualId(k.public_key())).collect();
     devices.sort();
     let body = CgkaBody::AddDevices {
         devices: devices.clone(),

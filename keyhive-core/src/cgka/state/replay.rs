@@ -24,9 +24,9 @@ impl Cgka {
     /// applied it.
     pub(super) fn answers_changed(&mut self, authority: &dyn CgkaAuthority) -> bool {
         let differs = |hash: &Hash| {
-            self.ops
-                .get(hash)
-                .is_some_and(|op| self.verdict_of(op, authority).as_ref() != self.verdicts.get(hash))
+            self.ops.get(hash).is_some_and(|op| {
+                self.verdict_of(op, authority).as_ref() != self.verdicts.get(hash)
+            })
         };
         let stamp = authority.allowed_adds_stamp();
         if stamp.is_some() && stamp == self.adds_stamp {
