@@ -15,6 +15,13 @@ pub trait CgkaAuthority {
     /// key ([`PrekeyPublic::of_device`], CGKA-34: no card needed) or one of its prekeys signed
     /// by its device key (CGKA-16).
     fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool;
+    /// CGKA-34: may `adder` seat `device` on its seat key ([`PrekeyPublic::of_device`],
+    /// which the CGKA has checked exists)? The same question as [`CgkaAuthority::may_add`]
+    /// with the seat key, which is the default; an authority that accepts every device's seat
+    /// key may skip converting it again.
+    fn may_seat(&self, adder: &IndividualId, device: &IndividualId) -> bool {
+        PrekeyPublic::of_device(&device.0).is_some_and(|key| self.may_add(adder, device, &key))
+    }
     /// May `remover` remove `device`? Only if `remover` holds `read` now (so a stranger never
     /// may), and it is an admin, is `device` itself, or `device` no longer holds `read` (any
     /// reader may act on a revocation) (CGKA-17). Whether the remove changes anything is

@@ -50,8 +50,14 @@ impl CgkaAuthority for GraphAuthority<'_> {
     fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool {
         self.held_read(adder)
             && self.held_read(device)
-            && (PrekeyPublic::of_device(&device.0) == Some(*prekey)
-                || self.directory.has_prekey(device, prekey))
+            && (self.directory.has_prekey(device, prekey)
+                || PrekeyPublic::of_device(&device.0) == Some(*prekey))
+    }
+
+    /// CGKA-34: every device that held `read` may be seated on its seat key (the CGKA has
+    /// checked that it has one), so nothing is converted again.
+    fn may_seat(&self, adder: &IndividualId, device: &IndividualId) -> bool {
+        self.held_read(adder) && self.held_read(device)
     }
 
     /// CGKA-17: the remover holds `read` now (a stranger never may remove), and removes
@@ -86,7 +92,8 @@ impl CgkaAuthority for GraphAuthority<'_> {
 
     /// CGKA-32: `may_add` is `ever_granted` twice (ADM-5: positive answers only ever become
     /// false when a subject becomes conflicted, CAP-5) and the seat key (a function of the
-    /// device) or a prekey on a card (taken away only when the card is replaced). So while neither count moves, an allowed add stays allowed.
+    /// device) or a prekey on a card (taken away only when the card is replaced). So while
+    /// neither count moves, an allowed add stays allowed.
     fn allowed_adds_stamp(&self) -> Option<[u64; 2]> {
         Some([
             self.checker.conflicted_count(),

@@ -454,10 +454,8 @@ impl Cgka {
         match &op.body {
             CgkaBody::Add { .. } | CgkaBody::AddMany { .. } | CgkaBody::AddDevices { .. } => Some(
                 self.seats_of(&op.body)
-                    .iter()
-                    .map(|(device, key)| {
-                        key.is_some_and(|key| authority.may_add(&issuer, device, &key))
-                    })
+                    .into_iter()
+                    .map(|(device, key)| seat_allowed(&op.body, &issuer, &device, key, authority))
                     .collect(),
             ),
             CgkaBody::Remove { device } => Some(vec![authority.may_remove(&issuer, device)]),
@@ -477,6 +475,22 @@ impl Cgka {
                 .verdict_of(op, authority)
                 .is_some_and(|answers| answers.iter().all(|a| *a)),
         }
+    }
+}
+
+/// CGKA-16, CGKA-34: the authority's answer for one seat of an add (`key` its leaf key): a
+/// device-key seat needs a seat key and `may_seat`, any other `may_add` with its prekey.
+pub(super) fn seat_allowed(
+    body: &CgkaBody,
+    issuer: &IndividualId,
+    device: &IndividualId,
+    key: Option<PrekeyPublic>,
+    authority: &dyn CgkaAuthority,
+) -> bool {
+    match (body, key) {
+        (_, None) => false,
+        (CgkaBody::AddDevices { .. }, Some(_)) => authority.may_seat(issuer, device),
+        (_, Some(key)) => authority.may_add(issuer, device, &key),
     }
 }
 

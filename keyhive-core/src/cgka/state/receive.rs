@@ -153,9 +153,9 @@ impl Cgka {
             match &op.body {
                 CgkaBody::Init { .. } if issuer == *device => seated = true,
                 body if body.is_add() => {
-                    if self.seats_of(body).iter().any(|(d, key)| {
-                        d == device && key.is_some_and(|k| authority.may_add(&issuer, d, &k))
-                    }) {
+                    let seat = self.seats_of(body).into_iter().find(|(d, _)| d == device);
+                    if seat.is_some_and(|(d, key)| seat_allowed(body, &issuer, &d, key, authority))
+                    {
                         seated = true;
                     }
                 }
