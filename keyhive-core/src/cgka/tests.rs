@@ -32,7 +32,7 @@ impl Replica {
     /// time (a device-key seat op, CGKA-34), a card prekey otherwise (a batched add, CGKA-33),
     /// so that histories mix both.
     pub fn batch_key(&self, i: usize) -> PrekeyPublic {
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             self.seat_key()
         } else {
             self.prekey()
