@@ -7,9 +7,10 @@ mod replicas;
 use std::sync::{Arc, Mutex};
 
 use keyhive_core::capability::{Access, PeerTag};
-use keyhive_core::cgka::Cgka;
+use keyhive_core::cgka::{Cgka, CgkaBody};
 use keyhive_core::crypto::prekey::PrekeySecret;
-use keyhive_core::identity::{Device, DocumentId};
+use keyhive_core::identity::DocumentId;
+use keyhive_core::signed::{Op, Verified};
 use keyhive_sync::client::sync::ingest;
 use keyhive_sync::policy::Arrival;
 use keyhive_sync::replica::{Ingested, Replica, ReplicaGate};
@@ -76,12 +77,21 @@ fn shared() -> Shared {
     }
     alice.write(doc, b"v1 by alice").unwrap();
     let (_, by_reader) = Cgka::create(doc, observers[0].device()).unwrap();
-    let again = Device::from_parts(
-        alice.device().signing_key().clone(),
-        vec![PrekeySecret::generate()],
-        None,
-    );
-    let (_, by_creator) = Cgka::create(doc, &again).unwrap();
+    // `Cgka::create` seats the creator on its device key (CGKA-34) and signs deterministically,
+    // so the creator's second init is signed by hand, on another key.
+    let key = alice.device().signing_key();
+    let by_creator = Verified::sign(
+        Op::new(
+            key.public_key(),
+            Vec::new(),
+            CgkaBody::Init {
+                document: doc,
+                prekey: PrekeySecret::generate().public(),
+            },
+        ),
+        key,
+    )
+    .unwrap();
     let items = all_items(&alice);
     Shared {
         forged: [cgka_item(doc, &by_reader), cgka_item(doc, &by_creator)],

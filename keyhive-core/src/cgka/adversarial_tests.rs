@@ -8,7 +8,7 @@ use super::tests::{Replica, broadcast, network, shuffle};
 use super::*;
 use crate::capability::Checker;
 use crate::crypto::hash::Hash;
-use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
+use crate::crypto::prekey::PrekeyPublic;
 use crate::identity::{Device, DocumentId, IndividualId};
 use crate::signed::{Op, Signed, Verified};
 
@@ -89,15 +89,17 @@ fn only_the_init_the_genesis_names_starts_a_replica() {
     authority.grant_admin(alice.id(), alice.prekeys()[0].public());
     authority.grant_read(bob.id(), bob.prekeys()[0].public());
 
-    // A reader's init for the document, and a second one by the creator (other prekey).
+    // A reader's init for the document, and a second one by the creator (on a card prekey:
+    // `Cgka::create` seats on the device key, CGKA-34, so it would sign the same init again).
     let (_, by_reader) = Cgka::create(doc, &bob).unwrap();
-    let alice_again = Device::from_parts(
-        alice.signing_key().clone(),
-        vec![PrekeySecret::generate()],
-        None,
+    let by_creator = forge(
+        &alice,
+        &[],
+        CgkaBody::Init {
+            document: doc,
+            prekey: alice.prekeys()[0].public(),
+        },
     );
-    authority.grant_admin(alice.id(), alice_again.prekeys()[0].public());
-    let (_, by_creator) = Cgka::create(doc, &alice_again).unwrap();
     assert_ne!(by_creator.hash(), binding.init);
     for forged in [&by_reader, &by_creator] {
         assert!(matches!(

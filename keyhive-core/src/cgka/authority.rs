@@ -11,9 +11,17 @@ use crate::identity::IndividualId;
 /// The questions the CGKA asks the capability graph of its document.
 pub trait CgkaAuthority {
     /// May `adder` seat `device` with leaf key `prekey`? True only if `adder` may change
-    /// membership (`admin`), `device` holds `read` or more, and `prekey` is one of `device`'s
-    /// prekeys signed by its device key (CGKA-16).
+    /// membership (`admin`), `device` holds `read` or more, and `prekey` is `device`'s seat
+    /// key ([`PrekeyPublic::of_device`], CGKA-34: no card needed) or one of its prekeys signed
+    /// by its device key (CGKA-16).
     fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool;
+    /// CGKA-34: may `adder` seat `device` on its seat key ([`PrekeyPublic::of_device`],
+    /// which the CGKA has checked exists)? The same question as [`CgkaAuthority::may_add`]
+    /// with the seat key, which is the default; an authority that accepts every device's seat
+    /// key may skip converting it again.
+    fn may_seat(&self, adder: &IndividualId, device: &IndividualId) -> bool {
+        PrekeyPublic::of_device(&device.0).is_some_and(|key| self.may_add(adder, device, &key))
+    }
     /// May `remover` remove `device`? Only if `remover` holds `read` now (so a stranger never
     /// may), and it is an admin, is `device` itself, or `device` no longer holds `read` (any
     /// reader may act on a revocation) (CGKA-17). Whether the remove changes anything is
@@ -29,7 +37,8 @@ pub trait CgkaAuthority {
     fn may_update(&self, issuer: &IndividualId) -> bool {
         self.is_member(issuer)
     }
-    /// A signed prekey of `device` to seat it with, if it has one.
+    /// The leaf key to seat `device` with, if it has one: its seat key (CGKA-34), or a signed
+    /// prekey.
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic>;
     /// CGKA-32: a stamp that vouches for [`CgkaAuthority::may_add`]. While the stamp stays the
     /// same `Some`, every add this authority allowed stays allowed (a refused add may become
@@ -40,7 +49,8 @@ pub trait CgkaAuthority {
     }
 }
 
-/// An in-memory authority: a set of admins and the readers with their prekeys.
+/// An in-memory authority: a set of admins and the readers with their prekeys. Every reader
+/// may also be seated on its device key (CGKA-34).
 #[derive(Clone, Debug, Default)]
 pub struct StaticAuthority {
     admins: BTreeSet<IndividualId>,
@@ -58,6 +68,12 @@ impl StaticAuthority {
         self.readers.entry(device).or_default().insert(prekey);
     }
 
+    /// Grants `read` to `device` with no card prekey: it can be seated on its device key only
+    /// (CGKA-34).
+    pub fn grant_read_device(&mut self, device: IndividualId) {
+        self.readers.entry(device).or_default();
+    }
+
     /// Grants `admin` (which implies `read`) to `device`.
     pub fn grant_admin(&mut self, device: IndividualId, prekey: PrekeyPublic) {
         self.grant_read(device, prekey);
@@ -70,11 +86,12 @@ impl StaticAuthority {
         self.admins.remove(device);
     }
 
-    /// The current readers (the CGKA's target membership) with one prekey each.
+    /// The current readers (the CGKA's target membership), each with its seat key (CGKA-34),
+    /// or a prekey when its device key has none.
     pub fn members(&self) -> BTreeMap<IndividualId, PrekeyPublic> {
         self.readers
-            .iter()
-            .filter_map(|(d, keys)| keys.iter().next().map(|k| (*d, *k)))
+            .keys()
+            .filter_map(|d| self.prekey_of(d).map(|k| (*d, k)))
             .collect()
     }
 }
@@ -82,10 +99,9 @@ impl StaticAuthority {
 impl CgkaAuthority for StaticAuthority {
     fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool {
         self.admins.contains(adder)
-            && self
-                .readers
-                .get(device)
-                .is_some_and(|keys| keys.contains(prekey))
+            && self.readers.get(device).is_some_and(|keys| {
+                keys.contains(prekey) || PrekeyPublic::of_device(&device.0) == Some(*prekey)
+            })
     }
 
     fn may_remove(&self, remover: &IndividualId, device: &IndividualId) -> bool {
@@ -100,8 +116,7 @@ impl CgkaAuthority for StaticAuthority {
     }
 
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {
-        self.readers
-            .get(device)
-            .and_then(|k| k.iter().next().copied())
+        let keys = self.readers.get(device)?;
+        PrekeyPublic::of_device(&device.0).or_else(|| keys.iter().next().copied())
     }
 }

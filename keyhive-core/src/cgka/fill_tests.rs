@@ -284,8 +284,12 @@ fn run_steps(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
                 let (id, pk) = (rs[t].id(), rs[t].prekey());
                 // CGKA-33: every other add seats the next replica too, in one batched op.
                 let next = (t + 1) % rs.len();
+                // CGKA-34: half of those batches seat both on their device keys.
                 if t % 2 == 0 && next != a && !seated(&rs, next) {
-                    let seats = [(id, pk), (rs[next].id(), rs[next].prekey())];
+                    let seats = [
+                        (id, rs[t].batch_key(t)),
+                        (rs[next].id(), rs[next].batch_key(t)),
+                    ];
                     rs[a].cgka.add_many(&key, &seats, &auth).unwrap()
                 } else {
                     vec![rs[a].cgka.add(&key, id, pk, &auth).unwrap()]

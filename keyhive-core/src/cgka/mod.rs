@@ -28,6 +28,8 @@ mod refresh_tests;
 #[cfg(test)]
 mod replay_vectors;
 #[cfg(test)]
+mod seat_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
 mod vectors;

@@ -13,8 +13,8 @@ pub const MAX_PATH_LEN: usize = 32;
 /// Most nodes one fill op may carry (CGKA-3, CGKA-27).
 pub const MAX_FILL_NODES: usize = 1 << 16;
 
-/// Most seats one batched add may carry (CGKA-3, CGKA-33): 2,048 seats of 64 bytes keep the
-/// op within [`FILL_MAX_BYTES`], so that it fits one sync item.
+/// Most seats one batched add may carry (CGKA-3, CGKA-33, CGKA-34): 2,048 seats of at most 64
+/// bytes keep the op within [`FILL_MAX_BYTES`], so that it fits one sync item.
 pub const MAX_SEATS: usize = 2_048;
 
 /// Largest encoded fill op a replica builds: the ops of one fill are cut so that each fits
@@ -54,6 +54,13 @@ pub enum CgkaBody {
         /// The seats, strictly ascending by device; 1 to [`MAX_SEATS`].
         seats: Vec<Seat>,
     },
+    /// Seats several devices on their device keys, in the order listed: each device's leaf
+    /// key is the X25519 form of its Ed25519 device key, so the op names devices only and no
+    /// contact card is needed to check it (CGKA-33, CGKA-34). What a replica builds.
+    AddDevices {
+        /// The devices, strictly ascending; 1 to [`MAX_SEATS`].
+        devices: Vec<IndividualId>,
+    },
 }
 
 /// One device seated by [`CgkaBody::AddMany`] with its leaf key (CGKA-33).
@@ -66,19 +73,42 @@ pub struct Seat {
 }
 
 impl CgkaBody {
-    /// The (device, prekey) pairs an add or a batched add seats, in order; empty for other
-    /// ops.
-    pub fn seats(&self) -> Vec<Seat> {
+    /// The devices an add, a batched add or a device-key seat op seats, each with its leaf
+    /// key, in order; empty for other ops. A device-key seat's leaf key is
+    /// [`PrekeyPublic::of_device`] (CGKA-34), `None` for a device key that has no usable
+    /// X25519 form (never seated).
+    pub fn seats(&self) -> Vec<(IndividualId, Option<PrekeyPublic>)> {
         match self {
-            CgkaBody::Add { device, prekey } => vec![Seat {
-                device: *device,
-                prekey: *prekey,
-            }],
-            CgkaBody::AddMany { seats } => seats.clone(),
+            CgkaBody::Add { device, prekey } => vec![(*device, Some(*prekey))],
+            CgkaBody::AddMany { seats } => {
+                seats.iter().map(|s| (s.device, Some(s.prekey))).collect()
+            }
+            CgkaBody::AddDevices { devices } => devices
+                .iter()
+                .map(|d| (*d, PrekeyPublic::of_device(&d.0)))
+                .collect(),
             CgkaBody::Init { .. }
             | CgkaBody::Remove { .. }
             | CgkaBody::Update(_)
             | CgkaBody::Fill(_) => Vec::new(),
+        }
+    }
+
+    /// Whether this op seats devices (an add, a batched add or a device-key seat op).
+    pub fn is_add(&self) -> bool {
+        matches!(
+            self,
+            CgkaBody::Add { .. } | CgkaBody::AddMany { .. } | CgkaBody::AddDevices { .. }
+        )
+    }
+
+    /// The devices this op names as seated (adds) or unseated (a remove), without their keys.
+    pub fn named_devices(&self) -> Vec<IndividualId> {
+        match self {
+            CgkaBody::Add { device, .. } | CgkaBody::Remove { device } => vec![*device],
+            CgkaBody::AddMany { seats } => seats.iter().map(|s| s.device).collect(),
+            CgkaBody::AddDevices { devices } => devices.clone(),
+            CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => Vec::new(),
         }
     }
 }
@@ -162,7 +192,8 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
         | CgkaBody::Remove { .. }
         | CgkaBody::Update(_)
         | CgkaBody::Fill(_)
-        | CgkaBody::AddMany { .. } => {
+        | CgkaBody::AddMany { .. }
+        | CgkaBody::AddDevices { .. } => {
             if op.predecessors.is_empty() {
                 return Err(DecodeError::InvalidStructure(
                     "cgka op other than init needs predecessors",
@@ -184,6 +215,19 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
         if seats.windows(2).any(|w| w[0].device >= w[1].device) {
             return Err(DecodeError::InvalidStructure(
                 "batched add seats not strictly ascending by device",
+            ));
+        }
+    }
+    if let CgkaBody::AddDevices { devices } = &op.body {
+        // CGKA-3, CGKA-34: 1 to MAX_SEATS devices, strictly ascending.
+        if devices.is_empty() || devices.len() > MAX_SEATS {
+            return Err(DecodeError::InvalidStructure(
+                "device-key seat count out of range",
+            ));
+        }
+        if devices.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(DecodeError::InvalidStructure(
+                "device-key seats not strictly ascending",
             ));
         }
     }

@@ -115,8 +115,12 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 // CGKA-33: every other add is a batch with the next replica, so a revocation
                 // can turn one seat of a batched add refused and leave the others allowed.
                 let next = (target + 1) % rs.len();
+                // CGKA-34: half of those batches seat both on their device keys.
                 if target % 2 == 0 {
-                    let seats = [(id, pk), (rs[next].id(), rs[next].prekey())];
+                    let seats = [
+                        (id, rs[target].batch_key(target)),
+                        (rs[next].id(), rs[next].batch_key(target)),
+                    ];
                     let _ = rs[actor].cgka.add_many(&key, &seats, &authority);
                 } else {
                     let _ = rs[actor].cgka.add(&key, id, pk, &authority);

@@ -24,6 +24,20 @@ impl Replica {
     pub fn prekey(&self) -> PrekeyPublic {
         self.device.prekeys()[0].public()
     }
+    /// CGKA-34: the device's seat key (its device key's X25519 form).
+    pub fn seat_key(&self) -> PrekeyPublic {
+        PrekeyPublic::of_device(&self.id().0).unwrap()
+    }
+    /// The leaf key of the `i`-th batched seat of a property test: the seat key every other
+    /// time (a device-key seat op, CGKA-34), a card prekey otherwise (a batched add, CGKA-33),
+    /// so that histories mix both.
+    pub fn batch_key(&self, i: usize) -> PrekeyPublic {
+        if i.is_multiple_of(4) {
+            self.seat_key()
+        } else {
+            self.prekey()
+        }
+    }
 }
 
 /// `n` replicas of one document; replica 0 created it; everyone is an admin reader.
@@ -360,12 +374,14 @@ pub(crate) const SMALL_FILL: usize = 4096 + 700;
 /// and that no device outside an encrypter's membership ever learns that epoch's root.
 fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseError> {
     let (mut rs, auth) = network(n);
-    // Start with about half the replicas seated and an agreed root, known to everyone.
+    // Start with about half the replicas seated (on their device keys, CGKA-34) and an agreed
+    // root, known to everyone.
     for i in 1..n.div_ceil(2) {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
+        let id = rs[i].id();
         let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        for op in rs[0].cgka.add_devices(&key, &[id], &auth).unwrap() {
+            broadcast(&mut rs, &op, &auth);
+        }
     }
     let key = rs[0].device.signing_key().clone();
     let op = rs[0].cgka.update(&key, &auth).unwrap();
@@ -385,8 +401,12 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
                         // CGKA-33: every other add also seats the next replica in the same
                         // batched op (seated or not: a seated device's seat is a no-op).
                         let next = (target + 1) % rs.len();
+                        // CGKA-34: half of those batches seat both on their device keys.
                         if target % 2 == 0 && next != actor {
-                            let seats = [(id, pk), (rs[next].id(), rs[next].prekey())];
+                            let seats = [
+                                (id, rs[target].batch_key(target)),
+                                (rs[next].id(), rs[next].batch_key(target)),
+                            ];
                             rs[actor].cgka.add_many(&key, &seats, &auth).unwrap();
                         } else {
                             rs[actor].cgka.add(&key, id, pk, &auth).unwrap();

@@ -8,7 +8,7 @@ use super::op::{CgkaBody, FillNodes, Seat};
 use super::path::{self, epoch_root, next_secret, node_key};
 use super::replay_vectors;
 use crate::crypto::hash::Hash;
-use crate::crypto::prekey::PrekeySecret;
+use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
 use crate::crypto::signing::PublicKey;
 use crate::crypto::signing::SigningKey;
 use crate::encoding::encode;
@@ -42,6 +42,43 @@ fn batched_add() -> Value {
             "prekey": hex::encode(s.prekey.0),
         })).collect::<Vec<_>>(),
         "postcard(CgkaBody)": hex::encode(encode(&body)),
+        "envelope": hex::encode(op.as_bytes()),
+        "hash": hex::encode(op.hash().as_bytes()),
+    })
+}
+
+/// CGKA-34: two devices' seat keys (the X25519 form of their Ed25519 keys), the agreement of
+/// one's seat secret with the other's seat key, and a device-key seat op naming both.
+fn device_key_seats() -> Value {
+    let issuer = SigningKey::from_seed(&[0x88; 32]);
+    let keys: Vec<SigningKey> = [0xa1u8, 0xa2]
+        .iter()
+        .map(|b| SigningKey::from_seed(&[*b; 32]))
+        .collect();
+    let seat = |k: &SigningKey| PrekeyPublic::of_device(&k.public_key()).expect("seat key");
+    let agreed = PrekeySecret::of_device(&keys[0])
+        .agree(&seat(&keys[1]))
+        .expect("contributory");
+    let mut devices: Vec<IndividualId> =
+        keys.iter().map(|k| IndividualId(k.public_key())).collect();
+    devices.sort();
+    let body = CgkaBody::AddDevices {
+        devices: devices.clone(),
+    };
+    let op = Verified::sign(
+        Op::new(issuer.public_key(), vec![Hash([0x99; 32])], body.clone()),
+        &issuer,
+    )
+    .expect("sign");
+    json!({
+        "issuer seed": hex::encode([0x88u8; 32]),
+        "predecessors": [hex::encode([0x99u8; 32])],
+        "devices (seed a1 / a2)": keys.iter().map(|k| json!({
+            "device": hex::encode(k.public_key().as_bytes()),
+            "seat key (Montgomery form)": hex::encode(seat(k).0),
+        })).collect::<Vec<_>>(),
+        "X25519(seat secret of a1, seat key of a2)": hex::encode(*agreed),
+        "postcard(CgkaBody) (ascending by device)": hex::encode(encode(&body)),
         "envelope": hex::encode(op.as_bytes()),
         "hash": hex::encode(op.hash().as_bytes()),
     })
@@ -82,7 +119,7 @@ fn compute() -> Value {
     };
     let chained = node_key(&path::chain_secret(&filled_key));
     json!({
-        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27, CGKA-33). Hex.",
+        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27, CGKA-33, CGKA-34). Hex.",
         "document": hex::encode(document.public_key().as_bytes()),
         "path_secrets": {
             "CGKA-8 leaf secret": hex::encode(*leaf),
@@ -132,6 +169,7 @@ fn compute() -> Value {
             "chained node public": hex::encode(chained.public().0),
         },
         "CGKA-33 batched add": batched_add(),
+        "CGKA-34 device-key seats": device_key_seats(),
     })
 }
 

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use x25519_dalek::{PublicKey as XPublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use super::signing::{PublicKey, SigningKey};
+
 /// The public half of an X25519 prekey.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PrekeyPublic(pub [u8; 32]);
@@ -18,6 +20,20 @@ impl fmt::Debug for PrekeyPublic {
             write!(f, "{b:02x}")?;
         }
         write!(f, "…)")
+    }
+}
+
+impl PrekeyPublic {
+    /// CGKA-34: a device's seat key, the X25519 (Montgomery) form of its Ed25519 device key,
+    /// so that seating a device needs no contact card. `None` when `device` is not a valid
+    /// point or is of small order (a weak key, whose X25519 agreements would not be
+    /// contributory): such a device is never seated on its device key.
+    pub fn of_device(device: &PublicKey) -> Option<Self> {
+        let key = device.verifying_key().ok()?;
+        if key.is_weak() {
+            return None;
+        }
+        Some(PrekeyPublic(key.to_montgomery().to_bytes()))
     }
 }
 
@@ -38,6 +54,15 @@ impl PrekeySecret {
     /// A fresh prekey from the CSPRNG.
     pub fn generate() -> Self {
         PrekeySecret(StaticSecret::random_from_rng(&mut super::csprng()))
+    }
+
+    /// CGKA-34: the secret half of [`PrekeyPublic::of_device`] for the device's own signing
+    /// key (its Ed25519 secret scalar used as an X25519 secret; zeroized on drop like every
+    /// prekey secret). Used only to unwrap path secrets until the device's first update
+    /// replaces its leaf key.
+    pub fn of_device(key: &SigningKey) -> Self {
+        let scalar = key.x25519_scalar();
+        PrekeySecret(StaticSecret::from(*scalar))
     }
 
     /// Rebuilds a prekey from stored bytes.
@@ -92,5 +117,29 @@ mod tests {
             Err(AgreementError::NonContributory)
         );
         assert!(format!("{a:?}").contains("redacted"));
+    }
+
+    /// CGKA-34: a device's seat secret is the X25519 secret of its device key's Montgomery
+    /// form, and agrees with any other key as a prekey does.
+    #[test]
+    fn the_seat_key_is_the_montgomery_form_of_the_device_key() {
+        let device = SigningKey::generate();
+        let secret = PrekeySecret::of_device(&device);
+        let public = PrekeyPublic::of_device(&device.public_key()).expect("a valid key");
+        assert_eq!(secret.public(), public);
+        let other = PrekeySecret::generate();
+        assert_eq!(
+            *secret.agree(&other.public()).unwrap(),
+            *other.agree(&public).unwrap()
+        );
+        // Not a point, and a small-order point (the identity): no seat key.
+        let not_a_point = (0u8..=255)
+            .map(|b| PublicKey([b; 32]))
+            .find(|k| k.verifying_key().is_err())
+            .expect("some byte string is not a point");
+        assert_eq!(PrekeyPublic::of_device(&not_a_point), None);
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(PrekeyPublic::of_device(&PublicKey(identity)), None);
     }
 }

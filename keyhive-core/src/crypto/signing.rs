@@ -109,6 +109,13 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.0.sign(message).to_bytes()
     }
+
+    /// CGKA-34: the X25519 secret scalar of this key (the lower half of SHA-512 of the seed,
+    /// unclamped; X25519 clamps it), whose public half is the birational (Montgomery) form of
+    /// [`SigningKey::public_key`]. Only [`super::prekey::PrekeySecret::of_device`] uses it.
+    pub(crate) fn x25519_scalar(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.0.to_scalar_bytes())
+    }
 }
 
 impl fmt::Debug for SigningKey {

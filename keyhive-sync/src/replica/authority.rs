@@ -1,7 +1,9 @@
 //! The capability graph answering the CGKA's questions (`specs/cgka.md` CGKA-16..18).
 //!
 //! REP-1: a device may seat another device in a document's key agreement iff both hold `read`
-//! or more on the document and the prekey is one the seated device signed (its contact card).
+//! or more on the document and the leaf key is the seated device's seat key (the X25519 form
+//! of its device key, CGKA-34: no contact card needed) or a prekey it signed (its contact card;
+//! what ops made before CGKA-34 seat with).
 //! Seating is not an escalation: the capability graph already entitles the device to the keys;
 //! requiring only `read` of the adder lets any reader (not only an admin) bring a newly granted
 //! device in, so access never waits for an admin to come online. A `pull`-only peer holds no
@@ -46,7 +48,16 @@ impl GraphAuthority<'_> {
 
 impl CgkaAuthority for GraphAuthority<'_> {
     fn may_add(&self, adder: &IndividualId, device: &IndividualId, prekey: &PrekeyPublic) -> bool {
-        self.held_read(adder) && self.held_read(device) && self.directory.has_prekey(device, prekey)
+        self.held_read(adder)
+            && self.held_read(device)
+            && (self.directory.has_prekey(device, prekey)
+                || PrekeyPublic::of_device(&device.0) == Some(*prekey))
+    }
+
+    /// CGKA-34: every device that held `read` may be seated on its seat key (the CGKA has
+    /// checked that it has one), so nothing is converted again.
+    fn may_seat(&self, adder: &IndividualId, device: &IndividualId) -> bool {
+        self.held_read(adder) && self.held_read(device)
     }
 
     /// CGKA-17: the remover holds `read` now (a stranger never may remove), and removes
@@ -73,13 +84,16 @@ impl CgkaAuthority for GraphAuthority<'_> {
         self.held_read(issuer)
     }
 
+    /// CGKA-34: the device's seat key; its card's prekey only for a device key with no X25519
+    /// form (which then cannot be seated on a card either: such a key signs nothing).
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {
-        self.directory.prekey_of(device)
+        PrekeyPublic::of_device(&device.0).or_else(|| self.directory.prekey_of(device))
     }
 
     /// CGKA-32: `may_add` is `ever_granted` twice (ADM-5: positive answers only ever become
-    /// false when a subject becomes conflicted, CAP-5) and a prekey on a card (taken away only
-    /// when the card is replaced). So while neither count moves, an allowed add stays allowed.
+    /// false when a subject becomes conflicted, CAP-5) and the seat key (a function of the
+    /// device) or a prekey on a card (taken away only when the card is replaced). So while
+    /// neither count moves, an allowed add stays allowed.
     fn allowed_adds_stamp(&self) -> Option<[u64; 2]> {
         Some([
             self.checker.conflicted_count(),

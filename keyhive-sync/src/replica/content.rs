@@ -175,15 +175,15 @@ impl<S: Store> Replica<S> {
             .members_changed_since(&document.0, last.stamp.readers)
     }
 
-    /// CGKA-23 from the whole member map: every device holding `read` with a prekey, against
-    /// every seated device.
+    /// CGKA-23 from the whole member map: every device holding `read`, with its seat key
+    /// (CGKA-34: no contact card needed), against every seated device.
     fn full_plan(&self, document: DocumentId) -> Result<MembershipPlan, ReplicaError> {
         let readers = self.admission.checker.members(&document.0);
         let target: BTreeMap<IndividualId, PrekeyPublic> = readers
             .iter()
             .filter_map(|(agent, held)| match agent {
                 AgentId::Individual(d) if *held >= Access::Read => {
-                    self.admission.directory.prekey_of(d).map(|k| (*d, k))
+                    PrekeyPublic::of_device(&d.0).map(|k| (*d, k))
                 }
                 _ => None,
             })
@@ -211,7 +211,7 @@ impl<S: Store> Replica<S> {
             let prekey = readers
                 .get(agent)
                 .is_some_and(|held| *held >= Access::Read)
-                .then(|| self.admission.directory.prekey_of(d))
+                .then(|| PrekeyPublic::of_device(&d.0))
                 .flatten();
             if *d == self.device.id() && prekey.is_none() {
                 return Err(ReplicaError::NotSeated(document));

@@ -157,10 +157,8 @@ fn references(item: &Item) -> (Vec<PublicKey>, Vec<Hash>) {
             keys.push(op.issuer);
             refs.extend(op.predecessors.iter().copied());
             match &op.body {
-                CgkaBody::Add { device, .. } | CgkaBody::Remove { device } => keys.push(device.0),
-                CgkaBody::AddMany { seats } => keys.extend(seats.iter().map(|s| s.device.0)),
                 CgkaBody::Init { document, .. } => keys.push(document.0),
-                CgkaBody::Update(_) | CgkaBody::Fill(_) => {}
+                body => keys.extend(body.named_devices().iter().map(|d| d.0)),
             }
         }
         Ok(Envelope::EntryPoint(entry)) => keys.push(entry.unverified_payload().publisher),

@@ -1,8 +1,10 @@
 //! History bytes a new member receives, per member (issue 13, Deliver 3), through `Replica`:
 //! one document with `n` members of one device each, granted one by one, then the first write
 //! (as in [`super::device`]); a fresh member then receives every item a relay serves it (the
-//! document's auth, key agreement and content ops, the genesis and the members' contact
-//! cards). The figure is their total envelope bytes over `n`, broken down by item kind.
+//! document's auth, key agreement and content ops, the genesis, and the admin's own contact
+//! card). Members are seated on their device keys (`specs/cgka.md` CGKA-34), so no member's
+//! contact card is needed: the admin is never given one, and the new member reads without
+//! any. The figure is their total envelope bytes over `n`, broken down by item kind.
 
 use std::collections::BTreeMap;
 
@@ -27,7 +29,7 @@ pub enum Part {
     Genesis,
     /// Key agreement init.
     CgkaInit,
-    /// Key agreement adds (one seat each).
+    /// Key agreement adds and device-key seats.
     CgkaAdd,
     /// Key agreement removes.
     CgkaRemove,
@@ -64,7 +66,9 @@ impl Part {
             ItemKind::Cgka => match SignedCgkaOp::decode(item.envelope()) {
                 Ok(op) => match op.unverified_payload().body {
                     CgkaBody::Init { .. } => Part::CgkaInit,
-                    CgkaBody::Add { .. } | CgkaBody::AddMany { .. } => Part::CgkaAdd,
+                    CgkaBody::Add { .. }
+                    | CgkaBody::AddMany { .. }
+                    | CgkaBody::AddDevices { .. } => Part::CgkaAdd,
                     CgkaBody::Remove { .. } => Part::CgkaRemove,
                     CgkaBody::Update(_) => Part::CgkaUpdate,
                     CgkaBody::Fill(_) => Part::CgkaFill,
@@ -130,7 +134,7 @@ pub fn measure(n: usize) -> Result<HistorySize> {
     let doc: DocumentId = alice.create_document()?;
     let members: Vec<Device> = (0..n).map(|_| Device::generate(None)).collect();
     for m in &members {
-        alice.add_contact(m.contact_card().context("a member's card")?)?;
+        // CGKA-34: no contact card; the grant names the device and seats it on its key.
         alice.grant(&doc.0, AgentId::Individual(m.id()), Access::Read)?;
     }
     let written = alice.write(doc, &[5u8; 1024])?;
@@ -226,9 +230,10 @@ mod tests {
             size.items,
             size.parts.values().map(|p| p.items).sum::<usize>()
         );
-        // One delegation and one card per member, and the key agreement seats each of them.
+        // One delegation per member, and the key agreement seats each of them; no member's
+        // card (CGKA-34), only the admin's own.
         assert!(size.parts["delegation_ops"].items >= n);
-        assert!(size.parts["contact_cards"].items >= n);
+        assert!(size.parts["contact_cards"].items <= 1);
         assert!(size.parts["ciphertext"].items >= 1);
         assert!(!size.parts.contains_key("other"));
         assert!((size.per_member - size.bytes as f64 / n as f64).abs() < 1e-9);

@@ -21,6 +21,7 @@ impl Cgka {
         body: CgkaBody,
         authority: &dyn CgkaAuthority,
     ) -> Result<CgkaOp, CreateError> {
+        self.learn_leaf_keys(&body);
         let op = Verified::sign(
             Op::new(key.public_key(), self.own_predecessors(), body),
             key,
@@ -53,8 +54,10 @@ impl Cgka {
     }
 
     /// Adds every device of `seats` (with its leaf key) in batched adds of at most
-    /// [`MAX_SEATS`] seats each, ascending by device (CGKA-33, CGKA-13, CGKA-16); a single seat
-    /// is an ordinary add. Returns the ops in order.
+    /// [`MAX_SEATS`] seats each, ascending by device (CGKA-33, CGKA-13, CGKA-16). Seats whose
+    /// leaf key is the device's own seat key go in device-key seat ops, which name devices
+    /// only (as [`Cgka::add_devices`], CGKA-34); the others (a card's prekey) in batched adds,
+    /// a single one as an ordinary add. Returns the ops in order.
     pub fn add_many(
         &mut self,
         key: &SigningKey,
@@ -77,8 +80,15 @@ impl Cgka {
         {
             return Err(CreateError::Unauthorized);
         }
-        let mut ops = Vec::with_capacity(seats.len().div_ceil(MAX_SEATS));
-        for chunk in seats.chunks(MAX_SEATS) {
+        let (on_device, on_prekey): (Vec<Seat>, Vec<Seat>) = seats
+            .into_iter()
+            .partition(|s| PrekeyPublic::of_device(&s.device.0) == Some(s.prekey));
+        let mut ops = Vec::with_capacity((on_device.len() + on_prekey.len()).div_ceil(MAX_SEATS));
+        for chunk in on_device.chunks(MAX_SEATS) {
+            let devices = chunk.iter().map(|s| s.device).collect();
+            ops.push(self.sign_and_apply(key, CgkaBody::AddDevices { devices }, authority)?);
+        }
+        for chunk in on_prekey.chunks(MAX_SEATS) {
             let body = match chunk {
                 [one] => CgkaBody::Add {
                     device: one.device,
@@ -91,6 +101,23 @@ impl Cgka {
             ops.push(self.sign_and_apply(key, body, authority)?);
         }
         Ok(ops)
+    }
+
+    /// Seats every device of `devices` on its device key (CGKA-34), in device-key seat ops of
+    /// at most [`MAX_SEATS`] devices each, ascending (CGKA-33, CGKA-13, CGKA-16). Refused if
+    /// some device has no seat key or is not allowed. Returns the ops in order.
+    pub fn add_devices(
+        &mut self,
+        key: &SigningKey,
+        devices: &[IndividualId],
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Vec<CgkaOp>, CreateError> {
+        let mut seats = Vec::with_capacity(devices.len());
+        for device in devices {
+            let seat = PrekeyPublic::of_device(&device.0).ok_or(CreateError::Unauthorized)?;
+            seats.push((*device, seat));
+        }
+        self.add_many(key, &seats, authority)
     }
 
     /// Removes `device`, which must be seated (CGKA-14, CGKA-17, CGKA-26).
@@ -192,8 +219,14 @@ impl Cgka {
 
     /// The local device's secrets, for the key store (KEYS-2).
     pub fn export_secrets(&self) -> CgkaSecrets {
-        let mut node_keys: Vec<Zeroizing<[u8; 32]>> =
-            self.secrets.values().map(PrekeySecret::to_bytes).collect();
+        // CGKA-34: the seat secret is the device's signing scalar; the device key is stored on
+        // its own and the seat secret derived from it again when the CGKA is started.
+        let mut node_keys: Vec<Zeroizing<[u8; 32]>> = self
+            .secrets
+            .iter()
+            .filter(|(public, _)| Some(**public) != self.own_seat)
+            .map(|(_, secret)| secret.to_bytes())
+            .collect();
         node_keys.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
         let mut epochs: Vec<(Hash, SymmetricKey)> =
             self.epochs.iter().map(|(h, k)| (*h, k.clone())).collect();

@@ -101,8 +101,9 @@ pub enum CreateError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
-    /// The creating device has no prekey to seat itself with.
-    #[error("the creating device has no prekey")]
+    /// The creating device has no key to seat itself with (its device key has no X25519
+    /// form, CGKA-34).
+    #[error("the creating device has no seat key")]
     NoPrekey,
     /// The op is not the init the document's genesis names (CGKA-25).
     #[error("not this document's cgka init")]
@@ -205,6 +206,12 @@ pub struct Cgka {
     adds_stamp: Option<[u64; 2]>,
     /// Bumped whenever the tree or the epoch secrets may have changed.
     generation: u64,
+    /// CGKA-34: the leaf key of every device a device-key seat op names (its device key's
+    /// X25519 form, `None` if it has none), converted once.
+    leaf_keys: HashMap<IndividualId, Option<PrekeyPublic>>,
+    /// CGKA-34: the local device's own seat key, whose secret is its signing scalar: held to
+    /// unwrap, never exported to the key store (the device key is stored on its own).
+    own_seat: Option<PrekeyPublic>,
 }
 
 impl core::fmt::Debug for Cgka {
@@ -220,13 +227,10 @@ impl core::fmt::Debug for Cgka {
 }
 
 impl Cgka {
-    /// Creates a document's CGKA with `creator` at leaf 0 (CGKA-2). Returns the CGKA and the
-    /// signed init op to publish.
+    /// Creates a document's CGKA with `creator` at leaf 0, seated on its device key (CGKA-2,
+    /// CGKA-34). Returns the CGKA and the signed init op to publish.
     pub fn create(document: DocumentId, creator: &Device) -> Result<(Self, CgkaOp), InitError> {
-        let prekey = creator
-            .prekeys()
-            .first()
-            .map(PrekeySecret::public)
+        let prekey = PrekeyPublic::of_device(&creator.signing_key().public_key())
             .ok_or(InitError::NoPrekey)?;
         let op = Verified::sign(
             Op::new(
@@ -293,11 +297,17 @@ impl Cgka {
             recheck: HashSet::new(),
             adds_stamp: None,
             generation: 0,
+            leaf_keys: HashMap::new(),
+            own_seat: None,
         };
         if let Some(device) = owner {
             for prekey in device.prekeys() {
                 cgka.secrets.insert(prekey.public(), prekey.clone());
             }
+            // CGKA-34: the device key's X25519 form is this device's seat key.
+            let seat = PrekeySecret::of_device(device.signing_key());
+            cgka.own_seat = Some(seat.public());
+            cgka.secrets.insert(seat.public(), seat);
         }
         cgka.ops.insert(hash, init);
         cgka.order.push(hash);
@@ -401,35 +411,86 @@ impl Cgka {
     }
 }
 
-/// The authority's answer that replay depends on: `may_add` for an add, `may_remove` for a
-/// remove, nothing for other ops.
-/// A batched add gets one answer per seat, in its order (CGKA-33).
-fn verdict_of(op: &CgkaOp, authority: &dyn CgkaAuthority) -> Option<Vec<bool>> {
-    let issuer = IndividualId(op.issuer);
-    match &op.body {
-        CgkaBody::Add { device, prekey } => Some(vec![authority.may_add(&issuer, device, prekey)]),
-        CgkaBody::AddMany { seats } => Some(
-            seats
+impl Cgka {
+    /// The devices `body` seats with their leaf keys ([`CgkaBody::seats`]), device-key seats
+    /// taken from the cache of converted device keys when there (CGKA-34).
+    pub(super) fn seats_of(&self, body: &CgkaBody) -> Vec<(IndividualId, Option<PrekeyPublic>)> {
+        match body {
+            CgkaBody::AddDevices { devices } => devices
                 .iter()
-                .map(|s| authority.may_add(&issuer, &s.device, &s.prekey))
+                .map(|d| {
+                    let key = match self.leaf_keys.get(d) {
+                        Some(known) => *known,
+                        None => PrekeyPublic::of_device(&d.0),
+                    };
+                    (*d, key)
+                })
                 .collect(),
-        ),
-        CgkaBody::Remove { device } => Some(vec![authority.may_remove(&issuer, device)]),
-        CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => None,
+            other => other.seats(),
+        }
+    }
+
+    /// CGKA-34: converts (once) the device keys an op seats devices on, so that replays and
+    /// refreshes do not decompress them again.
+    pub(super) fn learn_leaf_keys(&mut self, body: &CgkaBody) {
+        if let CgkaBody::AddDevices { devices } = body {
+            for d in devices {
+                self.leaf_keys
+                    .entry(*d)
+                    .or_insert_with(|| PrekeyPublic::of_device(&d.0));
+            }
+        }
+    }
+
+    /// The authority's answer that replay depends on: `may_add` for an add, `may_remove` for
+    /// a remove, nothing for other ops. A batched add gets one answer per seat, in its order
+    /// (CGKA-33); a device-key seat with no X25519 form is refused (CGKA-34).
+    pub(super) fn verdict_of(
+        &self,
+        op: &CgkaOp,
+        authority: &dyn CgkaAuthority,
+    ) -> Option<Vec<bool>> {
+        let issuer = IndividualId(op.issuer);
+        match &op.body {
+            CgkaBody::Add { .. } | CgkaBody::AddMany { .. } | CgkaBody::AddDevices { .. } => Some(
+                self.seats_of(&op.body)
+                    .into_iter()
+                    .map(|(device, key)| seat_allowed(&op.body, &issuer, &device, key, authority))
+                    .collect(),
+            ),
+            CgkaBody::Remove { device } => Some(vec![authority.may_remove(&issuer, device)]),
+            CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => None,
+        }
+    }
+
+    /// CGKA-20: whether `op` is authorised on receipt. A batched add is received only if
+    /// every seat is allowed (replay still answers per seat, CGKA-33).
+    pub(super) fn authorised(&self, op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {
+        let issuer = IndividualId(op.issuer);
+        match &op.body {
+            CgkaBody::Init { .. } => false,
+            CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
+            CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.may_update(&issuer),
+            CgkaBody::Add { .. } | CgkaBody::AddMany { .. } | CgkaBody::AddDevices { .. } => self
+                .verdict_of(op, authority)
+                .is_some_and(|answers| answers.iter().all(|a| *a)),
+        }
     }
 }
 
-fn authorised(op: &CgkaOp, authority: &dyn CgkaAuthority) -> bool {
-    let issuer = IndividualId(op.issuer);
-    match &op.body {
-        CgkaBody::Init { .. } => false,
-        CgkaBody::Add { device, prekey } => authority.may_add(&issuer, device, prekey),
-        // CGKA-33: received only if every seat is allowed (replay still answers per seat).
-        CgkaBody::AddMany { seats } => seats
-            .iter()
-            .all(|s| authority.may_add(&issuer, &s.device, &s.prekey)),
-        CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
-        CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.may_update(&issuer),
+/// CGKA-16, CGKA-34: the authority's answer for one seat of an add (`key` its leaf key): a
+/// device-key seat needs a seat key and `may_seat`, any other `may_add` with its prekey.
+pub(super) fn seat_allowed(
+    body: &CgkaBody,
+    issuer: &IndividualId,
+    device: &IndividualId,
+    key: Option<PrekeyPublic>,
+    authority: &dyn CgkaAuthority,
+) -> bool {
+    match (body, key) {
+        (_, None) => false,
+        (CgkaBody::AddDevices { .. }, Some(_)) => authority.may_seat(issuer, device),
+        (_, Some(key)) => authority.may_add(issuer, device, &key),
     }
 }
 

@@ -34,7 +34,8 @@ impl Cgka {
         if matches!(op.body, CgkaBody::Init { .. }) {
             return Err(ReceiveError::ForeignInit);
         }
-        let refusal = if !authorised(&op, authority) {
+        self.learn_leaf_keys(&op.body);
+        let refusal = if !self.authorised(&op, authority) {
             Some(ReceiveError::Unauthorized)
         } else if self.missing(&op).is_empty() {
             self.removes_nobody(&op, authority)
@@ -151,17 +152,12 @@ impl Cgka {
             let issuer = IndividualId(op.issuer);
             match &op.body {
                 CgkaBody::Init { .. } if issuer == *device => seated = true,
-                CgkaBody::Add { device: d, prekey }
-                    if d == device && authority.may_add(&issuer, d, prekey) =>
-                {
-                    seated = true;
-                }
-                CgkaBody::AddMany { seats }
-                    if seats.iter().any(|s| {
-                        s.device == *device && authority.may_add(&issuer, &s.device, &s.prekey)
-                    }) =>
-                {
-                    seated = true;
+                body if body.is_add() => {
+                    let seat = self.seats_of(body).into_iter().find(|(d, _)| d == device);
+                    if seat.is_some_and(|(d, key)| seat_allowed(body, &issuer, &d, key, authority))
+                    {
+                        seated = true;
+                    }
                 }
                 CgkaBody::Remove { device: d }
                     if d == device && authority.may_remove(&issuer, d) =>

@@ -24,9 +24,9 @@ impl Cgka {
     /// applied it.
     pub(super) fn answers_changed(&mut self, authority: &dyn CgkaAuthority) -> bool {
         let differs = |hash: &Hash| {
-            self.ops
-                .get(hash)
-                .is_some_and(|op| verdict_of(op, authority).as_ref() != self.verdicts.get(hash))
+            self.ops.get(hash).is_some_and(|op| {
+                self.verdict_of(op, authority).as_ref() != self.verdicts.get(hash)
+            })
         };
         let stamp = authority.allowed_adds_stamp();
         if stamp.is_some() && stamp == self.adds_stamp {
@@ -180,10 +180,10 @@ impl Cgka {
             Past::AllExcept(concurrent)
         };
         self.generation += 1;
-        let verdict = verdict_of(&op, authority);
+        let verdict = self.verdict_of(&op, authority);
         if let Some(answers) = &verdict {
             // CGKA-32: an allowed add is asked again only when the allowed-adds stamp moves.
-            let adds = matches!(op.body, CgkaBody::Add { .. } | CgkaBody::AddMany { .. });
+            let adds = op.body.is_add();
             if adds && answers.iter().all(|a| *a) {
                 self.recheck.remove(&hash);
             } else {
@@ -203,28 +203,14 @@ impl Cgka {
                     self.structural.push(hash);
                 }
             }
-            CgkaBody::Add { device, prekey } => {
-                if allowed(0) {
-                    let entry = Entry {
-                        op: hash,
-                        public: *prekey,
-                    };
-                    if let Some(slot) = self.tree.seat(*device, entry) {
-                        self.structural_change(hash, &past, slot);
-                    }
-                }
-            }
-            // CGKA-33: each seat as an add of its own, in order, answered on its own.
-            CgkaBody::AddMany { seats } => {
-                for (i, seat) in seats.iter().enumerate() {
-                    if !allowed(i) {
+            // CGKA-33, CGKA-34: each seat as an add of its own, in order, answered on its own.
+            CgkaBody::Add { .. } | CgkaBody::AddMany { .. } | CgkaBody::AddDevices { .. } => {
+                for (i, (device, key)) in self.seats_of(&op.body).into_iter().enumerate() {
+                    let Some(public) = key.filter(|_| allowed(i)) else {
                         continue;
-                    }
-                    let entry = Entry {
-                        op: hash,
-                        public: seat.prekey,
                     };
-                    if let Some(slot) = self.tree.seat(seat.device, entry) {
+                    let entry = Entry { op: hash, public };
+                    if let Some(slot) = self.tree.seat(device, entry) {
                         self.structural_change(hash, &past, slot);
                     }
                 }
