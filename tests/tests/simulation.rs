@@ -107,13 +107,10 @@ fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>
 }
 
 /// Issue 10 item 6: every seed keeps every invariant. Each defect the seeds found is pinned by
-/// a test in `simulation_findings.rs` (the last: CGKA-18/REP-4, seeds 166, 210, 302, 355, 360
-/// and 385, which broke (b) on most runs: a key update made while its writer held `read`,
-/// received after the writer left, was refused, so the change under it stayed unreadable).
-/// Known, not fixed: seed 183 breaks (b) by the limit REP-5a states (a head written
-/// concurrently with a reader's seat, whose author then lost `read`, stays unreadable to that
-/// reader until someone writes after it: alice-phone writes the plan while alice-laptop seats
-/// carol, then revokes alice's group from the team). CI's seeds (0..16) pass.
+/// a test in `simulation_findings.rs` (the last: REP-5a, seed 183, which broke (b): a head
+/// written concurrently with a reader's seat, whose author then lost `read`, stayed unreadable
+/// to that reader until someone wrote after it; before it CGKA-18/REP-4, seeds 166, 210, 302,
+/// 355, 360 and 385). CI's seeds (0..16) pass.
 #[test]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {
