@@ -111,7 +111,9 @@ fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>
 /// a test in `simulation_findings.rs` (the last: REP-5a, seed 183, which broke (b): a head
 /// written concurrently with a reader's seat, whose author then lost `read`, stayed unreadable
 /// to that reader until someone wrote after it; before it CGKA-18/REP-4, seeds 166, 210, 302,
-/// 355, 360 and 385). CI's seeds (0..16) pass.
+/// 355, 360 and 385). CI's seeds (0..16) pass. Known, not diagnosed yet: seed 728 breaks (b)
+/// (alice-phone's write of step 33 on subject 11 is unreadable to every reader after healing;
+/// the release survey of seeds 533..732 found no other failure).
 #[test]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {
