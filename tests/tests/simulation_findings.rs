@@ -365,6 +365,81 @@ fn a_change_its_successor_could_not_open_is_readable_by_a_reader_seated_later() 
     }
 }
 
+/// (b), REP-5a: a change written concurrently with a reader's seat, whose author then loses
+/// `read`, is readable by that reader though nobody writes after it (simulation seed 183: "(b)
+/// carol holds read on subject 7 (plan) but cannot read the write of step 44 by alice-phone";
+/// alice-phone wrote while alice-laptop seated carol, then revoked alice's group from the
+/// team). Only the author of an uncovered head published an entry point for it, and an author
+/// without `read` never will; now a device that opened the head publishes it once its author
+/// no longer reads. Here Alice opens Dave's change only after removing him (its blob arrives
+/// late), so she must look again when she opens it, not only when the members change.
+#[test]
+fn a_change_concurrent_with_a_seat_whose_author_lost_read_is_readable_by_the_seated_reader() {
+    use keyhive_core::capability::PeerTag;
+
+    let mut alice = replica("alice");
+    let dave_device = keyhive_core::identity::Device::generate(Some("dave".into()));
+    let carol_device = keyhive_core::identity::Device::generate(Some("carol".into()));
+    let mut dave = common::replica_of(dave_device.clone());
+    let mut carol = common::replica_of(carol_device.clone());
+    let doc = alice.create_document().expect("document");
+    alice
+        .add_contact(dave_device.contact_card().expect("card"))
+        .expect("dave's card");
+    alice
+        .grant(&doc.0, AgentId::Individual(dave_device.id()), Access::Write)
+        .expect("dave writes");
+    alice
+        .write(doc, b"first")
+        .expect("alice writes, seating dave");
+    dave.ingest_all(PeerTag::LOCAL, common::all_items(&alice))
+        .expect("dave syncs");
+    // Concurrently: Dave writes (over the inline limit, INL-2: an op and a blob); Alice shares
+    // the document with Carol, seating her under a new epoch.
+    let text = vec![b'd'; 2048];
+    let concurrent = dave.write(doc, &text).expect("dave writes");
+    alice
+        .add_contact(carol_device.contact_card().expect("card"))
+        .expect("carol's card");
+    alice
+        .grant(&doc.0, AgentId::Individual(carol_device.id()), Access::Read)
+        .expect("carol reads");
+    alice.prepare_all().expect("alice seats carol");
+    // Alice receives Dave's op, then removes him (so his change is valid); its blob arrives
+    // after she re-keyed. Dave, who never learned of Carol's seat, no longer reads.
+    let (blobs, ops): (Vec<Item>, Vec<Item>) = common::all_items(&dave)
+        .into_iter()
+        .partition(|i| i.kind() == ItemKind::Blob);
+    alice.ingest_all(PeerTag::LOCAL, ops).expect("dave's op");
+    alice
+        .revoke(&doc.0, AgentId::Individual(dave_device.id()))
+        .expect("alice removes dave");
+    alice.prepare_all().expect("alice re-keys without dave");
+    alice
+        .ingest_all(PeerTag::LOCAL, blobs)
+        .expect("dave's blob arrives");
+    // Alice and Carol sync until quiet, as `sync_with` does (prepare between rounds).
+    for _ in 0..4 {
+        let items: Vec<Item> = [&alice, &carol]
+            .iter()
+            .flat_map(|r| common::all_items(*r))
+            .collect();
+        for r in [&mut alice, &mut carol] {
+            r.ingest_all(PeerTag::LOCAL, items.clone()).expect("sync");
+            r.prepare_all().expect("prepare");
+        }
+    }
+    assert!(
+        carol.validity(&concurrent).is_some_and(|v| v.is_valid()),
+        "dave's change is valid"
+    );
+    let mut out = Vec::new();
+    carol
+        .read_change(doc, &concurrent, &mut out)
+        .expect("carol reads dave's concurrent change");
+    assert_eq!(out, text);
+}
+
 /// CAP-19: every op `replica`'s checker applied is in its store (none applied but never stored).
 fn assert_applied_ops_stored(replica: &common::R, context: &str) {
     for op in replica.checker().ops() {

@@ -6,12 +6,8 @@ pub mod aead;
 pub mod derive;
 pub mod hash;
 pub mod prekey;
+pub mod rng;
 pub mod secret;
 pub mod signing;
 
-/// The process-wide cryptographically secure generator used for keys and nonces.
-///
-/// `rand::rng()` is a ChaCha-based generator reseeded from the operating system.
-pub(crate) fn csprng() -> rand::rngs::ThreadRng {
-    rand::rng()
-}
+pub use rng::csprng;

@@ -216,7 +216,7 @@ pub fn encrypt_with_epoch(
     content: &[u8],
 ) -> Result<(EncryptedChange, SymmetricKey), EncryptError> {
     let mut nonce = [0u8; 24];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut nonce);
     seal_change(
         document,
         epoch,

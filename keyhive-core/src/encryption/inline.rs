@@ -141,7 +141,7 @@ pub fn seal_inline(
 ) -> Result<(Payload, SymmetricKey), EncryptError> {
     let (epoch, root) = cgka.current_epoch().ok_or(EncryptError::MustUpdate)?;
     let mut salt = [0u8; INLINE_SALT_LEN];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut salt);
     seal_inline_with(root, epoch, salt, header, predecessors, content)
 }
 

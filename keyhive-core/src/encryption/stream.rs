@@ -93,7 +93,7 @@ pub fn encrypt_stream(
     writer: impl Write,
 ) -> Result<u64, StreamError> {
     let mut salt = [0u8; 16];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut salt);
     encrypt_stream_with_salt(key, salt, associated_data, reader, writer)
 }
 

@@ -34,9 +34,9 @@ pub fn seal_archive(
     params: BackupParams,
 ) -> Result<Vec<u8>, BackupError> {
     let mut salt = [0u8; 16];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut salt);
     let mut nonce = [0u8; 24];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut nonce);
     seal_with(payload, passphrase, params, salt, nonce)
 }
 

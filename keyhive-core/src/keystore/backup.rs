@@ -120,7 +120,7 @@ pub fn export_backup(
     params: BackupParams,
 ) -> Result<Vec<u8>, BackupError> {
     let mut salt = [0u8; 16];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut salt);
     seal_backup(store, passphrase, BackupHeader { params, salt }, aead::seal)
 }
 

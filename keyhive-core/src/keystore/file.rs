@@ -106,7 +106,7 @@ pub enum FileError {
 
 fn temp_path(path: &Path) -> PathBuf {
     let mut suffix = [0u8; 8];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut suffix);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut suffix);
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())

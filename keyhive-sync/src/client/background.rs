@@ -222,8 +222,10 @@ impl Client {
                 return;
             }
             // SYNC-92: exponential backoff with up to 50% random jitter.
-            let jitter =
-                rand::RngExt::random_range(&mut rand::rng(), 0..=backoff.as_millis() as u64 / 2);
+            let jitter = rand::RngExt::random_range(
+                &mut keyhive_core::crypto::csprng(),
+                0..=backoff.as_millis() as u64 / 2,
+            );
             let delay = backoff + Duration::from_millis(jitter);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}

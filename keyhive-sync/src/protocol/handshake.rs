@@ -116,7 +116,7 @@ pub enum HandshakeError {
 /// Fresh 32 random bytes from the OS-seeded CSPRNG.
 pub fn nonce() -> [u8; 32] {
     let mut out = [0u8; 32];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut out);
+    rand::Rng::fill_bytes(&mut keyhive_core::crypto::csprng(), &mut out);
     out
 }
 

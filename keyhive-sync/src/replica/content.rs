@@ -106,6 +106,9 @@ struct Stamp {
     readers: u64,
     directory: u64,
     cgka: u64,
+    /// REP-5a: changes of the document this device has opened; one it opened since may be
+    /// an uncovered head it now publishes an entry point for.
+    opened: usize,
 }
 
 impl<S: Store> Replica<S> {
@@ -125,7 +128,7 @@ impl<S: Store> Replica<S> {
         };
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
-            if self.own_change_uncovered(document)? {
+            if self.uncovered_change_to_publish(document)? {
                 self.publish_entry_point(document)?;
             }
             self.prepared
@@ -150,7 +153,7 @@ impl<S: Store> Replica<S> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.store_items(items)?;
-        if seated || self.own_change_uncovered(document)? {
+        if seated || self.uncovered_change_to_publish(document)? {
             self.publish_entry_point(document)?;
         }
         let stamp = self.prepared_stamp(document)?;
@@ -232,6 +235,7 @@ impl<S: Store> Replica<S> {
             readers: self.admission.checker.members_version(&document.0),
             directory: self.admission.directory.generation(),
             cgka: self.cgka_of(&document)?.generation(),
+            opened: self.with_history(document, |h| h.opened.len())?,
         })
     }
 

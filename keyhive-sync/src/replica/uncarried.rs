@@ -9,11 +9,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use keyhive_core::capability::AnyVerified;
+use keyhive_core::capability::{Access, AgentId, AnyVerified};
 use keyhive_core::cgka::Cgka;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::secret::SymmetricKey;
-use keyhive_core::identity::DocumentId;
+use keyhive_core::identity::{DocumentId, IndividualId};
 
 use super::Replica;
 use super::error::ReplicaError;
@@ -45,24 +45,38 @@ impl<S: Store> Replica<S> {
         Ok(keys)
     }
 
-    /// REP-5a, REP-5b: whether a change of `document` that this device wrote is a content head
-    /// or uncarried, and no change or entry point sealed under the current epoch carries it,
-    /// so that a device seated in that epoch (concurrently with the write, or after the
-    /// change lost its carrier) could not open it.
-    pub(super) fn own_change_uncovered(&self, document: DocumentId) -> Result<bool, ReplicaError> {
+    /// REP-5a, REP-5b: whether a change of `document` that this device opened is a content
+    /// head or uncarried, no change or entry point sealed under the current epoch carries it
+    /// (so a device seated in that epoch, concurrently with the write or after the change
+    /// lost its carrier, could not open it), and this device is one that publishes for it:
+    /// its author, or any device that opened it once its author no longer holds `read` (that
+    /// author never will).
+    pub(super) fn uncovered_change_to_publish(
+        &self,
+        document: DocumentId,
+    ) -> Result<bool, ReplicaError> {
         let Some((epoch, _)) = self.cgkas.get(&document).and_then(Cgka::current_epoch) else {
             return Ok(false);
         };
         let me = self.device.id().0;
-        let mine = |id: &Hash| matches!(self.admission.checker.op(id), Some(AnyVerified::Content(c)) if c.issuer == me);
+        let readers = self.admission.checker.members(&document.0);
+        let publishes_for = |id: &Hash| match self.admission.checker.op(id) {
+            Some(AnyVerified::Content(c)) => {
+                c.issuer == me
+                    || readers
+                        .get(&AgentId::Individual(IndividualId(c.issuer)))
+                        .is_none_or(|held| *held < Access::Read)
+            }
+            _ => false,
+        };
         let heads = self.admission.checker.content_heads(&document.0);
         self.with_history(document, |h| {
             let covered = h.covered.get(&epoch);
             let uncovered = |id: &Hash| {
-                mine(id)
-                    && h.opened
-                        .get(id)
-                        .is_some_and(|o| covered.is_none_or(|set| !set.contains(&o.reference)))
+                h.opened
+                    .get(id)
+                    .is_some_and(|o| covered.is_none_or(|set| !set.contains(&o.reference)))
+                    && publishes_for(id)
             };
             heads.iter().any(&uncovered) || h.uncarried(&heads).iter().any(&uncovered)
         })

@@ -1,5 +1,8 @@
 //! Running a step list, shrinking a failing one, and the failure report.
 
+use keyhive_core::Hash;
+use keyhive_sync::Store;
+
 use super::cast::{PROLOGUE, legend};
 use super::invariants::{Violation, check};
 use super::steps::Step;
@@ -26,6 +29,8 @@ const PER_INVARIANT: usize = 4;
 pub struct Run {
     pub violations: Vec<Violation>,
     pub trace: Vec<String>,
+    /// [`digest`] of the healed world: equal for two runs of the same seed and steps.
+    pub digest: Hash,
 }
 
 impl Run {
@@ -34,8 +39,13 @@ impl Run {
     }
 }
 
-/// Runs the prologue, `steps`, healing and the checks.
-pub fn run(steps: &[Step]) -> Run {
+/// Runs the prologue, `steps`, healing and the checks, every key, salt and nonce drawn from a
+/// generator seeded with `seed` (ENC-16), so that the run reproduces bit for bit.
+pub fn run(seed: u64, steps: &[Step]) -> Run {
+    keyhive_core::crypto::rng::seeded(seed, || run_seeded(steps))
+}
+
+fn run_seeded(steps: &[Step]) -> Run {
     let mut world = World::new();
     let mut trace = Vec::with_capacity(steps.len() + 1);
     for (i, step) in steps.iter().enumerate() {
@@ -49,13 +59,41 @@ pub fn run(steps: &[Step]) -> Run {
     trace.push(format!("heal: {rounds} round(s) of every link"));
     Run {
         violations: check(&world),
+        digest: digest(&world, &trace),
         trace,
     }
 }
 
+/// The trace digest of a run: every line of `trace`, then every item stored by every device
+/// and relay (subject by subject in creation order, each subject's items in the store's order).
+pub fn digest(world: &World, trace: &[String]) -> Hash {
+    let mut bytes = Vec::new();
+    for line in trace {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    let order = world.subject_order();
+    let stores = world
+        .devices
+        .iter()
+        .map(|d| &*d.store)
+        .chain(world.relays.iter().map(|r| &*r.store));
+    for store in stores {
+        for subject in &order {
+            for hash in store.hashes(subject).expect("hashes") {
+                let item = store.get(&hash).expect("get").expect("listed item held");
+                bytes.extend_from_slice(&hash.0);
+                bytes.extend_from_slice(item.envelope());
+            }
+        }
+        bytes.push(0xff);
+    }
+    Hash::of_content(&bytes)
+}
+
 /// Drops chunks of steps (halving their size down to one step) while the run still breaks
 /// `invariant`, within [`SHRINK_BUDGET`] runs (`SIM_SHRINK_BUDGET`). Returns the shortest list found and its run.
-pub fn shrink(steps: Vec<Step>, failing: Run, invariant: &str) -> (Vec<Step>, Run) {
+pub fn shrink(seed: u64, steps: Vec<Step>, failing: Run, invariant: &str) -> (Vec<Step>, Run) {
     let (mut best, mut best_run) = (steps, failing);
     let budget = shrink_budget();
     let mut runs = 0;
@@ -66,7 +104,7 @@ pub fn shrink(steps: Vec<Step>, failing: Run, invariant: &str) -> (Vec<Step>, Ru
             let mut candidate = best.clone();
             candidate.drain(at..(at + chunk).min(best.len()));
             runs += 1;
-            let r = run(&candidate);
+            let r = run(seed, &candidate);
             if r.fails(invariant) {
                 best = candidate;
                 best_run = r;

@@ -38,7 +38,7 @@ pub fn sweep(seeds: Range<u64>, every: bool) -> Sweep {
                     if seed >= seeds.end {
                         break;
                     }
-                    let result = run(&generate(seed, STEPS));
+                    let result = run(seed, &generate(seed, STEPS));
                     if every {
                         // A survey reports as it goes, so that a cut-short one still tells.
                         let broken: BTreeSet<&str> =

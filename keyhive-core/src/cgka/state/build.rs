@@ -271,7 +271,7 @@ pub fn fresh_path(
         })
         .collect();
     let mut leaf_secret = Zeroizing::new([0u8; 32]);
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut *leaf_secret);
+    rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut *leaf_secret);
     path::generate(document, leaf_secret, &resolutions)
 }
 
@@ -350,7 +350,7 @@ pub(super) fn fill_bodies(
                         Some(left) => (path::chain_secret(left), &right_keys),
                         None => {
                             let mut secret = Zeroizing::new([0u8; 32]);
-                            rand::Rng::fill_bytes(&mut rand::rng(), &mut *secret);
+                            rand::Rng::fill_bytes(&mut crate::crypto::csprng(), &mut *secret);
                             (secret, &keys)
                         }
                     };
