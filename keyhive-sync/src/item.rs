@@ -1,14 +1,18 @@
 //! The unit of sync: an opaque signed envelope with its kind and subject (`specs/sync.md` §2).
 //!
-//! The sync layer never interprets an envelope beyond its size (SYNC-2); the content address is
-//! always recomputed locally from the exact bytes (SYNC-3) and never taken from the wire.
+//! The sync layer never interprets an envelope beyond its size (SYNC-2) and its wire form
+//! (SYNC-110: auth and content ops travel without the tag, version and subject the framing
+//! carries, and are expanded on arrival); the content address is always recomputed locally from
+//! the exact signed bytes (SYNC-3) and never taken from the wire.
 
 use core::fmt;
+use std::borrow::Cow;
 
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, GroupId};
 use keyhive_core::signed::SIGNATURE_LEN;
+use keyhive_core::wire_form::{self, WireFormError};
 use serde::{Deserialize, Serialize};
 
 /// SYNC-2: largest envelope (payload + signature) the sync layer moves or stores.
@@ -85,14 +89,16 @@ impl fmt::Debug for SubjectId {
     }
 }
 
-/// An item as it travels on the wire: no hash (the receiver computes it, SYNC-3).
+/// An item as it travels on the wire (and rests in a store): no hash (the receiver computes
+/// it, SYNC-3), and the envelope in its wire form (SYNC-110).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireItem {
     /// What the envelope is.
     pub kind: ItemKind,
     /// The subject it belongs to.
     pub subject: SubjectId,
-    /// The exact signed envelope bytes.
+    /// The envelope's wire form: the signed bytes, or for an auth or content op of a compact
+    /// version, those bytes without the tag, the version and the subject (SYNC-110).
     pub envelope: Vec<u8>,
 }
 
@@ -111,6 +117,10 @@ pub enum ItemError {
         /// Limit.
         max: usize,
     },
+    /// SYNC-110: the wire envelope has no signed form (a full-form op of a compact version, or
+    /// a malformed compact envelope).
+    #[error("wire envelope refused: {0}")]
+    WireForm(#[from] WireFormError),
 }
 
 /// A stored or received item with its locally computed content address.
@@ -143,27 +153,47 @@ impl Item {
         })
     }
 
-    /// Accepts an item from the wire (same checks as [`Item::new`]).
+    /// Accepts an item from the wire or a store: expands its envelope to the signed bytes with
+    /// the item's subject (SYNC-110), then the checks of [`Item::new`].
     pub fn from_wire(wire: WireItem) -> Result<Self, ItemError> {
-        Item::new(wire.kind, wire.subject, wire.envelope)
+        let envelope = match wire_form::expand(&wire.envelope, &wire.subject.0)? {
+            Cow::Borrowed(_) => wire.envelope,
+            Cow::Owned(full) => full,
+        };
+        Item::new(wire.kind, wire.subject, envelope)
     }
 
-    /// The wire form.
+    /// The wire form (SYNC-110).
     pub fn to_wire(&self) -> WireItem {
         WireItem {
             kind: self.kind,
             subject: self.subject,
-            envelope: self.envelope.clone(),
+            envelope: self.wire_envelope().into_owned(),
         }
     }
 
-    /// Consumes the item into its wire form.
+    /// Consumes the item into its wire form (SYNC-110).
     pub fn into_wire(self) -> WireItem {
+        let envelope = match wire_form::compact(&self.envelope, &self.subject.0) {
+            Cow::Borrowed(_) => self.envelope,
+            Cow::Owned(compact) => compact,
+        };
         WireItem {
             kind: self.kind,
             subject: self.subject,
-            envelope: self.envelope,
+            envelope,
         }
+    }
+
+    /// The envelope as it travels and is stored (SYNC-110): what the wire and storage bytes
+    /// of an item count.
+    pub fn wire_envelope(&self) -> Cow<'_, [u8]> {
+        wire_form::compact(&self.envelope, &self.subject.0)
+    }
+
+    /// The length of [`Item::wire_envelope`], without building it.
+    pub fn wire_len(&self) -> usize {
+        wire_form::compact_len(&self.envelope, &self.subject.0)
     }
 
     /// The item's kind.
@@ -176,7 +206,8 @@ impl Item {
         self.subject
     }
 
-    /// The exact envelope bytes.
+    /// The exact signed envelope bytes (expanded, SYNC-110): what is decoded, verified and
+    /// hashed.
     pub fn envelope(&self) -> &[u8] {
         &self.envelope
     }
