@@ -522,6 +522,16 @@ impl AnyVerified {
         }
     }
 
+    /// CAP-23: the subject whose genesis is an implied parent of this op: the subject of a
+    /// `keyhive/auth` op of version 2 or later (which need not name the genesis among its
+    /// predecessors); `None` for every other op, whose parents are exactly the ones it names.
+    pub fn implied_genesis(&self) -> Option<PublicKey> {
+        match self {
+            AnyVerified::Auth(v) if v.format_version() >= 2 => Some(v.body.subject),
+            _ => None,
+        }
+    }
+
     /// The subject the op belongs to (for pending-set accounting).
     pub fn subject(&self) -> PublicKey {
         match self {
