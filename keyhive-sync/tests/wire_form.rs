@@ -164,7 +164,7 @@ fn sync110_a_version_1_auth_op_still_decodes_to_the_same_hash_and_travels_in_ful
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/capabilities.json");
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("json");
-    let mut seen = 0;
+    let (mut seen, mut compact) = (0, 0);
     for case in file["cases"].as_array().expect("cases") {
         for op in case["ops"].as_array().into_iter().flatten() {
             let Some(hex) = op.as_str().or_else(|| op["envelope"].as_str()) else {
@@ -175,17 +175,23 @@ fn sync110_a_version_1_auth_op_still_decodes_to_the_same_hash_and_travels_in_ful
                 continue;
             };
             // `keyhive/auth` (12 bytes) then the version byte.
-            assert_eq!(bytes[13], 1, "the vectors hold version-1 auth ops");
+            assert_eq!(signed.format_version(), bytes[13]);
             assert_eq!(signed.hash(), Hash::of_signed(&bytes));
             let subject = SubjectId(signed.unverified_payload().body.subject);
             let item = Item::new(ItemKind::Auth, subject, bytes.clone()).expect("item");
-            assert_eq!(item.wire_envelope().as_ref(), bytes.as_slice());
-            let back = Item::from_wire(item.to_wire()).expect("travels in full");
+            let back = Item::from_wire(item.to_wire()).expect("expands");
             assert_eq!(back.hash(), signed.hash());
-            seen += 1;
+            if bytes[13] == 1 {
+                assert_eq!(item.wire_envelope().as_ref(), bytes.as_slice(), "v1: in full");
+                seen += 1;
+            } else {
+                assert_eq!(item.wire_envelope()[0], AUTH_CODE, "v2: compact");
+                compact += 1;
+            }
         }
     }
     assert!(seen > 10, "{seen} version-1 auth ops");
+    assert!(compact >= 1, "the regenerated `cascade` case holds version-2 ops");
 }
 
 #[test]
