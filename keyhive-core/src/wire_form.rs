@@ -51,18 +51,11 @@ pub enum CompactKind {
 }
 
 impl CompactKind {
-    fn code(self) -> u8 {
+    /// The first byte of this kind's compact envelopes.
+    pub fn code(self) -> u8 {
         match self {
             CompactKind::Auth => AUTH_CODE,
             CompactKind::Content => CONTENT_CODE,
-        }
-    }
-
-    fn from_code(code: u8) -> Option<Self> {
-        match code {
-            AUTH_CODE => Some(CompactKind::Auth),
-            CONTENT_CODE => Some(CompactKind::Content),
-            _ => None,
         }
     }
 
@@ -108,64 +101,85 @@ pub enum WireFormError {
     /// The predecessor count is not a varint of at most 64 (ENC-9).
     #[error("compact envelope has a malformed predecessor count")]
     BadPredecessorCount,
+    /// A signed envelope starts with a compact code: no tagged payload does (ENC-11), and its
+    /// wire form would read as a compact envelope.
+    #[error("an envelope may not start with a compact wire code")]
+    StartsWithCode,
 }
 
-/// The form an envelope travels in (SYNC-110): compact when it is an auth or content op of a
-/// compact version whose subject is `subject`, otherwise the bytes as they are.
-pub fn compact<'a>(full: &'a [u8], subject: &PublicKey) -> Cow<'a, [u8]> {
-    match try_compact(full, subject) {
-        Some(bytes) => Cow::Owned(bytes),
+/// SYNC-110: whether a signed (expanded) envelope may be held in an item whose ops travel as
+/// `kind`: it must not start with `kind`'s compact code, or its wire form could be read two
+/// ways. Every tagged payload starts with a tag length below `0x80` (ENC-11), so only bytes
+/// that are no keyhive envelope are refused.
+pub fn check_signed_form(full: &[u8], kind: CompactKind) -> Result<(), WireFormError> {
+    match full.first() {
+        Some(&code) if code == kind.code() => Err(WireFormError::StartsWithCode),
+        _ => Ok(()),
+    }
+}
+
+/// The form an envelope travels in, in an item whose ops travel as `kind` (SYNC-110): compact
+/// when it is an op of `kind`'s compact version whose subject is `subject`, otherwise the
+/// bytes as they are.
+pub fn compact<'a>(full: &'a [u8], subject: &PublicKey, kind: CompactKind) -> Cow<'a, [u8]> {
+    match split_full(full, subject, kind) {
+        Some((head, tail)) => {
+            let mut out = Vec::with_capacity(full.len() - saved_bytes(kind.tag()));
+            out.push(kind.code());
+            out.extend_from_slice(head);
+            out.extend_from_slice(tail);
+            Cow::Owned(out)
+        }
         None => Cow::Borrowed(full),
     }
 }
 
 /// The length of [`compact`]'s answer, without building it.
-pub fn compact_len(full: &[u8], subject: &PublicKey) -> usize {
-    match split_full(full, subject) {
-        Some((kind, _, _)) => full.len() - saved_bytes(kind.tag()),
+pub fn compact_len(full: &[u8], subject: &PublicKey, kind: CompactKind) -> usize {
+    match split_full(full, subject, kind) {
+        Some(_) => full.len() - saved_bytes(kind.tag()),
         None => full.len(),
     }
 }
 
-fn try_compact(full: &[u8], subject: &PublicKey) -> Option<Vec<u8>> {
-    let (kind, head, tail) = split_full(full, subject)?;
-    let mut out = Vec::with_capacity(full.len() - saved_bytes(kind.tag()));
-    out.push(kind.code());
-    out.extend_from_slice(head);
-    out.extend_from_slice(tail);
-    Some(out)
-}
-
-/// Splits a full envelope of a compact version into its kind, the bytes between the version
-/// and the subject (issuer and predecessors), and the bytes after the subject; `None` when the
-/// envelope does not travel compact or does not name `subject` where the subject goes.
+/// Splits a full envelope of `kind`'s compact version into the bytes between the version and
+/// the subject (issuer and predecessors) and the bytes after the subject; `None` when the
+/// envelope is not one or does not name `subject` where the subject goes.
 fn split_full<'a>(
     full: &'a [u8],
     subject: &PublicKey,
-) -> Option<(CompactKind, &'a [u8], &'a [u8])> {
-    let kind = CompactKind::of_full(full)?;
+    kind: CompactKind,
+) -> Option<(&'a [u8], &'a [u8])> {
+    if CompactKind::of_full(full)? != kind {
+        return None;
+    }
     let body = full.get(encode(&kind.tag()).len() + 1..)?;
     let at = subject_offset(body)?;
     let named = body.get(at..at + 32)?;
     if named != subject.as_bytes() || body.len() < at + 32 + SIGNATURE_LEN {
         return None;
     }
-    Some((kind, &body[..at], &body[at + 32..]))
+    Some((&body[..at], &body[at + 32..]))
 }
 
-/// SYNC-110: the signed envelope a wire envelope stands for. A compact envelope is expanded
-/// with `subject` (the item's); an envelope of any other form is returned as it is, unless it
-/// is the full form of an op that must travel compact ([`WireFormError::NotCompact`]).
-pub fn expand<'a>(wire: &'a [u8], subject: &PublicKey) -> Result<Cow<'a, [u8]>, WireFormError> {
+/// SYNC-110: the signed envelope a wire envelope stands for, in an item whose ops travel as
+/// `kind`. An envelope starting with `kind`'s code is expanded with `subject` (the item's); an
+/// envelope of any other form is returned as it is, unless it is the full form of an op that
+/// must travel compact ([`WireFormError::NotCompact`]).
+pub fn expand<'a>(
+    wire: &'a [u8],
+    subject: &PublicKey,
+    kind: CompactKind,
+) -> Result<Cow<'a, [u8]>, WireFormError> {
     let Some((&code, body)) = wire.split_first() else {
         return Ok(Cow::Borrowed(wire));
     };
-    let Some(kind) = CompactKind::from_code(code) else {
-        if let Some(kind) = CompactKind::of_full(wire) {
-            return Err(WireFormError::NotCompact { tag: kind.tag() });
+    if code != kind.code() {
+        if let Some(full) = CompactKind::of_full(wire) {
+            return Err(WireFormError::NotCompact { tag: full.tag() });
         }
         return Ok(Cow::Borrowed(wire));
-    };
+    }
     let at = subject_offset(body).ok_or(WireFormError::BadPredecessorCount)?;
     if body.len() < at + SIGNATURE_LEN {
         return Err(WireFormError::Truncated);
@@ -225,54 +239,68 @@ mod tests {
     #[test]
     fn sync110_compact_round_trips_and_saves_the_tag_version_and_subject() {
         let subject = PublicKey([3; 32]);
-        for (tag, version, saved) in [("keyhive/auth", 2, 45), ("keyhive/content", 3, 48)] {
+        for (kind, tag, version, saved) in [
+            (CompactKind::Auth, "keyhive/auth", 2, 45),
+            (CompactKind::Content, "keyhive/content", 3, 48),
+        ] {
             for preds in [0, 1, 2] {
                 let f = full(tag, version, preds, subject.0);
-                let c = compact(&f, &subject);
+                let c = compact(&f, &subject, kind);
                 assert_eq!(c.len(), f.len() - saved, "{tag}");
-                assert_eq!(compact_len(&f, &subject), c.len());
-                assert!(c[0] >= 0x80);
-                assert_eq!(expand(&c, &subject).unwrap().as_ref(), f.as_slice());
+                assert_eq!(compact_len(&f, &subject, kind), c.len());
+                assert_eq!(c[0], kind.code());
+                assert_eq!(expand(&c, &subject, kind).unwrap().as_ref(), f.as_slice());
                 assert_eq!(
-                    expand(&f, &subject),
-                    Err(WireFormError::NotCompact {
-                        tag: if version == 2 {
-                            "keyhive/auth"
-                        } else {
-                            "keyhive/content"
-                        }
-                    })
+                    expand(&f, &subject, kind),
+                    Err(WireFormError::NotCompact { tag: kind.tag() })
                 );
+                assert_eq!(
+                    check_signed_form(&c, kind),
+                    Err(WireFormError::StartsWithCode)
+                );
+                assert_eq!(check_signed_form(&f, kind), Ok(()));
             }
         }
     }
 
     #[test]
-    fn sync110_earlier_versions_and_other_subjects_travel_as_they_are() {
+    fn sync110_earlier_versions_other_kinds_and_other_subjects_travel_as_they_are() {
         let subject = PublicKey([3; 32]);
-        for f in [
-            full("keyhive/auth", 1, 1, subject.0),
-            full("keyhive/content", 2, 1, subject.0),
-            full("keyhive/content", 1, 1, subject.0),
-            full("keyhive/genesis", 2, 0, subject.0),
-            full("keyhive/auth", 2, 1, [4; 32]),
+        for (kind, f) in [
+            (CompactKind::Auth, full("keyhive/auth", 1, 1, subject.0)),
+            (
+                CompactKind::Content,
+                full("keyhive/content", 2, 1, subject.0),
+            ),
+            (
+                CompactKind::Content,
+                full("keyhive/content", 1, 1, subject.0),
+            ),
+            (CompactKind::Auth, full("keyhive/genesis", 2, 0, subject.0)),
+            (CompactKind::Auth, full("keyhive/auth", 2, 1, [4; 32])),
+            (CompactKind::Content, full("keyhive/auth", 2, 1, subject.0)),
         ] {
-            assert_eq!(compact(&f, &subject).as_ref(), f.as_slice());
-            assert_eq!(compact_len(&f, &subject), f.len());
+            assert_eq!(compact(&f, &subject, kind).as_ref(), f.as_slice());
+            assert_eq!(compact_len(&f, &subject, kind), f.len());
         }
-        for f in [
-            full("keyhive/auth", 1, 1, subject.0),
-            full("keyhive/content", 2, 0, subject.0),
+        for (kind, f) in [
+            (CompactKind::Auth, full("keyhive/auth", 1, 1, subject.0)),
+            (
+                CompactKind::Content,
+                full("keyhive/content", 2, 0, subject.0),
+            ),
+            (CompactKind::Content, vec![AUTH_CODE; 100]),
         ] {
-            assert_eq!(expand(&f, &subject).unwrap().as_ref(), f.as_slice());
+            assert_eq!(expand(&f, &subject, kind).unwrap().as_ref(), f.as_slice());
         }
     }
 
     #[test]
     fn sync110_malformed_compact_envelopes_are_refused() {
         let subject = PublicKey([3; 32]);
+        let auth = CompactKind::Auth;
         assert_eq!(
-            expand(&[AUTH_CODE; 10], &subject),
+            expand(&[AUTH_CODE; 10], &subject, auth),
             Err(WireFormError::BadPredecessorCount)
         );
         let mut too_many = vec![AUTH_CODE];
@@ -280,13 +308,16 @@ mod tests {
         too_many.push(65);
         too_many.extend_from_slice(&[0; 65 * 32 + 64]);
         assert_eq!(
-            expand(&too_many, &subject),
+            expand(&too_many, &subject, auth),
             Err(WireFormError::BadPredecessorCount)
         );
         let mut short = vec![CONTENT_CODE];
         short.extend_from_slice(&[0; 32]);
         short.push(0);
         short.extend_from_slice(&[0; 63]);
-        assert_eq!(expand(&short, &subject), Err(WireFormError::Truncated));
+        assert_eq!(
+            expand(&short, &subject, CompactKind::Content),
+            Err(WireFormError::Truncated)
+        );
     }
 }

@@ -12,7 +12,7 @@ use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, GroupId};
 use keyhive_core::signed::SIGNATURE_LEN;
-use keyhive_core::wire_form::{self, WireFormError};
+use keyhive_core::wire_form::{self, CompactKind, WireFormError};
 use serde::{Deserialize, Serialize};
 
 /// SYNC-2: largest envelope (payload + signature) the sync layer moves or stores.
@@ -39,6 +39,16 @@ impl ItemKind {
             ItemKind::Cgka => 1,
             ItemKind::Content => 2,
             ItemKind::Blob => 3,
+        }
+    }
+
+    /// SYNC-110: the ops that travel compact in items of this kind (auth ops in `Auth` items,
+    /// content ops in `Content` items); `None` for `Cgka` and `Blob`.
+    pub fn compact_kind(self) -> Option<CompactKind> {
+        match self {
+            ItemKind::Auth => Some(CompactKind::Auth),
+            ItemKind::Content => Some(CompactKind::Content),
+            ItemKind::Cgka | ItemKind::Blob => None,
         }
     }
 
@@ -133,7 +143,8 @@ pub struct Item {
 }
 
 impl Item {
-    /// Builds an item, checking SYNC-2 and computing the hash (SYNC-3).
+    /// Builds an item from its signed (expanded) envelope, checking SYNC-2 and SYNC-110 (no
+    /// compact code as the first byte) and computing the hash (SYNC-3).
     pub fn new(kind: ItemKind, subject: SubjectId, envelope: Vec<u8>) -> Result<Self, ItemError> {
         if envelope.len() < SIGNATURE_LEN {
             return Err(ItemError::TooShort(envelope.len()));
@@ -143,6 +154,10 @@ impl Item {
                 len: envelope.len(),
                 max: MAX_ENVELOPE_LEN,
             });
+        }
+        // SYNC-110: one wire form per item.
+        if let Some(compact) = kind.compact_kind() {
+            wire_form::check_signed_form(&envelope, compact)?;
         }
         let hash = Hash::of_signed(&envelope);
         Ok(Item {
@@ -156,9 +171,12 @@ impl Item {
     /// Accepts an item from the wire or a store: expands its envelope to the signed bytes with
     /// the item's subject (SYNC-110), then the checks of [`Item::new`].
     pub fn from_wire(wire: WireItem) -> Result<Self, ItemError> {
-        let envelope = match wire_form::expand(&wire.envelope, &wire.subject.0)? {
-            Cow::Borrowed(_) => wire.envelope,
-            Cow::Owned(full) => full,
+        let envelope = match wire.kind.compact_kind() {
+            Some(kind) => match wire_form::expand(&wire.envelope, &wire.subject.0, kind)? {
+                Cow::Borrowed(_) => wire.envelope,
+                Cow::Owned(full) => full,
+            },
+            None => wire.envelope,
         };
         Item::new(wire.kind, wire.subject, envelope)
     }
@@ -174,9 +192,12 @@ impl Item {
 
     /// Consumes the item into its wire form (SYNC-110).
     pub fn into_wire(self) -> WireItem {
-        let envelope = match wire_form::compact(&self.envelope, &self.subject.0) {
-            Cow::Borrowed(_) => self.envelope,
-            Cow::Owned(compact) => compact,
+        let envelope = match self.kind.compact_kind() {
+            Some(kind) => match wire_form::compact(&self.envelope, &self.subject.0, kind) {
+                Cow::Borrowed(_) => self.envelope,
+                Cow::Owned(compact) => compact,
+            },
+            None => self.envelope,
         };
         WireItem {
             kind: self.kind,
@@ -188,12 +209,18 @@ impl Item {
     /// The envelope as it travels and is stored (SYNC-110): what the wire and storage bytes
     /// of an item count.
     pub fn wire_envelope(&self) -> Cow<'_, [u8]> {
-        wire_form::compact(&self.envelope, &self.subject.0)
+        match self.kind.compact_kind() {
+            Some(kind) => wire_form::compact(&self.envelope, &self.subject.0, kind),
+            None => Cow::Borrowed(&self.envelope),
+        }
     }
 
     /// The length of [`Item::wire_envelope`], without building it.
     pub fn wire_len(&self) -> usize {
-        wire_form::compact_len(&self.envelope, &self.subject.0)
+        match self.kind.compact_kind() {
+            Some(kind) => wire_form::compact_len(&self.envelope, &self.subject.0, kind),
+            None => self.envelope.len(),
+        }
     }
 
     /// The item's kind.

@@ -455,6 +455,17 @@ impl AnySigned {
         }
     }
 
+    /// CAP-23: the subject whose genesis is an implied parent of this op, as its (not yet
+    /// verified) bytes say; see [`AnyVerified::implied_genesis`].
+    pub fn implied_genesis(&self) -> Option<PublicKey> {
+        match self {
+            AnySigned::Auth(s) if s.format_version() >= 2 => {
+                Some(s.unverified_payload().body.subject)
+            }
+            _ => None,
+        }
+    }
+
     /// The subject the op belongs to, as its payload names it.
     pub fn subject(&self) -> PublicKey {
         match self {

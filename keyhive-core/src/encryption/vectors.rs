@@ -133,7 +133,11 @@ fn inline_vector() -> Value {
         "INL-4 associated data": hex::encode(ad),
         "content op envelope (keyhive/content v3, signed bytes)": hex::encode(signed.as_bytes()),
         "content op wire envelope (SYNC-110 compact form, one item)": hex::encode(
-            crate::wire_form::compact(signed.as_bytes(), &document.0)
+            crate::wire_form::compact(
+                signed.as_bytes(),
+                &document.0,
+                crate::wire_form::CompactKind::Content,
+            )
         ),
         "content op hash (INL-6 reference)": signed.hash().to_string(),
     })
