@@ -4,7 +4,7 @@
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_sync::blob::Blob;
 use keyhive_sync::reconcile::Summary;
-use keyhive_sync::{Item, ItemKind, SubjectId};
+use keyhive_sync::{Item, ItemKind, SubjectId, WireItem};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,5 +19,17 @@ fuzz_target!(|data: &[u8]| {
         2 => ItemKind::Content,
         _ => ItemKind::Blob,
     };
-    let _ = Item::new(kind, SubjectId(PublicKey([1; 32])), rest.to_vec());
+    let subject = SubjectId(PublicKey([1; 32]));
+    let _ = Item::new(kind, subject, rest.to_vec());
+    // SYNC-110: a stored or received envelope is in its wire form; whatever expands has
+    // exactly one wire form, the bytes it came from.
+    let wire = WireItem {
+        kind,
+        subject,
+        envelope: rest.to_vec(),
+    };
+    if let Ok(item) = Item::from_wire(wire.clone()) {
+        assert_eq!(item.to_wire(), wire, "one wire form per item");
+        assert_eq!(item.wire_len(), rest.len());
+    }
 });

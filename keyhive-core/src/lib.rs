@@ -20,6 +20,7 @@ pub mod keystore;
 pub mod signed;
 #[cfg(test)]
 mod spec_vectors;
+pub mod wire_form;
 
 pub use crypto::hash::Hash;
 pub use signed::{Signed, Verified};

@@ -76,6 +76,13 @@ impl<T: Signable> Signed<T> {
         self.hash
     }
 
+    /// ENC-4: the format version the envelope was written in (the byte after the tag; a
+    /// decoded envelope always has one).
+    pub fn format_version(&self) -> u8 {
+        let at = crate::encoding::encode(&T::TAG).len();
+        self.envelope.get(at).copied().unwrap_or(0)
+    }
+
     /// The payload, not yet authenticated. Use only to triage (e.g. find missing predecessors).
     pub fn unverified_payload(&self) -> &T {
         &self.payload
@@ -164,6 +171,11 @@ impl<T: Signable> Verified<T> {
     /// The content address.
     pub fn hash(&self) -> Hash {
         self.0.hash
+    }
+
+    /// ENC-4: the format version the envelope was written in.
+    pub fn format_version(&self) -> u8 {
+        self.0.format_version()
     }
 
     /// The exact envelope bytes, for storage and the wire.

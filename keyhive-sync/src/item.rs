@@ -1,14 +1,18 @@
 //! The unit of sync: an opaque signed envelope with its kind and subject (`specs/sync.md` §2).
 //!
-//! The sync layer never interprets an envelope beyond its size (SYNC-2); the content address is
-//! always recomputed locally from the exact bytes (SYNC-3) and never taken from the wire.
+//! The sync layer never interprets an envelope beyond its size (SYNC-2) and its wire form
+//! (SYNC-110: auth and content ops travel without the tag, version and subject the framing
+//! carries, and are expanded on arrival); the content address is always recomputed locally from
+//! the exact signed bytes (SYNC-3) and never taken from the wire.
 
 use core::fmt;
+use std::borrow::Cow;
 
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, GroupId};
 use keyhive_core::signed::SIGNATURE_LEN;
+use keyhive_core::wire_form::{self, CompactKind, WireFormError};
 use serde::{Deserialize, Serialize};
 
 /// SYNC-2: largest envelope (payload + signature) the sync layer moves or stores.
@@ -35,6 +39,16 @@ impl ItemKind {
             ItemKind::Cgka => 1,
             ItemKind::Content => 2,
             ItemKind::Blob => 3,
+        }
+    }
+
+    /// SYNC-110: the ops that travel compact in items of this kind (auth ops in `Auth` items,
+    /// content ops in `Content` items); `None` for `Cgka` and `Blob`.
+    pub fn compact_kind(self) -> Option<CompactKind> {
+        match self {
+            ItemKind::Auth => Some(CompactKind::Auth),
+            ItemKind::Content => Some(CompactKind::Content),
+            ItemKind::Cgka | ItemKind::Blob => None,
         }
     }
 
@@ -85,14 +99,16 @@ impl fmt::Debug for SubjectId {
     }
 }
 
-/// An item as it travels on the wire: no hash (the receiver computes it, SYNC-3).
+/// An item as it travels on the wire (and rests in a store): no hash (the receiver computes
+/// it, SYNC-3), and the envelope in its wire form (SYNC-110).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireItem {
     /// What the envelope is.
     pub kind: ItemKind,
     /// The subject it belongs to.
     pub subject: SubjectId,
-    /// The exact signed envelope bytes.
+    /// The envelope's wire form: the signed bytes, or for an auth or content op of a compact
+    /// version, those bytes without the tag, the version and the subject (SYNC-110).
     pub envelope: Vec<u8>,
 }
 
@@ -111,6 +127,10 @@ pub enum ItemError {
         /// Limit.
         max: usize,
     },
+    /// SYNC-110: the wire envelope has no signed form (a full-form op of a compact version, or
+    /// a malformed compact envelope).
+    #[error("wire envelope refused: {0}")]
+    WireForm(#[from] WireFormError),
 }
 
 /// A stored or received item with its locally computed content address.
@@ -123,7 +143,8 @@ pub struct Item {
 }
 
 impl Item {
-    /// Builds an item, checking SYNC-2 and computing the hash (SYNC-3).
+    /// Builds an item from its signed (expanded) envelope, checking SYNC-2 and SYNC-110 (no
+    /// compact code as the first byte) and computing the hash (SYNC-3).
     pub fn new(kind: ItemKind, subject: SubjectId, envelope: Vec<u8>) -> Result<Self, ItemError> {
         if envelope.len() < SIGNATURE_LEN {
             return Err(ItemError::TooShort(envelope.len()));
@@ -134,6 +155,10 @@ impl Item {
                 max: MAX_ENVELOPE_LEN,
             });
         }
+        // SYNC-110: one wire form per item.
+        if let Some(compact) = kind.compact_kind() {
+            wire_form::check_signed_form(&envelope, compact)?;
+        }
         let hash = Hash::of_signed(&envelope);
         Ok(Item {
             kind,
@@ -143,26 +168,58 @@ impl Item {
         })
     }
 
-    /// Accepts an item from the wire (same checks as [`Item::new`]).
+    /// Accepts an item from the wire or a store: expands its envelope to the signed bytes with
+    /// the item's subject (SYNC-110), then the checks of [`Item::new`].
     pub fn from_wire(wire: WireItem) -> Result<Self, ItemError> {
-        Item::new(wire.kind, wire.subject, wire.envelope)
+        let envelope = match wire.kind.compact_kind() {
+            Some(kind) => match wire_form::expand(&wire.envelope, &wire.subject.0, kind)? {
+                Cow::Borrowed(_) => wire.envelope,
+                Cow::Owned(full) => full,
+            },
+            None => wire.envelope,
+        };
+        Item::new(wire.kind, wire.subject, envelope)
     }
 
-    /// The wire form.
+    /// The wire form (SYNC-110).
     pub fn to_wire(&self) -> WireItem {
         WireItem {
             kind: self.kind,
             subject: self.subject,
-            envelope: self.envelope.clone(),
+            envelope: self.wire_envelope().into_owned(),
         }
     }
 
-    /// Consumes the item into its wire form.
+    /// Consumes the item into its wire form (SYNC-110).
     pub fn into_wire(self) -> WireItem {
+        let envelope = match self.kind.compact_kind() {
+            Some(kind) => match wire_form::compact(&self.envelope, &self.subject.0, kind) {
+                Cow::Borrowed(_) => self.envelope,
+                Cow::Owned(compact) => compact,
+            },
+            None => self.envelope,
+        };
         WireItem {
             kind: self.kind,
             subject: self.subject,
-            envelope: self.envelope,
+            envelope,
+        }
+    }
+
+    /// The envelope as it travels and is stored (SYNC-110): what the wire and storage bytes
+    /// of an item count.
+    pub fn wire_envelope(&self) -> Cow<'_, [u8]> {
+        match self.kind.compact_kind() {
+            Some(kind) => wire_form::compact(&self.envelope, &self.subject.0, kind),
+            None => Cow::Borrowed(&self.envelope),
+        }
+    }
+
+    /// The length of [`Item::wire_envelope`], without building it.
+    pub fn wire_len(&self) -> usize {
+        match self.kind.compact_kind() {
+            Some(kind) => wire_form::compact_len(&self.envelope, &self.subject.0, kind),
+            None => self.envelope.len(),
         }
     }
 
@@ -176,7 +233,8 @@ impl Item {
         self.subject
     }
 
-    /// The exact envelope bytes.
+    /// The exact signed envelope bytes (expanded, SYNC-110): what is decoded, verified and
+    /// hashed.
     pub fn envelope(&self) -> &[u8] {
         &self.envelope
     }

@@ -42,18 +42,29 @@ fn relay_items(store: &MemoryStore) -> Vec<Item> {
 fn op_fields(item: &Item, content_len: usize) -> Vec<(&'static str, usize)> {
     let op = Signed::<ContentOp>::decode(item.envelope()).unwrap();
     let op = op.unverified_payload();
-    let mut fields = vec![
-        (
+    // SYNC-110: a content op of the current version travels without its tag, version and
+    // document (the item's subject): one code byte stands for the tag and the version.
+    let compact = item.wire_len() < item.envelope().len();
+    let mut fields = if compact {
+        vec![("op wire code (tag + version, SYNC-110)", 1)]
+    } else {
+        vec![(
             "op tag + version",
             encode(&<keyhive_core::capability::ContentBody as OpBody>::TAG).len() + 1,
-        ),
+        )]
+    };
+    fields.extend([
         ("op issuer", encode(&op.issuer).len()),
         ("op content predecessors", encode(&op.predecessors).len()),
-        ("op document", encode(&op.body.document).len()),
+    ]);
+    if !compact {
+        fields.push(("op document", encode(&op.body.document).len()));
+    }
+    fields.extend([
         ("op auth heads", encode(&op.body.auth_heads).len()),
         ("op proof", encode(&op.body.proof).len()),
         ("op payload variant", 1),
-    ];
+    ]);
     match &op.body.payload {
         Payload::Blob { hash, len } => {
             fields.push(("op payload hash", encode(hash).len()));
@@ -133,7 +144,8 @@ async fn write_and_measure(
             other => panic!("a write stored an unexpected {other:?} item"),
         }
     }
-    (new.iter().map(|i| i.envelope().len()).sum(), items, fields)
+    // What the relay stores and serves: the wire form (SYNC-110).
+    (new.iter().map(Item::wire_len).sum(), items, fields)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

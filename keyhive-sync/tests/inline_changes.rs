@@ -243,12 +243,13 @@ fn inl1_truncated_non_canonical_and_oversized_inline_ops_are_refused() {
     ));
     // A content op of a version this build does not know.
     let mut future = encode_tagged(signed.unverified_payload());
-    let version_at = future.iter().position(|b| *b == 2).expect("version byte");
-    future[version_at] = 3;
+    let version_at = 1 + "keyhive/content".len();
+    assert_eq!(future[version_at], 3, "writers write version 3 (SYNC-110)");
+    future[version_at] = 4;
     future.extend_from_slice(&bob.device().signing_key().sign(&future));
     assert!(matches!(
         refused(&mut carol, future),
-        DecodeError::UnsupportedVersion { found: 3, .. }
+        DecodeError::UnsupportedVersion { found: 4, .. }
     ));
 }
 

@@ -316,9 +316,15 @@ impl Checker {
     pub(crate) fn sign_and_apply(
         &mut self,
         device: &Device,
-        predecessors: Vec<Hash>,
+        mut predecessors: Vec<Hash>,
         body: AuthBody,
     ) -> Result<Verified<AuthOp>, BuildError> {
+        // CAP-23: the subject's genesis is an implied parent of an auth op: not named (32
+        // bytes an op).
+        if let Some(state) = self.subjects.get(&body.subject) {
+            let genesis = self.nodes[state.genesis as usize].op.hash();
+            predecessors.retain(|p| *p != genesis);
+        }
         let op = Verified::sign(
             Op::new(device.signing_key().public_key(), predecessors, body),
             device.signing_key(),

@@ -266,11 +266,19 @@ impl Checker {
         }
         // CAP-3: an op is applied only once all its parents are.
         let parents = op.parents();
-        let missing: Vec<Hash> = parents
+        let mut missing: Vec<Hash> = parents
             .iter()
             .filter(|p| !self.index.contains_key(*p))
             .copied()
             .collect();
+        // CAP-23: and once its subject's genesis is, when that is an implied parent; it waits
+        // under a key no op hashes to, released when a genesis of the subject is applied.
+        if let Some(subject) = op.implied_genesis()
+            && !self.subjects.contains_key(&subject)
+        {
+            missing.push(implied_genesis_key(&subject));
+            missing.sort_unstable();
+        }
         if !missing.is_empty() {
             // `parents()` is sorted and de-duplicated, so `missing` is too.
             self.pending
@@ -278,15 +286,15 @@ impl Checker {
                 .map_err(IngestError::PendingFull)?;
             return Ok(IngestOutcome::Pending { hash, missing });
         }
+        let mut queue = release_keys(&op);
         self.apply_ready(op)?;
         let mut released = Vec::new();
-        let mut queue = vec![hash];
         while let Some(h) = queue.pop() {
             for (ready, _) in self.pending.release(&h) {
                 let h2 = ready.hash();
+                queue.extend(release_keys(&ready));
                 self.apply_ready(ready)?;
                 released.push(h2);
-                queue.push(h2);
             }
         }
         let validity = self
@@ -315,7 +323,12 @@ impl Checker {
                 parents.push(pix);
             }
         }
+        // CAP-23: the implied genesis is a parent like a named one (held: `admit` checked).
+        if let Some(state) = op.implied_genesis().and_then(|s| self.subjects.get(&s)) {
+            parents.push(state.genesis);
+        }
         parents.sort_unstable();
+        parents.dedup();
         let height = parents
             .iter()
             .map(|p| self.nodes[*p as usize].height)
@@ -610,5 +623,22 @@ impl Checker {
 
     pub(crate) fn hash_of(&self, ix: Ix) -> Hash {
         self.nodes[ix as usize].op.hash()
+    }
+}
+
+/// CAP-23: the pending-set key an op with an implied genesis waits under while its subject's
+/// genesis is not held: a hash no envelope has (the bytes are not an envelope of any type).
+fn implied_genesis_key(subject: &PublicKey) -> Hash {
+    let mut bytes = b"keyhive implied genesis of ".to_vec();
+    bytes.extend_from_slice(subject.as_bytes());
+    Hash::of_signed(&bytes)
+}
+
+/// The pending-set keys applying `op` releases: its hash, and for a genesis the key of the
+/// ops waiting for their subject's genesis (CAP-23).
+fn release_keys(op: &AnyVerified) -> Vec<Hash> {
+    match op {
+        AnyVerified::Genesis(g) => vec![op.hash(), implied_genesis_key(&g.issuer)],
+        _ => vec![op.hash()],
     }
 }

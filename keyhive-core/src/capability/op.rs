@@ -187,7 +187,9 @@ impl core::fmt::Debug for ProofOfSecret {
     }
 }
 
-/// The body of an auth op (tag `keyhive/auth`, version 1).
+/// The body of an auth op (tag `keyhive/auth`, version 2; version 1, the same layout, is still
+/// read). Version 2 travels in the compact wire form of SYNC-110 (no tag, version or subject
+/// on the wire); version 1 travels in full, as it always did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthBody {
     /// The group or document this op changes (its self-certifying id).
@@ -201,8 +203,14 @@ pub struct AuthBody {
 
 impl OpBody for AuthBody {
     const TAG: &'static str = "keyhive/auth";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const MAX_LEN: usize = 40 * 1024;
+
+    /// SYNC-110: a version-1 auth op has the version-2 layout; its bytes, and so its hash,
+    /// stay as they were (it keeps travelling in full).
+    fn decode_earlier_op(version: u8, body: &[u8]) -> Option<Result<Op<Self>, DecodeError>> {
+        (version == 1).then(|| crate::encoding::decode_canonical::<Op<Self>>(body, Self::MAX_LEN))
+    }
 
     fn check_body(&self) -> Result<(), DecodeError> {
         if let Some(proof) = self.action.proof() {
@@ -220,8 +228,9 @@ impl OpBody for AuthBody {
 /// An auth op: `Op<AuthBody>`.
 pub type AuthOp = Op<AuthBody>;
 
-/// The signed header of a content op (tag `keyhive/content`, version 2; version 1 is still
-/// read, INL-7). The change itself is either named ([`Payload::Blob`], carried by a blob item,
+/// The signed header of a content op (tag `keyhive/content`, version 3; version 2, the same
+/// layout, and version 1 are still read, INL-7). Version 3 travels in the compact wire form of
+/// SYNC-110 (no tag, version or document on the wire); earlier versions travel in full. The change itself is either named ([`Payload::Blob`], carried by a blob item,
 /// REP-20) or carried in the op ([`Payload::Inline`], INL-1).
 ///
 /// `Op::predecessors` of a content op are its content predecessors (ops of the same document).
@@ -324,7 +333,7 @@ impl ContentOp {
 
 impl OpBody for ContentBody {
     const TAG: &'static str = "keyhive/content";
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const MAX_LEN: usize = 4 * 1024;
 
     fn check_body(&self) -> Result<(), DecodeError> {
@@ -334,8 +343,15 @@ impl OpBody for ContentBody {
     }
 
     /// INL-7: a version-1 content op (`payload_hash`, `payload_len` where version 2 has the
-    /// payload) is read as a [`Payload::Blob`]; its bytes, and so its hash, stay as they were.
+    /// payload) is read as a [`Payload::Blob`]; a version-2 op has the version-3 layout
+    /// (SYNC-110). Their bytes, and so their hashes, stay as they were.
     fn decode_earlier_op(version: u8, body: &[u8]) -> Option<Result<Op<Self>, DecodeError>> {
+        if version == 2 {
+            return Some(crate::encoding::decode_canonical::<Op<Self>>(
+                body,
+                Self::MAX_LEN,
+            ));
+        }
         (version == 1).then(|| {
             crate::encoding::decode_canonical::<Op<ContentBodyV1>>(body, Self::MAX_LEN).map(|op| {
                 Op {
@@ -439,6 +455,17 @@ impl AnySigned {
         }
     }
 
+    /// CAP-23: the subject whose genesis is an implied parent of this op, as its (not yet
+    /// verified) bytes say; see [`AnyVerified::implied_genesis`].
+    pub fn implied_genesis(&self) -> Option<PublicKey> {
+        match self {
+            AnySigned::Auth(s) if s.format_version() >= 2 => {
+                Some(s.unverified_payload().body.subject)
+            }
+            _ => None,
+        }
+    }
+
     /// The subject the op belongs to, as its payload names it.
     pub fn subject(&self) -> PublicKey {
         match self {
@@ -503,6 +530,16 @@ impl AnyVerified {
             AnyVerified::Genesis(_) => Vec::new(),
             AnyVerified::Auth(v) => v.predecessors.clone(),
             AnyVerified::Content(v) => merge(&v.predecessors, &v.body.auth_heads),
+        }
+    }
+
+    /// CAP-23: the subject whose genesis is an implied parent of this op: the subject of a
+    /// `keyhive/auth` op of version 2 or later (which need not name the genesis among its
+    /// predecessors); `None` for every other op, whose parents are exactly the ones it names.
+    pub fn implied_genesis(&self) -> Option<PublicKey> {
+        match self {
+            AnyVerified::Auth(v) if v.format_version() >= 2 => Some(v.body.subject),
+            _ => None,
         }
     }
 

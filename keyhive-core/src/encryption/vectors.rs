@@ -131,7 +131,14 @@ fn inline_vector() -> Value {
         "content": hex::encode(b"hello, keyhive"),
         "INL-3 change key": hex::encode(key.expose()),
         "INL-4 associated data": hex::encode(ad),
-        "content op envelope (keyhive/content v2, one item)": hex::encode(signed.as_bytes()),
+        "content op envelope (keyhive/content v3, signed bytes)": hex::encode(signed.as_bytes()),
+        "content op wire envelope (SYNC-110 compact form, one item)": hex::encode(
+            crate::wire_form::compact(
+                signed.as_bytes(),
+                &document.0,
+                crate::wire_form::CompactKind::Content,
+            )
+        ),
         "content op hash (INL-6 reference)": signed.hash().to_string(),
     })
 }

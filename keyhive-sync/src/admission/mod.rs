@@ -262,11 +262,16 @@ impl Admission {
             {
                 return Err(Refusal::InvalidOp(r));
             }
+            // CAP-23: an implied genesis not held is a missing parent too (nothing waits at
+            // a relay).
             let missing = op
                 .parents()
                 .iter()
                 .filter(|p| self.checker.op(p).is_none())
-                .count();
+                .count()
+                + op.implied_genesis()
+                    .filter(|s| self.checker.subject_info(s).is_none())
+                    .map_or(0, |_| 1);
             if missing > 0 {
                 return Err(Refusal::MissingPredecessors(missing));
             }

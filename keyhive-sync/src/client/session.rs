@@ -491,10 +491,10 @@ impl Session {
             let mut end = start;
             let mut size = 0;
             while end < items.len()
-                && (end == start || size + items[end].envelope().len() + 48 <= FRAME_BUDGET)
+                && (end == start || size + items[end].wire_len() + 48 <= FRAME_BUDGET)
                 && end - start < 4_096
             {
-                size += items[end].envelope().len() + 48;
+                size += items[end].wire_len() + 48;
                 end += 1;
             }
             let wire = items[start..end].iter().map(Item::to_wire).collect();

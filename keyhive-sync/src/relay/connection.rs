@@ -351,7 +351,7 @@ impl Conn {
             if !share.covers(item.kind()) {
                 continue;
             }
-            let cost = item.envelope().len() + 48;
+            let cost = item.wire_len() + 48;
             if size + cost > FRAME_BUDGET && !batch.is_empty() {
                 let items = std::mem::take(&mut batch);
                 send(
@@ -541,7 +541,7 @@ impl Conn {
                         && self.subscriptions.contains(&subject)
                         && self.shared.policy.may_serve(&self.peer, &item)
                     {
-                        size += item.envelope().len() + 48;
+                        size += item.wire_len() + 48;
                         items.push(item.to_wire());
                     }
                 }

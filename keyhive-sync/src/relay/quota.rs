@@ -198,7 +198,7 @@ fn usage_in(store: &dyn Store, subjects: &[SubjectId]) -> Result<Usage, StoreErr
         for hash in store.hashes(subject)? {
             if let Some(item) = store.get(&hash)? {
                 usage.items += 1;
-                usage.bytes += item.envelope().len() as u64;
+                usage.bytes += item.wire_len() as u64;
             }
         }
     }

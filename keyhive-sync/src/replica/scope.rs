@@ -134,6 +134,8 @@ fn references(item: &Item) -> (Vec<PublicKey>, Vec<Hash>) {
                 AnySigned::Auth(s) => {
                     let auth = s.unverified_payload();
                     keys.push(auth.issuer);
+                    // CAP-23: the subject's genesis is an implied parent.
+                    keys.push(auth.body.subject);
                     refs.extend(auth.body.content_heads.iter().copied());
                     refs.extend(auth.body.action.references());
                     match &auth.body.action {

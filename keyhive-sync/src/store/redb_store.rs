@@ -41,7 +41,7 @@ use redb::{
 };
 
 use super::{AddressKey, AddressUsage, Mark, Store, StoreError};
-use crate::item::{Item, ItemKind, SubjectId};
+use crate::item::{Item, ItemKind, SubjectId, WireItem};
 use crate::reconcile::summary::Summary;
 
 /// STORE-5: the schema version this build reads and writes.
@@ -316,10 +316,12 @@ fn subject_key(subject: &SubjectId, hash: &Hash) -> [u8; 64] {
 }
 
 fn encode_item(item: &Item) -> Vec<u8> {
-    let mut out = Vec::with_capacity(33 + item.envelope().len());
+    // SYNC-110: the envelope rests in its wire form.
+    let wire = item.wire_envelope();
+    let mut out = Vec::with_capacity(33 + wire.len());
     out.push(item.kind().code());
     out.extend_from_slice(item.subject().as_bytes());
-    out.extend_from_slice(item.envelope());
+    out.extend_from_slice(&wire);
     out
 }
 
@@ -333,8 +335,14 @@ fn decode_item(bytes: &[u8], hash: &Hash, path: &Path) -> Result<Item, StoreErro
     }
     let mut subject = [0u8; 32];
     subject.copy_from_slice(&rest[..32]);
-    let item = Item::new(kind, SubjectId(PublicKey(subject)), rest[32..].to_vec())
-        .map_err(|_| corrupt(path, "stored envelope breaks SYNC-2"))?;
+    // SYNC-110: the wire form (records written before it hold the signed bytes, which
+    // `from_wire` takes as they are).
+    let item = Item::from_wire(WireItem {
+        kind,
+        subject: SubjectId(PublicKey(subject)),
+        envelope: rest[32..].to_vec(),
+    })
+    .map_err(|_| corrupt(path, "stored envelope breaks SYNC-2 or SYNC-110"))?;
     if item.hash() != *hash {
         return Err(corrupt(path, "stored item does not match its hash"));
     }

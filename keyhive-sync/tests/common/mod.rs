@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 /// A signed opaque envelope: `payload || ed25519(payload)`.
 pub fn item(key: &SigningKey, subject: SubjectId, n: u64, size: usize) -> Item {
     let mut payload = vec![0u8; size.max(16)];
-    payload[..8].copy_from_slice(&n.to_le_bytes());
+    // Big-endian: the first byte stays 0, never a compact wire code (SYNC-110).
+    payload[..8].copy_from_slice(&n.to_be_bytes());
     payload[8..16].copy_from_slice(&subject.as_bytes()[..8]);
     let mut envelope = payload.clone();
     envelope.extend_from_slice(&key.sign(&payload));

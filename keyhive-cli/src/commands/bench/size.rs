@@ -105,7 +105,8 @@ pub struct HistorySize {
     pub n: usize,
     /// Items received.
     pub items: usize,
-    /// Envelope bytes received (what the sync layer moves, before framing).
+    /// Envelope bytes received in their wire form (what the sync layer moves, before framing;
+    /// SYNC-110).
     pub bytes: usize,
     /// `bytes / n`.
     pub per_member: f64,
@@ -143,7 +144,12 @@ pub fn measure(n: usize) -> Result<HistorySize> {
 
     let newcomer = members.last().context("at least one member")?;
     let mut fresh = Replica::open(newcomer.clone(), MemoryStore::new())?;
-    fresh.ingest_all(PeerTag::from(alice.device().id().0), items)?;
+    // The newcomer receives the wire form (SYNC-110) and expands it.
+    let received = items
+        .iter()
+        .map(|i| Item::from_wire(i.to_wire()))
+        .collect::<Result<Vec<_>, _>>()?;
+    fresh.ingest_all(PeerTag::from(alice.device().id().0), received)?;
     fresh.prepare(doc)?;
     let mut sink = Vec::new();
     fresh
@@ -160,7 +166,9 @@ pub fn breakdown(n: usize, items: &[Item]) -> HistorySize {
     for item in items {
         let part = parts.entry(Part::of(item)).or_default();
         part.items += 1;
-        part.bytes += item.envelope().len();
+        // SYNC-110: what travels is the wire form (auth and content ops without tag, version
+        // and subject).
+        part.bytes += item.wire_len();
     }
     let bytes: usize = parts.values().map(|p| p.bytes).sum();
     let parts = parts

@@ -122,7 +122,7 @@ impl Conn {
         if !accepted.is_empty() {
             let store = self.shared.store.clone();
             let policy = self.shared.policy.clone();
-            let sizes: Vec<usize> = accepted.iter().map(|i| i.envelope().len()).collect();
+            let sizes: Vec<usize> = accepted.iter().map(Item::wire_len).collect();
             let (accepted, result) = match tokio::task::spawn_blocking(move || {
                 let r = store.put(&accepted);
                 if r.is_ok() {
@@ -153,7 +153,7 @@ impl Conn {
                 if is_new {
                     new_items.push(item);
                 } else {
-                    self.give_back(quota.as_ref(), item.envelope().len());
+                    self.give_back(quota.as_ref(), item.wire_len());
                     outcomes[slot] = PushOutcome::Duplicate;
                 }
             }
@@ -259,7 +259,7 @@ pub(super) fn admit_items(
             }
             Ok(item) => item,
         };
-        let size = item.envelope().len();
+        let size = item.wire_len();
         if let Some(r) = quota
             && !shared.guards.take(r, size)
         {

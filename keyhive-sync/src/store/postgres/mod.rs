@@ -37,7 +37,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{AddressKey, AddressUsage, Mark, Store, StoreError};
-use crate::item::{Item, ItemKind, SubjectId};
+use crate::item::{Item, ItemKind, SubjectId, WireItem};
 use crate::reconcile::summary::Summary;
 use crate::relay::fanout::Feed;
 
@@ -256,8 +256,14 @@ fn decode_item(
         .ok()
         .and_then(ItemKind::from_code)
         .ok_or_else(|| corrupt("unknown item kind"))?;
-    let item = Item::new(kind, to_subject(subject)?, envelope)
-        .map_err(|_| corrupt("stored envelope breaks SYNC-2"))?;
+    // SYNC-110: the column holds the wire form (compact for auth and content ops of the
+    // compact versions, the signed bytes for everything else and for rows written before).
+    let item = Item::from_wire(WireItem {
+        kind,
+        subject: to_subject(subject)?,
+        envelope,
+    })
+    .map_err(|_| corrupt("stored envelope breaks SYNC-2 or SYNC-110"))?;
     if item.hash() != to_hash(hash)? {
         return Err(corrupt("stored item does not match its hash"));
     }
@@ -306,7 +312,8 @@ async fn put_batch(
         .map(|i| i.subject().as_bytes().to_vec())
         .collect();
     let kinds: Vec<i16> = unique.iter().map(|i| i16::from(i.kind().code())).collect();
-    let envelopes: Vec<&[u8]> = unique.iter().map(Item::envelope).collect();
+    let wire: Vec<_> = unique.iter().map(Item::wire_envelope).collect();
+    let envelopes: Vec<&[u8]> = wire.iter().map(|w| w.as_ref()).collect();
 
     let txn = client.transaction().await.map_err(failed)?;
     txn.execute(&write_lock, &[&WRITE_LOCK])
