@@ -70,12 +70,12 @@ fn flood_items(device: &Device, n: usize, bad_signatures: bool) -> Vec<Item> {
         .collect()
 }
 
-/// The default limits; with `KEYHIVE_ABUSE_WITHOUT_SYNC110` set, strangers' budget of
+/// The default limits; with `KEYHIVE_ABUSE_WITHOUT_SYNC111` set, strangers' budget of
 /// signature checks and their shared admission slots lifted (the figure before SYNC-111, but
 /// for admission in slices).
 fn limits() -> Limits {
     let mut limits = Limits::default();
-    if std::env::var_os("KEYHIVE_ABUSE_WITHOUT_SYNC110").is_some() {
+    if std::env::var_os("KEYHIVE_ABUSE_WITHOUT_SYNC111").is_some() {
         limits.stranger_checks_per_second = 1e12;
         limits.stranger_burst_checks = 1e12;
         limits.all_strangers_checks_per_second = 1e12;

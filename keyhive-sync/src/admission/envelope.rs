@@ -99,12 +99,29 @@ pub(crate) fn classify(item: &Item) -> Result<Envelope, Refusal> {
 pub fn apply_order(items: &mut Vec<Item>) {
     items.sort_by_key(|i| (apply_rank(i), i.hash()));
     let ops = items.partition_point(|i| apply_rank(i) == 0);
-    let parents: Vec<Vec<keyhive_core::Hash>> = items[..ops]
+    let decoded: Vec<Option<AnySigned>> = items[..ops]
         .iter()
-        .map(|i| {
-            AnySigned::decode(i.envelope())
-                .map(|op| op.parents())
-                .unwrap_or_default()
+        .map(|i| AnySigned::decode(i.envelope()).ok())
+        .collect();
+    // CAP-23: a subject's genesis is an implied parent of its version-2 auth ops.
+    let geneses: std::collections::HashMap<_, keyhive_core::Hash> = decoded
+        .iter()
+        .zip(&items[..ops])
+        .filter_map(|(op, i)| match op {
+            Some(op @ AnySigned::Genesis(_)) => Some((op.subject(), i.hash())),
+            _ => None,
+        })
+        .collect();
+    let parents: Vec<Vec<keyhive_core::Hash>> = decoded
+        .iter()
+        .map(|op| {
+            let Some(op) = op else { return Vec::new() };
+            let mut parents = op.parents();
+            parents.extend(
+                op.implied_genesis()
+                    .and_then(|subject| geneses.get(&subject).copied()),
+            );
+            parents
         })
         .collect();
     let at: std::collections::HashMap<keyhive_core::Hash, usize> = items[..ops]
