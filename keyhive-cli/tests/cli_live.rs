@@ -1,4 +1,4 @@
-//! Issue 12 #1 acceptance (`docs/cli-live.md` LIVE-1..LIVE-7): `keyhive sync --watch` with a
+//! Issue 12 #1 acceptance (`docs/cli-live.md` LIVE-1..LIVE-8): `keyhive sync --watch` with a
 //! real relay process. Bob's watcher prints Alice's `put` as it arrives (latency measured and
 //! printed), Alice's own watcher pushes it without a manual `sync`, other commands run on a
 //! watched home meanwhile, and SIGINT stops both watchers with status 0.
@@ -169,7 +169,8 @@ fn a_put_reaches_a_watcher_within_a_second_while_other_commands_run() {
             (seen - started).as_secs_f64() * 1e3
         );
         after_put.push(latency);
-        // While Bob's watcher runs, commands on his home work (they borrow its store).
+        // While Bob's watcher runs, commands on his home work (they borrow its store), and
+        // what the watcher printed is what they read (LIVE-8).
         assert_eq!(get(&bob, "notes.txt"), text);
     }
     // Alice never ran `sync`: her watcher pushed each put.

@@ -225,6 +225,48 @@ fn each_change_is_reported_readable_exactly_once_whatever_the_route() {
     assert_eq!(readable(&drain(&bob_events)), [later]);
 }
 
+/// REP-41: a streamed change is readable only when every piece it lists is stored. Its
+/// pieces are admitted after the change that lists them (REP-21), so they often come in a
+/// later batch: the change is reported by the batch that stores the last piece, never before
+/// (a watcher printed an arrival that `get` then could not read, `docs/cli-live.md` LIVE-8).
+#[test]
+fn a_streamed_change_is_reported_readable_once_its_pieces_are_stored() {
+    let (mut alice, mut bob) = (replica("alice"), replica("bob"));
+    let doc = alice.create_document().unwrap();
+    alice.add_contact(card(&bob)).unwrap();
+    alice.grant(&doc.0, me(&bob), Access::Read).unwrap();
+    push(&alice, &mut bob);
+    let bob_events = bob.subscribe();
+    let content = vec![7u8; 3 * keyhive_sync::replica::PIECE_LEN + 11];
+    let change = alice.write_stream(doc, content.as_slice()).unwrap();
+    let is_piece = |item: &keyhive_sync::Item| {
+        matches!(
+            keyhive_sync::blob::Blob::from_bytes(item.envelope()),
+            Ok(keyhive_sync::blob::Blob::Piece { .. })
+        )
+    };
+    let (pieces, rest): (Vec<_>, Vec<_>) = all_items(&alice).into_iter().partition(is_piece);
+    assert!(pieces.len() > 1, "the change is streamed in pieces");
+    for (hash, result) in bob.ingest_all(tag(&alice), rest).unwrap() {
+        result.unwrap_or_else(|e| panic!("{hash}: {e}"));
+    }
+    assert_eq!(
+        readable(&drain(&bob_events)),
+        [],
+        "no piece is stored yet: not readable"
+    );
+    let (last, first) = pieces.split_last().unwrap();
+    for (hash, result) in bob.ingest_all(tag(&alice), first.to_vec()).unwrap() {
+        result.unwrap_or_else(|e| panic!("{hash}: {e}"));
+    }
+    assert_eq!(readable(&drain(&bob_events)), [], "one piece still missing");
+    bob.ingest(tag(&alice), last).unwrap();
+    assert_eq!(readable(&drain(&bob_events)), [change]);
+    let mut read = Vec::new();
+    bob.read_change(doc, &change, &mut read).unwrap();
+    assert_eq!(read, content);
+}
+
 #[test]
 fn access_gained_and_lost_follow_grants_and_revocations() {
     let (mut alice, mut dave) = (replica("alice"), replica("dave"));

@@ -63,6 +63,7 @@ impl Reporter {
 
     fn event(&self, opened: &Opened, event: &Event) {
         match event {
+            // LIVE-8: the replica reports a change once it reads in full (REP-41).
             Event::Readable {
                 document,
                 change,

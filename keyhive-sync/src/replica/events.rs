@@ -163,7 +163,12 @@ impl<S: Store> Replica<S> {
         for document in documents {
             match self.readable_now(document) {
                 Some(now) => {
-                    let seen = now.into_iter().map(|(change, _, _)| change).collect();
+                    // REP-41: a change whose pieces are missing is reported once they arrive.
+                    let seen = now
+                        .into_iter()
+                        .map(|(change, _, _)| change)
+                        .filter(|change| self.pieces_stored(document, change).unwrap_or(false))
+                        .collect();
                     self.events.readable.insert(document, seen);
                 }
                 None => {
@@ -333,8 +338,27 @@ impl<S: Store> Replica<S> {
                 self.events.retry.insert(document);
                 continue;
             };
+            let seen = self.events.readable.get(&document);
+            let unseen: Vec<_> = now
+                .into_iter()
+                .filter(|(change, _, _)| !seen.is_some_and(|s| s.contains(change)))
+                .collect();
+            let mut fresh = Vec::new();
+            for (change, author, valid) in unseen {
+                // REP-41: readable means readable in full. A change whose pieces are still
+                // missing is reported by the operation that stores the last of them (a piece
+                // is an item of the document, so storing it looks at the document again).
+                match self.pieces_stored(document, &change) {
+                    Ok(true) => fresh.push((change, author, valid)),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(%document, error = %e, "pieces unreadable; events retried later");
+                        self.events.retry.insert(document);
+                    }
+                }
+            }
             let seen = self.events.readable.entry(document).or_default();
-            for (change, author, valid) in now {
+            for (change, author, valid) in fresh {
                 if seen.insert(change) {
                     events.push(Event::Readable {
                         document,

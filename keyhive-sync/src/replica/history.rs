@@ -381,6 +381,28 @@ impl<S: Store> Replica<S> {
             .map(|c| c.op))
     }
 
+    /// REP-41: whether opened change `op` of `document` reads in full now: every piece its
+    /// blob lists (REP-21) is stored. A change whose pieces are still on their way (a piece is
+    /// admitted only after the change naming it, so it often arrives in a later batch) is not
+    /// readable yet; an inline or unstreamed change has no pieces. `false` when `op` is not
+    /// opened.
+    pub(super) fn pieces_stored(
+        &self,
+        document: DocumentId,
+        op: &Hash,
+    ) -> Result<bool, ReplicaError> {
+        let pieces = self.with_history(document, |h| h.opened.get(op).map(|o| o.pieces.clone()))?;
+        let Some(pieces) = pieces else {
+            return Ok(false);
+        };
+        for piece in &pieces {
+            if !self.store.contains(piece)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Decrypts change `op` of `document` into `out`; returns the plaintext length. Streamed
     /// content is decrypted piece by piece.
     pub fn read_change(
