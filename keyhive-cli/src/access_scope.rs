@@ -6,13 +6,10 @@
 //! the index and the contacts, as a full session's do. Anything the index cannot decide as a
 //! full session would opens the home fully, so answers and messages stay a full open's.
 
-use std::sync::Arc;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use keyhive_core::capability::AgentId;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{GroupId, IndividualId, SubjectKind};
-use keyhive_sync::RedbStore;
 use keyhive_sync::replica::Replica;
 
 use crate::contacts::ContactBook;
@@ -22,7 +19,7 @@ use crate::lookup::{by_prefix, is_prefix};
 use crate::name_index::{self, NameIndex};
 use crate::names::LocalNames;
 use crate::output::Output;
-use crate::session::{STORE_FILE, Session, valid_index};
+use crate::session::{Session, valid_index};
 
 /// How a full session would resolve a subject, decided from the index before the replica is
 /// opened.
@@ -178,8 +175,7 @@ fn open_scoped(
     agent_name: Option<&str>,
 ) -> Result<Option<Session>> {
     let keys = device_store::load(home)?;
-    let store =
-        Arc::new(RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?);
+    let store = crate::session::open_store_for_reading(home)?;
     let Some(index) = valid_index(home, &keys, &store)? else {
         return Ok(None);
     };

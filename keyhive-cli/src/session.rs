@@ -57,6 +57,26 @@ pub struct Session {
     pinned_agent: Option<(String, AgentId)>,
 }
 
+/// The home's item store for a command that only reads it (`get`, `log`, `members`, `why` on
+/// their scoped paths, REP-60, REP-69): opened read-only (`specs/sync.md` STORE-20), so the
+/// command leaves `store.redb` byte for byte as it was; any write through it is refused
+/// (`StoreError::ReadOnly`), which makes the scoped open fail and the command open the home
+/// fully instead. When the read-only open is refused (the file is in use by a writer, or was
+/// not closed cleanly and needs redb's repair), the store is opened read-write as usual.
+pub fn open_store_for_reading(home: &Home) -> Result<Arc<RedbStore>> {
+    let path = home.path(STORE_FILE);
+    match RedbStore::open_read_only(&path) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(e) => {
+            tracing::debug!(error = %e, "read-only open refused; opening the store read-write");
+            // The error names the file and what to do (STORE-6..9).
+            Ok(Arc::new(
+                RedbStore::open(&path).context("cannot open the local store")?,
+            ))
+        }
+    }
+}
+
 impl Session {
     /// Opens the device in `home`.
     pub fn open(home: Home, out: Output) -> Result<Self> {
@@ -89,9 +109,7 @@ impl Session {
     /// answers for (REP-67).
     fn open_scoped(home: &Home, out: Output, name_or_id: &str) -> Result<Option<Self>> {
         let keys = device_store::load(home)?;
-        let store = Arc::new(
-            RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
-        );
+        let store = open_store_for_reading(home)?;
         let by_id = match name_or_id.parse::<PublicKey>() {
             Ok(key) => Some(key),
             Err(_) if crate::lookup::is_prefix(name_or_id) => {

@@ -272,3 +272,38 @@ pub fn address_usage<S: Store>(store: &S) {
         "a usage given back to zero is kept as zero"
     );
 }
+
+/// The read part of the suite, for a handle that only reads (STORE-20): `reader` answers every
+/// read as `written` does, where `written` holds `items` (and whatever marks, snapshot and
+/// address usage were recorded), plus `unknown` for hashes and subjects it does not hold.
+pub fn reads_agree<W: Store, R: Store>(written: &W, reader: &R, items: &[Item]) {
+    let subjects = written.subjects().unwrap();
+    assert!(!subjects.is_empty(), "compare a store that holds something");
+    assert_eq!(reader.subjects().unwrap(), subjects);
+    for subject in subjects.iter().chain([&SubjectId(PublicKey([0xfe; 32]))]) {
+        assert_eq!(
+            reader.hashes(subject).unwrap(),
+            written.hashes(subject).unwrap()
+        );
+        assert_eq!(
+            reader.summary(subject).unwrap(),
+            written.summary(subject).unwrap()
+        );
+    }
+    for item in items {
+        assert!(reader.contains(&item.hash()).unwrap());
+        assert_eq!(reader.get(&item.hash()).unwrap().as_ref(), Some(item));
+    }
+    assert!(!reader.contains(&Hash([0xfe; 32])).unwrap());
+    assert!(reader.get(&Hash([0xfe; 32])).unwrap().is_none());
+    let (mut a, mut b) = (reader.marks().unwrap(), written.marks().unwrap());
+    a.sort_by_key(|(h, _)| *h);
+    b.sort_by_key(|(h, _)| *h);
+    assert_eq!(a, b);
+    assert_eq!(reader.snapshot().unwrap(), written.snapshot().unwrap());
+    let address = AddressKey([7; 16]);
+    assert_eq!(
+        reader.address_usage(&address).unwrap(),
+        written.address_usage(&address).unwrap()
+    );
+}

@@ -52,6 +52,13 @@ pub enum StoreError {
         /// The store file.
         path: PathBuf,
     },
+    /// STORE-20: a write on a store opened read-only (`RedbStore::open_read_only`); the
+    /// commands that open it so only read.
+    #[error("the store {} was opened read-only and cannot be written", path.display())]
+    ReadOnly {
+        /// The store file.
+        path: PathBuf,
+    },
     /// Another process (or handle) holds the store open.
     #[error("the store {} is in use by another process", path.display())]
     InUse {

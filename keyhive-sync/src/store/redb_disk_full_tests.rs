@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use redb::backends::InMemoryBackend;
 use redb::{Builder, StorageBackend};
 
-use super::RedbStore;
+use super::{Handle, RedbStore};
 use crate::store::conformance::sample_items;
 use crate::store::{Store, StoreError};
 
@@ -60,6 +60,7 @@ fn store_on(disk: &Disk) -> RedbStore {
         Box::new(move |path| {
             Builder::new()
                 .create_with_backend(disk.clone())
+                .map(Handle::Write)
                 .map_err(|source| StoreError::Open {
                     path: path.to_path_buf(),
                     source,

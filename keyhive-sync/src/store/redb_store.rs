@@ -58,13 +58,28 @@ const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
 const SNAPSHOT_ROW: &str = "relay";
 
 /// Opens (or creates) the database behind a store; called again to reopen it (STORE-15).
-type Opener = Box<dyn Fn(&Path) -> Result<Database, StoreError> + Send + Sync>;
+type Opener = Box<dyn Fn(&Path) -> Result<Handle, StoreError> + Send + Sync>;
+
+/// The open database: read-write, or read-only (`specs/sync.md` STORE-20).
+enum Handle {
+    Write(Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
+impl Handle {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Handle::Write(db) => db.begin_read(),
+            Handle::Read(db) => db.begin_read(),
+        }
+    }
+}
 
 /// A store in one redb file.
 pub struct RedbStore {
     /// `Some` while open; `None` after a reopen failed (the next call tries again) and once
     /// dropped. Never used again once `broken` is set.
-    db: RwLock<Option<Database>>,
+    db: RwLock<Option<Handle>>,
     opener: Opener,
     path: PathBuf,
     /// STORE-8: set when redb panicked inside a call on this handle.
@@ -85,7 +100,28 @@ impl RedbStore {
     /// tables and checking the schema version (STORE-5). A damaged, empty or foreign file is an
     /// error naming the file, never a panic (STORE-6, STORE-8).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with(path.as_ref(), Box::new(open_db))
+        Self::open_with(
+            path.as_ref(),
+            Box::new(|path| open_db(path).map(Handle::Write)),
+        )
+    }
+
+    /// STORE-20: opens the existing store at `path` read-only (redb's `ReadOnlyDatabase`):
+    /// reads answer as on a read-write handle, every write is refused with
+    /// [`StoreError::ReadOnly`], and the file is never written, not even redb's open and
+    /// closed marks, so a command that only reads leaves it byte for byte as it was. Refused
+    /// (and the caller opens the store as usual) when the file is absent (nothing is
+    /// created), in use by a writer, of another schema version, or was not closed cleanly.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let opener: Opener = Box::new(open_read_only_db);
+        let db = contain(&path, || opener(&path))?;
+        Ok(RedbStore {
+            db: RwLock::new(Some(db)),
+            opener,
+            path,
+            broken: AtomicBool::new(false),
+        })
     }
 
     /// [`RedbStore::open`] through `opener`, which is also what reopens it (STORE-15).
@@ -107,11 +143,36 @@ impl RedbStore {
         &self.path
     }
 
-    /// Runs one redb operation under STORE-8: refuses a handle found damaged, and marks it so
-    /// when redb panics.
+    /// Runs one redb write under STORE-8 (see [`RedbStore::with_handle`]); refused on a
+    /// read-only handle (STORE-20).
     fn with_db<T>(
         &self,
         f: impl FnOnce(&Database, &Path) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_handle(|handle, path| match handle {
+            Handle::Write(db) => f(db, path),
+            Handle::Read(_) => Err(StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            }),
+        })
+    }
+
+    /// Runs one redb read transaction under STORE-8, on either kind of handle.
+    fn with_read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction, &Path) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_handle(|handle, path| {
+            let txn = handle.begin_read().map_err(|e| backend(path, e))?;
+            f(&txn, path)
+        })
+    }
+
+    /// Runs one redb operation under STORE-8: refuses a handle found damaged, and marks it so
+    /// when redb panics.
+    fn with_handle<T>(
+        &self,
+        f: impl FnOnce(&Handle, &Path) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let unusable = || StoreError::Unusable {
             path: self.path.clone(),
@@ -145,7 +206,7 @@ impl RedbStore {
         result
     }
 
-    fn slot(&self) -> std::sync::RwLockReadGuard<'_, Option<Database>> {
+    fn slot(&self) -> std::sync::RwLockReadGuard<'_, Option<Handle>> {
         // A poisoned lock only follows a contained panic, which marks the handle broken.
         self.db
             .read()
@@ -374,10 +435,7 @@ impl RedbStore {
     /// what it derived from a full replay to this list (the CLI's name index, `specs/replica.md`
     /// REP-64).
     pub fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
-            every_summary(&txn, path)
-        })
+        self.with_read(|txn, path| every_summary(txn, path))
     }
 
     /// [`RedbStore::summaries`] of the store file at `path`, opened read-only (redb's
@@ -387,33 +445,36 @@ impl RedbStore {
     /// as usual) when the file is absent, in use by a writer, of another schema version, or
     /// was not closed cleanly.
     pub fn read_summaries(path: impl AsRef<Path>) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
-        let path = path.as_ref();
-        contain(path, || {
-            let db = redb::ReadOnlyDatabase::open(path).map_err(|source| match source {
-                DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
-                    path: path.to_path_buf(),
-                },
-                source => StoreError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            })?;
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
-            let meta = txn.open_table(META).map_err(|e| backend(path, e))?;
-            let found = meta
-                .get("schema_version")
-                .map_err(|e| backend(path, e))?
-                .map(|v| v.value());
-            if found != Some(SCHEMA_VERSION) {
-                return Err(StoreError::SchemaVersion {
-                    path: path.to_path_buf(),
-                    found: found.unwrap_or(0),
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            every_summary(&txn, path)
-        })
+        Self::open_read_only(path)?.summaries()
     }
+}
+
+/// STORE-20: opens the existing file at `path` read-only and checks its schema version.
+fn open_read_only_db(path: &Path) -> Result<Handle, StoreError> {
+    let db = redb::ReadOnlyDatabase::open(path).map_err(|source| match source {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+            path: path.to_path_buf(),
+        },
+        source => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    let found = {
+        let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        let meta = txn.open_table(META).map_err(|e| backend(path, e))?;
+        meta.get("schema_version")
+            .map_err(|e| backend(path, e))?
+            .map(|v| v.value())
+    };
+    if found != Some(SCHEMA_VERSION) {
+        return Err(StoreError::SchemaVersion {
+            path: path.to_path_buf(),
+            found: found.unwrap_or(0),
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(Handle::Read(db))
 }
 
 impl Store for RedbStore {
@@ -468,8 +529,7 @@ impl Store for RedbStore {
     }
 
     fn get(&self, hash: &Hash) -> Result<Option<Item>, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let table = txn.open_table(ITEMS).map_err(|e| backend(path, e))?;
             let Some(item) = table.get(&hash.0).map_err(|e| backend(path, e))? else {
                 return Ok(None);
@@ -489,16 +549,14 @@ impl Store for RedbStore {
     }
 
     fn contains(&self, hash: &Hash) -> Result<bool, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let table = txn.open_table(ITEMS).map_err(|e| backend(path, e))?;
             Ok(table.get(&hash.0).map_err(|e| backend(path, e))?.is_some())
         })
     }
 
     fn hashes(&self, subject: &SubjectId) -> Result<Vec<Hash>, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let index = txn.open_table(BY_SUBJECT).map_err(|e| backend(path, e))?;
             let lo = subject_key(subject, &Hash([0; 32]));
             let hi = subject_key(subject, &Hash([0xff; 32]));
@@ -517,8 +575,7 @@ impl Store for RedbStore {
     }
 
     fn summary(&self, subject: &SubjectId) -> Result<Summary, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
             match summaries
                 .get(subject.as_bytes())
@@ -531,8 +588,7 @@ impl Store for RedbStore {
     }
 
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
             let mut out = Vec::new();
             for entry in summaries.iter().map_err(|e| backend(path, e))? {
@@ -621,8 +677,7 @@ impl Store for RedbStore {
     }
 
     fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let table = match txn.open_table(MARKS) {
                 Ok(t) => t,
                 // A store no relay marked yet (or one older than STORE-17).
@@ -656,8 +711,7 @@ impl Store for RedbStore {
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let table = match txn.open_table(SNAPSHOT) {
                 Ok(t) => t,
                 // No relay snapshot written yet (or a store older than STORE-19).
@@ -689,8 +743,7 @@ impl Store for RedbStore {
     }
 
     fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
-        self.with_db(|db, path| {
-            let txn = db.begin_read().map_err(|e| backend(path, e))?;
+        self.with_read(|txn, path| {
             let table = match txn.open_table(ADDRESSES) {
                 Ok(t) => t,
                 // No stranger stored anything yet (or a store older than STORE-18).
@@ -751,6 +804,83 @@ mod tests {
         assert!(RedbStore::read_summaries(dir.path().join("absent.redb")).is_err());
     }
 
+    /// STORE-20: a read-only handle reads what a read-write one wrote (the read part of the
+    /// conformance suite), refuses every write with `ReadOnly`, and leaves the file's bytes
+    /// and modification time as they were; it is refused while a writer holds the file and
+    /// on a missing file, which it does not create.
+    #[test]
+    fn read_only_reads_everything_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let items = super::super::conformance::sample_items(12, 3);
+        let address = AddressKey([7; 16]);
+        let writer = RedbStore::open(&path).expect("open");
+        writer.put(&items).expect("put");
+        writer
+            .put_marks(&[(items[0].hash(), Mark([3; 32]))])
+            .expect("marks");
+        writer.put_snapshot(b"snap").expect("snapshot");
+        writer
+            .put_address_usage(&address, AddressUsage::new(2, 20))
+            .expect("usage");
+        assert!(matches!(
+            RedbStore::open_read_only(&path),
+            Err(StoreError::InUse { .. })
+        ));
+        drop(writer);
+        let bytes = std::fs::read(&path).expect("read");
+        let modified = std::fs::metadata(&path)
+            .expect("meta")
+            .modified()
+            .expect("mtime");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        {
+            let written = RedbStore::open_read_only(&path).expect("read only");
+            let reader = RedbStore::open_read_only(&path).expect("two readers");
+            super::super::conformance::reads_agree(&written, &reader, &items);
+            assert_eq!(
+                reader.summaries().expect("summaries"),
+                written.summaries().expect("summaries")
+            );
+            let refused = |r: Result<(), StoreError>| {
+                assert!(matches!(r, Err(StoreError::ReadOnly { .. })), "{r:?}");
+            };
+            refused(
+                reader
+                    .put(&super::super::conformance::sample_items(13, 1)[12..])
+                    .map(drop),
+            );
+            refused(reader.remove(&[items[0].hash()]).map(drop));
+            refused(reader.put_marks(&[(items[1].hash(), Mark([4; 32]))]));
+            refused(reader.put_snapshot(b"other"));
+            refused(reader.put_address_usage(&address, AddressUsage::new(9, 9)));
+            assert_eq!(
+                reader.subjects().expect("subjects"),
+                written.subjects().expect("subjects")
+            );
+        }
+        assert_eq!(std::fs::read(&path).expect("read"), bytes);
+        assert_eq!(
+            std::fs::metadata(&path)
+                .expect("meta")
+                .modified()
+                .expect("mtime"),
+            modified
+        );
+        // The read-write handle reads the same as the read-only ones did.
+        let writer = RedbStore::open(&path).expect("open");
+        let reader_after = writer.summaries().expect("summaries");
+        assert_eq!(reader_after.len(), 3);
+        assert_eq!(
+            writer.address_usage(&address).expect("usage"),
+            Some(AddressUsage::new(2, 20))
+        );
+        drop(writer);
+        let absent = dir.path().join("absent.redb");
+        assert!(RedbStore::open_read_only(&absent).is_err());
+        assert!(!absent.exists());
+    }
+
     #[test]
     fn reopen_keeps_data_and_refuses_other_schema() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -765,17 +895,17 @@ mod tests {
             for item in &items {
                 assert_eq!(store.get(&item.hash()).expect("get").as_ref(), Some(item));
             }
-            let txn = store
-                .slot()
-                .as_ref()
-                .expect("db")
-                .begin_write()
-                .expect("txn");
-            txn.open_table(META)
-                .expect("meta")
-                .insert("schema_version", 99)
-                .expect("insert");
-            txn.commit().expect("commit");
+            store
+                .with_db(|db, _| {
+                    let txn = db.begin_write().expect("txn");
+                    txn.open_table(META)
+                        .expect("meta")
+                        .insert("schema_version", 99)
+                        .expect("insert");
+                    txn.commit().expect("commit");
+                    Ok(())
+                })
+                .expect("write");
         }
         assert!(matches!(
             RedbStore::open(&path),
