@@ -36,14 +36,14 @@ pub fn suggestions<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) ->
     close.into_iter().take(3).map(|(_, n)| n).collect()
 }
 
-/// The hint to append to an "unknown name" error: empty, or `; did you mean "a" or "b"?`.
+/// The hint to append to an "unknown name" error: empty, or ` (did you mean "a" or "b"?)`.
 pub fn did_you_mean(typed: &str, known: Vec<String>) -> String {
     let close = suggestions(typed, known.iter().map(String::as_str));
     if close.is_empty() {
         return String::new();
     }
     let quoted: Vec<String> = close.iter().map(|n| format!("{n:?}")).collect();
-    format!("; did you mean {}?", quoted.join(" or "))
+    format!(" (did you mean {}?)", quoted.join(" or "))
 }
 
 /// Levenshtein distance over characters (names are short: at most a few hundred bytes).
@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(did_you_mean("zzz", vec!["plan.txt".into()]), "");
         assert_eq!(
             did_you_mean("bob", vec!["Bob".into()]),
-            "; did you mean \"Bob\"?"
+            " (did you mean \"Bob\"?)"
         );
     }
 }

@@ -148,7 +148,7 @@ pub fn invite(mut s: Session, args: &InviteArgs) -> Result<()> {
             println!("Link: {}", link.as_str());
             println!("The invitee runs `keyhive init`, then `keyhive join CODE`.");
             if let Some(e) = &sync_error {
-                println!("Warning: the invitation is not on {url} yet ({e}): run `keyhive sync` before sending the code");
+                println!("Warning: the invitation is not on {url} yet: run `keyhive sync` before sending the code; {e}");
             }
         },
     )
@@ -174,10 +174,9 @@ pub fn join(s: Session, code: &str) -> Result<()> {
     let outcome = rt.block_on(async {
         let client = Client::new(key, store, Arc::new(AllowAll));
         let pinned = relays::pinned(&home, &url)?;
-        let session = client
-            .connect_to(&url, pinned)
-            .await
-            .with_context(|| format!("cannot reach relay {url}"))?;
+        let session = client.connect_to(&url, pinned).await.with_context(|| {
+            format!("cannot reach relay {url} (is it running, and the URL right?)")
+        })?;
         if pinned.is_none() {
             relays::pin(&home, &url, session.server_id())?;
         }

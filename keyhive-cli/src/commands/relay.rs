@@ -37,9 +37,9 @@ pub struct TlsFiles {
 impl TlsFiles {
     fn server_config(&self) -> Result<Arc<keyhive_sync::tls::rustls::ServerConfig>> {
         let cert = std::fs::read(&self.cert)
-            .with_context(|| format!("cannot read {}", self.cert.display()))?;
+            .with_context(|| format!("cannot read --tls-cert {}", self.cert.display()))?;
         let key = std::fs::read(&self.key)
-            .with_context(|| format!("cannot read {}", self.key.display()))?;
+            .with_context(|| format!("cannot read --tls-key {}", self.key.display()))?;
         keyhive_sync::tls::server_config_from_pem(&cert, &key).with_context(|| {
             format!(
                 "cannot use {} and {} for TLS",
@@ -246,14 +246,28 @@ pub async fn start_with(
         .map(|arg| parse_sync_with(arg))
         .collect::<Result<Vec<_>>>()?;
     let tls = tls.map(TlsFiles::server_config).transpose()?;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let identity = load_or_create_identity(data)?;
-    let key = identity.device().signing_key().clone();
     let peer_ids = peers
         .iter()
-        .map(|p| p.parse::<PublicKey>().map(IndividualId))
-        .collect::<Result<Vec<_>, _>>()
-        .context("--peer expects a relay id (64 hex characters)")?;
+        .map(|p| {
+            p.parse::<PublicKey>().map(IndividualId).map_err(|_| {
+                anyhow::anyhow!(
+                    "--peer {p:?} is not a relay id: give the 64 hex characters the other relay prints when it starts"
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if data.exists() && !data.is_dir() {
+        bail!(
+            "--data {} is not a directory: give a directory for the relay's identity and store",
+            data.display()
+        );
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    // The port is taken before anything is loaded, so that one already in use is reported at
+    // once; connections wait in the backlog until the relay serves.
+    let listener = bind(listen).await?;
+    let identity = load_or_create_identity(data)?;
+    let key = identity.device().signing_key().clone();
     // RELAY-7: marks what it admits, so its next start checks no signature of it again.
     let policy = Arc::new(
         CapabilityPolicy::new(peer_ids)
@@ -271,7 +285,6 @@ pub async fn start_with(
             );
             let loaded = policy.load(store.as_ref())?;
             tracing::info!(ops = loaded, "capability graph loaded");
-            let listener = bind(listen).await?;
             let handle = Relay::serve(listener, store.clone(), policy.clone(), config)?;
             (store, handle)
         }
@@ -291,7 +304,6 @@ pub async fn start_with(
                 cursor,
                 "capability graph loaded from PostgreSQL"
             );
-            let listener = bind(listen).await?;
             let handle = Relay::serve_shared(
                 listener,
                 store.clone(),
@@ -316,9 +328,15 @@ pub async fn start_with(
 
 /// SYNC-109: listens with the relay's reconnect-burst backlog, not tokio's 1,024.
 async fn bind(listen: &str) -> Result<TcpListener> {
-    keyhive_sync::relay::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))
+    match keyhive_sync::relay::bind(listen).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "cannot listen on {listen}: the port is in use (another relay?); stop it or pick another with --listen"
+        ),
+        Err(e) => Err(e).with_context(|| {
+            format!("cannot listen on {listen} (--listen takes HOST:PORT, e.g. 127.0.0.1:7420)")
+        }),
+    }
 }
 
 /// What `keyhive relay serve` is told besides where to listen and keep its state.

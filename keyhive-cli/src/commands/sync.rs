@@ -163,9 +163,7 @@ pub(crate) async fn connect_pinned(
         }
         Err(e) => {
             return Err(e).with_context(|| {
-                format!(
-                    "cannot reach relay {url}: is it running (`keyhive relay serve`) and the URL right?"
-                )
+                format!("cannot reach relay {url} (is it running, and the URL right?)")
             });
         }
     };
