@@ -435,7 +435,7 @@ impl RedbStore {
     /// what it derived from a full replay to this list (the CLI's name index, `specs/replica.md`
     /// REP-64).
     pub fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
-        self.with_read(|txn, path| every_summary(txn, path))
+        self.with_read(every_summary)
     }
 
     /// [`RedbStore::summaries`] of the store file at `path`, opened read-only (redb's
