@@ -39,6 +39,8 @@ use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
 
 #[cfg(test)]
+mod stamp_tests;
+#[cfg(test)]
 mod vectors;
 
 /// REP-6: ciphertext bytes per piece item (well under the item size limit).
