@@ -146,6 +146,37 @@ impl Item {
     /// Builds an item from its signed (expanded) envelope, checking SYNC-2 and SYNC-110 (no
     /// compact code as the first byte) and computing the hash (SYNC-3).
     pub fn new(kind: ItemKind, subject: SubjectId, envelope: Vec<u8>) -> Result<Self, ItemError> {
+        Item::check(kind, &envelope)?;
+        let hash = Hash::of_signed(&envelope);
+        Ok(Item {
+            kind,
+            subject,
+            envelope,
+            hash,
+        })
+    }
+
+    /// As [`Item::new`] for the envelope of an op this device just signed or verified, whose
+    /// `hash` (`Verified::hash`) is `Hash::of_signed` of exactly these bytes (ENC-5): the same
+    /// checks, without hashing the bytes again.
+    pub(crate) fn of_verified(
+        kind: ItemKind,
+        subject: SubjectId,
+        envelope: Vec<u8>,
+        hash: Hash,
+    ) -> Result<Self, ItemError> {
+        Item::check(kind, &envelope)?;
+        debug_assert_eq!(hash, Hash::of_signed(&envelope), "a verified op's hash");
+        Ok(Item {
+            kind,
+            subject,
+            envelope,
+            hash,
+        })
+    }
+
+    /// SYNC-2 and SYNC-110 (no compact code as the first byte).
+    fn check(kind: ItemKind, envelope: &[u8]) -> Result<(), ItemError> {
         if envelope.len() < SIGNATURE_LEN {
             return Err(ItemError::TooShort(envelope.len()));
         }
@@ -157,15 +188,9 @@ impl Item {
         }
         // SYNC-110: one wire form per item.
         if let Some(compact) = kind.compact_kind() {
-            wire_form::check_signed_form(&envelope, compact)?;
+            wire_form::check_signed_form(envelope, compact)?;
         }
-        let hash = Hash::of_signed(&envelope);
-        Ok(Item {
-            kind,
-            subject,
-            envelope,
-            hash,
-        })
+        Ok(())
     }
 
     /// Accepts an item from the wire or a store: expands its envelope to the signed bytes with

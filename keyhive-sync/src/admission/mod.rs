@@ -227,6 +227,29 @@ impl Admission {
         }
     }
 
+    /// [`Admission::note_local`] for an op this device just signed, without decoding it: a
+    /// content op names its change blob (REP-20); other ops name nothing admission indexes.
+    pub(crate) fn note_local_op(&mut self, op: &AnyVerified) {
+        if let AnyVerified::Content(c) = op
+            && let Payload::Blob { hash, .. } = c.body.payload
+        {
+            self.blobs.name_change(hash);
+        }
+    }
+
+    /// [`Admission::note_local`] for a key-agreement op this device just built, without
+    /// decoding it (its item hash is the op's hash, ENC-5).
+    pub(crate) fn note_local_key_agreement(&mut self, item: &Item) {
+        self.key_agreement.insert(item.hash(), item.subject());
+    }
+
+    /// [`Admission::note_local`] for a change blob this device just sealed, listing `pieces`,
+    /// and the content op naming it by `named` (`Hash::of_content` of the blob's bytes).
+    pub(crate) fn note_local_change(&mut self, named: Hash, pieces: &[Hash]) {
+        self.blobs.name_change(named);
+        self.blobs.list_pieces(pieces);
+    }
+
     /// Forgets a key-agreement op the replica did not apply (queued or refused by its tree),
     /// so that it is admitted afresh when offered again.
     pub(crate) fn forget_key_agreement(&mut self, hash: &Hash) {

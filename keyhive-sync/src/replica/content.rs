@@ -14,7 +14,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 
-use keyhive_core::capability::{Access, AgentId, AnyVerified, BuildError, INLINE_MAX_CIPHERTEXT};
+use keyhive_core::capability::{
+    Access, AgentId, BuildError, ContentOp, INLINE_MAX_CIPHERTEXT, Payload,
+};
 use keyhive_core::cgka::{Cgka, MembershipPlan};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeyPublic;
@@ -31,11 +33,13 @@ use zeroize::Zeroizing;
 
 use super::Replica;
 use super::error::ReplicaError;
-use super::history::Written;
+use super::history::{DocHistory, Written};
 use crate::blob::{Blob, EntryPoint};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
 
+#[cfg(test)]
+mod stamp_tests;
 #[cfg(test)]
 mod vectors;
 
@@ -106,8 +110,11 @@ struct Stamp {
     readers: u64,
     directory: u64,
     cgka: u64,
-    /// REP-5a: changes of the document this device has opened; one it opened since may be
-    /// an uncovered head it now publishes an entry point for.
+    /// REP-5a: changes of the document this device has opened by reading them; one it
+    /// opened since may be an uncovered head it now publishes an entry point for. Its own
+    /// writes are not counted: each is sealed under the current epoch and carries the keys of
+    /// every head it can open, so it leaves no change uncovered or uncarried that was not
+    /// before (REP-5b), and a write does not walk the document's history.
     opened: usize,
 }
 
@@ -142,17 +149,23 @@ impl<S: Store> Replica<S> {
         let members = cgka.tree().members();
         let exact = plan.remove.iter().all(|d| !members.contains_key(d))
             && plan.add.iter().all(|(d, _)| members.contains_key(d));
+        // Built and signed here: stored without hashing or decoding them again.
         let items = ops
             .iter()
             .map(|op| {
-                Item::new(
+                Item::of_verified(
                     ItemKind::Cgka,
                     SubjectId(document.0),
                     op.as_bytes().to_vec(),
+                    op.hash(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.store_items(items)?;
+        self.require_full()?;
+        for item in &items {
+            self.admission.note_local_key_agreement(item);
+        }
+        self.put_local(items)?;
         if seated || self.uncovered_change_to_publish(document)? {
             self.publish_entry_point(document)?;
         }
@@ -235,7 +248,7 @@ impl<S: Store> Replica<S> {
             readers: self.admission.checker.members_version(&document.0),
             directory: self.admission.directory.generation(),
             cgka: self.cgka_of(&document)?.generation(),
-            opened: self.with_history(document, |h| h.opened.len())?,
+            opened: self.with_history(document, DocHistory::opened_by_reading)?,
         })
     }
 
@@ -335,8 +348,10 @@ impl<S: Store> Replica<S> {
             }
             Err(e) => return Err(e),
         };
-        let op_item = super::op_item(&AnyVerified::Content(op.clone()))?;
-        self.store_items(vec![op_item])?;
+        // INL-1: an inline change names no blob; nothing to record but the op.
+        let op_item = content_item(&op)?;
+        self.require_full()?;
+        self.put_local(vec![op_item])?;
         let written = Written {
             // INL-6: an inline change is named by its op hash.
             reference: op.hash(),
@@ -418,16 +433,36 @@ impl<S: Store> Replica<S> {
             SubjectId(document.0),
             Blob::Change { change, pieces }.to_bytes(),
         )?;
-        let op = self
+        // REP-20: the op names the blob by `Hash::of_content` of its bytes, hashed once here
+        // for the op, admission's index and the replica's.
+        let named = Hash::of_content(blob.envelope());
+        let len = blob.envelope().len() as u64;
+        let (op, ()) = self
             .admission
             .checker
-            .write(&self.device, document, blob.envelope())?;
-        let op_item = super::op_item(&AnyVerified::Content(op.clone()))?;
-        self.store_items(vec![blob, op_item])?;
+            .write_with(&self.device, document, |_| {
+                Ok::<_, ReplicaError>((Payload::Blob { hash: named, len }, ()))
+            })?;
+        let op_item = content_item(&op)?;
+        // What `store_items` would record, from what was just built instead of decoding it.
+        self.require_full()?;
+        self.admission.note_local_change(named, &written.pieces);
+        self.blobs.insert(named, blob.hash());
+        self.put_local(vec![blob, op_item])?;
         self.note_written(document, op.hash(), written, predecessors);
         self.publish_events([]);
         Ok(op.hash())
     }
+}
+
+/// The store item for a content op this device just signed (its hash already computed).
+fn content_item(op: &Verified<ContentOp>) -> Result<Item, ReplicaError> {
+    Ok(Item::of_verified(
+        ItemKind::Content,
+        SubjectId(op.body.document.0),
+        op.as_bytes().to_vec(),
+        op.hash(),
+    )?)
 }
 
 pub(super) fn body_length(body: &[u8]) -> Option<u64> {

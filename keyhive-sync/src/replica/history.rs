@@ -130,6 +130,8 @@ impl Cipher {
 #[derive(Default)]
 pub(super) struct DocHistory {
     pub(super) opened: HashMap<Hash, Opened>,
+    /// How many of `opened` this device wrote itself (`note_written`).
+    written: usize,
     /// Changes found but not opened yet, by id.
     sealed: HashMap<Hash, Sealed>,
     /// Ids of `sealed`, by change reference.
@@ -289,6 +291,7 @@ impl<S: Store> Replica<S> {
         let carries = predecessors.iter().map(|(r, _)| *r).collect();
         let mut queue = Vec::new();
         history.learn(predecessors, &mut queue);
+        history.written += 1;
         history.opened.insert(
             id,
             Opened {
@@ -460,6 +463,13 @@ impl<S: Store> Replica<S> {
 }
 
 impl DocHistory {
+    /// REP-3a, REP-5a: how many changes this device opened by reading them (not counting
+    /// those it wrote itself, which it seals covered under the current epoch, carrying the
+    /// keys of every head it can open: a local write never makes a change uncovered).
+    pub(super) fn opened_by_reading(&self) -> usize {
+        self.opened.len() - self.written
+    }
+
     /// Adds `fresh` changes and opens every change it can: under an epoch this device knows
     /// (all sealed ones again when new epochs arrived), then through the keys opened changes
     /// carry (REP-7). A change is opened at most once.

@@ -445,8 +445,14 @@ impl<S: Store> Replica<S> {
         }
     }
 
+    /// Stores an op this device just signed (and applied), recording what it names without
+    /// decoding it again.
     fn store_op(&mut self, op: &AnyVerified) -> Result<(), ReplicaError> {
-        self.store_items(vec![op_item(op)?])
+        let item = op_item(op)?;
+        // REP-63: a scoped replica stores nothing it makes.
+        self.require_full()?;
+        self.admission.note_local_op(op);
+        self.put_local(vec![item])
     }
 
     /// Stores items made on this device (already checked as they were built), recording what
@@ -458,6 +464,12 @@ impl<S: Store> Replica<S> {
             self.admission.note_local(item);
             self.index_ciphertext(item);
         }
+        self.put_local(items)
+    }
+
+    /// Stores items made on this device whose names its caller has recorded (after
+    /// [`Replica::require_full`]), announcing the new ones (SYNC-86).
+    fn put_local(&mut self, items: Vec<Item>) -> Result<(), ReplicaError> {
         let fresh = self.store.put(&items)?;
         if let Some(outbox) = &self.outbox {
             let new: Vec<Item> = items
@@ -538,9 +550,10 @@ pub fn op_item(op: &AnyVerified) -> Result<Item, ReplicaError> {
         AnyVerified::Content(_) => ItemKind::Content,
         _ => ItemKind::Auth,
     };
-    Ok(Item::new(
+    Ok(Item::of_verified(
         kind,
         SubjectId(op.subject()),
         op.as_bytes().to_vec(),
+        op.hash(),
     )?)
 }
