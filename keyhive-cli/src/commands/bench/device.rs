@@ -2,7 +2,6 @@
 //! members of one device each.
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use keyhive_core::capability::{Access, AgentId, PeerTag};
@@ -10,6 +9,7 @@ use keyhive_core::identity::{Device, DocumentId};
 use keyhive_sync::replica::Replica;
 use keyhive_sync::{Item, MemoryStore, Store};
 
+use super::clock::Stopwatch;
 use super::raw::{self, Raw, micros, per_op};
 use super::{Figure, Workload};
 
@@ -64,7 +64,7 @@ pub fn workloads(n: usize, quick: bool, figures: &mut Vec<Figure>) -> Result<()>
     }
 
     let (adds, raw) = paired(|| {
-        let start = Instant::now();
+        let start = Stopwatch::one_core();
         for m in &members {
             alice.grant(&doc.0, AgentId::Individual(m.id()), Access::Read)?;
         }
@@ -74,7 +74,7 @@ pub fn workloads(n: usize, quick: bool, figures: &mut Vec<Figure>) -> Result<()>
 
     let kib = vec![5u8; 1024];
     let (first, raw) = paired(|| {
-        let start = Instant::now();
+        let start = Stopwatch::one_core();
         alice.write(doc, &kib)?;
         Ok(micros(start.elapsed()))
     })?;
@@ -105,10 +105,10 @@ pub fn workloads(n: usize, quick: bool, figures: &mut Vec<Figure>) -> Result<()>
     let ((revoke, rekey), raw) = paired(|| {
         let (mut revoke, mut rekey) = (f64::MAX, f64::MAX);
         for gone in members.iter().take(REVOCATIONS.min(n.saturating_sub(1))) {
-            let start = Instant::now();
+            let start = Stopwatch::one_core();
             alice.revoke(&doc.0, AgentId::Individual(gone.id()))?;
             revoke = revoke.min(micros(start.elapsed()));
-            let start = Instant::now();
+            let start = Stopwatch::one_core();
             alice.write(doc, &kib)?;
             rekey = rekey.min(micros(start.elapsed()));
         }
@@ -126,7 +126,7 @@ pub fn workloads(n: usize, quick: bool, figures: &mut Vec<Figure>) -> Result<()>
     fresh.set_signature_threads(1);
     let single = history.clone();
     let (ingest, raw) = paired(|| {
-        let start = Instant::now();
+        let start = Stopwatch::one_core();
         fresh.ingest_all(from, single)?;
         Ok(micros(start.elapsed()))
     })?;
@@ -135,7 +135,7 @@ pub fn workloads(n: usize, quick: bool, figures: &mut Vec<Figure>) -> Result<()>
     // the same one-core `verify_strict` floor.
     let mut fresh = Replica::open(newcomer.clone(), MemoryStore::new())?;
     let (ingest, raw) = paired(|| {
-        let start = Instant::now();
+        let start = Stopwatch::wall();
         fresh.ingest_all(from, history)?;
         Ok(micros(start.elapsed()))
     })?;

@@ -1,14 +1,13 @@
 //! A folder revocation through `Replica`: one member loses a folder that holds `documents`
 //! documents, so every one of them loses that member (issue 13's folder scaling curve).
 
-use std::time::Instant;
-
 use anyhow::{Context, Result};
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::identity::Device;
 use keyhive_sync::MemoryStore;
 use keyhive_sync::replica::Replica;
 
+use super::clock::Stopwatch;
 use super::raw::micros;
 
 /// What a folder revocation cost at one folder size (best of the rounds).
@@ -53,10 +52,10 @@ pub fn measure(documents: usize) -> Result<FolderRevocation> {
     }
     let (mut revoke_us, mut rekey_per_document_us) = (f64::MAX, f64::MAX);
     for gone in &members {
-        let start = Instant::now();
+        let start = Stopwatch::one_core();
         alice.revoke(&folder.0, AgentId::Individual(gone.id()))?;
         revoke_us = revoke_us.min(micros(start.elapsed()));
-        let start = Instant::now();
+        let start = Stopwatch::one_core();
         for doc in &docs {
             alice.write(*doc, &kib)?;
         }

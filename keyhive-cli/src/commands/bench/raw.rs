@@ -1,7 +1,7 @@
 //! The raw primitives every workload is measured against, timed in the same process.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ed25519_dalek::Signer;
@@ -10,6 +10,8 @@ use keyhive_core::crypto::prekey::PrekeySecret;
 use keyhive_core::crypto::secret::SymmetricKey;
 use keyhive_core::crypto::signing::SigningKey;
 use serde::Serialize;
+
+use super::clock::Stopwatch;
 
 /// Signatures per batch in the batch-verification figure.
 const BATCH: usize = 64;
@@ -57,11 +59,12 @@ impl Raw {
     }
 }
 
-/// Mean microseconds per call of `f` over `iterations`, best of three runs.
+/// Mean microseconds per call of `f` over `iterations`, best of three runs, in the thread's
+/// CPU time (`clock`).
 pub fn per_op(iterations: usize, mut f: impl FnMut()) -> f64 {
     let mut best = Duration::MAX;
     for _ in 0..3 {
-        let start = Instant::now();
+        let start = Stopwatch::one_core();
         for _ in 0..iterations {
             f();
         }
