@@ -502,11 +502,11 @@ impl AnySigned {
     /// [`Signed::assume_verified`] (a relay's own admission marks, RELAY-7). A root-form op
     /// (CAP-24) is handed back: it cannot be an op until its issuer is known
     /// ([`Checker::resolve_root_form`](super::Checker::resolve_root_form)).
-    pub fn assume_verified(self) -> Result<AnyVerified, Self> {
+    pub fn assume_verified(self) -> Result<AnyVerified, Box<Self>> {
         match self {
             AnySigned::Genesis(s) => Ok(AnyVerified::Genesis(s.assume_verified())),
             AnySigned::Auth(s) => Ok(AnyVerified::Auth(s.assume_verified())),
-            AnySigned::RootForm(r) => Err(AnySigned::RootForm(r)),
+            AnySigned::RootForm(r) => Err(Box::new(AnySigned::RootForm(r))),
             AnySigned::Content(s) => Ok(AnyVerified::Content(s.assume_verified())),
         }
     }

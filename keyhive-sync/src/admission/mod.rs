@@ -285,7 +285,7 @@ impl Admission {
                     Ok(op) if signatures == Signatures::Trusted => self.checker.apply_verified(op),
                     // ADM-2a: `verify_strict` held on these bytes; parked for `from` like any op.
                     Ok(op) => self.checker.ingest_verified(from, op),
-                    Err(op) => self.checker.ingest_signed(from, op),
+                    Err(op) => self.checker.ingest_signed(from, *op),
                 }
             }
             Signatures::Check => self.checker.ingest_signed(from, op),
