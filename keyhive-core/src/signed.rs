@@ -40,6 +40,10 @@ pub enum VerifyError {
     /// The signer's key is not a valid point.
     #[error("signer key is invalid")]
     Signature(#[from] SignatureError),
+    /// CAP-24: a root-form auth op's signer is the creator its subject's genesis names, and
+    /// that genesis is not held.
+    #[error("the signer is named by a genesis not held")]
+    IssuerNotKnown,
 }
 
 /// A decoded, **unverified** signed envelope.
@@ -128,6 +132,18 @@ impl<T: Signable> Signed<T> {
         Verified(self)
     }
 
+    /// An envelope decoded by its own rules (CAP-24: a root-form auth op, whose signed bytes
+    /// omit the issuer that `payload` carries): `envelope` is exactly what was signed followed
+    /// by the signature, and its hash is the content address as for any envelope.
+    pub(crate) fn from_parts(envelope: Vec<u8>, payload: T) -> Self {
+        let hash = Hash::of_signed(&envelope);
+        Signed {
+            envelope,
+            payload,
+            hash,
+        }
+    }
+
     fn verify_with_key(self, key: &VerifyingKey) -> Result<Verified<T>, VerifyError> {
         let (payload, signature) = self.signed_parts();
         verify_strict_with(key, payload, signature)?;
@@ -166,6 +182,22 @@ impl<T: Signable> Verified<T> {
             payload,
             hash,
         }))
+    }
+
+    /// Signs `signed_bytes`, the encoding of `payload` by its own rules (CAP-24: a root-form
+    /// auth op), with `key`, which must be the payload's declared signer. The caller checked
+    /// the payload's structure and size.
+    pub(crate) fn sign_encoded(
+        payload: T,
+        mut signed_bytes: Vec<u8>,
+        key: &SigningKey,
+    ) -> Result<Self, SignError> {
+        if key.public_key() != *payload.signer() {
+            return Err(SignError::WrongKey);
+        }
+        let signature = key.sign(&signed_bytes);
+        signed_bytes.extend_from_slice(&signature);
+        Ok(Verified(Signed::from_parts(signed_bytes, payload)))
     }
 
     /// The content address.

@@ -12,8 +12,17 @@
 //! compact = code(1)                  || issuer(32) || varint(n) || n × 32 ||               rest || signature(64)
 //! ```
 //!
-//! `code` names the tag and version (`AUTH_CODE`: `keyhive/auth` v2, `CONTENT_CODE`:
-//! `keyhive/content` v3); both are at least `0x80`, which no tag length (ENC-11) can be. The
+//! A root-form auth op (`keyhive/auth` v3, CAP-24) has no issuer in its signed bytes, so its
+//! full and compact forms start with the predecessor count instead:
+//!
+//! ```text
+//! full    = postcard(tag) || 3       || varint(n) || n × 32 || subject(32) || rest || signature(64)
+//! compact = code(1)                  || varint(n) || n × 32 ||               rest || signature(64)
+//! ```
+//!
+//! `code` names the tag and version (`AUTH_CODE`: `keyhive/auth` v2, `AUTH_ROOT_CODE`:
+//! `keyhive/auth` v3, `CONTENT_CODE`: `keyhive/content` v3); all are at least `0x80`, which no
+//! tag length (ENC-11) can be. The
 //! receiver re-inserts the tag, the version and the item's subject before decoding and
 //! verifying, so the signature covers the subject exactly as before: an item sent under another
 //! subject expands to other signed bytes and fails its signature check.
@@ -24,13 +33,15 @@
 
 use std::borrow::Cow;
 
-use crate::capability::{AuthBody, ContentBody};
+use crate::capability::{AuthBody, ContentBody, ROOT_FORM_VERSION};
 use crate::crypto::signing::PublicKey;
 use crate::encoding::{encode, peek_tag};
 use crate::signed::{OpBody, SIGNATURE_LEN};
 
 /// SYNC-110: first byte of a compact `keyhive/auth` version-2 envelope.
 pub const AUTH_CODE: u8 = 0xA2;
+/// SYNC-110, CAP-24: first byte of a compact `keyhive/auth` version-3 (root-form) envelope.
+pub const AUTH_ROOT_CODE: u8 = 0xA3;
 /// SYNC-110: first byte of a compact `keyhive/content` version-3 envelope.
 pub const CONTENT_CODE: u8 = 0xC3;
 
@@ -44,14 +55,47 @@ pub fn saved_bytes(tag: &str) -> usize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CompactKind {
-    /// `keyhive/auth` version 2 (an auth op: delegation, revocation, invitation...).
+    /// `keyhive/auth` version 2 or 3 (an auth op: delegation, revocation, invitation...).
     Auth,
     /// `keyhive/content` version 3 (a content op).
     Content,
 }
 
+/// One compact form: its code, the tag and version it stands for, and whether the signed
+/// bytes start with a 32-byte issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Form {
+    code: u8,
+    tag: &'static str,
+    version: u8,
+    issuer_len: usize,
+}
+
+const AUTH_FORMS: &[Form] = &[
+    Form {
+        code: AUTH_CODE,
+        tag: <AuthBody as OpBody>::TAG,
+        version: <AuthBody as OpBody>::VERSION,
+        issuer_len: 32,
+    },
+    Form {
+        code: AUTH_ROOT_CODE,
+        tag: <AuthBody as OpBody>::TAG,
+        version: ROOT_FORM_VERSION,
+        issuer_len: 0,
+    },
+];
+
+const CONTENT_FORMS: &[Form] = &[Form {
+    code: CONTENT_CODE,
+    tag: <ContentBody as OpBody>::TAG,
+    version: <ContentBody as OpBody>::VERSION,
+    issuer_len: 32,
+}];
+
 impl CompactKind {
-    /// The first byte of this kind's compact envelopes.
+    /// The first byte of this kind's compact envelopes of its newest version that carries an
+    /// issuer (`keyhive/auth` v2, `keyhive/content` v3).
     pub fn code(self) -> u8 {
         match self {
             CompactKind::Auth => AUTH_CODE,
@@ -59,29 +103,34 @@ impl CompactKind {
         }
     }
 
-    fn tag(self) -> &'static str {
+    /// Every first byte this kind's compact envelopes may have.
+    pub fn codes(self) -> impl Iterator<Item = u8> {
+        self.forms().iter().map(|f| f.code)
+    }
+
+    fn forms(self) -> &'static [Form] {
         match self {
-            CompactKind::Auth => <AuthBody as OpBody>::TAG,
-            CompactKind::Content => <ContentBody as OpBody>::TAG,
+            CompactKind::Auth => AUTH_FORMS,
+            CompactKind::Content => CONTENT_FORMS,
         }
     }
 
-    fn version(self) -> u8 {
-        match self {
-            CompactKind::Auth => <AuthBody as OpBody>::VERSION,
-            CompactKind::Content => <ContentBody as OpBody>::VERSION,
-        }
-    }
-
-    /// The kind whose full form starts with `tag` and `version`, if that form travels compact.
-    fn of_full(full: &[u8]) -> Option<Self> {
+    /// The form of `kind` that a full envelope starting with its tag and version travels in.
+    fn form_of_full(self, full: &[u8]) -> Option<Form> {
         let tag = peek_tag(full)?;
-        let kind = [CompactKind::Auth, CompactKind::Content]
-            .into_iter()
-            .find(|k| k.tag() == tag)?;
         let version = *full.get(1 + tag.len())?;
-        (version == kind.version()).then_some(kind)
+        self.forms()
+            .iter()
+            .find(|f| f.tag == tag && f.version == version)
+            .copied()
     }
+}
+
+/// The form of any kind a full envelope travels compact in, if any.
+fn any_form_of_full(full: &[u8]) -> Option<Form> {
+    [CompactKind::Auth, CompactKind::Content]
+        .into_iter()
+        .find_map(|k| k.form_of_full(full))
 }
 
 /// Why a wire envelope could not be expanded to its signed form.
@@ -113,7 +162,7 @@ pub enum WireFormError {
 /// that are no keyhive envelope are refused.
 pub fn check_signed_form(full: &[u8], kind: CompactKind) -> Result<(), WireFormError> {
     match full.first() {
-        Some(&code) if code == kind.code() => Err(WireFormError::StartsWithCode),
+        Some(&code) if kind.codes().any(|c| c == code) => Err(WireFormError::StartsWithCode),
         _ => Ok(()),
     }
 }
@@ -123,9 +172,9 @@ pub fn check_signed_form(full: &[u8], kind: CompactKind) -> Result<(), WireFormE
 /// bytes as they are.
 pub fn compact<'a>(full: &'a [u8], subject: &PublicKey, kind: CompactKind) -> Cow<'a, [u8]> {
     match split_full(full, subject, kind) {
-        Some((head, tail)) => {
-            let mut out = Vec::with_capacity(full.len() - saved_bytes(kind.tag()));
-            out.push(kind.code());
+        Some((form, head, tail)) => {
+            let mut out = Vec::with_capacity(full.len() - saved_bytes(form.tag));
+            out.push(form.code);
             out.extend_from_slice(head);
             out.extend_from_slice(tail);
             Cow::Owned(out)
@@ -137,7 +186,7 @@ pub fn compact<'a>(full: &'a [u8], subject: &PublicKey, kind: CompactKind) -> Co
 /// The length of [`compact`]'s answer, without building it.
 pub fn compact_len(full: &[u8], subject: &PublicKey, kind: CompactKind) -> usize {
     match split_full(full, subject, kind) {
-        Some(_) => full.len() - saved_bytes(kind.tag()),
+        Some((form, _, _)) => full.len() - saved_bytes(form.tag),
         None => full.len(),
     }
 }
@@ -149,17 +198,15 @@ fn split_full<'a>(
     full: &'a [u8],
     subject: &PublicKey,
     kind: CompactKind,
-) -> Option<(&'a [u8], &'a [u8])> {
-    if CompactKind::of_full(full)? != kind {
-        return None;
-    }
-    let body = full.get(encode(&kind.tag()).len() + 1..)?;
-    let at = subject_offset(body)?;
+) -> Option<(Form, &'a [u8], &'a [u8])> {
+    let form = kind.form_of_full(full)?;
+    let body = full.get(encode(&form.tag).len() + 1..)?;
+    let at = subject_offset(body, form.issuer_len)?;
     let named = body.get(at..at + 32)?;
     if named != subject.as_bytes() || body.len() < at + 32 + SIGNATURE_LEN {
         return None;
     }
-    Some((&body[..at], &body[at + 32..]))
+    Some((form, &body[..at], &body[at + 32..]))
 }
 
 /// SYNC-110: the signed envelope a wire envelope stands for, in an item whose ops travel as
@@ -174,29 +221,30 @@ pub fn expand<'a>(
     let Some((&code, body)) = wire.split_first() else {
         return Ok(Cow::Borrowed(wire));
     };
-    if code != kind.code() {
-        if let Some(full) = CompactKind::of_full(wire) {
-            return Err(WireFormError::NotCompact { tag: full.tag() });
+    let Some(form) = kind.forms().iter().find(|f| f.code == code) else {
+        if let Some(full) = any_form_of_full(wire) {
+            return Err(WireFormError::NotCompact { tag: full.tag });
         }
         return Ok(Cow::Borrowed(wire));
-    }
-    let at = subject_offset(body).ok_or(WireFormError::BadPredecessorCount)?;
+    };
+    let at = subject_offset(body, form.issuer_len).ok_or(WireFormError::BadPredecessorCount)?;
     if body.len() < at + SIGNATURE_LEN {
         return Err(WireFormError::Truncated);
     }
-    let mut out = encode(&kind.tag());
+    let mut out = encode(&form.tag);
     out.reserve(1 + body.len() + 32);
-    out.push(kind.version());
+    out.push(form.version);
     out.extend_from_slice(&body[..at]);
     out.extend_from_slice(subject.as_bytes());
     out.extend_from_slice(&body[at..]);
     Ok(Cow::Owned(out))
 }
 
-/// Where the subject goes in `issuer || varint(n) || n × 32 || ...`: after the issuer and the
-/// predecessors. `None` when the bytes end first or the count is not a varint of at most 64.
-fn subject_offset(body: &[u8]) -> Option<usize> {
-    let mut at = 32;
+/// Where the subject goes in `issuer || varint(n) || n × 32 || ...` (`issuer_len` 32, or 0 for
+/// the root form, CAP-24): after the issuer and the predecessors. `None` when the bytes end
+/// first or the count is not a varint of at most 64.
+fn subject_offset(body: &[u8], issuer_len: usize) -> Option<usize> {
+    let mut at = issuer_len;
     let mut count: usize = 0;
     let mut shift = 0;
     loop {
@@ -252,7 +300,7 @@ mod tests {
                 assert_eq!(expand(&c, &subject, kind).unwrap().as_ref(), f.as_slice());
                 assert_eq!(
                     expand(&f, &subject, kind),
-                    Err(WireFormError::NotCompact { tag: kind.tag() })
+                    Err(WireFormError::NotCompact { tag })
                 );
                 assert_eq!(
                     check_signed_form(&c, kind),
@@ -261,6 +309,55 @@ mod tests {
                 assert_eq!(check_signed_form(&f, kind), Ok(()));
             }
         }
+    }
+
+    /// CAP-24: a root-form auth op (`keyhive/auth` v3) has no issuer; its compact form drops
+    /// the tag, version and subject like version 2's, under its own code.
+    #[test]
+    fn cap24_root_form_round_trips_under_its_own_code() {
+        let subject = PublicKey([3; 32]);
+        let auth = CompactKind::Auth;
+        for preds in [0u8, 1, 2] {
+            let mut f = encode(&"keyhive/auth");
+            f.push(3);
+            f.push(preds);
+            for i in 0..preds {
+                f.extend_from_slice(&[i + 10; 32]);
+            }
+            f.extend_from_slice(&subject.0);
+            f.extend_from_slice(&[5; 7]);
+            f.extend_from_slice(&[9; SIGNATURE_LEN]);
+            let c = compact(&f, &subject, auth);
+            assert_eq!(c.len(), f.len() - 45);
+            assert_eq!(c[0], AUTH_ROOT_CODE);
+            assert_eq!(c[1], preds, "no issuer before the predecessor count");
+            assert_eq!(compact_len(&f, &subject, auth), c.len());
+            assert_eq!(expand(&c, &subject, auth).unwrap().as_ref(), f.as_slice());
+            assert_eq!(
+                expand(&f, &subject, auth),
+                Err(WireFormError::NotCompact {
+                    tag: "keyhive/auth"
+                })
+            );
+            assert_eq!(
+                check_signed_form(&c, auth),
+                Err(WireFormError::StartsWithCode)
+            );
+            // Not a content item's form: it travels there as it is (and ADM-1 refuses it).
+            let content = CompactKind::Content;
+            assert_eq!(compact(&f, &subject, content).as_ref(), f.as_slice());
+            assert_eq!(expand(&c, &subject, content).unwrap().as_ref(), &c[..]);
+        }
+        assert_eq!(
+            expand(&[AUTH_ROOT_CODE, 1, 0, 0], &subject, auth),
+            Err(WireFormError::BadPredecessorCount)
+        );
+        let mut short = vec![AUTH_ROOT_CODE, 0];
+        short.extend_from_slice(&[0; 63]);
+        assert_eq!(
+            expand(&short, &subject, auth),
+            Err(WireFormError::Truncated)
+        );
     }
 
     #[test]

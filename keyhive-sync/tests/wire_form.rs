@@ -1,5 +1,6 @@
-//! SYNC-110 (`specs/sync.md` §2): auth ops (`keyhive/auth` v2) and content ops
-//! (`keyhive/content` v3) travel and rest without their tag, version and subject; the receiver
+//! SYNC-110 (`specs/sync.md` §2): auth ops (`keyhive/auth` v2, and v3, the root form of CAP-24)
+//! and content ops (`keyhive/content` v3) travel and rest without their tag, version and
+//! subject; the receiver
 //! re-inserts them from the item before verifying, so the signature, the op's hash and every
 //! predecessor link are those of the full signed bytes. Earlier versions travel in full.
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use keyhive_core::Hash;
 use keyhive_core::capability::{Access, AnySigned};
 use keyhive_core::crypto::signing::PublicKey;
-use keyhive_core::wire_form::{AUTH_CODE, CONTENT_CODE, WireFormError};
+use keyhive_core::wire_form::{AUTH_CODE, AUTH_ROOT_CODE, CONTENT_CODE, WireFormError};
 use keyhive_sync::admission::Refusal;
 use keyhive_sync::item::ItemError;
 use keyhive_sync::replica::ReplicaError;
@@ -35,7 +36,12 @@ fn history() -> (R, R) {
 fn compact_items(r: &R) -> Vec<Item> {
     all_items(r)
         .into_iter()
-        .filter(|i| matches!(i.wire_envelope().first(), Some(&AUTH_CODE | &CONTENT_CODE)))
+        .filter(|i| {
+            matches!(
+                i.wire_envelope().first(),
+                Some(&AUTH_CODE | &AUTH_ROOT_CODE | &CONTENT_CODE)
+            )
+        })
         .collect()
 }
 
@@ -49,7 +55,7 @@ fn refusal(result: Result<impl std::fmt::Debug, ReplicaError>) -> Refusal {
 #[test]
 fn sync110_ops_travel_without_tag_version_and_subject_and_keep_their_hash() {
     let (alice, bob) = history();
-    let (mut auth, mut content) = (0, 0);
+    let (mut auth, mut root, mut content) = (0, 0, 0);
     for item in all_items(&alice).into_iter().chain(all_items(&bob)) {
         let wire = item.to_wire();
         let saved = item.envelope().len() - wire.envelope.len();
@@ -62,6 +68,12 @@ fn sync110_ops_travel_without_tag_version_and_subject_and_keep_their_hash() {
                     13 + 1 + 32 - 1,
                     "tag 13, version 1, subject 32, code 1"
                 );
+            }
+            // CAP-24: alice's grant, in the root form (no issuer in the signed bytes either).
+            Some(&AUTH_ROOT_CODE) => {
+                root += 1;
+                assert_eq!(item.kind(), ItemKind::Auth);
+                assert_eq!(saved, 13 + 1 + 32 - 1);
             }
             Some(&CONTENT_CODE) => {
                 content += 1;
@@ -77,7 +89,10 @@ fn sync110_ops_travel_without_tag_version_and_subject_and_keep_their_hash() {
         assert_eq!(back.envelope(), item.envelope());
         assert_eq!(item.hash(), Hash::of_signed(item.envelope()));
     }
-    assert!(auth >= 1 && content >= 2, "auth {auth}, content {content}");
+    assert!(
+        root >= 1 && content >= 2,
+        "auth {auth}, root {root}, content {content}"
+    );
 
     // A fresh replica reads the history from its wire form alone.
     let mut carol = replica("carol");
@@ -113,13 +128,20 @@ fn sync110_an_op_sent_under_another_subject_or_kind_is_refused() {
         })
         .expect("a well-formed compact envelope");
         assert_ne!(moved.hash(), item.hash());
-        assert!(
-            matches!(
-                refusal(dave.ingest(tag(&alice), &moved)),
-                Refusal::BadSignature(_)
-            ),
-            "{item:?} under another subject"
-        );
+        if wire.envelope[0] == AUTH_ROOT_CODE {
+            // CAP-24: a root form waits for the other subject's genesis (whose creator it
+            // would be checked under); it is never stored.
+            dave.ingest(tag(&alice), &moved).expect("parked");
+            assert!(!dave.store().contains(&moved.hash()).expect("contains"));
+        } else {
+            assert!(
+                matches!(
+                    refusal(dave.ingest(tag(&alice), &moved)),
+                    Refusal::BadSignature(_)
+                ),
+                "{item:?} under another subject"
+            );
+        }
         // Another kind: the bytes say what they are (ADM-1).
         let claimed = match item.kind() {
             ItemKind::Auth => ItemKind::Content,
@@ -138,10 +160,10 @@ fn sync110_an_op_sent_under_another_subject_or_kind_is_refused() {
         ));
         // Another code: the body does not decode as the other op type.
         let mut recoded = wire.clone();
-        recoded.envelope[0] = if recoded.envelope[0] == AUTH_CODE {
-            CONTENT_CODE
-        } else {
+        recoded.envelope[0] = if recoded.envelope[0] == CONTENT_CODE {
             AUTH_CODE
+        } else {
+            CONTENT_CODE
         };
         if let Ok(recoded) = Item::from_wire(recoded) {
             assert!(matches!(
@@ -166,15 +188,28 @@ fn sync110_a_version_1_auth_op_still_decodes_to_the_same_hash_and_travels_in_ful
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/capabilities.json");
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("json");
-    let (mut seen, mut compact) = (0, 0);
+    let (mut seen, mut compact, mut root) = (0, 0, 0);
     for case in file["cases"].as_array().expect("cases") {
         for op in case["ops"].as_array().into_iter().flatten() {
             let Some(hex) = op.as_str().or_else(|| op["envelope"].as_str()) else {
                 continue;
             };
             let bytes = hex::decode(hex).expect("hex");
-            let Ok(AnySigned::Auth(signed)) = AnySigned::decode(&bytes) else {
-                continue;
+            let signed = match AnySigned::decode(&bytes) {
+                Ok(AnySigned::Auth(signed)) => signed,
+                // CAP-24: the `root_form` case's version-3 ops travel compact, code 0xA3.
+                Ok(AnySigned::RootForm(op)) => {
+                    assert_eq!(bytes[13], 3);
+                    assert_eq!(op.hash(), Hash::of_signed(&bytes));
+                    let subject = SubjectId(op.unverified_body().subject);
+                    let item = Item::new(ItemKind::Auth, subject, bytes.clone()).expect("item");
+                    assert_eq!(item.wire_envelope()[0], AUTH_ROOT_CODE);
+                    let back = Item::from_wire(item.to_wire()).expect("expands");
+                    assert_eq!(back.hash(), op.hash());
+                    root += 1;
+                    continue;
+                }
+                _ => continue,
             };
             // `keyhive/auth` (12 bytes) then the version byte.
             assert_eq!(signed.format_version(), bytes[13]);
@@ -201,6 +236,7 @@ fn sync110_a_version_1_auth_op_still_decodes_to_the_same_hash_and_travels_in_ful
         compact >= 1,
         "the regenerated `cascade` case holds version-2 ops"
     );
+    assert!(root >= 4, "the `root_form` case holds version-3 ops");
 }
 
 #[test]

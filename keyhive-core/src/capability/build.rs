@@ -17,6 +17,7 @@ use super::op::{
     Action, AuthBody, AuthOp, ContentBody, ContentHeader, ContentOp, MAX_AUTH_HEADS,
     MAX_CONTENT_HEADS, MAX_MEMBERSHIP_LINKS, Payload, Proof,
 };
+use super::root_form::{sign_root_form, takes_root_form};
 
 /// Why a local op could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -325,10 +326,18 @@ impl Checker {
             let genesis = self.nodes[state.genesis as usize].op.hash();
             predecessors.retain(|p| *p != genesis);
         }
-        let op = Verified::sign(
-            Op::new(device.signing_key().public_key(), predecessors, body),
-            device.signing_key(),
-        )?;
+        let issuer = device.signing_key().public_key();
+        // CAP-24: a `Root` proof by the subject's creator is written in the root form, which
+        // omits the issuer (32 bytes an op); any other op in version 2.
+        let root = takes_root_form(&body)
+            && self.subjects.get(&body.subject).map(|s| s.creator.0) == Some(issuer)
+            && !self.conflicted.contains(&body.subject);
+        let op = Op::new(issuer, predecessors, body);
+        let op = if root {
+            sign_root_form(op, device.signing_key())?
+        } else {
+            Verified::sign(op, device.signing_key())?
+        };
         self.apply_verified(op.clone())?;
         Ok(op)
     }

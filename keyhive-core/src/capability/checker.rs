@@ -8,13 +8,14 @@ use crate::crypto::hash::Hash;
 use crate::crypto::signing::PublicKey;
 use crate::encoding::DecodeError;
 use crate::identity::{IndividualId, SubjectKind};
-use crate::signed::{KeyCache, VerifyError};
+use crate::signed::{KeyCache, Verified, VerifyError};
 
 use super::access::{Access, AgentId};
 use super::membership::{Edges, Ix};
-use super::op::{AnySigned, AnyVerified};
-use super::pending::{PeerTag, Pending, PendingLimit, PendingLimits};
+use super::op::{AnySigned, AnyVerified, AuthOp};
+use super::pending::{PeerTag, Pending, PendingLimit, PendingLimits, Waiting};
 use super::query::QueryCache;
+use super::root_form::RootFormOp;
 use super::validity::{Reason, Refusal, Validity, refuse};
 
 /// CAP-6: most delegations an op's transitive proof chain may contain.
@@ -235,8 +236,105 @@ impl Checker {
             AnySigned::Genesis(s) => AnyVerified::Genesis(s.verify_cached(&mut self.keys)?),
             AnySigned::Auth(s) => AnyVerified::Auth(s.verify_cached(&mut self.keys)?),
             AnySigned::Content(s) => AnyVerified::Content(s.verify_cached(&mut self.keys)?),
+            AnySigned::RootForm(r) => match self.verify_root_form(r)? {
+                Ok(v) => AnyVerified::Auth(v),
+                Err(r) => return self.park_root_form(peer, r),
+            },
         };
         self.admit(peer, verified)
+    }
+
+    /// CAP-24: `op` with its issuer, the creator its subject's genesis names, when that
+    /// genesis is held and the subject has no second genesis (CAP-5); any other op as it is.
+    /// For applying an op whose signature the caller checked before (RELAY-7): the answer is
+    /// still unverified.
+    pub fn resolve_root_form(&self, op: AnySigned) -> AnySigned {
+        match op {
+            AnySigned::RootForm(r) => {
+                let subject = r.unverified_body().subject;
+                match self.subjects.get(&subject) {
+                    Some(state) if !self.conflicted.contains(&subject) => {
+                        AnySigned::Auth(r.with_issuer(state.creator.0))
+                    }
+                    _ => AnySigned::RootForm(r),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// CAP-24: the keys a root-form op of `subject` may be signed by: the creator its genesis
+    /// names, or with two geneses (CAP-5) the creator each names; none while no genesis is
+    /// held.
+    fn root_signers(&self, subject: &PublicKey) -> Vec<PublicKey> {
+        let Some(state) = self.subjects.get(subject) else {
+            return Vec::new();
+        };
+        if !self.conflicted.contains(subject) {
+            return vec![state.creator.0];
+        }
+        let mut creators: Vec<PublicKey> = self
+            .by_subject
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|ix| match &self.nodes[*ix as usize].op {
+                AnyVerified::Genesis(g) => Some(g.body.creator.0),
+                _ => None,
+            })
+            .collect();
+        creators.sort_unstable();
+        creators.dedup();
+        creators
+    }
+
+    /// CAP-24: verifies a root-form op under its subject's creator (`Ok(Err(op))`: the
+    /// genesis is not held, so the op has no signer yet).
+    fn verify_root_form(
+        &mut self,
+        op: RootFormOp,
+    ) -> Result<Result<Verified<AuthOp>, RootFormOp>, IngestError> {
+        let signers = self.root_signers(&op.unverified_body().subject);
+        let Some((last, others)) = signers.split_last() else {
+            return Ok(Err(op));
+        };
+        for signer in others {
+            if let Ok(v) = op
+                .clone()
+                .with_issuer(*signer)
+                .verify_cached(&mut self.keys)
+            {
+                return Ok(Ok(v));
+            }
+        }
+        Ok(Ok(op.with_issuer(*last).verify_cached(&mut self.keys)?))
+    }
+
+    /// CAP-4, CAP-24: parks a root-form op whose genesis is not held, unverified, until the
+    /// genesis (and every parent it names) is applied; its signature is checked then.
+    fn park_root_form(
+        &mut self,
+        peer: PeerTag,
+        op: RootFormOp,
+    ) -> Result<IngestOutcome, IngestError> {
+        let hash = op.hash();
+        let mut missing: Vec<Hash> = op
+            .predecessors()
+            .iter()
+            .filter(|p| !self.index.contains_key(*p))
+            .copied()
+            .collect();
+        missing.push(implied_genesis_key(&op.unverified_body().subject));
+        missing.sort_unstable();
+        missing.dedup();
+        self.pending
+            .park(
+                Waiting::RootForm(op),
+                peer,
+                missing.iter().copied().collect(),
+            )
+            .map_err(IngestError::PendingFull)?;
+        Ok(IngestOutcome::Pending { hash, missing })
     }
 
     /// As [`Checker::ingest_signed`] for an op whose signature the caller already checked with
@@ -282,7 +380,11 @@ impl Checker {
         if !missing.is_empty() {
             // `parents()` is sorted and de-duplicated, so `missing` is too.
             self.pending
-                .park(op, peer, missing.iter().copied().collect())
+                .park(
+                    Waiting::Verified(op),
+                    peer,
+                    missing.iter().copied().collect(),
+                )
                 .map_err(IngestError::PendingFull)?;
             return Ok(IngestOutcome::Pending { hash, missing });
         }
@@ -291,6 +393,15 @@ impl Checker {
         let mut released = Vec::new();
         while let Some(h) = queue.pop() {
             for (ready, _) in self.pending.release(&h) {
+                let ready = match ready {
+                    Waiting::Verified(op) => op,
+                    // CAP-24: its genesis is held now; one whose signature fails under the
+                    // creator is dropped like any op with a bad signature.
+                    Waiting::RootForm(op) => match self.verify_root_form(op) {
+                        Ok(Ok(v)) => AnyVerified::Auth(v),
+                        _ => continue,
+                    },
+                };
                 let h2 = ready.hash();
                 queue.extend(release_keys(&ready));
                 self.apply_ready(ready)?;

@@ -55,6 +55,7 @@ mod past;
 pub mod pending;
 pub mod query;
 mod revocation;
+pub mod root_form;
 pub mod validity;
 
 pub use access::{Access, AgentId, ParseAccessError};
@@ -69,4 +70,5 @@ pub use op::{
 };
 pub use pending::{DEFAULT_PENDING_BYTES, PeerTag, PendingLimit, PendingLimits};
 pub use query::{DirectMember, Explanation, Link};
+pub use root_form::{ROOT_FORM_VERSION, RootFormOp};
 pub use validity::{Reason, Refusal, Validity};

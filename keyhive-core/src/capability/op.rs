@@ -10,6 +10,7 @@ use crate::identity::{DocumentId, Genesis};
 use crate::signed::{Op, OpBody, Signed, Verified};
 
 use super::access::{Access, AgentId};
+use super::root_form::{RootFormOp, is_root_form};
 
 /// CAP-2: most group-membership links a proof may name.
 pub const MAX_MEMBERSHIP_LINKS: usize = 8;
@@ -188,8 +189,9 @@ impl core::fmt::Debug for ProofOfSecret {
 }
 
 /// The body of an auth op (tag `keyhive/auth`, version 2; version 1, the same layout, is still
-/// read). Version 2 travels in the compact wire form of SYNC-110 (no tag, version or subject
-/// on the wire); version 1 travels in full, as it always did.
+/// read; version 3, the root form of CAP-24, omits the issuer of a `Root` proof and is read by
+/// [`RootFormOp`]). Versions 2 and 3 travel in the compact wire form of SYNC-110 (no tag,
+/// version or subject on the wire); version 1 travels in full, as it always did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthBody {
     /// The group or document this op changes (its self-certifying id).
@@ -408,6 +410,9 @@ pub enum AnySigned {
     Genesis(Signed<Op<Genesis>>),
     /// A delegation or revocation.
     Auth(Signed<AuthOp>),
+    /// CAP-24: a root-form auth op, whose issuer (and so whose signature check) waits for its
+    /// subject's genesis.
+    RootForm(RootFormOp),
     /// A content op.
     Content(Signed<ContentOp>),
 }
@@ -428,6 +433,9 @@ impl AnySigned {
     /// (ENC-11): bytes of any other type fail with [`DecodeError::WrongTag`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         match crate::encoding::peek_tag(bytes) {
+            Some(<AuthBody as OpBody>::TAG) if is_root_form(bytes) => {
+                RootFormOp::decode(bytes).map(AnySigned::RootForm)
+            }
             Some(<AuthBody as OpBody>::TAG) => Signed::<AuthOp>::decode(bytes).map(AnySigned::Auth),
             Some(<ContentBody as OpBody>::TAG) => {
                 Signed::<ContentOp>::decode(bytes).map(AnySigned::Content)
@@ -448,6 +456,7 @@ impl AnySigned {
             AnySigned::Genesis(_) => Vec::new(),
             // CAP-22: an auth op's content heads are witnesses, not parents.
             AnySigned::Auth(s) => s.unverified_payload().predecessors.clone(),
+            AnySigned::RootForm(r) => r.predecessors().to_vec(),
             AnySigned::Content(s) => {
                 let op = s.unverified_payload();
                 merge(&op.predecessors, &op.body.auth_heads)
@@ -462,6 +471,7 @@ impl AnySigned {
             AnySigned::Auth(s) if s.format_version() >= 2 => {
                 Some(s.unverified_payload().body.subject)
             }
+            AnySigned::RootForm(r) => Some(r.unverified_body().subject),
             _ => None,
         }
     }
@@ -471,26 +481,33 @@ impl AnySigned {
         match self {
             AnySigned::Genesis(s) => s.unverified_payload().issuer,
             AnySigned::Auth(s) => s.unverified_payload().body.subject,
+            AnySigned::RootForm(r) => r.unverified_body().subject,
             AnySigned::Content(s) => s.unverified_payload().body.document.0,
         }
     }
 
-    /// [`Signed::check_signature`] of whichever kind of op this is (`verify_strict`, ENC-4).
+    /// [`Signed::check_signature`] of whichever kind of op this is (`verify_strict`, ENC-4);
+    /// a root-form op (CAP-24) has no signer until it is tied to its genesis
+    /// ([`VerifyError::IssuerNotKnown`](crate::signed::VerifyError::IssuerNotKnown)).
     pub fn check_signature(&self) -> Result<(), crate::signed::VerifyError> {
         match self {
             AnySigned::Genesis(s) => s.check_signature(),
             AnySigned::Auth(s) => s.check_signature(),
+            AnySigned::RootForm(_) => Err(crate::signed::VerifyError::IssuerNotKnown),
             AnySigned::Content(s) => s.check_signature(),
         }
     }
 
     /// Treats the op as verified without checking its signature: see
-    /// [`Signed::assume_verified`] (a relay's own admission marks, RELAY-7).
-    pub fn assume_verified(self) -> AnyVerified {
+    /// [`Signed::assume_verified`] (a relay's own admission marks, RELAY-7). A root-form op
+    /// (CAP-24) is handed back: it cannot be an op until its issuer is known
+    /// ([`Checker::resolve_root_form`](super::Checker::resolve_root_form)).
+    pub fn assume_verified(self) -> Result<AnyVerified, Box<Self>> {
         match self {
-            AnySigned::Genesis(s) => AnyVerified::Genesis(s.assume_verified()),
-            AnySigned::Auth(s) => AnyVerified::Auth(s.assume_verified()),
-            AnySigned::Content(s) => AnyVerified::Content(s.assume_verified()),
+            AnySigned::Genesis(s) => Ok(AnyVerified::Genesis(s.assume_verified())),
+            AnySigned::Auth(s) => Ok(AnyVerified::Auth(s.assume_verified())),
+            AnySigned::RootForm(r) => Err(Box::new(AnySigned::RootForm(r))),
+            AnySigned::Content(s) => Ok(AnyVerified::Content(s.assume_verified())),
         }
     }
 
@@ -499,6 +516,7 @@ impl AnySigned {
         match self {
             AnySigned::Genesis(s) => s.hash(),
             AnySigned::Auth(s) => s.hash(),
+            AnySigned::RootForm(r) => r.hash(),
             AnySigned::Content(s) => s.hash(),
         }
     }

@@ -1,5 +1,5 @@
-//! The bounded pending set: verified ops waiting for missing causal parents
-//! (`specs/capabilities.md` CAP-4).
+//! The bounded pending set: verified ops waiting for missing causal parents, and root-form ops
+//! waiting for the genesis that names their signer (`specs/capabilities.md` CAP-4, CAP-24).
 
 use std::collections::{HashMap, HashSet};
 
@@ -7,6 +7,7 @@ use crate::crypto::hash::Hash;
 use crate::crypto::signing::PublicKey;
 
 use super::op::AnyVerified;
+use super::root_form::RootFormOp;
 
 /// Who delivered an op: a connection's peer (e.g. its device key) or [`PeerTag::LOCAL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,9 +65,42 @@ pub enum PendingLimit {
     PeerBytes,
 }
 
+/// An op in the pending set.
+#[derive(Debug)]
+pub(crate) enum Waiting {
+    /// A verified op waiting for parents.
+    Verified(AnyVerified),
+    /// CAP-24: a root-form op waiting for its subject's genesis (and any named parent); its
+    /// signature is checked when it is released.
+    RootForm(RootFormOp),
+}
+
+impl Waiting {
+    fn subject(&self) -> PublicKey {
+        match self {
+            Waiting::Verified(op) => op.subject(),
+            Waiting::RootForm(op) => op.unverified_body().subject,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Waiting::Verified(op) => op.as_bytes(),
+            Waiting::RootForm(op) => op.as_bytes(),
+        }
+    }
+
+    fn hash(&self) -> Hash {
+        match self {
+            Waiting::Verified(op) => op.hash(),
+            Waiting::RootForm(op) => op.hash(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Parked {
-    op: AnyVerified,
+    op: Waiting,
     peer: PeerTag,
     subject: PublicKey,
     missing: usize,
@@ -130,7 +164,7 @@ impl Pending {
     /// is parked and nothing else is lost.
     pub(crate) fn park(
         &mut self,
-        op: AnyVerified,
+        op: Waiting,
         peer: PeerTag,
         missing: HashSet<Hash>,
     ) -> Result<(), PendingLimit> {
@@ -174,7 +208,7 @@ impl Pending {
     }
 
     /// `hash` has been applied: returns the parked ops that no longer miss anything.
-    pub(crate) fn release(&mut self, hash: &Hash) -> Vec<(AnyVerified, PeerTag)> {
+    pub(crate) fn release(&mut self, hash: &Hash) -> Vec<(Waiting, PeerTag)> {
         let Some(waiters) = self.waiting_on.remove(hash) else {
             return Vec::new();
         };

@@ -231,11 +231,25 @@ fn cap2_tampered_and_garbage_input_is_refused() {
     let mut bytes = d.unwrap().as_bytes().to_vec();
     let n = bytes.len();
     bytes[n - 1] ^= 1;
+    let genesis = a.subject_info(&doc).unwrap().genesis;
+    let genesis = a.op(&genesis).unwrap().as_bytes().to_vec();
+    // CAP-24: a root-form grant is checked under the creator its genesis names.
     let mut b = Checker::default();
+    b.ingest(PeerTag::LOCAL, &genesis).unwrap();
     assert!(matches!(
         b.ingest(PeerTag::LOCAL, &bytes),
         Err(IngestError::Signature(_))
     ));
+    // Before the genesis it waits unverified, and is dropped when the genesis shows its
+    // signature false.
+    let mut early = Checker::default();
+    assert!(matches!(
+        early.ingest(PeerTag::LOCAL, &bytes),
+        Ok(IngestOutcome::Pending { .. })
+    ));
+    early.ingest(PeerTag::LOCAL, &genesis).unwrap();
+    assert_eq!(early.pending_len(), 0);
+    assert_eq!(early.op_validity(&Hash::of_signed(&bytes)), None);
     assert!(matches!(
         b.ingest(PeerTag::LOCAL, b"garbage"),
         Err(IngestError::Decode(_))

@@ -14,7 +14,7 @@ mod scenarios;
 use refusals::{chain_and_invitation_refusals, proof_too_long, static_refusals, unknown_subject};
 use scenarios::{
     cascade, conflicted_genesis_and_out_of_scope_parent, cycle_and_folder_witness, grant_that_ends,
-    invitation_limits, invitation_revoked, mutual_revocation, seniority_and_back_dating,
+    invitation_limits, invitation_revoked, mutual_revocation, root_form, seniority_and_back_dating,
 };
 
 use std::collections::BTreeMap;
@@ -143,6 +143,12 @@ fn build() -> Value {
                 levels: vec![Access::Write, Access::Admin],
                 unknown: vec![unknown_subject()],
             },
+        ),
+        (
+            "root_form",
+            "CAP-24: the creator's grants and revocation in the root form (keyhive/auth version 3, issuer implied by the genesis) beside a version-2 grant, an edit through a team and the revocation's cascade",
+            root_form,
+            Queries::default(),
         ),
         (
             "proof_too_long",

@@ -257,3 +257,40 @@ pub(super) fn grant_that_ends() -> (Vec<AnyVerified>, Vec<Device>) {
     case.record(&c);
     (case.log, vec![alice, bob, carol])
 }
+
+/// CAP-24: the creator's grants (to a device, to a team on a document) and its revocation in
+/// the root form (version 3, no issuer on the wire), a grant resting on one in version 2, an
+/// edit through the team, and the cascade of the revocation (CAP-13).
+pub(super) fn root_form() -> (Vec<AnyVerified>, Vec<Device>) {
+    let (alice, bob, carol, dave) = (
+        device(1, "alice"),
+        device(2, "bob"),
+        device(3, "carol"),
+        device(4, "dave"),
+    );
+    let mut c = Checker::default();
+    let team = c.create_group(&alice).expect("group").issuer;
+    let doc = c.create_document(&alice).expect("doc").genesis.issuer;
+    let ab = c
+        .delegate(&alice, &doc, ind(&bob), Access::Admin)
+        .expect("grant");
+    let folder = c
+        .delegate(&alice, &doc, AgentId::Group(GroupId(team)), Access::Write)
+        .expect("grant");
+    let ad = c
+        .delegate(&alice, &team, ind(&dave), Access::Write)
+        .expect("grant");
+    let bc = c
+        .delegate(&bob, &doc, ind(&carol), Access::Write)
+        .expect("grant");
+    c.write(&dave, DocumentId(doc), b"through the team")
+        .expect("write");
+    let revoke = c.revoke(&alice, &doc, &ab.hash()).expect("revoke");
+    for op in [&ab, &folder, &ad, &revoke] {
+        assert_eq!(op.format_version(), 3, "a Root proof by the creator");
+    }
+    assert_eq!(bc.format_version(), 2, "a Via proof");
+    let mut case = Case::new();
+    case.record(&c);
+    (case.log, vec![alice, bob, carol, dave])
+}

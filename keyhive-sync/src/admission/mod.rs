@@ -44,7 +44,7 @@ use keyhive_core::identity::{DocumentId, IndividualId, SubjectKind};
 
 pub use envelope::{PIECE_RANK, apply_order, apply_rank};
 pub use index::BlobIndex;
-pub use parallel::{check_signatures, signatures_hold};
+pub use parallel::{RootSigners, check_signatures, signatures_hold};
 pub use refusal::Refusal;
 
 use crate::blob::Blob;
@@ -300,10 +300,17 @@ impl Admission {
             }
         }
         let outcome = match signatures {
-            // RELAY-7: marked by this relay when it verified it.
-            Signatures::Trusted => self.checker.apply_verified(op.assume_verified()),
-            // ADM-2a: `verify_strict` held on these bytes; parked for `from` like any op.
-            Signatures::Checked => self.checker.ingest_verified(from, op.assume_verified()),
+            Signatures::Trusted | Signatures::Checked => {
+                // CAP-24: a root form is an op once its genesis names its issuer; one whose
+                // genesis is not held (or conflicted) is checked as if never checked.
+                match self.checker.resolve_root_form(op).assume_verified() {
+                    // RELAY-7: marked by this relay when it verified it.
+                    Ok(op) if signatures == Signatures::Trusted => self.checker.apply_verified(op),
+                    // ADM-2a: `verify_strict` held on these bytes; parked for `from` like any op.
+                    Ok(op) => self.checker.ingest_verified(from, op),
+                    Err(op) => self.checker.ingest_signed(from, *op),
+                }
+            }
             Signatures::Check => self.checker.ingest_signed(from, op),
         };
         let released = match outcome {

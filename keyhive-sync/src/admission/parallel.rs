@@ -9,14 +9,32 @@
 //! `verify_strict` refuses (a mixed-order `R`), and then, depending on the other signatures in
 //! the batch, so that replicas fed in different groupings would disagree (ENC-5).
 
+use std::collections::HashMap;
+
+use keyhive_core::capability::AnySigned;
+use keyhive_core::crypto::signing::PublicKey;
+
 use super::envelope::{Envelope, classify};
 use crate::item::Item;
 
+/// CAP-24: the creator of each subject whose genesis the admitting checker holds (and that has
+/// no second genesis, CAP-5), as it was when the check started: the signer of the subject's
+/// root-form ops. A checker only gains geneses, so admission later ties each root form to the
+/// same creator, or finds the subject conflicted and checks the op itself.
+pub type RootSigners = HashMap<PublicKey, PublicKey>;
+
 /// Whether every signature `item` carries holds under `verify_strict` (ENC-5), as admission
 /// would check them: `false` for an item that does not decode, carries no signature (a change
-/// or piece) or has one that does not verify. A `false` answer only means "check again".
-pub fn signatures_hold(item: &Item) -> bool {
+/// or piece) or has one that does not verify, and for a root-form op (CAP-24) whose subject
+/// `root_signers` does not name. A `false` answer only means "check again".
+pub fn signatures_hold(item: &Item, root_signers: &RootSigners) -> bool {
     match classify(item) {
+        Ok(Envelope::Op(AnySigned::RootForm(op))) => {
+            match root_signers.get(&op.unverified_body().subject) {
+                Some(creator) => op.with_issuer(*creator).check_signature().is_ok(),
+                None => false,
+            }
+        }
         Ok(Envelope::Op(op)) => op.check_signature().is_ok(),
         Ok(Envelope::Card(card)) => card.check_signature().is_ok(),
         Ok(Envelope::Cgka(op)) => op.check_signature().is_ok(),
@@ -27,10 +45,13 @@ pub fn signatures_hold(item: &Item) -> bool {
 
 /// [`signatures_hold`] for each of `items` (answers in the same order), on up to `threads`
 /// scoped threads over contiguous slices. Memory beyond `items` is one answer per item.
-pub fn check_signatures(items: &[&Item], threads: usize) -> Vec<bool> {
+pub fn check_signatures(items: &[&Item], threads: usize, root_signers: &RootSigners) -> Vec<bool> {
     let threads = threads.clamp(1, items.len().max(1));
     if threads == 1 {
-        return items.iter().map(|item| signatures_hold(item)).collect();
+        return items
+            .iter()
+            .map(|item| signatures_hold(item, root_signers))
+            .collect();
     }
     let per_thread = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -40,7 +61,7 @@ pub fn check_signatures(items: &[&Item], threads: usize) -> Vec<bool> {
                 scope.spawn(move || {
                     slice
                         .iter()
-                        .map(|item| signatures_hold(item))
+                        .map(|item| signatures_hold(item, root_signers))
                         .collect::<Vec<bool>>()
                 })
             })

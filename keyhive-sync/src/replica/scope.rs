@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use keyhive_core::capability::{Action, AnySigned};
+use keyhive_core::capability::{Action, AnySigned, AuthBody};
 use keyhive_core::cgka::CgkaBody;
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
@@ -116,6 +116,21 @@ fn closure<S: Store>(
     Ok((visited, items))
 }
 
+/// REP-60: the keys and hashes an auth op's body names.
+fn auth_references(body: &AuthBody, keys: &mut Vec<PublicKey>, refs: &mut Vec<Hash>) {
+    // CAP-23: the subject's genesis is an implied parent.
+    keys.push(body.subject);
+    refs.extend(body.content_heads.iter().copied());
+    refs.extend(body.action.references());
+    match &body.action {
+        Action::Delegate { delegate, .. } | Action::DelegateUntil { delegate, .. } => {
+            keys.push(*delegate.public_key())
+        }
+        Action::Revoke { delegation, .. } => refs.push(*delegation),
+        Action::Invite { .. } | Action::Redeem { .. } => {}
+    }
+}
+
 /// REP-60: the keys (subjects and devices) and the item hashes `item` names. An item that does
 /// not decode names nothing (its replay refuses it, as a full replay does).
 fn references(item: &Item) -> (Vec<PublicKey>, Vec<Hash>) {
@@ -134,18 +149,11 @@ fn references(item: &Item) -> (Vec<PublicKey>, Vec<Hash>) {
                 AnySigned::Auth(s) => {
                     let auth = s.unverified_payload();
                     keys.push(auth.issuer);
-                    // CAP-23: the subject's genesis is an implied parent.
-                    keys.push(auth.body.subject);
-                    refs.extend(auth.body.content_heads.iter().copied());
-                    refs.extend(auth.body.action.references());
-                    match &auth.body.action {
-                        Action::Delegate { delegate, .. }
-                        | Action::DelegateUntil { delegate, .. } => {
-                            keys.push(*delegate.public_key())
-                        }
-                        Action::Revoke { delegation, .. } => refs.push(*delegation),
-                        Action::Invite { .. } | Action::Redeem { .. } => {}
-                    }
+                    auth_references(&auth.body, &mut keys, &mut refs);
+                }
+                // CAP-24: the issuer is the creator the genesis names (a key it adds).
+                AnySigned::RootForm(r) => {
+                    auth_references(r.unverified_body(), &mut keys, &mut refs)
                 }
                 AnySigned::Content(s) => {
                     let content = s.unverified_payload();

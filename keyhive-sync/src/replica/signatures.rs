@@ -6,8 +6,8 @@
 use std::thread::ScopedJoinHandle;
 
 use super::{Replica, ReplicaError};
-use crate::admission::check_signatures;
-use crate::item::Item;
+use crate::admission::{RootSigners, check_signatures};
+use crate::item::{Item, ItemKind};
 use crate::store::Store;
 
 /// Items per chunk whose signatures are checked together (about 20 ms of `verify_strict` on
@@ -53,8 +53,18 @@ impl<S: Store> Replica<S> {
         std::thread::scope(|scope| {
             let spawn = |this: &Self, chunk: &'a [Item]| -> Result<_, ReplicaError> {
                 let mut stored = Vec::with_capacity(chunk.len());
+                // CAP-24: the creators that sign the chunk's root-form ops, as held now.
+                let mut root_signers = RootSigners::new();
                 for item in chunk {
                     stored.push(skip_stored && this.store.contains(&item.hash())?);
+                    let subject = item.subject().0;
+                    if item.kind() == ItemKind::Auth
+                        && !root_signers.contains_key(&subject)
+                        && let Some(info) = this.admission.checker.subject_info(&subject)
+                        && !info.conflicted
+                    {
+                        root_signers.insert(subject, info.creator.0);
+                    }
                 }
                 let handle: ScopedJoinHandle<'_, Vec<bool>> = scope.spawn(move || {
                     let unstored: Vec<&Item> = chunk
@@ -63,7 +73,8 @@ impl<S: Store> Replica<S> {
                         .filter(|(_, s)| !**s)
                         .map(|(item, _)| item)
                         .collect();
-                    let mut answers = check_signatures(&unstored, threads).into_iter();
+                    let mut answers =
+                        check_signatures(&unstored, threads, &root_signers).into_iter();
                     // One answer per item of the chunk; a stored item is not checked.
                     stored
                         .iter()
