@@ -62,7 +62,7 @@ fn first_write_fills_in_item_sized_ops_and_the_rekey_after_a_revoke_is_logarithm
     let (ops, _) = items(&alice, doc);
     let fills = ops
         .iter()
-        .filter(|op| matches!(op.unverified_payload().body, CgkaBody::Fill(_)))
+        .filter(|op| matches!(op.unverified_payload().body, CgkaBody::FillByPosition(_)))
         .count();
     assert!(fills >= 2, "{fills} fill ops");
     assert!(
