@@ -360,3 +360,65 @@ fn cgka35_a_position_that_resolves_to_another_key_under_a_stricter_view_is_inert
     assert!(!written_by(rs[0].cgka.tree(), &fills[0].hash()).is_empty());
     assert!(written_by(strict_tree, &fills[0].hash()).is_empty());
 }
+
+/// CGKA-35 with CGKA-28, CGKA-31: a fill concurrent with a remove of a device it wraps for
+/// is written nowhere, yet still read: the filler's update on top of it (made before the
+/// filler learned of the remove) wraps for the fill's keys, and a member below them that
+/// received the remove first derives that update's epoch, though the remove, replayed before
+/// the fill, emptied a leaf the fill names (its positions are resolved in a replay of its
+/// causal past alone).
+#[test]
+fn cgka35_a_fill_made_inert_by_a_concurrent_remove_is_still_read() {
+    for trial in 0..32 {
+        let (mut rs, auth) = seated_blank(8);
+        let key0 = rs[0].device.signing_key().clone();
+        let key1 = rs[1].device.signing_key().clone();
+        let fills = rs[0].cgka.fill(&key0, &auth).unwrap();
+        let update = rs[0].cgka.update(&key0, &auth).unwrap();
+        let gone = rs[7].id();
+        let remove = rs[1].cgka.remove(&key1, gone, &auth).unwrap();
+        if remove.hash() > fills[0].hash() {
+            continue; // the remove must replay before the fill
+        }
+        // Everyone but the filler gets the remove first; the filler had not seen it.
+        for (i, r) in rs.iter_mut().enumerate() {
+            let ops: Vec<&CgkaOp> = if i == 0 {
+                vec![&remove]
+            } else {
+                fills.iter().chain([&update]).collect()
+            };
+            let ops = if i == 0 {
+                ops
+            } else {
+                [&remove].into_iter().chain(ops).collect()
+            };
+            for op in ops {
+                r.cgka
+                    .receive(Signed::decode(op.as_bytes()).unwrap(), &auth)
+                    .unwrap();
+            }
+        }
+        let fill = positioned(&fills[0]);
+        let names_gone_leaf = fill.nodes.iter().any(|n| {
+            n.wrapped
+                .iter()
+                .any(|w| position_node(n.node, w.at) == Some(14))
+        });
+        assert!(
+            names_gone_leaf,
+            "the fill wraps for the removed device's leaf"
+        );
+        for (i, r) in rs.iter().enumerate() {
+            assert!(written_by(r.cgka.tree(), &fills[0].hash()).is_empty());
+            assert_eq!(r.cgka.tree(), rs[0].cgka.tree());
+            if i != 7 {
+                assert!(
+                    r.cgka.epoch_secret(&update.hash()).is_some(),
+                    "trial {trial}: replica {i} cannot read the update"
+                );
+            }
+        }
+        return;
+    }
+    panic!("the remove never replayed before the fill");
+}

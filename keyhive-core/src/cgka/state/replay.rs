@@ -229,7 +229,18 @@ impl Cgka {
             CgkaBody::FillByPosition(fill) => {
                 // CGKA-35: a fill whose positions do not resolve, or resolve to keys other
                 // than those it committed to, is inert here: nothing written, nothing learned.
-                if let Some(resolved) = self.resolve_fill(fill, &past) {
+                let resolved = match self.resolve_fill(fill, &past) {
+                    Some(resolved) => Some(resolved),
+                    // A membership change concurrent with the fill keeps it from being
+                    // written (CGKA-28) but not from being read: its past is replayed alone.
+                    None if self.owner.is_some_and(|o| o != issuer)
+                        && !self.no_concurrent_change(&past) =>
+                    {
+                        self.resolve_in_own_past(&op, fill, authority)
+                    }
+                    None => None,
+                };
+                if let Some(resolved) = resolved {
                     self.apply_fill(hash, issuer, &resolved, &past);
                 }
             }
@@ -537,6 +548,39 @@ impl Cgka {
             ephemeral: fill.ephemeral,
             nodes,
         })
+    }
+
+    /// CGKA-35: `fill` (the body of `op`) resolved in a replay of `op`'s causal past alone,
+    /// under `authority`, by a replica without secrets (so that replay reads nothing and
+    /// resolves nothing this way in turn). For reading a fill that a membership change
+    /// concurrent with it keeps from being written, where [`Cgka::resolve_fill`] may not
+    /// find the keys it was made for: that change may have blanked or emptied their nodes.
+    pub(super) fn resolve_in_own_past(
+        &self,
+        op: &CgkaOp,
+        fill: &PositionedFill,
+        authority: &dyn CgkaAuthority,
+    ) -> Option<FillNodes> {
+        let mut past: HashSet<Hash> = HashSet::new();
+        let mut stack: Vec<Hash> = op.predecessors.clone();
+        while let Some(h) = stack.pop() {
+            if past.insert(h)
+                && let Some(parent) = self.ops.get(&h)
+            {
+                stack.extend(parent.predecessors.iter().copied());
+            }
+        }
+        let init = self.ops.get(&self.init)?.clone();
+        let mut alone = Cgka::start(self.document, init, None);
+        alone.ops = self
+            .ops
+            .iter()
+            .filter(|(h, _)| past.contains(h))
+            .map(|(h, op)| (*h, op.clone()))
+            .collect();
+        alone.leaf_keys = self.leaf_keys.clone();
+        alone.rebuild(authority);
+        alone.resolve_fill(fill, &Past::All)
     }
 
     /// CGKA-28: `key` is held strictly below `node` in this replica's tree, or was superseded
