@@ -422,3 +422,73 @@ fn cgka35_a_fill_made_inert_by_a_concurrent_remove_is_still_read() {
     }
     panic!("the remove never replayed before the fill");
 }
+
+/// CGKA-3, CGKA-35: structural checks of a positioned fill: 1 to 65,536 inner nodes in
+/// (level, index) order, each with wraps strictly ascending by `(at, rank)`, each `at`
+/// naming a node strictly below the filled node.
+#[test]
+fn cgka3_malformed_positioned_fills_are_refused() {
+    use super::op::{PositionedNode, PositionedSecret, check_body};
+    use crate::crypto::prekey::PrekeySecret;
+    let wrap = |at: u32, rank: u32| PositionedSecret {
+        at,
+        rank,
+        ciphertext: [0; 32],
+        tag: [0; 16],
+    };
+    let node = |node: u32, wrapped: Vec<PositionedSecret>| PositionedNode {
+        node,
+        public: PrekeySecret::from_bytes([9; 32]).public(),
+        wrapped,
+    };
+    let op = |nodes: Vec<PositionedNode>| {
+        Op::new(
+            crate::crypto::signing::SigningKey::generate().public_key(),
+            vec![Hash([1; 32])],
+            CgkaBody::FillByPosition(PositionedFill {
+                ephemeral: PrekeySecret::from_bytes([8; 32]).public(),
+                recipients: [0; 32],
+                nodes,
+            }),
+        )
+    };
+    // Node 3 (level 2): its subtree is nodes 0..=6, offsets 0..=6 but not 3 (itself).
+    let ok = op(vec![
+        node(1, vec![wrap(0, 0), wrap(2, 0)]),
+        node(3, vec![wrap(1, 0), wrap(5, 0), wrap(5, 1), wrap(6, 0)]),
+    ]);
+    assert!(check_body(&ok).is_ok());
+    assert!(check_body(&op(vec![])).is_err(), "empty");
+    assert!(
+        check_body(&op(vec![node(2, vec![wrap(0, 0)])])).is_err(),
+        "a leaf"
+    );
+    assert!(check_body(&op(vec![node(1, vec![])])).is_err(), "no wraps");
+    assert!(
+        check_body(&op(vec![
+            node(3, vec![wrap(0, 0)]),
+            node(1, vec![wrap(0, 0)])
+        ]))
+        .is_err(),
+        "parent before child"
+    );
+    assert!(
+        check_body(&op(vec![node(1, vec![wrap(2, 0), wrap(0, 0)])])).is_err(),
+        "unsorted"
+    );
+    assert!(
+        check_body(&op(vec![node(1, vec![wrap(0, 0), wrap(0, 0)])])).is_err(),
+        "a position twice"
+    );
+    assert!(
+        check_body(&op(vec![node(1, vec![wrap(1, 0)])])).is_err(),
+        "the filled node itself"
+    );
+    assert!(
+        check_body(&op(vec![node(3, vec![wrap(7, 0)])])).is_err(),
+        "outside the subtree"
+    );
+    assert_eq!(position_node(3, 6), Some(6));
+    assert_eq!(position_node(11, 0), Some(8));
+    assert_eq!(position_node((1 << 31) - 1, u32::MAX), None);
+}

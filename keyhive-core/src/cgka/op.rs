@@ -46,7 +46,8 @@ pub enum CgkaBody {
     },
     /// Replaces the issuer's leaf key and every key on its path to the root (CGKA-15).
     Update(UpdatePath),
-    /// Gives blank inner nodes off the issuer's path fresh keys (CGKA-27, CGKA-28).
+    /// Gives blank inner nodes off the issuer's path fresh keys (CGKA-27, CGKA-28), naming
+    /// each wrap's recipient in full: what replicas built before CGKA-35, still applied.
     Fill(FillNodes),
     /// Seats several devices, each as an [`CgkaBody::Add`] would, in the order listed: one
     /// signed op for many adds (CGKA-33).

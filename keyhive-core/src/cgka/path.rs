@@ -250,7 +250,8 @@ pub fn read(
 }
 
 /// CGKA-27: a filled node with secret `secret`: its public key and `secret` wrapped (CGKA-9,
-/// with the fill's one-time key `ephemeral` as sender) for every key in `recipients`.
+/// with the fill's one-time key `ephemeral` as sender) for every key in `recipients`, named
+/// in full (the form before CGKA-35; [`fill_node_at`] names them by position).
 /// Returns the node and its secret key.
 pub fn fill_node(
     document: &DocumentId,
