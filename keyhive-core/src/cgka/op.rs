@@ -191,7 +191,7 @@ pub struct PositionedSecret {
 pub fn position_node(node: u32, at: u32) -> Option<u32> {
     let half = (1u64 << super::tree::level(node)) - 1;
     let at = u64::from(at);
-    if at >= 2 * half + 1 || at == half {
+    if at > 2 * half || at == half {
         return None;
     }
     u32::try_from(u64::from(node) - half + at).ok()

@@ -544,7 +544,7 @@ impl Cgka {
         );
         let matches: bool =
             subtle::ConstantTimeEq::ct_eq(&commitment[..], &fill.recipients[..]).into();
-        matches.then(|| FillNodes {
+        matches.then_some(FillNodes {
             ephemeral: fill.ephemeral,
             nodes,
         })
