@@ -1,4 +1,4 @@
-//! `specs/cgka.md` CGKA-24, CGKA-27..CGKA-31 through the device API: the first write after
+//! `specs/cgka.md` CGKA-24, CGKA-27..CGKA-31, CGKA-35 through the device API: the first write after
 //! many one-by-one grants fills the key agreement's blank nodes in ops that each fit one sync
 //! item; the write after a revoke then re-keys with O(log N) wraps; a member that ingests the
 //! whole shuffled history reads the latest change and the revoked one cannot.
@@ -46,8 +46,9 @@ fn read(
 
 #[test]
 fn first_write_fills_in_item_sized_ops_and_the_rekey_after_a_revoke_is_logarithmic() {
-    // 1,200 members: the fill (about 200 B per node) needs two ops of at most 192 KiB.
-    let n = 1200;
+    // 1,600 members: the fill (at most about 130 B per node as the builder counts it,
+    // CGKA-35) needs two ops of at most 192 KiB.
+    let n = 1600;
     let mut alice =
         Replica::open(Device::generate(Some("alice".into())), MemoryStore::new()).unwrap();
     let doc = alice.create_document().unwrap();
@@ -62,7 +63,7 @@ fn first_write_fills_in_item_sized_ops_and_the_rekey_after_a_revoke_is_logarithm
     let (ops, _) = items(&alice, doc);
     let fills = ops
         .iter()
-        .filter(|op| matches!(op.unverified_payload().body, CgkaBody::Fill(_)))
+        .filter(|op| matches!(op.unverified_payload().body, CgkaBody::FillByPosition(_)))
         .count();
     assert!(fills >= 2, "{fills} fill ops");
     assert!(

@@ -12,6 +12,7 @@ fn wraps(op: &CgkaOp) -> usize {
     match &op.body {
         CgkaBody::Update(path) => path.nodes.iter().map(|n| n.wrapped.len()).sum(),
         CgkaBody::Fill(fill) => fill.nodes.iter().map(|n| n.wrapped.len()).sum(),
+        CgkaBody::FillByPosition(fill) => fill.nodes.iter().map(|n| n.wrapped.len()).sum(),
         _ => 0,
     }
 }
@@ -46,12 +47,16 @@ fn fill_makes_the_rekey_after_a_remove_logarithmic() {
     let ops = rs[0].cgka.apply_membership(&key, &plan, &auth).unwrap();
     assert!(ops.len() >= 2);
     let (update, fills) = ops.split_last().unwrap();
-    assert!(fills.iter().all(|op| matches!(op.body, CgkaBody::Fill(_))));
+    assert!(
+        fills
+            .iter()
+            .all(|op| matches!(op.body, CgkaBody::FillByPosition(_)))
+    );
     // 64 leaves: 63 inner nodes, minus the 6 on the filler's path.
     let filled: usize = fills
         .iter()
         .map(|op| match &op.body {
-            CgkaBody::Fill(f) => f.nodes.len(),
+            CgkaBody::FillByPosition(f) => f.nodes.len(),
             _ => 0,
         })
         .sum();
@@ -349,7 +354,7 @@ fn a_chained_fill_wraps_each_upper_node_once_and_everyone_reads_through_the_chai
     let ops = rs[0].cgka.apply_membership(&key, &plan, &auth).unwrap();
     let (update, fills) = ops.split_last().unwrap();
     assert_eq!(fills.len(), 1, "one op: every chain stays inside it");
-    let CgkaBody::Fill(fill) = &fills[0].body else {
+    let CgkaBody::FillByPosition(fill) = &fills[0].body else {
         panic!("a fill");
     };
     let listed: std::collections::HashSet<u32> = fill.nodes.iter().map(|n| n.node).collect();
@@ -358,7 +363,7 @@ fn a_chained_fill_wraps_each_upper_node_once_and_everyone_reads_through_the_chai
         if listed.contains(&l) {
             assert!(
                 node.wrapped.iter().all(|w| {
-                    let at = rs[0].cgka.tree().locate(&w.recipient);
+                    let at = super::op::position_node(node.node, w.at);
                     at.is_some_and(|a| super::tree::in_subtree(a, r))
                 }),
                 "a chained node wraps only for its right child's resolution"

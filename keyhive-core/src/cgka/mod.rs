@@ -1,7 +1,7 @@
 //! Continuous group key agreement for one document: a concurrent TreeKEM variant in the style
 //! of BeeKEM (`specs/cgka.md`).
 //!
-//! * [`op`]: the signed ops (init, add, remove, update, fill) and their wire form.
+//! * [`op`]: the signed ops (init, adds, remove, update, fills) and their wire form.
 //! * [`tree`]: the public ratchet tree, blanks, conflict keys and resolutions.
 //! * [`path`]: path-secret derivation and wrapping (X25519 + BLAKE3 + XChaCha20-Poly1305).
 //! * [`state`]: the op DAG, its deterministic replay and the local device's secrets.
@@ -22,6 +22,8 @@ mod add_many_tests;
 #[cfg(test)]
 mod adversarial_tests;
 #[cfg(test)]
+mod fill_position_tests;
+#[cfg(test)]
 mod fill_tests;
 #[cfg(test)]
 mod refresh_tests;
@@ -37,5 +39,8 @@ mod vectors;
 pub use authority::{CgkaAuthority, StaticAuthority};
 pub use binding::{InitBinding, InitBindingError, check_init};
 pub use membership::MembershipPlan;
-pub use op::{CgkaBody, CgkaOp, FillNodes, FilledNode, Seat, SignedCgkaOp};
+pub use op::{
+    CgkaBody, CgkaOp, FillNodes, FilledNode, PositionedFill, PositionedNode, PositionedSecret,
+    Seat, SignedCgkaOp,
+};
 pub use state::{Cgka, CgkaSecrets, CreateError, InitError, ReceiveError, Received};

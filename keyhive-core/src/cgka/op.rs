@@ -46,7 +46,8 @@ pub enum CgkaBody {
     },
     /// Replaces the issuer's leaf key and every key on its path to the root (CGKA-15).
     Update(UpdatePath),
-    /// Gives blank inner nodes off the issuer's path fresh keys (CGKA-27, CGKA-28).
+    /// Gives blank inner nodes off the issuer's path fresh keys (CGKA-27, CGKA-28), naming
+    /// each wrap's recipient in full: what replicas built before CGKA-35, still applied.
     Fill(FillNodes),
     /// Seats several devices, each as an [`CgkaBody::Add`] would, in the order listed: one
     /// signed op for many adds (CGKA-33).
@@ -61,6 +62,10 @@ pub enum CgkaBody {
         /// The devices, strictly ascending; 1 to [`MAX_SEATS`].
         devices: Vec<IndividualId>,
     },
+    /// Gives blank inner nodes off the issuer's path fresh keys, as [`CgkaBody::Fill`], with
+    /// each wrap naming its recipient by position and the op committing to the recipients'
+    /// keys (CGKA-35). What a replica builds.
+    FillByPosition(PositionedFill),
 }
 
 /// One device seated by [`CgkaBody::AddMany`] with its leaf key (CGKA-33).
@@ -90,7 +95,8 @@ impl CgkaBody {
             CgkaBody::Init { .. }
             | CgkaBody::Remove { .. }
             | CgkaBody::Update(_)
-            | CgkaBody::Fill(_) => Vec::new(),
+            | CgkaBody::Fill(_)
+            | CgkaBody::FillByPosition(_) => Vec::new(),
         }
     }
 
@@ -108,7 +114,10 @@ impl CgkaBody {
             CgkaBody::Add { device, .. } | CgkaBody::Remove { device } => vec![*device],
             CgkaBody::AddMany { seats } => seats.iter().map(|s| s.device).collect(),
             CgkaBody::AddDevices { devices } => devices.clone(),
-            CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => Vec::new(),
+            CgkaBody::Init { .. }
+            | CgkaBody::Update(_)
+            | CgkaBody::Fill(_)
+            | CgkaBody::FillByPosition(_) => Vec::new(),
         }
     }
 }
@@ -135,6 +144,57 @@ pub struct FilledNode {
     /// The node's 32-byte secret for each recipient, strictly ascending by recipient; never
     /// empty.
     pub wrapped: Vec<WrappedSecret>,
+}
+
+/// A fill whose wraps name their recipients by position in the filler's tree, with one
+/// commitment to the recipients' keys (CGKA-35).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionedFill {
+    /// The public half of the op's one-time sender key (as [`FillNodes::ephemeral`]).
+    pub ephemeral: PrekeyPublic,
+    /// `recipients_commitment` of the document, `ephemeral` and every wrap's recipient key,
+    /// node by node in op order (CGKA-35).
+    pub recipients: [u8; 32],
+    /// The filled nodes, strictly ascending by (level, node index): children before parents.
+    pub nodes: Vec<PositionedNode>,
+}
+
+/// One filled node of a [`PositionedFill`]: its index, its new public key, and its secret
+/// wrapped for every key of its children's resolution, each named by position (CGKA-35).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionedNode {
+    /// The inner node's index (odd, CGKA-5).
+    pub node: u32,
+    /// The node's new X25519 public key (`node_key` of its secret, CGKA-8).
+    pub public: PrekeyPublic,
+    /// The node's 32-byte secret for each recipient, strictly ascending by `(at, rank)`;
+    /// never empty.
+    pub wrapped: Vec<PositionedSecret>,
+}
+
+/// A 32-byte secret encrypted for the key at one position of the tree (CGKA-35).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionedSecret {
+    /// The recipient's node, as its offset from the leftmost leaf of the filled node's
+    /// subtree (so always strictly below the filled node; CGKA-3).
+    pub at: u32,
+    /// The recipient's index among the keys of that node, sorted ascending.
+    pub rank: u32,
+    /// XChaCha20 ciphertext of the 32-byte secret.
+    pub ciphertext: [u8; 32],
+    /// Poly1305 tag.
+    pub tag: [u8; 16],
+}
+
+/// The node a [`PositionedSecret`] of filled node `node` names: `node`'s leftmost leaf plus
+/// `at`, or `None` when that is not strictly below `node` (CGKA-35).
+pub fn position_node(node: u32, at: u32) -> Option<u32> {
+    let half = (1u64 << super::tree::level(node)) - 1;
+    let at = u64::from(at);
+    if at > 2 * half || at == half {
+        return None;
+    }
+    u32::try_from(u64::from(node) - half + at).ok()
 }
 
 /// A fresh path from the issuer's leaf to the root (CGKA-3).
@@ -192,6 +252,7 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
         | CgkaBody::Remove { .. }
         | CgkaBody::Update(_)
         | CgkaBody::Fill(_)
+        | CgkaBody::FillByPosition(_)
         | CgkaBody::AddMany { .. }
         | CgkaBody::AddDevices { .. } => {
             if op.predecessors.is_empty() {
@@ -203,6 +264,9 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
     }
     if let CgkaBody::Fill(fill) = &op.body {
         check_fill(fill)?;
+    }
+    if let CgkaBody::FillByPosition(fill) = &op.body {
+        check_positioned_fill(fill)?;
     }
     if let CgkaBody::AddMany { seats } = &op.body {
         // CGKA-3: 1 to MAX_SEATS seats, strictly ascending by device (one canonical order,
@@ -291,6 +355,52 @@ fn check_fill(fill: &FillNodes) -> Result<(), DecodeError> {
         {
             return Err(DecodeError::InvalidStructure(
                 "wrapped secrets not strictly ascending by recipient",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// CGKA-3, CGKA-35: a positioned fill names 1 to [`MAX_FILL_NODES`] inner nodes, strictly
+/// ascending by (level, index), each with at least one wrapped secret, strictly ascending by
+/// `(at, rank)`, each naming a node strictly below the filled node.
+fn check_positioned_fill(fill: &PositionedFill) -> Result<(), DecodeError> {
+    if fill.nodes.is_empty() || fill.nodes.len() > MAX_FILL_NODES {
+        return Err(DecodeError::InvalidStructure(
+            "fill node count out of range",
+        ));
+    }
+    let order = |n: &PositionedNode| (super::tree::level(n.node), n.node);
+    if fill.nodes.iter().any(|n| n.node % 2 == 0) {
+        return Err(DecodeError::InvalidStructure("fill names a leaf"));
+    }
+    if fill.nodes.windows(2).any(|w| order(&w[0]) >= order(&w[1])) {
+        return Err(DecodeError::InvalidStructure(
+            "fill nodes not strictly ascending by level and index",
+        ));
+    }
+    for node in &fill.nodes {
+        if node.wrapped.is_empty() {
+            return Err(DecodeError::InvalidStructure(
+                "filled node wraps for no one",
+            ));
+        }
+        if node
+            .wrapped
+            .windows(2)
+            .any(|w| (w[0].at, w[0].rank) >= (w[1].at, w[1].rank))
+        {
+            return Err(DecodeError::InvalidStructure(
+                "wrapped secrets not strictly ascending by position",
+            ));
+        }
+        if node
+            .wrapped
+            .iter()
+            .any(|w| position_node(node.node, w.at).is_none())
+        {
+            return Err(DecodeError::InvalidStructure(
+                "wrap names a position outside the filled node's subtree",
             ));
         }
     }

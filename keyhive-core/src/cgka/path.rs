@@ -10,7 +10,9 @@ use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
 use crate::crypto::secret::SymmetricKey;
 use crate::identity::DocumentId;
 
-use super::op::{FilledNode, PathNode, UpdatePath, WrappedSecret};
+use super::op::{
+    FilledNode, PathNode, PositionedNode, PositionedSecret, UpdatePath, WrappedSecret,
+};
 
 /// A 32-byte path secret (zeroized on drop).
 pub type PathSecret = Zeroizing<[u8; 32]>;
@@ -248,7 +250,8 @@ pub fn read(
 }
 
 /// CGKA-27: a filled node with secret `secret`: its public key and `secret` wrapped (CGKA-9,
-/// with the fill's one-time key `ephemeral` as sender) for every key in `recipients`.
+/// with the fill's one-time key `ephemeral` as sender) for every key in `recipients`, named
+/// in full (the form before CGKA-35; [`fill_node_at`] names them by position).
 /// Returns the node and its secret key.
 pub fn fill_node(
     document: &DocumentId,
@@ -307,4 +310,68 @@ pub fn read_filled(
         return Err(PathError::KeyMismatch(0));
     }
     Ok(Some(sk))
+}
+
+/// CGKA-35: the commitment of a positioned fill to its recipients: `derive_key("keyhive
+/// 2026-12-02 cgka fill recipients v1", document || ephemeral || per filled node in op order:
+/// node (4 bytes LE) || wrap count (4 bytes LE) || each wrap's recipient key in wrap order)`.
+pub fn recipients_commitment<'a>(
+    document: &DocumentId,
+    ephemeral: &PrekeyPublic,
+    nodes: impl IntoIterator<Item = (u32, &'a [PrekeyPublic])>,
+) -> [u8; 32] {
+    let mut material = Vec::with_capacity(64 + 128);
+    material.extend_from_slice(document.public_key().as_bytes());
+    material.extend_from_slice(&ephemeral.0);
+    for (node, keys) in nodes {
+        material.extend_from_slice(&node.to_le_bytes());
+        let count = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+        material.extend_from_slice(&count.to_le_bytes());
+        for key in keys {
+            material.extend_from_slice(&key.0);
+        }
+    }
+    derive_key(derive::CGKA_FILL_RECIPIENTS, &material)
+}
+
+/// One recipient of a positioned fill node: its position (CGKA-35) and its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    /// Offset of the recipient's node from the filled node's leftmost leaf.
+    pub at: u32,
+    /// Index of the key among its node's keys, sorted ascending.
+    pub rank: u32,
+    /// The key.
+    pub key: PrekeyPublic,
+}
+
+/// CGKA-27, CGKA-35: as [`fill_node`], with each wrap naming its recipient by position.
+/// `targets` must be strictly ascending by position. Returns the node and its secret key.
+pub fn fill_node_at(
+    document: &DocumentId,
+    ephemeral: &PrekeySecret,
+    ephemeral_public: &PrekeyPublic,
+    node: u32,
+    secret: &[u8; 32],
+    targets: &[Target],
+) -> Result<(PositionedNode, PrekeySecret), PathError> {
+    let sk = node_key(secret);
+    let wrapped = targets
+        .iter()
+        .map(|t| {
+            let w = wrap_from(document, ephemeral, ephemeral_public, &t.key, secret)?;
+            Ok(PositionedSecret {
+                at: t.at,
+                rank: t.rank,
+                ciphertext: w.ciphertext,
+                tag: w.tag,
+            })
+        })
+        .collect::<Result<Vec<_>, PathError>>()?;
+    let filled = PositionedNode {
+        node,
+        public: sk.public(),
+        wrapped,
+    };
+    Ok((filled, sk))
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::op::{CgkaBody, FillNodes, Seat};
+use super::op::{CgkaBody, FillNodes, PositionedFill, Seat};
 use super::path::{self, epoch_root, next_secret, node_key};
 use super::replay_vectors;
 use crate::crypto::hash::Hash;
@@ -84,6 +84,52 @@ fn device_key_seats() -> Value {
     })
 }
 
+/// CGKA-35: a positioned fill of node 5 (level 1: its subtree's leftmost leaf is node 4)
+/// wrapping its secret for the keys at node 4 (`at` 0) and node 6 (`at` 2), rank 0 each, and
+/// the op's commitment to those keys.
+fn positioned_fill(document: &DocumentId, left: &PrekeyPublic, right: &PrekeyPublic) -> Value {
+    let ephemeral = PrekeySecret::from_bytes([0x66; 32]);
+    let targets = [
+        path::Target {
+            at: 0,
+            rank: 0,
+            key: *left,
+        },
+        path::Target {
+            at: 2,
+            rank: 0,
+            key: *right,
+        },
+    ];
+    let (filled, _) = path::fill_node_at(
+        document,
+        &ephemeral,
+        &ephemeral.public(),
+        5,
+        &[0x77; 32],
+        &targets,
+    )
+    .expect("fill");
+    let keys = [*left, *right];
+    let recipients =
+        path::recipients_commitment(document, &ephemeral.public(), [(5, keys.as_slice())]);
+    let fill = PositionedFill {
+        ephemeral: ephemeral.public(),
+        recipients,
+        nodes: vec![filled.clone()],
+    };
+    json!({
+        "ephemeral secret": hex::encode([0x66u8; 32]),
+        "node": 5,
+        "node secret": hex::encode([0x77u8; 32]),
+        "node public": hex::encode(filled.public.0),
+        "recipients (at 0 = node 4, at 2 = node 6; rank 0 each)": [hex::encode(left.0), hex::encode(right.0)],
+        "commitment": hex::encode(recipients),
+        "postcard(PositionedFill)": hex::encode(encode(&fill)),
+        "postcard(CgkaBody) (tag 7)": hex::encode(encode(&CgkaBody::FillByPosition(fill))),
+    })
+}
+
 fn compute() -> Value {
     let document = DocumentId(PublicKey([0x22; 32]));
     let leaf = zeroize::Zeroizing::new([0x11u8; 32]);
@@ -119,7 +165,7 @@ fn compute() -> Value {
     };
     let chained = node_key(&path::chain_secret(&filled_key));
     json!({
-        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27, CGKA-33, CGKA-34). Hex.",
+        "description": "keyhive CGKA vectors (specs/cgka.md CGKA-8..CGKA-10, CGKA-15, CGKA-27, CGKA-33, CGKA-34, CGKA-35). Hex.",
         "document": hex::encode(document.public_key().as_bytes()),
         "path_secrets": {
             "CGKA-8 leaf secret": hex::encode(*leaf),
@@ -169,6 +215,7 @@ fn compute() -> Value {
             "chained node public": hex::encode(chained.public().0),
         },
         "CGKA-33 batched add": batched_add(),
+        "CGKA-35 positioned fill": positioned_fill(&document, &recipient.public(), &other.public()),
         "CGKA-34 device-key seats": device_key_seats(),
     })
 }

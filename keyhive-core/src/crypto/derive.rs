@@ -19,6 +19,9 @@ pub const CGKA_NODE_KEY: &str = "keyhive 2026-11-21 cgka node key v1";
 /// BLAKE3 `derive_key` context: a filled node's secret from its left child's node secret key,
 /// when the same fill filled that child (CGKA-27).
 pub const CGKA_FILL_CHAIN: &str = "keyhive 2026-12-02 cgka fill chain v1";
+/// BLAKE3 `derive_key` context: a positioned fill's commitment to the keys its wraps are for
+/// (CGKA-35).
+pub const CGKA_FILL_RECIPIENTS: &str = "keyhive 2026-12-02 cgka fill recipients v1";
 /// BLAKE3 `derive_key` context: the key wrapping a path secret for one recipient (CGKA-9).
 pub const CGKA_PATH_WRAP: &str = "keyhive 2026-11-21 cgka path wrap v1";
 /// BLAKE3 `derive_key` context: the epoch root secret from the root node's path secret (CGKA-10).

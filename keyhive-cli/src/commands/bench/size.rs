@@ -71,7 +71,7 @@ impl Part {
                     | CgkaBody::AddDevices { .. } => Part::CgkaAdd,
                     CgkaBody::Remove { .. } => Part::CgkaRemove,
                     CgkaBody::Update(_) => Part::CgkaUpdate,
-                    CgkaBody::Fill(_) => Part::CgkaFill,
+                    CgkaBody::Fill(_) | CgkaBody::FillByPosition(_) => Part::CgkaFill,
                 },
                 Err(_) => Part::Other,
             },

@@ -196,7 +196,7 @@ impl Cgka {
                 self.secrets
                     .extend(secrets.into_iter().map(|k| (k.public(), k)));
             }
-            ops.push(self.sign_and_apply(key, CgkaBody::Fill(body), authority)?);
+            ops.push(self.sign_and_apply(key, CgkaBody::FillByPosition(body), authority)?);
         }
         Ok(ops)
     }
@@ -276,53 +276,117 @@ pub fn fresh_path(
 }
 
 /// Room left in a fill op for everything but its nodes: the envelope (issuer, up to 64
-/// predecessors, tags, signature) and the ephemeral key, rounded up.
+/// predecessors, tags, signature), the ephemeral key and the commitment, rounded up.
 const FILL_ENVELOPE_ROOM: usize = 4096;
 
-/// An upper bound on the encoded size of a filled node with `wraps` wrapped secrets.
+/// An upper bound on the encoded size of a positioned filled node with `wraps` wrapped
+/// secrets (CGKA-35).
 pub(super) fn filled_node_len(wraps: usize) -> usize {
-    5 + 32 + 5 + 80 * wraps
+    5 + 32 + 5 + 58 * wraps
 }
 
-/// CGKA-27: the fill ops' bodies for the device at `slot`: every blank inner node off its
-/// direct path whose children resolve (counting the nodes filled so far) to two or more keys
-/// gets a fresh secret wrapped for them, level by level from the leaves up, cut into bodies
-/// of at most `max_bytes` encoded (with the envelope), each with its own one-time key.
+/// A key the fill can wrap for, where it sits: its node (absolute index) and its rank there.
+#[derive(Clone, Copy)]
+struct Placed {
+    node: u32,
+    rank: u32,
+    key: PrekeyPublic,
+}
+
+/// The fill op being built: its one-time key, its nodes, the recipients of each (for the
+/// commitment) and the secret keys chosen.
+struct OpInProgress {
+    ephemeral: PrekeySecret,
+    ephemeral_public: PrekeyPublic,
+    nodes: Vec<PositionedNode>,
+    recipients: Vec<Vec<PrekeyPublic>>,
+    chosen: Vec<PrekeySecret>,
+    /// The nodes filled in this op, with their secret keys: a node whose left child is among
+    /// them derives its secret from that child's (CGKA-27, the fill chain).
+    keys: HashMap<u32, PrekeySecret>,
+}
+
+impl OpInProgress {
+    fn new() -> Self {
+        let ephemeral = PrekeySecret::generate();
+        OpInProgress {
+            ephemeral_public: ephemeral.public(),
+            ephemeral,
+            nodes: Vec::new(),
+            recipients: Vec::new(),
+            chosen: Vec::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// CGKA-35: the op's body, with its commitment to the recipients.
+    fn finish(self, document: &DocumentId) -> (PositionedFill, Vec<PrekeySecret>) {
+        let ephemeral = self.ephemeral_public;
+        let recipients = path::recipients_commitment(
+            document,
+            &ephemeral,
+            self.nodes
+                .iter()
+                .zip(&self.recipients)
+                .map(|(n, keys)| (n.node, keys.as_slice())),
+        );
+        let body = PositionedFill {
+            ephemeral,
+            recipients,
+            nodes: self.nodes,
+        };
+        (body, self.chosen)
+    }
+}
+
+/// The keys `node` holds in `tree`, each with its position: its node and its rank among them
+/// in ascending order (CGKA-35).
+fn node_keys(tree: &Tree, node: u32) -> Vec<Placed> {
+    let mut keys: Vec<PrekeyPublic> = tree.entries(node).iter().map(|e| e.public).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .enumerate()
+        .map(|(rank, key)| Placed {
+            node,
+            rank: u32::try_from(rank).unwrap_or(u32::MAX),
+            key,
+        })
+        .collect()
+}
+
+/// CGKA-27, CGKA-35: the fill ops' bodies for the device at `slot`: every blank inner node
+/// off its direct path whose children resolve (counting the nodes filled so far) to two or
+/// more keys gets a fresh secret wrapped for them, each wrap naming its recipient by
+/// position, level by level from the leaves up, cut into bodies of at most `max_bytes`
+/// encoded (with the envelope), each with its own one-time key and its commitment.
 pub(super) fn fill_bodies(
     tree: &Tree,
     document: &DocumentId,
     slot: u32,
     max_bytes: usize,
-) -> Result<Vec<(FillNodes, Vec<PrekeySecret>)>, PathError> {
+) -> Result<Vec<(PositionedFill, Vec<PrekeySecret>)>, PathError> {
     let own: HashSet<u32> = tree.direct_path(slot).into_iter().collect();
     let budget = max_bytes.saturating_sub(FILL_ENVELOPE_ROOM).max(1);
     let nodes = 2 * tree.capacity() - 1;
     // The resolution of each inner node as it will be once the fills so far are applied.
-    let mut resolved: HashMap<u32, Vec<PrekeyPublic>> = HashMap::new();
+    let mut resolved: HashMap<u32, Vec<Placed>> = HashMap::new();
     let mut bodies = Vec::new();
-    let mut ephemeral = PrekeySecret::generate();
-    let mut current = FillNodes {
-        ephemeral: ephemeral.public(),
-        nodes: Vec::new(),
-    };
-    let mut keys_chosen = Vec::new();
-    // The nodes filled in the current op, with their secret keys: a node whose left child is
-    // among them derives its secret from that child's (CGKA-27, the fill chain).
-    let mut in_op: HashMap<u32, PrekeySecret> = HashMap::new();
+    let mut current = OpInProgress::new();
     let mut used = 0usize;
     for level in 1..=tree.depth() {
         let mut node = (1u32 << level) - 1;
         while node < nodes {
-            let here = tree.entries(node);
+            let here = node_keys(tree, node);
             if !here.is_empty() {
-                resolved.insert(node, here.iter().map(|e| e.public).collect());
+                resolved.insert(node, here);
             } else {
                 let (l, r) = crate::cgka::tree::children(node);
                 let mut left_keys = Vec::new();
                 let mut keys = Vec::new();
                 for (child, out) in [(l, &mut left_keys), (r, &mut keys)] {
                     if child % 2 == 0 {
-                        out.extend(tree.entries(child).iter().map(|e| e.public));
+                        out.extend(node_keys(tree, child));
                     } else if let Some(below) = resolved.remove(&child) {
                         out.extend(below);
                     }
@@ -334,19 +398,11 @@ pub(super) fn fill_bodies(
                 } else {
                     let len = filled_node_len(keys.len());
                     if used + len > budget && !current.nodes.is_empty() {
-                        in_op.clear();
-                        ephemeral = PrekeySecret::generate();
-                        let full = std::mem::replace(
-                            &mut current,
-                            FillNodes {
-                                ephemeral: ephemeral.public(),
-                                nodes: Vec::new(),
-                            },
-                        );
-                        bodies.push((full, std::mem::take(&mut keys_chosen)));
+                        let full = std::mem::replace(&mut current, OpInProgress::new());
+                        bodies.push(full.finish(document));
                         used = 0;
                     }
-                    let (secret, recipients) = match in_op.get(&l) {
+                    let (secret, recipients) = match current.keys.get(&l) {
                         Some(left) => (path::chain_secret(left), &right_keys),
                         None => {
                             let mut secret = Zeroizing::new([0u8; 32]);
@@ -354,18 +410,40 @@ pub(super) fn fill_bodies(
                             (secret, &keys)
                         }
                     };
-                    let (filled, chosen) = path::fill_node(
+                    // CGKA-35: positions relative to the node's leftmost leaf.
+                    let leftmost = node - ((1u32 << level) - 1);
+                    let mut targets: Vec<path::Target> = recipients
+                        .iter()
+                        .map(|p| path::Target {
+                            at: p.node - leftmost,
+                            rank: p.rank,
+                            key: p.key,
+                        })
+                        .collect();
+                    targets.sort_unstable();
+                    targets.dedup_by_key(|t| (t.at, t.rank));
+                    let (filled, chosen) = path::fill_node_at(
                         document,
-                        &ephemeral,
                         &current.ephemeral,
+                        &current.ephemeral_public,
                         node,
                         &secret,
-                        recipients,
+                        &targets,
                     )?;
-                    in_op.insert(node, chosen.clone());
-                    resolved.insert(node, vec![filled.public]);
+                    current.keys.insert(node, chosen.clone());
+                    resolved.insert(
+                        node,
+                        vec![Placed {
+                            node,
+                            rank: 0,
+                            key: filled.public,
+                        }],
+                    );
+                    current
+                        .recipients
+                        .push(targets.iter().map(|t| t.key).collect());
                     current.nodes.push(filled);
-                    keys_chosen.push(chosen);
+                    current.chosen.push(chosen);
                     used += len;
                 }
             }
@@ -373,7 +451,7 @@ pub(super) fn fill_bodies(
         }
     }
     if !current.nodes.is_empty() {
-        bodies.push((current, keys_chosen));
+        bodies.push(current.finish(document));
     }
     Ok(bodies)
 }

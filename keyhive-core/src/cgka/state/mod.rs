@@ -18,8 +18,8 @@ use crate::signed::{KeyCache, Op, OpBody, SignError, Verified, VerifyError};
 use super::authority::CgkaAuthority;
 use super::binding::{InitBinding, InitBindingError};
 use super::op::{
-    CgkaBody, CgkaOp, FILL_MAX_BYTES, FillNodes, MAX_SEATS, Seat, SignedCgkaOp, UpdatePath,
-    check_body,
+    CgkaBody, CgkaOp, FILL_MAX_BYTES, FillNodes, FilledNode, MAX_SEATS, PositionedFill,
+    PositionedNode, Seat, SignedCgkaOp, UpdatePath, WrappedSecret, check_body, position_node,
 };
 use super::path::{self, PathError};
 use super::tree::{Entry, Tree};
@@ -137,6 +137,17 @@ impl Past {
     }
 }
 
+/// A key an update replaced during replay (CGKA-15 (c), CGKA-28, CGKA-35).
+#[derive(Clone, Copy, Debug)]
+struct Superseded {
+    /// The node it was at.
+    node: u32,
+    /// The update that replaced it.
+    by: Hash,
+    /// The op that had written it.
+    op: Hash,
+}
+
 /// The local device's secrets in one CGKA, for the key store (KEYS-2).
 #[derive(Clone, Default)]
 pub struct CgkaSecrets {
@@ -180,8 +191,9 @@ pub struct Cgka {
     position: HashMap<Hash, usize>,
     heads: BTreeSet<Hash>,
     structural: Vec<Hash>,
-    /// Keys superseded during replay: where they were and which update replaced them.
-    superseded: HashMap<PrekeyPublic, (u32, Hash)>,
+    /// Keys superseded during replay: where they were, which update replaced them and which
+    /// op had written them.
+    superseded: HashMap<PrekeyPublic, Superseded>,
     /// The same keys by node, so a membership change can forget those on its path.
     superseded_at: HashMap<u32, Vec<PrekeyPublic>>,
     /// CGKA-29: for each tainted key written during replay, the devices that may know its
@@ -459,7 +471,10 @@ impl Cgka {
                     .collect(),
             ),
             CgkaBody::Remove { device } => Some(vec![authority.may_remove(&issuer, device)]),
-            CgkaBody::Init { .. } | CgkaBody::Update(_) | CgkaBody::Fill(_) => None,
+            CgkaBody::Init { .. }
+            | CgkaBody::Update(_)
+            | CgkaBody::Fill(_)
+            | CgkaBody::FillByPosition(_) => None,
         }
     }
 
@@ -470,7 +485,9 @@ impl Cgka {
         match &op.body {
             CgkaBody::Init { .. } => false,
             CgkaBody::Remove { device } => authority.may_remove(&issuer, device),
-            CgkaBody::Update(_) | CgkaBody::Fill(_) => authority.may_update(&issuer),
+            CgkaBody::Update(_) | CgkaBody::Fill(_) | CgkaBody::FillByPosition(_) => {
+                authority.may_update(&issuer)
+            }
             CgkaBody::Add { .. } | CgkaBody::AddMany { .. } | CgkaBody::AddDevices { .. } => self
                 .verdict_of(op, authority)
                 .is_some_and(|answers| answers.iter().all(|a| *a)),

@@ -226,6 +226,24 @@ impl Cgka {
             }
             CgkaBody::Update(update) => self.apply_update(hash, issuer, update, &past),
             CgkaBody::Fill(fill) => self.apply_fill(hash, issuer, fill, &past),
+            CgkaBody::FillByPosition(fill) => {
+                // CGKA-35: a fill whose positions do not resolve, or resolve to keys other
+                // than those it committed to, is inert here: nothing written, nothing learned.
+                let resolved = match self.resolve_fill(fill, &past) {
+                    Some(resolved) => Some(resolved),
+                    // A membership change concurrent with the fill keeps it from being
+                    // written (CGKA-28) but not from being read: its past is replayed alone.
+                    None if self.owner.is_some_and(|o| o != issuer)
+                        && !self.no_concurrent_change(&past) =>
+                    {
+                        self.resolve_in_own_past(&op, fill, authority)
+                    }
+                    None => None,
+                };
+                if let Some(resolved) = resolved {
+                    self.apply_fill(hash, issuer, &resolved, &past);
+                }
+            }
         }
         for p in &op.predecessors {
             self.heads.remove(p);
@@ -328,7 +346,14 @@ impl Cgka {
             }
         }
         for (node, entry) in dropped {
-            self.superseded.insert(entry.public, (node, hash));
+            self.superseded.insert(
+                entry.public,
+                Superseded {
+                    node,
+                    by: hash,
+                    op: entry.op,
+                },
+            );
             self.superseded_at
                 .entry(node)
                 .or_default()
@@ -442,6 +467,122 @@ impl Cgka {
         }
     }
 
+    /// CGKA-35: the keys node `node` held in the tree the op being applied was made against
+    /// (its causal past), ascending: the keys at `node` written by ops in that past, and those
+    /// there that an op concurrent with it superseded (and that no membership change has
+    /// forgotten since). With no membership change concurrent with the op, that is exactly
+    /// the node's keys in the replay of the op's causal past alone: concurrent updates and
+    /// fills only add entries (filtered out by their op) and supersede entries (put back).
+    pub(super) fn keys_in_past(&self, node: u32, past: &Past) -> Vec<PrekeyPublic> {
+        let mut keys: Vec<PrekeyPublic> = self
+            .tree
+            .entries(node)
+            .iter()
+            .filter(|e| past.contains(&e.op))
+            .map(|e| e.public)
+            .collect();
+        if let Past::AllExcept(_) = past {
+            for key in self.superseded_at.get(&node).into_iter().flatten() {
+                if self.superseded.get(key).is_some_and(|s| {
+                    s.node == node && !past.contains(&s.by) && past.contains(&s.op)
+                }) {
+                    keys.push(*key);
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// CGKA-35: a positioned fill with each wrap's position resolved to a key, provided every
+    /// position resolves and the keys are those the fill committed to; else `None` (the fill
+    /// is inert). A position names a node strictly below the filled node (CGKA-3) and a rank:
+    /// the key of that rank among the node's keys in the fill's causal past
+    /// ([`Cgka::keys_in_past`]), or, for a node the same op filled earlier, rank 0 its key.
+    pub(super) fn resolve_fill(&self, fill: &PositionedFill, past: &Past) -> Option<FillNodes> {
+        let mut in_op: HashMap<u32, PrekeyPublic> = HashMap::with_capacity(fill.nodes.len());
+        let mut views: HashMap<u32, Vec<PrekeyPublic>> = HashMap::new();
+        let mut nodes = Vec::with_capacity(fill.nodes.len());
+        let mut recipients: Vec<Vec<PrekeyPublic>> = Vec::with_capacity(fill.nodes.len());
+        for filled in &fill.nodes {
+            let mut wrapped = Vec::with_capacity(filled.wrapped.len());
+            let mut keys = Vec::with_capacity(filled.wrapped.len());
+            for w in &filled.wrapped {
+                let at = position_node(filled.node, w.at)?;
+                let key = match in_op.get(&at) {
+                    Some(key) => (w.rank == 0).then_some(*key)?,
+                    None => {
+                        let view = views
+                            .entry(at)
+                            .or_insert_with(|| self.keys_in_past(at, past));
+                        *view.get(usize::try_from(w.rank).ok()?)?
+                    }
+                };
+                keys.push(key);
+                wrapped.push(WrappedSecret {
+                    recipient: key,
+                    ciphertext: w.ciphertext,
+                    tag: w.tag,
+                });
+            }
+            in_op.insert(filled.node, filled.public);
+            recipients.push(keys);
+            nodes.push(FilledNode {
+                node: filled.node,
+                public: filled.public,
+                wrapped,
+            });
+        }
+        let commitment = path::recipients_commitment(
+            &self.document,
+            &fill.ephemeral,
+            fill.nodes
+                .iter()
+                .zip(&recipients)
+                .map(|(n, keys)| (n.node, keys.as_slice())),
+        );
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(&commitment[..], &fill.recipients[..]).into();
+        matches.then_some(FillNodes {
+            ephemeral: fill.ephemeral,
+            nodes,
+        })
+    }
+
+    /// CGKA-35: `fill` (the body of `op`) resolved in a replay of `op`'s causal past alone,
+    /// under `authority`, by a replica without secrets (so that replay reads nothing and
+    /// resolves nothing this way in turn). For reading a fill that a membership change
+    /// concurrent with it keeps from being written, where [`Cgka::resolve_fill`] may not
+    /// find the keys it was made for: that change may have blanked or emptied their nodes.
+    pub(super) fn resolve_in_own_past(
+        &self,
+        op: &CgkaOp,
+        fill: &PositionedFill,
+        authority: &dyn CgkaAuthority,
+    ) -> Option<FillNodes> {
+        let mut past: HashSet<Hash> = HashSet::new();
+        let mut stack: Vec<Hash> = op.predecessors.clone();
+        while let Some(h) = stack.pop() {
+            if past.insert(h)
+                && let Some(parent) = self.ops.get(&h)
+            {
+                stack.extend(parent.predecessors.iter().copied());
+            }
+        }
+        let init = self.ops.get(&self.init)?.clone();
+        let mut alone = Cgka::start(self.document, init, None);
+        alone.ops = self
+            .ops
+            .iter()
+            .filter(|(h, _)| past.contains(h))
+            .map(|(h, op)| (*h, op.clone()))
+            .collect();
+        alone.leaf_keys = self.leaf_keys.clone();
+        alone.rebuild(authority);
+        alone.resolve_fill(fill, &Past::All)
+    }
+
     /// CGKA-28: `key` is held strictly below `node` in this replica's tree, or was superseded
     /// there by an op concurrent with the one being applied (and not forgotten since).
     pub(super) fn below(&self, key: &PrekeyPublic, node: u32, past: &Past) -> bool {
@@ -450,7 +591,7 @@ impl Cgka {
             || self
                 .superseded
                 .get(key)
-                .is_some_and(|(at, by)| strictly_below(*at) && !past.contains(by))
+                .is_some_and(|s| strictly_below(s.node) && !past.contains(&s.by))
     }
 
     /// CGKA-31: learns the secret of every filled node wrapped for a key this device holds,
@@ -506,8 +647,8 @@ impl Cgka {
                 self.tree
                     .locate(&w.recipient)
                     .is_some_and(|at| crate::cgka::tree::in_subtree(at, sibling))
-                    || self.superseded.get(&w.recipient).is_some_and(|(at, by)| {
-                        crate::cgka::tree::in_subtree(*at, sibling) && !past.contains(by)
+                    || self.superseded.get(&w.recipient).is_some_and(|s| {
+                        crate::cgka::tree::in_subtree(s.node, sibling) && !past.contains(&s.by)
                     })
             })
         })
