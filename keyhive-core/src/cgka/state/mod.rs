@@ -26,6 +26,7 @@ use super::path::{self, PathError};
 use super::tree::{Entry, Tree};
 
 mod build;
+mod checkpoint;
 mod receive;
 mod replay;
 
@@ -218,6 +219,8 @@ pub struct Cgka {
     /// CGKA-35: an op was applied out of replay order while deferring: `order`, `position`,
     /// `heads` and the tree describe the ops before it until the next replay.
     stale: bool,
+    /// CGKA-35: the replay state near the end of the order, to replay from.
+    checkpoint: Option<checkpoint::Checkpoint>,
 }
 
 impl core::fmt::Debug for Cgka {
@@ -307,6 +310,7 @@ impl Cgka {
             own_seat: None,
             deferring: false,
             stale: false,
+            checkpoint: None,
         };
         if let Some(device) = owner {
             for prekey in device.prekeys() {

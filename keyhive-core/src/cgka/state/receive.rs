@@ -273,7 +273,7 @@ impl Cgka {
         } else if self.deferring {
             self.stale = true;
         } else {
-            self.rebuild(authority);
+            self.replay_changed(authority);
         }
     }
 }

@@ -15,8 +15,10 @@ impl Cgka {
     /// ([`CgkaAuthority::allowed_adds_stamp`]). A revocation through the device API thus costs
     /// one question per remove and per refused add, not a replay of the whole history.
     pub fn refresh(&mut self, authority: &dyn CgkaAuthority) {
-        if self.stale || self.answers_changed(authority) {
+        if self.answers_changed(authority) {
             self.rebuild(authority);
+        } else if self.stale {
+            self.replay_changed(authority);
         }
     }
 
@@ -42,7 +44,7 @@ impl Cgka {
     /// Replays now if a deferred replay is owed (CGKA-35), staying in deferred mode.
     pub(super) fn catch_up(&mut self, authority: &dyn CgkaAuthority) {
         if self.stale {
-            self.rebuild(authority);
+            self.replay_changed(authority);
         }
     }
 
@@ -72,19 +74,14 @@ impl Cgka {
         self.rebuild(authority);
     }
 
+    /// Replays every op from the init.
     pub(super) fn rebuild(&mut self, authority: &dyn CgkaAuthority) {
         self.stale = false;
         self.verdicts.clear();
         self.recheck.clear();
         self.adds_stamp = authority.allowed_adds_stamp();
         self.generation += 1;
-        self.order = topological_order(&self.ops);
-        self.position = self
-            .order
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (*h, i))
-            .collect();
+        self.set_order(topological_order(&self.ops));
         self.tree = Tree::default();
         self.heads.clear();
         self.structural.clear();
@@ -92,14 +89,7 @@ impl Cgka {
         self.superseded_at.clear();
         self.taint.clear();
         self.tainted_by.clear();
-        let order = self.order.clone();
-        for hash in order {
-            if hash == self.init {
-                self.apply(hash, &AllowAll);
-            } else {
-                self.apply(hash, authority);
-            }
-        }
+        self.replay_from(0, authority);
     }
 
     /// The replayed ops that are not in `op`'s causal past, found by walking back from the
