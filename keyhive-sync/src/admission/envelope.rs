@@ -98,7 +98,7 @@ pub(crate) fn classify(item: &Item) -> Result<Envelope, Refusal> {
 /// large change's pieces travel again next round. Key-agreement ops likewise go parents first,
 /// ties by hash: each document's ops of the batch in its replay order (CGKA-12), so that a
 /// receiver holding the ops before them appends each without replaying (CGKA-35).
-pub fn apply_order(items: &mut Vec<Item>) {
+pub fn apply_order(items: &mut [Item]) {
     items.sort_by_key(|i| (apply_rank(i), i.hash()));
     let ops = items.partition_point(|i| apply_rank(i) == 0);
     let decoded: Vec<Option<AnySigned>> = items[..ops]
