@@ -111,9 +111,12 @@ fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>
 /// a test in `simulation_findings.rs` (the last: REP-5a, seed 183, which broke (b): a head
 /// written concurrently with a reader's seat, whose author then lost `read`, stayed unreadable
 /// to that reader until someone wrote after it; before it CGKA-18/REP-4, seeds 166, 210, 302,
-/// 355, 360 and 385). CI's seeds (0..16) pass. Known, not diagnosed yet: seed 728 breaks (b)
-/// (alice-phone's write of step 33 on subject 11 is unreadable to every reader after healing;
-/// the release survey of seeds 533..732 found no other failure).
+/// 355, 360 and 385). CI's seeds (0..16) pass. Known, diagnosed, not fixed (branch sim10's
+/// release survey from seed 10000): seeds 10046 and 10488 break (b) and (f): bob-phone writes
+/// bob-notes while partitioned, then leaves bob's group (which administers bob-notes) before
+/// syncing; REP-33 then stops it offering bob-notes, so its valid write (in the causal past of
+/// its own leave) never reaches a relay or reader. REP-33 assumes the peer already holds what a
+/// removed device wrote before its removal.
 #[test]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {

@@ -22,6 +22,8 @@ mod add_many_tests;
 #[cfg(test)]
 mod adversarial_tests;
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod fill_position_tests;
 #[cfg(test)]
 mod fill_tests;

@@ -89,6 +89,19 @@ pub(crate) fn deliver(
     }
 }
 
+/// As [`deliver`], as one batch: replay deferred until the last op (CGKA-36).
+pub(crate) fn deliver_batched(
+    replicas: &mut [Replica],
+    from: usize,
+    to: usize,
+    seed: u64,
+    authority: &StaticAuthority,
+) {
+    replicas[to].cgka.defer_replay();
+    deliver(replicas, from, to, seed, authority);
+    replicas[to].cgka.settle(authority);
+}
+
 pub(crate) fn shuffle<T>(items: &mut [T], mut seed: u64) {
     for i in (1..items.len()).rev() {
         seed = seed
@@ -441,6 +454,10 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
                         .fill_within(&key, &auth, SMALL_FILL, true)
                         .unwrap();
                 }
+            }
+            // CGKA-36: half the deliveries arrive as one batch, replayed once.
+            Action::Deliver { from, to, seed } if seed % 2 == 0 => {
+                deliver_batched(&mut rs, from, to, seed, &auth)
             }
             Action::Deliver { from, to, seed } => deliver(&mut rs, from, to, seed, &auth),
             Action::Encrypt { actor } => {

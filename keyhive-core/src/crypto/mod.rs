@@ -4,6 +4,7 @@
 
 pub mod aead;
 pub mod derive;
+pub(crate) mod digest_map;
 pub mod hash;
 pub mod prekey;
 pub mod rng;

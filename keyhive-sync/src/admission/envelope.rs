@@ -95,8 +95,10 @@ pub(crate) fn classify(item: &Item) -> Result<Envelope, Refusal> {
 /// predecessor (ADM-n): by [`apply_rank`], and the capability ops (which share one causal DAG)
 /// parents first, ties by hash. A batch sent in store order lists an op before its parent
 /// about half the time; the peer then refuses the op and everything that names it, and a
-/// large change's pieces travel again next round.
-pub fn apply_order(items: &mut Vec<Item>) {
+/// large change's pieces travel again next round. Key-agreement ops likewise go parents first,
+/// ties by hash: each document's ops of the batch in its replay order (CGKA-12), so that a
+/// receiver holding the ops before them appends each without replaying (CGKA-36).
+pub fn apply_order(items: &mut [Item]) {
     items.sort_by_key(|i| (apply_rank(i), i.hash()));
     let ops = items.partition_point(|i| apply_rank(i) == 0);
     let decoded: Vec<Option<AnySigned>> = items[..ops]
@@ -124,13 +126,31 @@ pub fn apply_order(items: &mut Vec<Item>) {
             parents
         })
         .collect();
-    let at: std::collections::HashMap<keyhive_core::Hash, usize> = items[..ops]
+    parents_first(&mut items[..ops], &parents);
+    let agreement = ops + items[ops..].partition_point(|i| apply_rank(i) == 1);
+    let parents: Vec<Vec<keyhive_core::Hash>> = items[ops..agreement]
+        .iter()
+        .map(|i| {
+            SignedCgkaOp::decode(i.envelope())
+                .map(|op| op.unverified_payload().predecessors.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    parents_first(&mut items[ops..agreement], &parents);
+}
+
+/// Reorders `items` (sorted by hash) so that each comes after those of `parents` (its
+/// parents' hashes, by index) that are among them: Kahn's algorithm taking the smallest hash
+/// among the ready items.
+fn parents_first(items: &mut [Item], parents: &[Vec<keyhive_core::Hash>]) {
+    let count = items.len();
+    let at: std::collections::HashMap<keyhive_core::Hash, usize> = items
         .iter()
         .enumerate()
         .map(|(n, i)| (i.hash(), n))
         .collect();
-    let mut waiting = vec![0usize; ops];
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); ops];
+    let mut waiting = vec![0usize; count];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); count];
     for (n, ps) in parents.iter().enumerate() {
         for p in ps {
             if let Some(&q) = at.get(p) {
@@ -141,8 +161,8 @@ pub fn apply_order(items: &mut Vec<Item>) {
     }
     // Kahn's algorithm; the heap keeps ties in hash (= current) order.
     let mut ready: std::collections::BTreeSet<usize> =
-        (0..ops).filter(|&n| waiting[n] == 0).collect();
-    let mut order = Vec::with_capacity(ops);
+        (0..count).filter(|&n| waiting[n] == 0).collect();
+    let mut order = Vec::with_capacity(count);
     while let Some(n) = ready.pop_first() {
         order.push(n);
         for &c in &children[n] {
@@ -154,10 +174,13 @@ pub fn apply_order(items: &mut Vec<Item>) {
     }
     // A cycle cannot come from valid ops (hashes); anything left keeps its place at the end.
     let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
-    order.extend((0..ops).filter(|n| !placed.contains(n)));
-    let mut slots: Vec<Option<Item>> = items.drain(..ops).map(Some).collect();
-    let sorted: Vec<Item> = order.into_iter().filter_map(|n| slots[n].take()).collect();
-    items.splice(0..0, sorted);
+    order.extend((0..count).filter(|n| !placed.contains(n)));
+    let mut slots: Vec<Option<Item>> = items.iter().cloned().map(Some).collect();
+    for (slot, n) in items.iter_mut().zip(order) {
+        if let Some(item) = slots[n].take() {
+            *slot = item;
+        }
+    }
 }
 
 /// [`apply_rank`] of a large change's pieces: last, after the change that lists them.
@@ -174,5 +197,73 @@ pub fn apply_rank(item: &Item) -> u8 {
             Ok(Blob::Piece { .. }) => PIECE_RANK,
             _ => 2,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyhive_core::cgka::{Cgka, StaticAuthority};
+    use keyhive_core::identity::{Device, DocumentId};
+    use keyhive_core::signed::Signed;
+
+    use super::*;
+
+    /// CGKA-36: a batch of key-agreement ops, shuffled, comes out in the document's replay
+    /// order (CGKA-12), so a receiver holding the ops before them appends every one.
+    #[test]
+    fn key_agreement_ops_come_out_in_replay_order() {
+        let devices: Vec<Device> = (0..4).map(|_| Device::generate(None)).collect();
+        let mut authority = StaticAuthority::new();
+        for d in &devices {
+            authority.grant_admin(d.id(), d.prekeys()[0].public());
+        }
+        let document = DocumentId(devices[0].id().0);
+        let (mut creator, init) = Cgka::create(document, &devices[0]).expect("create");
+        let key = devices[0].signing_key().clone();
+        let others: Vec<_> = devices[1..].iter().map(Device::id).collect();
+        creator
+            .add_devices(&key, &others, &authority)
+            .expect("seat");
+        // The others update concurrently, each against the same tree.
+        let mut replicas: Vec<Cgka> = devices[1..]
+            .iter()
+            .map(|d| {
+                let mut r = Cgka::from_init(
+                    &creator.binding(),
+                    Signed::decode(init.as_bytes()).expect("init"),
+                    Some(d),
+                    &authority,
+                )
+                .expect("start");
+                for op in creator.ops_in_order().skip(1) {
+                    r.receive(Signed::decode(op.as_bytes()).expect("op"), &authority)
+                        .expect("receive");
+                }
+                r
+            })
+            .collect();
+        for (r, d) in replicas.iter_mut().zip(&devices[1..]) {
+            let op = r.update(d.signing_key(), &authority).expect("update");
+            creator
+                .receive(Signed::decode(op.as_bytes()).expect("op"), &authority)
+                .expect("receive");
+        }
+        creator.update(&key, &authority).expect("merge");
+        let replay: Vec<_> = creator.ops_in_order().map(|op| op.hash()).collect();
+        let mut items: Vec<Item> = creator
+            .ops_in_order()
+            .map(|op| {
+                Item::new(
+                    ItemKind::Cgka,
+                    SubjectId(document.0),
+                    op.as_bytes().to_vec(),
+                )
+                .expect("item")
+            })
+            .collect();
+        items.reverse();
+        apply_order(&mut items);
+        let ordered: Vec<_> = items.iter().map(Item::hash).collect();
+        assert_eq!(ordered, replay);
     }
 }

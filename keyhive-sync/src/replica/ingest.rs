@@ -1,6 +1,8 @@
 //! Receiving items: every item goes through the one admission path (ADM-n) before it is
 //! applied and stored (REP-2).
 
+use std::collections::BTreeMap;
+
 use keyhive_core::capability::{AnyVerified, PeerTag};
 use keyhive_core::cgka::{Cgka, CgkaBody, CgkaOp, Received, SignedCgkaOp};
 use keyhive_core::crypto::hash::Hash;
@@ -46,24 +48,55 @@ impl<S: Store> Replica<S> {
         let touched: Vec<SubjectId> = items.iter().map(Item::subject).collect();
         let mut accepted = Vec::new();
         let mut report = Vec::with_capacity(items.len());
-        // ADM-2a: signatures checked ahead on the available cores, applied here in order.
-        self.for_each_checked(&items, true, |this, item, checked| {
-            if this.store.contains(&item.hash())? {
-                report.push((item.hash(), Ok(Ingested::Duplicate)));
-                return Ok(());
-            }
-            let result = this.apply_item_with(from, item, checked);
-            if matches!(result, Ok(Ingested::Stored)) {
-                this.accepted += 1;
-                accepted.push(item.clone());
-            }
-            report.push((item.hash(), result));
-            Ok(())
+        // ADM-2a: signatures checked ahead on the available cores, applied here in order;
+        // CGKA-36: each key agreement replays once for the whole batch.
+        self.with_deferred_replay(|this| {
+            this.for_each_checked(&items, true, |this, item, checked| {
+                if this.store.contains(&item.hash())? {
+                    report.push((item.hash(), Ok(Ingested::Duplicate)));
+                    return Ok(());
+                }
+                let result = this.apply_item_with(from, item, checked);
+                if matches!(result, Ok(Ingested::Stored)) {
+                    this.accepted += 1;
+                    accepted.push(item.clone());
+                }
+                report.push((item.hash(), result));
+                Ok(())
+            })
         })?;
         self.store.put(&accepted)?;
         self.refresh_cgkas();
         self.publish_events(touched);
         Ok(report)
+    }
+
+    /// CGKA-36: runs `apply` (which applies a batch of items) with every key agreement's
+    /// replay deferred, then settles each one the batch touched, once, and stores the ops that
+    /// waited in it and were applied. Settles even when `apply` fails part-way.
+    pub(super) fn with_deferred_replay(
+        &mut self,
+        apply: impl FnOnce(&mut Self) -> Result<(), ReplicaError>,
+    ) -> Result<(), ReplicaError> {
+        self.deferred = Some(BTreeMap::new());
+        let applied = apply(self);
+        let settled = self.settle_deferred();
+        applied.and(settled)
+    }
+
+    fn settle_deferred(&mut self) -> Result<(), ReplicaError> {
+        let Some(deferred) = self.deferred.take() else {
+            return Ok(());
+        };
+        for (document, unblocked) in deferred {
+            if let Ok((cgka, authority, _)) = self.cgka_with_authority(document) {
+                cgka.settle(&authority);
+            }
+            if unblocked {
+                self.store_unblocked_cgka(document)?;
+            }
+        }
+        Ok(())
     }
 
     /// Admits and applies one item; the caller stores it when the answer is `Stored`.
@@ -166,16 +199,24 @@ impl<S: Store> Replica<S> {
             self.admission.forget_key_agreement(&item.hash());
             return self.queue_early(item);
         }
+        let deferring = self.deferred.is_some();
         let (cgka, authority, _) = self.cgka_with_authority(document)?;
+        if deferring {
+            cgka.defer_replay();
+        }
         // Only applied ops are stored: one still waiting for predecessors stays in the tree and
         // is stored when an op that arrives later unblocks it (REP-2, SYNC-84).
         let before = cgka.op_count();
         // ADM-2: admission checked the signature; the tree applies its own rules.
         let received = cgka.receive_verified(op, &authority);
         let unblocked = cgka.op_count() > before + 1;
+        if let Some(deferred) = &mut self.deferred {
+            // CGKA-36: stored once the batch's replay has put them in order.
+            *deferred.entry(document).or_default() |= unblocked;
+        }
         match received {
             Ok(Received::Applied) => {
-                if unblocked {
+                if unblocked && !deferring {
                     self.store_unblocked_cgka(document)?;
                 }
                 Ok(Ingested::Stored)
@@ -188,7 +229,7 @@ impl<S: Store> Replica<S> {
                 if self
                     .cgkas
                     .get(&document)
-                    .is_some_and(|c| c.ops_in_order().any(|op| op.hash() == hash))
+                    .is_some_and(|c| c.contains_op(&hash))
                 {
                     Ok(Ingested::Stored)
                 } else {

@@ -96,6 +96,9 @@ pub struct Replica<S: Store> {
     scope: Option<BTreeSet<SubjectId>>,
     /// ADM-2a: threads checking a batch's signatures ahead of applying it.
     signature_threads: usize,
+    /// CGKA-36: while a batch is applied, the documents whose key agreement deferred its
+    /// replay, each with whether ops it held waiting were applied (and are to be stored).
+    deferred: Option<BTreeMap<DocumentId, bool>>,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -163,6 +166,7 @@ impl<S: Store> Replica<S> {
             events: events::Hub::default(),
             scope: None,
             signature_threads: signatures::default_threads(),
+            deferred: None,
         }
     }
 
@@ -201,13 +205,16 @@ impl<S: Store> Replica<S> {
         }
         // Signatures checked ahead on the available cores (ADM-2a); every item is stored, so
         // none is skipped as stored.
-        let replayed = self.for_each_checked(&items, false, |this, item, checked| {
-            // Stored items were accepted once; one the current graph no longer authorises (a
-            // key-agreement op by a since-revoked device) stays stored but is not applied.
-            if let Err(e) = this.apply_item_with(PeerTag::LOCAL, item, checked) {
-                tracing::debug!(item = %item.hash(), error = %e, "stored item not applied on replay");
-            }
-            Ok(())
+        let replayed = self.with_deferred_replay(|this| {
+            this.for_each_checked(&items, false, |this, item, checked| {
+                // Stored items were accepted once; one the current graph no longer authorises
+                // (a key-agreement op by a since-revoked device) stays stored but is not
+                // applied.
+                if let Err(e) = this.apply_item_with(PeerTag::LOCAL, item, checked) {
+                    tracing::debug!(item = %item.hash(), error = %e, "stored item not applied on replay");
+                }
+                Ok(())
+            })
         });
         if let Err(e) = replayed {
             tracing::debug!(error = %e, "replay stopped");

@@ -46,6 +46,7 @@ impl Cgka {
         prekey: PrekeyPublic,
         authority: &dyn CgkaAuthority,
     ) -> Result<CgkaOp, CreateError> {
+        self.catch_up(authority);
         let me = self.check_owner(key)?;
         if !authority.may_add(&me, &device, &prekey) {
             return Err(CreateError::Unauthorized);
@@ -64,6 +65,7 @@ impl Cgka {
         seats: &[(IndividualId, PrekeyPublic)],
         authority: &dyn CgkaAuthority,
     ) -> Result<Vec<CgkaOp>, CreateError> {
+        self.catch_up(authority);
         let me = self.check_owner(key)?;
         let mut seats: Vec<Seat> = seats
             .iter()
@@ -127,6 +129,7 @@ impl Cgka {
         device: IndividualId,
         authority: &dyn CgkaAuthority,
     ) -> Result<CgkaOp, CreateError> {
+        self.catch_up(authority);
         let me = self.check_owner(key)?;
         if !authority.may_remove(&me, &device) {
             return Err(CreateError::Unauthorized);
@@ -144,6 +147,7 @@ impl Cgka {
         key: &SigningKey,
         authority: &dyn CgkaAuthority,
     ) -> Result<CgkaOp, CreateError> {
+        self.catch_up(authority);
         let me = self.check_owner(key)?;
         let slot = self.tree.slot_of(&me).ok_or(CreateError::NotMember)?;
         let fresh = fresh_path(&self.tree, &self.document, slot)?;
@@ -187,6 +191,7 @@ impl Cgka {
         max_bytes: usize,
         keep: bool,
     ) -> Result<Vec<CgkaOp>, CreateError> {
+        self.catch_up(authority);
         let me = self.check_owner(key)?;
         let slot = self.tree.slot_of(&me).ok_or(CreateError::NotMember)?;
         let bodies = fill_bodies(&self.tree, &self.document, slot, max_bytes)?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use crate::crypto::digest_map::{DigestMap, DigestSet};
 use crate::crypto::hash::Hash;
 use crate::crypto::prekey::{PrekeyPublic, PrekeySecret};
 use crate::crypto::secret::SymmetricKey;
@@ -25,6 +26,7 @@ use super::path::{self, PathError};
 use super::tree::{Entry, Tree};
 
 mod build;
+mod checkpoint;
 mod receive;
 mod replay;
 
@@ -124,7 +126,7 @@ enum Past {
     /// Every op replayed so far.
     All,
     /// Every op replayed so far except these (the ones concurrent with it).
-    AllExcept(HashSet<Hash>),
+    AllExcept(DigestSet),
 }
 
 impl Past {
@@ -186,9 +188,9 @@ pub struct Cgka {
     init: Hash,
     creator: IndividualId,
     owner: Option<IndividualId>,
-    ops: HashMap<Hash, Arc<CgkaOp>>,
+    ops: DigestMap<Arc<CgkaOp>>,
     order: Vec<Hash>,
-    position: HashMap<Hash, usize>,
+    position: DigestMap<usize>,
     heads: BTreeSet<Hash>,
     structural: Vec<Hash>,
     /// Keys superseded during replay: where they were, which update replaced them and which
@@ -203,17 +205,17 @@ pub struct Cgka {
     tainted_by: HashMap<IndividualId, Vec<PrekeyPublic>>,
     tree: Tree,
     pending: BTreeMap<Hash, Arc<CgkaOp>>,
-    waiting: HashMap<Hash, Vec<Hash>>,
+    waiting: DigestMap<Vec<Hash>>,
     quarantine: BTreeMap<Hash, Arc<CgkaOp>>,
     secrets: HashMap<PrekeyPublic, PrekeySecret>,
-    epochs: HashMap<Hash, SymmetricKey>,
+    epochs: DigestMap<SymmetricKey>,
     bad_paths: BTreeSet<Hash>,
     issuer_keys: IssuerKeys,
     /// CGKA-32: the authority's answer for every add and remove as the tree applied it.
-    verdicts: HashMap<Hash, Vec<bool>>,
+    verdicts: DigestMap<Vec<bool>>,
     /// CGKA-32: the answers a refresh asks again while the authority's allowed-adds stamp
     /// stands: every remove, and every add that was refused.
-    recheck: HashSet<Hash>,
+    recheck: DigestSet,
     /// CGKA-32: the authority's allowed-adds stamp when every add's answer was last taken.
     adds_stamp: Option<[u64; 2]>,
     /// Bumped whenever the tree or the epoch secrets may have changed.
@@ -224,6 +226,13 @@ pub struct Cgka {
     /// CGKA-34: the local device's own seat key, whose secret is its signing scalar: held to
     /// unwrap, never exported to the key store (the device key is stored on its own).
     own_seat: Option<PrekeyPublic>,
+    /// CGKA-36: replays are deferred until [`Cgka::settle`].
+    deferring: bool,
+    /// CGKA-36: an op was applied out of replay order while deferring: `order`, `position`,
+    /// `heads` and the tree describe the ops before it until the next replay.
+    stale: bool,
+    /// CGKA-36: the replay state near the end of the order, to replay from.
+    checkpoint: Option<checkpoint::Checkpoint>,
 }
 
 impl core::fmt::Debug for Cgka {
@@ -288,9 +297,9 @@ impl Cgka {
             init: hash,
             creator: IndividualId(init.issuer),
             owner: owner.map(Device::id),
-            ops: HashMap::new(),
+            ops: DigestMap::default(),
             order: Vec::new(),
-            position: HashMap::new(),
+            position: DigestMap::default(),
             heads: BTreeSet::new(),
             structural: Vec::new(),
             superseded: HashMap::new(),
@@ -299,18 +308,21 @@ impl Cgka {
             tainted_by: HashMap::new(),
             tree: Tree::default(),
             pending: BTreeMap::new(),
-            waiting: HashMap::new(),
+            waiting: DigestMap::default(),
             quarantine: BTreeMap::new(),
             secrets: HashMap::new(),
-            epochs: HashMap::new(),
+            epochs: DigestMap::default(),
             bad_paths: BTreeSet::new(),
             issuer_keys: IssuerKeys::default(),
-            verdicts: HashMap::new(),
-            recheck: HashSet::new(),
+            verdicts: DigestMap::default(),
+            recheck: DigestSet::default(),
             adds_stamp: None,
             generation: 0,
             leaf_keys: HashMap::new(),
             own_seat: None,
+            deferring: false,
+            stale: false,
+            checkpoint: None,
         };
         if let Some(device) = owner {
             for prekey in device.prekeys() {
@@ -377,7 +389,12 @@ impl Cgka {
 
     /// Number of applied ops.
     pub fn op_count(&self) -> usize {
-        self.order.len()
+        self.ops.len()
+    }
+
+    /// Whether `hash` is an applied op (one still waiting for predecessors is not).
+    pub fn contains_op(&self, hash: &Hash) -> bool {
+        self.ops.contains_key(hash)
     }
 
     /// Total bytes of every applied op's envelope (the CGKA history).
@@ -512,9 +529,10 @@ pub(super) fn seat_allowed(
 }
 
 /// CGKA-12: the replay order, Kahn's algorithm taking the smallest hash among ready ops.
-fn topological_order(ops: &HashMap<Hash, Arc<CgkaOp>>) -> Vec<Hash> {
-    let mut indegree: HashMap<Hash, usize> = HashMap::with_capacity(ops.len());
-    let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
+fn topological_order(ops: &DigestMap<Arc<CgkaOp>>) -> Vec<Hash> {
+    let mut indegree: DigestMap<usize> =
+        DigestMap::with_capacity_and_hasher(ops.len(), Default::default());
+    let mut children: DigestMap<Vec<Hash>> = DigestMap::default();
     for (hash, op) in ops {
         let known = op
             .predecessors

@@ -105,13 +105,15 @@ impl Cgka {
     /// op's causal past under `authority`. `None` for any other op. The answer depends on the
     /// op and its past alone, so every replica gives the same one whatever else it holds.
     pub(super) fn removes_nobody(
-        &self,
+        &mut self,
         op: &CgkaOp,
         authority: &dyn CgkaAuthority,
     ) -> Option<IndividualId> {
         let CgkaBody::Remove { device } = &op.body else {
             return None;
         };
+        // The answer needs the tree and the replay order of what is applied.
+        self.catch_up(authority);
         (!self.seated_after(&op.predecessors, device, authority)).then_some(*device)
     }
 
@@ -133,7 +135,7 @@ impl Cgka {
         {
             return self.tree.slot_of(device).is_some();
         }
-        let mut past = HashSet::new();
+        let mut past = DigestSet::default();
         let mut stack = predecessors.to_vec();
         while let Some(h) = stack.pop() {
             if past.insert(h)
@@ -240,8 +242,15 @@ impl Cgka {
         }
     }
 
+    /// Adds an applied op to the DAG: appended to the replay when the order allows it, else
+    /// replayed from the init (CGKA-12), or, while replay is deferred, held for one replay at
+    /// [`Cgka::settle`] (CGKA-36).
     pub(super) fn insert(&mut self, op: Arc<CgkaOp>, authority: &dyn CgkaAuthority) {
         let hash = op.hash();
+        if self.stale {
+            self.ops.insert(hash, op);
+            return;
+        }
         let appendable = self
             .heads
             .iter()
@@ -261,8 +270,10 @@ impl Cgka {
             self.position.insert(hash, self.order.len());
             self.order.push(hash);
             self.apply(hash, authority);
+        } else if self.deferring {
+            self.stale = true;
         } else {
-            self.rebuild(authority);
+            self.replay_changed(authority);
         }
     }
 }

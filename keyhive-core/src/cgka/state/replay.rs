@@ -17,6 +17,34 @@ impl Cgka {
     pub fn refresh(&mut self, authority: &dyn CgkaAuthority) {
         if self.answers_changed(authority) {
             self.rebuild(authority);
+        } else if self.stale {
+            self.replay_changed(authority);
+        }
+    }
+
+    /// CGKA-36: defers the replays that ops arriving out of replay order would each cause,
+    /// until [`Cgka::settle`]. A replica receiving a batch of ops (a sync round, or its store
+    /// on open) calls this first and `settle` after the batch's last op, so the batch costs
+    /// one replay, not one per op that sorts before an applied one. Until then [`Cgka::tree`],
+    /// [`Cgka::heads`], [`Cgka::ops_in_order`] and the epoch accessors may describe the ops
+    /// applied before the first deferred replay; receiving, [`Cgka::op_count`] and
+    /// [`Cgka::contains_op`] stay exact, and making a local op, or receiving a remove (whose
+    /// check needs the tree, CGKA-26), replays first.
+    pub fn defer_replay(&mut self) {
+        self.deferring = true;
+    }
+
+    /// Ends what [`Cgka::defer_replay`] began: replays once if an op arrived out of replay
+    /// order since (CGKA-36). The tree is then exactly the one replaying op by op would give.
+    pub fn settle(&mut self, authority: &dyn CgkaAuthority) {
+        self.deferring = false;
+        self.catch_up(authority);
+    }
+
+    /// Replays now if a deferred replay is owed (CGKA-36), staying in deferred mode.
+    pub(super) fn catch_up(&mut self, authority: &dyn CgkaAuthority) {
+        if self.stale {
+            self.replay_changed(authority);
         }
     }
 
@@ -46,18 +74,14 @@ impl Cgka {
         self.rebuild(authority);
     }
 
+    /// Replays every op from the init.
     pub(super) fn rebuild(&mut self, authority: &dyn CgkaAuthority) {
+        self.stale = false;
         self.verdicts.clear();
         self.recheck.clear();
         self.adds_stamp = authority.allowed_adds_stamp();
         self.generation += 1;
-        self.order = topological_order(&self.ops);
-        self.position = self
-            .order
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (*h, i))
-            .collect();
+        self.set_order(topological_order(&self.ops));
         self.tree = Tree::default();
         self.heads.clear();
         self.structural.clear();
@@ -65,29 +89,22 @@ impl Cgka {
         self.superseded_at.clear();
         self.taint.clear();
         self.tainted_by.clear();
-        let order = self.order.clone();
-        for hash in order {
-            if hash == self.init {
-                self.apply(hash, &AllowAll);
-            } else {
-                self.apply(hash, authority);
-            }
-        }
+        self.replay_from(0, authority);
     }
 
     /// The replayed ops that are not in `op`'s causal past, found by walking back from the
     /// current heads and from `op`'s predecessors in descending replay position, marking what
     /// each reaches, and stopping once every open path is known to lead into `op`'s past.
     /// Cost: the part of the DAG between them, not the whole history.
-    pub(super) fn concurrent_with(&self, op: &CgkaOp) -> HashSet<Hash> {
+    pub(super) fn concurrent_with(&self, op: &CgkaOp) -> DigestSet {
         const FROM_HEADS: u8 = 1;
         const IN_PAST: u8 = 2;
-        let mut flags: HashMap<Hash, u8> = HashMap::new();
+        let mut flags: DigestMap<u8> = DigestMap::default();
         let mut queue: BinaryHeap<(usize, Hash)> = BinaryHeap::new();
         let mut open = 0usize; // queued nodes not (yet) known to be in the past
         let mark = |hash: Hash,
                     flag: u8,
-                    flags: &mut HashMap<Hash, u8>,
+                    flags: &mut DigestMap<u8>,
                     queue: &mut BinaryHeap<(usize, Hash)>,
                     open: &mut usize| {
             let Some(&pos) = self.position.get(&hash) else {
@@ -115,7 +132,7 @@ impl Cgka {
         for h in &self.heads {
             mark(*h, FROM_HEADS, &mut flags, &mut queue, &mut open);
         }
-        let mut concurrent = HashSet::new();
+        let mut concurrent = DigestSet::default();
         while open > 0 {
             let Some((_, hash)) = queue.pop() else {
                 break;
@@ -136,8 +153,8 @@ impl Cgka {
 
     /// Test-only cross-check of [`Cgka::concurrent_with`] against a full ancestor walk.
     #[cfg(test)]
-    pub(super) fn check_concurrent(&self, op: &CgkaOp, concurrent: &HashSet<Hash>) {
-        let mut past = HashSet::new();
+    pub(super) fn check_concurrent(&self, op: &CgkaOp, concurrent: &DigestSet) {
+        let mut past = DigestSet::default();
         let mut stack: Vec<Hash> = op.predecessors.clone();
         while let Some(h) = stack.pop() {
             if past.insert(h)
@@ -151,7 +168,7 @@ impl Cgka {
             .iter()
             .position(|h| *h == op.hash())
             .unwrap_or(self.order.len())];
-        let expected: HashSet<Hash> = applied
+        let expected: DigestSet = applied
             .iter()
             .filter(|h| !past.contains(h))
             .copied()
