@@ -18,7 +18,7 @@ pub(super) struct Checkpoint {
     tree: Tree,
     heads: BTreeSet<Hash>,
     structural: Vec<Hash>,
-    superseded: HashMap<PrekeyPublic, (u32, Hash)>,
+    superseded: HashMap<PrekeyPublic, Superseded>,
     superseded_at: HashMap<u32, Vec<PrekeyPublic>>,
     taint: HashMap<PrekeyPublic, Vec<IndividualId>>,
     tainted_by: HashMap<IndividualId, Vec<PrekeyPublic>>,

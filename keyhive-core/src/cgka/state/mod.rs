@@ -140,7 +140,7 @@ impl Past {
 }
 
 /// A key an update replaced during replay (CGKA-15 (c), CGKA-28, CGKA-35).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Superseded {
     /// The node it was at.
     node: u32,
