@@ -325,29 +325,40 @@ pub fn check_body(op: &Op<CgkaBody>) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// CGKA-3: a fill names 1 to [`MAX_FILL_NODES`] inner nodes, strictly ascending by (level,
-/// index), each with at least one wrapped secret, strictly ascending by recipient.
-fn check_fill(fill: &FillNodes) -> Result<(), DecodeError> {
-    if fill.nodes.is_empty() || fill.nodes.len() > MAX_FILL_NODES {
+/// CGKA-3: what both fill forms require of their node list: 1 to [`MAX_FILL_NODES`] inner
+/// nodes, strictly ascending by (level, index), each wrapping its secret for someone.
+fn check_fill_nodes<N>(
+    nodes: &[N],
+    node: impl Fn(&N) -> u32,
+    wraps: impl Fn(&N) -> usize,
+) -> Result<(), DecodeError> {
+    if nodes.is_empty() || nodes.len() > MAX_FILL_NODES {
         return Err(DecodeError::InvalidStructure(
             "fill node count out of range",
         ));
     }
-    let order = |n: &FilledNode| (super::tree::level(n.node), n.node);
-    if fill.nodes.iter().any(|n| n.node % 2 == 0) {
+    if nodes.iter().any(|n| node(n) % 2 == 0) {
         return Err(DecodeError::InvalidStructure("fill names a leaf"));
     }
-    if fill.nodes.windows(2).any(|w| order(&w[0]) >= order(&w[1])) {
+    let order = |n: &N| (super::tree::level(node(n)), node(n));
+    if nodes.windows(2).any(|w| order(&w[0]) >= order(&w[1])) {
         return Err(DecodeError::InvalidStructure(
             "fill nodes not strictly ascending by level and index",
         ));
     }
+    if nodes.iter().any(|n| wraps(n) == 0) {
+        return Err(DecodeError::InvalidStructure(
+            "filled node wraps for no one",
+        ));
+    }
+    Ok(())
+}
+
+/// CGKA-3: a fill's node list as [`check_fill_nodes`], each node's wrapped secrets strictly
+/// ascending by recipient.
+fn check_fill(fill: &FillNodes) -> Result<(), DecodeError> {
+    check_fill_nodes(&fill.nodes, |n| n.node, |n| n.wrapped.len())?;
     for node in &fill.nodes {
-        if node.wrapped.is_empty() {
-            return Err(DecodeError::InvalidStructure(
-                "filled node wraps for no one",
-            ));
-        }
         if node
             .wrapped
             .windows(2)
@@ -361,30 +372,12 @@ fn check_fill(fill: &FillNodes) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// CGKA-3, CGKA-35: a positioned fill names 1 to [`MAX_FILL_NODES`] inner nodes, strictly
-/// ascending by (level, index), each with at least one wrapped secret, strictly ascending by
-/// `(at, rank)`, each naming a node strictly below the filled node.
+/// CGKA-3, CGKA-35: a positioned fill's node list as [`check_fill_nodes`], each node's wrapped
+/// secrets strictly ascending by `(at, rank)`, each naming a node strictly below the filled
+/// node.
 fn check_positioned_fill(fill: &PositionedFill) -> Result<(), DecodeError> {
-    if fill.nodes.is_empty() || fill.nodes.len() > MAX_FILL_NODES {
-        return Err(DecodeError::InvalidStructure(
-            "fill node count out of range",
-        ));
-    }
-    let order = |n: &PositionedNode| (super::tree::level(n.node), n.node);
-    if fill.nodes.iter().any(|n| n.node % 2 == 0) {
-        return Err(DecodeError::InvalidStructure("fill names a leaf"));
-    }
-    if fill.nodes.windows(2).any(|w| order(&w[0]) >= order(&w[1])) {
-        return Err(DecodeError::InvalidStructure(
-            "fill nodes not strictly ascending by level and index",
-        ));
-    }
+    check_fill_nodes(&fill.nodes, |n| n.node, |n| n.wrapped.len())?;
     for node in &fill.nodes {
-        if node.wrapped.is_empty() {
-            return Err(DecodeError::InvalidStructure(
-                "filled node wraps for no one",
-            ));
-        }
         if node
             .wrapped
             .windows(2)
