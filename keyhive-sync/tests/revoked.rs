@@ -2,8 +2,9 @@
 //! removed from a document is served the document's ops (auth ops and the signed headers of
 //! content ops, which share one causal graph) and no ciphertext or key agreement; once its
 //! replica holds the revocation, a local write fails naming the revocation, the document is no
-//! longer among what it can reach, and its syncs stop offering the document (so the relay
-//! refuses nothing of it).
+//! longer among what it can reach, and its syncs offer of the document only the ops it authored
+//! there and holds valid, with their ciphertext (so the relay refuses nothing of it, and a write
+//! made before the removal, or its own leave, still arrives).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
