@@ -2,8 +2,9 @@
 //! removed from a document is served the document's ops (auth ops and the signed headers of
 //! content ops, which share one causal graph) and no ciphertext or key agreement; once its
 //! replica holds the revocation, a local write fails naming the revocation, the document is no
-//! longer among what it can reach, and its syncs stop offering the document (so the relay
-//! refuses nothing of it).
+//! longer among what it can reach, and its syncs offer of the document only the ops it authored
+//! there and holds valid, with their ciphertext (so the relay refuses nothing of it, and a write
+//! made before the removal, or its own leave, still arrives).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use keyhive_core::capability::{Access, AgentId, PeerTag};
 use keyhive_core::identity::DocumentId;
 use keyhive_sync::capability_policy::CapabilityPolicy;
-use keyhive_sync::policy::AccessPolicy;
+use keyhive_sync::policy::{AccessPolicy, Offer};
 use keyhive_sync::replica::{ReplicaError, ReplicaGate};
 use keyhive_sync::{Item, ItemKind, MemoryStore, Store, SubjectId};
 
@@ -160,10 +161,11 @@ fn a_peer_replica_serves_a_removed_device_the_ops_only() {
         assert_eq!(gate.may_serve(&bob.id(), item), op, "{:?}", item.kind());
         assert!(!gate.may_serve(&carol.id(), item));
     }
-    assert!(gate.offers(&SubjectId(doc.0)));
-    // Bob's own replica, once it holds the revocation, no longer offers the document.
+    assert_eq!(gate.offers(&SubjectId(doc.0)), Offer::All);
+    // Bob's own replica, once it holds the revocation, offers nothing of the document: he
+    // authored nothing there (REP-33).
     let bob_gate = ReplicaGate::new(bob.replica.clone());
-    assert!(bob_gate.offers(&SubjectId(doc.0)));
+    assert_eq!(bob_gate.offers(&SubjectId(doc.0)), Offer::All);
     let auth: Vec<Item> = alice
         .items(SubjectId(doc.0))
         .into_iter()
@@ -174,5 +176,106 @@ fn a_peer_replica_serves_a_removed_device_the_ops_only() {
         .unwrap()
         .ingest_all(PeerTag::LOCAL, auth)
         .unwrap();
-    assert!(!bob_gate.offers(&SubjectId(doc.0)));
+    assert!(bob_gate.offers(&SubjectId(doc.0)).is_empty());
+}
+
+/// Alice administers a group through which Bob writes a document (the group holds `write` on
+/// it); Bob is an admin of the group when `bob_admin`. Both sync. Returns (group, document).
+fn share_through_group(
+    alice: &Peer,
+    bob: &Peer,
+    bob_admin: bool,
+) -> (keyhive_core::identity::GroupId, DocumentId) {
+    let mut a = alice.replica.lock().unwrap();
+    let mut b = bob.replica.lock().unwrap();
+    a.add_contact(b.device().contact_card().unwrap()).unwrap();
+    b.add_contact(a.device().contact_card().unwrap()).unwrap();
+    let group = a.create_group().unwrap();
+    let level = if bob_admin {
+        Access::Admin
+    } else {
+        Access::Write
+    };
+    a.grant(&group.0, AgentId::Individual(b.device().id()), level)
+        .unwrap();
+    let doc = a.create_document().unwrap();
+    a.grant(&doc.0, AgentId::Group(group), Access::Write)
+        .unwrap();
+    a.write(doc, b"v1").unwrap();
+    (group, doc)
+}
+
+/// REP-33 (amended): Bob writes the document while offline, then is removed from the group
+/// (by Alice, or by himself: `leave`) before he syncs. His sync still delivers his valid write
+/// (and his own leave) and nothing the relay refuses; Alice then reads the write; his next sync
+/// pushes nothing.
+async fn a_removed_device_delivers_what_it_wrote_before(leave: bool) {
+    let relay_store = Arc::new(MemoryStore::new());
+    let (relay, _) = common::start(relay_store.clone(), Arc::new(CapabilityPolicy::new([]))).await;
+    let url = relay.url();
+    let (alice, bob) = (Peer::new("alice"), Peer::new("bob"));
+    let (group, doc) = share_through_group(&alice, &bob, leave);
+    alice.sync(&url).await;
+    bob.sync(&url).await;
+    assert_eq!(bob.read(doc).as_deref(), Some(&b"v1"[..]));
+
+    // Offline: Bob writes, then is removed from the group.
+    let write = bob.replica.lock().unwrap().write(doc, b"offline").unwrap();
+    let me = AgentId::Individual(bob.id());
+    let revocation = if leave {
+        bob.replica.lock().unwrap().revoke(&group.0, me).unwrap()[0]
+    } else {
+        let revocation = alice.replica.lock().unwrap().revoke(&group.0, me).unwrap()[0];
+        alice.sync(&url).await;
+        revocation
+    };
+
+    let first = bob.sync(&url).await;
+    assert_eq!(first.refused, 0, "{first:?}");
+    assert!(first.pushed > 0, "{first:?}");
+    assert!(
+        relay_store.contains(&write).unwrap(),
+        "the write reached the relay"
+    );
+    assert!(relay_store.contains(&revocation).unwrap());
+    {
+        let b = bob.replica.lock().unwrap();
+        assert!(
+            b.require_unrevoked(&doc.0, Access::Pull).is_err(),
+            "bob knows"
+        );
+    }
+    alice.sync(&url).await;
+    assert!(alice.holds(&revocation));
+    // Alice judges the write as Bob does: valid after his own leave, which follows it; excluded
+    // (CAP-11) by Alice's concurrent removal, so she keeps reading her own change.
+    let valid = alice.replica.lock().unwrap().validity(&write);
+    let bobs = bob.replica.lock().unwrap().validity(&write);
+    assert_eq!(valid, bobs);
+    assert_eq!(valid.is_some_and(|v| v.is_valid()), leave);
+    let expected: &[u8] = if leave { b"offline" } else { b"v1" };
+    assert_eq!(alice.read(doc).as_deref(), Some(expected));
+
+    // Everything of his own is at the relay. The next sync reconciles the document and the
+    // group only where he holds valid ops of his own, finds nothing to push there, and the
+    // link settles them (what else it pushes is his contact card, which the relay holds
+    // already); where he holds none, they are not reconciled at all. Nothing is refused.
+    let next = bob.sync(&url).await;
+    assert_eq!(next.refused, 0, "{next:?}");
+    let gate = ReplicaGate::new(bob.replica.clone());
+    for subject in [SubjectId(doc.0), SubjectId(group.0)] {
+        let offer = gate.offers(&subject);
+        assert_eq!(!offer.is_empty(), leave, "{offer:?}");
+        assert_eq!(next.closed.contains(&subject), leave, "{next:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_removed_before_it_synced_still_delivers_its_earlier_write() {
+    a_removed_device_delivers_what_it_wrote_before(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_left_before_it_synced_delivers_its_write_and_its_leave() {
+    a_removed_device_delivers_what_it_wrote_before(true).await;
 }

@@ -111,12 +111,12 @@ fn survey_report(broken: &BTreeMap<u64, std::collections::BTreeSet<&'static str>
 /// a test in `simulation_findings.rs` (the last: REP-5a, seed 183, which broke (b): a head
 /// written concurrently with a reader's seat, whose author then lost `read`, stayed unreadable
 /// to that reader until someone wrote after it; before it CGKA-18/REP-4, seeds 166, 210, 302,
-/// 355, 360 and 385). CI's seeds (0..16) pass. Known, diagnosed, not fixed (branch sim10's
-/// release survey from seed 10000): seeds 10046 and 10488 break (b) and (f): bob-phone writes
-/// bob-notes while partitioned, then leaves bob's group (which administers bob-notes) before
-/// syncing; REP-33 then stops it offering bob-notes, so its valid write (in the causal past of
-/// its own leave) never reaches a relay or reader. REP-33 assumes the peer already holds what a
-/// removed device wrote before its removal.
+/// 355, 360 and 385). CI's seeds (0..16) pass. Seeds 10046 and 10488 (branch sim10's release
+/// survey from seed 10000) broke (b) and (f): bob-phone wrote bob-notes while partitioned,
+/// then left bob's group (which administers bob-notes) before syncing, and REP-33 stopped it
+/// offering bob-notes, so its valid write never reached a relay or reader. Fixed by amending
+/// REP-33: a removed device still offers the ops it authored there and holds valid, with the
+/// ciphertext they name (pinned by `keyhive-sync/tests/revoked.rs`).
 #[test]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("SIM_SEED") {

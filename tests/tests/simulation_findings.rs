@@ -127,7 +127,8 @@ fn a_valid_write_after_a_concurrently_revoked_op_reaches_the_relay() {
             .expect("reference");
     }
     assert!(reference.validity(&write).is_some_and(|v| v.is_valid()));
-    // The phone learns of its removal, so it no longer offers bob's group (REP-33).
+    // The phone learns of its removal, so of bob's group it offers only its own valid ops
+    // (REP-33), not its excluded grant.
     phone
         .ingest_all(PeerTag::LOCAL, common::all_items(&laptop))
         .expect("phone syncs");
@@ -136,7 +137,10 @@ fn a_valid_write_after_a_concurrently_revoked_op_reaches_the_relay() {
     let held = common::all_items(&*phone.lock().expect("lock"));
     let offered: Vec<Item> = held
         .into_iter()
-        .filter(|i| gate.offers(&i.subject()))
+        .filter(|i| match gate.offers(&i.subject()) {
+            keyhive_sync::Offer::Own(own) => own.contains_key(&i.hash()),
+            _ => true,
+        })
         .collect();
     // The relay gets everything from the laptop and, again and again, what the phone offers.
     let (policy, store) = relay_of(&laptop);

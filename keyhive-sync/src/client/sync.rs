@@ -6,7 +6,7 @@ use std::sync::Arc;
 use keyhive_core::Hash;
 
 use crate::item::{Item, SubjectId};
-use crate::policy::{AccessPolicy, AdmitError, Arrival, Refusal};
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Offer, Refusal};
 use crate::protocol::ErrorCode;
 use crate::protocol::PushOutcome;
 use crate::store::{Store, StoreError};
@@ -79,7 +79,9 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Items the peer refused.
     pub refused: usize,
-    /// Local-only subjects the peer would neither serve nor accept (SYNC-81).
+    /// Local-only subjects the peer would neither serve nor accept (SYNC-81), and those this
+    /// device was removed from where it found nothing of its own to push (REP-33): a link does
+    /// not reconcile them again until it reconnects.
     pub closed: Vec<SubjectId>,
     /// Frame bytes sent during this sync.
     pub bytes_sent: u64,
@@ -200,8 +202,12 @@ pub async fn sync_once_skipping(
     }
     // SYNC-81: subjects only we hold are reconciled too; the peer decides if it takes them.
     for subject in store.subjects()? {
-        // SYNC-85: nor a subject this device was removed from (REP-33).
-        if !offered.contains(&subject) && !skip.contains(&subject) && policy.offers(&subject) {
+        // SYNC-85: nor a subject this device was removed from, unless it holds valid ops of
+        // its own there (REP-33).
+        if !offered.contains(&subject)
+            && !skip.contains(&subject)
+            && !policy.offers(&subject).is_empty()
+        {
             todo.push(subject);
         }
     }
@@ -242,9 +248,16 @@ pub async fn sync_once_skipping(
             report.count(&arrivals);
             new_items.extend(stored(arrivals));
         }
+        // SYNC-85, REP-33: asked after the pulls, which may have told this device of its
+        // removal; a removed device pushes only its own valid ops and their ciphertext.
+        let offer = policy.offers(&subject);
+        let have = offer.select(have);
         let accepted = push_in_order(session, store, &have, &mut report).await?;
         report.pushed += accepted;
-        if forbidden && !have.is_empty() && accepted == 0 {
+        let settled = matches!(offer, Offer::Own(_)) && have.is_empty();
+        if !offered.contains(&subject)
+            && (settled || forbidden && !have.is_empty() && accepted == 0)
+        {
             report.closed.push(subject);
         }
     }

@@ -33,7 +33,7 @@ use keyhive_core::identity::IndividualId;
 use tokio::sync::{broadcast, watch};
 
 use crate::item::{Item, SubjectId};
-use crate::policy::{AccessPolicy, Refusal, Share};
+use crate::policy::{AccessPolicy, Offer, Refusal, Share};
 use crate::store::{Store, StoreError};
 
 /// SYNC-101: the catch-up period when no notification arrives.
@@ -212,7 +212,7 @@ impl AccessPolicy for SharedView {
         self.fresh() && self.inner.removed_from(requester, subject)
     }
 
-    fn offers(&self, subject: &SubjectId) -> bool {
+    fn offers(&self, subject: &SubjectId) -> Offer {
         self.inner.offers(subject)
     }
 

@@ -10,7 +10,7 @@ use keyhive_core::identity::IndividualId;
 
 use super::{Ingested, Replica, ReplicaError};
 use crate::item::{Item, SubjectId};
-use crate::policy::{AccessPolicy, AdmitError, Arrival, Refusal, Share};
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Offer, Refusal, Share};
 use crate::store::Store;
 
 /// A replica error as the refusal of one item.
@@ -111,10 +111,15 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         crate::capability_policy::removed_from(self.lock().checker(), requester, &subject.0)
     }
 
-    /// REP-33: not a subject this device was removed from.
-    fn offers(&self, subject: &SubjectId) -> bool {
+    /// REP-33: of a subject this device was removed from, only the ops it authored there
+    /// and holds valid, with the ciphertext they name ([`Replica::own_valid`]). If the store
+    /// fails reading them, nothing is offered this time; the next sync asks again.
+    fn offers(&self, subject: &SubjectId) -> Offer {
         let replica = self.lock();
-        replica.require_unrevoked(&subject.0, Access::Pull).is_ok()
+        if replica.require_unrevoked(&subject.0, Access::Pull).is_ok() {
+            return Offer::All;
+        }
+        Offer::Own(replica.own_valid(&subject.0).unwrap_or_default())
     }
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {

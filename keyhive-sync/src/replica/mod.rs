@@ -28,6 +28,7 @@ mod history;
 mod ingest;
 mod invite;
 mod orphans;
+mod own;
 mod scope;
 mod signatures;
 mod subscription;

@@ -3,7 +3,8 @@
 //! (`keyhive_sync::relay::connection`: `reachable` and `may_pull` for the collection offer,
 //! `share` for reconciliation and per pulled item, `check_push`, one
 //! `put` and `stored` per push); the client side makes those of `client::sync_once`
-//! (`offers`, then `admit_batch` per subject in dependency order). Reconciliation itself is
+//! (`offers`, then `admit_batch` per subject in dependency order, then `offers` again to choose
+//! what to push, REP-33). Reconciliation itself is
 //! modelled as a set difference (range reconciliation has its own tests).
 
 use std::collections::BTreeSet;
@@ -96,9 +97,9 @@ pub fn exchange(client: &Side, server: &Side, wire: &mut Wire, served: &mut Vec<
             todo.push(*s);
         }
     }
-    // SYNC-81/85: subjects only the client holds, unless it no longer offers them.
+    // SYNC-81/85: subjects only the client holds, unless it offers nothing of them (REP-33).
     for s in client.store.subjects().expect("subjects") {
-        if !offered.contains(&s) && client.policy.offers(&s) {
+        if !offered.contains(&s) && !client.policy.offers(&s).is_empty() {
             todo.push(s);
         }
     }
@@ -124,8 +125,13 @@ fn sync_subject(
         .collect();
     let share = server.policy.share(&client.id, &subject);
     if share == Share::Nothing {
-        // Forbidden: the client offers everything it holds; the server's policy decides.
-        push(client, server, get_all(client.store, mine), wire);
+        // Forbidden: the client offers everything it holds (only its own valid ops if it was
+        // removed, REP-33); the server's policy decides.
+        let offer = client
+            .policy
+            .offers(&subject)
+            .select(mine.into_iter().collect());
+        push(client, server, get_all(client.store, offer), wire);
         return;
     }
     let mut theirs: BTreeSet<Hash> = server
@@ -162,12 +168,12 @@ fn sync_subject(
             .admit_batch(&server.id, ours, client.store)
             .expect("admit a batch");
     }
-    push(
-        client,
-        server,
-        get_all(client.store, mine.difference(&theirs).copied()),
-        wire,
-    );
+    // SYNC-85, REP-33: asked after the pulls, which may have told the client of its removal.
+    let have = client
+        .policy
+        .offers(&subject)
+        .select(mine.difference(&theirs).copied().collect());
+    push(client, server, get_all(client.store, have), wire);
 }
 
 /// SYNC-40/41/45: the server checks each pushed item, stores the accepted ones in one `put`,
