@@ -337,7 +337,7 @@ fn check_fill_nodes<N>(
             "fill node count out of range",
         ));
     }
-    if nodes.iter().any(|n| node(n) % 2 == 0) {
+    if nodes.iter().any(|n| node(n).is_multiple_of(2)) {
         return Err(DecodeError::InvalidStructure("fill names a leaf"));
     }
     let order = |n: &N| (super::tree::level(node(n)), node(n));
