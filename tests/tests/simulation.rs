@@ -149,3 +149,17 @@ fn seeds_keep_every_invariant() {
         fail(seed, run);
     }
 }
+
+/// REP-33 (its key-agreement ops): seeds of the release survey from 20000 that broke (b)
+/// because a device that wrote, then removed itself, offered its content op but not the key
+/// update the write was sealed under, so no reader could open the write. Each fails without
+/// `Replica::own_valid` listing the device's own key-agreement ops.
+#[test]
+fn seeds_where_a_removed_writer_owed_its_key_update() {
+    for seed in [20026, 20166, 20195] {
+        let found = run(seed, &generate(seed, STEPS));
+        if !found.violations.is_empty() {
+            fail(seed, found);
+        }
+    }
+}

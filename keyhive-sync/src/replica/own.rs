@@ -8,12 +8,15 @@ use keyhive_core::capability::{AnyVerified, Payload};
 use keyhive_core::crypto::signing::PublicKey;
 
 use super::{Replica, ReplicaError};
+use crate::SubjectId;
+use crate::admission::{Envelope, classify};
 use crate::blob::Blob;
+use crate::item::ItemKind;
 use crate::store::Store;
 
 impl<S: Store> Replica<S> {
     /// REP-33: the ops of `subject` this device authored (delegations, revocations, its own
-    /// leave, content ops) that its checker holds valid, each with the item hashes of the
+    /// leave, content ops) that its checker holds valid, and the key-agreement ops it signed, each with the item hashes of the
     /// ciphertext it names: a content op's change blob, as this replica holds it, and the
     /// pieces that blob lists (REP-21). An inline change names no other item.
     pub fn own_valid(
@@ -46,6 +49,21 @@ impl<S: Store> Replica<S> {
                 }
             }
             out.insert(hash, cipher);
+        }
+        // The key-agreement ops it signed (an update its write was sealed under): readers need
+        // them to open its changes, and relays store them from a device once given `read`
+        // (ADM-5), so offering them is never refused.
+        let id = SubjectId(*subject);
+        for hash in self.store.hashes(&id)? {
+            let Some(item) = self.store.get(&hash)? else {
+                continue;
+            };
+            if item.kind() == ItemKind::Cgka
+                && let Ok(Envelope::Cgka(op)) = classify(&item)
+                && op.unverified_payload().issuer == me
+            {
+                out.entry(item.hash()).or_default();
+            }
         }
         Ok(out)
     }
