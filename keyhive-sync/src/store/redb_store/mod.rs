@@ -26,6 +26,7 @@
 //!
 //! STORE-15: after an I/O failure (a full disk) redb refuses every later call with
 //! `PreviousIo` until the database is reopened; the store reopens it at once (and, if that
+//! fails, at its next call), so writes succeed again once space is free, without a restart.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
