@@ -163,3 +163,18 @@ fn seeds_where_a_removed_writer_owed_its_key_update() {
         }
     }
 }
+
+/// Healing: a round after a quiet one runs without the faulty relay's drops. Seed 30236 broke
+/// (f): healing ended after two quiet rounds in which the faulty relay happened to drop the
+/// same auth op of bob-notes (every other item of it waits on that op), so four valid writes
+/// never reached relay-1, though bob-laptop offered them every round and one lossless sync
+/// delivered all 15 items.
+#[test]
+fn seeds_where_healing_ended_on_a_dropped_item() {
+    for seed in [30236] {
+        let found = run(seed, &generate(seed, STEPS));
+        if !found.violations.is_empty() {
+            fail(seed, found);
+        }
+    }
+}

@@ -83,15 +83,19 @@ impl World {
     }
 
     /// Brings every link up and syncs every link, round after round, until two rounds in a row
-    /// change nothing (at most `max_rounds`). Returns the rounds run.
+    /// change nothing (at most `max_rounds`). Returns the rounds run. The faulty relay keeps
+    /// dropping items while healing, except in a round after a quiet one: two quiet rounds
+    /// could otherwise both have dropped the one item everything else waits on (seed 30236),
+    /// and healing would end with it undelivered though its holder offers it every round.
     pub fn heal(&mut self, max_rounds: usize) -> usize {
         self.links_up.iter_mut().for_each(|up| *up = true);
         let mut quiet = 0;
         for round in 0..max_rounds {
             let before = self.fingerprint();
+            let lossy = quiet == 0;
             for link in 0..LINKS.len() {
                 let wire = (round * LINKS.len() + link) as u64;
-                let _ = self.sync(link, wire, true);
+                let _ = self.sync(link, wire, lossy);
                 self.settle();
             }
             if self.fingerprint() == before {
