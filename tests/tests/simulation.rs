@@ -178,3 +178,19 @@ fn seeds_where_healing_ended_on_a_dropped_item() {
         }
     }
 }
+
+/// REP-33 (the causal past of what a removed device offers): seeds of the release survey from
+/// 30000 that broke (b), (d) and (f). bob-phone granted on bob-notes through bob's group, wrote
+/// bob-notes, then left the group: the leave excludes the grant (CAP-11) but not the write
+/// (CAP-22), and bob-phone offered only its own valid ops, so the write, whose parent is the
+/// grant, was refused by every relay and stayed pending on bob-laptop. Each fails without the
+/// closure in `Replica::own_valid`.
+#[test]
+fn seeds_where_a_removed_writer_owed_an_excluded_parent() {
+    for seed in [30893, 30919] {
+        let found = run(seed, &generate(seed, STEPS));
+        if !found.violations.is_empty() {
+            fail(seed, found);
+        }
+    }
+}

@@ -27,28 +27,37 @@ impl<S: Store> Replica<S> {
         let checker = &self.admission.checker;
         let mut out = BTreeMap::new();
         for op in checker.ops_for(subject) {
-            let (issuer, named) = match op {
+            let issuer = match op {
                 AnyVerified::Genesis(_) => continue,
-                AnyVerified::Auth(a) => (a.issuer, None),
-                AnyVerified::Content(c) => match &c.body.payload {
-                    Payload::Blob { hash, .. } => (c.issuer, Some(*hash)),
-                    Payload::Inline(_) => (c.issuer, None),
-                },
+                AnyVerified::Auth(a) => a.issuer,
+                AnyVerified::Content(c) => c.issuer,
             };
             let hash = op.hash();
             if issuer != me || !checker.op_validity(&hash).is_some_and(|v| v.is_valid()) {
                 continue;
             }
-            let mut cipher = Vec::new();
-            if let Some(item_hash) = named.and_then(|h| self.blobs.get(&h)) {
-                cipher.push(*item_hash);
-                if let Some(item) = self.store.get(item_hash)?
-                    && let Ok(Blob::Change { pieces, .. }) = Blob::from_bytes(item.envelope())
-                {
-                    cipher.extend(pieces);
+            out.insert(hash, self.ciphertext_named_by(op)?);
+        }
+        // Their causal past in this subject, whoever wrote it and whatever its validity: a
+        // relay admits an op only once it holds its parents (ADM-3), and a parent may be held
+        // here alone. E.g. a grant this device made through a group it then left is excluded
+        // by the leave (CAP-11), yet the write it made after the grant stays valid (CAP-22) and
+        // names the grant as a parent (simulation seeds 30893, 30919).
+        let mut todo: Vec<Hash> = out.keys().copied().collect();
+        while let Some(hash) = todo.pop() {
+            let Some(op) = checker.op(&hash) else {
+                continue;
+            };
+            for parent in op.parents() {
+                if out.contains_key(&parent) {
+                    continue;
                 }
+                let Some(held) = checker.op(&parent).filter(|p| p.subject() == *subject) else {
+                    continue;
+                };
+                out.insert(parent, self.ciphertext_named_by(held)?);
+                todo.push(parent);
             }
-            out.insert(hash, cipher);
         }
         // The key-agreement ops it signed (an update its write was sealed under): readers need
         // them to open its changes, and relays store them from a device once given `read`
@@ -66,5 +75,26 @@ impl<S: Store> Replica<S> {
             }
         }
         Ok(out)
+    }
+
+    /// The ciphertext items a content op names, as this replica holds them: its change blob
+    /// and the pieces that blob lists (REP-21). An inline change and an auth op name none.
+    fn ciphertext_named_by(&self, op: &AnyVerified) -> Result<Vec<Hash>, ReplicaError> {
+        let AnyVerified::Content(c) = op else {
+            return Ok(Vec::new());
+        };
+        let Payload::Blob { hash, .. } = &c.body.payload else {
+            return Ok(Vec::new());
+        };
+        let mut cipher = Vec::new();
+        if let Some(item_hash) = self.blobs.get(hash) {
+            cipher.push(*item_hash);
+            if let Some(item) = self.store.get(item_hash)?
+                && let Ok(Blob::Change { pieces, .. }) = Blob::from_bytes(item.envelope())
+            {
+                cipher.extend(pieces);
+            }
+        }
+        Ok(cipher)
     }
 }
