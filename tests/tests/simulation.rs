@@ -23,7 +23,8 @@
 //! one seed or another range through the variables below (a release build runs them faster).
 //!
 //! ```text
-//! cargo test -p keyhive-tests --test simulation   # CI: the checks' own tests and CI_SEEDS seeds
+//! cargo test -p keyhive-tests --test simulation   # the checks' own tests and CI_SEEDS seeds
+//! SIM_SEEDS=300 cargo test --release -p keyhive-tests --test simulation seeds_keep   # CI too
 //! SIM_SEEDS=100000 cargo test --release -p keyhive-tests --test simulation seeds -- --nocapture
 //! SIM_SEED=42 cargo test -p keyhive-tests --test simulation seeds -- --nocapture
 //! SIM_FIRST_SEED=5000 SIM_SEEDS=1000 ...                            # another range
@@ -56,7 +57,7 @@ use simulation::runner::{Run, STEPS, report, run, shrink};
 use simulation::seeds::{sweep, threads};
 use simulation::steps::generate;
 
-/// Seeds a plain `cargo test` runs (on every core), chosen to keep this test within about three
+/// Seeds a plain `cargo test` runs (on every core; CI's release step runs 300), chosen to keep this test within about three
 /// minutes in CI's debug `cargo test --workspace` on two cores: measured 0.03 seeds/s on two
 /// threads of a 2-core machine loaded by other builds (8 seeds in 261 s), and 0.05 to 0.3
 /// seeds/s before; `SIM_SEEDS` (and `--release`) run more.
