@@ -184,10 +184,13 @@ fn seeds_where_healing_ended_on_a_dropped_item() {
 /// bob-notes, then left the group: the leave excludes the grant (CAP-11) but not the write
 /// (CAP-22), and bob-phone offered only its own valid ops, so the write, whose parent is the
 /// grant, was refused by every relay and stayed pending on bob-laptop. Each fails without the
-/// closure in `Replica::own_valid`.
+/// closure in `Replica::own_valid`. Seed 32348 broke (d) across subjects: dave granted on the
+/// team through his group, which alice had concurrently removed from the team, then granted on
+/// the folder (whose scope holds the team) naming that grant; his team offer held only his valid
+/// ops, so carol kept the folder op pending.
 #[test]
 fn seeds_where_a_removed_writer_owed_an_excluded_parent() {
-    for seed in [30893, 30919] {
+    for seed in [30893, 30919, 32348] {
         let found = run(seed, &generate(seed, STEPS));
         if !found.violations.is_empty() {
             fail(seed, found);
