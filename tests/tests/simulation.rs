@@ -197,3 +197,18 @@ fn seeds_where_a_removed_writer_owed_an_excluded_parent() {
         }
     }
 }
+
+/// REP-30 (taking part): seeds of the release survey from 34000 that broke (e). Dave, revoked
+/// from a document through his group (he never took part in it), pushed an unauthorised write
+/// to it; the relay refused it but its graph keeps refused ops (RELAY-1/2), and counting that
+/// op as taking part made the relay serve him the document's ops as to a removed member. Each
+/// fails without `Checker::took_part` requiring the issued op to be statically authorised.
+#[test]
+fn seeds_where_a_forged_write_bought_a_removed_share() {
+    for seed in [34025, 34494] {
+        let found = run(seed, &generate(seed, STEPS));
+        if !found.violations.is_empty() {
+            fail(seed, found);
+        }
+    }
+}

@@ -295,7 +295,8 @@ impl Checker {
     }
 
     /// Whether `agent` took part in `subject` itself: a statically authorised delegation on
-    /// `subject` names it (granting or revoked since), or it issued an op on `subject`. What
+    /// `subject` names it (granting or revoked since), or it issued a statically authorised
+    /// op on `subject`. What
     /// a removed member must show before it is served the subject's ops (REP-30): unlike a
     /// membership reached through a group, this cannot be acquired by joining the group
     /// after the group lost the subject.
@@ -309,12 +310,17 @@ impl Checker {
             let node = &self.nodes[ix as usize];
             let named = matches!(node.info, Info::Delegation { delegate, .. } if delegate == agent)
                 && node.stat.is_ok();
-            let issued = match (&node.op, agent) {
-                (AnyVerified::Genesis(_), _) => false,
-                (AnyVerified::Auth(op), AgentId::Individual(id)) => op.issuer == id.0,
-                (AnyVerified::Content(op), AgentId::Individual(id)) => op.issuer == id.0,
-                _ => false,
-            };
+            // Only what its rules let it issue: a relay's graph keeps ops it refused as
+            // statically unauthorised (RELAY-1/2) without storing them, and an op anyone can
+            // sign must not make its signer a removed member (simulation seed 34025: a revoked
+            // device pushed an unauthorised write and was then served the document's ops).
+            let issued = node.stat.is_ok()
+                && match (&node.op, agent) {
+                    (AnyVerified::Genesis(_), _) => false,
+                    (AnyVerified::Auth(op), AgentId::Individual(id)) => op.issuer == id.0,
+                    (AnyVerified::Content(op), AgentId::Individual(id)) => op.issuer == id.0,
+                    _ => false,
+                };
             named || issued
         })
     }
