@@ -599,6 +599,11 @@ impl Store for RedbStore {
         })
     }
 
+    /// STORE-21: one read transaction ([`RedbStore::summaries`]).
+    fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        self.with_read(every_summary)
+    }
+
     /// STORE-16: one write transaction over the three tables; a subject whose count reaches
     /// zero loses its summary row, so `subjects` no longer lists it.
     fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
