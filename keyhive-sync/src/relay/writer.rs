@@ -2,8 +2,8 @@
 //! blocking thread at a time writes what waits, whole pushes in arrival order and at most
 //! [`GROUP_COMMIT_ITEMS`] items a turn (a single larger push alone), in one store transaction,
 //! and answers each push after that commit returned (STORE-1, SYNC-41). A push thus waits for
-//! at most the turn in progress and the turns queued before it, instead of for one durable
-//! commit per push queued before it on the store's write lock.
+//! the turn in progress and its own (one more per [`GROUP_COMMIT_ITEMS`] items queued before
+//! it), instead of for one durable commit per push queued before it on the store's write lock.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
