@@ -379,56 +379,38 @@ impl Conn {
         .await
     }
 
-    /// SYNC-50/51: one round trip offering every subject the requester may pull.
+    /// SYNC-50/51: one round trip offering every subject the requester may pull. The
+    /// subjects are gathered on the blocking pool (one store read, STORE-21, and a policy check
+    /// per stored subject), not on the async workers every other connection is served on.
     async fn on_collection(&mut self, req: RequestId) -> Result<(), Stop> {
-        let mut subjects: BTreeSet<SubjectId> = self
-            .shared
-            .policy
-            .reachable(&self.peer)
-            .into_iter()
-            .collect();
-        let stored = match self.shared.store.subjects() {
-            Ok(s) => s,
-            Err(e) => return self.internal(req, e).await,
-        };
-        for s in stored {
-            if !subjects.contains(&s) && self.shared.policy.may_pull(&self.peer, &s) {
-                subjects.insert(s);
-            }
-        }
-        let mut batch = Vec::new();
-        for subject in subjects {
-            let summary = match self.shared.store.summary(&subject) {
-                Ok(s) => s,
+        let (store, policy, peer) = (
+            self.shared.store.clone(),
+            self.shared.policy.clone(),
+            self.peer,
+        );
+        let offers =
+            match tokio::task::spawn_blocking(move || collection(&*store, &*policy, &peer)).await {
+                Ok(Ok(offers)) => offers,
+                Ok(Err(e)) => return self.internal(req, e).await,
                 Err(e) => return self.internal(req, e).await,
             };
-            batch.push(SubjectOffer {
-                subject,
-                count: summary.count,
-                fingerprint: summary.fingerprint(),
-            });
-            if batch.len() >= 10_000 {
-                let subjects = std::mem::take(&mut batch);
-                send(
-                    &mut self.wire,
-                    &Message::Offer {
-                        req,
-                        subjects,
-                        last: false,
-                    },
-                )
-                .await?;
+        let mut batches = offers.chunks(OFFERS_PER_FRAME).peekable();
+        loop {
+            let subjects = batches.next().map(<[_]>::to_vec).unwrap_or_default();
+            let last = batches.peek().is_none();
+            send(
+                &mut self.wire,
+                &Message::Offer {
+                    req,
+                    subjects,
+                    last,
+                },
+            )
+            .await?;
+            if last {
+                return Ok(());
             }
         }
-        send(
-            &mut self.wire,
-            &Message::Offer {
-                req,
-                subjects: batch,
-                last: true,
-            },
-        )
-        .await
     }
 
     /// SYNC-22/44: answer one reconciliation round.
@@ -579,6 +561,40 @@ impl Conn {
     }
 }
 
+/// Most subjects offered in one `Offer` frame (SYNC-51).
+const OFFERS_PER_FRAME: usize = 10_000;
+
+/// SYNC-50: every subject `peer` is served anything of, sorted: the policy's
+/// `reachable(peer)` (with an empty summary when nothing of it is stored), and every stored
+/// subject it may pull, with its summary, read in one pass (STORE-21).
+fn collection(
+    store: &dyn crate::store::Store,
+    policy: &dyn crate::policy::AccessPolicy,
+    peer: &IndividualId,
+) -> Result<Vec<SubjectOffer>, StoreError> {
+    let mut reachable: BTreeSet<SubjectId> = policy.reachable(peer).into_iter().collect();
+    let mut offers = Vec::new();
+    for (subject, summary) in store.summaries()? {
+        if reachable.remove(&subject) || policy.may_pull(peer, &subject) {
+            offers.push((subject, summary));
+        }
+    }
+    offers.extend(
+        reachable
+            .into_iter()
+            .map(|s| (s, crate::reconcile::summary::Summary::default())),
+    );
+    offers.sort_unstable_by_key(|(s, _)| *s);
+    Ok(offers
+        .into_iter()
+        .map(|(subject, summary)| SubjectOffer {
+            subject,
+            count: summary.count,
+            fingerprint: summary.fingerprint(),
+        })
+        .collect())
+}
+
 /// SYNC-14: whether a failure means the store cannot be reached for now.
 trait Outage {
     fn is_outage(&self) -> bool;
@@ -587,6 +603,15 @@ trait Outage {
 impl Outage for StoreError {
     fn is_outage(&self) -> bool {
         self.is_unavailable()
+    }
+}
+
+impl Outage for super::writer::WriteError {
+    fn is_outage(&self) -> bool {
+        match self {
+            super::writer::WriteError::Store(e) => e.is_unavailable(),
+            super::writer::WriteError::Abandoned => false,
+        }
     }
 }
 

@@ -31,6 +31,7 @@ mod listen;
 mod quota;
 mod stranger_budget;
 mod tls_listener;
+mod writer;
 
 pub use limits::{ADMISSION_SLICE, AddressLimits, Limits, StrangerQuota};
 pub use listen::{LISTEN_BACKLOG, bind};
@@ -94,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) addresses: Arc<address::Addresses>,
     /// SYNC-111: strangers' per-key budgets and shared admission slots.
     pub(crate) strangers: Arc<stranger_budget::StrangerBudget>,
+    /// SYNC-112: writes every connection's admitted items, several pushes per transaction.
+    pub(crate) writer: Arc<writer::Writer>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each connection task holds a clone; shutdown waits until all are dropped.
@@ -265,9 +268,11 @@ impl Relay {
             config.limits.stranger_admissions,
         ));
         let (handle_store, handle_policy) = (store.clone(), policy.clone());
+        let writer = writer::Writer::new(store.clone(), policy.clone());
         let shared = Arc::new(Shared {
             store,
             policy,
+            writer,
             config,
             live: live.clone(),
             guards: guards.clone(),

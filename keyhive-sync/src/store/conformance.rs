@@ -1,5 +1,5 @@
 //! The one conformance suite every [`Store`] backend must pass (STORE-1..STORE-4, STORE-16,
-//! STORE-17).
+//! STORE-17, STORE-21).
 //!
 //! Test-support code: assertions panic by design. Enabled in this crate's tests and, for
 //! other backends or crates, with the `conformance` feature.
@@ -37,6 +37,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     duplicates_are_noops(&make());
     hashes_sorted_and_partitioned(&make());
     summary_matches_hashes(&make());
+    summaries_list_every_subject(&make());
     removal(&make());
     admission_marks(&make());
     address_usage(&make());
@@ -108,6 +109,31 @@ pub fn summary_matches_hashes<S: Store>(store: &S) {
         let hashes = store.hashes(&subject).unwrap();
         assert_eq!(store.summary(&subject).unwrap(), Summary::of(&hashes));
     }
+}
+
+/// STORE-21: `summaries` lists every subject with items, sorted, each with its summary, and
+/// drops a subject once its last item is removed.
+pub fn summaries_list_every_subject<S: Store>(store: &S) {
+    assert!(store.summaries().unwrap().is_empty());
+    let items = sample_items(30, 3);
+    store.put(&items[..20]).unwrap();
+    store.put(&items[10..]).unwrap();
+    let listed = store.summaries().unwrap();
+    let subjects: Vec<SubjectId> = listed.iter().map(|(s, _)| *s).collect();
+    assert_eq!(subjects, store.subjects().unwrap());
+    assert_eq!(subjects.len(), 3);
+    for (subject, summary) in &listed {
+        assert_eq!(*summary, Summary::of(&store.hashes(subject).unwrap()));
+        assert_eq!(summary.count, 10);
+    }
+    let gone: Vec<Hash> = items
+        .iter()
+        .filter(|i| i.subject() == subjects[1])
+        .map(Item::hash)
+        .collect();
+    store.remove(&gone).unwrap();
+    let left: Vec<SubjectId> = store.summaries().unwrap().iter().map(|(s, _)| *s).collect();
+    assert_eq!(left, vec![subjects[0], subjects[2]]);
 }
 
 /// STORE-16: `remove` deletes a batch, reports per hash whether it was held (absent and

@@ -178,6 +178,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every subject with at least one item, sorted ascending.
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError>;
 
+    /// STORE-21: every subject with at least one item, sorted ascending, with its summary
+    /// (STORE-4), as [`Store::subjects`] and [`Store::summary`] of each would answer. A backend
+    /// with transactions reads them in one (a relay answers `Collection`, SYNC-50, with it);
+    /// the default asks for each summary in turn.
+    fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        self.subjects()?
+            .into_iter()
+            .map(|subject| Ok((subject, self.summary(&subject)?)))
+            .collect()
+    }
+
     /// STORE-16: deletes every listed item in one atomic, durable transaction, updating the
     /// subject index and summaries with it (STORE-3/4; a subject left without items is no
     /// longer listed by [`Store::subjects`]). Returns, per hash, whether it was held; a hash not

@@ -120,28 +120,11 @@ impl Conn {
             }
         };
         if !accepted.is_empty() {
-            let store = self.shared.store.clone();
-            let policy = self.shared.policy.clone();
             let sizes: Vec<usize> = accepted.iter().map(Item::wire_len).collect();
-            let (accepted, result) = match tokio::task::spawn_blocking(move || {
-                let r = store.put(&accepted);
-                if r.is_ok() {
-                    // RELAY-7: the policy checked these now; it may mark them for its next start.
-                    policy.mark_admitted(&*store, &accepted);
-                }
-                (accepted, r)
-            })
-            .await
-            {
+            // SYNC-112: written with the pushes of other connections that wait too, in one
+            // transaction; acknowledged only after it committed (STORE-1, SYNC-41).
+            let (accepted, fresh) = match self.shared.writer.write(accepted).await {
                 Ok(pair) => pair,
-                Err(e) => {
-                    self.give_back_all(quota.as_ref(), &sizes);
-                    forget_unstored(&self.shared).await;
-                    return self.internal(req, e).await;
-                }
-            };
-            let fresh = match result {
-                Ok(fresh) => fresh,
                 Err(e) => {
                     self.give_back_all(quota.as_ref(), &sizes);
                     forget_unstored(&self.shared).await;

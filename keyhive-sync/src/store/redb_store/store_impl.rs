@@ -7,7 +7,9 @@ use keyhive_core::crypto::signing::PublicKey;
 use redb::{Durability, ReadableTable};
 
 use super::RedbStore;
-use super::records::{backend, corrupt, decode_item, decode_summary, encode_item, subject_key};
+use super::records::{
+    backend, corrupt, decode_item, decode_summary, encode_item, every_summary, subject_key,
+};
 use super::schema::{ADDRESSES, BY_SUBJECT, ITEMS, MARKS, SNAPSHOT, SNAPSHOT_ROW, SUMMARIES};
 use crate::item::{Item, SubjectId};
 use crate::reconcile::summary::Summary;
@@ -133,6 +135,11 @@ impl Store for RedbStore {
             }
             Ok(out)
         })
+    }
+
+    /// STORE-21: one read transaction ([`RedbStore::summaries`]).
+    fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        self.with_read(every_summary)
     }
 
     /// STORE-16: one write transaction over the three tables; a subject whose count reaches
