@@ -38,6 +38,7 @@ use crate::blob::{Blob, EntryPoint};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
 
+mod conflict;
 #[cfg(test)]
 mod stamp_tests;
 #[cfg(test)]
@@ -122,6 +123,16 @@ impl<S: Store> Replica<S> {
     /// REP-3/REP-4: makes the key agreement of `document` match the devices that hold `read`,
     /// updating if needed; publishes an entry point when devices were seated (REP-5).
     pub fn prepare(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
+        self.prepare_with(document, true)
+    }
+
+    /// REP-3 after a sync ([`Replica::prepare_all`]): as [`Replica::prepare`], except that a
+    /// root left in conflict by concurrent updates is re-keyed only by its resolver (REP-3b).
+    pub(crate) fn prepare_synced(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
+        self.prepare_with(document, false)
+    }
+
+    fn prepare_with(&mut self, document: DocumentId, encrypting: bool) -> Result<(), ReplicaError> {
         let stamp = self.prepared_stamp(document)?;
         let last = self.prepared.0.get(&document).copied();
         if last.is_some_and(|m| m.stamp == stamp) {
@@ -133,6 +144,11 @@ impl<S: Store> Replica<S> {
             Some(changed) => self.plan_for(document, &changed)?,
             None => self.full_plan(document)?,
         };
+        // REP-3b: after a sync, a root conflict among concurrent updates is left to its
+        // resolver; not remembered as matched, so that encrypting still re-keys first.
+        if !encrypting && plan.is_empty() && self.leaves_conflict(document) {
+            return Ok(());
+        }
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
             if self.uncovered_change_to_publish(document)? {
