@@ -136,7 +136,15 @@ impl<S: Store> Replica<S> {
         let stamp = self.prepared_stamp(document)?;
         let last = self.prepared.0.get(&document).copied();
         if last.is_some_and(|m| m.stamp == stamp) {
-            return Ok(());
+            // REP-3b: a conflict left to its resolver matched the readers; encrypting re-keys.
+            let owed = encrypting
+                && self
+                    .cgkas
+                    .get(&document)
+                    .is_some_and(Cgka::must_update_before_encrypt);
+            if !owed {
+                return Ok(());
+            }
         }
         // REP-3a: from the changes since an exact match when only the members moved, else
         // from the whole member map; both give the same plan.
@@ -145,8 +153,11 @@ impl<S: Store> Replica<S> {
             None => self.full_plan(document)?,
         };
         // REP-3b: after a sync, a root conflict among concurrent updates is left to its
-        // resolver; not remembered as matched, so that encrypting still re-keys first.
+        // resolver; the key agreement matches its readers, so the next sync plans nothing.
         if !encrypting && plan.is_empty() && self.leaves_conflict(document) {
+            self.prepared
+                .0
+                .insert(document, Matched { stamp, exact: true });
             return Ok(());
         }
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
