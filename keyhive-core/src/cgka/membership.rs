@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::crypto::hash::Hash;
 use crate::crypto::prekey::PrekeyPublic;
 use crate::crypto::signing::SigningKey;
 use crate::identity::IndividualId;
 
 use super::authority::CgkaAuthority;
-use super::op::CgkaOp;
+use super::op::{CgkaBody, CgkaOp};
 use super::state::{Cgka, CreateError};
 
 /// Wraps per level past which [`Cgka::apply_membership`] fills before it updates (CGKA-24).
@@ -88,6 +89,30 @@ impl Cgka {
             ops.push(self.update(key, authority)?);
         }
         Ok(ops)
+    }
+
+    /// CGKA-37: the device that re-keys a root left in conflict by concurrent updates: the
+    /// issuer of the update with the greatest hash among those whose keys sit at the root,
+    /// provided it is seated. `None` when the root holds fewer than two keys, or a key not
+    /// written by an update. A function of the tree, so replicas holding the same ops under the
+    /// same capability view name the same device.
+    pub fn conflict_resolver(&self) -> Option<IndividualId> {
+        let entries = self.tree().entries(self.tree().root());
+        if entries.len() < 2 {
+            return None;
+        }
+        let mut greatest: Option<(Hash, &CgkaOp)> = None;
+        for entry in entries {
+            let op = self.op(&entry.op)?;
+            if !matches!(op.body, CgkaBody::Update(_)) {
+                return None;
+            }
+            if greatest.is_none_or(|(h, _)| entry.op > h) {
+                greatest = Some((entry.op, op));
+            }
+        }
+        let issuer = IndividualId(greatest?.1.issuer);
+        self.tree().slot_of(&issuer).map(|_| issuer)
     }
 
     /// CGKA-24: fill before updating when the update would wrap for more than

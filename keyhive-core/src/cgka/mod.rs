@@ -32,6 +32,8 @@ mod refresh_tests;
 #[cfg(test)]
 mod replay_vectors;
 #[cfg(test)]
+mod resolver_tests;
+#[cfg(test)]
 mod seat_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -27,6 +27,8 @@
 //!   holds or held `read`. Nobody but a content op's author can supply or replace its
 //!   ciphertext.
 
+#[cfg(test)]
+mod card_tests;
 mod envelope;
 mod index;
 mod parallel;
@@ -173,6 +175,14 @@ impl Admission {
         match classify(item)? {
             Envelope::Op(op) => self.admit_op(mode, from, op, signatures),
             Envelope::Card(card) => {
+                // ADM-4: the very bytes of a card held were verified when it was inserted;
+                // inserting them again changes nothing (a card is pushed on every sync).
+                if self
+                    .directory
+                    .holds(&card.unverified_payload().id(), &card.hash())
+                {
+                    return Ok(Admitted::Card { changed: false });
+                }
                 let card = if trusted {
                     card.assume_verified()
                 } else {

@@ -38,6 +38,7 @@ use crate::blob::{Blob, EntryPoint};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
 
+mod conflict;
 #[cfg(test)]
 mod stamp_tests;
 #[cfg(test)]
@@ -122,10 +123,28 @@ impl<S: Store> Replica<S> {
     /// REP-3/REP-4: makes the key agreement of `document` match the devices that hold `read`,
     /// updating if needed; publishes an entry point when devices were seated (REP-5).
     pub fn prepare(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
+        self.prepare_with(document, true)
+    }
+
+    /// REP-3 after a sync ([`Replica::prepare_all`]): as [`Replica::prepare`], except that a
+    /// root left in conflict by concurrent updates is re-keyed only by its resolver (REP-3b).
+    pub(crate) fn prepare_synced(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
+        self.prepare_with(document, false)
+    }
+
+    fn prepare_with(&mut self, document: DocumentId, encrypting: bool) -> Result<(), ReplicaError> {
         let stamp = self.prepared_stamp(document)?;
         let last = self.prepared.0.get(&document).copied();
         if last.is_some_and(|m| m.stamp == stamp) {
-            return Ok(());
+            // REP-3b: a conflict left to its resolver matched the readers; encrypting re-keys.
+            let owed = encrypting
+                && self
+                    .cgkas
+                    .get(&document)
+                    .is_some_and(Cgka::must_update_before_encrypt);
+            if !owed {
+                return Ok(());
+            }
         }
         // REP-3a: from the changes since an exact match when only the members moved, else
         // from the whole member map; both give the same plan.
@@ -133,6 +152,14 @@ impl<S: Store> Replica<S> {
             Some(changed) => self.plan_for(document, &changed)?,
             None => self.full_plan(document)?,
         };
+        // REP-3b: after a sync, a root conflict among concurrent updates is left to its
+        // resolver; the key agreement matches its readers, so the next sync plans nothing.
+        if !encrypting && plan.is_empty() && self.leaves_conflict(document) {
+            self.prepared
+                .0
+                .insert(document, Matched { stamp, exact: true });
+            return Ok(());
+        }
         let (cgka, authority, key) = self.cgka_with_authority(document)?;
         if plan.is_empty() && !cgka.must_update_before_encrypt() {
             if self.uncovered_change_to_publish(document)? {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeyPublic;
 use keyhive_core::identity::{ContactCard, IndividualId};
 use keyhive_core::signed::Verified;
@@ -44,6 +45,12 @@ impl Directory {
     /// from the prekeys can be cached).
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether the card `device` is known by has exactly these envelope bytes (`hash` is
+    /// `Hash::of_signed` of them, ENC-5): a card held was verified when it was inserted.
+    pub fn holds(&self, device: &IndividualId, hash: &Hash) -> bool {
+        self.cards.get(device).is_some_and(|c| c.hash() == *hash)
     }
 
     /// The card of `device`.

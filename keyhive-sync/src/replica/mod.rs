@@ -533,7 +533,7 @@ impl<S: Store> Replica<S> {
                 continue;
             }
             let before = self.cgkas.get(&document).map(Cgka::op_count);
-            self.prepare(document)?;
+            self.prepare_synced(document)?;
             if self.cgkas.get(&document).map(Cgka::op_count) != before {
                 changed.push(document);
             }

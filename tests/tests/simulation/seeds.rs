@@ -17,6 +17,18 @@ pub fn threads() -> usize {
         .max(1)
 }
 
+/// A survey's line for one seed: `ok`, or `broken` and the invariants it broke, e.g.
+/// `broken (b), (f)`.
+fn verdict(run: &Run) -> String {
+    let broken: BTreeSet<&str> = run.violations.iter().map(|v| v.invariant).collect();
+    if broken.is_empty() {
+        "ok".to_string()
+    } else {
+        let named: Vec<String> = broken.into_iter().map(|i| format!("({i})")).collect();
+        format!("broken {}", named.join(", "))
+    }
+}
+
 /// What a sweep found: the broken invariants of every failing seed, and the run of the
 /// lowest failing seed.
 #[derive(Default)]
@@ -41,9 +53,7 @@ pub fn sweep(seeds: Range<u64>, every: bool) -> Sweep {
                     let result = run(seed, &generate(seed, STEPS));
                     if every {
                         // A survey reports as it goes, so that a cut-short one still tells.
-                        let broken: BTreeSet<&str> =
-                            result.violations.iter().map(|v| v.invariant).collect();
-                        eprintln!("seed {seed}: broken {broken:?}");
+                        eprintln!("seed {seed}: {}", verdict(&result));
                     }
                     if result.violations.is_empty() {
                         continue;

@@ -387,6 +387,11 @@ impl Cgka {
             .filter_map(|h| self.ops.get(h).map(|op| op.as_ref()))
     }
 
+    /// The applied op with hash `hash`.
+    pub fn op(&self, hash: &Hash) -> Option<&CgkaOp> {
+        self.ops.get(hash).map(|op| op.as_ref())
+    }
+
     /// Number of applied ops.
     pub fn op_count(&self) -> usize {
         self.ops.len()
