@@ -34,10 +34,41 @@ pub enum Arrival {
 pub enum Offer {
     /// Whatever the peer lacks.
     All,
-    /// Only these ops this device authored on the subject and holds valid, each with the
-    /// ciphertext items (change blob, pieces) it names: this device was removed from the
-    /// subject (REP-33). Empty: nothing to offer.
-    Own(BTreeMap<Hash, Vec<Hash>>),
+    /// Only what this device still owes of a subject it was removed from (REP-33). Empty:
+    /// nothing to offer.
+    Own(OwnOffer),
+}
+
+/// REP-33: what a device removed from a subject still offers of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnOffer {
+    /// The ops it authored there and holds valid, each with the ciphertext items it names
+    /// (change blob, pieces).
+    pub ops: BTreeMap<Hash, Vec<Hash>>,
+    /// The ops of the subject in the causal past of `ops` that it holds (any author), each with
+    /// the ciphertext items it names: a peer lacking one cannot admit the own ops after it.
+    pub past: BTreeMap<Hash, Vec<Hash>>,
+    /// The key-agreement ops of the subject it holds (readers open its writes with them);
+    /// empty when it authored no op and signed no key-agreement op there.
+    pub keys: BTreeSet<Hash>,
+}
+
+impl OwnOffer {
+    /// Whether there is nothing to offer.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.keys.is_empty()
+    }
+}
+
+/// REP-33: what a peer already answered of what a removed device offered it: the items it
+/// took (stored or already held, remembered per peer) and those it refused on this
+/// connection (offered again only after a reconnect).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// Items the peer stored or already held.
+    pub taken: BTreeSet<Hash>,
+    /// Items the peer refused on this connection.
+    pub refused: BTreeSet<Hash>,
 }
 
 impl Offer {
@@ -46,22 +77,38 @@ impl Offer {
         matches!(self, Offer::Own(own) if own.is_empty())
     }
 
-    /// REP-33: which of `have` (what the peer lacks) to push. `Own` pushes the own ops in
-    /// `have` and, with each, the ciphertext items it names that are in `have`; ciphertext of an
-    /// own op the peer already holds is never pushed again (a peer serving a removed device
-    /// reconciles over ops only, so its ciphertext always shows in `have`).
-    pub fn select(&self, have: Vec<Hash>) -> Vec<Hash> {
+    /// REP-33: which of `have` (what the peer lacks, or does not show: a peer serving a
+    /// removed device reconciles over the subject's ops only, so ciphertext and key agreement
+    /// always show in `have`) to push, given what the peer `answered` before. `All` pushes
+    /// `have`. `Own` pushes
+    /// - an op of `ops` or `past` the peer lacks, with the ciphertext it names;
+    /// - the ciphertext of an own op the peer holds, and the key-agreement ops, unless the
+    ///   peer took them before (the peer does not show whether it holds them: a piece may have
+    ///   been refused while its op was admitted);
+    ///
+    /// never what the peer refused on this connection, nor the ciphertext of an op it refused.
+    pub fn select(&self, have: Vec<Hash>, answered: &Answered) -> Vec<Hash> {
         let Offer::Own(own) = self else {
             return have;
         };
         let lacked: BTreeSet<Hash> = have.into_iter().collect();
+        let fresh = |h: &&Hash| lacked.contains(*h) && !answered.refused.contains(*h);
+        let untaken = |h: &&Hash| fresh(h) && !answered.taken.contains(*h);
         let mut out = Vec::new();
-        for (op, cipher) in own {
-            if lacked.contains(op) {
-                out.push(*op);
-                out.extend(cipher.iter().filter(|h| lacked.contains(*h)));
+        for (mine, entries) in [(true, &own.ops), (false, &own.past)] {
+            for (op, cipher) in entries {
+                if answered.refused.contains(op) {
+                    continue;
+                }
+                if lacked.contains(op) {
+                    out.push(*op);
+                    out.extend(cipher.iter().filter(fresh));
+                } else if mine {
+                    out.extend(cipher.iter().filter(untaken));
+                }
             }
         }
+        out.extend(own.keys.iter().filter(untaken));
         out.sort_unstable();
         out.dedup();
         out
@@ -195,8 +242,9 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// SYNC-85: what a client offers (reconciles and pushes) of `subject`, which it holds. A
     /// device replica answers [`Offer::Own`] for a subject this device was removed from
     /// (REP-33): only the ops it authored there and holds valid, with the ciphertext they
-    /// name, since the peer would refuse what it wrote after the removal and may lack what it
-    /// wrote before (or its own leave); empty once it authored nothing valid there.
+    /// name, their held causal past and the key agreement ([`OwnOffer`]), since the peer
+    /// would refuse what it wrote after the removal and may lack what it wrote before (or its
+    /// own leave); empty once it authored nothing valid there.
     fn offers(&self, subject: &SubjectId) -> Offer {
         let _ = subject;
         Offer::All

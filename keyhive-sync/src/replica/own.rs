@@ -1,7 +1,8 @@
 //! REP-33: what a device removed from a subject still offers of it: the ops it authored there
-//! and holds valid, with the ciphertext items they name.
+//! and holds valid, with the ciphertext items they name, the held causal past they need, and
+//! the key agreement readers open them with.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use keyhive_core::Hash;
 use keyhive_core::capability::{AnyVerified, Payload};
@@ -12,59 +13,98 @@ use crate::SubjectId;
 use crate::admission::{Envelope, classify};
 use crate::blob::Blob;
 use crate::item::ItemKind;
+use crate::policy::OwnOffer;
 use crate::store::Store;
 
 impl<S: Store> Replica<S> {
-    /// REP-33: the ops of `subject` this device authored (delegations, revocations, its own
-    /// leave, content ops) that its checker holds valid, and the key-agreement ops it signed, each with the item hashes of the
-    /// ciphertext it names: a content op's change blob, as this replica holds it, and the
-    /// pieces that blob lists (REP-21). An inline change names no other item.
-    pub fn own_valid(
-        &self,
-        subject: &PublicKey,
-    ) -> Result<BTreeMap<Hash, Vec<Hash>>, ReplicaError> {
+    /// REP-33: what this device offers of `subject`, which it was removed from:
+    /// - `ops`: the ops it authored there (delegations, revocations, its own leave, content
+    ///   ops) that its checker holds valid, each with the item hashes of the ciphertext it
+    ///   names (a content op's change blob, as this replica holds it, and the pieces that blob
+    ///   lists, REP-21; an inline change names no other item);
+    /// - `past`: the ops of `subject` it holds in their causal past (any author, e.g. a write
+    ///   it got peer to peer from another device that never reached a relay), each with its
+    ///   ciphertext, so that a peer lacking them can admit the own ops;
+    /// - `keys`: the key-agreement ops of `subject` it holds, when it authored an op there or
+    ///   signed one of them (readers open its changes with the update they were sealed under
+    ///   and what that update follows).
+    pub fn own_valid(&self, subject: &PublicKey) -> Result<OwnOffer, ReplicaError> {
         let me = self.device.id().0;
         let checker = &self.admission.checker;
-        let mut out = BTreeMap::new();
+        let mut offer = OwnOffer::default();
         for op in checker.ops_for(subject) {
-            let (issuer, named) = match op {
+            let issuer = match op {
                 AnyVerified::Genesis(_) => continue,
-                AnyVerified::Auth(a) => (a.issuer, None),
-                AnyVerified::Content(c) => match &c.body.payload {
-                    Payload::Blob { hash, .. } => (c.issuer, Some(*hash)),
-                    Payload::Inline(_) => (c.issuer, None),
-                },
+                AnyVerified::Auth(a) => a.issuer,
+                AnyVerified::Content(c) => c.issuer,
             };
             let hash = op.hash();
-            if issuer != me || !checker.op_validity(&hash).is_some_and(|v| v.is_valid()) {
+            if issuer == me && checker.op_validity(&hash).is_some_and(|v| v.is_valid()) {
+                offer.ops.insert(hash, self.cipher_of(op)?);
+            }
+        }
+        // Their held causal past within the subject (parents elsewhere travel with their own
+        // subject).
+        let mut stack: Vec<Hash> = offer
+            .ops
+            .keys()
+            .filter_map(|h| checker.op(h))
+            .flat_map(AnyVerified::parents)
+            .collect();
+        let mut seen = BTreeSet::new();
+        while let Some(hash) = stack.pop() {
+            if !seen.insert(hash) || offer.ops.contains_key(&hash) {
                 continue;
             }
-            let mut cipher = Vec::new();
-            if let Some(item_hash) = named.and_then(|h| self.blobs.get(&h)) {
-                cipher.push(*item_hash);
-                if let Some(item) = self.store.get(item_hash)?
-                    && let Ok(Blob::Change { pieces, .. }) = Blob::from_bytes(item.envelope())
-                {
-                    cipher.extend(pieces);
-                }
+            let Some(op) = checker.op(&hash) else {
+                continue;
+            };
+            if op.subject() != *subject {
+                continue;
             }
-            out.insert(hash, cipher);
+            offer.past.insert(hash, self.cipher_of(op)?);
+            stack.extend(op.parents());
         }
-        // The key-agreement ops it signed (an update its write was sealed under): readers need
-        // them to open its changes, and relays store them from a device once given `read`
-        // (ADM-5), so offering them is never refused.
+        // The key agreement: readers need the update a write was sealed under and what it
+        // follows; relays store it from a device once given `read` (ADM-5).
         let id = SubjectId(*subject);
+        let mut signed = false;
+        let mut keys = BTreeSet::new();
         for hash in self.store.hashes(&id)? {
             let Some(item) = self.store.get(&hash)? else {
                 continue;
             };
             if item.kind() == ItemKind::Cgka
                 && let Ok(Envelope::Cgka(op)) = classify(&item)
-                && op.unverified_payload().issuer == me
             {
-                out.entry(item.hash()).or_default();
+                signed |= op.unverified_payload().issuer == me;
+                keys.insert(item.hash());
             }
         }
-        Ok(out)
+        if signed || !offer.ops.is_empty() {
+            offer.keys = keys;
+        }
+        Ok(offer)
+    }
+
+    /// The item hashes of the ciphertext `op` names, as this replica holds it: a content op's
+    /// change blob and the pieces it lists (REP-21); nothing for other ops and inline changes.
+    fn cipher_of(&self, op: &AnyVerified) -> Result<Vec<Hash>, ReplicaError> {
+        let AnyVerified::Content(c) = op else {
+            return Ok(Vec::new());
+        };
+        let Payload::Blob { hash, .. } = &c.body.payload else {
+            return Ok(Vec::new());
+        };
+        let mut cipher = Vec::new();
+        if let Some(item_hash) = self.blobs.get(hash) {
+            cipher.push(*item_hash);
+            if let Some(item) = self.store.get(item_hash)?
+                && let Ok(Blob::Change { pieces, .. }) = Blob::from_bytes(item.envelope())
+            {
+                cipher.extend(pieces);
+            }
+        }
+        Ok(cipher)
     }
 }
