@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
-use keyhive_core::Hash;
 use keyhive_core::identity::IndividualId;
 
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::replica::ReplicaError;
 use crate::store::{Store, StoreError};
 
+mod offer;
+
 pub use crate::admission::Refusal;
+pub use offer::{Answered, Offer, OwnOffer};
 
 /// What became of one received item (SYNC-84).
 #[derive(Debug, Clone)]
@@ -26,93 +28,6 @@ pub enum Arrival {
     Parked,
     /// Refused, with the cause.
     Refused(Refusal),
-}
-
-/// SYNC-85, REP-33: what a client pushes of a subject it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Offer {
-    /// Whatever the peer lacks.
-    All,
-    /// Only what this device still owes of a subject it was removed from (REP-33). Empty:
-    /// nothing to offer.
-    Own(OwnOffer),
-}
-
-/// REP-33: what a device removed from a subject still offers of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OwnOffer {
-    /// The ops it authored there and holds valid, each with the ciphertext items it names
-    /// (change blob, pieces).
-    pub ops: BTreeMap<Hash, Vec<Hash>>,
-    /// The ops of the subject in the causal past of `ops` that it holds (any author), each with
-    /// the ciphertext items it names: a peer lacking one cannot admit the own ops after it.
-    pub past: BTreeMap<Hash, Vec<Hash>>,
-    /// The key-agreement ops of the subject it holds (readers open its writes with them);
-    /// empty when it authored no op and signed no key-agreement op there.
-    pub keys: BTreeSet<Hash>,
-}
-
-impl OwnOffer {
-    /// Whether there is nothing to offer.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.keys.is_empty()
-    }
-}
-
-/// REP-33: what a peer already answered of what a removed device offered it: the items it
-/// took (stored or already held, remembered per peer) and those it refused on this
-/// connection (offered again only after a reconnect).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Answered {
-    /// Items the peer stored or already held.
-    pub taken: BTreeSet<Hash>,
-    /// Items the peer refused on this connection.
-    pub refused: BTreeSet<Hash>,
-}
-
-impl Offer {
-    /// Whether there is nothing to offer.
-    pub fn is_empty(&self) -> bool {
-        matches!(self, Offer::Own(own) if own.is_empty())
-    }
-
-    /// REP-33: which of `have` (what the peer lacks, or does not show: a peer serving a
-    /// removed device reconciles over the subject's ops only, so ciphertext and key agreement
-    /// always show in `have`) to push, given what the peer `answered` before. `All` pushes
-    /// `have`. `Own` pushes
-    /// - an op of `ops` or `past` the peer lacks, with the ciphertext it names;
-    /// - the ciphertext of an own op the peer holds, and the key-agreement ops, unless the
-    ///   peer took them before (the peer does not show whether it holds them: a piece may have
-    ///   been refused while its op was admitted);
-    ///
-    /// never what the peer refused on this connection, nor the ciphertext of an op it refused.
-    pub fn select(&self, have: Vec<Hash>, answered: &Answered) -> Vec<Hash> {
-        let Offer::Own(own) = self else {
-            return have;
-        };
-        let lacked: BTreeSet<Hash> = have.into_iter().collect();
-        let fresh = |h: &&Hash| lacked.contains(*h) && !answered.refused.contains(*h);
-        let untaken = |h: &&Hash| fresh(h) && !answered.taken.contains(*h);
-        let mut out = Vec::new();
-        for (mine, entries) in [(true, &own.ops), (false, &own.past)] {
-            for (op, cipher) in entries {
-                if answered.refused.contains(op) {
-                    continue;
-                }
-                if lacked.contains(op) {
-                    out.push(*op);
-                    out.extend(cipher.iter().filter(fresh));
-                } else if mine {
-                    out.extend(cipher.iter().filter(untaken));
-                }
-            }
-        }
-        out.extend(own.keys.iter().filter(untaken));
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
 }
 
 /// How much of a subject a requester is served (SYNC-44, `specs/capabilities.md` CAP-21,
