@@ -79,11 +79,12 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Items the peer refused.
     pub refused: usize,
-    /// The first [`REFUSAL_SAMPLE`] items the peer refused, with the reason it gave (SYNC-84).
+    /// The first [`REFUSAL_SAMPLE`] items the peer refused, with the reason it gave (SYNC-83).
     pub peer_refusals: Vec<(Hash, String)>,
     /// Local-only subjects the peer would neither serve nor accept (SYNC-81), and those this
-    /// device was removed from where it found nothing of its own to push (REP-33): a link does
-    /// not reconcile them again until it reconnects.
+    /// device was removed from once the peer answered (took or refused) everything it owes
+    /// there on this connection (REP-33): a link does not reconcile them again until it
+    /// reconnects.
     pub closed: Vec<SubjectId>,
     /// Frame bytes sent during this sync.
     pub bytes_sent: u64,
@@ -265,7 +266,10 @@ pub async fn sync_once_skipping(
         // before is not pushed again.
         let offer = policy.offers(&subject);
         let own = matches!(offer, Offer::Own(_));
-        let have = offer.select(have, &session.own.answered());
+        let have = match offer {
+            Offer::All => have,
+            owed => owed.select(have, &session.own.answered()),
+        };
         let accepted = push_in_order(session, store, &have, &mut report, own).await?;
         report.pushed += accepted;
         // REP-33: everything it owes is now answered (taken or refused) on this connection.
