@@ -124,8 +124,9 @@ fn read(peer: &Peer, doc: DocumentId, op: &Hash) -> Vec<u8> {
 /// Case 1: Bob's laptop writes while offline and hands its write to Bob's phone peer to peer;
 /// the phone writes twice on top of it (each write's parent is the one before), then leaves,
 /// all before syncing. The laptop is lost and never syncs. The phone's one sync delivers its
-/// writes, its leave and the laptop's write they depend on (with its ciphertext and key
-/// agreement), refuses nothing, and ends; Alice reads all three writes.
+/// writes, its leave and the laptop's write they depend on (with its change blob, the pieces
+/// that blob lists, and the key agreement), refuses nothing, and ends; Alice reads all three
+/// writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_device_delivers_writes_whose_parents_only_it_holds() {
     let relay_store = Arc::new(MemoryStore::new());
@@ -144,8 +145,8 @@ async fn a_removed_device_delivers_writes_whose_parents_only_it_holds() {
     }
     assert_eq!(phone.read(doc).as_deref(), Some(&b"v1"[..]));
 
-    // Offline. The laptop's write is a change blob (too large to travel inline, INL-2).
-    let from_laptop = vec![7u8; 4_096];
+    // Offline. The laptop's write is streamed: a change blob listing two pieces (REP-21).
+    let from_laptop: Vec<u8> = (0..PIECE_LEN + 1_000).map(|i| (i % 249) as u8).collect();
     let l = laptop
         .replica
         .lock()

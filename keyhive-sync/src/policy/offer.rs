@@ -23,7 +23,8 @@ pub struct OwnOffer {
     /// (change blob, pieces).
     pub ops: BTreeMap<Hash, Vec<Hash>>,
     /// The ops of the subject in the causal past of `ops` that it holds (any author), each with
-    /// the ciphertext items it names: a peer lacking one cannot admit the own ops after it.
+    /// the item hash of the change blob it names (the client adds the pieces a pushed blob
+    /// lists): a peer lacking one cannot admit the own ops after it.
     pub past: BTreeMap<Hash, Vec<Hash>>,
     /// The key-agreement ops of the subject it holds (readers open its writes with them);
     /// empty when it authored no op and signed no key-agreement op there.

@@ -23,8 +23,9 @@ impl<S: Store> Replica<S> {
     ///   names (a content op's change blob, as this replica holds it, and the pieces that blob
     ///   lists, REP-21; an inline change names no other item);
     /// - `past`: the ops of `subject` it holds in their causal past (any author, e.g. a write
-    ///   it got peer to peer from another device that never reached a relay), each with its
-    ///   ciphertext, so that a peer lacking them can admit the own ops;
+    ///   it got peer to peer from another device that never reached a relay), each with the
+    ///   item hash of its change blob (not the pieces: the client adds a pushed blob's pieces),
+    ///   so that a peer lacking them can admit the own ops;
     /// - `keys`: the key-agreement ops of `subject` it holds, when it authored an op there or
     ///   signed one of them (readers open its changes with the update they were sealed under
     ///   and what that update follows).
@@ -40,7 +41,7 @@ impl<S: Store> Replica<S> {
             };
             let hash = op.hash();
             if issuer == me && checker.op_validity(&hash).is_some_and(|v| v.is_valid()) {
-                offer.ops.insert(hash, self.cipher_of(op)?);
+                offer.ops.insert(hash, self.cipher_of(op, true)?);
             }
         }
         // Their held causal past within the subject (parents elsewhere travel with their own
@@ -62,7 +63,9 @@ impl<S: Store> Replica<S> {
             if op.subject() != *subject {
                 continue;
             }
-            offer.past.insert(hash, self.cipher_of(op)?);
+            // Most of the past is at the peer already: its blobs are not read here (the
+            // client adds a pushed blob's pieces, SYNC-85).
+            offer.past.insert(hash, self.cipher_of(op, false)?);
             stack.extend(op.parents());
         }
         // The key agreement: readers need the update a write was sealed under and what it
@@ -88,8 +91,9 @@ impl<S: Store> Replica<S> {
     }
 
     /// The item hashes of the ciphertext `op` names, as this replica holds it: a content op's
-    /// change blob and the pieces it lists (REP-21); nothing for other ops and inline changes.
-    fn cipher_of(&self, op: &AnyVerified) -> Result<Vec<Hash>, ReplicaError> {
+    /// change blob and, with `pieces`, the pieces it lists (REP-21); nothing for other ops and
+    /// inline changes.
+    fn cipher_of(&self, op: &AnyVerified, pieces: bool) -> Result<Vec<Hash>, ReplicaError> {
         let AnyVerified::Content(c) = op else {
             return Ok(Vec::new());
         };
@@ -99,7 +103,8 @@ impl<S: Store> Replica<S> {
         let mut cipher = Vec::new();
         if let Some(item_hash) = self.blobs.get(hash) {
             cipher.push(*item_hash);
-            if let Some(item) = self.store.get(item_hash)?
+            if pieces
+                && let Some(item) = self.store.get(item_hash)?
                 && let Ok(Blob::Change { pieces, .. }) = Blob::from_bytes(item.envelope())
             {
                 cipher.extend(pieces);
