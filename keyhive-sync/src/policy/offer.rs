@@ -18,6 +18,7 @@ pub enum Offer {
 
 /// REP-33: what a device removed from a subject still offers of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OwnOffer {
     /// The ops it authored there and holds valid, each with the ciphertext items it names
     /// (change blob, pieces).
@@ -42,6 +43,7 @@ impl OwnOffer {
 /// took (stored or already held, remembered per peer) and those it refused on this
 /// connection (offered again only after a reconnect).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Answered {
     /// Items the peer stored or already held.
     pub taken: BTreeSet<Hash>,
