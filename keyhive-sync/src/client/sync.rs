@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use keyhive_core::Hash;
 
-use crate::blob::Blob;
-use crate::item::{Item, ItemKind, SubjectId};
-use crate::policy::{AccessPolicy, AdmitError, Answered, Arrival, Offer, Refusal};
+use crate::item::{Item, SubjectId};
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Offer, Refusal};
 use crate::protocol::ErrorCode;
 use crate::protocol::PushOutcome;
 use crate::store::{Store, StoreError};
@@ -269,11 +268,7 @@ pub async fn sync_once_skipping(
         let own = matches!(offer, Offer::Own(_));
         let have = match offer {
             Offer::All => have,
-            owed => {
-                let answered = session.own.answered();
-                let picked = owed.select(have.clone(), &answered);
-                with_pieces(store, picked, &have, &answered)?
-            }
+            owed => owed.select_in(store.as_ref(), have, &session.own.answered())?,
         };
         let accepted = push_in_order(session, store, &have, &mut report, own).await?;
         report.pushed += accepted;
@@ -286,36 +281,6 @@ pub async fn sync_once_skipping(
     report.bytes_sent = sent1 - sent0;
     report.bytes_received = recv1 - recv0;
     Ok((report, new_items))
-}
-
-/// REP-33: `picked` and the pieces its change blobs list that are in `have` and that the peer
-/// did not refuse on this connection (a blob of an op the peer lacked travels with its pieces).
-fn with_pieces(
-    store: &Arc<dyn Store>,
-    mut picked: Vec<Hash>,
-    have: &[Hash],
-    answered: &Answered,
-) -> Result<Vec<Hash>, SyncError> {
-    let have: BTreeSet<&Hash> = have.iter().collect();
-    let mut pieces = Vec::new();
-    for hash in &picked {
-        let Some(item) = store.get(hash)? else {
-            continue;
-        };
-        if item.kind() == ItemKind::Blob
-            && let Ok(Blob::Change { pieces: listed, .. }) = Blob::from_bytes(item.envelope())
-        {
-            pieces.extend(
-                listed
-                    .into_iter()
-                    .filter(|p| have.contains(p) && !answered.refused.contains(p)),
-            );
-        }
-    }
-    picked.extend(pieces);
-    picked.sort_unstable();
-    picked.dedup();
-    Ok(picked)
 }
 
 /// Pushes the items `hashes` of one subject in the order the peer admits them (ADM-n): every

@@ -5,6 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use keyhive_core::Hash;
 
+use crate::blob::Blob;
+use crate::item::ItemKind;
+use crate::store::{Store, StoreError};
+
 /// SYNC-85, REP-33: what a client pushes of a subject it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -93,6 +97,42 @@ impl Offer {
         out.dedup();
         out
     }
+
+    /// [`Offer::select`], then, for `Own`, the pieces that each selected change blob lists
+    /// (REP-21) that are in `have` and that the peer did not refuse on this connection: a blob
+    /// travels with its pieces, so the offer need not read the blobs of the causal past it
+    /// lists, most of which the peer holds. `All` selects `have` and reads nothing.
+    pub fn select_in(
+        &self,
+        store: &dyn Store,
+        have: Vec<Hash>,
+        answered: &Answered,
+    ) -> Result<Vec<Hash>, StoreError> {
+        if matches!(self, Offer::All) {
+            return Ok(have);
+        }
+        let lacked: BTreeSet<Hash> = have.iter().copied().collect();
+        let mut picked = self.select(have, answered);
+        let mut pieces = Vec::new();
+        for hash in &picked {
+            let Some(item) = store.get(hash)? else {
+                continue;
+            };
+            if item.kind() == ItemKind::Blob
+                && let Ok(Blob::Change { pieces: listed, .. }) = Blob::from_bytes(item.envelope())
+            {
+                pieces.extend(
+                    listed
+                        .into_iter()
+                        .filter(|p| lacked.contains(p) && !answered.refused.contains(p)),
+                );
+            }
+        }
+        picked.extend(pieces);
+        picked.sort_unstable();
+        picked.dedup();
+        Ok(picked)
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +187,61 @@ mod tests {
         // Op 4 refused on this connection: neither it nor its ciphertext.
         let picked = offer().select(all(), &answered);
         assert_eq!(picked, vec![h(1), h(2), h(3), h(6)]);
+    }
+
+    #[test]
+    fn a_selected_change_blob_carries_the_pieces_it_lists() {
+        use crate::item::{Item, SubjectId};
+        use crate::store::MemoryStore;
+        use keyhive_core::crypto::aead::Sealed;
+        use keyhive_core::crypto::signing::PublicKey;
+        use keyhive_core::encryption::change::{ChangeHeader, EncryptedChange};
+        use keyhive_core::identity::DocumentId;
+
+        let document = DocumentId(PublicKey([9; 32]));
+        let piece = |index: u32| {
+            let bytes = Blob::Piece {
+                document,
+                index,
+                bytes: vec![index as u8; 128],
+            }
+            .to_bytes();
+            Item::new(ItemKind::Blob, SubjectId(document.0), bytes).unwrap()
+        };
+        let (p0, p1) = (piece(0), piece(1));
+        let change = EncryptedChange {
+            header: ChangeHeader {
+                document,
+                epoch: h(8),
+                change: h(9),
+            },
+            sealed: Sealed {
+                nonce: [0; 24],
+                commitment: [0; 32],
+                ciphertext: vec![0; 16],
+            },
+        };
+        let blob = Blob::Change {
+            change,
+            pieces: vec![p0.hash(), p1.hash()],
+        };
+        let blob = Item::new(ItemKind::Blob, SubjectId(document.0), blob.to_bytes()).unwrap();
+        let store = MemoryStore::new();
+        store.put(&[blob.clone(), p0.clone(), p1.clone()]).unwrap();
+        // Parent op 4 (lacked) names the blob; the peer refused piece 1 on this connection.
+        let offer = Offer::Own(OwnOffer {
+            ops: [(h(1), vec![])].into(),
+            past: [(h(4), vec![blob.hash()])].into(),
+            keys: BTreeSet::new(),
+        });
+        let have = vec![h(4), blob.hash(), p0.hash(), p1.hash()];
+        let answered = Answered {
+            taken: BTreeSet::new(),
+            refused: [p1.hash()].into(),
+        };
+        let mut expected = vec![h(4), blob.hash(), p0.hash()];
+        expected.sort_unstable();
+        assert_eq!(offer.select_in(&store, have, &answered).unwrap(), expected);
     }
 
     #[test]

@@ -130,7 +130,12 @@ fn sync_subject(
         let offer = client
             .policy
             .offers(&subject)
-            .select(mine.into_iter().collect(), &Answered::default());
+            .select_in(
+                client.store,
+                mine.into_iter().collect(),
+                &Answered::default(),
+            )
+            .expect("select");
         push(client, server, get_all(client.store, offer), wire);
         return;
     }
@@ -169,10 +174,15 @@ fn sync_subject(
             .expect("admit a batch");
     }
     // SYNC-85, REP-33: asked after the pulls, which may have told the client of its removal.
-    let have = client.policy.offers(&subject).select(
-        mine.difference(&theirs).copied().collect(),
-        &Answered::default(),
-    );
+    let have = client
+        .policy
+        .offers(&subject)
+        .select_in(
+            client.store,
+            mine.difference(&theirs).copied().collect(),
+            &Answered::default(),
+        )
+        .expect("select");
     push(client, server, get_all(client.store, have), wire);
 }
 
