@@ -138,7 +138,7 @@ pub mod tls;
 #[cfg(feature = "net")]
 pub use client::{Client, Link, LinkStatus, Session, SyncReport};
 pub use item::{Item, ItemKind, SubjectId, WireItem};
-pub use policy::{AccessPolicy, AllowAll, MemoryPolicy, Offer, Refusal, Share};
+pub use policy::{AccessPolicy, AllowAll, Answered, MemoryPolicy, Offer, OwnOffer, Refusal, Share};
 #[cfg(feature = "net")]
 pub use relay::{Relay, RelayConfig, RelayHandle};
 #[cfg(feature = "net")]

@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
-use keyhive_core::Hash;
 use keyhive_core::identity::IndividualId;
 
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::replica::ReplicaError;
 use crate::store::{Store, StoreError};
 
+mod offer;
+
 pub use crate::admission::Refusal;
+pub use offer::{Answered, Offer, OwnOffer};
 
 /// What became of one received item (SYNC-84).
 #[derive(Debug, Clone)]
@@ -26,46 +28,6 @@ pub enum Arrival {
     Parked,
     /// Refused, with the cause.
     Refused(Refusal),
-}
-
-/// SYNC-85, REP-33: what a client pushes of a subject it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Offer {
-    /// Whatever the peer lacks.
-    All,
-    /// Only these ops this device authored on the subject and holds valid, each with the
-    /// ciphertext items (change blob, pieces) it names: this device was removed from the
-    /// subject (REP-33). Empty: nothing to offer.
-    Own(BTreeMap<Hash, Vec<Hash>>),
-}
-
-impl Offer {
-    /// Whether there is nothing to offer.
-    pub fn is_empty(&self) -> bool {
-        matches!(self, Offer::Own(own) if own.is_empty())
-    }
-
-    /// REP-33: which of `have` (what the peer lacks) to push. `Own` pushes the own ops in
-    /// `have` and, with each, the ciphertext items it names that are in `have`; ciphertext of an
-    /// own op the peer already holds is never pushed again (a peer serving a removed device
-    /// reconciles over ops only, so its ciphertext always shows in `have`).
-    pub fn select(&self, have: Vec<Hash>) -> Vec<Hash> {
-        let Offer::Own(own) = self else {
-            return have;
-        };
-        let lacked: BTreeSet<Hash> = have.into_iter().collect();
-        let mut out = Vec::new();
-        for (op, cipher) in own {
-            if lacked.contains(op) {
-                out.push(*op);
-                out.extend(cipher.iter().filter(|h| lacked.contains(*h)));
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
 }
 
 /// How much of a subject a requester is served (SYNC-44, `specs/capabilities.md` CAP-21,
@@ -195,8 +157,9 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// SYNC-85: what a client offers (reconciles and pushes) of `subject`, which it holds. A
     /// device replica answers [`Offer::Own`] for a subject this device was removed from
     /// (REP-33): only the ops it authored there and holds valid, with the ciphertext they
-    /// name, since the peer would refuse what it wrote after the removal and may lack what it
-    /// wrote before (or its own leave); empty once it authored nothing valid there.
+    /// name, their held causal past and the key agreement ([`OwnOffer`]), since the peer
+    /// would refuse what it wrote after the removal and may lack what it wrote before (or its
+    /// own leave); empty once it authored nothing valid there.
     fn offers(&self, subject: &SubjectId) -> Offer {
         let _ = subject;
         Offer::All

@@ -138,7 +138,10 @@ fn a_valid_write_after_a_concurrently_revoked_op_reaches_the_relay() {
     let offered: Vec<Item> = held
         .into_iter()
         .filter(|i| match gate.offers(&i.subject()) {
-            keyhive_sync::Offer::Own(own) => own.contains_key(&i.hash()),
+            keyhive_sync::Offer::Own(own) => {
+                let h = i.hash();
+                own.ops.contains_key(&h) || own.past.contains_key(&h) || own.keys.contains(&h)
+            }
             _ => true,
         })
         .collect();

@@ -1,7 +1,7 @@
 //! The background client: local store, immediate local writes, and one task per relay or peer
 //! link that syncs, pushes and subscribes, reconnecting with backoff (SYNC-90..SYNC-94).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use keyhive_core::identity::IndividualId;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use super::answered::Taken;
 use super::session::{ConnectError, LiveEvent, Session};
 use super::sync::{SyncError, SyncReport, ingest, stored, sync_once, sync_once_skipping};
 use crate::item::{Item, SubjectId};
@@ -60,6 +61,9 @@ pub struct Client {
     next_link: AtomicU64,
     /// Verifies `wss://` servers (SYNC-37); webpki roots unless replaced.
     tls: Arc<rustls::ClientConfig>,
+    /// REP-33: per peer, what it took of this device's own items of subjects it was removed
+    /// from (the peer does not show it; see `answered`).
+    taken: std::sync::Mutex<HashMap<PublicKey, Taken>>,
 }
 
 impl Client {
@@ -86,6 +90,7 @@ impl Client {
             local,
             next_link: AtomicU64::new(1),
             tls,
+            taken: std::sync::Mutex::default(),
         })
     }
 
@@ -120,7 +125,19 @@ impl Client {
         url: &str,
         expected: Option<PublicKey>,
     ) -> Result<Session, ConnectError> {
-        Session::connect_tls(url, &self.key, expected, self.tls.clone()).await
+        let mut session = Session::connect_tls(url, &self.key, expected, self.tls.clone()).await?;
+        self.remember(&mut session);
+        Ok(session)
+    }
+
+    /// REP-33: lets `session` remember, and know, what its peer took over earlier sessions.
+    fn remember(&self, session: &mut Session) {
+        let mut all = self
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let taken = all.entry(session.server_id()).or_default().clone();
+        session.own.share_taken(taken);
     }
 
     /// One full sync over `session` (collection + reconciliation + pull + push).
@@ -200,7 +217,8 @@ impl Client {
             let local_rx = self.local.subscribe();
             let result =
                 match Session::connect_tls(&url, &self.key, expected, self.tls.clone()).await {
-                    Ok(session) => {
+                    Ok(mut session) => {
+                        self.remember(&mut session);
                         backoff = BACKOFF_MIN;
                         self.serve_link(id, &session, local_rx, &status, &mut stop)
                             .await

@@ -1,4 +1,5 @@
 //! The connecting side: sessions, one-shot sync, and the background [`Client`].
+mod answered;
 pub mod background;
 pub mod session;
 pub mod sync;

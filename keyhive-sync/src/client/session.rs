@@ -243,6 +243,9 @@ pub struct Session {
     stats: Arc<WireStats>,
     closed: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
+    /// REP-33: what the peer answered of this device's own items of subjects it was removed
+    /// from.
+    pub(crate) own: super::answered::Ledger,
 }
 
 impl Drop for Session {
@@ -409,6 +412,7 @@ impl Session {
             stats,
             closed,
             tasks: vec![writer, reader],
+            own: super::answered::Ledger::default(),
         })
     }
 

@@ -79,9 +79,12 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Items the peer refused.
     pub refused: usize,
+    /// The first [`REFUSAL_SAMPLE`] items the peer refused, with the reason it gave (SYNC-83).
+    pub peer_refusals: Vec<(Hash, String)>,
     /// Local-only subjects the peer would neither serve nor accept (SYNC-81), and those this
-    /// device was removed from where it found nothing of its own to push (REP-33): a link does
-    /// not reconcile them again until it reconnects.
+    /// device was removed from once the peer answered (took or refused) everything it owes
+    /// there on this connection (REP-33): a link does not reconcile them again until it
+    /// reconnects.
     pub closed: Vec<SubjectId>,
     /// Frame bytes sent during this sync.
     pub bytes_sent: u64,
@@ -103,6 +106,9 @@ impl SyncReport {
         self.rejections.merge(&other.rejections);
         self.pushed += other.pushed;
         self.refused += other.refused;
+        let room = REFUSAL_SAMPLE.saturating_sub(self.peer_refusals.len());
+        self.peer_refusals
+            .extend(other.peer_refusals.iter().take(room).cloned());
         for s in &other.closed {
             if !self.closed.contains(s) {
                 self.closed.push(*s);
@@ -122,6 +128,13 @@ impl SyncReport {
                 Arrival::Parked => self.parked += 1,
                 Arrival::Refused(refusal) => self.reject(item.hash(), refusal.clone()),
             }
+        }
+    }
+
+    fn refused_by_peer(&mut self, hash: Hash, why: String) {
+        self.refused += 1;
+        if self.peer_refusals.len() < REFUSAL_SAMPLE {
+            self.peer_refusals.push((hash, why));
         }
     }
 
@@ -249,15 +262,18 @@ pub async fn sync_once_skipping(
             new_items.extend(stored(arrivals));
         }
         // SYNC-85, REP-33: asked after the pulls, which may have told this device of its
-        // removal; a removed device pushes only its own valid ops and their ciphertext.
+        // removal; a removed device pushes only what it owes, and what the peer answered
+        // before is not pushed again.
         let offer = policy.offers(&subject);
-        let have = offer.select(have);
-        let accepted = push_in_order(session, store, &have, &mut report).await?;
+        let own = matches!(offer, Offer::Own(_));
+        let have = match offer {
+            Offer::All => have,
+            owed => owed.select_in(store.as_ref(), have, &session.own.answered())?,
+        };
+        let accepted = push_in_order(session, store, &have, &mut report, own).await?;
         report.pushed += accepted;
-        let settled = matches!(offer, Offer::Own(_)) && have.is_empty();
-        if !offered.contains(&subject)
-            && (settled || forbidden && !have.is_empty() && accepted == 0)
-        {
+        // REP-33: everything it owes is now answered (taken or refused) on this connection.
+        if !offered.contains(&subject) && (own || forbidden && !have.is_empty() && accepted == 0) {
             report.closed.push(subject);
         }
     }
@@ -270,12 +286,14 @@ pub async fn sync_once_skipping(
 /// Pushes the items `hashes` of one subject in the order the peer admits them (ADM-n): every
 /// small item in admission order first, then the pieces of large changes, read one chunk at a
 /// time so that a large file never sits in memory at once. Returns how many the peer took
-/// (stored or already held); the others are counted as refused in `report`.
+/// (stored or already held); the others are counted as refused in `report`. With `own`
+/// (REP-33) the session's ledger records the peer's answers.
 async fn push_in_order(
     session: &Session,
     store: &Arc<dyn Store>,
     hashes: &[Hash],
     report: &mut SyncReport,
+    own: bool,
 ) -> Result<usize, SyncError> {
     let mut small = Vec::new();
     let mut pieces = Vec::new();
@@ -308,11 +326,22 @@ async fn push_in_order(
                 None => break,
             },
         };
-        for outcome in session.push(&items).await? {
-            match outcome {
-                PushOutcome::Stored | PushOutcome::Duplicate => accepted += 1,
-                _ => report.refused += 1,
-            }
+        let (mut taken, mut refused) = (Vec::new(), Vec::new());
+        for (item, outcome) in items.iter().zip(session.push(&items).await?) {
+            let why = match outcome {
+                PushOutcome::Stored | PushOutcome::Duplicate => {
+                    accepted += 1;
+                    taken.push(item.hash());
+                    continue;
+                }
+                PushOutcome::Invalid => "malformed".to_string(),
+                PushOutcome::Refused(why) => why,
+            };
+            refused.push(item.hash());
+            report.refused_by_peer(item.hash(), why);
+        }
+        if own {
+            session.own.record(&taken, &refused);
         }
     }
     Ok(accepted)

@@ -112,7 +112,8 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
     }
 
     /// REP-33: of a subject this device was removed from, only the ops it authored there
-    /// and holds valid, with the ciphertext they name ([`Replica::own_valid`]). If the store
+    /// and holds valid, with the ciphertext they name, their held causal past and the key
+    /// agreement ([`Replica::own_valid`]). If the store
     /// fails reading them, nothing is offered this time; the next sync asks again.
     fn offers(&self, subject: &SubjectId) -> Offer {
         let replica = self.lock();

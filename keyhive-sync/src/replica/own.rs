@@ -1,7 +1,8 @@
 //! REP-33: what a device removed from a subject still offers of it: the ops it authored there
-//! and holds valid, with the ciphertext items they name.
+//! and holds valid, with the ciphertext items they name, the held causal past they need, and
+//! the key agreement readers open them with.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use keyhive_core::Hash;
 use keyhive_core::capability::{AnyVerified, Payload};
@@ -12,91 +13,99 @@ use crate::SubjectId;
 use crate::admission::{Envelope, classify};
 use crate::blob::Blob;
 use crate::item::ItemKind;
+use crate::policy::OwnOffer;
 use crate::store::Store;
 
 impl<S: Store> Replica<S> {
-    /// REP-33: the ops of `subject` this device authored (delegations, revocations, its own
-    /// leave, content ops) that its checker holds valid, and the key-agreement ops it signed, each with the item hashes of the
-    /// ciphertext it names: a content op's change blob, as this replica holds it, and the
-    /// pieces that blob lists (REP-21). An inline change names no other item.
-    pub fn own_valid(
-        &self,
-        subject: &PublicKey,
-    ) -> Result<BTreeMap<Hash, Vec<Hash>>, ReplicaError> {
+    /// REP-33: what this device offers of `subject`, which it was removed from:
+    /// - `ops`: the ops it authored there (delegations, revocations, its own leave, content
+    ///   ops) that its checker holds valid, each with the item hashes of the ciphertext it
+    ///   names (a content op's change blob, as this replica holds it, and the pieces that blob
+    ///   lists, REP-21; an inline change names no other item);
+    /// - `past`: the ops of `subject` it holds in their causal past (any author, e.g. a write
+    ///   it got peer to peer from another device that never reached a relay), each with the
+    ///   item hash of its change blob (not the pieces: the client adds a pushed blob's pieces),
+    ///   so that a peer lacking them can admit the own ops;
+    /// - `keys`: the key-agreement ops of `subject` it holds, when it authored an op there or
+    ///   signed one of them (readers open its changes with the update they were sealed under
+    ///   and what that update follows).
+    pub fn own_valid(&self, subject: &PublicKey) -> Result<OwnOffer, ReplicaError> {
         let me = self.device.id().0;
         let checker = &self.admission.checker;
-        let mut out = BTreeMap::new();
+        let mut offer = OwnOffer::default();
         for op in checker.ops_for(subject) {
             let hash = op.hash();
-            if issuer(op) != Some(me) || !checker.op_validity(&hash).is_some_and(|v| v.is_valid()) {
-                continue;
+            if issuer(op) == Some(me) && checker.op_validity(&hash).is_some_and(|v| v.is_valid()) {
+                offer.ops.insert(hash, self.cipher_of(op, true)?);
             }
-            out.insert(hash, self.ciphertext_named_by(op)?);
         }
-        // Their causal past in this subject, whoever wrote it and whatever its validity: a
-        // relay admits an op only once it holds its parents (ADM-3), and a parent may be held
-        // here alone. E.g. a grant this device made through a group it then left is excluded
-        // by the leave (CAP-11), yet the write it made after the grant stays valid (CAP-22) and
-        // names the grant as a parent (simulation seeds 30893, 30919).
-        let mut todo: Vec<Hash> = out.keys().copied().collect();
+        // Their held causal past within the subject (parents elsewhere travel with their own
+        // subject).
+        let mut stack: Vec<Hash> = offer
+            .ops
+            .keys()
+            .filter_map(|h| checker.op(h))
+            .flat_map(AnyVerified::parents)
+            .collect();
         // Its own ops here that its own ops elsewhere name as parents, whatever their
         // validity: an op of a folder can name an op of a team in the folder's scope (CAP-20),
         // e.g. a grant the device made on the team through a group that was then removed from
         // it, which the removal excludes (simulation seed 32348). Parents by other authors are
-        // left to them (or to the closure below, when an own op here needs them). One pass over
-        // the ops held.
+        // theirs to deliver, so a subject where it authored nothing stays settled. One pass
+        // over the ops held.
         let mine = |op: &AnyVerified| issuer(op) == Some(me);
         for op in checker
             .ops()
             .filter(|op| op.subject() != *subject && mine(op))
         {
-            for parent in op.parents() {
-                if !out.contains_key(&parent)
-                    && let Some(held) = checker
-                        .op(&parent)
-                        .filter(|p| p.subject() == *subject && mine(p))
-                {
-                    out.insert(parent, self.ciphertext_named_by(held)?);
-                    todo.push(parent);
-                }
-            }
+            stack.extend(op.parents().into_iter().filter(|p| {
+                checker
+                    .op(p)
+                    .is_some_and(|held| held.subject() == *subject && mine(held))
+            }));
         }
-        while let Some(hash) = todo.pop() {
+        let mut seen = BTreeSet::new();
+        while let Some(hash) = stack.pop() {
+            if !seen.insert(hash) || offer.ops.contains_key(&hash) {
+                continue;
+            }
             let Some(op) = checker.op(&hash) else {
                 continue;
             };
-            for parent in op.parents() {
-                if out.contains_key(&parent) {
-                    continue;
-                }
-                let Some(held) = checker.op(&parent).filter(|p| p.subject() == *subject) else {
-                    continue;
-                };
-                out.insert(parent, self.ciphertext_named_by(held)?);
-                todo.push(parent);
+            if op.subject() != *subject {
+                continue;
             }
+            // Most of the past is at the peer already: its blobs are not read here (the
+            // client adds a pushed blob's pieces, SYNC-85).
+            offer.past.insert(hash, self.cipher_of(op, false)?);
+            stack.extend(op.parents());
         }
-        // The key-agreement ops it signed (an update its write was sealed under): readers need
-        // them to open its changes, and relays store them from a device once given `read`
-        // (ADM-5), so offering them is never refused.
+        // The key agreement: readers need the update a write was sealed under and what it
+        // follows; relays store it from a device once given `read` (ADM-5).
         let id = SubjectId(*subject);
+        let mut signed = false;
+        let mut keys = BTreeSet::new();
         for hash in self.store.hashes(&id)? {
             let Some(item) = self.store.get(&hash)? else {
                 continue;
             };
             if item.kind() == ItemKind::Cgka
                 && let Ok(Envelope::Cgka(op)) = classify(&item)
-                && op.unverified_payload().issuer == me
             {
-                out.entry(item.hash()).or_default();
+                signed |= op.unverified_payload().issuer == me;
+                keys.insert(item.hash());
             }
         }
-        Ok(out)
+        if signed || !offer.ops.is_empty() {
+            offer.keys = keys;
+        }
+        Ok(offer)
     }
 
-    /// The ciphertext items a content op names, as this replica holds them: its change blob
-    /// and the pieces that blob lists (REP-21). An inline change and an auth op name none.
-    fn ciphertext_named_by(&self, op: &AnyVerified) -> Result<Vec<Hash>, ReplicaError> {
+    /// The item hashes of the ciphertext `op` names, as this replica holds it: a content op's
+    /// change blob and, with `pieces`, the pieces it lists (REP-21); nothing for other ops and
+    /// inline changes.
+    fn cipher_of(&self, op: &AnyVerified, pieces: bool) -> Result<Vec<Hash>, ReplicaError> {
         let AnyVerified::Content(c) = op else {
             return Ok(Vec::new());
         };
@@ -106,7 +115,8 @@ impl<S: Store> Replica<S> {
         let mut cipher = Vec::new();
         if let Some(item_hash) = self.blobs.get(hash) {
             cipher.push(*item_hash);
-            if let Some(item) = self.store.get(item_hash)?
+            if pieces
+                && let Some(item) = self.store.get(item_hash)?
                 && let Ok(Blob::Change { pieces, .. }) = Blob::from_bytes(item.envelope())
             {
                 cipher.extend(pieces);

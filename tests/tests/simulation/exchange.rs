@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use keyhive_core::Hash;
 use keyhive_core::identity::IndividualId;
 use keyhive_sync::admission::apply_order;
-use keyhive_sync::policy::{AccessPolicy, Share};
+use keyhive_sync::policy::{AccessPolicy, Answered, Share};
 use keyhive_sync::{Item, Store, SubjectId};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -130,7 +130,12 @@ fn sync_subject(
         let offer = client
             .policy
             .offers(&subject)
-            .select(mine.into_iter().collect());
+            .select_in(
+                client.store,
+                mine.into_iter().collect(),
+                &Answered::default(),
+            )
+            .expect("select");
         push(client, server, get_all(client.store, offer), wire);
         return;
     }
@@ -172,7 +177,12 @@ fn sync_subject(
     let have = client
         .policy
         .offers(&subject)
-        .select(mine.difference(&theirs).copied().collect());
+        .select_in(
+            client.store,
+            mine.difference(&theirs).copied().collect(),
+            &Answered::default(),
+        )
+        .expect("select");
     push(client, server, get_all(client.store, have), wire);
 }
 
