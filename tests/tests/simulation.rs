@@ -157,12 +157,7 @@ fn seeds_keep_every_invariant() {
 /// `Replica::own_valid` listing the device's own key-agreement ops.
 #[test]
 fn seeds_where_a_removed_writer_owed_its_key_update() {
-    for seed in [20026, 20166, 20195] {
-        let found = run(seed, &generate(seed, STEPS));
-        if !found.violations.is_empty() {
-            fail(seed, found);
-        }
-    }
+    keep_every_invariant(&[20026, 20166, 20195]);
 }
 
 /// Healing: a round after a quiet one runs without the faulty relay's drops. Seed 30236 broke
@@ -172,11 +167,7 @@ fn seeds_where_a_removed_writer_owed_its_key_update() {
 /// delivered all 15 items.
 #[test]
 fn seeds_where_healing_ended_on_a_dropped_item() {
-    let seed = 30236;
-    let found = run(seed, &generate(seed, STEPS));
-    if !found.violations.is_empty() {
-        fail(seed, found);
-    }
+    keep_every_invariant(&[30236]);
 }
 
 /// REP-33 (the causal past of what a removed device offers): seeds of the release survey from
@@ -190,12 +181,7 @@ fn seeds_where_healing_ended_on_a_dropped_item() {
 /// ops, so carol kept the folder op pending.
 #[test]
 fn seeds_where_a_removed_writer_owed_an_excluded_parent() {
-    for seed in [30893, 30919, 32348] {
-        let found = run(seed, &generate(seed, STEPS));
-        if !found.violations.is_empty() {
-            fail(seed, found);
-        }
-    }
+    keep_every_invariant(&[30893, 30919, 32348]);
 }
 
 /// REP-30 (taking part): seeds of the release survey from 34000 that broke (e). Dave, revoked
@@ -205,7 +191,12 @@ fn seeds_where_a_removed_writer_owed_an_excluded_parent() {
 /// fails without `Checker::took_part` requiring the issued op to be statically authorised.
 #[test]
 fn seeds_where_a_forged_write_bought_a_removed_share() {
-    for seed in [34025, 34494] {
+    keep_every_invariant(&[34025, 34494]);
+}
+
+/// Runs each of `seeds` and fails with the shrunk report of the first that breaks an invariant.
+fn keep_every_invariant(seeds: &[u64]) {
+    for &seed in seeds {
         let found = run(seed, &generate(seed, STEPS));
         if !found.violations.is_empty() {
             fail(seed, found);
