@@ -194,6 +194,16 @@ fn seeds_where_a_forged_write_bought_a_removed_share() {
     keep_every_invariant(&[34025, 34494]);
 }
 
+/// CGKA-38: seeds of the release surveys from 50000 and 100000 that broke (b). bob-phone wrote
+/// (under its own key update), then left bob's group while bob-laptop removed it from the
+/// document's key agreement; where the removal replayed before bob-phone's update, no reader
+/// learned that update's epoch, so the write, valid and held by every reader, stayed
+/// unreadable. Each fails without the update being learned after its author's removal.
+#[test]
+fn seeds_where_a_removed_writers_update_was_not_learned() {
+    keep_every_invariant(&[51827, 105984]);
+}
+
 /// Runs each of `seeds` and fails with the shrunk report of the first that breaks an invariant.
 fn keep_every_invariant(seeds: &[u64]) {
     for &seed in seeds {

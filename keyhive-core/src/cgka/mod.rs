@@ -30,6 +30,8 @@ mod fill_tests;
 #[cfg(test)]
 mod refresh_tests;
 #[cfg(test)]
+mod removed_update_tests;
+#[cfg(test)]
 mod replay_vectors;
 #[cfg(test)]
 mod resolver_tests;

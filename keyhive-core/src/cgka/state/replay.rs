@@ -314,6 +314,16 @@ impl Cgka {
         past: &Past,
     ) {
         let Some(slot) = self.tree.slot_of(&issuer) else {
+            // CGKA-38: its author was removed by a membership change ordered before it (a
+            // concurrent removal or leave). Nothing of it enters the tree, but the secrets it
+            // wrapped for this device are still learned: a change its author sealed under it
+            // can be valid (made before the removal, CAP-11, or witnessed by the author's own
+            // leave, CAP-22), and without its epoch no reader could ever open that change
+            // (simulation seeds 51827, 105984). Learning is order-independent this way: had
+            // the update replayed first, it would have been learned below.
+            if self.owner.is_some() && self.owner != Some(issuer) {
+                self.learn(hash, update);
+            }
             return;
         };
         let nodes = self.tree.direct_path(slot);
