@@ -1,22 +1,10 @@
 //! CGKA-38: an update concurrent with its author's removal is still learned by the devices it
 //! wrapped secrets for, whichever of the two replays first.
 
-use super::tests::{Replica, broadcast, network};
+use super::resolver_tests::seated;
+use super::tests::Replica;
 use super::*;
 use crate::signed::Signed;
-
-/// Three replicas, every device seated and the root agreed.
-fn seated() -> (Vec<Replica>, StaticAuthority) {
-    let (mut rs, auth) = network(3);
-    let key = rs[0].device.signing_key().clone();
-    let seats: Vec<_> = rs[1..].iter().map(|r| (r.id(), r.prekey())).collect();
-    for op in rs[0].cgka.add_many(&key, &seats, &auth).unwrap() {
-        broadcast(&mut rs[1..], &op, &auth);
-    }
-    let op = rs[0].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs[1..], &op, &auth);
-    (rs, auth)
-}
 
 fn receive(r: &mut Replica, op: &CgkaOp, auth: &StaticAuthority) {
     r.cgka
@@ -32,7 +20,7 @@ fn receive(r: &mut Replica, op: &CgkaOp, auth: &StaticAuthority) {
 fn an_update_concurrent_with_its_authors_removal_is_learned() {
     let mut seen = [false; 2];
     for round in 0..64 {
-        let (mut rs, auth) = seated();
+        let (mut rs, auth) = seated(3);
         let k2 = rs[2].device.signing_key().clone();
         let update = rs[2].cgka.update(&k2, &auth).unwrap();
         let k0 = rs[0].device.signing_key().clone();

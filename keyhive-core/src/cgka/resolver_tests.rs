@@ -8,7 +8,7 @@ use crate::identity::IndividualId;
 use crate::signed::Signed;
 
 /// `n` replicas, every device seated and the root agreed.
-fn seated(n: usize) -> (Vec<Replica>, StaticAuthority) {
+pub(super) fn seated(n: usize) -> (Vec<Replica>, StaticAuthority) {
     let (mut rs, auth) = network(n);
     let key = rs[0].device.signing_key().clone();
     let seats: Vec<_> = rs[1..].iter().map(|r| (r.id(), r.prekey())).collect();
