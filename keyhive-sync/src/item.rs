@@ -129,7 +129,7 @@ pub enum ItemError {
     },
     /// SYNC-110: the wire envelope has no signed form (a full-form op of a compact version, or
     /// a malformed compact envelope).
-    #[error("wire envelope refused: {0}")]
+    #[error("wire envelope refused")]
     WireForm(#[from] WireFormError),
 }
 

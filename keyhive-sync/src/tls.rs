@@ -23,8 +23,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 #[non_exhaustive]
 pub enum TlsConfigError {
     /// The PEM input could not be parsed.
-    #[error("invalid PEM: {0}")]
-    Pem(String),
+    #[error("invalid PEM")]
+    Pem(#[source] rustls::pki_types::pem::Error),
     /// No certificate was given (an empty chain or trust list).
     #[error("no certificate given")]
     NoCertificate,
@@ -103,8 +103,7 @@ pub fn server_config_from_pem(
     key_pem: &[u8],
 ) -> Result<Arc<ServerConfig>, TlsConfigError> {
     let chain = certificates_from_pem(cert_pem)?;
-    let key =
-        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsConfigError::Pem(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(TlsConfigError::Pem)?;
     server_config(chain, key)
 }
 
@@ -112,7 +111,7 @@ pub fn server_config_from_pem(
 pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
     let chain = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsConfigError::Pem(e.to_string()))?;
+        .map_err(TlsConfigError::Pem)?;
     if chain.is_empty() {
         return Err(TlsConfigError::NoCertificate);
     }

@@ -147,7 +147,10 @@ async fn plain_client_cannot_speak_to_tls_relay_and_tls_config_is_unused_for_ws(
     let plain_url = tls_relay.url().replacen("wss://", "ws://", 1);
     assert!(matches!(
         Session::connect(&plain_url, &device, None).await,
-        Err(ConnectError::Transport(_) | ConnectError::Protocol(_))
+        Err(ConnectError::Transport(_)
+            | ConnectError::UnexpectedMessage { .. }
+            | ConnectError::MalformedFrame(_)
+            | ConnectError::ClosedDuringHandshake)
     ));
     tls_relay.shutdown().await.unwrap();
 

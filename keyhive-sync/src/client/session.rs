@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::item::{Item, SubjectId};
-use crate::protocol::frame::{MAX_WS_MESSAGE_LEN, decode_frame, encode_frame};
+use crate::protocol::frame::{FrameError, MAX_WS_MESSAGE_LEN, decode_frame, encode_frame};
 use crate::protocol::handshake::{ClientHandshake, HandshakeError, SessionKeys};
 use crate::protocol::message::SubjectOffer;
 use crate::protocol::transport::{Opener, TAG_LEN};
@@ -88,22 +88,34 @@ impl std::fmt::Display for ConnectPhase {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// TCP or WebSocket failure.
-    #[error("transport error: {0}")]
-    Transport(String),
-    /// The peer closed or sent something other than the handshake.
-    #[error("handshake protocol violation: {0}")]
-    Protocol(String),
+    /// TCP or WebSocket failure (the source says which).
+    #[error("transport error")]
+    Transport(#[source] std::io::Error),
+    /// The relay URL's host is not a name TLS can verify a certificate against (SYNC-37).
+    #[error("the relay's host is not a valid TLS server name")]
+    InvalidServerName,
+    /// The peer sent a frame other than the handshake message expected next.
+    #[error("handshake protocol violation: expected {expected}")]
+    UnexpectedMessage {
+        /// The handshake message expected.
+        expected: &'static str,
+    },
+    /// A handshake frame did not decode.
+    #[error("malformed handshake frame")]
+    MalformedFrame(#[source] FrameError),
+    /// The peer closed the connection before the handshake ended.
+    #[error("the connection closed during the handshake")]
+    ClosedDuringHandshake,
     /// The handshake did not verify.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
     /// The server refused us with an error frame.
-    #[error("server refused the handshake: {0:?}")]
+    #[error("server refused the handshake ({:?}): {}", .0.code, .0.detail)]
     Refused(ErrorFrame),
     /// TLS failed for a `wss://` URL: e.g. the server certificate is not trusted or does not
     /// name the host (SYNC-37).
-    #[error("TLS error: {0}")]
-    Tls(String),
+    #[error("TLS error")]
+    Tls(#[source] rustls::Error),
     /// SYNC-98: the server did not answer in time (down, stalled or unreachable).
     #[error("the server did not answer within {after:?} ({phase}); is the relay up and reachable?")]
     Timeout {
@@ -153,19 +165,21 @@ async fn tcp_from(
 /// Classifies a WebSocket connect error, separating TLS failures (SYNC-37).
 fn connect_error(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
     use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::TlsError;
     match e {
-        WsError::Tls(t) => ConnectError::Tls(t.to_string()),
+        WsError::Tls(TlsError::Rustls(tls)) => ConnectError::Tls(*tls),
+        WsError::Tls(TlsError::InvalidDnsName) => ConnectError::InvalidServerName,
         WsError::Io(io) => {
             // tokio-rustls reports handshake failures as I/O errors wrapping a rustls::Error.
             match io
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
-                Some(tls) => ConnectError::Tls(tls.to_string()),
-                None => ConnectError::Transport(io.to_string()),
+                Some(tls) => ConnectError::Tls(tls.clone()),
+                None => ConnectError::Transport(io),
             }
         }
-        other => ConnectError::Transport(other.to_string()),
+        other => ConnectError::Transport(std::io::Error::other(other)),
     }
 }
 
@@ -182,15 +196,29 @@ pub enum SessionError {
     /// The peer answered with an error frame.
     #[error("peer error {:?}: {}", .0.code, .0.detail)]
     Remote(ErrorFrame),
-    /// The peer answered with the wrong message or a malformed answer.
-    #[error("unexpected answer from peer: {0}")]
-    Protocol(String),
-}
-
-impl From<AnswerError> for SessionError {
-    fn from(e: AnswerError) -> Self {
-        SessionError::Protocol(e.to_string())
-    }
+    /// The peer answered a request with a message of another kind.
+    #[error("unexpected answer from peer: expected {expected}")]
+    UnexpectedAnswer {
+        /// The answer expected.
+        expected: &'static str,
+    },
+    /// The peer acknowledged a different number of pushed items than were sent (SYNC-41).
+    #[error("the peer acknowledged {got} of {sent} pushed items")]
+    PushAckCount {
+        /// Items pushed in the frame.
+        sent: usize,
+        /// Outcomes in its acknowledgement.
+        got: usize,
+    },
+    /// One response ran over the most frames a response may have (2,048).
+    #[error("response has more than {MAX_RESPONSE_FRAMES} frames")]
+    TooManyFrames,
+    /// A reconciliation answer was malformed (SYNC-23).
+    #[error("malformed reconciliation answer")]
+    Reconcile(#[from] AnswerError),
+    /// Reconciliation did not end within its round bound (SYNC-23).
+    #[error("reconciliation does not terminate")]
+    ReconcileDiverges,
 }
 
 /// Something the relay pushed without being asked.
@@ -476,9 +504,7 @@ impl Session {
             // A hostile peer cannot grow one response without bound.
             if frames.len() > MAX_RESPONSE_FRAMES {
                 lock(&self.pending).remove(&req);
-                return Err(SessionError::Protocol(
-                    "response has too many frames".into(),
-                ));
+                return Err(SessionError::TooManyFrames);
             }
             if done {
                 lock(&self.pending).remove(&req);
@@ -509,7 +535,17 @@ impl Session {
                 Some(Message::PushAck { outcomes: o, .. }) if o.len() == end - start => {
                     outcomes.extend(o)
                 }
-                other => return Err(SessionError::Protocol(format!("bad push ack: {other:?}"))),
+                Some(Message::PushAck { outcomes: o, .. }) => {
+                    return Err(SessionError::PushAckCount {
+                        sent: end - start,
+                        got: o.len(),
+                    });
+                }
+                _ => {
+                    return Err(SessionError::UnexpectedAnswer {
+                        expected: "push ack",
+                    });
+                }
             }
             start = end;
         }
@@ -530,7 +566,7 @@ impl Session {
                 .await?;
             for frame in frames {
                 let Message::Items { items, .. } = frame else {
-                    return Err(SessionError::Protocol("expected items".into()));
+                    return Err(SessionError::UnexpectedAnswer { expected: "items" });
                 };
                 for wire in items {
                     if let Ok(item) = Item::from_wire(wire)
@@ -550,7 +586,7 @@ impl Session {
         let mut out = Vec::new();
         for frame in frames {
             let Message::Offer { subjects, .. } = frame else {
-                return Err(SessionError::Protocol("expected offer".into()));
+                return Err(SessionError::UnexpectedAnswer { expected: "offer" });
             };
             out.extend(subjects);
         }
@@ -579,7 +615,9 @@ impl Session {
                     .await?;
                 let Some(Message::ReconcileReply { answers, .. }) = frames.into_iter().next()
                 else {
-                    return Err(SessionError::Protocol("expected reconcile reply".into()));
+                    return Err(SessionError::UnexpectedAnswer {
+                        expected: "reconcile reply",
+                    });
                 };
                 let out = range::process(sorted, chunk, &answers)?;
                 result.need.extend(out.need);
@@ -588,9 +626,7 @@ impl Session {
             }
             queries = next;
             if result.rounds > 70 {
-                return Err(SessionError::Protocol(
-                    "reconciliation does not terminate".into(),
-                ));
+                return Err(SessionError::ReconcileDiverges);
             }
         }
         Ok(result)
@@ -608,7 +644,11 @@ impl Session {
                 .await?;
             match frames.into_iter().next() {
                 Some(Message::Subscribed { subjects, .. }) => accepted.extend(subjects),
-                _ => return Err(SessionError::Protocol("expected subscribed".into())),
+                _ => {
+                    return Err(SessionError::UnexpectedAnswer {
+                        expected: "subscribed",
+                    });
+                }
             }
         }
         Ok(accepted)
@@ -667,10 +707,10 @@ async fn handshake_client(
     let challenge = match next_message(stream, stats).await? {
         Message::Challenge(c) => c,
         Message::Error(e) => return Err(ConnectError::Refused(e)),
-        other => {
-            return Err(ConnectError::Protocol(format!(
-                "expected challenge, got {other:?}"
-            )));
+        _ => {
+            return Err(ConnectError::UnexpectedMessage {
+                expected: "challenge",
+            });
         }
     };
     // SYNC-34: an unexpected server is refused before anything is signed.
@@ -679,14 +719,14 @@ async fn handshake_client(
     count_sent(stats, frame.len());
     sink.send(WsMessage::Binary(frame.into()))
         .await
-        .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        .map_err(connect_error)?;
     let welcome = match next_message(stream, stats).await? {
         Message::Welcome(w) => w,
         Message::Error(e) => return Err(ConnectError::Refused(e)),
-        other => {
-            return Err(ConnectError::Protocol(format!(
-                "expected welcome, got {other:?}"
-            )));
+        _ => {
+            return Err(ConnectError::UnexpectedMessage {
+                expected: "welcome",
+            });
         }
     };
     Ok((challenge.server_id, pending.confirm(&welcome)?))
@@ -700,15 +740,17 @@ async fn next_message(stream: &mut WsStream, stats: &WireStats) -> Result<Messag
                     .received
                     .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 stats.frames_received.fetch_add(1, Ordering::Relaxed);
-                return decode_frame(&bytes).map_err(|e| ConnectError::Protocol(e.to_string()));
+                return decode_frame(&bytes).map_err(ConnectError::MalformedFrame);
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-            Some(Ok(other)) => return Err(ConnectError::Protocol(format!("unexpected {other:?}"))),
-            Some(Err(e)) => return Err(ConnectError::Transport(e.to_string())),
+            Some(Ok(_)) => {
+                return Err(ConnectError::UnexpectedMessage {
+                    expected: "a binary handshake frame",
+                });
+            }
+            Some(Err(e)) => return Err(connect_error(e)),
             None => {
-                return Err(ConnectError::Protocol(
-                    "connection closed during handshake".into(),
-                ));
+                return Err(ConnectError::ClosedDuringHandshake);
             }
         }
     }
