@@ -24,9 +24,13 @@ mod adversarial_tests;
 #[cfg(test)]
 mod batch_tests;
 #[cfg(test)]
+mod divergent_view_tests;
+#[cfg(test)]
 mod fill_position_tests;
 #[cfg(test)]
 mod fill_tests;
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod refresh_tests;
 #[cfg(test)]
