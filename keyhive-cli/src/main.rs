@@ -1,4 +1,8 @@
 //! The `keyhive` command: device identity, contacts, sharing, and relay operation.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod access_scope;
 mod cli;
