@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::history_tests::{Action, action, action_with_fill};
-use super::tests::{Replica, SMALL_FILL, broadcast, epoch_of, network, shuffle};
+use super::tests::{Replica, SMALL_FILL, add_and_broadcast, epoch_of, network, shuffled_ops};
 use super::*;
 use crate::crypto::hash::Hash;
 use crate::signed::Signed;
@@ -15,14 +15,7 @@ fn deliver_with(rs: &mut [Replica], from: usize, to: usize, seed: u64, view: &St
     if from == to {
         return;
     }
-    let mut ops: Vec<Vec<u8>> = rs[from]
-        .cgka
-        .ops_in_order()
-        .map(|op| op.as_bytes().to_vec())
-        .collect();
-    shuffle(&mut ops, seed);
-    for bytes in ops {
-        let op = Signed::decode(&bytes).unwrap();
+    for op in shuffled_ops(&rs[from], seed) {
         match rs[to].cgka.receive(op, view) {
             // Under `to`'s stricter view a remove may name a device it never seated (CGKA-26).
             Ok(_)
@@ -53,10 +46,7 @@ fn run_divergent(actions: &[Action], lax_mask: u8, seed: u64) -> Result<(), Test
         })
         .collect();
     for i in 1..3 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &strict).unwrap();
-        broadcast(&mut rs, &op, &strict);
+        add_and_broadcast(&mut rs, 0, i, &strict);
     }
     let mut strict_epochs: Vec<Hash> = Vec::new();
     for a in actions {

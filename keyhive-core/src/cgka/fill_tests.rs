@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::op::{CgkaBody, FILL_MAX_BYTES};
-use super::tests::{Replica, SMALL_FILL, broadcast, network, shuffle};
+use super::tests::{Replica, SMALL_FILL, add_and_broadcast, broadcast, network, shuffle};
 use super::*;
 use crate::crypto::hash::Hash;
 use crate::signed::Signed;
@@ -22,10 +22,7 @@ fn wraps(op: &CgkaOp) -> usize {
 fn seated_blank(n: usize) -> (Vec<Replica>, StaticAuthority) {
     let (mut rs, auth) = network(n);
     for i in 1..n {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
     }
     (rs, auth)
 }

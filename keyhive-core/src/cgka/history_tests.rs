@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 use super::tests::{
     Replica, SMALL_FILL, broadcast, deliver, deliver_batched, epoch_of, network, sync_all,
+    update_and_broadcast,
 };
 use crate::crypto::hash::Hash;
 use crate::crypto::secret::SymmetricKey;
@@ -71,9 +72,7 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
             broadcast(&mut rs, &op, &auth);
         }
     }
-    let key = rs[0].device.signing_key().clone();
-    let op = rs[0].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    update_and_broadcast(&mut rs, 0, &auth);
     // (epoch, devices that were not members in the encrypter's view).
     let mut encryptions: Vec<(Hash, Vec<IndividualId>)> = Vec::new();
     // Content written along the way: the store, and each replica's last change and key.
@@ -173,9 +172,7 @@ fn run_history(n: usize, actions: &[Action], seed: u64) -> Result<(), TestCaseEr
     let Some(updater) = rs.iter().position(|r| members.contains(&r.id())) else {
         return Ok(());
     };
-    let key = rs[updater].device.signing_key().clone();
-    let op = rs[updater].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    let op = update_and_broadcast(&mut rs, updater, &auth);
     let root = epoch_of(&rs[updater]);
     if std::env::var_os("CGKA_STATS").is_some() {
         eprintln!(

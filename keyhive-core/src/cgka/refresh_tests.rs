@@ -6,11 +6,10 @@
 
 use proptest::prelude::*;
 
-use super::tests::{Replica, SMALL_FILL, network, shuffle};
+use super::tests::{Replica, SMALL_FILL, network, shuffled_ops};
 use super::*;
 use crate::crypto::prekey::PrekeyPublic;
 use crate::identity::IndividualId;
-use crate::signed::Signed;
 
 /// One capability graph as it evolves, as a replica's checker does: a grant only ever allows
 /// more; a revocation may take an allowed add back, so it moves the stamp (as a replaced
@@ -68,16 +67,7 @@ fn deliver(rs: &mut [Replica], from: usize, to: usize, seed: u64, authority: &Ev
     if from == to {
         return;
     }
-    let mut ops: Vec<Vec<u8>> = rs[from]
-        .cgka
-        .ops_in_order()
-        .map(|op| op.as_bytes().to_vec())
-        .collect();
-    shuffle(&mut ops, seed);
-    for bytes in ops {
-        let Ok(op) = Signed::decode(&bytes) else {
-            continue;
-        };
+    for op in shuffled_ops(&rs[from], seed) {
         // Refusals (an op this graph does not authorise, a remove of nobody) are expected.
         let _ = rs[to].cgka.receive(op, authority);
     }

@@ -60,6 +60,20 @@ pub(crate) fn network(n: usize) -> (Vec<Replica>, StaticAuthority) {
     (replicas, authority)
 }
 
+/// Every op `replica` has applied, decoded again from its bytes as a peer receives them, in an
+/// order shuffled by `seed`.
+pub(crate) fn shuffled_ops(replica: &Replica, seed: u64) -> Vec<SignedCgkaOp> {
+    let mut ops: Vec<Vec<u8>> = replica
+        .cgka
+        .ops_in_order()
+        .map(|op| op.as_bytes().to_vec())
+        .collect();
+    shuffle(&mut ops, seed);
+    ops.iter()
+        .map(|bytes| Signed::decode(bytes).unwrap())
+        .collect()
+}
+
 /// Delivers every op `from` has applied to `to`, in an order shuffled by `seed`.
 pub(crate) fn deliver(
     replicas: &mut [Replica],
@@ -71,14 +85,7 @@ pub(crate) fn deliver(
     if from == to {
         return;
     }
-    let mut ops: Vec<Vec<u8>> = replicas[from]
-        .cgka
-        .ops_in_order()
-        .map(|op| op.as_bytes().to_vec())
-        .collect();
-    shuffle(&mut ops, seed);
-    for bytes in ops {
-        let op = Signed::decode(&bytes).unwrap();
+    for op in shuffled_ops(&replicas[from], seed) {
         match replicas[to].cgka.receive(op, authority) {
             Ok(_) => {}
             Err(ReceiveError::ForeignInit) => {}
@@ -135,6 +142,33 @@ pub(crate) fn broadcast(replicas: &mut [Replica], op: &CgkaOp, authority: &dyn C
     }
 }
 
+/// Replica `by` adds replica `who` (seated on its device key, CGKA-34); every replica receives
+/// the op, which is returned.
+pub(crate) fn add_and_broadcast(
+    replicas: &mut [Replica],
+    by: usize,
+    who: usize,
+    authority: &dyn CgkaAuthority,
+) -> CgkaOp {
+    let (id, prekey) = (replicas[who].id(), replicas[who].prekey());
+    let key = replicas[by].device.signing_key().clone();
+    let op = replicas[by].cgka.add(&key, id, prekey, authority).unwrap();
+    broadcast(replicas, &op, authority);
+    op
+}
+
+/// Replica `who` updates its path; every replica receives the op, which is returned.
+pub(crate) fn update_and_broadcast(
+    replicas: &mut [Replica],
+    who: usize,
+    authority: &dyn CgkaAuthority,
+) -> CgkaOp {
+    let key = replicas[who].device.signing_key().clone();
+    let op = replicas[who].cgka.update(&key, authority).unwrap();
+    broadcast(replicas, &op, authority);
+    op
+}
+
 pub(crate) fn epoch_of(r: &Replica) -> Option<(Hash, SymmetricKey)> {
     r.cgka.current_epoch().map(|(h, k)| (h, k.clone()))
 }
@@ -143,15 +177,10 @@ pub(crate) fn epoch_of(r: &Replica) -> Option<(Hash, SymmetricKey)> {
 fn members_agree_on_root_after_update() {
     let (mut rs, auth) = network(5);
     for i in 1..5 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
     }
     assert!(rs[0].cgka.must_update_before_encrypt());
-    let key = rs[2].device.signing_key().clone();
-    let op = rs[2].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    update_and_broadcast(&mut rs, 2, &auth);
     let root = epoch_of(&rs[2]).unwrap();
     for r in &rs {
         assert_eq!(epoch_of(r).as_ref(), Some(&root));
@@ -164,14 +193,9 @@ fn third_replica_rekeys_after_removal_and_removed_member_is_locked_out() {
     // BRIEF §9.5: A removes B; C, having seen it, writes next: B cannot read.
     let (mut rs, auth) = network(4);
     for i in 1..4 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
     }
-    let key = rs[3].device.signing_key().clone();
-    let op = rs[3].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    update_and_broadcast(&mut rs, 3, &auth);
     assert!(epoch_of(&rs[1]).is_some());
     let b = rs[1].id();
     let key = rs[0].device.signing_key().clone();
@@ -243,10 +267,7 @@ fn pull_only_peer_cannot_add_itself() {
 fn tampered_update_path_is_detected() {
     let (mut rs, auth) = network(3);
     for i in 1..3 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
     }
     // Replica 1 sends a path whose wrapped secret does not match the announced keys.
     let key = rs[1].device.signing_key().clone();
@@ -311,14 +332,9 @@ fn membership_sync_matches_capabilities() {
 fn secrets_export_import_restores_epochs() {
     let (mut rs, auth) = network(3);
     for i in 1..3 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
     }
-    let key = rs[1].device.signing_key().clone();
-    let op = rs[1].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    update_and_broadcast(&mut rs, 1, &auth);
     let exported = rs[2].cgka.export_secrets();
     let init = Signed::decode(rs[2].cgka.ops_in_order().next().unwrap().as_bytes()).unwrap();
     // A restarted device without its CGKA secrets (fresh prekey-only view) ...
@@ -350,14 +366,9 @@ fn target_membership_plan_is_exact() {
 fn seated(n: usize) -> (Vec<Replica>, StaticAuthority) {
     let (mut rs, auth) = network(n);
     for i in 1..n {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
     }
-    let key = rs[0].device.signing_key().clone();
-    let op = rs[0].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    update_and_broadcast(&mut rs, 0, &auth);
     (rs, auth)
 }
 
@@ -394,15 +405,11 @@ fn member_added_concurrently_with_a_removal_receives_the_next_secret() {
     // BRIEF §9.8 (p2panda #807).
     let (mut rs, auth) = network(5);
     for i in 1..4 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
     }
-    let key = rs[0].device.signing_key().clone();
-    let op = rs[0].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    update_and_broadcast(&mut rs, 0, &auth);
     // Replica 0 removes 1 while replica 2 concurrently adds 4.
+    let key = rs[0].device.signing_key().clone();
     let id1 = rs[1].id();
     let removal = rs[0].cgka.remove(&key, id1, &auth).unwrap();
     let k2 = rs[2].device.signing_key().clone();
@@ -429,13 +436,8 @@ fn update_in_full_tree_costs_log_n_wraps() {
     // Join pattern: each member updates once after being added; the tree has no blanks.
     let (mut rs, auth) = network(16);
     for i in 1..16 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
-        let key = rs[i].device.signing_key().clone();
-        let op = rs[i].cgka.update(&key, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
+        update_and_broadcast(&mut rs, i, &auth);
     }
     let key = rs[5].device.signing_key().clone();
     let op = rs[5].cgka.update(&key, &auth).unwrap();
@@ -545,21 +547,14 @@ fn update_after_a_removal_stays_logarithmic() {
     // resolution per level below it).
     let (mut rs, auth) = network(32);
     for i in 1..32 {
-        let (id, pk) = (rs[i].id(), rs[i].prekey());
-        let key = rs[0].device.signing_key().clone();
-        let op = rs[0].cgka.add(&key, id, pk, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
-        let key = rs[i].device.signing_key().clone();
-        let op = rs[i].cgka.update(&key, &auth).unwrap();
-        broadcast(&mut rs, &op, &auth);
+        add_and_broadcast(&mut rs, 0, i, &auth);
+        update_and_broadcast(&mut rs, i, &auth);
     }
     let key = rs[0].device.signing_key().clone();
     let id = rs[20].id();
     let op = rs[0].cgka.remove(&key, id, &auth).unwrap();
     broadcast(&mut rs, &op, &auth);
-    let key = rs[3].device.signing_key().clone();
-    let op = rs[3].cgka.update(&key, &auth).unwrap();
-    broadcast(&mut rs, &op, &auth);
+    let op = update_and_broadcast(&mut rs, 3, &auth);
     let CgkaBody::Update(path) = &op.body else {
         panic!("not an update")
     };
