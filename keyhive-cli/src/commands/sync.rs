@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
+use keyhive_sync::client::sync::REFUSAL_SAMPLE;
 use keyhive_sync::client::{Client, ConnectError, Session as SyncSession, SyncReport};
 use keyhive_sync::protocol::handshake::HandshakeError;
 use keyhive_sync::replica::ReplicaGate;
@@ -39,6 +40,9 @@ pub struct RelaySummary {
     pub pushed: usize,
     /// Items the relay refused (reported, never fatal).
     pub refused: usize,
+    /// The first refused items (at most `REFUSAL_SAMPLE` over the whole sync) with the reason
+    /// the relay gave (SYNC-83).
+    pub refusals: Vec<RelayRefusal>,
     /// Items received that this device refused.
     pub rejected: usize,
     /// Items refused here, by cause (the `Refusal` kind).
@@ -49,8 +53,28 @@ pub struct RelaySummary {
     pub bytes_received: u64,
 }
 
+/// One item a relay refused, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RelayRefusal {
+    /// The item's hash.
+    pub item: String,
+    /// The relay's reason.
+    pub reason: String,
+}
+
 impl RelaySummary {
     fn add(&mut self, r: &SyncReport) {
+        let room = REFUSAL_SAMPLE.saturating_sub(self.refusals.len());
+        self.refusals
+            .extend(
+                r.peer_refusals
+                    .iter()
+                    .take(room)
+                    .map(|(hash, reason)| RelayRefusal {
+                        item: hash.to_string(),
+                        reason: reason.clone(),
+                    }),
+            );
         self.arrived += r.arrived;
         self.pulled += r.pulled;
         self.duplicates += r.duplicates;
@@ -234,8 +258,30 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
             for (cause, n) in &r.rejected_by_cause {
                 println!("  rejected here: {n} x {cause}");
             }
+            for (reason, n) in refusal_reasons(&r.refusals) {
+                println!("  refused by relay: {n} x {reason}");
+            }
+            if r.refused > r.refusals.len() {
+                println!(
+                    "  (reasons given for the first {} of {} refused items)",
+                    r.refusals.len(),
+                    r.refused
+                );
+            }
         }
     })
+}
+
+/// Each distinct reason among `refusals`, with how many gave it, in first-seen order.
+pub(crate) fn refusal_reasons(refusals: &[RelayRefusal]) -> Vec<(&str, usize)> {
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
+    for refusal in refusals {
+        match reasons.iter_mut().find(|(r, _)| *r == refusal.reason) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((&refusal.reason, 1)),
+        }
+    }
+    reasons
 }
 
 fn spinner(out: Output) -> indicatif::ProgressBar {

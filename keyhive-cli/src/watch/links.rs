@@ -192,12 +192,17 @@ impl Links {
             self.report.line(
                 "synced",
                 json!({"relay": url, "pushed": summary.pushed, "pulled": summary.pulled,
-                       "refused": summary.refused, "rejected": summary.rejected}),
+                       "refused": summary.refused, "rejected": summary.rejected,
+                       "refusals": summary.refusals}),
                 || {
-                    format!(
+                    let mut line = format!(
                         "{url}: pushed {}, received {} (refused by relay {}, rejected here {})",
                         summary.pushed, summary.pulled, summary.refused, summary.rejected
-                    )
+                    );
+                    for (reason, n) in crate::commands::sync::refusal_reasons(&summary.refusals) {
+                        line.push_str(&format!("; refused {n} x {reason}"));
+                    }
+                    line
                 },
             );
         }

@@ -1,0 +1,92 @@
+//! SYNC-83 through the CLI and a real relay process: what a relay refuses is reported by
+//! `keyhive sync` with the relay's reason (`refusals` in `--json`, a `refused by relay` line per
+//! reason otherwise), not only counted; and nothing refused is lost: once the relay has room,
+//! the next sync delivers it and another member reads it.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use common::{RelayProcess, json, keyhive};
+
+fn card(home: &Path) -> String {
+    json(home, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_relay_refusal_is_reported_with_its_reason_and_delivered_once_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // SYNC-104: a device that shares with nobody holds no grant from anyone (a stranger); this
+    // relay lets a stranger store 6,000 bytes.
+    let small: [&OsStr; 2] = ["--stranger-quota".as_ref(), "1000,6000".as_ref()];
+    let relay = RelayProcess::start(&dir.path().join("relay"), &small);
+    let alice = dir.path().join("alice");
+    json(&alice, &["init", "--name", "Alice"]);
+    json(&alice, &["relay", "add", &relay.url]);
+    json(&alice, &["doc", "create", "notes.txt"]);
+    let file = dir.path().join("notes.txt");
+    for version in 0..6u8 {
+        let text: String = (0..2_000)
+            .map(|i| char::from(b'a' + (i as u8 ^ version) % 26))
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        json(&alice, &["put", "notes.txt", file.to_str().unwrap()]);
+    }
+    let last = std::fs::read_to_string(&file).unwrap();
+
+    let first = json(&alice, &["sync"]);
+    let row = &first[0];
+    let refused = row["refused"].as_u64().unwrap();
+    assert!(refused > 0, "the quota refuses part of the push: {row}");
+    let refusals = row["refusals"].as_array().unwrap();
+    assert_eq!(refusals.len() as u64, refused.min(16), "{row}");
+    for refusal in refusals {
+        let reason = refusal["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("quota"),
+            "the relay's reason is kept: {refusal}"
+        );
+        assert_eq!(refusal["item"].as_str().unwrap().len(), 64, "{refusal}");
+    }
+
+    // The same, as a person reads it.
+    let text = keyhive(&alice).arg("sync").output().unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("refused by relay: ") && l.contains("quota")),
+        "{text}"
+    );
+
+    // Nothing refused is lost: the same relay data, restarted on the same address with room.
+    let listen = relay.url["ws://".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    drop(relay);
+    let room: [&OsStr; 2] = ["--stranger-quota".as_ref(), "1000,10000000".as_ref()];
+    let relay = RelayProcess::start_on(&listen, &dir.path().join("relay"), &room);
+    let after = json(&alice, &["sync"]);
+    assert_eq!(after[0]["refused"], 0, "{after}");
+    assert_eq!(after[0]["refusals"].as_array().unwrap().len(), 0, "{after}");
+    assert!(after[0]["pushed"].as_u64().unwrap() > 0, "{after}");
+
+    // Bob, granted read, reads the last version through the relay.
+    let bob = dir.path().join("bob");
+    json(&bob, &["init", "--name", "Bob"]);
+    json(&bob, &["relay", "add", &relay.url]);
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    json(&alice, &["grant", "notes.txt", "Bob", "--access", "read"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    let out = dir.path().join("out.txt");
+    json(&bob, &["get", "notes.txt", "--out", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out).unwrap(), last);
+}
