@@ -224,6 +224,11 @@ pub enum RelayCommand {
         /// replaces any id pinned for this URL.
         #[arg(long, value_name = "RELAY_ID")]
         id: Option<String>,
+        /// For a wss:// relay whose certificate no public authority signed: trust the PEM
+        /// certificate (its self-signed certificate, or your private CA) in FILE, beside the
+        /// usual roots. The relay must still prove its id.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
     },
     /// List the relays `keyhive sync` uses, with the id pinned for each.
     List,

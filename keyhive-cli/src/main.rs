@@ -107,8 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Contact(ContactCommand::Rename { contact, name }) => {
             commands::contact::rename(&home, out, &contact, name)
         }
-        Command::Relay(RelayCommand::Add { url, id }) => {
-            commands::sync::relay_add(&home, out, &url, id.as_deref())
+        Command::Relay(RelayCommand::Add { url, id, ca_cert }) => {
+            commands::sync::relay_add(&home, out, &url, id.as_deref(), ca_cert.as_deref())
         }
         Command::Relay(RelayCommand::List) => commands::sync::relay_list(&home, out),
         Command::Relay(RelayCommand::Remove { url }) => {

@@ -1,10 +1,16 @@
-//! The relays this device syncs with (`relay add`), and the relay id pinned for each URL
-//! (trust on first use, specs/sync.md SYNC-34).
+//! The relays this device syncs with (`relay add`), the relay id pinned for each URL (trust on
+//! first use, specs/sync.md SYNC-34), and the TLS certificates trusted for wss:// relays whose
+//! certificate no public authority signed (`relay add --ca-cert`, SYNC-37).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::crypto::signing::{PublicKey, SigningKey};
+use keyhive_sync::client::Client;
+use keyhive_sync::policy::AccessPolicy;
+use keyhive_sync::store::Store;
+use keyhive_sync::tls;
 
 use crate::home::Home;
 
@@ -12,6 +18,9 @@ use crate::home::Home;
 pub const RELAYS_FILE: &str = "relays.json";
 /// File mapping each relay URL this device has synced with to the relay id it pinned.
 pub const PINS_FILE: &str = "relay_pins.json";
+/// File mapping relay URLs to the PEM certificates (a self-signed certificate or a private CA)
+/// trusted for them beside the webpki roots.
+pub const CA_FILE: &str = "relay_ca.json";
 
 /// Loads the relay list (absent = empty).
 pub fn load(home: &Home) -> Result<Vec<String>> {
@@ -66,6 +75,10 @@ pub fn remove(home: &Home, url: &str) -> Result<bool> {
     let mut pins = load_pins(home)?;
     if pins.remove(url).is_some() {
         save_pins(home, &pins)?;
+    }
+    let mut cas = load_cas(home)?;
+    if cas.remove(url).is_some() {
+        save_cas(home, &cas)?;
     }
     Ok(removed)
 }
@@ -126,4 +139,61 @@ pub fn add(home: &Home, url: &str) -> Result<bool> {
     list.push(url.to_owned());
     home.write_atomic(RELAYS_FILE, &serde_json::to_vec_pretty(&list)?, false)?;
     Ok(true)
+}
+
+fn load_cas(home: &Home) -> Result<BTreeMap<String, String>> {
+    let Some(bytes) = home.read_optional(CA_FILE)? else {
+        return Ok(BTreeMap::new());
+    };
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is damaged", home.path(CA_FILE).display()))
+}
+
+fn save_cas(home: &Home, cas: &BTreeMap<String, String>) -> Result<()> {
+    home.write_atomic(CA_FILE, &serde_json::to_vec_pretty(cas)?, false)
+}
+
+/// Trusts the certificates in `pem` (PEM text: a relay's self-signed certificate or a private
+/// CA) for the wss:// relay `url`, replacing what was trusted for it; refuses text that holds
+/// no certificate or that TLS cannot use as a trust anchor.
+pub fn trust(home: &Home, url: &str, pem: &str) -> Result<()> {
+    if !url.starts_with("wss://") {
+        bail!("--ca-cert is for wss:// relays; {url} does not use TLS");
+    }
+    let certificates = tls::certificates_from_pem(pem.as_bytes())
+        .context("the --ca-cert file holds no PEM certificate")?;
+    tls::client_config_trusting(certificates)
+        .context("TLS cannot use the --ca-cert file as a trust anchor")?;
+    let mut cas = load_cas(home)?;
+    cas.insert(url.to_owned(), pem.to_owned());
+    save_cas(home, &cas)
+}
+
+/// Whether certificates were trusted for `url` with `relay add --ca-cert`.
+pub fn trusts(home: &Home, url: &str) -> Result<bool> {
+    Ok(load_cas(home)?.contains_key(url))
+}
+
+/// The sync client for this device's relays (SYNC-37): wss:// relays are verified against the
+/// webpki roots and every certificate trusted with `relay add --ca-cert`. Those certificates
+/// are trusted for all of this device's relays, as a system's added CA would be; TLS only
+/// protects the transport, and each relay still proves its pinned id (SYNC-34).
+pub fn client(
+    home: &Home,
+    key: SigningKey,
+    store: Arc<dyn Store>,
+    policy: Arc<dyn AccessPolicy>,
+) -> Result<Arc<Client>> {
+    let cas = load_cas(home)?;
+    if cas.is_empty() {
+        return Ok(Client::new(key, store, policy));
+    }
+    let mut anchors = Vec::new();
+    for (url, pem) in &cas {
+        let damaged = || format!("{} is damaged (entry {url})", home.path(CA_FILE).display());
+        anchors.extend(tls::certificates_from_pem(pem.as_bytes()).with_context(damaged)?);
+    }
+    let config = tls::client_config_trusting_also(anchors)
+        .with_context(|| format!("{} is damaged", home.path(CA_FILE).display()))?;
+    Ok(Client::new_with_tls(key, store, policy, config))
 }

@@ -63,3 +63,90 @@ fn tls_cert_without_key_is_rejected() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// SYNC-37 through the CLI: `keyhive sync` with a wss:// relay whose certificate is
+/// self-signed fails with a TLS error that says what to do; `relay add URL --ca-cert FILE`
+/// trusts it, after which two people share a document through it. A file that is not a
+/// certificate, or --ca-cert on a ws:// relay, is refused and changes nothing.
+#[test]
+fn relay_add_ca_cert_lets_the_cli_sync_through_a_self_signed_relay() {
+    use common::{fails, json};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, ck.cert.pem()).unwrap();
+    std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
+    let relay = RelayProcess::start(
+        &dir.path().join("relay"),
+        &[
+            "--tls-cert".as_ref(),
+            cert_path.as_os_str(),
+            "--tls-key".as_ref(),
+            key_path.as_os_str(),
+        ],
+    );
+    let cert = cert_path.to_str().unwrap();
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+    }
+    let card = |h: &std::path::Path| {
+        json(h, &["contact", "export"])["card"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+
+    // Without the certificate: a TLS error naming the way out.
+    json(&bob, &["relay", "add", &relay.url]);
+    let error = fails(&bob, &["sync"]);
+    assert!(error.contains("--ca-cert"), "{error}");
+    assert!(error.contains("certificate"), "{error}");
+
+    // Refused, and nothing saved: a file with no certificate, and a plain ws:// relay.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let error = fails(
+        &alice,
+        &[
+            "relay",
+            "add",
+            &relay.url,
+            "--ca-cert",
+            junk.to_str().unwrap(),
+        ],
+    );
+    assert!(error.contains("no PEM certificate"), "{error}");
+    let error = fails(
+        &alice,
+        &["relay", "add", "ws://127.0.0.1:9/sync", "--ca-cert", cert],
+    );
+    assert!(error.contains("wss://"), "{error}");
+    assert_eq!(json(&alice, &["relay", "list"]), serde_json::json!([]));
+
+    // With it: Alice shares a document with Bob through the relay.
+    let added = json(&alice, &["relay", "add", &relay.url, "--ca-cert", cert]);
+    assert_eq!(added["ca_cert"], true, "{added}");
+    json(&bob, &["relay", "add", &relay.url, "--ca-cert", cert]);
+    let listed = json(&bob, &["relay", "list"]);
+    assert_eq!(listed[0]["ca_cert"], true, "{listed}");
+    json(&alice, &["doc", "create", "notes.txt"]);
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "over TLS").unwrap();
+    json(&alice, &["put", "notes.txt", file.to_str().unwrap()]);
+    json(&alice, &["grant", "notes.txt", "Bob", "--access", "read"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    let out = dir.path().join("out.txt");
+    json(&bob, &["get", "notes.txt", "--out", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out).unwrap(), "over TLS");
+
+    // Removing the relay forgets the certificate too.
+    json(&bob, &["relay", "remove", &relay.url]);
+    json(&bob, &["relay", "add", &relay.url]);
+    assert_eq!(json(&bob, &["relay", "list"])[0]["ca_cert"], false);
+}

@@ -67,6 +67,21 @@ pub fn client_config_trusting(
     Ok(Arc::new(client_config_with_roots(roots)))
 }
 
+/// A client configuration trusting the webpki (Mozilla) roots and also `extra` (e.g. the
+/// self-signed certificate or private CA of relays an app or person added by hand). The server
+/// certificate is still verified, including its name (SYNC-37).
+pub fn client_config_trusting_also(
+    extra: impl IntoIterator<Item = CertificateDer<'static>>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for anchor in extra {
+        roots.add(anchor)?;
+    }
+    Ok(Arc::new(client_config_with_roots(roots)))
+}
+
 fn client_config_with_roots(roots: RootCertStore) -> ClientConfig {
     let builder = ClientConfig::builder_with_provider(provider());
     match builder.with_safe_default_protocol_versions() {

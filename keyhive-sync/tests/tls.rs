@@ -197,3 +197,24 @@ fn bad_pem_is_a_typed_error() {
         Err(tls::TlsConfigError::NoCertificate)
     ));
 }
+
+#[tokio::test]
+async fn webpki_roots_plus_an_added_certificate_trust_that_relay_only() {
+    let (cert, key) = self_signed();
+    let (relay, _) = start_tls(Arc::new(MemoryStore::new()), policy(), &cert, &key).await;
+    let device = SigningKey::generate();
+    let also = |pem: &str| {
+        tls::client_config_trusting_also(tls::certificates_from_pem(pem.as_bytes()).unwrap())
+            .unwrap()
+    };
+    Session::connect_tls(&relay.url(), &device, None, also(&cert))
+        .await
+        .unwrap();
+    let (other_cert, _) = self_signed();
+    match Session::connect_tls(&relay.url(), &device, None, also(&other_cert)).await {
+        Err(ConnectError::Tls(_)) => {}
+        Err(other) => panic!("expected a TLS error, got {other}"),
+        Ok(_) => panic!("an untrusted certificate was accepted"),
+    }
+    relay.shutdown().await.unwrap();
+}

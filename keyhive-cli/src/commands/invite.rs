@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use keyhive_core::capability::{Access, Action, AnyVerified, InvitationInfo, Reason};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::identity::DocumentId;
-use keyhive_sync::client::Client;
 use keyhive_sync::invite_code::InviteCode;
 use keyhive_sync::protocol::PushOutcome;
 use keyhive_sync::replica::{RedemptionStatus, ReplicaError};
@@ -172,7 +171,7 @@ pub fn join(s: Session, code: &str) -> Result<()> {
     let rt = runtime()?;
     // Pushed on its own first, so that a refusal by the relay comes back with its rule.
     let outcome = rt.block_on(async {
-        let client = Client::new(key, store, Arc::new(AllowAll));
+        let client = relays::client(&home, key, store, Arc::new(AllowAll))?;
         let pinned = relays::pinned(&home, &url)?;
         let session = client.connect_to(&url, pinned).await.with_context(|| {
             format!("cannot reach relay {url} (is it running, and the URL right?)")

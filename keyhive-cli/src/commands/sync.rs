@@ -106,7 +106,12 @@ pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, V
     } = s;
     let shared = Arc::new(Mutex::new(replica));
     let gate = Arc::new(ReplicaGate::new(shared.clone()));
-    let client = Client::new(keys.device().signing_key().clone(), store.clone(), gate);
+    let client = relays::client(
+        &home,
+        keys.device().signing_key().clone(),
+        store.clone(),
+        gate,
+    )?;
     let result = sync_links(&client, &shared, &home, urls).await;
     drop(client);
     let replica = Arc::try_unwrap(shared)
@@ -184,6 +189,15 @@ pub(crate) async fn connect_pinned(
         Ok(session) => session,
         Err(ConnectError::Handshake(HandshakeError::UnexpectedServer { expected, found })) => {
             bail!(relays::changed_id_message(url, &expected, &found))
+        }
+        Err(e @ ConnectError::Tls(_)) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot verify relay {url}'s TLS certificate; if the relay uses a \
+                     self-signed certificate or a private CA, trust it with \
+                     `keyhive relay add {url} --ca-cert FILE`"
+                )
+            });
         }
         Err(e) => {
             return Err(e).with_context(|| {
@@ -296,9 +310,22 @@ fn spinner(out: Output) -> indicatif::ProgressBar {
 
 /// `keyhive relay add URL [--id RELAY_ID]`: remembers the URL and, with `--id`, pins (or
 /// re-pins) the relay id it must prove (SYNC-34).
-pub fn relay_add(home: &Home, out: Output, url: &str, id: Option<&str>) -> Result<()> {
+pub fn relay_add(
+    home: &Home,
+    out: Output,
+    url: &str,
+    id: Option<&str>,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<()> {
     let id = id.map(relays::parse_id).transpose()?;
     let url = &relays::normalize(url)?;
+    // Checked before anything is saved, so a bad file leaves the configuration as it was.
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --ca-cert file {}", path.display()))?;
+        relays::trust(home, url, &pem)
+            .with_context(|| format!("--ca-cert file {}", path.display()))?;
+    }
     let added = relays::add(home, url)?;
     let replaced = match id {
         Some(id) => relays::pin(home, url, id)?.filter(|old| *old != id),
@@ -311,12 +338,16 @@ pub fn relay_add(home: &Home, out: Output, url: &str, id: Option<&str>) -> Resul
             "added": added,
             "id": pinned.map(|k| k.to_string()),
             "replaced_id": replaced.map(|k| k.to_string()),
+            "ca_cert": relays::trusts(home, url)?,
         }),
         || {
             if added {
                 println!("Added relay {url}; `keyhive sync` now uses it");
             } else {
                 println!("Relay {url} was already configured");
+            }
+            if let Some(path) = ca_cert {
+                println!("Its TLS certificate is checked against {}", path.display());
             }
             match (pinned, replaced) {
                 (Some(new), Some(old)) => println!("Re-pinned its id: {old} -> {new}"),
@@ -329,29 +360,36 @@ pub fn relay_add(home: &Home, out: Output, url: &str, id: Option<&str>) -> Resul
     )
 }
 
-/// `keyhive relay list`: the relays `keyhive sync` uses and the id pinned for each.
+/// `keyhive relay list`: the relays `keyhive sync` uses, the id pinned for each, and whether a
+/// certificate was trusted for it (`relay add --ca-cert`).
 pub fn relay_list(home: &Home, out: Output) -> Result<()> {
-    let rows: Vec<(String, Option<String>)> = relays::load(home)?
+    let rows: Vec<(String, Option<String>, bool)> = relays::load(home)?
         .into_iter()
         .map(|url| {
             let id = relays::pinned(home, &url)?.map(|k| k.to_string());
-            Ok((url, id))
+            let ca = relays::trusts(home, &url)?;
+            Ok((url, id, ca))
         })
         .collect::<Result<_>>()?;
     out.emit(
         &rows
             .iter()
-            .map(|(url, id)| json!({ "relay": url, "id": id }))
+            .map(|(url, id, ca)| json!({ "relay": url, "id": id, "ca_cert": ca }))
             .collect::<Vec<_>>(),
         || {
             crate::output::print_table(
-                &["RELAY", "PINNED ID"],
+                &["RELAY", "PINNED ID", "TLS TRUST"],
                 rows.iter()
-                    .map(|(url, id)| {
+                    .map(|(url, id, ca)| {
                         vec![
                             url.clone(),
                             id.clone()
                                 .unwrap_or_else(|| "(pinned on first sync)".into()),
+                            match (url.starts_with("wss://"), ca) {
+                                (false, _) => "-".into(),
+                                (true, true) => "--ca-cert".into(),
+                                (true, false) => "public roots".into(),
+                            },
                         ]
                     })
                     .collect(),
@@ -367,6 +405,6 @@ pub fn relay_remove(home: &Home, out: Output, url: &str) -> Result<()> {
         anyhow::bail!("{url} is not a configured relay (see `keyhive relay list`)");
     }
     out.emit(&json!({ "relay": url, "removed": true }), || {
-        println!("Removed relay {url} and its pinned id")
+        println!("Removed relay {url}, its pinned id and any certificate trusted for it")
     })
 }

@@ -59,11 +59,12 @@ impl Opened {
         } = s;
         let replica = Arc::new(Mutex::new(replica));
         let gate = Arc::new(ReplicaGate::new(replica.clone()));
-        let client = Client::new(
+        let client = crate::relays::client(
+            home,
             keys.device().signing_key().clone(),
             store as Arc<dyn Store>,
             gate.clone(),
-        );
+        )?;
         Ok(Opened {
             home: home.clone(),
             keys,
