@@ -19,10 +19,11 @@ use crate::session::{STORE_FILE, Session};
 use crate::{contacts, names, passphrase, person, relays};
 
 /// KEYS-9: the home files an archive carries, and the only ones `restore` writes.
-const HOME_FILES: [&str; 5] = [
+const HOME_FILES: [&str; 6] = [
     contacts::CONTACTS_FILE,
     relays::RELAYS_FILE,
     relays::PINS_FILE,
+    relays::CA_FILE,
     names::NAMES_FILE,
     person::PERSON_FILE,
 ];
