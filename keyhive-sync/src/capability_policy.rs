@@ -406,13 +406,18 @@ impl Graph {
     }
 
     fn shares_subject(&self, a: &IndividualId, b: &IndividualId) -> bool {
-        let checker = &self.admission.checker;
-        let theirs = checker.reachable(AgentId::Individual(*b));
-        checker
-            .reachable(AgentId::Individual(*a))
-            .keys()
-            .any(|s| theirs.contains_key(s))
+        shares_subject(&self.admission.checker, a, b)
     }
+}
+
+/// RELAY-5: whether `a` and `b` both reach some subject (then each may be served the other's
+/// contact card).
+pub(crate) fn shares_subject(checker: &Checker, a: &IndividualId, b: &IndividualId) -> bool {
+    let theirs = checker.reachable(AgentId::Individual(*b));
+    checker
+        .reachable(AgentId::Individual(*a))
+        .keys()
+        .any(|s| theirs.contains_key(s))
 }
 
 /// REP-30: whether `who` held `pull` on `subject` through a path since revoked (and holds no

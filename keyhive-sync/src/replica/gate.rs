@@ -10,7 +10,7 @@ use keyhive_core::identity::IndividualId;
 
 use super::{Ingested, Replica, ReplicaError};
 use crate::item::{Item, SubjectId};
-use crate::policy::{AccessPolicy, AdmitError, Arrival, Offer, Refusal, Share};
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Offer, OwnOffer, Refusal, Share};
 use crate::store::Store;
 
 /// A replica error as the refusal of one item.
@@ -115,8 +115,21 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
     /// and holds valid, with the ciphertext they name, their held causal past and the key
     /// agreement ([`Replica::own_valid`]). If the store
     /// fails reading them, nothing is offered this time; the next sync asks again.
+    ///
+    /// SYNC-81a: another device's contact card only while this device shares a subject with
+    /// it. A relay serves that card back only then (RELAY-5), so offering it otherwise would
+    /// push it again at every sync, and the devices that do share a subject with it hold it.
     fn offers(&self, subject: &SubjectId) -> Offer {
         let replica = self.lock();
+        let me = replica.device().id();
+        let device = IndividualId(subject.0);
+        if device != me
+            && replica.directory().card(&device).is_some()
+            && replica.checker().subject_info(&subject.0).is_none()
+            && !crate::capability_policy::shares_subject(replica.checker(), &me, &device)
+        {
+            return Offer::Own(OwnOffer::default());
+        }
         if replica.require_unrevoked(&subject.0, Access::Pull).is_ok() {
             return Offer::All;
         }
