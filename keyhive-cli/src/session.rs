@@ -535,6 +535,24 @@ pub fn read_meta(
     Ok(DocumentHistory::load(replica, doc)?.metadata())
 }
 
+/// Whether `change` of `document` is the document's (small) metadata record (REP-50), rather
+/// than content.
+pub fn is_metadata(
+    replica: &Replica<Arc<RedbStore>>,
+    document: DocumentId,
+    change: &keyhive_core::Hash,
+) -> bool {
+    let small = replica.changes(document).is_ok_and(|changes| {
+        changes
+            .iter()
+            .any(|c| c.op == *change && c.length.is_some_and(|l| l <= 4096))
+    });
+    let mut bytes = Vec::new();
+    small
+        && replica.read_change(document, change, &mut bytes).is_ok()
+        && keyhive_sync::record::Metadata::from_record(&bytes).is_ok()
+}
+
 /// The first 12 hex characters of a key, for tables.
 pub fn short(key: &PublicKey) -> String {
     key.to_string()[..12].to_owned()

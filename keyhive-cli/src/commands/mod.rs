@@ -15,4 +15,5 @@ pub mod relay;
 pub mod status;
 pub mod subjects;
 pub mod sync;
+pub mod sync_news;
 pub mod tree;

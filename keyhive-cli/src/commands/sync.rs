@@ -7,9 +7,10 @@ use anyhow::{Context, Result, bail};
 use keyhive_sync::client::sync::REFUSAL_SAMPLE;
 use keyhive_sync::client::{Client, ConnectError, Session as SyncSession, SyncReport};
 use keyhive_sync::protocol::handshake::HandshakeError;
-use keyhive_sync::replica::ReplicaGate;
+use keyhive_sync::replica::{Event, ReplicaGate};
 use serde_json::json;
 
+use crate::commands::sync_news::{self, EVENT_CAPACITY, News};
 use crate::home::Home;
 use crate::output::Output;
 use crate::relays;
@@ -51,6 +52,11 @@ pub struct RelaySummary {
     pub bytes_sent: u64,
     /// Frame bytes received.
     pub bytes_received: u64,
+    /// What syncing with this relay changed for this device (filled in from `events`).
+    pub news: Vec<News>,
+    /// The replica's events while syncing with this relay.
+    #[serde(skip)]
+    pub events: Vec<Event>,
 }
 
 /// One item a relay refused, and why.
@@ -129,6 +135,10 @@ async fn sync_links(
     home: &Home,
     urls: &[String],
 ) -> Result<Vec<RelaySummary>> {
+    let events = shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .subscribe_with_capacity(EVENT_CAPACITY);
     let mut summaries = Vec::new();
     for url in urls {
         let (session, pinned_now) = connect_pinned(client, home, url).await?;
@@ -139,6 +149,9 @@ async fn sync_links(
             ..Default::default()
         };
         rounds(client, shared, &session, &mut summary).await?;
+        summary
+            .events
+            .extend(std::iter::from_fn(|| events.try_recv()));
         summaries.push(summary);
     }
     Ok(summaries)
@@ -239,7 +252,10 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (mut s, summaries) = runtime.block_on(sync_session(s, &urls))?;
+    let (mut s, mut summaries) = runtime.block_on(sync_session(s, &urls))?;
+    for summary in &mut summaries {
+        summary.news = sync_news::collect(std::mem::take(&mut summary.events), &mut s);
+    }
     // REP-68: the session replayed the whole store and ingested what arrived.
     s.refresh_name_index();
     crate::sync_state::record(
@@ -281,6 +297,9 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
                     r.refusals.len(),
                     r.refused
                 );
+            }
+            for news in &r.news {
+                println!("  {}", sync_news::line(news));
             }
         }
     })

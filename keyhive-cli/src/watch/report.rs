@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 
 use crate::names::shown;
 use crate::output::Output;
-use crate::session::{read_meta, short};
+use crate::session::{is_metadata, read_meta, short};
 use keyhive_sync::record::{
-    DocumentHistory, GroupName, GroupProfiles, Metadata, ProfileReading, read_profile,
+    DocumentHistory, GroupName, GroupProfiles, ProfileReading, read_profile,
 };
 
 use super::opened::Opened;
@@ -77,7 +77,7 @@ impl Reporter {
                     return;
                 }
                 let doc = document_name(opened, *document);
-                if is_metadata(opened, *document, change) {
+                if is_metadata(&opened.lock(), *document, change) {
                     self.line(
                         "document",
                         json!({"document": document.to_string(), "name": doc, "author": who}),
@@ -298,18 +298,4 @@ fn subject_name(opened: &Opened, subject: &PublicKey) -> String {
         return shown(n);
     }
     document_name(opened, DocumentId(*subject))
-}
-
-/// Whether a change is the document's (small) metadata record.
-fn is_metadata(opened: &Opened, document: DocumentId, change: &keyhive_core::Hash) -> bool {
-    let replica = opened.lock();
-    let small = replica.changes(document).is_ok_and(|changes| {
-        changes
-            .iter()
-            .any(|c| c.op == *change && c.length.is_some_and(|l| l <= 4096))
-    });
-    let mut bytes = Vec::new();
-    small
-        && replica.read_change(document, change, &mut bytes).is_ok()
-        && Metadata::from_record(&bytes).is_ok()
 }

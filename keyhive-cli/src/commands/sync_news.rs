@@ -1,0 +1,266 @@
+//! What a sync changed for this device, from the replica's events (REP-41..REP-45): its own
+//! access to a subject (REP-44, e.g. a revocation reaching the revoked), changes and grants that
+//! became invalid or valid again (REP-42, e.g. an edit whose author was revoked concurrently),
+//! and how many new changes each document can be read in (REP-41). `keyhive sync` prints them
+//! under each relay's line and in `--json` as that relay's `news`.
+
+use keyhive_core::Hash;
+use keyhive_core::capability::Access;
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::DocumentId;
+use keyhive_sync::replica::Event;
+
+use crate::names::shown;
+use crate::session::{Session, is_metadata};
+
+/// Most events one sync keeps for its report; beyond it the report says how many it missed.
+pub const EVENT_CAPACITY: usize = 65_536;
+
+/// One thing a sync changed for this device.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum News {
+    /// This device's level on a subject changed (`none`: no access).
+    Access {
+        /// The group, folder or document.
+        subject: String,
+        /// Its name here.
+        name: String,
+        /// Level before.
+        before: String,
+        /// Level now.
+        after: String,
+        /// The revocation that removed this device, if one did.
+        revocation: Option<String>,
+    },
+    /// A held op became invalid, or valid again.
+    Validity {
+        /// The op's subject.
+        subject: String,
+        /// Its name here.
+        name: String,
+        /// The op.
+        op: String,
+        /// Whether it is a change of a document (else a grant or revocation).
+        content: bool,
+        /// Whether it counts now.
+        valid: bool,
+        /// The revocation that made it invalid, if one did.
+        revocation: Option<String>,
+    },
+    /// New changes of a document became readable here.
+    Changes {
+        /// The document.
+        document: String,
+        /// Its name here.
+        name: String,
+        /// How many.
+        count: usize,
+        /// Of those, how many do not count (their author lacked the level, CAP-11).
+        invalid: usize,
+    },
+    /// More happened than the report kept; `keyhive ls` and `keyhive log` show the state.
+    Lagged {
+        /// Events not reported.
+        missed: u64,
+    },
+}
+
+/// The news in `events`, in the order they happened (changes grouped per document where the
+/// document first appeared).
+pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
+    let mut news = Vec::new();
+    for event in events {
+        let revocation = event.revocation().as_ref().map(Hash::to_string);
+        match event {
+            Event::AccessChanged {
+                subject,
+                before,
+                after,
+                ..
+            } => news.push(News::Access {
+                subject: subject.to_string(),
+                name: name(s, &subject),
+                before: level(before),
+                after: level(after),
+                revocation,
+            }),
+            Event::ValidityChanged {
+                op,
+                subject,
+                content,
+                after,
+                ..
+            } => news.push(News::Validity {
+                subject: subject.to_string(),
+                name: name(s, &subject),
+                op: op.to_string(),
+                content,
+                valid: after.is_valid(),
+                revocation,
+            }),
+            Event::Readable {
+                document,
+                change,
+                valid,
+                ..
+            } => {
+                if is_metadata(&s.replica, document, &change) {
+                    continue;
+                }
+                add_change(&mut news, s, document, valid);
+            }
+            Event::Lagged { missed } => news.push(News::Lagged { missed }),
+            _ => {}
+        }
+    }
+    news
+}
+
+fn add_change(news: &mut Vec<News>, s: &mut Session, document: DocumentId, valid: bool) {
+    let id = document.0.to_string();
+    let existing = news.iter_mut().find_map(|n| match n {
+        News::Changes {
+            document,
+            count,
+            invalid,
+            ..
+        } if *document == id => Some((count, invalid)),
+        _ => None,
+    });
+    let (count, invalid) = match existing {
+        Some(counts) => counts,
+        None => {
+            news.push(News::Changes {
+                name: name(s, &document.0),
+                document: id,
+                count: 0,
+                invalid: 0,
+            });
+            match news.last_mut() {
+                Some(News::Changes { count, invalid, .. }) => (count, invalid),
+                _ => return,
+            }
+        }
+    };
+    *count += 1;
+    if !valid {
+        *invalid += 1;
+    }
+}
+
+fn name(s: &mut Session, subject: &PublicKey) -> String {
+    shown(&s.name_of(subject))
+}
+
+fn level(access: Option<Access>) -> String {
+    access.map_or("none".to_owned(), |a| a.to_string())
+}
+
+/// One line a piece of news, as a person reads it.
+pub fn line(news: &News) -> String {
+    match news {
+        News::Access {
+            name,
+            before,
+            after,
+            revocation,
+            ..
+        } => {
+            let why = if revocation.is_some() {
+                " (revoked)"
+            } else {
+                ""
+            };
+            format!("{name}: this device's access {before} -> {after}{why}")
+        }
+        News::Validity {
+            name,
+            op,
+            content,
+            valid,
+            revocation,
+            ..
+        } => {
+            let what = if *content {
+                "change"
+            } else {
+                "grant or revocation"
+            };
+            let now = match (valid, revocation) {
+                (true, _) => "counts again",
+                (false, Some(_)) => "no longer counts (its author was revoked concurrently)",
+                (false, None) => "no longer counts",
+            };
+            format!("{name}: {what} {} {now}", &op[..12])
+        }
+        News::Changes {
+            name,
+            count,
+            invalid,
+            ..
+        } => {
+            let plural = if *count == 1 { "" } else { "s" };
+            let note = if *invalid > 0 {
+                format!(" ({invalid} not counted: written without the access)")
+            } else {
+                String::new()
+            };
+            format!("{name}: {count} new change{plural} readable{note}")
+        }
+        News::Lagged { missed } => {
+            format!(
+                "{missed} more events not shown (`keyhive ls` and `keyhive log` show the state)"
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_piece_of_news_reads_as_one_line() {
+        let op = "ab".repeat(32);
+        let access = News::Access {
+            subject: String::new(),
+            name: "notes.txt".into(),
+            before: "write".into(),
+            after: "none".into(),
+            revocation: Some(op.clone()),
+        };
+        assert_eq!(
+            line(&access),
+            "notes.txt: this device's access write -> none (revoked)"
+        );
+        let validity = |valid, revocation| News::Validity {
+            subject: String::new(),
+            name: "notes.txt".into(),
+            op: op.clone(),
+            content: true,
+            valid,
+            revocation,
+        };
+        assert_eq!(
+            line(&validity(false, Some(op.clone()))),
+            "notes.txt: change abababababab no longer counts (its author was revoked concurrently)"
+        );
+        assert_eq!(
+            line(&validity(true, None)),
+            "notes.txt: change abababababab counts again"
+        );
+        let changes = |count, invalid| News::Changes {
+            document: String::new(),
+            name: "notes.txt".into(),
+            count,
+            invalid,
+        };
+        assert_eq!(line(&changes(1, 0)), "notes.txt: 1 new change readable");
+        assert_eq!(
+            line(&changes(3, 1)),
+            "notes.txt: 3 new changes readable (1 not counted: written without the access)"
+        );
+        assert!(line(&News::Lagged { missed: 7 }).starts_with("7 more events not shown"));
+    }
+}

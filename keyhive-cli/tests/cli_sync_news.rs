@@ -1,0 +1,99 @@
+//! REP-41..REP-44 through `keyhive sync` and a real relay process: a sync says what it changed
+//! for this device, under each relay's line and in `--json` as `news`: access gained, new
+//! changes readable, and, for a writer revoked while it wrote offline, that its change no longer
+//! counts and that it lost its access, naming the revocation.
+
+mod common;
+
+use std::path::Path;
+
+use common::{RelayProcess, json, keyhive};
+use serde_json::Value;
+
+fn card(home: &Path) -> String {
+    json(home, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn put(dir: &Path, home: &Path, text: &str) {
+    let file = dir.join(format!("{text}.txt"));
+    std::fs::write(&file, text).unwrap();
+    json(home, &["put", "notes.txt", file.to_str().unwrap()]);
+}
+
+/// The news of the only relay's row with `event` == `kind`.
+fn news<'a>(synced: &'a Value, kind: &str) -> Vec<&'a Value> {
+    synced[0]["news"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no news in {synced}"))
+        .iter()
+        .filter(|n| n["event"] == kind)
+        .collect()
+}
+
+#[test]
+fn sync_reports_access_new_changes_and_a_revoked_writers_lost_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+        json(home, &["relay", "add", &relay.url]);
+    }
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    json(&alice, &["doc", "create", "notes.txt"]);
+    put(dir.path(), &alice, "v1");
+    json(&alice, &["grant", "notes.txt", "Bob", "--access", "write"]);
+    json(&alice, &["sync"]);
+
+    // As a person reads it.
+    let text = keyhive(&bob).arg("sync").output().unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("  notes.txt: this device's access none -> write\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  notes.txt: 1 new change readable\n"),
+        "{text}"
+    );
+    // Nothing new, nothing to say.
+    let quiet = json(&bob, &["sync"]);
+    assert_eq!(quiet[0]["news"], serde_json::json!([]), "{quiet}");
+
+    // Alice revokes Bob while Bob, offline, writes; for scripts, the revocation is named.
+    json(&alice, &["revoke", "notes.txt", "Bob"]);
+    json(&alice, &["sync"]);
+    put(dir.path(), &bob, "bob-offline");
+    let revoked = json(&bob, &["sync"]);
+    let validity = news(&revoked, "validity");
+    assert_eq!(validity.len(), 1, "{revoked}");
+    assert_eq!(validity[0]["content"], true);
+    assert_eq!(validity[0]["valid"], false);
+    let revocation = validity[0]["revocation"].as_str().unwrap();
+    let access = news(&revoked, "access");
+    assert_eq!(access.len(), 1, "{revoked}");
+    assert_eq!(
+        (&access[0]["before"], &access[0]["after"]),
+        (&"write".into(), &"none".into())
+    );
+    assert_eq!(access[0]["revocation"], revocation);
+    // The change that no longer counts is Bob's offline one.
+    let log = json(&bob, &["log", "notes.txt"]);
+    let mine = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["author"] == "me")
+        .unwrap_or_else(|| panic!("no own change in {log}"));
+    assert_eq!(mine["change"], validity[0]["op"], "{log}");
+    assert_eq!(mine["validity"], "INVALID");
+    assert!(
+        mine["reason"].as_str().unwrap().contains(revocation),
+        "{mine}"
+    );
+}
