@@ -204,6 +204,18 @@ fn seeds_where_a_removed_writers_update_was_not_learned() {
     keep_every_invariant(&[51827, 105984]);
 }
 
+/// The served check (e), sampled when served: seed 314439 of the release survey from 300000
+/// broke (e) in the simulation, not the product. bob-phone, revoked from bob's group, granted
+/// the diary pull on bob-notes before it learned of it; relay-1 admitted the grant, then in the
+/// same sync of alice-phone (an admin of the diary) admitted its auth ops and served them, and
+/// learned of the revocation only later in that sync, from alice-phone's push. At no step
+/// boundary did any view let alice-phone pull bob-notes, though relay-1's did when it served
+/// them. Fails without `Serving::pullable`.
+#[test]
+fn seeds_where_a_view_between_steps_allowed_the_pull() {
+    keep_every_invariant(&[314439]);
+}
+
 /// Runs each of `seeds` and fails with the shrunk report of the first that breaks an invariant.
 fn keep_every_invariant(seeds: &[u64]) {
     for &seed in seeds {

@@ -80,8 +80,20 @@ fn get_all(store: &dyn Store, hashes: impl IntoIterator<Item = Hash>) -> Vec<Ite
         .collect()
 }
 
-/// One sync of `client` with `server`; every item the server served is appended to `served`.
-pub fn exchange(client: &Side, server: &Side, wire: &mut Wire, served: &mut Vec<Item>) {
+/// What a server served over one sync.
+#[derive(Default)]
+pub struct Serving {
+    /// Every item served.
+    pub items: Vec<Item>,
+    /// Subjects the server let the client pull at the moment it served their items: a view
+    /// between step boundaries, which a push earlier in the same sync can change (seed 314439:
+    /// a grant by a device revoked concurrently, admitted before the revocation arrived later
+    /// in the same sync).
+    pub pullable: BTreeSet<SubjectId>,
+}
+
+/// One sync of `client` with `server`; what the server served is added to `served`.
+pub fn exchange(client: &Side, server: &Side, wire: &mut Wire, served: &mut Serving) {
     // SYNC-50/51: the collection offer.
     let mut offered: BTreeSet<SubjectId> =
         server.policy.reachable(&client.id).into_iter().collect();
@@ -115,7 +127,7 @@ fn sync_subject(
     server: &Side,
     subject: SubjectId,
     wire: &mut Wire,
-    served: &mut Vec<Item>,
+    served: &mut Serving,
 ) {
     let mine: BTreeSet<Hash> = client
         .store
@@ -163,7 +175,10 @@ fn sync_subject(
         }
     }
     let out = wire.carry(out);
-    served.extend(out.iter().cloned());
+    if !out.is_empty() && server.policy.may_pull(&client.id, &subject) {
+        served.pullable.insert(subject);
+    }
+    served.items.extend(out.iter().cloned());
     // SYNC-82: only items of this subject, admitted in dependency order.
     let mut ours: Vec<Item> = out.into_iter().filter(|i| i.subject() == subject).collect();
     apply_order(&mut ours);

@@ -5,7 +5,7 @@ use keyhive_sync::policy::{AccessPolicy, Arrival};
 use keyhive_sync::{MemoryStore, Store};
 
 use super::cast::{DEVICE_NAMES, FAULTY_RELAY, LINKS, Node};
-use super::exchange::{Side, Wire, exchange};
+use super::exchange::{Serving, Side, Wire, exchange};
 use super::oracle::Served;
 use super::world::{Outcome, World, ok, refused};
 
@@ -33,7 +33,7 @@ impl World {
             policy: &client_gate,
             store: &*c.store,
         };
-        let mut served = Vec::new();
+        let mut served = Serving::default();
         let server_name = match server {
             Node::Relay(r) => format!("relay-{r}"),
             Node::Device(d) => DEVICE_NAMES[d].to_string(),
@@ -68,13 +68,16 @@ impl World {
             }
         }
         self.dirty_devices.insert(client);
-        let n = served.len();
+        let n = served.items.len();
         let step = self.step;
+        let id = self.devices[client].id();
+        self.record
+            .note_pullable(id, served.pullable.iter().copied());
         self.record
             .served
             .entry(client)
             .or_default()
-            .extend(served.into_iter().map(|item| Served {
+            .extend(served.items.into_iter().map(|item| Served {
                 item,
                 step,
                 server: server_name.clone(),

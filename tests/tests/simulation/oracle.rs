@@ -110,7 +110,8 @@ pub struct Record {
     /// Every item an honest server served each device (device index -> items, each with the
     /// step and the server that served it).
     pub served: BTreeMap<usize, Vec<Served>>,
-    /// Subjects each device could pull in some honest node's view at some step boundary.
+    /// Subjects each device could pull in some honest node's view at some step boundary, or
+    /// in its server's view when served items of them (`Serving::pullable`).
     pub ever_pullable: BTreeMap<IndividualId, BTreeSet<PublicKey>>,
     /// Subjects whose auth ops each device could be served (CAP-21 scope) in some honest
     /// node's view at some step boundary.
