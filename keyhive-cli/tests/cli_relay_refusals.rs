@@ -6,16 +6,8 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::Path;
 
-use common::{RelayProcess, json, keyhive};
-
-fn card(home: &Path) -> String {
-    json(home, &["contact", "export"])["card"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+use common::{RelayProcess, card, json, keyhive};
 
 #[test]
 fn a_relay_refusal_is_reported_with_its_reason_and_delivered_once_allowed() {

@@ -7,15 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{RelayProcess, json, keyhive};
+use common::{RelayProcess, card, json, keyhive};
 use serde_json::Value;
-
-fn card(home: &Path) -> String {
-    json(home, &["contact", "export"])["card"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn put(dir: &Path, home: &Path, text: &str) {
     let file = dir.join(format!("{text}.txt"));

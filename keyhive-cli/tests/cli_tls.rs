@@ -11,17 +11,16 @@ use keyhive_core::crypto::signing::SigningKey;
 use keyhive_sync::client::Session;
 use keyhive_sync::tls;
 
-#[test]
-fn relay_serves_wss_with_pem_files() {
-    let dir = tempfile::tempdir().unwrap();
+/// A relay serving wss:// under a fresh self-signed certificate for 127.0.0.1, written as PEM
+/// under `dir`; returns the relay and the certificate's PEM file.
+fn tls_relay(dir: &std::path::Path) -> (RelayProcess, std::path::PathBuf) {
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
     std::fs::write(&cert_path, ck.cert.pem()).unwrap();
     std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
-
     let relay = RelayProcess::start(
-        &dir.path().join("relay"),
+        &dir.join("relay"),
         &[
             "--tls-cert".as_ref(),
             cert_path.as_os_str(),
@@ -29,11 +28,19 @@ fn relay_serves_wss_with_pem_files() {
             key_path.as_os_str(),
         ],
     );
+    (relay, cert_path)
+}
+
+#[test]
+fn relay_serves_wss_with_pem_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, cert_path) = tls_relay(dir.path());
     let url = relay.url.clone();
     let id: keyhive_core::crypto::signing::PublicKey = relay.id.parse().unwrap();
     assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
 
-    let trust = tls::client_config_trusting([ck.cert.der().clone()]).unwrap();
+    let pem = std::fs::read(&cert_path).unwrap();
+    let trust = tls::client_config_trusting(tls::certificates_from_pem(&pem).unwrap()).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let session =
@@ -70,34 +77,15 @@ fn tls_cert_without_key_is_rejected() {
 /// certificate, or --ca-cert on a ws:// relay, is refused and changes nothing.
 #[test]
 fn relay_add_ca_cert_lets_the_cli_sync_through_a_self_signed_relay() {
-    use common::{fails, json};
+    use common::{card, fails, json};
 
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, ck.cert.pem()).unwrap();
-    std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
-    let relay = RelayProcess::start(
-        &dir.path().join("relay"),
-        &[
-            "--tls-cert".as_ref(),
-            cert_path.as_os_str(),
-            "--tls-key".as_ref(),
-            key_path.as_os_str(),
-        ],
-    );
+    let (relay, cert_path) = tls_relay(dir.path());
     let cert = cert_path.to_str().unwrap();
     let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
     for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
         json(home, &["init", "--name", name]);
     }
-    let card = |h: &std::path::Path| {
-        json(h, &["contact", "export"])["card"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
     json(&alice, &["contact", "add", &card(&bob)]);
     json(&bob, &["contact", "add", &card(&alice)]);
 
