@@ -267,6 +267,10 @@ pub enum RelayCommand {
         /// start. It must usually also list this relay with --peer.
         #[arg(long = "sync-with", value_name = "RELAY_ID@URL")]
         upstream: Vec<String>,
+        /// Trust the PEM certificate in FILE (a --sync-with relay's self-signed certificate, or
+        /// a private CA) for wss:// --sync-with relays, beside the usual roots (repeatable).
+        #[arg(long = "sync-ca-cert", value_name = "FILE", requires = "upstream")]
+        sync_ca_certs: Vec<PathBuf>,
         /// Serve wss:// (TLS) with this PEM certificate chain, leaf first. Requires --tls-key.
         /// Without it the relay serves plain ws://; the device-key handshake is the same either
         /// way.

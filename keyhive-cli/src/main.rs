@@ -121,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             store_pool,
             peers,
             upstream,
+            sync_ca_certs,
             tls_cert,
             tls_key,
             stranger_quota,
@@ -144,7 +145,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 store.as_ref(),
                 commands::relay::ServeOptions {
                     peers: &peers,
-                    upstream: &upstream,
+                    upstream: commands::relay::Upstream {
+                        relays: &upstream,
+                        ca_certs: &sync_ca_certs,
+                    },
                     tls: tls.as_ref(),
                     quota,
                     per_address,

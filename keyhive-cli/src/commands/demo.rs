@@ -76,7 +76,14 @@ pub fn run(out: Output) -> Result<()> {
 async fn run_async(out: Output) -> Result<()> {
     let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let relay_dir = tmp.path().join("relay");
-    let relay = super::relay::start("127.0.0.1:0", &relay_dir, &[], &[], None).await?;
+    let relay = super::relay::start(
+        "127.0.0.1:0",
+        &relay_dir,
+        &[],
+        &super::relay::Upstream::default(),
+        None,
+    )
+    .await?;
     let mut demo = Demo {
         out,
         url: relay.handle.url(),

@@ -65,6 +65,8 @@ pub struct RunningRelay {
     pub handle: RelayHandle,
     /// Links syncing this relay's store with other relays.
     pub links: Vec<keyhive_sync::client::Link>,
+    /// Live forwarding between this relay and its links (stops when dropped).
+    _forwarding: Option<keyhive_sync::relay::Forwarding>,
 }
 
 /// Parses one `--sync-with RELAY_ID@URL`; without the id the relay refuses to start, since it
@@ -219,12 +221,45 @@ fn parse_quota(flag: &str, arg: &str) -> Result<StrangerQuota> {
     Ok(StrangerQuota::new(items, bytes))
 }
 
+/// `--sync-with` relays, and the certificates trusted for the wss:// ones among them.
+#[derive(Default)]
+pub struct Upstream<'a> {
+    /// `--sync-with RELAY_ID@URL`.
+    pub relays: &'a [String],
+    /// `--sync-ca-cert FILE`: PEM certificates (a self-signed certificate or a private CA)
+    /// trusted beside the webpki roots (SYNC-37).
+    pub ca_certs: &'a [PathBuf],
+}
+
+impl Upstream<'_> {
+    /// The TLS configuration for the links, when certificates beyond the webpki roots are
+    /// trusted.
+    fn tls(&self) -> Result<Option<Arc<keyhive_sync::tls::rustls::ClientConfig>>> {
+        if self.ca_certs.is_empty() {
+            return Ok(None);
+        }
+        let mut anchors = Vec::new();
+        for path in self.ca_certs {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read --sync-ca-cert {}", path.display()))?;
+            anchors.extend(
+                keyhive_sync::tls::certificates_from_pem(&pem).with_context(|| {
+                    format!("--sync-ca-cert {} holds no PEM certificate", path.display())
+                })?,
+            );
+        }
+        let config = keyhive_sync::tls::client_config_trusting_also(anchors)
+            .context("TLS cannot use the --sync-ca-cert certificates as trust anchors")?;
+        Ok(Some(config))
+    }
+}
+
 /// Starts a relay on `listen` with its state in `data`; `wss://` when `tls` is given.
 pub async fn start(
     listen: &str,
     data: &Path,
     peers: &[String],
-    upstream: &[String],
+    upstream: &Upstream<'_>,
     tls: Option<&TlsFiles>,
 ) -> Result<RunningRelay> {
     start_with(listen, data, None, peers, upstream, tls, Limits::default()).await
@@ -237,11 +272,13 @@ pub async fn start_with(
     data: &Path,
     shared: Option<&SharedStore>,
     peers: &[String],
-    upstream: &[String],
+    upstream: &Upstream<'_>,
     tls: Option<&TlsFiles>,
     limits: Limits,
 ) -> Result<RunningRelay> {
+    let upstream_tls = upstream.tls()?;
     let upstream = upstream
+        .relays
         .iter()
         .map(|arg| parse_sync_with(arg))
         .collect::<Result<Vec<_>>>()?;
@@ -316,14 +353,25 @@ pub async fn start_with(
         }
     };
     let mut links = Vec::new();
+    let mut forwarding = None;
     if !upstream.is_empty() {
-        let client = Client::new(key, store, policy);
+        let client = match upstream_tls {
+            Some(config) => Client::new_with_tls(key, store, policy, config),
+            None => Client::new(key, store, policy),
+        };
+        // SYNC-63, SYNC-63a: what devices push here leaves for the other relays at once, and
+        // what they send reaches this relay's subscribers live.
+        forwarding = Some(handle.forward_through(&client));
         // SYNC-34: each link syncs only once the peer relay has proved its id.
         for (id, url) in upstream {
             links.push(client.add_link(url, Some(id)));
         }
     }
-    Ok(RunningRelay { handle, links })
+    Ok(RunningRelay {
+        handle,
+        links,
+        _forwarding: forwarding,
+    })
 }
 
 /// SYNC-109: listens with the relay's reconnect-burst backlog, not tokio's 1,024.
@@ -343,8 +391,8 @@ async fn bind(listen: &str) -> Result<TcpListener> {
 pub struct ServeOptions<'a> {
     /// `--peer`: relays allowed to sync everything (RELAY-6).
     pub peers: &'a [String],
-    /// `--sync-with`: relays to keep in sync with.
-    pub upstream: &'a [String],
+    /// `--sync-with` and `--sync-ca-cert`: relays to keep in sync with.
+    pub upstream: Upstream<'a>,
     /// `--tls-cert`/`--tls-key`.
     pub tls: Option<&'a TlsFiles>,
     /// `--stranger-quota` (SYNC-104).
@@ -394,7 +442,7 @@ pub fn serve(
         limits.stranger_quota = quota;
         limits.per_address = per_address;
         stranger_checks.apply(&mut limits);
-        let relay = start_with(listen, data, shared, peers, upstream, tls, limits).await?;
+        let relay = start_with(listen, data, shared, peers, &upstream, tls, limits).await?;
         let url = relay.handle.url();
         let id = relay.handle.id().to_string();
         out.emit(&json!({"url": url, "id": id, "data": data}), || {

@@ -25,6 +25,7 @@ use crate::store::Store;
 mod address;
 mod connection;
 pub mod fanout;
+mod forward;
 mod guard;
 pub mod limits;
 mod listen;
@@ -33,6 +34,7 @@ mod stranger_budget;
 mod tls_listener;
 mod writer;
 
+pub use forward::Forwarding;
 pub use limits::{ADMISSION_SLICE, AddressLimits, Limits, StrangerQuota};
 pub use listen::{LISTEN_BACKLOG, bind};
 pub use quota::AbuseCounts;
