@@ -49,3 +49,16 @@ pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
     println!("{table}");
 }
+
+/// `error` and every cause beneath it, as `error: cause: cause` (the form anyhow's `{:#}`
+/// prints), for errors reported inside a result rather than returned.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

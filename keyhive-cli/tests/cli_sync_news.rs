@@ -90,3 +90,55 @@ fn sync_reports_access_new_changes_and_a_revoked_writers_lost_edit() {
         "{mine}"
     );
 }
+
+/// SYNC-84a and REC-8 as a person meets them: a member who joins a named team whose folder
+/// already has members is told, on its first sync, of its access to the team, the folder and
+/// the document and of the document's change; nothing is "rejected here" (the seats of the
+/// earlier members arrived before the team's grants), and the team's profile document is not
+/// news of its own under a bare id.
+#[test]
+fn a_new_team_member_is_told_what_it_gained_and_rejects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let homes: Vec<_> = ["Alice", "Bob", "Carol", "Dave"]
+        .iter()
+        .map(|name| {
+            let home = dir.path().join(name);
+            json(&home, &["init", "--name", name]);
+            json(&home, &["relay", "add", &relay.url]);
+            home
+        })
+        .collect();
+    let (alice, members) = (&homes[0], &homes[1..]);
+    for member in members {
+        json(alice, &["contact", "add", &card(member)]);
+    }
+    json(alice, &["group", "create", "Team"]);
+    json(alice, &["folder", "create", "Proj"]);
+    json(alice, &["grant", "Proj", "Team", "--access", "write"]);
+    json(alice, &["doc", "create", "notes.txt", "--folder", "Proj"]);
+    put(dir.path(), alice, "v1");
+    for (member, name) in members.iter().zip(["Bob", "Carol", "Dave"]) {
+        json(alice, &["grant", "Team", name, "--access", "read"]);
+        json(alice, &["sync"]);
+        let text = keyhive(member).arg("sync").output().unwrap();
+        assert!(text.status.success(), "{text:?}");
+        let text = String::from_utf8(text.stdout).unwrap();
+        assert!(!text.contains("rejected here:"), "{name}: {text}");
+        let news_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("  ")).collect();
+        for subject in ["Team", "Proj", "notes.txt"] {
+            let line = format!("  {subject}: this device's access none -> ");
+            assert!(news_lines.iter().any(|l| l.starts_with(&line)), "{text}");
+        }
+        assert!(
+            news_lines.contains(&"  notes.txt: 1 new change readable"),
+            "{text}"
+        );
+        // Three subjects gained, one change: nothing else (no profile document by id).
+        assert_eq!(news_lines.len(), 4, "{name}: {text}");
+        let again = json(member, &["sync"]);
+        assert_eq!(again[0]["rejections"], serde_json::json!([]), "{again}");
+        assert_eq!(again[0]["arrived"], 0, "{again}");
+    }
+    relay.stop();
+}

@@ -48,6 +48,9 @@ pub struct RelaySummary {
     pub rejected: usize,
     /// Items refused here, by cause (the `Refusal` kind).
     pub rejected_by_cause: BTreeMap<&'static str, usize>,
+    /// The first items refused here (at most `REFUSAL_SAMPLE` over the whole sync), each with
+    /// its reason and every cause beneath it (SYNC-84).
+    pub rejections: Vec<RelayRefusal>,
     /// Frame bytes sent.
     pub bytes_sent: u64,
     /// Frame bytes received.
@@ -59,12 +62,12 @@ pub struct RelaySummary {
     pub events: Vec<Event>,
 }
 
-/// One item a relay refused, and why.
+/// One item refused (by a relay, or here), and why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RelayRefusal {
     /// The item's hash.
     pub item: String,
-    /// The relay's reason.
+    /// The reason: the relay's, or this device's with its causes (`reason: cause: ...`).
     pub reason: String,
 }
 
@@ -91,6 +94,17 @@ impl RelaySummary {
         for (cause, n) in &r.rejections.counts {
             *self.rejected_by_cause.entry(cause).or_default() += n;
         }
+        let room = REFUSAL_SAMPLE.saturating_sub(self.rejections.len());
+        self.rejections.extend(
+            r.rejections
+                .sample
+                .iter()
+                .take(room)
+                .map(|(hash, refusal)| RelayRefusal {
+                    item: hash.to_string(),
+                    reason: crate::output::error_chain(refusal),
+                }),
+        );
         self.bytes_sent += r.bytes_sent;
         self.bytes_received += r.bytes_received;
     }
@@ -285,8 +299,15 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
                 r.bytes_sent,
                 r.bytes_received
             );
-            for (cause, n) in &r.rejected_by_cause {
-                println!("  rejected here: {n} x {cause}");
+            for (reason, n) in refusal_reasons(&r.rejections) {
+                println!("  rejected here: {n} x {reason}");
+            }
+            if r.rejected > r.rejections.len() {
+                println!(
+                    "  (reasons given for the first {} of {} rejected items)",
+                    r.rejections.len(),
+                    r.rejected
+                );
             }
             for (reason, n) in refusal_reasons(&r.refusals) {
                 println!("  refused by relay: {n} x {reason}");

@@ -67,12 +67,20 @@ pub enum News {
 }
 
 /// The news in `events`, in the order they happened (changes grouped per document where the
-/// document first appeared).
+/// document first appeared). A group's profile document (REC-8) is not news of its own: access
+/// to it follows from the group's, which is reported, and its changes are the group's name.
 pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
+    s.invalidate();
+    let profiles = s
+        .group_names()
+        .map(|names| names.shared.profiles.clone())
+        .unwrap_or_default();
     let mut news = Vec::new();
     for event in events {
         let revocation = event.revocation().as_ref().map(Hash::to_string);
         match event {
+            Event::AccessChanged { subject, .. } if profiles.contains(&DocumentId(subject)) => {}
+            Event::Readable { document, .. } if profiles.contains(&document) => {}
             Event::AccessChanged {
                 subject,
                 before,

@@ -111,6 +111,23 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Whether ops of *another* subject can lift this refusal: a key-agreement op judged
+    /// before the grants that authorise it (CGKA-16..18, CGKA-20; e.g. the seat of a team
+    /// member, whose `read` comes through the team's ops, judged before the team's ops
+    /// arrived). A sync retries such items once it has pulled every subject (SYNC-84a).
+    pub fn may_lift_with_other_subjects(&self) -> bool {
+        use keyhive_core::cgka::ReceiveError;
+        match self {
+            Refusal::Replica(e) => matches!(
+                **e,
+                crate::replica::ReplicaError::CgkaReceive(
+                    ReceiveError::Unauthorized | ReceiveError::NotSeated(_)
+                )
+            ),
+            _ => false,
+        }
+    }
+
     /// The name of the cause (the variant's name), for counting refusals by cause.
     pub fn cause(&self) -> &'static str {
         match self {

@@ -180,6 +180,43 @@ pub(super) fn stored(arrivals: Vec<(Item, Arrival)>) -> Vec<Item> {
         .collect()
 }
 
+/// Most items, and bytes, one sync holds back to judge again once every subject was pulled
+/// (SYNC-84a); beyond them a refused item is counted as refused and offered again by the next
+/// sync.
+const RETRY_MAX_ITEMS: usize = 4_096;
+/// See [`RETRY_MAX_ITEMS`].
+const RETRY_MAX_BYTES: usize = 16 << 20;
+
+/// SYNC-84a: received items refused for want of another subject's ops
+/// ([`Refusal::may_lift_with_other_subjects`]), held back to be judged again at the end of the
+/// sync. A sync pulls subject by subject in the peer's order, so a document's key-agreement op
+/// seating a team member can arrive before the team's ops that give the member `read`.
+#[derive(Default)]
+struct Retry {
+    items: Vec<Item>,
+    bytes: usize,
+}
+
+impl Retry {
+    /// Takes the refusals it may lift out of `arrivals` (within its bounds); returns the rest.
+    fn hold_back(&mut self, arrivals: Vec<(Item, Arrival)>) -> Vec<(Item, Arrival)> {
+        let mut rest = Vec::with_capacity(arrivals.len());
+        for (item, arrival) in arrivals {
+            let liftable =
+                matches!(&arrival, Arrival::Refused(r) if r.may_lift_with_other_subjects());
+            let len = item.envelope().len();
+            if liftable && self.items.len() < RETRY_MAX_ITEMS && self.bytes + len <= RETRY_MAX_BYTES
+            {
+                self.bytes += len;
+                self.items.push(item);
+            } else {
+                rest.push((item, arrival));
+            }
+        }
+        rest
+    }
+}
+
 /// SYNC-80: collection sync, then range reconciliation of every subject whose fingerprint
 /// differs (or that only we hold), then pull what we lack and push what the peer lacks.
 /// Returns the report and the items newly stored locally.
@@ -203,6 +240,7 @@ pub async fn sync_once_skipping(
     let from = keyhive_core::identity::IndividualId(session.server_id());
     let mut report = SyncReport::default();
     let mut new_items = Vec::new();
+    let mut retry = Retry::default();
 
     let offers = session.collection().await?;
     report.offered = offers.len();
@@ -258,6 +296,7 @@ pub async fn sync_once_skipping(
                 );
             }
             let arrivals = ingest(store, policy, &from, ours)?;
+            let arrivals = retry.hold_back(arrivals);
             report.count(&arrivals);
             new_items.extend(stored(arrivals));
         }
@@ -276,6 +315,21 @@ pub async fn sync_once_skipping(
         if !offered.contains(&subject) && (own || forbidden && !have.is_empty() && accepted == 0) {
             report.closed.push(subject);
         }
+    }
+    // SYNC-84a: what another subject's ops could authorise, judged again now that every
+    // subject was pulled, and counted once, by its final outcome.
+    if !retry.items.is_empty() {
+        let arrivals: Vec<(Item, Arrival)> = ingest(store, policy, &from, retry.items)?
+            .into_iter()
+            // Held now but refused when it arrived: the replica stored it meanwhile, when an
+            // op that arrived later named it (CGKA-20), so it is new in this sync.
+            .map(|(item, arrival)| match arrival {
+                Arrival::Duplicate => (item, Arrival::Stored),
+                other => (item, other),
+            })
+            .collect();
+        report.count(&arrivals);
+        new_items.extend(stored(arrivals));
     }
     let (sent1, recv1) = session.stats().bytes();
     report.bytes_sent = sent1 - sent0;

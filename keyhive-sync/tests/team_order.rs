@@ -1,0 +1,81 @@
+//! SYNC-84a: a sync pulls subject by subject, so a document's key-agreement op that seats a
+//! team member can arrive before the team's ops that give that member `read`. Such an op was
+//! refused (CGKA-20) and reported as "rejected here" to a new team member on its first sync
+//! (`keyhive sync`: "rejected here: 9 x ... cgka op not authorised by the capability graph"),
+//! although nothing was wrong and the same sync ended up storing it. Now the sync judges it
+//! again once every subject was pulled, and counts it once, by that outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::crypto::signing::SigningKey;
+use keyhive_core::identity::{Device, DocumentId};
+use keyhive_sync::capability_policy::CapabilityPolicy;
+use keyhive_sync::{MemoryStore, Relay, RelayConfig, Repo};
+
+fn repo(name: &str) -> Repo {
+    Repo::in_memory(Device::generate(Some(name.into()))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_team_member_rejects_nothing_of_documents_shared_with_the_team() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = Relay::serve(
+        listener,
+        Arc::new(MemoryStore::new()),
+        Arc::new(CapabilityPolicy::new([])),
+        RelayConfig::new(SigningKey::generate()),
+    )
+    .unwrap();
+    let (url, id) = (relay.url(), Some(relay.id()));
+    let (alice, bob, dave) = (repo("alice"), repo("bob"), repo("dave"));
+    alice.add_contact(bob.contact_card().unwrap()).unwrap();
+    alice.add_contact(dave.contact_card().unwrap()).unwrap();
+
+    // A team whose id sorts after some of the documents shared with it, so that a sync in
+    // subject order meets those documents' seats of Bob before the team's grant to Bob.
+    let team = loop {
+        let team = alice.create_group().unwrap();
+        if team.0.0[0] >= 0x40 {
+            break team;
+        }
+    };
+    alice
+        .grant(&team.0, AgentId::Individual(bob.id()), Access::Read)
+        .unwrap();
+    let mut documents: Vec<(DocumentId, keyhive_core::Hash)> = Vec::new();
+    while documents.iter().filter(|(d, _)| d.0 < team.0).count() < 2 {
+        let doc = alice.create_document().unwrap();
+        alice
+            .grant(&doc.0, AgentId::Group(team), Access::Read)
+            .unwrap();
+        let change = alice.write(doc, b"for the team").unwrap();
+        documents.push((doc, change));
+    }
+    alice.sync_with(&url, id).await.unwrap();
+
+    // Dave joins the team later; his first sync takes everything and refuses nothing.
+    alice
+        .grant(&team.0, AgentId::Individual(dave.id()), Access::Read)
+        .unwrap();
+    alice.sync_with(&url, id).await.unwrap();
+    let first = dave.sync_with(&url, id).await.unwrap();
+    assert_eq!(first.rejected, 0, "{:?}", first.rejections);
+    assert_eq!(
+        first.arrived,
+        first.pulled + first.duplicates + first.parked,
+        "{first:?}"
+    );
+    for (doc, change) in &documents {
+        assert_eq!(dave.read(*doc, change).unwrap(), b"for the team");
+    }
+    // Everything arrived in that sync: the next one finds nothing to take.
+    let again = dave.sync_with(&url, id).await.unwrap();
+    assert_eq!((again.arrived, again.rejected), (0, 0), "{again:?}");
+
+    for r in [alice, bob, dave] {
+        r.shutdown().await.unwrap();
+    }
+    relay.shutdown().await.unwrap();
+}
