@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::home::Home;
 
+/// PERSON-4: how the person group is shown on the person's own devices.
+pub const OWN_GROUP_NAME: &str = "me (all my devices)";
 /// The file in the home.
 pub const PERSON_FILE: &str = "person.json";
 /// PERSON-2: prefix of a person line, `keyhive-person1:GROUP_ID:CARD_LINE`.

@@ -369,7 +369,7 @@ impl Session {
             return c.name.clone();
         }
         if self.person == Some(GroupId(*key)) {
-            return "me (all my devices)".to_owned();
+            return crate::person::OWN_GROUP_NAME.to_owned();
         }
         if let Ok(names) = self.group_names()
             && let Some(n) = names.get(key)

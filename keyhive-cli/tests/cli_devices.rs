@@ -106,3 +106,78 @@ fn a_grant_to_a_person_reaches_every_device_current_and_future() {
     assert_ne!(get(&phone, "report.txt").as_deref(), Some("bob v2"));
     relay.stop();
 }
+
+/// PERSON-6: what a person creates on one device is theirs on every device. Before this rule a
+/// linked phone saw only the person group: none of the folders, documents and teams its laptop
+/// had created, before or after linking, and the laptop none of the phone's.
+#[test]
+fn what_a_person_creates_on_one_device_reaches_all_their_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let laptop = device(dir.path(), "laptop", &relay);
+    let phone = device(dir.path(), "phone", &relay);
+
+    // Created before the devices are linked, on each side.
+    json(&laptop, &["group", "create", "Team"]);
+    json(&laptop, &["folder", "create", "Proj"]);
+    json(&laptop, &["doc", "create", "plan.txt", "--folder", "Proj"]);
+    put(&laptop, dir.path(), "plan.txt", "laptop plan");
+    json(&phone, &["doc", "create", "note.txt"]);
+    put(&phone, dir.path(), "note.txt", "phone note");
+
+    let added = json(&laptop, &["device", "add", &card(&phone)]);
+    // The team, the folder and the document created there (the document through its folder).
+    assert_eq!(added["shared"], 2, "{added}");
+    let group = added["group"].as_str().unwrap().to_owned();
+    json(&laptop, &["sync"]);
+    json(&phone, &["sync"]);
+    let joined = json(&phone, &["device", "join", &group]);
+    assert_eq!(joined["shared"], 1, "{joined}");
+    sync_all(&[&phone, &laptop]);
+    assert_eq!(get(&phone, "plan.txt").as_deref(), Some("laptop plan"));
+    assert_eq!(get(&laptop, "note.txt").as_deref(), Some("phone note"));
+
+    // Created after linking, on either device.
+    json(&phone, &["doc", "create", "later.txt", "--folder", "Proj"]);
+    json(&phone, &["doc", "create", "loose.txt"]);
+    put(&phone, dir.path(), "loose.txt", "loose");
+    json(&laptop, &["group", "create", "Friends"]);
+    sync_all(&[&phone, &laptop]);
+    for home in [&laptop, &phone] {
+        let listed = json(home, &["ls"]);
+        let names: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["name"].as_str().unwrap_or("-"))
+            .collect();
+        for name in [
+            "Team",
+            "Friends",
+            "Proj",
+            "plan.txt",
+            "note.txt",
+            "later.txt",
+            "loose.txt",
+            "me (all my devices)",
+        ] {
+            assert!(names.contains(&name), "{name} not in {listed}");
+        }
+        for row in listed.as_array().unwrap() {
+            assert_eq!(row["access"], "admin", "{row}");
+        }
+    }
+    assert_eq!(get(&laptop, "loose.txt").as_deref(), Some("loose"));
+
+    // Unlinking the phone takes away what it held through the person: it cannot read what
+    // the laptop writes next. What it created itself it keeps: a subject's creator is its root
+    // admin, which no revocation removes (CAP-5).
+    json(&laptop, &["device", "remove", "phone"]);
+    put(&laptop, dir.path(), "plan.txt", "laptop plan v2");
+    put(&laptop, dir.path(), "note.txt", "note v2");
+    sync_all(&[&laptop, &phone]);
+    assert_eq!(get(&laptop, "plan.txt").as_deref(), Some("laptop plan v2"));
+    assert_ne!(get(&phone, "plan.txt").as_deref(), Some("laptop plan v2"));
+    assert_eq!(get(&phone, "note.txt").as_deref(), Some("note v2"));
+    relay.stop();
+}

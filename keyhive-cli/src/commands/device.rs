@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result, bail};
 use keyhive_core::capability::{Access, AgentId};
-use keyhive_core::identity::{ContactCard, GroupId};
+use keyhive_core::crypto::signing::PublicKey;
+use keyhive_core::identity::{ContactCard, DocumentId, GroupId, SubjectKind};
+use keyhive_sync::record::MetadataKind;
 use serde_json::json;
 
 use crate::output::print_table;
@@ -19,6 +21,66 @@ fn person_group(s: &mut Session) -> Result<GroupId> {
     person::save(&s.home, group)?;
     s.person = Some(group);
     Ok(group)
+}
+
+/// PERSON-6: gives this device's person group (if it has one) `admin` on `subject`, which this
+/// device just created, so that the person's other devices hold it too. Returns the grant.
+pub(crate) fn give_to_person(
+    s: &mut Session,
+    subject: &PublicKey,
+) -> Result<Option<keyhive_core::Hash>> {
+    let Some(group) = s.person else {
+        return Ok(None);
+    };
+    if group.0 == *subject
+        || s.replica
+            .checker()
+            .can(AgentId::Group(group), Access::Admin, subject)
+    {
+        return Ok(None);
+    }
+    Ok(Some(s.replica.grant(
+        subject,
+        AgentId::Group(group),
+        Access::Admin,
+    )?))
+}
+
+/// PERSON-6: gives the person group `admin` on every group, folder and document this device
+/// created (when it links or joins a person group); returns how many it gave. Groups first,
+/// then folders, then documents, so that a document in a folder given already is not given
+/// again; a group's profile document is not given (its group's members read and name it).
+fn give_creations_to_person(s: &mut Session) -> Result<usize> {
+    let me = s.replica.device().id();
+    let metas = s.metas()?.clone();
+    let profiles = s.group_names()?.shared.profiles.clone();
+    let mut created: Vec<(u8, PublicKey)> = {
+        let checker = s.replica.checker();
+        checker
+            .subjects()
+            .filter_map(|subject| {
+                let info = checker.subject_info(subject)?;
+                let document = DocumentId(*subject);
+                let rank = match info.kind {
+                    SubjectKind::Group => 0,
+                    SubjectKind::Document if profiles.contains(&document) => return None,
+                    SubjectKind::Document => match metas.get(&document) {
+                        Some(m) if m.kind == MetadataKind::Folder => 1,
+                        _ => 2,
+                    },
+                };
+                (info.creator == me && !info.conflicted).then_some((rank, *subject))
+            })
+            .collect()
+    };
+    created.sort();
+    let mut given = 0;
+    for (_, subject) in created {
+        if give_to_person(s, &subject)?.is_some() {
+            given += 1;
+        }
+    }
+    Ok(given)
 }
 
 /// `keyhive device add CARD [--name NAME]`: links another device of this person.
@@ -44,14 +106,18 @@ pub fn add(s: &mut Session, card: &str, name: Option<String>) -> Result<()> {
     let op = s
         .replica
         .grant(&group.0, AgentId::Individual(contact.id), Access::Admin)?;
+    let shared = give_creations_to_person(s)?;
     s.replica.prepare_all()?;
     s.contacts.save(&s.home)?;
     s.save()?;
     let (device, group) = (contact.id.to_string(), group.to_string());
     s.out.emit(
-        &json!({"device": device, "name": contact.name, "group": group, "op": op.to_string()}),
+        &json!({"device": device, "name": contact.name, "group": group, "op": op.to_string(), "shared": shared}),
         || {
             println!("Linked device {} ({device}) into your person group {group}", contact.name);
+            if shared > 0 {
+                println!("Your {shared} groups, folders and documents created here now reach all your devices");
+            }
             println!("Next: `keyhive sync` here, then on that device `keyhive sync` and `keyhive device join {group}`");
         },
     )
@@ -75,9 +141,15 @@ pub fn join(s: &mut Session, group: &str) -> Result<()> {
     }
     person::save(&s.home, group)?;
     s.person = Some(group);
+    let shared = give_creations_to_person(s)?;
+    s.replica.prepare_all()?;
+    s.save()?;
     let group = group.to_string();
-    s.out.emit(&json!({"group": group}), || {
-        println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card")
+    s.out.emit(&json!({"group": group, "shared": shared}), || {
+        println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card");
+        if shared > 0 {
+            println!("Your {shared} groups, folders and documents created here now reach all your devices; `keyhive sync` sends them");
+        }
     })
 }
 

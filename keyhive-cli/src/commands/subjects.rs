@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::crypto::signing::PublicKey;
-use keyhive_core::identity::{DocumentId, SubjectKind};
+use keyhive_core::identity::{DocumentId, GroupId, SubjectKind};
 use serde_json::json;
 
 use crate::contacts::validate_name;
@@ -21,6 +21,8 @@ use keyhive_sync::record::{DocumentMetadata, GroupProfiles, Metadata, MetadataKi
 pub fn create_group(s: &mut Session, name: &str) -> Result<()> {
     validate_name(name)?;
     let id = s.replica.create_group()?;
+    // PERSON-6: before the profile, so that the person's devices are seated for its name.
+    crate::commands::device::give_to_person(s, &id.0)?;
     keyhive_sync::record::create_profile(&mut s.replica, id, name)?;
     s.invalidate();
     s.save()?;
@@ -95,6 +97,8 @@ pub fn create_document(
         s.replica
             .grant(&doc.0, AgentId::Document(folder), Access::Admin)?;
     }
+    // PERSON-6: before the metadata record, so that the person's devices read its name.
+    crate::commands::device::give_to_person(s, &doc.0)?;
     let meta = Metadata {
         name: name.to_owned(),
         kind,
@@ -130,8 +134,9 @@ pub fn ls(s: &mut Session) -> Result<()> {
     let reachable = s.replica.reachable();
     let metas = s.metas()?.clone();
     let out = s.out;
+    let person = s.person;
     let groups = s.group_names()?;
-    print_ls(out, &reachable, &metas, groups)
+    print_ls(out, &reachable, &metas, groups, person)
 }
 
 /// REP-66: `ls` from the name index, when it is valid; `false` (nothing printed) when the
@@ -150,6 +155,7 @@ pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
         &index.reachable,
         &index.metas,
         index.group_names(&names),
+        crate::person::load(home)?,
     )?;
     Ok(true)
 }
@@ -162,6 +168,7 @@ fn print_ls(
     reachable: &[(PublicKey, Access, SubjectKind)],
     metas: &BTreeMap<DocumentId, DocumentMetadata>,
     names: GroupNames<'_>,
+    person: Option<GroupId>,
 ) -> Result<()> {
     let mut rows = Vec::new();
     for (subject, level, kind) in reachable {
@@ -169,6 +176,10 @@ fn print_ls(
             continue;
         }
         let (kind, name) = match kind {
+            // PERSON-4: this device's own person group.
+            SubjectKind::Group if person.is_some_and(|p| p.0 == *subject) => {
+                ("group", Some(crate::person::OWN_GROUP_NAME.to_owned()))
+            }
             SubjectKind::Group => ("group", names.get(subject).map(str::to_owned)),
             SubjectKind::Document => {
                 let meta = metas.get(&DocumentId(*subject)).cloned();
