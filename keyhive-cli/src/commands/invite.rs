@@ -133,7 +133,7 @@ pub fn invite(mut s: Session, args: &InviteArgs) -> Result<()> {
         }),
         || {
             let until = match (expires, &args.expires) {
-                (Some(at), Some(d)) => format!("expires in {d} (unix time {at})"),
+                (Some(at), Some(d)) => format!("expires in {d} ({})", crate::sync_state::utc(at)),
                 _ => "never expires".to_owned(),
             };
             println!(
@@ -306,7 +306,7 @@ pub fn list(mut s: Session, revoke: Option<&str>) -> Result<()> {
                             name.clone(),
                             i.access.to_string(),
                             format!("{}/{}", i.redeemed_by.len(), i.max_uses),
-                            i.expires.map_or("never".into(), |e| e.to_string()),
+                            i.expires.map_or("never".into(), crate::sync_state::utc),
                             status.clone(),
                         ]
                     })
