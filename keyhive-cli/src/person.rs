@@ -3,7 +3,10 @@
 //! beside the device's contact card.
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::identity::GroupId;
+use keyhive_core::capability::AgentId;
+use keyhive_core::identity::{GroupId, IndividualId};
+use keyhive_sync::Store;
+use keyhive_sync::replica::Replica;
 use serde::{Deserialize, Serialize};
 
 use crate::home::Home;
@@ -36,6 +39,23 @@ pub fn save(home: &Home, group: GroupId) -> Result<()> {
         group: group.to_string(),
     };
     home.write_atomic(PERSON_FILE, &serde_json::to_vec_pretty(&file)?, false)
+}
+
+/// PERSON-4: another device of this device's `person` group, named by the name on its card
+/// (`laptop (my device)`); `None` for any other device. A device of the group was linked by one
+/// of the person's devices, so its card is trusted as the link is.
+pub fn own_device_name<S: Store>(
+    replica: &Replica<S>,
+    person: Option<GroupId>,
+    device: &IndividualId,
+) -> Option<String> {
+    let person = person?;
+    replica
+        .checker()
+        .level(AgentId::Individual(*device), &person.0)?;
+    let card = replica.directory().card(device)?;
+    let name = card.payload().name.as_deref().unwrap_or("device");
+    Some(format!("{name} (my device)"))
 }
 
 /// PERSON-2: the person line for `group` and a card line.

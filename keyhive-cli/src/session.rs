@@ -364,6 +364,12 @@ impl Session {
         if *key == self.replica.device().id().0 {
             return "me".to_owned();
         }
+        // PERSON-4: another device of this person.
+        if let Some(name) =
+            crate::person::own_device_name(&self.replica, self.person, &IndividualId(*key))
+        {
+            return name;
+        }
         // PERSON-4: a person group is named after its person, on every device that knows it.
         if let Some(c) = self.contacts.person(&GroupId(*key)) {
             return c.name.clone();

@@ -168,6 +168,12 @@ fn what_a_person_creates_on_one_device_reaches_all_their_devices() {
         }
     }
     assert_eq!(get(&laptop, "loose.txt").as_deref(), Some("loose"));
+    // PERSON-4: the phone names the laptop by its card, as one of the person's devices (the
+    // laptop has the phone as a contact, added by `device add`).
+    let log = json(&phone, &["log", "plan.txt"]);
+    assert_eq!(log[0]["author"], "laptop (my device)", "{log}");
+    let log = json(&laptop, &["log", "loose.txt"]);
+    assert_eq!(log[0]["author"], "phone", "{log}");
 
     // Unlinking the phone takes away what it held through the person: it cannot read what
     // the laptop writes next. What it created itself it keeps: a subject's creator is its root

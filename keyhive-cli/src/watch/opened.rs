@@ -36,6 +36,8 @@ pub struct Opened {
     pub contacts: ContactBook,
     /// Local group names.
     pub names: LocalNames,
+    /// The person group this device belongs to (PERSON-1), to name its other devices.
+    pub person: Option<GroupId>,
     /// REC-10: every profile document this device reads, with its group; read at the first
     /// profile change printed (LIVE-5), then kept up to date by the changes that arrive.
     pub profiles: Mutex<Option<BTreeMap<DocumentId, GroupId>>>,
@@ -55,6 +57,7 @@ impl Opened {
             replica,
             contacts,
             names,
+            person,
             ..
         } = s;
         let replica = Arc::new(Mutex::new(replica));
@@ -74,6 +77,7 @@ impl Opened {
             events,
             contacts,
             names,
+            person,
             profiles: Mutex::new(None),
         })
     }

@@ -280,10 +280,12 @@ fn author_name(opened: &Opened, author: &IndividualId) -> String {
     if let Some(n) = opened.contacts.name_of(author) {
         return shown(n);
     }
-    if *author == opened.lock().device().id() {
+    let replica = opened.lock();
+    if *author == replica.device().id() {
         return "me".to_owned();
     }
-    short(&author.0)
+    crate::person::own_device_name(&replica, opened.person, author)
+        .map_or_else(|| short(&author.0), |n| shown(&n))
 }
 
 fn document_name(opened: &Opened, document: DocumentId) -> String {
