@@ -398,3 +398,45 @@ fn a_rename_in_a_second_profile_document_is_reported_by_the_naming_rules() {
     assert_eq!(row["name"], shown, "{rows}");
     relay.stop();
 }
+
+/// LIVE-4a: a watcher whose relay went away tries again when the delay it printed ends (1 s,
+/// then 2 s, ...), and reconnects to the restarted relay by itself. Before, it said "retrying
+/// in 1 s" and tried again only at its next 15 s round, so two failed attempts were always at
+/// least 15 s apart.
+#[test]
+fn a_restarted_relay_is_reconnected_when_the_watcher_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let data = dir.path().join("relay");
+    let relay = RelayProcess::start_on(&listen, &data, &[]);
+    let (alice, _) = person(dir.path(), "alice", &relay);
+    json(&alice, &["sync"]);
+    let watcher = Watcher::start(&alice);
+
+    relay.stop();
+    let (_, dropped) = watcher.wait_for("disconnected", |_| true);
+    assert_eq!(dropped["retry_in_s"], 1, "{dropped}");
+    let (first_at, first) = watcher.wait_for("unreachable", |_| true);
+    let (second_at, _) = watcher.wait_for("unreachable", |_| true);
+    let promised = first["retry_in_s"].as_u64().unwrap();
+    assert_eq!(promised, 2, "{first}");
+    // The second attempt came when promised, not at the next full round 15 s later (the
+    // margin only absorbs a slow machine).
+    let gap = second_at - first_at;
+    assert!(
+        gap < Duration::from_secs(promised + 8),
+        "promised {promised} s, tried again after {gap:?}"
+    );
+
+    let relay = RelayProcess::start_on(&listen, &data, &[]);
+    watcher.wait_for("connected", |_| true);
+    // Connected again: a write is pushed live, with no manual sync.
+    json(&alice, &["doc", "create", "after.txt"]);
+    put(&alice, dir.path(), "after.txt", "after the restart");
+    watcher.wait_for("synced", |v| v["pushed"].as_u64().unwrap_or(0) > 0);
+    drop(watcher);
+    relay.stop();
+}

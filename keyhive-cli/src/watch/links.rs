@@ -108,6 +108,25 @@ impl Links {
         }
     }
 
+    /// LIVE-4a: when the earliest disconnected relay is due for its next attempt, if any.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.links
+            .iter()
+            .filter(|l| l.session.is_none())
+            .map(|l| l.retry_at)
+            .min()
+    }
+
+    /// LIVE-4a: connects (and syncs) the disconnected relays whose retry is due, and nothing
+    /// else: connected relays wait for their live events or the next full round.
+    pub async fn connect_due(&mut self, opened: &Opened) {
+        for i in 0..self.links.len() {
+            if self.links[i].session.is_none() && Instant::now() >= self.links[i].retry_at {
+                self.connect(opened, i).await;
+            }
+        }
+    }
+
     async fn connect(&mut self, opened: &Opened, i: usize) {
         let generation = self.sessions + 1;
         let link = &mut self.links[i];

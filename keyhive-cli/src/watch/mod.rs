@@ -88,9 +88,16 @@ async fn watch(home: Home, out: Output, urls: Vec<String>, follow: bool) -> Resu
     let mut tick = tokio::time::interval(RESYNC_INTERVAL);
     tick.tick().await;
     loop {
+        // LIVE-4a: a relay that dropped is retried when its backoff ends, not at the next
+        // full round (which came 15 s later, while the watcher said "retrying in 1 s").
+        let retry = links.next_retry();
+        let retry_due = tokio::time::sleep_until(
+            retry.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std),
+        );
         let wake = match next.take() {
             Some(wake) => wake,
             None => tokio::select! {
+                _ = retry_due, if retry.is_some() => Wake::Retry,
                 _ = stop.changed() => Wake::Stop,
                 accepted = listener.accept() => {
                     Wake::Lease(accepted.context("the control socket failed")?.0)
@@ -128,6 +135,13 @@ async fn watch(home: Home, out: Output, urls: Vec<String>, follow: bool) -> Resu
                 };
                 interruptible(round, &mut stop, &listener).await?
             }
+            Wake::Retry => {
+                let reconnect = async {
+                    links.connect_due(&opened).await;
+                    Ok(())
+                };
+                interruptible(reconnect, &mut stop, &listener).await?
+            }
         };
         report.events(&opened);
     }
@@ -144,6 +158,8 @@ enum Wake {
     Live(u64, Option<LiveEvent>),
     /// Time for a full round (LIVE-4).
     Tick,
+    /// A dropped relay's backoff ended (LIVE-4a).
+    Retry,
 }
 
 /// LIVE-3, LIVE-6: runs `work` unless a stop signal or a command asking for the store comes
