@@ -130,6 +130,14 @@ fn share_read_revoke_story_with_a_relay_process() {
     let why = json(&p.alice, &["why", "plan.txt", "Bob"]);
     assert_eq!(why["granted"], false);
     assert!(why["rule"].as_str().unwrap().starts_with("CAP-"));
+    // Said as a person reads it: whose grant, on what, and who revoked it.
+    let revoked = why["revoked"].as_str().unwrap();
+    assert!(
+        revoked.starts_with("me granted ")
+            && revoked.contains(" on Team to Bob ")
+            && revoked.contains("; me revoked it (op "),
+        "{why}"
+    );
     json(&p.alice, &["sync"]);
     json(&p.carol, &["sync"]);
     std::fs::write(&file, "plan v3").unwrap();

@@ -1,7 +1,8 @@
 //! `grant`, `revoke`, `members`, `why`.
 
 use anyhow::Result;
-use keyhive_core::capability::{Access, AgentId, Explanation};
+use keyhive_core::Hash;
+use keyhive_core::capability::{Access, Action, AgentId, AnyVerified, Explanation, Reason};
 use serde_json::json;
 
 use crate::names::shown;
@@ -143,11 +144,54 @@ pub fn why(s: &mut Session, agent: &str, subject: &str, access: Access) -> Resul
         }
         Explanation::Refused(refusal) => {
             let text = refusal.to_string();
-            s.out.emit(&json!({"granted": false, "rule": refusal.rule, "reason": refusal.reason.to_string()}), || {
+            let revoked = match refusal.reason {
+                Reason::Revoked {
+                    revocation,
+                    delegation,
+                } => revoked_grant(s, &delegation, &revocation),
+                _ => None,
+            };
+            s.out.emit(&json!({"granted": false, "rule": refusal.rule, "reason": refusal.reason.to_string(), "revoked": revoked}), || {
                 println!("no: {text}");
+                if let Some(revoked) = &revoked {
+                    println!("  {revoked}");
+                }
             })
         }
     }
+}
+
+/// A revoked grant on an agent's path, as a person reads it: who granted what to whom on which
+/// subject, and who revoked it.
+fn revoked_grant(s: &mut Session, delegation: &Hash, revocation: &Hash) -> Option<String> {
+    let (granter, subject, delegate, access) = match s.replica.checker().op(delegation)? {
+        AnyVerified::Auth(op) => match &op.payload().body.action {
+            Action::Delegate {
+                delegate, access, ..
+            }
+            | Action::DelegateUntil {
+                delegate, access, ..
+            } => (
+                op.payload().issuer,
+                op.payload().body.subject,
+                *delegate,
+                *access,
+            ),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let revoker = match s.replica.checker().op(revocation)? {
+        AnyVerified::Auth(op) => op.payload().issuer,
+        _ => return None,
+    };
+    let [granter, subject, delegate, revoker] =
+        [granter, subject, *delegate.public_key(), revoker].map(|k| shown(&s.name_of(&k)));
+    Some(format!(
+        "{granter} granted {access} on {subject} to {delegate} (op {}); {revoker} revoked it (op {})",
+        &delegation.to_string()[..12],
+        &revocation.to_string()[..12]
+    ))
 }
 
 fn s_name(steps: &[(String, String, Access, keyhive_core::Hash)], which: usize) -> String {
