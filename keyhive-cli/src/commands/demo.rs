@@ -42,6 +42,7 @@ impl Demo {
 
     async fn sync(&mut self, who: &str, s: Session) -> Result<Session> {
         let (s, summary) = sync_session(s, std::slice::from_ref(&self.url)).await?;
+        crate::commands::sync::all_synced(&summary)?;
         let (pulled, pushed) = summary
             .iter()
             .fold((0, 0), |(a, b), r| (a + r.pulled, b + r.pushed));

@@ -15,7 +15,7 @@ use keyhive_sync::{AllowAll, Store};
 use serde_json::json;
 
 use crate::cli::InviteArgs;
-use crate::commands::sync::sync_session;
+use crate::commands::sync::{all_synced, sync_session};
 use crate::names::shown;
 use crate::output::print_table;
 use crate::relays;
@@ -115,7 +115,9 @@ pub fn invite(mut s: Session, args: &InviteArgs) -> Result<()> {
     let subject_name = shown(&s.name_of(&subject));
     let out = s.out;
     // The relay must hold the invitation before a redemption naming it arrives (INV-9).
-    let synced = runtime()?.block_on(sync_session(s, std::slice::from_ref(&url)));
+    let synced = runtime()?
+        .block_on(sync_session(s, std::slice::from_ref(&url)))
+        .and_then(|(s, summaries)| all_synced(&summaries).map(|()| (s, summaries)));
     let sync_error = synced.as_ref().err().map(|e| format!("{e:#}"));
     let (text, link) = (code.encode(), code.link());
     out.emit(
@@ -192,7 +194,8 @@ pub fn join(s: Session, code: &str) -> Result<()> {
     }
     let redemption = s.replica.redeem(&code, redeemed_at)?;
     s.save()?;
-    let (s, _) = rt.block_on(sync_session(s, std::slice::from_ref(&url)))?;
+    let (s, summaries) = rt.block_on(sync_session(s, std::slice::from_ref(&url)))?;
+    all_synced(&summaries)?;
     let status = s.replica.redemption_status(&redemption);
     match status {
         RedemptionStatus::Admitted(level) => out.emit(

@@ -57,6 +57,10 @@ pub struct RelaySummary {
     pub bytes_received: u64,
     /// What syncing with this relay changed for this device (filled in from `events`).
     pub news: Vec<News>,
+    /// Why syncing with this relay failed (unreachable, refused the handshake, dropped), with
+    /// its causes; the other relays were synced all the same. Absent when it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The replica's events while syncing with this relay.
     #[serde(skip)]
     pub events: Vec<Event>,
@@ -154,21 +158,49 @@ async fn sync_links(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .subscribe_with_capacity(EVENT_CAPACITY);
     let mut summaries = Vec::new();
+    // One relay that is down or fails does not keep the others from syncing; each says how it
+    // went, and `all_synced` turns a failure into the command's error.
     for url in urls {
-        let (session, pinned_now) = connect_pinned(client, home, url).await?;
         let mut summary = RelaySummary {
             relay: url.clone(),
-            relay_id: session.server_id().to_string(),
-            pinned_now,
             ..Default::default()
         };
-        rounds(client, shared, &session, &mut summary).await?;
+        let synced = async {
+            let (session, pinned_now) = connect_pinned(client, home, url).await?;
+            summary.relay_id = session.server_id().to_string();
+            summary.pinned_now = pinned_now;
+            rounds(client, shared, &session, &mut summary).await
+        }
+        .await;
+        if let Err(e) = synced {
+            summary.error = Some(format!("{e:#}"));
+        }
         summary
             .events
             .extend(std::iter::from_fn(|| events.try_recv()));
         summaries.push(summary);
     }
     Ok(summaries)
+}
+
+/// The error of the only relay synced, if it failed; with several, an error naming those that
+/// failed (each summary says why).
+pub fn all_synced(summaries: &[RelaySummary]) -> Result<()> {
+    let failed: Vec<&str> = summaries
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.relay.as_str())
+        .collect();
+    match (summaries, failed.len()) {
+        (_, 0) => Ok(()),
+        ([only], _) => bail!("{}", only.error.as_deref().unwrap_or_default()),
+        _ => bail!(
+            "{} of {} relays could not be synced: {}",
+            failed.len(),
+            summaries.len(),
+            failed.join(", ")
+        ),
+    }
 }
 
 /// Syncs over `session` until quiet (at most [`MAX_ROUNDS`] rounds), seating and re-keying
@@ -272,14 +304,30 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
     }
     // REP-68: the session replayed the whole store and ingested what arrived.
     s.refresh_name_index();
-    crate::sync_state::record(
-        &s.home,
-        &urls,
-        crate::sync_state::item_count(s.store.as_ref())?,
-    )?;
+    let synced: Vec<String> = summaries
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(|r| r.relay.clone())
+        .collect();
+    if !synced.is_empty() {
+        crate::sync_state::record(
+            &s.home,
+            &synced,
+            crate::sync_state::item_count(s.store.as_ref())?,
+        )?;
+    }
     spinner.finish_and_clear();
+    if let [only] = summaries.as_slice()
+        && only.error.is_some()
+    {
+        return all_synced(&summaries);
+    }
     out.emit(&summaries, || {
         for r in &summaries {
+            if let Some(error) = &r.error {
+                println!("{}: not synced: {error}", r.relay);
+                continue;
+            }
             if r.pinned_now {
                 println!(
                     "{}: first sync, pinned relay id {} (later syncs require it)",
@@ -323,7 +371,8 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
                 println!("  {}", sync_news::line(news));
             }
         }
-    })
+    })?;
+    all_synced(&summaries)
 }
 
 /// Each distinct reason among `refusals`, with how many gave it, in first-seen order.
