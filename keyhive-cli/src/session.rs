@@ -18,7 +18,8 @@ use crate::name_index::{self, NameIndex};
 use crate::names::{GroupNames, LocalNames, SharedGroups};
 use crate::output::Output;
 use keyhive_sync::record::{
-    DocumentHistory, DocumentMetadata, GroupProfiles, MetadataKind, read_profile,
+    ChangeRecord, DocumentHistory, DocumentMetadata, GroupProfiles, MetadataKind, classify,
+    read_profile,
 };
 
 /// File of the local item store.
@@ -541,22 +542,57 @@ pub fn read_meta(
     Ok(DocumentHistory::load(replica, doc)?.metadata())
 }
 
-/// Whether `change` of `document` is the document's (small) metadata record (REP-50), rather
-/// than content.
+/// What record `change` of `document` holds (REC-1): its metadata (REC-3), a rename or
+/// removal (REC-7), a group's name (REC-8), or content. Reading stops once the plaintext is
+/// longer than a metadata record can be (`MAX_METADATA_LEN` and its type byte): such a change,
+/// like one that cannot be read, is content ([`ChangeRecord::File`]).
+pub fn change_record(
+    replica: &Replica<Arc<RedbStore>>,
+    document: DocumentId,
+    change: &keyhive_core::Hash,
+) -> ChangeRecord {
+    let mut capped = Capped {
+        bytes: Vec::new(),
+        limit: keyhive_sync::record::MAX_METADATA_LEN + 1,
+    };
+    match replica.read_change(document, change, &mut capped) {
+        Ok(_) => classify(&capped.bytes),
+        Err(_) => ChangeRecord::File,
+    }
+}
+
+/// A writer that refuses more than `limit` bytes, so that a large change is not read in full
+/// to learn that it is content.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other("longer than a metadata record"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `change` of `document` is bookkeeping of the document's name and place (its
+/// metadata record, a rename or a removal: REP-50, REP-51) rather than content.
 pub fn is_metadata(
     replica: &Replica<Arc<RedbStore>>,
     document: DocumentId,
     change: &keyhive_core::Hash,
 ) -> bool {
-    let small = replica.changes(document).is_ok_and(|changes| {
-        changes
-            .iter()
-            .any(|c| c.op == *change && c.length.is_some_and(|l| l <= 4096))
-    });
-    let mut bytes = Vec::new();
-    small
-        && replica.read_change(document, change, &mut bytes).is_ok()
-        && keyhive_sync::record::Metadata::from_record(&bytes).is_ok()
+    matches!(
+        change_record(replica, document, change),
+        ChangeRecord::Metadata(_) | ChangeRecord::Update(_)
+    )
 }
 
 /// The first 12 hex characters of a key, for tables.

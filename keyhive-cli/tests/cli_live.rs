@@ -440,3 +440,31 @@ fn a_restarted_relay_is_reconnected_when_the_watcher_said() {
     drop(watcher);
     relay.stop();
 }
+
+/// LIVE-5, REP-50, REP-51: a document's rename and its removal from its folder reach a watcher
+/// as `renamed` and `removed`, not as new changes of the document.
+#[test]
+fn a_document_rename_and_removal_are_printed_as_such_by_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, _) = person(dir.path(), "alice", &relay);
+    let (bob, bob_card) = person(dir.path(), "bob", &relay);
+    json(&alice, &["contact", "add", &bob_card, "--name", "Bob"]);
+    json(&alice, &["folder", "create", "Proj"]);
+    json(&alice, &["grant", "Proj", "Bob", "--access", "read"]);
+    json(&alice, &["doc", "create", "a.txt", "--folder", "Proj"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+
+    let bob_watch = Watcher::start(&bob);
+    json(&alice, &["doc", "rename", "a.txt", "docs/a.txt"]);
+    json(&alice, &["sync"]);
+    let (_, line) = bob_watch.wait_for("renamed", |_| true);
+    assert_eq!(line["name"], "docs/a.txt", "{line}");
+    json(&alice, &["doc", "rm", "docs/a.txt"]);
+    json(&alice, &["sync"]);
+    let (_, line) = bob_watch.wait_for("removed", |_| true);
+    assert_eq!(line["name"], "docs/a.txt", "{line}");
+    assert!(bob_watch.interrupt().success());
+    relay.stop();
+}

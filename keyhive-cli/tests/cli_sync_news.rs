@@ -142,3 +142,44 @@ fn a_new_team_member_is_told_what_it_gained_and_rejects_nothing() {
     }
     relay.stop();
 }
+
+/// REP-50, REP-51 as news: a rename and a removal are said as such, not as new changes of the
+/// documents (before, each was "1 new change readable").
+#[test]
+fn a_rename_and_a_removal_are_news_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+        json(home, &["relay", "add", &relay.url]);
+    }
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&alice, &["folder", "create", "Proj"]);
+    json(&alice, &["grant", "Proj", "Bob", "--access", "read"]);
+    json(&alice, &["doc", "create", "a.txt", "--folder", "Proj"]);
+    json(&alice, &["doc", "create", "b.txt", "--folder", "Proj"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+
+    json(&alice, &["doc", "rename", "a.txt", "docs/a.txt"]);
+    json(&alice, &["doc", "rm", "b.txt"]);
+    json(&alice, &["sync"]);
+    let synced = json(&bob, &["sync"]);
+    let moved = news(&synced, "moved");
+    assert_eq!(moved.len(), 2, "{synced}");
+    assert!(
+        moved
+            .iter()
+            .any(|n| n["name"] == "docs/a.txt" && n["how"] == "renamed"),
+        "{synced}"
+    );
+    assert!(
+        moved
+            .iter()
+            .any(|n| n["name"] == "b.txt" && n["how"] == "removed"),
+        "{synced}"
+    );
+    assert!(news(&synced, "changes").is_empty(), "{synced}");
+    relay.stop();
+}

@@ -12,9 +12,7 @@ use serde_json::json;
 use crate::names::shown;
 use crate::output::print_table;
 use crate::session::Session;
-use keyhive_sync::record::{
-    ChangeRecord, DocumentHistory, FILE_TAG, FileContent, RecordError, classify,
-};
+use keyhive_sync::record::{ChangeRecord, DocumentHistory, FILE_TAG, FileContent, RecordError};
 
 /// Encrypts a file as a new change of `doc`; returns the change id.
 /// Returns the change and the number of file bytes it holds (what was read, even if the file
@@ -293,7 +291,9 @@ pub fn log(s: &mut Session, doc: &str) -> Result<()> {
     for c in &changes {
         // The document's metadata record (its name, REP-9) is bookkeeping, not a change
         // anyone made to the content: it is not listed.
-        if c.length.is_some_and(|l| l <= 4096) && is_metadata(s, document, &c.op) {
+        if c.length.is_some_and(|l| l <= 4097)
+            && crate::session::is_metadata(&s.replica, document, &c.op)
+        {
             continue;
         }
         let author = shown(&s.name_of(&c.author.0));
@@ -332,14 +332,4 @@ pub fn log(s: &mut Session, doc: &str) -> Result<()> {
                 .collect(),
         )
     })
-}
-
-/// Whether a (small, readable) change is one of the document's metadata records (REP-50).
-fn is_metadata(s: &Session, document: DocumentId, change: &keyhive_core::Hash) -> bool {
-    let mut bytes = Vec::new();
-    s.replica.read_change(document, change, &mut bytes).is_ok()
-        && matches!(
-            classify(&bytes),
-            ChangeRecord::Metadata(_) | ChangeRecord::Update(_)
-        )
 }

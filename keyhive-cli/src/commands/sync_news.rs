@@ -11,7 +11,8 @@ use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::Event;
 
 use crate::names::shown;
-use crate::session::{Session, is_metadata};
+use crate::session::{Session, change_record};
+use keyhive_sync::record::{ChangeRecord, MetadataUpdate};
 
 /// Most events one sync keeps for its report; beyond it the report says how many it missed.
 pub const EVENT_CAPACITY: usize = 65_536;
@@ -59,11 +60,30 @@ pub enum News {
         /// Of those, how many do not count (their author lacked the level, CAP-11).
         invalid: usize,
     },
+    /// A document was renamed (REP-50) or removed from its folder's tree (REP-51).
+    Moved {
+        /// The document.
+        document: String,
+        /// Its name here now.
+        name: String,
+        /// Renamed or removed.
+        how: Move,
+    },
     /// More happened than the report kept; `keyhive ls` and `keyhive log` show the state.
     Lagged {
         /// Events not reported.
         missed: u64,
     },
+}
+
+/// How a document moved in its folder's tree.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Move {
+    /// REP-50: it has a new name.
+    Renamed,
+    /// REP-51: it left its folder's tree.
+    Removed,
 }
 
 /// The news in `events`, in the order they happened (changes grouped per document where the
@@ -113,10 +133,19 @@ pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
                 valid,
                 ..
             } => {
-                if is_metadata(&s.replica, document, &change) {
-                    continue;
+                match change_record(&s.replica, document, &change) {
+                    // REC-3: the name it arrived with; the access news says it arrived.
+                    ChangeRecord::Metadata(_) => {}
+                    ChangeRecord::Update(update) => news.push(News::Moved {
+                        document: document.to_string(),
+                        name: name(s, &document.0),
+                        how: match update {
+                            MetadataUpdate::Rename { .. } => Move::Renamed,
+                            MetadataUpdate::Remove => Move::Removed,
+                        },
+                    }),
+                    _ => add_change(&mut news, s, document, valid),
                 }
-                add_change(&mut news, s, document, valid);
             }
             Event::Lagged { missed } => news.push(News::Lagged { missed }),
             _ => {}
@@ -216,6 +245,12 @@ pub fn line(news: &News) -> String {
             };
             format!("{name}: {count} new change{plural} readable{note}")
         }
+        News::Moved { name, how, .. } => match how {
+            Move::Renamed => format!("{name}: renamed (this is its new name)"),
+            Move::Removed => {
+                format!("{name}: removed from its folder (`folder pull` deletes an unchanged copy)")
+            }
+        },
         News::Lagged { missed } => {
             format!(
                 "{missed} more events not shown (`keyhive ls` and `keyhive log` show the state)"

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 
 use crate::names::shown;
 use crate::output::Output;
-use crate::session::{is_metadata, read_meta, short};
+use crate::session::{change_record, read_meta, short};
 use keyhive_sync::record::{
-    DocumentHistory, GroupName, GroupProfiles, ProfileReading, read_profile,
+    ChangeRecord, DocumentHistory, GroupName, GroupProfiles, MetadataUpdate, ProfileReading,
+    read_profile,
 };
 
 use super::opened::Opened;
@@ -77,13 +78,34 @@ impl Reporter {
                     return;
                 }
                 let doc = document_name(opened, *document);
-                if is_metadata(&opened.lock(), *document, change) {
-                    self.line(
-                        "document",
-                        json!({"document": document.to_string(), "name": doc, "author": who}),
-                        || format!("{doc}: readable here now (created by {who})"),
-                    );
-                    return;
+                let record = change_record(&opened.lock(), *document, change);
+                match record {
+                    ChangeRecord::Metadata(_) => {
+                        self.line(
+                            "document",
+                            json!({"document": document.to_string(), "name": doc, "author": who}),
+                            || format!("{doc}: readable here now (created by {who})"),
+                        );
+                        return;
+                    }
+                    // REP-50, REP-51: `doc` is the name after the change.
+                    ChangeRecord::Update(MetadataUpdate::Rename { .. }) => {
+                        self.line(
+                            "renamed",
+                            json!({"document": document.to_string(), "name": doc, "author": who, "change": change.to_string()}),
+                            || format!("{doc}: renamed to this name by {who}"),
+                        );
+                        return;
+                    }
+                    ChangeRecord::Update(MetadataUpdate::Remove) => {
+                        self.line(
+                            "removed",
+                            json!({"document": document.to_string(), "name": doc, "author": who, "change": change.to_string()}),
+                            || format!("{doc}: removed from its folder by {who}"),
+                        );
+                        return;
+                    }
+                    _ => {}
                 }
                 let note = if *valid {
                     ""
