@@ -58,6 +58,35 @@ pub struct Session {
     pinned_agent: Option<(String, AgentId)>,
 }
 
+/// How long a command waits for another command that holds the home's store (LIVE-9).
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// LIVE-9: opens the home's item store read-write, waiting (at most [`STORE_WAIT`], saying so
+/// once on stderr) while another `keyhive` command holds it, as commands on a watched home
+/// wait for each other (LIVE-3). Before, a `sync` started while a `put` ran on the same home
+/// failed at once with "in use by another process". Any other failure is returned at once.
+pub fn open_store(home: &Home) -> Result<RedbStore> {
+    let path = home.path(STORE_FILE);
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match RedbStore::open(&path) {
+            Err(keyhive_sync::StoreError::InUse { .. }) if started.elapsed() < STORE_WAIT => {
+                if !said {
+                    eprintln!(
+                        "waiting for another keyhive command using {} to finish...",
+                        home.root().display()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            // The error names the file and what to do (STORE-6..9).
+            other => return other.context("cannot open the local store"),
+        }
+    }
+}
+
 /// The home's item store for a command that only reads it (`get`, `log`, `members`, `why` on
 /// their scoped paths, REP-60, REP-69): opened read-only (`specs/sync.md` STORE-20), so the
 /// command leaves `store.redb` byte for byte as it was; any write through it is refused
@@ -71,9 +100,7 @@ pub fn open_store_for_reading(home: &Home) -> Result<Arc<RedbStore>> {
         Err(e) => {
             tracing::debug!(error = %e, "read-only open refused; opening the store read-write");
             // The error names the file and what to do (STORE-6..9).
-            Ok(Arc::new(
-                RedbStore::open(&path).context("cannot open the local store")?,
-            ))
+            Ok(Arc::new(open_store(home)?))
         }
     }
 }
@@ -82,10 +109,7 @@ impl Session {
     /// Opens the device in `home`.
     pub fn open(home: Home, out: Output) -> Result<Self> {
         let keys = device_store::load(&home)?;
-        // The error names the file and what to do (STORE-6..9).
-        let store = Arc::new(
-            RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?,
-        );
+        let store = Arc::new(open_store(&home)?);
         let replica = Replica::open(keys.device().clone(), store.clone())?;
         Self::assemble(home, out, keys, store, replica)
     }

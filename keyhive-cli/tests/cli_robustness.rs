@@ -157,3 +157,39 @@ fn a_closed_stdout_ends_a_command_quietly() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// LIVE-9: a command on a home whose store another process holds waits for it (saying so once
+/// on stderr) instead of failing at once with "in use by another process", and then runs.
+#[test]
+fn a_command_waits_for_another_holding_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    ok(&home, &["init", "--name", "Alice"]);
+    ok(&home, &["doc", "create", "first.txt"]);
+
+    // Another process's hold on the store, here this test's own.
+    let held = keyhive_sync::RedbStore::open(home.join("store.redb")).unwrap();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("keyhive"))
+        .arg("--home")
+        .arg(&home)
+        .args(["--json", "doc", "create", "second.txt"])
+        .env_remove("KEYHIVE_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("waiting for another keyhive command using "),
+        "{line}"
+    );
+    drop(held);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    let listed = ok(&home, &["ls"]).to_string();
+    assert!(listed.contains("second.txt"), "{listed}");
+}

@@ -62,7 +62,7 @@ struct ArchivedItem {
 /// `keyhive backup FILE`.
 pub fn backup(home: &Home, out: Output, file: &Path) -> Result<()> {
     let keys = device_store::load(home)?;
-    let store = RedbStore::open(home.path(STORE_FILE)).context("cannot open the local store")?;
+    let store = crate::session::open_store(home)?;
     let mut items = Vec::new();
     for subject in store.subjects()? {
         for hash in store.hashes(&subject)? {
