@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{RelayProcess, card, json, keyhive};
 use serde_json::Value;
@@ -26,16 +26,22 @@ fn news<'a>(synced: &'a Value, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-#[test]
-fn sync_reports_access_new_changes_and_a_revoked_writers_lost_edit() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+/// Alice's and Bob's homes with the relay added; Alice has Bob's card.
+fn alice_and_bob(dir: &Path, relay: &RelayProcess) -> (PathBuf, PathBuf) {
+    let (alice, bob) = (dir.join("alice"), dir.join("bob"));
     for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
         json(home, &["init", "--name", name]);
         json(home, &["relay", "add", &relay.url]);
     }
     json(&alice, &["contact", "add", &card(&bob)]);
+    (alice, bob)
+}
+
+#[test]
+fn sync_reports_access_new_changes_and_a_revoked_writers_lost_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = alice_and_bob(dir.path(), &relay);
     json(&bob, &["contact", "add", &card(&alice)]);
     json(&alice, &["doc", "create", "notes.txt"]);
     put(dir.path(), &alice, "v1");
@@ -149,12 +155,7 @@ fn a_new_team_member_is_told_what_it_gained_and_rejects_nothing() {
 fn a_rename_and_a_removal_are_news_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
-    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
-        json(home, &["init", "--name", name]);
-        json(home, &["relay", "add", &relay.url]);
-    }
-    json(&alice, &["contact", "add", &card(&bob)]);
+    let (alice, bob) = alice_and_bob(dir.path(), &relay);
     json(&alice, &["folder", "create", "Proj"]);
     json(&alice, &["grant", "Proj", "Bob", "--access", "read"]);
     json(&alice, &["doc", "create", "a.txt", "--folder", "Proj"]);

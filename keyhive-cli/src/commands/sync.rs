@@ -347,32 +347,28 @@ pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
                 r.bytes_sent,
                 r.bytes_received
             );
-            for (reason, n) in refusal_reasons(&r.rejections) {
-                println!("  rejected here: {n} x {reason}");
-            }
-            if r.rejected > r.rejections.len() {
-                println!(
-                    "  (reasons given for the first {} of {} rejected items)",
-                    r.rejections.len(),
-                    r.rejected
-                );
-            }
-            for (reason, n) in refusal_reasons(&r.refusals) {
-                println!("  refused by relay: {n} x {reason}");
-            }
-            if r.refused > r.refusals.len() {
-                println!(
-                    "  (reasons given for the first {} of {} refused items)",
-                    r.refusals.len(),
-                    r.refused
-                );
-            }
+            print_reasons(("rejected here", "rejected"), &r.rejections, r.rejected);
+            print_reasons(("refused by relay", "refused"), &r.refusals, r.refused);
             for news in &r.news {
                 println!("  {}", sync_news::line(news));
             }
         }
     })?;
     all_synced(&summaries)
+}
+
+/// One `  LABEL: N x REASON` line per distinct reason among `sample`, and a note when more
+/// than the sample (`total`) were refused.
+fn print_reasons((label, refused): (&str, &str), sample: &[RelayRefusal], total: usize) {
+    for (reason, n) in refusal_reasons(sample) {
+        println!("  {label}: {n} x {reason}");
+    }
+    if total > sample.len() {
+        println!(
+            "  (reasons given for the first {} of {total} {refused} items)",
+            sample.len()
+        );
+    }
 }
 
 /// Each distinct reason among `refusals`, with how many gave it, in first-seen order.
