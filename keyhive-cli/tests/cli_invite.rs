@@ -264,7 +264,13 @@ fn grant_that_ends(by_sync: bool) {
     std::thread::sleep(std::time::Duration::from_millis(2_200));
     // Alice's first sync (or write) after the end revokes the grant; the write re-keys (REP-3).
     if by_sync {
-        json(&alice, &["sync"]);
+        let synced = keyhive(&alice).arg("sync").output().unwrap();
+        assert!(synced.status.success(), "{synced:?}");
+        let text = String::from_utf8(synced.stdout).unwrap();
+        assert!(
+            text.starts_with("Revoked 1 grant(s) whose time ran out and 0 expired invitation(s)"),
+            "{text}"
+        );
         let members = json(&alice, &["members", &doc]).to_string();
         assert!(!members.contains(&bob_id), "{members}");
     }

@@ -291,9 +291,20 @@ pub fn relay_urls(home: &Home, relays_arg: Vec<String>) -> Result<Vec<String>> {
 }
 
 /// `keyhive sync [--relay URL]...`.
-pub fn sync(s: Session, relays_arg: Vec<String>) -> Result<()> {
+pub fn sync(mut s: Session, relays_arg: Vec<String>) -> Result<()> {
     let urls = relay_urls(&s.home, relays_arg)?;
     let out = s.out;
+    // INV-5, INV-11: what ended by this device's clock is revoked before syncing (again
+    // inside `sync_session`, which then finds nothing), and said.
+    let (invitations, grants) = crate::commands::invite::revoke_ended(&mut s)?;
+    let ended = grants.len() + invitations.len();
+    if !out.json && ended > 0 {
+        println!(
+            "Revoked {} grant(s) whose time ran out and {} expired invitation(s) of this device",
+            grants.len(),
+            invitations.len()
+        );
+    }
     let spinner = spinner(out);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
