@@ -82,3 +82,65 @@ async fn a_relay_forwards_pushed_and_fetched_items_live() {
     relay_a.shutdown().await.unwrap();
     relay_b.shutdown().await.unwrap();
 }
+
+/// SYNC-64: a subject new at the other relay (created there after the link subscribed, so the
+/// link is not subscribed to it) reaches this relay live: the other relay forwards its auth
+/// op, and the link subscribes to the subject and reconciles it alone. Before, it waited for
+/// the link's periodic full sync (30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_new_at_the_other_relay_arrives_live() {
+    let (store_a, store_b): (Arc<dyn Store>, Arc<dyn Store>) =
+        (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+    let (policy_a, policy_b) = (policy(), policy());
+    let (relay_a, key_a) = start(store_a.clone(), policy_a.clone()).await;
+    let (relay_b, key_b) = start(store_b.clone(), policy_b.clone()).await;
+    policy_b.grant_everything(id(&key_a));
+    policy_a.grant_everything(id(&key_b));
+    let writer = SigningKey::generate();
+    let (old, new) = (subject(1), subject(3));
+    policy_b.grant_write(id(&writer), old);
+    store_b.put(&items(&writer, old, 0..1)).unwrap();
+
+    let client = Client::new(key_a.clone(), store_a.clone(), policy_a.clone());
+    let _forwarding = relay_a.forward_through(&client);
+    let mut link = client.add_link(relay_b.url(), Some(pk(&key_b)));
+    let connected = link.wait_for(|s| s.connected).await;
+    assert_eq!(
+        connected.last_report.unwrap().offered,
+        1,
+        "the new subject is not known yet"
+    );
+    policy_b.grant_write(id(&writer), new);
+
+    // The new subject's first op (an auth op: its genesis, or the grant that shares it), then
+    // its content, pushed to relay B.
+    let auth = {
+        let content = item(&writer, new, 100, 64);
+        keyhive_sync::Item::new(
+            keyhive_sync::ItemKind::Auth,
+            new,
+            content.envelope().to_vec(),
+        )
+        .unwrap()
+    };
+    let mut batch = vec![auth];
+    batch.extend(items(&writer, new, 0..3));
+    let there = Session::connect(&relay_b.url(), &writer, Some(pk(&key_b)))
+        .await
+        .unwrap();
+    there.push(&batch).await.unwrap();
+    eventually(|| store_a.hashes(&new).unwrap().len() == 4).await;
+    assert_eq!(
+        link.status().syncs,
+        1,
+        "carried live, not by a periodic sync"
+    );
+    // Subscribed now: what follows is live too.
+    there.push(&items(&writer, new, 3..4)).await.unwrap();
+    eventually(|| store_a.hashes(&new).unwrap().len() == 5).await;
+    assert_eq!(link.status().syncs, 1);
+
+    link.stop().await;
+    relay_a.shutdown().await.unwrap();
+    relay_b.shutdown().await.unwrap();
+}

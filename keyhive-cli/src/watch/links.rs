@@ -274,6 +274,11 @@ impl Links {
             Some(s) => IndividualId(s.server_id()),
             None => return Ok(()),
         };
+        // SYNC-64: an auth op of a subject this link is not subscribed to is a subject just
+        // shared with this device: a round subscribes to it and pulls the rest.
+        let new_subject = items
+            .iter()
+            .any(|i| !link.subscribed.contains(&i.subject()));
         let arrivals = match ingest(opened.client.store(), opened.gate(), &from, items) {
             Ok(arrivals) => arrivals,
             Err(e) => {
@@ -289,8 +294,8 @@ impl Links {
         if rekeyed {
             // New seats or keys: every relay gets them at once.
             self.sync_all(opened).await;
-        } else if parked {
-            // Predecessors (or the grant) come with a full round.
+        } else if parked || new_subject {
+            // Predecessors (or the grant, or the rest of a new subject) come with a full round.
             self.sync(opened, i).await;
         }
         if stored || rekeyed {

@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 
 use super::answered::Taken;
 use super::session::{ConnectError, LiveEvent, Session};
-use super::sync::{SyncError, SyncReport, ingest, stored, sync_once, sync_once_skipping};
+use super::sync::{
+    SyncError, SyncReport, ingest, stored, sync_once, sync_once_skipping, sync_subjects,
+};
 use crate::item::{Item, SubjectId};
 use crate::policy::AccessPolicy;
 use crate::store::{Store, StoreError};
@@ -297,6 +299,32 @@ impl Client {
         Ok(())
     }
 
+    /// SYNC-64: subscribes to `subjects` (just shared with this device, or new at the peer
+    /// relay) and reconciles them alone; a subject the peer does not accept a subscription for
+    /// (one this device was removed from, REP-30) is reconciled all the same, and offered again
+    /// by the next periodic sync.
+    async fn sync_new_subjects(
+        &self,
+        id: u64,
+        session: &Session,
+        status: &watch::Sender<LinkStatus>,
+        subjects: &BTreeSet<SubjectId>,
+        subscribed: &mut BTreeSet<SubjectId>,
+    ) -> Result<(), String> {
+        let list: Vec<SubjectId> = subjects.iter().copied().collect();
+        let accepted = session.subscribe(&list).await.map_err(|e| e.to_string())?;
+        subscribed.extend(accepted);
+        let (report, fresh) = sync_subjects(session, &self.store, self.policy.as_ref(), subjects)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.announce(id, fresh);
+        status.send_modify(|s| {
+            s.pushed += report.pushed as u64;
+            s.received += report.pulled as u64;
+        });
+        Ok(())
+    }
+
     /// One connected period of a link. Returns `Ok` on stop, `Err` on disconnection.
     async fn serve_link(
         &self,
@@ -361,11 +389,18 @@ impl Client {
                 }
                 event = live.recv() => match event {
                     Some(LiveEvent::Items(items)) => {
+                        // SYNC-64: an auth op of a subject not subscribed here is a subject
+                        // just shared with this device (or its peer relay): subscribe and pull it
+                        // now, not at the next periodic sync.
+                        let new_subjects: BTreeSet<SubjectId> = items.iter().map(Item::subject).filter(|s| !subscribed.contains(s)).collect();
                         let arrivals = ingest(&self.store, self.policy.as_ref(), &from, items).map_err(|e| e.to_string())?;
                         let fresh = stored(arrivals);
                         let n = fresh.len() as u64;
                         self.announce(id, fresh);
                         status.send_modify(|s| s.received += n);
+                        if !new_subjects.is_empty() {
+                            self.sync_new_subjects(id, session, status, &new_subjects, &mut subscribed).await?;
+                        }
                     }
                     Some(LiveEvent::Lagged) => self.resync(id, session, status, &mut closed).await?,
                     None => return Err("connection closed".into()),

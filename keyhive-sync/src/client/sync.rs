@@ -118,6 +118,13 @@ impl SyncReport {
         self.bytes_received += other.bytes_received;
     }
 
+    /// The frame bytes `session` moved since it had moved `(sent, received)`.
+    fn count_bytes(&mut self, session: &Session, (sent, received): (u64, u64)) {
+        let (sent_now, received_now) = session.stats().bytes();
+        self.bytes_sent = sent_now - sent;
+        self.bytes_received = received_now - received;
+    }
+
     /// Counts what became of received items (SYNC-84).
     fn count(&mut self, arrivals: &[(Item, Arrival)]) {
         for (item, arrival) in arrivals {
@@ -236,11 +243,8 @@ pub async fn sync_once_skipping(
     policy: &dyn AccessPolicy,
     skip: &BTreeSet<SubjectId>,
 ) -> Result<(SyncReport, Vec<Item>), SyncError> {
-    let (sent0, recv0) = session.stats().bytes();
-    let from = keyhive_core::identity::IndividualId(session.server_id());
+    let started = session.stats().bytes();
     let mut report = SyncReport::default();
-    let mut new_items = Vec::new();
-    let mut retry = Retry::default();
 
     let offers = session.collection().await?;
     report.offered = offers.len();
@@ -262,6 +266,50 @@ pub async fn sync_once_skipping(
             todo.push(subject);
         }
     }
+    let (mut report, new_items) =
+        reconcile_subjects(session, store, policy, todo, &offered, report).await?;
+    report.count_bytes(session, started);
+    Ok((report, new_items))
+}
+
+/// SYNC-64: reconciles only `subjects` (subjects the peer just told this device of, e.g. one
+/// newly shared with it): pull what it lacks, push what the peer lacks, as a full sync does for
+/// each subject it reconciles, without the collection round or any other subject.
+pub async fn sync_subjects(
+    session: &Session,
+    store: &Arc<dyn Store>,
+    policy: &dyn AccessPolicy,
+    subjects: &BTreeSet<SubjectId>,
+) -> Result<(SyncReport, Vec<Item>), SyncError> {
+    let started = session.stats().bytes();
+    let todo = subjects.iter().copied().collect();
+    let (mut report, new_items) = reconcile_subjects(
+        session,
+        store,
+        policy,
+        todo,
+        subjects,
+        SyncReport::default(),
+    )
+    .await?;
+    report.count_bytes(session, started);
+    Ok((report, new_items))
+}
+
+/// Reconciles each subject of `todo` in turn (SYNC-80..SYNC-85), then judges again what
+/// another subject's ops could authorise (SYNC-84a); `offered` are the subjects the peer offers
+/// (the others are only ours, SYNC-81). Returns the report and the items newly stored here.
+async fn reconcile_subjects(
+    session: &Session,
+    store: &Arc<dyn Store>,
+    policy: &dyn AccessPolicy,
+    todo: Vec<SubjectId>,
+    offered: &BTreeSet<SubjectId>,
+    mut report: SyncReport,
+) -> Result<(SyncReport, Vec<Item>), SyncError> {
+    let from = keyhive_core::identity::IndividualId(session.server_id());
+    let mut new_items = Vec::new();
+    let mut retry = Retry::default();
     for subject in todo {
         report.reconciled += 1;
         let hashes = store.hashes(&subject)?;
@@ -331,9 +379,6 @@ pub async fn sync_once_skipping(
         report.count(&arrivals);
         new_items.extend(stored(arrivals));
     }
-    let (sent1, recv1) = session.stats().bytes();
-    report.bytes_sent = sent1 - sent0;
-    report.bytes_received = recv1 - recv0;
     Ok((report, new_items))
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::Shared;
 use super::limits::TokenBucket;
-use crate::item::{Item, SubjectId};
+use crate::item::{Item, ItemKind, SubjectId};
 use crate::policy::Share;
 use crate::protocol::handshake::{ServerHandshake, SessionKeys};
 use crate::protocol::message::SubjectOffer;
@@ -510,7 +510,9 @@ impl Conn {
         .await
     }
 
-    /// SYNC-61/62: forward new items of subscribed subjects, re-checking pull access.
+    /// SYNC-61/62: forward new items of subscribed subjects, re-checking pull access; SYNC-64:
+    /// and the auth ops of a subject not subscribed that the peer may now be served (a subject
+    /// just shared with it), so that it subscribes and pulls it at once.
     async fn on_live(&mut self, first: LiveEvent) -> Result<(), Stop> {
         let mut items = Vec::new();
         let mut size = 0usize;
@@ -519,8 +521,10 @@ impl Conn {
             match event {
                 Ok((origin, item)) => {
                     let subject = item.subject();
+                    let wanted =
+                        self.subscriptions.contains(&subject) || item.kind() == ItemKind::Auth;
                     if origin != self.id
-                        && self.subscriptions.contains(&subject)
+                        && wanted
                         && self.shared.policy.may_serve(&self.peer, &item)
                     {
                         size += item.wire_len() + 48;
