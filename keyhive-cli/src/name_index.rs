@@ -118,6 +118,7 @@ impl NameIndex {
         GroupNames {
             local,
             shared: &self.groups,
+            person: None,
         }
     }
 

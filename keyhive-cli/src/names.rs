@@ -37,14 +37,24 @@ pub struct GroupNames<'a> {
     pub local: &'a LocalNames,
     /// Shared names (REC-10).
     pub shared: &'a SharedGroups,
+    /// This device's person group (PERSON-4: shown as `me (all my devices)`).
+    pub person: Option<GroupId>,
 }
 
 impl GroupNames<'_> {
     /// The name shown for group `id`.
     pub fn get(&self, id: &PublicKey) -> Option<&str> {
+        if self.person.is_some_and(|p| p.0 == *id) {
+            return Some(crate::person::OWN_GROUP_NAME);
+        }
         self.local
             .get(id)
             .or_else(|| self.shared.names.get(&GroupId(*id)).map(String::as_str))
+    }
+
+    /// These names, with `person` as this device's person group (PERSON-4).
+    pub fn with_person(self, person: Option<GroupId>) -> Self {
+        GroupNames { person, ..self }
     }
 
     /// Groups shown with this name.

@@ -378,6 +378,7 @@ impl Session {
         Ok(GroupNames {
             local: &self.names,
             shared: &self.groups,
+            person: self.person,
         })
     }
 

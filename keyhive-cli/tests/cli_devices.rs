@@ -166,6 +166,8 @@ fn what_a_person_creates_on_one_device_reaches_all_their_devices() {
         for row in listed.as_array().unwrap() {
             assert_eq!(row["access"], "admin", "{row}");
         }
+        let status = json(home, &["status"]).to_string();
+        assert!(status.contains("\"me (all my devices)\""), "{status}");
     }
     assert_eq!(get(&laptop, "loose.txt").as_deref(), Some("loose"));
     // PERSON-4: the phone names the laptop by its card, as one of the person's devices (the

@@ -123,7 +123,9 @@ pub fn status_indexed(home: &Home, out: Output, watcher: bool) -> Result<bool> {
         items,
         &index.reachable,
         &index.metas,
-        index.group_names(&local),
+        index
+            .group_names(&local)
+            .with_person(crate::person::load(home)?),
     );
     report(home, out, keys.device(), holds, watcher)?;
     Ok(true)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use keyhive_core::capability::{Access, AgentId};
 use keyhive_core::crypto::signing::PublicKey;
-use keyhive_core::identity::{DocumentId, GroupId, SubjectKind};
+use keyhive_core::identity::{DocumentId, SubjectKind};
 use serde_json::json;
 
 use crate::contacts::validate_name;
@@ -134,9 +134,8 @@ pub fn ls(s: &mut Session) -> Result<()> {
     let reachable = s.replica.reachable();
     let metas = s.metas()?.clone();
     let out = s.out;
-    let person = s.person;
     let groups = s.group_names()?;
-    print_ls(out, &reachable, &metas, groups, person)
+    print_ls(out, &reachable, &metas, groups)
 }
 
 /// REP-66: `ls` from the name index, when it is valid; `false` (nothing printed) when the
@@ -154,8 +153,9 @@ pub fn ls_indexed(home: &Home, out: Output) -> Result<bool> {
         out,
         &index.reachable,
         &index.metas,
-        index.group_names(&names),
-        crate::person::load(home)?,
+        index
+            .group_names(&names)
+            .with_person(crate::person::load(home)?),
     )?;
     Ok(true)
 }
@@ -168,7 +168,6 @@ fn print_ls(
     reachable: &[(PublicKey, Access, SubjectKind)],
     metas: &BTreeMap<DocumentId, DocumentMetadata>,
     names: GroupNames<'_>,
-    person: Option<GroupId>,
 ) -> Result<()> {
     let mut rows = Vec::new();
     for (subject, level, kind) in reachable {
@@ -176,10 +175,6 @@ fn print_ls(
             continue;
         }
         let (kind, name) = match kind {
-            // PERSON-4: this device's own person group.
-            SubjectKind::Group if person.is_some_and(|p| p.0 == *subject) => {
-                ("group", Some(crate::person::OWN_GROUP_NAME.to_owned()))
-            }
             SubjectKind::Group => ("group", names.get(subject).map(str::to_owned)),
             SubjectKind::Document => {
                 let meta = metas.get(&DocumentId(*subject)).cloned();
