@@ -480,6 +480,10 @@ pub(crate) fn served_subjects(checker: &Checker, who: &IndividualId) -> BTreeSet
 }
 
 impl AccessPolicy for CapabilityPolicy {
+    fn pulls_everything(&self, requester: &IndividualId) -> bool {
+        self.peers.contains(requester)
+    }
+
     fn share(&self, requester: &IndividualId, subject: &SubjectId) -> Share {
         if self.peers.contains(requester) || requester.0 == subject.0 {
             return Share::All;

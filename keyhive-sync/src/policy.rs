@@ -130,6 +130,13 @@ pub trait AccessPolicy: Send + Sync + 'static {
         }
     }
 
+    /// RELAY-6: whether `requester` may pull every subject (a peer relay syncing everything),
+    /// so that every new subject is live for it too (SYNC-64). By default nobody does.
+    fn pulls_everything(&self, requester: &IndividualId) -> bool {
+        let _ = requester;
+        false
+    }
+
     /// Whether `item` may be served to `requester`: [`AccessPolicy::share`] of its subject
     /// covers its kind.
     fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {
@@ -229,6 +236,9 @@ impl AccessPolicy for AllowAll {
     fn may_pull(&self, _: &IndividualId, _: &SubjectId) -> bool {
         true
     }
+    fn pulls_everything(&self, _: &IndividualId) -> bool {
+        true
+    }
     fn check_push(&self, _: &IndividualId, _: &Item) -> Result<(), Refusal> {
         Ok(())
     }
@@ -303,6 +313,10 @@ impl MemoryPolicy {
 }
 
 impl AccessPolicy for MemoryPolicy {
+    fn pulls_everything(&self, requester: &IndividualId) -> bool {
+        self.read_lock().everything.contains(requester)
+    }
+
     fn may_pull(&self, requester: &IndividualId, subject: &SubjectId) -> bool {
         let g = self.read_lock();
         g.everything.contains(requester)

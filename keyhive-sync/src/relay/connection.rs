@@ -22,6 +22,7 @@ use crate::reconcile::range;
 use crate::store::StoreError;
 
 mod push;
+mod share_hint;
 mod stranger_push;
 
 /// Payload budget per response frame, leaving room for the envelope of the message.
@@ -521,8 +522,10 @@ impl Conn {
             match event {
                 Ok((origin, item)) => {
                     let subject = item.subject();
-                    let wanted =
-                        self.subscriptions.contains(&subject) || item.kind() == ItemKind::Auth;
+                    let wanted = self.subscriptions.contains(&subject)
+                        || item.kind() == ItemKind::Auth
+                            && (self.shared.policy.pulls_everything(&self.peer)
+                                || share_hint::may_share_with(&item, &self.peer));
                     if origin != self.id
                         && wanted
                         && self.shared.policy.may_serve(&self.peer, &item)

@@ -167,6 +167,10 @@ impl AccessPolicy for SharedView {
         self.fresh() && self.inner.may_pull(requester, subject)
     }
 
+    fn pulls_everything(&self, requester: &IndividualId) -> bool {
+        self.inner.pulls_everything(requester)
+    }
+
     fn check_push(&self, from: &IndividualId, item: &Item) -> Result<(), Refusal> {
         if !self.fresh() {
             return Err(Refusal::Parked);
