@@ -142,7 +142,7 @@ pub enum Command {
         file: PathBuf,
     },
     /// Your other devices: link them into your person group, so that a grant to you reaches
-    /// each of them.
+    /// each of them, and what you create on one reaches all.
     #[command(subcommand)]
     Device(DeviceCommand),
     /// Relays: configure the ones this device uses, or run one.
@@ -396,7 +396,7 @@ pub struct ContactAdd {
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Link another of your devices (its `keyhive contact export` line, or a file holding it)
-    /// into your person group, created on first use.
+    /// into your person group, created on first use; what this device created reaches it.
     Add {
         /// The other device's `keyhive-card1:...` line, or a path to a file holding it.
         card: String,
@@ -404,7 +404,8 @@ pub enum DeviceCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// On a device just linked with `device add`: adopt the person group (after `sync`).
+    /// On a device just linked with `device add`: adopt the person group (after `sync`); what
+    /// this device created reaches your other devices.
     Join {
         /// The group id `device add` printed.
         group: String,
