@@ -413,7 +413,7 @@ impl Session {
         {
             return m.name.clone();
         }
-        short(key)
+        card_named(&self.replica, &IndividualId(*key)).unwrap_or_else(|| short(key))
     }
 
     /// Resolves a group, folder or document by name or id.
@@ -618,6 +618,15 @@ pub fn is_metadata(
         change_record(replica, document, change),
         ChangeRecord::Metadata(_) | ChangeRecord::Update(_)
     )
+}
+
+/// A device that is not a contact (e.g. one that joined with an invitation), as its id with the
+/// name its own card claims, marked as the card's since nobody vouched for it:
+/// `c3e909dca0ba (card: frank)`; `None` without a card or a name on it.
+pub fn card_named(replica: &Replica<Arc<RedbStore>>, device: &IndividualId) -> Option<String> {
+    let card = replica.directory().card(device)?;
+    let name = card.payload().name.as_deref()?;
+    Some(format!("{} (card: {name})", short(&device.0)))
 }
 
 /// The first 12 hex characters of a key, for tables.

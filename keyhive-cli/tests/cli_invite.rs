@@ -90,6 +90,10 @@ fn a_new_user_joins_a_shared_folder_from_the_code_alone_and_reads_it() {
         "names resolve once the folder is readable"
     );
 
+    // Bob is no contact of Alice's: she sees his id with the name his card claims, marked so.
+    let members = json(&alice, &["members", "Projects"]).to_string();
+    assert!(members.contains(" (card: Bob)"), "{members}");
+
     // The inviter sees the use; a second join with the spent code is refused by name.
     let listed = json(&alice, &["invites"]);
     let row = &listed["invitations"][0];

@@ -307,6 +307,7 @@ fn author_name(opened: &Opened, author: &IndividualId) -> String {
         return "me".to_owned();
     }
     crate::person::own_device_name(&replica, opened.person, author)
+        .or_else(|| crate::session::card_named(&replica, author))
         .map_or_else(|| short(&author.0), |n| shown(&n))
 }
 
