@@ -14,18 +14,56 @@ use std::sync::Arc;
 use common::*;
 use keyhive_core::crypto::signing::SigningKey;
 use keyhive_sync::client::{Client, LiveEvent, Session};
+use keyhive_sync::policy::MemoryPolicy;
+use keyhive_sync::relay::RelayHandle;
 use keyhive_sync::store::{MemoryStore, Store};
+
+/// Two relays on memory stores, each letting the other sync everything (RELAY-6).
+struct Pair {
+    store_a: Arc<dyn Store>,
+    store_b: Arc<dyn Store>,
+    policy_a: Arc<MemoryPolicy>,
+    policy_b: Arc<MemoryPolicy>,
+    relay_a: RelayHandle,
+    key_a: SigningKey,
+    relay_b: RelayHandle,
+    key_b: SigningKey,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let (store_a, store_b): (Arc<dyn Store>, Arc<dyn Store>) =
+            (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+        let (policy_a, policy_b) = (policy(), policy());
+        let (relay_a, key_a) = start(store_a.clone(), policy_a.clone()).await;
+        let (relay_b, key_b) = start(store_b.clone(), policy_b.clone()).await;
+        policy_b.grant_everything(id(&key_a));
+        policy_a.grant_everything(id(&key_b));
+        Pair {
+            store_a,
+            store_b,
+            policy_a,
+            policy_b,
+            relay_a,
+            key_a,
+            relay_b,
+            key_b,
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_forwards_pushed_and_fetched_items_live() {
-    let (store_a, store_b): (Arc<dyn Store>, Arc<dyn Store>) =
-        (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
-    let (policy_a, policy_b) = (policy(), policy());
-    let (relay_a, key_a) = start(store_a.clone(), policy_a.clone()).await;
-    let (relay_b, key_b) = start(store_b.clone(), policy_b.clone()).await;
-    // RELAY-6: each relay lets the other sync everything.
-    policy_b.grant_everything(id(&key_a));
-    policy_a.grant_everything(id(&key_b));
+    let Pair {
+        store_a,
+        store_b,
+        policy_a,
+        policy_b,
+        relay_a,
+        key_a,
+        relay_b,
+        key_b,
+    } = Pair::start().await;
     let (writer, reader) = (SigningKey::generate(), SigningKey::generate());
     let (pushed_here, written_there) = (subject(1), subject(2));
     policy_a.grant_write(id(&writer), pushed_here);
@@ -89,13 +127,16 @@ async fn a_relay_forwards_pushed_and_fetched_items_live() {
 /// the link's periodic full sync (30 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subject_new_at_the_other_relay_arrives_live() {
-    let (store_a, store_b): (Arc<dyn Store>, Arc<dyn Store>) =
-        (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
-    let (policy_a, policy_b) = (policy(), policy());
-    let (relay_a, key_a) = start(store_a.clone(), policy_a.clone()).await;
-    let (relay_b, key_b) = start(store_b.clone(), policy_b.clone()).await;
-    policy_b.grant_everything(id(&key_a));
-    policy_a.grant_everything(id(&key_b));
+    let Pair {
+        store_a,
+        store_b,
+        policy_a,
+        policy_b,
+        relay_a,
+        key_a,
+        relay_b,
+        key_b,
+    } = Pair::start().await;
     let writer = SigningKey::generate();
     let (old, new) = (subject(1), subject(3));
     policy_b.grant_write(id(&writer), old);

@@ -4,25 +4,16 @@
 //! newly shared document waited for the link's periodic full sync (30 s).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
 use keyhive_core::capability::{Access, AgentId};
-use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::identity::Device;
-use keyhive_sync::capability_policy::CapabilityPolicy;
+use keyhive_sync::Repo;
 use keyhive_sync::replica::Event;
-use keyhive_sync::{MemoryStore, Relay, RelayConfig, Repo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_shared_while_connected_arrives_live() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay = Relay::serve(
-        listener,
-        Arc::new(MemoryStore::new()),
-        Arc::new(CapabilityPolicy::new([])),
-        RelayConfig::new(SigningKey::generate()),
-    )
-    .unwrap();
+    let relay = common::capability_relay().await;
     let (url, id) = (relay.url(), Some(relay.id()));
     let alice = Repo::in_memory(Device::generate(Some("alice".into()))).unwrap();
     let bob = Repo::in_memory(Device::generate(Some("bob".into()))).unwrap();

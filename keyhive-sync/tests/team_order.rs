@@ -6,13 +6,11 @@
 //! again once every subject was pulled, and counts it once, by that outcome.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
 use keyhive_core::capability::{Access, AgentId};
-use keyhive_core::crypto::signing::SigningKey;
 use keyhive_core::identity::{Device, DocumentId};
-use keyhive_sync::capability_policy::CapabilityPolicy;
-use keyhive_sync::{MemoryStore, Relay, RelayConfig, Repo};
+use keyhive_sync::Repo;
 
 fn repo(name: &str) -> Repo {
     Repo::in_memory(Device::generate(Some(name.into()))).unwrap()
@@ -20,14 +18,7 @@ fn repo(name: &str) -> Repo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_team_member_rejects_nothing_of_documents_shared_with_the_team() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay = Relay::serve(
-        listener,
-        Arc::new(MemoryStore::new()),
-        Arc::new(CapabilityPolicy::new([])),
-        RelayConfig::new(SigningKey::generate()),
-    )
-    .unwrap();
+    let relay = common::capability_relay().await;
     let (url, id) = (relay.url(), Some(relay.id()));
     let (alice, bob, dave) = (repo("alice"), repo("bob"), repo("dave"));
     alice.add_contact(bob.contact_card().unwrap()).unwrap();

@@ -45,6 +45,15 @@ pub async fn start(
     (handle, key)
 }
 
+/// A relay on loopback over a memory store, authorising from the capability graph as a real
+/// relay does (`CapabilityPolicy`, no peer relays).
+pub async fn capability_relay() -> RelayHandle {
+    let policy = Arc::new(keyhive_sync::capability_policy::CapabilityPolicy::new([]));
+    start(Arc::new(keyhive_sync::MemoryStore::new()), policy)
+        .await
+        .0
+}
+
 pub fn policy() -> Arc<MemoryPolicy> {
     Arc::new(MemoryPolicy::new())
 }
