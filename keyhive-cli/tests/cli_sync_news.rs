@@ -97,6 +97,36 @@ fn sync_reports_access_new_changes_and_a_revoked_writers_lost_edit() {
     );
 }
 
+/// An edit that arrives after its author's concurrent revocation does not count, and the one
+/// who revoked is told why as it is: the author held write when writing (CAP-11 `Excluded`), so
+/// it is not called "written without the access".
+#[test]
+fn an_edit_racing_its_authors_revocation_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = alice_and_bob(dir.path(), &relay);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    json(&alice, &["doc", "create", "notes.txt"]);
+    json(&alice, &["grant", "notes.txt", "Bob", "--access", "write"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+
+    // Alice revokes offline while Bob writes and pushes.
+    json(&alice, &["revoke", "notes.txt", "Bob"]);
+    put(dir.path(), &bob, "bob-racing");
+    json(&bob, &["sync"]);
+
+    let text = keyhive(&alice).arg("sync").output().unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains(
+            "  notes.txt: 1 new change readable (not counted: 1 by an author revoked concurrently)\n"
+        ),
+        "{text}"
+    );
+}
+
 /// SYNC-84a and REC-8 as a person meets them: a member who joins a named team whose folder
 /// already has members is told, on its first sync, of its access to the team, the folder and
 /// the document and of the document's change; nothing is "rejected here" (the seats of the

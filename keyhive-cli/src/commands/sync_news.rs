@@ -5,7 +5,7 @@
 //! under each relay's line and in `--json` as that relay's `news`.
 
 use keyhive_core::Hash;
-use keyhive_core::capability::Access;
+use keyhive_core::capability::{Access, Reason, Refusal, Validity};
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::Event;
@@ -57,8 +57,11 @@ pub enum News {
         name: String,
         /// How many.
         count: usize,
-        /// Of those, how many do not count (their author lacked the level, CAP-11).
+        /// Of those, how many do not count because their author lacked the level (CAP-11).
         invalid: usize,
+        /// Of those, how many do not count because a revocation of their author that had not
+        /// seen them excluded them (CAP-11 `Excluded`): the author held the level when writing.
+        revoked: usize,
     },
     /// A document was renamed (REP-50) or removed from its folder's tree (REP-51).
     Moved {
@@ -144,7 +147,7 @@ pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
                             MetadataUpdate::Remove => Move::Removed,
                         },
                     }),
-                    _ => add_change(&mut news, s, document, valid),
+                    _ => add_change(&mut news, s, document, change, valid),
                 }
             }
             Event::Lagged { missed } => news.push(News::Lagged { missed }),
@@ -154,18 +157,35 @@ pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
     news
 }
 
-fn add_change(news: &mut Vec<News>, s: &mut Session, document: DocumentId, valid: bool) {
+fn add_change(
+    news: &mut Vec<News>,
+    s: &mut Session,
+    document: DocumentId,
+    change: Hash,
+    valid: bool,
+) {
     let id = document.0.to_string();
+    // An invalid change either lacked the level when written or was excluded by a concurrent
+    // revocation of its author; a person reads these differently, so they are counted apart.
+    let excluded = !valid
+        && matches!(
+            s.replica.validity(&change),
+            Some(Validity::Invalid(Refusal {
+                reason: Reason::Excluded { .. },
+                ..
+            }))
+        );
     let existing = news.iter_mut().find_map(|n| match n {
         News::Changes {
             document,
             count,
             invalid,
+            revoked,
             ..
-        } if *document == id => Some((count, invalid)),
+        } if *document == id => Some((count, invalid, revoked)),
         _ => None,
     });
-    let (count, invalid) = match existing {
+    let (count, invalid, revoked) = match existing {
         Some(counts) => counts,
         None => {
             news.push(News::Changes {
@@ -173,15 +193,23 @@ fn add_change(news: &mut Vec<News>, s: &mut Session, document: DocumentId, valid
                 document: id,
                 count: 0,
                 invalid: 0,
+                revoked: 0,
             });
             match news.last_mut() {
-                Some(News::Changes { count, invalid, .. }) => (count, invalid),
+                Some(News::Changes {
+                    count,
+                    invalid,
+                    revoked,
+                    ..
+                }) => (count, invalid, revoked),
                 _ => return,
             }
         }
     };
     *count += 1;
-    if !valid {
+    if excluded {
+        *revoked += 1;
+    } else if !valid {
         *invalid += 1;
     }
 }
@@ -235,13 +263,21 @@ pub fn line(news: &News) -> String {
             name,
             count,
             invalid,
+            revoked,
             ..
         } => {
             let plural = if *count == 1 { "" } else { "s" };
-            let note = if *invalid > 0 {
-                format!(" ({invalid} not counted: written without the access)")
-            } else {
+            let mut notes = Vec::new();
+            if *invalid > 0 {
+                notes.push(format!("{invalid} written without the access"));
+            }
+            if *revoked > 0 {
+                notes.push(format!("{revoked} by an author revoked concurrently"));
+            }
+            let note = if notes.is_empty() {
                 String::new()
+            } else {
+                format!(" (not counted: {})", notes.join(", "))
             };
             format!("{name}: {count} new change{plural} readable{note}")
         }
@@ -293,16 +329,21 @@ mod tests {
             line(&validity(true, None)),
             "notes.txt: change abababababab counts again"
         );
-        let changes = |count, invalid| News::Changes {
+        let changes = |count, invalid, revoked| News::Changes {
             document: String::new(),
             name: "notes.txt".into(),
             count,
             invalid,
+            revoked,
         };
-        assert_eq!(line(&changes(1, 0)), "notes.txt: 1 new change readable");
+        assert_eq!(line(&changes(1, 0, 0)), "notes.txt: 1 new change readable");
         assert_eq!(
-            line(&changes(3, 1)),
-            "notes.txt: 3 new changes readable (1 not counted: written without the access)"
+            line(&changes(3, 1, 0)),
+            "notes.txt: 3 new changes readable (not counted: 1 written without the access)"
+        );
+        assert_eq!(
+            line(&changes(4, 1, 2)),
+            "notes.txt: 4 new changes readable (not counted: 1 written without the access, 2 by an author revoked concurrently)"
         );
         assert!(line(&News::Lagged { missed: 7 }).starts_with("7 more events not shown"));
     }
