@@ -535,6 +535,11 @@ impl Session {
         match self.subject(name_or_id) {
             Ok((key, SubjectKind::Group)) => Ok(AgentId::Group(GroupId(key))),
             Ok((key, SubjectKind::Document)) => Ok(AgentId::Document(DocumentId(key))),
+            // The name this device was given at `init` means this device, as `me` does,
+            // unless a contact, group or folder already answers to it.
+            Err(_) if self.replica.device().name() == Some(name_or_id) => {
+                Ok(AgentId::Individual(self.replica.device().id()))
+            }
             Err(_) => {
                 let mut known: Vec<String> =
                     self.contacts.all().iter().map(|c| c.name.clone()).collect();

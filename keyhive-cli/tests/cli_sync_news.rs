@@ -95,6 +95,24 @@ fn sync_reports_access_new_changes_and_a_revoked_writers_lost_edit() {
         mine["reason"].as_str().unwrap().contains(revocation),
         "{mine}"
     );
+
+    // Writing again is refused in words naming the document, not its id.
+    let file = dir.path().join("again.txt");
+    std::fs::write(&file, "again").unwrap();
+    let refused = keyhive(&bob)
+        .args(["put", "notes.txt", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        err.contains("cannot write to notes.txt: this device's access was revoked"),
+        "{err}"
+    );
+    // Bob asks about himself by the name he gave his device at `init`.
+    let why = json(&bob, &["why", "notes.txt", "Bob"]);
+    assert_eq!(why["granted"], false, "{why}");
+    assert!(why["revoked"].as_str().unwrap().contains("to me"), "{why}");
 }
 
 /// An edit that arrives after its author's concurrent revocation does not count, and the one

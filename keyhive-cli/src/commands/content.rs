@@ -33,7 +33,7 @@ pub fn put_file(
     let op = s
         .replica
         .write_stream(doc, std::io::Cursor::new([FILE_TAG]).chain(&mut reader))
-        .map_err(|e| explain_write_error(e, doc))?;
+        .map_err(|e| explain_write_error(e, s, doc))?;
     Ok((op, reader.read))
 }
 
@@ -52,7 +52,8 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// A write refused by the replica, in words that say what to do.
-pub fn explain_write_error(e: ReplicaError, doc: DocumentId) -> anyhow::Error {
+pub fn explain_write_error(e: ReplicaError, s: &mut Session, doc: DocumentId) -> anyhow::Error {
+    let doc = shown(&s.name_of(&doc.0));
     match e {
         // REP-31: one line naming the revocation (not chained to the error's own message).
         ReplicaError::Revoked { revocation, .. } => anyhow::anyhow!(

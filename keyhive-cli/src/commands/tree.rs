@@ -17,7 +17,7 @@ pub fn remove_document(s: &mut Session, document: DocumentId) -> Result<Hash> {
     let op = s
         .replica
         .write(document, &MetadataUpdate::Remove.to_record())
-        .map_err(|e| explain_write_error(e, document))?;
+        .map_err(|e| explain_write_error(e, s, document))?;
     s.invalidate();
     Ok(op)
 }
@@ -37,7 +37,7 @@ pub fn rename_document(s: &mut Session, document: DocumentId, name: &str) -> Res
     let op = s
         .replica
         .write(document, &update.to_record())
-        .map_err(|e| explain_write_error(e, document))?;
+        .map_err(|e| explain_write_error(e, s, document))?;
     s.invalidate();
     Ok(op)
 }
