@@ -465,3 +465,57 @@ fn non_utf8_file_names_are_skipped_not_merged() {
         "{report}"
     );
 }
+
+/// Symbolic links and pipes under a pushed directory are not files a folder shares: each is
+/// reported with what it is (`ignored` in `--json`, "not pushed" on stderr), the push succeeds,
+/// and the link's target is not read through it.
+#[cfg(unix)]
+#[test]
+fn links_and_pipes_are_reported_not_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, _) = person(dir.path(), "Alice");
+    json(&alice, &["folder", "create", "Team"]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("plain.txt"), b"fine").unwrap();
+    let outside = dir.path().join("secret.txt");
+    std::fs::write(&outside, b"not for the folder").unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("link.txt")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(tree.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+
+    let out = keyhive(&alice)
+        .args(["--json", "folder", "push", "Team", tree.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pushed = report["pushed"].as_array().unwrap();
+    assert_eq!(pushed.len(), 1, "{report}");
+    assert_eq!(pushed[0]["name"], "plain.txt");
+    let ignored: Vec<(&str, &str)> = report["ignored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ignored.len(), 2, "{report}");
+    assert_eq!(ignored[0].0, "link.txt");
+    assert!(ignored[0].1.contains("symbolic link"), "{report}");
+    assert_eq!(ignored[1].0, "pipe");
+    assert!(ignored[1].1.contains("not a regular file"), "{report}");
+    // As a person reads it.
+    let text = keyhive(&alice)
+        .args(["folder", "push", "Team", tree.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let err = String::from_utf8(text.stderr).unwrap();
+    assert!(
+        err.contains("not pushed \"link.txt\": a symbolic link"),
+        "{err}"
+    );
+}

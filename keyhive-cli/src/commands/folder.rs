@@ -38,12 +38,29 @@ pub(crate) fn progress(len: u64, json: bool) -> ProgressBar {
 /// A file under a pushed directory: its shared name (relative, `/`-separated) and its path.
 type NamedFile = (String, PathBuf);
 
-/// Relative paths of every regular file under `dir`, sorted, with `/` separators, except
-/// conflict copies and temporary files; and, apart, the files whose path is not UTF-8 (shared
-/// names are UTF-8, REP-9: a lossy conversion would give two such files one name).
-fn files_under(dir: &Path) -> Result<(Vec<NamedFile>, Vec<PathBuf>)> {
-    let mut out = Vec::new();
-    let mut not_utf8 = Vec::new();
+/// Why an entry under a pushed directory is not pushed.
+const NOT_UTF8: &str =
+    "the file name is not valid UTF-8 (shared names are UTF-8, REP-9): rename the file";
+const SYMLINK: &str = "a symbolic link (links are not followed): push what it points to";
+const NOT_REGULAR: &str = "not a regular file (a pipe, socket or device)";
+
+/// What is under a pushed directory.
+#[derive(Default)]
+struct Tree {
+    /// Every regular file, sorted, named relative with `/` separators, except conflict copies
+    /// and temporary files.
+    files: Vec<NamedFile>,
+    /// Files that cannot be pushed, with the reason: a path that is not UTF-8 (shared names are
+    /// UTF-8, REP-9: a lossy conversion would give two such files one name). The push fails.
+    unusable: Vec<(PathBuf, &'static str)>,
+    /// Entries that are not files, with what they are: symbolic links and pipes, sockets or
+    /// devices. They are reported, and the push succeeds: a folder shares files, as a copy
+    /// without following links would.
+    ignored: Vec<(PathBuf, &'static str)>,
+}
+
+fn files_under(dir: &Path) -> Result<Tree> {
+    let (mut out, mut unusable, mut ignored) = (Vec::new(), Vec::new(), Vec::new());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
         for entry in std::fs::read_dir(&current)
@@ -54,14 +71,21 @@ fn files_under(dir: &Path) -> Result<(Vec<NamedFile>, Vec<PathBuf>)> {
             let kind = entry.file_type()?;
             if kind.is_dir() {
                 stack.push(path);
-            } else if kind.is_file() {
+            } else if !kind.is_file() {
+                let why = if kind.is_symlink() {
+                    SYMLINK
+                } else {
+                    NOT_REGULAR
+                };
+                ignored.push((path.strip_prefix(dir)?.to_path_buf(), why));
+            } else {
                 let rel = path.strip_prefix(dir)?;
                 let Some(parts) = rel
                     .components()
                     .map(|c| c.as_os_str().to_str())
                     .collect::<Option<Vec<_>>>()
                 else {
-                    not_utf8.push(rel.to_path_buf());
+                    unusable.push((rel.to_path_buf(), NOT_UTF8));
                     continue;
                 };
                 let name = parts.join("/");
@@ -75,8 +99,13 @@ fn files_under(dir: &Path) -> Result<(Vec<NamedFile>, Vec<PathBuf>)> {
         }
     }
     out.sort();
-    not_utf8.sort();
-    Ok((out, not_utf8))
+    unusable.sort();
+    ignored.sort();
+    Ok(Tree {
+        files: out,
+        unusable,
+        ignored,
+    })
 }
 
 /// A document of a folder (REP-8) that may be written as a file: its path relative to the
@@ -216,7 +245,11 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
     let root = dir
         .canonicalize()
         .with_context(|| format!("cannot open {}", dir.display()))?;
-    let (files, not_utf8) = files_under(&root)?;
+    let Tree {
+        files,
+        unusable,
+        ignored,
+    } = files_under(&root)?;
     let (entries, _) = listing(s, folder_id)?;
     let mut existing: BTreeMap<String, DocumentId> = BTreeMap::new();
     let mut conflicted: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -252,11 +285,10 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
     let mut next: Files = Files::new();
     let bar = progress(files.len() as u64, s.out.json);
     let mut report = PushReport::default();
-    for path in &not_utf8 {
-        report.skipped.push(json!({
-            "name": path.to_string_lossy(),
-            "reason": "the file name is not valid UTF-8 (shared names are UTF-8, REP-9): rename the file",
-        }));
+    for (path, reason) in &unusable {
+        report
+            .skipped
+            .push(json!({"name": path.to_string_lossy(), "reason": reason}));
     }
     for (name, path) in &files {
         bar.set_message(name.clone());
@@ -338,7 +370,11 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
         pending,
         skipped,
     } = report;
-    let value = json!({"pushed": pushed, "renamed": renamed, "removed": removed, "unchanged": unchanged, "pending_pull": pending, "skipped": skipped});
+    let ignored: Vec<_> = ignored
+        .iter()
+        .map(|(path, what)| json!({"name": path.to_string_lossy(), "reason": what}))
+        .collect();
+    let value = json!({"pushed": pushed, "renamed": renamed, "removed": removed, "unchanged": unchanged, "pending_pull": pending, "skipped": skipped, "ignored": ignored});
     s.out.emit(&value, || {
         println!(
             "Pushed {} file(s) into folder {} ({} renamed, {} removed, {unchanged} unchanged)",
@@ -354,7 +390,12 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
             );
         }
         for skip in &skipped {
-            eprintln!("skipped {}: {}", skip["name"], skip["reason"]);
+            let reason = skip["reason"].as_str().unwrap_or_default();
+            eprintln!("skipped {}: {reason}", skip["name"]);
+        }
+        for entry in &ignored {
+            let what = entry["reason"].as_str().unwrap_or_default();
+            eprintln!("not pushed {}: {what}", entry["name"]);
         }
     })?;
     if !skipped.is_empty() {
