@@ -493,6 +493,18 @@ impl Session {
         }
     }
 
+    /// Resolves a document that holds file content: a folder's files are documents of their
+    /// own, so `put` and `get` on a folder are refused with where to look instead.
+    pub fn file_document(&mut self, name_or_id: &str) -> Result<DocumentId> {
+        let doc = self.document(name_or_id)?;
+        match self.metas()?.get(&doc) {
+            Some(m) if m.kind == MetadataKind::Folder => bail!(
+                "{name_or_id:?} is a folder: each of its files is a document of its own (`keyhive ls`; `keyhive folder push` and `folder pull` copy them all)"
+            ),
+            _ => Ok(doc),
+        }
+    }
+
     /// Resolves a folder by name or id.
     pub fn folder(&mut self, name_or_id: &str) -> Result<DocumentId> {
         let doc = self.document(name_or_id)?;

@@ -181,3 +181,33 @@ fn contacts_are_renamed_and_removed() {
     let err = fails(&alice, &["contact", "remove", "Robert"]);
     assert!(err.contains("no contact"), "{err}");
 }
+
+/// `get` says why there is nothing to write (nothing written yet, as against no access), and a
+/// folder is refused by `put` and `get` with where its files are, instead of a change being
+/// written into the folder itself.
+#[test]
+fn get_says_why_it_has_nothing_and_a_folder_is_not_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    json(&home, &["init", "--name", "Alice"]);
+    json(&home, &["doc", "create", "empty.txt"]);
+    let err = fails(&home, &["get", "empty.txt"]);
+    assert!(
+        err.contains("nothing was written to empty.txt yet"),
+        "{err}"
+    );
+
+    json(&home, &["folder", "create", "Team"]);
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    for args in [
+        vec!["put", "Team", file.to_str().unwrap()],
+        vec!["get", "Team"],
+    ] {
+        let err = fails(&home, &args);
+        assert!(err.contains("\"Team\" is a folder"), "{args:?}: {err}");
+    }
+    // Nothing was written into the folder.
+    let log = json(&home, &["log", "Team"]);
+    assert_eq!(log, serde_json::json!([]), "{log}");
+}

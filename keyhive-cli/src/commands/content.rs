@@ -5,6 +5,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use keyhive_core::capability::Access;
 use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::{ChangeStatus, ReplicaError};
 use serde_json::json;
@@ -66,9 +67,33 @@ pub fn explain_write_error(e: ReplicaError, s: &mut Session, doc: DocumentId) ->
     }
 }
 
+/// Why `get` found no file content to write, in the words that say what to do.
+fn nothing_to_get(s: &mut Session, document: DocumentId, doc: &str) -> anyhow::Error {
+    let level = s
+        .replica
+        .reachable()
+        .into_iter()
+        .find_map(|(subject, access, _)| (subject == document.0).then_some(access));
+    if level.is_none_or(|a| a < Access::Read) {
+        return anyhow::anyhow!(
+            "this device cannot read {doc}: it holds no read access to it (`keyhive why {doc} me` says why)"
+        );
+    }
+    let sealed = s.replica.changes(document).map_or(0, |changes| {
+        changes.iter().filter(|c| c.length.is_none()).count()
+    });
+    if sealed > 0 {
+        anyhow::anyhow!(
+            "{sealed} change(s) of {doc} cannot be decrypted here yet (their keys have not arrived): try `keyhive sync`"
+        )
+    } else {
+        anyhow::anyhow!("nothing was written to {doc} yet (`keyhive put {doc} FILE` writes it)")
+    }
+}
+
 /// `keyhive put DOC FILE`.
 pub fn put(s: &mut Session, doc: &str, path: &Path) -> Result<()> {
-    let document = s.document(doc)?;
+    let document = s.file_document(doc)?;
     let (op, size) = put_file(s, document, path)?;
     s.save()?;
     s.out.emit(
@@ -183,7 +208,7 @@ pub fn get(
     out_path: Option<&Path>,
     change: Option<&str>,
 ) -> Result<()> {
-    let document = s.document(doc)?;
+    let document = s.file_document(doc)?;
     let history = DocumentHistory::load(&s.replica, document)?;
     let heads = sides(s, &history);
     let chosen = match change {
@@ -191,9 +216,7 @@ pub fn get(
         None => heads.last().map(|h| h.op),
     };
     let Some(chosen) = chosen else {
-        bail!(
-            "no change of {doc} that this device can read: it has no read access (or it was revoked), or nothing was written yet; try `keyhive sync`"
-        )
+        return Err(nothing_to_get(s, document, doc));
     };
     let written = match out_path {
         Some(path) => {
