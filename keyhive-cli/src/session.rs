@@ -289,6 +289,12 @@ impl Session {
             .filter_map(|d| keys.cgka_secrets(d).map(|s| (*d, s.clone())))
             .collect();
         replica.import_cgka_secrets(secrets);
+        // KEYS-11: a key-agreement op made by this command is stored only once its secrets are
+        // in `device.key`, so a command killed midway leaves no epoch this device cannot open.
+        replica.keep_secrets_with(keyhive_sync::replica::KeyFile::with_keys(
+            home.path(crate::device_store::DEVICE_FILE),
+            keys.clone(),
+        ));
         let contacts = ContactBook::load(&home)?;
         for c in contacts.all() {
             replica.add_contact(ContactCard::from_line(&c.card)?)?;

@@ -10,6 +10,9 @@
 //! readable, an edit became invalid because its author was revoked concurrently, membership or
 //! this device's access changed. Local actions return at once; network work runs in the
 //! background. `examples/automerge_two_devices.rs` builds a two-device Automerge app on it.
+//! A device that must survive restarts opens with [`Repo::open_dir`]: its keys, key-agreement
+//! secrets and items in a directory of its own, each secret kept before the op that needs it is
+//! stored (KEYS-11). The example below uses in-memory devices.
 //!
 //! ```
 //! use std::sync::Arc;

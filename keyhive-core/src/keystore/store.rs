@@ -95,6 +95,11 @@ impl KeyStore {
         self.cgka.get(document)
     }
 
+    /// Every document's CGKA secrets, by document.
+    pub fn all_cgka_secrets(&self) -> impl Iterator<Item = (&DocumentId, &CgkaSecrets)> {
+        self.cgka.iter()
+    }
+
     /// KEYS-2: the canonical encoding, in a zeroizing buffer.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let file = KeyStoreFile {

@@ -71,6 +71,10 @@ pub enum ReplicaError {
         /// The content op.
         change: Hash,
     },
+    /// KEYS-11: this device's key-agreement secrets could not be kept, so the key-agreement
+    /// op that needs them was not stored.
+    #[error("cannot keep this device's key-agreement secrets")]
+    KeepSecrets(#[source] keyhive_core::keystore::FileError),
     /// This device's own contact card could not be signed.
     #[error("cannot sign this device's contact card")]
     OwnCard(#[source] keyhive_core::identity::ContactCardError),

@@ -27,6 +27,7 @@ mod gate;
 mod history;
 mod ingest;
 mod invite;
+mod keeper;
 mod orphans;
 mod own;
 mod scope;
@@ -52,6 +53,7 @@ pub use error::ReplicaError;
 pub use events::Event;
 pub use gate::ReplicaGate;
 pub use invite::RedemptionStatus;
+pub use keeper::{KeyFile, SecretKeeper};
 pub use signatures::SIGNATURE_CHUNK;
 pub use subscription::{DEFAULT_CAPACITY, NextEvent, Subscription};
 
@@ -91,6 +93,9 @@ pub struct Replica<S: Store> {
     accepted: u64,
     /// SYNC-86: where items stored locally are announced for sync links, once connected.
     outbox: Option<Box<dyn Announce>>,
+    /// KEYS-11: where this device's key-agreement secrets are made durable before a
+    /// key-agreement op made here is stored.
+    keeper: Option<Box<dyn SecretKeeper>>,
     /// REP-40: event subscribers and what they were last told.
     events: events::Hub,
     /// REP-60: the subjects a scoped open replayed (`None`: the whole store).
@@ -164,6 +169,7 @@ impl<S: Store> Replica<S> {
             prepared: content::Prepared::default(),
             accepted: 0,
             outbox: None,
+            keeper: None,
             events: events::Hub::default(),
             scope: None,
             signature_threads: signatures::default_threads(),
@@ -476,8 +482,23 @@ impl<S: Store> Replica<S> {
     }
 
     /// Stores items made on this device whose names its caller has recorded (after
-    /// [`Replica::require_full`]), announcing the new ones (SYNC-86).
+    /// [`Replica::require_full`]), announcing the new ones (SYNC-86). KEYS-11: the secrets of
+    /// every document a key-agreement op among them belongs to are kept first.
     fn put_local(&mut self, items: Vec<Item>) -> Result<(), ReplicaError> {
+        if let Some(keeper) = &mut self.keeper {
+            let documents: BTreeSet<DocumentId> = items
+                .iter()
+                .filter(|i| i.kind() == ItemKind::Cgka)
+                .map(|i| DocumentId(i.subject().0))
+                .collect();
+            let secrets: Vec<_> = documents
+                .into_iter()
+                .filter_map(|d| Some((d, self.cgkas.get(&d)?.export_secrets())))
+                .collect();
+            if !secrets.is_empty() {
+                keeper.keep(secrets).map_err(ReplicaError::KeepSecrets)?;
+            }
+        }
         let fresh = self.store.put(&items)?;
         if let Some(outbox) = &self.outbox {
             let new: Vec<Item> = items
@@ -488,6 +509,14 @@ impl<S: Store> Replica<S> {
             outbox.announce(&new);
         }
         Ok(())
+    }
+
+    /// KEYS-11: from now on, hands `keeper` a document's key-agreement secrets before storing
+    /// a key-agreement op made on this device there. The secrets held before (replayed, or
+    /// imported from the keeper's own store) are not written again. Without a keeper the
+    /// secrets are the caller's to save ([`Replica::cgka_secrets`]).
+    pub fn keep_secrets_with(&mut self, keeper: impl SecretKeeper + 'static) {
+        self.keeper = Some(Box::new(keeper));
     }
 
     /// SYNC-86: announces every item this replica stores locally from now on (writes, grants,

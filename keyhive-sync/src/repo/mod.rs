@@ -9,10 +9,12 @@
 //! arrives from them is verified by the replica before it is stored (REP-2). Apps follow
 //! changes through [`Repo::subscribe`] (blocking iterator or async stream) instead of polling.
 
+mod durable;
 mod invite;
 mod network;
 mod peers;
 
+pub use durable::{KEY_FILE, OpenDirError, STORE_FILE};
 pub use network::{MAX_ROUNDS, RepoSyncError};
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -52,21 +54,32 @@ impl std::fmt::Debug for Repo {
 }
 
 impl Repo {
-    /// Opens `device` over `store`, replaying what the store holds (a durable store such as
-    /// [`crate::RedbStore`] keeps everything across restarts; the device's keys and
-    /// [`Replica::cgka_secrets`] are the app's to keep).
+    /// Opens `device` over `store`, replaying what the store holds. A durable store such as
+    /// [`crate::RedbStore`] keeps the items across restarts, but the device's keys and
+    /// key-agreement secrets are then the app's to keep: [`Replica::cgka_secrets`] after every
+    /// action, or a [`crate::replica::SecretKeeper`] given to
+    /// [`Replica::keep_secrets_with`] (KEYS-11); lost secrets make later changes unreadable.
+    ///
+    /// A device that must survive restarts is better opened with [`Repo::open_dir`], which
+    /// keeps its keys and secrets itself.
     pub fn open(device: Device, store: Arc<dyn Store>) -> Result<Repo, ReplicaError> {
-        let key = device.signing_key().clone();
-        let replica = Arc::new(Mutex::new(Replica::open(device, store.clone())?));
+        Ok(Repo::with_replica(Replica::open(device, store)?))
+    }
+
+    /// A `Repo` driving `replica`, its sync client over the replica's store.
+    fn with_replica(replica: RepoReplica) -> Repo {
+        let key = replica.device().signing_key().clone();
+        let store = replica.store().clone();
+        let replica = Arc::new(Mutex::new(replica));
         let gate = Arc::new(ReplicaGate::new(replica.clone()));
         let client = Client::new(key, store, gate);
         lock(&replica).connect_outbox(client.outbox());
-        Ok(Repo {
+        Repo {
             replica,
             client,
             links: tokio::sync::Mutex::new(Vec::new()),
             listeners: tokio::sync::Mutex::new(Vec::new()),
-        })
+        }
     }
 
     /// Opens `device` over a fresh in-memory store (tests, examples, ephemeral devices).
