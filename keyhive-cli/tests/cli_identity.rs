@@ -74,4 +74,29 @@ fn failures_are_one_clear_line() {
         .output()
         .unwrap();
     assert!(String::from_utf8(out.stderr).unwrap().contains("neither"));
+
+    // A device's own card is not a contact of its own.
+    let own = json(&home, &["contact", "export"])["card"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = common::fails(&home, &["contact", "add", &own]);
+    assert!(err.contains("this device's own card"), "{err}");
+    assert_eq!(json(&home, &["contact", "list"]), serde_json::json!([]));
+
+    // A grant that would end at once is refused before anything is signed.
+    json(&home, &["doc", "create", "d.txt"]);
+    let err = common::fails(
+        &home,
+        &[
+            "grant",
+            "d.txt",
+            "me",
+            "--access",
+            "read",
+            "--expires",
+            "0d",
+        ],
+    );
+    assert!(err.contains("would end at once"), "{err}");
 }

@@ -1,6 +1,6 @@
 //! `keyhive contact export|add|list|remove|rename`.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use keyhive_core::identity::ContactCard;
 use serde_json::json;
 
@@ -39,6 +39,11 @@ pub fn add(home: &Home, out: Output, card: &str, name: Option<String>) -> Result
     };
     let mut book = ContactBook::load(home)?;
     let contact = book.add(&line, name)?;
+    if contact.id == crate::device_store::load_device(home)?.id() {
+        bail!(
+            "this is this device's own card: give it to others (`keyhive contact export`); this device is `me` here"
+        );
+    }
     book.save(home)?;
     out.emit(
         &json!({"name": contact.name, "id": contact.id.to_string(), "person": contact.person.map(|g| g.to_string())}),

@@ -82,6 +82,9 @@ pub fn parse_duration(text: &str) -> Result<u64> {
         "w" => 604_800,
         _ => bail!("{text:?} is not a duration like 30m, 12h, 7d or 2w"),
     };
+    if n == 0 {
+        bail!("{text:?} would end at once: give a duration of at least 1s");
+    }
     n.checked_mul(scale)
         .with_context(|| format!("{text:?} is too long"))
 }
@@ -369,6 +372,8 @@ mod tests {
         assert_eq!(parse_duration("2w").unwrap(), 1_209_600);
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("d").is_err());
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("0s").is_err());
         assert!(parse_duration("99999999999999999999w").is_err());
     }
 }
