@@ -211,3 +211,39 @@ fn get_says_why_it_has_nothing_and_a_folder_is_not_a_file() {
     let log = json(&home, &["log", "Team"]);
     assert_eq!(log, serde_json::json!([]), "{log}");
 }
+
+/// A name already borne in the same place is refused on creation and rename (both would then
+/// answer only to their ids); the same name in another folder is fine.
+#[test]
+fn a_name_taken_in_the_same_place_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    json(&home, &["init", "--name", "Alice"]);
+    json(&home, &["folder", "create", "Team"]);
+    json(&home, &["folder", "create", "Home"]);
+    json(&home, &["doc", "create", "plan.txt", "--folder", "Team"]);
+    json(&home, &["doc", "create", "draft.txt", "--folder", "Team"]);
+    let err = fails(&home, &["doc", "create", "plan.txt", "--folder", "Team"]);
+    assert!(
+        err.contains("a document named plan.txt already exists in folder Team"),
+        "{err}"
+    );
+    let err = fails(&home, &["doc", "rename", "draft.txt", "plan.txt"]);
+    assert!(err.contains("already exists in folder Team"), "{err}");
+    let err = fails(&home, &["folder", "create", "Team"]);
+    assert!(
+        err.contains("a folder named Team already exists at the top level"),
+        "{err}"
+    );
+    // Elsewhere, and renaming to its own name, are fine.
+    json(&home, &["doc", "create", "plan.txt", "--folder", "Home"]);
+    json(&home, &["doc", "rename", "draft.txt", "draft.txt"]);
+    let ls = json(&home, &["ls"]);
+    let plans = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "plan.txt")
+        .count();
+    assert_eq!(plans, 2, "{ls}");
+}

@@ -234,8 +234,8 @@ fn rep67_get_and_log_of_a_name_that_is_not_one_document_answer_from_the_index() 
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
     let (alice, _) = alice_home(dir.path(), &relay);
-    // Two documents named alike, and a document named like a group.
-    json(&alice, &["doc", "create", "notes.txt"]);
+    // Two documents named alike (in two places), and a document named like a group.
+    json(&alice, &["doc", "create", "notes.txt", "--folder", "Docs"]);
     json(&alice, &["doc", "create", "Ops"]);
     json(&alice, &["ls"]);
     let refused: &[&str] = &["used"];

@@ -1,6 +1,6 @@
 //! `group create`, `group rename`, `folder create`, `doc create`, `ls`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
 use keyhive_core::capability::{Access, AgentId};
@@ -61,6 +61,47 @@ pub fn rename_group(s: &mut Session, group: &str, name: &str) -> Result<()> {
     )
 }
 
+/// Refuses `name` when a document or folder this device sees in the same place (`folder`, or
+/// the top level) already bears it, other than `except`: both would then answer to the name
+/// only by id, and a folder pull would write both as `NAME~ID` (REP-10). Concurrent creations
+/// elsewhere can still collide; REP-10 handles those.
+pub(crate) fn refuse_taken_name(
+    s: &mut Session,
+    name: &str,
+    folder: Option<DocumentId>,
+    except: Option<DocumentId>,
+) -> Result<()> {
+    let place: Option<BTreeSet<DocumentId>> =
+        folder.map(|f| s.replica.folder_documents(f).into_iter().collect());
+    let metas = s.metas()?;
+    let taken = metas.iter().find(|(doc, meta)| {
+        Some(**doc) != except
+            && meta.name == name
+            && !meta.removed
+            && match &place {
+                Some(docs) => docs.contains(doc),
+                None => meta.folder.is_none(),
+            }
+    });
+    let taken = taken.map(|(doc, meta)| (*doc, meta.kind));
+    if let Some((doc, kind)) = taken {
+        let what = match kind {
+            MetadataKind::Folder => "folder",
+            MetadataKind::Document => "document",
+        };
+        let place = match folder {
+            Some(f) => format!("in folder {}", shown(&s.name_of(&f.0))),
+            None => "at the top level".to_owned(),
+        };
+        bail!(
+            "a {what} named {} already exists {place} ({}): choose another name, or rename or remove that one first",
+            shown(name),
+            &doc.to_string()[..12]
+        );
+    }
+    Ok(())
+}
+
 /// Creates a folder or document whose name travels with it, encrypted. Its name must be one
 /// that every reader accepts (REP-9); placing it in a folder needs `write` on the folder (REP-8).
 pub fn create_document(
@@ -90,6 +131,7 @@ pub fn create_document(
             );
         }
     }
+    refuse_taken_name(s, name, folder, None)?;
     let doc = s.replica.create_document()?;
     if let Some(folder) = folder {
         // REP-8: this grant, by a writer of the folder, places the document in it; the folder's

@@ -63,6 +63,8 @@ pub fn remove(s: &mut Session, doc: &str) -> Result<()> {
 pub fn rename(s: &mut Session, doc: &str, new_name: &str) -> Result<()> {
     let document = s.document(doc)?;
     let old = s.name_of(&document.0);
+    let folder = s.metas()?.get(&document).and_then(|m| m.folder);
+    super::subjects::refuse_taken_name(s, new_name, folder, Some(document))?;
     let op = rename_document(s, document, new_name)?;
     s.save()?;
     let id = document.to_string();
