@@ -143,6 +143,27 @@ fn an_edit_racing_its_authors_revocation_is_named_as_such() {
         ),
         "{text}"
     );
+    // `log` says the same in its table, with short ids; `--json` keeps the whole refusal.
+    let log = keyhive(&alice).args(["log", "notes.txt"]).output().unwrap();
+    let log = String::from_utf8(log.stdout).unwrap();
+    assert!(
+        log.contains("INVALID: its author was revoked concurrently (CAP-11, revocation "),
+        "{log}"
+    );
+    let rows = json(&alice, &["log", "notes.txt"]);
+    let invalid = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["validity"] == "INVALID")
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert!(
+        invalid["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("CAP-11: delegation "),
+        "{invalid}"
+    );
 }
 
 /// SYNC-84a and REC-8 as a person meets them: a member who joins a named team whose folder

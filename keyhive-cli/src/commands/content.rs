@@ -5,7 +5,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::Access;
+use keyhive_core::capability::{Access, Reason, Refusal};
 use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::{ChangeStatus, ReplicaError};
 use serde_json::json;
@@ -303,6 +303,25 @@ fn report_conflict(doc: &str, heads: &[Side], chosen: &keyhive_core::Hash) {
     eprintln!("  to resolve it, `keyhive put {doc} FILE` with the merged version");
 }
 
+/// A refusal in a table cell: what happened in words, with short ids (`--json` has the whole
+/// refusal).
+fn short_refusal(r: &Refusal) -> String {
+    match &r.reason {
+        Reason::Excluded { revocation, .. } => format!(
+            "its author was revoked concurrently ({}, revocation {})",
+            r.rule,
+            short_hash(revocation)
+        ),
+        Reason::InsufficientAccess { held, needed } => {
+            format!(
+                "its author held {held}, a change needs {needed} ({})",
+                r.rule
+            )
+        }
+        other => format!("{} ({})", other, r.rule),
+    }
+}
+
 fn short_hash(h: &keyhive_core::Hash) -> String {
     h.to_string()[..12].to_owned()
 }
@@ -321,9 +340,9 @@ pub fn log(s: &mut Session, doc: &str) -> Result<()> {
             continue;
         }
         let author = shown(&s.name_of(&c.author.0));
-        let (valid, reason) = match &c.status {
-            ChangeStatus::Valid => ("valid", String::new()),
-            ChangeStatus::Invalid(r) => ("INVALID", r.clone()),
+        let (valid, reason, short) = match &c.status {
+            ChangeStatus::Valid => ("valid", String::new(), String::new()),
+            ChangeStatus::Invalid(r) => ("INVALID", r.to_string(), short_refusal(r)),
         };
         let parents: Vec<String> = match s.replica.checker().op(&c.op) {
             Some(keyhive_core::capability::AnyVerified::Content(op)) => {
@@ -333,21 +352,28 @@ pub fn log(s: &mut Session, doc: &str) -> Result<()> {
         };
         // File changes carry one tag byte before the file's bytes.
         let bytes = c.length.map(|l| l.saturating_sub(1));
-        rows.push((c.op.to_string(), author, valid, reason, bytes, parents));
+        rows.push((
+            c.op.to_string(),
+            author,
+            valid,
+            (reason, short),
+            bytes,
+            parents,
+        ));
     }
     let json_rows: Vec<_> = rows
         .iter()
-        .map(|(op, a, v, r, l, p)| json!({"change": op, "author": a, "validity": v, "reason": r, "readable": l.is_some(), "bytes": l, "parents": p}))
+        .map(|(op, a, v, (r, _), l, p)| json!({"change": op, "author": a, "validity": v, "reason": r, "readable": l.is_some(), "bytes": l, "parents": p}))
         .collect();
     s.out.emit(&json_rows, || {
         print_table(
             &["change", "author", "validity", "bytes", "parents"],
             rows.iter()
-                .map(|(op, a, v, r, l, p)| {
-                    let v = if r.is_empty() {
+                .map(|(op, a, v, (_, short), l, p)| {
+                    let v = if short.is_empty() {
                         v.to_string()
                     } else {
-                        format!("{v}: {r}")
+                        format!("{v}: {short}")
                     };
                     let l = l.map_or("(cannot decrypt)".to_owned(), |n| n.to_string());
                     let p = p.iter().map(|h| &h[..12]).collect::<Vec<_>>().join(" ");

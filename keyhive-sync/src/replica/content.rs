@@ -70,8 +70,9 @@ pub(super) enum Body {
 pub enum ChangeStatus {
     /// Authorised.
     Valid,
-    /// Refused: the rule and reason.
-    Invalid(String),
+    /// Refused: the rule and what broke it (e.g. CAP-11 `Excluded`, naming the revocation
+    /// that did not see the change).
+    Invalid(keyhive_core::capability::Refusal),
 }
 
 /// One content change of a document, in causal order.

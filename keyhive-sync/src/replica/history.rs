@@ -313,10 +313,11 @@ impl<S: Store> Replica<S> {
         let mut out = Vec::new();
         for c in self.content_in_causal_order(document) {
             let hash = c.hash();
+            // The checker judges every op it holds, and these ops come from it.
             let status = match self.admission.checker.op_validity(&hash) {
                 Some(Validity::Valid) => ChangeStatus::Valid,
-                Some(Validity::Invalid(r)) => ChangeStatus::Invalid(r.to_string()),
-                None => ChangeStatus::Invalid("unknown".into()),
+                Some(Validity::Invalid(r)) => ChangeStatus::Invalid(r),
+                None => continue,
             };
             let length = lengths.get(&hash).copied().flatten();
             out.push(ChangeEntry {
