@@ -82,3 +82,61 @@ fn a_relay_refusal_is_reported_with_its_reason_and_delivered_once_allowed() {
     json(&bob, &["get", "notes.txt", "--out", out.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(out).unwrap(), last);
 }
+
+/// SYNC-104a: a device that filled its stranger quota working alone (nobody holds a grant on
+/// what it created) can still share: its grant to another device is admitted past the quota,
+/// which ends its being a stranger, and the same sync then delivers everything it held back.
+/// On the way, a sync against a quota already used up is a sync that reports what the relay
+/// refused and why, not a failed one.
+#[test]
+fn a_device_that_filled_its_quota_alone_can_still_share() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 10 items: fewer than Alice's document and its changes take.
+    let small: [&OsStr; 2] = ["--stranger-quota".as_ref(), "10,1000000".as_ref()];
+    let relay = RelayProcess::start(&dir.path().join("relay"), &small);
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+        json(home, &["relay", "add", &relay.url]);
+    }
+    json(&alice, &["doc", "create", "notes.txt"]);
+    // More documents than the relay answers errors before it hangs up (SYNC-13: 16): each is
+    // pushed on its own, and each push past the quota was an error.
+    for n in 0..20 {
+        json(&alice, &["doc", "create", &format!("draft-{n}.txt")]);
+    }
+    let file = dir.path().join("notes.txt");
+    for version in 0..6u8 {
+        let text: String = (0..2_000)
+            .map(|i| char::from(b'a' + (i as u8 ^ version) % 26))
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        json(&alice, &["put", "notes.txt", file.to_str().unwrap()]);
+    }
+    let last = std::fs::read_to_string(&file).unwrap();
+    let first = json(&alice, &["sync"]);
+    assert!(first[0]["refused"].as_u64().unwrap() > 0, "{first}");
+    // The quota is used up now: the relay answers the whole push at once.
+    let again = json(&alice, &["sync"]);
+    assert!(again[0]["error"].is_null(), "{again}");
+    let reason = again[0]["refusals"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("quota"), "{again}");
+
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&alice, &["grant", "notes.txt", "Bob", "--access", "read"]);
+    let shared = json(&alice, &["sync"]);
+    assert!(shared[0]["error"].is_null(), "{shared}");
+    // Everything was delivered by that sync: the next has nothing left to push.
+    let after = json(&alice, &["sync"]);
+    assert_eq!(
+        (&after[0]["refused"], &after[0]["pushed"]),
+        (&0.into(), &0.into()),
+        "{after}"
+    );
+    json(&bob, &["sync"]);
+    let read = keyhive(&bob).args(["get", "notes.txt"]).output().unwrap();
+    assert!(read.status.success(), "{read:?}");
+    assert_eq!(String::from_utf8(read.stdout).unwrap(), last);
+}

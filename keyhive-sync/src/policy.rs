@@ -11,6 +11,8 @@ use crate::replica::ReplicaError;
 use crate::store::{Store, StoreError};
 
 mod offer;
+#[cfg(feature = "net")]
+pub(crate) mod stranger;
 
 pub use crate::admission::Refusal;
 pub use offer::{Answered, Offer, OwnOffer};

@@ -282,3 +282,65 @@ async fn ops_with_missing_parents_are_not_kept() {
     assert!(store.subjects().expect("subjects").is_empty());
     relay.shutdown().await.expect("shutdown");
 }
+
+/// SYNC-104a: past its quota, a stranger's push that grants a subject to another agent gets
+/// that subject's auth ops in (the grant and its causal past), and nothing else: new subjects
+/// smuggled beside the grant are refused by the quota as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_quota_a_stranger_gets_only_its_grant_in() {
+    let store = Arc::new(MemoryStore::new());
+    let mut limits = Limits::default();
+    limits.stranger_quota = StrangerQuota::new(3, 1_000_000);
+    let (relay, _) = serve(store.clone(), limits).await;
+    let device = Device::generate(None);
+    let key = device.signing_key().clone();
+    let mut replica = Replica::open(device.clone(), MemoryStore::new()).expect("open");
+    let doc = replica.create_document().expect("doc");
+    let team = replica.create_group().expect("group");
+    let geneses = |n: usize| -> Vec<Item> {
+        (0..n)
+            .map(|_| {
+                let genesis = Genesis::create_group(device.id()).expect("genesis");
+                op_item(&AnyVerified::Genesis(genesis)).expect("item")
+            })
+            .collect()
+    };
+    let session = Session::connect(&relay.url(), &key, None)
+        .await
+        .expect("connect");
+    // The document's genesis and two more subjects use up the quota.
+    let doc_genesis: Vec<Item> = all_items(&replica)
+        .into_iter()
+        .filter(|i| i.subject().0 == doc.0 && i.kind() == keyhive_sync::ItemKind::Auth)
+        .collect();
+    assert_eq!(doc_genesis.len(), 1);
+    let mut first = doc_genesis;
+    first.extend(geneses(2));
+    let outcomes = session.push(&first).await.expect("push");
+    assert!(outcomes.iter().all(|o| matches!(o, PushOutcome::Stored)));
+    match session.push(&geneses(1)).await {
+        Err(SessionError::Remote(e)) => assert_eq!(e.code, ErrorCode::QuotaExceeded),
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+
+    // A grant of the document to a group, beside ten new subjects.
+    let grant = replica
+        .grant(&doc.0, AgentId::Group(team), Access::Read)
+        .expect("grant");
+    let grant_item = all_items(&replica)
+        .into_iter()
+        .find(|i| i.hash() == grant)
+        .expect("grant item");
+    let mut push = vec![grant_item];
+    push.extend(geneses(10));
+    let outcomes = session.push(&push).await.expect("push");
+    assert_eq!(outcomes[0], PushOutcome::Stored, "the grant gets in");
+    assert!(
+        outcomes[1..]
+            .iter()
+            .all(|o| matches!(o, PushOutcome::Refused(r) if r.contains("quota"))),
+        "{outcomes:?}"
+    );
+    assert_eq!(store.subjects().expect("subjects").len(), 3);
+    relay.shutdown().await.expect("shutdown");
+}

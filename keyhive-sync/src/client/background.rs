@@ -378,7 +378,7 @@ impl Client {
                     crate::admission::apply_order(&mut batch);
                     let fresh: Vec<SubjectId> = batch.iter().map(Item::subject).filter(|s| !subscribed.contains(s)).collect::<BTreeSet<_>>().into_iter().collect();
                     if !batch.is_empty() {
-                        let outcomes = session.push(&batch).await.map_err(|e| e.to_string())?;
+                        let outcomes = session.push_or_hold(&batch).await.map_err(|e| e.to_string())?;
                         let ok = outcomes.iter().filter(|o| matches!(o, crate::protocol::PushOutcome::Stored | crate::protocol::PushOutcome::Duplicate)).count();
                         status.send_modify(|s| { s.pushed += ok as u64; s.refused += (outcomes.len() - ok) as u64; });
                     }

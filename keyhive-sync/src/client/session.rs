@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use keyhive_core::identity::IndividualId;
+
 use futures_util::{SinkExt, StreamExt};
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::{PublicKey, SigningKey};
@@ -274,6 +276,11 @@ pub struct Session {
     /// REP-33: what the peer answered of this device's own items of subjects it was removed
     /// from.
     pub(crate) own: super::answered::Ledger,
+    /// This device's id.
+    device: IndividualId,
+    /// SYNC-104a: the peer's words when it said this key used up its stranger quota; from then
+    /// on only grants to other devices are pushed on this session.
+    over_quota: Mutex<Option<String>>,
 }
 
 impl Drop for Session {
@@ -441,7 +448,16 @@ impl Session {
             closed,
             tasks: vec![writer, reader],
             own: super::answered::Ledger::default(),
+            device: IndividualId(key.public_key()),
+            over_quota: Mutex::new(None),
         })
+    }
+
+    /// SYNC-104a: the peer's words about this key's used-up quota, if it said so.
+    fn quota_note(&self) -> MutexGuard<'_, Option<String>> {
+        self.over_quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The authenticated identity of the other side.
@@ -528,9 +544,13 @@ impl Session {
                 end += 1;
             }
             let wire = items[start..end].iter().map(Item::to_wire).collect();
-            let frames = self
-                .request(|req| Message::Push { req, items: wire })
-                .await?;
+            let frames = match self.request(|req| Message::Push { req, items: wire }).await {
+                // SYNC-104: the relay holds no more for this key; what is left is refused with
+                // its words, and the session goes on (pulls, and a grant that ends this key's
+                // being a stranger, SYNC-104a, in a later round).
+                Err(e) => return Err(e),
+                Ok(frames) => frames,
+            };
             match frames.into_iter().next() {
                 Some(Message::PushAck { outcomes: o, .. }) if o.len() == end - start => {
                     outcomes.extend(o)
@@ -548,6 +568,59 @@ impl Session {
                 }
             }
             start = end;
+        }
+        Ok(outcomes)
+    }
+
+    /// [`Session::push`] as a syncing device uses it. SYNC-104: when the peer answers that this
+    /// key used up its stranger quota, what is left is refused with the peer's words and the
+    /// session goes on (pulls, and a grant that ends this key's being a stranger, SYNC-104a).
+    pub(crate) async fn push_or_hold(
+        &self,
+        items: &[Item],
+    ) -> Result<Vec<PushOutcome>, SessionError> {
+        // SYNC-104a: once the peer said this key used up its stranger quota, only the auth ops
+        // of the subjects this push grants to another device (the grant that ends its being a
+        // stranger, and its causal past) are sent; the rest is refused here with the peer's
+        // words (pushing it would only collect errors, SYNC-13, until the peer hangs up).
+        let held_back = self.quota_note().clone();
+        let send: Vec<usize> = match &held_back {
+            None => (0..items.len()).collect(),
+            Some(_) => {
+                let sharing: Vec<_> = items
+                    .iter()
+                    .filter(|i| crate::policy::stranger::grants_to_another(i, &self.device))
+                    .map(Item::subject)
+                    .collect();
+                (0..items.len())
+                    .filter(|&i| {
+                        items[i].kind() == crate::item::ItemKind::Auth
+                            && sharing.contains(&items[i].subject())
+                    })
+                    .collect()
+            }
+        };
+        let mut outcomes = vec![PushOutcome::Refused(held_back.unwrap_or_default()); items.len()];
+        if send.is_empty() {
+            return Ok(outcomes);
+        }
+        let sent: Vec<Item> = send.iter().map(|&i| items[i].clone()).collect();
+        match self.push(&sent).await {
+            Ok(answers) => {
+                *self.quota_note() = None;
+                for (i, answer) in send.into_iter().zip(answers) {
+                    outcomes[i] = answer;
+                }
+            }
+            Err(SessionError::Remote(frame)) if frame.code == ErrorCode::QuotaExceeded => {
+                // Frames answered before the refused one are not told apart from it: they are
+                // offered again later, and the peer answers `Duplicate`.
+                for i in send {
+                    outcomes[i] = PushOutcome::Refused(frame.detail.clone());
+                }
+                *self.quota_note() = Some(frame.detail);
+            }
+            Err(e) => return Err(e),
         }
         Ok(outcomes)
     }

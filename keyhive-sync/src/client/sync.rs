@@ -426,7 +426,7 @@ async fn push_in_order(
             },
         };
         let (mut taken, mut refused) = (Vec::new(), Vec::new());
-        for (item, outcome) in items.iter().zip(session.push(&items).await?) {
+        for (item, outcome) in items.iter().zip(session.push_or_hold(&items).await?) {
             let why = match outcome {
                 PushOutcome::Stored | PushOutcome::Duplicate => {
                     accepted += 1;

@@ -172,6 +172,14 @@ impl Guards {
         true
     }
 
+    /// SYNC-104a: takes room for an item admitted past the quota (a grant to another device).
+    pub(crate) fn take_past_quota(&self, reservation: &Reservation, bytes: usize) {
+        let mut usage = lock(&self.usage);
+        let used = usage.entry(reservation.who).or_default();
+        used.items = used.items.saturating_add(1);
+        used.bytes = used.bytes.saturating_add(bytes as u64);
+    }
+
     /// Gives back room taken for an item that was not stored new (refused, a duplicate, or
     /// the store failed).
     pub(crate) fn give_back(&self, reservation: &Reservation, bytes: usize) {

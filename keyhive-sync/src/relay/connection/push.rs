@@ -1,11 +1,12 @@
 //! One push request (SYNC-40/41/45) under the per-key item rate (SYNC-105), the stranger
 //! quota (SYNC-104), and their per-address counterparts (SYNC-108).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::stranger_push::Unpaid;
 use super::{Conn, Stop, send, send_error};
-use crate::item::{Item, WireItem};
+use crate::item::{Item, ItemKind, SubjectId, WireItem};
 use crate::policy::Refusal;
 use crate::protocol::{ErrorCode, Message, PushOutcome, RequestId};
 use crate::relay::Shared;
@@ -74,9 +75,20 @@ impl Conn {
             && self
                 .address
                 .is_some_and(|a| !self.shared.addresses.has_room(a));
-        if let Some(r) = &quota
-            && (!self.shared.guards.has_room(r) || address_full)
-        {
+        // SYNC-104a: a push holding a grant to another device is admitted item by item even
+        // once the key's quota is used up (its auth ops are not held to it).
+        let sharing: BTreeSet<SubjectId> = match quota {
+            None => BTreeSet::new(),
+            Some(_) => items
+                .iter()
+                .filter(|w| crate::policy::stranger::wire_grants_to_another(w, &self.peer))
+                .map(|w| w.subject)
+                .collect(),
+        };
+        let key_full = quota
+            .as_ref()
+            .is_some_and(|r| sharing.is_empty() && !self.shared.guards.has_room(r));
+        if quota.is_some() && (key_full || address_full) {
             // SYNC-111: a refused push is paid for too, so that a stranger pushing on past its
             // quota is answered no faster than its budget refills (no refusal storm).
             if self.pay_stranger_items(items.len(), &mut false).await == Err(Unpaid::ShuttingDown) {
@@ -98,11 +110,11 @@ impl Conn {
         // (a legitimate sync's handshake and requests) is served on. SYNC-111: a stranger's
         // push is paid for and admitted slice by slice, under the slots strangers share.
         let admitted = match &quota {
-            Some(r) => self.admit_stranger_items(items, r).await,
+            Some(r) => self.admit_stranger_items(items, r, sharing).await,
             None => {
                 let (shared, peer, address) = (self.shared.clone(), self.peer, self.address);
                 tokio::task::spawn_blocking(move || {
-                    admit_items(&shared, peer, address, None, items)
+                    admit_items(&shared, peer, address, None, &BTreeSet::new(), items)
                 })
                 .await
             }
@@ -222,12 +234,16 @@ impl Admitted {
 }
 
 /// SYNC-104, SYNC-108, SYNC-45: takes each item's room from a stranger's quotas (key and
-/// address) and admits it.
+/// address) and admits it. SYNC-104a: the auth ops of a subject in `sharing` (a subject this
+/// push grants to another device) take room past the key's quota: the grant and its causal
+/// past (the subject's genesis and earlier grants) must get in for the key to stop being a
+/// stranger.
 pub(super) fn admit_items(
     shared: &Shared,
     peer: IndividualId,
     address: Option<Address>,
     quota: Option<&Reservation>,
+    sharing: &BTreeSet<SubjectId>,
     items: Vec<WireItem>,
 ) -> Admitted {
     let limit = shared.config.limits.stranger_quota;
@@ -243,9 +259,16 @@ pub(super) fn admit_items(
             Ok(item) => item,
         };
         let size = item.wire_len();
-        if let Some(r) = quota
-            && !shared.guards.take(r, size)
-        {
+        let taken = match quota {
+            None => true,
+            Some(r) if item.kind() == ItemKind::Auth && sharing.contains(&item.subject()) => {
+                // SYNC-104a: counted past the quota, so what is given back stays exact.
+                shared.guards.take_past_quota(r, size);
+                true
+            }
+            Some(r) => shared.guards.take(r, size),
+        };
+        if !taken {
             let refusal = Refusal::QuotaExceeded {
                 who: peer,
                 items: limit.items,

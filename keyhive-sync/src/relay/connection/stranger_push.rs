@@ -3,7 +3,9 @@
 
 use super::Conn;
 use super::push::{Admitted, admit_items};
-use crate::item::WireItem;
+use std::collections::BTreeSet;
+
+use crate::item::{SubjectId, WireItem};
 use crate::protocol::PushOutcome;
 use crate::relay::quota::Reservation;
 use crate::relay::stranger_budget::Payment;
@@ -58,6 +60,7 @@ impl Conn {
         &mut self,
         items: Vec<WireItem>,
         quota: &Reservation,
+        sharing: BTreeSet<SubjectId>,
     ) -> Result<Admitted, tokio::task::JoinError> {
         let slice = self.shared.strangers.slice_len();
         let mut done = Admitted::default();
@@ -76,9 +79,9 @@ impl Conn {
             }
             let permit = self.shared.strangers.slot().await;
             let (shared, peer, address) = (self.shared.clone(), self.peer, self.address);
-            let quota = quota.clone();
+            let (quota, sharing) = (quota.clone(), sharing.clone());
             let part = tokio::task::spawn_blocking(move || {
-                let part = admit_items(&shared, peer, address, Some(&quota), chunk);
+                let part = admit_items(&shared, peer, address, Some(&quota), &sharing, chunk);
                 drop(permit);
                 part
             })

@@ -1,0 +1,40 @@
+//! SYNC-104a: which items end a stranger's being one (SYNC-104), so that a device that used up
+//! its stranger quota working alone can still share: the relay admits them past the key's
+//! quota, and a client told the quota is used up pushes only them for the rest of the session.
+
+use keyhive_core::capability::{Action, AgentId, AnySigned};
+use keyhive_core::identity::IndividualId;
+use keyhive_core::wire_form::CompactKind;
+
+use crate::item::{Item, ItemKind, WireItem};
+
+/// SYNC-104a: whether auth op `item` grants its subject to anyone but `peer` itself: the act
+/// that ends a stranger's being one (another device then holds a grant on its subject). Such an
+/// item is not held to the key's quota, so that a device which filled its quota working alone
+/// can still share; its address's quota (SYNC-108) still applies.
+pub(crate) fn grants_to_another(item: &Item, peer: &IndividualId) -> bool {
+    item.kind() == ItemKind::Auth && envelope_grants_to_another(item.envelope(), peer)
+}
+
+/// [`grants_to_another`] for an item as it arrived (SYNC-110 compact form), before it is
+/// taken apart: only auth items are decoded.
+pub(crate) fn wire_grants_to_another(wire: &WireItem, peer: &IndividualId) -> bool {
+    wire.kind == ItemKind::Auth
+        && keyhive_core::wire_form::expand(&wire.envelope, &wire.subject.0, CompactKind::Auth)
+            .is_ok_and(|full| envelope_grants_to_another(&full, peer))
+}
+
+fn envelope_grants_to_another(envelope: &[u8], peer: &IndividualId) -> bool {
+    let decoded = AnySigned::decode(envelope);
+    let action = match &decoded {
+        Ok(AnySigned::Auth(op)) => &op.unverified_payload().body.action,
+        Ok(AnySigned::RootForm(op)) => &op.unverified_body().action,
+        _ => return false,
+    };
+    match action {
+        Action::Delegate { delegate, .. } | Action::DelegateUntil { delegate, .. } => {
+            *delegate != AgentId::Individual(*peer)
+        }
+        _ => false,
+    }
+}
