@@ -173,3 +173,42 @@ async fn two_devices_sync_peer_to_peer_without_a_relay() {
     alice.shutdown().await.unwrap();
     bob.shutdown().await.unwrap();
 }
+
+/// `Repo::sync` with a relay that is down and one that is up: the live one is synced (the
+/// other device reads the write), the call returns instead of waiting for the dead link, and
+/// the error names the relay that failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_goes_on_past_a_relay_that_is_down() {
+    let relay = relay().await;
+    let dead = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("ws://{}/sync", listener.local_addr().unwrap())
+    };
+    let (alice, bob) = (repo("alice"), repo("bob"));
+    alice.add_contact(bob.contact_card().unwrap()).unwrap();
+    let doc = alice.create_document().unwrap();
+    alice
+        .grant(&doc.0, AgentId::Individual(bob.id()), Access::Read)
+        .unwrap();
+    let change = alice.write(doc, b"through the live relay").unwrap();
+    alice.connect(dead.clone(), None).await;
+    alice.connect(relay.url(), Some(relay.id())).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), alice.sync())
+        .await
+        .expect("sync returns although a relay is down");
+    match outcome {
+        Err(keyhive_sync::repo::RepoSyncError::Partial { synced, failures }) => {
+            assert!(synced.pushed > 0, "{synced:?}");
+            assert_eq!(failures.len(), 1, "{failures:?}");
+            assert!(failures[0].to_string().contains(&dead), "{}", failures[0]);
+        }
+        other => panic!("expected a partial sync, got {other:?}"),
+    }
+    let mut b_events = bob.subscribe();
+    bob.connect(relay.url(), Some(relay.id())).await;
+    bob.sync().await.unwrap();
+    until(&mut b_events, readable(doc, change)).await;
+    assert_eq!(bob.read(doc, &change).unwrap(), b"through the live relay");
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
+}

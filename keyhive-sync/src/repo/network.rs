@@ -34,6 +34,15 @@ pub enum RepoSyncError {
     /// Seating new members or re-keying between rounds failed (REP-3).
     #[error("cannot update the key agreements")]
     Replica(#[from] ReplicaError),
+    /// [`Repo::sync`]: some relays or peers could not be synced with (each failure says which
+    /// and why); every other one was, and `synced` is what those rounds did.
+    #[error("{} relay(s) or peer(s) could not be synced with", failures.len())]
+    Partial {
+        /// What the relays and peers that answered exchanged.
+        synced: SyncReport,
+        /// One [`RepoSyncError::Connect`] or [`RepoSyncError::Sync`] per one that did not.
+        failures: Vec<RepoSyncError>,
+    },
 }
 
 impl Repo {
@@ -68,9 +77,10 @@ impl Repo {
 
     /// Revokes the invitations and grants that ended by this device's clock and that it may
     /// revoke (INV-5, INV-11), then syncs with every connected relay and peer until quiet
-    /// ([`Repo::sync_with`] each), then
-    /// waits until every link is connected ([`Repo::connected`]), and returns what all rounds
-    /// did. Live links carry single changes both ways; a link's full sync is one round, so
+    /// ([`Repo::sync_with`] each), then waits until the links to those that answered are
+    /// connected, and returns what all rounds did. A relay or peer that cannot be synced with
+    /// does not stop the others: the error is then [`RepoSyncError::Partial`], holding what the
+    /// others exchanged. Live links carry single changes both ways; a link's full sync is one round, so
     /// this is for "make sure everything is exchanged now": after connecting, after sharing
     /// changed, before going offline.
     pub async fn sync(&self) -> Result<SyncReport, RepoSyncError> {
@@ -86,11 +96,43 @@ impl Repo {
             links.iter().map(|(u, e, _)| (u.clone(), *e)).collect()
         };
         let mut total = SyncReport::default();
+        let mut failures = Vec::new();
         for (url, expected) in targets {
-            total.merge(&self.sync_with(&url, expected).await?);
+            match self.sync_with(&url, expected).await {
+                Ok(report) => total.merge(&report),
+                // A relay that is down does not keep the others from syncing.
+                Err(e @ (RepoSyncError::Connect { .. } | RepoSyncError::Sync { .. })) => {
+                    failures.push(e)
+                }
+                Err(e) => return Err(e),
+            }
         }
-        self.connected().await;
-        Ok(total)
+        let failed: Vec<&str> = failures
+            .iter()
+            .filter_map(|e| match e {
+                RepoSyncError::Connect { url, .. } | RepoSyncError::Sync { url, .. } => {
+                    Some(url.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        {
+            // The links to what answered; waiting for one that did not would not end.
+            let mut links = self.links.lock().await;
+            for (url, _, link) in links.iter_mut() {
+                if !failed.contains(&url.as_str()) {
+                    link.wait_for(|s| s.connected).await;
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(total)
+        } else {
+            Err(RepoSyncError::Partial {
+                synced: total,
+                failures,
+            })
+        }
     }
 
     /// Syncs with the relay or peer at `url` over a session of its own until quiet: rounds
