@@ -343,3 +343,33 @@ async fn random_frames_never_break_the_relay() {
     assert!(fresh.collection().await.unwrap().is_empty());
     relay.shutdown().await.unwrap();
 }
+
+/// SYNC-113: a load balancer asks `GET /health` and is told the relay serves, with its id.
+#[tokio::test]
+async fn health_says_the_relay_serves_and_names_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let relay = common::capability_relay().await;
+    let address = relay.url()["ws://".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    assert!(
+        answer.ends_with(&format!(
+            r#"{{"status":"serving","relay_id":"{}"}}"#,
+            relay.id()
+        )),
+        "{answer}"
+    );
+    relay.shutdown().await.unwrap();
+}

@@ -42,6 +42,8 @@ pub use tls_listener::TLS_HANDSHAKE_TIMEOUT;
 
 /// The HTTP path of the WebSocket endpoint.
 pub const SYNC_PATH: &str = "/sync";
+/// SYNC-113: the path a load balancer or supervisor asks whether this relay serves.
+pub const HEALTH_PATH: &str = "/health";
 
 /// Live fan-out capacity before slow subscribers lag (SYNC-62).
 const LIVE_CAPACITY: usize = 4_096;
@@ -286,6 +288,7 @@ impl Relay {
         });
         let app = Router::new()
             .route(SYNC_PATH, get(upgrade))
+            .route(HEALTH_PATH, get(health))
             .with_state(shared)
             .into_make_service_with_connect_info::<guard::Accepted>();
         let listener_addresses = addresses.clone();
@@ -341,6 +344,31 @@ impl Relay {
             policy: handle_policy,
         })
     }
+}
+
+/// SYNC-113: `200` and `{"status":"serving","relay_id":HEX}` while this relay accepts syncs,
+/// `503` and `{"status":"shutting down"}` once it stops. It says nothing about what the relay
+/// holds. The connection is not upgraded, so SYNC-95's timeout closes it like any other that
+/// does not upgrade, and it counts toward the connection limits (SYNC-72, SYNC-108).
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    if *shared.shutdown.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"status":"shutting down"}"#,
+        )
+            .into_response();
+    }
+    let body = format!(
+        r#"{{"status":"serving","relay_id":"{}"}}"#,
+        shared.config.identity.public_key()
+    );
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn upgrade(
