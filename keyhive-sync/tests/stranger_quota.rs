@@ -285,7 +285,8 @@ async fn ops_with_missing_parents_are_not_kept() {
 
 /// SYNC-104a: past its quota, a stranger's push that grants a subject to another agent gets
 /// that subject's auth ops in (the grant and its causal past), and nothing else: new subjects
-/// smuggled beside the grant are refused by the quota as before.
+/// smuggled beside the grant are refused by the quota as before, and grants that do not end
+/// its being a stranger get at most 64 items in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_its_quota_a_stranger_gets_only_its_grant_in() {
     let store = Arc::new(MemoryStore::new());
@@ -342,5 +343,31 @@ async fn past_its_quota_a_stranger_gets_only_its_grant_in() {
         "{outcomes:?}"
     );
     assert_eq!(store.subjects().expect("subjects").len(), 3);
+
+    // Grants to groups of its own do not end its being a stranger, so it could go on: past
+    // its quota a key stores at most 64 such items in all, less than a fresh key may.
+    let mut grants = Vec::new();
+    for _ in 0..100 {
+        let group = replica.create_group().expect("group");
+        grants.push(
+            replica
+                .grant(&doc.0, AgentId::Group(group), Access::Read)
+                .expect("grant"),
+        );
+    }
+    let items = all_items(&replica);
+    let push: Vec<Item> = grants
+        .iter()
+        .map(|g| items.iter().find(|i| i.hash() == *g).expect("item").clone())
+        .collect();
+    let outcomes = session.push(&push).await.expect("push");
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, PushOutcome::Stored))
+        .count();
+    assert_eq!(
+        stored, 63,
+        "64 past the quota in all, the first grant included"
+    );
     relay.shutdown().await.expect("shutdown");
 }

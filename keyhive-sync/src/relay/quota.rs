@@ -44,9 +44,15 @@ pub struct AbuseCounts {
 struct Usage {
     items: u64,
     bytes: u64,
+    /// SYNC-104a: items admitted past the quota.
+    past_quota: u64,
 }
 
 /// Per-key stranger usage and item-rate buckets, shared by every connection of a relay.
+/// SYNC-104a: most auth ops one key stores past its stranger quota to share a subject (a
+/// grant and its causal past take a few).
+pub(crate) const PAST_QUOTA_MAX: u64 = 64;
+
 pub(crate) struct Guards {
     quota: StrangerQuota,
     items_per_second: f64,
@@ -172,12 +178,25 @@ impl Guards {
         true
     }
 
-    /// SYNC-104a: takes room for an item admitted past the quota (a grant to another device).
-    pub(crate) fn take_past_quota(&self, reservation: &Reservation, bytes: usize) {
+    /// SYNC-104a: takes room for an auth op of a subject the push grants to another agent:
+    /// within the quota as usual, past it for at most [`PAST_QUOTA_MAX`] items per key, so that
+    /// a key never stores more than a fresh key could.
+    pub(crate) fn take_for_sharing(&self, reservation: &Reservation, bytes: usize) -> bool {
+        let bytes = bytes as u64;
         let mut usage = lock(&self.usage);
         let used = usage.entry(reservation.who).or_default();
+        let within = used.items.saturating_add(1) <= self.quota.items
+            && used.bytes.saturating_add(bytes) <= self.quota.bytes;
+        if !within {
+            if used.past_quota >= PAST_QUOTA_MAX {
+                self.quota_refusals.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            used.past_quota += 1;
+        }
         used.items = used.items.saturating_add(1);
-        used.bytes = used.bytes.saturating_add(bytes as u64);
+        used.bytes = used.bytes.saturating_add(bytes);
+        true
     }
 
     /// Gives back room taken for an item that was not stored new (refused, a duplicate, or

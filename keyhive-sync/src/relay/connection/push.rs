@@ -262,9 +262,7 @@ pub(super) fn admit_items(
         let taken = match quota {
             None => true,
             Some(r) if item.kind() == ItemKind::Auth && sharing.contains(&item.subject()) => {
-                // SYNC-104a: counted past the quota, so what is given back stays exact.
-                shared.guards.take_past_quota(r, size);
-                true
+                shared.guards.take_for_sharing(r, size)
             }
             Some(r) => shared.guards.take(r, size),
         };
