@@ -124,6 +124,15 @@ fn a_device_that_filled_its_quota_alone_can_still_share() {
         .unwrap_or_default();
     assert!(reason.contains("quota"), "{again}");
 
+    // As a person reads it: what lifts the quota.
+    let text = keyhive(&alice).arg("sync").output().unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("  what to do: this relay keeps little for a device nobody shares with"),
+        "{text}"
+    );
+
     json(&alice, &["contact", "add", &card(&bob)]);
     json(&alice, &["grant", "notes.txt", "Bob", "--access", "read"]);
     let shared = json(&alice, &["sync"]);

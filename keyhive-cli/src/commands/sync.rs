@@ -360,6 +360,15 @@ pub fn sync(mut s: Session, relays_arg: Vec<String>) -> Result<()> {
             );
             print_reasons(("rejected here", "rejected"), &r.rejections, r.rejected);
             print_reasons(("refused by relay", "refused"), &r.refusals, r.refused);
+            if r.refusals.iter().any(|f| {
+                f.reason
+                    .contains(keyhive_sync::protocol::STRANGER_QUOTA_WORDS)
+            }) {
+                // SYNC-104, SYNC-104a: what lifts it.
+                println!(
+                    "  what to do: this relay keeps little for a device nobody shares with; share a document (`keyhive grant`) or link another of your devices (`keyhive device add`) and sync again, or ask its operator for a larger --stranger-quota"
+                );
+            }
             for news in &r.news {
                 println!("  {}", sync_news::line(news));
             }

@@ -86,7 +86,8 @@ pub enum Refusal {
     /// SYNC-104: the pushing key is a stranger (it holds no grant from anyone) whose storage
     /// quota at this relay is used up.
     #[error(
-        "{who} holds no grant from anyone and used up its quota here ({items} items, {bytes} bytes)"
+        "{who} {} ({items} items, {bytes} bytes)",
+        crate::protocol::STRANGER_QUOTA_WORDS
     )]
     QuotaExceeded {
         /// The pushing key.

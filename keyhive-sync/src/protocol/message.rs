@@ -177,6 +177,10 @@ pub struct SubjectOffer {
     pub fingerprint: Fingerprint,
 }
 
+/// SYNC-104: the words every refusal of a stranger's quota (`PushOutcome::Refused`, and the
+/// `QuotaExceeded` error frame's detail) contains, so that a client can say what to do.
+pub const STRANGER_QUOTA_WORDS: &str = "holds no grant from anyone and used up its quota here";
+
 /// What happened to one pushed item. Never reorder variants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PushOutcome {

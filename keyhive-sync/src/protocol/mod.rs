@@ -8,4 +8,6 @@ pub mod transport;
 mod vectors;
 
 pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION, decode_frame, encode_frame};
-pub use message::{ErrorCode, ErrorFrame, Message, PushOutcome, RequestId, SubjectOffer};
+pub use message::{
+    ErrorCode, ErrorFrame, Message, PushOutcome, RequestId, STRANGER_QUOTA_WORDS, SubjectOffer,
+};

@@ -101,7 +101,7 @@ impl Conn {
                 .on_malformed_request(
                     req,
                     ErrorCode::QuotaExceeded,
-                    "this key holds no grant from anyone and used up its quota here",
+                    &format!("this key {}", crate::protocol::STRANGER_QUOTA_WORDS),
                 )
                 .await;
         }
