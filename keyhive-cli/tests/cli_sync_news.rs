@@ -60,6 +60,10 @@ fn sync_reports_access_new_changes_and_a_revoked_writers_lost_edit() {
         text.contains("  notes.txt: 1 new change readable\n"),
         "{text}"
     );
+    assert!(
+        text.find("access none -> write") < text.find("1 new change readable"),
+        "access first: {text}"
+    );
     // Nothing new, nothing to say.
     let quiet = json(&bob, &["sync"]);
     assert_eq!(quiet[0]["news"], serde_json::json!([]), "{quiet}");

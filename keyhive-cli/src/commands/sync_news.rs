@@ -89,9 +89,10 @@ pub enum Move {
     Removed,
 }
 
-/// The news in `events`, in the order they happened (changes grouped per document where the
-/// document first appeared). A group's profile document (REC-8) is not news of its own: access
-/// to it follows from the group's, which is reported, and its changes are the group's name.
+/// The news in `events`: access changes first, then the rest in the order it happened
+/// (changes grouped per document where the document first appeared). A group's profile
+/// document (REC-8) is not news of its own: access to it follows from the group's, which is
+/// reported, and its changes are the group's name.
 pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
     s.invalidate();
     let profiles = s
@@ -154,6 +155,9 @@ pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
             _ => {}
         }
     }
+    // Access first, as a person reads it ("access none -> read", then "1 new change
+    // readable"): events of one batch arrive changes first. Otherwise in order.
+    news.sort_by_key(|n| !matches!(n, News::Access { .. }));
     news
 }
 
