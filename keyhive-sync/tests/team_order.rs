@@ -70,3 +70,57 @@ async fn a_new_team_member_rejects_nothing_of_documents_shared_with_the_team() {
     }
     relay.shutdown().await.unwrap();
 }
+
+/// SYNC-84a for removals: a member left the team, so each document's key agreement removed its
+/// seat. A new member's first sync meets those removals before the team's ops that show the
+/// removed member once held `read` (ADM-5: "never held read ... no seat to remove"); they are
+/// judged again once every subject was pulled, and nothing is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_team_member_rejects_nothing_of_a_former_members_removal() {
+    let relay = common::capability_relay().await;
+    let (url, id) = (relay.url(), Some(relay.id()));
+    let (alice, bob, dave) = (repo("alice"), repo("bob"), repo("dave"));
+    alice.add_contact(bob.contact_card().unwrap()).unwrap();
+    alice.add_contact(dave.contact_card().unwrap()).unwrap();
+    let team = loop {
+        let team = alice.create_group().unwrap();
+        if team.0.0[0] >= 0x40 {
+            break team;
+        }
+    };
+    alice
+        .grant(&team.0, AgentId::Individual(bob.id()), Access::Write)
+        .unwrap();
+    let mut documents: Vec<DocumentId> = Vec::new();
+    while documents.iter().filter(|d| d.0 < team.0).count() < 2 {
+        let doc = alice.create_document().unwrap();
+        alice
+            .grant(&doc.0, AgentId::Group(team), Access::Write)
+            .unwrap();
+        alice.write(doc, b"for the team").unwrap();
+        documents.push(doc);
+    }
+    alice.sync_with(&url, id).await.unwrap();
+    // Bob leaves; the next writes re-key every document without him.
+    alice
+        .revoke(&team.0, AgentId::Individual(bob.id()))
+        .unwrap();
+    let mut changes = Vec::new();
+    for doc in &documents {
+        changes.push((*doc, alice.write(*doc, b"after bob left").unwrap()));
+    }
+    alice
+        .grant(&team.0, AgentId::Individual(dave.id()), Access::Read)
+        .unwrap();
+    alice.sync_with(&url, id).await.unwrap();
+
+    let first = dave.sync_with(&url, id).await.unwrap();
+    assert_eq!(first.rejected, 0, "{:?}", first.rejections);
+    for (doc, change) in &changes {
+        assert_eq!(dave.read(*doc, change).unwrap(), b"after bob left");
+    }
+    for r in [alice, bob, dave] {
+        r.shutdown().await.unwrap();
+    }
+    relay.shutdown().await.unwrap();
+}

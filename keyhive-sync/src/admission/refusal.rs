@@ -113,9 +113,10 @@ pub enum Refusal {
 
 impl Refusal {
     /// Whether ops of *another* subject can lift this refusal: a key-agreement op judged
-    /// before the grants that authorise it (CGKA-16..18, CGKA-20; e.g. the seat of a team
-    /// member, whose `read` comes through the team's ops, judged before the team's ops
-    /// arrived). A sync retries such items once it has pulled every subject (SYNC-84a).
+    /// before the grants that authorise it (CGKA-16..18, CGKA-20, ADM-5; e.g. the seat of a
+    /// team member, or the removal of a former one, whose `read` comes through the team's
+    /// ops, judged before the team's ops arrived). A sync retries such items once it has
+    /// pulled every subject (SYNC-84a).
     pub fn may_lift_with_other_subjects(&self) -> bool {
         use keyhive_core::cgka::ReceiveError;
         match self {
@@ -125,6 +126,10 @@ impl Refusal {
                     ReceiveError::Unauthorized | ReceiveError::NotSeated(_)
                 )
             ),
+            // ADM-5: whether a device held `read` (the removed one, or the op's issuer) may
+            // come through a team whose ops arrive with another subject: e.g. the removal of
+            // a former team member's seat, met before the team's grant to that member.
+            Refusal::NeverSeated { .. } | Refusal::NotAuthorised { rule: "ADM-5", .. } => true,
             _ => false,
         }
     }
