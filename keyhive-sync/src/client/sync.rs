@@ -310,6 +310,8 @@ async fn reconcile_subjects(
     let from = keyhive_core::identity::IndividualId(session.server_id());
     let mut new_items = Vec::new();
     let mut retry = Retry::default();
+    // SYNC-84: items kept waiting for predecessors that may arrive later in this sync.
+    let mut parked: Vec<Hash> = Vec::new();
     for subject in todo {
         report.reconciled += 1;
         let hashes = store.hashes(&subject)?;
@@ -345,6 +347,12 @@ async fn reconcile_subjects(
             }
             let arrivals = ingest(store, policy, &from, ours)?;
             let arrivals = retry.hold_back(arrivals);
+            parked.extend(
+                arrivals
+                    .iter()
+                    .filter(|(_, a)| matches!(a, Arrival::Parked))
+                    .map(|(i, _)| i.hash()),
+            );
             report.count(&arrivals);
             new_items.extend(stored(arrivals));
         }
@@ -378,6 +386,15 @@ async fn reconcile_subjects(
             .collect();
         report.count(&arrivals);
         new_items.extend(stored(arrivals));
+    }
+    // SYNC-84: an item that waited for a predecessor which arrived later in this sync (with
+    // another subject) was stored then; it counts as pulled, not as still waiting.
+    for hash in parked {
+        if let Some(item) = store.get(&hash)? {
+            report.parked -= 1;
+            report.pulled += 1;
+            new_items.push(item);
+        }
     }
     Ok((report, new_items))
 }
