@@ -519,3 +519,37 @@ fn links_and_pipes_are_reported_not_pushed() {
         "{err}"
     );
 }
+
+/// A document renamed with `doc rename` on the device that pushes the directory: the next
+/// pushes leave the file alone (pending a pull) instead of pushing it as a new document, and
+/// the pull then renames the file on disk.
+#[test]
+fn a_rename_made_here_is_not_pushed_back_as_a_new_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, _) = person(dir.path(), "Alice");
+    json(&alice, &["folder", "create", "Team"]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("a.md"), "A").unwrap();
+    std::fs::write(tree.join("b.md"), "B").unwrap();
+    push(&alice, &tree);
+    json(&alice, &["doc", "rename", "b.md", "c.md"]);
+    for _ in 0..2 {
+        let report = push(&alice, &tree);
+        assert_eq!(report["pushed"], serde_json::json!([]), "{report}");
+        assert_eq!(report["pending_pull"][0]["name"], "b.md", "{report}");
+    }
+    let names: Vec<String> = json(&alice, &["ls"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !names.contains(&"b.md".to_owned()),
+        "no second document: {names:?}"
+    );
+    pull(&alice, &tree);
+    assert!(!tree.join("b.md").exists());
+    assert_eq!(std::fs::read_to_string(tree.join("c.md")).unwrap(), "B");
+}

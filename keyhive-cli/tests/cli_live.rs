@@ -468,3 +468,40 @@ fn a_document_rename_and_removal_are_printed_as_such_by_the_watcher() {
     assert!(bob_watch.interrupt().success());
     relay.stop();
 }
+
+/// A revocation reaching a watcher is printed with the group's shared name (read when the
+/// watcher opened the store, since the device can no longer read it afterwards) and marked
+/// `revoked`; the group's profile document, whose access follows the group's, is not printed
+/// as a subject of its own.
+#[test]
+fn a_revocation_is_printed_with_the_groups_name_by_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, alice_card) = person(dir.path(), "alice", &relay);
+    let (bob, bob_card) = person(dir.path(), "bob", &relay);
+    json(&alice, &["contact", "add", &bob_card, "--name", "Bob"]);
+    json(&bob, &["contact", "add", &alice_card, "--name", "Alice"]);
+    let team = json(&alice, &["group", "create", "Team"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&alice, &["grant", "Team", "Bob", "--access", "read"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+
+    let bob_watch = Watcher::start(&bob);
+    json(&alice, &["revoke", "Team", "Bob"]);
+    json(&alice, &["sync"]);
+    let seen = std::cell::RefCell::new(Vec::new());
+    let (_, line) = bob_watch.wait_for("access", |v| {
+        seen.borrow_mut().push(v["name"].clone());
+        v["subject"] == team.as_str()
+    });
+    assert_eq!(line["name"], "Team", "{line}");
+    // No bare id: the profile document is not printed.
+    assert_eq!(seen.borrow().len(), 1, "{:?}", seen.borrow());
+    assert_eq!(line["after"], "none", "{line}");
+    assert!(line["revocation"].is_string(), "{line}");
+    assert!(bob_watch.interrupt().success());
+    relay.stop();
+}

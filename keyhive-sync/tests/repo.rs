@@ -198,7 +198,9 @@ async fn sync_goes_on_past_a_relay_that_is_down() {
         .expect("sync returns although a relay is down");
     match outcome {
         Err(keyhive_sync::repo::RepoSyncError::Partial { synced, failures }) => {
-            assert!(synced.pushed > 0, "{synced:?}");
+            // A session with the live relay took place (its background link may already
+            // have pushed everything, so nothing is asserted about what moved).
+            assert!(synced.bytes_sent > 0, "{synced:?}");
             assert_eq!(failures.len(), 1, "{failures:?}");
             assert!(failures[0].to_string().contains(&dead), "{}", failures[0]);
         }

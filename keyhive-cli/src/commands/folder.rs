@@ -325,10 +325,13 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
             None => {
                 if let Some(r) = record.filter(|r| r.hash == hash) {
                     // Unchanged here since the last sync, and no longer at this path in the
-                    // folder: another member removed or moved it; `folder pull` applies that.
+                    // folder: it was removed or renamed (by `doc rename`/`doc rm` here, or by
+                    // another member); `folder pull` applies that. Its record stays, so that
+                    // the next push does not take the file for a new one.
                     report
                         .pending
                         .push(json!({"name": shown(name), "document": r.doc}));
+                    next.insert(name.clone(), r.clone());
                     continue;
                 }
                 let moved = missing.get_mut(&hash).and_then(Vec::pop);
@@ -385,7 +388,7 @@ pub fn push(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
         );
         for p in &pending {
             eprintln!(
-                "note: {} was removed or renamed by another member; `keyhive folder pull` applies it",
+                "note: {} was removed or renamed in the folder since it was synced here; `keyhive folder pull` applies that to this directory",
                 p["name"]
             );
         }

@@ -38,9 +38,13 @@ pub struct Opened {
     pub names: LocalNames,
     /// The person group this device belongs to (PERSON-1), to name its other devices.
     pub person: Option<GroupId>,
-    /// REC-10: every profile document this device reads, with its group; read at the first
-    /// profile change printed (LIVE-5), then kept up to date by the changes that arrive.
+    /// REC-10: every profile document this device reads, with its group; read when the store
+    /// is opened (and again after dropped events), then kept up to date by the changes that
+    /// arrive.
     pub profiles: Mutex<Option<BTreeMap<DocumentId, GroupId>>>,
+    /// REC-10: the shared name of every group named while this watcher ran, kept after this
+    /// device can no longer read it (a revocation), so that the lines saying so name it.
+    pub group_names: Mutex<BTreeMap<GroupId, String>>,
 }
 
 impl Opened {
@@ -51,6 +55,11 @@ impl Opened {
         s.replica.prepare_all()?;
         s.save()?;
         let events = s.replica.subscribe();
+        // REC-10: read while this device can, so that a revocation arriving later is printed
+        // with the group's name and its profile document is not printed at all.
+        let shared = keyhive_sync::record::GroupProfiles::load(&s.replica).unwrap_or_default();
+        let group_names: BTreeMap<GroupId, String> =
+            shared.names.into_iter().map(|(g, n)| (g, n.name)).collect();
         let Session {
             keys,
             store,
@@ -78,7 +87,8 @@ impl Opened {
             contacts,
             names,
             person,
-            profiles: Mutex::new(None),
+            profiles: Mutex::new(Some(shared.documents)),
+            group_names: Mutex::new(group_names),
         })
     }
 

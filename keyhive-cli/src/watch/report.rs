@@ -137,19 +137,26 @@ impl Reporter {
                     },
                 );
             }
+            Event::AccessChanged { subject, .. } | Event::MembershipChanged { subject, .. }
+                if is_profile(opened, subject) => {}
             Event::AccessChanged {
                 subject,
                 before,
                 after,
-                ..
+                revocation,
             } => {
                 let name = subject_name(opened, subject);
                 let level = |a: &Option<Access>| a.map_or("none".to_owned(), |a| a.to_string());
                 let (b, a) = (level(before), level(after));
+                let why = if revocation.is_some() {
+                    " (revoked)"
+                } else {
+                    ""
+                };
                 self.line(
                     "access",
-                    json!({"subject": subject.to_string(), "name": name, "before": b, "after": a}),
-                    || format!("{name}: this device's access {b} -> {a}"),
+                    json!({"subject": subject.to_string(), "name": name, "before": b, "after": a, "revocation": revocation.map(|r| r.to_string())}),
+                    || format!("{name}: this device's access {b} -> {a}{why}"),
                 );
             }
             Event::MembershipChanged { subject, members } => {
@@ -322,5 +329,35 @@ fn subject_name(opened: &Opened, subject: &PublicKey) -> String {
     if let Some(n) = opened.names.get(subject) {
         return shown(n);
     }
+    // REC-10: a group's shared name, as read now or last read.
+    let mut names = opened
+        .group_names
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Ok(profiles) = GroupProfiles::load(&opened.lock()) {
+        names.extend(profiles.names.into_iter().map(|(g, n)| (g, n.name)));
+    }
+    if let Some(n) = names.get(&GroupId(*subject)) {
+        return shown(n);
+    }
+    drop(names);
     document_name(opened, DocumentId(*subject))
+}
+
+/// REC-8: whether `subject` is a group's profile document (its access and members follow the
+/// group's, which are printed; its changes are the group's name).
+fn is_profile(opened: &Opened, subject: &PublicKey) -> bool {
+    let mut known = opened
+        .profiles
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let known = match &mut *known {
+        Some(known) => known,
+        unknown => unknown.insert(
+            GroupProfiles::load(&opened.lock())
+                .map(|p| p.documents)
+                .unwrap_or_default(),
+        ),
+    };
+    known.contains_key(&DocumentId(*subject))
 }
