@@ -9,6 +9,19 @@ use std::ffi::OsStr;
 
 use common::{RelayProcess, card, json, keyhive};
 
+/// Writes six versions of 2,000 bytes into `notes.txt` on `home`; returns the last.
+fn six_versions(dir: &std::path::Path, home: &std::path::Path) -> String {
+    let file = dir.join("notes.txt");
+    for version in 0..6u8 {
+        let text: String = (0..2_000)
+            .map(|i| char::from(b'a' + (i as u8 ^ version) % 26))
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        json(home, &["put", "notes.txt", file.to_str().unwrap()]);
+    }
+    std::fs::read_to_string(&file).unwrap()
+}
+
 #[test]
 fn a_relay_refusal_is_reported_with_its_reason_and_delivered_once_allowed() {
     let dir = tempfile::tempdir().unwrap();
@@ -20,15 +33,7 @@ fn a_relay_refusal_is_reported_with_its_reason_and_delivered_once_allowed() {
     json(&alice, &["init", "--name", "Alice"]);
     json(&alice, &["relay", "add", &relay.url]);
     json(&alice, &["doc", "create", "notes.txt"]);
-    let file = dir.path().join("notes.txt");
-    for version in 0..6u8 {
-        let text: String = (0..2_000)
-            .map(|i| char::from(b'a' + (i as u8 ^ version) % 26))
-            .collect();
-        std::fs::write(&file, text).unwrap();
-        json(&alice, &["put", "notes.txt", file.to_str().unwrap()]);
-    }
-    let last = std::fs::read_to_string(&file).unwrap();
+    let last = six_versions(dir.path(), &alice);
 
     let first = json(&alice, &["sync"]);
     let row = &first[0];
@@ -105,15 +110,7 @@ fn a_device_that_filled_its_quota_alone_can_still_share() {
     for n in 0..20 {
         json(&alice, &["doc", "create", &format!("draft-{n}.txt")]);
     }
-    let file = dir.path().join("notes.txt");
-    for version in 0..6u8 {
-        let text: String = (0..2_000)
-            .map(|i| char::from(b'a' + (i as u8 ^ version) % 26))
-            .collect();
-        std::fs::write(&file, text).unwrap();
-        json(&alice, &["put", "notes.txt", file.to_str().unwrap()]);
-    }
-    let last = std::fs::read_to_string(&file).unwrap();
+    let last = six_versions(dir.path(), &alice);
     let first = json(&alice, &["sync"]);
     assert!(first[0]["refused"].as_u64().unwrap() > 0, "{first}");
     // The quota is used up now: the relay answers the whole push at once.

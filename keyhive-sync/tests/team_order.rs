@@ -16,22 +16,31 @@ fn repo(name: &str) -> Repo {
     Repo::in_memory(Device::generate(Some(name.into()))).unwrap()
 }
 
+/// Alice, Bob and Dave; Alice knows the others' cards.
+fn three_people() -> (Repo, Repo, Repo) {
+    let (alice, bob, dave) = (repo("alice"), repo("bob"), repo("dave"));
+    alice.add_contact(bob.contact_card().unwrap()).unwrap();
+    alice.add_contact(dave.contact_card().unwrap()).unwrap();
+    (alice, bob, dave)
+}
+
+/// A team of Alice's whose id sorts after some of the documents shared with it, so that a
+/// sync in subject order meets those documents' key-agreement ops before the team's ops.
+fn late_team(alice: &Repo) -> keyhive_core::identity::GroupId {
+    loop {
+        let team = alice.create_group().unwrap();
+        if team.0.0[0] >= 0x40 {
+            return team;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_team_member_rejects_nothing_of_documents_shared_with_the_team() {
     let relay = common::capability_relay().await;
     let (url, id) = (relay.url(), Some(relay.id()));
-    let (alice, bob, dave) = (repo("alice"), repo("bob"), repo("dave"));
-    alice.add_contact(bob.contact_card().unwrap()).unwrap();
-    alice.add_contact(dave.contact_card().unwrap()).unwrap();
-
-    // A team whose id sorts after some of the documents shared with it, so that a sync in
-    // subject order meets those documents' seats of Bob before the team's grant to Bob.
-    let team = loop {
-        let team = alice.create_group().unwrap();
-        if team.0.0[0] >= 0x40 {
-            break team;
-        }
-    };
+    let (alice, bob, dave) = three_people();
+    let team = late_team(&alice);
     alice
         .grant(&team.0, AgentId::Individual(bob.id()), Access::Read)
         .unwrap();
@@ -79,15 +88,8 @@ async fn a_new_team_member_rejects_nothing_of_documents_shared_with_the_team() {
 async fn a_new_team_member_rejects_nothing_of_a_former_members_removal() {
     let relay = common::capability_relay().await;
     let (url, id) = (relay.url(), Some(relay.id()));
-    let (alice, bob, dave) = (repo("alice"), repo("bob"), repo("dave"));
-    alice.add_contact(bob.contact_card().unwrap()).unwrap();
-    alice.add_contact(dave.contact_card().unwrap()).unwrap();
-    let team = loop {
-        let team = alice.create_group().unwrap();
-        if team.0.0[0] >= 0x40 {
-            break team;
-        }
-    };
+    let (alice, bob, dave) = three_people();
+    let team = late_team(&alice);
     alice
         .grant(&team.0, AgentId::Individual(bob.id()), Access::Write)
         .unwrap();

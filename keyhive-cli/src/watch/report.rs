@@ -1,6 +1,7 @@
 //! What the watcher prints (LIVE-5): one line per event, or with `--json` one JSON object per
 //! line, each with `event` and `at` (Unix seconds).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::PoisonError;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,7 +21,7 @@ use keyhive_sync::record::{
     read_profile,
 };
 
-use super::opened::Opened;
+use super::opened::{HomeReplica, Opened};
 
 /// Prints watcher lines.
 #[derive(Debug, Clone, Copy)]
@@ -258,18 +259,11 @@ fn profile_change(opened: &Opened, document: DocumentId, change: &Hash) -> Optio
     let group = reading.group;
     // REC-10: the group's other profile documents, as they read now.
     let others: Vec<(DocumentId, ProfileReading)> = {
-        let mut known = opened
+        let mut cache = opened
             .profiles
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let known = match &mut *known {
-            Some(known) => known,
-            unknown => unknown.insert(
-                GroupProfiles::load(&replica)
-                    .map(|p| p.documents)
-                    .unwrap_or_default(),
-            ),
-        };
+        let known = known_profiles(&mut cache, &replica);
         known.insert(document, group);
         known
             .iter()
@@ -330,11 +324,12 @@ fn subject_name(opened: &Opened, subject: &PublicKey) -> String {
         return shown(n);
     }
     // REC-10: a group's shared name, as read now or last read.
+    let read = GroupProfiles::load(&opened.lock());
     let mut names = opened
         .group_names
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    if let Ok(profiles) = GroupProfiles::load(&opened.lock()) {
+    if let Ok(profiles) = read {
         names.extend(profiles.names.into_iter().map(|(g, n)| (g, n.name)));
     }
     if let Some(n) = names.get(&GroupId(*subject)) {
@@ -347,17 +342,24 @@ fn subject_name(opened: &Opened, subject: &PublicKey) -> String {
 /// REC-8: whether `subject` is a group's profile document (its access and members follow the
 /// group's, which are printed; its changes are the group's name).
 fn is_profile(opened: &Opened, subject: &PublicKey) -> bool {
-    let mut known = opened
+    // The replica first, then the cache, as `profile_change` takes them.
+    let replica = opened.lock();
+    let mut cache = opened
         .profiles
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let known = match &mut *known {
-        Some(known) => known,
-        unknown => unknown.insert(
-            GroupProfiles::load(&opened.lock())
-                .map(|p| p.documents)
-                .unwrap_or_default(),
-        ),
-    };
-    known.contains_key(&DocumentId(*subject))
+    known_profiles(&mut cache, &replica).contains_key(&DocumentId(*subject))
+}
+
+/// The profile documents the watcher knows, read from `replica` when the cache was emptied
+/// (dropped events).
+fn known_profiles<'a>(
+    cache: &'a mut Option<BTreeMap<DocumentId, GroupId>>,
+    replica: &HomeReplica,
+) -> &'a mut BTreeMap<DocumentId, GroupId> {
+    cache.get_or_insert_with(|| {
+        GroupProfiles::load(replica)
+            .map(|p| p.documents)
+            .unwrap_or_default()
+    })
 }

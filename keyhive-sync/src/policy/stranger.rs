@@ -25,16 +25,23 @@ pub(crate) fn wire_grants_to_another(wire: &WireItem, peer: &IndividualId) -> bo
 }
 
 fn envelope_grants_to_another(envelope: &[u8], peer: &IndividualId) -> bool {
-    let decoded = AnySigned::decode(envelope);
+    delegate_of(envelope).is_some_and(|delegate| delegate != AgentId::Individual(*peer))
+}
+
+/// The agent auth op `envelope` delegates its subject to (a grant, with or without an end,
+/// also in the creator's root form, CAP-24); `None` for any other op or bytes that do not
+/// decode.
+pub(crate) fn delegate_of(envelope: &[u8]) -> Option<AgentId> {
+    let decoded = AnySigned::decode(envelope).ok()?;
     let action = match &decoded {
-        Ok(AnySigned::Auth(op)) => &op.unverified_payload().body.action,
-        Ok(AnySigned::RootForm(op)) => &op.unverified_body().action,
-        _ => return false,
+        AnySigned::Auth(op) => &op.unverified_payload().body.action,
+        AnySigned::RootForm(op) => &op.unverified_body().action,
+        _ => return None,
     };
     match action {
         Action::Delegate { delegate, .. } | Action::DelegateUntil { delegate, .. } => {
-            *delegate != AgentId::Individual(*peer)
+            Some(*delegate)
         }
-        _ => false,
+        _ => None,
     }
 }

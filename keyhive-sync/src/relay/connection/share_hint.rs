@@ -1,7 +1,7 @@
 //! SYNC-64: which auth ops of a subject a live connection is not subscribed to may have just
 //! shared that subject with its peer, so that the relay asks its policy about those only.
 
-use keyhive_core::capability::{Action, AgentId, AnySigned};
+use keyhive_core::capability::AgentId;
 use keyhive_core::identity::IndividualId;
 
 use crate::item::Item;
@@ -12,19 +12,8 @@ use crate::item::Item;
 /// that does not decode do not, so the policy is asked only about grants, never about a
 /// stranger's flood of new subjects.
 pub(super) fn may_share_with(item: &Item, peer: &IndividualId) -> bool {
-    let decoded = AnySigned::decode(item.envelope());
-    let action = match &decoded {
-        Ok(AnySigned::Auth(op)) => &op.unverified_payload().body.action,
-        // CAP-24: a grant by the subject's creator, its issuer left out.
-        Ok(AnySigned::RootForm(op)) => &op.unverified_body().action,
-        _ => return false,
-    };
-    match action {
-        Action::Delegate { delegate, .. } | Action::DelegateUntil { delegate, .. } => {
-            !matches!(delegate, AgentId::Individual(id) if id != peer)
-        }
-        _ => false,
-    }
+    crate::policy::stranger::delegate_of(item.envelope())
+        .is_some_and(|delegate| !matches!(delegate, AgentId::Individual(id) if id != *peer))
 }
 
 #[cfg(test)]
