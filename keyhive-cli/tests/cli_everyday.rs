@@ -247,3 +247,17 @@ fn a_name_taken_in_the_same_place_is_refused() {
         .count();
     assert_eq!(plans, 2, "{ls}");
 }
+
+/// A subject is not granted to itself, and revoking an agent that holds no grant says so in
+/// words naming both.
+#[test]
+fn grant_to_itself_and_revoke_of_nothing_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    json(&home, &["init", "--name", "Alice"]);
+    json(&home, &["folder", "create", "Team"]);
+    let err = fails(&home, &["grant", "Team", "Team", "--access", "read"]);
+    assert!(err.contains("cannot grant Team to itself"), "{err}");
+    let err = fails(&home, &["revoke", "Team", "me"]);
+    assert!(err.contains("me holds no grant on Team to revoke"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! `grant`, `revoke`, `members`, `why`.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use keyhive_core::Hash;
 use keyhive_core::capability::{Access, Action, AgentId, AnyVerified, Explanation, Reason};
 use serde_json::json;
@@ -17,6 +17,12 @@ fn agent_key(agent: &AgentId) -> keyhive_core::crypto::signing::PublicKey {
 pub fn grant(s: &mut Session, subject: &str, agent: &str, access: Access) -> Result<()> {
     let (subject_key, _) = s.subject(subject)?;
     let who = s.agent(agent)?;
+    if *who.public_key() == subject_key {
+        bail!(
+            "cannot grant {} to itself: name a contact, `me`, or another group or folder",
+            shown(subject)
+        );
+    }
     let op = s.replica.grant(&subject_key, who, access)?;
     s.save()?;
     let (sn, an) = (
@@ -34,7 +40,18 @@ pub fn revoke(s: &mut Session, subject: &str, agent: &str) -> Result<()> {
     let (subject_key, _) = s.subject(subject)?;
     let who = s.agent(agent)?;
     let before = s.replica.checker().members(&subject_key);
-    let ops = s.replica.revoke(&subject_key, who)?;
+    let ops = match s.replica.revoke(&subject_key, who) {
+        Err(keyhive_sync::replica::ReplicaError::Build(
+            keyhive_core::capability::BuildError::NothingToRevoke,
+        )) => bail!(
+            "{} holds no grant on {} to revoke (`keyhive why {} {}` says where its access comes from)",
+            shown(agent),
+            shown(subject),
+            shown(subject),
+            shown(agent)
+        ),
+        other => other?,
+    };
     s.save()?;
     // CAP-13: the revocation cascades; say everyone who lost access, not only the agent named.
     let after = s.replica.checker().members(&subject_key);
