@@ -106,9 +106,16 @@ fn a_device_that_filled_its_quota_alone_can_still_share() {
     }
     json(&alice, &["doc", "create", "notes.txt"]);
     // More documents than the relay answers errors before it hangs up (SYNC-13: 16): each is
-    // pushed on its own, and each push past the quota was an error.
+    // pushed on its own, and each push past the quota was an error. Half are in a folder, so
+    // each of those pushes holds a grant (the document's placement in the folder, SYNC-104a),
+    // which does not end Alice's being a stranger: pushes alternate between the two kinds.
+    json(&alice, &["folder", "create", "Drafts"]);
     for n in 0..20 {
         json(&alice, &["doc", "create", &format!("draft-{n}.txt")]);
+        json(
+            &alice,
+            &["doc", "create", &format!("filed-{n}.txt"), "--folder", "Drafts"],
+        );
     }
     let last = six_versions(dir.path(), &alice);
     let first = json(&alice, &["sync"]);

@@ -281,7 +281,13 @@ pub struct Session {
     /// SYNC-104a: the peer's words when it said this key used up its stranger quota; from then
     /// on only grants to other devices are pushed on this session.
     over_quota: Mutex<Option<String>>,
+    /// SYNC-104a: how often this session sent a whole push again after a grant got in.
+    quota_probes: AtomicU32,
 }
+
+/// SYNC-104a: most times a session sends a whole push again after the peer said the quota is
+/// used up and a grant then got in.
+const QUOTA_PROBES: u32 = 2;
 
 impl Drop for Session {
     fn drop(&mut self) {
@@ -450,6 +456,7 @@ impl Session {
             own: super::answered::Ledger::default(),
             device: IndividualId(key.public_key()),
             over_quota: Mutex::new(None),
+            quota_probes: AtomicU32::new(0),
         })
     }
 
@@ -583,7 +590,7 @@ impl Session {
         // of the subjects this push grants to another device (the grant that ends its being a
         // stranger, and its causal past) are sent; the rest is refused here with the peer's
         // words (pushing it would only collect errors, SYNC-13, until the peer hangs up).
-        let held_back = self.quota_note().clone();
+        let held_back: Option<String> = self.quota_note().clone();
         let send: Vec<usize> = match &held_back {
             None => (0..items.len()).collect(),
             Some(_) => {
@@ -600,6 +607,7 @@ impl Session {
                     .collect()
             }
         };
+        let latched = held_back.is_some();
         let mut outcomes = vec![PushOutcome::Refused(held_back.unwrap_or_default()); items.len()];
         if send.is_empty() {
             return Ok(outcomes);
@@ -607,7 +615,13 @@ impl Session {
         let sent: Vec<Item> = send.iter().map(|&i| items[i].clone()).collect();
         match self.push(&sent).await {
             Ok(answers) => {
-                *self.quota_note() = None;
+                // A grant got in: this key may no longer be a stranger, so the next push is
+                // sent whole, at most QUOTA_PROBES times a session (a grant to a group of its
+                // own does not end it, and each probe that finds the quota still used up
+                // costs an error, SYNC-13).
+                if latched && self.quota_probes.fetch_add(1, Ordering::Relaxed) < QUOTA_PROBES {
+                    *self.quota_note() = None;
+                }
                 for (i, answer) in send.into_iter().zip(answers) {
                     outcomes[i] = answer;
                 }
