@@ -114,7 +114,13 @@ fn a_device_that_filled_its_quota_alone_can_still_share() {
         json(&alice, &["doc", "create", &format!("draft-{n}.txt")]);
         json(
             &alice,
-            &["doc", "create", &format!("filed-{n}.txt"), "--folder", "Drafts"],
+            &[
+                "doc",
+                "create",
+                &format!("filed-{n}.txt"),
+                "--folder",
+                "Drafts",
+            ],
         );
     }
     let last = six_versions(dir.path(), &alice);
