@@ -407,8 +407,9 @@ pub enum DeviceCommand {
     /// On a device just linked with `device add`: adopt the person group (after `sync`); what
     /// this device created reaches your other devices.
     Join {
-        /// The group id `device add` printed.
-        group: String,
+        /// The group id `device add` printed (default: the one group another device linked
+        /// this one into).
+        group: Option<String>,
     },
     /// Unlink one of your devices from your person group.
     Remove {

@@ -265,7 +265,9 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         Command::Doc(DocCommand::Rename { doc, new_name }) => tree::rename(s, &doc, &new_name),
         Command::Ls => subjects::ls(s),
         Command::Device(DeviceCommand::Add { card, name }) => commands::device::add(s, &card, name),
-        Command::Device(DeviceCommand::Join { group }) => commands::device::join(s, &group),
+        Command::Device(DeviceCommand::Join { group }) => {
+            commands::device::join(s, group.as_deref())
+        }
         Command::Device(DeviceCommand::Remove { device }) => commands::device::remove(s, &device),
         Command::Device(DeviceCommand::List) => commands::device::list(s),
         Command::Grant {

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{RelayProcess, card, device, json, keyhive};
+use common::{RelayProcess, card, device, fails, json, keyhive};
 
 fn put(home: &Path, dir: &Path, doc: &str, text: &str) {
     let file = dir.join(format!("{}.in", text.replace(' ', "_")));
@@ -187,5 +187,46 @@ fn what_a_person_creates_on_one_device_reaches_all_their_devices() {
     assert_eq!(get(&laptop, "plan.txt").as_deref(), Some("laptop plan v2"));
     assert_ne!(get(&phone, "plan.txt").as_deref(), Some("laptop plan v2"));
     assert_eq!(get(&phone, "note.txt").as_deref(), Some("note v2"));
+    relay.stop();
+}
+
+/// PERSON-1: `device join` without a group adopts the one group another device linked this
+/// one into; before any link it says what to do, and when the device is also a direct admin
+/// of someone's team it refuses to guess and lists both.
+#[test]
+fn device_join_finds_the_group_it_was_linked_into() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let laptop = device(dir.path(), "laptop", &relay);
+    let phone = device(dir.path(), "phone", &relay);
+    let bob = device(dir.path(), "Bob", &relay);
+
+    let err = fails(&phone, &["device", "join"]);
+    assert!(err.contains("no device has linked this one yet"), "{err}");
+
+    let added = json(&laptop, &["device", "add", &card(&phone)]);
+    let group = added["group"].as_str().unwrap().to_owned();
+    json(&laptop, &["sync"]);
+    json(&phone, &["sync"]);
+    // Bob makes the phone a direct admin of his team: now two groups qualify.
+    json(&bob, &["contact", "add", &card(&phone), "--name", "phone"]);
+    let team = json(&bob, &["group", "create", "Band"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&bob, &["grant", "Band", "phone", "--access", "admin"]);
+    json(&bob, &["sync"]);
+    json(&phone, &["sync"]);
+    let err = fails(&phone, &["device", "join"]);
+    assert!(
+        err.contains("direct admin of 2 groups") && err.contains(&group) && err.contains(&team),
+        "{err}"
+    );
+    // Once Bob takes it back, the person group is the only one.
+    json(&bob, &["revoke", "Band", "phone"]);
+    json(&bob, &["sync"]);
+    json(&phone, &["sync"]);
+    let joined = json(&phone, &["device", "join"]);
+    assert_eq!(joined["group"], group.as_str(), "{joined}");
     relay.stop();
 }

@@ -124,10 +124,13 @@ pub fn add(s: &mut Session, card: &str, name: Option<String>) -> Result<()> {
 }
 
 /// `keyhive device join GROUP`: on a linked device, adopts the person group (PERSON-1).
-pub fn join(s: &mut Session, group: &str) -> Result<()> {
-    let group: GroupId = group
-        .parse()
-        .context("expected the group id printed by `keyhive device add` (64 hex characters)")?;
+pub fn join(s: &mut Session, group: Option<&str>) -> Result<()> {
+    let group: GroupId = match group {
+        Some(group) => group
+            .parse()
+            .context("expected the group id printed by `keyhive device add` (64 hex characters)")?,
+        None => linked_into(s)?,
+    };
     let me = AgentId::Individual(s.replica.device().id());
     if !s.replica.checker().can(me, Access::Admin, &group.0) {
         bail!(
@@ -151,6 +154,44 @@ pub fn join(s: &mut Session, group: &str) -> Result<()> {
             println!("Your {shared} groups, folders and documents created here now reach all your devices; `keyhive sync` sends them");
         }
     })
+}
+
+/// `device join` without a group: the one group another device made this device a direct
+/// admin of (what `device add` does). Teams this device was made admin of are candidates too,
+/// so more than one is refused with the list, not guessed.
+fn linked_into(s: &mut Session) -> Result<GroupId> {
+    let me = s.replica.device().id();
+    let checker = s.replica.checker();
+    let mut candidates: Vec<GroupId> = s
+        .replica
+        .reachable()
+        .into_iter()
+        .filter(|(_, level, kind)| *kind == SubjectKind::Group && *level == Access::Admin)
+        .map(|(subject, _, _)| GroupId(subject))
+        .filter(|group| {
+            checker
+                .subject_info(&group.0)
+                .is_some_and(|info| info.creator != me)
+                && checker
+                    .direct_members(&group.0)
+                    .contains_key(&AgentId::Individual(me))
+        })
+        .collect();
+    candidates.sort_unstable();
+    match candidates.as_slice() {
+        [] => bail!(
+            "no device has linked this one yet: run `keyhive device add` with this device's card on a linked device, then `keyhive sync` on both"
+        ),
+        [group] => Ok(*group),
+        more => {
+            let ids: Vec<String> = more.iter().map(ToString::to_string).collect();
+            bail!(
+                "this device is a direct admin of {} groups; name the one `keyhive device add` printed: {}",
+                more.len(),
+                ids.join(", ")
+            )
+        }
+    }
 }
 
 /// `keyhive device remove DEVICE`: unlinks a device (it loses what it held through the
