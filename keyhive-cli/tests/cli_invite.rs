@@ -79,6 +79,31 @@ fn a_new_user_joins_a_shared_folder_from_the_code_alone_and_reads_it() {
     assert_eq!(joined["access"], "read", "{joined}");
     // He holds read but is not seated yet: nothing is readable until a member syncs.
     assert!(get(&bob, &doc).is_none());
+    // Unreadable, the folder and its document are listed without name and of unknown kind
+    // (before, the folder was listed as a document).
+    let kinds = |home: &Path| -> Vec<(String, String)> {
+        json(home, &["ls"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["kind"].as_str().unwrap().into(),
+                    r["name"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds(&bob),
+        [
+            ("unknown".into(), "-".into()),
+            ("unknown".into(), "-".into())
+        ]
+    );
+    let table = keyhive(&bob).arg("ls").output().unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("2 without a readable name"), "{table}");
 
     // Alice syncs: she learns the redemption and Bob's card, and seats him (REP-3, INV-10).
     json(&alice, &["sync"]);
@@ -88,6 +113,15 @@ fn a_new_user_joins_a_shared_folder_from_the_code_alone_and_reads_it() {
         get(&bob, "notes.txt").as_deref(),
         Some("hello from alice"),
         "names resolve once the folder is readable"
+    );
+    let mut listed = kinds(&bob);
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("document".into(), "notes.txt".into()),
+            ("folder".into(), "Projects".into())
+        ]
     );
 
     // Bob is no contact of Alice's: she sees his id with the name his card claims, marked so.

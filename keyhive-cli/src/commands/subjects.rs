@@ -225,7 +225,9 @@ fn print_ls(
                     // REP-51: still held, no longer in its folder's tree.
                     Some(m) if m.removed => ("removed", Some(m.name)),
                     Some(m) => ("document", Some(m.name)),
-                    None => ("document", None),
+                    // Its metadata (REC-1) is not readable here yet, or was never written:
+                    // a folder cannot be told from a document without it.
+                    None => ("unknown", None),
                 }
             }
         };
@@ -253,12 +255,18 @@ fn print_ls(
             row
         })
         .collect();
+    let unknown = rows.iter().filter(|row| row.0 == "unknown").count();
     out.emit(&json_rows, || {
         print_table(
             &["kind", "name", "id", "access"],
             rows.iter()
                 .map(|(k, n, id, l, _)| vec![k.to_string(), n.clone(), id.clone(), l.to_string()])
                 .collect(),
-        )
+        );
+        if unknown > 0 {
+            println!(
+                "{unknown} without a readable name: not readable here yet (name and kind arrive with the keys once a member syncs after this device was added; then `keyhive sync`), or created without one"
+            );
+        }
     })
 }
