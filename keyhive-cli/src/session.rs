@@ -545,7 +545,12 @@ impl Session {
             return Ok(AgentId::Individual(IndividualId(key)));
         }
         if crate::lookup::is_prefix(name_or_id) {
-            let ids: Vec<PublicKey> = self.contacts.all().iter().map(|c| c.id.0).collect();
+            // The short ids tables print: of contacts, and of devices known only by their card
+            // (e.g. one that joined with an invitation).
+            let mut ids: Vec<PublicKey> = self.contacts.all().iter().map(|c| c.id.0).collect();
+            ids.extend(self.replica.directory().cards().map(|c| c.payload().id().0));
+            ids.sort_unstable();
+            ids.dedup();
             if let [one] = crate::lookup::by_prefix(name_or_id, &ids).as_slice() {
                 return Ok(AgentId::Individual(IndividualId(*one)));
             }
@@ -559,6 +564,21 @@ impl Session {
                 Ok(AgentId::Individual(self.replica.device().id()))
             }
             Err(_) => {
+                // A name only a device's own card claims is never taken as that device (anyone
+                // can claim any name), but the person is told which id it is on.
+                let claimed: Vec<String> = self
+                    .replica
+                    .directory()
+                    .cards()
+                    .filter(|c| c.payload().name.as_deref() == Some(name_or_id))
+                    .map(|c| short(&c.payload().id().0))
+                    .collect();
+                if !claimed.is_empty() {
+                    bail!(
+                        "no contact is named {name_or_id:?}; the card of device {} claims that name, which nobody vouched for: name it by that id, or `keyhive contact add` its card to give it a name",
+                        claimed.join(", device ")
+                    );
+                }
                 let mut known: Vec<String> =
                     self.contacts.all().iter().map(|c| c.name.clone()).collect();
                 known.extend(self.group_names()?.all());

@@ -136,6 +136,18 @@ fn a_new_user_joins_a_shared_folder_from_the_code_alone_and_reads_it() {
     let carol = person(dir.path(), "Carol", None);
     let err = fails(&carol, &["join", &code]);
     assert!(err.contains("INV-6"), "{err}");
+
+    // Alice takes Bob out by the short id `members` prints; the name his own card claims is
+    // not taken as him, but the refusal names the id it belongs to.
+    let bob_id = json(&bob, &["whoami"])["id"].as_str().unwrap().to_owned();
+    let err = fails(&alice, &["revoke", "Projects", "Bob"]);
+    assert!(
+        err.contains("claims that name") && err.contains(&bob_id[..12]),
+        "{err}"
+    );
+    json(&alice, &["revoke", "Projects", &bob_id[..12]]);
+    let members = json(&alice, &["members", "Projects"]).to_string();
+    assert!(!members.contains(&bob_id), "{members}");
     relay.stop();
 }
 
