@@ -257,3 +257,69 @@ fn a_rename_and_a_removal_are_news_of_their_own() {
     assert!(news(&synced, "changes").is_empty(), "{synced}");
     relay.stop();
 }
+
+/// A new member's first sync reports the history it received as it ends up, not the order it
+/// was judged in: a former writer's change, excluded for a moment by that writer's later
+/// revocation until the change the revoker made on top of it arrived, is not news that it
+/// "counts again" (it was never reported as not counting), and it is counted as valid.
+#[test]
+fn a_first_sync_reports_no_validity_flip_of_what_it_just_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = alice_and_bob(dir.path(), &relay);
+    let carol = dir.path().join("carol");
+    json(&carol, &["init", "--name", "Carol"]);
+    json(&carol, &["relay", "add", &relay.url]);
+    json(&alice, &["contact", "add", &card(&carol)]);
+    json(&alice, &["folder", "create", "Trip"]);
+    json(&alice, &["doc", "create", "notes.txt", "--folder", "Trip"]);
+    put(dir.path(), &alice, "v1");
+    // Bob joins with an invitation (his access then flows through its redemption).
+    let code = json(&alice, &["invite", "Trip", "--access", "write"])["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&bob, &["join", &code]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    put(dir.path(), &bob, "bob1");
+    json(&bob, &["sync"]);
+    json(&alice, &["sync"]);
+    // Concurrent edits: both heads are held when Alice revokes Bob.
+    put(dir.path(), &bob, "bob2");
+    put(dir.path(), &alice, "v2");
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    json(&alice, &["sync"]);
+    let bob_id = json(&bob, &["whoami"])["id"].as_str().unwrap().to_owned();
+    json(&alice, &["revoke", "Trip", &bob_id]);
+    put(dir.path(), &alice, "v3");
+    // Carol writes offline while Alice revokes her and writes on top of everything else.
+    json(&alice, &["grant", "Trip", "Carol", "--access", "write"]);
+    json(&alice, &["sync"]);
+    json(&carol, &["sync"]);
+    put(dir.path(), &carol, "carol1");
+    json(&alice, &["revoke", "Trip", "Carol"]);
+    put(dir.path(), &alice, "v4");
+    // Carol's edit reaches the relay before the revocation does.
+    json(&carol, &["sync"]);
+    json(&alice, &["sync"]);
+
+    // Dave's first sync.
+    let dave = dir.path().join("dave");
+    json(&dave, &["init", "--name", "Dave"]);
+    json(&dave, &["relay", "add", &relay.url]);
+    json(&alice, &["contact", "add", &card(&dave)]);
+    json(&alice, &["grant", "Trip", "Dave", "--access", "read"]);
+    json(&alice, &["sync"]);
+    let synced = json(&dave, &["sync"]);
+    assert_eq!(synced[0]["rejected"], 0, "{synced}");
+    assert!(news(&synced, "validity").is_empty(), "{synced}");
+    let changes = news(&synced, "changes");
+    assert_eq!(changes.len(), 1, "{synced}");
+    // v1, bob1, bob2, v2, v3, v4 count; Carol's concurrent edit does not.
+    assert_eq!(changes[0]["count"], 7, "{synced}");
+    assert_eq!(changes[0]["invalid"], 0, "{synced}");
+    assert_eq!(changes[0]["revoked"], 1, "{synced}");
+    relay.stop();
+}

@@ -4,6 +4,8 @@
 //! and how many new changes each document can be read in (REP-41). `keyhive sync` prints them
 //! under each relay's line and in `--json` as that relay's `news`.
 
+use std::collections::{HashMap, HashSet};
+
 use keyhive_core::Hash;
 use keyhive_core::capability::{Access, Reason, Refusal, Validity};
 use keyhive_core::crypto::signing::PublicKey;
@@ -93,16 +95,25 @@ pub enum Move {
 /// (changes grouped per document where the document first appeared). A group's profile
 /// document (REC-8) is not news of its own: access to it follows from the group's, which is
 /// reported, and its changes are the group's name.
+///
+/// A person reads one sync's news against what the last sync told them, not in the order
+/// items were judged: validity is netted per op over the sync (an op that flipped and flipped
+/// back is not news), and a change that became readable in this sync is reported once, in the
+/// count of new changes, with the validity it ends the sync with. A new member's first sync
+/// judges history in arrival order, so a change can be excluded by its author's revocation
+/// until the change that shows the revoker had seen it arrives.
 pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
     s.invalidate();
     let profiles = s
         .group_names()
         .map(|names| names.shared.profiles.clone())
         .unwrap_or_default();
+    let netted = Netted::of(&events);
     let mut news = Vec::new();
-    for event in events {
+    for (at, event) in events.into_iter().enumerate() {
         let revocation = event.revocation().as_ref().map(Hash::to_string);
         match event {
+            Event::ValidityChanged { op, .. } if !netted.reported_at(&op, at) => {}
             Event::AccessChanged { subject, .. } if profiles.contains(&DocumentId(subject)) => {}
             Event::Readable { document, .. } if profiles.contains(&document) => {}
             Event::AccessChanged {
@@ -148,7 +159,10 @@ pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
                             MetadataUpdate::Remove => Move::Removed,
                         },
                     }),
-                    _ => add_change(&mut news, s, document, change, valid),
+                    _ => {
+                        let valid = s.replica.validity(&change).map_or(valid, |v| v.is_valid());
+                        add_change(&mut news, s, document, change, valid);
+                    }
                 }
             }
             Event::Lagged { missed } => news.push(News::Lagged { missed }),
@@ -159,6 +173,54 @@ pub fn collect(events: Vec<Event>, s: &mut Session) -> Vec<News> {
     // readable"): events of one batch arrive changes first. Otherwise in order.
     news.sort_by_key(|n| !matches!(n, News::Access { .. }));
     news
+}
+
+/// Which validity events of one sync are news (see [`collect`]).
+struct Netted {
+    /// Changes that became readable in this sync: counted as new, with their final validity.
+    readable: HashSet<Hash>,
+    /// Per op, whether it counted before its first event, and the index of its last event.
+    ops: HashMap<Hash, (bool, usize)>,
+    /// Per op, whether it counts after its last event.
+    now: HashMap<Hash, bool>,
+}
+
+impl Netted {
+    fn of(events: &[Event]) -> Self {
+        let mut netted = Netted {
+            readable: HashSet::new(),
+            ops: HashMap::new(),
+            now: HashMap::new(),
+        };
+        for (at, event) in events.iter().enumerate() {
+            match event {
+                Event::Readable { change, .. } => {
+                    netted.readable.insert(*change);
+                }
+                Event::ValidityChanged {
+                    op, before, after, ..
+                } => {
+                    netted
+                        .ops
+                        .entry(*op)
+                        .and_modify(|(_, last)| *last = at)
+                        .or_insert((before.is_valid(), at));
+                    netted.now.insert(*op, after.is_valid());
+                }
+                _ => {}
+            }
+        }
+        netted
+    }
+
+    /// Whether the validity event of `op` at index `at` is reported: its last one, when the op
+    /// was not new in this sync and counts otherwise than before the sync.
+    fn reported_at(&self, op: &Hash, at: usize) -> bool {
+        !self.readable.contains(op)
+            && self.ops.get(op).is_some_and(|(before, last)| {
+                *last == at && self.now.get(op).is_some_and(|now| now != before)
+            })
+    }
 }
 
 fn add_change(

@@ -209,8 +209,10 @@ impl Retry {
     fn hold_back(&mut self, arrivals: Vec<(Item, Arrival)>) -> Vec<(Item, Arrival)> {
         let mut rest = Vec::with_capacity(arrivals.len());
         for (item, arrival) in arrivals {
-            let liftable =
-                matches!(&arrival, Arrival::Refused(r) if r.may_lift_with_other_subjects());
+            // Ciphertext met before what names it (REP-20/21: an entry point or change parked
+            // for its own predecessors, or pulled in a later chunk) is named by the end.
+            let liftable = matches!(&arrival, Arrival::Refused(r)
+                if r.may_lift_with_other_subjects() || matches!(r, Refusal::Unnamed));
             let len = item.envelope().len();
             if liftable && self.items.len() < RETRY_MAX_ITEMS && self.bytes + len <= RETRY_MAX_BYTES
             {
