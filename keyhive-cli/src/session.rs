@@ -571,7 +571,15 @@ impl Session {
                     .directory()
                     .cards()
                     .filter(|c| c.payload().name.as_deref() == Some(name_or_id))
-                    .map(|c| short(&c.payload().id().0))
+                    .map(|c| {
+                        let id = c.payload().id();
+                        match self.contacts.all().iter().find(|k| k.id == id) {
+                            Some(contact) => {
+                                format!("{} (your contact {:?})", short(&id.0), contact.name)
+                            }
+                            None => short(&id.0),
+                        }
+                    })
                     .collect();
                 if !claimed.is_empty() {
                     bail!(

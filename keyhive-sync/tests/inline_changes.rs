@@ -98,6 +98,52 @@ fn inl2_a_150_byte_change_is_one_item() {
     drop(carol);
 }
 
+/// INL-2 for streamed writes (`keyhive put` streams every file): a stream that ends within
+/// `INLINE_MAX` is written as `write` writes it, so a 150-byte file is one item, not a
+/// content op, a manifest and a piece; a longer stream is still written in pieces. Both read
+/// back whole on another replica.
+#[test]
+fn inl2_a_small_stream_is_one_item_and_a_large_one_is_pieces() {
+    let (_alice, mut bob, mut carol, doc) = three();
+    let new_since = |r: &R, before: &BTreeSet<Hash>| -> Vec<Item> {
+        all_items(r)
+            .into_iter()
+            .filter(|i| !before.contains(&i.hash()))
+            .collect()
+    };
+    let before = hashes(&bob);
+    let small = bob
+        .write_stream(doc, std::io::Cursor::new(vec![5u8; 150]))
+        .expect("write");
+    let new = new_since(&bob, &before);
+    assert_eq!(new.len(), 1, "a 150 B stream is one item");
+    assert!(matches!(
+        op_of(&bob, &small).unverified_payload().body.payload,
+        Payload::Inline(_)
+    ));
+    let large_len = keyhive_sync::replica::INLINE_MAX + 1;
+    let before = hashes(&bob);
+    let large = bob
+        .write_stream(doc, std::io::Cursor::new(vec![6u8; large_len]))
+        .expect("write");
+    let kinds: Vec<ItemKind> = new_since(&bob, &before).iter().map(Item::kind).collect();
+    assert!(
+        kinds.len() >= 3 && kinds.iter().filter(|k| **k == ItemKind::Blob).count() >= 2,
+        "a stream past INLINE_MAX is an op, a manifest and pieces: {kinds:?}"
+    );
+    sync(&bob, &mut carol);
+    let mut read = Vec::new();
+    carol
+        .read_change(doc, &small, &mut read)
+        .expect("read small");
+    assert_eq!(read, vec![5u8; 150]);
+    let mut read = Vec::new();
+    carol
+        .read_change(doc, &large, &mut read)
+        .expect("read large");
+    assert_eq!(read.len(), large_len);
+}
+
 #[test]
 fn inl4_a_ciphertext_moved_into_another_op_does_not_open() {
     let (mut alice, bob, mut carol, doc) = three();

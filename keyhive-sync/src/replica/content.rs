@@ -334,7 +334,9 @@ impl<S: Store> Replica<S> {
     /// change blob.
     pub fn write(&mut self, document: DocumentId, content: &[u8]) -> Result<Hash, ReplicaError> {
         if content.len() > INLINE_MAX {
-            return self.write_stream(document, content);
+            self.require_full()?;
+            self.require_unrevoked(&document.0, Access::Write)?;
+            return self.stream_pieces(document, content);
         }
         if let Some(op) = self.write_inline(document, content)? {
             return Ok(op);
@@ -393,14 +395,34 @@ impl<S: Store> Replica<S> {
     }
 
     /// Writes everything `reader` yields as one change, streamed in pieces with bounded memory.
+    /// A stream that ends within [`INLINE_MAX`] bytes is written as [`Replica::write`] writes
+    /// it (INL-2: in its content op when its ciphertext fits, one item), so a small file costs
+    /// no manifest and no piece.
     pub fn write_stream(
+        &mut self,
+        document: DocumentId,
+        mut reader: impl Read,
+    ) -> Result<Hash, ReplicaError> {
+        // REP-63: checked before anything is read or stored.
+        self.require_full()?;
+        self.require_unrevoked(&document.0, Access::Write)?;
+        let mut head = Zeroizing::new(Vec::new());
+        (&mut reader)
+            .take(INLINE_MAX as u64 + 1)
+            .read_to_end(&mut head)
+            .map_err(|e| ReplicaError::Stream(e.into()))?;
+        if head.len() <= INLINE_MAX {
+            return self.write(document, &head);
+        }
+        self.stream_pieces(document, std::io::Cursor::new(&head[..]).chain(reader))
+    }
+
+    /// The streamed form of [`Replica::write_stream`]: pieces, then the manifest naming them.
+    fn stream_pieces(
         &mut self,
         document: DocumentId,
         reader: impl Read,
     ) -> Result<Hash, ReplicaError> {
-        // REP-63: checked before any piece is stored.
-        self.require_full()?;
-        self.require_unrevoked(&document.0, Access::Write)?;
         self.prepare(document)?;
         let key = SymmetricKey::random();
         let mut sink = PieceSink::new(document, &self.store);
