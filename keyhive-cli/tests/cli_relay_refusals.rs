@@ -159,3 +159,37 @@ fn a_device_that_filled_its_quota_alone_can_still_share() {
     assert!(read.status.success(), "{read:?}");
     assert_eq!(String::from_utf8(read.stdout).unwrap(), last);
 }
+
+/// SYNC-104 through `keyhive sync`: a device alone (a stranger) syncing a file far over its
+/// quota sends it about once, not once per round, and is told of each refused item once.
+/// Before, the relay refused the file piece by piece without ever saying the quota was used
+/// up (room was left for less than one piece), and the sync's eight rounds each sent the whole
+/// file again and counted its refusals again (a 200 MB file: 1.6 GB sent, 7,976 "refused").
+#[test]
+fn a_file_over_a_strangers_quota_is_sent_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let small: [&OsStr; 2] = ["--stranger-quota".as_ref(), "1000,300000".as_ref()];
+    let relay = RelayProcess::start(&dir.path().join("relay"), &small);
+    let alice = dir.path().join("alice");
+    json(&alice, &["init", "--name", "Alice"]);
+    json(&alice, &["relay", "add", &relay.url]);
+    json(&alice, &["doc", "create", "big.bin"]);
+    let file = dir.path().join("big.bin");
+    let size = 6 << 20;
+    std::fs::write(
+        &file,
+        (0..size).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    json(&alice, &["put", "big.bin", file.to_str().unwrap()]);
+
+    let row = json(&alice, &["sync"])[0].clone();
+    let sent = row["bytes_sent"].as_u64().unwrap();
+    assert!(
+        sent < 2 * size as u64,
+        "{sent} bytes sent for a {size}-byte file: {row}"
+    );
+    let refused = row["refused"].as_u64().unwrap();
+    // The file's pieces (192 KiB each) and its manifest and op, at most.
+    assert!(refused > 0 && refused <= 40, "each refused once: {row}");
+}

@@ -246,3 +246,37 @@ async fn stranger_usage_per_address_survives_a_restart() {
         "another address is unaffected"
     );
 }
+
+/// SYNC-70: a connection over its byte rate is held until its bucket refills (backpressure),
+/// not refused: three frames that together pass the burst are all stored, the later ones
+/// paced to the rate. Before, the second was answered RateLimited and `keyhive sync` of a
+/// 200 MB file failed at the 128 MiB burst. Only what cannot be paid within a second (here:
+/// no refill at all) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_its_byte_rate_is_paced_not_refused() {
+    let (_, sample) = {
+        let relay = serve(limits(loose())).await;
+        stranger(&relay, ONE, 20).await
+    };
+    let frame: usize = sample.iter().map(|i| i.envelope().len() + 64).sum();
+    let mut paced = limits(loose());
+    paced.burst_bytes = frame as f64 * 1.5;
+    paced.bytes_per_second = frame as f64 * 4.0;
+    let relay = serve(paced.clone()).await;
+    let (a, _) = stranger(&relay, ONE, 0).await;
+    for _ in 0..3 {
+        let (_, items) = stranger(&relay, TWO, 20).await;
+        assert_eq!(stored(&a.push(&items).await.unwrap()), 20);
+    }
+    assert_eq!(relay.abuse_counts().rate_limited_pushes, 0);
+
+    paced.bytes_per_second = 0.0;
+    let relay = serve(paced).await;
+    let (a, items) = stranger(&relay, ONE, 20).await;
+    assert_eq!(stored(&a.push(&items).await.unwrap()), 20);
+    let (_, items) = stranger(&relay, TWO, 20).await;
+    assert!(
+        is_rate_limited(a.push(&items).await),
+        "a frame the bucket can never pay for is refused"
+    );
+}

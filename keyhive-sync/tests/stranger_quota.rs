@@ -200,6 +200,18 @@ async fn a_stranger_is_stopped_at_its_byte_quota() {
         .count();
     assert_eq!(stored, 2_000 / size);
     assert!(matches!(&outcomes[stored], PushOutcome::Refused(r) if r.contains("quota")));
+    // Room is left for less than one more item, not none: the quota still counts as used up,
+    // so the next push is answered at once, not item by item (before, a large file's every
+    // frame was sent whole and refused piece by piece, and a sync sent it once per round).
+    assert!(
+        2_000 % size > 0,
+        "the test needs a remainder below one item"
+    );
+    let next = session.push(&subjects[..1]).await;
+    assert!(
+        matches!(&next, Err(SessionError::Remote(e)) if e.code == ErrorCode::QuotaExceeded),
+        "{next:?}"
+    );
     relay.shutdown().await.expect("shutdown");
 }
 

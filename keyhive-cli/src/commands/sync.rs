@@ -39,10 +39,11 @@ pub struct RelaySummary {
     pub parked: usize,
     /// Items the relay stored (or already held).
     pub pushed: usize,
-    /// Items the relay refused (reported, never fatal).
+    /// Items the relay still refused in the sync's last round (reported, never fatal). Every
+    /// round offers again what the relay lacks, so a sum over rounds would count an item once
+    /// per round, and one the relay took in a later round (after a grant got in) as refused.
     pub refused: usize,
-    /// The first refused items (at most `REFUSAL_SAMPLE` over the whole sync) with the reason
-    /// the relay gave (SYNC-83).
+    /// The first of those (at most `REFUSAL_SAMPLE`) with the reason the relay gave (SYNC-83).
     pub refusals: Vec<RelayRefusal>,
     /// Items received that this device refused.
     pub rejected: usize,
@@ -77,23 +78,21 @@ pub struct RelayRefusal {
 
 impl RelaySummary {
     fn add(&mut self, r: &SyncReport) {
-        let room = REFUSAL_SAMPLE.saturating_sub(self.refusals.len());
-        self.refusals
-            .extend(
-                r.peer_refusals
-                    .iter()
-                    .take(room)
-                    .map(|(hash, reason)| RelayRefusal {
-                        item: hash.to_string(),
-                        reason: reason.clone(),
-                    }),
-            );
+        self.refusals = r
+            .peer_refusals
+            .iter()
+            .take(REFUSAL_SAMPLE)
+            .map(|(hash, reason)| RelayRefusal {
+                item: hash.to_string(),
+                reason: reason.clone(),
+            })
+            .collect();
         self.arrived += r.arrived;
         self.pulled += r.pulled;
         self.duplicates += r.duplicates;
         self.parked += r.parked;
         self.pushed += r.pushed;
-        self.refused += r.refused;
+        self.refused = r.refused;
         self.rejected += r.rejected;
         for (cause, n) in &r.rejections.counts {
             *self.rejected_by_cause.entry(cause).or_default() += n;
@@ -211,6 +210,7 @@ pub(crate) async fn rounds(
     session: &SyncSession,
     summary: &mut RelaySummary,
 ) -> Result<()> {
+    let mut refused_before = usize::MAX;
     for _ in 0..MAX_ROUNDS {
         let before = accepted(shared);
         let report = client
@@ -227,11 +227,14 @@ pub(crate) async fn rounds(
             !replica.prepare_all()?.is_empty()
         };
         // Another round helps only if something moved: items accepted here, a re-key, or
-        // items refused (by either side) for want of a predecessor or grant sent later.
+        // fewer items refused (by either side) than the round before, for want of a
+        // predecessor or grant sent later. Refusals that do not shrink (a quota, a revoked
+        // writer) are not pushed again round after round.
         let refused = report.refused + report.rejected;
-        if now == before && !rekeyed && refused == 0 {
+        if now == before && !rekeyed && (refused == 0 || refused >= refused_before) {
             break;
         }
+        refused_before = refused;
     }
     Ok(())
 }

@@ -180,12 +180,15 @@ impl Addresses {
     }
 
     /// Takes `bytes` frame bytes from the address's bucket; `false` when it has too few.
-    pub(crate) fn take_bytes(&self, address: Address, bytes: usize) -> bool {
+    pub(crate) fn take_bytes(
+        &self,
+        address: Address,
+        bytes: usize,
+    ) -> Result<(), Option<Duration>> {
         let (rate, burst) = (self.limits.bytes_per_second, self.limits.burst_bytes);
         take(&self.bytes, address, bytes as f64, || {
             TokenBucket::new(rate, burst)
         })
-        .is_ok()
     }
 
     /// SYNC-108, STORE-18: reads `address`'s stranger usage from `store` unless it is held in

@@ -269,12 +269,20 @@ impl Conn {
             Ok(m) => m,
             Err(e) => return self.on_malformed(e.code(), e.to_string()).await,
         };
-        // SYNC-70: over-rate requests are answered with RateLimited and not executed; SYNC-108:
-        // so are requests over their address's byte rate (all its connections together).
-        let address_ok = self
-            .address
-            .is_none_or(|a| self.shared.addresses.take_bytes(a, bytes.len()));
-        if !address_ok || !self.frames.try_take(1.0) || !self.bytes.try_take(bytes.len() as f64) {
+        // SYNC-70: a request over its connection's frame or byte rate, or (SYNC-108) its
+        // address's byte rate over all its connections, is held (nothing more is read from the
+        // connection) until the buckets refill, for at most MAX_PUSH_DELAY in all; only one
+        // that cannot be paid by then is answered RateLimited and not executed. A large upload
+        // is paced to the rate instead of failing once it passes the burst.
+        let deadline = tokio::time::Instant::now() + push::MAX_PUSH_DELAY;
+        let len = bytes.len();
+        let shared = self.shared.clone();
+        let within = match self.address {
+            None => true,
+            Some(a) => push::room_before(deadline, || shared.addresses.take_bytes(a, len)).await,
+        } && push::room_before(deadline, || self.frames.take_or_wait(1.0)).await
+            && push::room_before(deadline, || self.bytes.take_or_wait(len as f64)).await;
+        if !within {
             return send_error(
                 &mut self.wire,
                 message.request_id(),

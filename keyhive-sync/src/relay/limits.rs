@@ -200,6 +200,15 @@ impl TokenBucket {
         self.tokens = (self.tokens + cost).min(self.burst);
     }
 
+    /// Takes `cost` tokens if available; otherwise how long until they are (`None`: never).
+    pub(crate) fn take_or_wait(&mut self, cost: f64) -> Result<(), Option<Duration>> {
+        if self.try_take(cost) {
+            Ok(())
+        } else {
+            Err(self.wait_for(cost))
+        }
+    }
+
     /// Takes `cost` tokens if available.
     pub(crate) fn try_take(&mut self, cost: f64) -> bool {
         let now = Instant::now();

@@ -210,6 +210,19 @@ impl Guards {
         }
     }
 
+    /// The envelope bytes the stranger may still store (0 once its item count is used up).
+    pub(crate) fn bytes_left(&self, reservation: &Reservation) -> u64 {
+        lock(&self.usage)
+            .get(&reservation.who)
+            .map_or(self.quota.bytes, |u| {
+                if u.items >= self.quota.items {
+                    0
+                } else {
+                    self.quota.bytes.saturating_sub(u.bytes)
+                }
+            })
+    }
+
     /// Whether the stranger has room left for at least one more item.
     pub(crate) fn has_room(&self, reservation: &Reservation) -> bool {
         lock(&self.usage)

@@ -15,7 +15,7 @@ use crate::relay::quota::Reservation;
 use keyhive_core::identity::IndividualId;
 
 /// SYNC-105: longest a push waits for its key's item bucket before it is refused.
-const MAX_PUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const MAX_PUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Conn {
     /// SYNC-40/41/45: validate, authorise, store durably, then acknowledge and fan out.
@@ -85,9 +85,16 @@ impl Conn {
                 .map(|w| w.subject)
                 .collect(),
         };
-        let key_full = quota
-            .as_ref()
-            .is_some_and(|r| sharing.is_empty() && !self.shared.guards.has_room(r));
+        // Used up also when no item of this push fits the room left: a stranger a little
+        // under its byte quota otherwise had every frame of a large file's pieces refused
+        // piece by piece, and was never told (SYNC-104).
+        let key_full = quota.as_ref().is_some_and(|r| {
+            sharing.is_empty()
+                && (!self.shared.guards.has_room(r) || {
+                    let left = self.shared.guards.bytes_left(r);
+                    !items.is_empty() && items.iter().all(|w| w.envelope.len() as u64 > left)
+                })
+        });
         if quota.is_some() && (key_full || address_full) {
             // SYNC-111: a refused push is paid for too, so that a stranger pushing on past its
             // quota is answered no faster than its budget refills (no refusal storm).
@@ -355,7 +362,7 @@ async fn persist_address_usage(shared: Arc<Shared>, address: Address) {
 }
 
 /// Waits until `take` succeeds, or answers `false` when it would not before `deadline`.
-async fn room_before(
+pub(super) async fn room_before(
     deadline: tokio::time::Instant,
     mut take: impl FnMut() -> Result<(), Option<std::time::Duration>>,
 ) -> bool {
