@@ -214,3 +214,42 @@ async fn sync_goes_on_past_a_relay_that_is_down() {
     alice.shutdown().await.unwrap();
     bob.shutdown().await.unwrap();
 }
+
+/// SYNC-83, SYNC-104: `Repo::sync_with` reports what the relay still refuses after its last
+/// round, not the sum over rounds. A device alone (a stranger) writes a file far over its
+/// quota: each piece the relay refuses is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_counts_each_refused_item_once_whatever_its_rounds() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut limits = keyhive_sync::relay::Limits::default();
+    limits.stranger_quota = keyhive_sync::relay::StrangerQuota::new(1_000, 300_000);
+    let relay = keyhive_sync::Relay::serve(
+        listener,
+        Arc::new(MemoryStore::new()),
+        Arc::new(CapabilityPolicy::new([])),
+        keyhive_sync::RelayConfig::new(Device::generate(None).signing_key().clone())
+            .with_limits(limits),
+    )
+    .unwrap();
+    let alone = Repo::in_memory(Device::generate(Some("alone".into()))).unwrap();
+    let doc = alone.create_document().unwrap();
+    let file: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+    alone.write(doc, &file).unwrap();
+    let report = alone
+        .sync_with(&relay.url(), Some(relay.id()))
+        .await
+        .unwrap();
+    let pieces = file.len().div_ceil(keyhive_sync::replica::PIECE_LEN);
+    assert!(report.rounds > 1, "{report:?}");
+    assert!(
+        report.refused > 0 && report.refused <= pieces + 2,
+        "each refused item once ({pieces} pieces): {report:?}"
+    );
+    assert_eq!(
+        report.peer_refusals.len(),
+        report.refused.min(16),
+        "{report:?}"
+    );
+    alone.shutdown().await.unwrap();
+    relay.shutdown().await.unwrap();
+}

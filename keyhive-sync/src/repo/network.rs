@@ -139,7 +139,9 @@ impl Repo {
     /// are repeated, seating and re-keying between them (REP-3), while a round accepted
     /// something here, re-keyed, or had fewer items refused (by either side) than the one
     /// before (a refusal for want of a predecessor or grant resolves in a later round), at
-    /// most [`MAX_ROUNDS`] times. What it stores raises events and reaches every link.
+    /// most [`MAX_ROUNDS`] times. What it stores raises events and reaches every link. The
+    /// report adds the rounds up, except `refused` and `peer_refusals`: those of the last
+    /// round, what the peer still refuses.
     pub async fn sync_with(
         &self,
         url: &str,
@@ -167,6 +169,11 @@ impl Repo {
                         source,
                     })?;
             total.merge(&report);
+            // Each round offers again what the peer lacks: what it refused is what it still
+            // refused in the last round (SYNC-83), not the sum, which would count an item once
+            // per round, and one taken in a later round as refused.
+            total.refused = report.refused;
+            total.peer_refusals.clone_from(&report.peer_refusals);
             let rekeyed = !self.replica().prepare_all()?.is_empty();
             let moved = self.replica().accepted_count() != accepted;
             let refused = report.refused + report.rejected;
