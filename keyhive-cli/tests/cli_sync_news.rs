@@ -323,3 +323,41 @@ fn a_first_sync_reports_no_validity_flip_of_what_it_just_received() {
     assert_eq!(changes[0]["revoked"], 1, "{synced}");
     relay.stop();
 }
+
+/// SYNC-85a: a device removed from a document, whose next sync learns it with a subject
+/// pulled after the document, pushes none of the document back (it owes nothing there).
+/// Before, the relay's refusal to reconcile the document made it push everything it held of
+/// it (`pushed 11` in `keyhive demo` for the revoked Bob; a large document whole).
+#[test]
+fn a_removed_device_does_not_push_back_what_it_was_removed_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = alice_and_bob(dir.path(), &relay);
+    // The document is shared through a team, so the revocation is the team's op: whatever
+    // the subjects' order, Bob may meet the document before he learns he left the team.
+    json(&alice, &["group", "create", "Team"]);
+    json(&alice, &["grant", "Team", "Bob", "--access", "read"]);
+    json(&alice, &["doc", "create", "notes.txt"]);
+    json(&alice, &["grant", "notes.txt", "Team", "--access", "read"]);
+    for n in 0..5 {
+        put(dir.path(), &alice, &format!("v{n}"));
+    }
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    json(&alice, &["revoke", "Team", "Bob"]);
+    json(&alice, &["sync"]);
+
+    let synced = json(&bob, &["sync"]);
+    assert_eq!(synced[0]["pushed"], 0, "{synced}");
+    assert!(
+        synced[0]["bytes_sent"].as_u64().unwrap() < 2_000,
+        "{synced}"
+    );
+    assert!(
+        news(&synced, "access")
+            .iter()
+            .any(|n| n["name"] == "notes.txt" && n["after"] == "none"),
+        "{synced}"
+    );
+    relay.stop();
+}

@@ -314,6 +314,7 @@ async fn reconcile_subjects(
     let mut retry = Retry::default();
     // SYNC-84: items kept waiting for predecessors that may arrive later in this sync.
     let mut parked: Vec<Hash> = Vec::new();
+    let mut deferred: Vec<(SubjectId, Vec<Hash>)> = Vec::new();
     for subject in todo {
         report.reconciled += 1;
         let hashes = store.hashes(&subject)?;
@@ -358,21 +359,24 @@ async fn reconcile_subjects(
             report.count(&arrivals);
             new_items.extend(stored(arrivals));
         }
-        // SYNC-85, REP-33: asked after the pulls, which may have told this device of its
-        // removal; a removed device pushes only what it owes, and what the peer answered
-        // before is not pushed again.
-        let offer = policy.offers(&subject);
-        let own = matches!(offer, Offer::Own(_));
-        let have = match offer {
-            Offer::All => have,
-            owed => owed.select_in(store.as_ref(), have, &session.own.answered())?,
-        };
-        let accepted = push_in_order(session, store, &have, &mut report, own).await?;
-        report.pushed += accepted;
-        // REP-33: everything it owes is now answered (taken or refused) on this connection.
-        if !offered.contains(&subject) && (own || forbidden && !have.is_empty() && accepted == 0) {
-            report.closed.push(subject);
+        // SYNC-85a: a subject the peer will not serve this device may have been taken from
+        // it, and the ops that say so may come with a later subject; its push waits until
+        // every subject was pulled, so that it is only what this device owes.
+        if forbidden {
+            deferred.push((subject, have));
+            continue;
         }
+        push_subject(
+            session,
+            store,
+            policy,
+            subject,
+            have,
+            forbidden,
+            offered,
+            &mut report,
+        )
+        .await?;
     }
     // SYNC-84a: what another subject's ops could authorise, judged again now that every
     // subject was pulled, and counted once, by its final outcome.
@@ -398,7 +402,52 @@ async fn reconcile_subjects(
             new_items.push(item);
         }
     }
+    for (subject, have) in deferred {
+        push_subject(
+            session,
+            store,
+            policy,
+            subject,
+            have,
+            true,
+            offered,
+            &mut report,
+        )
+        .await?;
+    }
     Ok((report, new_items))
+}
+
+/// Pushes what this device offers of `subject` among `have` (the hashes the peer lacks, or
+/// all it holds when the peer would not reconcile: `forbidden`), and records a subject whose
+/// debt is answered as closed (REP-33).
+#[allow(clippy::too_many_arguments)]
+async fn push_subject(
+    session: &Session,
+    store: &Arc<dyn Store>,
+    policy: &dyn AccessPolicy,
+    subject: SubjectId,
+    have: Vec<Hash>,
+    forbidden: bool,
+    offered: &BTreeSet<SubjectId>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    // SYNC-85, REP-33: asked after the pulls, which may have told this device of its
+    // removal; a removed device pushes only what it owes, and what the peer answered
+    // before is not pushed again.
+    let offer = policy.offers(&subject);
+    let own = matches!(offer, Offer::Own(_));
+    let have = match offer {
+        Offer::All => have,
+        owed => owed.select_in(store.as_ref(), have, &session.own.answered())?,
+    };
+    let accepted = push_in_order(session, store, &have, report, own).await?;
+    report.pushed += accepted;
+    // REP-33: everything it owes is now answered (taken or refused) on this connection.
+    if !offered.contains(&subject) && (own || forbidden && !have.is_empty() && accepted == 0) {
+        report.closed.push(subject);
+    }
+    Ok(())
 }
 
 /// Pushes the items `hashes` of one subject in the order the peer admits them (ADM-n): every
