@@ -315,6 +315,12 @@ async fn reconcile_subjects(
     // SYNC-84: items kept waiting for predecessors that may arrive later in this sync.
     let mut parked: Vec<Hash> = Vec::new();
     let mut deferred: Vec<(SubjectId, Vec<Hash>)> = Vec::new();
+    let pushes = Pushes {
+        session,
+        store,
+        policy,
+        offered,
+    };
     for subject in todo {
         report.reconciled += 1;
         let hashes = store.hashes(&subject)?;
@@ -366,17 +372,7 @@ async fn reconcile_subjects(
             deferred.push((subject, have));
             continue;
         }
-        push_subject(
-            session,
-            store,
-            policy,
-            subject,
-            have,
-            forbidden,
-            offered,
-            &mut report,
-        )
-        .await?;
+        pushes.push(subject, have, false, &mut report).await?;
     }
     // SYNC-84a: what another subject's ops could authorise, judged again now that every
     // subject was pulled, and counted once, by its final outcome.
@@ -403,17 +399,7 @@ async fn reconcile_subjects(
         }
     }
     for (subject, have) in deferred {
-        push_subject(
-            session,
-            store,
-            policy,
-            subject,
-            have,
-            true,
-            offered,
-            &mut report,
-        )
-        .await?;
+        pushes.push(subject, have, true, &mut report).await?;
     }
     Ok((report, new_items))
 }
@@ -422,32 +408,44 @@ async fn reconcile_subjects(
 /// all it holds when the peer would not reconcile: `forbidden`), and records a subject whose
 /// debt is answered as closed (REP-33).
 #[allow(clippy::too_many_arguments)]
-async fn push_subject(
-    session: &Session,
-    store: &Arc<dyn Store>,
-    policy: &dyn AccessPolicy,
-    subject: SubjectId,
-    have: Vec<Hash>,
-    forbidden: bool,
-    offered: &BTreeSet<SubjectId>,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
-    // SYNC-85, REP-33: asked after the pulls, which may have told this device of its
-    // removal; a removed device pushes only what it owes, and what the peer answered
-    // before is not pushed again.
-    let offer = policy.offers(&subject);
-    let own = matches!(offer, Offer::Own(_));
-    let have = match offer {
-        Offer::All => have,
-        owed => owed.select_in(store.as_ref(), have, &session.own.answered())?,
-    };
-    let accepted = push_in_order(session, store, &have, report, own).await?;
-    report.pushed += accepted;
-    // REP-33: everything it owes is now answered (taken or refused) on this connection.
-    if !offered.contains(&subject) && (own || forbidden && !have.is_empty() && accepted == 0) {
-        report.closed.push(subject);
+/// What pushing a subject's items to the peer needs, for the one sync it serves.
+struct Pushes<'a> {
+    session: &'a Session,
+    store: &'a Arc<dyn Store>,
+    policy: &'a dyn AccessPolicy,
+    /// Subjects the peer offered (SYNC-81).
+    offered: &'a BTreeSet<SubjectId>,
+}
+
+impl Pushes<'_> {
+    /// Pushes what this device may and should offer of `have`, the items of `subject` the
+    /// peer lacks; `forbidden` when the peer refused to reconcile the subject with us.
+    async fn push(
+        &self,
+        subject: SubjectId,
+        have: Vec<Hash>,
+        forbidden: bool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        // SYNC-85, REP-33: asked after the pulls, which may have told this device of its
+        // removal; a removed device pushes only what it owes, and what the peer answered
+        // before is not pushed again.
+        let offer = self.policy.offers(&subject);
+        let own = matches!(offer, Offer::Own(_));
+        let have = match offer {
+            Offer::All => have,
+            owed => owed.select_in(self.store.as_ref(), have, &self.session.own.answered())?,
+        };
+        let accepted = push_in_order(self.session, self.store, &have, report, own).await?;
+        report.pushed += accepted;
+        // REP-33: everything it owes is now answered (taken or refused) on this connection.
+        if !self.offered.contains(&subject)
+            && (own || forbidden && !have.is_empty() && accepted == 0)
+        {
+            report.closed.push(subject);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Pushes the items `hashes` of one subject in the order the peer admits them (ADM-n): every
