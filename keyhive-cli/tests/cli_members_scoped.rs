@@ -157,6 +157,22 @@ fn rep69_members_and_why_from_the_index_print_what_a_full_replay_prints() {
     let plan = run(&alice, &["members", "plan.txt"]).text();
     assert!(plan.contains("Docs > Team > Ops"), "{plan}");
     assert!(plan.contains("Bob"), "{plan}");
+    // The folder a document is in holds access to it; it is listed as the folder it is.
+    let rows = json(&alice, &["members", "plan.txt"]);
+    let kinds: Vec<(&str, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["kind"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("Docs", "folder")), "{rows}");
+    assert!(kinds.contains(&("Team", "group")), "{rows}");
+    assert!(kinds.contains(&("Bob", "device")), "{rows}");
+    assert!(
+        plan.lines()
+            .any(|l| l.trim_start().starts_with("Docs ") && l.contains(" folder ")),
+        "{plan}"
+    );
 
     for (agent, subject) in [
         ("Bob", "plan.txt"),

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::names::shown;
 use crate::output::print_table;
 use crate::session::Session;
+use keyhive_sync::record::MetadataKind;
 
 fn agent_key(agent: &AgentId) -> keyhive_core::crypto::signing::PublicKey {
     *agent.public_key()
@@ -106,7 +107,13 @@ pub fn members(s: &mut Session, subject: &str) -> Result<()> {
         let kind = match agent {
             AgentId::Individual(_) => "device",
             AgentId::Group(_) => "group",
-            AgentId::Document(_) => "document",
+            // A document holding access to another is nearly always its folder (REP-8); only
+            // its metadata tells the two apart, as in `ls`.
+            AgentId::Document(d) => match s.metas()?.get(d).map(|m| m.kind) {
+                Some(MetadataKind::Folder) => "folder",
+                Some(MetadataKind::Document) => "document",
+                None => "unknown",
+            },
         };
         rows.push((
             shown(&s.name_of(agent.public_key())),
@@ -124,9 +131,17 @@ pub fn members(s: &mut Session, subject: &str) -> Result<()> {
         .collect();
     s.out.emit(&json_rows, || {
         print_table(
-            &["name", "id", "access", "via"],
+            &["name", "kind", "id", "access", "via"],
             rows.iter()
-                .map(|(n, id, l, via, _)| vec![n.clone(), id.clone(), l.to_string(), via.clone()])
+                .map(|(n, id, l, via, k)| {
+                    vec![
+                        n.clone(),
+                        (*k).to_owned(),
+                        id.clone(),
+                        l.to_string(),
+                        via.clone(),
+                    ]
+                })
                 .collect(),
         )
     })
