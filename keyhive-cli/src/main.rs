@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod conflict_names;
 mod contacts;
+mod debug_trace;
 mod device_store;
 mod folder_state;
 mod home;

@@ -340,7 +340,7 @@ pub fn write(home: &Home, keys: &KeyStore, store: &RedbStore, index: &NameIndex)
 /// Prints what the index did on standard error when `KEYHIVE_DEBUG` names `index` (for tests
 /// and for finding out why a command was slow).
 pub fn trace(event: &str) {
-    if std::env::var("KEYHIVE_DEBUG").is_ok_and(|v| v.split(',').any(|w| w.trim() == "index")) {
+    if crate::debug_trace::enabled("index") {
         eprintln!("name index: {event}");
     }
 }

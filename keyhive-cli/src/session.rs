@@ -335,6 +335,24 @@ impl Session {
         self.metas_binding = None;
     }
 
+    /// After this device wrote a metadata record on `doc` (create, rename, remove): reads that
+    /// one document's metadata again instead of every document's, so that a command writing
+    /// many (`folder push` of a thousand files) costs one read per document, not one full
+    /// read per document written. Only the name index's binding is dropped: it is computed
+    /// again, with a full read, when the index is written (REP-65).
+    pub fn reread_metadata(&mut self, doc: DocumentId) -> Result<()> {
+        self.metas_binding = None;
+        let Some(metas) = self.metas.as_mut() else {
+            return Ok(());
+        };
+        crate::debug_trace::trace("metadata", "read 1 document");
+        match DocumentHistory::load(&self.replica, doc)?.metadata() {
+            Some(meta) => metas.insert(doc, meta),
+            None => metas.remove(&doc),
+        };
+        Ok(())
+    }
+
     /// Metadata of every document this device can read, and of those it was removed from
     /// (REP-31: so that a command naming one can say it was revoked, not that it is unknown).
     pub fn metas(&mut self) -> Result<&BTreeMap<DocumentId, DocumentMetadata>> {
@@ -361,6 +379,10 @@ impl Session {
                 .filter(|(_, _, kind)| *kind == SubjectKind::Document)
                 .map(|(s, _, _)| s);
             let documents: Vec<PublicKey> = reachable.chain(removed.copied()).collect();
+            crate::debug_trace::trace(
+                "metadata",
+                &format!("read every document ({})", documents.len()),
+            );
             let mut profiles = GroupProfiles::default();
             for subject in documents {
                 let doc = DocumentId(subject);

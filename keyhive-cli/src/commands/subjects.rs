@@ -147,7 +147,7 @@ pub fn create_document(
         folder,
     };
     s.replica.write(doc, &meta.to_record())?;
-    s.invalidate();
+    s.reread_metadata(doc)?;
     s.save()?;
     Ok(doc)
 }

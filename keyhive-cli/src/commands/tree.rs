@@ -18,7 +18,7 @@ pub fn remove_document(s: &mut Session, document: DocumentId) -> Result<Hash> {
         .replica
         .write(document, &MetadataUpdate::Remove.to_record())
         .map_err(|e| explain_write_error(e, s, document))?;
-    s.invalidate();
+    s.reread_metadata(document)?;
     Ok(op)
 }
 
@@ -38,7 +38,7 @@ pub fn rename_document(s: &mut Session, document: DocumentId, name: &str) -> Res
         .replica
         .write(document, &update.to_record())
         .map_err(|e| explain_write_error(e, s, document))?;
-    s.invalidate();
+    s.reread_metadata(document)?;
     Ok(op)
 }
 
