@@ -245,11 +245,14 @@ pub(crate) fn encode(entries: &[Entry], key: &MarkKey) -> Vec<u8> {
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
     match postcard::to_extend(entries, out) {
-        Ok(mut out) => {
-            let tag = key.snapshot_tag(&out);
-            out.extend_from_slice(&tag);
-            out
-        }
+        Ok(mut out) => match key.snapshot_tag(&out) {
+            Some(tag) => {
+                out.extend_from_slice(&tag);
+                out
+            }
+            // A device's key tags no snapshot; an empty one would be refused on load.
+            None => Vec::new(),
+        },
         // Serialising into a Vec cannot fail; an empty snapshot would be refused on load.
         Err(_) => Vec::new(),
     }

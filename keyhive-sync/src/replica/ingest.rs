@@ -1,10 +1,10 @@
 //! Receiving items: every item goes through the one admission path (ADM-n) before it is
 //! applied and stored (REP-2).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use keyhive_core::capability::{AnyVerified, PeerTag};
-use keyhive_core::cgka::{Cgka, CgkaBody, CgkaOp, Received, SignedCgkaOp};
+use keyhive_core::cgka::{Cgka, CgkaBody, CgkaOp, Received};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::encoding::{SignedPayload, peek_tag};
 use keyhive_core::identity::DocumentId;
@@ -51,7 +51,7 @@ impl<S: Store> Replica<S> {
         // ADM-2a: signatures checked ahead on the available cores, applied here in order;
         // CGKA-36: each key agreement replays once for the whole batch.
         self.with_deferred_replay(|this| {
-            this.for_each_checked(&items, true, |this, item, checked| {
+            this.for_each_checked(&items, true, &HashSet::new(), |this, item, checked| {
                 if this.store.contains(&item.hash())? {
                     report.push((item.hash(), Ok(Ingested::Duplicate)));
                     return Ok(());
@@ -66,6 +66,14 @@ impl<S: Store> Replica<S> {
             })
         })?;
         self.store.put(&accepted)?;
+        // REP-70: admission verified them; the next open need not.
+        self.mark_verified(
+            accepted
+                .iter()
+                .filter(|item| item.kind() != ItemKind::Blob)
+                .map(Item::hash)
+                .collect(),
+        );
         self.refresh_cgkas();
         self.publish_events(touched);
         Ok(report)
@@ -182,9 +190,10 @@ impl<S: Store> Replica<S> {
                 directory: &self.admission.directory,
                 document: document.0,
             };
-            // Once per document: the init is checked again as it starts the tree.
-            let init = SignedCgkaOp::decode(item.envelope()).map_err(Refusal::Malformed)?;
-            let cgka = match Cgka::from_init(&binding, init, Some(&self.device), &authority) {
+            // ADM-2: admission checked the signature (or this device did before, REP-70); the
+            // tree checks the init's binding and structure as it starts.
+            let cgka = match Cgka::from_verified_init(&binding, op, Some(&self.device), &authority)
+            {
                 Ok(cgka) => cgka,
                 Err(e) => {
                     self.admission.forget_key_agreement(&item.hash());
@@ -289,7 +298,9 @@ impl<S: Store> Replica<S> {
     /// those that apply now.
     fn drain_early(&mut self, document: DocumentId) -> Result<(), ReplicaError> {
         for item in self.early_cgka.take(&document) {
-            match self.apply_item(PeerTag::LOCAL, &item) {
+            // ADM-2: every queued op's signature held when it was queued (admission checks it
+            // before answering an early op, and before any op reaches the key agreement).
+            match self.apply_item_with(PeerTag::LOCAL, &item, true) {
                 // Replaying the store on open drains ops it already holds: no write then.
                 Ok(Ingested::Stored) if !self.store.contains(&item.hash())? => {
                     self.store.put(std::slice::from_ref(&item))?;

@@ -35,7 +35,7 @@ mod signatures;
 mod subscription;
 mod uncarried;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use keyhive_core::capability::{
     Access, AgentId, AnyVerified, Checker, Explanation, PeerTag, PendingLimits, Validity,
@@ -66,7 +66,7 @@ pub trait Announce: Send {
 
 use crate::admission::Admission;
 use crate::item::{Item, ItemKind, SubjectId};
-use crate::store::Store;
+use crate::store::{MarkKey, Store};
 use early::EarlyQueue;
 
 /// One device's local state over a [`Store`].
@@ -105,6 +105,35 @@ pub struct Replica<S: Store> {
     /// CGKA-36: while a batch is applied, the documents whose key agreement deferred its
     /// replay, each with whether ops it held waiting were applied (and are to be stored).
     deferred: Option<BTreeMap<DocumentId, bool>>,
+    /// REP-70: marks the stored items whose signatures this device verified.
+    marks: MarkKey,
+    /// REP-70: what the last open replayed.
+    opened: OpenStats,
+}
+
+/// What opening a replica replayed (REP-70): how many stored items, how many of them were
+/// applied without checking their signatures again because this device had marked them,
+/// and how many had their signatures checked and were marked now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenStats {
+    /// Stored items replayed.
+    pub items: usize,
+    /// Of those, items holding a valid mark of this device: applied without checking their
+    /// signatures again.
+    pub marked: usize,
+    /// Of those, signed items whose signatures were checked in this open and that are
+    /// marked now (a scoped open marks nothing and leaves this 0).
+    pub verified: usize,
+}
+
+/// REP-70: whether a replay marks the items whose signatures it verified.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Marking {
+    /// A full open marks them.
+    Verified,
+    /// A scoped open stores nothing (REP-63), marks included.
+    Nothing,
 }
 
 impl<S: Store> std::fmt::Debug for Replica<S> {
@@ -140,7 +169,7 @@ impl<S: Store> Replica<S> {
     pub fn open(device: Device, store: S) -> Result<Self, ReplicaError> {
         let mut replica = Replica::blank(device, store);
         let items = replica.stored_items()?;
-        let census = replica.replay(items);
+        let census = replica.replay(items, Marking::Verified);
         // REP-24: pieces of a write killed before its manifest was stored are removed before
         // anything is synced (the replay did not apply them: no change lists them).
         replica.collect_orphan_pieces(census)?;
@@ -150,6 +179,7 @@ impl<S: Store> Replica<S> {
 
     /// A replica over `store` that has replayed nothing yet.
     fn blank(device: Device, store: S) -> Self {
+        let marks = MarkKey::for_device(device.signing_key());
         Replica {
             device,
             store,
@@ -174,6 +204,8 @@ impl<S: Store> Replica<S> {
             scope: None,
             signature_threads: signatures::default_threads(),
             deferred: None,
+            marks,
+            opened: OpenStats::default(),
         }
     }
 
@@ -202,23 +234,46 @@ impl<S: Store> Replica<S> {
         self.accept_card(card)
     }
 
-    /// Applies stored `items` (each verified again, as when it arrived) in dependency order;
-    /// returns what they say about pieces (REP-24).
-    fn replay(&mut self, mut items: Vec<Item>) -> orphans::PieceCensus {
+    /// Applies stored `items` in dependency order, through admission as when they arrived
+    /// but without checking again the signatures of items this device marked (REP-70);
+    /// returns what they say about pieces (REP-24). With [`Marking::Verified`], the items whose signatures
+    /// were checked here are marked.
+    fn replay(&mut self, mut items: Vec<Item>, marking: Marking) -> orphans::PieceCensus {
         items.sort_by_key(crate::admission::apply_rank);
         let mut census = orphans::PieceCensus::default();
         for item in &items {
             census.note(item);
         }
+        let trusted = self.marked();
+        let marked = items
+            .iter()
+            .filter(|item| trusted.contains(&item.hash()))
+            .count();
+        let mut verified = Vec::new();
+        let mut waited = Vec::new();
         // Signatures checked ahead on the available cores (ADM-2a); every item is stored, so
         // none is skipped as stored.
         let replayed = self.with_deferred_replay(|this| {
-            this.for_each_checked(&items, false, |this, item, checked| {
+            this.for_each_checked(&items, false, &trusted, |this, item, checked| {
                 // Stored items were accepted once; one the current graph no longer authorises
                 // (a key-agreement op by a since-revoked device) stays stored but is not
                 // applied.
-                if let Err(e) = this.apply_item_with(PeerTag::LOCAL, item, checked) {
-                    tracing::debug!(item = %item.hash(), error = %e, "stored item not applied on replay");
+                match this.apply_item_with(PeerTag::LOCAL, item, checked) {
+                    // Changes and pieces carry no signature: nothing to mark.
+                    Ok(Ingested::Stored)
+                        if item.kind() != ItemKind::Blob && !trusted.contains(&item.hash()) =>
+                    {
+                        verified.push(item.hash());
+                    }
+                    // Applied later in the replay (its parents, genesis or init were stored
+                    // after it): judged once the replay is done.
+                    Ok(Ingested::Waiting) if !trusted.contains(&item.hash()) => {
+                        waited.push((item.kind(), item.subject(), item.hash()));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(item = %item.hash(), error = %e, "stored item not applied on replay");
+                    }
                 }
                 Ok(())
             })
@@ -226,8 +281,70 @@ impl<S: Store> Replica<S> {
         if let Err(e) = replayed {
             tracing::debug!(error = %e, "replay stopped");
         }
+        self.opened = OpenStats {
+            items: items.len(),
+            marked,
+            verified: 0,
+        };
+        if marking == Marking::Verified {
+            verified.extend(
+                waited
+                    .into_iter()
+                    .filter(|(kind, subject, hash)| self.applied(*kind, *subject, hash))
+                    .map(|(_, _, hash)| hash),
+            );
+            self.opened.verified = verified.len();
+            self.mark_verified(verified);
+        }
         self.refresh_cgkas();
         census
+    }
+
+    /// REP-70: whether the op `hash` of `subject` is applied: in the capability graph, or
+    /// in its document's key agreement; both hold only ops whose signatures were verified.
+    fn applied(&self, kind: ItemKind, subject: SubjectId, hash: &Hash) -> bool {
+        match kind {
+            ItemKind::Auth | ItemKind::Content => self.admission.checker.op(hash).is_some(),
+            ItemKind::Cgka => self
+                .cgkas
+                .get(&DocumentId(subject.0))
+                .is_some_and(|cgka| cgka.contains_op(hash)),
+            ItemKind::Blob => false,
+        }
+    }
+
+    /// REP-70: the stored items this device verified before: those holding a valid mark
+    /// under its key. A store that cannot list its marks trusts nothing (all are verified).
+    fn marked(&self) -> HashSet<Hash> {
+        match self.store.marks() {
+            Ok(marks) => marks
+                .into_iter()
+                .filter(|(hash, mark)| self.marks.holds(hash, mark))
+                .map(|(hash, _)| hash)
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read admission marks; verifying every item");
+                HashSet::new()
+            }
+        }
+    }
+
+    /// REP-70: marks the stored items `hashes`, whose signatures admission just verified. A
+    /// failure only costs verifying them again at the next open.
+    fn mark_verified(&self, hashes: Vec<Hash>) {
+        let marks = self.marks.marks(hashes);
+        if marks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.put_marks(&marks) {
+            tracing::debug!(error = %e, "cannot record admission marks; the next open verifies these items again");
+        }
+    }
+
+    /// What opening this replica replayed, and how much of it this device had verified
+    /// before (REP-70).
+    pub fn open_stats(&self) -> OpenStats {
+        self.opened
     }
 
     /// Items accepted from peers since the replica was opened. Sync loops use it to tell

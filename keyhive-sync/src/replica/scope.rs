@@ -46,7 +46,7 @@ impl<S: Store> Replica<S> {
         let (scope, items) = closure(&replica.store, roots)?;
         // A scoped replica is read-only (REP-63): it collects no pieces (REP-24 runs on a full
         // open, which sees every change that may list them).
-        let _census = replica.replay(items);
+        let _census = replica.replay(items, super::Marking::Nothing);
         if replica.admission.checker.pending_len() > 0 || !replica.early_cgka.is_empty() {
             tracing::warn!(
                 pending = replica.admission.checker.pending_len(),

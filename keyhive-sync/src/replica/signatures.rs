@@ -3,7 +3,10 @@
 //! checking chunk k+1 overlaps applying chunk k. Verdicts are those of checking one item at a
 //! time (`admission::parallel`); memory beyond the batch is one answer per item of two chunks.
 
+use std::collections::HashSet;
 use std::thread::ScopedJoinHandle;
+
+use keyhive_core::crypto::hash::Hash;
 
 use super::{Replica, ReplicaError};
 use crate::admission::{RootSigners, check_signatures};
@@ -17,6 +20,17 @@ pub const SIGNATURE_CHUNK: usize = 256;
 /// The default number of threads checking signatures: the available cores.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// What is done ahead with one item's signatures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ahead {
+    /// REP-70: this device verified them before; not checked again.
+    Trusted,
+    /// Already stored: admission finds it a duplicate (or checks it itself).
+    Skip,
+    /// Checked on the available cores.
+    Check,
 }
 
 impl<S: Store> Replica<S> {
@@ -35,28 +49,36 @@ impl<S: Store> Replica<S> {
 
     /// Calls `apply` on each of `items`, in order, with whether its signatures were found to
     /// hold under `verify_strict` ahead of time (`false`: admission checks them itself).
-    /// With `skip_stored`, items already stored are not checked ahead.
+    /// With `skip_stored`, items already stored are not checked ahead. Items in `trusted`
+    /// (REP-70: this device verified them before) are not checked, and passed as checked.
     pub(super) fn for_each_checked<'a>(
         &mut self,
         items: &'a [Item],
         skip_stored: bool,
+        trusted: &HashSet<Hash>,
         mut apply: impl FnMut(&mut Self, &Item, bool) -> Result<(), ReplicaError>,
     ) -> Result<(), ReplicaError> {
         let threads = self.signature_threads;
         if threads <= 1 {
             for item in items {
-                apply(self, item, false)?;
+                apply(self, item, trusted.contains(&item.hash()))?;
             }
             return Ok(());
         }
         let chunks: Vec<&[Item]> = items.chunks(SIGNATURE_CHUNK).collect();
         std::thread::scope(|scope| {
             let spawn = |this: &Self, chunk: &'a [Item]| -> Result<_, ReplicaError> {
-                let mut stored = Vec::with_capacity(chunk.len());
+                let mut ahead = Vec::with_capacity(chunk.len());
                 // CAP-24: the creators that sign the chunk's root-form ops, as held now.
                 let mut root_signers = RootSigners::new();
                 for item in chunk {
-                    stored.push(skip_stored && this.store.contains(&item.hash())?);
+                    ahead.push(if trusted.contains(&item.hash()) {
+                        Ahead::Trusted
+                    } else if skip_stored && this.store.contains(&item.hash())? {
+                        Ahead::Skip
+                    } else {
+                        Ahead::Check
+                    });
                     let subject = item.subject().0;
                     if item.kind() == ItemKind::Auth
                         && !root_signers.contains_key(&subject)
@@ -67,18 +89,22 @@ impl<S: Store> Replica<S> {
                     }
                 }
                 let handle: ScopedJoinHandle<'_, Vec<bool>> = scope.spawn(move || {
-                    let unstored: Vec<&Item> = chunk
+                    let unchecked: Vec<&Item> = chunk
                         .iter()
-                        .zip(&stored)
-                        .filter(|(_, s)| !**s)
+                        .zip(&ahead)
+                        .filter(|(_, a)| **a == Ahead::Check)
                         .map(|(item, _)| item)
                         .collect();
                     let mut answers =
-                        check_signatures(&unstored, threads, &root_signers).into_iter();
-                    // One answer per item of the chunk; a stored item is not checked.
-                    stored
+                        check_signatures(&unchecked, threads, &root_signers).into_iter();
+                    // One answer per item of the chunk; a stored item is left to admission.
+                    ahead
                         .iter()
-                        .map(|s| !s && answers.next().unwrap_or(false))
+                        .map(|a| match a {
+                            Ahead::Trusted => true,
+                            Ahead::Skip => false,
+                            Ahead::Check => answers.next().unwrap_or(false),
+                        })
                         .collect()
                 });
                 Ok(handle)

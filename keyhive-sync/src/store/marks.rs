@@ -17,6 +17,10 @@ use zeroize::Zeroize;
 /// BLAKE3 key-derivation context of the mark key.
 const CONTEXT: &str = "keyhive 2026-12-01 relay admission mark v1";
 
+/// BLAKE3 key-derivation context of a device replica's mark key (REP-70): a device's marks
+/// can never be taken for a relay's, even over the same seed.
+const DEVICE_CONTEXT: &str = "keyhive 2026-12-03 device admission mark v1";
+
 /// BLAKE3 key-derivation context of the key that authenticates the relay's start snapshot
 /// (RELAY-8).
 const SNAPSHOT_CONTEXT: &str = "keyhive 2026-12-07 relay start snapshot v1";
@@ -26,10 +30,11 @@ const SNAPSHOT_CONTEXT: &str = "keyhive 2026-12-07 relay start snapshot v1";
 pub struct Mark(pub [u8; 32]);
 
 /// The secret that makes and checks a relay's admission marks (RELAY-7) and authenticates its
-/// start snapshot (RELAY-8); both keys are derived from the relay's identity seed.
+/// start snapshot (RELAY-8), both derived from the relay's identity seed; or a device
+/// replica's marks (REP-70), from the device's signing key (a device keeps no snapshot).
 pub struct MarkKey {
     key: [u8; 32],
-    snapshot: [u8; 32],
+    snapshot: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MarkKey {
@@ -41,7 +46,9 @@ impl std::fmt::Debug for MarkKey {
 impl Drop for MarkKey {
     fn drop(&mut self) {
         self.key.zeroize();
-        self.snapshot.zeroize();
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.zeroize();
+        }
     }
 }
 
@@ -52,18 +59,33 @@ impl MarkKey {
         let seed = identity.seed();
         MarkKey {
             key: blake3::derive_key(CONTEXT, seed.as_slice()),
-            snapshot: blake3::derive_key(SNAPSHOT_CONTEXT, seed.as_slice()),
+            snapshot: Some(blake3::derive_key(SNAPSHOT_CONTEXT, seed.as_slice())),
         }
     }
 
-    /// RELAY-8: the authentication tag of snapshot bytes (keyed BLAKE3).
-    pub(crate) fn snapshot_tag(&self, bytes: &[u8]) -> [u8; 32] {
-        *blake3::keyed_hash(&self.snapshot, bytes).as_bytes()
+    /// REP-70: the mark key of a device replica, from the device's signing key: marks the
+    /// items whose signatures this device verified, so that opening its store again does not
+    /// verify them again. It authenticates no snapshot: a device keeps none.
+    pub fn for_device(device: &SigningKey) -> Self {
+        let seed = device.seed();
+        MarkKey {
+            key: blake3::derive_key(DEVICE_CONTEXT, seed.as_slice()),
+            snapshot: None,
+        }
+    }
+
+    /// RELAY-8: the authentication tag of snapshot bytes (keyed BLAKE3); `None` for a
+    /// device's key.
+    pub(crate) fn snapshot_tag(&self, bytes: &[u8]) -> Option<[u8; 32]> {
+        let key = self.snapshot.as_ref()?;
+        Some(*blake3::keyed_hash(key, bytes).as_bytes())
     }
 
     /// RELAY-8: whether `tag` was made by this relay for exactly `bytes` (constant time).
     pub(crate) fn snapshot_tag_holds(&self, bytes: &[u8], tag: &[u8; 32]) -> bool {
-        blake3::keyed_hash(&self.snapshot, bytes) == blake3::Hash::from_bytes(*tag)
+        self.snapshot
+            .as_ref()
+            .is_some_and(|key| blake3::keyed_hash(key, bytes) == blake3::Hash::from_bytes(*tag))
     }
 
     /// The mark of the item whose content address is `hash`.
@@ -100,5 +122,11 @@ mod tests {
             mark,
             "relays sharing an identity make the same marks"
         );
+        let device = MarkKey::for_device(&SigningKey::from_seed(&[7; 32]));
+        assert!(
+            !device.holds(&a, &mark),
+            "a device's marks and a relay's differ over one seed (REP-70)"
+        );
+        assert!(!key.holds(&a, &device.mark(&a)));
     }
 }

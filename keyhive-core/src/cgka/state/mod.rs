@@ -279,6 +279,18 @@ impl Cgka {
         let init = init
             .verify()
             .map_err(|e| InitError::Receive(ReceiveError::Signature(e)))?;
+        Self::from_verified_init(binding, init, owner, authority)
+    }
+
+    /// As [`Cgka::from_init`] for an init whose signature the caller already checked
+    /// (`verify_strict`, e.g. at admission, ADM-2): every other rule applies alike.
+    pub fn from_verified_init(
+        binding: &InitBinding,
+        init: CgkaOp,
+        owner: Option<&Device>,
+        authority: &dyn CgkaAuthority,
+    ) -> Result<Self, InitError> {
+        check_body(&init).map_err(|e| InitError::Receive(ReceiveError::Structure(e)))?;
         binding.check(&init).map_err(InitError::Binding)?;
         let CgkaBody::Init { prekey, .. } = &init.body else {
             return Err(InitError::Binding(InitBindingError::NotInit));
