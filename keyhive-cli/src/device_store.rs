@@ -41,6 +41,7 @@ pub fn create(home: &Home, device: Device) -> Result<()> {
 /// Saves the key store atomically with mode 0600.
 pub fn save(home: &Home, store: &KeyStore) -> Result<()> {
     home.ensure()?;
+    crate::debug_trace::trace("keys", "key store saved whole");
     let path = home.path(DEVICE_FILE);
     keystore::save(store, &path).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -111,6 +111,14 @@ impl Session {
         let keys = device_store::load(&home)?;
         let store = Arc::new(open_store(&home)?);
         let replica = Replica::open(keys.device().clone(), store.clone())?;
+        let stats = replica.open_stats();
+        crate::debug_trace::trace(
+            "open",
+            &format!(
+                "replayed {} items: {} marked before, {} verified and marked now (REP-70)",
+                stats.items, stats.marked, stats.verified
+            ),
+        );
         Self::assemble(home, out, keys, store, replica)
     }
 

@@ -148,7 +148,9 @@ pub fn create_document(
     };
     s.replica.write(doc, &meta.to_record())?;
     s.reread_metadata(doc)?;
-    s.save()?;
+    // Not saved here: the new key-agreement secrets are already durable (KEYS-11, KEYS-12),
+    // and saving the whole key store per document made `folder push` of many files cost
+    // the size of the key store for each; the command saves once, at its end.
     Ok(doc)
 }
 
@@ -160,6 +162,7 @@ pub fn create_and_print(
     folder: Option<&str>,
 ) -> Result<()> {
     let doc = create_document(s, name, kind, folder)?;
+    s.save()?;
     let label = match kind {
         MetadataKind::Folder => "folder",
         MetadataKind::Document => "document",

@@ -141,11 +141,16 @@ pub fn save(store: &KeyStore, path: &Path) -> Result<(), FileError> {
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    Ok(result?)
+    result?;
+    // KEYS-12: the journal extended the file just replaced, so it is stale (ignored on load)
+    // whether or not it can be removed now.
+    let _ = super::journal::remove(path);
+    Ok(())
 }
 
 /// Loads the key store from `path`, refusing files others can read (KEYS-3) and files that fail
-/// their integrity check (KEYS-7); a version-1 file is rewritten as version 2.
+/// their integrity check (KEYS-7), with the secrets its journal holds applied (KEYS-12); a
+/// version-1 file is rewritten as version 2.
 pub fn load(path: &Path) -> Result<KeyStore, FileError> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
@@ -165,9 +170,15 @@ pub fn load(path: &Path) -> Result<KeyStore, FileError> {
     if bytes.len() > MAX_KEYSTORE_LEN {
         return Err(FileError::TooLarge);
     }
-    let (store, format) = decode_file(&bytes)?;
-    if format == Format::Legacy {
-        save(&store, path)?;
+    let (mut store, format) = decode_file(&bytes)?;
+    match format {
+        Format::Legacy => save(&store, path)?,
+        Format::Checked => {
+            let check: [u8; CHECK_LEN] = bytes[bytes.len() - CHECK_LEN..]
+                .try_into()
+                .map_err(|_| FileError::Integrity)?;
+            super::journal::replay(path, &check, &mut store)?;
+        }
     }
     Ok(store)
 }

@@ -65,6 +65,47 @@ impl SignedPayload for KeyStoreFile {
     const MAX_LEN: usize = MAX_KEYSTORE_LEN;
 }
 
+/// KEYS-12: one journal record: some documents' secrets, each replacing what was held.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct SecretsRecord {
+    documents: Vec<DocumentSecrets>,
+}
+
+impl SignedPayload for SecretsRecord {
+    const TAG: &'static str = "keyhive/keystore-record";
+    const VERSION: u8 = 1;
+    const MAX_LEN: usize = MAX_KEYSTORE_LEN;
+}
+
+impl DocumentSecrets {
+    fn of(document: &DocumentId, secrets: &CgkaSecrets) -> Self {
+        DocumentSecrets {
+            document: *document.public_key().as_bytes(),
+            node_keys: secrets.node_keys.iter().map(|k| **k).collect(),
+            epochs: secrets
+                .epochs
+                .iter()
+                .map(|(h, k)| (h.0, *k.expose()))
+                .collect(),
+        }
+    }
+
+    fn to_entry(&self) -> (DocumentId, CgkaSecrets) {
+        let secrets = CgkaSecrets {
+            node_keys: self.node_keys.iter().map(|k| Zeroizing::new(*k)).collect(),
+            epochs: self
+                .epochs
+                .iter()
+                .map(|(h, k)| (Hash(*h), SymmetricKey::from_bytes(*k)))
+                .collect(),
+        };
+        (
+            DocumentId(crate::crypto::signing::PublicKey(self.document)),
+            secrets,
+        )
+    }
+}
+
 impl KeyStore {
     /// A key store holding `device` and no CGKA secrets.
     pub fn new(device: Device) -> Self {
@@ -114,14 +155,32 @@ impl KeyStore {
             documents: self
                 .cgka
                 .iter()
-                .map(|(doc, s)| DocumentSecrets {
-                    document: *doc.public_key().as_bytes(),
-                    node_keys: s.node_keys.iter().map(|k| **k).collect(),
-                    epochs: s.epochs.iter().map(|(h, k)| (h.0, *k.expose())).collect(),
-                })
+                .map(|(doc, s)| DocumentSecrets::of(doc, s))
                 .collect(),
         };
         Zeroizing::new(encode_tagged(&file))
+    }
+
+    /// KEYS-12: the journal record of `documents`' secrets as held here (those it holds none
+    /// for are left out).
+    pub(crate) fn record_bytes(&self, documents: &[DocumentId]) -> Zeroizing<Vec<u8>> {
+        let record = SecretsRecord {
+            documents: documents
+                .iter()
+                .filter_map(|d| self.cgka.get(d).map(|s| DocumentSecrets::of(d, s)))
+                .collect(),
+        };
+        Zeroizing::new(encode_tagged(&record))
+    }
+
+    /// KEYS-12: applies a journal record: each document's secrets replace those held.
+    pub(crate) fn apply_record(&mut self, bytes: &[u8]) -> Result<(), KeyStoreDecodeError> {
+        let record: SecretsRecord = decode_tagged(bytes)?;
+        for doc in &record.documents {
+            let (document, secrets) = doc.to_entry();
+            self.cgka.insert(document, secrets);
+        }
+        Ok(())
     }
 
     /// KEYS-2: decodes canonical key-store bytes.
@@ -135,21 +194,11 @@ impl KeyStore {
                 .collect(),
             file.name.clone(),
         );
-        let mut cgka = BTreeMap::new();
-        for doc in &file.documents {
-            let secrets = CgkaSecrets {
-                node_keys: doc.node_keys.iter().map(|k| Zeroizing::new(*k)).collect(),
-                epochs: doc
-                    .epochs
-                    .iter()
-                    .map(|(h, k)| (Hash(*h), SymmetricKey::from_bytes(*k)))
-                    .collect(),
-            };
-            cgka.insert(
-                DocumentId(crate::crypto::signing::PublicKey(doc.document)),
-                secrets,
-            );
-        }
+        let cgka = file
+            .documents
+            .iter()
+            .map(DocumentSecrets::to_entry)
+            .collect();
         Ok(KeyStore { device, cgka })
     }
 }

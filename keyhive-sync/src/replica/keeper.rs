@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use keyhive_core::cgka::CgkaSecrets;
 use keyhive_core::identity::{Device, DocumentId};
-use keyhive_core::keystore::{self, FileError, KeyStore};
+use keyhive_core::keystore::{self, FileError, Journal, KeyStore};
 
 /// KEYS-11: where a replica keeps its key-agreement secrets ([`super::Replica::keep_secrets_with`]).
 pub trait SecretKeeper: Send {
@@ -20,11 +20,13 @@ pub trait SecretKeeper: Send {
 }
 
 /// A [`SecretKeeper`] over a key store file (KEYS-3: mode 0600, replaced atomically; KEYS-7:
-/// integrity check): the device and every document's key-agreement secrets, saved whole each
-/// time something is kept.
+/// integrity check): the device and every document's key-agreement secrets. What is kept is
+/// appended to the file's journal (KEYS-12), and the file saved whole once the journal has
+/// grown past it.
 pub struct KeyFile {
     path: PathBuf,
     keys: KeyStore,
+    journal: Journal,
 }
 
 impl std::fmt::Debug for KeyFile {
@@ -32,6 +34,7 @@ impl std::fmt::Debug for KeyFile {
         f.debug_struct("KeyFile")
             .field("path", &self.path)
             .field("keys", &self.keys)
+            .field("journal", &self.journal)
             .finish()
     }
 }
@@ -42,7 +45,11 @@ impl KeyFile {
     pub fn load(path: impl AsRef<Path>) -> Result<KeyFile, FileError> {
         let path = path.as_ref().to_path_buf();
         let keys = keystore::load(&path)?;
-        Ok(KeyFile { path, keys })
+        Ok(KeyFile {
+            path,
+            keys,
+            journal: Journal::default(),
+        })
     }
 
     /// Writes a new key store holding `device` at `path`, replacing any file there.
@@ -50,7 +57,11 @@ impl KeyFile {
         let path = path.as_ref().to_path_buf();
         let keys = KeyStore::new(device);
         keystore::save(&keys, &path)?;
-        Ok(KeyFile { path, keys })
+        Ok(KeyFile {
+            path,
+            keys,
+            journal: Journal::default(),
+        })
     }
 
     /// Keeps into `path` from `keys`, which the caller read from (or saved to) that file.
@@ -58,6 +69,7 @@ impl KeyFile {
         KeyFile {
             path: path.as_ref().to_path_buf(),
             keys,
+            journal: Journal::default(),
         }
     }
 
@@ -69,9 +81,10 @@ impl KeyFile {
 
 impl SecretKeeper for KeyFile {
     fn keep(&mut self, secrets: Vec<(DocumentId, CgkaSecrets)>) -> Result<(), FileError> {
+        let documents: Vec<DocumentId> = secrets.iter().map(|(d, _)| *d).collect();
         for (document, s) in secrets {
             self.keys.set_cgka_secrets(document, s);
         }
-        keystore::save(&self.keys, &self.path)
+        self.journal.keep(&self.keys, &self.path, &documents)
     }
 }
