@@ -107,8 +107,8 @@ fn a_device_that_filled_its_quota_alone_can_still_share() {
     json(&alice, &["doc", "create", "notes.txt"]);
     // More documents than the relay answers errors before it hangs up (SYNC-13: 16): each is
     // pushed on its own, and each push past the quota was an error. Half are in a folder, so
-    // each of those pushes holds a grant (the document's placement in the folder, SYNC-104a),
-    // which does not end Alice's being a stranger: pushes alternate between the two kinds.
+    // each of those pushes holds a grant (the document's placement in the folder), which is no
+    // grant to another device (SYNC-104a): pushes alternate between the two kinds.
     json(&alice, &["folder", "create", "Drafts"]);
     for n in 0..20 {
         json(&alice, &["doc", "create", &format!("draft-{n}.txt")]);
@@ -192,4 +192,50 @@ fn a_file_over_a_strangers_quota_is_sent_about_once() {
     let refused = row["refused"].as_u64().unwrap();
     // The file's pieces (192 KiB each) and its manifest and op, at most.
     assert!(refused > 0 && refused <= 40, "each refused once: {row}");
+}
+
+/// SYNC-104a with many documents filed in a folder of one's own: filing a document is a grant
+/// of it to the folder, which makes no other device hold anything, so it is no way out of being
+/// a stranger and takes no room past the quota. Before, it counted as sharing: a stranger with
+/// 40 filed documents spent the whole room past its quota (64 items) on them, so its grant to
+/// Bob was refused and Bob never read the document; and every sync sent the filed documents'
+/// ops again at the stranger's paced rate (a home of 3,300 filed documents: each sync took
+/// over a minute and delivered nothing).
+#[test]
+fn a_stranger_with_many_filed_documents_can_still_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let small: [&OsStr; 2] = ["--stranger-quota".as_ref(), "10,1000000".as_ref()];
+    let relay = RelayProcess::start(&dir.path().join("relay"), &small);
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+        json(home, &["relay", "add", &relay.url]);
+    }
+    json(&alice, &["folder", "create", "Drafts"]);
+    let files = dir.path().join("drafts");
+    std::fs::create_dir_all(&files).unwrap();
+    for n in 0..40 {
+        std::fs::write(files.join(format!("filed-{n}.txt")), format!("draft {n}")).unwrap();
+    }
+    json(
+        &alice,
+        &["folder", "push", "Drafts", files.to_str().unwrap()],
+    );
+    json(&alice, &["doc", "create", "notes.txt"]);
+    let last = six_versions(dir.path(), &alice);
+    for _ in 0..2 {
+        let sync = json(&alice, &["sync"]);
+        assert!(sync[0]["error"].is_null(), "{sync}");
+        assert!(sync[0]["refused"].as_u64().unwrap() > 0, "{sync}");
+    }
+
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&alice, &["grant", "notes.txt", "Bob", "--access", "read"]);
+    let shared = json(&alice, &["sync"]);
+    assert!(shared[0]["error"].is_null(), "{shared}");
+    json(&bob, &["contact", "add", &card(&alice)]);
+    json(&bob, &["sync"]);
+    let read = keyhive(&bob).args(["get", "notes.txt"]).output().unwrap();
+    assert!(read.status.success(), "{read:?}");
+    assert_eq!(String::from_utf8(read.stdout).unwrap(), last);
 }

@@ -295,10 +295,11 @@ async fn ops_with_missing_parents_are_not_kept() {
     relay.shutdown().await.expect("shutdown");
 }
 
-/// SYNC-104a: past its quota, a stranger's push that grants a subject to another agent gets
+/// SYNC-104a: past its quota, a stranger's push that grants a subject to another device gets
 /// that subject's auth ops in (the grant and its causal past), and nothing else: new subjects
-/// smuggled beside the grant are refused by the quota as before, and grants that do not end
-/// its being a stranger get at most 64 items in.
+/// smuggled beside the grant are refused by the quota as before, at most 64 such items get in
+/// past the quota, and a grant to a group of its own (which makes no other device hold
+/// anything) takes no room past it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_its_quota_a_stranger_gets_only_its_grant_in() {
     let store = Arc::new(MemoryStore::new());
@@ -331,55 +332,52 @@ async fn past_its_quota_a_stranger_gets_only_its_grant_in() {
     first.extend(geneses(2));
     let outcomes = session.push(&first).await.expect("push");
     assert!(outcomes.iter().all(|o| matches!(o, PushOutcome::Stored)));
-    match session.push(&geneses(1)).await {
+    let quota_exceeded = |answer: Result<Vec<PushOutcome>, SessionError>| match answer {
         Err(SessionError::Remote(e)) => assert_eq!(e.code, ErrorCode::QuotaExceeded),
         other => panic!("expected QuotaExceeded, got {other:?}"),
-    }
+    };
+    quota_exceeded(session.push(&geneses(1)).await);
 
-    // A grant of the document to a group, beside ten new subjects.
-    let grant = replica
+    let item_of = |replica: &Replica<MemoryStore>, hash| {
+        all_items(replica)
+            .into_iter()
+            .find(|i| i.hash() == hash)
+            .expect("item")
+    };
+    // A grant of the document to a group of its own, beside a new subject: no way out.
+    let to_group = replica
         .grant(&doc.0, AgentId::Group(team), Access::Read)
         .expect("grant");
-    let grant_item = all_items(&replica)
-        .into_iter()
-        .find(|i| i.hash() == grant)
-        .expect("grant item");
-    let mut push = vec![grant_item];
-    push.extend(geneses(10));
-    let outcomes = session.push(&push).await.expect("push");
-    assert_eq!(outcomes[0], PushOutcome::Stored, "the grant gets in");
-    assert!(
-        outcomes[1..]
-            .iter()
-            .all(|o| matches!(o, PushOutcome::Refused(r) if r.contains("quota"))),
-        "{outcomes:?}"
-    );
-    assert_eq!(store.subjects().expect("subjects").len(), 3);
+    let mut push = vec![item_of(&replica, to_group)];
+    push.extend(geneses(1));
+    quota_exceeded(session.push(&push).await);
 
-    // Grants to groups of its own do not end its being a stranger, so it could go on: past
-    // its quota a key stores at most 64 such items in all, less than a fresh key may.
-    let mut grants = Vec::new();
-    for _ in 0..100 {
-        let group = replica.create_group().expect("group");
-        grants.push(
-            replica
-                .grant(&doc.0, AgentId::Group(group), Access::Read)
-                .expect("grant"),
-        );
-    }
-    let items = all_items(&replica);
-    let push: Vec<Item> = grants
-        .iter()
-        .map(|g| items.iter().find(|i| i.hash() == *g).expect("item").clone())
+    // Grants of the document to 100 other devices, beside ten new subjects: 64 get in past
+    // the quota (the group grant they follow first), the new subjects do not.
+    let grants: Vec<Item> = (0..100)
+        .map(|_| {
+            let other = Device::generate(None);
+            let grant = replica
+                .grant(&doc.0, AgentId::Individual(other.id()), Access::Read)
+                .expect("grant");
+            item_of(&replica, grant)
+        })
         .collect();
+    let mut push = vec![item_of(&replica, to_group)];
+    push.extend(grants);
+    push.extend(geneses(10));
     let outcomes = session.push(&push).await.expect("push");
     let stored = outcomes
         .iter()
         .filter(|o| matches!(o, PushOutcome::Stored))
         .count();
-    assert_eq!(
-        stored, 63,
-        "64 past the quota in all, the first grant included"
+    assert_eq!(stored, 64, "64 past the quota in all: {outcomes:?}");
+    assert!(
+        outcomes[outcomes.len() - 10..]
+            .iter()
+            .all(|o| matches!(o, PushOutcome::Refused(r) if r.contains("quota"))),
+        "{outcomes:?}"
     );
+    assert_eq!(store.subjects().expect("subjects").len(), 3);
     relay.shutdown().await.expect("shutdown");
 }

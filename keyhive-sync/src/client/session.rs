@@ -596,7 +596,7 @@ impl Session {
             Some(_) => {
                 let sharing: Vec<_> = items
                     .iter()
-                    .filter(|i| crate::policy::stranger::grants_to_another(i, &self.device))
+                    .filter(|i| crate::policy::stranger::grants_to_another_device(i, &self.device))
                     .map(Item::subject)
                     .collect();
                 (0..items.len())
@@ -616,9 +616,9 @@ impl Session {
         match self.push(&sent).await {
             Ok(answers) => {
                 // A grant got in: this key may no longer be a stranger, so the next push is
-                // sent whole, at most QUOTA_PROBES times a session (a grant to a group of its
-                // own does not end it, and each probe that finds the quota still used up
-                // costs an error, SYNC-13).
+                // sent whole, at most QUOTA_PROBES times a session (a grant the capability
+                // rules refuse does not end it, and each probe that finds the quota still used
+                // up costs an error, SYNC-13).
                 if latched && self.quota_probes.fetch_add(1, Ordering::Relaxed) < QUOTA_PROBES {
                     *self.quota_note() = None;
                 }

@@ -178,7 +178,7 @@ impl Guards {
         true
     }
 
-    /// SYNC-104a: takes room for an auth op of a subject the push grants to another agent:
+    /// SYNC-104a: takes room for an auth op of a subject the push grants to another device:
     /// within the quota as usual, past it for at most [`PAST_QUOTA_MAX`] items per key, so that
     /// a key never stores more than a fresh key could.
     pub(crate) fn take_for_sharing(&self, reservation: &Reservation, bytes: usize) -> bool {

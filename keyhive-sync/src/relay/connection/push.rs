@@ -81,7 +81,7 @@ impl Conn {
             None => BTreeSet::new(),
             Some(_) => items
                 .iter()
-                .filter(|w| crate::policy::stranger::wire_grants_to_another(w, &self.peer))
+                .filter(|w| crate::policy::stranger::wire_grants_to_another_device(w, &self.peer))
                 .map(|w| w.subject)
                 .collect(),
         };
