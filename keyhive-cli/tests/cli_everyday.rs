@@ -259,3 +259,42 @@ fn grant_to_itself_and_revoke_of_nothing_are_refused_clearly() {
     let err = fails(&home, &["revoke", "Team", "me"]);
     assert!(err.contains("me holds no grant on Team to revoke"), "{err}");
 }
+
+/// The same grant again writes nothing: it says the agent already holds that level by this
+/// device's grant and names that op (`unchanged` in `--json`). Before, each repeat wrote one
+/// more delegation granting nothing new, and `revoke` then had one more op to write. A
+/// different level, or the same level after a revocation, is a new grant.
+#[test]
+fn the_same_grant_twice_writes_one_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = alice_knows_bob(dir.path());
+    json(&alice, &["doc", "create", "plan.txt"]);
+    let first = json(&alice, &["grant", "plan.txt", "Bob", "--access", "read"]);
+    assert_eq!(first["unchanged"], false, "{first}");
+    let again = json(&alice, &["grant", "plan.txt", "Bob", "--access", "read"]);
+    assert_eq!(again["unchanged"], true, "{again}");
+    assert_eq!(again["op"], first["op"], "{again}");
+    let text = keyhive(&alice)
+        .args(["grant", "plan.txt", "Bob", "--access", "read"])
+        .output()
+        .unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("Bob already holds read on plan.txt by this device's grant"),
+        "{text}"
+    );
+    let members = json(&alice, &["members", "plan.txt"]).to_string();
+    assert!(members.contains("Bob"), "{members}");
+    let upgraded = json(&alice, &["grant", "plan.txt", "Bob", "--access", "write"]);
+    assert_eq!(upgraded["unchanged"], false, "{upgraded}");
+    let revoked = json(&alice, &["revoke", "plan.txt", "Bob"]);
+    assert_eq!(
+        revoked["ops"].as_array().map(Vec::len),
+        Some(2),
+        "{revoked}"
+    );
+    let regranted = json(&alice, &["grant", "plan.txt", "Bob", "--access", "read"]);
+    assert_eq!(regranted["unchanged"], false, "{regranted}");
+    assert_ne!(regranted["op"], first["op"]);
+}

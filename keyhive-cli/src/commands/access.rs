@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 use keyhive_core::Hash;
 use keyhive_core::capability::{Access, Action, AgentId, AnyVerified, Explanation, Reason};
+use keyhive_core::crypto::signing::PublicKey;
 use serde_json::json;
 
 use crate::names::shown;
@@ -24,16 +25,51 @@ pub fn grant(s: &mut Session, subject: &str, agent: &str, access: Access) -> Res
             shown(subject)
         );
     }
-    let op = s.replica.grant(&subject_key, who, access)?;
-    s.save()?;
+    // The same grant again would be one more op granting nothing (and one more to revoke).
+    let standing = standing_grant(s, &subject_key, who, access);
+    let op = match standing {
+        Some(op) => op,
+        None => {
+            let op = s.replica.grant(&subject_key, who, access)?;
+            s.save()?;
+            op
+        }
+    };
     let (sn, an) = (
         shown(&s.name_of(&subject_key)),
         shown(&s.name_of(&agent_key(&who))),
     );
     s.out.emit(
-        &json!({"op": op.to_string(), "subject": subject_key.to_string(), "agent": who.public_key().to_string(), "access": access.to_string()}),
-        || println!("Granted {access} on {sn} to {an} (op {op})"),
+        &json!({"op": op.to_string(), "subject": subject_key.to_string(), "agent": who.public_key().to_string(), "access": access.to_string(), "unchanged": standing.is_some()}),
+        || match standing {
+            Some(_) => println!(
+                "{an} already holds {access} on {sn} by this device's grant (op {op}); nothing written"
+            ),
+            None => println!("Granted {access} on {sn} to {an} (op {op})"),
+        },
     )
+}
+
+/// A grant of exactly `access` on `subject` to `agent`, without an end, that this device
+/// issued and that grants now.
+fn standing_grant(
+    s: &Session,
+    subject: &PublicKey,
+    agent: AgentId,
+    access: Access,
+) -> Option<Hash> {
+    let me = s.replica.device().id().0;
+    let checker = s.replica.checker();
+    checker
+        .delegations_to(subject, agent)
+        .into_iter()
+        .find(|hash| match checker.op(hash) {
+            Some(AnyVerified::Auth(op)) => {
+                op.payload().issuer == me
+                    && matches!(op.payload().body.action, Action::Delegate { access: a, .. } if a == access)
+            }
+            _ => false,
+        })
 }
 
 /// Revokes every delegation of `agent` on `subject`.
