@@ -503,6 +503,18 @@ impl Session {
         match found.as_slice() {
             [one] => Ok(*one),
             [] => {
+                let removed: Vec<String> = self
+                    .metas()?
+                    .iter()
+                    .filter(|(_, meta)| meta.removed && meta.name == name_or_id)
+                    .map(|(doc, _)| doc.to_string()[..12].to_owned())
+                    .collect();
+                if !removed.is_empty() {
+                    bail!(
+                        "{name_or_id:?} was removed (`keyhive doc rm`, REP-51); its history stays: name it by its id ({})",
+                        removed.join(", ")
+                    );
+                }
                 let mut known: Vec<String> = metas.into_iter().map(|(_, name)| name).collect();
                 known.extend(self.group_names()?.all());
                 bail!(

@@ -221,8 +221,16 @@ fn rep50_rep51_deletions_and_renames_propagate() {
         .find(|r| r["name"] == "gone.txt")
         .unwrap();
     assert_eq!(gone["kind"], "removed", "{ls}");
+    // Its name no longer answers, and the error says why and how to reach it (before: only
+    // "unknown name", beside `ls` listing that very name as removed).
     let err = fails(&bob, &["get", "gone.txt"]);
-    assert!(err.contains("unknown name"), "{err}");
+    let id = gone["id"].as_str().unwrap();
+    assert!(
+        err.contains("\"gone.txt\" was removed") && err.contains(&id[..12]),
+        "{err}"
+    );
+    let read = json(&bob, &["get", &id[..12], "--out", "/dev/null"]);
+    assert!(read.is_object(), "{read}");
 
     // `doc rename` and `doc rm` by hand, pulled by the other side.
     json(&bob, &["doc", "rename", "stay.txt", "notes/stay.txt"]);
