@@ -152,7 +152,15 @@ pub(super) fn replay(
         Err(e) => return Err(e.into()),
     };
     let bytes = read_bounded(file, &journal)?;
-    walk(&bytes, base, |record| Ok(store.apply_record(record)?))?;
+    apply_journal(&bytes, base, store)
+}
+
+/// KEYS-12: applies the records of journal `bytes` to `store`, the key store read from the
+/// file whose KEYS-7 check is `base`: nothing if the journal extends another file (stale) or
+/// its header is cut short; a record cut short at the end is ignored; a damaged one is
+/// [`FileError::Integrity`]. What `keystore::load` does with the journal it finds.
+pub fn apply_journal(bytes: &[u8], base: &[u8; 32], store: &mut KeyStore) -> Result<(), FileError> {
+    walk(bytes, base, |record| Ok(store.apply_record(record)?))?;
     Ok(())
 }
 
