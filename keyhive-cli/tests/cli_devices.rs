@@ -230,3 +230,54 @@ fn device_join_finds_the_group_it_was_linked_into() {
     assert_eq!(joined["group"], group.as_str(), "{joined}");
     relay.stop();
 }
+
+/// PERSON-7: what others shared with a device before it was linked reaches the person's other
+/// devices once they are linked, at the level shared: Bob granted Alice's laptop (he knew only
+/// its plain card) read on a document and write in his team; after Alice links her phone, the
+/// phone reads the document and, through the team, Bob's folder, but may not write the
+/// document. Before, the phone saw none of it. When Bob revokes the laptop, the phone loses
+/// the document too (the laptop's grant to the person group fell with it, CAP-13): it does not
+/// read what Bob writes next. (It is not told: the relay serves a removed device the ops that
+/// removed it only when a delegation named it, REP-30, and the phone's named its group.)
+#[test]
+fn what_others_shared_with_a_device_reaches_the_devices_linked_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let laptop = device(dir.path(), "laptop", &relay);
+    let phone = device(dir.path(), "phone", &relay);
+    let bob = device(dir.path(), "Bob", &relay);
+    json(&bob, &["contact", "add", &card(&laptop), "--name", "Alice"]);
+    json(&bob, &["doc", "create", "plan.txt"]);
+    put(&bob, dir.path(), "plan.txt", "the plan");
+    json(&bob, &["grant", "plan.txt", "Alice", "--access", "read"]);
+    json(&bob, &["group", "create", "Team"]);
+    json(&bob, &["grant", "Team", "Alice", "--access", "write"]);
+    json(&bob, &["folder", "create", "Shared"]);
+    json(&bob, &["grant", "Shared", "Team", "--access", "write"]);
+    json(&bob, &["doc", "create", "notes.txt", "--folder", "Shared"]);
+    put(&bob, dir.path(), "notes.txt", "team notes");
+    sync_all(&[&bob, &laptop]);
+    assert_eq!(get(&laptop, "plan.txt").as_deref(), Some("the plan"));
+
+    let added = json(&laptop, &["device", "add", &card(&phone)]);
+    assert_eq!(added["passed_on"], 2, "the document and the team: {added}");
+    let group = added["group"].as_str().unwrap().to_owned();
+    json(&laptop, &["sync"]);
+    json(&phone, &["sync"]);
+    json(&phone, &["device", "join", &group]);
+    sync_all(&[&laptop, &phone]);
+    assert_eq!(get(&phone, "plan.txt").as_deref(), Some("the plan"));
+    assert_eq!(get(&phone, "notes.txt").as_deref(), Some("team notes"));
+    let file = dir.path().join("phone-edit.txt");
+    std::fs::write(&file, "the phone's plan").unwrap();
+    let err = fails(&phone, &["put", "plan.txt", file.to_str().unwrap()]);
+    assert!(err.contains("write"), "read was passed on, not more: {err}");
+
+    json(&bob, &["revoke", "plan.txt", "Alice"]);
+    put(&bob, dir.path(), "plan.txt", "the plan, after Alice");
+    sync_all(&[&bob, &laptop, &phone]);
+    assert_eq!(get(&phone, "plan.txt").as_deref(), Some("the plan"));
+    assert_eq!(get(&laptop, "plan.txt").as_deref(), Some("the plan"));
+    let members = json(&bob, &["members", "plan.txt"]).to_string();
+    assert!(!members.contains(&group), "{members}");
+}

@@ -83,6 +83,60 @@ fn give_creations_to_person(s: &mut Session) -> Result<usize> {
     Ok(given)
 }
 
+/// PERSON-7: gives the person group what others shared with this device directly (a
+/// delegation naming this device, issued by another key), at the level this device holds, on
+/// every group, folder and document the group does not hold at that level yet: a reader may
+/// share read, a writer write (CAP-8), and a revocation of this device's grant takes the
+/// group's with it (CAP-13). Groups first, then folders, then documents. Returns how many.
+fn give_shares_to_person(s: &mut Session) -> Result<usize> {
+    let Some(group) = s.person else {
+        return Ok(0);
+    };
+    let me = s.replica.device().id();
+    let metas = s.metas()?.clone();
+    let profiles = s.group_names()?.shared.profiles.clone();
+    let mut shared: Vec<(u8, PublicKey, Access)> = {
+        let checker = s.replica.checker();
+        checker
+            .subjects()
+            .filter_map(|subject| {
+                let info = checker.subject_info(subject)?;
+                if info.creator == me || info.conflicted || *subject == group.0 {
+                    return None;
+                }
+                let document = DocumentId(*subject);
+                let rank = match info.kind {
+                    SubjectKind::Group => 0,
+                    SubjectKind::Document if profiles.contains(&document) => return None,
+                    SubjectKind::Document => match metas.get(&document) {
+                        Some(m) if m.kind == MetadataKind::Folder => 1,
+                        _ => 2,
+                    },
+                };
+                let level = checker
+                    .direct_members(subject)
+                    .get(&AgentId::Individual(me))?
+                    .access;
+                Some((rank, *subject, level))
+            })
+            .collect()
+    };
+    shared.sort();
+    let mut given = 0;
+    for (_, subject, level) in shared {
+        // Given already, or reached through a folder or group given just before.
+        if s.replica
+            .checker()
+            .can(AgentId::Group(group), level, &subject)
+        {
+            continue;
+        }
+        s.replica.grant(&subject, AgentId::Group(group), level)?;
+        given += 1;
+    }
+    Ok(given)
+}
+
 /// `keyhive device add CARD [--name NAME]`: links another device of this person.
 pub fn add(s: &mut Session, card: &str, name: Option<String>) -> Result<()> {
     let line = if card
@@ -107,17 +161,16 @@ pub fn add(s: &mut Session, card: &str, name: Option<String>) -> Result<()> {
         .replica
         .grant(&group.0, AgentId::Individual(contact.id), Access::Admin)?;
     let shared = give_creations_to_person(s)?;
+    let passed = give_shares_to_person(s)?;
     s.replica.prepare_all()?;
     s.contacts.save(&s.home)?;
     s.save()?;
     let (device, group) = (contact.id.to_string(), group.to_string());
     s.out.emit(
-        &json!({"device": device, "name": contact.name, "group": group, "op": op.to_string(), "shared": shared}),
+        &json!({"device": device, "name": contact.name, "group": group, "op": op.to_string(), "shared": shared, "passed_on": passed}),
         || {
             println!("Linked device {} ({device}) into your person group {group}", contact.name);
-            if shared > 0 {
-                println!("Your {shared} groups, folders and documents created here now reach all your devices");
-            }
+            print_given(shared, passed);
             println!("Next: `keyhive sync` here, then on that device `keyhive sync` and `keyhive device join {group}`");
         },
     )
@@ -145,15 +198,40 @@ pub fn join(s: &mut Session, group: Option<&str>) -> Result<()> {
     person::save(&s.home, group)?;
     s.person = Some(group);
     let shared = give_creations_to_person(s)?;
+    let passed = give_shares_to_person(s)?;
     s.replica.prepare_all()?;
     s.save()?;
     let group = group.to_string();
-    s.out.emit(&json!({"group": group, "shared": shared}), || {
-        println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card");
-        if shared > 0 {
-            println!("Your {shared} groups, folders and documents created here now reach all your devices; `keyhive sync` sends them");
-        }
-    })
+    s.out.emit(
+        &json!({"group": group, "shared": shared, "passed_on": passed}),
+        || {
+            println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card");
+            print_given(shared, passed);
+            if shared + passed > 0 {
+                println!("`keyhive sync` sends them");
+            }
+        },
+    )
+}
+
+/// What linking gave the person group (PERSON-6, PERSON-7), as a person reads it.
+fn print_given(created: usize, passed: usize) {
+    let things = |n: usize| match n {
+        1 => "1 group, folder or document".to_owned(),
+        n => format!("{n} groups, folders and documents"),
+    };
+    if created > 0 {
+        println!(
+            "The {} created here now reach all your devices",
+            things(created)
+        );
+    }
+    if passed > 0 {
+        println!(
+            "The {} others shared with this device now reach all your devices, at the level shared",
+            things(passed)
+        );
+    }
 }
 
 /// `device join` without a group: the one group another device made this device a direct
