@@ -16,6 +16,7 @@ mod home;
 mod lookup;
 mod name_index;
 mod names;
+mod out_file;
 mod output;
 mod passphrase;
 mod person;

@@ -82,3 +82,57 @@ fn rep61_get_by_id_reads_as_a_full_open() {
     let unknown = "ab".repeat(32);
     assert!(fails(&home, &["get", &unknown]).contains("no group, folder or document"));
 }
+
+/// `get --out PATH` replaces a regular file atomically, through a symbolic link to its target
+/// (the link stays), and writes into anything else that exists (a FIFO here, a device such as
+/// `/dev/null`) instead of replacing it. Before, run as root, `get --out /dev/null` renamed a
+/// regular file over the device node; a FIFO or a link was replaced the same way.
+#[cfg(unix)]
+#[test]
+fn get_out_writes_into_a_fifo_and_through_a_link_never_replacing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    json(&home, &["init", "--name", "alice"]);
+    json(&home, &["doc", "create", "todo.txt"]);
+    let file = dir.path().join("in.txt");
+    std::fs::write(&file, "the bytes").unwrap();
+    json(&home, &["put", "todo.txt", file.to_str().unwrap()]);
+
+    // The link first: before the fix the FIFO's reader would wait forever, not fail.
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "old").unwrap();
+    let link = dir.path().join("link.txt");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    json(&home, &["get", "todo.txt", "--out", link.to_str().unwrap()]);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"the bytes");
+
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    json(&home, &["get", "todo.txt", "--out", fifo.to_str().unwrap()]);
+    assert_eq!(reader.join().unwrap(), b"the bytes");
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+        "still a FIFO"
+    );
+
+    let err = fails(
+        &home,
+        &["get", "todo.txt", "--out", dir.path().to_str().unwrap()],
+    );
+    assert!(err.contains("is a directory"), "{err}");
+}

@@ -229,7 +229,8 @@ fn rep50_rep51_deletions_and_renames_propagate() {
         err.contains("\"gone.txt\" was removed") && err.contains(&id[..12]),
         "{err}"
     );
-    let read = json(&bob, &["get", &id[..12], "--out", "/dev/null"]);
+    let out = dir.path().join("gone-by-id.txt");
+    let read = json(&bob, &["get", &id[..12], "--out", out.to_str().unwrap()]);
     assert!(read.is_object(), "{read}");
 
     // `doc rename` and `doc rm` by hand, pulled by the other side.

@@ -2,6 +2,7 @@
 //! item, contacts, relays, pins and local names) in one passphrase-sealed archive
 //! (`specs/encryption.md` KEYS-8, KEYS-9).
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::device_store::{self, DEVICE_FILE};
 use crate::home::Home;
+use crate::out_file::OutFile;
 use crate::output::Output;
 use crate::session::{STORE_FILE, Session};
 use crate::{contacts, names, passphrase, person, relays};
@@ -97,7 +99,12 @@ pub fn backup(home: &Home, out: Output, file: &Path) -> Result<()> {
     let phrase = passphrase::read(true)?;
     let sealed = seal_archive(&payload, phrase.as_bytes(), BackupParams::default())
         .context("cannot seal the backup")?;
-    crate::home::write_atomic(file, &sealed, true)?;
+    match OutFile::resolve(file)? {
+        OutFile::Replace(path) => crate::home::write_atomic(&path, &sealed, true)?,
+        OutFile::Into(path) => OutFile::open_into(&path)?
+            .write_all(&sealed)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+    }
     let device = keys.device().id().to_string();
     out.emit(
         &json!({"file": file, "bytes": sealed.len(), "items": n_items, "files": n_files, "device": device}),

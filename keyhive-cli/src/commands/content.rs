@@ -11,6 +11,7 @@ use keyhive_sync::replica::{ChangeStatus, ReplicaError};
 use serde_json::json;
 
 use crate::names::shown;
+use crate::out_file::OutFile;
 use crate::output::print_table;
 use crate::session::Session;
 use keyhive_sync::record::{ChangeRecord, DocumentHistory, FILE_TAG, FileContent, RecordError};
@@ -218,15 +219,18 @@ pub fn get(
     let Some(chosen) = chosen else {
         return Err(nothing_to_get(s, document, doc));
     };
-    let written = match out_path {
-        Some(path) => {
+    let written = match out_path.map(OutFile::resolve).transpose()? {
+        Some(OutFile::Into(path)) => {
+            file_change(s, document, &chosen, &mut OutFile::open_into(&path)?)?
+        }
+        Some(OutFile::Replace(path)) => {
             let tmp = path.with_extension("keyhive-partial");
             let mut file =
                 File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
             let result = file_change(s, document, &chosen, &mut file);
             drop(file);
             match &result {
-                Ok(Some(_)) => std::fs::rename(&tmp, path)
+                Ok(Some(_)) => std::fs::rename(&tmp, &path)
                     .with_context(|| format!("cannot write {}", path.display()))?,
                 _ => {
                     let _ = std::fs::remove_file(&tmp);
