@@ -2,7 +2,7 @@
 //! (`docs/cli-people.md` PERSON-1..PERSON-5).
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::capability::{Access, AgentId, SubjectInfo};
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{ContactCard, DocumentId, GroupId, SubjectKind};
 use keyhive_sync::record::MetadataKind;
@@ -46,33 +46,42 @@ pub(crate) fn give_to_person(
     )?))
 }
 
+/// Every group, folder and document held here that a person group may be given (not a
+/// group's profile document: its group's members read and name it; not a conflicted subject),
+/// ranked groups 0, folders 1, documents 2, with what the checker knows of it.
+fn ranked_subjects(s: &mut Session) -> Result<Vec<(u8, PublicKey, SubjectInfo)>> {
+    let metas = s.metas()?.clone();
+    let profiles = s.group_names()?.shared.profiles.clone();
+    let checker = s.replica.checker();
+    Ok(checker
+        .subjects()
+        .filter_map(|subject| {
+            let info = checker.subject_info(subject)?;
+            let document = DocumentId(*subject);
+            let rank = match info.kind {
+                SubjectKind::Group => 0,
+                SubjectKind::Document if profiles.contains(&document) => return None,
+                SubjectKind::Document => match metas.get(&document) {
+                    Some(m) if m.kind == MetadataKind::Folder => 1,
+                    _ => 2,
+                },
+            };
+            (!info.conflicted).then_some((rank, *subject, info))
+        })
+        .collect())
+}
+
 /// PERSON-6: gives the person group `admin` on every group, folder and document this device
 /// created (when it links or joins a person group); returns how many it gave. Groups first,
 /// then folders, then documents, so that a document in a folder given already is not given
 /// again; a group's profile document is not given (its group's members read and name it).
 fn give_creations_to_person(s: &mut Session) -> Result<usize> {
     let me = s.replica.device().id();
-    let metas = s.metas()?.clone();
-    let profiles = s.group_names()?.shared.profiles.clone();
-    let mut created: Vec<(u8, PublicKey)> = {
-        let checker = s.replica.checker();
-        checker
-            .subjects()
-            .filter_map(|subject| {
-                let info = checker.subject_info(subject)?;
-                let document = DocumentId(*subject);
-                let rank = match info.kind {
-                    SubjectKind::Group => 0,
-                    SubjectKind::Document if profiles.contains(&document) => return None,
-                    SubjectKind::Document => match metas.get(&document) {
-                        Some(m) if m.kind == MetadataKind::Folder => 1,
-                        _ => 2,
-                    },
-                };
-                (info.creator == me && !info.conflicted).then_some((rank, *subject))
-            })
-            .collect()
-    };
+    let mut created: Vec<(u8, PublicKey)> = ranked_subjects(s)?
+        .into_iter()
+        .filter(|(_, _, info)| info.creator == me)
+        .map(|(rank, subject, _)| (rank, subject))
+        .collect();
     created.sort();
     let mut given = 0;
     for (_, subject) in created {
@@ -93,34 +102,16 @@ fn give_shares_to_person(s: &mut Session) -> Result<usize> {
         return Ok(0);
     };
     let me = s.replica.device().id();
-    let metas = s.metas()?.clone();
-    let profiles = s.group_names()?.shared.profiles.clone();
-    let mut shared: Vec<(u8, PublicKey, Access)> = {
-        let checker = s.replica.checker();
-        checker
-            .subjects()
-            .filter_map(|subject| {
-                let info = checker.subject_info(subject)?;
-                if info.creator == me || info.conflicted || *subject == group.0 {
-                    return None;
-                }
-                let document = DocumentId(*subject);
-                let rank = match info.kind {
-                    SubjectKind::Group => 0,
-                    SubjectKind::Document if profiles.contains(&document) => return None,
-                    SubjectKind::Document => match metas.get(&document) {
-                        Some(m) if m.kind == MetadataKind::Folder => 1,
-                        _ => 2,
-                    },
-                };
-                let level = checker
-                    .direct_members(subject)
-                    .get(&AgentId::Individual(me))?
-                    .access;
-                Some((rank, *subject, level))
-            })
-            .collect()
-    };
+    let ranked = ranked_subjects(s)?;
+    let checker = s.replica.checker();
+    let mut shared: Vec<(u8, PublicKey, Access)> = ranked
+        .into_iter()
+        .filter(|(_, subject, info)| info.creator != me && *subject != group.0)
+        .filter_map(|(rank, subject, _)| {
+            let direct = checker.direct_members(&subject);
+            Some((rank, subject, direct.get(&AgentId::Individual(me))?.access))
+        })
+        .collect();
     shared.sort();
     let mut given = 0;
     for (_, subject, level) in shared {

@@ -148,11 +148,9 @@ pub fn save(store: &KeyStore, path: &Path) -> Result<(), FileError> {
     Ok(())
 }
 
-/// Loads the key store from `path`, refusing files others can read (KEYS-3) and files that fail
-/// their integrity check (KEYS-7), with the secrets its journal holds applied (KEYS-12); a
-/// version-1 file is rewritten as version 2.
-pub fn load(path: &Path) -> Result<KeyStore, FileError> {
-    let file = File::open(path)?;
+/// Reads `file` (at `path`) whole, refusing it when others can read it (KEYS-3) or when it is
+/// larger than any key store (KEYS-1).
+pub(super) fn read_private(file: File, path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
     let meta = file.metadata()?;
     #[cfg(unix)]
     {
@@ -161,6 +159,8 @@ pub fn load(path: &Path) -> Result<KeyStore, FileError> {
             return Err(FileError::Permissions(path.to_path_buf()));
         }
     }
+    #[cfg(not(unix))]
+    let _ = path;
     if meta.len() > MAX_KEYSTORE_LEN as u64 {
         return Err(FileError::TooLarge);
     }
@@ -170,6 +170,14 @@ pub fn load(path: &Path) -> Result<KeyStore, FileError> {
     if bytes.len() > MAX_KEYSTORE_LEN {
         return Err(FileError::TooLarge);
     }
+    Ok(bytes)
+}
+
+/// Loads the key store from `path`, refusing files others can read (KEYS-3) and files that fail
+/// their integrity check (KEYS-7), with the secrets its journal holds applied (KEYS-12); a
+/// version-1 file is rewritten as version 2.
+pub fn load(path: &Path) -> Result<KeyStore, FileError> {
+    let bytes = read_private(File::open(path)?, path)?;
     let (mut store, format) = decode_file(&bytes)?;
     match format {
         Format::Legacy => save(&store, path)?,

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::file::{FileError, load, save};
+use super::file::{FileError, load, read_private, save};
 use super::store::{KeyStore, MAX_KEYSTORE_LEN};
 use crate::encoding::encode;
 use crate::identity::DocumentId;
@@ -115,29 +115,6 @@ fn walk(
     Ok(Some(end))
 }
 
-fn read_bounded(file: File, path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
-    let meta = file.metadata()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(FileError::Permissions(path.to_path_buf()));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    if meta.len() > MAX_KEYSTORE_LEN as u64 {
-        return Err(FileError::TooLarge);
-    }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    file.take(MAX_KEYSTORE_LEN as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() > MAX_KEYSTORE_LEN {
-        return Err(FileError::TooLarge);
-    }
-    Ok(bytes)
-}
-
 /// KEYS-12: applies the journal beside `path` to `store`, read from the key store file whose
 /// check is `base`; a missing or stale journal changes nothing.
 pub(super) fn replay(
@@ -151,7 +128,7 @@ pub(super) fn replay(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let bytes = read_bounded(file, &journal)?;
+    let bytes = read_private(file, &journal)?;
     apply_journal(&bytes, base, store)
 }
 
@@ -248,7 +225,7 @@ impl Journal {
             return Ok(end);
         }
         if on_disk.is_some() {
-            let bytes = read_bounded(File::open(journal)?, journal)?;
+            let bytes = read_private(File::open(journal)?, journal)?;
             if let Some(end) = walk(&bytes, base, |_| Ok(()))? {
                 if end.len != bytes.len() as u64 {
                     let file = OpenOptions::new().write(true).open(journal)?;
