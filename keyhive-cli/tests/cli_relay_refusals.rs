@@ -88,6 +88,21 @@ fn a_relay_refusal_is_reported_with_its_reason_and_delivered_once_allowed() {
     assert_eq!(std::fs::read_to_string(out).unwrap(), last);
 }
 
+/// Alice and Bob, strangers to each other, on a relay that lets a stranger store 10 items
+/// (fewer than one document and its changes take).
+fn alice_and_bob_on_a_small_relay(
+    dir: &std::path::Path,
+) -> (RelayProcess, std::path::PathBuf, std::path::PathBuf) {
+    let small: [&OsStr; 2] = ["--stranger-quota".as_ref(), "10,1000000".as_ref()];
+    let relay = RelayProcess::start(&dir.join("relay"), &small);
+    let (alice, bob) = (dir.join("alice"), dir.join("bob"));
+    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
+        json(home, &["init", "--name", name]);
+        json(home, &["relay", "add", &relay.url]);
+    }
+    (relay, alice, bob)
+}
+
 /// SYNC-104a: a device that filled its stranger quota working alone (nobody holds a grant on
 /// what it created) can still share: its grant to another device is admitted past the quota,
 /// which ends its being a stranger, and the same sync then delivers everything it held back.
@@ -96,14 +111,7 @@ fn a_relay_refusal_is_reported_with_its_reason_and_delivered_once_allowed() {
 #[test]
 fn a_device_that_filled_its_quota_alone_can_still_share() {
     let dir = tempfile::tempdir().unwrap();
-    // Room for 10 items: fewer than Alice's document and its changes take.
-    let small: [&OsStr; 2] = ["--stranger-quota".as_ref(), "10,1000000".as_ref()];
-    let relay = RelayProcess::start(&dir.path().join("relay"), &small);
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
-    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
-        json(home, &["init", "--name", name]);
-        json(home, &["relay", "add", &relay.url]);
-    }
+    let (_relay, alice, bob) = alice_and_bob_on_a_small_relay(dir.path());
     json(&alice, &["doc", "create", "notes.txt"]);
     // More documents than the relay answers errors before it hangs up (SYNC-13: 16): each is
     // pushed on its own, and each push past the quota was an error. Half are in a folder, so
@@ -204,13 +212,7 @@ fn a_file_over_a_strangers_quota_is_sent_about_once() {
 #[test]
 fn a_stranger_with_many_filed_documents_can_still_share() {
     let dir = tempfile::tempdir().unwrap();
-    let small: [&OsStr; 2] = ["--stranger-quota".as_ref(), "10,1000000".as_ref()];
-    let relay = RelayProcess::start(&dir.path().join("relay"), &small);
-    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
-    for (home, name) in [(&alice, "Alice"), (&bob, "Bob")] {
-        json(home, &["init", "--name", name]);
-        json(home, &["relay", "add", &relay.url]);
-    }
+    let (_relay, alice, bob) = alice_and_bob_on_a_small_relay(dir.path());
     json(&alice, &["folder", "create", "Drafts"]);
     let files = dir.path().join("drafts");
     std::fs::create_dir_all(&files).unwrap();
