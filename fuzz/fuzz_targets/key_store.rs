@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Vec::new(),
         None,
     ));
-    let _ = apply_journal(&journal, base, &mut store);
-    let _ = apply_journal(data, base, &mut store);
+    let path = std::path::Path::new("device.key.journal");
+    let _ = apply_journal(&journal, path, base, &mut store);
+    let _ = apply_journal(data, path, base, &mut store);
 });

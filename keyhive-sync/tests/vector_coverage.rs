@@ -318,6 +318,7 @@ fn every_key_store_error_has_a_vector() {
         "/KEYS-4 backup/rejected",
         "/KEYS-7 file/rejected",
         "/KEYS-7 file/rejected for its mode",
+        "/KEYS-12 journal/rejected",
     ]
     .iter()
     .flat_map(|p| errors_at(&file, p))

@@ -102,6 +102,12 @@ pub enum FileError {
          (re-creating it makes a new device)"
     )]
     Integrity,
+    /// KEYS-12: a whole record of the key store's journal fails its check (damaged on disk).
+    #[error(
+        "the key store journal {0} fails its integrity check (it is damaged); restore the key \
+         store from a backup"
+    )]
+    JournalIntegrity(PathBuf),
 }
 
 fn temp_path(path: &Path) -> PathBuf {

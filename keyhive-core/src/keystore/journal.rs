@@ -11,7 +11,7 @@
 //! store was saved whole since, holding everything the journal held) and is ignored; saving
 //! the key store whole removes it. A record cut short at the end (a crash while appending,
 //! before the append returned) is ignored and cut off before the next append; a whole record
-//! whose check fails is damage ([`FileError::Integrity`]).
+//! whose check fails is damage ([`FileError::JournalIntegrity`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -75,14 +75,16 @@ struct End {
     last: [u8; CHECK_LEN],
 }
 
-/// Reads the records of `bytes`, a journal extending the key store whose check is `base`,
-/// calling `each` on every whole one. `Ok(None)`: not a journal of that key store (stale, or
-/// its header was cut short). A record cut short at the end stops the walk.
+/// Reads the records of `bytes`, a journal (at `path`) extending the key store whose check is
+/// `base`, calling `each` on every whole one. `Ok(None)`: not a journal of that key store
+/// (stale, or its header was cut short). A record cut short at the end stops the walk.
 fn walk(
     bytes: &[u8],
+    path: &Path,
     base: &[u8; CHECK_LEN],
     mut each: impl FnMut(&[u8]) -> Result<(), FileError>,
 ) -> Result<Option<End>, FileError> {
+    let damaged = || FileError::JournalIntegrity(path.to_path_buf());
     let head = header(base);
     let Some(mut rest) = bytes.strip_prefix(head.as_slice()) else {
         return Ok(None);
@@ -94,9 +96,9 @@ fn walk(
     };
     while rest.len() >= LEN_LEN {
         let (len, after) = rest.split_at(LEN_LEN);
-        let len = u32::from_le_bytes(len.try_into().map_err(|_| FileError::Integrity)?) as usize;
+        let len = u32::from_le_bytes(len.try_into().map_err(|_| damaged())?) as usize;
         if len > MAX_KEYSTORE_LEN {
-            return Err(FileError::Integrity);
+            return Err(damaged());
         }
         if after.len() < len + CHECK_LEN {
             break;
@@ -105,7 +107,7 @@ fn walk(
         let (check, after) = after.split_at(CHECK_LEN);
         let expected = record_check(&end.last, record);
         if !bool::from(expected.ct_eq(check)) {
-            return Err(FileError::Integrity);
+            return Err(damaged());
         }
         each(record)?;
         end.last = expected;
@@ -129,15 +131,21 @@ pub(super) fn replay(
         Err(e) => return Err(e.into()),
     };
     let bytes = read_private(file, &journal)?;
-    apply_journal(&bytes, base, store)
+    apply_journal(&bytes, &journal, base, store)
 }
 
-/// KEYS-12: applies the records of journal `bytes` to `store`, the key store read from the
-/// file whose KEYS-7 check is `base`: nothing if the journal extends another file (stale) or
-/// its header is cut short; a record cut short at the end is ignored; a damaged one is
-/// [`FileError::Integrity`]. What `keystore::load` does with the journal it finds.
-pub fn apply_journal(bytes: &[u8], base: &[u8; 32], store: &mut KeyStore) -> Result<(), FileError> {
-    walk(bytes, base, |record| Ok(store.apply_record(record)?))?;
+/// KEYS-12: applies the records of journal `bytes` (read from `path`) to `store`, the key
+/// store read from the file whose KEYS-7 check is `base`: nothing if the journal extends
+/// another file (stale) or its header is cut short; a record cut short at the end is ignored;
+/// a damaged one is [`FileError::JournalIntegrity`]. What `keystore::load` does with the
+/// journal it finds.
+pub fn apply_journal(
+    bytes: &[u8],
+    path: &Path,
+    base: &[u8; 32],
+    store: &mut KeyStore,
+) -> Result<(), FileError> {
+    walk(bytes, path, base, |record| Ok(store.apply_record(record)?))?;
     Ok(())
 }
 
@@ -226,7 +234,7 @@ impl Journal {
         }
         if on_disk.is_some() {
             let bytes = read_private(File::open(journal)?, journal)?;
-            if let Some(end) = walk(&bytes, base, |_| Ok(()))? {
+            if let Some(end) = walk(&bytes, journal, base, |_| Ok(()))? {
                 if end.len != bytes.len() as u64 {
                     let file = OpenOptions::new().write(true).open(journal)?;
                     file.set_len(end.len)?;
@@ -373,7 +381,7 @@ mod tests {
             damaged[at] ^= 0x10;
             fs::write(journal_path(&path), &damaged).unwrap();
             match super::super::load(&path) {
-                Err(FileError::Integrity) => {}
+                Err(FileError::JournalIntegrity(p)) => assert_eq!(p, journal_path(&path)),
                 // A flip in a length can make the last record look cut short: it is then
                 // ignored, and only secrets the file or earlier records hold are read.
                 Ok(loaded) => assert!(

@@ -1,4 +1,4 @@
-//! Test vectors for the key store (`specs/encryption.md` §4, KEYS-2, KEYS-4..KEYS-7):
+//! Test vectors for the key store (`specs/encryption.md` §4, KEYS-2, KEYS-4..KEYS-7, KEYS-12):
 //! `specs/vectors/keystore.json`. The key store, its file and its backup are made by the
 //! production code from fixed secrets, salt and nonce; the rejected cases are loaded or
 //! imported and must fail with the named error. Regenerate with
@@ -76,6 +76,7 @@ fn file_error_name(e: &FileError) -> String {
         FileError::TooLarge => "FileError::TooLarge".into(),
         FileError::Permissions(_) => "FileError::Permissions".into(),
         FileError::Io(_) => "FileError::Io".into(),
+        FileError::JournalIntegrity(_) => "FileError::JournalIntegrity".into(),
     }
 }
 
@@ -202,6 +203,90 @@ fn file_part(dir: &Path, store: &KeyStore) -> Value {
     })
 }
 
+/// KEYS-12: the journal one kept document's new secrets leave beside the KEYS-7 file above,
+/// the cases a load refuses, and those it ignores (the file alone is read).
+fn journal_part(dir: &Path, store: &KeyStore) -> Value {
+    let path = dir.join("device.key");
+    let journal_path = super::journal::journal_path(&path);
+    let _ = std::fs::remove_file(&journal_path);
+    save(store, &path).expect("save");
+    let file = std::fs::read(&path).expect("read");
+    let document = DocumentId(PublicKey([0x04; 32]));
+    let mut kept = store.clone();
+    kept.set_cgka_secrets(
+        document,
+        CgkaSecrets {
+            node_keys: vec![Zeroizing::new([0x09; 32])],
+            epochs: vec![(Hash([0x0a; 32]), SymmetricKey::from_bytes([0x0b; 32]))],
+        },
+    );
+    super::journal::Journal::default()
+        .keep(&kept, &path, &[document])
+        .expect("keep");
+    let journal = std::fs::read(&journal_path).expect("read");
+    let with_journal = |bytes: &[u8]| {
+        let _ = std::fs::remove_file(&journal_path);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options
+            .open(&journal_path)
+            .and_then(|mut f| f.write_all(bytes))
+            .expect("write journal");
+        load(&path)
+    };
+    assert_eq!(
+        with_journal(&journal).expect("loads").to_bytes(),
+        kept.to_bytes(),
+        "the file and its journal load as the store kept"
+    );
+    let last = journal.len() - 1;
+    let rejected: Vec<Value> = [
+        ("bit flipped in the record", flip(&journal, last - 32)),
+        ("bit flipped in the record check", flip(&journal, last)),
+    ]
+    .into_iter()
+    .map(|(name, bytes)| {
+        let error = with_journal(&bytes).expect_err("must be refused");
+        json!({ "name": name, "bytes": hex::encode(&bytes), "error": file_error_name(&error) })
+    })
+    .collect();
+    let header_len = journal.len() - (4 + 32) - kept.record_bytes(&[document]).len();
+    let ignored: Vec<Value> = [
+        ("record cut short by one byte", journal[..last].to_vec()),
+        (
+            "bit flipped in the base check (a journal of another file)",
+            flip(&journal, header_len - 1),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, bytes)| {
+        let loaded = with_journal(&bytes).expect("loads");
+        assert_eq!(
+            loaded.to_bytes(),
+            store.to_bytes(),
+            "{name}: the file alone"
+        );
+        json!({ "name": name, "bytes": hex::encode(&bytes) })
+    })
+    .collect();
+    let _ = std::fs::remove_file(&journal_path);
+    json!({
+        "key store file": hex::encode(&file),
+        "kept document": document.to_string(),
+        "kept node key": hex::encode([0x09; 32]),
+        "kept epoch (op, root)": [hex::encode([0x0a; 32]), hex::encode([0x0b; 32])],
+        "header": hex::encode(&journal[..header_len]),
+        "bytes": hex::encode(&journal),
+        "rejected": rejected,
+        "ignored (the file alone loads)": ignored,
+    })
+}
+
 fn backup_part(store: &KeyStore) -> Value {
     let header = BackupHeader {
         params: PARAMS,
@@ -285,6 +370,7 @@ fn compute() -> Value {
         "description": "keyhive key store vectors (specs/encryption.md §4). Hex. Every `rejected` case must fail with `error`.",
         "KEYS-2 key store": keystore_part(&store),
         "KEYS-7 file": file_part(dir.path(), &store),
+        "KEYS-12 journal": journal_part(dir.path(), &store),
         "KEYS-4 backup": backup_part(&store),
     })
 }
