@@ -268,6 +268,13 @@ fn what_others_shared_with_a_device_reaches_the_devices_linked_later() {
     sync_all(&[&laptop, &phone]);
     assert_eq!(get(&phone, "plan.txt").as_deref(), Some("the plan"));
     assert_eq!(get(&phone, "notes.txt").as_deref(), Some("team notes"));
+    // Joining again passes on nothing more, and says the device already belongs.
+    let again = json(&phone, &["device", "join", &group]);
+    assert_eq!(
+        (&again["already"], &again["passed_on"], &again["shared"]),
+        (&true.into(), &0.into(), &0.into()),
+        "{again}"
+    );
     let file = dir.path().join("phone-edit.txt");
     std::fs::write(&file, "the phone's plan").unwrap();
     let err = fails(&phone, &["put", "plan.txt", file.to_str().unwrap()]);

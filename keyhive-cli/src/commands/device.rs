@@ -186,6 +186,7 @@ pub fn join(s: &mut Session, group: Option<&str>) -> Result<()> {
     {
         bail!("this device already belongs to person group {old}");
     }
+    let already = s.person == Some(group);
     person::save(&s.home, group)?;
     s.person = Some(group);
     let shared = give_creations_to_person(s)?;
@@ -194,9 +195,13 @@ pub fn join(s: &mut Session, group: Option<&str>) -> Result<()> {
     s.save()?;
     let group = group.to_string();
     s.out.emit(
-        &json!({"group": group, "shared": shared, "passed_on": passed}),
+        &json!({"group": group, "shared": shared, "passed_on": passed, "already": already}),
         || {
-            println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card");
+            if already {
+                println!("This device already belongs to person group {group}");
+            } else {
+                println!("This device now belongs to person group {group}; `keyhive contact export` sends it with your card");
+            }
             print_given(shared, passed);
             if shared + passed > 0 {
                 println!("`keyhive sync` sends them");
