@@ -87,6 +87,59 @@ fn sync_json_counts_every_received_item_once() {
     relay.stop();
 }
 
+/// `sync` run with `KEYHIVE_DEBUG` set to `words`: the trace lines on standard error.
+fn sync_traced(home: &Path, words: &str) -> Vec<String> {
+    let out = common::keyhive(home)
+        .env("KEYHIVE_DEBUG", words)
+        .args(["sync"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    stderr.lines().map(str::to_owned).collect()
+}
+
+/// A sync that brings and makes nothing writes no key store and reads no document's
+/// metadata: before, every sync rewrote the whole key store twice (two fsyncs each) and read
+/// every document's metadata to find nothing to report (an idle sync of a home of 3,562
+/// documents took 0.88 s, 0.31 s after this and the open's fixes). A sync that brings
+/// something still reports it, and a new process reads what was synced.
+#[test]
+fn an_idle_sync_writes_no_key_store_and_reads_no_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = two_homes(dir.path(), &relay);
+    share_with_bob(dir.path(), &alice);
+    json(&bob, &["sync"]);
+    json(&bob, &["sync"]);
+
+    let idle = sync_traced(&bob, "keys,metadata");
+    assert!(
+        idle.iter()
+            .any(|l| l == "keys: key store unchanged, not written"),
+        "{idle:?}"
+    );
+    assert!(
+        !idle.iter().any(|l| l == "keys: key store saved whole"),
+        "{idle:?}"
+    );
+    assert!(
+        !idle.iter().any(|l| l.starts_with("metadata: read")),
+        "{idle:?}"
+    );
+
+    let v2 = dir.path().join("v2.txt");
+    std::fs::write(&v2, "v2").unwrap();
+    json(&alice, &["put", "shared.txt", v2.to_str().unwrap()]);
+    json(&alice, &["sync"]);
+    let news = json(&bob, &["sync"]);
+    assert!(count(&news[0], "pulled") > 0, "{news}");
+    let got = dir.path().join("got.txt");
+    json(&bob, &["get", "shared.txt", "--out", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "v2");
+    relay.stop();
+}
+
 /// Issue 10 acceptance (REP-30..REP-33): Bob, revoked while he was away, learns it from the
 /// relay on his next sync: `ls` no longer lists the document, `put` fails with one line naming
 /// the revocation, and his following sync pushes nothing the relay refuses.

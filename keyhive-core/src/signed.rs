@@ -121,6 +121,7 @@ impl<T: Signable> Signed<T> {
     /// As [`Signed::verify`], reusing decompressed signer keys from `cache`.
     pub fn verify_cached(self, cache: &mut KeyCache) -> Result<Verified<T>, VerifyError> {
         let key = cache.get(self.payload.signer())?;
+        cache.checked += 1;
         self.verify_with_key(&key)
     }
 
@@ -258,11 +259,19 @@ pub enum SignError {
 #[derive(Default, Debug)]
 pub struct KeyCache {
     keys: HashMap<PublicKey, VerifyingKey>,
+    /// Signatures checked with keys from this cache.
+    checked: u64,
 }
 
 impl KeyCache {
     /// Most keys held before the cache is cleared.
     pub const CAPACITY: usize = 65_536;
+
+    /// How many signatures were checked ([`Signed::verify_cached`]) with keys from this
+    /// cache, valid or not.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
 
     /// Returns the decompressed key, decompressing and remembering it on a miss.
     pub fn get(&mut self, key: &PublicKey) -> Result<VerifyingKey, SignatureError> {

@@ -157,3 +157,35 @@ fn rep70_an_altered_item_is_checked_whatever_mark_it_carries() {
         assert_eq!(stats.verified, 0, "{what}: {stats:?}");
     }
 }
+
+/// CAP-24, REP-70: a root-form grant (its issuer implied by the genesis) replayed before its
+/// subject's genesis waited unverified and had its signature checked when the genesis came,
+/// though its mark said it was checked before: stored items replay in address order, so about
+/// half of a home's root grants did. A replay now applies every genesis first.
+#[test]
+fn rep70_marked_root_form_ops_are_not_checked_again() {
+    let (mut alice, bob) = (replica("alice"), replica("bob"));
+    alice.add_contact(card(&bob)).expect("card");
+    for _ in 0..12 {
+        let doc = alice.create_document().expect("doc");
+        alice.grant(&doc.0, me(&bob), Access::Read).expect("grant");
+    }
+    let root_forms = all_items(&alice)
+        .iter()
+        .filter(|i| {
+            matches!(
+                keyhive_core::capability::AnySigned::decode(i.envelope()),
+                Ok(keyhive_core::capability::AnySigned::RootForm(_))
+            )
+        })
+        .count();
+    assert!(root_forms >= 12, "the grants are root forms: {root_forms}");
+    // The first open checks and marks what Alice wrote herself; the second trusts the marks.
+    let second = reopen(&reopen(&alice));
+    assert_eq!(second.open_stats().marked, signed(&alice));
+    assert_eq!(
+        second.checker().signatures_verified(),
+        0,
+        "no signature is checked again on an open of marked items"
+    );
+}

@@ -25,6 +25,8 @@ pub type HomeReplica = Replica<Arc<RedbStore>>;
 pub struct Opened {
     home: Home,
     keys: KeyStore,
+    /// What `device.key` holds now.
+    keys_saved: device_store::Saved,
     /// The replica, shared with the client's gate.
     pub replica: Arc<Mutex<HomeReplica>>,
     gate: Arc<ReplicaGate<Arc<RedbStore>>>,
@@ -79,6 +81,8 @@ impl Opened {
         )?;
         Ok(Opened {
             home: home.clone(),
+            // `Session::save` above wrote (or found on disk) exactly these keys.
+            keys_saved: device_store::Saved::of(&keys),
             keys,
             replica,
             gate,
@@ -109,7 +113,7 @@ impl Opened {
         for (document, s) in secrets {
             self.keys.set_cgka_secrets(document, s);
         }
-        device_store::save(&self.home, &self.keys)
+        self.keys_saved.save(&self.home, &self.keys)
     }
 
     /// Saves and closes the store (every handle on it is dropped here), so another process

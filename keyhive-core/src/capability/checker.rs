@@ -216,6 +216,13 @@ impl Checker {
         self.pending.bytes_limit = bytes;
     }
 
+    /// How many op signatures this checker verified itself (`verify_strict`). Ops the
+    /// caller checked (ADM-2a) or trusted on a mark (RELAY-7, REP-70) and applied with
+    /// [`Checker::ingest_verified`] or [`Checker::apply_verified`] are not counted.
+    pub fn signatures_verified(&self) -> u64 {
+        self.keys.checked()
+    }
+
     /// Decodes, verifies (`verify_strict`) and applies or parks an op envelope.
     pub fn ingest(&mut self, peer: PeerTag, bytes: &[u8]) -> Result<IngestOutcome, IngestError> {
         let signed = AnySigned::decode(bytes)?;

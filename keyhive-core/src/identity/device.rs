@@ -16,19 +16,22 @@ pub const INITIAL_PREKEYS: usize = 2;
 pub struct Device {
     signing_key: SigningKey,
     prekeys: Vec<PrekeySecret>,
+    /// CGKA-34: the X25519 form of the signing key, derived once (every document the device
+    /// opens seats it on this key).
+    seat: PrekeySecret,
     name: Option<String>,
 }
 
 impl Device {
     /// Creates a device with a fresh signing key and [`INITIAL_PREKEYS`] prekeys.
     pub fn generate(name: Option<String>) -> Self {
-        Device {
-            signing_key: SigningKey::generate(),
-            prekeys: (0..INITIAL_PREKEYS)
+        Self::from_parts(
+            SigningKey::generate(),
+            (0..INITIAL_PREKEYS)
                 .map(|_| PrekeySecret::generate())
                 .collect(),
             name,
-        }
+        )
     }
 
     /// Rebuilds a device from stored secrets (key store).
@@ -38,6 +41,7 @@ impl Device {
         name: Option<String>,
     ) -> Self {
         Device {
+            seat: PrekeySecret::of_device(&signing_key),
             signing_key,
             prekeys,
             name,
@@ -57,6 +61,11 @@ impl Device {
     /// The prekey secrets, oldest first.
     pub fn prekeys(&self) -> &[PrekeySecret] {
         &self.prekeys
+    }
+
+    /// CGKA-34: the seat secret, [`PrekeySecret::of_device`] of the signing key.
+    pub fn seat(&self) -> &PrekeySecret {
+        &self.seat
     }
 
     /// The prekey secret whose public half is `public`, if this device holds it.

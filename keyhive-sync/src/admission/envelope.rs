@@ -200,6 +200,16 @@ pub fn apply_rank(item: &Item) -> u8 {
     }
 }
 
+/// REP-70: the order a replica replays its stored items in: [`apply_rank`], and within the
+/// capability ops every genesis first. A root-form op (CAP-24) replayed before its subject's
+/// genesis waits unverified and has its signature checked when the genesis arrives, even when
+/// its admission mark says it was checked before; after the genesis it is applied on its mark.
+pub(crate) fn replay_rank(item: &Item) -> (u8, bool) {
+    let genesis = item.kind() == ItemKind::Auth
+        && peek_tag(item.envelope()) == Some(<Genesis as OpBody>::TAG);
+    (apply_rank(item), !genesis)
+}
+
 #[cfg(test)]
 mod tests {
     use keyhive_core::cgka::{Cgka, StaticAuthority};

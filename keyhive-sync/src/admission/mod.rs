@@ -44,6 +44,7 @@ use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{DocumentId, IndividualId, SubjectKind};
 
+pub(crate) use envelope::replay_rank;
 pub use envelope::{PIECE_RANK, apply_order, apply_rank};
 pub use index::BlobIndex;
 pub use parallel::{RootSigners, check_signatures, signatures_hold};

@@ -51,7 +51,7 @@ impl CgkaAuthority for GraphAuthority<'_> {
         self.held_read(adder)
             && self.held_read(device)
             && (self.directory.has_prekey(device, prekey)
-                || PrekeyPublic::of_device(&device.0) == Some(*prekey))
+                || self.directory.seat_key(device) == Some(*prekey))
     }
 
     /// CGKA-34: every device that held `read` may be seated on its seat key (the CGKA has
@@ -87,7 +87,9 @@ impl CgkaAuthority for GraphAuthority<'_> {
     /// CGKA-34: the device's seat key; its card's prekey only for a device key with no X25519
     /// form (which then cannot be seated on a card either: such a key signs nothing).
     fn prekey_of(&self, device: &IndividualId) -> Option<PrekeyPublic> {
-        PrekeyPublic::of_device(&device.0).or_else(|| self.directory.prekey_of(device))
+        self.directory
+            .seat_key(device)
+            .or_else(|| self.directory.prekey_of(device))
     }
 
     /// CGKA-32: `may_add` is `ever_granted` twice (ADM-5: positive answers only ever become

@@ -227,7 +227,7 @@ impl<S: Store> Replica<S> {
             .iter()
             .filter_map(|(agent, held)| match agent {
                 AgentId::Individual(d) if *held >= Access::Read => {
-                    PrekeyPublic::of_device(&d.0).map(|k| (*d, k))
+                    self.admission.directory.seat_key(d).map(|k| (*d, k))
                 }
                 _ => None,
             })
@@ -255,7 +255,7 @@ impl<S: Store> Replica<S> {
             let prekey = readers
                 .get(agent)
                 .is_some_and(|held| *held >= Access::Read)
-                .then(|| PrekeyPublic::of_device(&d.0))
+                .then(|| self.admission.directory.seat_key(d))
                 .flatten();
             if *d == self.device.id() && prekey.is_none() {
                 return Err(ReplicaError::NotSeated(document));

@@ -1,6 +1,8 @@
-//! Contact cards known to a replica: the signed prekeys the key agreement seats devices with.
+//! Contact cards known to a replica: the signed prekeys the key agreement seats devices with,
+//! and the seat keys (CGKA-34) derived from device keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::crypto::prekey::PrekeyPublic;
@@ -15,7 +17,13 @@ pub struct Directory {
     generation: u64,
     /// Bumped whenever a card is replaced (which may drop a prekey; adding a card never does).
     replaced: u64,
+    /// CGKA-34: seat keys already derived (a point decompression and an inversion each; a
+    /// replica opening thousands of documents asked for its own a few times per document).
+    seat_keys: Mutex<HashMap<IndividualId, Option<PrekeyPublic>>>,
 }
+
+/// Most seat keys remembered; the memo starts again empty once full.
+const SEAT_KEYS_KEPT: usize = 1 << 16;
 
 impl Directory {
     /// Remembers a verified card; returns whether it was new. When a device publishes several
@@ -70,6 +78,24 @@ impl Directory {
         self.cards
             .get(device)
             .and_then(|c| c.prekeys.first().copied())
+    }
+
+    /// CGKA-34: `device`'s seat key, [`PrekeyPublic::of_device`] of its device key.
+    pub fn seat_key(&self, device: &IndividualId) -> Option<PrekeyPublic> {
+        // A poisoned memo still holds correct entries: each is a pure function of its key.
+        let mut memo = self
+            .seat_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = memo.get(device) {
+            return *known;
+        }
+        if memo.len() >= SEAT_KEYS_KEPT {
+            memo.clear();
+        }
+        let key = PrekeyPublic::of_device(&device.0);
+        memo.insert(*device, key);
+        key
     }
 
     /// Every known card.

@@ -239,7 +239,7 @@ impl<S: Store> Replica<S> {
     /// returns what they say about pieces (REP-24). With [`Marking::Verified`], the items whose signatures
     /// were checked here are marked.
     fn replay(&mut self, mut items: Vec<Item>, marking: Marking) -> orphans::PieceCensus {
-        items.sort_by_key(crate::admission::apply_rank);
+        items.sort_by_key(crate::admission::replay_rank);
         let mut census = orphans::PieceCensus::default();
         for item in &items {
             census.note(item);

@@ -231,8 +231,10 @@ impl Cgka {
             .iter()
             .filter(|(public, _)| Some(**public) != self.own_seat)
             .map(|(_, secret)| secret.to_bytes())
+            .chain(self.unindexed.iter().cloned())
             .collect();
         node_keys.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        node_keys.dedup();
         let mut epochs: Vec<(Hash, SymmetricKey)> =
             self.epochs.iter().map(|(h, k)| (*h, k.clone())).collect();
         epochs.sort_unstable_by_key(|(h, _)| *h);
@@ -241,10 +243,7 @@ impl Cgka {
 
     /// Restores secrets exported by [`Cgka::export_secrets`], then replays (KEYS-2).
     pub fn import_secrets(&mut self, secrets: &CgkaSecrets, authority: &dyn CgkaAuthority) {
-        for raw in &secrets.node_keys {
-            let key = PrekeySecret::from_bytes(**raw);
-            self.secrets.insert(key.public(), key);
-        }
+        self.unindexed.extend(secrets.node_keys.iter().cloned());
         for (hash, key) in &secrets.epochs {
             self.epochs.insert(*hash, key.clone());
         }
@@ -254,7 +253,16 @@ impl Cgka {
 
     /// Bytes of secret state held for the local device (node keys and epoch roots).
     pub fn secret_bytes(&self) -> usize {
-        self.secrets.len() * 64 + self.epochs.len() * 64
+        (self.secrets.len() + self.unindexed.len()) * 64 + self.epochs.len() * 64
+    }
+
+    /// Derives the public half of every imported node secret, so that lookups by public key
+    /// find them (see `unindexed`).
+    pub(super) fn index_secrets(&mut self) {
+        for raw in self.unindexed.drain(..) {
+            let key = PrekeySecret::from_bytes(*raw);
+            self.secrets.entry(key.public()).or_insert(key);
+        }
     }
 }
 

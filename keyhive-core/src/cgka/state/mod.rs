@@ -208,6 +208,10 @@ pub struct Cgka {
     waiting: DigestMap<Vec<Hash>>,
     quarantine: BTreeMap<Hash, Arc<CgkaOp>>,
     secrets: HashMap<PrekeyPublic, PrekeySecret>,
+    /// Node secrets imported from the key store whose public halves are not derived yet: a
+    /// scalar multiplication each, done only once a lookup needs them (`index_secrets`), so
+    /// opening a document whose epochs are all known derives none.
+    unindexed: Vec<Zeroizing<[u8; 32]>>,
     epochs: DigestMap<SymmetricKey>,
     bad_paths: BTreeSet<Hash>,
     issuer_keys: IssuerKeys,
@@ -323,6 +327,7 @@ impl Cgka {
             waiting: DigestMap::default(),
             quarantine: BTreeMap::new(),
             secrets: HashMap::new(),
+            unindexed: Vec::new(),
             epochs: DigestMap::default(),
             bad_paths: BTreeSet::new(),
             issuer_keys: IssuerKeys::default(),
@@ -341,9 +346,9 @@ impl Cgka {
                 cgka.secrets.insert(prekey.public(), prekey.clone());
             }
             // CGKA-34: the device key's X25519 form is this device's seat key.
-            let seat = PrekeySecret::of_device(device.signing_key());
+            let seat = device.seat();
             cgka.own_seat = Some(seat.public());
-            cgka.secrets.insert(seat.public(), seat);
+            cgka.secrets.insert(seat.public(), seat.clone());
         }
         cgka.ops.insert(hash, init);
         cgka.order.push(hash);

@@ -627,6 +627,7 @@ impl Cgka {
         if self.bad_paths.contains(&hash) {
             return;
         }
+        self.index_secrets();
         let listed = chained_children(fill);
         let publics: HashMap<u32, PrekeyPublic> =
             fill.nodes.iter().map(|n| (n.node, n.public)).collect();
@@ -686,6 +687,7 @@ impl Cgka {
         if self.epochs.contains_key(&hash) || self.bad_paths.contains(&hash) {
             return;
         }
+        self.index_secrets();
         let secrets = &self.secrets;
         match path::read(&self.document, update, |pk| secrets.get(pk).cloned()) {
             Ok(Some(learned)) => {
