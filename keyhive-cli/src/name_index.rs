@@ -28,7 +28,7 @@ pub const INDEX_FILE: &str = "names.index";
 /// (listed in `specs/encoding.md` §7).
 pub const INDEX_MAC_KEY: &str = "keyhive 2026-12-01 cli name index mac key v1";
 /// REP-65: the first bytes of the file (format and version).
-const MAGIC: &[u8; 16] = b"keyhive-names-v2";
+const MAGIC: &[u8; 16] = b"keyhive-names-v3";
 /// Length of the MAC at the end of the file.
 const MAC_LEN: usize = 32;
 /// Largest index body decoded (far above 100,000 documents with long names).
@@ -48,6 +48,10 @@ struct Named {
     document: PublicKey,
     name: String,
     kind: MetadataKind,
+    /// The folder the creator meant the document for (REC-3's claim): a full session's
+    /// metadata holds it (a name is refused when taken at the top level), so an index a
+    /// session takes its metadata from must hold it too.
+    folder: Option<PublicKey>,
     removed: bool,
 }
 
@@ -141,6 +145,7 @@ impl NameIndex {
                     document: d.0,
                     name: m.name.clone(),
                     kind: m.kind,
+                    folder: m.folder.map(|f| f.0),
                     removed: m.removed,
                 })
                 .collect(),
@@ -171,8 +176,7 @@ impl NameIndex {
                     let meta = DocumentMetadata {
                         name: n.name,
                         kind: n.kind,
-                        // Not kept: never trusted, and not printed by `ls` (REP-8).
-                        folder: None,
+                        folder: n.folder.map(DocumentId),
                         removed: n.removed,
                     };
                     (DocumentId(n.document), meta)
@@ -419,7 +423,18 @@ mod tests {
         let store = Arc::new(RedbStore::open(dir.path().join("store.redb")).expect("store"));
         let index = NameIndex {
             reachable: vec![(PublicKey([7; 32]), Access::Read, SubjectKind::Document)],
-            metas: [(DocumentId(PublicKey([7; 32])), meta("plan.txt", false))].into(),
+            metas: [
+                (DocumentId(PublicKey([7; 32])), meta("plan.txt", false)),
+                // A full session's metadata holds the folder claim (REC-3): so does the index.
+                (
+                    DocumentId(PublicKey([4; 32])),
+                    DocumentMetadata {
+                        folder: Some(DocumentId(PublicKey([3; 32]))),
+                        ..meta("filed.txt", false)
+                    },
+                ),
+            ]
+            .into(),
             groups: SharedGroups {
                 names: [(GroupId(PublicKey([6; 32])), "Team".to_owned())].into(),
                 profiles: [DocumentId(PublicKey([5; 32]))].into(),
@@ -457,16 +472,19 @@ mod tests {
         }
         std::fs::write(home.path(INDEX_FILE), &bytes).expect("write");
 
-        // An authentic index of another format (v1, before shared group names) is stale.
-        let mut old = b"keyhive-names-v1".to_vec();
-        old.extend_from_slice(&bytes[MAGIC.len()..bytes.len() - MAC_LEN]);
-        let tag = mac(&keys, &old);
-        old.extend_from_slice(tag.as_bytes());
-        std::fs::write(home.path(INDEX_FILE), &old).expect("write");
-        assert!(matches!(
-            load(&home, &keys, &store.summaries().expect("summaries")),
-            Ok(Lookup::Stale)
-        ));
+        // An authentic index of another format (v1, before shared group names; v2, before
+        // folder claims) is stale.
+        for format in [b"keyhive-names-v1", b"keyhive-names-v2"] {
+            let mut old = format.to_vec();
+            old.extend_from_slice(&bytes[MAGIC.len()..bytes.len() - MAC_LEN]);
+            let tag = mac(&keys, &old);
+            old.extend_from_slice(tag.as_bytes());
+            std::fs::write(home.path(INDEX_FILE), &old).expect("write");
+            assert!(matches!(
+                load(&home, &keys, &store.summaries().expect("summaries")),
+                Ok(Lookup::Stale)
+            ));
+        }
         std::fs::write(home.path(INDEX_FILE), &bytes).expect("write");
 
         let mut replica = Replica::open(keys.device().clone(), store.clone()).expect("replica");

@@ -373,3 +373,67 @@ async fn health_says_the_relay_serves_and_names_it() {
     );
     relay.shutdown().await.unwrap();
 }
+
+/// SYNC-52: after the first collection of a session, the client names the digest of the
+/// offer it holds; the relay answers `OfferUnchanged` when its offer has that digest, so an
+/// idle resync downloads one small frame instead of the whole offer (49 B a subject). Any
+/// change (an item stored, a subject granted) sends the whole offer again, and a new session
+/// starts with a full offer.
+#[tokio::test]
+async fn sync52_an_unchanged_offer_is_not_sent_again() {
+    let store = Arc::new(MemoryStore::new());
+    let policy = policy();
+    let (relay, relay_key) = start(store.clone(), policy.clone()).await;
+    let alice = SigningKey::generate();
+    let subjects: Vec<_> = (1..=200).map(subject).collect();
+    for doc in &subjects {
+        policy.grant_write(id(&alice), *doc);
+    }
+    let a = Session::connect(&relay.url(), &alice, Some(pk(&relay_key)))
+        .await
+        .unwrap();
+    for (n, doc) in subjects.iter().enumerate() {
+        a.push(&items(&alice, *doc, n as u64..n as u64 + 1))
+            .await
+            .unwrap();
+    }
+    let received = |s: &Session| s.stats().bytes().1;
+
+    let before = received(&a);
+    let first = a.collection().await.unwrap();
+    let full = received(&a) - before;
+    assert_eq!(first.len(), 200);
+
+    let before = received(&a);
+    let again = a.collection().await.unwrap();
+    let unchanged = received(&a) - before;
+    assert_eq!(again, first);
+    assert!(
+        unchanged * 100 < full,
+        "an unchanged offer cost {unchanged} B, the full one {full} B"
+    );
+
+    // One more item: the whole offer again, with the new count.
+    a.push(&items(&alice, subjects[7], 1_000..1_001))
+        .await
+        .unwrap();
+    let changed = a.collection().await.unwrap();
+    assert_eq!(changed.len(), 200);
+    let seventh = changed.iter().find(|o| o.subject == subjects[7]).unwrap();
+    assert_eq!(seventh.count, 2);
+    assert_ne!(changed, first);
+
+    // A subject granted since: offered.
+    let newcomer = subject(250);
+    policy.grant_write(id(&alice), newcomer);
+    a.push(&items(&alice, newcomer, 2_000..2_001))
+        .await
+        .unwrap();
+    assert_eq!(a.collection().await.unwrap().len(), 201);
+
+    // Another session holds no offer: it gets the whole one.
+    let b = Session::connect(&relay.url(), &alice, Some(pk(&relay_key)))
+        .await
+        .unwrap();
+    assert_eq!(b.collection().await.unwrap().len(), 201);
+}

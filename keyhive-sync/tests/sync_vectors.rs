@@ -156,6 +156,14 @@ fn messages() -> Vec<(&'static str, Message)> {
                 items: vec![item()],
             },
         ),
+        (
+            "CollectionSince",
+            Message::CollectionSince {
+                req: 6,
+                digest: [0x0F; 32],
+            },
+        ),
+        ("OfferUnchanged", Message::OfferUnchanged { req: 6 }),
     ]
     .into_iter()
     .chain(error_frames())

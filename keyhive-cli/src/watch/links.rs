@@ -324,7 +324,7 @@ async fn subscribe_all(
     subscribed: &mut BTreeSet<SubjectId>,
 ) -> Result<()> {
     let mut wanted: BTreeSet<SubjectId> = opened.client.store().subjects()?.into_iter().collect();
-    wanted.extend(session.collection().await?.into_iter().map(|o| o.subject));
+    wanted.extend(session.collection().await?.iter().map(|o| o.subject));
     let list: Vec<SubjectId> = wanted.difference(subscribed).copied().collect();
     if !list.is_empty() {
         subscribed.extend(session.subscribe(&list).await?);

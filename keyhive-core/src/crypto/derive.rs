@@ -12,6 +12,9 @@ pub const CONTENT_HASH: &str = "keyhive 2026-11-21 content hash v1";
 
 /// BLAKE3 `derive_key` context for a sync range fingerprint (`specs/sync.md`, SYNC-20).
 pub const SYNC_RANGE_FINGERPRINT: &str = "keyhive 2026-11-21 sync range fingerprint v1";
+/// BLAKE3 `derive_key` context for the digest of a collection offer (`specs/sync.md`,
+/// SYNC-52).
+pub const SYNC_OFFER_DIGEST: &str = "keyhive 2026-12-03 collection offer digest v1";
 /// BLAKE3 `derive_key` context: the next path secret up a CGKA update path (CGKA-8).
 pub const CGKA_PATH_SECRET: &str = "keyhive 2026-11-21 cgka path secret v1";
 /// BLAKE3 `derive_key` context: a CGKA node's X25519 secret key from its path secret (CGKA-8).

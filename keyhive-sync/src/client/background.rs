@@ -268,7 +268,7 @@ impl Client {
             .into_iter()
             .collect();
         let offers = session.collection().await.map_err(|e| e.to_string())?;
-        wanted.extend(offers.into_iter().map(|o| o.subject));
+        wanted.extend(offers.iter().map(|o| o.subject));
         let list: Vec<SubjectId> = wanted.difference(subscribed).copied().collect();
         if !list.is_empty() {
             let accepted = session.subscribe(&list).await.map_err(|e| e.to_string())?;

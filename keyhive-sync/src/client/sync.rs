@@ -252,7 +252,7 @@ pub async fn sync_once_skipping(
     report.offered = offers.len();
     let offered: BTreeSet<SubjectId> = offers.iter().map(|o| o.subject).collect();
     let mut todo = Vec::new();
-    for offer in &offers {
+    for offer in offers.iter() {
         if store.summary(&offer.subject)?.fingerprint() != offer.fingerprint {
             todo.push(offer.subject);
         }

@@ -102,6 +102,19 @@ pub enum Message {
         /// Items.
         items: Vec<WireItem>,
     },
+    /// Client -> server: as `Collection`, unless the offer's digest ([`offer_digest`]) is
+    /// `digest`, the one of the offer this client holds (SYNC-52).
+    CollectionSince {
+        /// Request id.
+        req: RequestId,
+        /// The digest of the offer the client holds.
+        digest: [u8; 32],
+    },
+    /// Server -> client: the offer's digest is the one `CollectionSince` named (SYNC-52).
+    OfferUnchanged {
+        /// Request id.
+        req: RequestId,
+    },
 }
 
 impl Message {
@@ -114,7 +127,9 @@ impl Message {
             | Message::Pull { req, .. }
             | Message::Items { req, .. }
             | Message::Collection { req }
+            | Message::CollectionSince { req, .. }
             | Message::Offer { req, .. }
+            | Message::OfferUnchanged { req }
             | Message::Reconcile { req, .. }
             | Message::ReconcileReply { req, .. }
             | Message::Subscribe { req, .. }
@@ -175,6 +190,20 @@ pub struct SubjectOffer {
     pub count: u64,
     /// The fingerprint of all of them (SYNC-20).
     pub fingerprint: Fingerprint,
+}
+
+/// SYNC-52: the digest of a whole collection offer (every frame's subjects, in order):
+/// `BLAKE3 derive_key(SYNC_OFFER_DIGEST, n_le64 || n × (subject (32) || count_le64 ||
+/// fingerprint (16)))`. Not a secret: a client compares it with the offer it holds.
+pub fn offer_digest(subjects: &[SubjectOffer]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new_derive_key(keyhive_core::crypto::derive::SYNC_OFFER_DIGEST);
+    h.update(&(subjects.len() as u64).to_le_bytes());
+    for offer in subjects {
+        h.update(offer.subject.0.as_bytes());
+        h.update(&offer.count.to_le_bytes());
+        h.update(&offer.fingerprint);
+    }
+    h.finalize()
 }
 
 /// SYNC-104: the words every refusal of a stranger's quota (`PushOutcome::Refused`, and the

@@ -10,4 +10,5 @@ mod vectors;
 pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION, decode_frame, encode_frame};
 pub use message::{
     ErrorCode, ErrorFrame, Message, PushOutcome, RequestId, STRANGER_QUOTA_WORDS, SubjectOffer,
+    offer_digest,
 };

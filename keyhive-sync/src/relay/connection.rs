@@ -294,7 +294,11 @@ impl Conn {
         match message {
             Message::Push { req, items } => self.on_push(req, items).await,
             Message::Pull { req, hashes } => self.on_pull(req, hashes).await,
-            Message::Collection { req } => self.on_collection(req).await,
+            Message::Collection { req } => self.on_collection(req, None).await,
+            Message::CollectionSince { req, digest } => {
+                self.on_collection(req, Some(blake3::Hash::from(digest)))
+                    .await
+            }
             Message::Reconcile {
                 req,
                 subject,
@@ -391,7 +395,12 @@ impl Conn {
     /// SYNC-50/51: one round trip offering every subject the requester may pull. The
     /// subjects are gathered on the blocking pool (one store read, STORE-21, and a policy check
     /// per stored subject), not on the async workers every other connection is served on.
-    async fn on_collection(&mut self, req: RequestId) -> Result<(), Stop> {
+    /// SYNC-50..52: the offer, or `OfferUnchanged` when its digest is `since`.
+    async fn on_collection(
+        &mut self,
+        req: RequestId,
+        since: Option<blake3::Hash>,
+    ) -> Result<(), Stop> {
         let (store, policy, peer) = (
             self.shared.store.clone(),
             self.shared.policy.clone(),
@@ -403,6 +412,10 @@ impl Conn {
                 Ok(Err(e)) => return self.internal(req, e).await,
                 Err(e) => return self.internal(req, e).await,
             };
+        // `blake3::Hash` compares in constant time.
+        if since.is_some_and(|digest| digest == crate::protocol::offer_digest(&offers)) {
+            return send(&mut self.wire, &Message::OfferUnchanged { req }).await;
+        }
         let mut batches = offers.chunks(OFFERS_PER_FRAME).peekable();
         loop {
             let subjects = batches.next().map(<[_]>::to_vec).unwrap_or_default();
