@@ -5,6 +5,7 @@
 //! replica's), and the names the output prints (the "via" column, the path of `why`) come from
 //! the index and the contacts, as a full session's do. Anything the index cannot decide as a
 //! full session would opens the home fully, so answers and messages stay a full open's.
+//! `folder ls` needs the whole graph: it replays every stored item read-only instead.
 
 use anyhow::Result;
 use keyhive_core::capability::AgentId;
@@ -166,6 +167,37 @@ pub fn open(home: Home, out: Output, subject: &str, agent: Option<&str>) -> Resu
         Err(e) => tracing::debug!(error = %e, "scoped open failed; opening fully"),
     }
     Session::open(home, out)
+}
+
+/// A read-only session over the whole store for a read-only command that needs the whole
+/// capability graph (`folder ls`: the documents placed in a folder delegate to it, so no scope
+/// of the folder holds them): every stored item is replayed as a scoped replica replays (read
+/// only, nothing marked or written, REP-63) and names come from the valid name index. Without
+/// a valid index, a full open (which writes the index, REP-68).
+pub fn open_whole(home: Home, out: Output) -> Result<Session> {
+    match open_whole_read_only(&home, out) {
+        Ok(Some(session)) => return Ok(session),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "read-only open failed; opening fully"),
+    }
+    Session::open(home, out)
+}
+
+fn open_whole_read_only(home: &Home, out: Output) -> Result<Option<Session>> {
+    let keys = device_store::load(home)?;
+    let store = crate::session::open_store_for_reading(home)?;
+    let Some(index) = valid_index(home, &keys, &store)? else {
+        return Ok(None);
+    };
+    let every: Vec<PublicKey> = keyhive_sync::Store::subjects(store.as_ref())?
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    let replica = Replica::open_scoped(keys.device().clone(), store.clone(), &every)?;
+    name_index::trace("used");
+    let mut session = Session::assemble(home.clone(), out, keys, store, replica)?;
+    session.seed_scoped(index, Vec::new(), None);
+    Ok(Some(session))
 }
 
 fn open_scoped(

@@ -331,6 +331,12 @@ pub enum FolderCommand {
         /// Where to write the files.
         dir: PathBuf,
     },
+    /// List what FOLDER holds: its documents under the names `folder pull` writes them as,
+    /// its sub-folders, and what cannot be written and why, with your access to each.
+    Ls {
+        /// Folder (name or id).
+        folder: String,
+    },
 }
 
 /// `keyhive doc ...`

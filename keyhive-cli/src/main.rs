@@ -216,6 +216,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             s.refresh_name_index();
             result
         }
+        // REP-10: `folder ls` replays the whole store read-only when the name index is valid.
+        Command::Folder(FolderCommand::Ls { folder }) => {
+            let mut s = access_scope::open_whole(home, out)?;
+            let result = commands::folder_ls::ls(&mut s, &folder);
+            s.refresh_name_index();
+            result
+        }
         // REP-69: `members` and `why` replay only what the subject (and agent) depend on when
         // the name index resolves them; a full open otherwise (which writes the index).
         Command::Members { subject } => {
@@ -260,6 +267,7 @@ fn run_in_session(s: &mut session::Session, command: Command) -> anyhow::Result<
         }
         Command::Folder(FolderCommand::Push { folder, dir }) => folder::push(s, &folder, &dir),
         Command::Folder(FolderCommand::Pull { folder, dir }) => folder_pull::pull(s, &folder, &dir),
+        Command::Folder(FolderCommand::Ls { folder }) => commands::folder_ls::ls(s, &folder),
         Command::Doc(DocCommand::Create { name, folder }) => {
             subjects::create_and_print(s, &name, MetadataKind::Document, folder.as_deref())
         }

@@ -662,3 +662,96 @@ fn a_folder_push_reads_the_homes_metadata_a_bounded_number_of_times() {
         "{listed}"
     );
 }
+
+/// (name, kind, access) of each entry of `folder ls FOLDER --json`.
+fn folder_ls(home: &Path, folder: &str) -> Vec<(String, String, String)> {
+    let listed = json(home, &["folder", "ls", folder]);
+    listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["kind"].as_str().unwrap().to_owned(),
+                e["access"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `folder ls` lists what a folder holds as its members see it: the documents under the
+/// paths `folder pull` writes (same-named ones as `NAME~ID12`, REP-10), the folders granted
+/// to it, each with the viewer's level; not a removed document (REP-51), not one placed
+/// elsewhere. Before, nothing listed a folder's contents: `ls` is flat.
+#[test]
+fn folder_ls_lists_what_a_member_pulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = team(dir.path(), &relay);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    // Bob names a document plan.txt while Alice pushes her plan.txt (REP-10).
+    json(&bob, &["doc", "create", "plan.txt", "--folder", "Team"]);
+    let bobs_plan = dir.path().join("bobs-plan.txt");
+    std::fs::write(&bobs_plan, "bob's plan").unwrap();
+    json(&bob, &["put", "plan.txt", bobs_plan.to_str().unwrap()]);
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(files.join("notes")).unwrap();
+    std::fs::write(files.join("plan.txt"), "plan").unwrap();
+    std::fs::write(files.join("old.txt"), "old").unwrap();
+    std::fs::write(files.join("notes/monday.md"), "monday").unwrap();
+    push(&alice, &files);
+    json(&alice, &["doc", "rm", "old.txt"]);
+    json(&alice, &["doc", "create", "elsewhere.txt"]);
+    json(&alice, &["folder", "create", "Archive"]);
+    json(&alice, &["grant", "Archive", "Team", "--access", "read"]);
+    for home in [&alice, &bob, &alice, &bob] {
+        json(home, &["sync"]);
+    }
+
+    let seen = folder_ls(&bob, "Team");
+    let names: Vec<&str> = seen.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 4, "{seen:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("plan.txt~")).count(),
+        2,
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("Archive".to_owned(), "folder".to_owned(), "read".to_owned())),
+        "{seen:?}"
+    );
+    // Bob writes Alice's documents through the folder and is the admin of his own.
+    let mut plans: Vec<&str> = seen
+        .iter()
+        .filter(|(name, _, _)| name.starts_with("plan.txt~"))
+        .map(|(_, _, access)| access.as_str())
+        .collect();
+    plans.sort();
+    assert_eq!(plans, ["admin", "write"], "{seen:?}");
+    assert!(
+        seen.contains(&(
+            "notes/monday.md".to_owned(),
+            "document".to_owned(),
+            "write".to_owned()
+        )),
+        "{seen:?}"
+    );
+    // Alice sees the same entries, as their admin for her own.
+    let alices: Vec<String> = folder_ls(&alice, "Team").into_iter().map(|e| e.0).collect();
+    let mut bobs: Vec<String> = seen.into_iter().map(|e| e.0).collect();
+    bobs.sort();
+    let mut sorted = alices.clone();
+    sorted.sort();
+    assert_eq!(sorted, bobs);
+
+    // The pull writes exactly the listed documents.
+    let out = dir.path().join("out");
+    let pulled = pull(&bob, &out);
+    assert_eq!(pulled["written"].as_array().unwrap().len(), 3, "{pulled}");
+
+    let err = fails(&alice, &["folder", "ls", "elsewhere.txt"]);
+    assert!(err.contains("is not a folder"), "{err}");
+    relay.stop();
+}

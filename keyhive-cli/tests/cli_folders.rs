@@ -199,6 +199,12 @@ fn rep8_a_strangers_documents_claiming_the_folder_are_not_in_it() {
     );
     assert_eq!(pulled["written"].as_array().unwrap().len(), 1);
     assert!(pulled["skipped"].as_array().unwrap().is_empty());
+    // `folder ls` lists the same: Eve's claims are not in the folder.
+    let listed = json(&alice, &["folder", "ls", "Team"]);
+    let entries = listed["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["name"], "plan.txt", "{listed}");
+    assert_eq!(entries[0]["access"], "admin", "{listed}");
     relay.stop();
 }
 

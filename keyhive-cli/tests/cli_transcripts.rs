@@ -120,6 +120,7 @@ fn everyday_transcript() {
         &["grant", "Team", "Bob", "--access", "write"],
     );
     step(&mut log, root, "alice", &["ls"]);
+    step(&mut log, root, "alice", &["folder", "ls", "Team"]);
     step(&mut log, root, "alice", &["members", "notes.txt"]);
     step(&mut log, root, "alice", &["why", "notes.txt", "Bob"]);
     step(&mut log, root, "alice", &["log", "notes.txt"]);

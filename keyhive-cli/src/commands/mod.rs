@@ -8,6 +8,7 @@ pub mod content;
 pub mod demo;
 pub mod device;
 pub mod folder;
+pub mod folder_ls;
 pub mod folder_pull;
 pub mod identity;
 pub mod invite;
