@@ -437,3 +437,90 @@ async fn sync52_an_unchanged_offer_is_not_sent_again() {
         .unwrap();
     assert_eq!(b.collection().await.unwrap().len(), 201);
 }
+
+/// A relay built before SYNC-52, reduced to what a collection needs: it answers `Collection`
+/// with `offers`, and a frame it cannot decode (`CollectionSince`, which it predates) with
+/// `Error{req: none, Malformed}` as every relay answers an undecodable frame (SYNC-13). Returns
+/// its URL and a task giving how many frames it could not decode.
+async fn relay_before_sync52(
+    key: SigningKey,
+    offers: Vec<keyhive_sync::protocol::SubjectOffer>,
+) -> (String, tokio::task::JoinHandle<usize>) {
+    use keyhive_sync::protocol::ErrorFrame;
+    use keyhive_sync::protocol::handshake::ServerHandshake;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/sync", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let handshake = ServerHandshake::start(key.public_key());
+        let challenge = Message::Challenge(handshake.challenge().clone());
+        ws.send(WsMessage::Binary(encode_frame(&challenge).into()))
+            .await
+            .unwrap();
+        let Some(Ok(WsMessage::Binary(bytes))) = ws.next().await else {
+            panic!("no hello")
+        };
+        let Message::Hello(hello) = decode_frame(&bytes).unwrap() else {
+            panic!("not a hello")
+        };
+        let (welcome, mut keys) = handshake.accept(&hello, &key).unwrap();
+        ws.send(WsMessage::Binary(
+            encode_frame(&Message::Welcome(welcome)).into(),
+        ))
+        .await
+        .unwrap();
+        let mut undecodable = 0;
+        while let Some(Ok(msg)) = ws.next().await {
+            let WsMessage::Binary(bytes) = msg else {
+                continue;
+            };
+            let frame = keys.opener.open(bytes.to_vec()).unwrap();
+            let answer = match decode_frame(&frame).unwrap() {
+                Message::Collection { req } => Message::Offer {
+                    req,
+                    subjects: offers.clone(),
+                    last: true,
+                },
+                Message::CollectionSince { .. } => {
+                    undecodable += 1;
+                    Message::Error(ErrorFrame::new(
+                        None,
+                        ErrorCode::Malformed,
+                        "frame does not decode",
+                    ))
+                }
+                other => panic!("not a collection: {other:?}"),
+            };
+            let sealed = keys.sealer.seal(encode_frame(&answer)).unwrap();
+            if ws.send(WsMessage::Binary(sealed.into())).await.is_err() {
+                break;
+            }
+        }
+        undecodable
+    });
+    (url, task)
+}
+
+/// SYNC-52 against a relay built before it: the `Malformed` error it answers the
+/// `CollectionSince` with (without a request id: it cannot read one) answers that request, and
+/// the client asks `Collection` for the rest of the session. Before, the request waited for
+/// an answer that never came until the 60 s request timeout, and the sync failed.
+#[tokio::test]
+async fn sync52_a_relay_built_before_it_is_asked_collection_again() {
+    let key = SigningKey::generate();
+    let offers = vec![keyhive_sync::protocol::SubjectOffer {
+        subject: subject(1),
+        count: 3,
+        fingerprint: [7; 16],
+    }];
+    let (url, server) = relay_before_sync52(key.clone(), offers.clone()).await;
+    let session = Session::connect(&url, &SigningKey::generate(), Some(pk(&key)))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(*session.collection().await.unwrap(), offers);
+    }
+    drop(session);
+    assert_eq!(server.await.unwrap(), 1, "asked once per session");
+}

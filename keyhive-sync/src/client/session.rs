@@ -286,6 +286,22 @@ pub struct Session {
     /// SYNC-52: the last offer the peer sent on this session, with its digest, so that a
     /// collection that finds it unchanged downloads nothing but its answer.
     offer: Mutex<Option<(blake3::Hash, Arc<Vec<SubjectOffer>>)>>,
+    /// SYNC-52: whether the peer may be asked `CollectionSince` (false once it could not
+    /// decode one: a peer built before the rule).
+    offer_digests: AtomicBool,
+    /// SYNC-52: the outstanding `CollectionSince`, which a peer built before the rule answers
+    /// with `Error{req: none, Malformed}` (it cannot read the request id).
+    undecodable: Undecodable,
+}
+
+/// SYNC-52: the request a `Malformed` error without a request id answers, if any.
+type Undecodable = Arc<Mutex<Option<RequestId>>>;
+
+fn take_undecodable(slot: &Undecodable) -> Option<RequestId> {
+    // Poisoned only by a panic in another holder; the value is replaced whole.
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 /// SYNC-104a: most times a session sends a whole push again after the peer said the quota is
@@ -437,12 +453,18 @@ impl Session {
             }
             let _ = sink.close().await;
         });
+        let undecodable = Undecodable::default();
         let reader = {
             let pending = pending.clone();
             let stats = stats.clone();
             let closed = closed.clone();
+            let undecodable = undecodable.clone();
             tokio::spawn(async move {
-                read_loop(&mut stream, &mut opener, &pending, &live_tx, &stats).await;
+                let routes = Routes {
+                    pending: &pending,
+                    undecodable: &undecodable,
+                };
+                read_loop(&mut stream, &mut opener, routes, &live_tx, &stats).await;
                 closed.store(true, Ordering::Release);
                 lock(&pending).clear();
             })
@@ -461,6 +483,8 @@ impl Session {
             over_quota: Mutex::new(None),
             quota_probes: AtomicU32::new(0),
             offer: Mutex::new(None),
+            offer_digests: AtomicBool::new(true),
+            undecodable,
         })
     }
 
@@ -676,12 +700,31 @@ impl Session {
     /// offer is not sent again (an idle sync of 3,562 subjects downloaded 174 KB of offer
     /// twice, and a background link every 30 s).
     pub async fn collection(&self) -> Result<Arc<Vec<SubjectOffer>>, SessionError> {
-        let held = self.held_offer().clone();
+        let held = match self.offer_digests.load(Ordering::Relaxed) {
+            true => self.held_offer().clone(),
+            false => None,
+        };
         let frames = match &held {
             Some((digest, _)) => {
                 let digest = *digest.as_bytes();
-                self.request(|req| Message::CollectionSince { req, digest })
-                    .await?
+                let answer = self
+                    .request(|req| {
+                        *self
+                            .undecodable
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(req);
+                        Message::CollectionSince { req, digest }
+                    })
+                    .await;
+                take_undecodable(&self.undecodable);
+                match answer {
+                    // A peer built before SYNC-52: `Collection` for the rest of the session.
+                    Err(SessionError::Remote(e)) if e.code == ErrorCode::Malformed => {
+                        self.offer_digests.store(false, Ordering::Relaxed);
+                        self.request(|req| Message::Collection { req }).await?
+                    }
+                    answer => answer?,
+                }
             }
             None => self.request(|req| Message::Collection { req }).await?,
         };
@@ -873,13 +916,21 @@ async fn next_message(stream: &mut WsStream, stats: &WireStats) -> Result<Messag
 /// SYNC-39: reads sealed frames until the connection ends or a frame fails to open at the
 /// expected counter (injected, tampered, replayed, reordered or after a dropped frame), which
 /// ends the session: every pending request then fails with [`SessionError::Disconnected`].
+/// Where the reader hands answers: by request id, and (SYNC-52) the request an error without
+/// one answers.
+struct Routes<'a> {
+    pending: &'a Pending,
+    undecodable: &'a Undecodable,
+}
+
 async fn read_loop(
     stream: &mut WsStream,
     opener: &mut Opener,
-    pending: &Pending,
+    routes: Routes<'_>,
     live: &mpsc::Sender<LiveEvent>,
     stats: &WireStats,
 ) {
+    let pending = routes.pending;
     let mut lagged = false;
     while let Some(Ok(msg)) = stream.next().await {
         let bytes = match msg {
@@ -918,7 +969,15 @@ async fn read_loop(
                 if code == ErrorCode::Lagged {
                     LiveEvent::Lagged
                 } else {
-                    tracing::debug!(?code, %detail, "peer error");
+                    // SYNC-52: a peer that cannot decode `CollectionSince` answers this way.
+                    if code == ErrorCode::Malformed
+                        && let Some(req) = take_undecodable(routes.undecodable)
+                        && let Some(tx) = lock(pending).get(&req)
+                    {
+                        let _ = tx.send(Message::Error(ErrorFrame::new(Some(req), code, detail)));
+                    } else {
+                        tracing::debug!(?code, %detail, "peer error");
+                    }
                     continue;
                 }
             }
