@@ -590,6 +590,17 @@ impl Session {
         }
     }
 
+    /// REP-31, REP-32: the revocation that removed this device's `read` on `subject`, if one
+    /// did. What it received before stays readable here; commands reading it say so.
+    pub fn revoked_read(&self, subject: &PublicKey) -> Option<keyhive_core::Hash> {
+        match self.replica.require_unrevoked(subject, Access::Read) {
+            Err(keyhive_sync::replica::ReplicaError::Revoked { revocation, .. }) => {
+                Some(revocation)
+            }
+            _ => None,
+        }
+    }
+
     /// Resolves a folder by name or id.
     pub fn folder(&mut self, name_or_id: &str) -> Result<DocumentId> {
         let doc = self.document(name_or_id)?;

@@ -753,5 +753,13 @@ fn folder_ls_lists_what_a_member_pulls() {
 
     let err = fails(&alice, &["folder", "ls", "elsewhere.txt"]);
     assert!(err.contains("is not a folder"), "{err}");
+
+    // Bob removed: he still lists and pulls what he received, and both say he was removed.
+    assert!(json(&bob, &["folder", "ls", "Team"])["revoked"].is_null());
+    json(&alice, &["revoke", "Team", "Bob"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    assert!(json(&bob, &["folder", "ls", "Team"])["revoked"].is_string());
+    assert!(pull(&bob, &out)["revoked"].is_string());
     relay.stop();
 }

@@ -163,6 +163,21 @@ fn a_revoked_device_learns_it_through_the_relay() {
     );
     let err = common::fails(&bob, &["put", "shared.txt", file.to_str().unwrap()]);
     assert!(err.to_lowercase().contains("revoked"), "{err}");
+    // REP-32: what Bob received before stays readable, and `get` says he was removed.
+    let got = common::keyhive(&bob)
+        .args(["get", "shared.txt"])
+        .output()
+        .unwrap();
+    assert!(got.status.success());
+    assert_eq!(got.stdout, b"v1");
+    let note = String::from_utf8(got.stderr).unwrap();
+    assert!(
+        note.contains("access to shared.txt was revoked") && note.contains("receives nothing"),
+        "{note}"
+    );
+    let out = dir.path().join("bobs-copy.txt");
+    let got = json(&bob, &["get", "shared.txt", "--out", out.to_str().unwrap()]);
+    assert!(got["revoked"].is_string(), "{got}");
     let next = json(&bob, &["sync"]);
     balanced(&next[0]);
     assert_eq!(count(&next[0], "refused"), 0, "{next}");

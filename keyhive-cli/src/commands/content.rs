@@ -254,6 +254,10 @@ pub fn get(
     if conflict && !s.out.json {
         report_conflict(doc, &heads, &chosen);
     }
+    let revoked = s.revoked_read(&document.0);
+    if let Some(revocation) = revoked.filter(|_| !s.out.json) {
+        eprintln!("{}", revoked_note(doc, &revocation));
+    }
     if let Some(path) = out_path {
         s.out.emit(
             &json!({
@@ -262,6 +266,7 @@ pub fn get(
                 "out": path,
                 "conflict": conflict,
                 "heads": heads.iter().map(Side::to_json).collect::<Vec<_>>(),
+                "revoked": revoked.map(|r| r.to_string()),
             }),
             || {
                 eprintln!(
@@ -271,16 +276,26 @@ pub fn get(
                 )
             },
         )?;
-    } else if conflict && s.out.json {
+    } else if (conflict || revoked.is_some()) && s.out.json {
         // Standard output holds the file: the conflict goes to standard error, as JSON.
         let value = json!({
-            "conflict": true,
+            "conflict": conflict,
             "change": chosen.to_string(),
             "heads": heads.iter().map(Side::to_json).collect::<Vec<_>>(),
+            "revoked": revoked.map(|r| r.to_string()),
         });
         eprintln!("{value}");
     }
     Ok(())
+}
+
+/// REP-32: the line that tells a person reading `what` that this device was removed from it.
+pub(crate) fn revoked_note(what: &str, revocation: &keyhive_core::Hash) -> String {
+    format!(
+        "note: this device's access to {} was revoked (revocation {}): this is what it received before, and it receives nothing written since",
+        shown(what),
+        short_hash(revocation)
+    )
 }
 
 /// Tells (on standard error) that `doc` has several concurrent versions, which one was

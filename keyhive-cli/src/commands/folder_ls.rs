@@ -9,6 +9,7 @@ use keyhive_core::identity::DocumentId;
 use keyhive_sync::record::MetadataKind;
 use serde_json::json;
 
+use super::content::revoked_note;
 use super::folder::listing;
 use crate::names::{check_name, shown};
 use crate::output::print_table;
@@ -64,8 +65,10 @@ pub fn ls(s: &mut Session, folder: &str) -> Result<()> {
     }));
     rows.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     let level = |a: Option<Access>| a.map_or_else(|| "-".to_owned(), |a| a.to_string());
+    let revoked = s.revoked_read(&folder_id.0);
     let value = json!({
         "folder": folder_id.to_string(),
+        "revoked": revoked.map(|r| r.to_string()),
         "entries": rows.iter().map(|r| json!({
             "kind": r.kind,
             "name": r.name,
@@ -76,6 +79,9 @@ pub fn ls(s: &mut Session, folder: &str) -> Result<()> {
         "skipped": skipped.iter().map(|k| k.to_json()).collect::<Vec<_>>(),
     });
     s.out.emit(&value, || {
+        if let Some(revocation) = &revoked {
+            eprintln!("{}", revoked_note(folder, revocation));
+        }
         if rows.is_empty() && skipped.is_empty() {
             println!("Folder {} holds nothing this device sees", shown(folder));
         } else {

@@ -270,7 +270,9 @@ pub fn pull(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
         .filter(|e| e.conflict)
         .map(|e| e.path.as_str())
         .collect();
+    let revoked = s.revoked_read(&folder_id.0);
     let value = json!({
+        "revoked": revoked.map(|r| r.to_string()),
         "written": report.written,
         "conflicts": conflicts,
         "conflict_copies": report.copies,
@@ -280,6 +282,9 @@ pub fn pull(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
         "skipped": skipped.iter().map(Skipped::to_json).collect::<Vec<_>>(),
     });
     s.out.emit(&value, || {
+        if let Some(revocation) = &revoked {
+            eprintln!("{}", super::content::revoked_note(folder, revocation));
+        }
         println!(
             "Pulled {} file(s) from folder {} into {} ({} deleted, {} unchanged)",
             report.written.len(),
