@@ -163,6 +163,12 @@ fn rep52_concurrent_offline_puts_keep_both_versions() {
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("warning: kept notes/todo.txt"), "{stderr}");
+    // The summary counts the copies and the kept file (it said "Pulled 0 file(s)" only).
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("conflict copies") && stdout.contains("1 kept with local edits"),
+        "{stdout}"
+    );
     assert_eq!(
         std::fs::read_to_string(&bob_file).unwrap(),
         "milk\nbread (bob)\nunpushed\n"

@@ -285,13 +285,23 @@ pub fn pull(s: &mut Session, folder: &str, dir: &Path) -> Result<()> {
         if let Some(revocation) = &revoked {
             eprintln!("{}", super::content::revoked_note(folder, revocation));
         }
+        // Conflict copies and kept local edits are files too: a pull that wrote only those
+        // said "Pulled 0 file(s)".
+        let mut also = Vec::new();
+        if !report.copies.is_empty() {
+            also.push(format!("{} conflict copies", report.copies.len()));
+        }
+        if !report.kept.is_empty() {
+            also.push(format!("{} kept with local edits", report.kept.len()));
+        }
+        also.push(format!("{} deleted", report.deleted.len()));
+        also.push(format!("{} unchanged", report.unchanged));
         println!(
-            "Pulled {} file(s) from folder {} into {} ({} deleted, {} unchanged)",
+            "Pulled {} file(s) from folder {} into {} ({})",
             report.written.len(),
             shown(folder),
             dir.display(),
-            report.deleted.len(),
-            report.unchanged,
+            also.join(", "),
         );
         for path in &conflicts {
             eprintln!(
