@@ -189,3 +189,29 @@ fn rep70_marked_root_form_ops_are_not_checked_again() {
         "no signature is checked again on an open of marked items"
     );
 }
+
+/// REP-5, REP-70: an entry point is a signed item of kind `Blob`; it was never marked, so every
+/// open verified every entry point again (about 5,000 in a home that shared a 2,000-document
+/// folder and then revoked it). It is marked like any signed item now.
+#[test]
+fn rep70_entry_points_are_marked_like_ops() {
+    use keyhive_core::encoding::{SignedPayload, peek_tag};
+    use keyhive_sync::blob::EntryPoint;
+    let (mut alice, bob) = (replica("alice"), replica("bob"));
+    alice.add_contact(card(&bob)).expect("card");
+    let doc = alice.create_document().expect("doc");
+    alice.write(doc, b"before bob").expect("write");
+    // Bob is seated after the change: Alice publishes an entry point carrying its key.
+    alice.grant(&doc.0, me(&bob), Access::Read).expect("grant");
+    alice.prepare_all().expect("prepare");
+    let entry_points = all_items(&alice)
+        .iter()
+        .filter(|i| peek_tag(i.envelope()) == Some(EntryPoint::TAG))
+        .count();
+    assert!(entry_points > 0, "an entry point was published");
+
+    let second = reopen(&reopen(&alice));
+    let stats = second.open_stats();
+    assert_eq!(stats.marked, signed(&alice) + entry_points, "{stats:?}");
+    assert_eq!(stats.verified, 0, "{stats:?}");
+}

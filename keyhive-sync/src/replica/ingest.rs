@@ -15,6 +15,16 @@ use crate::blob::{Blob, EntryPoint};
 use crate::item::{Item, ItemKind, SubjectId};
 use crate::store::Store;
 
+/// CGKA-36: where the items of a batch come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Batch {
+    /// Received from a peer (or made here): ops a tree applied after they waited may not be
+    /// stored yet.
+    Received,
+    /// Read back from the store (a replay): everything applied is stored already.
+    Stored,
+}
+
 impl<S: Store> Replica<S> {
     /// Admits, applies and stores an item received from `from` (ADM-n, REP-2).
     pub fn ingest(&mut self, from: PeerTag, item: &Item) -> Result<Ingested, ReplicaError> {
@@ -50,7 +60,7 @@ impl<S: Store> Replica<S> {
         let mut report = Vec::with_capacity(items.len());
         // ADM-2a: signatures checked ahead on the available cores, applied here in order;
         // CGKA-36: each key agreement replays once for the whole batch.
-        self.with_deferred_replay(|this| {
+        self.with_deferred_replay(Batch::Received, |this| {
             this.for_each_checked(&items, true, &HashSet::new(), |this, item, checked| {
                 if this.store.contains(&item.hash())? {
                     report.push((item.hash(), Ok(Ingested::Duplicate)));
@@ -70,7 +80,7 @@ impl<S: Store> Replica<S> {
         self.mark_verified(
             accepted
                 .iter()
-                .filter(|item| item.kind() != ItemKind::Blob)
+                .filter(|item| super::carries_signature(item))
                 .map(Item::hash)
                 .collect(),
         );
@@ -81,18 +91,20 @@ impl<S: Store> Replica<S> {
 
     /// CGKA-36: runs `apply` (which applies a batch of items) with every key agreement's
     /// replay deferred, then settles each one the batch touched, once, and stores the ops that
-    /// waited in it and were applied. Settles even when `apply` fails part-way.
+    /// waited in it and were applied. Settles even when `apply` fails part-way. A replay of the
+    /// store (`Batch::Stored`) has nothing to store: every op it applied was read from it.
     pub(super) fn with_deferred_replay(
         &mut self,
+        batch: Batch,
         apply: impl FnOnce(&mut Self) -> Result<(), ReplicaError>,
     ) -> Result<(), ReplicaError> {
         self.deferred = Some(BTreeMap::new());
         let applied = apply(self);
-        let settled = self.settle_deferred();
+        let settled = self.settle_deferred(batch);
         applied.and(settled)
     }
 
-    fn settle_deferred(&mut self) -> Result<(), ReplicaError> {
+    fn settle_deferred(&mut self, batch: Batch) -> Result<(), ReplicaError> {
         let Some(deferred) = self.deferred.take() else {
             return Ok(());
         };
@@ -100,7 +112,7 @@ impl<S: Store> Replica<S> {
             if let Ok((cgka, authority, _)) = self.cgka_with_authority(document) {
                 cgka.settle(&authority);
             }
-            if unblocked {
+            if unblocked && batch == Batch::Received {
                 self.store_unblocked_cgka(document)?;
             }
         }
@@ -275,6 +287,9 @@ impl<S: Store> Replica<S> {
             if !self.store.contains(&item.hash())? {
                 missing.push(item);
             }
+        }
+        if missing.is_empty() {
+            return Ok(());
         }
         for item in &missing {
             self.admission.note_local(item);

@@ -127,6 +127,16 @@ pub struct OpenStats {
     pub verified: usize,
 }
 
+/// REP-70: whether `item` carries a signature this device checks, and so marks: every op,
+/// card and key-agreement op, and an entry point (REP-5: a signed item of kind `Blob`);
+/// changes and pieces carry none. Entry points were left unmarked and verified again at every
+/// open: about 5,000 of them in a home that shared a 2,000-document folder and revoked it.
+pub(super) fn carries_signature(item: &Item) -> bool {
+    item.kind() != ItemKind::Blob
+        || keyhive_core::encoding::peek_tag(item.envelope())
+            == Some(<crate::blob::EntryPoint as keyhive_core::encoding::SignedPayload>::TAG)
+}
+
 /// REP-70: whether a replay marks the items whose signatures it verified.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Marking {
@@ -253,7 +263,7 @@ impl<S: Store> Replica<S> {
         let mut waited = Vec::new();
         // Signatures checked ahead on the available cores (ADM-2a); every item is stored, so
         // none is skipped as stored.
-        let replayed = self.with_deferred_replay(|this| {
+        let replayed = self.with_deferred_replay(ingest::Batch::Stored, |this| {
             this.for_each_checked(&items, false, &trusted, |this, item, checked| {
                 // Stored items were accepted once; one the current graph no longer authorises
                 // (a key-agreement op by a since-revoked device) stays stored but is not
@@ -261,7 +271,7 @@ impl<S: Store> Replica<S> {
                 match this.apply_item_with(PeerTag::LOCAL, item, checked) {
                     // Changes and pieces carry no signature: nothing to mark.
                     Ok(Ingested::Stored)
-                        if item.kind() != ItemKind::Blob && !trusted.contains(&item.hash()) =>
+                        if carries_signature(item) && !trusted.contains(&item.hash()) =>
                     {
                         verified.push(item.hash());
                     }
