@@ -297,11 +297,10 @@ pub struct Session {
 /// SYNC-52: the request a `Malformed` error without a request id answers, if any.
 type Undecodable = Arc<Mutex<Option<RequestId>>>;
 
-fn take_undecodable(slot: &Undecodable) -> Option<RequestId> {
+fn undecodable_slot(slot: &Undecodable) -> MutexGuard<'_, Option<RequestId>> {
     // Poisoned only by a panic in another holder; the value is replaced whole.
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
 }
 
 /// SYNC-104a: most times a session sends a whole push again after the peer said the quota is
@@ -709,14 +708,11 @@ impl Session {
                 let digest = *digest.as_bytes();
                 let answer = self
                     .request(|req| {
-                        *self
-                            .undecodable
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(req);
+                        *undecodable_slot(&self.undecodable) = Some(req);
                         Message::CollectionSince { req, digest }
                     })
                     .await;
-                take_undecodable(&self.undecodable);
+                undecodable_slot(&self.undecodable).take();
                 match answer {
                     // A peer built before SYNC-52: `Collection` for the rest of the session.
                     Err(SessionError::Remote(e)) if e.code == ErrorCode::Malformed => {
@@ -970,8 +966,12 @@ async fn read_loop(
                     LiveEvent::Lagged
                 } else {
                     // SYNC-52: a peer that cannot decode `CollectionSince` answers this way.
-                    if code == ErrorCode::Malformed
-                        && let Some(req) = take_undecodable(routes.undecodable)
+                    // (The slot is released before the pending map is locked.)
+                    let waiting = match code {
+                        ErrorCode::Malformed => undecodable_slot(routes.undecodable).take(),
+                        _ => None,
+                    };
+                    if let Some(req) = waiting
                         && let Some(tx) = lock(pending).get(&req)
                     {
                         let _ = tx.send(Message::Error(ErrorFrame::new(Some(req), code, detail)));
