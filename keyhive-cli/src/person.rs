@@ -2,8 +2,11 @@
 //! one person's devices, remembered in `person.json`, and the person line that carries it
 //! beside the device's contact card.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::AgentId;
+use keyhive_core::capability::{Access, AgentId};
+use keyhive_core::crypto::signing::PublicKey;
 use keyhive_core::identity::{GroupId, IndividualId};
 use keyhive_sync::Store;
 use keyhive_sync::replica::Replica;
@@ -56,6 +59,77 @@ pub fn own_device_name<S: Store>(
     let card = replica.directory().card(device)?;
     let name = card.payload().name.as_deref().unwrap_or("device");
     Some(format!("{name} (my device)"))
+}
+
+/// PERSON-7: gives this device's `person` group what others shared with this device directly
+/// (a valid delegation naming it, on a subject it did not create), at the level shared, on
+/// every subject the group does not hold at that level yet; returns how many grants it made.
+/// `device add`, `device join` and every sync round run it, so a share made after the devices
+/// were linked reaches the others at the next sync of the device it names.
+///
+/// A reader may pass on read and a writer write, never more (CAP-8), and a revocation of this
+/// device's grant takes the group's with it (CAP-13). A device no longer in the group (unlinked,
+/// PERSON-5) passes on nothing. A subject reached through another one passed on in the same call
+/// (a document in a shared folder, a folder through a team) is granted after it, and only if
+/// the group does not reach it by then, so nothing is granted twice; with no metadata needed,
+/// the order comes from the graph: a subject waits while one of its direct members (a group or
+/// folder) is still to be passed on.
+pub fn pass_on_shares<S: Store>(replica: &mut Replica<S>, person: GroupId) -> Result<usize> {
+    let me = replica.device().id();
+    let group = AgentId::Group(person);
+    let checker = replica.checker();
+    if !checker.can(AgentId::Individual(me), Access::Admin, &person.0) {
+        return Ok(0);
+    }
+    let mine = checker.reachable(AgentId::Individual(me));
+    let theirs = checker.reachable(group);
+    // subject -> (level shared with this device directly, groups and folders it is shared with)
+    let mut pending: BTreeMap<PublicKey, (Access, BTreeSet<PublicKey>)> = BTreeMap::new();
+    for (subject, level) in mine.iter() {
+        if *subject == person.0 || theirs.get(subject).is_some_and(|held| held >= level) {
+            continue;
+        }
+        let Some(info) = checker.subject_info(subject) else {
+            continue;
+        };
+        if info.creator == me || info.conflicted {
+            continue;
+        }
+        let direct = checker.direct_members(subject);
+        let Some(shared) = direct.get(&AgentId::Individual(me)) else {
+            continue;
+        };
+        let through = direct
+            .keys()
+            .filter(|agent| !matches!(agent, AgentId::Individual(_)))
+            .map(|agent| *agent.public_key())
+            .collect();
+        // Never more than this device holds now (CAP-8), whatever a direct grant said.
+        pending.insert(*subject, (shared.access.min(*level), through));
+    }
+    let mut given = 0;
+    while !pending.is_empty() {
+        let mut ready: Vec<PublicKey> = pending
+            .iter()
+            .filter(|(_, (_, through))| !through.iter().any(|s| pending.contains_key(s)))
+            .map(|(subject, _)| *subject)
+            .collect();
+        if ready.is_empty() {
+            // A cycle of shares (CAP allows them): any order passes all of them on.
+            ready = pending.keys().copied().collect();
+        }
+        for subject in ready {
+            let Some((level, _)) = pending.remove(&subject) else {
+                continue;
+            };
+            if replica.checker().can(group, level, &subject) {
+                continue;
+            }
+            replica.grant(&subject, group, level)?;
+            given += 1;
+        }
+    }
+    Ok(given)
 }
 
 /// PERSON-2: the person line for `group` and a card line.

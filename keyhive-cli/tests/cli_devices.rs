@@ -288,3 +288,58 @@ fn what_others_shared_with_a_device_reaches_the_devices_linked_later() {
     let members = json(&bob, &["members", "plan.txt"]).to_string();
     assert!(!members.contains(&group), "{members}");
 }
+
+/// PERSON-7 at every sync: Bob knew only the plain card of Alice's laptop and shares with it
+/// after Alice linked her phone. The laptop's next sync passes the share on to her person group
+/// (the document at read, the folder at write, the document inside the folder through it, not
+/// again), and her phone reads both at its next sync, writing only where write was shared.
+/// Before, the phone saw neither until `device join` was run again on the laptop. A second sync
+/// passes on nothing more; when Bob revokes the laptop, the phone's access falls with it.
+#[test]
+fn a_share_made_after_linking_reaches_the_other_devices_at_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let laptop = device(dir.path(), "laptop", &relay);
+    let phone = device(dir.path(), "phone", &relay);
+    let bob = device(dir.path(), "Bob", &relay);
+    let plain = card(&laptop);
+    link(&laptop, &phone);
+    json(&laptop, &["sync"]);
+
+    json(&bob, &["contact", "add", &plain, "--name", "Alice"]);
+    json(&bob, &["doc", "create", "plan.txt"]);
+    put(&bob, dir.path(), "plan.txt", "the plan");
+    json(&bob, &["grant", "plan.txt", "Alice", "--access", "read"]);
+    json(&bob, &["folder", "create", "Shared"]);
+    json(&bob, &["doc", "create", "notes.txt", "--folder", "Shared"]);
+    put(&bob, dir.path(), "notes.txt", "team notes");
+    json(&bob, &["grant", "Shared", "Alice", "--access", "write"]);
+    json(&bob, &["sync"]);
+
+    let synced = json(&laptop, &["sync"]);
+    assert_eq!(get(&laptop, "plan.txt").as_deref(), Some("the plan"));
+    json(&phone, &["sync"]);
+    assert_eq!(get(&phone, "plan.txt").as_deref(), Some("the plan"));
+    assert_eq!(get(&phone, "notes.txt").as_deref(), Some("team notes"));
+    assert_eq!(
+        synced[0]["passed_on"], 2,
+        "the document and the folder, not the document in it: {synced}"
+    );
+    let again = json(&laptop, &["sync"]);
+    assert_eq!(again[0]["passed_on"], 0, "{again}");
+    put(&phone, dir.path(), "notes.txt", "notes from the phone");
+    let file = dir.path().join("phone-plan.txt");
+    std::fs::write(&file, "the phone's plan").unwrap();
+    let err = fails(&phone, &["put", "plan.txt", file.to_str().unwrap()]);
+    assert!(err.contains("write"), "read was passed on, not more: {err}");
+    sync_all(&[&phone, &bob]);
+    assert_eq!(
+        get(&bob, "notes.txt").as_deref(),
+        Some("notes from the phone")
+    );
+
+    json(&bob, &["revoke", "plan.txt", "Alice"]);
+    put(&bob, dir.path(), "plan.txt", "the plan, after Alice");
+    sync_all(&[&bob, &laptop, &phone]);
+    assert_eq!(get(&phone, "plan.txt").as_deref(), Some("the plan"));
+}

@@ -92,40 +92,12 @@ fn give_creations_to_person(s: &mut Session) -> Result<usize> {
     Ok(given)
 }
 
-/// PERSON-7: gives the person group what others shared with this device directly (a
-/// delegation naming this device, issued by another key), at the level this device holds, on
-/// every group, folder and document the group does not hold at that level yet: a reader may
-/// share read, a writer write (CAP-8), and a revocation of this device's grant takes the
-/// group's with it (CAP-13). Groups first, then folders, then documents. Returns how many.
+/// PERSON-7 (`person::pass_on_shares`), for this device's person group if it has one.
 fn give_shares_to_person(s: &mut Session) -> Result<usize> {
-    let Some(group) = s.person else {
-        return Ok(0);
-    };
-    let me = s.replica.device().id();
-    let ranked = ranked_subjects(s)?;
-    let checker = s.replica.checker();
-    let mut shared: Vec<(u8, PublicKey, Access)> = ranked
-        .into_iter()
-        .filter(|(_, subject, info)| info.creator != me && *subject != group.0)
-        .filter_map(|(rank, subject, _)| {
-            let direct = checker.direct_members(&subject);
-            Some((rank, subject, direct.get(&AgentId::Individual(me))?.access))
-        })
-        .collect();
-    shared.sort();
-    let mut given = 0;
-    for (_, subject, level) in shared {
-        // Given already, or reached through a folder or group given just before.
-        if s.replica
-            .checker()
-            .can(AgentId::Group(group), level, &subject)
-        {
-            continue;
-        }
-        s.replica.grant(&subject, AgentId::Group(group), level)?;
-        given += 1;
+    match s.person {
+        Some(group) => person::pass_on_shares(&mut s.replica, group),
+        None => Ok(0),
     }
-    Ok(given)
 }
 
 /// `keyhive device add CARD [--name NAME]`: links another device of this person.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
+use keyhive_core::identity::GroupId;
 use keyhive_sync::client::sync::REFUSAL_SAMPLE;
 use keyhive_sync::client::{Client, ConnectError, Session as SyncSession, SyncReport};
 use keyhive_sync::protocol::handshake::HandshakeError;
@@ -52,6 +53,9 @@ pub struct RelaySummary {
     /// The first items refused here (at most `REFUSAL_SAMPLE` over the whole sync), each with
     /// its reason and every cause beneath it (SYNC-84).
     pub rejections: Vec<RelayRefusal>,
+    /// PERSON-7: grants that passed on to this person's other devices what was shared with
+    /// this device directly since the last sync.
+    pub passed_on: usize,
     /// Frame bytes sent.
     pub bytes_sent: u64,
     /// Frame bytes received.
@@ -125,6 +129,7 @@ pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, V
         keys,
         store,
         replica,
+        person,
         ..
     } = s;
     let shared = Arc::new(Mutex::new(replica));
@@ -135,7 +140,7 @@ pub async fn sync_session(mut s: Session, urls: &[String]) -> Result<(Session, V
         store.clone(),
         gate,
     )?;
-    let result = sync_links(&client, &shared, &home, urls).await;
+    let result = sync_links(&client, &shared, &home, urls, person).await;
     drop(client);
     let replica = Arc::try_unwrap(shared)
         .map_err(|_| anyhow::anyhow!("internal error: sync link still running"))?
@@ -151,6 +156,7 @@ async fn sync_links(
     shared: &Arc<Mutex<keyhive_sync::replica::Replica<Arc<keyhive_sync::RedbStore>>>>,
     home: &Home,
     urls: &[String],
+    person: Option<GroupId>,
 ) -> Result<Vec<RelaySummary>> {
     let events = shared
         .lock()
@@ -168,7 +174,7 @@ async fn sync_links(
             let (session, pinned_now) = connect_pinned(client, home, url).await?;
             summary.relay_id = session.server_id().to_string();
             summary.pinned_now = pinned_now;
-            rounds(client, shared, &session, &mut summary).await
+            rounds(client, shared, &session, person, &mut summary).await
         }
         .await;
         if let Err(e) = synced {
@@ -202,12 +208,14 @@ pub fn all_synced(summaries: &[RelaySummary]) -> Result<()> {
     }
 }
 
-/// Syncs over `session` until quiet (at most [`MAX_ROUNDS`] rounds), seating and re-keying
-/// between rounds, adding what each round did to `summary`.
+/// Syncs over `session` until quiet (at most [`MAX_ROUNDS`] rounds), passing on to the
+/// `person` group what was shared with this device (PERSON-7), seating and re-keying between
+/// rounds, adding what each round did to `summary`.
 pub(crate) async fn rounds(
     client: &Arc<Client>,
     shared: &Mutex<keyhive_sync::replica::Replica<Arc<keyhive_sync::RedbStore>>>,
     session: &SyncSession,
+    person: Option<GroupId>,
     summary: &mut RelaySummary,
 ) -> Result<()> {
     let mut refused_before = usize::MAX;
@@ -219,19 +227,26 @@ pub(crate) async fn rounds(
             .with_context(|| format!("sync with {} failed", summary.relay))?;
         let now = accepted(shared);
         summary.add(&report);
-        // New grants or revocations learned here may need seats or a re-key (REP-3).
-        let rekeyed = {
+        // What was shared with this device reaches the person's other devices (PERSON-7); new
+        // grants or revocations learned here may need seats or a re-key (REP-3). Either is
+        // sent by the next round.
+        let (passed, rekeyed) = {
             let mut replica = shared
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            !replica.prepare_all()?.is_empty()
+            let passed = match person {
+                Some(group) => crate::person::pass_on_shares(&mut replica, group)?,
+                None => 0,
+            };
+            (passed, !replica.prepare_all()?.is_empty())
         };
+        summary.passed_on += passed;
         // Another round helps only if something moved: items accepted here, a re-key, or
         // fewer items refused (by either side) than the round before, for want of a
         // predecessor or grant sent later. Refusals that do not shrink (a quota, a revoked
         // writer) are not pushed again round after round.
         let refused = report.refused + report.rejected;
-        if now == before && !rekeyed && (refused == 0 || refused >= refused_before) {
+        if now == before && passed == 0 && !rekeyed && (refused == 0 || refused >= refused_before) {
             break;
         }
         refused_before = refused;
@@ -361,6 +376,12 @@ pub fn sync(mut s: Session, relays_arg: Vec<String>) -> Result<()> {
                 r.bytes_sent,
                 r.bytes_received
             );
+            if r.passed_on > 0 {
+                println!(
+                    "  passed on to all your devices {} group(s), folder(s) or document(s) shared with this device (PERSON-7)",
+                    r.passed_on
+                );
+            }
             print_reasons(("rejected here", "rejected"), &r.rejections, r.rejected);
             print_reasons(("refused by relay", "refused"), &r.refusals, r.refused);
             if r.refusals.iter().any(|f| {

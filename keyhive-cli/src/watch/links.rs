@@ -196,7 +196,14 @@ impl Links {
         };
         let result = async {
             subscribe_all(opened, session, &mut link.subscribed).await?;
-            rounds(&opened.client, &opened.replica, session, &mut summary).await?;
+            rounds(
+                &opened.client,
+                &opened.replica,
+                session,
+                opened.person,
+                &mut summary,
+            )
+            .await?;
             subscribe_all(opened, session, &mut link.subscribed).await
         }
         .await;
@@ -212,12 +219,18 @@ impl Links {
                 "synced",
                 json!({"relay": url, "pushed": summary.pushed, "pulled": summary.pulled,
                        "refused": summary.refused, "rejected": summary.rejected,
-                       "refusals": summary.refusals}),
+                       "refusals": summary.refusals, "passed_on": summary.passed_on}),
                 || {
                     let mut line = format!(
                         "{url}: pushed {}, received {} (refused by relay {}, rejected here {})",
                         summary.pushed, summary.pulled, summary.refused, summary.rejected
                     );
+                    if summary.passed_on > 0 {
+                        line.push_str(&format!(
+                            "; passed on to all your devices {} shared with this device",
+                            summary.passed_on
+                        ));
+                    }
                     for (reason, n) in crate::commands::sync::refusal_reasons(&summary.refusals) {
                         line.push_str(&format!("; refused {n} x {reason}"));
                     }
