@@ -88,6 +88,10 @@ fn rep52_concurrent_offline_puts_keep_both_versions() {
             "{who}: {stderr}"
         );
         assert!(versions.contains(&String::from_utf8(got.stdout).unwrap()));
+        assert!(
+            stderr.contains("`keyhive put notes/todo.txt FILE` with the merged version"),
+            "{who}: {stderr}"
+        );
         let out = dir.path().join(format!("{who}-get.txt"));
         let report = json(
             home,
@@ -124,6 +128,26 @@ fn rep52_concurrent_offline_puts_keep_both_versions() {
         }
         assert_eq!(fetched, versions, "{who}");
     }
+    // A reader is told of the conflict too, but not to resolve it with a put it may not make.
+    let (carol, c) = person(dir.path(), "Carol");
+    json(&alice, &["contact", "add", &c]);
+    json(&alice, &["grant", "Notes", "Carol", "--access", "read"]);
+    json(&alice, &["sync"]);
+    json(&carol, &["relay", "add", &relay.url]);
+    json(&carol, &["sync"]);
+    let got = keyhive(&carol)
+        .args(["get", "notes/todo.txt"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(got.status.success(), "{stderr}");
+    assert!(stderr.contains("has 2 concurrent versions"), "{stderr}");
+    assert!(
+        stderr.contains("a writer of notes/todo.txt resolves it")
+            && !stderr.contains("keyhive put"),
+        "{stderr}"
+    );
+
     let err = common::fails(&alice, &["get", "notes/todo.txt", "--change", "zzzz"]);
     assert!(err.contains("not a change id"), "{err}");
 

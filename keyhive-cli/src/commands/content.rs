@@ -5,7 +5,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::{Access, Reason, Refusal};
+use keyhive_core::capability::{Access, AgentId, Reason, Refusal};
 use keyhive_core::identity::DocumentId;
 use keyhive_sync::replica::{ChangeStatus, ReplicaError};
 use serde_json::json;
@@ -252,7 +252,9 @@ pub fn get(
     };
     let conflict = heads.len() > 1;
     if conflict && !s.out.json {
-        report_conflict(doc, &heads, &chosen);
+        let me = AgentId::Individual(s.replica.device().id());
+        let may_write = s.replica.checker().can(me, Access::Write, &document.0);
+        report_conflict(doc, &heads, &chosen, may_write);
     }
     let revoked = s.revoked_read(&document.0);
     if let Some(revocation) = revoked.filter(|_| !s.out.json) {
@@ -299,8 +301,9 @@ pub(crate) fn revoked_note(what: &str, revocation: &keyhive_core::Hash) -> Strin
 }
 
 /// Tells (on standard error) that `doc` has several concurrent versions, which one was
-/// written, and how to fetch each of the others.
-fn report_conflict(doc: &str, heads: &[Side], chosen: &keyhive_core::Hash) {
+/// written, how to fetch each of the others, and, to a device that may write it, how to
+/// resolve the conflict (a reader is told a writer resolves it).
+fn report_conflict(doc: &str, heads: &[Side], chosen: &keyhive_core::Hash, may_write: bool) {
     eprintln!(
         "conflict: {doc} has {} concurrent versions (written at the same time by different devices); all are kept:",
         heads.len()
@@ -319,7 +322,11 @@ fn report_conflict(doc: &str, heads: &[Side], chosen: &keyhive_core::Hash) {
             short_hash(&side.op),
         );
     }
-    eprintln!("  to resolve it, `keyhive put {doc} FILE` with the merged version");
+    if may_write {
+        eprintln!("  to resolve it, `keyhive put {doc} FILE` with the merged version");
+    } else {
+        eprintln!("  a writer of {doc} resolves it by writing the merged version");
+    }
 }
 
 /// A refusal in a table cell: what happened in words, with short ids (`--json` has the whole
