@@ -183,3 +183,44 @@ fn a_revoked_device_learns_it_through_the_relay() {
     assert_eq!(count(&next[0], "refused"), 0, "{next}");
     relay.stop();
 }
+
+/// REP-33, STORE-22: Bob wrote to the document before Alice removed him, and once more while
+/// she did. His first sync after the removal may push what he owes (his writes' ciphertext and
+/// key agreement, which the relay does not show a removed device it holds); every later sync
+/// pushes nothing, although each is a new client. Before, each `keyhive sync` pushed them all
+/// again (4 items here; 16 items, 4.7 KB a sync in a folder he had written and invited to), for
+/// every subject he had written to, for ever. Alice reads his write made before the removal.
+#[test]
+fn a_removed_writer_pushes_what_it_owes_once_not_at_every_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, bob) = two_homes(dir.path(), &relay);
+    share_with_bob(dir.path(), &alice);
+    json(&bob, &["sync"]);
+    let file = dir.path().join("bob.txt");
+    std::fs::write(&file, "bob's line").unwrap();
+    json(&bob, &["put", "shared.txt", file.to_str().unwrap()]);
+    json(&bob, &["sync"]);
+    json(&alice, &["sync"]);
+    // Bob writes again while Alice removes him: that write does not count (CAP-11).
+    std::fs::write(&file, "bob's late line").unwrap();
+    json(&bob, &["put", "shared.txt", file.to_str().unwrap()]);
+
+    json(&alice, &["revoke", "shared.txt", "Bob"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    for _ in 0..2 {
+        let next = json(&bob, &["sync"]);
+        balanced(&next[0]);
+        assert_eq!(count(&next[0], "pushed"), 0, "{next}");
+        assert_eq!(count(&next[0], "refused"), 0, "{next}");
+    }
+    json(&alice, &["sync"]);
+    let got = dir.path().join("alice-got.txt");
+    json(
+        &alice,
+        &["get", "shared.txt", "--out", got.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "bob's line");
+    relay.stop();
+}

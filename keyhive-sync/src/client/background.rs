@@ -64,7 +64,8 @@ pub struct Client {
     /// Verifies `wss://` servers (SYNC-37); webpki roots unless replaced.
     tls: Arc<rustls::ClientConfig>,
     /// REP-33: per peer, what it took of this device's own items of subjects it was removed
-    /// from (the peer does not show it; see `answered`).
+    /// from (the peer does not show it; see `answered`), loaded from the store (STORE-22) the
+    /// first time the peer is met.
     taken: std::sync::Mutex<HashMap<PublicKey, Taken>>,
 }
 
@@ -132,13 +133,25 @@ impl Client {
         Ok(session)
     }
 
-    /// REP-33: lets `session` remember, and know, what its peer took over earlier sessions.
+    /// REP-33: lets `session` remember, and know, what its peer took over earlier sessions,
+    /// of this client and, through the store (STORE-22), of earlier ones.
     fn remember(&self, session: &mut Session) {
+        let peer = session.server_id();
         let mut all = self
             .taken
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let taken = all.entry(session.server_id()).or_default().clone();
+        let taken = all
+            .entry(peer)
+            .or_insert_with(|| {
+                let held = self.store.peer_taken(peer.as_bytes()).unwrap_or_else(|e| {
+                    // Only costs pushing those items once more.
+                    tracing::warn!(error = %e, "cannot read what this peer took before");
+                    Vec::new()
+                });
+                Arc::new(std::sync::Mutex::new(held.into_iter().collect()))
+            })
+            .clone();
         session.own.share_taken(taken);
     }
 

@@ -507,6 +507,10 @@ async fn push_in_order(
         }
         if own {
             session.own.record(&taken, &refused);
+            // STORE-22: so that the next client does not push them again either.
+            if let Err(e) = store.put_peer_taken(session.server_id().as_bytes(), &taken) {
+                tracing::warn!(error = %e, "cannot record what the peer took; the next client pushes it again");
+            }
         }
     }
     Ok(accepted)

@@ -42,6 +42,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     admission_marks(&make());
     address_usage(&make());
     relay_snapshot(&make());
+    peer_taken(&make());
     concurrent_writers(make());
 }
 
@@ -266,6 +267,27 @@ pub fn relay_snapshot<S: Store>(store: &S) {
     assert_eq!(store.snapshot().unwrap().as_deref(), Some(&[][..]));
 }
 
+/// STORE-22: nothing at first; what was recorded per peer comes back sorted, once per hash,
+/// separate from other peers' and from the items.
+pub fn peer_taken<S: Store>(store: &S) {
+    let (relay, other) = ([7u8; 32], [8u8; 32]);
+    assert_eq!(store.peer_taken(&relay).unwrap(), Vec::<Hash>::new());
+    let h = |n: u8| Hash([n; 32]);
+    store.put_peer_taken(&relay, &[h(3), h(1)]).unwrap();
+    store
+        .put_peer_taken(&relay, &[h(1), h(0xff), h(0)])
+        .unwrap();
+    store.put_peer_taken(&other, &[h(2)]).unwrap();
+    store.put_peer_taken(&other, &[]).unwrap();
+    assert_eq!(
+        store.peer_taken(&relay).unwrap(),
+        vec![h(0), h(1), h(3), h(0xff)]
+    );
+    assert_eq!(store.peer_taken(&other).unwrap(), vec![h(2)]);
+    assert_eq!(store.peer_taken(&[9u8; 32]).unwrap(), Vec::<Hash>::new());
+    assert!(store.subjects().unwrap().is_empty(), "no item was stored");
+}
+
 /// STORE-18: an address's usage comes back as last recorded, per address; unknown is `None`.
 pub fn address_usage<S: Store>(store: &S) {
     let v4 = AddressKey([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7]);
@@ -300,8 +322,8 @@ pub fn address_usage<S: Store>(store: &S) {
 }
 
 /// The read part of the suite, for a handle that only reads (STORE-20): `reader` answers every
-/// read as `written` does, where `written` holds `items` (and whatever marks, snapshot and
-/// address usage were recorded), plus `unknown` for hashes and subjects it does not hold.
+/// read as `written` does, where `written` holds `items` (and whatever marks, snapshot,
+/// address usage and what peer `[7; 32]` took were recorded), plus `unknown` for hashes and subjects it does not hold.
 pub fn reads_agree<W: Store, R: Store>(written: &W, reader: &R, items: &[Item]) {
     let subjects = written.subjects().unwrap();
     assert!(!subjects.is_empty(), "compare a store that holds something");
@@ -331,5 +353,9 @@ pub fn reads_agree<W: Store, R: Store>(written: &W, reader: &R, items: &[Item]) 
     assert_eq!(
         reader.address_usage(&address).unwrap(),
         written.address_usage(&address).unwrap()
+    );
+    assert_eq!(
+        reader.peer_taken(&[7; 32]).unwrap(),
+        written.peer_taken(&[7; 32]).unwrap()
     );
 }

@@ -19,6 +19,8 @@ struct Inner {
     addresses: HashMap<AddressKey, AddressUsage>,
     /// STORE-19: the relay's start snapshot (RELAY-8).
     snapshot: Option<Vec<u8>>,
+    /// STORE-22: per peer, what it took of a removed device's own items (REP-33).
+    peer_taken: BTreeSet<([u8; 32], Hash)>,
 }
 
 /// A store held in memory.
@@ -145,6 +147,23 @@ impl Store for MemoryStore {
 
     fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
         Ok(self.lock().addresses.get(address).copied())
+    }
+
+    fn put_peer_taken(&self, peer: &[u8; 32], hashes: &[Hash]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner
+            .peer_taken
+            .extend(hashes.iter().map(|hash| (*peer, *hash)));
+        Ok(())
+    }
+
+    fn peer_taken(&self, peer: &[u8; 32]) -> Result<Vec<Hash>, StoreError> {
+        Ok(self
+            .lock()
+            .peer_taken
+            .range((*peer, Hash([0; 32]))..=(*peer, Hash([0xff; 32])))
+            .map(|(_, hash)| *hash)
+            .collect())
     }
 }
 

@@ -244,6 +244,22 @@ pub trait Store: Send + Sync + 'static {
         let _ = address;
         Ok(None)
     }
+
+    /// STORE-22: records that the peer whose id is `peer` took (stored or already held) the
+    /// items `hashes` that this device offered of a subject it was removed from (REP-33: the
+    /// peer does not show a removed device which of them it holds). Hashes already recorded
+    /// are a no-op. Like marks it need not be durable: a lost record only makes the device push
+    /// those items once more. The default keeps none (every new client then pushes them again).
+    fn put_peer_taken(&self, peer: &[u8; 32], hashes: &[Hash]) -> Result<(), StoreError> {
+        let _ = (peer, hashes);
+        Ok(())
+    }
+
+    /// STORE-22: every hash [`Store::put_peer_taken`] recorded for `peer`, ascending.
+    fn peer_taken(&self, peer: &[u8; 32]) -> Result<Vec<Hash>, StoreError> {
+        let _ = peer;
+        Ok(Vec::new())
+    }
 }
 
 /// STORE-18, SYNC-108: a network address as a relay counts it, in 16 bytes: an IPv4 address as
@@ -332,5 +348,11 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
         (**self).address_usage(address)
+    }
+    fn put_peer_taken(&self, peer: &[u8; 32], hashes: &[Hash]) -> Result<(), StoreError> {
+        (**self).put_peer_taken(peer, hashes)
+    }
+    fn peer_taken(&self, peer: &[u8; 32]) -> Result<Vec<Hash>, StoreError> {
+        (**self).peer_taken(peer)
     }
 }

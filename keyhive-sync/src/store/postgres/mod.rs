@@ -644,6 +644,35 @@ impl Store for PostgresStore {
             count(row.get(1))?,
         )))
     }
+
+    /// STORE-22: one statement; hashes already recorded for the peer are kept.
+    fn put_peer_taken(&self, peer: &[u8; 32], hashes: &[Hash]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let hashes = hashes.iter().map(|h| h.0.to_vec()).collect();
+        self.query(
+            "recording what a peer took",
+            "INSERT INTO keyhive_peer_taken (peer, hash)
+             SELECT $1, h FROM unnest($2::bytea[]) AS h
+             ON CONFLICT DO NOTHING",
+            vec![Param::Bytes(peer.to_vec()), Param::BytesArray(hashes)],
+        )?;
+        Ok(())
+    }
+
+    fn peer_taken(&self, peer: &[u8; 32]) -> Result<Vec<Hash>, StoreError> {
+        let rows = self.query(
+            "reading what a peer took",
+            "SELECT hash FROM keyhive_peer_taken WHERE peer = $1 ORDER BY hash",
+            vec![Param::Bytes(peer.to_vec())],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(to_hash(row.get::<_, &[u8]>(0))?);
+        }
+        Ok(out)
+    }
 }
 
 impl Feed for PostgresStore {

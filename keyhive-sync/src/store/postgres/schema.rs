@@ -40,6 +40,12 @@ const MIGRATIONS: &[&str] = &[
          name  TEXT  PRIMARY KEY,
          bytes BYTEA NOT NULL
      );",
+    // 5: what a peer took of a removed device's own items (STORE-22, REP-33).
+    "CREATE TABLE keyhive_peer_taken (
+         peer BYTEA NOT NULL CHECK (length(peer) = 32),
+         hash BYTEA NOT NULL CHECK (length(hash) = 32),
+         PRIMARY KEY (peer, hash)
+     );",
 ];
 
 /// The schema version this build writes.

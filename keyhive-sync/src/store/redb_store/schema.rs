@@ -20,6 +20,8 @@ pub(super) const MARKS: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition:
 pub(super) const ADDRESSES: TableDefinition<&[u8; 16], &[u8; 16]> =
     TableDefinition::new("addresses");
 pub(super) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+/// STORE-22: `peer[32] || hash[32] -> ()`, what a peer took of a removed device's own items.
+pub(super) const PEER_TAKEN: TableDefinition<&[u8; 64], ()> = TableDefinition::new("peer_taken");
 /// STORE-19: the one row of `snapshot`.
 pub(super) const SNAPSHOT_ROW: &str = "relay";
 

@@ -10,7 +10,9 @@ use super::RedbStore;
 use super::records::{
     backend, corrupt, decode_item, decode_summary, encode_item, every_summary, subject_key,
 };
-use super::schema::{ADDRESSES, BY_SUBJECT, ITEMS, MARKS, SNAPSHOT, SNAPSHOT_ROW, SUMMARIES};
+use super::schema::{
+    ADDRESSES, BY_SUBJECT, ITEMS, MARKS, PEER_TAKEN, SNAPSHOT, SNAPSHOT_ROW, SUMMARIES,
+};
 use crate::item::{Item, SubjectId};
 use crate::reconcile::summary::Summary;
 use crate::store::{AddressKey, AddressUsage, Mark, Store, StoreError};
@@ -297,4 +299,60 @@ impl Store for RedbStore {
             Ok(held.map(|v| AddressUsage::from_bytes(v.value())))
         })
     }
+
+    /// STORE-22: one write transaction, not fsynced (see the module docs).
+    fn put_peer_taken(&self, peer: &[u8; 32], hashes: &[Hash]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        self.with_db(|db, path| {
+            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| backend(path, e))?;
+            {
+                let mut table = txn.open_table(PEER_TAKEN).map_err(|e| backend(path, e))?;
+                for hash in hashes {
+                    table
+                        .insert(&peer_key(peer, hash), ())
+                        .map_err(|e| backend(path, e))?;
+                }
+            }
+            txn.commit().map_err(|e| backend(path, e))?;
+            Ok(())
+        })
+    }
+
+    fn peer_taken(&self, peer: &[u8; 32]) -> Result<Vec<Hash>, StoreError> {
+        self.with_read(|txn, path| {
+            let table = match txn.open_table(PEER_TAKEN) {
+                Ok(t) => t,
+                // No peer took anything yet (or a store older than STORE-22).
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(backend(path, e)),
+            };
+            let (first, last) = (
+                peer_key(peer, &Hash([0; 32])),
+                peer_key(peer, &Hash([0xff; 32])),
+            );
+            let mut out = Vec::new();
+            for entry in table
+                .range::<&[u8; 64]>(&first..=&last)
+                .map_err(|e| backend(path, e))?
+            {
+                let (key, _) = entry.map_err(|e| backend(path, e))?;
+                let mut hash = [0; 32];
+                hash.copy_from_slice(&key.value()[32..]);
+                out.push(Hash(hash));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// STORE-22: the key of one `peer_taken` row.
+fn peer_key(peer: &[u8; 32], hash: &Hash) -> [u8; 64] {
+    let mut key = [0; 64];
+    key[..32].copy_from_slice(peer);
+    key[32..].copy_from_slice(&hash.0);
+    key
 }

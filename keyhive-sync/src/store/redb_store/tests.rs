@@ -66,6 +66,9 @@ fn read_only_reads_everything_and_writes_nothing() {
     writer
         .put_address_usage(&address, AddressUsage::new(2, 20))
         .expect("usage");
+    writer
+        .put_peer_taken(&[7; 32], &[items[1].hash()])
+        .expect("taken");
     assert!(matches!(
         RedbStore::open_read_only(&path),
         Err(StoreError::InUse { .. })
@@ -97,6 +100,7 @@ fn read_only_reads_everything_and_writes_nothing() {
         refused(reader.put_marks(&[(items[1].hash(), Mark([4; 32]))]));
         refused(reader.put_snapshot(b"other"));
         refused(reader.put_address_usage(&address, AddressUsage::new(9, 9)));
+        refused(reader.put_peer_taken(&[7; 32], &[items[2].hash()]));
         assert_eq!(
             reader.subjects().expect("subjects"),
             written.subjects().expect("subjects")
