@@ -189,13 +189,19 @@ fn a_revoked_device_learns_it_through_the_relay() {
 /// key agreement, which the relay does not show a removed device it holds); every later sync
 /// pushes nothing, although each is a new client. Before, each `keyhive sync` pushed them all
 /// again (4 items here; 16 items, 4.7 KB a sync in a folder he had written and invited to), for
-/// every subject he had written to, for ever. Alice reads his write made before the removal.
+/// every subject he had written to, for ever (REP-33, STORE-22), and with them the auth ops of
+/// the team on the document, which he was served only while he pulled it (SYNC-85b). Alice
+/// reads his write made before the removal.
 #[test]
 fn a_removed_writer_pushes_what_it_owes_once_not_at_every_sync() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
     let (alice, bob) = two_homes(dir.path(), &relay);
     share_with_bob(dir.path(), &alice);
+    // A team on the document: Bob is served its auth ops while he pulls the document (CAP-21).
+    json(&alice, &["group", "create", "Team"]);
+    json(&alice, &["grant", "shared.txt", "Team", "--access", "read"]);
+    json(&alice, &["sync"]);
     json(&bob, &["sync"]);
     let file = dir.path().join("bob.txt");
     std::fs::write(&file, "bob's line").unwrap();

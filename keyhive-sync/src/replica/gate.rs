@@ -111,10 +111,11 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         crate::capability_policy::removed_from(self.lock().checker(), requester, &subject.0)
     }
 
-    /// REP-33: of a subject this device was removed from, only the ops it authored there
-    /// and holds valid, with the ciphertext they name, their held causal past and the key
-    /// agreement ([`Replica::own_valid`]). If the store
-    /// fails reading them, nothing is offered this time; the next sync asks again.
+    /// REP-33: of a subject this device was removed from (or, SYNC-85b, never held and no
+    /// longer in the scope of one it pulls), only the ops it authored there and holds valid,
+    /// with the ciphertext they name, their held causal past and the key agreement
+    /// ([`Replica::own_valid`]). If the store fails reading them, nothing is offered this
+    /// time; the next sync asks again.
     ///
     /// SYNC-81a: another device's contact card only while this device shares a subject with
     /// it. A relay serves that card back only then (RELAY-5), so offering it otherwise would
@@ -130,7 +131,18 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         {
             return Offer::Own(OwnOffer::default());
         }
-        if replica.require_unrevoked(&subject.0, Access::Pull).is_ok() {
+        let checker = replica.checker();
+        let agent = AgentId::Individual(me);
+        if checker.can(agent, Access::Pull, &subject.0) {
+            return Offer::All;
+        }
+        // SYNC-85b: a subject this device never held (its auth ops came in the scope of one it
+        // pulls, CAP-21) is offered whole only while that lasts, as a relay serves it to it
+        // only then; afterwards only what it owes there, as of a subject it was removed from.
+        if replica.require_unrevoked(&subject.0, Access::Pull).is_ok()
+            && (checker.subject_info(&subject.0).is_none()
+                || checker.served_subjects(agent).contains(&subject.0))
+        {
             return Offer::All;
         }
         Offer::Own(replica.own_valid(&subject.0).unwrap_or_default())
