@@ -178,6 +178,13 @@ fn a_revoked_device_learns_it_through_the_relay() {
     let out = dir.path().join("bobs-copy.txt");
     let got = json(&bob, &["get", "shared.txt", "--out", out.to_str().unwrap()]);
     assert!(got["revoked"].is_string(), "{got}");
+    // `status` counts what `ls` lists, and says what he was removed from.
+    let status = json(&bob, &["status"]);
+    assert_eq!(
+        (&status["documents"], &status["removed_from"]),
+        (&0.into(), &1.into()),
+        "{status}"
+    );
     let next = json(&bob, &["sync"]);
     balanced(&next[0]);
     assert_eq!(count(&next[0], "refused"), 0, "{next}");

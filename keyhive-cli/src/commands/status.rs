@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use keyhive_core::capability::Access;
 use keyhive_core::crypto::signing::{PublicKey, SigningKey};
@@ -53,6 +53,9 @@ struct Holdings {
     items: u64,
     documents: usize,
     folders: usize,
+    /// Documents and folders this device was removed from (REP-32): named here still, not
+    /// listed by `ls`.
+    removed: usize,
     groups: Vec<GroupRow>,
 }
 
@@ -65,10 +68,13 @@ impl Holdings {
         metas: &BTreeMap<DocumentId, DocumentMetadata>,
         names: GroupNames<'_>,
     ) -> Self {
-        let documents = metas
-            .values()
-            .filter(|m| m.kind == MetadataKind::Document)
+        // As `ls` lists them: what this device reaches now.
+        let reached: BTreeSet<&PublicKey> = reachable.iter().map(|(id, _, _)| id).collect();
+        let held = || metas.iter().filter(|(id, _)| reached.contains(&id.0));
+        let documents = held()
+            .filter(|(_, m)| m.kind == MetadataKind::Document)
             .count();
+        let folders = held().count() - documents;
         let mut groups: Vec<GroupRow> = reachable
             .iter()
             .filter(|(_, _, kind)| *kind == SubjectKind::Group)
@@ -86,7 +92,8 @@ impl Holdings {
         Holdings {
             items,
             documents,
-            folders: metas.len() - documents,
+            folders,
+            removed: metas.len() - documents - folders,
             groups,
         }
     }
@@ -154,6 +161,7 @@ fn report(home: &Home, out: Output, device: &Device, holds: Holdings, watcher: b
         items,
         documents,
         folders,
+        removed,
         groups: group_rows,
     } = holds;
     let groups = group_rows.len();
@@ -166,7 +174,7 @@ fn report(home: &Home, out: Output, device: &Device, holds: Holdings, watcher: b
             "id": id, "name": name, "home": home.root(), "watcher": watcher,
             "relays": probes, "items": items, "pending_items": pending,
             "last_sync": state.last_sync, "documents": documents, "folders": folders,
-            "groups": groups, "group_names": group_rows,
+            "removed_from": removed, "groups": groups, "group_names": group_rows,
         }),
         || {
             println!("device:    {id}");
@@ -183,6 +191,9 @@ fn report(home: &Home, out: Output, device: &Device, holds: Holdings, watcher: b
             println!("last sync: {}", when(state.last_sync));
             println!("pending:   {pending} item(s) stored here since the last sync");
             println!("holds:     {documents} document(s), {folders} folder(s), {groups} group(s), {items} item(s)");
+            if removed > 0 {
+                println!("removed:   from {removed} document(s) or folder(s); what it received before stays readable (`keyhive get`)");
+            }
             println!("groups:    {}", group_list(&group_rows));
             if probes.is_empty() {
                 println!("relays:    none (add one with `keyhive relay add URL`)");
