@@ -376,12 +376,6 @@ pub fn sync(mut s: Session, relays_arg: Vec<String>) -> Result<()> {
                 r.bytes_sent,
                 r.bytes_received
             );
-            if r.passed_on > 0 {
-                println!(
-                    "  passed on to all your devices {} group(s), folder(s) or document(s) shared with this device (PERSON-7)",
-                    r.passed_on
-                );
-            }
             print_reasons(("rejected here", "rejected"), &r.rejections, r.rejected);
             print_reasons(("refused by relay", "refused"), &r.refusals, r.refused);
             if r.refusals.iter().any(|f| {
@@ -395,6 +389,12 @@ pub fn sync(mut s: Session, relays_arg: Vec<String>) -> Result<()> {
             }
             for news in &r.news {
                 println!("  {}", sync_news::line(news));
+            }
+            if r.passed_on > 0 {
+                println!(
+                    "  passed on to all your devices {} group(s), folder(s) or document(s) shared with this device (PERSON-7)",
+                    r.passed_on
+                );
             }
         }
     })?;
