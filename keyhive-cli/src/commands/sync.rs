@@ -56,6 +56,10 @@ pub struct RelaySummary {
     /// PERSON-7: grants that passed on to this person's other devices what was shared with
     /// this device directly since the last sync.
     pub passed_on: usize,
+    /// Why passing on what was shared with this device failed (PERSON-7), if it did; the
+    /// sync went on, and the next one tries again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass_on_error: Option<String>,
     /// Frame bytes sent.
     pub bytes_sent: u64,
     /// Frame bytes received.
@@ -234,10 +238,17 @@ pub(crate) async fn rounds(
             let mut replica = shared
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let passed = match person {
-                Some(group) => crate::person::pass_on_shares(&mut replica, group)?,
-                None => 0,
-            };
+            // A pass-on that fails does not fail the sync: it is said, and tried again next
+            // round and next sync.
+            let passed =
+                match person.map(|group| crate::person::pass_on_shares(&mut replica, group)) {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => {
+                        summary.pass_on_error = Some(format!("{e:#}"));
+                        0
+                    }
+                    None => 0,
+                };
             (passed, !replica.prepare_all()?.is_empty())
         };
         summary.passed_on += passed;
@@ -395,6 +406,9 @@ pub fn sync(mut s: Session, relays_arg: Vec<String>) -> Result<()> {
                     "  passed on to all your devices {} group(s), folder(s) or document(s) shared with this device (PERSON-7)",
                     r.passed_on
                 );
+            }
+            if let Some(e) = &r.pass_on_error {
+                println!("  warning: could not pass on to your other devices what was shared with this one: {e}");
             }
         }
     })?;

@@ -212,6 +212,14 @@ impl Links {
             return;
         }
         self.record(opened, i);
+        if let Some(error) = &summary.pass_on_error {
+            let url = summary.relay.clone();
+            self.report.line(
+                "pass_on_failed",
+                json!({"relay": url, "error": error}),
+                || format!("{url}: could not pass on to your other devices what was shared with this one: {error}"),
+            );
+        }
         // Only rounds that moved something are printed (refusals alone repeat every round).
         if summary.pushed + summary.pulled > 0 {
             let url = summary.relay.clone();
