@@ -438,6 +438,78 @@ async fn sync52_an_unchanged_offer_is_not_sent_again() {
     assert_eq!(b.collection().await.unwrap().len(), 201);
 }
 
+/// SYNC-53: a new client over the same store (each CLI `sync` is one) starts from the offer an
+/// earlier client stored (STORE-23), so an idle sync downloads one small frame instead of the
+/// whole offer; a damaged stored offer costs only the whole offer, and a changed relay offer
+/// is sent whole and stored again. Before, every new client downloaded the whole offer (49 B a
+/// subject: 174 KB at every `keyhive sync` of a home of 3,562 subjects).
+#[tokio::test]
+async fn sync53_a_new_client_starts_from_the_offer_an_earlier_one_stored() {
+    let relay_store = Arc::new(MemoryStore::new());
+    let policy = policy();
+    let (relay, relay_key) = start(relay_store.clone(), policy.clone()).await;
+    let alice = SigningKey::generate();
+    let subjects: Vec<_> = (1..=200).map(subject).collect();
+    for doc in &subjects {
+        policy.grant_write(id(&alice), *doc);
+    }
+    let local = Arc::new(MemoryStore::new());
+    for (n, doc) in subjects.iter().enumerate() {
+        local
+            .put(&items(&alice, *doc, n as u64..n as u64 + 1))
+            .unwrap();
+    }
+    let sync = || async {
+        let client = keyhive_sync::client::Client::new(
+            alice.clone(),
+            local.clone(),
+            Arc::new(keyhive_sync::policy::AllowAll),
+        );
+        let session = client
+            .connect_to(&relay.url(), Some(pk(&relay_key)))
+            .await
+            .unwrap();
+        client.sync_once(&session).await.unwrap()
+    };
+    let first = sync().await;
+    assert_eq!(first.pushed, 200, "{first:?}");
+    // The relay's offer changed with the push: the next client downloads it whole once.
+    let second = sync().await;
+    assert_eq!(second.offered, 200);
+    let idle = sync().await;
+    assert_eq!((idle.offered, idle.pushed, idle.pulled), (200, 0, 0));
+    assert!(
+        idle.bytes_received * 20 < second.bytes_received,
+        "an idle sync of a new client received {} B, one with the whole offer {} B",
+        idle.bytes_received,
+        second.bytes_received
+    );
+    let peer = pk(&relay_key);
+    assert!(local.peer_offer(peer.as_bytes()).unwrap().is_some());
+
+    // Damaged on disk: the whole offer again, nothing else goes wrong.
+    local
+        .put_peer_offer(peer.as_bytes(), b"\x01garbage")
+        .unwrap();
+    let damaged = sync().await;
+    assert_eq!((damaged.offered, damaged.pushed), (200, 0));
+    assert!(damaged.bytes_received * 20 > second.bytes_received);
+    // A subject granted since is offered (and pulled) by the next new client.
+    let newcomer = subject(250);
+    policy.grant_write(id(&alice), newcomer);
+    let other = Session::connect(&relay.url(), &alice, Some(pk(&relay_key)))
+        .await
+        .unwrap();
+    other
+        .push(&items(&alice, newcomer, 9_000..9_001))
+        .await
+        .unwrap();
+    let grown = sync().await;
+    assert_eq!((grown.offered, grown.pulled), (201, 1), "{grown:?}");
+    let idle = sync().await;
+    assert!(idle.bytes_received * 20 < second.bytes_received);
+}
+
 /// A relay built before SYNC-52, reduced to what a collection needs: it answers `Collection`
 /// with `offers`, and a frame it cannot decode (`CollectionSince`, which it predates) with
 /// `Error{req: none, Malformed}` as every relay answers an undecodable frame (SYNC-13). Returns

@@ -134,7 +134,8 @@ impl Client {
     }
 
     /// REP-33: lets `session` remember, and know, what its peer took over earlier sessions,
-    /// of this client and, through the store (STORE-22), of earlier ones.
+    /// of this client and, through the store (STORE-22), of earlier ones; SYNC-53: and the
+    /// offer the peer sent last (STORE-23).
     fn remember(&self, session: &mut Session) {
         let peer = session.server_id();
         let mut all = self
@@ -153,6 +154,18 @@ impl Client {
             })
             .clone();
         session.own.share_taken(taken);
+        drop(all);
+        // SYNC-53: the offer this peer sent last, as an earlier client stored it.
+        match self.store.peer_offer(peer.as_bytes()) {
+            Ok(Some(bytes)) => match super::offer_cache::decode(&bytes) {
+                Some(offer) => session.seed_offer(offer),
+                None => tracing::warn!(
+                    "the stored offer of this peer is damaged; asking the whole offer"
+                ),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the stored offer of this peer"),
+        }
     }
 
     /// One full sync over `session` (collection + reconciliation + pull + push).

@@ -1,6 +1,7 @@
 //! The connecting side: sessions, one-shot sync, and the background [`Client`].
 mod answered;
 pub mod background;
+mod offer_cache;
 pub mod session;
 pub mod sync;
 

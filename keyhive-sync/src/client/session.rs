@@ -286,6 +286,8 @@ pub struct Session {
     /// SYNC-52: the last offer the peer sent on this session, with its digest, so that a
     /// collection that finds it unchanged downloads nothing but its answer.
     offer: Mutex<Option<(blake3::Hash, Arc<Vec<SubjectOffer>>)>>,
+    /// SYNC-53: set when the peer sent a whole offer, until the sync that asked stores it.
+    offer_fresh: AtomicBool,
     /// SYNC-52: whether the peer may be asked `CollectionSince` (false once it could not
     /// decode one: a peer built before the rule).
     offer_digests: AtomicBool,
@@ -482,6 +484,7 @@ impl Session {
             over_quota: Mutex::new(None),
             quota_probes: AtomicU32::new(0),
             offer: Mutex::new(None),
+            offer_fresh: AtomicBool::new(false),
             offer_digests: AtomicBool::new(true),
             undecodable,
         })
@@ -694,8 +697,9 @@ impl Session {
         Ok(out)
     }
 
-    /// SYNC-50..52: every subject the server lets us pull, with its root summary. After the
-    /// first on a session, the request names the digest of the offer held, and an unchanged
+    /// SYNC-50..53: every subject the server lets us pull, with its root summary. After the
+    /// first on a session (or from the first, with an offer stored by an earlier client,
+    /// SYNC-53), the request names the digest of the offer held, and an unchanged
     /// offer is not sent again (an idle sync of 3,562 subjects downloaded 174 KB of offer
     /// twice, and a background link every 30 s).
     pub async fn collection(&self) -> Result<Arc<Vec<SubjectOffer>>, SessionError> {
@@ -736,7 +740,28 @@ impl Session {
         }
         let offer = Arc::new(out);
         *self.held_offer() = Some((crate::protocol::offer_digest(&offer), Arc::clone(&offer)));
+        self.offer_fresh.store(true, Ordering::Relaxed);
         Ok(offer)
+    }
+
+    /// SYNC-53: takes `offer` (the one this peer sent an earlier client, from the store) as the
+    /// offer held, unless this session holds one already: the first collection then names its
+    /// digest.
+    pub(crate) fn seed_offer(&self, offer: Vec<SubjectOffer>) {
+        let mut held = self.held_offer();
+        if held.is_none() {
+            *held = Some((crate::protocol::offer_digest(&offer), Arc::new(offer)));
+        }
+    }
+
+    /// SYNC-53: the offer the peer sent whole since this was last asked, to be stored.
+    pub(crate) fn take_fresh_offer(&self) -> Option<Arc<Vec<SubjectOffer>>> {
+        if !self.offer_fresh.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        self.held_offer()
+            .as_ref()
+            .map(|(_, offer)| Arc::clone(offer))
     }
 
     fn held_offer(&self) -> MutexGuard<'_, Option<(blake3::Hash, Arc<Vec<SubjectOffer>>)>> {

@@ -249,6 +249,15 @@ pub async fn sync_once_skipping(
     let mut report = SyncReport::default();
 
     let offers = session.collection().await?;
+    // SYNC-53: kept for the next client; failing to only costs it the whole offer.
+    if let Some(fresh) = session.take_fresh_offer()
+        && let Err(e) = store.put_peer_offer(
+            session.server_id().as_bytes(),
+            &super::offer_cache::encode(&fresh),
+        )
+    {
+        tracing::warn!(error = %e, "cannot store the peer's offer; the next client asks it whole");
+    }
     report.offered = offers.len();
     let offered: BTreeSet<SubjectId> = offers.iter().map(|o| o.subject).collect();
     let mut todo = Vec::new();

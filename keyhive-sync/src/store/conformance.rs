@@ -43,6 +43,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     address_usage(&make());
     relay_snapshot(&make());
     peer_taken(&make());
+    peer_offer(&make());
     concurrent_writers(make());
 }
 
@@ -288,6 +289,32 @@ pub fn peer_taken<S: Store>(store: &S) {
     assert!(store.subjects().unwrap().is_empty(), "no item was stored");
 }
 
+/// STORE-23: no offer at first; the last one recorded per peer comes back whole, also an
+/// empty one, and it is independent of other peers'.
+pub fn peer_offer<S: Store>(store: &S) {
+    let (relay, other) = ([7u8; 32], [8u8; 32]);
+    assert_eq!(store.peer_offer(&relay).unwrap(), None);
+    let first: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
+    store.put_peer_offer(&relay, &first).unwrap();
+    store.put_peer_offer(&other, b"other").unwrap();
+    assert_eq!(
+        store.peer_offer(&relay).unwrap().as_deref(),
+        Some(&first[..])
+    );
+    store.put_peer_offer(&relay, b"second").unwrap();
+    assert_eq!(
+        store.peer_offer(&relay).unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
+    assert_eq!(
+        store.peer_offer(&other).unwrap().as_deref(),
+        Some(&b"other"[..])
+    );
+    store.put_peer_offer(&other, &[]).unwrap();
+    assert_eq!(store.peer_offer(&other).unwrap().as_deref(), Some(&[][..]));
+    assert_eq!(store.peer_offer(&[9u8; 32]).unwrap(), None);
+}
+
 /// STORE-18: an address's usage comes back as last recorded, per address; unknown is `None`.
 pub fn address_usage<S: Store>(store: &S) {
     let v4 = AddressKey([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7]);
@@ -323,7 +350,7 @@ pub fn address_usage<S: Store>(store: &S) {
 
 /// The read part of the suite, for a handle that only reads (STORE-20): `reader` answers every
 /// read as `written` does, where `written` holds `items` (and whatever marks, snapshot,
-/// address usage and what peer `[7; 32]` took were recorded), plus `unknown` for hashes and subjects it does not hold.
+/// address usage and what peer `[7; 32]` took and offered were recorded), plus `unknown` for hashes and subjects it does not hold.
 pub fn reads_agree<W: Store, R: Store>(written: &W, reader: &R, items: &[Item]) {
     let subjects = written.subjects().unwrap();
     assert!(!subjects.is_empty(), "compare a store that holds something");
@@ -357,5 +384,9 @@ pub fn reads_agree<W: Store, R: Store>(written: &W, reader: &R, items: &[Item]) 
     assert_eq!(
         reader.peer_taken(&[7; 32]).unwrap(),
         written.peer_taken(&[7; 32]).unwrap()
+    );
+    assert_eq!(
+        reader.peer_offer(&[7; 32]).unwrap(),
+        written.peer_offer(&[7; 32]).unwrap()
     );
 }

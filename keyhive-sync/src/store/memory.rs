@@ -21,6 +21,8 @@ struct Inner {
     snapshot: Option<Vec<u8>>,
     /// STORE-22: per peer, what it took of a removed device's own items (REP-33).
     peer_taken: BTreeSet<([u8; 32], Hash)>,
+    /// STORE-23: per peer, the last collection offer it sent (SYNC-53).
+    peer_offers: HashMap<[u8; 32], Vec<u8>>,
 }
 
 /// A store held in memory.
@@ -164,6 +166,15 @@ impl Store for MemoryStore {
             .range((*peer, Hash([0; 32]))..=(*peer, Hash([0xff; 32])))
             .map(|(_, hash)| *hash)
             .collect())
+    }
+
+    fn put_peer_offer(&self, peer: &[u8; 32], offer: &[u8]) -> Result<(), StoreError> {
+        self.lock().peer_offers.insert(*peer, offer.to_vec());
+        Ok(())
+    }
+
+    fn peer_offer(&self, peer: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().peer_offers.get(peer).cloned())
     }
 }
 

@@ -260,6 +260,21 @@ pub trait Store: Send + Sync + 'static {
         let _ = peer;
         Ok(Vec::new())
     }
+
+    /// STORE-23: replaces what is kept of the last collection offer the peer with id `peer`
+    /// sent (SYNC-53: bytes the client encodes, opaque to the store), atomically. Like marks it
+    /// need not be durable: a lost or older offer only costs downloading the whole one. The
+    /// default keeps none.
+    fn put_peer_offer(&self, peer: &[u8; 32], offer: &[u8]) -> Result<(), StoreError> {
+        let _ = (peer, offer);
+        Ok(())
+    }
+
+    /// STORE-23: what [`Store::put_peer_offer`] last recorded for `peer`.
+    fn peer_offer(&self, peer: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = peer;
+        Ok(None)
+    }
 }
 
 /// STORE-18, SYNC-108: a network address as a relay counts it, in 16 bytes: an IPv4 address as
@@ -354,5 +369,11 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn peer_taken(&self, peer: &[u8; 32]) -> Result<Vec<Hash>, StoreError> {
         (**self).peer_taken(peer)
+    }
+    fn put_peer_offer(&self, peer: &[u8; 32], offer: &[u8]) -> Result<(), StoreError> {
+        (**self).put_peer_offer(peer, offer)
+    }
+    fn peer_offer(&self, peer: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).peer_offer(peer)
     }
 }

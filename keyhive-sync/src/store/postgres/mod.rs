@@ -673,6 +673,26 @@ impl Store for PostgresStore {
         }
         Ok(out)
     }
+
+    /// STORE-23: one statement replacing the peer's row.
+    fn put_peer_offer(&self, peer: &[u8; 32], offer: &[u8]) -> Result<(), StoreError> {
+        self.query(
+            "recording a peer's offer",
+            "INSERT INTO keyhive_peer_offers (peer, offer) VALUES ($1, $2)
+             ON CONFLICT (peer) DO UPDATE SET offer = excluded.offer",
+            vec![Param::Bytes(peer.to_vec()), Param::Bytes(offer.to_vec())],
+        )?;
+        Ok(())
+    }
+
+    fn peer_offer(&self, peer: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.query(
+            "reading a peer's offer",
+            "SELECT offer FROM keyhive_peer_offers WHERE peer = $1",
+            vec![Param::Bytes(peer.to_vec())],
+        )?;
+        Ok(rows.first().map(|row| row.get::<_, &[u8]>(0).to_vec()))
+    }
 }
 
 impl Feed for PostgresStore {

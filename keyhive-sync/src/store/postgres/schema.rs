@@ -46,6 +46,11 @@ const MIGRATIONS: &[&str] = &[
          hash BYTEA NOT NULL CHECK (length(hash) = 32),
          PRIMARY KEY (peer, hash)
      );",
+    // 6: the last collection offer a peer sent (STORE-23, SYNC-53), one row per peer.
+    "CREATE TABLE keyhive_peer_offers (
+         peer  BYTEA PRIMARY KEY CHECK (length(peer) = 32),
+         offer BYTEA NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,9 @@ pub(super) const ADDRESSES: TableDefinition<&[u8; 16], &[u8; 16]> =
 pub(super) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
 /// STORE-22: `peer[32] || hash[32] -> ()`, what a peer took of a removed device's own items.
 pub(super) const PEER_TAKEN: TableDefinition<&[u8; 64], ()> = TableDefinition::new("peer_taken");
+/// STORE-23: `peer[32] -> offer bytes`, the last collection offer a peer sent (SYNC-53).
+pub(super) const PEER_OFFERS: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("peer_offers");
 /// STORE-19: the one row of `snapshot`.
 pub(super) const SNAPSHOT_ROW: &str = "relay";
 

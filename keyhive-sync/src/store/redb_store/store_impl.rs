@@ -11,7 +11,7 @@ use super::records::{
     backend, corrupt, decode_item, decode_summary, encode_item, every_summary, subject_key,
 };
 use super::schema::{
-    ADDRESSES, BY_SUBJECT, ITEMS, MARKS, PEER_TAKEN, SNAPSHOT, SNAPSHOT_ROW, SUMMARIES,
+    ADDRESSES, BY_SUBJECT, ITEMS, MARKS, PEER_OFFERS, PEER_TAKEN, SNAPSHOT, SNAPSHOT_ROW, SUMMARIES,
 };
 use crate::item::{Item, SubjectId};
 use crate::reconcile::summary::Summary;
@@ -345,6 +345,34 @@ impl Store for RedbStore {
                 out.push(Hash(hash));
             }
             Ok(out)
+        })
+    }
+
+    /// STORE-23: one write transaction replacing the row, not fsynced (see the module docs).
+    fn put_peer_offer(&self, peer: &[u8; 32], offer: &[u8]) -> Result<(), StoreError> {
+        self.with_db(|db, path| {
+            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| backend(path, e))?;
+            {
+                let mut table = txn.open_table(PEER_OFFERS).map_err(|e| backend(path, e))?;
+                table.insert(peer, offer).map_err(|e| backend(path, e))?;
+            }
+            txn.commit().map_err(|e| backend(path, e))?;
+            Ok(())
+        })
+    }
+
+    fn peer_offer(&self, peer: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_read(|txn, path| {
+            let table = match txn.open_table(PEER_OFFERS) {
+                Ok(t) => t,
+                // No offer kept yet (or a store older than STORE-23).
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(backend(path, e)),
+            };
+            let held = table.get(peer).map_err(|e| backend(path, e))?;
+            Ok(held.map(|v| v.value().to_vec()))
         })
     }
 }

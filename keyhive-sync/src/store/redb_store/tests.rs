@@ -69,6 +69,7 @@ fn read_only_reads_everything_and_writes_nothing() {
     writer
         .put_peer_taken(&[7; 32], &[items[1].hash()])
         .expect("taken");
+    writer.put_peer_offer(&[7; 32], b"offer").expect("offer");
     assert!(matches!(
         RedbStore::open_read_only(&path),
         Err(StoreError::InUse { .. })
@@ -101,6 +102,7 @@ fn read_only_reads_everything_and_writes_nothing() {
         refused(reader.put_snapshot(b"other"));
         refused(reader.put_address_usage(&address, AddressUsage::new(9, 9)));
         refused(reader.put_peer_taken(&[7; 32], &[items[2].hash()]));
+        refused(reader.put_peer_offer(&[7; 32], b"other"));
         assert_eq!(
             reader.subjects().expect("subjects"),
             written.subjects().expect("subjects")
