@@ -18,14 +18,27 @@ fn init_whoami_and_contact_exchange() {
         .to_owned();
     let added = json(&alice, &["contact", "add", &card]);
     assert_eq!(added["name"], "Bob");
+    assert_eq!(added["replaced"], serde_json::Value::Null);
 
-    // A file path works too, with a chosen name.
+    // A file path works too, with a chosen name: the same device, so the contact is updated,
+    // and says so (it said "Added contact Bobby" while Bob was gone from the list).
     let file = dir.path().join("card.txt");
     std::fs::write(&file, format!("{card}\n")).unwrap();
-    json(
+    let again = json(
         &alice,
         &["contact", "add", file.to_str().unwrap(), "--name", "Bobby"],
     );
+    assert_eq!(again["replaced"], "Bob", "{again}");
+    let out = common::keyhive(&alice)
+        .args(["contact", "add", &card, "--name", "Robert"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("Updated contact Bobby, now named Robert"),
+        "{said}"
+    );
+    json(&alice, &["contact", "rename", "Robert", "Bobby"]);
     let list = json(&alice, &["contact", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["name"], "Bobby");

@@ -38,7 +38,13 @@ pub fn add(home: &Home, out: Output, card: &str, name: Option<String>) -> Result
         })?
     };
     let mut book = ContactBook::load(home)?;
+    let known: Vec<_> = book.all().iter().map(|c| (c.id, c.name.clone())).collect();
     let contact = book.add(&line, name)?;
+    // The same device again (a newer card, a person line, another name): one contact, updated.
+    let was = known
+        .into_iter()
+        .find(|(id, _)| *id == contact.id)
+        .map(|(_, name)| name);
     if contact.id == crate::device_store::load_device(home)?.id() {
         bail!(
             "this is this device's own card: give it to others (`keyhive contact export`); this device is `me` here"
@@ -46,13 +52,20 @@ pub fn add(home: &Home, out: Output, card: &str, name: Option<String>) -> Result
     }
     book.save(home)?;
     out.emit(
-        &json!({"name": contact.name, "id": contact.id.to_string(), "person": contact.person.map(|g| g.to_string())}),
-        || match contact.person {
-            Some(group) => println!(
-                "Added contact {} ({}); grants to {} reach every device of their person group {group}",
-                contact.name, contact.id, contact.name
-            ),
-            None => println!("Added contact {} ({})", contact.name, contact.id),
+        &json!({"name": contact.name, "id": contact.id.to_string(), "person": contact.person.map(|g| g.to_string()), "replaced": was}),
+        || {
+            let done = match &was {
+                Some(old) if *old == contact.name => format!("Updated contact {}", contact.name),
+                Some(old) => format!("Updated contact {old}, now named {}", contact.name),
+                None => format!("Added contact {}", contact.name),
+            };
+            match contact.person {
+                Some(group) => println!(
+                    "{done} ({}); grants to {} reach every device of their person group {group}",
+                    contact.id, contact.name
+                ),
+                None => println!("{done} ({})", contact.id),
+            }
         },
     )
 }
