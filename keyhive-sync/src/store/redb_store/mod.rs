@@ -147,6 +147,22 @@ impl RedbStore {
         })
     }
 
+    /// Runs `f` in one write transaction committed without fsync (`Durability::None`): for
+    /// what only saves work when kept (marks, the relay snapshot, what peers took and offered;
+    /// the next durable commit persists it).
+    fn with_lazy_write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction, &Path) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.with_db(|db, path| {
+            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| backend(path, e))?;
+            f(&txn, path)?;
+            txn.commit().map_err(|e| backend(path, e))
+        })
+    }
+
     /// Runs one redb read transaction under STORE-8, on either kind of handle.
     fn with_read<T>(
         &self,

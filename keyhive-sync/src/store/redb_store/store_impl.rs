@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
-use redb::{Durability, ReadableTable};
+use redb::ReadableTable;
 
 use super::RedbStore;
 use super::records::{
@@ -204,19 +204,13 @@ impl Store for RedbStore {
         if marks.is_empty() {
             return Ok(());
         }
-        self.with_db(|db, path| {
-            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
-            txn.set_durability(Durability::None)
-                .map_err(|e| backend(path, e))?;
-            {
-                let mut table = txn.open_table(MARKS).map_err(|e| backend(path, e))?;
-                for (hash, mark) in marks {
-                    table
-                        .insert(&hash.0, &mark.0)
-                        .map_err(|e| backend(path, e))?;
-                }
+        self.with_lazy_write(|txn, path| {
+            let mut table = txn.open_table(MARKS).map_err(|e| backend(path, e))?;
+            for (hash, mark) in marks {
+                table
+                    .insert(&hash.0, &mark.0)
+                    .map_err(|e| backend(path, e))?;
             }
-            txn.commit().map_err(|e| backend(path, e))?;
             Ok(())
         })
     }
@@ -240,17 +234,11 @@ impl Store for RedbStore {
 
     /// STORE-19: one write transaction replacing the row, not fsynced (see the module docs).
     fn put_snapshot(&self, snapshot: &[u8]) -> Result<(), StoreError> {
-        self.with_db(|db, path| {
-            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
-            txn.set_durability(Durability::None)
+        self.with_lazy_write(|txn, path| {
+            let mut table = txn.open_table(SNAPSHOT).map_err(|e| backend(path, e))?;
+            table
+                .insert(SNAPSHOT_ROW, snapshot)
                 .map_err(|e| backend(path, e))?;
-            {
-                let mut table = txn.open_table(SNAPSHOT).map_err(|e| backend(path, e))?;
-                table
-                    .insert(SNAPSHOT_ROW, snapshot)
-                    .map_err(|e| backend(path, e))?;
-            }
-            txn.commit().map_err(|e| backend(path, e))?;
             Ok(())
         })
     }
@@ -305,19 +293,13 @@ impl Store for RedbStore {
         if hashes.is_empty() {
             return Ok(());
         }
-        self.with_db(|db, path| {
-            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
-            txn.set_durability(Durability::None)
-                .map_err(|e| backend(path, e))?;
-            {
-                let mut table = txn.open_table(PEER_TAKEN).map_err(|e| backend(path, e))?;
-                for hash in hashes {
-                    table
-                        .insert(&peer_key(peer, hash), ())
-                        .map_err(|e| backend(path, e))?;
-                }
+        self.with_lazy_write(|txn, path| {
+            let mut table = txn.open_table(PEER_TAKEN).map_err(|e| backend(path, e))?;
+            for hash in hashes {
+                table
+                    .insert(&peer_key(peer, hash), ())
+                    .map_err(|e| backend(path, e))?;
             }
-            txn.commit().map_err(|e| backend(path, e))?;
             Ok(())
         })
     }
@@ -350,15 +332,9 @@ impl Store for RedbStore {
 
     /// STORE-23: one write transaction replacing the row, not fsynced (see the module docs).
     fn put_peer_offer(&self, peer: &[u8; 32], offer: &[u8]) -> Result<(), StoreError> {
-        self.with_db(|db, path| {
-            let mut txn = db.begin_write().map_err(|e| backend(path, e))?;
-            txn.set_durability(Durability::None)
-                .map_err(|e| backend(path, e))?;
-            {
-                let mut table = txn.open_table(PEER_OFFERS).map_err(|e| backend(path, e))?;
-                table.insert(peer, offer).map_err(|e| backend(path, e))?;
-            }
-            txn.commit().map_err(|e| backend(path, e))?;
+        self.with_lazy_write(|txn, path| {
+            let mut table = txn.open_table(PEER_OFFERS).map_err(|e| backend(path, e))?;
+            table.insert(peer, offer).map_err(|e| backend(path, e))?;
             Ok(())
         })
     }
