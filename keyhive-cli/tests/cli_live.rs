@@ -505,3 +505,37 @@ fn a_revocation_is_printed_with_the_groups_name_by_the_watcher() {
     assert!(bob_watch.interrupt().success());
     relay.stop();
 }
+
+/// PERSON-7 in the background: Bob shares a document with the plain card of Alice's laptop
+/// after she linked her phone; the laptop's watcher passes it on to her person group by itself
+/// (`synced` with `passed_on`), and her phone reads it at its next sync, nobody running
+/// `device join` again.
+#[test]
+fn a_watcher_passes_on_what_is_shared_with_its_device_to_the_persons_other_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (laptop, plain) = person(dir.path(), "laptop", &relay);
+    let (phone, phone_card) = person(dir.path(), "phone", &relay);
+    let (bob, _) = person(dir.path(), "bob", &relay);
+    let group = json(&laptop, &["device", "add", &phone_card])["group"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(&laptop, &["sync"]);
+    json(&phone, &["sync"]);
+    json(&phone, &["device", "join", &group]);
+    json(&phone, &["sync"]);
+
+    let laptop_watch = Watcher::start(&laptop);
+    json(&bob, &["contact", "add", &plain, "--name", "Alice"]);
+    json(&bob, &["doc", "create", "plan.txt"]);
+    put(&bob, dir.path(), "plan.txt", "the plan");
+    json(&bob, &["grant", "plan.txt", "Alice", "--access", "read"]);
+    json(&bob, &["sync"]);
+    let (_, line) = laptop_watch.wait_for("synced", |v| v["passed_on"].as_u64() > Some(0));
+    assert_eq!(line["passed_on"], 1, "{line}");
+    assert!(laptop_watch.interrupt().success());
+    json(&phone, &["sync"]);
+    assert_eq!(get(&phone, "plan.txt"), "the plan");
+    relay.stop();
+}
