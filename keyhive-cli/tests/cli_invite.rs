@@ -191,6 +191,48 @@ fn expired_and_revoked_invitations_are_refused_with_the_rule() {
     relay.stop();
 }
 
+/// An invitation made by a writer who is then removed grants nothing any more (a redemption
+/// delegates through its issuer's grant, CAP-13): `invites` says `issuer removed`, where it
+/// said `outstanding`, and a device joining with the code is refused.
+#[test]
+fn an_invitation_whose_issuer_was_removed_is_listed_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"), &[]);
+    let (alice, _) = alice_with_folder(dir.path(), &relay);
+    let bob = person(dir.path(), "Bob", Some(&relay));
+    let card = |h: &Path| {
+        json(h, &["contact", "export"])["card"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&alice, &["grant", "Projects", "Bob", "--access", "write"]);
+    json(&alice, &["sync"]);
+    json(&bob, &["sync"]);
+    let (code, invitation) = invite(&bob, "Projects", &["--uses", "2"]);
+    json(&alice, &["sync"]);
+    let status = |home: &Path| {
+        let listed = json(home, &["invites"]);
+        listed["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == invitation.as_str())
+            .map(|r| r["status"].clone())
+            .unwrap_or_else(|| panic!("{listed}"))
+    };
+    assert_eq!(status(&alice), "outstanding");
+
+    json(&alice, &["revoke", "Projects", "Bob"]);
+    json(&alice, &["sync"]);
+    assert_eq!(status(&alice), "issuer removed");
+    let dave = person(dir.path(), "Dave", None);
+    let err = fails(&dave, &["join", &code]);
+    assert!(err.contains("refused"), "{err}");
+    relay.stop();
+}
+
 #[test]
 fn an_observed_redemption_cannot_be_reused_by_another_device() {
     let dir = tempfile::tempdir().unwrap();
