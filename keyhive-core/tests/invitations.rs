@@ -582,3 +582,30 @@ fn inv12_ended_grants_reaching_a_document_through_groups_and_folders() {
         vec![(doc, direct.hash())]
     );
 }
+
+/// CAP-13: an invitation by a writer whom the admin then removes is no longer outstanding (a
+/// redemption would delegate through the removed grant): `issuer_holds` is false, and a
+/// redemption made after the removal grants nothing.
+#[test]
+fn cap13_an_invitation_is_not_outstanding_once_its_issuer_was_removed() {
+    let alice = device("alice");
+    let bob = device("bob");
+    let carol = device("carol");
+    let mut c = Checker::default();
+    let doc = c.create_document(&alice).unwrap().genesis.issuer;
+    let grant = c.delegate(&alice, &doc, ind(&bob), Access::Write).unwrap();
+    let inv = c.invite(&bob, &doc, Access::Read, None, 2).unwrap();
+    let listed = c.invitations(&doc);
+    assert!(listed[0].issuer_holds && listed[0].outstanding(0));
+
+    c.revoke(&alice, &doc, &grant.hash()).unwrap();
+    let listed = c.invitations(&doc);
+    assert!(!listed[0].issuer_holds, "{listed:?}");
+    assert!(!listed[0].outstanding(0));
+    assert!(listed[0].validity.is_valid() && !listed[0].revoked);
+    let r = c.redeem(&carol, &inv.op.hash(), &inv.secret, 0);
+    if let Ok(r) = r {
+        assert!(!matches!(c.op_validity(&r.hash()), Some(Validity::Valid)));
+    }
+    assert!(!c.can(ind(&carol), Access::Pull, &doc));
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use keyhive_core::capability::{Access, Action, AgentId, AnyVerified, InvitationInfo, Reason};
+use keyhive_core::capability::{Access, Action, AnyVerified, InvitationInfo, Reason};
 use keyhive_core::crypto::hash::Hash;
 use keyhive_core::identity::DocumentId;
 use keyhive_sync::invite_code::InviteCode;
@@ -270,11 +270,7 @@ pub fn list(mut s: Session, revoke: Option<&str>) -> Result<()> {
     let rows: Vec<(InvitationInfo, String, String)> = invitations
         .into_iter()
         .map(|i| {
-            let issuer_holds =
-                s.replica
-                    .checker()
-                    .can(AgentId::Individual(i.issuer), i.access, &i.subject);
-            let status = status_of(&i, now, issuer_holds);
+            let status = status_of(&i, now);
             let name = shown(&s.name_of(&i.subject));
             (i, status, name)
         })
@@ -326,15 +322,13 @@ pub fn list(mut s: Session, revoke: Option<&str>) -> Result<()> {
     )
 }
 
-/// What an invitation is worth now, as `keyhive invites` says it; `issuer_holds` is whether its
-/// issuer still holds the level it invites to (a redemption is a delegation through the
-/// issuer's, so it grants nothing once the issuer was removed, CAP-13).
-fn status_of(i: &InvitationInfo, now: u64, issuer_holds: bool) -> String {
+/// What an invitation is worth now, as `keyhive invites` says it.
+fn status_of(i: &InvitationInfo, now: u64) -> String {
     if i.revoked {
         "revoked".into()
     } else if !i.validity.is_valid() {
         "invalid".into()
-    } else if !issuer_holds {
+    } else if !i.issuer_holds {
         "issuer removed".into()
     } else if i.expires.is_some_and(|e| now > e) {
         "expired".into()

@@ -35,14 +35,18 @@ pub struct InvitationInfo {
     pub validity: Validity,
     /// An effective revocation revoked it (INV-7).
     pub revoked: bool,
+    /// Its issuer still holds the level it invites to. A redemption delegates through the
+    /// issuer's grant, so once the issuer was removed it grants nothing (CAP-13).
+    pub issuer_holds: bool,
 }
 
 impl InvitationInfo {
-    /// Whether a further redemption could still count: valid, not revoked, uses left, and
-    /// (judged at `now`, unix seconds) not expired.
+    /// Whether a further redemption could still count: valid, not revoked, its issuer still
+    /// holding the level, uses left, and (judged at `now`, unix seconds) not expired.
     pub fn outstanding(&self, now: u64) -> bool {
         self.validity.is_valid()
             && !self.revoked
+            && self.issuer_holds
             && (self.redeemed_by.len() as u64) < u64::from(self.max_uses)
             && self.expires.is_none_or(|e| now <= e)
     }
@@ -372,6 +376,11 @@ impl Checker {
                         .collect(),
                     validity: node.validity.clone(),
                     revoked: self.revoked_by.contains_key(&ix),
+                    issuer_holds: self.can(
+                        AgentId::Individual(IndividualId(op.issuer)),
+                        *access,
+                        subject,
+                    ),
                 },
             ));
         }
