@@ -217,11 +217,8 @@ impl Store for RedbStore {
 
     fn marks(&self) -> Result<Vec<(Hash, Mark)>, StoreError> {
         self.with_read(|txn, path| {
-            let table = match txn.open_table(MARKS) {
-                Ok(t) => t,
-                // A store no relay marked yet (or one older than STORE-17).
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(backend(path, e)),
+            let Some(table) = optional_table(txn, MARKS, path)? else {
+                return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for entry in table.iter().map_err(|e| backend(path, e))? {
@@ -245,11 +242,8 @@ impl Store for RedbStore {
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.with_read(|txn, path| {
-            let table = match txn.open_table(SNAPSHOT) {
-                Ok(t) => t,
-                // No relay snapshot written yet (or a store older than STORE-19).
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(backend(path, e)),
+            let Some(table) = optional_table(txn, SNAPSHOT, path)? else {
+                return Ok(None);
             };
             let held = table.get(SNAPSHOT_ROW).map_err(|e| backend(path, e))?;
             Ok(held.map(|v| v.value().to_vec()))
@@ -277,11 +271,8 @@ impl Store for RedbStore {
 
     fn address_usage(&self, address: &AddressKey) -> Result<Option<AddressUsage>, StoreError> {
         self.with_read(|txn, path| {
-            let table = match txn.open_table(ADDRESSES) {
-                Ok(t) => t,
-                // No stranger stored anything yet (or a store older than STORE-18).
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(backend(path, e)),
+            let Some(table) = optional_table(txn, ADDRESSES, path)? else {
+                return Ok(None);
             };
             let held = table.get(&address.0).map_err(|e| backend(path, e))?;
             Ok(held.map(|v| AddressUsage::from_bytes(v.value())))
@@ -306,11 +297,8 @@ impl Store for RedbStore {
 
     fn peer_taken(&self, peer: &[u8; 32]) -> Result<Vec<Hash>, StoreError> {
         self.with_read(|txn, path| {
-            let table = match txn.open_table(PEER_TAKEN) {
-                Ok(t) => t,
-                // No peer took anything yet (or a store older than STORE-22).
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(backend(path, e)),
+            let Some(table) = optional_table(txn, PEER_TAKEN, path)? else {
+                return Ok(Vec::new());
             };
             let (first, last) = (
                 peer_key(peer, &Hash([0; 32])),
@@ -341,11 +329,8 @@ impl Store for RedbStore {
 
     fn peer_offer(&self, peer: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         self.with_read(|txn, path| {
-            let table = match txn.open_table(PEER_OFFERS) {
-                Ok(t) => t,
-                // No offer kept yet (or a store older than STORE-23).
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(backend(path, e)),
+            let Some(table) = optional_table(txn, PEER_OFFERS, path)? else {
+                return Ok(None);
             };
             let held = table.get(peer).map_err(|e| backend(path, e))?;
             Ok(held.map(|v| v.value().to_vec()))
@@ -359,4 +344,18 @@ fn peer_key(peer: &[u8; 32], hash: &Hash) -> [u8; 64] {
     key[..32].copy_from_slice(peer);
     key[32..].copy_from_slice(&hash.0);
     key
+}
+
+/// A table created by its first write (STORE-17..19, STORE-22, STORE-23): `None` in a store no
+/// such write reached yet (or one older than the rule), which then reads as empty.
+fn optional_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: redb::TableDefinition<K, V>,
+    path: &std::path::Path,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(backend(path, e)),
+    }
 }
