@@ -591,15 +591,45 @@ impl AccessPolicy for CapabilityPolicy {
                     .map(|c| SubjectId(c.device)),
             );
         } else {
-            out.extend(served_subjects(&graph.admission.checker, requester));
+            let checker = &graph.admission.checker;
+            out.extend(served_subjects(checker, requester));
             out.insert(SubjectId(requester.0));
-            for card in graph.admission.directory.cards() {
-                let device = IndividualId(card.device);
-                if graph.shares_subject(requester, &device) {
-                    out.insert(SubjectId(card.device));
-                }
-            }
+            // RELAY-5: the cards of the devices sharing a subject with the requester, found
+            // from the members of what it reaches (not by asking about every known card).
+            out.extend(
+                sharing_devices(checker, requester)
+                    .into_iter()
+                    .filter(|device| graph.admission.directory.card(device).is_some())
+                    .map(|device| SubjectId(device.0)),
+            );
         }
         out.into_iter().collect()
     }
+
+    /// SYNC-50a: [`AccessPolicy::reachable`] lists every subject a device other than a peer
+    /// relay may pull: the subjects it reaches (CAP-14) are among its served subjects, and
+    /// the only others it may pull are its own card and the cards of devices sharing a
+    /// subject with it (RELAY-5), all listed.
+    fn reachable_is_complete(&self, requester: &IndividualId) -> bool {
+        !self.peers.contains(requester)
+    }
+}
+
+/// RELAY-5: every device that reaches a subject `who` reaches (so `shares_subject(who, d)`
+/// holds for each), from the transitive members of those subjects: a device reaches a subject
+/// exactly when it is among the subject's members (CAP-14 walks the same edges both ways).
+pub(crate) fn sharing_devices(checker: &Checker, who: &IndividualId) -> BTreeSet<IndividualId> {
+    let mut out = BTreeSet::new();
+    for subject in checker.reachable(AgentId::Individual(*who)).keys() {
+        out.extend(
+            checker
+                .members(subject)
+                .keys()
+                .filter_map(|agent| match agent {
+                    AgentId::Individual(id) => Some(*id),
+                    _ => None,
+                }),
+        );
+    }
+    out
 }

@@ -92,6 +92,16 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// for collection sync.
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId>;
 
+    /// SYNC-50a: whether [`AccessPolicy::reachable`] lists every subject `requester` may pull
+    /// ([`AccessPolicy::may_pull`]), so that a relay answers its collection from those
+    /// subjects' summaries alone (STORE-24) instead of asking `may_pull` about every subject
+    /// it stores. By default it does not: a policy whose `may_pull` allows subjects it cannot
+    /// list (a peer relay pulling everything) keeps the scan.
+    fn reachable_is_complete(&self, requester: &IndividualId) -> bool {
+        let _ = requester;
+        false
+    }
+
     /// Called after `items` were durably stored, so a graph-backed policy can apply them.
     fn stored(&self, items: &[Item]) {
         let _ = items;
@@ -356,6 +366,12 @@ impl AccessPolicy for MemoryPolicy {
             out.extend(g.write.keys().copied());
         }
         out.into_iter().collect()
+    }
+
+    /// SYNC-50a: a grant names its subject, so `reachable` lists every subject pulled,
+    /// except for a device granted everything.
+    fn reachable_is_complete(&self, requester: &IndividualId) -> bool {
+        !self.read_lock().everything.contains(requester)
     }
 }
 

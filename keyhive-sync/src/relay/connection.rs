@@ -594,7 +594,9 @@ const OFFERS_PER_FRAME: usize = 10_000;
 
 /// SYNC-50: every subject `peer` is served anything of, sorted: the policy's
 /// `reachable(peer)` (with an empty summary when nothing of it is stored), and every stored
-/// subject it may pull, with its summary, read in one pass (STORE-21).
+/// subject it may pull, with its summary. When the policy's list is complete (SYNC-50a) only
+/// those summaries are read (STORE-24); otherwise every stored summary, in one pass
+/// (STORE-21), and the policy is asked about each subject.
 fn collection(
     store: &dyn crate::store::Store,
     policy: &dyn crate::policy::AccessPolicy,
@@ -602,11 +604,20 @@ fn collection(
 ) -> Result<Vec<SubjectOffer>, StoreError> {
     let mut reachable: BTreeSet<SubjectId> = policy.reachable(peer).into_iter().collect();
     let mut offers = Vec::new();
-    for (subject, summary) in store.summaries()? {
-        if reachable.remove(&subject) || policy.may_pull(peer, &subject) {
+    if policy.reachable_is_complete(peer) {
+        let listed: Vec<SubjectId> = reachable.iter().copied().collect();
+        for (subject, summary) in store.summaries_of(&listed)? {
+            reachable.remove(&subject);
             offers.push((subject, summary));
         }
+    } else {
+        for (subject, summary) in store.summaries()? {
+            if reachable.remove(&subject) || policy.may_pull(peer, &subject) {
+                offers.push((subject, summary));
+            }
+        }
     }
+    // What is reached but not stored is offered empty.
     offers.extend(
         reachable
             .into_iter()

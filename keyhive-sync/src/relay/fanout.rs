@@ -185,6 +185,10 @@ impl AccessPolicy for SharedView {
         self.inner.reachable(requester)
     }
 
+    fn reachable_is_complete(&self, requester: &IndividualId) -> bool {
+        self.inner.reachable_is_complete(requester)
+    }
+
     fn stored(&self, items: &[Item]) {
         self.inner.stored(items);
     }

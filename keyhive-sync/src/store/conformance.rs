@@ -1,5 +1,5 @@
 //! The one conformance suite every [`Store`] backend must pass (STORE-1..STORE-4, STORE-16,
-//! STORE-17, STORE-21).
+//! STORE-17, STORE-21, STORE-24).
 //!
 //! Test-support code: assertions panic by design. Enabled in this crate's tests and, for
 //! other backends or crates, with the `conformance` feature.
@@ -38,6 +38,7 @@ pub fn run_all<S: Store, F: Fn() -> S>(make: F) {
     hashes_sorted_and_partitioned(&make());
     summary_matches_hashes(&make());
     summaries_list_every_subject(&make());
+    summaries_of_listed_subjects(&make());
     removal(&make());
     admission_marks(&make());
     address_usage(&make());
@@ -136,6 +137,40 @@ pub fn summaries_list_every_subject<S: Store>(store: &S) {
     store.remove(&gone).unwrap();
     let left: Vec<SubjectId> = store.summaries().unwrap().iter().map(|(s, _)| *s).collect();
     assert_eq!(left, vec![subjects[0], subjects[2]]);
+}
+
+/// STORE-24: `summaries_of` answers for the listed subjects that hold items, sorted and
+/// without repeats, as `summary` of each does; unknown and emptied subjects are left out.
+pub fn summaries_of_listed_subjects<S: Store>(store: &S) {
+    let unknown = SubjectId(PublicKey([200; 32]));
+    assert!(store.summaries_of(&[unknown]).unwrap().is_empty());
+    assert!(store.summaries_of(&[]).unwrap().is_empty());
+    let items = sample_items(40, 4);
+    store.put(&items).unwrap();
+    let all = store.subjects().unwrap();
+    let asked = [all[3], unknown, all[1], all[3]];
+    let answered = store.summaries_of(&asked).unwrap();
+    assert_eq!(
+        answered,
+        vec![
+            (all[1], store.summary(&all[1]).unwrap()),
+            (all[3], store.summary(&all[3]).unwrap()),
+        ]
+    );
+    assert_eq!(answered[0].1.count, 10);
+    let gone: Vec<Hash> = items
+        .iter()
+        .filter(|i| i.subject() == all[1])
+        .map(Item::hash)
+        .collect();
+    store.remove(&gone).unwrap();
+    let left: Vec<SubjectId> = store
+        .summaries_of(&asked)
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(left, vec![all[3]]);
 }
 
 /// STORE-16: `remove` deletes a batch, reports per hash whether it was held (absent and

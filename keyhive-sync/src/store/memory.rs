@@ -95,6 +95,32 @@ impl Store for MemoryStore {
         Ok(self.lock().by_subject.keys().copied().collect())
     }
 
+    /// STORE-21 under one lock.
+    fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        Ok(self
+            .lock()
+            .by_subject
+            .iter()
+            .map(|(subject, (_, summary))| (*subject, *summary))
+            .collect())
+    }
+
+    /// STORE-24 under one lock.
+    fn summaries_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        let wanted: BTreeSet<&SubjectId> = subjects.iter().collect();
+        let inner = self.lock();
+        Ok(wanted
+            .into_iter()
+            .filter_map(|subject| {
+                let (_, summary) = inner.by_subject.get(subject)?;
+                (summary.count > 0).then_some((*subject, *summary))
+            })
+            .collect())
+    }
+
     fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
         let mut inner = self.lock();
         let mut out = Vec::with_capacity(hashes.len());

@@ -189,6 +189,27 @@ pub trait Store: Send + Sync + 'static {
             .collect()
     }
 
+    /// STORE-24: the summaries (STORE-4) of the listed subjects that hold at least one item,
+    /// sorted ascending and without repeats, as [`Store::summary`] of each would answer; a
+    /// subject without items is left out. A relay answers `Collection` (SYNC-50) with it when
+    /// its policy lists every subject the requester may pull, so the answer costs what the
+    /// requester reaches, not what the relay holds. A backend with transactions reads them in
+    /// one; the default asks for each summary in turn.
+    fn summaries_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        let wanted: std::collections::BTreeSet<&SubjectId> = subjects.iter().collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        for subject in wanted {
+            let summary = self.summary(subject)?;
+            if summary.count > 0 {
+                out.push((*subject, summary));
+            }
+        }
+        Ok(out)
+    }
+
     /// STORE-16: deletes every listed item in one atomic, durable transaction, updating the
     /// subject index and summaries with it (STORE-3/4; a subject left without items is no
     /// longer listed by [`Store::subjects`]). Returns, per hash, whether it was held; a hash not
@@ -338,6 +359,15 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn subjects(&self) -> Result<Vec<SubjectId>, StoreError> {
         (**self).subjects()
+    }
+    fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        (**self).summaries()
+    }
+    fn summaries_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        (**self).summaries_of(subjects)
     }
     fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
         (**self).remove(hashes)

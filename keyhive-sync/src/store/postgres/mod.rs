@@ -51,6 +51,10 @@ const WRITE_LOCK: i64 = 0x6b65_7968_6976_6532;
 const READ_SUMMARIES: &str =
     "SELECT subject, summary FROM keyhive_summaries WHERE subject = ANY($1::bytea[])";
 
+/// [`READ_SUMMARIES`] in subject order (STORE-24).
+const READ_SUMMARIES_SORTED: &str = "SELECT subject, summary FROM keyhive_summaries
+     WHERE subject = ANY($1::bytea[]) ORDER BY subject";
+
 /// Writes the new summaries of the subjects a transaction touched.
 const WRITE_SUMMARIES: &str = "INSERT INTO keyhive_summaries (subject, summary)
      SELECT * FROM unnest($1::bytea[], $2::bytea[])
@@ -243,6 +247,14 @@ fn to_subject(bytes: &[u8]) -> Result<SubjectId, PostgresError> {
     <[u8; 32]>::try_from(bytes)
         .map(|b| SubjectId(PublicKey(b)))
         .map_err(|_| corrupt("a subject is not 32 bytes"))
+}
+
+/// A `(subject, summary)` row of `keyhive_summaries`.
+fn subject_summary(row: &tokio_postgres::Row) -> Result<(SubjectId, Summary), StoreError> {
+    let subject = to_subject(row.get(0))?;
+    let summary =
+        Summary::from_bytes(row.get::<_, &[u8]>(1)).ok_or_else(|| corrupt("bad summary"))?;
+    Ok((subject, summary))
 }
 
 /// Rebuilds an item from its columns, checking it against its stored hash.
@@ -537,6 +549,36 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| to_subject(r.get(0)))
             .collect::<Result<_, _>>()?)
+    }
+
+    /// STORE-21 in one query (a relay's collection asked once per subject before).
+    fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        let rows = self.query(
+            "the summaries",
+            "SELECT subject, summary FROM keyhive_summaries ORDER BY subject",
+            Vec::new(),
+        )?;
+        rows.iter().map(subject_summary).collect()
+    }
+
+    /// STORE-24 in one query.
+    fn summaries_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = subjects.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let rows = self.query(
+            "some summaries",
+            READ_SUMMARIES_SORTED,
+            vec![Param::BytesArray(keys)],
+        )?;
+        let mut out: Vec<(SubjectId, Summary)> =
+            rows.iter().map(subject_summary).collect::<Result<_, _>>()?;
+        out.retain(|(_, summary)| summary.count > 0);
+        Ok(out)
     }
 
     fn remove(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {

@@ -1,6 +1,6 @@
 //! [`Store`] over redb: each call is one transaction (STORE-1).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use keyhive_core::Hash;
 use keyhive_core::crypto::signing::PublicKey;
@@ -142,6 +142,30 @@ impl Store for RedbStore {
     /// STORE-21: one read transaction ([`RedbStore::summaries`]).
     fn summaries(&self) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
         self.with_read(every_summary)
+    }
+
+    /// STORE-24: one read transaction.
+    fn summaries_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Summary)>, StoreError> {
+        let wanted: BTreeSet<&SubjectId> = subjects.iter().collect();
+        self.with_read(|txn, path| {
+            let summaries = txn.open_table(SUMMARIES).map_err(|e| backend(path, e))?;
+            let mut out = Vec::with_capacity(wanted.len());
+            for subject in wanted {
+                if let Some(v) = summaries
+                    .get(subject.as_bytes())
+                    .map_err(|e| backend(path, e))?
+                {
+                    let summary = decode_summary(v.value(), path)?;
+                    if summary.count > 0 {
+                        out.push((*subject, summary));
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// STORE-16: one write transaction over the three tables; a subject whose count reaches
