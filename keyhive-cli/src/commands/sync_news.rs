@@ -322,10 +322,17 @@ pub fn line(news: &News) -> String {
             } else {
                 "grant or revocation"
             };
-            let now = match (valid, revocation) {
-                (true, _) => "counts again",
-                (false, Some(_)) => "no longer counts (its author was revoked concurrently)",
-                (false, None) => "no longer counts",
+            // CAP-11: a revocation leaves valid what it saw of its subject; an edit it did not
+            // see was concurrent with it, while a grant made on another subject through the
+            // revoked access (a document of a revoked folder member) ends with it even if its
+            // revoker had seen it.
+            let now = match (valid, revocation, content) {
+                (true, _, _) => "counts again",
+                (false, Some(_), true) => "no longer counts (its author was revoked concurrently)",
+                (false, Some(_), false) => {
+                    "no longer counts (the access it was made with was revoked)"
+                }
+                (false, None, _) => "no longer counts",
             };
             format!("{name}: {what} {} {now}", &op[..12])
         }
@@ -394,6 +401,18 @@ mod tests {
         assert_eq!(
             line(&validity(false, Some(op.clone()))),
             "notes.txt: change abababababab no longer counts (its author was revoked concurrently)"
+        );
+        let grant = News::Validity {
+            subject: String::new(),
+            name: "notes.txt".into(),
+            op: op.clone(),
+            content: false,
+            valid: false,
+            revocation: Some(op.clone()),
+        };
+        assert_eq!(
+            line(&grant),
+            "notes.txt: grant or revocation abababababab no longer counts (the access it was made with was revoked)"
         );
         assert_eq!(
             line(&validity(true, None)),
