@@ -2,7 +2,7 @@
 //! verified and applied by the replica itself before it is stored (REP-2), and peers are served
 //! what the replica's capability graph lets them pull.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use keyhive_core::capability::{Access, AgentId, PeerTag};
@@ -47,9 +47,16 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         if checker.subject_info(&subject.0).is_some() {
             return checker.can(AgentId::Individual(*requester), Access::Pull, &subject.0);
         }
-        // Contact cards are public keys and a name, which peers need to seat each other; a
-        // subject that is neither a known subject nor a known card is never served.
-        replica.directory().card(&IndividualId(subject.0)).is_some()
+        // RELAY-5, as a relay serves them: a contact card only to its own device and to
+        // devices sharing a subject with it (co-members need each other's prekeys to seat
+        // each other), this device's own card to anyone it serves; a subject that is neither
+        // a known subject nor a known card is never served. Serving every known card would
+        // show any peer this device's whole contact list.
+        let device = IndividualId(subject.0);
+        replica.directory().card(&device).is_some()
+            && (device == *requester
+                || device == replica.device().id()
+                || crate::capability_policy::shares_subject(checker, requester, &device))
     }
 
     /// Admits, applies and stores the item through the replica. A caller that then stores it
@@ -150,13 +157,34 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
 
     fn reachable(&self, requester: &IndividualId) -> Vec<SubjectId> {
         let replica = self.lock();
-        let mut out: Vec<SubjectId> =
-            crate::capability_policy::served_subjects(replica.checker(), requester)
+        let checker = replica.checker();
+        let mut out: BTreeSet<SubjectId> =
+            crate::capability_policy::served_subjects(checker, requester);
+        let me = replica.device().id();
+        out.extend(
+            crate::capability_policy::sharing_devices(checker, requester)
                 .into_iter()
-                .collect();
-        out.extend(replica.directory().cards().map(|c| SubjectId(c.device)));
-        out.sort();
-        out.dedup();
-        out
+                .chain([*requester, me])
+                .filter(|device| replica.directory().card(device).is_some())
+                .map(|device| SubjectId(device.0)),
+        );
+        out.into_iter().collect()
+    }
+
+    /// SYNC-104 as at a relay: a peer that holds no grant from anyone and created nothing
+    /// anyone else holds a grant on stores at most the stranger quota here (a device serving
+    /// peers stored whatever any key that completed the handshake pushed).
+    fn stranger_subjects(&self, who: &IndividualId) -> Option<Vec<SubjectId>> {
+        let replica = self.lock();
+        if *who == replica.device().id() {
+            return None;
+        }
+        crate::capability_policy::stranger_subjects(replica.checker(), who)
+    }
+
+    /// SYNC-50a: `reachable` lists every subject `may_pull` allows: the subjects a peer
+    /// reaches are among its served subjects, and the cards it may pull are listed.
+    fn reachable_is_complete(&self, _: &IndividualId) -> bool {
+        true
     }
 }

@@ -130,6 +130,7 @@ impl Conn {
             mut outcomes,
             accepted,
             slots,
+            stored_by_policy,
         } = match admitted {
             Ok(done) => done,
             Err(e) => {
@@ -151,20 +152,30 @@ impl Conn {
                 }
             };
             let mut new_items = Vec::new();
-            for ((slot, item), is_new) in slots.into_iter().zip(accepted).zip(fresh) {
+            let mut charged = false;
+            for (((slot, item), is_new), by_policy) in slots
+                .into_iter()
+                .zip(accepted)
+                .zip(fresh)
+                .zip(stored_by_policy)
+            {
                 if is_new {
                     new_items.push(item);
+                    charged = true;
+                } else if by_policy {
+                    charged = true;
                 } else {
                     self.give_back(quota.as_ref(), item.wire_len());
                     outcomes[slot] = PushOutcome::Duplicate;
                 }
             }
+            if charged
+                && quota.is_some()
+                && let Some(a) = self.address
+            {
+                persist_address_usage(self.shared.clone(), a).await;
+            }
             if !new_items.is_empty() {
-                if quota.is_some()
-                    && let Some(a) = self.address
-                {
-                    persist_address_usage(self.shared.clone(), a).await;
-                }
                 self.shared.policy.stored(&new_items);
                 for item in new_items {
                     // No receivers is fine: nobody is subscribed.
@@ -228,6 +239,8 @@ pub(super) struct Admitted {
     pub(super) outcomes: Vec<PushOutcome>,
     pub(super) accepted: Vec<Item>,
     pub(super) slots: Vec<usize>,
+    /// Per accepted item of a stranger, whether the policy stored it while admitting it.
+    pub(super) stored_by_policy: Vec<bool>,
 }
 
 impl Admitted {
@@ -237,6 +250,7 @@ impl Admitted {
         self.slots.extend(next.slots.into_iter().map(|s| s + base));
         self.outcomes.extend(next.outcomes);
         self.accepted.extend(next.accepted);
+        self.stored_by_policy.extend(next.stored_by_policy);
     }
 }
 
@@ -257,6 +271,7 @@ pub(super) fn admit_items(
     let mut outcomes = Vec::with_capacity(items.len());
     let mut accepted = Vec::new();
     let mut slots = Vec::new();
+    let mut stored_by_policy = Vec::new();
     for wire in items {
         let item = match Item::from_wire(wire) {
             Err(_) => {
@@ -299,6 +314,9 @@ pub(super) fn admit_items(
             outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
             continue;
         }
+        // SYNC-104: a policy that stores what it admits (a device serving peers, REP-2) leaves
+        // the writer nothing new to store; what it stored is charged all the same.
+        let held_before = quota.is_some() && shared.store.contains(&item.hash()).unwrap_or(true);
         match shared.policy.check_push(&peer, &item) {
             Err(refusal) => {
                 // SYNC-104: an item refused for want of what it depends on leaves nothing
@@ -319,9 +337,13 @@ pub(super) fn admit_items(
                 outcomes.push(PushOutcome::Refused(refusal_text(&refusal)));
             }
             Ok(()) => {
+                let stored_on_admission = quota.is_some()
+                    && !held_before
+                    && shared.store.contains(&item.hash()).unwrap_or(false);
                 slots.push(outcomes.len());
                 outcomes.push(PushOutcome::Stored);
                 accepted.push(item);
+                stored_by_policy.push(stored_on_admission);
             }
         }
     }
@@ -329,6 +351,7 @@ pub(super) fn admit_items(
         outcomes,
         accepted,
         slots,
+        stored_by_policy,
     }
 }
 
