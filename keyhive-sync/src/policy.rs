@@ -149,6 +149,17 @@ pub trait AccessPolicy: Send + Sync + 'static {
         false
     }
 
+    /// REP-2b: whether `peer`, the server a client with this policy syncs with, is a device
+    /// this policy knows (a contact, or a member of something it holds) rather than a relay.
+    /// The client then tells it of, reconciles, subscribes to and pushes only what `peer` may
+    /// be served ([`AccessPolicy::share`], [`AccessPolicy::may_serve`]), as this device's own
+    /// listener would serve it; a relay is pushed everything the client offers. By default no
+    /// server is a device.
+    fn is_device(&self, peer: &IndividualId) -> bool {
+        let _ = peer;
+        false
+    }
+
     /// Whether `item` may be served to `requester`: [`AccessPolicy::share`] of its subject
     /// covers its kind.
     fn may_serve(&self, requester: &IndividualId, item: &Item) -> bool {

@@ -1,8 +1,13 @@
-//! RELAY-5 on a device serving peers (`Repo::listen`, `ReplicaGate`): a contact card is
-//! served only to its own device and to devices sharing a subject with it, as a relay serves
-//! it; the serving device's own card to anyone. Before, any key that completed the handshake
-//! was offered, and could pull, every card the device knew, with its name: the device's
-//! whole contact list.
+//! Devices syncing with each other directly (`Repo::listen`, `Repo::connect`), against a
+//! hostile peer:
+//!
+//! - RELAY-5 on a device serving peers (`ReplicaGate`): a contact card is served only to its
+//!   own device and to devices sharing a subject with it, as a relay serves it; the serving
+//!   device's own card to anyone. Before, any key that completed the handshake was offered,
+//!   and could pull, every card the device knew, with its name: its whole contact list.
+//! - SYNC-104 there too: a stranger stores at most its quota.
+//! - REP-2b: a device syncing with a peer device sends it only what that device may be
+//!   served; before, it pushed every subject it held.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -130,4 +135,51 @@ async fn sync104_a_stranger_stores_at_most_its_quota_on_a_device_serving_peers()
     assert!(stored <= quota, "{stored} stored, quota {quota}");
     assert!(held <= quota, "{held} new subjects held, quota {quota}");
     alice.shutdown().await.unwrap();
+}
+
+/// RELAY-5, CAP-21 for a device syncing with another device directly (`Repo::connect` with
+/// the peer's device id): it pushes only what that device may be served, as its own listener
+/// would serve it. A peer that stores everything it is sent (a hostile listener, here a relay
+/// under Bob's key accepting everything) receives nothing of Alice's private document: not
+/// its ops (who shares it with whom), its ciphertext or its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_pushes_to_a_peer_device_only_what_that_device_may_pull() {
+    let (alice, bob) = (repo("alice"), repo("bob"));
+    let carol = repo("carol");
+    alice.add_contact(bob.contact_card().unwrap()).unwrap();
+    alice.add_contact(carol.contact_card().unwrap()).unwrap();
+    let shared = alice.create_document().unwrap();
+    alice
+        .grant(&shared.0, AgentId::Individual(bob.id()), Access::Read)
+        .unwrap();
+    alice.write(shared, b"for bob").unwrap();
+    let private = alice.create_document().unwrap();
+    alice
+        .grant(&private.0, AgentId::Individual(carol.id()), Access::Write)
+        .unwrap();
+    alice.write(private, b"not for bob").unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let kept = std::sync::Arc::new(keyhive_sync::MemoryStore::new());
+    let hostile = keyhive_sync::Relay::serve(
+        listener,
+        kept.clone(),
+        std::sync::Arc::new(keyhive_sync::policy::AllowAll),
+        keyhive_sync::RelayConfig::for_device(&bob.replica().device().clone()),
+    )
+    .unwrap();
+    alice.connect(hostile.url(), Some(bob.id().0)).await;
+    alice.sync().await.unwrap();
+    let subjects = kept.subjects().unwrap();
+    assert!(subjects.contains(&SubjectId(shared.0)), "{subjects:?}");
+    assert!(
+        !subjects.contains(&SubjectId(private.0)),
+        "Alice's private document reached Bob's device"
+    );
+    assert!(
+        !subjects.contains(&SubjectId(carol.id().0)),
+        "Carol's card (she shares nothing with Bob) reached Bob's device"
+    );
+    alice.shutdown().await.unwrap();
+    hostile.shutdown().await.unwrap();
 }

@@ -17,7 +17,7 @@ use super::sync::{
     SyncError, SyncReport, ingest, stored, sync_once, sync_once_skipping, sync_subjects,
 };
 use crate::item::{Item, SubjectId};
-use crate::policy::AccessPolicy;
+use crate::policy::{AccessPolicy, Share};
 use crate::store::{Store, StoreError};
 
 /// SYNC-92: first reconnect delay.
@@ -287,11 +287,16 @@ impl Client {
         session: &Session,
         subscribed: &mut BTreeSet<SubjectId>,
     ) -> Result<(), String> {
+        // REP-2b: a device peer is told only of the subjects it may be served.
+        let device = super::sync::peer_device(session, self.policy.as_ref());
         let mut wanted: BTreeSet<SubjectId> = self
             .store
             .subjects()
             .map_err(|e| e.to_string())?
             .into_iter()
+            .filter(|s| {
+                super::sync::shown(self.policy.as_ref(), device.as_ref(), s) != Share::Nothing
+            })
             .collect();
         let offers = session.collection().await.map_err(|e| e.to_string())?;
         wanted.extend(offers.iter().map(|o| o.subject));
@@ -377,6 +382,7 @@ impl Client {
             s.server = Some(session.server_id());
         });
         let from = IndividualId(session.server_id());
+        let device = super::sync::peer_device(session, self.policy.as_ref());
         loop {
             tokio::select! {
                 event = local_rx.recv() => {
@@ -399,6 +405,10 @@ impl Client {
                     }
                     if lagged {
                         self.resync(id, session, status, &mut closed).await?;
+                    }
+                    // REP-2b: a device peer is sent only what it may be served.
+                    if let Some(peer) = &device {
+                        batch.retain(|item| self.policy.may_serve(peer, item));
                     }
                     // The peer admits an item only after what names it (ADM-n).
                     crate::admission::apply_order(&mut batch);

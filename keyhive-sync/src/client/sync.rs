@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use keyhive_core::Hash;
+use keyhive_core::identity::IndividualId;
 
 use crate::item::{Item, SubjectId};
-use crate::policy::{AccessPolicy, AdmitError, Arrival, Offer, Refusal};
+use crate::policy::{AccessPolicy, AdmitError, Arrival, Offer, Refusal, Share};
 use crate::protocol::ErrorCode;
 use crate::protocol::PushOutcome;
 use crate::store::{Store, StoreError};
@@ -260,6 +261,7 @@ pub async fn sync_once_skipping(
     }
     report.offered = offers.len();
     let offered: BTreeSet<SubjectId> = offers.iter().map(|o| o.subject).collect();
+    let device = peer_device(session, policy);
     let mut todo = Vec::new();
     for offer in offers.iter() {
         if store.summary(&offer.subject)?.fingerprint() != offer.fingerprint {
@@ -273,6 +275,7 @@ pub async fn sync_once_skipping(
         if !offered.contains(&subject)
             && !skip.contains(&subject)
             && !policy.offers(&subject).is_empty()
+            && shown(policy, device.as_ref(), &subject) != Share::Nothing
         {
             todo.push(subject);
         }
@@ -329,6 +332,7 @@ async fn reconcile_subjects(
         store,
         policy,
         offered,
+        device: peer_device(session, policy),
     };
     for subject in todo {
         report.reconciled += 1;
@@ -413,10 +417,26 @@ async fn reconcile_subjects(
     Ok((report, new_items))
 }
 
-/// Pushes what this device offers of `subject` among `have` (the hashes the peer lacks, or
-/// all it holds when the peer would not reconcile: `forbidden`), and records a subject whose
-/// debt is answered as closed (REP-33).
-#[allow(clippy::too_many_arguments)]
+/// REP-2b: the server `session` talks to, if the policy knows it as a device (not a relay).
+pub(crate) fn peer_device(session: &Session, policy: &dyn AccessPolicy) -> Option<IndividualId> {
+    let server = IndividualId(session.server_id());
+    policy.is_device(&server).then_some(server)
+}
+
+/// REP-2b: how much of `subject` the server may be shown and sent: everything for a relay,
+/// what it may be served for a device the policy knows (`device`, [`peer_device`]), as this
+/// device's own listener would serve it.
+pub(crate) fn shown(
+    policy: &dyn AccessPolicy,
+    device: Option<&IndividualId>,
+    subject: &SubjectId,
+) -> Share {
+    match device {
+        None => Share::All,
+        Some(peer) => policy.share(peer, subject),
+    }
+}
+
 /// What pushing a subject's items to the peer needs, for the one sync it serves.
 struct Pushes<'a> {
     session: &'a Session,
@@ -424,11 +444,14 @@ struct Pushes<'a> {
     policy: &'a dyn AccessPolicy,
     /// Subjects the peer offered (SYNC-81).
     offered: &'a BTreeSet<SubjectId>,
+    /// The peer, when it is a device: it is pushed only what it may be served (REP-2b).
+    device: Option<IndividualId>,
 }
 
 impl Pushes<'_> {
     /// Pushes what this device may and should offer of `have`, the items of `subject` the
-    /// peer lacks; `forbidden` when the peer refused to reconcile the subject with us.
+    /// peer lacks, and records a subject whose debt is answered as closed (REP-33);
+    /// `forbidden` when the peer refused to reconcile the subject with us.
     async fn push(
         &self,
         subject: SubjectId,
@@ -445,7 +468,11 @@ impl Pushes<'_> {
             Offer::All => have,
             owed => owed.select_in(self.store.as_ref(), have, &self.session.own.answered())?,
         };
-        let accepted = push_in_order(self.session, self.store, &have, report, own).await?;
+        let share = shown(self.policy, self.device.as_ref(), &subject);
+        if share == Share::Nothing {
+            return Ok(());
+        }
+        let accepted = push_in_order(self.session, self.store, &have, report, own, share).await?;
         report.pushed += accepted;
         // REP-33: everything it owes is now answered (taken or refused) on this connection.
         if !self.offered.contains(&subject)
@@ -461,18 +488,23 @@ impl Pushes<'_> {
 /// small item in admission order first, then the pieces of large changes, read one chunk at a
 /// time so that a large file never sits in memory at once. Returns how many the peer took
 /// (stored or already held); the others are counted as refused in `report`. With `own`
-/// (REP-33) the session's ledger records the peer's answers.
+/// (REP-33) the session's ledger records the peer's answers. Only items of a kind `share`
+/// covers are sent (REP-2b).
 async fn push_in_order(
     session: &Session,
     store: &Arc<dyn Store>,
     hashes: &[Hash],
     report: &mut SyncReport,
     own: bool,
+    share: Share,
 ) -> Result<usize, SyncError> {
     let mut small = Vec::new();
     let mut pieces = Vec::new();
     for hash in hashes {
         if let Some(item) = store.get(hash)? {
+            if !share.covers(item.kind()) {
+                continue;
+            }
             if crate::admission::apply_rank(&item) < crate::admission::PIECE_RANK {
                 small.push(item);
             } else {

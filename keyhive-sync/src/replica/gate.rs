@@ -182,6 +182,18 @@ impl<S: Store> AccessPolicy for ReplicaGate<S> {
         crate::capability_policy::stranger_subjects(replica.checker(), who)
     }
 
+    /// REP-2b: a device this replica knows: one whose contact card it holds, or one that
+    /// reaches something in its graph.
+    fn is_device(&self, peer: &IndividualId) -> bool {
+        let replica = self.lock();
+        *peer != replica.device().id()
+            && (replica.directory().card(peer).is_some()
+                || !replica
+                    .checker()
+                    .reachable(AgentId::Individual(*peer))
+                    .is_empty())
+    }
+
     /// SYNC-50a: `reachable` lists every subject `may_pull` allows: the subjects a peer
     /// reaches are among its served subjects, and the cards it may pull are listed.
     fn reachable_is_complete(&self, _: &IndividualId) -> bool {
