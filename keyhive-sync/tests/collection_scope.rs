@@ -255,11 +255,12 @@ async fn relay_over(
     start(store, policy).await
 }
 
-async fn offers_to(
+/// A relay over `store` (see [`relay_over`]) and `who`'s session with it.
+async fn session_on(
     store: &Arc<Counting>,
     scanning: bool,
     who: &Person,
-) -> (Vec<SubjectOffer>, usize) {
+) -> (keyhive_sync::relay::RelayHandle, Session) {
     let (relay, key) = relay_over(store.clone(), scanning).await;
     let session = Session::connect(
         &relay.url(),
@@ -268,6 +269,15 @@ async fn offers_to(
     )
     .await
     .unwrap();
+    (relay, session)
+}
+
+async fn offers_to(
+    store: &Arc<Counting>,
+    scanning: bool,
+    who: &Person,
+) -> (Vec<SubjectOffer>, usize) {
+    let (_relay, session) = session_on(store, scanning, who).await;
     store.take();
     let offers = session.collection().await.unwrap().as_ref().clone();
     (offers, store.take())
@@ -335,14 +345,7 @@ async fn collection_time_against_relay_size_measured() {
         store.put(&items).unwrap();
         let subjects = store.subjects().unwrap().len();
         for scanning in [false, true] {
-            let (relay, key) = relay_over(store.clone(), scanning).await;
-            let session = Session::connect(
-                &relay.url(),
-                alice.replica.device().signing_key(),
-                Some(pk(&key)),
-            )
-            .await
-            .unwrap();
+            let (_relay, session) = session_on(&store, scanning, &alice).await;
             let mut times: Vec<Duration> = Vec::new();
             for _ in 0..20 {
                 session.collection().await.unwrap();
