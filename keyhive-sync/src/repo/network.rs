@@ -50,7 +50,10 @@ impl Repo {
     /// requiring it to prove the id `expected` when given (SYNC-34). Returns at once; the
     /// link reconnects with backoff until [`Repo::shutdown`]. Local writes reach it within
     /// milliseconds (SYNC-86) and what it sends is verified and stored as it arrives, raising
-    /// events.
+    /// events. A peer this device knows as a device (a contact, or a member of something it
+    /// holds) is sent only what that device may be served (REP-2b); any other key is taken
+    /// for a relay and is sent everything this device offers, so connect to another device
+    /// with its id as `expected`.
     pub async fn connect(&self, url: impl Into<String>, expected: Option<PublicKey>) {
         let url = url.into();
         let link = self.client.add_link(url.clone(), expected);
