@@ -1,6 +1,6 @@
 //! An opened device: key store, local replica (redb), contacts and names, with name resolution.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -60,6 +60,9 @@ pub struct Session {
     pinned: Vec<(String, PublicKey, SubjectKind)>,
     /// REP-69: the agent name this scoped session was opened for and what it resolved to.
     pinned_agent: Option<(String, AgentId)>,
+    /// REP-69: what a full replay found this device reaches, from the name index, for a
+    /// scoped session answering as a full one.
+    seeded_reachable: Option<Vec<(PublicKey, Access, SubjectKind)>>,
 }
 
 /// How long a command waits for another command that holds the home's store (LIVE-9).
@@ -225,6 +228,7 @@ impl Session {
         agent: Option<(String, AgentId)>,
     ) {
         self.scoped = true;
+        self.seeded_reachable = Some(index.reachable);
         self.metas = Some(index.metas);
         self.groups = index.groups;
         self.metas_binding = None;
@@ -325,6 +329,7 @@ impl Session {
             scoped: false,
             pinned: Vec::new(),
             pinned_agent: None,
+            seeded_reachable: None,
         })
     }
 
@@ -554,8 +559,14 @@ impl Session {
                 }
                 let mut known: Vec<String> = metas.into_iter().map(|(_, name)| name).collect();
                 known.extend(self.group_names()?.all());
+                let waiting = match self.unnamed_documents()? {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} document(s) here have no readable name yet (`keyhive ls`: a name arrives with the keys once a member syncs after this device was added)"
+                    ),
+                };
                 bail!(
-                    "unknown name {name_or_id:?}{}: run `keyhive ls` to see names, or use an id",
+                    "unknown name {name_or_id:?}{}: run `keyhive ls` to see names, or use an id{waiting}",
                     crate::lookup::did_you_mean(name_or_id, known)
                 )
             }
@@ -568,6 +579,25 @@ impl Session {
                     .join(", ")
             ),
         }
+    }
+
+    /// The documents this device reaches whose metadata it cannot read (yet), as `ls` counts
+    /// them (group profile documents, REC-10, are not listed as documents).
+    fn unnamed_documents(&mut self) -> Result<usize> {
+        let reachable = match &self.seeded_reachable {
+            Some(seeded) => seeded.clone(),
+            None => self.replica.reachable(),
+        };
+        let named: BTreeSet<DocumentId> = self.metas()?.keys().copied().collect();
+        Ok(reachable
+            .iter()
+            .map(|(key, _, kind)| (DocumentId(*key), kind))
+            .filter(|(doc, kind)| {
+                **kind == SubjectKind::Document
+                    && !named.contains(doc)
+                    && !self.groups.profiles.contains(doc)
+            })
+            .count())
     }
 
     /// Resolves a document (or folder) by name or id.

@@ -104,6 +104,14 @@ fn a_new_user_joins_a_shared_folder_from_the_code_alone_and_reads_it() {
     let table = keyhive(&bob).arg("ls").output().unwrap();
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.contains("2 without a readable name"), "{table}");
+    // A name asked for before then is not just "unknown": the device says why it may be.
+    let early = keyhive(&bob).args(["get", "notes.txt"]).output().unwrap();
+    let early = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        early.contains("unknown name \"notes.txt\"")
+            && early.contains("2 document(s) here have no readable name yet"),
+        "{early}"
+    );
 
     // Alice syncs: she learns the redemption and Bob's card, and seats him (REP-3, INV-10).
     json(&alice, &["sync"]);
